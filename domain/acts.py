@@ -1,0 +1,34 @@
+"""Who acts, when, and when it was recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.errors import InvalidValue
+from domain.values import require_aware
+
+_MAX_USER_ID_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class Act:
+    """The circumstances of one action on a case file.
+
+    ``by`` is the acting user's id (a pseudonymous account id, never a name); ``at`` is
+    the business time, when the action happened at the office (a caseworker may record
+    yesterday's handover today); ``recorded_at`` is when the system recorded it. Both
+    times are passed in: the domain never reads a clock.
+    """
+
+    by: str
+    at: datetime
+    recorded_at: datetime
+
+    def __post_init__(self) -> None:
+        if not self.by or len(self.by) > _MAX_USER_ID_LENGTH:
+            raise InvalidValue("by", f"must be a user id of 1 to {_MAX_USER_ID_LENGTH} characters")
+        require_aware("at", self.at)
+        require_aware("recorded_at", self.recorded_at)
+        if self.at > self.recorded_at:
+            raise InvalidValue("at", "business time must not lie in the future")

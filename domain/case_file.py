@@ -1,0 +1,1231 @@
+"""The case file (Ausländerakte): one per person, and every action recorded on it.
+
+Each public method is a command: it checks the rules (``check_*``) first and only then
+triggers an event, so a rejected command leaves neither an event nor a changed state.
+Each event's ``apply`` only changes state; it never re-checks rules, so history written
+under older rules always replays.
+
+Every event carries ``by`` (acting user id), ``at`` (business time) and the library's
+``timestamp`` (recorded time); fields holding personal data are marked ``Personal``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Final, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.acts import Act
+from domain.errors import (
+    CarrierSheetExhausted,
+    CaseFileNotActive,
+    DocumentNotFound,
+    EntryProcedureDecided,
+    EntryProcedureNotFound,
+    FictionCertificateEnded,
+    FictionCertificateNotFound,
+    InquiryAlreadyAnswered,
+    InquiryNotFound,
+    InvalidValue,
+    NothingToCorrect,
+    OpenProceduresRemain,
+    ProcedureNotFound,
+    ProcedureStateConflict,
+    ResidenceDocumentEnded,
+    ResidenceDocumentNotFound,
+)
+from domain.personal import Personal
+from domain.values import (
+    MAX_FICTION_EXTENSIONS_PER_CARRIER_SHEET,
+    CaseFileStatus,
+    Channel,
+    ClosureReason,
+    CounterpartKind,
+    DecisionOutcome,
+    Direction,
+    DocumentSource,
+    EatCardStatus,
+    EntryProcedureStatus,
+    FictionEndReason,
+    FictionKind,
+    InquiryKind,
+    ProcedureStatus,
+    ResidenceDocumentEndReason,
+    ResidenceDocumentKind,
+    Validity,
+    require_choice,
+    require_document_number,
+    require_media_type,
+    require_nationality,
+    require_sha256,
+    require_text,
+)
+
+_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,59}$")
+MAX_FREE_TEXT: Final = 4000
+MAX_PAGES: Final = 100_000
+
+V = TypeVar("V")
+
+
+def require_code(field_name: str, value: str) -> None:
+    """Codes (legal bases, topics, offices, document kinds): lower-case, no spaces."""
+    if not _CODE.match(value):
+        raise InvalidValue(field_name, "must be a code of lower-case letters, digits, - and _")
+
+
+def _optional_text(field_name: str, value: str | None, max_length: int = MAX_FREE_TEXT) -> None:
+    if value is not None:
+        require_text(field_name, value, max_length=max_length)
+
+
+# -- State of the parts of a case file. Plain mutable dataclasses, because snapshots
+# -- store them; they are changed only by event ``apply`` methods.
+
+
+@dataclass
+class MasterData:
+    """Personal master data (Stammdaten) of the person the file is about."""
+
+    surname: str
+    given_names: str
+    date_of_birth: date
+    nationality: str
+    passport_number: str
+    address: str | None = None
+
+
+@dataclass
+class AttachedDocument:
+    """A document on file; the bytes live in the document store, addressed by sha256."""
+
+    number: int
+    kind: str
+    sha256: str
+    size_bytes: int
+    media_type: str
+    page_count: int
+    source: DocumentSource
+    attached_at: datetime
+
+
+@dataclass
+class DocumentRequest:
+    what: list[str]
+    due_on: date
+    requested_at: datetime
+
+
+@dataclass
+class Procedure:
+    """A procedure (Vorgang) inside the case file."""
+
+    number: int
+    channel: Channel
+    topic: str
+    legal_basis: str | None
+    received_at: datetime
+    status: ProcedureStatus = "received"
+    assignee: str | None = None
+    document_requests: list[DocumentRequest] = field(default_factory=list)
+    outcome: DecisionOutcome | None = None
+    decided_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Open until decided."""
+        return self.status not in ("decided", "closed")
+
+
+@dataclass
+class ResidenceDocument:
+    """eAT (§78 AufenthG), Duldung (§60a AufenthG) or Aufenthaltsgestattung (§55 AsylG)."""
+
+    number: int
+    kind: ResidenceDocumentKind
+    legal_basis: str
+    valid_from: date
+    valid_until: date
+    document_number: str
+    issued_at: datetime
+    extensions: int = 0
+    card_status: EatCardStatus = "not_ordered"
+    transfers_to_new_passport: int = 0
+    ended_reason: ResidenceDocumentEndReason | None = None
+    ended_at: datetime | None = None
+
+    @property
+    def is_ended(self) -> bool:
+        return self.ended_reason is not None
+
+
+@dataclass
+class FictionCertificate:
+    """Fiktionsbescheinigung (§81 (3), (4) AufenthG, form Anlage D3 AufenthV)."""
+
+    number: int
+    kind: FictionKind
+    valid_from: date
+    valid_until: date
+    carrier_sheet_number: str
+    issued_at: datetime
+    procedure_number: int | None = None
+    extensions: int = 0
+    extensions_on_current_sheet: int = 0
+    ended_reason: FictionEndReason | None = None
+    ended_at: datetime | None = None
+
+    @property
+    def is_ended(self) -> bool:
+        return self.ended_reason is not None
+
+
+@dataclass
+class EntryProcedure:
+    """Pre-approval for a visa (Vorabzustimmung, §31 AufenthV, §81a AufenthG)."""
+
+    number: int
+    legal_basis: str
+    requested_at: datetime
+    status: EntryProcedureStatus = "requested"
+    consent_valid_until: date | None = None
+    decided_at: datetime | None = None
+
+
+@dataclass
+class Inquiry:
+    """A civil-registry (Standesamt) or naturalisation inquiry about the person."""
+
+    number: int
+    kind: InquiryKind
+    received_at: datetime
+    answered_at: datetime | None = None
+
+
+@dataclass
+class IntegrationCourseRecord:
+    """Entitlement (§44 AufenthG) or obligation (§44a AufenthG) to attend a course."""
+
+    kind: str
+    legal_basis: str
+    recorded_at: datetime
+
+
+@dataclass
+class Correspondence:
+    number: int
+    direction: Direction
+    counterpart_kind: CounterpartKind
+    counterpart_name: str
+    subject: str
+    attachment_numbers: list[int]
+    at: datetime
+
+
+@dataclass
+class Note:
+    number: int
+    text: str
+    by: str
+    at: datetime
+
+
+def _find(items: list[V], number: int, error: Exception) -> V:
+    """Parts of a case file are numbered 1, 2, ... in order and never removed."""
+    if 1 <= number <= len(items):
+        return items[number - 1]
+    raise error
+
+
+class CaseFile(Aggregate):
+    """The case file (Ausländerakte) of one person, kept by one office."""
+
+    def __init__(self) -> None:
+        self.office_id: str = ""
+        self.reference: str = ""
+        self.master_data: MasterData = MasterData("", "", date.min, "", "")
+        self.status: CaseFileStatus = "active"
+        self.transferred_to: str | None = None
+        self.closure_reason: ClosureReason | None = None
+        self.documents: list[AttachedDocument] = []
+        self.procedures: list[Procedure] = []
+        self.residence_documents: list[ResidenceDocument] = []
+        self.fiction_certificates: list[FictionCertificate] = []
+        self.entry_procedures: list[EntryProcedure] = []
+        self.inquiries: list[Inquiry] = []
+        self.integration_courses: list[IntegrationCourseRecord] = []
+        self.correspondence: list[Correspondence] = []
+        self.notes: list[Note] = []
+
+    # ------------------------------------------------------------------ events
+
+    class Event(Aggregate.Event):
+        """Base of every case-file event: who acted (``by``) and when (``at``)."""
+
+        by: str
+        at: datetime
+
+    class Opened(Event, Aggregate.Created):
+        office_id: str
+        reference: str
+        surname: Personal[str]
+        given_names: Personal[str]
+        date_of_birth: Personal[date]
+        nationality: Personal[str]
+        passport_number: Personal[str]
+        address: Personal[str | None]
+
+        def apply(self, case: CaseFile) -> None:
+            case.office_id = self.office_id
+            case.reference = self.reference
+            case.master_data = MasterData(
+                surname=self.surname,
+                given_names=self.given_names,
+                date_of_birth=self.date_of_birth,
+                nationality=self.nationality,
+                passport_number=self.passport_number,
+                address=self.address,
+            )
+
+    class MasterDataCorrected(Event):
+        """Only the corrected fields are set; ``None`` means unchanged."""
+
+        surname: Personal[str | None]
+        given_names: Personal[str | None]
+        date_of_birth: Personal[date | None]
+        nationality: Personal[str | None]
+        passport_number: Personal[str | None]
+        address: Personal[str | None]
+        reason: Personal[str]
+
+        def apply(self, case: CaseFile) -> None:
+            for name in _MASTER_DATA_FIELDS:
+                value = getattr(self, name)
+                if value is not None:
+                    setattr(case.master_data, name, value)
+
+    class DocumentAttached(Event):
+        document_number: int
+        kind: str
+        sha256: str
+        size_bytes: int
+        media_type: str
+        page_count: int
+        source: DocumentSource
+
+        def apply(self, case: CaseFile) -> None:
+            case.documents.append(
+                AttachedDocument(
+                    number=self.document_number,
+                    kind=self.kind,
+                    sha256=self.sha256,
+                    size_bytes=self.size_bytes,
+                    media_type=self.media_type,
+                    page_count=self.page_count,
+                    source=self.source,
+                    attached_at=self.at,
+                )
+            )
+
+    class ProcedureReceived(Event):
+        procedure_number: int
+        channel: Channel
+        topic: str
+        legal_basis: str | None
+
+        def apply(self, case: CaseFile) -> None:
+            case.procedures.append(
+                Procedure(
+                    number=self.procedure_number,
+                    channel=self.channel,
+                    topic=self.topic,
+                    legal_basis=self.legal_basis,
+                    received_at=self.at,
+                )
+            )
+
+    class ProcedureAssigned(Event):
+        procedure_number: int
+        assignee: str
+
+        def apply(self, case: CaseFile) -> None:
+            procedure = case.procedures[self.procedure_number - 1]
+            procedure.assignee = self.assignee
+            if procedure.status == "received":
+                procedure.status = "assigned"
+
+    class DocumentsRequested(Event):
+        procedure_number: int
+        what: Personal[list[str]]
+        due_on: date
+
+        def apply(self, case: CaseFile) -> None:
+            procedure = case.procedures[self.procedure_number - 1]
+            procedure.document_requests.append(
+                DocumentRequest(what=list(self.what), due_on=self.due_on, requested_at=self.at)
+            )
+            procedure.status = "documents_requested"
+
+    class ProcedureDecided(Event):
+        procedure_number: int
+        outcome: DecisionOutcome
+        legal_basis: str | None
+        reason: Personal[str | None]
+
+        def apply(self, case: CaseFile) -> None:
+            procedure = case.procedures[self.procedure_number - 1]
+            procedure.status = "decided"
+            procedure.outcome = self.outcome
+            procedure.decided_at = self.at
+            if self.legal_basis is not None:
+                procedure.legal_basis = self.legal_basis
+
+    class ProcedureClosed(Event):
+        procedure_number: int
+
+        def apply(self, case: CaseFile) -> None:
+            procedure = case.procedures[self.procedure_number - 1]
+            procedure.status = "closed"
+            procedure.closed_at = self.at
+
+    class ResidenceDocumentIssued(Event):
+        residence_document_number: int
+        kind: ResidenceDocumentKind
+        legal_basis: str
+        valid_from: date
+        valid_until: date
+        document_number: Personal[str]
+        procedure_number: int | None
+
+        def apply(self, case: CaseFile) -> None:
+            case.residence_documents.append(
+                ResidenceDocument(
+                    number=self.residence_document_number,
+                    kind=self.kind,
+                    legal_basis=self.legal_basis,
+                    valid_from=self.valid_from,
+                    valid_until=self.valid_until,
+                    document_number=self.document_number,
+                    issued_at=self.at,
+                )
+            )
+
+    class ResidenceDocumentExtended(Event):
+        residence_document_number: int
+        previous_valid_until: date
+        valid_until: date
+        reason: Personal[str | None]
+
+        def apply(self, case: CaseFile) -> None:
+            document = case.residence_documents[self.residence_document_number - 1]
+            document.valid_until = self.valid_until
+            document.extensions += 1
+
+    class EatCardOrdered(Event):
+        """Biometrics taken and the card ordered from the Bundesdruckerei (4-6 weeks)."""
+
+        residence_document_number: int
+
+        def apply(self, case: CaseFile) -> None:
+            case.residence_documents[self.residence_document_number - 1].card_status = "ordered"
+
+    class EatCardArrived(Event):
+        residence_document_number: int
+
+        def apply(self, case: CaseFile) -> None:
+            case.residence_documents[self.residence_document_number - 1].card_status = "arrived"
+
+    class EatCardHandedOver(Event):
+        residence_document_number: int
+
+        def apply(self, case: CaseFile) -> None:
+            case.residence_documents[self.residence_document_number - 1].card_status = "handed_over"
+
+    class EatTransferredToNewPassport(Event):
+        """Übertrag: the same title on a new card for a new passport."""
+
+        residence_document_number: int
+        new_card_number: Personal[str]
+
+        def apply(self, case: CaseFile) -> None:
+            document = case.residence_documents[self.residence_document_number - 1]
+            document.document_number = self.new_card_number
+            document.transfers_to_new_passport += 1
+            document.card_status = "ordered"
+
+    class ResidenceDocumentEnded(Event):
+        residence_document_number: int
+        end_reason: ResidenceDocumentEndReason
+        reason: Personal[str | None]
+
+        def apply(self, case: CaseFile) -> None:
+            document = case.residence_documents[self.residence_document_number - 1]
+            document.ended_reason = self.end_reason
+            document.ended_at = self.at
+
+    class FictionCertificateIssued(Event):
+        certificate_number: int
+        kind: FictionKind
+        valid_from: date
+        valid_until: date
+        carrier_sheet_number: Personal[str]
+        procedure_number: int | None
+
+        def apply(self, case: CaseFile) -> None:
+            case.fiction_certificates.append(
+                FictionCertificate(
+                    number=self.certificate_number,
+                    kind=self.kind,
+                    valid_from=self.valid_from,
+                    valid_until=self.valid_until,
+                    carrier_sheet_number=self.carrier_sheet_number,
+                    issued_at=self.at,
+                    procedure_number=self.procedure_number,
+                )
+            )
+
+    class FictionCertificateExtended(Event):
+        certificate_number: int
+        previous_valid_until: date
+        valid_until: date
+        new_carrier_sheet_number: Personal[str | None]
+
+        def apply(self, case: CaseFile) -> None:
+            certificate = case.fiction_certificates[self.certificate_number - 1]
+            certificate.valid_until = self.valid_until
+            certificate.extensions += 1
+            if self.new_carrier_sheet_number is not None:
+                certificate.carrier_sheet_number = self.new_carrier_sheet_number
+                certificate.extensions_on_current_sheet = 1
+            else:
+                certificate.extensions_on_current_sheet += 1
+
+    class FictionCertificateEnded(Event):
+        certificate_number: int
+        end_reason: FictionEndReason
+
+        def apply(self, case: CaseFile) -> None:
+            certificate = case.fiction_certificates[self.certificate_number - 1]
+            certificate.ended_reason = self.end_reason
+            certificate.ended_at = self.at
+
+    class IntegrationCourseEntitlementIssued(Event):
+        """Entitlement to an integration course (§44 AufenthG)."""
+
+        legal_basis: str
+
+        def apply(self, case: CaseFile) -> None:
+            case.integration_courses.append(
+                IntegrationCourseRecord("entitlement", self.legal_basis, self.at)
+            )
+
+    class IntegrationCourseObligationImposed(Event):
+        """Obligation to attend an integration course (§44a AufenthG)."""
+
+        legal_basis: str
+
+        def apply(self, case: CaseFile) -> None:
+            case.integration_courses.append(
+                IntegrationCourseRecord("obligation", self.legal_basis, self.at)
+            )
+
+    class EntryProcedureRequested(Event):
+        entry_procedure_number: int
+        legal_basis: str
+
+        def apply(self, case: CaseFile) -> None:
+            case.entry_procedures.append(
+                EntryProcedure(
+                    number=self.entry_procedure_number,
+                    legal_basis=self.legal_basis,
+                    requested_at=self.at,
+                )
+            )
+
+    class EntryConsentGiven(Event):
+        """Pre-approval given (Vorabzustimmung, §31 AufenthV)."""
+
+        entry_procedure_number: int
+        valid_until: date
+
+        def apply(self, case: CaseFile) -> None:
+            procedure = case.entry_procedures[self.entry_procedure_number - 1]
+            procedure.status = "consent_given"
+            procedure.consent_valid_until = self.valid_until
+            procedure.decided_at = self.at
+
+    class EntryConsentRefused(Event):
+        entry_procedure_number: int
+        reason: Personal[str]
+
+        def apply(self, case: CaseFile) -> None:
+            procedure = case.entry_procedures[self.entry_procedure_number - 1]
+            procedure.status = "consent_refused"
+            procedure.decided_at = self.at
+
+    class InquiryReceived(Event):
+        inquiry_number: int
+        kind: InquiryKind
+
+        def apply(self, case: CaseFile) -> None:
+            case.inquiries.append(
+                Inquiry(number=self.inquiry_number, kind=self.kind, received_at=self.at)
+            )
+
+    class InquiryAnswered(Event):
+        inquiry_number: int
+
+        def apply(self, case: CaseFile) -> None:
+            case.inquiries[self.inquiry_number - 1].answered_at = self.at
+
+    class CorrespondenceRecorded(Event):
+        correspondence_number: int
+        direction: Direction
+        counterpart_kind: CounterpartKind
+        counterpart_name: Personal[str]
+        subject: Personal[str]
+        attachment_numbers: list[int]
+
+        def apply(self, case: CaseFile) -> None:
+            case.correspondence.append(
+                Correspondence(
+                    number=self.correspondence_number,
+                    direction=self.direction,
+                    counterpart_kind=self.counterpart_kind,
+                    counterpart_name=self.counterpart_name,
+                    subject=self.subject,
+                    attachment_numbers=list(self.attachment_numbers),
+                    at=self.at,
+                )
+            )
+
+    class NoteAdded(Event):
+        note_number: int
+        text: Personal[str]
+
+        def apply(self, case: CaseFile) -> None:
+            case.notes.append(Note(self.note_number, self.text, self.by, self.at))
+
+    class TransferredToOffice(Event):
+        """The person moved away; the file goes to the new office (§67 AufenthV)."""
+
+        to_office_id: str
+        reason: Personal[str | None]
+
+        def apply(self, case: CaseFile) -> None:
+            case.status = "transferred"
+            case.transferred_to = self.to_office_id
+
+    class Closed(Event):
+        closure_reason: ClosureReason
+
+        def apply(self, case: CaseFile) -> None:
+            case.status = "closed"
+            case.closure_reason = self.closure_reason
+
+    # ---------------------------------------------------------------- commands
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        case_id: UUID,
+        office_id: str,
+        reference: str,
+        master_data: MasterData,
+        act: Act,
+    ) -> CaseFile:
+        """Open the case file of a person."""
+        require_code("office_id", office_id)
+        check_reference(reference)
+        check_master_data(master_data, today=act.at.date())
+        return cls._create(
+            cls.Opened,
+            id=case_id,
+            by=act.by,
+            at=act.at,
+            timestamp=act.recorded_at,
+            office_id=office_id,
+            reference=reference,
+            surname=master_data.surname,
+            given_names=master_data.given_names,
+            date_of_birth=master_data.date_of_birth,
+            nationality=master_data.nationality,
+            passport_number=master_data.passport_number,
+            address=master_data.address,
+        )
+
+    def _record(self, event_class: type[CaseFile.Event], act: Act, **fields: Any) -> None:
+        self.trigger_event(event_class, by=act.by, at=act.at, timestamp=act.recorded_at, **fields)
+
+    def correct_master_data(self, *, corrections: dict[str, Any], reason: str, act: Act) -> None:
+        """Correct master data; ``corrections`` maps field names to their new values."""
+        self.check_not_closed()
+        unknown = set(corrections) - set(_MASTER_DATA_FIELDS)
+        if unknown:
+            raise InvalidValue(sorted(unknown)[0], "is not a master data field")
+        require_text("reason", reason, max_length=MAX_FREE_TEXT)
+        changed = {
+            name: value
+            for name, value in corrections.items()
+            if value is not None and getattr(self.master_data, name) != value
+        }
+        if not changed:
+            raise NothingToCorrect("the corrections equal the recorded master data")
+        corrected = MasterData(**{**vars(self.master_data), **changed})
+        check_master_data(corrected, today=act.at.date())
+        self._record(
+            self.MasterDataCorrected,
+            act,
+            reason=reason,
+            **{name: changed.get(name) for name in _MASTER_DATA_FIELDS},
+        )
+
+    def attach_document(
+        self,
+        *,
+        kind: str,
+        sha256: str,
+        size_bytes: int,
+        media_type: str,
+        page_count: int,
+        source: DocumentSource,
+        act: Act,
+    ) -> int:
+        """Attach a document; returns its number within the case file."""
+        self.check_not_closed()
+        require_code("kind", kind)
+        require_sha256("sha256", sha256)
+        require_media_type("media_type", media_type)
+        require_choice("source", source, DocumentSource)
+        if size_bytes <= 0:
+            raise InvalidValue("size_bytes", "must be positive")
+        if not 1 <= page_count <= MAX_PAGES:
+            raise InvalidValue("page_count", f"must be between 1 and {MAX_PAGES}")
+        number = len(self.documents) + 1
+        self._record(
+            self.DocumentAttached,
+            act,
+            document_number=number,
+            kind=kind,
+            sha256=sha256,
+            size_bytes=size_bytes,
+            media_type=media_type,
+            page_count=page_count,
+            source=source,
+        )
+        return number
+
+    def receive_procedure(
+        self, *, channel: Channel, topic: str, legal_basis: str | None, act: Act
+    ) -> int:
+        """A procedure (Vorgang) is received; returns its number within the case file."""
+        self.check_active()
+        require_choice("channel", channel, Channel)
+        require_code("topic", topic)
+        if legal_basis is not None:
+            require_code("legal_basis", legal_basis)
+        number = len(self.procedures) + 1
+        self._record(
+            self.ProcedureReceived,
+            act,
+            procedure_number=number,
+            channel=channel,
+            topic=topic,
+            legal_basis=legal_basis,
+        )
+        return number
+
+    def assign_procedure(self, *, procedure_number: int, assignee: str, act: Act) -> None:
+        """Assign or re-assign an open procedure to a caseworker."""
+        self.check_active()
+        procedure = self.open_procedure(procedure_number)
+        require_text("assignee", assignee, max_length=100)
+        if procedure.assignee == assignee:
+            raise ProcedureStateConflict(
+                f"procedure {procedure_number} is already assigned to this user"
+            )
+        self._record(
+            self.ProcedureAssigned, act, procedure_number=procedure_number, assignee=assignee
+        )
+
+    def request_documents(
+        self, *, procedure_number: int, what: list[str], due_on: date, act: Act
+    ) -> None:
+        """Ask the person for documents by a due date."""
+        self.check_active()
+        self.open_procedure(procedure_number)
+        if not what:
+            raise InvalidValue("what", "must name at least one document")
+        for item in what:
+            require_text("what", item)
+        if due_on <= act.at.date():
+            raise InvalidValue("due_on", "must be after the day of the request")
+        self._record(
+            self.DocumentsRequested,
+            act,
+            procedure_number=procedure_number,
+            what=list(what),
+            due_on=due_on,
+        )
+
+    def decide_procedure(
+        self,
+        *,
+        procedure_number: int,
+        outcome: DecisionOutcome,
+        legal_basis: str | None,
+        reason: str | None,
+        act: Act,
+    ) -> None:
+        """Decide an open procedure: granted, refused (with reason) or withdrawn."""
+        self.check_active()
+        self.open_procedure(procedure_number)
+        require_choice("outcome", outcome, DecisionOutcome)
+        if legal_basis is not None:
+            require_code("legal_basis", legal_basis)
+        _optional_text("reason", reason)
+        if outcome == "refused" and reason is None:
+            raise InvalidValue("reason", "a refusal must give its reason")
+        self._record(
+            self.ProcedureDecided,
+            act,
+            procedure_number=procedure_number,
+            outcome=outcome,
+            legal_basis=legal_basis,
+            reason=reason,
+        )
+
+    def close_procedure(self, *, procedure_number: int, act: Act) -> None:
+        """Close a decided procedure."""
+        procedure = self.procedure(procedure_number)
+        if procedure.status != "decided":
+            raise ProcedureStateConflict(
+                f"procedure {procedure_number} is {procedure.status}; only a decided "
+                "procedure can be closed"
+            )
+        self._record(self.ProcedureClosed, act, procedure_number=procedure_number)
+
+    def issue_residence_document(
+        self,
+        *,
+        kind: ResidenceDocumentKind,
+        legal_basis: str,
+        validity: Validity,
+        document_number: str,
+        procedure_number: int | None,
+        act: Act,
+    ) -> int:
+        """Issue an eAT, a Duldung or an Aufenthaltsgestattung; returns its number."""
+        self.check_active()
+        require_choice("kind", kind, ResidenceDocumentKind)
+        require_code("legal_basis", legal_basis)
+        require_document_number("document_number", document_number)
+        if procedure_number is not None:
+            self.procedure(procedure_number)
+        number = len(self.residence_documents) + 1
+        self._record(
+            self.ResidenceDocumentIssued,
+            act,
+            residence_document_number=number,
+            kind=kind,
+            legal_basis=legal_basis,
+            valid_from=validity.valid_from,
+            valid_until=validity.valid_until,
+            document_number=document_number,
+            procedure_number=procedure_number,
+        )
+        return number
+
+    def extend_residence_document(
+        self, *, residence_document_number: int, valid_until: date, reason: str | None, act: Act
+    ) -> None:
+        self.check_active()
+        document = self.current_residence_document(residence_document_number)
+        if valid_until <= document.valid_until:
+            raise InvalidValue("valid_until", "an extension must end after the current validity")
+        _optional_text("reason", reason)
+        self._record(
+            self.ResidenceDocumentExtended,
+            act,
+            residence_document_number=residence_document_number,
+            previous_valid_until=document.valid_until,
+            valid_until=valid_until,
+            reason=reason,
+        )
+
+    def order_eat_card(self, *, residence_document_number: int, act: Act) -> None:
+        """Biometrics taken and card ordered at the Bundesdruckerei."""
+        self.check_active()
+        document = self.current_eat(residence_document_number)
+        if document.card_status != "not_ordered":
+            raise ProcedureStateConflict(
+                f"the card of residence document {residence_document_number} is already "
+                f"{document.card_status}"
+            )
+        self._record(self.EatCardOrdered, act, residence_document_number=residence_document_number)
+
+    def record_eat_card_arrived(self, *, residence_document_number: int, act: Act) -> None:
+        self.check_active()
+        document = self.current_eat(residence_document_number)
+        if document.card_status != "ordered":
+            raise ProcedureStateConflict(
+                f"the card of residence document {residence_document_number} is "
+                f"{document.card_status}, not ordered"
+            )
+        self._record(self.EatCardArrived, act, residence_document_number=residence_document_number)
+
+    def hand_over_eat_card(self, *, residence_document_number: int, act: Act) -> None:
+        self.check_not_closed()
+        document = self.current_eat(residence_document_number)
+        if document.card_status != "arrived":
+            raise ProcedureStateConflict(
+                f"the card of residence document {residence_document_number} is "
+                f"{document.card_status}; only an arrived card can be handed over"
+            )
+        self._record(
+            self.EatCardHandedOver, act, residence_document_number=residence_document_number
+        )
+
+    def transfer_eat_to_new_passport(
+        self, *, residence_document_number: int, new_card_number: str, act: Act
+    ) -> None:
+        """Übertrag: the same title, a new card for the person's new passport."""
+        self.check_active()
+        document = self.current_eat(residence_document_number)
+        require_document_number("new_card_number", new_card_number)
+        if new_card_number == document.document_number:
+            raise InvalidValue("new_card_number", "must differ from the current card number")
+        self._record(
+            self.EatTransferredToNewPassport,
+            act,
+            residence_document_number=residence_document_number,
+            new_card_number=new_card_number,
+        )
+
+    def end_residence_document(
+        self,
+        *,
+        residence_document_number: int,
+        end_reason: ResidenceDocumentEndReason,
+        reason: str | None,
+        act: Act,
+    ) -> None:
+        """End a residence document: expired (§51), revoked (§52), replaced or departed."""
+        self.check_not_closed()
+        self.current_residence_document(residence_document_number)
+        require_choice("end_reason", end_reason, ResidenceDocumentEndReason)
+        _optional_text("reason", reason)
+        if end_reason == "revoked" and reason is None:
+            raise InvalidValue("reason", "a revocation must give its reason")
+        self._record(
+            self.ResidenceDocumentEnded,
+            act,
+            residence_document_number=residence_document_number,
+            end_reason=end_reason,
+            reason=reason,
+        )
+
+    def issue_fiction_certificate(
+        self,
+        *,
+        kind: FictionKind,
+        validity: Validity,
+        carrier_sheet_number: str,
+        procedure_number: int | None,
+        act: Act,
+    ) -> int:
+        """Issue a Fiktionsbescheinigung; returns its number within the case file."""
+        self.check_active()
+        require_choice("kind", kind, FictionKind)
+        require_document_number("carrier_sheet_number", carrier_sheet_number)
+        if procedure_number is not None:
+            self.procedure(procedure_number)
+        number = len(self.fiction_certificates) + 1
+        self._record(
+            self.FictionCertificateIssued,
+            act,
+            certificate_number=number,
+            kind=kind,
+            valid_from=validity.valid_from,
+            valid_until=validity.valid_until,
+            carrier_sheet_number=carrier_sheet_number,
+            procedure_number=procedure_number,
+        )
+        return number
+
+    def extend_fiction_certificate(
+        self,
+        *,
+        certificate_number: int,
+        valid_until: date,
+        new_carrier_sheet_number: str | None,
+        act: Act,
+    ) -> None:
+        """Extend a certificate; a carrier sheet holds two extensions, then a new one is due."""
+        self.check_active()
+        certificate = self.current_fiction_certificate(certificate_number)
+        if valid_until <= certificate.valid_until:
+            raise InvalidValue("valid_until", "an extension must end after the current validity")
+        if new_carrier_sheet_number is None:
+            if certificate.extensions_on_current_sheet >= MAX_FICTION_EXTENSIONS_PER_CARRIER_SHEET:
+                raise CarrierSheetExhausted(
+                    f"certificate {certificate_number} has been extended "
+                    f"{MAX_FICTION_EXTENSIONS_PER_CARRIER_SHEET} times on its carrier sheet; "
+                    "a further extension needs a new carrier sheet"
+                )
+        else:
+            require_document_number("new_carrier_sheet_number", new_carrier_sheet_number)
+            if new_carrier_sheet_number == certificate.carrier_sheet_number:
+                raise InvalidValue(
+                    "new_carrier_sheet_number", "must differ from the current carrier sheet"
+                )
+        self._record(
+            self.FictionCertificateExtended,
+            act,
+            certificate_number=certificate_number,
+            previous_valid_until=certificate.valid_until,
+            valid_until=valid_until,
+            new_carrier_sheet_number=new_carrier_sheet_number,
+        )
+
+    def end_fiction_certificate(
+        self, *, certificate_number: int, end_reason: FictionEndReason, act: Act
+    ) -> None:
+        """The fiction ends by a decision on the application or by its withdrawal."""
+        self.check_not_closed()
+        self.current_fiction_certificate(certificate_number)
+        require_choice("end_reason", end_reason, FictionEndReason)
+        self._record(
+            self.FictionCertificateEnded,
+            act,
+            certificate_number=certificate_number,
+            end_reason=end_reason,
+        )
+
+    def issue_integration_course_entitlement(self, *, legal_basis: str, act: Act) -> None:
+        """§44 AufenthG."""
+        self.check_active()
+        require_code("legal_basis", legal_basis)
+        self._record(self.IntegrationCourseEntitlementIssued, act, legal_basis=legal_basis)
+
+    def impose_integration_course_obligation(self, *, legal_basis: str, act: Act) -> None:
+        """§44a AufenthG."""
+        self.check_active()
+        require_code("legal_basis", legal_basis)
+        self._record(self.IntegrationCourseObligationImposed, act, legal_basis=legal_basis)
+
+    def request_entry_consent(self, *, legal_basis: str, act: Act) -> int:
+        """An entry procedure (Vorabzustimmung, §31 AufenthV / §81a AufenthG) is requested."""
+        self.check_active()
+        require_code("legal_basis", legal_basis)
+        number = len(self.entry_procedures) + 1
+        self._record(
+            self.EntryProcedureRequested,
+            act,
+            entry_procedure_number=number,
+            legal_basis=legal_basis,
+        )
+        return number
+
+    def give_entry_consent(
+        self, *, entry_procedure_number: int, valid_until: date, act: Act
+    ) -> None:
+        self.check_active()
+        self.undecided_entry_procedure(entry_procedure_number)
+        if valid_until <= act.at.date():
+            raise InvalidValue("valid_until", "the consent must be valid after the day it is given")
+        self._record(
+            self.EntryConsentGiven,
+            act,
+            entry_procedure_number=entry_procedure_number,
+            valid_until=valid_until,
+        )
+
+    def refuse_entry_consent(self, *, entry_procedure_number: int, reason: str, act: Act) -> None:
+        self.check_active()
+        self.undecided_entry_procedure(entry_procedure_number)
+        require_text("reason", reason, max_length=MAX_FREE_TEXT)
+        self._record(
+            self.EntryConsentRefused,
+            act,
+            entry_procedure_number=entry_procedure_number,
+            reason=reason,
+        )
+
+    def receive_inquiry(self, *, kind: InquiryKind, act: Act) -> int:
+        """A civil-registry or naturalisation inquiry; allowed on a closed file too."""
+        require_choice("kind", kind, InquiryKind)
+        number = len(self.inquiries) + 1
+        self._record(self.InquiryReceived, act, inquiry_number=number, kind=kind)
+        return number
+
+    def answer_inquiry(self, *, inquiry_number: int, act: Act) -> None:
+        inquiry = _find(
+            self.inquiries,
+            inquiry_number,
+            InquiryNotFound(f"inquiry {inquiry_number} does not exist on this case file"),
+        )
+        if inquiry.answered_at is not None:
+            raise InquiryAlreadyAnswered(f"inquiry {inquiry_number} is already answered")
+        self._record(self.InquiryAnswered, act, inquiry_number=inquiry_number)
+
+    def record_correspondence(
+        self,
+        *,
+        direction: Direction,
+        counterpart_kind: CounterpartKind,
+        counterpart_name: str,
+        subject: str,
+        attachment_numbers: list[int],
+        act: Act,
+    ) -> int:
+        """A letter from or to an authority, court or lawyer; allowed on a closed file too."""
+        require_choice("direction", direction, Direction)
+        require_choice("counterpart_kind", counterpart_kind, CounterpartKind)
+        require_text("counterpart_name", counterpart_name)
+        require_text("subject", subject, max_length=MAX_FREE_TEXT)
+        for number in attachment_numbers:
+            if not 1 <= number <= len(self.documents):
+                raise DocumentNotFound(f"document {number} is not attached to this case file")
+        number = len(self.correspondence) + 1
+        self._record(
+            self.CorrespondenceRecorded,
+            act,
+            correspondence_number=number,
+            direction=direction,
+            counterpart_kind=counterpart_kind,
+            counterpart_name=counterpart_name,
+            subject=subject,
+            attachment_numbers=list(attachment_numbers),
+        )
+        return number
+
+    def add_note(self, *, text: str, act: Act) -> int:
+        """A free-text note; allowed on a closed file too."""
+        require_text("text", text, max_length=MAX_FREE_TEXT)
+        number = len(self.notes) + 1
+        self._record(self.NoteAdded, act, note_number=number, text=text)
+        return number
+
+    def transfer_to_office(self, *, to_office_id: str, reason: str | None, act: Act) -> None:
+        """The person moved away: the file goes to another office."""
+        self.check_active()
+        require_code("to_office_id", to_office_id)
+        if to_office_id == self.office_id:
+            raise InvalidValue("to_office_id", "must be another office than the current one")
+        _optional_text("reason", reason)
+        self.check_no_open_procedures()
+        self._record(self.TransferredToOffice, act, to_office_id=to_office_id, reason=reason)
+
+    def close(self, *, closure_reason: ClosureReason, act: Act) -> None:
+        """Close the file: the person was naturalised, died or left Germany."""
+        self.check_active()
+        require_choice("closure_reason", closure_reason, ClosureReason)
+        self.check_no_open_procedures()
+        self._record(self.Closed, act, closure_reason=closure_reason)
+
+    # ------------------------------------------------------------------ checks
+
+    def check_active(self) -> None:
+        if self.status != "active":
+            raise CaseFileNotActive(f"the case file is {self.status}")
+
+    def check_not_closed(self) -> None:
+        if self.status == "closed":
+            raise CaseFileNotActive("the case file is closed")
+
+    def check_no_open_procedures(self) -> None:
+        open_numbers = [p.number for p in self.procedures if p.is_open]
+        if open_numbers:
+            listed = ", ".join(str(number) for number in open_numbers)
+            raise OpenProceduresRemain(f"decide or withdraw the open procedures first: {listed}")
+
+    def procedure(self, number: int) -> Procedure:
+        return _find(
+            self.procedures,
+            number,
+            ProcedureNotFound(f"procedure {number} does not exist on this case file"),
+        )
+
+    def open_procedure(self, number: int) -> Procedure:
+        procedure = self.procedure(number)
+        if not procedure.is_open:
+            raise ProcedureStateConflict(f"procedure {number} is already {procedure.status}")
+        return procedure
+
+    def current_residence_document(self, number: int) -> ResidenceDocument:
+        document = _find(
+            self.residence_documents,
+            number,
+            ResidenceDocumentNotFound(f"residence document {number} does not exist"),
+        )
+        if document.is_ended:
+            raise ResidenceDocumentEnded(
+                f"residence document {number} has ended ({document.ended_reason})"
+            )
+        return document
+
+    def current_eat(self, number: int) -> ResidenceDocument:
+        document = self.current_residence_document(number)
+        if document.kind != "eat":
+            raise InvalidValue(
+                "residence_document_number", f"residence document {number} is not an eAT"
+            )
+        return document
+
+    def current_fiction_certificate(self, number: int) -> FictionCertificate:
+        certificate = _find(
+            self.fiction_certificates,
+            number,
+            FictionCertificateNotFound(f"Fiktionsbescheinigung {number} does not exist"),
+        )
+        if certificate.is_ended:
+            raise FictionCertificateEnded(
+                f"Fiktionsbescheinigung {number} has ended ({certificate.ended_reason})"
+            )
+        return certificate
+
+    def undecided_entry_procedure(self, number: int) -> EntryProcedure:
+        procedure = _find(
+            self.entry_procedures,
+            number,
+            EntryProcedureNotFound(f"entry procedure {number} does not exist"),
+        )
+        if procedure.status != "requested":
+            raise EntryProcedureDecided(f"entry procedure {number} is already decided")
+        return procedure
+
+
+_MASTER_DATA_FIELDS: Final = (
+    "surname",
+    "given_names",
+    "date_of_birth",
+    "nationality",
+    "passport_number",
+    "address",
+)
+
+_REFERENCE = re.compile(r"^[A-Z0-9][A-Z0-9./-]{2,39}$")
+
+
+def check_reference(reference: str) -> None:
+    """The office's file number (Aktenzeichen): capitals, digits, '.', '/', '-'."""
+    if not _REFERENCE.match(reference):
+        raise InvalidValue("reference", "must be 3 to 40 capital letters, digits, '.', '/' or '-'")
+
+
+def check_master_data(master_data: MasterData, *, today: date) -> None:
+    require_text("surname", master_data.surname)
+    require_text("given_names", master_data.given_names)
+    require_nationality("nationality", master_data.nationality)
+    require_document_number("passport_number", master_data.passport_number)
+    if master_data.address is not None:
+        require_text("address", master_data.address, max_length=500)
+    if not date(1900, 1, 1) <= master_data.date_of_birth <= today:
+        raise InvalidValue("date_of_birth", "must lie between 1900 and today")

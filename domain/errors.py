@@ -1,0 +1,89 @@
+"""Domain errors. Messages name rules and numbers, never personal data."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class of every error the domain raises on purpose."""
+
+    code: str = "domain-error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidValue(DomainError):
+    """A value given to a command is malformed; ``field`` names the offending input."""
+
+    code = "invalid-value"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class RuleViolation(DomainError):
+    """The command is well-formed but the case file's state does not allow it."""
+
+    code = "rule-violation"
+
+
+class CaseFileNotActive(RuleViolation):
+    code = "case-file-not-active"
+
+
+class ProcedureNotFound(RuleViolation):
+    code = "procedure-not-found"
+
+
+class ProcedureStateConflict(RuleViolation):
+    code = "procedure-state-conflict"
+
+
+class OpenProceduresRemain(RuleViolation):
+    code = "open-procedures-remain"
+
+
+class DocumentNotFound(RuleViolation):
+    code = "document-not-found"
+
+
+class ResidenceDocumentNotFound(RuleViolation):
+    code = "residence-document-not-found"
+
+
+class ResidenceDocumentEnded(RuleViolation):
+    code = "residence-document-ended"
+
+
+class FictionCertificateNotFound(RuleViolation):
+    code = "fiction-certificate-not-found"
+
+
+class FictionCertificateEnded(RuleViolation):
+    code = "fiction-certificate-ended"
+
+
+class CarrierSheetExhausted(RuleViolation):
+    code = "carrier-sheet-exhausted"
+
+
+class EntryProcedureNotFound(RuleViolation):
+    code = "entry-procedure-not-found"
+
+
+class EntryProcedureDecided(RuleViolation):
+    code = "entry-procedure-decided"
+
+
+class InquiryNotFound(RuleViolation):
+    code = "inquiry-not-found"
+
+
+class InquiryAlreadyAnswered(RuleViolation):
+    code = "inquiry-already-answered"
+
+
+class NothingToCorrect(RuleViolation):
+    code = "nothing-to-correct"

@@ -1,0 +1,112 @@
+"""Value types of the case file: closed vocabularies as ``Literal`` strings.
+
+Literal strings survive a JSON round trip unchanged, so an event read back from the
+store equals the event that was written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Final, Literal, get_args
+
+from domain.errors import InvalidValue
+
+Channel = Literal["contact_form", "appointment", "mail", "online_application"]
+"""How a procedure (Vorgang) reached the office."""
+
+DIGITAL_CHANNELS: Final = frozenset({"contact_form", "online_application"})
+
+DocumentSource = Literal["contact_form", "scan", "mail", "caseworker"]
+"""Where an attached document came from."""
+
+ProcedureStatus = Literal["received", "assigned", "documents_requested", "decided", "closed"]
+
+DecisionOutcome = Literal["granted", "refused", "withdrawn"]
+
+ResidenceDocumentKind = Literal["eat", "duldung", "aufenthaltsgestattung"]
+"""eAT (§78 AufenthG), Duldung (§60a AufenthG), Aufenthaltsgestattung (§55, §63 AsylG)."""
+
+ResidenceDocumentEndReason = Literal["expired", "revoked", "replaced", "departed"]
+"""§51 expiry, §52 revocation, replaced by another document, person departed."""
+
+EatCardStatus = Literal["not_ordered", "ordered", "arrived", "handed_over"]
+
+FictionKind = Literal["81_3_1", "81_3_2", "81_4"]
+"""Fiktionsbescheinigung kind: §81 (3) S.1 (Erlaubnisfiktion), §81 (3) S.2
+(Duldungsfiktion) or §81 (4) AufenthG (Fortgeltungsfiktion); form Anlage D3 AufenthV."""
+
+FictionEndReason = Literal["decision", "withdrawal"]
+
+EntryProcedureStatus = Literal["requested", "consent_given", "consent_refused"]
+
+InquiryKind = Literal["civil_registry", "naturalisation"]
+
+CounterpartKind = Literal["authority", "court", "lawyer"]
+
+Direction = Literal["received", "sent"]
+
+CaseFileStatus = Literal["active", "transferred", "closed"]
+
+ClosureReason = Literal["naturalised", "died", "left"]
+
+MAX_FICTION_EXTENSIONS_PER_CARRIER_SHEET: Final = 2
+"""A carrier sheet (Trägervordruck) has room for two extensions; the third needs a new one."""
+
+_DOCUMENT_NUMBER = re.compile(r"^[A-Z0-9]{5,20}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_NATIONALITY = re.compile(r"^[A-Z]{3}$")
+_MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
+
+
+def require_choice(field: str, value: str, vocabulary: object) -> None:
+    """Raise :class:`InvalidValue` unless ``value`` is one of the ``Literal`` choices."""
+    allowed = get_args(vocabulary)
+    if value not in allowed:
+        raise InvalidValue(field, f"must be one of {', '.join(allowed)}")
+
+
+def require_text(field: str, value: str, *, max_length: int = 200) -> None:
+    if not value or not value.strip():
+        raise InvalidValue(field, "must not be empty")
+    if len(value) > max_length:
+        raise InvalidValue(field, f"must be at most {max_length} characters")
+
+
+def require_document_number(field: str, value: str) -> None:
+    """Card, passport, sticker and carrier-sheet numbers: 5-20 capital letters or digits."""
+    if not _DOCUMENT_NUMBER.match(value):
+        raise InvalidValue(field, "must be 5 to 20 capital letters or digits")
+
+
+def require_nationality(field: str, value: str) -> None:
+    if not _NATIONALITY.match(value):
+        raise InvalidValue(field, "must be an ISO 3166-1 alpha-3 code such as SYR or XXA")
+
+
+def require_sha256(field: str, value: str) -> None:
+    if not _SHA256.match(value):
+        raise InvalidValue(field, "must be 64 lower-case hexadecimal digits")
+
+
+def require_media_type(field: str, value: str) -> None:
+    if not _MEDIA_TYPE.match(value):
+        raise InvalidValue(field, "must be a media type such as application/pdf")
+
+
+def require_aware(field: str, value: datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidValue(field, "must carry a time zone")
+
+
+@dataclass(frozen=True)
+class Validity:
+    """A validity period; ``valid_until`` is the last day on which the document is valid."""
+
+    valid_from: date
+    valid_until: date
+
+    def __post_init__(self) -> None:
+        if self.valid_until <= self.valid_from:
+            raise InvalidValue("valid_until", "must be after valid_from")

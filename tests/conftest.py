@@ -1,0 +1,122 @@
+"""Fixtures shared by the suite: one behaviour, two stores.
+
+``store`` parametrises a test over the embedded SQLite store and PostgreSQL. Every
+PostgreSQL test gets a schema of its own, dropped afterwards, so runs never see each
+other's events. Without a reachable server, PostgreSQL tests are skipped and the summary
+says so; under ``CI=true`` that is an error instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from adapters.bootstrap import build_service
+from adapters.settings import Settings
+from service import AkteService
+
+POSTGRES = {
+    "host": os.environ.get("AKTE_TEST_POSTGRES_HOST", "127.0.0.1"),
+    "port": int(os.environ.get("AKTE_TEST_POSTGRES_PORT", "5432")),
+    "user": os.environ.get("AKTE_TEST_POSTGRES_USER", "postgres"),
+    "dbname": os.environ.get("AKTE_TEST_POSTGRES_DBNAME", "test"),
+}
+_postgres_problem: str | None = None
+
+
+def _probe_postgres() -> str | None:
+    try:
+        with psycopg.connect(connect_timeout=3, **POSTGRES):  # type: ignore[arg-type]
+            return None
+    except psycopg.Error as error:
+        return f"PostgreSQL at {POSTGRES['host']}:{POSTGRES['port']} unreachable: {error}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _postgres_problem
+    _postgres_problem = _probe_postgres()
+    if _postgres_problem and os.environ.get("CI") == "true":
+        raise pytest.UsageError(f"CI=true but PostgreSQL tests cannot run: {_postgres_problem}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _postgres_problem is None:
+        return
+    skip = pytest.mark.skip(reason=_postgres_problem)
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _postgres_problem is not None:
+        terminalreporter.write_line(
+            f"NOTE: PostgreSQL tests were SKIPPED ({_postgres_problem})", yellow=True, bold=True
+        )
+
+
+
+@dataclass
+class FakeClock:
+    """A clock the test moves by hand; starts at a fixed business day."""
+
+    now: datetime = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    schema = f"akte_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(autocommit=True, **POSTGRES) as conn:  # type: ignore[arg-type]
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(autocommit=True, **POSTGRES) as conn:  # type: ignore[arg-type]
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def make_settings(store: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    if store == "sqlite":
+        return Settings(store="sqlite", data_dir=tmp_path / "data")
+    schema = request.getfixturevalue("postgres_schema")
+    return Settings(
+        store="postgres",
+        postgres_host=POSTGRES["host"],
+        postgres_port=POSTGRES["port"],
+        postgres_user=POSTGRES["user"],
+        postgres_dbname=POSTGRES["dbname"],
+        postgres_schema=schema,
+    )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for a fresh, empty store: SQLite, then PostgreSQL."""
+    return make_settings(request.param, tmp_path, request)
+
+
+@pytest.fixture
+def service(settings: Settings, clock: FakeClock) -> Iterator[AkteService]:
+    svc = build_service(settings, clock=clock)
+    try:
+        yield svc
+    finally:
+        svc.close()
