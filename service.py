@@ -111,8 +111,11 @@ class AkteService(Application[UUID]):
         super().__init__(library_env)
         self.catalogue = catalogue
         self.clock = clock
-        # An instance attribute: the library reads it when it saves.
-        self.snapshotting_intervals = {CaseFile: snapshot_interval} if snapshot_interval else {}
+        # The library declares this a ClassVar but reads it through the instance when it
+        # saves; per instance, the interval can come from settings.
+        self.snapshotting_intervals = (  # type: ignore[misc]
+            {CaseFile: snapshot_interval} if snapshot_interval else {}
+        )
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = self.factory.transcoder()

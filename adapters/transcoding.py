@@ -2,15 +2,16 @@
 
 :class:`OrjsonTranscoder` writes exactly the wire format of the library's
 ``JSONTranscoder`` (``{"_type_": name, "_data_": ...}`` for typed values), so a store
-written by one can be read by the other; it is faster (see ``benchmarks/``).
+written by one can be read by the other; it is faster (see ``benchmarks/``). One
+difference: orjson writes a ``UUID`` natively as a plain string, which reads back as
+``str``, so Akte's events hold ids as ``str`` (the mapper keeps ``originator_id`` apart).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime
+from datetime import date
 from typing import Any, ClassVar, Protocol
-from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import (
@@ -143,5 +144,3 @@ __all__ = [
     "orjson_transcoder",
     "register_akte_transcodings",
 ]
-
-_ = (UUID, datetime)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 import psycopg
 import pytest
@@ -22,18 +23,25 @@ from adapters.bootstrap import build_service
 from adapters.settings import Settings
 from service import AkteService
 
-POSTGRES = {
-    "host": os.environ.get("AKTE_TEST_POSTGRES_HOST", "127.0.0.1"),
-    "port": int(os.environ.get("AKTE_TEST_POSTGRES_PORT", "5432")),
-    "user": os.environ.get("AKTE_TEST_POSTGRES_USER", "postgres"),
-    "dbname": os.environ.get("AKTE_TEST_POSTGRES_DBNAME", "test"),
-}
+class PostgresTarget(TypedDict):
+    host: str
+    port: int
+    user: str
+    dbname: str
+
+
+POSTGRES = PostgresTarget(
+    host=os.environ.get("AKTE_TEST_POSTGRES_HOST", "127.0.0.1"),
+    port=int(os.environ.get("AKTE_TEST_POSTGRES_PORT", "5432")),
+    user=os.environ.get("AKTE_TEST_POSTGRES_USER", "postgres"),
+    dbname=os.environ.get("AKTE_TEST_POSTGRES_DBNAME", "test"),
+)
 _postgres_problem: str | None = None
 
 
 def _probe_postgres() -> str | None:
     try:
-        with psycopg.connect(connect_timeout=3, **POSTGRES):  # type: ignore[arg-type]
+        with psycopg.connect(connect_timeout=3, **POSTGRES):
             return None
     except psycopg.Error as error:
         return f"PostgreSQL at {POSTGRES['host']}:{POSTGRES['port']} unreachable: {error}"
@@ -62,7 +70,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
-
 @dataclass
 class FakeClock:
     """A clock the test moves by hand; starts at a fixed business day."""
@@ -84,12 +91,12 @@ def clock() -> FakeClock:
 @pytest.fixture
 def postgres_schema() -> Iterator[str]:
     schema = f"akte_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(autocommit=True, **POSTGRES) as conn:  # type: ignore[arg-type]
+    with psycopg.connect(autocommit=True, **POSTGRES) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
         yield schema
     finally:
-        with psycopg.connect(autocommit=True, **POSTGRES) as conn:  # type: ignore[arg-type]
+        with psycopg.connect(autocommit=True, **POSTGRES) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
