@@ -7,7 +7,6 @@ translated here and never leave this module.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from adapters.transcoding import register_akte_transcodings
 from domain.acts import Act
 from domain.case_file import CaseFile, MasterData
 from domain.case_reference import CaseReference
-from domain.errors import InvalidValue, RuleViolation
+from domain.errors import RuleViolation
 from domain.values import (
     Channel,
     ClosureReason,
@@ -65,6 +64,11 @@ class ConcurrentModification(ServiceError):
         self.case_id = case_id
         self.expected = expected
         self.actual = actual
+
+
+class ReferenceNotFound(ServiceError):
+    def __init__(self) -> None:
+        super().__init__("no case file with this file number in this office")
 
 
 class DuplicateReference(RuleViolation):
@@ -132,9 +136,13 @@ class AkteService(Application[UUID]):
         """The case file as it is now (or as it was at ``version``)."""
         with self._store_errors():
             try:
-                return cast(CaseFile, self.repository.get(case_id, version=version))
+                case: object = self.repository.get(case_id, version=version)
             except AggregateNotFoundError:
                 raise CaseNotFound(case_id) from None
+            # The store also holds the aggregates that claim file numbers.
+            if not isinstance(case, CaseFile):
+                raise CaseNotFound(case_id)
+            return case
 
     def case_events(
         self, case_id: UUID, *, after_version: int = 0, limit: int | None = None
@@ -142,22 +150,22 @@ class AkteService(Application[UUID]):
         """The events of a case file in order, after ``after_version``."""
         with self._store_errors():
             events = list(self.events.get(case_id, gt=after_version or None, limit=limit))
-            if not events and after_version == 0:
-                raise CaseNotFound(case_id)
-            if not all(isinstance(event, CaseFile.Event) for event in events):
+            if not events:
+                first = list(self.events.get(case_id, limit=1))
+                if not first or not isinstance(first[0], CaseFile.Event):
+                    raise CaseNotFound(case_id)
+            elif not isinstance(events[0], CaseFile.Event):
                 raise CaseNotFound(case_id)
             return cast(list[CaseFile.Event], events)
 
     def find_case_by_reference(self, office_id: str, reference: str) -> UUID:
         with self._store_errors():
             try:
-                claim = cast(
-                    CaseReference,
-                    self.repository.get(CaseReference.id_for(office_id, reference)),
-                )
+                claim: object = self.repository.get(CaseReference.id_for(office_id, reference))
             except AggregateNotFoundError:
-                msg = "no case file with this reference in this office"
-                raise InvalidValue("reference", msg) from None
+                raise ReferenceNotFound from None
+            if not isinstance(claim, CaseReference):
+                raise ReferenceNotFound
             return UUID(claim.case_id)
 
     # ---------------------------------------------------------------- commands
@@ -837,8 +845,6 @@ class AkteService(Application[UUID]):
         except PersistenceError as error:
             msg = f"the event store failed: {type(error).__name__}"
             raise StoreUnavailable(msg) from None
-
-
 
 
 def _generated_reference(case_id: UUID, act: Act) -> str:

@@ -23,7 +23,6 @@ from domain.acts import Act
 from domain.errors import (
     CarrierSheetExhausted,
     CaseFileNotActive,
-    DocumentNotFound,
     EntryProcedureDecided,
     EntryProcedureNotFound,
     FictionCertificateEnded,
@@ -1092,7 +1091,8 @@ class CaseFile(Aggregate):
         require_text("subject", subject, max_length=MAX_FREE_TEXT)
         for number in attachment_numbers:
             if not 1 <= number <= len(self.documents):
-                raise DocumentNotFound(f"document {number} is not attached to this case file")
+                msg = f"document {number} is not attached to this case file"
+                raise InvalidValue("attachment_numbers", msg)
         number = len(self.correspondence) + 1
         self._record(
             self.CorrespondenceRecorded,

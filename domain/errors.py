@@ -29,11 +29,17 @@ class RuleViolation(DomainError):
     code = "rule-violation"
 
 
+class PartNotFound(DomainError):
+    """A numbered part of the case file (procedure, document, ...) does not exist."""
+
+    code = "part-not-found"
+
+
 class CaseFileNotActive(RuleViolation):
     code = "case-file-not-active"
 
 
-class ProcedureNotFound(RuleViolation):
+class ProcedureNotFound(PartNotFound):
     code = "procedure-not-found"
 
 
@@ -45,11 +51,11 @@ class OpenProceduresRemain(RuleViolation):
     code = "open-procedures-remain"
 
 
-class DocumentNotFound(RuleViolation):
+class DocumentNotFound(PartNotFound):
     code = "document-not-found"
 
 
-class ResidenceDocumentNotFound(RuleViolation):
+class ResidenceDocumentNotFound(PartNotFound):
     code = "residence-document-not-found"
 
 
@@ -57,7 +63,7 @@ class ResidenceDocumentEnded(RuleViolation):
     code = "residence-document-ended"
 
 
-class FictionCertificateNotFound(RuleViolation):
+class FictionCertificateNotFound(PartNotFound):
     code = "fiction-certificate-not-found"
 
 
@@ -69,7 +75,7 @@ class CarrierSheetExhausted(RuleViolation):
     code = "carrier-sheet-exhausted"
 
 
-class EntryProcedureNotFound(RuleViolation):
+class EntryProcedureNotFound(PartNotFound):
     code = "entry-procedure-not-found"
 
 
@@ -77,7 +83,7 @@ class EntryProcedureDecided(RuleViolation):
     code = "entry-procedure-decided"
 
 
-class InquiryNotFound(RuleViolation):
+class InquiryNotFound(PartNotFound):
     code = "inquiry-not-found"
 
 

@@ -13,7 +13,6 @@ from domain.case_file import CaseFile, MasterData
 from domain.errors import (
     CarrierSheetExhausted,
     CaseFileNotActive,
-    DocumentNotFound,
     DomainError,
     EntryProcedureDecided,
     FictionCertificateEnded,
@@ -489,7 +488,7 @@ def test_correspondence_needs_attached_documents_and_notes_record_author() -> No
     case = new_case()
     rejects(
         case,
-        DocumentNotFound,
+        InvalidValue,
         lambda c: c.record_correspondence(
             direction="received",
             counterpart_kind="court",

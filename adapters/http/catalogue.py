@@ -1,0 +1,23 @@
+"""The legal bases and contact topics the office works with."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from adapters.http.deps import ServiceDep
+from adapters.http.schemas import CataloguePublic, LegalBasisPublic
+
+router = APIRouter(prefix="/catalogue", tags=["catalogue"])
+
+
+@router.get("")
+def get_catalogue(service: ServiceDep) -> CataloguePublic:
+    """The legal basis codes and contact topic codes that commands accept."""
+    catalogue = service.catalogue
+    return CataloguePublic(
+        legal_bases=[
+            LegalBasisPublic.model_validate(catalogue.legal_bases[code])
+            for code in sorted(catalogue.legal_bases)
+        ],
+        topics=sorted(catalogue.topics),
+    )
