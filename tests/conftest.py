@@ -23,6 +23,7 @@ from adapters.bootstrap import build_service
 from adapters.settings import Settings
 from service import AkteService
 
+
 class PostgresTarget(TypedDict):
     host: str
     port: int

@@ -1,0 +1,442 @@
+"""The ``akte`` command: serve the HTTP API, load a demo office, look at a case file.
+
+Settings come from the environment (``AKTE_*``, see :mod:`adapters.settings`). Expected
+failures (a store that cannot be reached, bad settings, an unknown case file) end with
+one line on stderr and an exit code, never a traceback: 1 for a case file that does not
+exist, 2 for settings and store problems (as for usage errors). Messages name stores and
+ids, never personal data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any, Final, TextIO
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import PersistenceError
+from pydantic import ValidationError
+
+from adapters.bootstrap import build_service
+from adapters.demo import DEFAULT_OFFICE_ID, DemoSummary, load_demo_office
+from adapters.settings import Settings
+from domain.case_file import CaseFile
+from service import AkteService, CaseNotFound, ReferenceNotFound, StoreUnavailable
+
+EXIT_OK: Final = 0
+EXIT_NOT_FOUND: Final = 1
+EXIT_UNAVAILABLE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+_STORE_ERRORS: Final = (StoreUnavailable, PersistenceError, psycopg.Error, sqlite3.Error)
+_MAX_REASON_LENGTH: Final = 200
+
+
+class _Failure(Exception):
+    """An expected failure: one line for the user and the exit code."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# ------------------------------------------------------------------ plumbing
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        # Name the setting and the rule, not the rejected value (it may be a password).
+        first = error.errors()[0]
+        setting = "AKTE_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise _Failure(EXIT_UNAVAILABLE, f"invalid setting {setting}: {first['msg']}") from None
+
+
+def _where(settings: Settings) -> str:
+    if settings.store == "sqlite":
+        return f"SQLite file {settings.sqlite_path}"
+    schema = f", schema {settings.postgres_schema}" if settings.postgres_schema else ""
+    return (
+        f"PostgreSQL at {settings.postgres_host}:{settings.postgres_port}, "
+        f"database {settings.postgres_dbname}{schema}"
+    )
+
+
+def _unavailable(settings: Settings, error: BaseException) -> _Failure:
+    # Only the first line: drivers put details such as offending key values on later lines.
+    lines = str(error).strip().splitlines()
+    reason = lines[0][:_MAX_REASON_LENGTH] if lines else type(error).__name__
+    return _Failure(
+        EXIT_UNAVAILABLE, f"the event store ({_where(settings)}) is unavailable: {reason}"
+    )
+
+
+@contextmanager
+def _open_service(settings: Settings) -> Iterator[AkteService]:
+    """The service over the configured store; store failures become a :class:`_Failure`."""
+    try:
+        service = build_service(settings)
+    except (*_STORE_ERRORS, OSError) as error:
+        # OSError: the data directory cannot be created (permissions, a file in the way).
+        raise _unavailable(settings, error) from None
+    try:
+        yield service
+    except _STORE_ERRORS as error:
+        raise _unavailable(settings, error) from None
+    finally:
+        service.close()
+
+
+class _Progress:
+    """Progress of a demo load on one stderr line; on a terminal it is rewritten in place.
+
+    Off a terminal (logs, CI) it prints a line per tenth, so logs stay short.
+    """
+
+    _INTERVAL: Final = 0.25
+
+    def __init__(self, count_events: Callable[[], int], stream: TextIO) -> None:
+        self._count_events = count_events
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._started = time.monotonic()
+        self._last_shown = 0.0
+        self._next_tenth = 1
+        self.done = 0
+        self._line_open = False
+
+    def __call__(self, done: int, total: int) -> None:
+        self.done = done
+        now = time.monotonic()
+        finished = done >= total
+        if self._tty:
+            if not finished and now - self._last_shown < self._INTERVAL:
+                return
+        else:
+            if not finished and done * 10 < self._next_tenth * total:
+                return
+            self._next_tenth = done * 10 // max(total, 1) + 1
+        self._last_shown = now
+        events = self._count_events()
+        rate = events / max(now - self._started, 1e-6)
+        line = f"loaded {done:,}/{total:,} cases, {events:,} events, {rate:,.0f} events/s"
+        if self._tty:
+            # \x1b[K clears what a longer previous line left behind.
+            self._stream.write(f"\r{line}\x1b[K" + ("\n" if finished else ""))
+            self._line_open = not finished
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def end_line(self) -> None:
+        """End a half-written terminal line, so a following message starts on its own."""
+        if self._line_open:
+            self._stream.write("\n")
+            self._line_open = False
+
+
+def _load_demo(service: AkteService, settings: Settings, *, cases: int, seed: int) -> DemoSummary:
+    progress = _Progress(lambda: service.recorder.max_notification_id() or 0, sys.stderr)
+    started = time.monotonic()
+    try:
+        summary = load_demo_office(
+            service,
+            cases=cases,
+            seed=seed,
+            progress=progress,
+            office_id=settings.default_office_id or DEFAULT_OFFICE_ID,
+        )
+    except KeyboardInterrupt:
+        progress.end_line()
+        # Each case file is saved as it is written, so the store keeps a partial office;
+        # a later --demo sees a store that is not empty and leaves it alone.
+        raise _Failure(
+            EXIT_INTERRUPTED,
+            f"interrupted after {progress.done:,} of {cases:,} case files; "
+            f"they stay in the store ({_where(settings)})",
+        ) from None
+    if summary.skipped:
+        print(
+            f"akte: the store already holds {summary.existing_events:,} events; "
+            "no demo office loaded",
+            file=sys.stderr,
+        )
+    else:
+        _print_summary(summary, settings, time.monotonic() - started)
+    return summary
+
+
+def _print_summary(summary: DemoSummary, settings: Settings, seconds: float) -> None:
+    counts = summary.counts
+
+    def count(*names: str) -> int:
+        return sum(counts.get(name, 0) for name in names)
+
+    rate = summary.events / max(seconds, 1e-6)
+    rows = [
+        (
+            "procedures",
+            count("receive_procedure"),
+            f"{count('decided granted')} granted, {count('decided refused')} refused, "
+            f"{count('decided withdrawn')} withdrawn",
+        ),
+        (
+            "residence documents",
+            count("issue_residence_document"),
+            f"{count('issued eat')} eAT, {count('issued duldung')} Duldung, "
+            f"{count('issued aufenthaltsgestattung')} Aufenthaltsgestattung; "
+            f"{count('extend_residence_document')} extensions, "
+            f"{count('transfer_eat_to_new_passport')} moved to a new passport",
+        ),
+        (
+            "Fiktionsbescheinigungen",
+            count("issue_fiction_certificate"),
+            f"{count('extend_fiction_certificate')} extensions, "
+            f"{count('fiction new carrier sheet')} on a new carrier sheet",
+        ),
+        (
+            "entry procedures",
+            count("request_entry_consent"),
+            f"{count('entry consent given')} consented, {count('entry consent refused')} refused",
+        ),
+        (
+            "integration course",
+            count("issue_integration_course_entitlement", "impose_integration_course_obligation"),
+            f"{count('impose_integration_course_obligation')} obligations",
+        ),
+        ("inquiries", count("receive_inquiry"), f"{count('answer_inquiry')} answered"),
+        ("documents attached", count("attach_document"), ""),
+        ("letters", count("record_correspondence"), ""),
+        ("notes", count("add_note"), ""),
+        (
+            "files closed",
+            count("close_case"),
+            f"{count('closed naturalised')} naturalised, {count('closed left')} left, "
+            f"{count('closed died')} died",
+        ),
+        ("files transferred", count("transfer_to_office"), ""),
+    ]
+    office = settings.default_office_id or DEFAULT_OFFICE_ID
+    print(
+        f"Demo office {office}: {summary.cases:,} case files, {summary.events:,} events "
+        f"in {seconds:.1f} s ({rate:,.0f} events/s)"
+    )
+    for label, number, detail in rows:
+        print(f"  {label:<24}{number:>6,}" + (f"  ({detail})" if detail else ""))
+    if summary.case_ids:
+        print(f"Try: akte case show {summary.case_ids[0]}")
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here: the other commands need neither the web stack nor its start-up time.
+    import uvicorn
+
+    from adapters.http.app import create_app
+
+    settings = _settings()
+
+    with _open_service(settings) as service:
+        if args.demo:
+            _load_demo(service, settings, cases=args.cases, seed=args.seed)
+        app = create_app(service, settings)
+        base = f"http://{_display_host(args.host)}:{args.port}"
+        print(f"Akte serves {_where(settings)} at {base} - API docs: {base}/docs", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def _display_host(host: str) -> str:
+    """Where a browser on this machine reaches a server bound to ``host``."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _demo(args: argparse.Namespace) -> int:
+    settings = _settings()
+    with _open_service(settings) as service:
+        _load_demo(service, settings, cases=args.cases, seed=args.seed)
+    return EXIT_OK
+
+
+def _case_id(service: AkteService, settings: Settings, given: str) -> UUID:
+    """A case id, or else a file number (Aktenzeichen) in the default office."""
+    try:
+        return UUID(given)
+    except ValueError:
+        pass
+    try:
+        return service.find_case_by_reference(settings.default_office_id, given)
+    except ReferenceNotFound:
+        raise _Failure(
+            EXIT_NOT_FOUND,
+            f"neither a case id nor a file number in office {settings.default_office_id}",
+        ) from None
+
+
+def _case_show(args: argparse.Namespace) -> int:
+    settings = _settings()
+    with _open_service(settings) as service:
+        case_id = _case_id(service, settings, args.case)
+        try:
+            case = service.get_case(case_id, version=args.version)
+        except CaseNotFound as error:
+            raise _Failure(EXIT_NOT_FOUND, str(error)) from None
+        print(json.dumps(_case_state(case), ensure_ascii=False, indent=2, default=_json_value))
+    return EXIT_OK
+
+
+def _case_events(args: argparse.Namespace) -> int:
+    settings = _settings()
+    with _open_service(settings) as service:
+        case_id = _case_id(service, settings, args.case)
+        try:
+            events = service.case_events(case_id, after_version=args.after, limit=args.limit)
+        except CaseNotFound as error:
+            raise _Failure(EXIT_NOT_FOUND, str(error)) from None
+        for event in events:
+            print(json.dumps(_event_record(event), ensure_ascii=False, default=_json_value))
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ output
+
+
+def _case_state(case: CaseFile) -> dict[str, Any]:
+    """The case file's state as plain data: its public attributes, id and version."""
+    state: dict[str, Any] = {
+        "id": case.id,
+        "version": case.version,
+        "created_on": case.created_on,
+        "modified_on": case.modified_on,
+    }
+    state |= {name: value for name, value in vars(case).items() if not name.startswith("_")}
+    return state
+
+
+_EVENT_HEADER_FIELDS: Final = frozenset(
+    {"originator_id", "originator_version", "originator_topic", "timestamp", "by", "at"}
+)
+
+
+def _event_record(event: CaseFile.Event) -> dict[str, Any]:
+    """One event as plain data: kind, version, who, business and recorded time, fields."""
+    record: dict[str, Any] = {
+        "version": event.originator_version,
+        "type": type(event).__name__,
+        "by": event.by,
+        "at": event.at,
+        "recorded_at": event.timestamp,
+    }
+    if dataclasses.is_dataclass(event):
+        for item in dataclasses.fields(event):
+            if item.name not in _EVENT_HEADER_FIELDS:
+                record[item.name] = getattr(event, item.name)
+    return record
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {item.name: getattr(value, item.name) for item in dataclasses.fields(value)}
+    msg = f"cannot write {type(value).__name__} as JSON"
+    raise TypeError(msg)
+
+
+# ------------------------------------------------------------------ parser
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        msg = f"must be at least 1, not {number}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
+def _not_negative(text: str) -> int:
+    number = int(text)
+    if number < 0:
+        msg = f"must not be negative, not {number}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="akte",
+        description="Akte: case processing for a foreigners' office (Ausländerbehörde).",
+        epilog="The store is chosen by AKTE_STORE, AKTE_DATA_DIR and AKTE_POSTGRES_*.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
+    serve.add_argument(
+        "--demo", action="store_true", help="load a demo office first, if the store is empty"
+    )
+    _demo_arguments(serve)
+    serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser("demo", help="load a demo office into an empty store")
+    _demo_arguments(demo)
+    demo.set_defaults(run=_demo)
+
+    case = commands.add_parser("case", help="look at one case file")
+    case_commands = case.add_subparsers(dest="case_command", required=True, metavar="COMMAND")
+    show = case_commands.add_parser("show", help="print the case file's state as JSON")
+    show.add_argument("case", metavar="CASE", help="case id or file number")
+    show.add_argument("--version", type=_positive, help="the state as of this version")
+    show.set_defaults(run=_case_show)
+    events = case_commands.add_parser("events", help="print the case file's events, one per line")
+    events.add_argument("case", metavar="CASE", help="case id or file number")
+    events.add_argument(
+        "--after", type=_not_negative, default=0, help="only events after this version"
+    )
+    events.add_argument("--limit", type=_positive, help="at most this many events")
+    events.set_defaults(run=_case_events)
+    return parser
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cases", type=_positive, default=300, help="case files (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=2024, help="same seed, same office (default %(default)s)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except _Failure as failure:
+        print(f"akte: {failure}", file=sys.stderr)
+        return failure.exit_code
+    except KeyboardInterrupt:
+        print("akte: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
