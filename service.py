@@ -7,7 +7,9 @@ translated here and never leave this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -41,6 +43,8 @@ from domain.values import (
 T = TypeVar("T")
 
 DEFAULT_SNAPSHOT_INTERVAL = 50
+DEFAULT_CASE_CACHE_SIZE = 1000
+_CASE_LOCK_STRIPES = 64
 _MAX_GENERATED_REFERENCE_ATTEMPTS = 5
 
 
@@ -96,6 +100,39 @@ class Recorded(Generic[T]):
     result: T
 
 
+def project_case(case: CaseFile | None, events: Iterable[Any]) -> CaseFile | None:
+    """Replay events onto a case file.
+
+    The library's default projector checks each event against a runtime protocol, which
+    costs a third of a load on Python 3.11; our events are all ``CaseFile.Event``.
+    """
+    for event in events:
+        case = cast(CaseFile | None, event.mutate(case))
+    return case
+
+
+class _CaseCache:
+    """The most recently used case files at their stored version (LRU)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._cases: OrderedDict[UUID, CaseFile] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def pop(self, case_id: UUID) -> CaseFile | None:
+        with self._lock:
+            return self._cases.pop(case_id, None)
+
+    def put(self, case: CaseFile) -> None:
+        if self._maxsize <= 0:
+            return
+        with self._lock:
+            self._cases[case.id] = case
+            self._cases.move_to_end(case.id)
+            while len(self._cases) > self._maxsize:
+                self._cases.popitem(last=False)
+
+
 class AkteService(Application[UUID]):
     """Commands and queries on case files, over the event store chosen by the environment."""
 
@@ -108,6 +145,7 @@ class AkteService(Application[UUID]):
         catalogue: Catalogue,
         clock: Clock = system_clock,
         snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
+        case_cache_size: int = DEFAULT_CASE_CACHE_SIZE,
     ) -> None:
         library_env = dict(env or {})
         if snapshot_interval > 0:
@@ -115,6 +153,8 @@ class AkteService(Application[UUID]):
         super().__init__(library_env)
         self.catalogue = catalogue
         self.clock = clock
+        self._case_cache = _CaseCache(case_cache_size)
+        self._case_locks = [threading.Lock() for _ in range(_CASE_LOCK_STRIPES)]
         # The library declares this a ClassVar but reads it through the instance when it
         # saves; per instance, the interval can come from settings.
         self.snapshotting_intervals = (  # type: ignore[misc]
@@ -136,7 +176,9 @@ class AkteService(Application[UUID]):
         """The case file as it is now (or as it was at ``version``)."""
         with self._store_errors():
             try:
-                case: object = self.repository.get(case_id, version=version)
+                case: object = self.repository.get(
+                    case_id, version=version, projector_func=project_case
+                )
             except AggregateNotFoundError:
                 raise CaseNotFound(case_id) from None
             # The store also holds the aggregates that claim file numbers.
@@ -822,17 +864,30 @@ class AkteService(Application[UUID]):
         at: datetime | None,
         command: Callable[[CaseFile, Act], T],
     ) -> Recorded[T]:
+        """Run one command on the case file at ``expected_version`` and save its events.
+
+        Commands work on cached case files. That is safe across processes because a
+        cached file is never ahead of the store: an older one than the caller expects is
+        reloaded, and an equal one whose stored version moved on fails to save on the
+        version constraint (then it is evicted and the conflict reported). A file whose
+        command raised anything is evicted, so no half-changed state is ever reused.
+        """
         act = self._act(by, at)
-        case = self.get_case(case_id)
-        if case.version != expected_version:
-            raise ConcurrentModification(case_id, expected_version, case.version)
-        result = command(case, act)
-        try:
-            with self._store_errors():
-                self.save(case)
-        except IntegrityError:
-            actual = self.get_case(case_id).version
-            raise ConcurrentModification(case_id, expected_version, actual) from None
+        with self._case_locks[case_id.int % _CASE_LOCK_STRIPES]:
+            case = self._case_cache.pop(case_id)
+            if case is None or case.version < expected_version:
+                case = self.get_case(case_id)
+            if case.version != expected_version:
+                self._case_cache.put(case)
+                raise ConcurrentModification(case_id, expected_version, case.version)
+            result = command(case, act)
+            try:
+                with self._store_errors():
+                    self.save(case)
+            except IntegrityError:
+                actual = self.get_case(case_id).version
+                raise ConcurrentModification(case_id, expected_version, actual) from None
+            self._case_cache.put(case)
         return Recorded(case_id, case.version, result)
 
     @contextmanager

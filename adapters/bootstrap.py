@@ -52,4 +52,5 @@ def build_service(
         catalogue=load_catalogue(),
         clock=clock,
         snapshot_interval=settings.snapshot_interval,
+        case_cache_size=settings.case_cache_size,
     )

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     transcoder: Literal["orjson", "json"] = "orjson"
     snapshot_interval: int = Field(default=50, ge=0)
     """Take a snapshot of a case file every N events (0: never)."""
+    case_cache_size: int = Field(default=1000, ge=0)
+    """Case files kept in memory for commands (0: load every time)."""
 
     default_office_id: str = "abh-musterstadt"
     """The office new case files belong to until offices come from the identity provider."""

@@ -451,3 +451,37 @@ def test_store_failures_are_translated(tmp_path: Any, clock: FakeClock) -> None:
         assert "Beispiel" not in str(raised.value)
     finally:
         service.close()
+
+
+def test_cached_case_files_stay_correct_across_processes(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """Two services on one store, as two API processes: each caches what it wrote."""
+    first = build_service(settings, clock=clock)
+    second = build_service(settings, clock=clock)
+    try:
+        case_id, v1 = open_case(first)
+        v2 = first.add_note(case_id, expected_version=v1, by="sb-01", text="a").version
+        v3 = second.add_note(case_id, expected_version=v2, by="sb-02", text="b").version
+        # first's cached file is at v2; a command expecting v3 makes it reload.
+        v4 = first.add_note(case_id, expected_version=v3, by="sb-01", text="c").version
+        # second's cached file is at v3 and looks current; its save hits the constraint.
+        with pytest.raises(ConcurrentModification) as raised:
+            second.add_note(case_id, expected_version=v3, by="sb-02", text="lost?")
+        assert (raised.value.expected, raised.value.actual) == (v3, v4)
+        # After the conflict, second works from the store again.
+        v5 = second.add_note(case_id, expected_version=v4, by="sb-02", text="d").version
+        assert [note.text for note in first.get_case(case_id).notes] == ["a", "b", "c", "d"]
+        assert v5 == event_count(first, case_id) == 5
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_rejected_command_does_not_poison_the_cached_case(service: AkteService) -> None:
+    case_id, v = open_case(service)
+    with pytest.raises(InvalidValue):
+        service.add_note(case_id, expected_version=v, by="sb-01", text=" ")
+    v = service.add_note(case_id, expected_version=v, by="sb-01", text="ok").version
+    assert v == 2
+    assert [note.number for note in service.get_case(case_id).notes] == [1]

@@ -1,0 +1,1 @@
+"""Benchmarks of Akte: run ``bin/bench`` (``python -m benchmarks.core``); see README.md."""
