@@ -20,9 +20,14 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 STAMP="$VENV/.installed-$(sha256sum "$AKTE_ROOT/pyproject.toml" | cut -c1-16)"
 if [[ ! -f "$STAMP" ]]; then
-    echo "akte: installing Akte and its dependencies into $VENV" >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$AKTE_ROOT[dev]"
+    echo "akte: installing Akte and its dependencies into $VENV (log: $VENV/install.log)" >&2
+    if ! { "$VENV/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
+        "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$AKTE_ROOT[dev]"; } \
+        >"$VENV/install.log" 2>&1; then
+        tail -n 30 "$VENV/install.log" >&2
+        echo "akte: installing failed; the whole log is $VENV/install.log" >&2
+        exit 1
+    fi
     rm -f "$VENV"/.installed-*
     touch "$STAMP"
 fi

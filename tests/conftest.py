@@ -45,7 +45,8 @@ def _probe_postgres() -> str | None:
         with psycopg.connect(connect_timeout=3, **POSTGRES):
             return None
     except psycopg.Error as error:
-        return f"PostgreSQL at {POSTGRES['host']}:{POSTGRES['port']} unreachable: {error}"
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return f"PostgreSQL at {POSTGRES['host']}:{POSTGRES['port']} unreachable: {reason}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
