@@ -24,6 +24,7 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -111,7 +112,11 @@ def _operation_labels() -> list[str]:
     service = build_service(settings_)
     try:
         api = schemathesis.openapi.from_dict(create_app(service, settings_).openapi())
-        return sorted(result.ok().label for result in api.get_all_operations())
+        labels = []
+        for result in api.get_all_operations():
+            assert isinstance(result, Ok), f"the OpenAPI schema is invalid: {result}"
+            labels.append(result.ok().label)
+        return sorted(labels)
     finally:
         service.close()
 
