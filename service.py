@@ -44,6 +44,8 @@ T = TypeVar("T")
 
 DEFAULT_SNAPSHOT_INTERVAL = 50
 DEFAULT_CASE_CACHE_SIZE = 1000
+_MAX_VERSION = 2**62
+"""Beyond any real case file, and inside the stores' 64-bit integer columns."""
 _CASE_LOCK_STRIPES = 64
 _MAX_GENERATED_REFERENCE_ATTEMPTS = 5
 
@@ -191,7 +193,8 @@ class AkteService(Application[UUID]):
     ) -> list[CaseFile.Event]:
         """The events of a case file in order, after ``after_version``."""
         with self._store_errors():
-            events = list(self.events.get(case_id, gt=after_version or None, limit=limit))
+            after = min(after_version, _MAX_VERSION)
+            events = list(self.events.get(case_id, gt=after or None, limit=limit))
             if not events:
                 first = list(self.events.get(case_id, limit=1))
                 if not first or not isinstance(first[0], CaseFile.Event):

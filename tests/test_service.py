@@ -485,3 +485,8 @@ def test_a_rejected_command_does_not_poison_the_cached_case(service: AkteService
     v = service.add_note(case_id, expected_version=v, by="sb-01", text="ok").version
     assert v == 2
     assert [note.number for note in service.get_case(case_id).notes] == [1]
+
+
+def test_paging_past_any_real_version_is_empty_not_an_error(service: AkteService) -> None:
+    case_id, _ = open_case(service)
+    assert service.case_events(case_id, after_version=2**80) == []
