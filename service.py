@@ -301,6 +301,23 @@ class AkteService(Application[UUID]):
             ),
         )
 
+    def review_document(
+        self,
+        case_id: UUID,
+        *,
+        expected_version: int,
+        by: str,
+        document_number: int,
+        at: datetime | None = None,
+    ) -> Recorded[None]:
+        return self._change(
+            case_id,
+            expected_version,
+            by,
+            at,
+            lambda case, act: case.review_document(document_number=document_number, act=act),
+        )
+
     def receive_procedure(
         self,
         case_id: UUID,

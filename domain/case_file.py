@@ -23,6 +23,8 @@ from domain.acts import Act
 from domain.errors import (
     CarrierSheetExhausted,
     CaseFileNotActive,
+    DocumentAlreadyReviewed,
+    DocumentNotFound,
     EntryProcedureDecided,
     EntryProcedureNotFound,
     FictionCertificateEnded,
@@ -110,6 +112,7 @@ class AttachedDocument:
     page_count: int
     source: DocumentSource
     attached_at: datetime
+    reviewed_at: datetime | None = None
 
 
 @dataclass
@@ -330,6 +333,14 @@ class CaseFile(Aggregate):
                     attached_at=self.at,
                 )
             )
+
+    class DocumentReviewed(Event):
+        """A caseworker has looked at an attached document (e.g. an upload)."""
+
+        document_number: int
+
+        def apply(self, case: CaseFile) -> None:
+            case.documents[self.document_number - 1].reviewed_at = self.at
 
     class ProcedureReceived(Event):
         procedure_number: int
@@ -719,6 +730,17 @@ class CaseFile(Aggregate):
             source=source,
         )
         return number
+
+    def review_document(self, *, document_number: int, act: Act) -> None:
+        """Record that a caseworker has looked at an attached document."""
+        document = _find(
+            self.documents,
+            document_number,
+            DocumentNotFound(f"document {document_number} is not attached to this case file"),
+        )
+        if document.reviewed_at is not None:
+            raise DocumentAlreadyReviewed(f"document {document_number} is already reviewed")
+        self._record(self.DocumentReviewed, act, document_number=document_number)
 
     def receive_procedure(
         self, *, channel: Channel, topic: str, legal_basis: str | None, act: Act

@@ -55,6 +55,10 @@ class DocumentNotFound(PartNotFound):
     code = "document-not-found"
 
 
+class DocumentAlreadyReviewed(RuleViolation):
+    code = "document-already-reviewed"
+
+
 class ResidenceDocumentNotFound(PartNotFound):
     code = "residence-document-not-found"
 

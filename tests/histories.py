@@ -32,6 +32,7 @@ def rich_case() -> CaseFile:
         source="scan",
         act=act,
     )
+    case.review_document(document_number=doc, act=act)
     p = case.receive_procedure(
         channel="contact_form", topic="student_permit", legal_basis="aufenthg-16b", act=act
     )

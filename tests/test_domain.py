@@ -13,6 +13,8 @@ from domain.case_file import CaseFile, MasterData
 from domain.errors import (
     CarrierSheetExhausted,
     CaseFileNotActive,
+    DocumentAlreadyReviewed,
+    DocumentNotFound,
     DomainError,
     EntryProcedureDecided,
     FictionCertificateEnded,
@@ -200,6 +202,26 @@ def test_attach_document_numbers_documents_and_checks_metadata() -> None:
         error = rejects(case, InvalidValue, lambda c, kw=kwargs: c.attach_document(**kw, act=act()))  # type: ignore[misc]
         assert isinstance(error, InvalidValue)
         assert error.field == next(iter(bad))
+
+
+def test_a_document_is_reviewed_once() -> None:
+    case = new_case()
+    number = case.attach_document(
+        kind="passport_copy",
+        sha256=SHA,
+        size_bytes=1,
+        media_type="application/pdf",
+        page_count=1,
+        source="contact_form",
+        act=act(),
+    )
+    case.review_document(document_number=number, act=act(by="sb-02"))
+    assert case.documents[0].reviewed_at == NOW
+    case.collect_events()
+    rejects(
+        case, DocumentAlreadyReviewed, lambda c: c.review_document(document_number=1, act=act())
+    )
+    rejects(case, DocumentNotFound, lambda c: c.review_document(document_number=2, act=act()))
 
 
 def test_procedure_lifecycle() -> None:

@@ -176,6 +176,15 @@ class CaseFileMachine(RuleBasedStateMachine):
             lambda c, a: c.attach_document(**fields, act=a),
         )
 
+    @rule(number=numbers)
+    def review_document(self, number: int) -> None:
+        self.run(
+            lambda v: self.service.review_document(
+                self.case.id, expected_version=v, by=BY, document_number=number
+            ),
+            lambda c, a: c.review_document(document_number=number, act=a),
+        )
+
     @rule(channel=st.sampled_from(["contact_form", "mail", "appointment"]))
     def receive_procedure(self, channel: Any) -> None:
         self.run(
