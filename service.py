@@ -17,7 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, PersistenceError, Transcoder
+from eventsourcing.persistence import IntegrityError, PersistenceError, Recording, Transcoder
 
 from adapters.catalogue import Catalogue
 from adapters.transcoding import register_akte_transcodings
@@ -100,6 +100,9 @@ class Recorded(Generic[T]):
     case_id: UUID
     version: int
     result: T
+    position: int
+    """Notification id of the last event written: read models that have processed this
+    position reflect the command (read-your-writes)."""
 
 
 def project_case(case: CaseFile | None, events: Iterable[Any]) -> CaseFile | None:
@@ -241,13 +244,13 @@ class AkteService(Application[UUID]):
             )
             try:
                 with self._store_errors():
-                    self.save(case, claim)
+                    recordings = self.save(case, claim)
             except IntegrityError:
                 if reference is not None:
                     msg = "this office already has a case file with this reference"
                     raise DuplicateReference(msg) from None
                 continue
-            return Recorded(case_id, case.version, chosen)
+            return Recorded(case_id, case.version, chosen, _last_position(recordings))
         msg = "could not generate a unique reference"
         raise StoreUnavailable(msg)
 
@@ -903,12 +906,12 @@ class AkteService(Application[UUID]):
             result = command(case, act)
             try:
                 with self._store_errors():
-                    self.save(case)
+                    recordings = self.save(case)
             except IntegrityError:
                 actual = self.get_case(case_id).version
                 raise ConcurrentModification(case_id, expected_version, actual) from None
             self._case_cache.put(case)
-        return Recorded(case_id, case.version, result)
+        return Recorded(case_id, case.version, result, _last_position(recordings))
 
     @contextmanager
     def _store_errors(self) -> Iterator[None]:
@@ -920,6 +923,10 @@ class AkteService(Application[UUID]):
         except PersistenceError as error:
             msg = f"the event store failed: {type(error).__name__}"
             raise StoreUnavailable(msg) from None
+
+
+def _last_position(recordings: list[Recording[UUID]]) -> int:
+    return max(recording.notification.id for recording in recordings)
 
 
 def _generated_reference(case_id: UUID, act: Act) -> str:

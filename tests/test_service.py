@@ -490,3 +490,10 @@ def test_a_rejected_command_does_not_poison_the_cached_case(service: AkteService
 def test_paging_past_any_real_version_is_empty_not_an_error(service: AkteService) -> None:
     case_id, _ = open_case(service)
     assert service.case_events(case_id, after_version=2**80) == []
+
+
+def test_commands_report_the_log_position_of_their_last_event(service: AkteService) -> None:
+    opened = service.open_case(office_id="abh-musterstadt", master_data=person(), by="sb-01")
+    noted = service.add_note(opened.case_id, expected_version=1, by="sb-01", text="x")
+    assert noted.position == service.recorder.max_notification_id()
+    assert opened.position < noted.position
