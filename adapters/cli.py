@@ -1,4 +1,5 @@
-"""The ``akte`` command: serve the HTTP API, load a demo office, look at a case file.
+"""The ``akte`` command: serve the HTTP API, load a demo office, look at a case file,
+print a demo user's token (local mode).
 
 Settings come from the environment (``AKTE_*``, see :mod:`adapters.settings`). Expected
 failures (a store that cannot be reached, bad settings, an unknown case file) end with
@@ -17,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final, TextIO
 from uuid import UUID
 
@@ -27,13 +28,26 @@ from pydantic import ValidationError
 
 from adapters.bootstrap import build_service
 from adapters.demo import DEFAULT_OFFICE_ID, DemoSummary, load_demo_office
+from adapters.http.auth import AuthConfigurationError, check_auth_settings
+from adapters.http.identity import Role
+from adapters.http.local_issuer import (
+    DEFAULT_TOKEN_MINUTES,
+    MAX_TOKEN_MINUTES,
+    LocalIssuer,
+    LocalIssuerKeyError,
+    demo_users,
+)
+from adapters.http.schemas import MAX_USER_ID
+from adapters.logging_setup import configure_logging
 from adapters.settings import Settings
-from domain.case_file import CaseFile
+from domain.case_file import CaseFile, require_code
+from domain.errors import InvalidValue
 from service import AkteService, CaseNotFound, ReferenceNotFound, StoreUnavailable
 
 EXIT_OK: Final = 0
 EXIT_NOT_FOUND: Final = 1
 EXIT_UNAVAILABLE: Final = 2
+EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
 _STORE_ERRORS: Final = (StoreUnavailable, PersistenceError, psycopg.Error, sqlite3.Error)
@@ -246,15 +260,44 @@ def _serve(args: argparse.Namespace) -> int:
     from adapters.http.app import create_app
 
     settings = _settings()
+    _check_auth(settings)
 
     with _open_service(settings) as service:
+        try:
+            # Built before the demo loads: unusable authentication fails at once.
+            app = create_app(service, settings)
+        except (AuthConfigurationError, LocalIssuerKeyError) as error:
+            raise _Failure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
         if args.demo:
             _load_demo(service, settings, cases=args.cases, seed=args.seed)
-        app = create_app(service, settings)
         base = f"http://{_display_host(args.host)}:{args.port}"
         print(f"Akte serves {_where(settings)} at {base} - API docs: {base}/docs", flush=True)
-        uvicorn.run(app, host=args.host, port=args.port)
+        print(_how_to_get_a_token(settings, base), flush=True)
+        configure_logging(json_logs=settings.json_logs, level=settings.log_level)
+        # Our access log names route templates; uvicorn's would log raw paths with ids.
+        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return EXIT_OK
+
+
+def _check_auth(settings: Settings) -> None:
+    try:
+        check_auth_settings(settings)
+    except AuthConfigurationError as error:
+        raise _Failure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
+
+
+def _how_to_get_a_token(settings: Settings, base: str) -> str:
+    if settings.auth_mode == "oidc":
+        return f"Bearer tokens come from the identity provider {settings.oidc_issuer}."
+    users = ", ".join(
+        f"{user.user_id} ({user.description}, {user.office_id})"
+        for user in demo_users(settings.default_office_id).values()
+    )
+    return (
+        "Local tokens (development only): akte token USER [--role ROLE] [--office OFFICE]\n"
+        f"  demo users: {users}\n"
+        f'  e.g.: curl -H "Authorization: Bearer $(akte token sb-01)" {base}/cases/<id>'
+    )
 
 
 def _display_host(host: str) -> str:
@@ -310,6 +353,56 @@ def _case_events(args: argparse.Namespace) -> int:
             raise _Failure(EXIT_NOT_FOUND, str(error)) from None
         for event in events:
             print(json.dumps(_event_record(event), ensure_ascii=False, default=_json_value))
+    return EXIT_OK
+
+
+def _token(args: argparse.Namespace) -> int:
+    """Print an access token for a demo user, signed by the local issuer."""
+    settings = _settings()
+    if settings.auth_mode != "local":
+        raise _Failure(
+            EXIT_UNAVAILABLE,
+            "akte token works in local mode only (AKTE_AUTH_MODE=local); with oidc, "
+            "tokens come from the identity provider",
+        )
+    try:
+        check_auth_settings(settings)
+    except AuthConfigurationError as error:
+        raise _Failure(EXIT_UNAVAILABLE, f"no local tokens: {error}") from None
+    user_id: str = args.user
+    if not user_id or len(user_id) > MAX_USER_ID or not user_id.isprintable() or " " in user_id:
+        raise _Failure(EXIT_USAGE, f"USER must be an account id of 1 to {MAX_USER_ID} characters")
+    users = demo_users(settings.default_office_id)
+    known = users.get(user_id)
+    roles = [Role(role) for role in args.role] if args.role else None
+    if roles is None:
+        if known is None:
+            raise _Failure(
+                EXIT_USAGE,
+                f"{user_id} is not a demo user ({', '.join(users)}); name its --role",
+            )
+        roles = list(known.roles)
+    office_id = args.office or (known.office_id if known else settings.default_office_id)
+    try:
+        require_code("office", office_id)
+    except InvalidValue as error:
+        raise _Failure(EXIT_USAGE, f"--office {error.message.removeprefix('office: ')}") from None
+    try:
+        issuer = LocalIssuer.load_or_create(settings.local_issuer_key_file)
+    except LocalIssuerKeyError as error:
+        raise _Failure(EXIT_UNAVAILABLE, str(error)) from None
+    token = issuer.issue(
+        user_id=user_id,
+        roles=roles,
+        office_id=office_id,
+        lifetime=timedelta(minutes=args.minutes),
+    )
+    print(token)
+    print(
+        f"akte: token for {user_id} ({', '.join(role.value for role in roles)}; "
+        f"office {office_id}), valid {args.minutes} minutes",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -413,7 +506,46 @@ def _parser() -> argparse.ArgumentParser:
     )
     events.add_argument("--limit", type=_positive, help="at most this many events")
     events.set_defaults(run=_case_events)
+
+    token = commands.add_parser(
+        "token",
+        help="print an access token for a demo user (local mode, development only)",
+        description=(
+            "Print a bearer token signed by the local issuer. Demo users: "
+            + ", ".join(
+                f"{user.user_id} ({user.description})"
+                for user in demo_users(DEFAULT_OFFICE_ID).values()
+            )
+            + ". Other users need --role."
+        ),
+    )
+    token.add_argument("user", metavar="USER", help="the account id (the token's subject)")
+    token.add_argument(
+        "--role",
+        action="append",
+        choices=[role.value for role in Role],
+        help="a role (repeatable); default: the demo user's",
+    )
+    token.add_argument(
+        "--office",
+        help="the account's office; default: the demo user's, else AKTE_DEFAULT_OFFICE_ID",
+    )
+    token.add_argument(
+        "--minutes",
+        type=_token_minutes,
+        default=DEFAULT_TOKEN_MINUTES,
+        help="how long the token is valid (default %(default)s)",
+    )
+    token.set_defaults(run=_token)
     return parser
+
+
+def _token_minutes(text: str) -> int:
+    minutes = _positive(text)
+    if minutes > MAX_TOKEN_MINUTES:
+        msg = f"must be at most {MAX_TOKEN_MINUTES}, not {minutes}"
+        raise argparse.ArgumentTypeError(msg)
+    return minutes
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:

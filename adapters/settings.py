@@ -35,8 +35,45 @@ class Settings(BaseSettings):
     """Case files kept in memory for commands (0: load every time)."""
 
     default_office_id: str = "abh-musterstadt"
-    """The office new case files belong to until offices come from the identity provider."""
+    """The demo office, the office of the local demo users, and where an auditor without
+    an office of its own looks up file numbers."""
+
+    deployment: Literal["development", "production"] = "development"
+    """``production`` refuses to start with tokens Akte issues itself (``auth_mode=local``)."""
+    auth_mode: Literal["local", "oidc"] = "local"
+    """Who issues the bearer tokens: Akte itself for demo users (``local``, development
+    only) or the office's OpenID Connect provider (``oidc``, e.g. Keycloak)."""
+
+    oidc_issuer: str | None = None
+    """The provider's issuer URL, exactly as tokens carry it in ``iss`` (oidc mode)."""
+    oidc_audience: str | None = None
+    """The audience tokens must name in ``aud`` to be meant for Akte (oidc mode)."""
+    oidc_jwks_url: str | None = None
+    """Where the provider publishes its signing keys (JWKS), e.g. Keycloak's
+    ``<issuer>/protocol/openid-connect/certs`` (oidc mode)."""
+    oidc_jwks_cache_seconds: float = Field(default=300, gt=0)
+    """How long the fetched signing keys are trusted before they are fetched again."""
+    oidc_jwks_refresh_cooldown_seconds: float = Field(default=30, ge=0)
+    """A token signed with an unknown key makes Akte refetch the keys (key rotation), but
+    at most once in this many seconds, so forged key ids cannot flood the provider."""
+
+    local_issuer_key_path: Path | None = None
+    """The local issuer's RS256 signing key (local mode).
+
+    Omitted: ``<data_dir>/local-issuer.pem``."""
+
+    json_logs: bool = True
+    """One JSON object per log line (for log shippers); false: plain text lines."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body accepted; larger ones are answered 413."""
 
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "akte.sqlite3"
+
+    @property
+    def local_issuer_key_file(self) -> Path:
+        if self.local_issuer_key_path is not None:
+            return self.local_issuer_key_path
+        return self.data_dir / "local-issuer.pem"

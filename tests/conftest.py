@@ -108,6 +108,8 @@ def make_settings(store: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     schema = request.getfixturevalue("postgres_schema")
     return Settings(
         store="postgres",
+        # Keys of the local token issuer live here, even with PostgreSQL as the store.
+        data_dir=tmp_path / "data",
         postgres_host=POSTGRES["host"],
         postgres_port=POSTGRES["port"],
         postgres_user=POSTGRES["user"],

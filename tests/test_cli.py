@@ -172,7 +172,12 @@ def test_serve_loads_the_demo_once_and_runs_the_api(
     assert "no demo office loaded" in err
     assert "http://127.0.0.1:8124/docs" in out
 
-    assert served == [{"host": "127.0.0.1", "port": 8123}, {"host": "0.0.0.0", "port": 8124}]
+    # Uvicorn's own logging stays off: it would log raw paths holding ids.
+    quiet = {"log_config": None, "access_log": False}
+    assert served == [
+        {"host": "127.0.0.1", "port": 8123, **quiet},
+        {"host": "0.0.0.0", "port": 8124, **quiet},
+    ]
 
 
 def test_progress_rewrites_one_line_on_a_terminal() -> None:

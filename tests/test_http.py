@@ -1,4 +1,9 @@
-"""The HTTP interface, end to end through FastAPI's test client, on SQLite and PostgreSQL."""
+"""The HTTP interface, end to end through FastAPI's test client, on SQLite and PostgreSQL.
+
+Requests carry bearer tokens of the local issuer (the default ``auth_mode``); access
+control itself, over real HTTP and with an identity provider's keys, is tested in
+``tests/test_auth.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -14,12 +20,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.http.app import create_app
+from adapters.http.identity import Role
+from adapters.http.local_issuer import LocalIssuer
 from adapters.settings import Settings
 from domain.case_reference import CaseReference
 from service import AkteService, StoreUnavailable
 from tests.conftest import FakeClock
 
-USER = "caseworker-17"
+USER = "tl-17"
+"""A team lead: the one role that may record every action, assignments included."""
 PROBLEMS = "https://akte.example/problems/"
 PERSON: dict[str, Any] = {
     "surname": "Yılmaz",
@@ -52,9 +61,38 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
+@pytest.fixture(scope="session")
+def issuer_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One signing key for the whole run: generating RSA keys takes a while."""
+    path = tmp_path_factory.mktemp("local-issuer") / "local-issuer.pem"
+    LocalIssuer.load_or_create(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def issuer(issuer_key_file: Path) -> LocalIssuer:
+    return LocalIssuer.load_or_create(issuer_key_file)
+
+
+def bearer(
+    issuer: LocalIssuer,
+    *,
+    user: str = USER,
+    roles: tuple[Role, ...] = (Role.TEAM_LEAD,),
+    office: str = "abh-musterstadt",
+) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issuer.issue(user_id=user, roles=roles, office_id=office)}"}
+
+
 @pytest.fixture
-def client(service: AkteService, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(service, settings)) as test_client:
+def client(
+    service: AkteService, settings: Settings, issuer: LocalIssuer, issuer_key_file: Path
+) -> Iterator[TestClient]:
+    """A client that sends USER's token (a team lead of the default office) by default."""
+    app_settings = settings.model_copy(update={"local_issuer_key_path": issuer_key_file})
+    app = create_app(service, app_settings)
+    headers = bearer(issuer, office=settings.default_office_id)
+    with TestClient(app, headers=headers) as test_client:
         yield test_client
 
 
@@ -68,8 +106,8 @@ class Case:
         return int(self.etag.strip('"'))
 
 
-def open_case(client: TestClient, **fields: Any) -> Case:
-    response = client.post("/cases", json=PERSON | fields, headers={"X-Akte-User": USER})
+def open_case(client: TestClient, headers: dict[str, str] | None = None, **fields: Any) -> Case:
+    response = client.post("/cases", json=PERSON | fields, headers=headers or {})
     assert response.status_code == 201, response.text
     return Case(response.json()["case_id"], response.headers["ETag"])
 
@@ -81,7 +119,7 @@ def write(
     response: httpx.Response = client.post(
         f"/cases/{case.id}{path}",
         json=body,
-        headers={"X-Akte-User": USER, "If-Match": case.etag},
+        headers={"If-Match": case.etag},
     )
     assert response.status_code == expected, response.text
     new_version = case.version + 1
@@ -95,7 +133,7 @@ def attempt(
     client: TestClient, case: Case, path: str, body: Any = None, **headers: str
 ) -> httpx.Response:
     """POST a write that is meant to fail, with the case's ETag unless told otherwise."""
-    sent = {"X-Akte-User": USER, "If-Match": case.etag} | headers
+    sent = {"If-Match": case.etag} | headers
     response: httpx.Response = client.post(f"/cases/{case.id}{path}", json=body, headers=sent)
     return response
 
@@ -156,7 +194,7 @@ def created_part(
 def test_opening_a_case_answers_201_with_location_and_etag(
     client: TestClient, settings: Settings, clock: FakeClock
 ) -> None:
-    response = client.post("/cases", json=PERSON, headers={"X-Akte-User": USER})
+    response = client.post("/cases", json=PERSON)
 
     assert response.status_code == 201, response.text
     assert response.headers["ETag"] == '"1"'
@@ -180,10 +218,17 @@ def test_opening_a_case_answers_201_with_location_and_etag(
     assert opened_event["data"]["passport_number"] == PERSON["passport_number"]
 
 
-def test_a_case_is_found_by_its_file_number_in_its_office(client: TestClient) -> None:
-    case = open_case(client, office_id="abh-nordstadt", reference="ABH/2024/0001")
+def test_a_case_is_found_by_its_file_number_in_its_office(
+    client: TestClient, issuer: LocalIssuer
+) -> None:
+    nordstadt = bearer(issuer, office="abh-nordstadt")
+    case = open_case(client, nordstadt, reference="ABH/2024/0001")
 
-    found = client.get("/cases/by-reference/ABH/2024/0001", params={"office_id": "abh-nordstadt"})
+    found = client.get(
+        "/cases/by-reference/ABH/2024/0001",
+        params={"office_id": "abh-nordstadt"},
+        headers=nordstadt,
+    )
     elsewhere = client.get("/cases/by-reference/ABH/2024/0001")
 
     assert found.status_code == 200, found.text
@@ -229,18 +274,23 @@ def test_docs_and_openapi_are_served(client: TestClient) -> None:
     assert "swagger" in docs.text.lower()
     assert openapi.status_code == 200
     document = openapi.json()
-    assert "TEMPORARY" in document["info"]["description"]
-    assert "X-Akte-User" in document["info"]["description"]
+    assert "Authorization: Bearer" in document["info"]["description"]
+    assert "X-Akte-User" not in openapi.text
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     decision = document["paths"]["/cases/{case_id}/procedures/{procedure_number}/decision"]
     responses = decision["post"]["responses"]
-    assert set(responses) >= {"200", "401", "409", "412", "422", "428"}
+    assert set(responses) >= {"200", "401", "403", "409", "412", "422", "428"}
     assert "application/problem+json" in responses["412"]["content"]
     assert "ETag" in responses["200"]["headers"]
     assert decision["post"]["description"].startswith("Decide an open procedure")
+    assert decision["post"]["security"] == [{"bearer": []}]
+    assert decision["post"]["x-akte-permission"] == "case.write"
+    assert "`case.write`" in decision["post"]["description"]
     headers = {p["name"]: p for p in decision["post"]["parameters"] if p["in"] == "header"}
-    assert headers["x-akte-user"]["required"] is True
-    assert "TEMPORARY" in headers["x-akte-user"]["description"]
+    assert set(headers) == {"if-match"}
     assert headers["if-match"]["required"] is True
+    catalogue = document["paths"]["/catalogue"]["get"]
+    assert {} in catalogue["security"]
 
 
 # ------------------------------------------------------------------- writing
@@ -556,9 +606,7 @@ def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
 def test_a_write_without_if_match_is_428_and_writes_nothing(client: TestClient) -> None:
     case = open_case(client)
 
-    response = client.post(
-        f"/cases/{case.id}/notes", json={"text": "hello"}, headers={"X-Akte-User": USER}
-    )
+    response = client.post(f"/cases/{case.id}/notes", json={"text": "hello"})
 
     assert_problem(response, 428, "if-match-required")
     assert_nothing_written(client, case)
@@ -602,9 +650,7 @@ def test_a_rule_violation_is_409_and_writes_nothing(client: TestClient) -> None:
 def test_a_taken_file_number_is_409(client: TestClient) -> None:
     open_case(client, reference="AZ-4711")
 
-    response = client.post(
-        "/cases", json=PERSON | {"reference": "AZ-4711"}, headers={"X-Akte-User": USER}
-    )
+    response = client.post("/cases", json=PERSON | {"reference": "AZ-4711"})
 
     assert_problem(response, 409, "duplicate-reference")
 
@@ -679,9 +725,7 @@ def test_invalid_input_is_422_naming_the_field_and_writes_nothing(
 
 def test_an_invalid_new_case_is_422_and_is_not_opened(client: TestClient) -> None:
     response = client.post(
-        "/cases",
-        json=PERSON | {"reference": "AZ-0001", "passport_number": "u1234"},
-        headers={"X-Akte-User": USER},
+        "/cases", json=PERSON | {"reference": "AZ-0001", "passport_number": "u1234"}
     )
 
     problem = assert_problem(response, 422, "invalid-value")
@@ -691,19 +735,22 @@ def test_an_invalid_new_case_is_422_and_is_not_opened(client: TestClient) -> Non
     assert_problem(client.get("/cases/by-reference/AZ-0001"), 404, "case-not-found")
 
 
-@pytest.mark.parametrize("user", [None, "", "   ", "u" * 101])
+@pytest.mark.parametrize("token", [None, "", "   ", "not-a-token", "user-id-too-long"])
 def test_a_write_without_acting_user_is_401_and_writes_nothing(
-    client: TestClient, user: str | None
+    client: TestClient, issuer: LocalIssuer, token: str | None
 ) -> None:
     case = open_case(client)
-    headers = {"If-Match": case.etag} | ({} if user is None else {"X-Akte-User": user})
+    if token == "user-id-too-long":
+        token = issuer.issue(user_id="u" * 101, roles=[Role.TEAM_LEAD], office_id="abh-musterstadt")
+    authorization = "" if token is None else f"Bearer {token}"
+    headers = {"If-Match": case.etag, "Authorization": authorization}
 
     note = client.post(f"/cases/{case.id}/notes", json={"text": "hello"}, headers=headers)
     new_case = client.post("/cases", json=PERSON, headers=headers)
 
     for response in (note, new_case):
         assert_problem(response, 401, "unauthenticated")
-        assert "X-Akte-User" in response.headers["WWW-Authenticate"]
+        assert response.headers["WWW-Authenticate"].startswith("Bearer ")
     assert_nothing_written(client, case)
 
 
@@ -743,7 +790,7 @@ SECRET_DATE = "1985-02-30"
 def test_error_bodies_hold_no_personal_data(
     client: TestClient, body: dict[str, Any], secrets: list[str]
 ) -> None:
-    response = client.post("/cases", json=body, headers={"X-Akte-User": USER})
+    response = client.post("/cases", json=body)
 
     assert_problem(response, 422, "invalid-value")
     for secret in secrets:
@@ -754,7 +801,7 @@ def test_a_broken_json_body_is_422_without_echoing_it(client: TestClient) -> Non
     response = client.post(
         "/cases",
         content=f'{{"surname": "{SECRET_NAME}", '.encode(),
-        headers={"X-Akte-User": USER, "Content-Type": "application/json"},
+        headers={"Content-Type": "application/json"},
     )
 
     problem = assert_problem(response, 422, "invalid-value")

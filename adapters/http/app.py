@@ -10,18 +10,21 @@ Concurrency follows HTTP, more strictly than the issue's "409 stale version": a 
 missing one ``428 Precondition Required``; ``409 Conflict`` is left to domain rule
 violations.
 
-The acting user is TEMPORARILY read from the ``X-Akte-User`` header (required on writes,
-``401`` without it) until authentication arrives in its own issue; the header is trusted
-as is, so this must not be exposed beyond a trusted network before then.
+Every route but the public ones needs a bearer token (:mod:`adapters.http.auth`) and
+declares the permission it needs (:mod:`adapters.http.policy`); the acting user of
+every write is the verified token's subject. ``create_app`` refuses to build an app
+whose authentication settings are unsafe or incomplete.
 
 Errors are ``application/problem+json`` (RFC 9457), see :mod:`adapters.http.problems`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.routing import BaseRoute
 
 from adapters.http import (
     cases,
@@ -36,6 +39,9 @@ from adapters.http import (
     procedures,
     residence_documents,
 )
+from adapters.http.auth import token_verifier_for
+from adapters.http.operations import ReadinessCheck, install_operations
+from adapters.http.policy import AllowPublic, CaseOffices, route_accesses
 from adapters.http.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from adapters.settings import Settings
 from service import AkteService
@@ -47,15 +53,30 @@ Case processing for foreigners' offices (Ausländerbehörden).
 sub-resource of the case file and needs `If-Match: "<version>"`; a stale version is
 answered with `412`, a missing `If-Match` with `428`. Writes answer with the new `ETag`.
 
-**Acting user (TEMPORARY):** until authentication arrives, writes name the acting user
-in the `X-Akte-User` header (a pseudonymous account id); without it they fail with `401`.
+**Authentication:** every route except `GET /catalogue` needs `Authorization: Bearer
+<access token>`, a token of the office's identity provider (OpenID Connect; in local
+development mode printed by `akte token USER`). The token's subject is the acting user
+every write records. No or a bad token: `401`; a role without the route's permission
+(each operation names it): `403`; a case file of an office your role does not reach
+answers `404`, exactly like one that does not exist.
+
+| role | may | offices |
+|---|---|---|
+| `caseworker` | read, open case files, record all but assignments | own |
+| `team_lead` | as a caseworker, and assign or re-assign procedures | own |
+| `auditor` | read case files and their events; write nothing | all |
+| `head_of_office` | reports and aggregates only (none yet), no case file | own |
+| anyone | `GET /catalogue` | - |
+
+**Lists** come in pages: a full page carries `Link: <...>; rel="next"`; follow it until
+a page has none.
 
 **Errors** are `application/problem+json` (RFC 9457) with a stable `type` URI; invalid
 input lists the offending fields in `errors`.
 """
 
 _GENERATED_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
-_WRITE_HEADERS = frozenset({"x-akte-user", "if-match"})
+_WRITE_HEADERS = frozenset({"if-match"})
 _ETAG_HEADER = {
     "description": 'The case file\'s version as an entity tag, e.g. `"7"`.',
     "schema": {"type": "string"},
@@ -67,11 +88,12 @@ _LOCATION_HEADER = {
 
 
 class AkteApi(FastAPI):
-    """FastAPI, with the OpenAPI document telling the truth about error bodies and ETags."""
+    """FastAPI, with the OpenAPI document telling the truth about errors, ETags and access."""
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
-            self.openapi_schema = _describe_problems_and_headers(super().openapi())
+            schema = _describe_problems_and_headers(super().openapi())
+            self.openapi_schema = _describe_access(schema, self.routes)
         return self.openapi_schema
 
 
@@ -100,8 +122,42 @@ def _describe_problems_and_headers(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def create_app(service: AkteService, settings: Settings) -> FastAPI:
-    """The API over ``service``; whoever built the service closes it."""
+def _describe_access(schema: dict[str, Any], routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """Each operation names the permission it needs; public ones take a token optionally."""
+    paths = schema.get("paths", {})
+    for route in route_accesses(routes):
+        if route.access is None:
+            continue
+        for method in route.methods:
+            operation = paths.get(route.path, {}).get(method.lower())
+            if operation is None:
+                continue
+            operation["x-akte-permission"] = route.access.permission.value
+            if isinstance(route.access, AllowPublic):
+                # An empty requirement: anonymous callers are welcome too.
+                operation["security"] = [{}, *operation.get("security", [])]
+                note = "Public: no token needed (a token sent must be valid)."
+            else:
+                note = f"Needs permission `{route.access.permission.value}`."
+            description = operation.get("description", "")
+            operation["description"] = f"{description}\n\n{note}" if description else note
+    return schema
+
+
+def create_app(
+    service: AkteService,
+    settings: Settings,
+    *,
+    readiness_checks: Sequence[ReadinessCheck] = (),
+) -> FastAPI:
+    """The API over ``service``; whoever built the service closes it.
+
+    ``readiness_checks`` join the store check of ``GET /readyz``.
+
+    Raises :class:`adapters.http.auth.AuthConfigurationError` for unsafe or incomplete
+    authentication settings (local tokens in production, oidc without its settings).
+    """
+    token_verifier = token_verifier_for(settings)
     app = AkteApi(
         title="Akte",
         summary="Event-sourced case processing for German foreigners' offices",
@@ -111,6 +167,8 @@ def create_app(service: AkteService, settings: Settings) -> FastAPI:
     )
     app.state.service = service
     app.state.settings = settings
+    app.state.token_verifier = token_verifier
+    app.state.case_offices = CaseOffices(service)
     install_problem_handlers(app)
     for router_module in (
         cases,
@@ -126,4 +184,12 @@ def create_app(service: AkteService, settings: Settings) -> FastAPI:
         catalogue,
     ):
         app.include_router(router_module.router)
+    # Last, so that its middlewares wrap everything: every answer, 413/415/500 included,
+    # carries a request id and is logged and counted.
+    install_operations(
+        app,
+        service,
+        max_body_bytes=settings.max_body_bytes,
+        readiness_checks=readiness_checks,
+    )
     return app

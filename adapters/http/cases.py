@@ -7,12 +7,16 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Query, Request, Response, status
 
 from adapters.http.deps import (
-    ActingUser,
+    CaseHistoryReader,
     CaseId,
+    CaseOpener,
+    CaseReader,
+    CaseWriter,
     ExpectedVersion,
     ServiceDep,
     SettingsDep,
 )
+from adapters.http.policy import Permission, home_office, may_in_office
 from adapters.http.route_helpers import (
     OPEN_PROBLEMS,
     READ_PROBLEMS,
@@ -33,6 +37,7 @@ from adapters.http.schemas import (
     TransferCreate,
 )
 from domain.case_file import CaseFile, MasterData
+from service import ReferenceNotFound
 
 DEFAULT_EVENT_PAGE: Final = 100
 MAX_EVENT_PAGE: Final = 1000
@@ -66,14 +71,13 @@ def _event_public(event: CaseFile.Event) -> EventPublic:
 def open_case(
     body: CaseCreate,
     request: Request,
+    opener: CaseOpener,
     response: Response,
     service: ServiceDep,
-    settings: SettingsDep,
-    by: ActingUser,
 ) -> CaseOpenedPublic:
-    """Open a person's case file; a file number is generated unless one is given."""
+    """Open a person's case file in your office; a file number is generated unless given."""
     recorded = service.open_case(
-        office_id=settings.default_office_id if body.office_id is None else body.office_id,
+        office_id=home_office(opener),
         reference=body.reference,
         master_data=MasterData(
             surname=body.surname,
@@ -83,7 +87,7 @@ def open_case(
             passport_number=body.passport_number,
             address=body.address,
         ),
-        by=by,
+        by=opener.user_id,
         at=body.at,
     )
     response.headers["ETag"] = etag(recorded.version)
@@ -97,18 +101,27 @@ def open_case(
 def get_case_by_reference(
     reference: str,
     request: Request,
+    reader: CaseReader,
     response: Response,
     service: ServiceDep,
     settings: SettingsDep,
     office_id: Annotated[
         str | None,
-        Query(max_length=MAX_CODE, description="Omitted: the deployment's default office."),
+        Query(
+            max_length=MAX_CODE,
+            description=(
+                "The office whose file number it is; omitted: your own office. Only "
+                "auditors reach other offices: for anyone else there is no such file."
+            ),
+        ),
     ] = None,
 ) -> CasePublic:
     """Find a case file by its file number (Aktenzeichen) in an office."""
-    case_id = service.find_case_by_reference(
-        settings.default_office_id if office_id is None else office_id, reference
-    )
+    office_id = office_id or reader.office_id or settings.default_office_id
+    if not may_in_office(reader, Permission.CASE_READ, office_id):
+        # As for a file number that does not exist: other offices' files are not revealed.
+        raise ReferenceNotFound
+    case_id = service.find_case_by_reference(office_id, reference)
     case = load_case(service, case_id)
     response.headers["ETag"] = etag(case.version)
     response.headers["Content-Location"] = str(request.url_for("get_case", case_id=str(case_id)))
@@ -116,7 +129,9 @@ def get_case_by_reference(
 
 
 @router.get("/{case_id}", responses=READ_PROBLEMS)
-def get_case(case_id: CaseId, response: Response, service: ServiceDep) -> CasePublic:
+def get_case(
+    case_id: CaseId, reader: CaseReader, response: Response, service: ServiceDep
+) -> CasePublic:
     """The case file as it is now; its ETag is the version to send as If-Match."""
     case = load_case(service, case_id)
     response.headers["ETag"] = etag(case.version)
@@ -127,12 +142,27 @@ def get_case(case_id: CaseId, response: Response, service: ServiceDep) -> CasePu
 def list_case_events(
     case_id: CaseId,
     request: Request,
+    reader: CaseHistoryReader,
     response: Response,
     service: ServiceDep,
-    after_version: Annotated[int, Query(ge=0, description="Only events after this version.")] = 0,
+    after_version: Annotated[
+        int,
+        Query(
+            ge=0,
+            description=(
+                "The page cursor: the version of the last event you have; only later "
+                "events are listed. Omitted: from the first event."
+            ),
+        ),
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENT_PAGE)] = DEFAULT_EVENT_PAGE,
 ) -> list[EventPublic]:
-    """The case file's events in order; a full page links to the next one."""
+    """The case file's events in order, a page at a time.
+
+    A full page carries `Link: <...>; rel="next"` naming the next page; the last page
+    has none. Versions have no gaps and events are never removed, so the cursor stays
+    valid for good and a page once read never changes.
+    """
     events = service.case_events(case_id, after_version=after_version, limit=limit)
     if not events and after_version > 0:
         # The service reports an unknown case only when asked from the start.
@@ -151,14 +181,14 @@ def correct_master_data(
     body: MasterDataCorrectionCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Correct the person's master data; only the fields given change."""
     recorded = service.correct_master_data(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         corrections=body.corrections(),
         reason=body.reason,
         at=body.at,
@@ -172,14 +202,14 @@ def transfer_case(
     body: TransferCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Hand the case file over to another office after the person moved away."""
     recorded = service.transfer_to_office(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         to_office_id=body.to_office_id,
         reason=body.reason,
         at=body.at,
@@ -193,14 +223,14 @@ def close_case(
     body: ClosureCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Close the case file: the person was naturalised, died or left Germany."""
     recorded = service.close_case(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         closure_reason=body.closure_reason,
         at=body.at,
     )

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from adapters.http.deps import ServiceDep
+from adapters.http.deps import PublicCaller, ServiceDep
+from adapters.http.route_helpers import PUBLIC_PROBLEMS
 from adapters.http.schemas import CataloguePublic, LegalBasisPublic
 
 router = APIRouter(prefix="/catalogue", tags=["catalogue"])
 
 
-@router.get("")
-def get_catalogue(service: ServiceDep) -> CataloguePublic:
-    """The legal basis codes and contact topic codes that commands accept."""
+@router.get("", responses=PUBLIC_PROBLEMS)
+def get_catalogue(caller: PublicCaller, service: ServiceDep) -> CataloguePublic:
+    """The legal basis codes and contact topic codes that commands accept; public."""
     catalogue = service.catalogue
     return CataloguePublic(
         legal_bases=[

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from adapters.http.deps import (
-    ActingUser,
     CaseId,
+    CaseReader,
+    CaseWriter,
     CorrespondenceNumber,
     ExpectedVersion,
     ServiceDep,
@@ -31,14 +32,14 @@ def record_correspondence(
     request: Request,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Record a letter received or sent, with attached documents on file."""
     recorded = service.record_correspondence(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         direction=body.direction,
         counterpart_kind=body.counterpart_kind,
         counterpart_name=body.counterpart_name,
@@ -59,6 +60,7 @@ def record_correspondence(
 def get_correspondence(
     case_id: CaseId,
     correspondence_number: CorrespondenceNumber,
+    reader: CaseReader,
     response: Response,
     service: ServiceDep,
 ) -> CorrespondencePublic:

@@ -1,7 +1,10 @@
 """Dependencies and shared parameters of the routes, as ``Annotated`` aliases.
 
-The acting user comes from the ``X-Akte-User`` header for now. This is TEMPORARY, until
-authentication arrives in its own issue; the header is trusted as is.
+Each route takes exactly one of the access aliases (``CaseReader``, ``CaseWriter`` ...),
+which authenticates the caller and enforces :mod:`adapters.http.policy`. Writes take the
+acting user from it (the verified token's ``sub``), never from the body or a header.
+Declare it before ``ExpectedVersion``: FastAPI resolves dependencies in parameter order,
+and an unauthenticated or forbidden request must hear 401/403 before anything else.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from uuid import UUID
 
 from fastapi import Depends, Header, Path, Request
 
+from adapters.http.identity import Principal
+from adapters.http.policy import Permission, allow_public, require
 from adapters.http.problems import HttpProblem
-from adapters.http.schemas import MAX_USER_ID
 from adapters.settings import Settings
 from service import AkteService
 
@@ -29,36 +33,6 @@ async def get_service(request: Request) -> AkteService:
 
 async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
-
-
-async def acting_user(
-    x_akte_user: Annotated[
-        str | None,
-        Header(
-            description=(
-                "TEMPORARY until authentication arrives: the acting user's id "
-                "(a pseudonymous account id, never a name). Required on writes."
-            ),
-        ),
-    ] = None,
-) -> str:
-    # Declared optional so that a missing header is a 401, not a validation error.
-    user = (x_akte_user or "").strip()
-    if not user:
-        raise HttpProblem(
-            401,
-            "unauthenticated",
-            "writes need the acting user's id in the X-Akte-User header",
-            headers={"WWW-Authenticate": 'X-Akte-User realm="akte"'},
-        )
-    if len(user) > MAX_USER_ID:
-        raise HttpProblem(
-            401,
-            "unauthenticated",
-            f"the X-Akte-User header must be a user id of at most {MAX_USER_ID} characters",
-            headers={"WWW-Authenticate": 'X-Akte-User realm="akte"'},
-        )
-    return user
 
 
 async def expected_version(
@@ -87,7 +61,13 @@ async def expected_version(
 
 ServiceDep = Annotated[AkteService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ActingUser = Annotated[str, Depends(acting_user)]
+
+PublicCaller = Annotated[Principal | None, Depends(allow_public(Permission.CATALOGUE_READ))]
+CaseOpener = Annotated[Principal, Depends(require(Permission.CASE_OPEN))]
+CaseReader = Annotated[Principal, Depends(require(Permission.CASE_READ))]
+CaseHistoryReader = Annotated[Principal, Depends(require(Permission.CASE_HISTORY_READ))]
+CaseWriter = Annotated[Principal, Depends(require(Permission.CASE_WRITE))]
+ProcedureAssigner = Annotated[Principal, Depends(require(Permission.PROCEDURE_ASSIGN))]
 ExpectedVersion = Annotated[int, Depends(expected_version)]
 
 CaseId = Annotated[UUID, Path(description="The case file's id.")]

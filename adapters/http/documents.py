@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from adapters.http.deps import (
-    ActingUser,
     CaseId,
+    CaseReader,
+    CaseWriter,
     DocumentNumberInCase,
     ExpectedVersion,
     ServiceDep,
@@ -31,14 +32,14 @@ def attach_document(
     request: Request,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Attach a document to the case file; returns its number."""
     recorded = service.attach_document(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         kind=body.kind,
         sha256=body.sha256,
         size_bytes=body.size_bytes,
@@ -56,6 +57,7 @@ def attach_document(
 def get_document(
     case_id: CaseId,
     document_number: DocumentNumberInCase,
+    reader: CaseReader,
     response: Response,
     service: ServiceDep,
 ) -> DocumentPublic:

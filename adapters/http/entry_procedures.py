@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response, status
 
 from adapters.http.deps import (
-    ActingUser,
     CaseId,
+    CaseReader,
+    CaseWriter,
     EntryProcedureNumber,
     ExpectedVersion,
     ServiceDep,
@@ -40,7 +41,7 @@ def request_entry_consent(
     request: Request,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
     body: Annotated[EntryProcedureCreate | None, Body()] = None,
 ) -> RecordedPublic:
@@ -49,7 +50,7 @@ def request_entry_consent(
     recorded = service.request_entry_consent(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         at=body.at,
         **legal_basis_if_given(body.legal_basis),
     )
@@ -66,6 +67,7 @@ def request_entry_consent(
 def get_entry_procedure(
     case_id: CaseId,
     entry_procedure_number: EntryProcedureNumber,
+    reader: CaseReader,
     response: Response,
     service: ServiceDep,
 ) -> EntryProcedurePublic:
@@ -88,14 +90,14 @@ def give_entry_consent(
     body: EntryConsentCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Give the pre-approval, valid until the given day."""
     recorded = service.give_entry_consent(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         entry_procedure_number=entry_procedure_number,
         valid_until=body.valid_until,
         at=body.at,
@@ -110,14 +112,14 @@ def refuse_entry_consent(
     body: EntryRefusalCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Refuse the pre-approval, giving the reason."""
     recorded = service.refuse_entry_consent(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         entry_procedure_number=entry_procedure_number,
         reason=body.reason,
         at=body.at,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from adapters.http.deps import (
-    ActingUser,
     CaseId,
+    CaseReader,
+    CaseWriter,
     CertificateNumber,
     ExpectedVersion,
     ServiceDep,
@@ -38,14 +39,14 @@ def issue_fiction_certificate(
     request: Request,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Issue a Fiktionsbescheinigung on a carrier sheet."""
     recorded = service.issue_fiction_certificate(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         kind=body.kind,
         valid_from=body.valid_from,
         valid_until=body.valid_until,
@@ -66,6 +67,7 @@ def issue_fiction_certificate(
 def get_fiction_certificate(
     case_id: CaseId,
     certificate_number: CertificateNumber,
+    reader: CaseReader,
     response: Response,
     service: ServiceDep,
 ) -> FictionCertificatePublic:
@@ -88,14 +90,14 @@ def extend_fiction_certificate(
     body: FictionCertificateExtensionCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Extend a certificate; after two extensions on a sheet a new carrier sheet is due."""
     recorded = service.extend_fiction_certificate(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         certificate_number=certificate_number,
         valid_until=body.valid_until,
         new_carrier_sheet_number=body.new_carrier_sheet_number,
@@ -111,14 +113,14 @@ def end_fiction_certificate(
     body: FictionCertificateEndCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """End the fiction: the application was decided or withdrawn."""
     recorded = service.end_fiction_certificate(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         certificate_number=certificate_number,
         end_reason=body.end_reason,
         at=body.at,

@@ -6,7 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response, status
 
-from adapters.http.deps import ActingUser, CaseId, ExpectedVersion, InquiryNumber, ServiceDep
+from adapters.http.deps import (
+    CaseId,
+    CaseReader,
+    CaseWriter,
+    ExpectedVersion,
+    InquiryNumber,
+    ServiceDep,
+)
 from adapters.http.route_helpers import (
     READ_PROBLEMS,
     WRITE_PROBLEMS,
@@ -28,12 +35,12 @@ def receive_inquiry(
     request: Request,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Record an inquiry about the person; allowed on a closed case file too."""
     recorded = service.receive_inquiry(
-        case_id, expected_version=expected_version, by=by, kind=body.kind, at=body.at
+        case_id, expected_version=expected_version, by=principal.user_id, kind=body.kind, at=body.at
     )
     return created_response(
         request, response, recorded, route_name="get_inquiry", number_parameter="inquiry_number"
@@ -44,6 +51,7 @@ def receive_inquiry(
 def get_inquiry(
     case_id: CaseId,
     inquiry_number: InquiryNumber,
+    reader: CaseReader,
     response: Response,
     service: ServiceDep,
 ) -> InquiryPublic:
@@ -60,7 +68,7 @@ def answer_inquiry(
     inquiry_number: InquiryNumber,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
     body: Annotated[ActionCreate | None, Body()] = None,
 ) -> RecordedPublic:
@@ -68,7 +76,7 @@ def answer_inquiry(
     recorded = service.answer_inquiry(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         inquiry_number=inquiry_number,
         at=body.at if body else None,
     )

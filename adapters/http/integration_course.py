@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
 
-from adapters.http.deps import ActingUser, CaseId, ExpectedVersion, ServiceDep
+from adapters.http.deps import CaseId, CaseWriter, ExpectedVersion, ServiceDep
 from adapters.http.route_helpers import WRITE_PROBLEMS, legal_basis_if_given, recorded_response
 from adapters.http.schemas import IntegrationCourseCreate, RecordedPublic
 
@@ -20,7 +20,7 @@ def issue_integration_course_entitlement(
     case_id: CaseId,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
     body: OptionalIntegrationCourseBody = None,
 ) -> RecordedPublic:
@@ -29,7 +29,7 @@ def issue_integration_course_entitlement(
     recorded = service.issue_integration_course_entitlement(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         at=body.at,
         **legal_basis_if_given(body.legal_basis),
     )
@@ -41,7 +41,7 @@ def impose_integration_course_obligation(
     case_id: CaseId,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
     body: OptionalIntegrationCourseBody = None,
 ) -> RecordedPublic:
@@ -50,7 +50,7 @@ def impose_integration_course_obligation(
     recorded = service.impose_integration_course_obligation(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         at=body.at,
         **legal_basis_if_given(body.legal_basis),
     )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from adapters.http.deps import ActingUser, CaseId, ExpectedVersion, NoteNumber, ServiceDep
+from adapters.http.deps import (
+    CaseId,
+    CaseReader,
+    CaseWriter,
+    ExpectedVersion,
+    NoteNumber,
+    ServiceDep,
+)
 from adapters.http.route_helpers import (
     READ_PROBLEMS,
     WRITE_PROBLEMS,
@@ -25,12 +32,12 @@ def add_note(
     request: Request,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Add a note; allowed on a closed case file too."""
     recorded = service.add_note(
-        case_id, expected_version=expected_version, by=by, text=body.text, at=body.at
+        case_id, expected_version=expected_version, by=principal.user_id, text=body.text, at=body.at
     )
     return created_response(
         request, response, recorded, route_name="get_note", number_parameter="note_number"
@@ -41,6 +48,7 @@ def add_note(
 def get_note(
     case_id: CaseId,
     note_number: NoteNumber,
+    reader: CaseReader,
     response: Response,
     service: ServiceDep,
 ) -> NotePublic:

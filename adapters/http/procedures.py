@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response, status
 
 from adapters.http.deps import (
-    ActingUser,
     CaseId,
+    CaseReader,
+    CaseWriter,
     ExpectedVersion,
+    ProcedureAssigner,
     ProcedureNumber,
     ServiceDep,
 )
@@ -42,14 +44,14 @@ def receive_procedure(
     request: Request,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Record a procedure received by contact form, appointment, mail or online application."""
     recorded = service.receive_procedure(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         channel=body.channel,
         topic=body.topic,
         legal_basis=body.legal_basis,
@@ -64,6 +66,7 @@ def receive_procedure(
 def get_procedure(
     case_id: CaseId,
     procedure_number: ProcedureNumber,
+    reader: CaseReader,
     response: Response,
     service: ServiceDep,
 ) -> ProcedurePublic:
@@ -83,14 +86,14 @@ def assign_procedure(
     body: AssignmentCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    assigner: ProcedureAssigner,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
-    """Assign or re-assign an open procedure to a caseworker."""
+    """Assign or re-assign an open procedure to a caseworker; team leads only."""
     recorded = service.assign_procedure(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=assigner.user_id,
         procedure_number=procedure_number,
         assignee=body.assignee,
         at=body.at,
@@ -105,14 +108,14 @@ def request_documents(
     body: DocumentRequestCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Ask the person for documents by a due date."""
     recorded = service.request_documents(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         procedure_number=procedure_number,
         what=body.what,
         due_on=body.due_on,
@@ -128,14 +131,14 @@ def decide_procedure(
     body: DecisionCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Decide an open procedure: granted, refused (with a reason) or withdrawn."""
     recorded = service.decide_procedure(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         procedure_number=procedure_number,
         outcome=body.outcome,
         legal_basis=body.legal_basis,
@@ -151,7 +154,7 @@ def close_procedure(
     procedure_number: ProcedureNumber,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
     body: Annotated[ActionCreate | None, Body()] = None,
 ) -> RecordedPublic:
@@ -159,7 +162,7 @@ def close_procedure(
     recorded = service.close_procedure(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         procedure_number=procedure_number,
         at=body.at if body else None,
     )

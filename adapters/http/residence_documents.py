@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response, status
 
 from adapters.http.deps import (
-    ActingUser,
     CaseId,
+    CaseReader,
+    CaseWriter,
     ExpectedVersion,
     ResidenceDocumentNumber,
     ServiceDep,
@@ -44,14 +45,14 @@ def issue_residence_document(
     request: Request,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Issue an eAT, a Duldung or an Aufenthaltsgestattung on a fitting legal basis."""
     recorded = service.issue_residence_document(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         kind=body.kind,
         legal_basis=body.legal_basis,
         valid_from=body.valid_from,
@@ -73,6 +74,7 @@ def issue_residence_document(
 def get_residence_document(
     case_id: CaseId,
     residence_document_number: ResidenceDocumentNumber,
+    reader: CaseReader,
     response: Response,
     service: ServiceDep,
 ) -> ResidenceDocumentPublic:
@@ -95,14 +97,14 @@ def extend_residence_document(
     body: ResidenceDocumentExtensionCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Extend a current residence document to a later last day of validity."""
     recorded = service.extend_residence_document(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         residence_document_number=residence_document_number,
         valid_until=body.valid_until,
         reason=body.reason,
@@ -117,7 +119,7 @@ def order_eat_card(
     residence_document_number: ResidenceDocumentNumber,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
     body: OptionalActionBody = None,
 ) -> RecordedPublic:
@@ -125,7 +127,7 @@ def order_eat_card(
     recorded = service.order_eat_card(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         residence_document_number=residence_document_number,
         at=body.at if body else None,
     )
@@ -138,7 +140,7 @@ def record_eat_card_arrived(
     residence_document_number: ResidenceDocumentNumber,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
     body: OptionalActionBody = None,
 ) -> RecordedPublic:
@@ -146,7 +148,7 @@ def record_eat_card_arrived(
     recorded = service.record_eat_card_arrived(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         residence_document_number=residence_document_number,
         at=body.at if body else None,
     )
@@ -159,7 +161,7 @@ def hand_over_eat_card(
     residence_document_number: ResidenceDocumentNumber,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
     body: OptionalActionBody = None,
 ) -> RecordedPublic:
@@ -167,7 +169,7 @@ def hand_over_eat_card(
     recorded = service.hand_over_eat_card(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         residence_document_number=residence_document_number,
         at=body.at if body else None,
     )
@@ -181,14 +183,14 @@ def transfer_eat_to_new_passport(
     body: PassportTransferCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """Übertrag: the same title on a new card for the person's new passport."""
     recorded = service.transfer_eat_to_new_passport(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         residence_document_number=residence_document_number,
         new_card_number=body.new_card_number,
         at=body.at,
@@ -203,14 +205,14 @@ def end_residence_document(
     body: ResidenceDocumentEndCreate,
     response: Response,
     service: ServiceDep,
-    by: ActingUser,
+    principal: CaseWriter,
     expected_version: ExpectedVersion,
 ) -> RecordedPublic:
     """End a residence document: expired, revoked (with a reason), replaced or departed."""
     recorded = service.end_residence_document(
         case_id,
         expected_version=expected_version,
-        by=by,
+        by=principal.user_id,
         residence_document_number=residence_document_number,
         end_reason=body.end_reason,
         reason=body.reason,

@@ -20,25 +20,42 @@ def _problem(description: str) -> dict[str, Any]:
     return {"model": ProblemPublic, "description": description}
 
 
+_UNAUTHENTICATED = _problem("The bearer token is missing, expired or invalid.")
+_FORBIDDEN = _problem("Your roles do not grant the permission this route needs.")
+_UNAVAILABLE = _problem(
+    "The event store, or the identity provider's signing keys, are unavailable; nothing "
+    "was recorded."
+)
+
+PUBLIC_PROBLEMS: Final[dict[int | str, dict[str, Any]]] = {
+    401: _problem("A bearer token was sent but is expired or invalid (none is needed)."),
+    503: _UNAVAILABLE,
+}
+
 READ_PROBLEMS: Final[dict[int | str, dict[str, Any]]] = {
-    404: _problem("No such case file (or part of it)."),
+    401: _UNAUTHENTICATED,
+    403: _FORBIDDEN,
+    404: _problem("No such case file (or part of it) in the offices you may see."),
     422: _problem("A parameter is invalid; `errors` names it."),
-    503: _problem("The event store is unavailable."),
+    503: _UNAVAILABLE,
 }
 
 WRITE_PROBLEMS: Final[dict[int | str, dict[str, Any]]] = {
     400: _problem("If-Match is not a single ETag."),
-    401: _problem("X-Akte-User is missing (temporary, until authentication arrives)."),
-    404: _problem("No such case file."),
+    401: _UNAUTHENTICATED,
+    403: _FORBIDDEN,
+    404: _problem("No such case file in your office (or no such part of it)."),
     409: _problem("The case file's state does not allow this; nothing was recorded."),
     412: _problem("If-Match is stale: the case file has changed; nothing was recorded."),
     422: _problem("The input is invalid; `errors` names the fields; nothing was recorded."),
     428: _problem("If-Match is missing."),
-    503: _problem("The event store is unavailable; nothing was recorded."),
+    503: _UNAVAILABLE,
 }
 
 OPEN_PROBLEMS: Final[dict[int | str, dict[str, Any]]] = {
-    status: problem for status, problem in WRITE_PROBLEMS.items() if status in (401, 409, 422, 503)
+    status: problem
+    for status, problem in WRITE_PROBLEMS.items()
+    if status in (401, 403, 409, 422, 503)
 }
 
 

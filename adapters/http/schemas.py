@@ -74,10 +74,8 @@ class ActionCreate(_Create):
 
 
 class CaseCreate(_Create):
-    office_id: Annotated[
-        str | None,
-        Field(max_length=MAX_CODE, description="Omitted: the deployment's default office."),
-    ] = None
+    """A new case file; it is opened in the office of the account that sends it."""
+
     reference: Annotated[
         str | None,
         Field(

@@ -1,0 +1,324 @@
+"""Access control: which role may do what, in which offices. The one place that decides.
+
+Every route declares the permission it needs with a dependency made by :func:`require`
+(or :func:`allow_public` for the few public routes). That dependency
+
+1. authenticates the bearer token (``401`` without one or with a bad one; public routes
+   accept anonymous callers but still refuse a bad token),
+2. checks that one of the principal's roles grants the permission (``403``), and
+3. for routes on one case file (``{case_id}`` in the path), checks that the case file
+   lies in an office the granting role reaches; otherwise it answers ``404`` exactly as
+   for a case file that does not exist, so other offices' files are not even revealed.
+
+All three happen before the route runs, hence before any command: a refused request
+records nothing. The two routes without a case id choose their office with this
+module's rules too: opening uses :func:`home_office`, the lookup by file number
+:func:`may_in_office`. The office check is race-free because a case file's office never
+changes (a transfer marks the file transferred; it stays in its office).
+
+Roles (from the identity provider) and what they may:
+
+=================  ==========================================================  =============
+role               permissions                                                 offices
+=================  ==========================================================  =============
+caseworker         catalogue.read, case.open, case.read, case.history.read,    own office
+                   case.write
+team_lead          as caseworker, plus procedure.assign                        own office
+auditor            catalogue.read, case.read, case.history.read (no writes)    all offices
+head_of_office     catalogue.read, report.read (aggregates only, no case)      own office
+anonymous          catalogue.read, operations.read                             -
+=================  ==========================================================  =============
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from typing import Annotated, Final, cast
+from uuid import UUID
+
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import BaseRoute
+
+from adapters.http.auth import IdentityProviderUnavailable, InvalidToken, TokenVerifier
+from adapters.http.identity import Principal, Role
+from adapters.http.problems import HttpProblem
+from service import AkteService, CaseNotFound
+
+logger = logging.getLogger("akte.auth")
+
+IDENTITY_PROVIDER_RETRY_AFTER_SECONDS: Final = 5
+DEFAULT_CASE_OFFICE_CACHE_SIZE: Final = 100_000
+"""A case id and an office code take about 200 bytes: 100,000 entries are some 20 MB."""
+
+
+class Permission(StrEnum):
+    CATALOGUE_READ = "catalogue.read"
+    CASE_OPEN = "case.open"
+    CASE_READ = "case.read"
+    """A case file's current state and its parts."""
+    CASE_HISTORY_READ = "case.history.read"
+    """A case file's events: who did what when."""
+    CASE_WRITE = "case.write"
+    """Every recorded action on a case file except assigning procedures."""
+    PROCEDURE_ASSIGN = "procedure.assign"
+    REPORT_READ = "report.read"
+    """Aggregate figures without personal data (no such routes yet)."""
+    OPERATIONS_READ = "operations.read"
+    """Liveness, readiness and metrics: states and counts for the platform, public."""
+
+
+class Reach(Enum):
+    OWN_OFFICE = "own office"
+    ALL_OFFICES = "all offices"
+
+
+@dataclass(frozen=True)
+class Grant:
+    permissions: frozenset[Permission]
+    reach: Reach
+
+
+_CASEWORK: Final = frozenset(
+    {
+        Permission.CATALOGUE_READ,
+        Permission.CASE_OPEN,
+        Permission.CASE_READ,
+        Permission.CASE_HISTORY_READ,
+        Permission.CASE_WRITE,
+    }
+)
+
+ROLE_GRANTS: Final[Mapping[Role, Grant]] = {
+    Role.CASEWORKER: Grant(_CASEWORK, Reach.OWN_OFFICE),
+    Role.TEAM_LEAD: Grant(_CASEWORK | {Permission.PROCEDURE_ASSIGN}, Reach.OWN_OFFICE),
+    # Auditors of the deployment check every office's files; they change nothing.
+    Role.AUDITOR: Grant(
+        frozenset({Permission.CATALOGUE_READ, Permission.CASE_READ, Permission.CASE_HISTORY_READ}),
+        Reach.ALL_OFFICES,
+    ),
+    Role.HEAD_OF_OFFICE: Grant(
+        frozenset({Permission.CATALOGUE_READ, Permission.REPORT_READ}), Reach.OWN_OFFICE
+    ),
+}
+
+PUBLIC_PERMISSIONS: Final = frozenset({Permission.CATALOGUE_READ, Permission.OPERATIONS_READ})
+"""What anyone may do without a token."""
+
+
+def may(principal: Principal, permission: Permission) -> bool:
+    """Whether one of the principal's roles grants the permission, in some office."""
+    return any(permission in ROLE_GRANTS[role].permissions for role in principal.roles)
+
+
+def may_in_office(principal: Principal, permission: Permission, office_id: str) -> bool:
+    """Whether one of the principal's roles grants the permission in this office."""
+    for role in principal.roles:
+        grant = ROLE_GRANTS[role]
+        if permission not in grant.permissions:
+            continue
+        if grant.reach is Reach.ALL_OFFICES or office_id == principal.office_id:
+            return True
+    return False
+
+
+def home_office(principal: Principal) -> str:
+    """The office the principal works in; new case files are opened there."""
+    if principal.office_id is None:
+        raise HttpProblem(403, "forbidden", "your account is not assigned to an office")
+    return principal.office_id
+
+
+# --------------------------------------------------------------- dependencies
+
+BEARER_SCHEME: Final = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description=(
+        "An access token of the office's identity provider (OpenID Connect), or in local "
+        "mode one printed by `akte token USER`."
+    ),
+)
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER_SCHEME)]
+
+
+class Access:
+    """A route's declared access: the permission it needs."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.permission.value!r})"
+
+
+class RequirePermission(Access):
+    """Authenticates, checks the permission and, on one case file, its office."""
+
+    def __call__(self, request: Request, credentials: BearerCredentials) -> Principal:
+        # A plain function: a first token with a new key fetches the keys (blocking I/O),
+        # so FastAPI runs it in the thread pool, like the routes themselves.
+        principal = _authenticate(request, credentials)
+        if principal is None:
+            raise HttpProblem(
+                401,
+                "unauthenticated",
+                "this request needs a bearer token: Authorization: Bearer <access token>",
+                headers={"WWW-Authenticate": 'Bearer realm="akte"'},
+            )
+        if not may(principal, self.permission):
+            raise HttpProblem(403, "forbidden", f"your roles do not grant {self.permission.value}")
+        case_id = _case_id_in_path(request)
+        if case_id is not None:
+            office_id = _case_offices(request).office_of(case_id)
+            if not may_in_office(principal, self.permission, office_id):
+                raise CaseNotFound(case_id)
+        return principal
+
+
+class AllowPublic(Access):
+    """Anyone may call the route; a token, if sent, must still be valid."""
+
+    def __call__(self, request: Request, credentials: BearerCredentials) -> Principal | None:
+        return _authenticate(request, credentials)
+
+
+def require(permission: Permission) -> RequirePermission:
+    if permission in PUBLIC_PERMISSIONS:
+        msg = f"{permission.value} is public: declare it with allow_public"
+        raise ValueError(msg)
+    return RequirePermission(permission)
+
+
+def allow_public(permission: Permission) -> AllowPublic:
+    if permission not in PUBLIC_PERMISSIONS:
+        msg = f"{permission.value} is not public"
+        raise ValueError(msg)
+    return AllowPublic(permission)
+
+
+@dataclass(frozen=True)
+class RouteAccess:
+    path: str
+    methods: frozenset[str]
+    access: Access | None
+
+
+def route_accesses(routes: Sequence[BaseRoute]) -> list[RouteAccess]:
+    """Every API route of an app (through included routers) with the access it declares."""
+    found = []
+    for context in iter_route_contexts(routes):
+        route = context.original_route
+        if isinstance(route, APIRoute):
+            found.append(
+                RouteAccess(
+                    path=context.path_format or route.path_format,
+                    methods=frozenset(context.methods or route.methods or ()),
+                    access=declared_access(route),
+                )
+            )
+    return found
+
+
+def declared_access(route: APIRoute) -> Access | None:
+    """The access a route declares through its dependencies, if any."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependant = pending.pop()
+        if isinstance(dependant.call, Access):
+            return dependant.call
+        pending.extend(dependant.dependencies)
+    return None
+
+
+def _authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> Principal | None:
+    if credentials is None:
+        return None
+    verifier = cast(TokenVerifier, request.app.state.token_verifier)
+    try:
+        return verifier.verify(credentials.credentials)
+    except InvalidToken as error:
+        logger.info(
+            "bearer token refused during %s %s: %s",
+            request.method,
+            _route_template(request),
+            error.reason,
+        )
+        raise HttpProblem(
+            401,
+            "unauthenticated",
+            error.reason,
+            headers={
+                "WWW-Authenticate": (
+                    f'Bearer realm="akte", error="invalid_token", '
+                    f'error_description="{error.reason}"'
+                )
+            },
+        ) from None
+    except IdentityProviderUnavailable:
+        logger.warning("identity provider's signing keys unavailable")
+        raise HttpProblem(
+            503,
+            "identity-provider-unavailable",
+            "the identity provider's signing keys cannot be fetched; try again later",
+            headers={"Retry-After": str(IDENTITY_PROVIDER_RETRY_AFTER_SECONDS)},
+        ) from None
+
+
+def _route_template(request: Request) -> str:
+    return str(getattr(request.scope.get("route"), "path", "<no route>"))
+
+
+def _case_id_in_path(request: Request) -> UUID | None:
+    """The case file the route works on; a malformed id is left to the route's validation."""
+    raw = request.path_params.get("case_id")
+    if raw is None:
+        return None
+    try:
+        return UUID(str(raw))
+    except ValueError:
+        return None
+
+
+def _case_offices(request: Request) -> CaseOffices:
+    return cast(CaseOffices, request.app.state.case_offices)
+
+
+class CaseOffices:
+    """Which office each case file belongs to, remembered once looked up.
+
+    An office never changes, so an entry never goes stale and needs no invalidation.
+    Only case files that exist are remembered: remembering misses would let anyone fill
+    the cache with made-up ids.
+    """
+
+    def __init__(
+        self, service: AkteService, *, maxsize: int = DEFAULT_CASE_OFFICE_CACHE_SIZE
+    ) -> None:
+        self._service = service
+        self._maxsize = maxsize
+        self._offices: OrderedDict[UUID, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def office_of(self, case_id: UUID) -> str:
+        """The case file's office; raises :class:`service.CaseNotFound` for no case file."""
+        with self._lock:
+            office_id = self._offices.get(case_id)
+            if office_id is not None:
+                self._offices.move_to_end(case_id)
+                return office_id
+        office_id = self._service.get_case(case_id).office_id
+        with self._lock:
+            self._offices[case_id] = office_id
+            while len(self._offices) > self._maxsize:
+                self._offices.popitem(last=False)
+        return office_id
