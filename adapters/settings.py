@@ -68,6 +68,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     """Largest request body accepted; larger ones are answered 413."""
 
+    payment_provider_url: str = "http://127.0.0.1:8010"
+    """The ePayment platform's API, where the office creates payments. The default is the
+    local stand-in provider (``python -m adapters.payment.stand_in``), development only."""
+    payment_provider_name: str = "stand-in"
+    """The platform's code, recorded with every payment (e.g. ``epaybl``)."""
+    payment_shared_secret: SecretStr | None = None
+    """The HMAC-SHA256 key shared with the platform: it signs its notifications and our
+    requests. Unset in development: the stand-in's development key. In production it must
+    be set (at least 32 characters), or payments stay switched off (503)."""
+    public_base_url: str | None = None
+    """Where the platform and the payer's browser reach Akte from outside (notifications,
+    return after paying), e.g. ``https://akte.example``. Unset in development: the base URL
+    of the request that starts the payment. In production it must be set, with https."""
+    payment_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    """How long to wait for the platform when creating a payment."""
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "akte.sqlite3"

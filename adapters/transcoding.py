@@ -25,7 +25,7 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 
-from domain import case_file
+from domain import case_file, commitment_declaration
 
 
 class DateAsISO(Transcoding):
@@ -66,6 +66,10 @@ SNAPSHOT_STATE_CLASSES: tuple[type[Any], ...] = (
     case_file.IntegrationCourseRecord,
     case_file.Correspondence,
     case_file.Note,
+    commitment_declaration.Guarantor,
+    commitment_declaration.InvitedPerson,
+    commitment_declaration.PaymentAttempt,
+    commitment_declaration.AbilityToPayCheck,
 )
 
 

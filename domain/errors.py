@@ -97,3 +97,48 @@ class InquiryAlreadyAnswered(RuleViolation):
 
 class NothingToCorrect(RuleViolation):
     code = "nothing-to-correct"
+
+
+# -- Commitment declarations (Verpflichtungserklärung) and their fee.
+
+
+class DeclarationWithdrawn(RuleViolation):
+    code = "declaration-withdrawn"
+
+
+class DeclarationHandedOver(RuleViolation):
+    code = "declaration-handed-over"
+
+
+class DeclarationNotHandedOver(RuleViolation):
+    code = "declaration-not-handed-over"
+
+
+class FeeNotPaid(RuleViolation):
+    code = "fee-not-paid"
+
+
+class FeeAlreadyPaid(RuleViolation):
+    code = "fee-already-paid"
+
+
+class PaymentStillOpen(RuleViolation):
+    code = "payment-still-open"
+
+
+class AbilityToPayNotShown(RuleViolation):
+    code = "ability-to-pay-not-shown"
+
+
+class PaymentNotFound(PartNotFound):
+    code = "payment-not-found"
+
+
+class PaymentNotRefundable(RuleViolation):
+    code = "payment-not-refundable"
+
+
+class PaymentMismatch(InvalidValue):
+    """A provider's report does not match the payment the office asked for."""
+
+    code = "payment-mismatch"

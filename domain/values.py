@@ -110,3 +110,104 @@ class Validity:
     def __post_init__(self) -> None:
         if self.valid_until <= self.valid_from:
             raise InvalidValue("valid_until", "must be after valid_from")
+
+
+# -- Commitment declarations (Verpflichtungserklärung, §68 AufenthG) and their fee.
+
+Currency = Literal["EUR"]
+"""Fees are charged in euros only."""
+
+PaymentMethod = Literal["visa", "mastercard", "giropay", "paydirect", "paypal"]
+"""What the public ePayment platforms offer the payer."""
+
+PaymentOutcome = Literal["paid", "failed", "expired"]
+"""What the payment provider reports about a payment."""
+
+PaymentStatus = Literal["pending", "paid", "failed", "expired"]
+"""A payment attempt: open at the provider until it reports an outcome."""
+
+FeeStatus = Literal["due", "payment_pending", "paid", "refunded"]
+
+VisitPurpose = Literal[
+    "family_visit",
+    "private_visit",
+    "tourism",
+    "business",
+    "medical_treatment",
+    "training",
+    "other",
+]
+"""The purpose of the invited person's stay, as the declaration form asks for it."""
+
+CommitmentStatus = Literal[
+    "fee_due",
+    "payment_pending",
+    "fee_refunded",
+    "awaiting_ability_check",
+    "ability_not_shown",
+    "ready_for_pickup",
+    "pickup_scheduled",
+    "handed_over",
+    "withdrawn",
+]
+"""Where a commitment declaration stands; the first that applies, from the bottom up."""
+
+COMMITMENT_DECLARATION_FEE_CENTS: Final = 2900
+"""29 EUR, §47 (1) Nr. 12 AufenthV; due on submission, whether the ability to pay is shown
+or not."""
+COMMITMENT_DECLARATION_FEE_LEGAL_BASIS: Final = "aufenthv-47-1-12"
+COMMITMENT_LIABILITY_YEARS: Final = 5
+"""§68 (1) S.4 AufenthG: the guarantor is liable for five years from the visitor's entry."""
+GUARANTOR_MINIMUM_AGE: Final = 18
+"""Only a person of full age can bind themselves by a declaration."""
+MAX_CENTS: Final = 10**13
+"""A hundred billion euros: far beyond any income, asset or fee, and well inside 64 bits."""
+
+_TRANSACTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+_HTTP_URL = re.compile(r"^https?://[^\s]{1,2000}$")
+
+
+def require_positive_cents(field: str, value: int) -> None:
+    """Money is counted in whole cents, never in floats."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidValue(field, "must be a whole number of cents")
+    if not 1 <= value <= MAX_CENTS:
+        raise InvalidValue(field, f"must be between 1 and {MAX_CENTS} cents")
+
+
+def require_currency(field: str, value: str) -> None:
+    require_choice(field, value, Currency)
+
+
+def require_transaction_id(field: str, value: str) -> None:
+    """A payment provider's transaction id: 1-100 letters, digits, '.', '_', ':' or '-'."""
+    if not _TRANSACTION_ID.match(value):
+        raise InvalidValue(field, "must be 1 to 100 letters, digits, '.', '_', ':' or '-'")
+
+
+def require_http_url(field: str, value: str) -> None:
+    if not _HTTP_URL.match(value):
+        raise InvalidValue(field, "must be an http(s) URL of at most 2000 characters")
+
+
+def add_years(day: date, years: int) -> date:
+    """The same calendar day ``years`` later; 29 February becomes 28 February (§188 (3) BGB)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+@dataclass(frozen=True)
+class Money:
+    """An amount in whole cents of a currency; positive, and in euros."""
+
+    amount_cents: int
+    currency: str = "EUR"
+
+    def __post_init__(self) -> None:
+        require_positive_cents("amount_cents", self.amount_cents)
+        require_currency("currency", self.currency)
+
+
+COMMITMENT_DECLARATION_FEE: Final = Money(COMMITMENT_DECLARATION_FEE_CENTS, "EUR")

@@ -18,8 +18,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from uuid import UUID
@@ -35,9 +35,15 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from adapters.http.app import create_app
 from adapters.http.auth import AuthConfigurationError
 from adapters.http.policy import AllowPublic, RequirePermission, route_accesses
+from adapters.payment.configuration import DEVELOPMENT_SHARED_SECRET
+from adapters.payment.provider import CreatedPayment, PaymentOrder
+from adapters.payment.signatures import SIGNATURE_HEADER, signature_for
+from adapters.payment.stand_in import StandInServer
 from adapters.settings import Settings
 from domain.case_file import MasterData
 from service import AkteService
+from tests.commitment_histories import submission, submission_json
+from tests.conftest import FakeClock
 from tests.live_server import ServedApp
 
 ISSUER: Final = "https://id.example/realms/abh"
@@ -239,12 +245,22 @@ def oidc_settings(settings: Settings, jwks: JwksServer, **overrides: Any) -> Set
     )
 
 
+@pytest.fixture(scope="module")
+def stand_in() -> Iterator[StandInServer]:
+    """The stand-in payment platform, where the apps create payments over HTTP."""
+    with StandInServer(DEVELOPMENT_SHARED_SECRET.encode()) as server:
+        yield server
+
+
 @pytest.fixture
-def serve(service: AkteService, settings: Settings) -> Iterator[Callable[[Settings], ServedApp]]:
+def serve(
+    service: AkteService, settings: Settings, stand_in: StandInServer
+) -> Iterator[Callable[[Settings], ServedApp]]:
     started: list[ServedApp] = []
 
     def start(app_settings: Settings) -> ServedApp:
-        served = ServedApp(create_app(service, app_settings), service)
+        with_payments = app_settings.model_copy(update={"payment_provider_url": stand_in.base_url})
+        served = ServedApp(create_app(service, with_payments), service)
         served.start()
         started.append(served)
         return served
@@ -335,6 +351,15 @@ OUTCOMES: Final[dict[str, dict[Caller, int]]] = {
         HEAD_OF_OFFICE: 403,
         ANONYMOUS: 401,
         OTHER_OFFICE: 403,
+    },
+    # A list of what the caller's offices hold: for another office's caseworker, theirs.
+    "list": {
+        CASEWORKER: OK,
+        TEAM_LEAD: OK,
+        AUDITOR: OK,
+        HEAD_OF_OFFICE: 403,
+        ANONYMOUS: 401,
+        OTHER_OFFICE: OK,
     },
 }
 
@@ -456,6 +481,21 @@ class OpenedCase:
     reference: str
 
 
+@dataclass(frozen=True)
+class OpenedDeclaration:
+    """A commitment declaration submitted for a route, and how far it has come."""
+
+    id: UUID
+    version: int
+    reference: str
+    """Its secret reference."""
+    visitor_case: UUID | None = None
+
+
+Subject = OpenedCase | OpenedDeclaration
+DeclarationStep = Callable[[AkteService, OpenedDeclaration], OpenedDeclaration]
+
+
 def open_case(
     service: AkteService, steps: tuple[Step, ...] = (), *, office: str = MUSTERSTADT
 ) -> OpenedCase:
@@ -468,6 +508,100 @@ def open_case(
     for step in steps:
         version = step(service, recorded.case_id, version)
     return OpenedCase(recorded.case_id, version, recorded.result)
+
+
+# ------------------------------------------------- commitment declaration set-up
+
+SIGNING_KEY: Final = DEVELOPMENT_SHARED_SECRET.encode()
+"""What the apps check notifications with: their settings name no key of their own."""
+TODAY: Final = FakeClock().now.date()
+"""The business day of the service fixture's clock."""
+
+
+class _SetupProvider:
+    """Names a payment's transaction after its payment reference, so the table can too."""
+
+    name = "stand-in"
+
+    def create_payment(self, order: PaymentOrder) -> CreatedPayment:
+        transaction_id = f"TX-{order.reference}"
+        return CreatedPayment(transaction_id, f"https://pay.example/pay/{transaction_id}")
+
+
+def _transaction_of(declaration: Subject) -> str:
+    """The transaction of a declaration's first payment (its reference: service.py)."""
+    return f"TX-VE-{declaration.id.hex[:12].upper()}-1"
+
+
+def _payment_started(service: AkteService, declaration: OpenedDeclaration) -> OpenedDeclaration:
+    recorded = service.start_payment(
+        declaration.id,
+        method="visa",
+        provider=_SetupProvider(),
+        notification_url="https://akte.example/payments/notifications",
+        return_url="https://akte.example/payments/return",
+        by=SETUP_USER,
+    )
+    return replace(declaration, version=recorded.version)
+
+
+def _fee_paid(service: AkteService, declaration: OpenedDeclaration) -> OpenedDeclaration:
+    recorded = service.settle_payment(
+        provider="stand-in",
+        transaction_id=_transaction_of(declaration),
+        outcome="paid",
+        amount_cents=2900,
+        currency="EUR",
+    )
+    return replace(declaration, version=recorded.version)
+
+
+def _ability_shown(service: AkteService, declaration: OpenedDeclaration) -> OpenedDeclaration:
+    recorded = service.check_ability_to_pay(
+        declaration.id, expected_version=declaration.version, by=SETUP_USER, passed=True
+    )
+    return replace(declaration, version=recorded.version)
+
+
+def _handed_over(service: AkteService, declaration: OpenedDeclaration) -> OpenedDeclaration:
+    recorded = service.hand_over_declaration(
+        declaration.id, expected_version=declaration.version, by=SETUP_USER
+    )
+    return replace(declaration, version=recorded.version)
+
+
+def _visitor_case(service: AkteService, declaration: OpenedDeclaration) -> OpenedDeclaration:
+    return replace(declaration, visitor_case=open_case(service).id)
+
+
+PAID: Final = (_payment_started, _fee_paid)
+READY: Final = (*PAID, _ability_shown)
+
+
+def open_declaration(
+    service: AkteService, steps: tuple[DeclarationStep, ...] = ()
+) -> OpenedDeclaration:
+    recorded = service.submit_commitment_declaration(
+        office_id=MUSTERSTADT, by=SETUP_USER, **submission(TODAY)
+    )
+    declaration = OpenedDeclaration(recorded.declaration_id, recorded.version, recorded.result)
+    for step in steps:
+        declaration = step(service, declaration)
+    return declaration
+
+
+def _paid_notification(declaration: Subject) -> dict[str, Any]:
+    return {
+        "transaction_id": _transaction_of(declaration),
+        "status": "paid",
+        "amount_cents": 2900,
+        "currency": "EUR",
+    }
+
+
+def _link_to_visitor_case(declaration: Subject) -> dict[str, Any]:
+    visitor_case = getattr(declaration, "visitor_case", None) or uuid.uuid4()
+    return {"case_id": str(visitor_case)}
 
 
 # ------------------------------------------------------------ the route table
@@ -484,6 +618,10 @@ class Route:
     body: Any = None
     setup: tuple[Step, ...] = ()
     """What a fresh case file needs before this write can succeed."""
+    declaration: tuple[DeclarationStep, ...] | None = None
+    """Set for routes on a commitment declaration: what a fresh one needs first."""
+    signed: bool = False
+    """The body is a payment notification, signed with the shared key."""
 
     @property
     def writes(self) -> bool:
@@ -493,9 +631,21 @@ class Route:
     def on_a_case(self) -> bool:
         return "{case_id}" in self.path
 
-    def url(self, case: OpenedCase) -> str:
-        values = {"case_id": str(case.id), "reference": case.reference}
+    @property
+    def on_one(self) -> bool:
+        """On one case file or declaration, named in the path."""
+        return self.on_a_case or "{declaration_id}" in self.path
+
+    def url(self, subject: Subject) -> str:
+        values = {
+            "case_id": str(subject.id),
+            "declaration_id": str(subject.id),
+            "reference": subject.reference,
+        }
         return re.sub(r"\{(\w+)\}", lambda match: values.get(match.group(1), "1"), self.path)
+
+    def body_for(self, subject: Subject) -> Any:
+        return self.body(subject) if callable(self.body) else self.body
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -506,6 +656,8 @@ RD = C + "/residence-documents/{residence_document_number}"
 FC = C + "/fiction-certificates/{certificate_number}"
 EP = C + "/entry-procedures/{entry_procedure_number}"
 PR = C + "/procedures/{procedure_number}"
+VE = "/commitment-declarations"
+VD = VE + "/{declaration_id}"
 CARD_ARRIVED: Final = (_eat, _card_ordered, _card_arrived)
 
 ROUTES: Final = (
@@ -579,6 +731,48 @@ ROUTES: Final = (
     Route("GET", C + "/correspondence/{correspondence_number}", "read"),
     Route("POST", C + "/notes", "write", 201, {"text": "called back"}),
     Route("GET", C + "/notes/{note_number}", "read"),
+    # Commitment declarations: the applicant's routes are public, by secret reference.
+    Route("POST", VE, "public", 201, submission_json(TODAY)),
+    Route("GET", VE + "/own", "public", declaration=()),
+    Route("POST", VE + "/own/payment", "public", 201, {"method": "visa"}, declaration=()),
+    Route(
+        "POST",
+        "/payments/notifications",
+        "public",
+        200,
+        _paid_notification,
+        signed=True,
+        declaration=(_payment_started,),
+    ),
+    Route("GET", "/payments/return", "public"),
+    Route("GET", VE, "list"),
+    Route("GET", VD, "read", declaration=()),
+    Route("GET", VD + "/events", "read", declaration=()),
+    Route("POST", VD + "/ability-check", "write", body={"passed": True}, declaration=()),
+    Route(
+        "POST",
+        VD + "/pickup-appointment",
+        "write",
+        body={"appointment_at": f"{TODAY + timedelta(days=7)}T09:00:00+01:00"},
+        declaration=READY,
+    ),
+    Route("POST", VD + "/handover", "write", body={}, declaration=READY),
+    Route(
+        "POST",
+        VD + "/visitor-entry",
+        "write",
+        body={"entry_date": TODAY.isoformat()},
+        declaration=(*READY, _handed_over),
+    ),
+    Route("POST", VD + "/withdrawal", "write", body={"reason": "abgesagt"}, declaration=()),
+    Route("POST", VD + "/refund", "write", body={"reason": "Ermessen"}, declaration=PAID),
+    Route(
+        "POST",
+        VD + "/case-link",
+        "write",
+        body=_link_to_visitor_case,
+        declaration=(_visitor_case,),
+    ),
 )
 
 
@@ -591,24 +785,39 @@ def app_routes(app: FastAPI) -> set[str]:
     }
 
 
+def subject_for(service: AkteService, route: Route) -> Subject:
+    """A fresh case file or declaration, set up so that the route's write can succeed."""
+    if route.declaration is not None:
+        return open_declaration(service, route.declaration)
+    return open_case(service, route.setup)
+
+
 def send(
-    served: ServedApp, route: Route, case: OpenedCase, headers: Mapping[str, str]
+    served: ServedApp, route: Route, subject: Subject, headers: Mapping[str, str]
 ) -> httpx.Response:
     sent = dict(headers)
-    if route.writes and route.on_a_case:
-        sent["If-Match"] = f'"{case.version}"'
-    response: httpx.Response = served.http.request(
-        route.method,
-        route.url(case),
-        json=route.body,
-        headers=sent,
+    if route.writes and route.on_one:
+        sent["If-Match"] = f'"{subject.version}"'
+    if route.declaration is not None and not route.on_one:
+        sent["X-Declaration-Reference"] = subject.reference
+    body = route.body_for(subject)
+    if not route.signed:
+        response: httpx.Response = served.http.request(
+            route.method, route.url(subject), json=body, headers=sent
+        )
+        return response
+    raw = json.dumps(body).encode()
+    sent["Content-Type"] = "application/json"
+    sent[SIGNATURE_HEADER] = signature_for(SIGNING_KEY, raw)
+    signed: httpx.Response = served.http.request(
+        route.method, route.url(subject), content=raw, headers=sent
     )
-    return response
+    return signed
 
 
 def unknown_case_problem(served: ServedApp, keys: ProviderKeys, route: Route) -> dict[str, Any]:
-    """What a caller allowed everywhere hears for a case file that does not exist."""
-    nobody = OpenedCase(uuid.uuid4(), 1, "AZ-DOES-NOT-EXIST")
+    """What a caller allowed everywhere hears for a case file or declaration that is not."""
+    nobody: Subject = OpenedCase(uuid.uuid4(), 1, "AZ-DOES-NOT-EXIST")
     allowed = TEAM_LEAD if route.writes else AUDITOR
     response = send(served, route, nobody, allowed.headers(keys))
     assert response.status_code == 404, response.text
@@ -638,13 +847,15 @@ def test_the_route_table_covers_every_route_of_the_app(served: ServedApp) -> Non
 def test_every_route_answers_every_caller_as_the_policy_says(
     served: ServedApp, keys: ProviderKeys
 ) -> None:
-    shared = open_case(served.service, EVERY_PART)
+    shared_case = open_case(served.service, EVERY_PART)
+    shared_declaration = open_declaration(served.service, PAID)
     mismatches: list[str] = []
     for route in ROUTES:
-        hidden = unknown_case_problem(served, keys, route) if route.on_a_case else None
+        hidden = unknown_case_problem(served, keys, route) if route.on_one else None
+        shared = shared_declaration if route.declaration is not None else shared_case
         for caller in CALLERS:
             expected = OUTCOMES[route.kind][caller] or route.success
-            case = open_case(served.service, route.setup) if route.writes else shared
+            case = subject_for(served.service, route) if route.writes else shared
             before = served.events_recorded()
 
             response = send(served, route, case, caller.headers(keys))
@@ -676,17 +887,19 @@ def test_refusals_come_before_if_match_and_body_checks(
     served: ServedApp, keys: ProviderKeys
 ) -> None:
     case = open_case(served.service)
+    declaration = open_declaration(served.service)
     before = served.events_recorded()
 
     for route in ROUTES:
         if not route.writes:
             continue
+        subject = declaration if route.declaration is not None else case
         for caller in CALLERS:
             refusal = OUTCOMES[route.kind][caller]
             if refusal == OK:
                 continue
             response = served.http.post(
-                route.url(case), json={"unexpected": True}, headers=caller.headers(keys)
+                route.url(subject), json={"unexpected": True}, headers=caller.headers(keys)
             )
             assert response.status_code == refusal, f"{route} as {caller.name}: {response.text}"
     assert served.events_recorded() == before

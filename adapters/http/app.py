@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute
 from adapters.http import (
     cases,
     catalogue,
+    commitments,
     correspondence,
     documents,
     entry_procedures,
@@ -39,10 +40,13 @@ from adapters.http import (
     procedures,
     residence_documents,
 )
+from adapters.http import payments as payment_routes
 from adapters.http.auth import token_verifier_for
+from adapters.http.commitments import install_commitment_problems
 from adapters.http.operations import ReadinessCheck, install_operations
-from adapters.http.policy import AllowPublic, CaseOffices, route_accesses
+from adapters.http.policy import AllowPublic, CaseOffices, DeclarationOffices, route_accesses
 from adapters.http.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from adapters.payment.configuration import Payments, payments_for
 from adapters.settings import Settings
 from service import AkteService
 
@@ -66,7 +70,11 @@ answers `404`, exactly like one that does not exist.
 | `team_lead` | as a caseworker, and assign or re-assign procedures | own |
 | `auditor` | read case files and their events; write nothing | all |
 | `head_of_office` | reports and aggregates only (none yet), no case file | own |
-| anyone | `GET /catalogue` | - |
+| anyone | `GET /catalogue`; submit, pay and follow a commitment declaration | - |
+
+Caseworkers and team leads also read and process commitment declarations of their office
+(auditors read those of all offices). The payment platform's notifications carry no token:
+their body is signed (`X-Payment-Signature`).
 
 **Lists** come in pages: a full page carries `Link: <...>; rel="next"`; follow it until
 a page has none.
@@ -149,10 +157,13 @@ def create_app(
     settings: Settings,
     *,
     readiness_checks: Sequence[ReadinessCheck] = (),
+    payments: Payments | None = None,
 ) -> FastAPI:
     """The API over ``service``; whoever built the service closes it.
 
-    ``readiness_checks`` join the store check of ``GET /readyz``.
+    ``readiness_checks`` join the store check of ``GET /readyz``. ``payments`` is the
+    ePayment set-up; omitted, the one the settings ask for
+    (:func:`adapters.payment.configuration.payments_for`).
 
     Raises :class:`adapters.http.auth.AuthConfigurationError` for unsafe or incomplete
     authentication settings (local tokens in production, oidc without its settings).
@@ -169,7 +180,10 @@ def create_app(
     app.state.settings = settings
     app.state.token_verifier = token_verifier
     app.state.case_offices = CaseOffices(service)
+    app.state.declaration_offices = DeclarationOffices(service)
+    app.state.payments = payments if payments is not None else payments_for(settings)
     install_problem_handlers(app)
+    install_commitment_problems(app)
     for router_module in (
         cases,
         documents,
@@ -184,6 +198,10 @@ def create_app(
         catalogue,
     ):
         app.include_router(router_module.router)
+    # The applicant's routes first: /commitment-declarations/own must not be taken for an id.
+    app.include_router(commitments.public_router)
+    app.include_router(commitments.router)
+    app.include_router(payment_routes.router)
     # Last, so that its middlewares wrap everything: every answer, 413/415/500 included,
     # carries a request id and is logged and counted.
     install_operations(
@@ -191,5 +209,9 @@ def create_app(
         service,
         max_body_bytes=settings.max_body_bytes,
         readiness_checks=readiness_checks,
+        max_body_bytes_by_path={
+            path: min(limit, settings.max_body_bytes)
+            for path, limit in commitments.BODY_LIMITS.items()
+        },
     )
     return app

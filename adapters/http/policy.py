@@ -11,8 +11,9 @@ Every route declares the permission it needs with a dependency made by :func:`re
    for a case file that does not exist, so other offices' files are not even revealed.
 
 All three happen before the route runs, hence before any command: a refused request
-records nothing. The two routes without a case id choose their office with this
-module's rules too: opening uses :func:`home_office`, the lookup by file number
+records nothing. Routes on one commitment declaration (``{declaration_id}`` in the path)
+get the same office check as case files. The two routes without a case id choose their
+office with this module's rules too: opening uses :func:`home_office`, the lookup by file number
 :func:`may_in_office`. The office check is race-free because a case file's office never
 changes (a transfer marks the file transferred; it stays in its office).
 
@@ -22,12 +23,19 @@ Roles (from the identity provider) and what they may:
 role               permissions                                                 offices
 =================  ==========================================================  =============
 caseworker         catalogue.read, case.open, case.read, case.history.read,    own office
-                   case.write
+                   case.write, commitment.read, commitment.write
 team_lead          as caseworker, plus procedure.assign                        own office
-auditor            catalogue.read, case.read, case.history.read (no writes)    all offices
+auditor            catalogue.read, case.read, case.history.read,               all offices
+                   commitment.read (no writes)
 head_of_office     catalogue.read, report.read (aggregates only, no case)      own office
-anonymous          catalogue.read, operations.read                             -
+anonymous          catalogue.read, operations.read, commitment.submit,         -
+                   commitment.status.read, commitment.pay, payment.notify
 =================  ==========================================================  =============
+
+The public commitment permissions let an applicant without an account submit a
+commitment declaration and then, with the secret reference it returns, pay and follow it;
+``payment.notify`` lets the payment platform report payments, its notifications being
+authenticated by their signature instead of a token.
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ from starlette.routing import BaseRoute
 from adapters.http.auth import IdentityProviderUnavailable, InvalidToken, TokenVerifier
 from adapters.http.identity import Principal, Role
 from adapters.http.problems import HttpProblem
-from service import AkteService, CaseNotFound
+from service import AkteService, CaseNotFound, DeclarationNotFound
 
 logger = logging.getLogger("akte.auth")
 
@@ -72,6 +80,18 @@ class Permission(StrEnum):
     """Aggregate figures without personal data (no such routes yet)."""
     OPERATIONS_READ = "operations.read"
     """Liveness, readiness and metrics: states and counts for the platform, public."""
+    COMMITMENT_SUBMIT = "commitment.submit"
+    """Submit a commitment declaration online (public)."""
+    COMMITMENT_STATUS_READ = "commitment.status.read"
+    """The status of one's own declaration, with its secret reference (public)."""
+    COMMITMENT_PAY = "commitment.pay"
+    """Pay one's own declaration's fee, with its secret reference (public)."""
+    PAYMENT_NOTIFY = "payment.notify"
+    """The payment platform's signed notifications (public; the signature authenticates)."""
+    COMMITMENT_READ = "commitment.read"
+    """Commitment declarations with their personal data, and their events."""
+    COMMITMENT_WRITE = "commitment.write"
+    """Record the office's steps on a commitment declaration."""
 
 
 class Reach(Enum):
@@ -92,6 +112,8 @@ _CASEWORK: Final = frozenset(
         Permission.CASE_READ,
         Permission.CASE_HISTORY_READ,
         Permission.CASE_WRITE,
+        Permission.COMMITMENT_READ,
+        Permission.COMMITMENT_WRITE,
     }
 )
 
@@ -100,7 +122,14 @@ ROLE_GRANTS: Final[Mapping[Role, Grant]] = {
     Role.TEAM_LEAD: Grant(_CASEWORK | {Permission.PROCEDURE_ASSIGN}, Reach.OWN_OFFICE),
     # Auditors of the deployment check every office's files; they change nothing.
     Role.AUDITOR: Grant(
-        frozenset({Permission.CATALOGUE_READ, Permission.CASE_READ, Permission.CASE_HISTORY_READ}),
+        frozenset(
+            {
+                Permission.CATALOGUE_READ,
+                Permission.CASE_READ,
+                Permission.CASE_HISTORY_READ,
+                Permission.COMMITMENT_READ,
+            }
+        ),
         Reach.ALL_OFFICES,
     ),
     Role.HEAD_OF_OFFICE: Grant(
@@ -108,7 +137,16 @@ ROLE_GRANTS: Final[Mapping[Role, Grant]] = {
     ),
 }
 
-PUBLIC_PERMISSIONS: Final = frozenset({Permission.CATALOGUE_READ, Permission.OPERATIONS_READ})
+PUBLIC_PERMISSIONS: Final = frozenset(
+    {
+        Permission.CATALOGUE_READ,
+        Permission.OPERATIONS_READ,
+        Permission.COMMITMENT_SUBMIT,
+        Permission.COMMITMENT_STATUS_READ,
+        Permission.COMMITMENT_PAY,
+        Permission.PAYMENT_NOTIFY,
+    }
+)
 """What anyone may do without a token."""
 
 
@@ -180,6 +218,11 @@ class RequirePermission(Access):
             office_id = _case_offices(request).office_of(case_id)
             if not may_in_office(principal, self.permission, office_id):
                 raise CaseNotFound(case_id)
+        declaration_id = _uuid_in_path(request, "declaration_id")
+        if declaration_id is not None:
+            office_id = _declaration_offices(request).office_of(declaration_id)
+            if not may_in_office(principal, self.permission, office_id):
+                raise DeclarationNotFound(declaration_id)
         return principal
 
 
@@ -293,6 +336,21 @@ def _case_offices(request: Request) -> CaseOffices:
     return cast(CaseOffices, request.app.state.case_offices)
 
 
+def _uuid_in_path(request: Request, name: str) -> UUID | None:
+    """The id the route works on; a malformed one is left to the route's validation."""
+    raw = request.path_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return UUID(str(raw))
+    except ValueError:
+        return None
+
+
+def _declaration_offices(request: Request) -> DeclarationOffices:
+    return cast(DeclarationOffices, request.app.state.declaration_offices)
+
+
 class CaseOffices:
     """Which office each case file belongs to, remembered once looked up.
 
@@ -319,6 +377,36 @@ class CaseOffices:
         office_id = self._service.get_case(case_id).office_id
         with self._lock:
             self._offices[case_id] = office_id
+            while len(self._offices) > self._maxsize:
+                self._offices.popitem(last=False)
+        return office_id
+
+
+class DeclarationOffices:
+    """Which office each commitment declaration belongs to, remembered once looked up.
+
+    As with :class:`CaseOffices`: a declaration's office never changes, and only
+    declarations that exist are remembered.
+    """
+
+    def __init__(
+        self, service: AkteService, *, maxsize: int = DEFAULT_CASE_OFFICE_CACHE_SIZE
+    ) -> None:
+        self._service = service
+        self._maxsize = maxsize
+        self._offices: OrderedDict[UUID, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def office_of(self, declaration_id: UUID) -> str:
+        """The declaration's office; raises :class:`service.DeclarationNotFound` if none."""
+        with self._lock:
+            office_id = self._offices.get(declaration_id)
+            if office_id is not None:
+                self._offices.move_to_end(declaration_id)
+                return office_id
+        office_id = self._service.get_declaration(declaration_id).office_id
+        with self._lock:
+            self._offices[declaration_id] = office_id
             while len(self._offices) > self._maxsize:
                 self._offices.popitem(last=False)
         return office_id
