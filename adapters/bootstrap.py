@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from adapters.catalogue import load_catalogue
+from adapters.documents import document_store_for
 from adapters.settings import Settings
 from service import AkteService, system_clock
 
@@ -53,4 +54,5 @@ def build_service(
         clock=clock,
         snapshot_interval=settings.snapshot_interval,
         case_cache_size=settings.case_cache_size,
+        documents=document_store_for(settings),
     )

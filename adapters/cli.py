@@ -1,5 +1,6 @@
 """The ``akte`` command: serve the HTTP API, load a demo office, look at a case file,
-print a demo user's token (local mode).
+print a demo user's token (local mode); import scans and tend the document store
+(:mod:`adapters.document_cli`).
 
 Settings come from the environment (``AKTE_*``, see :mod:`adapters.settings`). Expected
 failures (a store that cannot be reached, bad settings, an unknown case file) end with
@@ -28,6 +29,7 @@ from pydantic import ValidationError
 
 from adapters.bootstrap import build_service
 from adapters.demo import DEFAULT_OFFICE_ID, DemoSummary, load_demo_office
+from adapters.document_cli import add_document_commands
 from adapters.http.auth import AuthConfigurationError, check_auth_settings
 from adapters.http.identity import Role
 from adapters.http.local_issuer import (
@@ -537,6 +539,8 @@ def _parser() -> argparse.ArgumentParser:
         help="how long the token is valid (default %(default)s)",
     )
     token.set_defaults(run=_token)
+
+    add_document_commands(commands)
     return parser
 
 

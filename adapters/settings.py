@@ -84,6 +84,23 @@ class Settings(BaseSettings):
     payment_timeout_seconds: float = Field(default=10, gt=0, le=60)
     """How long to wait for the platform when creating a payment."""
 
+    document_store: Literal["auto", "directory", "postgres"] = "auto"
+    """Where uploaded and scanned documents are kept: a directory on disk, or PostgreSQL
+    (several API hosts, one backup of events and documents). ``auto``: PostgreSQL when the
+    event store is PostgreSQL, else the directory."""
+    documents_dir: Path | None = None
+    """The document directory. Omitted: ``<data_dir>/documents``."""
+    document_chunk_bytes: int = Field(default=1_048_576, ge=4096, le=16_777_216)
+    """PostgreSQL documents are stored and read in chunks of this size."""
+    contact_form_max_files: int = Field(default=10, ge=1, le=50)
+    """Files one contact form submission may bring."""
+    contact_form_max_file_bytes: int = Field(default=10_485_760, ge=1024)
+    """The largest file the contact form takes (10 MiB)."""
+    contact_form_max_total_bytes: int = Field(default=26_214_400, ge=1024)
+    """The largest contact form submission, all files together (25 MiB)."""
+    upload_max_file_bytes: int = Field(default=104_857_600, ge=1024)
+    """The largest document a caseworker uploads to a case file (100 MiB: whole scans)."""
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "akte.sqlite3"
@@ -93,3 +110,15 @@ class Settings(BaseSettings):
         if self.local_issuer_key_path is not None:
             return self.local_issuer_key_path
         return self.data_dir / "local-issuer.pem"
+
+    @property
+    def documents_directory(self) -> Path:
+        if self.documents_dir is not None:
+            return self.documents_dir
+        return self.data_dir / "documents"
+
+    @property
+    def documents_in_postgres(self) -> bool:
+        if self.document_store == "auto":
+            return self.store == "postgres"
+        return self.document_store == "postgres"

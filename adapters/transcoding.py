@@ -25,7 +25,7 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 
-from domain import case_file, commitment_declaration
+from domain import case_file, commitment_declaration, intake
 
 
 class DateAsISO(Transcoding):
@@ -70,6 +70,10 @@ SNAPSHOT_STATE_CLASSES: tuple[type[Any], ...] = (
     commitment_declaration.InvitedPerson,
     commitment_declaration.PaymentAttempt,
     commitment_declaration.AbilityToPayCheck,
+    # SubmittedFile also travels inside ContactSubmission.Submitted events.
+    intake.ContactDetails,
+    intake.SubmittedFile,
+    intake.SubmissionReply,
 )
 
 

@@ -142,3 +142,20 @@ class PaymentMismatch(InvalidValue):
     """A provider's report does not match the payment the office asked for."""
 
     code = "payment-mismatch"
+
+
+# -- Contact form submissions.
+
+
+class SubmissionAlreadyTriaged(RuleViolation):
+    """A procedure was opened from it, it was answered or dismissed: triage is over."""
+
+    code = "submission-already-triaged"
+
+
+class SubmissionNotLinked(RuleViolation):
+    code = "submission-not-linked"
+
+
+class SubmissionFileNotFound(PartNotFound):
+    code = "submission-file-not-found"

@@ -21,6 +21,9 @@ DIGITAL_CHANNELS: Final = frozenset({"contact_form", "online_application"})
 DocumentSource = Literal["contact_form", "scan", "mail", "caseworker"]
 """Where an attached document came from."""
 
+UploadMediaType = Literal["application/pdf", "image/jpeg", "image/png"]
+"""What people and caseworkers may upload: told apart by the bytes, never by the name."""
+
 ProcedureStatus = Literal["received", "assigned", "documents_requested", "decided", "closed"]
 
 DecisionOutcome = Literal["granted", "refused", "withdrawn"]
@@ -211,3 +214,45 @@ class Money:
 
 
 COMMITMENT_DECLARATION_FEE: Final = Money(COMMITMENT_DECLARATION_FEE_CENTS, "EUR")
+
+
+# -- Contact form submissions (the online contact form) and scanned legacy files.
+
+SubmissionStatus = Literal["untriaged", "linked", "procedure_opened", "answered", "dismissed"]
+"""Where a contact form submission stands. ``untriaged`` and ``linked`` (to a case file,
+nothing decided yet) wait for a caseworker; the other three end the triage."""
+
+DismissalReason = Literal["spam", "duplicate", "withdrawn"]
+"""Why a submission was set aside without a procedure or a reply."""
+
+CONTACT_FORM_DOCUMENT_KIND: Final = "contact-form-upload"
+"""The document kind of a file that arrived through the contact form."""
+SCANNED_LEGACY_FILE_KIND: Final = "legacy-file-scan"
+"""The document kind of a scanned part of a legacy paper file, unless its manifest names one."""
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL: Final = 254
+MAX_FILE_NAME: Final = 255
+_UNSAFE_IN_FILE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def require_email(field: str, value: str) -> None:
+    if len(value) > MAX_EMAIL or not _EMAIL.match(value):
+        raise InvalidValue(field, "must be an e-mail address such as name@example.org")
+
+
+def require_file_name(field: str, value: str) -> None:
+    """A sender's file name, kept for the caseworker only (files are stored by hash).
+
+    Path separators, ``..``, NUL and control characters are refused rather than cleaned:
+    such a name is a mistake or an attack, and either way the sender should hear of it.
+    """
+    if not value or not value.strip():
+        raise InvalidValue(field, "must not be empty")
+    if len(value) > MAX_FILE_NAME:
+        raise InvalidValue(field, f"must be at most {MAX_FILE_NAME} characters")
+    # Without separators, ".." can only traverse as the whole name.
+    if _UNSAFE_IN_FILE_NAME.search(value) or value.strip() in (".", ".."):
+        raise InvalidValue(
+            field, "must be a plain file name: no path, '..', NUL or control characters"
+        )

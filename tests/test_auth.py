@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import re
 import socket
@@ -41,10 +42,12 @@ from adapters.payment.signatures import SIGNATURE_HEADER, signature_for
 from adapters.payment.stand_in import StandInServer
 from adapters.settings import Settings
 from domain.case_file import MasterData
-from service import AkteService
+from domain.intake import ContactDetails
+from service import AkteService, IncomingDocument
 from tests.commitment_histories import submission, submission_json
 from tests.conftest import FakeClock
 from tests.live_server import ServedApp
+from tests.sample_files import make_pdf
 
 ISSUER: Final = "https://id.example/realms/abh"
 AUDIENCE: Final = "akte"
@@ -433,13 +436,15 @@ def _inquiry(service: AkteService, case_id: UUID, version: int) -> int:
 
 
 def _document(service: AkteService, case_id: UUID, version: int) -> int:
+    # Stored for real: the content route reads it back.
+    stored = service.documents.put_bytes(make_pdf(2, marker="passport-copy"))
     return service.attach_document(
         case_id,
         expected_version=version,
         by=SETUP_USER,
         kind="passport-copy",
-        sha256="ab" * 32,
-        size_bytes=2048,
+        sha256=stored.sha256,
+        size_bytes=stored.size_bytes,
         media_type="application/pdf",
         page_count=2,
         source="scan",
@@ -492,8 +497,20 @@ class OpenedDeclaration:
     visitor_case: UUID | None = None
 
 
-Subject = OpenedCase | OpenedDeclaration
+@dataclass(frozen=True)
+class OpenedSubmission:
+    """A contact form submission made for a route, and how far its triage has come."""
+
+    id: UUID
+    version: int
+    reference: str
+    """Its receipt."""
+    sender_case: UUID | None = None
+
+
+Subject = OpenedCase | OpenedDeclaration | OpenedSubmission
 DeclarationStep = Callable[[AkteService, OpenedDeclaration], OpenedDeclaration]
+SubmissionStep = Callable[[AkteService, OpenedSubmission], OpenedSubmission]
 
 
 def open_case(
@@ -604,6 +621,74 @@ def _link_to_visitor_case(declaration: Subject) -> dict[str, Any]:
     return {"case_id": str(visitor_case)}
 
 
+# ------------------------------------------------- contact form submission set-up
+
+CONTACT_PDF: Final = make_pdf(2, marker="contact form upload")
+CONTACT_FIELDS: Final[dict[str, str]] = {
+    "topic": "extend_residence_permit",
+    "message": "Mein Aufenthaltstitel läuft bald ab.",
+    "surname": "Yılmaz",
+    "given_names": "Ayşe Nur",
+    "email": "ayse@example.org",
+}
+
+
+def _sender_case(service: AkteService, sent: OpenedSubmission) -> OpenedSubmission:
+    return replace(sent, sender_case=open_case(service).id)
+
+
+def _linked(service: AkteService, sent: OpenedSubmission) -> OpenedSubmission:
+    case = open_case(service)
+    recorded = service.link_submission_to_case(
+        sent.id, expected_version=sent.version, by=SETUP_USER, case_id=case.id
+    )
+    return replace(sent, version=recorded.version, sender_case=case.id)
+
+
+def open_submission(
+    service: AkteService, steps: tuple[SubmissionStep, ...] = ()
+) -> OpenedSubmission:
+    inspection_sha = hashlib.sha256(CONTACT_PDF).hexdigest()
+    recorded = service.submit_contact_form(
+        office_id=MUSTERSTADT,
+        topic="extend_residence_permit",
+        message="Mein Aufenthaltstitel läuft bald ab.",
+        contact=ContactDetails("Yılmaz", "Ayşe Nur", "ayse@example.org"),
+        files=[
+            IncomingDocument(
+                content=io.BytesIO(CONTACT_PDF),
+                sha256=inspection_sha,
+                size_bytes=len(CONTACT_PDF),
+                media_type="application/pdf",
+                page_count=2,
+                name="aufenthaltstitel.pdf",
+            )
+        ],
+        by=SETUP_USER,
+    )
+    sent = OpenedSubmission(recorded.submission_id, recorded.version, recorded.result)
+    for step in steps:
+        sent = step(service, sent)
+    return sent
+
+
+def _link_to_sender_case(sent: Subject) -> dict[str, Any]:
+    sender_case = getattr(sent, "sender_case", None) or uuid.uuid4()
+    return {"case_id": str(sender_case)}
+
+
+Form = tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]
+
+
+def _contact_form(subject: Subject) -> Form:
+    return CONTACT_FIELDS, [("files", ("titel.pdf", CONTACT_PDF, "application/pdf"))]
+
+
+def _upload(subject: Subject) -> Form:
+    letter = make_pdf(1, marker=f"lawyer's letter to {subject.id}")
+    return {"kind": "lawyer-letter"}, [("file", ("schreiben.pdf", letter, "application/pdf"))]
+
+
 # ------------------------------------------------------------ the route table
 
 
@@ -622,6 +707,10 @@ class Route:
     """Set for routes on a commitment declaration: what a fresh one needs first."""
     signed: bool = False
     """The body is a payment notification, signed with the shared key."""
+    submission: tuple[SubmissionStep, ...] | None = None
+    """Set for routes on a contact form submission: what a fresh one needs first."""
+    form: Callable[[Subject], Form] | None = None
+    """For upload routes: the multipart/form-data fields and files to send."""
 
     @property
     def writes(self) -> bool:
@@ -633,13 +722,14 @@ class Route:
 
     @property
     def on_one(self) -> bool:
-        """On one case file or declaration, named in the path."""
-        return self.on_a_case or "{declaration_id}" in self.path
+        """On one case file, declaration or submission, named in the path."""
+        return self.on_a_case or "{declaration_id}" in self.path or "{submission_id}" in self.path
 
     def url(self, subject: Subject) -> str:
         values = {
             "case_id": str(subject.id),
             "declaration_id": str(subject.id),
+            "submission_id": str(subject.id),
             "reference": subject.reference,
         }
         return re.sub(r"\{(\w+)\}", lambda match: values.get(match.group(1), "1"), self.path)
@@ -658,6 +748,8 @@ EP = C + "/entry-procedures/{entry_procedure_number}"
 PR = C + "/procedures/{procedure_number}"
 VE = "/commitment-declarations"
 VD = VE + "/{declaration_id}"
+KS = "/contact-submissions"
+KD = KS + "/{submission_id}"
 CARD_ARRIVED: Final = (_eat, _card_ordered, _card_arrived)
 
 ROUTES: Final = (
@@ -773,6 +865,37 @@ ROUTES: Final = (
         body=_link_to_visitor_case,
         declaration=(_visitor_case,),
     ),
+    # Documents: uploads (multipart) and content, verified on every read.
+    Route("POST", C + "/uploads", "write", 201, form=_upload),
+    Route("GET", C + "/documents/{document_number}/content", "read"),
+    # The contact form is public; its submissions are triaged by the office's caseworkers.
+    Route("POST", "/contact-form", "public", 201, form=_contact_form),
+    Route("GET", KS, "list"),
+    Route("GET", KD, "read", submission=()),
+    Route("GET", KD + "/events", "read", submission=()),
+    Route("GET", KD + "/files/{file_number}/content", "read", submission=()),
+    Route(
+        "POST", KD + "/case-link", "write", body=_link_to_sender_case, submission=(_sender_case,)
+    ),
+    Route(
+        "POST",
+        KD + "/case-file",
+        "write",
+        201,
+        {"nationality": "TUR", "passport_number": "U12345678", "date_of_birth": "1991-07-14"},
+        submission=(),
+    ),
+    Route(
+        "POST",
+        KD + "/procedure",
+        "write",
+        201,
+        {"legal_basis": "aufenthg-16b"},
+        (),
+        submission=(_linked,),
+    ),
+    Route("POST", KD + "/reply", "write", body={"reply": "Bitte Termin buchen."}, submission=()),
+    Route("POST", KD + "/dismissal", "write", body={"reason": "duplicate"}, submission=()),
 )
 
 
@@ -786,9 +909,12 @@ def app_routes(app: FastAPI) -> set[str]:
 
 
 def subject_for(service: AkteService, route: Route) -> Subject:
-    """A fresh case file or declaration, set up so that the route's write can succeed."""
+    """A fresh case file, declaration or submission, set up so that the route's write can
+    succeed."""
     if route.declaration is not None:
         return open_declaration(service, route.declaration)
+    if route.submission is not None:
+        return open_submission(service, route.submission)
     return open_case(service, route.setup)
 
 
@@ -800,6 +926,12 @@ def send(
         sent["If-Match"] = f'"{subject.version}"'
     if route.declaration is not None and not route.on_one:
         sent["X-Declaration-Reference"] = subject.reference
+    if route.form is not None:
+        fields, files = route.form(subject)
+        uploaded: httpx.Response = served.http.request(
+            route.method, route.url(subject), data=fields, files=files, headers=sent
+        )
+        return uploaded
     body = route.body_for(subject)
     if not route.signed:
         response: httpx.Response = served.http.request(
@@ -849,10 +981,15 @@ def test_every_route_answers_every_caller_as_the_policy_says(
 ) -> None:
     shared_case = open_case(served.service, EVERY_PART)
     shared_declaration = open_declaration(served.service, PAID)
+    shared_submission = open_submission(served.service)
     mismatches: list[str] = []
     for route in ROUTES:
         hidden = unknown_case_problem(served, keys, route) if route.on_one else None
-        shared = shared_declaration if route.declaration is not None else shared_case
+        shared: Subject = shared_case
+        if route.declaration is not None:
+            shared = shared_declaration
+        elif route.submission is not None:
+            shared = shared_submission
         for caller in CALLERS:
             expected = OUTCOMES[route.kind][caller] or route.success
             case = subject_for(served.service, route) if route.writes else shared
@@ -888,19 +1025,32 @@ def test_refusals_come_before_if_match_and_body_checks(
 ) -> None:
     case = open_case(served.service)
     declaration = open_declaration(served.service)
+    sent = open_submission(served.service)
     before = served.events_recorded()
 
     for route in ROUTES:
         if not route.writes:
             continue
-        subject = declaration if route.declaration is not None else case
+        subject: Subject = case
+        if route.declaration is not None:
+            subject = declaration
+        elif route.submission is not None:
+            subject = sent
         for caller in CALLERS:
             refusal = OUTCOMES[route.kind][caller]
             if refusal == OK:
                 continue
-            response = served.http.post(
-                route.url(subject), json={"unexpected": True}, headers=caller.headers(keys)
-            )
+            if route.form is not None:
+                # Upload routes take multipart bodies only (JSON is 415 before anything).
+                response = served.http.post(
+                    route.url(subject),
+                    files={"unexpected": ("x.txt", b"x", "text/plain")},
+                    headers=caller.headers(keys),
+                )
+            else:
+                response = served.http.post(
+                    route.url(subject), json={"unexpected": True}, headers=caller.headers(keys)
+                )
             assert response.status_code == refusal, f"{route} as {caller.name}: {response.text}"
     assert served.events_recorded() == before
 

@@ -31,10 +31,12 @@ from adapters.http import (
     catalogue,
     commitments,
     correspondence,
+    document_uploads,
     documents,
     entry_procedures,
     fiction_certificates,
     inquiries,
+    intake,
     integration_course,
     notes,
     procedures,
@@ -43,9 +45,17 @@ from adapters.http import (
 from adapters.http import payments as payment_routes
 from adapters.http.auth import token_verifier_for
 from adapters.http.commitments import install_commitment_problems
+from adapters.http.intake import install_intake_problems
 from adapters.http.operations import ReadinessCheck, install_operations
-from adapters.http.policy import AllowPublic, CaseOffices, DeclarationOffices, route_accesses
+from adapters.http.policy import (
+    AllowPublic,
+    CaseOffices,
+    DeclarationOffices,
+    SubmissionOffices,
+    route_accesses,
+)
 from adapters.http.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from adapters.http.uploads import MULTIPART, MULTIPART_OVERHEAD_BYTES, install_document_problems
 from adapters.payment.configuration import Payments, payments_for
 from adapters.settings import Settings
 from service import AkteService
@@ -70,11 +80,17 @@ answers `404`, exactly like one that does not exist.
 | `team_lead` | as a caseworker, and assign or re-assign procedures | own |
 | `auditor` | read case files and their events; write nothing | all |
 | `head_of_office` | reports and aggregates only (none yet), no case file | own |
-| anyone | `GET /catalogue`; submit, pay and follow a commitment declaration | - |
+| anyone | `GET /catalogue`; a commitment declaration's own routes; `POST /contact-form` | - |
 
-Caseworkers and team leads also read and process commitment declarations of their office
-(auditors read those of all offices). The payment platform's notifications carry no token:
-their body is signed (`X-Payment-Signature`).
+Caseworkers and team leads also read and process commitment declarations and triage
+contact form submissions of their office (auditors read those of all offices). The
+payment platform's notifications carry no token: their body is signed
+(`X-Payment-Signature`).
+
+**Uploads** (`POST /contact-form`, `POST /cases/{case_id}/uploads`) are
+`multipart/form-data`. Files must be PDF, JPEG or PNG by their content (name and declared
+type are ignored), within the size limits, with plain file names; a refused upload stores
+and records nothing.
 
 **Lists** come in pages: a full page carries `Link: <...>; rel="next"`; follow it until
 a page has none.
@@ -181,12 +197,16 @@ def create_app(
     app.state.token_verifier = token_verifier
     app.state.case_offices = CaseOffices(service)
     app.state.declaration_offices = DeclarationOffices(service)
+    app.state.submission_offices = SubmissionOffices(service)
     app.state.payments = payments if payments is not None else payments_for(settings)
     install_problem_handlers(app)
     install_commitment_problems(app)
+    install_intake_problems(app)
+    install_document_problems(app)
     for router_module in (
         cases,
         documents,
+        document_uploads,
         procedures,
         residence_documents,
         fiction_certificates,
@@ -202,6 +222,12 @@ def create_app(
     app.include_router(commitments.public_router)
     app.include_router(commitments.router)
     app.include_router(payment_routes.router)
+    app.include_router(intake.public_router)
+    app.include_router(intake.router)
+    upload_limits = {
+        intake.FORM_PATH: settings.contact_form_max_total_bytes + MULTIPART_OVERHEAD_BYTES,
+        document_uploads.UPLOAD_PATH: settings.upload_max_file_bytes + MULTIPART_OVERHEAD_BYTES,
+    }
     # Last, so that its middlewares wrap everything: every answer, 413/415/500 included,
     # carries a request id and is logged and counted.
     install_operations(
@@ -210,8 +236,13 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         readiness_checks=readiness_checks,
         max_body_bytes_by_path={
-            path: min(limit, settings.max_body_bytes)
-            for path, limit in commitments.BODY_LIMITS.items()
+            **{
+                path: min(limit, settings.max_body_bytes)
+                for path, limit in commitments.BODY_LIMITS.items()
+            },
+            # Uploads: their own, larger limits, and multipart bodies instead of JSON.
+            **upload_limits,
         },
+        accepted_media_types_by_path=dict.fromkeys(upload_limits, MULTIPART),
     )
     return app

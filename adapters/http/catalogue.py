@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from adapters.http.deps import PublicCaller, ServiceDep
 from adapters.http.route_helpers import PUBLIC_PROBLEMS
-from adapters.http.schemas import CataloguePublic, LegalBasisPublic
+from adapters.http.schemas import CataloguePublic, ContactTopicPublic, LegalBasisPublic
 
 router = APIRouter(prefix="/catalogue", tags=["catalogue"])
 
@@ -21,4 +21,14 @@ def get_catalogue(caller: PublicCaller, service: ServiceDep) -> CataloguePublic:
             for code in sorted(catalogue.legal_bases)
         ],
         topics=sorted(catalogue.topics),
+        contact_topics=[
+            ContactTopicPublic(
+                code=topic.code,
+                label_de=topic.label_de,
+                label=topic.label,
+                procedure_kind=topic.procedure_kind,
+                legal_bases=list(topic.legal_bases),
+            )
+            for topic in catalogue.contact_topics.values()
+        ],
     )

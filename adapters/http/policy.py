@@ -23,19 +23,23 @@ Roles (from the identity provider) and what they may:
 role               permissions                                                 offices
 =================  ==========================================================  =============
 caseworker         catalogue.read, case.open, case.read, case.history.read,    own office
-                   case.write, commitment.read, commitment.write
+                   case.write, commitment.read, commitment.write,
+                   contact.read, contact.triage
 team_lead          as caseworker, plus procedure.assign                        own office
 auditor            catalogue.read, case.read, case.history.read,               all offices
-                   commitment.read (no writes)
+                   commitment.read, contact.read (no writes)
 head_of_office     catalogue.read, report.read (aggregates only, no case)      own office
 anonymous          catalogue.read, operations.read, commitment.submit,         -
-                   commitment.status.read, commitment.pay, payment.notify
+                   commitment.status.read, commitment.pay, payment.notify,
+                   contact.submit
 =================  ==========================================================  =============
 
 The public commitment permissions let an applicant without an account submit a
 commitment declaration and then, with the secret reference it returns, pay and follow it;
 ``payment.notify`` lets the payment platform report payments, its notifications being
-authenticated by their signature instead of a token.
+authenticated by their signature instead of a token. ``contact.submit`` is the online
+contact form; its submissions are read and triaged by the office they were filed in
+(routes with ``{submission_id}`` get the same office check as case files).
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from starlette.routing import BaseRoute
 from adapters.http.auth import IdentityProviderUnavailable, InvalidToken, TokenVerifier
 from adapters.http.identity import Principal, Role
 from adapters.http.problems import HttpProblem
-from service import AkteService, CaseNotFound, DeclarationNotFound
+from service import AkteService, CaseNotFound, DeclarationNotFound, SubmissionNotFound
 
 logger = logging.getLogger("akte.auth")
 
@@ -92,6 +96,12 @@ class Permission(StrEnum):
     """Commitment declarations with their personal data, and their events."""
     COMMITMENT_WRITE = "commitment.write"
     """Record the office's steps on a commitment declaration."""
+    CONTACT_SUBMIT = "contact.submit"
+    """Send the online contact form, with documents (public)."""
+    CONTACT_READ = "contact.read"
+    """Contact form submissions with their personal data, files and events."""
+    CONTACT_TRIAGE = "contact.triage"
+    """Link a submission to a case file, open a procedure from it, answer or dismiss it."""
 
 
 class Reach(Enum):
@@ -114,6 +124,8 @@ _CASEWORK: Final = frozenset(
         Permission.CASE_WRITE,
         Permission.COMMITMENT_READ,
         Permission.COMMITMENT_WRITE,
+        Permission.CONTACT_READ,
+        Permission.CONTACT_TRIAGE,
     }
 )
 
@@ -128,6 +140,7 @@ ROLE_GRANTS: Final[Mapping[Role, Grant]] = {
                 Permission.CASE_READ,
                 Permission.CASE_HISTORY_READ,
                 Permission.COMMITMENT_READ,
+                Permission.CONTACT_READ,
             }
         ),
         Reach.ALL_OFFICES,
@@ -145,6 +158,7 @@ PUBLIC_PERMISSIONS: Final = frozenset(
         Permission.COMMITMENT_STATUS_READ,
         Permission.COMMITMENT_PAY,
         Permission.PAYMENT_NOTIFY,
+        Permission.CONTACT_SUBMIT,
     }
 )
 """What anyone may do without a token."""
@@ -223,6 +237,11 @@ class RequirePermission(Access):
             office_id = _declaration_offices(request).office_of(declaration_id)
             if not may_in_office(principal, self.permission, office_id):
                 raise DeclarationNotFound(declaration_id)
+        submission_id = _uuid_in_path(request, "submission_id")
+        if submission_id is not None:
+            office_id = _submission_offices(request).office_of(submission_id)
+            if not may_in_office(principal, self.permission, office_id):
+                raise SubmissionNotFound(submission_id)
         return principal
 
 
@@ -351,6 +370,10 @@ def _declaration_offices(request: Request) -> DeclarationOffices:
     return cast(DeclarationOffices, request.app.state.declaration_offices)
 
 
+def _submission_offices(request: Request) -> SubmissionOffices:
+    return cast(SubmissionOffices, request.app.state.submission_offices)
+
+
 class CaseOffices:
     """Which office each case file belongs to, remembered once looked up.
 
@@ -407,6 +430,36 @@ class DeclarationOffices:
         office_id = self._service.get_declaration(declaration_id).office_id
         with self._lock:
             self._offices[declaration_id] = office_id
+            while len(self._offices) > self._maxsize:
+                self._offices.popitem(last=False)
+        return office_id
+
+
+class SubmissionOffices:
+    """Which office each contact form submission belongs to, remembered once looked up.
+
+    As with :class:`CaseOffices`: a submission's office never changes, and only
+    submissions that exist are remembered.
+    """
+
+    def __init__(
+        self, service: AkteService, *, maxsize: int = DEFAULT_CASE_OFFICE_CACHE_SIZE
+    ) -> None:
+        self._service = service
+        self._maxsize = maxsize
+        self._offices: OrderedDict[UUID, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def office_of(self, submission_id: UUID) -> str:
+        """The submission's office; raises :class:`service.SubmissionNotFound` if none."""
+        with self._lock:
+            office_id = self._offices.get(submission_id)
+            if office_id is not None:
+                self._offices.move_to_end(submission_id)
+                return office_id
+        office_id = self._service.get_submission(submission_id).office_id
+        with self._lock:
+            self._offices[submission_id] = office_id
             while len(self._offices) > self._maxsize:
                 self._offices.popitem(last=False)
         return office_id

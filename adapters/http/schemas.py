@@ -392,9 +392,22 @@ class LegalBasisPublic(_Public):
     eat: Annotated[bool, Field(description="Issued as an electronic residence permit (eAT).")]
 
 
+class ContactTopicPublic(_Public):
+    code: str
+    label_de: str
+    label: str
+    procedure_kind: Annotated[str, Field(description="The kind of procedure it starts.")]
+    legal_bases: Annotated[
+        list[str], Field(description="The legal bases its procedures may rest on (any: empty).")
+    ]
+
+
 class CataloguePublic(BaseModel):
     legal_bases: list[LegalBasisPublic]
     topics: list[str]
+    contact_topics: Annotated[
+        list[ContactTopicPublic], Field(description="The contact form's topics, with labels.")
+    ] = []
 
 
 class FieldErrorPublic(BaseModel):

@@ -1,0 +1,204 @@
+"""Documents in a directory on disk: the default, under the data directory.
+
+Layout, with nothing but hashes in names (file names people chose never reach the disk)::
+
+    <root>/objects/3f/3fa9…c1     one file per document, named by its sha256
+    <root>/incoming/<random>.part writes in progress (and what a crash left of them)
+
+A write goes to ``incoming``, is flushed and fsynced, then renamed onto its final name
+(``rename`` is atomic within a file system) and the directory fsynced: a document is
+there completely or not at all. Storing the same bytes again renames the new copy over
+the old one (same bytes) or, when the caller hashed first, just renews its time.
+
+The orphan sweep removes a document by first renaming it into ``incoming``: a write of
+the same bytes that lands meanwhile creates a fresh file under the final name, and a
+document stored again just before (recent time) is renamed back, so the sweep never
+removes a document someone has just stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from adapters.documents.store import (
+    DEFAULT_CHUNK_BYTES,
+    DocumentNotStored,
+    DocumentStore,
+    DocumentStoreUnavailable,
+    StoredDocument,
+    StoredEntry,
+    require_address,
+)
+
+_DIRECTORY_MODE: Final = 0o700
+_FILE_MODE: Final = 0o600
+"""Documents hold personal data: only the service's own user may read them."""
+_PART_SUFFIX: Final = ".part"
+_SWEEP_SUFFIX: Final = ".sweep"
+
+
+@contextmanager
+def _disk_errors() -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        msg = f"the document store (directory) failed: {reason}"
+        raise DocumentStoreUnavailable(msg) from None
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` survive a power cut."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class DirectoryDocumentStore(DocumentStore):
+    def __init__(
+        self, root: Path, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, fsync: bool = True
+    ) -> None:
+        """``fsync=False`` only where durability does not matter (throwaway benchmarks)."""
+        self.root = root
+        self.chunk_bytes = chunk_bytes
+        self._fsync = fsync
+        self._objects = root / "objects"
+        self._incoming = root / "incoming"
+        # An OSError here (permissions, a file in the way) is a deployment problem: it
+        # stops start-up like the event store's own directory would.
+        for directory in (root, self._objects, self._incoming):
+            directory.mkdir(mode=_DIRECTORY_MODE, parents=True, exist_ok=True)
+
+    def _path(self, sha256: str) -> Path:
+        require_address(sha256)
+        return self._objects / sha256[:2] / sha256
+
+    # ---------------------------------------------------------------- writes
+
+    def put_chunks(self, chunks: Iterable[bytes]) -> StoredDocument:
+        part = self._incoming / f"{uuid.uuid4().hex}{_PART_SUFFIX}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with _disk_errors():
+                descriptor = os.open(
+                    part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE
+                )
+                out = os.fdopen(descriptor, "wb")
+            with out:
+                # The source's own errors pass unchanged; only ours are the store's.
+                for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    with _disk_errors():
+                        out.write(chunk)
+                with _disk_errors():
+                    out.flush()
+                    if self._fsync:
+                        os.fsync(out.fileno())
+            sha256 = digest.hexdigest()
+            final = self._path(sha256)
+            with _disk_errors():
+                if not final.parent.is_dir():
+                    final.parent.mkdir(mode=_DIRECTORY_MODE, exist_ok=True)
+                    if self._fsync:
+                        _fsync_directory(self._objects)
+                # Over an existing copy too: same bytes, and a fresh time for the sweep.
+                os.replace(part, final)
+                if self._fsync:
+                    _fsync_directory(final.parent)
+        except BaseException:
+            # Whatever stopped the write (the source, the disk, an interrupt): no half file.
+            part.unlink(missing_ok=True)
+            raise
+        return StoredDocument(sha256, size)
+
+    def renew_if_stored(self, document: StoredDocument) -> bool:
+        path = self._path(document.sha256)
+        try:
+            if path.stat().st_size != document.size_bytes:
+                return False  # damaged: the caller writes a good copy over it
+            os.utime(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    # ----------------------------------------------------------------- reads
+
+    def stored_chunks(self, sha256: str) -> Iterator[bytes]:
+        try:
+            source = self._path(sha256).open("rb")
+        except FileNotFoundError:
+            raise DocumentNotStored(sha256) from None
+        with source:
+            while chunk := source.read(self.chunk_bytes):
+                yield chunk
+
+    def contains(self, sha256: str) -> bool:
+        return self._path(sha256).is_file()
+
+    def entries(self) -> Iterator[StoredEntry]:
+        for shard in sorted(self._objects.iterdir()):
+            if not shard.is_dir():
+                continue
+            for path in sorted(shard.iterdir()):
+                try:
+                    require_address(path.name)
+                    status = path.stat()
+                except (ValueError, FileNotFoundError):
+                    continue  # not a document, or swept meanwhile
+                yield StoredEntry(
+                    sha256=path.name,
+                    size_bytes=status.st_size,
+                    stored_at=datetime.fromtimestamp(status.st_mtime, tz=UTC),
+                )
+
+    # ----------------------------------------------------------------- sweep
+
+    def delete_unless_recent(self, sha256: str, older_than: timedelta) -> bool:
+        final = self._path(sha256)
+        set_aside = self._incoming / f"{sha256}.{uuid.uuid4().hex}{_SWEEP_SUFFIX}"
+        try:
+            os.rename(final, set_aside)
+        except FileNotFoundError:
+            return False
+        if time.time() - set_aside.stat().st_mtime < older_than.total_seconds():
+            # Stored again just before we took it: put it back (over any newer copy,
+            # which holds the same bytes).
+            os.replace(set_aside, final)
+            return False
+        set_aside.unlink()
+        if self._fsync:
+            _fsync_directory(final.parent)
+        return True
+
+    def remove_abandoned_writes(self, older_than: timedelta) -> int:
+        """Remove old interrupted writes; put back what an interrupted sweep set aside."""
+        removed = 0
+        cutoff = time.time() - older_than.total_seconds()
+        for path in self._incoming.iterdir():
+            try:
+                if path.name.endswith(_SWEEP_SUFFIX):
+                    # The sweep stopped between setting it aside and deciding: let the
+                    # next sweep decide again rather than lose a document.
+                    final = self._path(path.name.split(".", 1)[0])
+                    if final.exists():
+                        path.unlink()
+                    else:
+                        os.rename(path, final)
+                elif path.name.endswith(_PART_SUFFIX) and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except (FileNotFoundError, ValueError):
+                continue  # finished or removed meanwhile, or not ours
+        return removed

@@ -1,0 +1,219 @@
+"""The document store: the bytes of uploaded and scanned files, outside the event log.
+
+Events only reference documents (sha256, size, media type, pages); the bytes are kept here,
+addressed by their sha256. Every store
+
+* writes atomically: a document appears under its hash completely or not at all, never as
+  a half file (a crash leaves at most an abandoned write, which the sweep removes);
+* deduplicates: the same bytes stored twice are kept once;
+* verifies on every read: the bytes read must hash to the address and, where the caller
+  knows it from an event, have the recorded size, or :class:`DocumentCorrupted` is raised;
+* streams: documents go in and out in chunks, never as a whole in memory.
+
+Two backends share this interface and one test suite: a directory on disk
+(:mod:`adapters.documents.directory`, the default) and PostgreSQL
+(:mod:`adapters.documents.postgres`, for several API hosts and one backup of everything).
+
+Nothing here knows a person: documents are named by hash only, and errors name hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import BinaryIO, Final
+
+DEFAULT_CHUNK_BYTES: Final = 1_048_576
+"""1 MiB: large enough for few round trips, small enough to never matter in memory."""
+
+_SHA256: Final = re.compile(r"[0-9a-f]{64}")
+
+
+class DocumentStoreError(Exception):
+    """Base of the document store's errors; messages name hashes, never content."""
+
+
+class DocumentNotStored(DocumentStoreError):
+    def __init__(self, sha256: str) -> None:
+        super().__init__(f"document {sha256} is not in the document store")
+        self.sha256 = sha256
+
+
+class DocumentCorrupted(DocumentStoreError):
+    """The stored bytes do not hash to their address, or differ from the recorded size."""
+
+    def __init__(self, sha256: str, reason: str) -> None:
+        super().__init__(f"document {sha256} failed verification: {reason}")
+        self.sha256 = sha256
+        self.reason = reason
+
+
+class DocumentStoreUnavailable(DocumentStoreError):
+    """The store could not be reached or failed; nothing was stored."""
+
+
+class SourceChanged(DocumentStoreError):
+    """The file changed while it was being stored; nothing was stored under its hash."""
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """A document in the store, as the orphan sweep sees it."""
+
+    sha256: str
+    size_bytes: int
+    stored_at: datetime
+    """When it was last stored (storing it again renews this; the sweep spares recent ones)."""
+
+
+def require_address(sha256: str) -> None:
+    """Hashes come from events and URLs: anything else must never reach a path or query."""
+    if not _SHA256.fullmatch(sha256):
+        msg = "a document address is 64 lower-case hexadecimal digits"
+        raise ValueError(msg)
+
+
+def read_in_chunks(source: BinaryIO, chunk_bytes: int) -> Iterator[bytes]:
+    while chunk := source.read(chunk_bytes):
+        yield chunk
+
+
+def rechunk(chunks: Iterable[bytes], chunk_bytes: int) -> Iterator[bytes]:
+    """The same bytes in pieces of exactly ``chunk_bytes`` (the last one shorter)."""
+    pending = bytearray()
+    for chunk in chunks:
+        pending += chunk
+        while len(pending) >= chunk_bytes:
+            yield bytes(pending[:chunk_bytes])
+            del pending[:chunk_bytes]
+    if pending:
+        yield bytes(pending)
+
+
+def hash_file(source: BinaryIO, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> StoredDocument:
+    """The sha256 and size of what ``source`` holds from where it stands."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in read_in_chunks(source, chunk_bytes):
+        digest.update(chunk)
+        size += len(chunk)
+    return StoredDocument(digest.hexdigest(), size)
+
+
+class DocumentStore(ABC):
+    """Content-addressed, atomic, deduplicating, verifying storage of documents."""
+
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+
+    # ------------------------------------------------------------- backends
+
+    @abstractmethod
+    def put_chunks(self, chunks: Iterable[bytes]) -> StoredDocument:
+        """Store the bytes ``chunks`` yields, atomically; returns their hash and size.
+
+        If anything fails (or ``chunks`` raises), nothing is stored under any hash.
+        """
+
+    @abstractmethod
+    def renew_if_stored(self, document: StoredDocument) -> bool:
+        """If this document is stored with this size, mark it stored now and say so.
+
+        Lets a second copy skip writing its bytes, and keeps the sweep from removing a
+        document that is about to be referenced again.
+        """
+
+    @abstractmethod
+    def stored_chunks(self, sha256: str) -> Iterator[bytes]:
+        """The stored bytes as they are, unverified; raises :class:`DocumentNotStored`."""
+
+    @abstractmethod
+    def contains(self, sha256: str) -> bool: ...
+
+    @abstractmethod
+    def entries(self) -> Iterator[StoredEntry]:
+        """Every stored document, for the orphan sweep."""
+
+    @abstractmethod
+    def delete_unless_recent(self, sha256: str, older_than: timedelta) -> bool:
+        """Remove the document unless it was stored within ``older_than``; whether it was.
+
+        Atomic with respect to a concurrent :meth:`put_chunks` or :meth:`renew_if_stored`
+        of the same bytes: a document stored again while the sweep runs stays.
+        """
+
+    def remove_abandoned_writes(self, older_than: timedelta) -> int:
+        """Remove what writes interrupted by a crash left behind; how many."""
+        return 0
+
+    def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
+        """Release connections; the store is not used afterwards."""
+
+    # ------------------------------------------------------- shared behaviour
+
+    def put_file(self, source: BinaryIO) -> StoredDocument:
+        """Store a seekable file from its start: hashed first, so that bytes already
+        stored are not written again."""
+        source.seek(0)
+        expected = hash_file(source, self.chunk_bytes)
+        return self.put_hashed(source, expected)
+
+    def put_hashed(self, source: BinaryIO, expected: StoredDocument) -> StoredDocument:
+        """Store a seekable file from its start whose hash and size the caller knows.
+
+        Raises :class:`SourceChanged` if the bytes read now differ from ``expected``.
+        """
+        if self.renew_if_stored(expected):
+            return expected
+        source.seek(0)
+        stored = self.put_chunks(read_in_chunks(source, self.chunk_bytes))
+        if stored != expected:
+            # Stored under the hash of what was read, so nothing false is addressed; but
+            # what the caller checked and is about to record is not what was stored.
+            msg = "the file changed while it was being stored"
+            raise SourceChanged(msg)
+        return stored
+
+    def put_bytes(self, data: bytes) -> StoredDocument:
+        return self.put_chunks([data])
+
+    def read_chunks(self, sha256: str, *, size_bytes: int | None = None) -> Iterator[bytes]:
+        """The document's bytes in chunks, verified against its hash and ``size_bytes``.
+
+        A mismatch raises :class:`DocumentCorrupted`; a hash mismatch shows only after the
+        last chunk, so callers that pass bytes on and cannot take them back (an HTTP
+        response) call :meth:`verify` first.
+        """
+        require_address(sha256)
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in self.stored_chunks(sha256):
+            size += len(chunk)
+            if size_bytes is not None and size > size_bytes:
+                raise DocumentCorrupted(sha256, f"longer than the recorded {size_bytes} bytes")
+            digest.update(chunk)
+            yield chunk
+        if size_bytes is not None and size != size_bytes:
+            raise DocumentCorrupted(sha256, f"{size} bytes instead of the recorded {size_bytes}")
+        if digest.hexdigest() != sha256:
+            raise DocumentCorrupted(sha256, "the bytes do not hash to the document's address")
+
+    def verify(self, sha256: str, *, size_bytes: int | None = None) -> StoredDocument:
+        """Read the whole document and check it; returns its hash and size."""
+        size = 0
+        for chunk in self.read_chunks(sha256, size_bytes=size_bytes):
+            size += len(chunk)
+        return StoredDocument(sha256, size)
+
+    def read_bytes(self, sha256: str, *, size_bytes: int | None = None) -> bytes:
+        """The whole document, verified; for small documents and tests."""
+        return b"".join(self.read_chunks(sha256, size_bytes=size_bytes))

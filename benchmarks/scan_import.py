@@ -1,0 +1,284 @@
+"""Scan import benchmark: legacy files, documents and megabytes per second.
+
+Run ``bin/bench-import`` (or ``python -m benchmarks.scan_import``) from the repository
+root::
+
+    bin/bench-import [--folders 2000] [--page-kb 30] [--stores sqlite,postgres]
+                     [--repeats 3] [--json OUT]
+
+A batch of ``--folders`` synthetic legacy files is written once (not timed): each a folder
+with a manifest and 1-3 PDFs of 1-12 pages, every page carrying ``--page-kb`` KB of
+incompressible bytes in place of a scanned image (a black-and-white A4 page at 300 dpi
+compresses to some 30-60 KB). Then, ``--repeats`` times per store, on an empty store:
+
+* **import**: ``import_scans`` over the whole batch, as ``akte import-scans`` runs it:
+  manifest checks, each PDF read, hashed and its pages counted, stored (fsync, rename),
+  and each legacy file's case file opened with its documents in one transaction;
+* **re-run**: the same batch again, which finds everything on file and imports nothing
+  (what resuming costs for the part already done).
+
+Figures are medians over the repeats, with the min..max spread. PostgreSQL keeps the
+documents in its own tables (``AKTE_DOCUMENT_STORE=auto``), SQLite in a directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from adapters.bootstrap import build_service
+from adapters.scan_import import ImportReport, import_scans
+from benchmarks.core import (
+    BenchConfig,
+    PostgresParams,
+    StoreName,
+    fresh_store,
+    machine_info,
+    postgres_server_version,
+)
+from tests.sample_files import write_legacy_batch
+
+OFFICE: Final = "abh-musterstadt"
+STORES: Final[tuple[StoreName, ...]] = ("sqlite", "postgres")
+
+
+@dataclass(frozen=True)
+class ImportBenchConfig:
+    folders: int = 2000
+    page_kb: int = 30
+    stores: tuple[StoreName, ...] = STORES
+    repeats: int = 3
+    seed: int = 11
+    postgres: PostgresParams = field(default_factory=PostgresParams)
+    tmp_root: Path | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class ImportRun:
+    store: str
+    folders: int
+    documents: int
+    pages: int
+    megabytes: float
+    seconds: float
+    rerun_seconds: float
+
+    @property
+    def folders_per_second(self) -> float:
+        return self.folders / self.seconds
+
+    @property
+    def documents_per_second(self) -> float:
+        return self.documents / self.seconds
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages / self.seconds
+
+    @property
+    def megabytes_per_second(self) -> float:
+        return self.megabytes / self.seconds
+
+    @property
+    def rerun_folders_per_second(self) -> float:
+        return self.folders / self.rerun_seconds
+
+
+@dataclass
+class ImportBenchReport:
+    parameters: dict[str, Any]
+    machine: dict[str, Any]
+    batch: dict[str, Any]
+    runs: list[ImportRun] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "parameters": self.parameters,
+            "machine": self.machine,
+            "batch": self.batch,
+            "runs": [asdict(run) for run in self.runs],
+            "notes": self.notes,
+        }
+
+
+def _progress(config: ImportBenchConfig, message: str) -> None:
+    if config.progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _one_run(store: StoreName, config: ImportBenchConfig, batch: Path) -> ImportRun:
+    core_config = BenchConfig(postgres=config.postgres, tmp_root=config.tmp_root)
+    with fresh_store(store, core_config) as settings:
+        service = build_service(settings)
+        try:
+            report: ImportReport = import_scans(service, batch, office_id=OFFICE)
+            if report.failures or report.imported != config.folders:
+                msg = f"the benchmark batch did not import cleanly: {report.as_json()}"
+                raise RuntimeError(msg)
+            started = time.perf_counter()
+            rerun = import_scans(service, batch, office_id=OFFICE)
+            rerun_seconds = time.perf_counter() - started
+            if rerun.imported:
+                msg = "the re-run imported something: the import is not idempotent"
+                raise RuntimeError(msg)
+        finally:
+            service.close()
+    return ImportRun(
+        store=store,
+        folders=report.folders,
+        documents=report.documents,
+        pages=report.pages,
+        megabytes=report.size_bytes / 1_000_000,
+        seconds=report.seconds,
+        rerun_seconds=rerun_seconds,
+    )
+
+
+def run(config: ImportBenchConfig) -> ImportBenchReport:
+    server, problem = (None, None)
+    stores = config.stores
+    notes = []
+    if "postgres" in stores:
+        server, problem = postgres_server_version(config.postgres)
+        if problem is not None:
+            stores = tuple(store for store in stores if store != "postgres")
+            notes.append(f"PostgreSQL rows SKIPPED: {problem}")
+    with tempfile.TemporaryDirectory(prefix="akte-bench-import-", dir=config.tmp_root) as tmp:
+        batch = Path(tmp) / "batch"
+        _progress(config, f"writing {config.folders:,} legacy files ...")
+        folders = write_legacy_batch(
+            batch, config.folders, seed=config.seed, payload_bytes_per_page=config.page_kb * 1024
+        )
+        report = ImportBenchReport(
+            parameters={
+                "folders": config.folders,
+                "page_kb": config.page_kb,
+                "stores": list(stores),
+                "repeats": config.repeats,
+                "seed": config.seed,
+            },
+            machine=asdict(machine_info(server)),
+            batch={
+                "folders": len(folders),
+                "documents": sum(folder.documents for folder in folders),
+                "pages": sum(folder.pages for folder in folders),
+                "megabytes": round(sum(folder.size_bytes for folder in folders) / 1_000_000, 1),
+            },
+            notes=notes,
+        )
+        for repeat in range(config.repeats):
+            for store in stores:  # interleaved, so that machine noise hits both alike
+                _progress(config, f"import {repeat + 1}/{config.repeats} on {store} ...")
+                report.runs.append(_one_run(store, config, batch))
+    return report
+
+
+def _median_spread(values: Sequence[float]) -> str:
+    return f"{statistics.median(values):>10,.1f}  ({min(values):,.1f}..{max(values):,.1f})"
+
+
+def format_report(report: ImportBenchReport) -> str:
+    machine = report.machine
+    batch = report.batch
+    lines = [
+        "Akte scan import benchmark",
+        f"machine: {machine['cpu_model']}, {machine['nproc']} CPUs; {machine['python']}",
+        f"batch: {batch['folders']:,} legacy files, {batch['documents']:,} PDFs, "
+        f"{batch['pages']:,} pages, {batch['megabytes']:,} MB "
+        f"({report.parameters['page_kb']} KB per page)",
+        "figures: median (min..max) over the repeats",
+    ]
+    for store in report.parameters["stores"]:
+        runs = [run for run in report.runs if run.store == store]
+        if not runs:
+            continue
+        rows = [
+            ("import time, s", [r.seconds for r in runs]),
+            ("legacy files/s", [r.folders_per_second for r in runs]),
+            ("PDFs/s", [r.documents_per_second for r in runs]),
+            ("pages/s", [r.pages_per_second for r in runs]),
+            ("MB/s", [r.megabytes_per_second for r in runs]),
+            ("re-run, nothing new: files/s", [r.rerun_folders_per_second for r in runs]),
+        ]
+        lines += ["", f"{store} (n={len(runs)})"]
+        lines += [f"  {label:<30}{_median_spread(values)}" for label, values in rows]
+    lines += [f"NOTE: {note}" for note in report.notes]
+    return "\n".join(lines)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        msg = "must be at least 1"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _stores(text: str) -> tuple[StoreName, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    chosen = tuple(store for store in STORES if store in names)
+    if not chosen or len(chosen) != len(names):
+        msg = f"stores must be a comma-separated subset of {','.join(STORES)}"
+        raise argparse.ArgumentTypeError(msg)
+    return chosen
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[ImportBenchConfig, Path | None]:
+    parser = argparse.ArgumentParser(
+        prog="bin/bench-import", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    defaults = ImportBenchConfig()
+    pg = PostgresParams()
+    parser.add_argument("--folders", type=_positive, default=defaults.folders)
+    parser.add_argument(
+        "--page-kb", type=int, default=defaults.page_kb, help="KB per scanned page (default 30)"
+    )
+    parser.add_argument("--stores", type=_stores, default=defaults.stores)
+    parser.add_argument("--repeats", type=_positive, default=defaults.repeats)
+    parser.add_argument("--tmp-dir", type=Path, default=None, help="where batch and stores go")
+    parser.add_argument("--pg-host", default=pg.host)
+    parser.add_argument("--pg-port", type=int, default=pg.port)
+    parser.add_argument("--pg-user", default=pg.user)
+    parser.add_argument("--pg-dbname", default=pg.dbname)
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    args = parser.parse_args(argv)
+    return (
+        ImportBenchConfig(
+            folders=args.folders,
+            page_kb=max(args.page_kb, 0),
+            stores=args.stores,
+            repeats=args.repeats,
+            postgres=PostgresParams(
+                host=args.pg_host, port=args.pg_port, user=args.pg_user, dbname=args.pg_dbname
+            ),
+            tmp_root=args.tmp_dir,
+            progress=not args.quiet,
+        ),
+        args.json,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config, json_out = parse_args(argv)
+    report = run(config)
+    print(format_report(report))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        print(f"\nwritten: {json_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""The scan import benchmark (``bin/bench-import``) runs end to end at a tiny size, so it
+cannot rot. It checks what the report holds, never how fast anything is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.scan_import import ImportBenchConfig, format_report, main, run
+
+
+def test_the_benchmark_reports_throughput_per_store(tmp_path: Path) -> None:
+    report = run(
+        ImportBenchConfig(
+            folders=6, page_kb=1, stores=("sqlite",), repeats=2, tmp_root=tmp_path, progress=False
+        )
+    )
+
+    assert [run.store for run in report.runs] == ["sqlite", "sqlite"]
+    for measured in report.runs:
+        assert measured.folders == 6
+        assert measured.documents == report.batch["documents"]
+        assert measured.megabytes_per_second > 0
+        assert measured.rerun_folders_per_second > 0
+    text = format_report(report)
+    assert "legacy files/s" in text
+    assert "MB/s" in text
+
+
+def test_the_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results" / "import.json"
+
+    assert (
+        main(
+            [
+                "--folders",
+                "3",
+                "--page-kb",
+                "0",
+                "--stores",
+                "sqlite",
+                "--repeats",
+                "1",
+                "--tmp-dir",
+                str(tmp_path),
+                "--json",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+
+    assert "Akte scan import benchmark" in capsys.readouterr().out
+    written = json.loads(out.read_text())
+    assert written["batch"]["folders"] == 3
+    assert len(written["runs"]) == 1
