@@ -41,6 +41,8 @@ from adapters.http.local_issuer import (
 )
 from adapters.http.schemas import MAX_USER_ID
 from adapters.logging_setup import configure_logging
+from adapters.projection_cli import add_projection_commands
+from adapters.read_models import ReadModels, build_read_models
 from adapters.settings import Settings
 from domain.case_file import CaseFile, require_code
 from domain.errors import InvalidValue
@@ -255,29 +257,41 @@ def _print_summary(summary: DemoSummary, settings: Settings, seconds: float) -> 
 # ---------------------------------------------------------------- commands
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve_app(
+    args: argparse.Namespace, settings: Settings, service: AkteService, read_models: ReadModels
+) -> None:
     # Imported here: the other commands need neither the web stack nor its start-up time.
     import uvicorn
 
     from adapters.http.app import create_app
 
+    try:
+        # Built before the demo loads: unusable authentication fails at once.
+        app = create_app(service, settings, read_models=read_models)
+    except (AuthConfigurationError, LocalIssuerKeyError) as error:
+        raise _Failure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
+    if args.demo:
+        _load_demo(service, settings, cases=args.cases, seed=args.seed)
+    base = f"http://{_display_host(args.host)}:{args.port}"
+    print(f"Akte serves {_where(settings)} at {base} - API docs: {base}/docs", flush=True)
+    print(_how_to_get_a_token(settings, base), flush=True)
+    configure_logging(json_logs=settings.json_logs, level=settings.log_level)
+    # Our access log names route templates; uvicorn's would log raw paths with ids.
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+
+
+def _serve(args: argparse.Namespace) -> int:
     settings = _settings()
     _check_auth(settings)
 
     with _open_service(settings) as service:
+        # With the embedded store the worklists follow the log in this process; a
+        # PostgreSQL deployment may run `akte projections run` workers instead.
+        read_models = build_read_models(settings, service, follow=settings.projections_in_process)
         try:
-            # Built before the demo loads: unusable authentication fails at once.
-            app = create_app(service, settings)
-        except (AuthConfigurationError, LocalIssuerKeyError) as error:
-            raise _Failure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
-        if args.demo:
-            _load_demo(service, settings, cases=args.cases, seed=args.seed)
-        base = f"http://{_display_host(args.host)}:{args.port}"
-        print(f"Akte serves {_where(settings)} at {base} - API docs: {base}/docs", flush=True)
-        print(_how_to_get_a_token(settings, base), flush=True)
-        configure_logging(json_logs=settings.json_logs, level=settings.log_level)
-        # Our access log names route templates; uvicorn's would log raw paths with ids.
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+            _serve_app(args, settings, service, read_models)
+        finally:
+            read_models.close()
     return EXIT_OK
 
 
@@ -541,6 +555,7 @@ def _parser() -> argparse.ArgumentParser:
     token.set_defaults(run=_token)
 
     add_document_commands(commands)
+    add_projection_commands(commands)
     return parser
 
 

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
 
     Omitted: ``<data_dir>/local-issuer.pem``."""
 
+    projections_in_process: bool = True
+    """``akte serve`` keeps the read models up to date itself; false: separate
+    ``akte projections run`` workers do (several API processes on PostgreSQL)."""
     json_logs: bool = True
     """One JSON object per log line (for log shippers); false: plain text lines."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

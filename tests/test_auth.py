@@ -40,6 +40,7 @@ from adapters.payment.configuration import DEVELOPMENT_SHARED_SECRET
 from adapters.payment.provider import CreatedPayment, PaymentOrder
 from adapters.payment.signatures import SIGNATURE_HEADER, signature_for
 from adapters.payment.stand_in import StandInServer
+from adapters.read_models import build_read_models
 from adapters.settings import Settings
 from domain.case_file import MasterData
 from domain.intake import ContactDetails
@@ -260,10 +261,13 @@ def serve(
     service: AkteService, settings: Settings, stand_in: StandInServer
 ) -> Iterator[Callable[[Settings], ServedApp]]:
     started: list[ServedApp] = []
+    # As `akte serve` does: a runner in the process keeps the worklists built.
+    read_models = build_read_models(settings, service, follow=True)
 
     def start(app_settings: Settings) -> ServedApp:
         with_payments = app_settings.model_copy(update={"payment_provider_url": stand_in.base_url})
-        served = ServedApp(create_app(service, with_payments), service)
+        app = create_app(service, with_payments, read_models=read_models)
+        served = ServedApp(app, service)
         served.start()
         started.append(served)
         return served
@@ -273,6 +277,7 @@ def serve(
     finally:
         for served in started:
             served.stop()
+        read_models.close()
 
 
 @pytest.fixture
@@ -871,6 +876,17 @@ ROUTES: Final = (
     # The contact form is public; its submissions are triaged by the office's caseworkers.
     Route("POST", "/contact-form", "public", 201, form=_contact_form),
     Route("GET", KS, "list"),
+    *(
+        Route("GET", f"/worklists/{name}", "list")
+        for name in (
+            "my-open-procedures",
+            "unassigned-procedures",
+            "overdue-document-requests",
+            "expiring-documents",
+            "eat-cards-awaiting-handover",
+            "unreviewed-uploads",
+        )
+    ),
     Route("GET", KD, "read", submission=()),
     Route("GET", KD + "/events", "read", submission=()),
     Route("GET", KD + "/files/{file_number}/content", "read", submission=()),

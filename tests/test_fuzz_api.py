@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 
 from adapters.bootstrap import build_service
 from adapters.http.app import create_app
+from adapters.read_models import build_read_models
 from adapters.settings import Settings
 from domain.case_file import CaseFile, MasterData
 from domain.commitment_declaration import CommitmentDeclaration
@@ -112,7 +113,8 @@ def fuzz_env(tmp_path: Any) -> Iterator[FuzzEnvironment]:
     settings_ = Settings(store="sqlite", data_dir=tmp_path / "data")
     service = build_service(settings_, clock=clock)
     caller = fuzz_caller(settings_)
-    app = create_app(service, settings_)
+    read_models = build_read_models(settings_, service, follow=True)
+    app = create_app(service, settings_, read_models=read_models)
     env = FuzzEnvironment(service=service, app=app, caller=caller, case_ids=[])
     for index in range(SEEDED_CASES):
         recorded = service.open_case(
@@ -158,6 +160,7 @@ def fuzz_env(tmp_path: Any) -> Iterator[FuzzEnvironment]:
     try:
         env.assert_log_holds_only_acknowledged_writes()
     finally:
+        read_models.close()
         service.close()
 
 

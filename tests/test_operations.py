@@ -632,7 +632,7 @@ def test_readyz_is_ready_with_a_working_store(client: TestClient) -> None:
     response = client.get("/readyz")
 
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ready", "checks": {"store": "ok"}}
+    assert response.json() == {"status": "ready", "checks": {"store": "ok", "read_models": "ok"}}
 
 
 def test_readyz_names_an_unreachable_store(client: TestClient, settings: Settings) -> None:
@@ -641,7 +641,8 @@ def test_readyz_names_an_unreachable_store(client: TestClient, settings: Setting
     response = client.get("/readyz")
 
     problem = assert_problem(response, 503, "not-ready")
-    assert problem["checks"] == {"store": "store unreachable"}
+    # The read models' lag cannot be known without the log either.
+    assert problem["checks"] == {"store": "store unreachable", "read_models": "check failed"}
     assert "store" in problem["detail"]
     for internal in ("stored_events", "akte_events", "no such table", "does not exist"):
         assert internal not in response.text
@@ -667,6 +668,7 @@ def test_readyz_names_the_failed_extra_checks(service: AkteService, settings: Se
     problem = assert_problem(response, 503, "not-ready")
     assert problem["checks"] == {
         "store": "ok",
+        "read_models": "ok",
         "projections": "12000 events behind",
         "mail": "check failed",
         "clock": "ok",

@@ -41,12 +41,13 @@ from adapters.http import (
     notes,
     procedures,
     residence_documents,
+    worklists,
 )
 from adapters.http import payments as payment_routes
 from adapters.http.auth import token_verifier_for
 from adapters.http.commitments import install_commitment_problems
 from adapters.http.intake import install_intake_problems
-from adapters.http.operations import ReadinessCheck, install_operations
+from adapters.http.operations import NamedCheck, ReadinessCheck, install_operations
 from adapters.http.policy import (
     AllowPublic,
     CaseOffices,
@@ -57,6 +58,7 @@ from adapters.http.policy import (
 from adapters.http.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from adapters.http.uploads import MULTIPART, MULTIPART_OVERHEAD_BYTES, install_document_problems
 from adapters.payment.configuration import Payments, payments_for
+from adapters.read_models import ReadModels, build_read_models
 from adapters.settings import Settings
 from service import AkteService
 
@@ -174,12 +176,15 @@ def create_app(
     *,
     readiness_checks: Sequence[ReadinessCheck] = (),
     payments: Payments | None = None,
+    read_models: ReadModels | None = None,
 ) -> FastAPI:
     """The API over ``service``; whoever built the service closes it.
 
     ``readiness_checks`` join the store check of ``GET /readyz``. ``payments`` is the
     ePayment set-up; omitted, the one the settings ask for
-    (:func:`adapters.payment.configuration.payments_for`).
+    (:func:`adapters.payment.configuration.payments_for`). ``read_models`` serve the
+    worklists; omitted, the views store of the settings is read, and no runner in this
+    process follows the log (separate ``akte projections run`` workers do).
 
     Raises :class:`adapters.http.auth.AuthConfigurationError` for unsafe or incomplete
     authentication settings (local tokens in production, oidc without its settings).
@@ -199,6 +204,9 @@ def create_app(
     app.state.declaration_offices = DeclarationOffices(service)
     app.state.submission_offices = SubmissionOffices(service)
     app.state.payments = payments if payments is not None else payments_for(settings)
+    if read_models is None:
+        read_models = build_read_models(settings, service, follow=False)
+    app.state.read_models = read_models
     install_problem_handlers(app)
     install_commitment_problems(app)
     install_intake_problems(app)
@@ -224,6 +232,7 @@ def create_app(
     app.include_router(payment_routes.router)
     app.include_router(intake.public_router)
     app.include_router(intake.router)
+    app.include_router(worklists.router)
     upload_limits = {
         intake.FORM_PATH: settings.contact_form_max_total_bytes + MULTIPART_OVERHEAD_BYTES,
         document_uploads.UPLOAD_PATH: settings.upload_max_file_bytes + MULTIPART_OVERHEAD_BYTES,
@@ -234,7 +243,7 @@ def create_app(
         app,
         service,
         max_body_bytes=settings.max_body_bytes,
-        readiness_checks=readiness_checks,
+        readiness_checks=[NamedCheck("read_models", read_models.lag_problem), *readiness_checks],
         max_body_bytes_by_path={
             **{
                 path: min(limit, settings.max_body_bytes)

@@ -79,8 +79,14 @@ def legal_basis_if_given(legal_basis: str | None) -> dict[str, str]:
     return {} if legal_basis is None else {"legal_basis": legal_basis}
 
 
+POSITION_HEADER: Final = "X-Akte-Position"
+"""The log position of a write's last event: pass it as ``min_position`` to a worklist
+to see the write there (read-your-writes)."""
+
+
 def recorded_response(response: Response, recorded: Recorded[Any]) -> RecordedPublic:
     response.headers["ETag"] = etag(recorded.version)
+    response.headers[POSITION_HEADER] = str(recorded.position)
     return RecordedPublic(case_id=recorded.case_id, version=recorded.version)
 
 
@@ -94,6 +100,7 @@ def created_response(
 ) -> RecordedPublic:
     """A write that created a numbered part: its number, Location and the new ETag."""
     response.headers["ETag"] = etag(recorded.version)
+    response.headers[POSITION_HEADER] = str(recorded.position)
     response.headers["Location"] = str(
         request.url_for(
             route_name, case_id=str(recorded.case_id), **{number_parameter: recorded.result}
