@@ -370,6 +370,14 @@ def on(event_class: type[E], handler: Callable[[CaseRows, E], None]) -> tuple[ty
     return event_class, handler
 
 
+Opener = Callable[[Any], tuple[str, str]]
+"""From an aggregate's first event: its office and its reference."""
+
+
+def case_file_opener(event: CaseFile.Opened) -> tuple[str, str]:
+    return event.office_id, event.reference
+
+
 @dataclass(frozen=True)
 class Projection:
     """A read model: its name, tables and event handlers.
@@ -388,6 +396,12 @@ class Projection:
     handlers: Mapping[type[Any], Handler]
     version: int = 1
     active_cases_only: bool = True
+    openers: Mapping[type[Any], Opener] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({CaseFile.Opened: case_file_opener})
+    )
+    """The events that start the aggregates the rows belong to, each giving the office
+    and the file number (or another display reference). Case files by default; a read
+    model of commitment declarations or contact submissions names their own."""
     registry: Table[CaseRecord] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -513,7 +527,6 @@ class StoredPosition:
 # ----------------------------------------------------------------------- engine
 
 _REGISTRY_EVENTS: Final[tuple[type[Any], ...]] = (
-    CaseFile.Opened,
     CaseFile.TransferredToOffice,
     CaseFile.Closed,
 )
@@ -689,7 +702,9 @@ class ProjectionEngine:
         self._classes: dict[str, type[Any]] = {}
         self._interested: dict[type[Any], tuple[int, ...]] = {}
         for index, projection in enumerate(self.projections):
-            for event_class in (*_REGISTRY_EVENTS, *projection.handlers):
+            # Transfer and closure are case-file events: only case-file read models track them.
+            lifecycle = _REGISTRY_EVENTS if CaseFile.Opened in projection.openers else ()
+            for event_class in (*projection.openers, *lifecycle, *projection.handlers):
                 existing = self._interested.get(event_class, ())
                 if index not in existing:
                     self._interested[event_class] = (*existing, index)
@@ -1006,7 +1021,7 @@ class ProjectionEngine:
                 continue
             cases[case_id] = CaseRows(case_id, tables)
             # A file opened in this batch has no rows yet: nothing to read for it.
-            if type(event) is not CaseFile.Opened:
+            if type(event) not in projection.openers:
                 to_read.append(case_id)
         self._load(projection, cases, to_read)
         return events, cases
@@ -1027,9 +1042,9 @@ class ProjectionEngine:
         for _, event, case_id in events:
             case = cases[case_id]
             event_class = type(event)
-            if event_class is CaseFile.Opened:
-                case.office_id = event.office_id
-                case.reference = event.reference
+            opener = projection.openers.get(event_class)
+            if opener is not None:
+                case.office_id, case.reference = opener(event)
                 case.status = "active"
             elif not case.status:
                 msg = (

@@ -885,6 +885,8 @@ ROUTES: Final = (
             "expiring-documents",
             "eat-cards-awaiting-handover",
             "unreviewed-uploads",
+            "commitment-declarations-awaiting-handover",
+            "untriaged-submissions",
         )
     ),
     Route("GET", KD, "read", submission=()),

@@ -15,6 +15,8 @@ import pytest
 from adapters.bootstrap import build_service
 from adapters.settings import Settings
 from benchmarks.projections import main, write_log
+from domain.case_file import CaseFile
+from projections.worklists import WORKLISTS
 from tests.test_projections_support import catch_up, comparable, dump, expected_rows, views_for
 
 
@@ -62,7 +64,16 @@ def test_the_generated_log_fills_every_worklist_as_the_oracle_says(tmp_path: Pat
             registry = rows["unreviewed_uploads_cases"]
             states = [service.get_case(UUID(row[0])) for row in registry]
             assert comparable(rows) == expected_rows(states)
+        # The generated log holds case files only: declarations and submissions have
+        # read models of their own, which it leaves empty.
+        case_file_tables = {
+            table.name
+            for projection in WORKLISTS
+            if CaseFile.Opened in projection.openers
+            for table in projection.all_tables
+        }
         for table, table_rows in rows.items():
-            assert table_rows, f"the benchmark's log leaves {table} empty"
+            if table in case_file_tables:
+                assert table_rows, f"the benchmark's log leaves {table} empty"
     finally:
         service.close()

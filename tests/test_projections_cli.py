@@ -199,5 +199,5 @@ def test_run_follows_the_log_until_sigterm(
             worker.kill()
             worker.wait()
     assert worker.returncode == EXIT_OK
-    assert "following 6 read model(s)" in err
+    assert "following 8 read model(s)" in err
     assert f"stopped at position {position:,}" in err

@@ -180,3 +180,42 @@ def test_read_models_far_behind_the_log_are_reported_not_ready(
         assert following.lag_problem() is None
     finally:
         following.close()
+
+
+def test_a_paid_declaration_waits_for_handover_then_leaves_the_list(
+    client: TestClient, service: AkteService, settings: Settings
+) -> None:
+    from tests.commitment_histories import handed_over, paid
+
+    waiting, done = paid(), handed_over()
+    service.save(waiting, done)
+    headers = bearer(settings, "sb-01", Role.CASEWORKER, office=waiting.office_id)
+    response = client.get(
+        "/worklists/commitment-declarations-awaiting-handover",
+        params={"min_position": service.recorder.max_notification_id(), "office_id": None},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    assert [item["declaration_id"] for item in response.json()["items"]] == [str(waiting.id)]
+    assert response.json()["items"][0]["ability_to_pay"] == "unchecked"
+
+
+def test_an_untriaged_submission_is_listed_until_it_is_dismissed(
+    client: TestClient, service: AkteService, settings: Settings
+) -> None:
+    from tests.test_intake import OFFICE, submit
+
+    first, second = submit(service), submit(service)
+    dismissed = service.dismiss_submission(
+        second.submission_id, expected_version=second.version, by="sb-01", reason="duplicate"
+    )
+    response = client.get(
+        "/worklists/untriaged-submissions",
+        params={"min_position": dismissed.position},
+        headers=bearer(settings, "sb-01", Role.CASEWORKER, office=OFFICE),
+    )
+    assert response.status_code == 200, response.text
+    [item] = response.json()["items"]
+    assert item["submission_id"] == str(first.submission_id)
+    assert item["file_count"] == 1
+    assert "Bitte" not in response.text  # no message text on the list

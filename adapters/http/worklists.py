@@ -27,12 +27,14 @@ from adapters.http.problems import HttpProblem
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.read_models import ReadModels
 from projections import (
+    commitment_declarations_awaiting_handover,
     eat_cards_awaiting_handover,
     expiring_documents,
     open_procedures_by_assignee,
     overdue_document_requests,
     unassigned_procedures,
     unreviewed_uploads,
+    untriaged_submissions,
 )
 from projections.engine import ProjectionError
 from projections.paging import InvalidQuery, Page
@@ -296,6 +298,56 @@ def uploads(
         read_models,
         min_position,
         lambda: unreviewed_uploads.unreviewed_uploads(
+            read_models.views, today=_today(service), office_id=office, limit=limit, cursor=cursor
+        ),
+    )
+
+
+@router.get("/commitment-declarations-awaiting-handover", responses=READ_PROBLEMS)
+def paid_declarations(
+    request: Request,
+    response: Response,
+    reader: CaseReader,
+    service: ServiceDep,
+    read_models: ReadModelsDep,
+    office_id: OfficeQuery = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    min_position: MinPosition = None,
+) -> WorklistPage:
+    """Commitment declarations paid but not handed over, oldest payment first."""
+    office = _office(reader, office_id)
+    return _page(
+        request,
+        response,
+        read_models,
+        min_position,
+        lambda: commitment_declarations_awaiting_handover.commitment_declarations_awaiting_handover(
+            read_models.views, today=_today(service), office_id=office, limit=limit, cursor=cursor
+        ),
+    )
+
+
+@router.get("/untriaged-submissions", responses=READ_PROBLEMS)
+def untriaged(
+    request: Request,
+    response: Response,
+    reader: CaseReader,
+    service: ServiceDep,
+    read_models: ReadModelsDep,
+    office_id: OfficeQuery = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    min_position: MinPosition = None,
+) -> WorklistPage:
+    """Contact-form submissions nobody has triaged yet, oldest first."""
+    office = _office(reader, office_id)
+    return _page(
+        request,
+        response,
+        read_models,
+        min_position,
+        lambda: untriaged_submissions.untriaged_submissions(
             read_models.views, today=_today(service), office_id=office, limit=limit, cursor=cursor
         ),
     )
