@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
@@ -36,7 +36,7 @@ from projections import (
     unreviewed_uploads,
     untriaged_submissions,
 )
-from projections.engine import ProjectionError
+from projections.engine import ProjectionError, ViewsStore
 from projections.paging import InvalidQuery, Page
 
 MAX_PAGE: Final = 200
@@ -161,31 +161,6 @@ def my_open_procedures(
     )
 
 
-@router.get("/unassigned-procedures", responses=READ_PROBLEMS)
-def unassigned(
-    request: Request,
-    response: Response,
-    reader: CaseReader,
-    service: ServiceDep,
-    read_models: ReadModelsDep,
-    office_id: OfficeQuery = None,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    min_position: MinPosition = None,
-) -> WorklistPage:
-    """The team's unassigned procedures, oldest first."""
-    office = _office(reader, office_id)
-    return _page(
-        request,
-        response,
-        read_models,
-        min_position,
-        lambda: unassigned_procedures.unassigned_procedures(
-            read_models.views, today=_today(service), office_id=office, limit=limit, cursor=cursor
-        ),
-    )
-
-
 @router.get("/overdue-document-requests", responses=READ_PROBLEMS)
 def overdue(
     request: Request,
@@ -253,101 +228,73 @@ def expiring(
     )
 
 
-@router.get("/eat-cards-awaiting-handover", responses=READ_PROBLEMS)
-def eat_cards(
-    request: Request,
-    response: Response,
-    reader: CaseReader,
-    service: ServiceDep,
-    read_models: ReadModelsDep,
-    office_id: OfficeQuery = None,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    min_position: MinPosition = None,
-) -> WorklistPage:
-    """eATs ordered or arrived but not yet handed over."""
-    office = _office(reader, office_id)
-    return _page(
-        request,
-        response,
-        read_models,
-        min_position,
-        lambda: eat_cards_awaiting_handover.eat_cards_awaiting_handover(
-            read_models.views, today=_today(service), office_id=office, limit=limit, cursor=cursor
-        ),
-    )
+class OfficeWorklistQuery(Protocol):
+    def __call__(
+        self,
+        views: ViewsStore,
+        *,
+        today: date,
+        office_id: str | None = None,
+        limit: int = ...,
+        cursor: str | None = None,
+    ) -> Page[Any]: ...
 
 
-@router.get("/unreviewed-uploads", responses=READ_PROBLEMS)
-def uploads(
-    request: Request,
-    response: Response,
-    reader: CaseReader,
-    service: ServiceDep,
-    read_models: ReadModelsDep,
-    office_id: OfficeQuery = None,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    min_position: MinPosition = None,
-) -> WorklistPage:
-    """Uploaded documents no caseworker has looked at yet, oldest first."""
-    office = _office(reader, office_id)
-    return _page(
-        request,
-        response,
-        read_models,
-        min_position,
-        lambda: unreviewed_uploads.unreviewed_uploads(
-            read_models.views, today=_today(service), office_id=office, limit=limit, cursor=cursor
-        ),
-    )
+def _office_worklist(path: str, summary: str, query: OfficeWorklistQuery) -> None:
+    """A worklist whose only filter is the office: the same route, another read model."""
+
+    def route(
+        request: Request,
+        response: Response,
+        reader: CaseReader,
+        service: ServiceDep,
+        read_models: ReadModelsDep,
+        office_id: OfficeQuery = None,
+        limit: Limit = DEFAULT_PAGE,
+        cursor: Cursor = None,
+        min_position: MinPosition = None,
+    ) -> WorklistPage:
+        office = _office(reader, office_id)
+        return _page(
+            request,
+            response,
+            read_models,
+            min_position,
+            lambda: query(
+                read_models.views,
+                today=_today(service),
+                office_id=office,
+                limit=limit,
+                cursor=cursor,
+            ),
+        )
+
+    route.__doc__ = summary
+    router.get(path, responses=READ_PROBLEMS, name=path.strip("/").replace("-", "_"))(route)
 
 
-@router.get("/commitment-declarations-awaiting-handover", responses=READ_PROBLEMS)
-def paid_declarations(
-    request: Request,
-    response: Response,
-    reader: CaseReader,
-    service: ServiceDep,
-    read_models: ReadModelsDep,
-    office_id: OfficeQuery = None,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    min_position: MinPosition = None,
-) -> WorklistPage:
-    """Commitment declarations paid but not handed over, oldest payment first."""
-    office = _office(reader, office_id)
-    return _page(
-        request,
-        response,
-        read_models,
-        min_position,
-        lambda: commitment_declarations_awaiting_handover.commitment_declarations_awaiting_handover(
-            read_models.views, today=_today(service), office_id=office, limit=limit, cursor=cursor
-        ),
-    )
-
-
-@router.get("/untriaged-submissions", responses=READ_PROBLEMS)
-def untriaged(
-    request: Request,
-    response: Response,
-    reader: CaseReader,
-    service: ServiceDep,
-    read_models: ReadModelsDep,
-    office_id: OfficeQuery = None,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    min_position: MinPosition = None,
-) -> WorklistPage:
-    """Contact-form submissions nobody has triaged yet, oldest first."""
-    office = _office(reader, office_id)
-    return _page(
-        request,
-        response,
-        read_models,
-        min_position,
-        lambda: untriaged_submissions.untriaged_submissions(
-            read_models.views, today=_today(service), office_id=office, limit=limit, cursor=cursor
-        ),
-    )
+_office_worklist(
+    "/unassigned-procedures",
+    "The team's unassigned procedures, oldest first.",
+    unassigned_procedures.unassigned_procedures,
+)
+_office_worklist(
+    "/eat-cards-awaiting-handover",
+    "eATs ordered or arrived but not yet handed over.",
+    eat_cards_awaiting_handover.eat_cards_awaiting_handover,
+)
+_office_worklist(
+    "/unreviewed-uploads",
+    "Uploaded documents no caseworker has looked at yet, oldest first.",
+    unreviewed_uploads.unreviewed_uploads,
+)
+_office_worklist(
+    "/commitment-declarations-awaiting-handover",
+    "Commitment declarations paid but not handed over, oldest payment first.",
+    commitment_declarations_awaiting_handover.commitment_declarations_awaiting_handover,
+)
+_office_worklist(
+    "/untriaged-submissions",
+    "Contact-form submissions nobody has triaged yet, oldest first.",
+    untriaged_submissions.untriaged_submissions,
+)
