@@ -412,16 +412,23 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+class ChildFailed(RuntimeError):
+    """The rebuild process of the RSS measurement failed (its last stderr line)."""
+
+
 def peak_rss_of_rebuild(settings: Settings, until: int) -> dict[str, float]:
-    output = subprocess.run(
+    finished = subprocess.run(
         [sys.executable, "-m", "benchmarks.projections", "--child-rebuild", str(until)],
         cwd=ROOT,
         env=settings_env(settings),
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
-    result: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+        check=False,
+    )
+    if finished.returncode != 0:
+        lines = finished.stderr.strip().splitlines()
+        raise ChildFailed(lines[-1] if lines else f"exit code {finished.returncode}")
+    result: dict[str, float] = json.loads(finished.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -617,11 +624,22 @@ def bench_store(config: Config, store: StoreName) -> StoreResult:
                 result.read_rates.append(read_rate(service))
                 result.rebuild_rates.append(rebuild_rate(settings, service))
                 result.parallel_rates.append(parallel_rebuild_rate(settings, JOBS))
+                _say(
+                    config,
+                    f"{store}: read {result.read_rates[-1]:,.0f}, rebuild "
+                    f"{result.rebuild_rates[-1]:,.0f}, rebuild in {JOBS} processes "
+                    f"{result.parallel_rates[-1]:,.0f} events/s",
+                )
         finally:
             service.close()
         _say(config, f"{store}: peak RSS of a rebuild at 1/4 and 4/4 of the log")
         for until in (written // 4, written):
-            result.rss.append(peak_rss_of_rebuild(settings, until))
+            for attempt in (1, 2):
+                try:
+                    result.rss.append(peak_rss_of_rebuild(settings, until))
+                    break
+                except ChildFailed as failure:
+                    _say(config, f"{store}: RSS child failed ({failure}), attempt {attempt}")
         _say(config, f"{store}: lag at {config.rate:.0f} commands/s for {config.lag_seconds:.0f} s")
         result.lag = lag_under_load(
             settings.model_copy(update={"snapshot_interval": 50}), config.lag_seconds, config.rate
@@ -711,7 +729,7 @@ def format_store(result: StoreResult) -> list[str]:
             f"  2. peak RSS, rebuild of {int(rss['until']):>10,} events  "
             f"{rss['peak_rss_mib']:>8.0f} MiB ({rss['events_per_second']:,.0f} events/s)"
         )
-    if len(result.rss) == 2:
+    if len(result.rss) == 2 and result.rss[0]["until"] < result.rss[1]["until"]:
         growth = result.rss[1]["peak_rss_mib"] / result.rss[0]["peak_rss_mib"]
         lines.append(f"     = RSS at 4/4 over 1/4 of the log   {growth:>8.2f}x")
     if result.lag is not None:
