@@ -75,6 +75,8 @@ from domain.values import (
 )
 
 T = TypeVar("T")
+A = TypeVar("A")
+E = TypeVar("E")
 
 logger = logging.getLogger("akte.service")
 
@@ -403,32 +405,16 @@ class AkteService(Application[UUID]):
 
     def get_case(self, case_id: UUID, *, version: int | None = None) -> CaseFile:
         """The case file as it is now (or as it was at ``version``)."""
-        with self._store_errors():
-            try:
-                case: object = self.repository.get(
-                    case_id, version=version, projector_func=project_case
-                )
-            except AggregateNotFoundError:
-                raise CaseNotFound(case_id) from None
-            # The store also holds the aggregates that claim file numbers.
-            if not isinstance(case, CaseFile):
-                raise CaseNotFound(case_id)
-            return case
+        # The store also holds the aggregates that claim file numbers: not case files.
+        return self._aggregate(
+            case_id, CaseFile, CaseNotFound(case_id), version=version, projector=project_case
+        )
 
     def case_events(
         self, case_id: UUID, *, after_version: int = 0, limit: int | None = None
     ) -> list[CaseFile.Event]:
         """The events of a case file in order, after ``after_version``."""
-        with self._store_errors():
-            after = min(after_version, _MAX_VERSION)
-            events = list(self.events.get(case_id, gt=after or None, limit=limit))
-            if not events:
-                first = list(self.events.get(case_id, limit=1))
-                if not first or not isinstance(first[0], CaseFile.Event):
-                    raise CaseNotFound(case_id)
-            elif not isinstance(events[0], CaseFile.Event):
-                raise CaseNotFound(case_id)
-            return cast(list[CaseFile.Event], events)
+        return self._events_of(case_id, CaseFile.Event, CaseNotFound(case_id), after_version, limit)
 
     def find_case_by_reference(self, office_id: str, reference: str) -> UUID:
         with self._store_errors():
@@ -1099,6 +1085,47 @@ class AkteService(Application[UUID]):
 
     # ----------------------------------------------------------------- helpers
 
+    def _aggregate(
+        self,
+        aggregate_id: UUID,
+        kind: type[A],
+        not_found: Exception,
+        *,
+        version: int | None,
+        projector: Callable[[Any, Iterable[Any]], Any] | None = None,
+    ) -> A:
+        """The aggregate of this kind with this id; ``not_found`` for none or another kind."""
+        options: dict[str, Any] = {} if projector is None else {"projector_func": projector}
+        with self._store_errors():
+            try:
+                aggregate: object = self.repository.get(aggregate_id, version=version, **options)
+            except AggregateNotFoundError:
+                raise not_found from None
+        if not isinstance(aggregate, kind):
+            raise not_found
+        return aggregate
+
+    def _events_of(
+        self,
+        aggregate_id: UUID,
+        event_kind: type[E],
+        not_found: Exception,
+        after_version: int,
+        limit: int | None,
+    ) -> list[E]:
+        """The events after ``after_version``; ``not_found`` unless they are of this kind.
+
+        Only an empty page costs a second query, to tell "no such aggregate" from "no
+        more events".
+        """
+        with self._store_errors():
+            after = min(after_version, _MAX_VERSION)
+            events = list(self.events.get(aggregate_id, gt=after or None, limit=limit))
+            sample = events[:1] or list(self.events.get(aggregate_id, limit=1))
+        if not sample or not isinstance(sample[0], event_kind):
+            raise not_found
+        return cast(list[E], events)
+
     def _act(self, by: str, at: datetime | None) -> Act:
         recorded_at = self.clock()
         return Act(by=by, at=at if at is not None else recorded_at, recorded_at=recorded_at)
@@ -1203,26 +1230,24 @@ class AkteService(Application[UUID]):
     def get_declaration(
         self, declaration_id: UUID, *, version: int | None = None
     ) -> CommitmentDeclaration:
-        with self._store_errors():
-            try:
-                declaration: object = self.repository.get(declaration_id, version=version)
-            except AggregateNotFoundError:
-                raise DeclarationNotFound(declaration_id) from None
-        if not isinstance(declaration, CommitmentDeclaration):
-            raise DeclarationNotFound(declaration_id)
-        return declaration
+        return self._aggregate(
+            declaration_id,
+            CommitmentDeclaration,
+            DeclarationNotFound(declaration_id),
+            version=version,
+        )
 
     def declaration_events(
         self, declaration_id: UUID, *, after_version: int = 0, limit: int | None = None
     ) -> list[CommitmentDeclaration.Event]:
         """The declaration's events in order, after ``after_version``."""
-        with self._store_errors():
-            first = list(self.events.get(declaration_id, limit=1))
-            if not first or not isinstance(first[0], CommitmentDeclaration.Event):
-                raise DeclarationNotFound(declaration_id)
-            after = min(after_version, _MAX_VERSION)
-            events = list(self.events.get(declaration_id, gt=after or None, limit=limit))
-        return cast(list[CommitmentDeclaration.Event], events)
+        return self._events_of(
+            declaration_id,
+            CommitmentDeclaration.Event,
+            DeclarationNotFound(declaration_id),
+            after_version,
+            limit,
+        )
 
     def find_declaration_by_reference(self, reference: str) -> UUID:
         """The declaration whose secret reference this is."""
@@ -1786,26 +1811,21 @@ class AkteService(Application[UUID]):
     def get_submission(
         self, submission_id: UUID, *, version: int | None = None
     ) -> ContactSubmission:
-        with self._store_errors():
-            try:
-                submission: object = self.repository.get(submission_id, version=version)
-            except AggregateNotFoundError:
-                raise SubmissionNotFound(submission_id) from None
-        if not isinstance(submission, ContactSubmission):
-            raise SubmissionNotFound(submission_id)
-        return submission
+        return self._aggregate(
+            submission_id, ContactSubmission, SubmissionNotFound(submission_id), version=version
+        )
 
     def submission_events(
         self, submission_id: UUID, *, after_version: int = 0, limit: int | None = None
     ) -> list[ContactSubmission.Event]:
         """The submission's events in order, after ``after_version``."""
-        with self._store_errors():
-            first = list(self.events.get(submission_id, limit=1))
-            if not first or not isinstance(first[0], ContactSubmission.Event):
-                raise SubmissionNotFound(submission_id)
-            after = min(after_version, _MAX_VERSION)
-            events = list(self.events.get(submission_id, gt=after or None, limit=limit))
-        return cast(list[ContactSubmission.Event], events)
+        return self._events_of(
+            submission_id,
+            ContactSubmission.Event,
+            SubmissionNotFound(submission_id),
+            after_version,
+            limit,
+        )
 
     def find_submission_by_receipt(self, receipt: str) -> UUID:
         """The submission whose receipt reference this is, as the sender quotes it."""

@@ -47,7 +47,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Annotated, Final, cast
@@ -374,92 +374,62 @@ def _submission_offices(request: Request) -> SubmissionOffices:
     return cast(SubmissionOffices, request.app.state.submission_offices)
 
 
-class CaseOffices:
-    """Which office each case file belongs to, remembered once looked up.
+class _OfficeCache:
+    """Which office each aggregate belongs to, remembered once looked up (LRU).
 
     An office never changes, so an entry never goes stale and needs no invalidation.
-    Only case files that exist are remembered: remembering misses would let anyone fill
-    the cache with made-up ids.
+    Only aggregates that exist are remembered: ``lookup`` raises for unknown ids, so
+    made-up ids cannot fill the cache.
     """
 
-    def __init__(
-        self, service: AkteService, *, maxsize: int = DEFAULT_CASE_OFFICE_CACHE_SIZE
-    ) -> None:
-        self._service = service
+    def __init__(self, lookup: Callable[[UUID], str], *, maxsize: int) -> None:
+        self._lookup = lookup
         self._maxsize = maxsize
         self._offices: OrderedDict[UUID, str] = OrderedDict()
         self._lock = threading.Lock()
 
-    def office_of(self, case_id: UUID) -> str:
-        """The case file's office; raises :class:`service.CaseNotFound` for no case file."""
+    def office_of(self, aggregate_id: UUID) -> str:
         with self._lock:
-            office_id = self._offices.get(case_id)
+            office_id = self._offices.get(aggregate_id)
             if office_id is not None:
-                self._offices.move_to_end(case_id)
+                self._offices.move_to_end(aggregate_id)
                 return office_id
-        office_id = self._service.get_case(case_id).office_id
+        office_id = self._lookup(aggregate_id)
         with self._lock:
-            self._offices[case_id] = office_id
+            self._offices[aggregate_id] = office_id
             while len(self._offices) > self._maxsize:
                 self._offices.popitem(last=False)
         return office_id
 
 
-class DeclarationOffices:
-    """Which office each commitment declaration belongs to, remembered once looked up.
-
-    As with :class:`CaseOffices`: a declaration's office never changes, and only
-    declarations that exist are remembered.
-    """
+class CaseOffices(_OfficeCache):
+    """Case files' offices; :meth:`office_of` raises :class:`service.CaseNotFound`."""
 
     def __init__(
         self, service: AkteService, *, maxsize: int = DEFAULT_CASE_OFFICE_CACHE_SIZE
     ) -> None:
-        self._service = service
-        self._maxsize = maxsize
-        self._offices: OrderedDict[UUID, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def office_of(self, declaration_id: UUID) -> str:
-        """The declaration's office; raises :class:`service.DeclarationNotFound` if none."""
-        with self._lock:
-            office_id = self._offices.get(declaration_id)
-            if office_id is not None:
-                self._offices.move_to_end(declaration_id)
-                return office_id
-        office_id = self._service.get_declaration(declaration_id).office_id
-        with self._lock:
-            self._offices[declaration_id] = office_id
-            while len(self._offices) > self._maxsize:
-                self._offices.popitem(last=False)
-        return office_id
+        super().__init__(lambda case_id: service.get_case(case_id).office_id, maxsize=maxsize)
 
 
-class SubmissionOffices:
-    """Which office each contact form submission belongs to, remembered once looked up.
-
-    As with :class:`CaseOffices`: a submission's office never changes, and only
-    submissions that exist are remembered.
-    """
+class DeclarationOffices(_OfficeCache):
+    """Commitment declarations' offices; raises :class:`service.DeclarationNotFound`."""
 
     def __init__(
         self, service: AkteService, *, maxsize: int = DEFAULT_CASE_OFFICE_CACHE_SIZE
     ) -> None:
-        self._service = service
-        self._maxsize = maxsize
-        self._offices: OrderedDict[UUID, str] = OrderedDict()
-        self._lock = threading.Lock()
+        super().__init__(
+            lambda declaration_id: service.get_declaration(declaration_id).office_id,
+            maxsize=maxsize,
+        )
 
-    def office_of(self, submission_id: UUID) -> str:
-        """The submission's office; raises :class:`service.SubmissionNotFound` if none."""
-        with self._lock:
-            office_id = self._offices.get(submission_id)
-            if office_id is not None:
-                self._offices.move_to_end(submission_id)
-                return office_id
-        office_id = self._service.get_submission(submission_id).office_id
-        with self._lock:
-            self._offices[submission_id] = office_id
-            while len(self._offices) > self._maxsize:
-                self._offices.popitem(last=False)
-        return office_id
+
+class SubmissionOffices(_OfficeCache):
+    """Contact submissions' offices; raises :class:`service.SubmissionNotFound`."""
+
+    def __init__(
+        self, service: AkteService, *, maxsize: int = DEFAULT_CASE_OFFICE_CACHE_SIZE
+    ) -> None:
+        super().__init__(
+            lambda submission_id: service.get_submission(submission_id).office_id,
+            maxsize=maxsize,
+        )
