@@ -295,12 +295,31 @@ def _column_type(hint: Any) -> tuple[ColumnType, bool]:
     raise TypeError(msg)
 
 
+@dataclass(frozen=True)
+class Totals:
+    """Counts (and sums) of a table's rows grouped by some of its columns, kept in step
+    with the table in the same transaction.
+
+    A figure such as "procedures decided per office, year and month" is then one small
+    read, whatever the size of the history: the rows it counts stay available for
+    drill-down, and the engine adds each batch's difference (rows a batch added minus rows
+    it removed) to the totals. The table ``name`` has the ``group_by`` columns (its
+    primary key), ``row_count``, and one column per name in ``sums`` (integer columns of
+    the counted table, summed).
+    """
+
+    name: str
+    group_by: tuple[str, ...]
+    sums: tuple[str, ...] = ()
+
+
 class Table(Generic[R]):
     """A table of a read model; its rows are instances of the dataclass ``row_type``.
 
     The dataclass's fields are the columns, in order; the first three must be
     ``case_id``, ``office_id`` and ``reference``. ``key`` names the fields that tell one
     row of a case file from another (the primary key is ``case_id`` plus these).
+    ``totals``: tables of counts of these rows that the engine keeps up to date.
     """
 
     def __init__(
@@ -310,6 +329,7 @@ class Table(Generic[R]):
         *,
         key: tuple[str, ...] = (),
         indexes: tuple[tuple[str, ...], ...] = (),
+        totals: tuple[Totals, ...] = (),
     ) -> None:
         if not _NAME.match(name):
             msg = f"table name {name!r} must be lower-case letters, digits and _"
@@ -334,6 +354,8 @@ class Table(Generic[R]):
         self.row_type = row_type
         self.key = key
         self.schema = TableSchema(name, tuple(columns), ("case_id", *key), indexes)
+        self.totals = totals
+        self.totals_schemas = tuple(_totals_schema(self.schema, each) for each in totals)
         self.values: Callable[[R], tuple[Any, ...]] = attrgetter(*fields)
         """The row as a tuple of column values, in column order."""
         self.key_of: Callable[[R], tuple[Any, ...]] = (
@@ -342,6 +364,38 @@ class Table(Generic[R]):
 
     def row(self, values: Sequence[Any]) -> R:
         return self.row_type(*values)
+
+
+TOTALS_COUNT: Final = "row_count"
+
+
+def _totals_schema(counted: TableSchema, totals: Totals) -> TableSchema:
+    if not _NAME.match(totals.name) or not totals.name.startswith(counted.name):
+        msg = f"totals {totals.name!r} must be named after their table {counted.name!r}"
+        raise ValueError(msg)
+    columns = {column.name: column for column in counted.columns}
+    group = []
+    for name in totals.group_by:
+        column = columns.get(name)
+        if column is None or column.nullable:
+            msg = f"totals {totals.name!r}: {name!r} must be a non-null column of {counted.name}"
+            raise TypeError(msg)
+        group.append(column)
+    sums = []
+    for name in totals.sums:
+        column = columns.get(name)
+        if column is None or column.type != "integer":
+            msg = f"totals {totals.name!r}: {name!r} must be an integer column of {counted.name}"
+            raise TypeError(msg)
+        sums.append(Column(name, "integer", nullable=False))
+    if not group or len(set(totals.group_by) | set(totals.sums)) != len(group) + len(sums):
+        msg = f"totals {totals.name!r}: group by at least one column, each column once"
+        raise ValueError(msg)
+    return TableSchema(
+        totals.name,
+        (*group, Column(TOTALS_COUNT, "integer", nullable=False), *sums),
+        totals.group_by,
+    )
 
 
 def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
@@ -418,6 +472,13 @@ class Projection:
     @property
     def all_tables(self) -> tuple[Table[Any], ...]:
         return (self.registry, *self.tables)
+
+    @property
+    def schemas(self) -> tuple[TableSchema, ...]:
+        """Every table the projection stores: its rows' tables and their totals."""
+        return tuple(
+            schema for table in self.all_tables for schema in (table.schema, *table.totals_schemas)
+        )
 
 
 def handlers(*pairs: tuple[type[Any], Handler]) -> Mapping[type[Any], Handler]:
@@ -639,6 +700,9 @@ class _Tables:
         self.decoders = [session.decoder(column.type) for column in schema.columns]
         self.encode_any = any(self.encoders)
         self.decode_any = any(self.decoders)
+        self.totals = [
+            _TotalsSql(session, schema, totals_schema) for totals_schema in table.totals_schemas
+        ]
 
     def encode(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         if not self.encode_any:
@@ -653,6 +717,68 @@ class _Tables:
     def decode(self, values: Sequence[Any]) -> tuple[Any, ...]:
         if not self.decode_any:
             return tuple(values)
+        return tuple(
+            v if f is None or v is None else f(v)
+            for v, f in zip(values, self.decoders, strict=True)
+        )
+
+
+class _TotalsSql:
+    """The SQL that adds a batch's differences to one totals table."""
+
+    def __init__(self, session: ViewsSession, counted: TableSchema, schema: TableSchema) -> None:
+        self.name = schema.name
+        self.qualified = session.table(schema.name)
+        self.columns = schema.column_names
+        counted_names = counted.column_names
+        group = schema.primary_key
+        sums = self.columns[len(group) + 1 :]
+        group_at = [counted_names.index(name) for name in group]
+        sums_at = [counted_names.index(name) for name in sums]
+        self.group_of: Callable[[tuple[Any, ...]], tuple[Any, ...]] = lambda values: tuple(
+            values[i] for i in group_at
+        )
+        self.sums_of: Callable[[tuple[Any, ...]], tuple[int, ...]] = lambda values: tuple(
+            values[i] or 0 for i in sums_at
+        )
+        self.width = len(sums) + 1
+        self.encoders = [session.encoder(column.type) for column in schema.columns[: len(group)]]
+        self.decoders = [session.decoder(column.type) for column in schema.columns]
+        added = ", ".join(
+            f"{name} = {self.qualified}.{name} + excluded.{name}"
+            for name in self.columns[len(group) :]
+        )
+        placeholders = ", ".join(session.param for _ in self.columns)
+        self.upsert = (
+            f"INSERT INTO {self.qualified} ({', '.join(self.columns)}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({', '.join(group)}) DO UPDATE SET {added}"
+        )
+
+    def add(
+        self,
+        differences: dict[tuple[Any, ...], list[int]],
+        rows: Iterable[tuple[Any, ...]],
+        sign: int,
+    ) -> None:
+        """Count ``rows`` (values of the counted table) into ``differences`` with ``sign``."""
+        for values in rows:
+            difference = differences.get(group := self.group_of(values))
+            if difference is None:
+                difference = differences[group] = [0] * self.width
+            difference[0] += sign
+            for index, amount in enumerate(self.sums_of(values), start=1):
+                difference[index] += sign * amount
+
+    def write(self, writer: ViewsWriter, differences: dict[tuple[Any, ...], list[int]]) -> None:
+        changes = [
+            (*_encoded(group, self.encoders), *difference)
+            for group, difference in differences.items()
+            if any(difference)
+        ]
+        if changes:
+            writer.executemany(self.upsert, changes)
+
+    def decode(self, values: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(
             v if f is None or v is None else f(v)
             for v, f in zip(values, self.decoders, strict=True)
@@ -865,6 +991,14 @@ class ProjectionEngine:
                 sql = self._table_sql(table)
                 rows = self.writer.fetch(f"SELECT {', '.join(sql.columns)} FROM {sql.qualified}")
                 dumped[table.name] = sorted((sql.decode(row) for row in rows), key=_sortable_row)
+                for totals in sql.totals:
+                    rows = self.writer.fetch(
+                        f"SELECT {', '.join(totals.columns)} FROM {totals.qualified} "
+                        f"WHERE {TOTALS_COUNT} <> 0"
+                    )
+                    dumped[totals.name] = sorted(
+                        (totals.decode(row) for row in rows), key=_sortable_row
+                    )
         return dumped
 
     # ---------------------------------------------------------------- internals
@@ -891,7 +1025,7 @@ class ProjectionEngine:
             for projection in self.projections:
                 found = stored.get(projection.name)
                 missing = any(
-                    not self.writer.table_exists(table.name) for table in projection.all_tables
+                    not self.writer.table_exists(schema.name) for schema in projection.schemas
                 )
                 if found is None or found.version != projection.version or missing:
                     self._reset(projection)
@@ -900,9 +1034,9 @@ class ProjectionEngine:
 
     def _reset(self, projection: Projection) -> None:
         self._forget([projection.name])
-        for table in projection.all_tables:
-            self.writer.drop_table(table.name)
-            self.writer.create_table(table.schema)
+        for schema in projection.schemas:
+            self.writer.drop_table(schema.name)
+            self.writer.create_table(schema)
         self._positions_sql.reset(projection.name, projection.version, self._clock())
 
     def _load_positions(self) -> None:
@@ -1100,6 +1234,11 @@ class ProjectionEngine:
         changed: dict[str, list[str]] = {}
         inserts: dict[str, list[tuple[Any, ...]]] = {}
         tables = projection.tables
+        totals: dict[str, list[tuple[_TotalsSql, dict[tuple[Any, ...], list[int]]]]] = {
+            table.name: [(sql, {}) for sql in self._table_sql(table).totals]
+            for table in tables
+            if table.totals
+        }
         for case in cases:
             loaded = case._loaded
             record = (case.case_id, case.office_id, case.reference, case.status)
@@ -1122,6 +1261,10 @@ class ProjectionEngine:
                     changed.setdefault(table.name, []).append(case.case_id)
                 if now:
                     inserts.setdefault(table.name, []).extend(now.values())
+                for totals_sql, differences in totals.get(table.name, ()):
+                    if before:
+                        totals_sql.add(differences, before.values(), -1)
+                    totals_sql.add(differences, now.values(), +1)
                 # What is stored once the batch commits (forgotten if it does not).
                 loaded[table.name] = now
         writer = self.writer
@@ -1136,6 +1279,8 @@ class ProjectionEngine:
             added = inserts.get(table.name)
             if added:
                 write_behind.submit(sql.insert, writer, added)
+            for totals_sql, differences in totals.get(table.name, ()):
+                write_behind.submit(totals_sql.write, writer, differences)
         return cases
 
 
