@@ -43,7 +43,7 @@ from projections.engine import (
     projection_status,
     select_projections,
 )
-from projections.worklists import WORKLISTS
+from projections.read_models import READ_MODELS
 from service import AkteService
 
 EXIT_OK: Final = 0
@@ -56,7 +56,7 @@ LOCK_WAIT_SECONDS: Final = 10.0
 when the server notices its connection is gone, which takes a moment)."""
 
 
-class _Failure(Exception):
+class CliFailure(Exception):
     def __init__(self, exit_code: int, message: str) -> None:
         super().__init__(message)
         self.exit_code = exit_code
@@ -64,7 +64,7 @@ class _Failure(Exception):
 
 def add_projection_commands(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    projections: Sequence[Projection] = WORKLISTS,
+    projections: Sequence[Projection] = READ_MODELS,
 ) -> None:
     """Add ``projections rebuild|status|run`` to the ``akte`` command's sub-parsers."""
     names = ", ".join(p.name for p in projections)
@@ -122,7 +122,7 @@ def _bound(
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args, projections)
-        except _Failure as failure:
+        except CliFailure as failure:
             print(f"akte: {failure}", file=sys.stderr)
             return failure.exit_code
         except KeyboardInterrupt:
@@ -143,36 +143,36 @@ def _positive(text: str) -> int:
 # ------------------------------------------------------------------- plumbing
 
 
-def _settings() -> Settings:
+def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
         # Name the setting and the rule, not the rejected value (it may be a password).
         first = error.errors()[0]
         setting = "AKTE_" + "_".join(str(part) for part in first["loc"]).upper()
-        raise _Failure(EXIT_UNAVAILABLE, f"invalid setting {setting}: {first['msg']}") from None
+        raise CliFailure(EXIT_UNAVAILABLE, f"invalid setting {setting}: {first['msg']}") from None
 
 
 @dataclass
-class _Stores:
+class Stores:
     service: AkteService
     log: ApplicationEventLog
     views: ViewsStore
 
 
 @contextmanager
-def _open(settings: Settings) -> Iterator[_Stores]:
+def open_stores(settings: Settings) -> Iterator[Stores]:
     try:
         service = build_service(settings)
     except Exception as error:  # the library raises its own, psycopg's and sqlite3's errors
-        raise _Failure(
+        raise CliFailure(
             EXIT_UNAVAILABLE, f"the event store is unavailable: {_reason(error)}"
         ) from None
     views = open_views_store(settings)
     try:
-        yield _Stores(service, ApplicationEventLog(service), views)
+        yield Stores(service, ApplicationEventLog(service), views)
     except ProjectionError as error:
-        raise _Failure(EXIT_UNAVAILABLE, str(error)) from None
+        raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
     finally:
         views.close()
         service.close()
@@ -188,11 +188,11 @@ def _chosen(projections: Sequence[Projection], names: Sequence[str]) -> list[Pro
         return select_projections(projections, names)
     except UnknownProjection as error:
         known = ", ".join(p.name for p in projections)
-        raise _Failure(EXIT_UNAVAILABLE, f"{error} (known: {known})") from None
+        raise CliFailure(EXIT_UNAVAILABLE, f"{error} (known: {known})") from None
 
 
-def _busy(error: ProjectionBusy) -> _Failure:
-    return _Failure(
+def _busy(error: ProjectionBusy) -> CliFailure:
+    return CliFailure(
         EXIT_BUSY,
         f"{error}; stop it (akte projections run, or akte serve) and try again",
     )
@@ -247,13 +247,13 @@ class ProgressLine:
 
 def run_rebuild(args: argparse.Namespace, projections: Sequence[Projection]) -> int:
     chosen = _chosen(projections, args.names)
-    settings = _settings()
+    settings = load_settings()
     progress = ProgressLine(sys.stderr)
-    with _open(settings) as stores:
+    with open_stores(settings) as stores:
         started = time.monotonic()
         try:
-            worklists = {p.name for p in WORKLISTS}
-            if args.jobs > 1 and all(p.name in worklists for p in chosen):
+            known = {p.name for p in READ_MODELS}
+            if args.jobs > 1 and all(p.name in known for p in chosen):
                 done = rebuild_in_processes(
                     settings,
                     chosen,
@@ -269,7 +269,7 @@ def run_rebuild(args: argparse.Namespace, projections: Sequence[Projection]) -> 
             raise _busy(busy) from None
         except KeyboardInterrupt:
             progress.end_line()
-            raise _Failure(
+            raise CliFailure(
                 EXIT_INTERRUPTED,
                 "interrupted; the read models keep what was processed, "
                 "akte projections run continues from there",
@@ -284,7 +284,7 @@ def run_rebuild(args: argparse.Namespace, projections: Sequence[Projection]) -> 
 
 
 def _rebuild_here(
-    stores: _Stores,
+    stores: Stores,
     chosen: Sequence[Projection],
     batch_size: int,
     wait: float,
@@ -300,8 +300,8 @@ def _rebuild_here(
 
 
 def run_status(args: argparse.Namespace, projections: Sequence[Projection]) -> int:
-    settings = _settings()
-    with _open(settings) as stores:
+    settings = load_settings()
+    with open_stores(settings) as stores:
         statuses = projection_status(stores.log, stores.views, projections)
     if args.json:
         for status in statuses:
@@ -348,8 +348,8 @@ def format_status_table(statuses: Sequence[ProjectionStatus]) -> str:
 
 def run_worker(args: argparse.Namespace, projections: Sequence[Projection]) -> int:
     chosen = _chosen(projections, args.names)
-    settings = _settings()
-    with _open(settings) as stores:
+    settings = load_settings()
+    with open_stores(settings) as stores:
         runner = ProjectionRunner(
             stores.log, stores.views, chosen, poll_interval=args.poll_interval
         )

@@ -15,7 +15,7 @@ from adapters.projection_runner import ApplicationEventLog, ProjectionRunner, wa
 from adapters.settings import Settings
 from adapters.views_store import open_views_store
 from projections.engine import Projection, ViewsStore, projection_status
-from projections.worklists import WORKLISTS
+from projections.read_models import READ_MODELS
 from service import AkteService
 
 READY_LAG_EVENTS: Final = 10_000
@@ -56,6 +56,6 @@ def build_read_models(settings: Settings, service: AkteService, *, follow: bool)
     views = open_views_store(settings)
     runner = None
     if follow:
-        runner = ProjectionRunner(ApplicationEventLog(service), views, WORKLISTS)
+        runner = ProjectionRunner(ApplicationEventLog(service), views, READ_MODELS)
         runner.start()
-    return ReadModels(service=service, views=views, projections=WORKLISTS, runner=runner)
+    return ReadModels(service=service, views=views, projections=READ_MODELS, runner=runner)

@@ -1,0 +1,214 @@
+"""The head of office's yearly report, and the events behind each of its figures.
+
+``GET /reports/yearly/{year}`` answers as JSON, as CSV (``Accept: text/csv``) or as a
+printable HTML page with charts (``Accept: text/html``); ``?format=`` overrides the
+``Accept`` header (for a link in a browser). Every figure that counts events links to
+``/reports/yearly/{year}/figures/{key}/events``: the counted events, a page at a time,
+so an auditor can check any number. Reports hold counts, file numbers and staff ids,
+never personal data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any, Final, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from adapters import report_formats
+from adapters.http.identity import Principal
+from adapters.http.policy import Permission, may_in_office, require
+from adapters.http.problems import HttpProblem
+from adapters.http.route_helpers import READ_PROBLEMS
+from adapters.http.worklists import Cursor, Limit, MinPosition, ReadModelsDep
+from adapters.read_models import ReadModels
+from projections.engine import ProjectionError
+from projections.paging import InvalidQuery
+from projections.yearly_report import (
+    FIGURE_KEYS,
+    CountedEvents,
+    YearlyReport,
+    figure_events,
+    yearly_report,
+)
+
+MAX_WAIT_SECONDS: Final = 2.0
+CSV_MEDIA_TYPE: Final = "text/csv; charset=utf-8"
+HTML_MEDIA_TYPE: Final = "text/html; charset=utf-8"
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+ReportReader = Annotated[Principal, Depends(require(Permission.REPORT_READ))]
+Year = Annotated[int, Path(ge=1900, le=9999, description="Calendar year (Berlin time).")]
+OfficeQuery = Annotated[
+    str | None,
+    Query(
+        max_length=60,
+        description="The office whose report to show; omitted: yours. Only auditors reach others.",
+    ),
+]
+FormatQuery = Annotated[
+    Literal["json", "csv", "html"] | None,
+    Query(description="Overrides the Accept header: json, csv or html."),
+]
+
+
+class CountedEventPublic(BaseModel):
+    """One event a figure counts."""
+
+    case_id: str
+    reference: str
+    figure: str
+    event: str
+    version: int
+    at: str
+    actor: str
+    kind: str
+    channel: str
+    legal_basis: str
+    days: int | None
+    amount_cents: int
+
+
+class CountedEventsPage(BaseModel):
+    figure: str
+    year: int
+    office_id: str
+    items: list[CountedEventPublic]
+    next_cursor: str | None
+
+
+def _office(reader: Principal, office_id: str | None) -> str:
+    office = office_id or reader.office_id
+    if office is None or not may_in_office(reader, Permission.REPORT_READ, office):
+        raise HttpProblem(403, "forbidden", "your role does not reach this office's reports")
+    return office
+
+
+def _report(
+    read_models: ReadModels, office: str, year: int, min_position: int | None
+) -> tuple[YearlyReport, bool]:
+    behind = False
+    if min_position is not None:
+        if min_position > (read_models.service.recorder.max_notification_id() or 0):
+            raise HttpProblem(422, "invalid-value", "min_position: is beyond the event log")
+        behind = not read_models.wait_until(min_position, MAX_WAIT_SECONDS)
+    try:
+        return yearly_report(read_models.views, office, year), behind
+    except InvalidQuery as error:
+        raise HttpProblem(422, "invalid-value", str(error)) from None
+    except ProjectionError:
+        raise _not_available() from None
+
+
+def _not_available() -> HttpProblem:
+    return HttpProblem(
+        503,
+        "read-models-unavailable",
+        "the statistics are not available yet; try again shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
+def _chosen_format(request: Request, requested: str | None) -> str:
+    if requested is not None:
+        return requested
+    accept = request.headers.get("accept", "")
+    # The first of the formats the client names wins; */* and nothing mean JSON.
+    for part in accept.split(","):
+        media_type = part.split(";")[0].strip().lower()
+        if media_type == "text/csv":
+            return "csv"
+        if media_type == "text/html":
+            return "html"
+        if media_type in ("application/json", "application/*", "*/*"):
+            return "json"
+    return "json"
+
+
+@router.get(
+    "/yearly/{year}",
+    responses={
+        **READ_PROBLEMS,
+        200: {
+            "description": "The report: JSON, CSV or HTML.",
+            "content": {"text/csv": {}, "text/html": {}},
+        },
+    },
+)
+def yearly(
+    request: Request,
+    year: Year,
+    reader: ReportReader,
+    read_models: ReadModelsDep,
+    office_id: OfficeQuery = None,
+    format: FormatQuery = None,
+    min_position: MinPosition = None,
+) -> Response:
+    """The yearly report: every figure of the published balance and the management's figures."""
+    office = _office(reader, office_id)
+    report, behind = _report(read_models, office, year, min_position)
+    chosen = _chosen_format(request, format)
+    headers = {"Vary": "Accept", "X-Akte-Position": str(report.position)}
+    if behind:
+        headers["X-Akte-Views-Behind"] = "true"
+    if chosen == "csv":
+        headers["Content-Disposition"] = f'attachment; filename="jahresbericht-{year}.csv"'
+        return Response(
+            report_formats.report_csv(report), media_type=CSV_MEDIA_TYPE, headers=headers
+        )
+    if chosen == "html":
+        return Response(
+            report_formats.report_html(report), media_type=HTML_MEDIA_TYPE, headers=headers
+        )
+    return JSONResponse(report_formats.report_json(report), headers=headers)
+
+
+@router.get("/yearly/{year}/figures/{key}/events", responses=READ_PROBLEMS)
+def counted_events(
+    request: Request,
+    response: Response,
+    year: Year,
+    key: Annotated[str, Path(max_length=60, pattern=r"^[a-z0-9_]+$")],
+    reader: ReportReader,
+    read_models: ReadModelsDep,
+    office_id: OfficeQuery = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    min_position: MinPosition = None,
+) -> CountedEventsPage:
+    """The events a figure of the yearly report counts, oldest first (drill-down)."""
+    office = _office(reader, office_id)
+    if key not in FIGURE_KEYS:
+        raise HttpProblem(404, "not-found", f"the yearly report has no figure {key}")
+    report, behind = _report(read_models, office, year, min_position)
+    if behind:
+        response.headers["X-Akte-Views-Behind"] = "true"
+    figure = report.figure(key)
+    if figure.drill_down is None:
+        raise HttpProblem(404, "not-found", f"{key} is not recorded: there are no events behind it")
+    try:
+        page: CountedEvents = figure_events(
+            read_models.views, office, year, figure.drill_down, limit=limit, cursor=cursor
+        )
+    except InvalidQuery as error:
+        raise HttpProblem(422, "invalid-value", str(error)) from None
+    except ProjectionError:
+        raise _not_available() from None
+    if page.next_cursor is not None:
+        next_url = request.url.include_query_params(cursor=page.next_cursor)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return CountedEventsPage(
+        figure=key,
+        year=year,
+        office_id=office,
+        items=[CountedEventPublic(**_public(asdict(item))) for item in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+def _public(item: dict[str, Any]) -> dict[str, Any]:
+    item["at"] = item["at"].isoformat()
+    return item

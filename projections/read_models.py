@@ -1,0 +1,20 @@
+"""Every read model Akte keeps: what a runner follows and a rebuild rebuilds by default.
+
+The worklists answer caseworkers' questions (:mod:`projections.worklists`); the others
+serve the head of office and the auditors.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from projections import audit_actions, read_access_log, statistics
+from projections.engine import Projection
+from projections.worklists import WORKLISTS
+
+READ_MODELS: Final[tuple[Projection, ...]] = (
+    *WORKLISTS,
+    statistics.PROJECTION,
+    audit_actions.PROJECTION,
+    read_access_log.PROJECTION,
+)

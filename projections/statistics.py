@@ -1,0 +1,345 @@
+"""Read model "what did the office do in a year": the facts behind the yearly report.
+
+Every figure of the head of office's yearly report is counted once, by the event that
+makes it true, in the year of that event's business time (``at``) as a calendar date in
+Europe/Berlin: a decision recorded at 23:30 UTC on 31 December belongs to the next year.
+Each counted event is a row of ``statistics_facts`` (the drill-down: case reference,
+event, time, actor); totals of those rows by month, channel, legal basis and days to
+decision are kept beside them in the same transaction, so reading a year's report is a
+handful of small reads, whatever the length of the history.
+
+Figures (``figure`` column) and the event that counts them:
+
+- ``case_files_opened``: ``CaseFile.Opened``;
+- ``procedures_received``: ``ProcedureReceived`` (channel, legal basis given at receipt);
+- ``procedures_processed``: ``ProcedureDecided`` (kind: the outcome; channel of the
+  receipt; the decision's legal basis, else the one given at receipt; days from the
+  Berlin-local date of receipt to that of the decision);
+- ``procedures_transferred_open``: a procedure still undecided when its file is
+  transferred to another office (``TransferredToOffice``): it leaves this office's
+  backlog;
+- ``residence_documents_issued``: ``ResidenceDocumentIssued`` (kind: eat, duldung,
+  aufenthaltsgestattung); ``residence_documents_extended``: ``ResidenceDocumentExtended``;
+- ``fiction_certificates_issued``: ``FictionCertificateIssued`` (kind: §81 paragraph);
+  ``fiction_certificates_extended``: ``FictionCertificateExtended``;
+- ``entry_procedures``: ``EntryProcedureRequested``;
+- ``integration_course_entitlements`` / ``integration_course_obligations``: the events of
+  §44 / §44a AufenthG;
+- ``inquiries_received`` / ``inquiries_answered`` (kind: civil_registry, naturalisation);
+- ``commitment_declarations``: ``CommitmentDeclaration.SignedAndHandedOver``;
+- ``commitment_fees_paid``: ``FeePaid`` (amount in cents), ``commitment_fees_refunded``:
+  ``PaymentRefunded`` of the payment that had paid the fee.
+
+Nothing here is personal data: case references are file numbers, actors are staff ids.
+Commitment declarations have no file number; their rows name the declaration's id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from domain.case_file import CaseFile
+from domain.commitment_declaration import CommitmentDeclaration
+from projections.engine import (
+    CaseRows,
+    Handler,
+    Projection,
+    Table,
+    Totals,
+    case_file_opener,
+    handlers,
+)
+
+NAME: Final = "statistics"
+OFFICE_TIME_ZONE: Final = ZoneInfo("Europe/Berlin")
+NOT_APPLICABLE: Final = ""
+"""Kind, channel or legal basis of a fact that has none (totals group by them)."""
+NO_DAYS: Final = -1
+
+
+@dataclass
+class FactRow:
+    """One event counted by one figure."""
+
+    case_id: str
+    office_id: str
+    reference: str
+    figure: str
+    item: int
+    """Which procedure, document, certificate ... of the file (its number), or the
+    event's version where a file may have many such facts about one thing."""
+    year: int
+    month: int
+    at: datetime
+    event: str
+    """The event class, e.g. ``ProcedureDecided``."""
+    version: int
+    """The event's version in its case file (or declaration)."""
+    actor: str
+    kind: str
+    channel: str
+    legal_basis: str
+    days: int
+    """Days from receipt to decision (procedures processed), else -1."""
+    amount_cents: int
+
+
+FACTS = Table(
+    f"{NAME}_facts",
+    FactRow,
+    key=("figure", "item"),
+    indexes=(("office_id", "year", "figure", "at"),),
+    totals=(
+        Totals(
+            f"{NAME}_facts_monthly",
+            group_by=("office_id", "year", "month", "figure", "kind"),
+            sums=("amount_cents",),
+        ),
+        Totals(f"{NAME}_facts_channels", group_by=("office_id", "year", "figure", "channel")),
+        Totals(f"{NAME}_facts_bases", group_by=("office_id", "year", "figure", "legal_basis")),
+        Totals(f"{NAME}_facts_days", group_by=("office_id", "year", "figure", "days")),
+    ),
+)
+
+
+def local_date_parts(at: datetime) -> tuple[int, int]:
+    """The office's calendar year and month of a business time."""
+    local = at.astimezone(OFFICE_TIME_ZONE)
+    return local.year, local.month
+
+
+def _fact(
+    case: CaseRows,
+    event: CaseFile.Event | CommitmentDeclaration.Event,
+    figure: str,
+    item: int,
+    *,
+    kind: str = NOT_APPLICABLE,
+    channel: str = NOT_APPLICABLE,
+    legal_basis: str | None = None,
+    days: int = NO_DAYS,
+    amount_cents: int = 0,
+) -> FactRow:
+    year, month = local_date_parts(event.at)
+    row = FactRow(
+        case_id=case.case_id,
+        office_id=case.office_id,
+        reference=case.reference,
+        figure=figure,
+        item=item,
+        year=year,
+        month=month,
+        at=event.at,
+        event=type(event).__name__,
+        version=event.originator_version,
+        actor=event.by,
+        kind=kind,
+        channel=channel,
+        legal_basis=legal_basis or NOT_APPLICABLE,
+        days=days,
+        amount_cents=amount_cents,
+    )
+    case.put(FACTS, row)
+    return row
+
+
+def _opened(case: CaseRows, event: CaseFile.Opened) -> None:
+    _fact(case, event, "case_files_opened", event.originator_version)
+
+
+def _procedure_received(case: CaseRows, event: CaseFile.ProcedureReceived) -> None:
+    _fact(
+        case,
+        event,
+        "procedures_received",
+        event.procedure_number,
+        channel=event.channel,
+        legal_basis=event.legal_basis,
+    )
+
+
+def _procedure_decided(case: CaseRows, event: CaseFile.ProcedureDecided) -> None:
+    received = case.get(FACTS, "procedures_received", event.procedure_number)
+    channel = received.channel if received is not None else NOT_APPLICABLE
+    legal_basis = event.legal_basis or (received.legal_basis if received is not None else None)
+    days = NO_DAYS
+    if received is not None:
+        days = (
+            event.at.astimezone(OFFICE_TIME_ZONE).date()
+            - received.at.astimezone(OFFICE_TIME_ZONE).date()
+        ).days
+    _fact(
+        case,
+        event,
+        "procedures_processed",
+        event.procedure_number,
+        kind=event.outcome,
+        channel=channel,
+        legal_basis=legal_basis,
+        days=days,
+    )
+
+
+def _transferred(case: CaseRows, event: CaseFile.TransferredToOffice) -> None:
+    decided = {
+        row.item
+        for row in case.rows(FACTS)
+        if row.figure in ("procedures_processed", "procedures_transferred_open")
+    }
+    for row in case.rows(FACTS):
+        if row.figure == "procedures_received" and row.item not in decided:
+            _fact(
+                case,
+                event,
+                "procedures_transferred_open",
+                row.item,
+                channel=row.channel,
+                legal_basis=row.legal_basis,
+            )
+
+
+def _residence_document_issued(case: CaseRows, event: CaseFile.ResidenceDocumentIssued) -> None:
+    _fact(
+        case,
+        event,
+        "residence_documents_issued",
+        event.residence_document_number,
+        kind=event.kind,
+        legal_basis=event.legal_basis,
+    )
+
+
+def _residence_document_extended(case: CaseRows, event: CaseFile.ResidenceDocumentExtended) -> None:
+    issued = case.get(FACTS, "residence_documents_issued", event.residence_document_number)
+    _fact(
+        case,
+        event,
+        "residence_documents_extended",
+        event.originator_version,
+        kind=issued.kind if issued is not None else NOT_APPLICABLE,
+        legal_basis=issued.legal_basis if issued is not None else None,
+    )
+
+
+def _fiction_certificate_issued(case: CaseRows, event: CaseFile.FictionCertificateIssued) -> None:
+    _fact(case, event, "fiction_certificates_issued", event.certificate_number, kind=event.kind)
+
+
+def _fiction_certificate_extended(
+    case: CaseRows, event: CaseFile.FictionCertificateExtended
+) -> None:
+    issued = case.get(FACTS, "fiction_certificates_issued", event.certificate_number)
+    _fact(
+        case,
+        event,
+        "fiction_certificates_extended",
+        event.originator_version,
+        kind=issued.kind if issued is not None else NOT_APPLICABLE,
+    )
+
+
+def _entry_procedure(case: CaseRows, event: CaseFile.EntryProcedureRequested) -> None:
+    _fact(
+        case,
+        event,
+        "entry_procedures",
+        event.entry_procedure_number,
+        legal_basis=event.legal_basis,
+    )
+
+
+def _entitlement(case: CaseRows, event: CaseFile.IntegrationCourseEntitlementIssued) -> None:
+    _fact(
+        case,
+        event,
+        "integration_course_entitlements",
+        event.originator_version,
+        legal_basis=event.legal_basis,
+    )
+
+
+def _obligation(case: CaseRows, event: CaseFile.IntegrationCourseObligationImposed) -> None:
+    _fact(
+        case,
+        event,
+        "integration_course_obligations",
+        event.originator_version,
+        legal_basis=event.legal_basis,
+    )
+
+
+def _inquiry_received(case: CaseRows, event: CaseFile.InquiryReceived) -> None:
+    _fact(case, event, "inquiries_received", event.inquiry_number, kind=event.kind)
+
+
+def _inquiry_answered(case: CaseRows, event: CaseFile.InquiryAnswered) -> None:
+    received = case.get(FACTS, "inquiries_received", event.inquiry_number)
+    kind = received.kind if received is not None else NOT_APPLICABLE
+    _fact(case, event, "inquiries_answered", event.inquiry_number, kind=kind)
+
+
+def _declaration_opened(event: CommitmentDeclaration.Submitted) -> tuple[str, str]:
+    return event.office_id, ""
+
+
+def _declaration_handed_over(
+    declaration: CaseRows, event: CommitmentDeclaration.SignedAndHandedOver
+) -> None:
+    _fact(declaration, event, "commitment_declarations", 1)
+
+
+def _fee_paid(declaration: CaseRows, event: CommitmentDeclaration.FeePaid) -> None:
+    _fact(
+        declaration,
+        event,
+        "commitment_fees_paid",
+        event.payment_number,
+        amount_cents=event.amount_cents,
+    )
+
+
+def _payment_refunded(declaration: CaseRows, event: CommitmentDeclaration.PaymentRefunded) -> None:
+    if declaration.get(FACTS, "commitment_fees_paid", event.payment_number) is None:
+        return  # a surplus payment paid back: it was never counted as a fee
+    _fact(
+        declaration,
+        event,
+        "commitment_fees_refunded",
+        event.payment_number,
+        amount_cents=event.amount_cents,
+    )
+
+
+_HANDLERS: Final[tuple[tuple[type[object], Handler], ...]] = (
+    (CaseFile.Opened, _opened),
+    (CaseFile.ProcedureReceived, _procedure_received),
+    (CaseFile.ProcedureDecided, _procedure_decided),
+    (CaseFile.TransferredToOffice, _transferred),
+    (CaseFile.ResidenceDocumentIssued, _residence_document_issued),
+    (CaseFile.ResidenceDocumentExtended, _residence_document_extended),
+    (CaseFile.FictionCertificateIssued, _fiction_certificate_issued),
+    (CaseFile.FictionCertificateExtended, _fiction_certificate_extended),
+    (CaseFile.EntryProcedureRequested, _entry_procedure),
+    (CaseFile.IntegrationCourseEntitlementIssued, _entitlement),
+    (CaseFile.IntegrationCourseObligationImposed, _obligation),
+    (CaseFile.InquiryReceived, _inquiry_received),
+    (CaseFile.InquiryAnswered, _inquiry_answered),
+    (CommitmentDeclaration.SignedAndHandedOver, _declaration_handed_over),
+    (CommitmentDeclaration.FeePaid, _fee_paid),
+    (CommitmentDeclaration.PaymentRefunded, _payment_refunded),
+)
+
+PROJECTION: Final = Projection(
+    name=NAME,
+    tables=(FACTS,),
+    handlers=handlers(*_HANDLERS),
+    # Closed and transferred files keep counting: what happened stays a fact.
+    active_cases_only=False,
+    openers={
+        CaseFile.Opened: case_file_opener,
+        CommitmentDeclaration.Submitted: _declaration_opened,
+    },
+)

@@ -1,0 +1,715 @@
+"""The head of office's yearly report, read from the statistics read model.
+
+A report is every figure of the published yearly balance (see ``shared/DESIGN.md``) and
+what a manager needs beside it, each with the year before, by month where it is a count,
+and with the list of events it counts (:func:`figure_events`). It reads only the totals
+kept beside the counted facts (a few hundred small rows), so it costs the same with one
+year of history or ten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from domain.values import DIGITAL_CHANNELS
+from projections.engine import TOTALS_COUNT, ViewsSession, ViewsStore, read_positions
+from projections.paging import (
+    DEFAULT_PAGE_SIZE,
+    Filter,
+    InvalidQuery,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    fetch_page,
+)
+from projections.statistics import FACTS, NAME, FactRow
+
+Unit = Literal["count", "eur", "days", "percent"]
+
+NOT_RECORDED_YET: Final = (
+    "wird erst mit der Terminverwaltung erfasst; bis dahin nicht erhoben (nicht 0)"
+)
+CUSTOMERS_DEFINITION: Final = (
+    "Kundinnen und Kunden: verschiedene Personen, die im Jahr bedient wurden, gleich über "
+    "welchen Weg (Termin, Kontaktformular, Post, Online-Antrag); jede Person zählt einmal."
+)
+YEAR_DEFINITION: Final = (
+    "Jede Zahl zählt das Ereignis, das sie wahr macht, einmal, im Kalenderjahr seiner "
+    "fachlichen Zeit (Ortszeit Berlin)."
+)
+
+
+FIGURE_KEYS: Final = (
+    "appointments_served",
+    "customers",
+    "residence_documents_issued",
+    "fiction_certificates_issued",
+    "procedures_processed",
+    "digital_share",
+    "entry_procedures",
+    "integration_course_entitlements",
+    "integration_course_obligations",
+    "commitment_declarations",
+    "commitment_fees_eur",
+    "civil_registry_inquiries",
+    "naturalisation_inquiries",
+    "procedures_received",
+    "backlog_at_year_end",
+    "days_to_decision_median",
+    "days_to_decision_p90",
+    "fiction_certificates_extended",
+    "residence_documents_extended",
+    "case_files_opened",
+    "no_show_rate",
+)
+"""Every figure of a report, in the order it is printed."""
+
+
+@dataclass(frozen=True)
+class DrillDown:
+    """Which counted events a figure is made of (see :func:`figure_events`)."""
+
+    figures: tuple[str, ...]
+    kinds: tuple[str, ...] = ()
+    """Only facts of these kinds (empty: all)."""
+    channels: tuple[str, ...] = ()
+    """Only facts that came in through these channels (empty: all)."""
+    open_at_year_end: bool = False
+    """The backlog: procedures received by the year's end and not decided by then."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    label: str
+    """German, as printed in the report."""
+    unit: Unit
+    value: float | None
+    """``None``: not recorded (never the same as 0)."""
+    previous: float | None
+    """The same figure for the year before (``None``: not recorded then)."""
+    definition: str
+    """German: what is counted, by which event."""
+    by_month: tuple[float, ...] | None = None
+    """Twelve values, January first (counts and amounts only)."""
+    previous_by_month: tuple[float, ...] | None = None
+    breakdowns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Named breakdowns of the value, e.g. ``{"Art": {"eat": 11000, ...}}``."""
+    drill_down: DrillDown | None = None
+    section: Literal["balance", "management"] = "balance"
+    """The published balance, or what the office's management looks at besides."""
+
+    @property
+    def recorded(self) -> bool:
+        return self.value is not None
+
+
+@dataclass(frozen=True)
+class YearlyReport:
+    office_id: str
+    year: int
+    figures: tuple[Figure, ...]
+    notes: tuple[str, ...]
+    position: int
+    """The statistics read model's position in the event log when the report was read."""
+
+    def figure(self, key: str) -> Figure:
+        for figure in self.figures:
+            if figure.key == key:
+                return figure
+        raise KeyError(key)
+
+
+# ---------------------------------------------------------------------- reading
+
+_MONTHLY, _CHANNELS, _BASES, _DAYS = (schema.name for schema in FACTS.totals_schemas)
+
+
+class _Totals:
+    """The totals of one office for a year and the year before."""
+
+    def __init__(self, session: ViewsSession, office_id: str, year: int) -> None:
+        p = session.param
+        years = (year - 1, year)
+        self.monthly: dict[tuple[int, str], dict[str, list[int]]] = defaultdict(
+            lambda: defaultdict(lambda: [0] * 12)
+        )
+        self.amounts: dict[tuple[int, str], dict[str, list[int]]] = defaultdict(
+            lambda: defaultdict(lambda: [0] * 12)
+        )
+        for row_year, month, figure, kind, count, amount in session.fetch(
+            f"SELECT year, month, figure, kind, {TOTALS_COUNT}, amount_cents "
+            f"FROM {session.table(_MONTHLY)} WHERE office_id = {p} AND year IN ({p}, {p})",
+            (office_id, *years),
+        ):
+            self.monthly[row_year, figure][kind][month - 1] += count
+            self.amounts[row_year, figure][kind][month - 1] += amount
+        first = session.fetch(
+            f"SELECT MIN(year) FROM {session.table(_MONTHLY)} "
+            f"WHERE office_id = {p} AND {TOTALS_COUNT} <> 0",
+            (office_id,),
+        )
+        self.first_year: int | None = first[0][0] if first and first[0][0] is not None else None
+        """The first year the log holds anything of the office in: before it, nothing was
+        recorded (which is not the same as nothing happening)."""
+        self.channels = self._grouped(session, _CHANNELS, "channel", office_id, years)
+        self.bases = self._grouped(session, _BASES, "legal_basis", office_id, years)
+        self.days = self._grouped(session, _DAYS, "days", office_id, years)
+        self.to_date: dict[tuple[int, str], int] = defaultdict(int)
+        """Per year up to this one and figure: counts since the beginning of the log."""
+        for row_year, figure, count in session.fetch(
+            f"SELECT year, figure, SUM({TOTALS_COUNT}) FROM {session.table(_MONTHLY)} "
+            f"WHERE office_id = {p} AND year <= {p} AND figure IN ({p}, {p}, {p}) "
+            "GROUP BY year, figure",
+            (office_id, year, *_BACKLOG_FIGURES),
+        ):
+            for counted_in in years:
+                if row_year <= counted_in:
+                    self.to_date[counted_in, figure] += int(count)
+
+    @staticmethod
+    def _grouped(
+        session: ViewsSession, table: str, column: str, office_id: str, years: Sequence[int]
+    ) -> dict[tuple[int, str], dict[Any, int]]:
+        p = session.param
+        grouped: dict[tuple[int, str], dict[Any, int]] = defaultdict(dict)
+        for row_year, figure, value, count in session.fetch(
+            f"SELECT year, figure, {column}, {TOTALS_COUNT} FROM {session.table(table)} "
+            f"WHERE office_id = {p} AND year IN ({p}, {p}) AND {TOTALS_COUNT} <> 0",
+            (office_id, *years),
+        ):
+            grouped[row_year, figure][value] = count
+        return grouped
+
+    def months(
+        self, year: int, figure: str, kinds: Sequence[str] = (), *, amounts: bool = False
+    ) -> tuple[float, ...]:
+        source = (self.amounts if amounts else self.monthly).get((year, figure), {})
+        total = [0] * 12
+        for kind, months in source.items():
+            if not kinds or kind in kinds:
+                total = [a + b for a, b in zip(total, months, strict=True)]
+        return tuple(float(value) for value in total)
+
+    def kinds(self, year: int, figure: str) -> dict[str, float]:
+        return {
+            kind: float(sum(months))
+            for kind, months in sorted(self.monthly.get((year, figure), {}).items())
+            if sum(months)
+        }
+
+
+_BACKLOG_FIGURES: Final = (
+    "procedures_received",
+    "procedures_processed",
+    "procedures_transferred_open",
+)
+TRANSLATIONS: Final = {
+    "eat": "eAT",
+    "duldung": "Duldung",
+    "aufenthaltsgestattung": "Aufenthaltsgestattung",
+    "contact_form": "Kontaktformular",
+    "online_application": "Online-Antrag",
+    "mail": "Post",
+    "appointment": "Termin",
+    "granted": "stattgegeben",
+    "refused": "abgelehnt",
+    "withdrawn": "zurückgenommen",
+    "civil_registry": "Standesamt",
+    "naturalisation": "Einbürgerung",
+    "81_3_1": "§ 81 Abs. 3 S. 1 AufenthG",
+    "81_3_2": "§ 81 Abs. 3 S. 2 AufenthG",
+    "81_4": "§ 81 Abs. 4 AufenthG",
+    "": "ohne Angabe",
+}
+
+
+def translated(value: str) -> str:
+    """A stored kind, channel or outcome in the report's German."""
+    return TRANSLATIONS.get(value, value)
+
+
+def _percentile(histogram: Mapping[Any, int], share: float) -> float | None:
+    """Nearest rank: the smallest value v with at least ``share`` of the values <= v."""
+    counts = sorted((int(days), count) for days, count in histogram.items() if int(days) >= 0)
+    total = sum(count for _, count in counts)
+    if total == 0:
+        return None
+    rank = max(1, math.ceil(share * total))
+    seen = 0
+    for days, count in counts:
+        seen += count
+        if seen >= rank:
+            return float(days)
+    raise AssertionError("unreachable: the ranks add up to the total")
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+def yearly_report(views: ViewsStore, office_id: str, year: int) -> YearlyReport:
+    """The yearly report of ``office_id`` for ``year``, from the statistics read model."""
+    if not 1900 <= year <= 9999:
+        raise InvalidQuery("year", "must be a year between 1900 and 9999")
+    with views.reader() as session:
+        totals = _Totals(session, office_id, year)
+        position = _position(session)
+    figures = _figures(totals, year)
+    first = totals.first_year
+    if first is None or year - 1 < first:
+        figures = tuple(
+            _not_recorded(figure, this_year=first is None or year < first) for figure in figures
+        )
+    return YearlyReport(
+        office_id=office_id,
+        year=year,
+        figures=figures,
+        notes=(YEAR_DEFINITION, CUSTOMERS_DEFINITION),
+        position=position,
+    )
+
+
+def _not_recorded(figure: Figure, *, this_year: bool) -> Figure:
+    """The figure for a year before the office's first event: not recorded, never 0."""
+    if this_year:
+        return dataclasses.replace(
+            figure,
+            value=None,
+            previous=None,
+            by_month=None,
+            previous_by_month=None,
+            breakdowns={},
+            drill_down=None,
+        )
+    return dataclasses.replace(figure, previous=None, previous_by_month=None)
+
+
+def _position(session: ViewsSession) -> int:
+    for stored in read_positions(session):
+        if stored.name == NAME:
+            return stored.position
+    return 0
+
+
+def _figures(totals: _Totals, year: int) -> tuple[Figure, ...]:
+    previous = year - 1
+    figures: list[Figure] = [
+        Figure(
+            "appointments_served",
+            "Wahrgenommene Termine",
+            "count",
+            None,
+            None,
+            f"Termine, zu denen die Person erschienen ist; {NOT_RECORDED_YET}.",
+        ),
+        Figure(
+            "customers",
+            "Kundinnen und Kunden",
+            "count",
+            None,
+            None,
+            f"{CUSTOMERS_DEFINITION} {NOT_RECORDED_YET[0].upper()}{NOT_RECORDED_YET[1:]}.",
+        ),
+    ]
+
+    def counted(
+        key: str,
+        label: str,
+        figure: str,
+        definition: str,
+        *,
+        kinds: tuple[str, ...] = (),
+        breakdown: str | None = None,
+        section: Literal["balance", "management"] = "balance",
+    ) -> Figure:
+        months = totals.months(year, figure, kinds)
+        before = totals.months(previous, figure, kinds)
+        breakdowns: dict[str, dict[str, float]] = {}
+        if breakdown is not None:
+            breakdowns[breakdown] = {
+                translated(kind): value for kind, value in totals.kinds(year, figure).items()
+            }
+        return Figure(
+            key,
+            label,
+            "count",
+            float(sum(months)),
+            float(sum(before)),
+            definition,
+            by_month=months,
+            previous_by_month=before,
+            breakdowns=breakdowns,
+            drill_down=DrillDown((figure,), kinds),
+            section=section,
+        )
+
+    figures.append(
+        counted(
+            "residence_documents_issued",
+            "Aufenthaltsdokumente ausgestellt (eAT, Duldung, Aufenthaltsgestattung)",
+            "residence_documents_issued",
+            "Jede Ausstellung eines elektronischen Aufenthaltstitels, einer Duldung oder "
+            "Aufenthaltsgestattung (Ereignis ResidenceDocumentIssued); Verlängerungen "
+            "zählen gesondert.",
+            breakdown="Art",
+        )
+    )
+    figures.append(
+        counted(
+            "fiction_certificates_issued",
+            "Fiktionsbescheinigungen ausgestellt",
+            "fiction_certificates_issued",
+            "Jede neu ausgestellte Fiktionsbescheinigung nach § 81 AufenthG "
+            "(FictionCertificateIssued); Verlängerungen zählen gesondert.",
+            breakdown="Art",
+        )
+    )
+    processed = counted(
+        "procedures_processed",
+        "Vorgänge bearbeitet",
+        "procedures_processed",
+        "Jeder entschiedene Vorgang (ProcedureDecided: stattgegeben, abgelehnt oder "
+        "zurückgenommen), im Jahr der Entscheidung.",
+        breakdown="Ergebnis",
+    )
+    channels = totals.channels.get((year, "procedures_processed"), {})
+    bases = totals.bases.get((year, "procedures_processed"), {})
+    processed = Figure(
+        **{
+            **processed.__dict__,
+            "breakdowns": {
+                **processed.breakdowns,
+                "Eingangsweg": {translated(c): float(n) for c, n in sorted(channels.items())},
+                "Rechtsgrundlage": {
+                    translated(b): float(n) for b, n in sorted(bases.items(), key=_by_count)
+                },
+            },
+        }
+    )
+    figures.append(processed)
+    digital = sorted(DIGITAL_CHANNELS)
+
+    def digital_share(in_year: int) -> float | None:
+        by_channel = totals.channels.get((in_year, "procedures_processed"), {})
+        part = sum(n for channel, n in by_channel.items() if channel in DIGITAL_CHANNELS)
+        return _share(part, sum(by_channel.values()))
+
+    figures.append(
+        Figure(
+            "digital_share",
+            "davon digital eingegangen",
+            "percent",
+            digital_share(year),
+            digital_share(previous),
+            "Anteil der bearbeiteten Vorgänge, die über das Kontaktformular oder einen "
+            "Online-Antrag eingegangen sind.",
+            drill_down=DrillDown(("procedures_processed",), channels=tuple(digital)),
+        )
+    )
+    figures.append(
+        counted(
+            "entry_procedures",
+            "Beteiligung an Einreiseverfahren",
+            "entry_procedures",
+            "Jedes beantragte Vorabzustimmungsverfahren (§ 31 AufenthV, § 81a AufenthG; "
+            "EntryProcedureRequested).",
+        )
+    )
+    figures.append(
+        counted(
+            "integration_course_entitlements",
+            "Berechtigungen zum Integrationskurs",
+            "integration_course_entitlements",
+            "Jede ausgestellte Berechtigung nach § 44 AufenthG.",
+        )
+    )
+    figures.append(
+        counted(
+            "integration_course_obligations",
+            "Verpflichtungen zum Integrationskurs",
+            "integration_course_obligations",
+            "Jede auferlegte Verpflichtung nach § 44a AufenthG.",
+        )
+    )
+    figures.append(
+        counted(
+            "commitment_declarations",
+            "Verpflichtungserklärungen",
+            "commitment_declarations",
+            "Jede unterschriebene und ausgehändigte Verpflichtungserklärung nach § 68 "
+            "AufenthG (SignedAndHandedOver).",
+        )
+    )
+    paid = totals.months(year, "commitment_fees_paid", amounts=True)
+    refunded = totals.months(year, "commitment_fees_refunded", amounts=True)
+    paid_before = totals.months(previous, "commitment_fees_paid", amounts=True)
+    refunded_before = totals.months(previous, "commitment_fees_refunded", amounts=True)
+
+    def euros(values: Sequence[float]) -> tuple[float, ...]:
+        return tuple(value / 100 for value in values)
+
+    net = euros([a - b for a, b in zip(paid, refunded, strict=True)])
+    net_before = euros([a - b for a, b in zip(paid_before, refunded_before, strict=True)])
+    figures.append(
+        Figure(
+            "commitment_fees_eur",
+            "Gebühren für Verpflichtungserklärungen (EUR)",
+            "eur",
+            round(sum(net), 2),
+            round(sum(net_before), 2),
+            "Bezahlte Gebühren (FeePaid, § 47 Abs. 1 Nr. 12 AufenthV) abzüglich erstatteter "
+            "Gebühren (PaymentRefunded), im Jahr der Zahlung bzw. Erstattung.",
+            by_month=net,
+            previous_by_month=net_before,
+            breakdowns={
+                "Buchung": {
+                    "bezahlt": round(sum(paid) / 100, 2),
+                    "erstattet": round(sum(refunded) / 100, 2),
+                }
+            },
+            drill_down=DrillDown(("commitment_fees_paid", "commitment_fees_refunded")),
+        )
+    )
+    figures.append(
+        counted(
+            "civil_registry_inquiries",
+            "Anfragen der Standesämter beantwortet",
+            "inquiries_answered",
+            "Jede beantwortete Anfrage eines Standesamts (InquiryAnswered).",
+            kinds=("civil_registry",),
+        )
+    )
+    figures.append(
+        counted(
+            "naturalisation_inquiries",
+            "Anfragen zur Einbürgerung beantwortet",
+            "inquiries_answered",
+            "Jede beantwortete Anfrage der Einbürgerungsbehörde (InquiryAnswered).",
+            kinds=("naturalisation",),
+        )
+    )
+    # What the office's management looks at besides the published balance.
+    received = counted(
+        "procedures_received",
+        "Vorgänge eingegangen",
+        "procedures_received",
+        "Jeder eingegangene Vorgang (ProcedureReceived), im Jahr des Eingangs.",
+        section="management",
+    )
+    received_channels = totals.channels.get((year, "procedures_received"), {})
+    figures.append(
+        Figure(
+            **{
+                **received.__dict__,
+                "breakdowns": {
+                    "Eingangsweg": {
+                        translated(c): float(n) for c, n in sorted(received_channels.items())
+                    }
+                },
+            }
+        )
+    )
+
+    def backlog(in_year: int) -> float:
+        to_date = totals.to_date
+        return float(
+            to_date[in_year, "procedures_received"]
+            - to_date[in_year, "procedures_processed"]
+            - to_date[in_year, "procedures_transferred_open"]
+        )
+
+    figures.append(
+        Figure(
+            "backlog_at_year_end",
+            "Offene Vorgänge am Jahresende",
+            "count",
+            backlog(year),
+            backlog(previous),
+            "Vorgänge, die bis zum 31.12. (24 Uhr Ortszeit) eingegangen und bis dahin weder "
+            "entschieden noch mit der Akte an eine andere Behörde abgegeben waren.",
+            drill_down=DrillDown(("procedures_received",), open_at_year_end=True),
+            section="management",
+        )
+    )
+    for key, label, share in (
+        ("days_to_decision_median", "Tage vom Eingang bis zur Entscheidung (Median)", 0.5),
+        ("days_to_decision_p90", "Tage vom Eingang bis zur Entscheidung (90. Perzentil)", 0.9),
+    ):
+        figures.append(
+            Figure(
+                key,
+                label,
+                "days",
+                _percentile(totals.days.get((year, "procedures_processed"), {}), share),
+                _percentile(totals.days.get((previous, "procedures_processed"), {}), share),
+                "Über die im Jahr entschiedenen Vorgänge: Kalendertage zwischen dem Tag des "
+                "Eingangs und dem Tag der Entscheidung (Ortszeit), Rangwert (nearest rank).",
+                drill_down=DrillDown(("procedures_processed",)),
+                section="management",
+            )
+        )
+    for key, label, figure, definition in (
+        (
+            "fiction_certificates_extended",
+            "Fiktionsbescheinigungen verlängert",
+            "fiction_certificates_extended",
+            "Jede Verlängerung einer Fiktionsbescheinigung (FictionCertificateExtended).",
+        ),
+        (
+            "residence_documents_extended",
+            "Aufenthaltsdokumente verlängert",
+            "residence_documents_extended",
+            "Jede Verlängerung eines Aufenthaltsdokuments (ResidenceDocumentExtended).",
+        ),
+        (
+            "case_files_opened",
+            "Neu angelegte Akten",
+            "case_files_opened",
+            "Jede neu angelegte Ausländerakte (Opened).",
+        ),
+    ):
+        figures.append(counted(key, label, figure, definition, section="management"))
+    figures.append(
+        Figure(
+            "no_show_rate",
+            "Nicht wahrgenommene Termine (Anteil)",
+            "percent",
+            None,
+            None,
+            f"Anteil der gebuchten Termine, zu denen niemand erschien; {NOT_RECORDED_YET}.",
+            section="management",
+        )
+    )
+    return tuple(figures)
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return (-item[1], item[0])
+
+
+# -------------------------------------------------------------------- drill-down
+
+EVENT_ORDER: Final = ("at", "case_id", "figure", "item")
+
+
+@dataclass(frozen=True)
+class CountedEvent:
+    """One event a figure counts: enough for an auditor to find it and check it."""
+
+    case_id: str
+    reference: str
+    figure: str
+    event: str
+    version: int
+    at: datetime
+    actor: str
+    kind: str
+    channel: str
+    legal_basis: str
+    days: int | None
+    amount_cents: int
+
+
+def _counted(row: FactRow) -> CountedEvent:
+    return CountedEvent(
+        case_id=row.case_id,
+        reference=row.reference,
+        figure=row.figure,
+        event=row.event,
+        version=row.version,
+        at=row.at,
+        actor=row.actor,
+        kind=row.kind,
+        channel=row.channel,
+        legal_basis=row.legal_basis,
+        days=row.days if row.days >= 0 else None,
+        amount_cents=row.amount_cents,
+    )
+
+
+@dataclass(frozen=True)
+class CountedEvents:
+    items: list[CountedEvent]
+    next_cursor: str | None
+
+
+def figure_events(
+    views: ViewsStore,
+    office_id: str,
+    year: int,
+    drill_down: DrillDown,
+    *,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> CountedEvents:
+    """The events a figure counts, oldest first, a page at a time."""
+    if drill_down.open_at_year_end:
+        return _open_at_year_end(views, office_id, year, limit=limit, cursor=cursor)
+    filters = [
+        Filter("office_id", "=", office_id),
+        Filter("year", "=", year),
+        Filter("figure", "in", list(drill_down.figures)),
+    ]
+    if drill_down.kinds:
+        filters.append(Filter("kind", "in", list(drill_down.kinds)))
+    if drill_down.channels:
+        filters.append(Filter("channel", "in", list(drill_down.channels)))
+    rows, next_cursor = fetch_page(
+        views, FACTS, filters=filters, order=EVENT_ORDER, limit=limit, cursor=cursor
+    )
+    return CountedEvents([_counted(row) for row in rows], next_cursor)
+
+
+def _open_at_year_end(
+    views: ViewsStore, office_id: str, year: int, *, limit: int, cursor: str | None
+) -> CountedEvents:
+    check_limit(limit)
+    types = {column.name: column.type for column in FACTS.schema.columns}
+    after = (
+        None
+        if cursor is None
+        else decode_cursor(cursor, FACTS.name, [types[name] for name in EVENT_ORDER])
+    )
+    with views.reader() as session:
+        p = session.param
+        table = session.table(FACTS.name)
+        columns = FACTS.schema.column_names
+        encoders = [session.encoder(types[name]) for name in EVENT_ORDER]
+        decoders = [session.decoder(column.type) for column in FACTS.schema.columns]
+        params: list[Any] = [office_id, year, year]
+        condition = ""
+        if after is not None:
+            encoded = [
+                value if encode is None else encode(value)
+                for value, encode in zip(after, encoders, strict=True)
+            ]
+            condition = f" AND (r.at, r.case_id, r.figure, r.item) > ({p}, {p}, {p}, {p})"
+            params.extend(encoded)
+        sql = (
+            f"SELECT {', '.join('r.' + c for c in columns)} FROM {table} r "
+            f"WHERE r.office_id = {p} AND r.figure = 'procedures_received' AND r.year <= {p} "
+            f"AND NOT EXISTS (SELECT 1 FROM {table} d WHERE d.case_id = r.case_id "
+            "AND d.item = r.item AND d.figure IN ('procedures_processed', "
+            f"'procedures_transferred_open') AND d.year <= {p}){condition} "
+            f"ORDER BY r.at, r.case_id, r.figure, r.item LIMIT {int(limit) + 1}"
+        )
+        raw = session.fetch(sql, params)
+    rows = [
+        FACTS.row([v if f is None or v is None else f(v) for v, f in zip(r, decoders, strict=True)])
+        for r in raw
+    ]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = (
+        encode_cursor(FACTS.name, [getattr(rows[-1], name) for name in EVENT_ORDER])
+        if more and rows
+        else None
+    )
+    return CountedEvents([_counted(row) for row in rows], next_cursor)
