@@ -1,0 +1,336 @@
+"""History and point-in-time benchmark: latency on a case file with thousands of events.
+
+Run ``bin/bench-history`` (or ``python -m benchmarks.history``) from the repository root::
+
+    bin/bench-history [--stores sqlite,postgres] [--events 5000] [--repeats 5] [--loads 10]
+
+Per store it writes one case file of ``--events`` events (the realistic history of
+``benchmarks.core``: procedures running their course, documents, letters, notes) through
+the service, snapshotting every 50 events as deployed, then times, interleaved (A, B, A,
+B, ...) so machine noise hits all alike, ``--repeats`` x ``--loads`` times each:
+
+1. the whole history (every entry with its German description, personal data shown),
+   as the JSON body the route sends; a first page (the route's default size); the HTML page;
+2. the state as of a random recorded time (binary search over versions + snapshot
+   load) and at a random version (snapshot load), side by side with the baseline of a
+   full replay of all events without snapshots and a load of the current state;
+3. a diff between two random versions 50 apart.
+
+It reports medians in milliseconds (target: history and as-of under 50 ms on
+PostgreSQL). Fresh stores, dropped afterwards; an unreachable PostgreSQL server skips
+its rows with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter
+from typing import Final
+from uuid import UUID
+
+from adapters.bootstrap import build_service
+from adapters.case_history import (
+    DEFAULT_HISTORY_PAGE,
+    CaseHistory,
+    build_diff,
+    build_history,
+    history_html,
+    history_json,
+)
+from benchmarks.core import (
+    STORES,
+    BenchConfig,
+    Figure,
+    PostgresParams,
+    Ratio,
+    Report,
+    StoreName,
+    build_long_case,
+    fresh_store,
+    machine_info,
+    postgres_server_version,
+)
+from service import AkteService
+
+TARGET_MS: Final = 50.0
+SNAPSHOT_INTERVAL: Final = 50
+PAGE: Final = DEFAULT_HISTORY_PAGE
+DIFF_SPAN: Final = 50
+
+
+@dataclass(frozen=True)
+class HistoryBenchConfig:
+    stores: tuple[StoreName, ...] = STORES
+    events: int = 5000
+    repeats: int = 5
+    loads_per_repeat: int = 10
+    postgres: PostgresParams = field(default_factory=PostgresParams)
+    tmp_root: Path | None = None
+    progress: bool = True
+    seed: int = 2024
+
+
+def _progress(config: HistoryBenchConfig, message: str) -> None:
+    if config.progress:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _ms(action: Callable[[], object]) -> Callable[[], float]:
+    def timed() -> float:
+        start = perf_counter()
+        action()
+        return (perf_counter() - start) * 1000
+
+    return timed
+
+
+def _interleaved(rounds: int, variants: Sequence[Callable[[], float]]) -> list[tuple[float, ...]]:
+    samples: list[list[float]] = [[] for _ in variants]
+    for _ in range(rounds):
+        for index, variant in enumerate(variants):
+            samples[index].append(variant())
+    return [tuple(each) for each in samples]
+
+
+def bench_store(config: HistoryBenchConfig, store: StoreName, report: Report) -> None:
+    events = config.events
+    rng = random.Random(config.seed)
+    core = BenchConfig(postgres=config.postgres, tmp_root=config.tmp_root)
+    _progress(config, f"{store}: writing a case file of {events} events")
+    with fresh_store(store, core, snapshot_interval=SNAPSHOT_INTERVAL) as settings:
+        writer = build_service(settings)
+        try:
+            case_id = build_long_case(writer, events)
+        finally:
+            writer.close()
+        service = build_service(settings)
+        replay = build_service(settings.model_copy(update={"snapshot_interval": 0}))
+        try:
+            recorded = [event.timestamp for event in service.case_events(case_id)]
+            if len(recorded) != events:
+                msg = f"the long case file has {len(recorded)} events, not {events}"
+                raise RuntimeError(msg)
+            first, last = recorded[0], recorded[-1]
+
+            def as_of() -> object:
+                moment = first + (last - first) * rng.random()
+                return service.get_case_as_of(case_id, moment)
+
+            def at_version() -> object:
+                return service.get_case_at_version(case_id, rng.randint(1, events))
+
+            def diff() -> object:
+                start = rng.randint(0, events - DIFF_SPAN)
+                return build_diff(
+                    service,
+                    case_id,
+                    from_version=start,
+                    to_version=start + DIFF_SPAN,
+                    with_personal_data=True,
+                )
+
+            variants: list[tuple[str, str, Callable[[], object]]] = [
+                (
+                    "history_json",
+                    f"history, all {events} entries, as JSON",
+                    lambda: history_json(_history(service, case_id, events)),
+                ),
+                (
+                    "history_page",
+                    f"history, first page ({PAGE} entries), as JSON",
+                    lambda: history_json(_history(service, case_id, PAGE)),
+                ),
+                (
+                    "history_html",
+                    f"history, all {events} entries, as HTML",
+                    lambda: history_html(_history(service, case_id, events)),
+                ),
+                ("as_of", "state as of a random recorded time", as_of),
+                ("version", "state at a random version", at_version),
+                ("current", "current state (snapshot + tail)", lambda: service.get_case(case_id)),
+                (
+                    "full_replay",
+                    f"baseline: full replay of {events} events, no snapshots",
+                    lambda: replay.get_case(case_id),
+                ),
+                ("diff", f"diff of {DIFF_SPAN} versions at a random point", diff),
+            ]
+            for _, _, action in variants:
+                action()  # warm-up: caches, prepared statements, imports
+            rounds = config.repeats * config.loads_per_repeat
+            _progress(config, f"{store}: {len(variants)} measurements x {rounds}")
+            samples = _interleaved(rounds, [_ms(v[2]) for v in variants])
+        finally:
+            service.close()
+            replay.close()
+    section = f"history and point in time, a case file of {events} events on {store}"
+    for (key, label, _), taken in zip(variants, samples, strict=True):
+        report.figures.append(Figure(f"history.{store}.{key}", section, label, "ms", taken))
+    by_key = {key: taken for (key, _, _), taken in zip(variants, samples, strict=True)}
+    for key in ("as_of", "version"):
+        report.ratios.append(
+            Ratio(
+                f"history.{store}.full_replay_over_{key}",
+                section,
+                f"full replay / {key.replace('_', '-')} (speed-up by snapshots)",
+                f"history.{store}.full_replay",
+                f"history.{store}.{key}",
+                tuple(a / b for a, b in zip(by_key["full_replay"], by_key[key], strict=True)),
+            )
+        )
+
+
+def _history(service: AkteService, case_id: UUID, limit: int) -> CaseHistory:
+    return build_history(service, case_id, with_personal_data=True, limit=limit)
+
+
+def run(config: HistoryBenchConfig) -> Report:
+    started = perf_counter()
+    stores = list(config.stores)
+    server: str | None = None
+    notes: list[str] = []
+    if "postgres" in stores:
+        server, problem = postgres_server_version(config.postgres)
+        if problem is not None:
+            stores.remove("postgres")
+            notes.append(f"PostgreSQL rows SKIPPED: {problem}")
+    report = Report(
+        machine=machine_info(server),
+        parameters={
+            "stores": list(config.stores),
+            "events": config.events,
+            "repeats": config.repeats,
+            "loads_per_repeat": config.loads_per_repeat,
+            "snapshot_interval": SNAPSHOT_INTERVAL,
+            "target_ms": TARGET_MS,
+        },
+        notes=notes,
+    )
+    for store in stores:
+        bench_store(config, store, report)
+    report.seconds = perf_counter() - started
+    return report
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def format_report(report: Report) -> str:
+    m = report.machine
+    p = report.parameters
+    lines = [
+        "Akte history benchmark",
+        f"machine: {m.cpu_model}, {m.nproc} CPUs; {m.python}; {m.platform}",
+        "libraries: "
+        + ", ".join(f"{k} {v}" for k, v in m.libraries.items())
+        + (f", PostgreSQL server {m.postgres_server}" if m.postgres_server else ""),
+        f"parameters: events={p['events']} repeats={p['repeats']} "
+        f"loads_per_repeat={p['loads_per_repeat']} snapshot_interval={p['snapshot_interval']}",
+        "figures are medians in ms (spread: min..max); targets: history and as-of < "
+        f"{TARGET_MS:.0f} ms on PostgreSQL",
+    ]
+    for section in dict.fromkeys(f.section for f in report.figures):
+        lines += ["", section]
+        for figure in (f for f in report.figures if f.section == section):
+            spread = f"{_number(min(figure.samples))}..{_number(max(figure.samples))}"
+            verdict = ""
+            if (
+                figure.key.endswith((".history_json", ".history_page", ".as_of"))
+                and ".postgres." in figure.key
+            ):
+                met = "MET" if figure.median < TARGET_MS else "MISSED"
+                verdict = f"  target < {TARGET_MS:.0f} ms: {met}"
+            lines.append(
+                f"  {figure.label:<52} {_number(figure.median):>9} {figure.unit:<3}"
+                f" ({spread}, n={len(figure.samples)}){verdict}"
+            )
+        for ratio in (r for r in report.ratios if r.section == section):
+            lines.append(f"  = {ratio.label:<50} {ratio.value:>9.1f}x")
+    if report.notes:
+        lines += ["", *(f"NOTE: {note}" for note in report.notes)]
+    lines += ["", f"total time: {report.seconds:.0f} s"]
+    return "\n".join(lines)
+
+
+def _stores(text: str) -> tuple[StoreName, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names or any(name not in STORES for name in names):
+        msg = f"stores must be a comma-separated subset of {','.join(STORES)}"
+        raise argparse.ArgumentTypeError(msg)
+    return tuple(name for name in STORES if name in names)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        msg = "must be at least 1"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[HistoryBenchConfig, Path | None]:
+    parser = argparse.ArgumentParser(
+        prog="bin/bench-history",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    defaults = HistoryBenchConfig()
+    pg = PostgresParams()
+    parser.add_argument("--stores", type=_stores, default=defaults.stores)
+    parser.add_argument(
+        "--events", type=_positive, default=defaults.events, help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--repeats", type=_positive, default=defaults.repeats, help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--loads",
+        type=_positive,
+        default=defaults.loads_per_repeat,
+        help="timings per repeat (default: %(default)s)",
+    )
+    parser.add_argument("--tmp-dir", type=Path, default=None, help="where SQLite files go")
+    parser.add_argument("--pg-host", default=pg.host)
+    parser.add_argument("--pg-port", type=int, default=pg.port)
+    parser.add_argument("--pg-user", default=pg.user)
+    parser.add_argument("--pg-dbname", default=pg.dbname)
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    args = parser.parse_args(argv)
+    if args.events <= DIFF_SPAN:
+        parser.error(f"--events must be more than {DIFF_SPAN}")
+    config = HistoryBenchConfig(
+        stores=args.stores,
+        events=args.events,
+        repeats=args.repeats,
+        loads_per_repeat=args.loads,
+        postgres=PostgresParams(
+            host=args.pg_host, port=args.pg_port, user=args.pg_user, dbname=args.pg_dbname
+        ),
+        tmp_root=args.tmp_dir,
+        progress=not args.quiet,
+    )
+    return config, args.json
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config, json_out = parse_args(argv)
+    report = run(config)
+    print(format_report(report))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        print(f"\nwritten: {json_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
