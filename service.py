@@ -28,6 +28,7 @@ from adapters.catalogue import Catalogue
 from adapters.documents.store import DocumentStore, StoredDocument
 from adapters.payment.provider import PaymentOrder, PaymentProvider
 from adapters.transcoding import register_akte_transcodings
+from appointments_service import AppointmentsMixin
 from domain.acts import Act
 from domain.case_file import CaseFile, MasterData, require_code
 from domain.case_reference import CaseReference
@@ -53,6 +54,7 @@ from domain.intake import (
     format_receipt,
     hash_receipt,
 )
+from domain.read_access import ReadAccess
 from domain.values import (
     CONTACT_FORM_DOCUMENT_KIND,
     Channel,
@@ -108,6 +110,14 @@ class ConcurrentModification(ServiceError):
         self.case_id = case_id
         self.expected = expected
         self.actual = actual
+
+
+class CaseVersionNotFound(ServiceError):
+    """The case file exists, but not at the version or time asked for."""
+
+    def __init__(self, case_id: UUID, detail: str) -> None:
+        super().__init__(f"case file {case_id} {detail}")
+        self.case_id = case_id
 
 
 class ReferenceNotFound(ServiceError):
@@ -346,7 +356,7 @@ class _CaseCache:
                 self._cases.popitem(last=False)
 
 
-class AkteService(Application[UUID]):
+class AkteService(AppointmentsMixin, Application[UUID]):
     """Commands and queries on case files, over the event store chosen by the environment."""
 
     name = "Akte"
@@ -425,6 +435,88 @@ class AkteService(Application[UUID]):
             if not isinstance(claim, CaseReference):
                 raise ReferenceNotFound
             return UUID(claim.case_id)
+
+    # ------------------------------------------------ history and point in time
+
+    def case_head_version(self, case_id: UUID) -> int:
+        """The case file's current version, from one read of its last event."""
+        with self._store_errors():
+            head = list(self.events.get(case_id, desc=True, limit=1))
+        if not head or not isinstance(head[0], CaseFile.Event):
+            raise CaseNotFound(case_id)
+        return head[0].originator_version
+
+    def get_case_at_version(self, case_id: UUID, version: int) -> CaseFile:
+        """The case file as it was at ``version`` (from the latest snapshot at or below it).
+
+        Raises :class:`CaseVersionNotFound` for a version it never had (0, beyond its head).
+        """
+        if version >= 1:
+            case = self.get_case(case_id, version=min(version, _MAX_VERSION))
+            if case.version == version:
+                return case
+            head = case.version
+        else:
+            head = self.get_case(case_id).version
+        detail = f"has no version {version}: its versions are 1 to {head}"
+        raise CaseVersionNotFound(case_id, detail)
+
+    def case_version_at(self, case_id: UUID, as_of: datetime) -> int:
+        """The case file's last version recorded at or before ``as_of``; 0: none was yet.
+
+        As of the *recorded* time (the events' ``timestamp``, read from this service's
+        clock when they were recorded), not the business time ``at``: business times may
+        be back-dated (a handover recorded the day after), so "the file as of a business
+        time" would be a state the system never held and could still change. Recorded
+        times rise with a file's versions (a command reads the clock only after the
+        version it builds on was saved), so a binary search over the versions finds the
+        answer with about log2(versions) single-event reads, however long the file is.
+        """
+        with self._store_errors():
+            head = list(self.events.get(case_id, desc=True, limit=1))
+            if not head or not isinstance(head[0], CaseFile.Event):
+                raise CaseNotFound(case_id)
+            if head[0].timestamp <= as_of:
+                return head[0].originator_version
+            low, high = 0, head[0].originator_version  # recorded: low <= as_of < high
+            while high - low > 1:
+                middle = (low + high) // 2
+                [event] = self.events.get(case_id, gt=middle - 1, lte=middle, limit=1)
+                if cast(CaseFile.Event, event).timestamp <= as_of:
+                    low = middle
+                else:
+                    high = middle
+        return low
+
+    def get_case_as_of(self, case_id: UUID, as_of: datetime) -> CaseFile:
+        """The case file as it was recorded at ``as_of`` (see :meth:`case_version_at`).
+
+        Raises :class:`CaseVersionNotFound` for a time before the file was opened.
+        """
+        version = self.case_version_at(case_id, as_of)
+        if version == 0:
+            [opened] = self.case_events(case_id, limit=1)
+            raise CaseVersionNotFound(
+                case_id,
+                f"did not exist yet at {as_of.isoformat()}: it was opened (recorded) at "
+                f"{opened.timestamp.isoformat()}",
+            )
+        return self.get_case(case_id, version=version)
+
+    def record_read(
+        self, *, by: str, endpoint: str, case_id: UUID | None, office_id: str | None
+    ) -> int:
+        """Log that ``by`` read a case file's personal data (or the access log itself)
+        through ``endpoint`` (method and route template); returns the log position."""
+        read = ReadAccess.record(
+            read_id=uuid4(),
+            case_id=case_id,
+            office_id=office_id,
+            endpoint=endpoint,
+            act=self._act(by, None),
+        )
+        with self._store_errors():
+            return _last_position(self.save(read))
 
     # ---------------------------------------------------------------- commands
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from adapters.appointments_setup import appointment_setup_for
 from adapters.catalogue import load_catalogue
+from adapters.chained_recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from adapters.documents import document_store_for
 from adapters.settings import Settings
 from service import AkteService, system_clock
@@ -23,12 +25,15 @@ def library_env(settings: Settings) -> dict[str, str]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         env |= {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            # Every event is chained as it is written (tamper evidence, issue 7).
+            "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER_TOPIC,
             "SQLITE_DBNAME": str(settings.sqlite_path),
             "SQLITE_LOCK_TIMEOUT": "10",
         }
     else:
         env |= {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
             "POSTGRES_HOST": settings.postgres_host,
             "POSTGRES_PORT": str(settings.postgres_port),
             "POSTGRES_DBNAME": settings.postgres_dbname,
@@ -48,7 +53,7 @@ def library_env(settings: Settings) -> dict[str, str]:
 def build_service(
     settings: Settings, *, clock: Callable[[], datetime] = system_clock
 ) -> AkteService:
-    return AkteService(
+    service = AkteService(
         library_env(settings),
         catalogue=load_catalogue(),
         clock=clock,
@@ -56,3 +61,7 @@ def build_service(
         case_cache_size=settings.case_cache_size,
         documents=document_store_for(settings),
     )
+    setup = appointment_setup_for(settings)
+    if setup is not None:
+        service.configure_appointments(setup)
+    return service

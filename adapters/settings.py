@@ -104,6 +104,24 @@ class Settings(BaseSettings):
     upload_max_file_bytes: int = Field(default=104_857_600, ge=1024)
     """The largest document a caseworker uploads to a case file (100 MiB: whole scans)."""
 
+    smtp_host: str = "127.0.0.1"
+    """The office's mail server, through which booking confirmations go out."""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_sender: str = "termine@akte.invalid"
+    """The From address of the mails to people who book."""
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    appointment_secret: SecretStr | None = None
+    """HMAC key of the person keys (booking limit), confirmation codes and anti-bot
+    challenges. Unset in development: a fixed development key. In production it must be
+    set (32+ characters), or appointment bookings stay switched off (503)."""
+    appointment_bookings_per_person: int = Field(default=2, ge=1, le=20)
+    """Open bookings one person (by name and birth date, not e-mail) may hold per office."""
+    appointment_proof_of_work_bits: int = Field(default=20, ge=0, le=32)
+    """Leading zero bits the anti-bot challenge asks for; 0 only in tests."""
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "akte.sqlite3"

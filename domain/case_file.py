@@ -631,6 +631,22 @@ class CaseFile(Aggregate):
             case.status = "transferred"
             case.transferred_to = self.to_office_id
 
+    class AppointmentAttendanceRecorded(Event):
+        """The person came to an appointment (``attended``) or did not (``no_show``);
+        the appointment itself is in :mod:`domain.appointments`."""
+
+        appointment_id: str
+        outcome: str
+        service_point_id: str
+        appointment_type: str
+        procedure_kind: str
+        legal_basis: str | None
+
+        def apply(self, case: CaseFile) -> None:
+            # A fact of the history only: no state, so that snapshots taken before this
+            # event existed still load.
+            pass
+
     class Closed(Event):
         closure_reason: ClosureReason
 
@@ -1134,6 +1150,35 @@ class CaseFile(Aggregate):
         number = len(self.notes) + 1
         self._record(self.NoteAdded, act, note_number=number, text=text)
         return number
+
+    def record_appointment_attendance(
+        self,
+        *,
+        appointment_id: UUID,
+        outcome: str,
+        service_point_id: UUID,
+        appointment_type: str,
+        procedure_kind: str,
+        legal_basis: str | None,
+        act: Act,
+    ) -> None:
+        """Attendance at an appointment; allowed on a closed file too (it happened)."""
+        if outcome not in ("attended", "no_show"):
+            raise InvalidValue("outcome", "must be one of attended, no_show")
+        require_code("appointment_type", appointment_type)
+        require_code("procedure_kind", procedure_kind)
+        if legal_basis is not None:
+            require_code("legal_basis", legal_basis)
+        self._record(
+            self.AppointmentAttendanceRecorded,
+            act,
+            appointment_id=str(appointment_id),
+            outcome=outcome,
+            service_point_id=str(service_point_id),
+            appointment_type=appointment_type,
+            procedure_kind=procedure_kind,
+            legal_basis=legal_basis,
+        )
 
     def transfer_to_office(self, *, to_office_id: str, reason: str | None, act: Act) -> None:
         """The person moved away: the file goes to another office."""

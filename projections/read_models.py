@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from projections import audit_actions, read_access_log, statistics
+from projections import (
+    appointment_day,
+    appointment_figures,
+    appointment_holds,
+    audit_actions,
+    read_access_log,
+    statistics,
+)
 from projections.engine import Projection
 from projections.worklists import WORKLISTS
 
@@ -17,4 +24,7 @@ READ_MODELS: Final[tuple[Projection, ...]] = (
     statistics.PROJECTION,
     audit_actions.PROJECTION,
     read_access_log.PROJECTION,
+    appointment_day.PROJECTION,
+    appointment_holds.PROJECTION,
+    appointment_figures.PROJECTION,
 )

@@ -90,6 +90,15 @@ def rich_case() -> CaseFile:
         act=act,
     )
     case.add_note(text="Notiz", act=act)
+    case.record_appointment_attendance(
+        appointment_id=uuid4(),
+        outcome="attended",
+        service_point_id=uuid4(),
+        appointment_type="fiction-certificate",
+        procedure_kind="fiction_certificate",
+        legal_basis="aufenthg-81-4",
+        act=act,
+    )
     case.transfer_to_office(to_office_id="abh-anderswo", reason=None, act=act)
     return case
 

@@ -45,6 +45,8 @@ from adapters.settings import Settings
 from domain.case_file import MasterData
 from domain.intake import ContactDetails
 from service import AkteService, IncomingDocument
+from tests import appointment_routes as ap
+from tests.appointment_routes import OpenedAppointment, open_appointment
 from tests.commitment_histories import submission, submission_json
 from tests.conftest import FakeClock
 from tests.live_server import ServedApp
@@ -369,6 +371,33 @@ OUTCOMES: Final[dict[str, dict[Caller, int]]] = {
         ANONYMOUS: 401,
         OTHER_OFFICE: OK,
     },
+    # Aggregate figures of the caller's office: management and auditors, not casework.
+    "report": {
+        CASEWORKER: 403,
+        TEAM_LEAD: OK,
+        AUDITOR: OK,
+        HEAD_OF_OFFICE: OK,
+        ANONYMOUS: 401,
+        OTHER_OFFICE: 403,
+    },
+    # Trails across case files (actions by actor and day, the read-access log): auditors.
+    "audit": {
+        CASEWORKER: 403,
+        TEAM_LEAD: 403,
+        AUDITOR: OK,
+        HEAD_OF_OFFICE: 403,
+        ANONYMOUS: 401,
+        OTHER_OFFICE: 403,
+    },
+    # The hash chains of the whole log: positions and hashes, no personal data.
+    "verify": {
+        CASEWORKER: 403,
+        TEAM_LEAD: 403,
+        AUDITOR: OK,
+        HEAD_OF_OFFICE: OK,
+        ANONYMOUS: 401,
+        OTHER_OFFICE: 403,
+    },
 }
 
 
@@ -513,7 +542,7 @@ class OpenedSubmission:
     sender_case: UUID | None = None
 
 
-Subject = OpenedCase | OpenedDeclaration | OpenedSubmission
+Subject = OpenedCase | OpenedDeclaration | OpenedSubmission | OpenedAppointment
 DeclarationStep = Callable[[AkteService, OpenedDeclaration], OpenedDeclaration]
 SubmissionStep = Callable[[AkteService, OpenedSubmission], OpenedSubmission]
 
@@ -716,6 +745,8 @@ class Route:
     """Set for routes on a contact form submission: what a fresh one needs first."""
     form: Callable[[Subject], Form] | None = None
     """For upload routes: the multipart/form-data fields and files to send."""
+    appointment: tuple[ap.AppointmentStep, ...] | None = None
+    """Set for appointment routes: what a fresh booking needs first."""
 
     @property
     def writes(self) -> bool:
@@ -728,14 +759,23 @@ class Route:
     @property
     def on_one(self) -> bool:
         """On one case file, declaration or submission, named in the path."""
-        return self.on_a_case or "{declaration_id}" in self.path or "{submission_id}" in self.path
+        return (
+            self.on_a_case
+            or "{declaration_id}" in self.path
+            or "{submission_id}" in self.path
+            or "{appointment_id}" in self.path
+        )
 
     def url(self, subject: Subject) -> str:
         values = {
             "case_id": str(subject.id),
             "declaration_id": str(subject.id),
             "submission_id": str(subject.id),
+            "appointment_id": str(subject.id),
+            "code": ap.POINT,
             "reference": subject.reference,
+            "year": "2024",
+            "key": "procedures_processed",
         }
         return re.sub(r"\{(\w+)\}", lambda match: values.get(match.group(1), "1"), self.path)
 
@@ -755,6 +795,8 @@ VE = "/commitment-declarations"
 VD = VE + "/{declaration_id}"
 KS = "/contact-submissions"
 KD = KS + "/{submission_id}"
+AB = "/appointments"
+AD = AB + "/{appointment_id}"
 CARD_ARRIVED: Final = (_eat, _card_ordered, _card_arrived)
 
 ROUTES: Final = (
@@ -766,6 +808,8 @@ ROUTES: Final = (
     Route("GET", "/cases/by-reference/{reference}", "read"),
     Route("GET", C, "read"),
     Route("GET", C + "/events", "read"),
+    Route("GET", C + "/history", "read"),
+    Route("GET", C + "/diff", "read"),
     Route("POST", C + "/master-data/corrections", "write", body={"surname": "X", "reason": "r"}),
     Route("POST", C + "/transfer", "write", body={"to_office_id": "abh-anderstadt"}),
     Route("POST", C + "/closure", "write", body={"closure_reason": "naturalised"}),
@@ -889,6 +933,12 @@ ROUTES: Final = (
             "untriaged-submissions",
         )
     ),
+    Route("GET", "/audit/verify", "verify"),
+    Route("GET", "/audit/actions", "audit"),
+    Route("GET", "/audit/days", "audit"),
+    Route("GET", "/audit/reads", "audit"),
+    Route("GET", "/reports/yearly/{year}", "report"),
+    Route("GET", "/reports/yearly/{year}/figures/{key}/events", "report"),
     Route("GET", KD, "read", submission=()),
     Route("GET", KD + "/events", "read", submission=()),
     Route("GET", KD + "/files/{file_number}/content", "read", submission=()),
@@ -914,6 +964,53 @@ ROUTES: Final = (
     ),
     Route("POST", KD + "/reply", "write", body={"reply": "Bitte Termin buchen."}, submission=()),
     Route("POST", KD + "/dismissal", "write", body={"reason": "duplicate"}, submission=()),
+    # Appointments: booking is public, by secret reference; the counter is the office's.
+    Route("GET", AB + "/service-points", "public"),
+    Route("GET", AB + "/offers", "public", appointment=()),
+    Route("POST", AB + "/challenges", "public", 201),
+    Route("POST", AB + "/bookings", "public", 201, ap.booking_body, appointment=()),
+    Route("POST", AB + "/waitlist", "public", 201, ap.waitlist_body, appointment=()),
+    Route("GET", AB + "/bookings/own", "public", appointment=()),
+    Route(
+        "POST",
+        AB + "/bookings/own/confirmation",
+        "public",
+        body=ap.confirmation_body,
+        appointment=(),
+    ),
+    Route("POST", AB + "/bookings/own/confirmation-mail", "public", appointment=()),
+    Route("POST", AB + "/bookings/own/cancellation", "public", appointment=()),
+    Route("POST", AB + "/service-points", "assign", body=ap.SERVICE_POINT_BODY),
+    Route(
+        "POST",
+        AB + "/service-points/{code}/closed-days",
+        "assign",
+        body={"day": "2024-03-20", "reason": "Feiertag"},
+        appointment=(),
+    ),
+    Route("GET", AB + "/day", "list"),
+    Route("GET", AB + "/holds", "list"),
+    Route("GET", AB + "/figures", "list"),
+    Route("GET", AB + "/figures/history", "list"),
+    # Booking on behalf of a person: in the caller's own office, like opening a case file.
+    Route(
+        "POST",
+        AB + "/office-bookings",
+        "open",
+        201,
+        ap.office_booking_body,
+        appointment=(ap.in_both_offices,),
+    ),
+    Route("GET", AD, "read", appointment=()),
+    Route("POST", AD + "/check-in", "write", appointment=()),
+    Route("POST", AD + "/attendance", "write", appointment=(ap.checked_in,)),
+    Route("POST", AD + "/no-show", "write", appointment=(ap.in_the_past,)),
+    Route("POST", AD + "/cancellation", "write", body={}, appointment=()),
+    Route(
+        "POST", AD + "/retyping", "write", body={"appointment_type": "eat-pickup"}, appointment=()
+    ),
+    Route("POST", AD + "/case-link", "write", body=ap.case_link_body, appointment=(ap.with_case,)),
+    Route("GET", C + "/appointment-proposals", "read"),
 )
 
 
@@ -933,6 +1030,8 @@ def subject_for(service: AkteService, route: Route) -> Subject:
         return open_declaration(service, route.declaration)
     if route.submission is not None:
         return open_submission(service, route.submission)
+    if route.appointment is not None:
+        return open_appointment(service, route.appointment)
     return open_case(service, route.setup)
 
 
@@ -944,6 +1043,8 @@ def send(
         sent["If-Match"] = f'"{subject.version}"'
     if route.declaration is not None and not route.on_one:
         sent["X-Declaration-Reference"] = subject.reference
+    if route.appointment is not None and not route.on_one:
+        sent["X-Booking-Reference"] = subject.reference
     if route.form is not None:
         fields, files = route.form(subject)
         uploaded: httpx.Response = served.http.request(
@@ -1000,6 +1101,7 @@ def test_every_route_answers_every_caller_as_the_policy_says(
     shared_case = open_case(served.service, EVERY_PART)
     shared_declaration = open_declaration(served.service, PAID)
     shared_submission = open_submission(served.service)
+    shared_appointment = open_appointment(served.service)
     mismatches: list[str] = []
     for route in ROUTES:
         hidden = unknown_case_problem(served, keys, route) if route.on_one else None
@@ -1008,6 +1110,8 @@ def test_every_route_answers_every_caller_as_the_policy_says(
             shared = shared_declaration
         elif route.submission is not None:
             shared = shared_submission
+        elif route.appointment is not None:
+            shared = shared_appointment
         for caller in CALLERS:
             expected = OUTCOMES[route.kind][caller] or route.success
             case = subject_for(served.service, route) if route.writes else shared

@@ -27,6 +27,10 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
 from adapters.http import (
+    appointment_worklists,
+    appointments,
+    audit,
+    audit_trail,
     cases,
     catalogue,
     commitments,
@@ -35,27 +39,33 @@ from adapters.http import (
     documents,
     entry_procedures,
     fiction_certificates,
+    history,
     inquiries,
     intake,
     integration_course,
     notes,
     procedures,
+    reports,
     residence_documents,
     worklists,
 )
 from adapters.http import payments as payment_routes
+from adapters.http.appointments import install_appointment_problems
 from adapters.http.auth import token_verifier_for
 from adapters.http.commitments import install_commitment_problems
+from adapters.http.history import install_history_problems
 from adapters.http.intake import install_intake_problems
 from adapters.http.operations import NamedCheck, ReadinessCheck, install_operations
 from adapters.http.policy import (
     AllowPublic,
+    AppointmentOffices,
     CaseOffices,
     DeclarationOffices,
     SubmissionOffices,
     route_accesses,
 )
 from adapters.http.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from adapters.http.read_log import install_read_access_log
 from adapters.http.uploads import MULTIPART, MULTIPART_OVERHEAD_BYTES, install_document_problems
 from adapters.payment.configuration import Payments, payments_for
 from adapters.read_models import ReadModels, build_read_models
@@ -81,7 +91,7 @@ answers `404`, exactly like one that does not exist.
 | `caseworker` | read, open case files, record all but assignments | own |
 | `team_lead` | as a caseworker, and assign or re-assign procedures | own |
 | `auditor` | read case files and their events; write nothing | all |
-| `head_of_office` | reports and aggregates only (none yet), no case file | own |
+| `head_of_office` | reports and aggregates only (the yearly report), no case file | own |
 | anyone | `GET /catalogue`; a commitment declaration's own routes; `POST /contact-form` | - |
 
 Caseworkers and team leads also read and process commitment declarations and triage
@@ -203,6 +213,7 @@ def create_app(
     app.state.case_offices = CaseOffices(service)
     app.state.declaration_offices = DeclarationOffices(service)
     app.state.submission_offices = SubmissionOffices(service)
+    app.state.appointment_offices = AppointmentOffices(service)
     app.state.payments = payments if payments is not None else payments_for(settings)
     if read_models is None:
         read_models = build_read_models(settings, service, follow=False)
@@ -211,8 +222,11 @@ def create_app(
     install_commitment_problems(app)
     install_intake_problems(app)
     install_document_problems(app)
+    install_history_problems(app)
+    install_appointment_problems(app)
     for router_module in (
         cases,
+        history,
         documents,
         document_uploads,
         procedures,
@@ -233,6 +247,14 @@ def create_app(
     app.include_router(intake.public_router)
     app.include_router(intake.router)
     app.include_router(worklists.router)
+    app.include_router(reports.router)
+    app.include_router(audit_trail.router)
+    app.include_router(audit.router)
+    # The public routes first: /appointments/service-points must not be taken for an id.
+    app.include_router(appointments.public_router)
+    app.include_router(appointment_worklists.router)  # before /appointments/{id}
+    app.include_router(appointments.router)
+    install_read_access_log(app)
     upload_limits = {
         intake.FORM_PATH: settings.contact_form_max_total_bytes + MULTIPART_OVERHEAD_BYTES,
         document_uploads.UPLOAD_PATH: settings.upload_max_file_bytes + MULTIPART_OVERHEAD_BYTES,
@@ -247,7 +269,10 @@ def create_app(
         max_body_bytes_by_path={
             **{
                 path: min(limit, settings.max_body_bytes)
-                for path, limit in commitments.BODY_LIMITS.items()
+                for path, limit in {
+                    **commitments.BODY_LIMITS,
+                    **appointments.BODY_LIMITS,
+                }.items()
             },
             # Uploads: their own, larger limits, and multipart bodies instead of JSON.
             **upload_limits,

@@ -16,7 +16,9 @@ from adapters.http.deps import (
     ServiceDep,
     SettingsDep,
 )
+from adapters.http.history import AsOf, AtVersion, case_at
 from adapters.http.policy import Permission, home_office, may_in_office
+from adapters.http.read_log import note_read
 from adapters.http.route_helpers import (
     OPEN_PROBLEMS,
     READ_PROBLEMS,
@@ -122,6 +124,7 @@ def get_case_by_reference(
         # As for a file number that does not exist: other offices' files are not revealed.
         raise ReferenceNotFound
     case_id = service.find_case_by_reference(office_id, reference)
+    note_read(request.state, case_id=case_id, office_id=office_id)
     case = load_case(service, case_id)
     response.headers["ETag"] = etag(case.version)
     response.headers["Content-Location"] = str(request.url_for("get_case", case_id=str(case_id)))
@@ -130,10 +133,18 @@ def get_case_by_reference(
 
 @router.get("/{case_id}", responses=READ_PROBLEMS)
 def get_case(
-    case_id: CaseId, reader: CaseReader, response: Response, service: ServiceDep
+    case_id: CaseId,
+    reader: CaseReader,
+    response: Response,
+    service: ServiceDep,
+    as_of: AsOf = None,
+    version: AtVersion = None,
 ) -> CasePublic:
-    """The case file as it is now; its ETag is the version to send as If-Match."""
-    case = load_case(service, case_id)
+    """The case file as it is now (or was: as recorded at `as_of`, or at `version`).
+
+    Its ETag is the version shown; the current one is what to send as If-Match. A time
+    before the file was opened, or a version it never had, answers 404."""
+    case = case_at(service, case_id, as_of=as_of, version=version)
     response.headers["ETag"] = etag(case.version)
     return CasePublic.model_validate(case)
 

@@ -27,12 +27,20 @@ caseworker         catalogue.read, case.open, case.read, case.history.read,    o
                    contact.read, contact.triage
 team_lead          as caseworker, plus procedure.assign                        own office
 auditor            catalogue.read, case.read, case.history.read,               all offices
+                   case.history.personal.read, audit.trail.read, audit.verify,
                    commitment.read, contact.read (no writes)
-head_of_office     catalogue.read, report.read (aggregates only, no case)      own office
+head_of_office     catalogue.read, report.read (aggregates only, no case),     own office
+                   audit.verify
 anonymous          catalogue.read, operations.read, commitment.submit,         -
                    commitment.status.read, commitment.pay, payment.notify,
                    contact.submit
 =================  ==========================================================  =============
+
+Appointments: caseworkers and team leads also hold ``appointment.read`` and
+``appointment.counter`` (the day's list, check-in, attended, no-show, cancel, re-type),
+team leads ``appointment.configure`` (service points), auditors ``appointment.read``;
+``appointment.book`` is public (booking, and one's own booking by its secret reference;
+routes with ``{appointment_id}`` get the office check of case files).
 
 The public commitment permissions let an applicant without an account submit a
 commitment declaration and then, with the secret reference it returns, pay and follow it;
@@ -61,6 +69,7 @@ from starlette.routing import BaseRoute
 from adapters.http.auth import IdentityProviderUnavailable, InvalidToken, TokenVerifier
 from adapters.http.identity import Principal, Role
 from adapters.http.problems import HttpProblem
+from appointments_service import BookingNotFound
 from service import AkteService, CaseNotFound, DeclarationNotFound, SubmissionNotFound
 
 logger = logging.getLogger("akte.auth")
@@ -77,11 +86,20 @@ class Permission(StrEnum):
     """A case file's current state and its parts."""
     CASE_HISTORY_READ = "case.history.read"
     """A case file's events: who did what when."""
+    CASE_HISTORY_PERSONAL_READ = "case.history.personal.read"
+    """The personal data in a case file's history (old names, reasons, notes), beside
+    the facts that ``case.history.read`` shows."""
+    AUDIT_TRAIL_READ = "audit.trail.read"
+    """The audit trails across case files: actions by actor and day, the read-access log."""
+    AUDIT_VERIFY = "audit.verify"
+    """Recompute the event log's hash chains (tamper evidence): ids, positions and
+    hashes, no personal data."""
     CASE_WRITE = "case.write"
     """Every recorded action on a case file except assigning procedures."""
     PROCEDURE_ASSIGN = "procedure.assign"
     REPORT_READ = "report.read"
-    """Aggregate figures without personal data (no such routes yet)."""
+    """Aggregate figures without personal data: the yearly report and the events behind
+    each figure (file numbers and staff ids, no personal data)."""
     OPERATIONS_READ = "operations.read"
     """Liveness, readiness and metrics: states and counts for the platform, public."""
     COMMITMENT_SUBMIT = "commitment.submit"
@@ -102,6 +120,15 @@ class Permission(StrEnum):
     """Contact form submissions with their personal data, files and events."""
     CONTACT_TRIAGE = "contact.triage"
     """Link a submission to a case file, open a procedure from it, answer or dismiss it."""
+    APPOINTMENT_BOOK = "appointment.book"
+    """See the calendar, book, join the waitlist, and follow, confirm or cancel one's own
+    booking with its secret reference (public)."""
+    APPOINTMENT_READ = "appointment.read"
+    """Appointments with their personal data, and the day's list at the counter."""
+    APPOINTMENT_COUNTER = "appointment.counter"
+    """Check in, attended, no-show, cancel, re-type, link to a case file."""
+    APPOINTMENT_CONFIGURE = "appointment.configure"
+    """Define service points: calendar, appointment types, closed days."""
 
 
 class Reach(Enum):
@@ -126,12 +153,18 @@ _CASEWORK: Final = frozenset(
         Permission.COMMITMENT_WRITE,
         Permission.CONTACT_READ,
         Permission.CONTACT_TRIAGE,
+        Permission.APPOINTMENT_READ,
+        Permission.APPOINTMENT_COUNTER,
     }
 )
 
 ROLE_GRANTS: Final[Mapping[Role, Grant]] = {
     Role.CASEWORKER: Grant(_CASEWORK, Reach.OWN_OFFICE),
-    Role.TEAM_LEAD: Grant(_CASEWORK | {Permission.PROCEDURE_ASSIGN}, Reach.OWN_OFFICE),
+    Role.TEAM_LEAD: Grant(
+        _CASEWORK
+        | {Permission.PROCEDURE_ASSIGN, Permission.REPORT_READ, Permission.APPOINTMENT_CONFIGURE},
+        Reach.OWN_OFFICE,
+    ),
     # Auditors of the deployment check every office's files; they change nothing.
     Role.AUDITOR: Grant(
         frozenset(
@@ -139,14 +172,20 @@ ROLE_GRANTS: Final[Mapping[Role, Grant]] = {
                 Permission.CATALOGUE_READ,
                 Permission.CASE_READ,
                 Permission.CASE_HISTORY_READ,
+                Permission.CASE_HISTORY_PERSONAL_READ,
+                Permission.AUDIT_TRAIL_READ,
+                Permission.AUDIT_VERIFY,
+                Permission.REPORT_READ,
                 Permission.COMMITMENT_READ,
                 Permission.CONTACT_READ,
+                Permission.APPOINTMENT_READ,
             }
         ),
         Reach.ALL_OFFICES,
     ),
     Role.HEAD_OF_OFFICE: Grant(
-        frozenset({Permission.CATALOGUE_READ, Permission.REPORT_READ}), Reach.OWN_OFFICE
+        frozenset({Permission.CATALOGUE_READ, Permission.REPORT_READ, Permission.AUDIT_VERIFY}),
+        Reach.OWN_OFFICE,
     ),
 }
 
@@ -159,6 +198,7 @@ PUBLIC_PERMISSIONS: Final = frozenset(
         Permission.COMMITMENT_PAY,
         Permission.PAYMENT_NOTIFY,
         Permission.CONTACT_SUBMIT,
+        Permission.APPOINTMENT_BOOK,
     }
 )
 """What anyone may do without a token."""
@@ -242,6 +282,13 @@ class RequirePermission(Access):
             office_id = _submission_offices(request).office_of(submission_id)
             if not may_in_office(principal, self.permission, office_id):
                 raise SubmissionNotFound(submission_id)
+        appointment_id = _uuid_in_path(request, "appointment_id")
+        if appointment_id is not None:
+            office_id = _appointment_offices(request).office_of(appointment_id)
+            if not may_in_office(principal, self.permission, office_id):
+                raise BookingNotFound(appointment_id)
+        # Whom the read-access log names (adapters/http/read_log.py).
+        request.state.principal = principal
         return principal
 
 
@@ -374,6 +421,10 @@ def _submission_offices(request: Request) -> SubmissionOffices:
     return cast(SubmissionOffices, request.app.state.submission_offices)
 
 
+def _appointment_offices(request: Request) -> AppointmentOffices:
+    return cast(AppointmentOffices, request.app.state.appointment_offices)
+
+
 class _OfficeCache:
     """Which office each aggregate belongs to, remembered once looked up (LRU).
 
@@ -431,5 +482,17 @@ class SubmissionOffices(_OfficeCache):
     ) -> None:
         super().__init__(
             lambda submission_id: service.get_submission(submission_id).office_id,
+            maxsize=maxsize,
+        )
+
+
+class AppointmentOffices(_OfficeCache):
+    """Appointments' offices; raises :class:`appointments_service.BookingNotFound`."""
+
+    def __init__(
+        self, service: AkteService, *, maxsize: int = DEFAULT_CASE_OFFICE_CACHE_SIZE
+    ) -> None:
+        super().__init__(
+            lambda appointment_id: service.get_appointment(appointment_id).office_id,
             maxsize=maxsize,
         )

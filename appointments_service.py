@@ -1,0 +1,1394 @@
+"""The appointment commands and queries of :class:`service.AkteService` (a mixin).
+
+Every booking saves, in ONE transaction, the slot (its seat taken), the person's open
+bookings (the limit), the appointment (held, its confirmation mail queued), the claim of
+its reference and of the proof-of-work challenge it spent. A conflict on any of them
+reloads and tries again, so a refusal always says why: the slot is full, the person is
+at the limit, the challenge was used. Mails are sent after the transaction that queued
+them, and what the mail server said is recorded (sent, failed with a code, later
+bounced); queued and failed mails are tried again by :meth:`AppointmentsMixin.run_appointment_tick`,
+which also sends the reminders, lapses holds that ran out and offers freed seats to the
+waitlist. Every time-driven step reads the service's clock and is idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+import unicodedata
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.utils import get_topic
+
+from domain.acts import Act
+from domain.appointments import (
+    ENDED,
+    Appointment,
+    AppointmentStateConflict,
+    AppointmentType,
+    AvailabilityObservation,
+    Booking,
+    BookingReference,
+    CalendarRules,
+    Mail,
+    Origin,
+    Person,
+    PersonBookings,
+    Proposal,
+    ServicePoint,
+    ServicePointDirectory,
+    Situation,
+    Slot,
+    SpentChallenge,
+    TickCursor,
+    Waitlist,
+    WaitlistEntry,
+    next_free_slot,
+    observation_day,
+    propose_from_case,
+    slot_id,
+)
+from domain.case_file import CaseFile
+from domain.errors import InvalidValue, RuleViolation
+
+if TYPE_CHECKING:
+    from eventsourcing.application import Application
+
+    from service import Clock
+
+logger = logging.getLogger("akte.appointments")
+
+T = TypeVar("T")
+A = TypeVar("A")
+
+TICK_USER: Final = "appointments-tick"
+"""Who acts in the time-driven steps: reminders, lapses, offers from the waitlist."""
+MAIL_USER: Final = "mail"
+"""Who acts when the outcome of sending a mail is recorded."""
+_MAX_BOOKING_ATTEMPTS: Final = 20
+_MAX_CHANGE_ATTEMPTS: Final = 5
+_REFERENCE_BYTES: Final = 16
+_CODE_ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CODE_SYMBOLS: Final = 8
+_TICK_BATCH: Final = 500
+MAX_SLOT_DAYS: Final = 14
+"""Days one look at the free slots covers: each day costs a read per slot."""
+
+
+class BookingNotFound(Exception):
+    """No booking has this reference (or no appointment this id)."""
+
+    def __init__(self, appointment_id: UUID | None = None) -> None:
+        if appointment_id is None:
+            message = "no booking has this reference"
+        else:
+            message = f"appointment {appointment_id} does not exist"
+        super().__init__(message)
+        self.appointment_id = appointment_id
+
+
+class ServicePointNotFound(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(f"no service point {code} in this office")
+        self.code = code
+
+
+class AppointmentChanged(Exception):
+    """The appointment changed since the version the caller based its command on."""
+
+    def __init__(self, appointment_id: UUID, expected: int, actual: int) -> None:
+        super().__init__(
+            f"appointment {appointment_id} is at version {actual}, "
+            f"the command expected version {expected}"
+        )
+        self.appointment_id = appointment_id
+        self.expected = expected
+        self.actual = actual
+
+
+class ChallengeRefused(RuleViolation):
+    """The proof of work is missing, forged, expired, too weak, wrong or spent."""
+
+    code = "challenge-refused"
+
+
+class SlotBusy(RuleViolation):
+    """So many bookings raced for the slot that this one gave up; nothing recorded."""
+
+    code = "slot-busy"
+
+
+class AppointmentsNotConfigured(Exception):
+    """The service was built without the appointment set-up (secret and mailer)."""
+
+
+# ------------------------------------------------------------------- the mail port
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    to: str
+    subject: str
+    body: str
+    message_id: str
+    """``<appointment-id.mail-number@akte>``: a bounce names it, and so the mail."""
+
+
+class MailRefused(Exception):
+    """The mail server refused the mail; ``code`` like ``smtp-550`` (never its text)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class MailUnavailable(Exception):
+    """The mail server could not be reached or broke off; try again later."""
+
+
+class Mailer(Protocol):
+    def send(self, mail: OutgoingMail) -> None:
+        """Hand the mail to the server; raises :class:`MailRefused` or
+        :class:`MailUnavailable`."""
+
+
+@dataclass(frozen=True)
+class AppointmentSetup:
+    """What appointments need beyond the store: a secret and a way to send mail."""
+
+    secret: bytes
+    """HMAC key of person keys, confirmation codes and proof-of-work challenges."""
+    mailer: Mailer
+    bookings_per_person: int = 2
+    proof_of_work_bits: int = 20
+    """Leading zero bits a challenge's solution must give: about a second of a browser's
+    time at 20, a million slots' worth of hashing for a bulk booker."""
+    challenge_seconds: int = 600
+
+
+# ------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class AppointmentRecorded:
+    appointment_id: UUID
+    version: int
+    position: int | None
+    reference: str | None = None
+    """The booking's secret reference: returned once, at booking, stored only hashed."""
+
+
+@dataclass(frozen=True)
+class DayAvailability:
+    day: date
+    slots: list[tuple[datetime, int]]
+    """Each start with the seats free now (0: booked out)."""
+
+
+@dataclass(frozen=True)
+class Offer:
+    service_point: ServicePoint
+    fitting: list[AppointmentType]
+    days: list[DayAvailability]
+
+
+@dataclass(frozen=True)
+class BookingView:
+    """What the person sees from their reference: no personal data."""
+
+    status: str
+    appointment: Appointment | None
+    waitlist_position: int | None = None
+
+
+@dataclass
+class TickReport:
+    reminders: int = 0
+    lapses: int = 0
+    mails_sent: int = 0
+    mails_failed: int = 0
+    offers: int = 0
+    observations: int = 0
+    """Availability figures recorded for the day (once per service point and type)."""
+    scanned: int = 0
+    cursor: int = 0
+
+
+@dataclass(frozen=True)
+class TypeFigures:
+    appointment_type: str
+    waiting: int
+    next_free_slot: datetime | None
+    """Slots are shared by a service point's types: the same for each of them."""
+    booked_out_days: int | None
+
+
+@dataclass
+class MailRun:
+    sent: int = 0
+    failed: int = 0
+    version: int | None = None
+    """The appointment's version after the last outcome recorded; None: none recorded."""
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class ProposalView:
+    proposal: Proposal
+    fitting: dict[str, list[AppointmentType]] = field(default_factory=dict)
+    """Service point code to the types there that fit."""
+
+
+@dataclass(frozen=True)
+class Challenge:
+    challenge: str
+    bits: int
+    expires_at: datetime
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def normalised_identity(person: Person) -> str:
+    """Names without case, accents, spaces or punctuation, and the birth date: the same
+    person typed twice, or with another e-mail address, gives the same text."""
+
+    def plain(text: str) -> str:
+        decomposed = unicodedata.normalize("NFKD", text.casefold())
+        return "".join(ch for ch in decomposed if ch.isalnum())
+
+    return f"{plain(person.surname)}|{plain(person.given_names)}|{person.date_of_birth}"
+
+
+def hash_booking_reference(reference: str) -> str:
+    return hashlib.sha256(f"TERMIN-{reference}".encode()).hexdigest()
+
+
+def _leading_zero_bits(digest: bytes) -> int:
+    bits = 0
+    for byte in digest:
+        if byte == 0:
+            bits += 8
+            continue
+        return bits + 8 - byte.bit_length()
+    return bits
+
+
+def solve_challenge(challenge: str, bits: int) -> str:
+    """What a client does (tests and the demo): find a nonce giving ``bits`` zero bits."""
+    nonce = 0
+    while True:
+        digest = hashlib.sha256(f"{challenge}:{nonce}".encode()).digest()
+        if _leading_zero_bits(digest) >= bits:
+            return str(nonce)
+        nonce += 1
+
+
+class _Host(Protocol):
+    """What the mixin uses of :class:`service.AkteService`."""
+
+    clock: Clock
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]: ...
+
+    def _act(self, by: str, at: datetime | None) -> Act: ...
+
+    def _store_errors(self) -> AbstractContextManager[None]: ...
+
+    def get_case(self, case_id: UUID, *, version: int | None = None) -> CaseFile: ...
+
+
+class AppointmentsMixin:
+    """Appointment commands and queries; mixed into :class:`service.AkteService`."""
+
+    _appointment_setup: AppointmentSetup | None = None
+
+    def configure_appointments(self, setup: AppointmentSetup) -> None:
+        """Called once by the composition root, before the service is used."""
+        self._appointment_setup = setup
+
+    @property
+    def appointment_setup(self) -> AppointmentSetup:
+        if self._appointment_setup is None:
+            msg = "appointments are not configured in this service"
+            raise AppointmentsNotConfigured(msg)
+        return self._appointment_setup
+
+    # The host's members, typed through the protocol above.
+    def _host(self) -> _Host:
+        return self  # type: ignore[return-value]
+
+    def _app(self) -> Application[UUID]:
+        return self  # type: ignore[return-value]
+
+    def _get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        with self._host()._store_errors():
+            try:
+                aggregate: object = self._app().repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return None
+        return aggregate if isinstance(aggregate, kind) else None
+
+    def _save(self, *aggregates: Any) -> int | None:
+        """Save in one transaction; IntegrityError goes to the caller."""
+        with self._host()._store_errors():
+            recordings = self._host().save(*aggregates)
+        return max((r.notification.id for r in recordings), default=None)
+
+    # ---------------------------------------------------------------- calendar
+
+    def define_service_point(
+        self,
+        *,
+        office_id: str,
+        code: str,
+        name: str,
+        rules: CalendarRules,
+        types: Sequence[AppointmentType],
+        by: str,
+        at: datetime | None = None,
+    ) -> ServicePoint:
+        """Define a service point, or change its calendar and types (unlisted types are
+        withdrawn; bookings already made stay)."""
+        act = self._host()._act(by, at)
+        catalogue = self._catalogue()
+        for index, appointment_type in enumerate(types):
+            catalogue.check_topic(f"types.{index}.topic", appointment_type.topic)
+            for basis in appointment_type.legal_bases:
+                catalogue.check_legal_basis(f"types.{index}.legal_bases", basis)
+        for _attempt in range(_MAX_CHANGE_ATTEMPTS):
+            point = self._get(ServicePoint.id_for(office_id, code), ServicePoint)
+            if point is None:
+                point = ServicePoint.define(
+                    office_id=office_id, code=code, name=name, rules=rules, act=act
+                )
+            else:
+                point.reconfigure(name=name, rules=rules, act=act)
+            listed = {t.code for t in types}
+            for stale in sorted(set(point.types) - listed):
+                point.withdraw_type(stale, act)
+            for appointment_type in types:
+                point.offer_type(appointment_type, act)
+            directory = self._get(ServicePointDirectory.id_for(office_id), ServicePointDirectory)
+            if directory is None:
+                directory = ServicePointDirectory.start(office_id, act)
+            directory.list_code(code, act)
+            try:
+                self._save(point, directory)
+            except IntegrityError:
+                continue
+            return point
+        raise SlotBusy("the service point is being changed by someone else; try again")
+
+    def close_service_point_day(
+        self, *, office_id: str, code: str, day: date, reason: str, by: str
+    ) -> ServicePoint:
+        act = self._host()._act(by, None)
+        point = self.get_service_point(office_id, code)
+        point.close_day(day, reason, act)
+        try:
+            self._save(point)
+        except IntegrityError:
+            raise SlotBusy("the service point changed meanwhile; try again") from None
+        return point
+
+    def get_service_point(self, office_id: str, code: str) -> ServicePoint:
+        point = self._get(ServicePoint.id_for(office_id, code), ServicePoint)
+        if point is None:
+            raise ServicePointNotFound(code)
+        return point
+
+    def service_points(self, office_id: str) -> list[ServicePoint]:
+        directory = self._get(ServicePointDirectory.id_for(office_id), ServicePointDirectory)
+        codes = directory.codes if directory is not None else []
+        return [self.get_service_point(office_id, code) for code in codes]
+
+    def availability(
+        self, point: ServicePoint, *, from_day: date, days: int, now: datetime
+    ) -> list[DayAvailability]:
+        """Free seats per slot, as bookable now (released, in the future)."""
+        if not 1 <= days <= MAX_SLOT_DAYS:
+            raise InvalidValue("days", f"must lie between 1 and {MAX_SLOT_DAYS}")
+        today = point.local(now).date()
+        last = today + timedelta(days=point.rules.booking_horizon_days)
+        result = []
+        for offset in range(days):
+            day = max(from_day, today) + timedelta(days=offset)
+            if day > last:
+                break
+            slots = []
+            for start in point.slot_starts(day):
+                if start <= now:
+                    continue
+                slot = self._get(slot_id(point.office_id, point.code, start), Slot)
+                held = slot.seats_held if slot is not None else 0
+                slots.append((start, max(0, point.capacity_at(start, now) - held)))
+            result.append(DayAvailability(day, slots))
+        return result
+
+    def appointment_offer(
+        self,
+        *,
+        office_id: str,
+        code: str,
+        situation: Situation,
+        from_day: date | None = None,
+        days: int = 7,
+    ) -> Offer:
+        """The appointment types that fit, and the free slots (empty if none fits)."""
+        situation.check()
+        point = self.get_service_point(office_id, code)
+        now = self._host().clock()
+        fitting = point.fitting_types(situation)
+        start = from_day or point.local(now).date()
+        free = self.availability(point, from_day=start, days=days, now=now) if fitting else []
+        return Offer(point, fitting, free)
+
+    # ------------------------------------------------------------ anti-bot
+
+    def issue_challenge(self) -> Challenge:
+        setup = self.appointment_setup
+        now = self._host().clock()
+        expires = int((now + timedelta(seconds=setup.challenge_seconds)).timestamp())
+        body = f"{expires}.{secrets.token_hex(16)}.{setup.proof_of_work_bits}"
+        mac = hmac.new(setup.secret, f"challenge/{body}".encode(), hashlib.sha256).hexdigest()
+        return Challenge(
+            f"{body}.{mac[:32]}",
+            setup.proof_of_work_bits,
+            datetime.fromtimestamp(expires, tz=now.tzinfo),
+        )
+
+    def _check_proof(self, challenge: str, nonce: str) -> SpentChallenge:
+        """The spent-challenge claim to save with the booking, if the proof holds."""
+        setup = self.appointment_setup
+        parts = challenge.split(".")
+        if len(parts) != 4 or len(nonce) > 40:
+            raise ChallengeRefused("the challenge is not one this office issued")
+        expires, _random, bits, mac = parts
+        body = ".".join(parts[:3])
+        expected = hmac.new(setup.secret, f"challenge/{body}".encode(), hashlib.sha256)
+        if not hmac.compare_digest(expected.hexdigest()[:32], mac):
+            raise ChallengeRefused("the challenge is not one this office issued")
+        if int(expires) < self._host().clock().timestamp():
+            raise ChallengeRefused("the challenge has expired; ask for a new one")
+        if int(bits) < setup.proof_of_work_bits:
+            raise ChallengeRefused("the challenge is weaker than this office asks")
+        digest = hashlib.sha256(f"{challenge}:{nonce}".encode()).digest()
+        if _leading_zero_bits(digest) < int(bits):
+            raise ChallengeRefused("the nonce does not solve the challenge")
+        return SpentChallenge.spend(challenge, self._host()._act("public", None))
+
+    def person_key(self, person: Person) -> str:
+        digest = hmac.new(
+            self.appointment_setup.secret,
+            f"person/{normalised_identity(person)}".encode(),
+            hashlib.sha256,
+        )
+        return digest.hexdigest()
+
+    def confirmation_code(self, appointment_id: UUID) -> str:
+        """The code of the confirmation mail: derived, so a re-sent mail carries the same
+        one and nothing needs storing."""
+        digest = hmac.new(
+            self.appointment_setup.secret, f"confirm/{appointment_id}".encode(), hashlib.sha256
+        ).digest()
+        number = int.from_bytes(digest[:5], "big")
+        symbols = []
+        for _ in range(_CODE_SYMBOLS):
+            number, index = divmod(number, 32)
+            symbols.append(_CODE_ALPHABET[index])
+        return "".join(symbols)
+
+    # ---------------------------------------------------------------- booking
+
+    def book_appointment(
+        self,
+        *,
+        office_id: str,
+        service_point_code: str,
+        appointment_type: str,
+        starts_at: datetime,
+        situation: Situation,
+        person: Person,
+        proof: tuple[str, str] | None,
+        origin: Origin = "online",
+        case_id: UUID | None = None,
+        by: str,
+    ) -> AppointmentRecorded:
+        """Book one seat, held until confirmed; the confirmation mail goes out at once.
+
+        ``proof`` is the solved challenge ``(challenge, nonce)``; only the office's own
+        bookings (``origin="office"``) come without.
+        """
+        setup = self.appointment_setup
+        if proof is None and origin != "office":
+            raise ChallengeRefused("a booking needs a solved challenge")
+        situation.check()
+        if situation.holds_legal_basis is not None:
+            self._catalogue().check_legal_basis("holds_legal_basis", situation.holds_legal_basis)
+        key = self.person_key(person)
+        appointment_id = uuid4()
+        reference = secrets.token_urlsafe(_REFERENCE_BYTES)
+        reference_sha256 = hash_booking_reference(reference)
+        for _attempt in range(_MAX_BOOKING_ATTEMPTS):
+            act = self._host()._act(by, None)
+            spent = self._check_proof(*proof) if proof is not None else None
+            if spent is not None and self._get(spent.id, SpentChallenge) is not None:
+                raise ChallengeRefused("this challenge has been used; ask for a new one")
+            point = self.get_service_point(office_id, service_point_code)
+            if case_id is not None:
+                self._check_case_in_office(case_id, office_id)
+            chosen = point.check_fits(appointment_type, situation)
+            # In the service point's local time: the day at the counter is its date.
+            starts_at = point.local(starts_at)
+            point.check_bookable(starts_at, act.at)
+            slot = self._slot(point, starts_at, act)
+            slot.take(appointment_id, capacity=point.capacity_at(starts_at, act.at), act=act)
+            bookings = self._person_bookings(office_id, key, act)
+            bookings.count(appointment_id, limit=setup.bookings_per_person, act=act)
+            held_until, reminder_at = point.hold_times(act.at, starts_at)
+            appointment = Appointment.book(
+                appointment_id=appointment_id,
+                booking=Booking(
+                    office_id=office_id,
+                    service_point_id=point.id,
+                    slot_id=slot.id,
+                    starts_at=starts_at,
+                    appointment_type=chosen,
+                    situation=situation,
+                    person=person,
+                    person_key=key,
+                    held_until=held_until,
+                    reminder_at=reminder_at,
+                    origin=origin,
+                    case_id=case_id,
+                    reference_sha256=reference_sha256,
+                ),
+                act=act,
+            )
+            claim = BookingReference.claim(
+                reference_sha256=reference_sha256,
+                holder_id=appointment_id,
+                holder_kind="appointment",
+                act=act,
+            )
+            extra = [spent] if spent is not None else []
+            try:
+                position = self._save(slot, bookings, appointment, claim, *extra)
+            except IntegrityError:
+                # Someone else took a seat, counted a booking or spent the challenge
+                # meanwhile: look again, and the next round says which.
+                continue
+            run = self._send_mails(appointment_id)
+            return AppointmentRecorded(
+                appointment_id,
+                run.version or appointment.version,
+                run.position or position,
+                reference,
+            )
+        raise SlotBusy("the slot is in high demand; nothing was booked, try again")
+
+    def _slot(self, point: ServicePoint, starts_at: datetime, act: Act) -> Slot:
+        existing = self._get(slot_id(point.office_id, point.code, starts_at), Slot)
+        if existing is not None:
+            return existing
+        return Slot.open(
+            office_id=point.office_id,
+            service_point_code=point.code,
+            service_point_id=point.id,
+            starts_at=starts_at,
+            act=act,
+        )
+
+    def _person_bookings(self, office_id: str, key: str, act: Act) -> PersonBookings:
+        existing = self._get(PersonBookings.id_for(office_id, key), PersonBookings)
+        if existing is not None:
+            return existing
+        return PersonBookings.start(office_id=office_id, person_key=key, act=act)
+
+    def join_waitlist(
+        self,
+        *,
+        office_id: str,
+        service_point_code: str,
+        appointment_type: str,
+        situation: Situation,
+        person: Person,
+        proof: tuple[str, str],
+        by: str,
+    ) -> AppointmentRecorded:
+        """Wait for a freed seat of this type; returns the entry's id and reference."""
+        situation.check()
+        key = self.person_key(person)
+        entry_id = uuid4()
+        reference = secrets.token_urlsafe(_REFERENCE_BYTES)
+        reference_sha256 = hash_booking_reference(reference)
+        for _attempt in range(_MAX_BOOKING_ATTEMPTS):
+            act = self._host()._act(by, None)
+            spent = self._check_proof(*proof)
+            if self._get(spent.id, SpentChallenge) is not None:
+                raise ChallengeRefused("this challenge has been used; ask for a new one")
+            point = self.get_service_point(office_id, service_point_code)
+            chosen = point.check_fits(appointment_type, situation)
+            waitlist = self._get(
+                Waitlist.id_for(office_id, point.code, chosen.code), Waitlist
+            ) or Waitlist.start(
+                office_id=office_id,
+                service_point_code=point.code,
+                service_point_id=point.id,
+                appointment_type=chosen.code,
+                act=act,
+            )
+            entry = WaitlistEntry.join(
+                entry_id=entry_id,
+                waitlist=waitlist,
+                appointment_type=chosen,
+                situation=situation,
+                person=person,
+                person_key=key,
+                reference_sha256=reference_sha256,
+                case_id=None,
+                act=act,
+            )
+            waitlist.join(entry_id, act)
+            claim = BookingReference.claim(
+                reference_sha256=reference_sha256,
+                holder_id=entry_id,
+                holder_kind="waitlist_entry",
+                act=act,
+            )
+            try:
+                position = self._save(waitlist, entry, claim, spent)
+            except IntegrityError:
+                continue
+            return AppointmentRecorded(entry_id, entry.version, position, reference)
+        raise SlotBusy("the waitlist is in high demand; nothing was recorded, try again")
+
+    # --------------------------------------------------- the person's reference
+
+    def _holder_of(self, reference: str) -> BookingReference:
+        if not 16 <= len(reference) <= 64:
+            raise BookingNotFound
+        claim = self._get(
+            BookingReference.id_for(hash_booking_reference(reference)), BookingReference
+        )
+        if claim is None:
+            raise BookingNotFound
+        return claim
+
+    def booking_status(self, reference: str) -> BookingView:
+        claim = self._holder_of(reference)
+        if claim.holder_kind == "appointment":
+            appointment = self.get_appointment(UUID(claim.holder_id))
+            return BookingView(appointment.status, appointment)
+        entry = self._get(UUID(claim.holder_id), WaitlistEntry)
+        if entry is None:
+            raise BookingNotFound
+        if entry.current_offer is not None:
+            offered = self.get_appointment(UUID(entry.current_offer))
+            if offered.status != "lapsed" or entry.left_reason is not None:
+                return BookingView(offered.status, offered)
+        if entry.left_reason is not None:
+            return BookingView("left_waitlist", None)
+        waitlist = self._get(UUID(entry.waitlist_id), Waitlist)
+        position = waitlist.position_of(entry.id) if waitlist is not None else None
+        return BookingView("waiting", None, position)
+
+    def _appointment_of(self, reference: str) -> UUID:
+        view = self.booking_status(reference)
+        if view.appointment is None:
+            raise AppointmentStateConflict(f"the booking is {view.status}: no appointment yet")
+        return view.appointment.id
+
+    def confirm_booking(self, reference: str, code: str) -> AppointmentRecorded:
+        """Confirm with the code of the confirmation mail (within the hold)."""
+        appointment_id = self._appointment_of(reference)
+        canonical = code.strip().upper().replace("-", "").replace(" ", "")
+        if not hmac.compare_digest(canonical, self.confirmation_code(appointment_id)):
+            raise InvalidValue("code", "is not the code of this booking's confirmation mail")
+        return self._change_appointment(
+            appointment_id, None, "public", lambda a, act: a.confirm(via="mail_code", act=act)
+        )
+
+    def resend_confirmation(self, reference: str) -> AppointmentRecorded:
+        appointment_id = self._appointment_of(reference)
+        recorded = self._change_appointment(
+            appointment_id, None, "public", lambda a, act: a.request_confirmation_mail(act)
+        )
+        run = self._send_mails(appointment_id)
+        return AppointmentRecorded(
+            appointment_id, run.version or recorded.version, run.position or recorded.position
+        )
+
+    def cancel_booking(self, reference: str) -> AppointmentRecorded:
+        """The person cancels; from the waitlist, they leave it."""
+        claim = self._holder_of(reference)
+        if claim.holder_kind == "waitlist_entry":
+            view = self.booking_status(reference)
+            if view.appointment is None or view.appointment.status not in ("held", "confirmed"):
+                return self._leave_waitlist(UUID(claim.holder_id))
+        appointment_id = self._appointment_of(reference)
+        return self.cancel_appointment(
+            appointment_id, expected_version=None, by="public", cancelled_by="person", reason=None
+        )
+
+    def _leave_waitlist(self, entry_id: UUID) -> AppointmentRecorded:
+        for _attempt in range(_MAX_CHANGE_ATTEMPTS):
+            act = self._host()._act("public", None)
+            entry = self._get(entry_id, WaitlistEntry)
+            if entry is None:
+                raise BookingNotFound
+            waitlist = self._get(UUID(entry.waitlist_id), Waitlist)
+            entry.leave("left", act)
+            if waitlist is not None:
+                waitlist.leave(entry_id, "left", act)
+            try:
+                position = self._save(entry, waitlist)
+            except IntegrityError:
+                continue
+            return AppointmentRecorded(entry_id, entry.version, position)
+        raise SlotBusy("the waitlist changed meanwhile; try again")
+
+    # ---------------------------------------------------------------- office
+
+    def get_appointment(self, appointment_id: UUID) -> Appointment:
+        found = self._get(appointment_id, Appointment)
+        if found is None:
+            raise BookingNotFound(appointment_id)
+        return found
+
+    def appointment_events(self, appointment_id: UUID) -> list[Appointment.Event]:
+        self.get_appointment(appointment_id)
+        with self._host()._store_errors():
+            return cast(list[Appointment.Event], list(self._app().events.get(appointment_id)))
+
+    def appointments_of_day(self, *, office_id: str, code: str, day: date) -> list[Appointment]:
+        """Today's list at the counter: every appointment of the day that holds a seat or
+        has ended there, in time order."""
+        point = self.get_service_point(office_id, code)
+        found: list[Appointment] = []
+        for start in point.slot_starts(day):
+            slot = self._get(slot_id(office_id, point.code, start), Slot)
+            if slot is None:
+                continue
+            found.extend(self.get_appointment(UUID(holder)) for holder in slot.holders)
+        return found
+
+    def cancel_appointment(
+        self,
+        appointment_id: UUID,
+        *,
+        expected_version: int | None,
+        by: str,
+        cancelled_by: str = "office",
+        reason: str | None,
+    ) -> AppointmentRecorded:
+        recorded = self._end_appointment(
+            appointment_id,
+            expected_version,
+            by,
+            lambda a, act: a.cancel(
+                cancelled_by="person" if cancelled_by == "person" else "office",
+                reason=reason,
+                act=act,
+            ),
+            frees_seat=True,
+        )
+        self.offer_freed_seat(self.get_appointment(appointment_id).slot_id)
+        return recorded
+
+    def check_in_appointment(
+        self, appointment_id: UUID, *, expected_version: int, by: str
+    ) -> AppointmentRecorded:
+        return self._change_appointment(
+            appointment_id, expected_version, by, lambda a, act: a.check_in(act)
+        )
+
+    def record_attended(
+        self, appointment_id: UUID, *, expected_version: int, by: str
+    ) -> AppointmentRecorded:
+        return self._end_appointment(
+            appointment_id,
+            expected_version,
+            by,
+            lambda a, act: a.record_attended(act),
+            frees_seat=False,
+            attendance="attended",
+        )
+
+    def record_no_show(
+        self, appointment_id: UUID, *, expected_version: int, by: str
+    ) -> AppointmentRecorded:
+        return self._end_appointment(
+            appointment_id,
+            expected_version,
+            by,
+            lambda a, act: a.record_no_show(act),
+            frees_seat=False,
+            attendance="no_show",
+        )
+
+    def retype_appointment(
+        self,
+        appointment_id: UUID,
+        *,
+        expected_version: int,
+        by: str,
+        appointment_type: str,
+        legal_basis: str | None,
+        reason: str | None,
+    ) -> AppointmentRecorded:
+        appointment = self.get_appointment(appointment_id)
+        point = self._get(UUID(appointment.service_point_id), ServicePoint)
+        if point is None:
+            raise BookingNotFound(appointment_id)
+        chosen = point.appointment_type(appointment_type)
+        self._catalogue().check_legal_basis("legal_basis", legal_basis)
+        return self._change_appointment(
+            appointment_id,
+            expected_version,
+            by,
+            lambda a, act: a.retype(
+                appointment_type=chosen, legal_basis=legal_basis, reason=reason, act=act
+            ),
+        )
+
+    def link_appointment_to_case(
+        self, appointment_id: UUID, *, expected_version: int, by: str, case_id: UUID
+    ) -> AppointmentRecorded:
+        appointment = self.get_appointment(appointment_id)
+        self._check_case_in_office(case_id, appointment.office_id)
+        return self._change_appointment(
+            appointment_id, expected_version, by, lambda a, act: a.link_to_case_file(case_id, act)
+        )
+
+    def record_mail_bounce(
+        self, appointment_id: UUID, *, mail_number: int, reason: str, by: str = MAIL_USER
+    ) -> AppointmentRecorded:
+        """A delivery status notification came back for this mail."""
+        return self._change_appointment(
+            appointment_id,
+            None,
+            by,
+            lambda a, act: a.record_mail_bounced(mail_number, reason, act),
+        )
+
+    def propose_appointment(self, case_id: UUID, *, office_id: str) -> list[ProposalView]:
+        """For a known case file: what it needs an appointment for, and the fitting types
+        at each of the office's service points."""
+        case = self._host().get_case(case_id)
+        today = self._host().clock().date()
+        points = self.service_points(office_id)
+        return [
+            ProposalView(
+                proposal,
+                {
+                    point.code: point.fitting_types(proposal.situation)
+                    for point in points
+                    if point.fitting_types(proposal.situation)
+                },
+            )
+            for proposal in propose_from_case(case, today=today)
+        ]
+
+    # ------------------------------------------------------------- changing
+
+    def _change_appointment(
+        self,
+        appointment_id: UUID,
+        expected_version: int | None,
+        by: str,
+        command: Callable[[Appointment, Act], object],
+    ) -> AppointmentRecorded:
+        """One command on one appointment; ``expected_version`` None: on whatever is
+        current (the person's own steps carry no version; the rules decide)."""
+        for _attempt in range(_MAX_CHANGE_ATTEMPTS):
+            act = self._host()._act(by, None)
+            appointment = self.get_appointment(appointment_id)
+            if expected_version is not None and appointment.version != expected_version:
+                raise AppointmentChanged(appointment_id, expected_version, appointment.version)
+            command(appointment, act)
+            if not appointment.pending_events:
+                return AppointmentRecorded(appointment_id, appointment.version, None)
+            try:
+                position = self._save(appointment)
+            except IntegrityError:
+                if expected_version is not None:
+                    actual = self.get_appointment(appointment_id).version
+                    raise AppointmentChanged(appointment_id, expected_version, actual) from None
+                continue
+            return AppointmentRecorded(appointment_id, appointment.version, position)
+        raise SlotBusy("the appointment changed meanwhile; try again")
+
+    def _end_appointment(
+        self,
+        appointment_id: UUID,
+        expected_version: int | None,
+        by: str,
+        command: Callable[[Appointment, Act], object],
+        *,
+        frees_seat: bool,
+        attendance: str | None = None,
+    ) -> AppointmentRecorded:
+        """End an appointment and, in the same transaction, release the person's booking,
+        free the seat (cancelled, lapsed) and record attendance on the case file."""
+        for _attempt in range(_MAX_CHANGE_ATTEMPTS):
+            act = self._host()._act(by, None)
+            appointment = self.get_appointment(appointment_id)
+            if expected_version is not None and appointment.version != expected_version:
+                raise AppointmentChanged(appointment_id, expected_version, appointment.version)
+            command(appointment, act)
+            if not appointment.pending_events or appointment.status not in ENDED:
+                # Not due (a lapse before its time): nothing to end.
+                return AppointmentRecorded(appointment_id, appointment.version, None)
+            changed = self._ending_companions(appointment, act, frees_seat=frees_seat)
+            case_lock: AbstractContextManager[Any] = _no_lock()
+            if attendance is not None and appointment.case_id is not None:
+                case_lock = self._case_lock(UUID(appointment.case_id))
+            with case_lock:
+                if attendance is not None and appointment.case_id is not None:
+                    case = self._host().get_case(UUID(appointment.case_id))
+                    case.record_appointment_attendance(
+                        appointment_id=appointment_id,
+                        outcome=attendance,
+                        service_point_id=UUID(appointment.service_point_id),
+                        appointment_type=appointment.appointment_type,
+                        procedure_kind=appointment.procedure_kind,
+                        legal_basis=appointment.legal_basis,
+                        act=act,
+                    )
+                    changed.append(case)
+                try:
+                    position = self._save(appointment, *changed)
+                except IntegrityError:
+                    if expected_version is not None:
+                        actual = self.get_appointment(appointment_id).version
+                        if actual != expected_version:
+                            raise AppointmentChanged(
+                                appointment_id, expected_version, actual
+                            ) from None
+                    continue
+            run = self._send_mails(appointment_id)
+            return AppointmentRecorded(
+                appointment_id, run.version or appointment.version, run.position or position
+            )
+        raise SlotBusy("the appointment changed meanwhile; try again")
+
+    def _ending_companions(
+        self, appointment: Appointment, act: Act, *, frees_seat: bool
+    ) -> list[Any]:
+        changed: list[Any] = []
+        bookings = self._get(
+            PersonBookings.id_for(appointment.office_id, appointment.person_key), PersonBookings
+        )
+        if bookings is not None:
+            bookings.release(appointment.id, act)
+            changed.append(bookings)
+        if frees_seat:
+            slot = self._get(UUID(appointment.slot_id), Slot)
+            if slot is not None:
+                slot.free(appointment.id, reason=appointment.end_reason or "ended", act=act)
+                changed.append(slot)
+        if appointment.waitlist_entry_id is not None and appointment.status == "lapsed":
+            entry = self._get(UUID(appointment.waitlist_entry_id), WaitlistEntry)
+            if entry is not None:
+                entry.leave("offer_lapsed", act)
+                changed.append(entry)
+                waitlist = self._get(UUID(entry.waitlist_id), Waitlist)
+                if waitlist is not None:
+                    waitlist.leave(entry.id, "offer_lapsed", act)
+                    changed.append(waitlist)
+        return changed
+
+    def _case_lock(self, case_id: UUID) -> AbstractContextManager[Any]:
+        """The case file's command lock, its cached copy dropped: the attendance event
+        is saved beside the appointment's, outside the cache's own path."""
+        host: Any = self
+        lock: AbstractContextManager[Any] = host._case_locks[case_id.int % len(host._case_locks)]
+        host._case_cache.pop(case_id)
+        return lock
+
+    def _check_case_in_office(self, case_id: UUID, office_id: str) -> None:
+        try:
+            office = self._host().get_case(case_id).office_id
+        except Exception as error:
+            if type(error).__name__ != "CaseNotFound":
+                raise
+            office = None
+        if office != office_id:
+            raise InvalidValue("case_id", "no case file with this id in the appointment's office")
+
+    def _catalogue(self) -> Any:
+        return self._host().catalogue  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ mail
+
+    def _send_mails(self, appointment_id: UUID) -> MailRun:
+        """Send what is queued (or failed and worth another try); record each outcome.
+
+        Never raises for the mail server: a failure is an event, and the tick tries again.
+        """
+        setup = self.appointment_setup
+        run = MailRun()
+        appointment = self.get_appointment(appointment_id)
+        for mail in appointment.mails_to_send:
+            outgoing = self._compose(appointment, mail)
+            outcome: str | None = None
+            try:
+                setup.mailer.send(outgoing)
+            except MailRefused as refused:
+                outcome = refused.code
+            except MailUnavailable:
+                outcome = "unreachable"
+            if outcome is None:
+                run.sent += 1
+            else:
+                run.failed += 1
+                logger.warning(
+                    "mail %d of appointment %s not sent: %s", mail.number, appointment_id, outcome
+                )
+            recorded = self._record_mail(appointment_id, _mail_outcome(mail.number, outcome))
+            if recorded is not None:
+                run.version, run.position = recorded.version, recorded.position
+        return run
+
+    def _record_mail(
+        self, appointment_id: UUID, command: Callable[[Appointment, Act], object]
+    ) -> AppointmentRecorded | None:
+        try:
+            return self._change_appointment(appointment_id, None, MAIL_USER, command)
+        except (AppointmentStateConflict, SlotBusy):
+            # Another process recorded this mail's outcome first: nothing is lost.
+            return None
+
+    def _compose(self, appointment: Appointment, mail: Mail) -> OutgoingMail:
+        point = self._get(UUID(appointment.service_point_id), ServicePoint)
+        local = point.local if point is not None else (lambda instant: instant)
+        when = local(appointment.starts_at).strftime("%d.%m.%Y %H:%M")
+        held = local(appointment.held_until).strftime("%d.%m.%Y %H:%M")
+        code = self.confirmation_code(appointment.id)
+        greeting = f"Guten Tag {appointment.person.given_names} {appointment.person.surname},"
+        if mail.kind == "confirmation":
+            subject = "Bitte bestätigen Sie Ihren Termin"
+            text = (
+                f"Ihr Termin ({appointment.appointment_type}) am {when} ist für Sie "
+                f"reserviert bis {held}.\n\nBestätigungscode: {code}\n\n"
+                "Ohne Bestätigung verfällt die Reservierung; Sie erhalten vorher eine "
+                "Erinnerung."
+            )
+        elif mail.kind == "reminder":
+            subject = "Erinnerung: Ihr Termin ist noch nicht bestätigt"
+            text = (
+                f"Ihr Termin am {when} ist noch nicht bestätigt. Die Reservierung verfällt "
+                f"am {held}.\n\nBestätigungscode: {code}"
+            )
+        else:
+            subject = "Ihre Terminreservierung ist verfallen"
+            text = (
+                f"Ihr Termin am {when} wurde nicht bis {held} bestätigt; die "
+                "Reservierung ist verfallen. Sie können einen neuen Termin buchen."
+            )
+        return OutgoingMail(
+            to=appointment.person.email,
+            subject=subject,
+            body=f"{greeting}\n\n{text}\n",
+            message_id=f"<{appointment.id}.{mail.number}@akte>",
+        )
+
+    # ------------------------------------------------------------------ tick
+
+    def run_appointment_tick(self, *, by: str = TICK_USER) -> TickReport:
+        """The time-driven steps, as of the service's clock; idempotent.
+
+        Reads the log from the cursor: each booking's hold (reminder due, lapsed, mails
+        to retry) and each freed seat (to offer to the waitlist). The cursor moves up to
+        the first booking that still needs the tick, so nothing is skipped however long
+        a hold lasts, and a crash between steps only means they run again.
+        """
+        report = TickReport()
+        app = self._app()
+        cursor = self._get(TickCursor.ID, TickCursor) or TickCursor.start(
+            self._host()._act(by, None)
+        )
+        topics = [get_topic(Appointment.Booked), get_topic(Slot.Freed)]
+        position = cursor.position
+        first_pending: int | None = None
+        last_seen = position
+        while True:
+            with self._host()._store_errors():
+                batch = app.recorder.select_notifications(
+                    start=last_seen + 1, limit=_TICK_BATCH, topics=topics
+                )
+            if not batch:
+                break
+            for notification in batch:
+                report.scanned += 1
+                last_seen = notification.id
+                originator = UUID(str(notification.originator_id))
+                if notification.topic == topics[0]:
+                    pending = self._tick_appointment(originator, report, by)
+                else:
+                    pending = self._tick_freed_seat(originator, report)
+                if pending and first_pending is None:
+                    first_pending = notification.id
+            if len(batch) < _TICK_BATCH:
+                break
+        new_position = last_seen if first_pending is None else first_pending - 1
+        cursor.advance(new_position, self._host()._act(by, None))
+        if cursor.pending_events:
+            # Another tick moved it meanwhile: the next one reads from there.
+            with contextlib.suppress(IntegrityError):
+                self._save(cursor)
+        report.cursor = max(new_position, position)
+        report.observations = self.observe_availability(by=by)
+        return report
+
+    def _tick_appointment(self, appointment_id: UUID, report: TickReport, by: str) -> bool:
+        """One booking's time-driven steps; True while it still needs the tick."""
+        appointment = self.get_appointment(appointment_id)
+        now = self._host().clock()
+        if appointment.status == "held" and now >= appointment.held_until:
+            try:
+                self._end_appointment(
+                    appointment_id,
+                    None,
+                    by,
+                    lambda a, act: a.lapse(act),
+                    frees_seat=True,
+                )
+            except AppointmentStateConflict:
+                pass
+            else:
+                report.lapses += 1
+                self.offer_freed_seat(appointment.slot_id)
+        elif appointment.status == "held" and now >= appointment.reminder_at:
+            before = len(appointment.mails)
+            recorded = self._change_appointment(
+                appointment_id, None, by, lambda a, act: a.remind(act)
+            )
+            if recorded.position is not None and before < len(
+                self.get_appointment(appointment_id).mails
+            ):
+                report.reminders += 1
+        run = self._send_mails(appointment_id)
+        report.mails_sent += run.sent
+        report.mails_failed += run.failed
+        current = self.get_appointment(appointment_id)
+        return current.status == "held" or bool(current.mails_to_send)
+
+    def _tick_freed_seat(self, slot: UUID, report: TickReport) -> bool:
+        if self.offer_freed_seat(str(slot)):
+            report.offers += 1
+        return False
+
+    def offer_freed_seat(self, slot_key: str) -> bool:
+        """Offer a free seat of this slot to the first person waiting for a type of its
+        service point (the longest waiting across types). True if one was offered."""
+        slot = self._get(UUID(slot_key), Slot)
+        if slot is None:
+            return False
+        point = self._get(UUID(slot.service_point_id), ServicePoint)
+        if point is None:
+            return False
+        for _attempt in range(_MAX_CHANGE_ATTEMPTS):
+            act = self._host()._act(TICK_USER, None)
+            slot = self._get(UUID(slot_key), Slot)
+            if slot is None:
+                return False
+            try:
+                point.check_bookable(slot.starts_at, act.at)
+            except RuleViolation:
+                return False
+            if slot.seats_held >= point.capacity_at(slot.starts_at, act.at):
+                return False
+            first = self._first_waiting(point)
+            if first is None:
+                return False
+            waitlist, entry = first
+            appointment_id = uuid4()
+            slot.take(appointment_id, capacity=point.capacity_at(slot.starts_at, act.at), act=act)
+            chosen = point.types.get(entry.appointment_type)
+            if chosen is None:
+                return False
+            bookings = self._person_bookings(point.office_id, entry.person_key, act)
+            # An offer counts as an open booking but is not refused at the limit: the
+            # person asked for it before they booked anything else.
+            bookings.count(appointment_id, limit=len(bookings.open) + 1, act=act)
+            held_until, reminder_at = point.hold_times(act.at, slot.starts_at)
+            appointment = Appointment.book(
+                appointment_id=appointment_id,
+                booking=Booking(
+                    office_id=point.office_id,
+                    service_point_id=point.id,
+                    slot_id=slot.id,
+                    starts_at=point.local(slot.starts_at),
+                    appointment_type=chosen,
+                    situation=entry.situation,
+                    person=entry.person,
+                    person_key=entry.person_key,
+                    held_until=held_until,
+                    reminder_at=reminder_at,
+                    origin="waitlist",
+                    case_id=None if entry.case_id is None else UUID(entry.case_id),
+                    waitlist_entry_id=entry.id,
+                ),
+                act=act,
+            )
+            waitlist.offer(appointment_id=appointment_id, slot=slot.id, act=act)
+            entry.record_offer(appointment_id, act)
+            try:
+                self._save(slot, bookings, appointment, waitlist, entry)
+            except IntegrityError:
+                continue
+            self._send_mails(appointment_id)
+            return True
+        return False
+
+    def _first_waiting(self, point: ServicePoint) -> tuple[Waitlist, WaitlistEntry] | None:
+        best: tuple[Waitlist, WaitlistEntry] | None = None
+        for code in sorted(point.types):
+            waitlist = self._get(Waitlist.id_for(point.office_id, point.code, code), Waitlist)
+            if waitlist is None or not waitlist.waiting:
+                continue
+            entry = self._get(UUID(waitlist.waiting[0]), WaitlistEntry)
+            if entry is None:
+                continue
+            if best is None or entry.created_on < best[1].created_on:
+                best = (waitlist, entry)
+        return best
+
+    def waitlist_length(self, *, office_id: str, code: str, appointment_type: str) -> int:
+        waitlist = self._get(Waitlist.id_for(office_id, code, appointment_type), Waitlist)
+        return len(waitlist.waiting) if waitlist is not None else 0
+
+    def booking_figures(self, *, office_id: str, code: str) -> list[TypeFigures]:
+        """Per type: how many wait, and the next free slot (the "booked out for N weeks"
+        figure; ``None``: nothing free within the booking horizon)."""
+        point = self.get_service_point(office_id, code)
+        now = self._host().clock()
+        today = point.local(now).date()
+        next_free = next_free_slot(point, now, self._seats_held(point))
+        return [
+            TypeFigures(
+                appointment_type=type_code,
+                waiting=self.waitlist_length(
+                    office_id=office_id, code=code, appointment_type=type_code
+                ),
+                next_free_slot=next_free,
+                booked_out_days=(point.local(next_free).date() - today).days
+                if next_free is not None
+                else None,
+            )
+            for type_code in sorted(point.types)
+        ]
+
+    def _seats_held(self, point: ServicePoint) -> Callable[[datetime], int]:
+        def held(start: datetime) -> int:
+            slot = self._get(slot_id(point.office_id, point.code, start), Slot)
+            return slot.seats_held if slot is not None else 0
+
+        return held
+
+    # ------------------------------------------------------- figures over time
+
+    _known_points: tuple[UUID, ...] = ()
+    """Service points seen in the log so far (this process), and up to where."""
+    _points_scanned_until: int = 0
+    _observed: frozenset[UUID] = frozenset()
+    """Observations this process knows are recorded: not looked up again."""
+
+    def _all_service_points(self) -> tuple[UUID, ...]:
+        """Every office's service points: read from the log once, then only what is new."""
+        app = self._app()
+        topic = get_topic(ServicePoint.Defined)
+        while True:
+            with self._host()._store_errors():
+                batch = app.recorder.select_notifications(
+                    start=self._points_scanned_until + 1, limit=_TICK_BATCH, topics=[topic]
+                )
+            if not batch:
+                break
+            self._known_points = (
+                *self._known_points,
+                *(UUID(str(n.originator_id)) for n in batch),
+            )
+            self._points_scanned_until = batch[-1].id
+            if len(batch) < _TICK_BATCH:
+                break
+        return self._known_points
+
+    def observe_availability(self, *, by: str = TICK_USER) -> int:
+        """Record today's figures of every service point and type not yet recorded:
+        waitlist length and next free slot (once that morning's same-day seats are
+        released). Idempotent: the observation's id is its point, type and day."""
+        recorded = 0
+        for point_id in self._all_service_points():
+            point = self._get(point_id, ServicePoint)
+            if point is None:
+                continue
+            act = self._host()._act(by, None)
+            day = observation_day(point, act.at)
+            if day is None:
+                continue
+            next_free: list[datetime | None] = []
+            for type_code in sorted(point.types):
+                observation_id = AvailabilityObservation.id_for(
+                    point.office_id, point.code, type_code, day
+                )
+                if observation_id in self._observed:
+                    continue
+                if self._get(observation_id, AvailabilityObservation) is not None:
+                    self._observed |= {observation_id}
+                    continue
+                if not next_free:
+                    next_free.append(next_free_slot(point, act.at, self._seats_held(point)))
+                observation = AvailabilityObservation.observe(
+                    point=point,
+                    type_code=type_code,
+                    day=day,
+                    waiting=self.waitlist_length(
+                        office_id=point.office_id, code=point.code, appointment_type=type_code
+                    ),
+                    next_free=next_free[0],
+                    act=act,
+                )
+                try:
+                    self._save(observation)
+                except IntegrityError:
+                    pass  # another tick recorded it first: the same day, once
+                else:
+                    recorded += 1
+                self._observed |= {observation_id}
+        return recorded
+
+
+def _mail_outcome(number: int, failure: str | None) -> Callable[[Appointment, Act], None]:
+    def record(appointment: Appointment, act: Act) -> None:
+        if failure is None:
+            appointment.record_mail_sent(number, act)
+        else:
+            appointment.record_mail_failed(number, failure, act)
+
+    return record
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _no_lock() -> AbstractContextManager[Any]:
+    return _NoLock()
