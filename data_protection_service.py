@@ -1,0 +1,292 @@
+"""Data protection commands and queries of :class:`service.AkteService` (a mixin).
+
+Erasure (crypto-shredding, § 91 AufenthG, § 68 AufenthV, Art. 17 DSGVO): the erasure is
+first recorded on the case file (who, when, legal ground, retention rule, who approved),
+then the keys are destroyed: the case file's and those of the records linked to it that
+are about the same person (contact form submissions, appointments). Commitment
+declarations linked to the file keep their own key: they are also the guarantor's data,
+kept while the guarantor's liability runs (§ 68 AufenthG), and are erased on their own.
+Finally the file's snapshots are deleted, so that it is replayed from its (now redacted)
+events. An erasure interrupted after its event was recorded is completed by asking for
+it again.
+
+Key ownership: every aggregate with personal data has its own key (its id is the key's
+owner id): a case file, a commitment declaration, a contact form submission, an
+appointment, a waitlist entry. Records are linked to a case file only after they were
+written, so they cannot share its key; erasing the file destroys theirs with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, cast
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic, resolve_topic
+from psycopg import sql
+
+from adapters.data_keys import DataKeys
+from adapters.personal_mapper import SEALED, PersonalDataMapper
+from domain.appointments import Appointment
+from domain.case_file import CaseFile
+from domain.commitment_declaration import CommitmentDeclaration
+from domain.errors import CaseFileErased
+from domain.intake import ContactSubmission
+from domain.personal import personal_fields
+
+if TYPE_CHECKING:
+    from service import AkteService, Recorded
+
+logger = logging.getLogger("akte.data_protection")
+
+_LINK_SCAN_PAGE: Final = 1000
+
+
+class PersonalDataProtectionOff(Exception):
+    """The service was built without a key store (tests, benchmarks)."""
+
+
+@dataclass(frozen=True)
+class LinkedRecords:
+    """Records linked to a case file (ids as text)."""
+
+    submissions: list[str] = field(default_factory=list)
+    declarations: list[str] = field(default_factory=list)
+    appointments: list[str] = field(default_factory=list)
+
+    @property
+    def same_person(self) -> list[str]:
+        """The linked records about the file's person only: erased with the file."""
+        return [*self.submissions, *self.appointments]
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What an erasure did."""
+
+    case_id: UUID
+    erased_at: datetime
+    keys_destroyed: list[str]
+    """Owner ids (the file, linked records) whose keys were destroyed now."""
+    linked_kept: list[str]
+    """Linked commitment declarations: their own key and retention."""
+    plaintext_events: int
+    """Events of the file and its erased records whose personal data was written in the
+    clear (before per-person encryption was switched on): key destruction cannot erase
+    them (see README, "Data protection")."""
+    snapshots_deleted: int
+    completed_only: bool = False
+    """The erasure had been recorded before; only the keys were destroyed now."""
+
+
+class DataProtectionMixin:
+    """Erasure and what subject access needs; mixed into :class:`service.AkteService`."""
+
+    def _svc(self) -> AkteService:
+        return cast("AkteService", self)
+
+    @property
+    def personal_data_mapper(self) -> PersonalDataMapper | None:
+        mapper = self._svc().mapper
+        return mapper if isinstance(mapper, PersonalDataMapper) else None
+
+    @property
+    def data_keys(self) -> DataKeys:
+        mapper = self.personal_data_mapper
+        if mapper is None:
+            msg = "this service was built without per-person encryption"
+            raise PersonalDataProtectionOff(msg)
+        return mapper.keys
+
+    def _attach_data_keys(self) -> None:
+        """Called once by the service after the library built its recorder."""
+        config = self._svc()._personal_data
+        mapper = self.personal_data_mapper
+        if config is None or mapper is None:
+            return
+        store = config.key_store(self._svc().recorder)
+        store.create_tables()
+        mapper.keys = DataKeys(
+            store,
+            config.master_keys,
+            cache_seconds=config.cache_seconds,
+            clock=self._svc().clock,
+        )
+
+    def _close_data_keys(self) -> None:
+        mapper = self.personal_data_mapper
+        if mapper is not None and mapper._keys is not None:
+            mapper._keys.close()
+
+    # ---------------------------------------------------------------- links
+
+    def linked_records(self, case_id: UUID) -> LinkedRecords:
+        """Submissions, declarations and appointments linked to the case file.
+
+        Scans the log for the link events (a few thousand a year): fine for the rare
+        erasure or subject access, not for a hot path.
+        """
+        svc = self._svc()
+        wanted = str(case_id)
+        kinds = {
+            get_topic(ContactSubmission.LinkedToCaseFile): "submissions",
+            get_topic(CommitmentDeclaration.LinkedToCaseFile): "declarations",
+            get_topic(Appointment.LinkedToCaseFile): "appointments",
+        }
+        found: dict[str, list[str]] = {"submissions": [], "declarations": [], "appointments": []}
+        position = 0
+        while True:
+            with svc._store_errors():
+                notifications = svc.recorder.select_notifications(
+                    start=position,
+                    limit=_LINK_SCAN_PAGE,
+                    topics=list(kinds),
+                    inclusive_of_start=False,
+                )
+            for notification in notifications:
+                event = svc.mapper.to_domain_event(notification)
+                if str(getattr(event, "case_id", "")) == wanted:
+                    owner = str(notification.originator_id)
+                    bucket = found[kinds[notification.topic]]
+                    if owner not in bucket:
+                        bucket.append(owner)
+            if len(notifications) < _LINK_SCAN_PAGE:
+                break
+            position = notifications[-1].id
+        # Attendance recorded on the file names appointments too.
+        for event in svc.case_events(case_id):
+            if (
+                isinstance(event, CaseFile.AppointmentAttendanceRecorded)
+                and event.appointment_id not in found["appointments"]
+            ):
+                found["appointments"].append(event.appointment_id)
+        return LinkedRecords(**found)
+
+    # -------------------------------------------------------------- erasure
+
+    def erase_personal_data(
+        self,
+        case_id: UUID,
+        *,
+        expected_version: int,
+        by: str,
+        legal_ground: str,
+        approved_by: str,
+        rule_id: str | None = None,
+        at: datetime | None = None,
+    ) -> Recorded[Erasure]:
+        """Erase the person's data: record the erasure, then destroy the keys.
+
+        Raises :class:`domain.errors.CaseFileErased` if the file was erased already (an
+        erasure whose keys were not all destroyed yet is completed instead).
+        """
+        from service import Recorded
+
+        svc = self._svc()
+        keys = self.data_keys
+        case = svc.get_case(case_id)
+        linked = self.linked_records(case_id)
+        owners = [str(case_id), *linked.same_person]
+        if case.is_erased:
+            remaining = [owner for owner in owners if keys.has_key(owner)]
+            if not remaining:
+                case.check_not_erased()
+            erasure = self._destroy(case_id, owners, linked, completed_only=True)
+            return Recorded(case_id, case.version, erasure, 0)
+        recorded = svc._change(
+            case_id,
+            expected_version,
+            by,
+            at,
+            lambda case, act: case.erase_personal_data(
+                legal_ground=legal_ground,
+                rule_id=rule_id,
+                approved_by=approved_by,
+                linked_ids=linked.same_person,
+                act=act,
+            ),
+        )
+        erasure = self._destroy(case_id, owners, linked, completed_only=False)
+        return Recorded(case_id, recorded.version, erasure, recorded.position)
+
+    def _destroy(
+        self, case_id: UUID, owners: list[str], linked: LinkedRecords, *, completed_only: bool
+    ) -> Erasure:
+        svc = self._svc()
+        erased_at = svc.clock()
+        destroyed = self.data_keys.destroy(owners, erased_at)
+        snapshots = self._delete_snapshots(case_id)
+        svc._case_cache.pop(case_id)
+        plaintext = sum(self._plaintext_events(UUID(owner)) for owner in owners)
+        logger.info(
+            "personal data of case file %s erased: %d keys destroyed, %d snapshots deleted",
+            case_id,
+            len(destroyed),
+            snapshots,
+        )
+        if plaintext:
+            logger.warning(
+                "case file %s: %d events hold personal data written before encryption; "
+                "destroying keys does not erase them",
+                case_id,
+                plaintext,
+            )
+        return Erasure(
+            case_id=case_id,
+            erased_at=erased_at,
+            keys_destroyed=destroyed,
+            linked_kept=list(linked.declarations),
+            plaintext_events=plaintext,
+            snapshots_deleted=snapshots,
+            completed_only=completed_only,
+        )
+
+    def _plaintext_events(self, owner_id: UUID) -> int:
+        """Events of the aggregate whose personal fields are stored in the clear."""
+        svc = self._svc()
+        transcoder = svc.mapper.transcoder
+        count = 0
+        with svc._store_errors():
+            stored: Iterable[StoredEvent] = svc.recorder.select_events(owner_id)
+            for stored_event in stored:
+                try:
+                    cls = resolve_topic(stored_event.topic)
+                except Exception:  # a topic whose class is gone: nothing to say about it
+                    continue
+                names = personal_fields(cls)
+                if not names:
+                    continue
+                state: dict[str, Any] = transcoder.decode(stored_event.state)
+                if SEALED not in state and any(state.get(n) is not None for n in names):
+                    count += 1
+        return count
+
+    def _delete_snapshots(self, case_id: UUID) -> int:
+        """Delete the case file's snapshots (they were sealed whole with its key)."""
+        svc = self._svc()
+        if svc.snapshots is None:
+            return 0
+        recorder: Any = svc.snapshots.recorder
+        table = recorder.events_table_name
+        datastore = recorder.datastore
+        with svc._store_errors():
+            if hasattr(datastore, "schema"):  # PostgreSQL
+                statement = sql.SQL("DELETE FROM {}.{} WHERE originator_id = %s").format(
+                    sql.Identifier(datastore.schema), sql.Identifier(table)
+                )
+                with datastore.transaction(commit=True) as cursor:
+                    cursor.execute(statement, (case_id,))
+                    return int(cursor.rowcount)
+            key = case_id.hex if datastore.originator_id_type == "uuid" else str(case_id)
+            with datastore.transaction(commit=True) as cursor:
+                cursor.execute(f"DELETE FROM {table} WHERE originator_id = ?", (key,))
+                return int(cursor.sqlite_cursor.rowcount)
+
+    def check_case_not_erased(self, case_id: UUID) -> None:
+        if self._svc().get_case(case_id).is_erased:
+            msg = "the personal data of this case file has been erased"
+            raise CaseFileErased(msg)
