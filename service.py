@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,14 +22,24 @@ from typing import Any, BinaryIO, Final, Generic, Protocol, TypeVar, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, PersistenceError, Recording, Transcoder
+from eventsourcing.persistence import (
+    EventStore,
+    IntegrityError,
+    Mapper,
+    PersistenceError,
+    Recording,
+    Transcoder,
+)
 from eventsourcing.utils import get_topic
 
 from adapters.catalogue import Catalogue
 from adapters.documents.store import DocumentStore, StoredDocument
 from adapters.payment.provider import PaymentOrder, PaymentProvider
+from adapters.personal_data_setup import PersonalDataConfig
+from adapters.personal_mapper import PersonalDataMapper, SkippingSnapshotStore
 from adapters.transcoding import register_akte_transcodings
 from appointments_service import AppointmentsMixin
+from data_protection_service import DataProtectionMixin
 from domain.acts import Act
 from domain.case_file import CaseFile, MasterData, require_code
 from domain.case_reference import CaseReference
@@ -139,6 +150,21 @@ class Clock(Protocol):
 
 def system_clock() -> datetime:
     return datetime.now(tz=UTC)
+
+
+_BUSINESS_TIME: ContextVar[datetime | None] = ContextVar("akte_business_time", default=None)
+
+
+@contextmanager
+def business_time(at: datetime) -> Iterator[None]:
+    """Commands without an ``at`` of their own (the appointment commands: they happen
+    "now") take ``at`` as their business time inside this block; the recorded time stays
+    the clock's. For entering what happened earlier, like the office-year simulator."""
+    token = _BUSINESS_TIME.set(at)
+    try:
+        yield
+    finally:
+        _BUSINESS_TIME.reset(token)
 
 
 @dataclass(frozen=True)
@@ -356,7 +382,7 @@ class _CaseCache:
                 self._cases.popitem(last=False)
 
 
-class AkteService(AppointmentsMixin, Application[UUID]):
+class AkteService(DataProtectionMixin, AppointmentsMixin, Application[UUID]):
     """Commands and queries on case files, over the event store chosen by the environment."""
 
     name = "Akte"
@@ -370,14 +396,18 @@ class AkteService(AppointmentsMixin, Application[UUID]):
         snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
         case_cache_size: int = DEFAULT_CASE_CACHE_SIZE,
         documents: DocumentStore | None = None,
+        personal_data: PersonalDataConfig | None = None,
     ) -> None:
-        """``documents``: where uploaded and scanned files are kept; the service closes it."""
+        """``documents``: where uploaded and scanned files are kept; the service closes it.
+        ``personal_data``: per-person encryption (None: the library's plain mapper)."""
         library_env = dict(env or {})
         if snapshot_interval > 0:
             library_env["IS_SNAPSHOTTING_ENABLED"] = "y"
+        self._personal_data = personal_data
         super().__init__(library_env)
         self.catalogue = catalogue
         self.clock = clock
+        self._attach_data_keys()
         self._documents = documents
         self._case_cache = _CaseCache(case_cache_size)
         self._case_locks = [threading.Lock() for _ in range(_CASE_LOCK_STRIPES)]
@@ -399,8 +429,25 @@ class AkteService(AppointmentsMixin, Application[UUID]):
         try:
             super().close()
         finally:
+            self._close_data_keys()
             if self._documents is not None:
                 self._documents.close()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        if self._personal_data is None:
+            return super().construct_mapper()
+        return PersonalDataMapper(
+            self.construct_transcoder(),
+            compressor=self.factory.compressor(),
+            cipher=self.factory.cipher(),
+            encrypt=self._personal_data.encrypt,
+        )
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        if self._personal_data is None:
+            return super().construct_snapshot_store()
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        return SkippingSnapshotStore(mapper=self.mapper, recorder=recorder)
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = self.factory.transcoder()
@@ -1220,6 +1267,8 @@ class AkteService(AppointmentsMixin, Application[UUID]):
 
     def _act(self, by: str, at: datetime | None) -> Act:
         recorded_at = self.clock()
+        if at is None:
+            at = _BUSINESS_TIME.get()
         return Act(by=by, at=at if at is not None else recorded_at, recorded_at=recorded_at)
 
     def _change(
@@ -1246,6 +1295,7 @@ class AkteService(AppointmentsMixin, Application[UUID]):
             if case.version != expected_version:
                 self._case_cache.put(case)
                 raise ConcurrentModification(case_id, expected_version, case.version)
+            case.check_not_erased()
             result = command(case, act)
             try:
                 with self._store_errors():

@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+import psycopg
+from psycopg import sql
+
 from adapters.appointments_setup import appointment_setup_for
 from adapters.catalogue import load_catalogue
 from adapters.chained_recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from adapters.documents import document_store_for
+from adapters.personal_data_setup import personal_data_for
 from adapters.settings import Settings
 from service import AkteService, system_clock
 
+_MAX_IDENTIFIER = 63
 _TRANSCODER_TOPICS = {
     "orjson": "adapters.transcoding:OrjsonTranscoder",
     "json": "eventsourcing.persistence:JSONTranscoder",
@@ -50,6 +55,58 @@ def library_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def office_schema(settings: Settings, office_id: str) -> str:
+    """The PostgreSQL schema of an office's shard: ``<postgres_schema>_<office>``."""
+    base = settings.postgres_schema or "akte"
+    schema = f"{base}_{office_id}".replace("-", "_").lower()
+    if len(schema) > _MAX_IDENTIFIER or not schema.replace("_", "").isalnum():
+        msg = f"office {office_id!r}: no valid shard schema name (letters, digits, - and _)"
+        raise ValueError(msg)
+    return schema
+
+
+def office_settings(settings: Settings, office_id: str) -> Settings:
+    """The settings of one office's shard: the same server, the office's own schema."""
+    return settings.model_copy(update={"postgres_schema": office_schema(settings, office_id)})
+
+
+def build_office_services(
+    settings: Settings, *, clock: Callable[[], datetime] = system_clock
+) -> dict[str, AkteService]:
+    """Offices as shards (``AKTE_SHARD_BY_OFFICE=true``, ``AKTE_OFFICES=a,b``): one service
+    per office, each on its own schema, created if missing. A command for a case file goes
+    to its office's service; nothing here routes across offices."""
+    if settings.store != "postgres" or not settings.shard_by_office:
+        msg = "offices as shards need AKTE_STORE=postgres and AKTE_SHARD_BY_OFFICE=true"
+        raise ValueError(msg)
+    if not settings.office_shards:
+        msg = "AKTE_OFFICES names no office"
+        raise ValueError(msg)
+    services: dict[str, AkteService] = {}
+    try:
+        with psycopg.connect(
+            host=settings.postgres_host,
+            port=settings.postgres_port,
+            dbname=settings.postgres_dbname,
+            user=settings.postgres_user,
+            password=settings.postgres_password.get_secret_value(),
+            autocommit=True,
+            connect_timeout=5,
+        ) as conn:
+            for office_id in settings.office_shards:
+                schema = office_schema(settings, office_id)
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+                )
+        for office_id in settings.office_shards:
+            services[office_id] = build_service(office_settings(settings, office_id), clock=clock)
+    except BaseException:
+        for service in services.values():
+            service.close()
+        raise
+    return services
+
+
 def build_service(
     settings: Settings, *, clock: Callable[[], datetime] = system_clock
 ) -> AkteService:
@@ -60,6 +117,7 @@ def build_service(
         snapshot_interval=settings.snapshot_interval,
         case_cache_size=settings.case_cache_size,
         documents=document_store_for(settings),
+        personal_data=personal_data_for(settings),
     )
     setup = appointment_setup_for(settings)
     if setup is not None:

@@ -27,9 +27,13 @@ import psycopg
 from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
+from adapters.appointments_cli import add_appointment_commands
+from adapters.audit_cli import add_audit_commands
 from adapters.bootstrap import build_service
+from adapters.data_protection_cli import add_data_protection_commands
 from adapters.demo import DEFAULT_OFFICE_ID, DemoSummary, load_demo_office
 from adapters.document_cli import add_document_commands
+from adapters.history_cli import add_history_command
 from adapters.http.auth import AuthConfigurationError, check_auth_settings
 from adapters.http.identity import Role
 from adapters.http.local_issuer import (
@@ -43,7 +47,10 @@ from adapters.http.schemas import MAX_USER_ID
 from adapters.logging_setup import configure_logging
 from adapters.projection_cli import add_projection_commands
 from adapters.read_models import ReadModels, build_read_models
+from adapters.report_cli import add_report_command
 from adapters.settings import Settings
+from adapters.simulator_cli import add_simulator_commands
+from adapters.whatif_cli import add_whatif_command
 from domain.case_file import CaseFile, require_code
 from domain.errors import InvalidValue
 from service import AkteService, CaseNotFound, ReferenceNotFound, StoreUnavailable
@@ -556,6 +563,13 @@ def _parser() -> argparse.ArgumentParser:
 
     add_document_commands(commands)
     add_projection_commands(commands)
+    add_simulator_commands(commands)
+    add_report_command(commands)
+    add_whatif_command(commands)
+    add_history_command(commands)
+    add_audit_commands(commands)
+    add_appointment_commands(commands)
+    add_data_protection_commands(commands)
     return parser
 
 

@@ -25,6 +25,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
+from adapters.fictitious import NAMES as _NAMES
+from adapters.fictitious import STREETS as _STREETS
+from adapters.fictitious import add_months as _add_months
+from adapters.fictitious import eat_card_number as _eat_card_number
+from adapters.fictitious import paper_number as _paper_number
+from adapters.fictitious import passport_number as _passport_number
+from adapters.fictitious import until as _until
+from adapters.fictitious import weighted as _weighted
 from domain.case_file import MasterData
 from domain.values import (
     MAX_FICTION_EXTENSIONS_PER_CARRIER_SHEET,
@@ -73,121 +81,6 @@ class DemoSummary:
     @property
     def skipped(self) -> bool:
         return self.existing_events > 0
-
-
-# --------------------------------------------------------------------- people
-
-_NAMES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
-    "SYR": (
-        ("Ahmad", "Rami", "Yasmin", "Lina", "Omar", "Hala", "Karim", "Nour", "Samir", "Rana"),
-        ("Haddad", "Khoury", "Al-Masri", "Darwish", "Hamdan", "Nasser", "Saleh", "Aziz"),
-    ),
-    "UKR": (
-        ("Olena", "Oksana", "Andrii", "Dmytro", "Iryna", "Mykola", "Tetiana", "Serhii", "Bohdan"),
-        ("Kovalenko", "Shevchenko", "Bondarenko", "Melnyk", "Tkachenko", "Oliinyk", "Marchenko"),
-    ),
-    "TUR": (
-        ("Emre", "Ayşe", "Mehmet", "Elif", "Mustafa", "Zeynep", "Burak", "Fatma", "Can", "Selin"),
-        ("Yılmaz", "Kaya", "Demir", "Şahin", "Çelik", "Aydın", "Öztürk", "Arslan"),
-    ),
-    "AFG": (
-        ("Farid", "Zahra", "Mariam", "Hamid", "Soraya", "Nasir", "Fereshta", "Javid"),
-        ("Ahmadi", "Hakimi", "Rahimi", "Karimi", "Noori", "Sultani", "Haidari"),
-    ),
-    "IND": (
-        ("Arjun", "Priya", "Rahul", "Ananya", "Vikram", "Sneha", "Karthik", "Divya", "Rohan"),
-        ("Sharma", "Patel", "Iyer", "Reddy", "Nair", "Gupta", "Menon", "Rao"),
-    ),
-    "CHN": (
-        ("Wei", "Jing", "Hao", "Xinyi", "Lei", "Mei", "Yu", "Ming", "Jun"),
-        ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang"),
-    ),
-    "USA": (
-        ("Emily", "Michael", "Sarah", "Jason", "Ashley", "Daniel", "Megan", "Tyler"),
-        ("Miller", "Johnson", "Anderson", "Thompson", "Garcia", "Walker", "Harris", "Clark"),
-    ),
-    "BRA": (
-        ("Ana", "Lucas", "Beatriz", "Gabriel", "Juliana", "Rafael", "Camila", "Thiago"),
-        ("Silva", "Santos", "Oliveira", "Souza", "Pereira", "Costa", "Almeida", "Ferreira"),
-    ),
-    "NGA": (
-        ("Chinedu", "Ngozi", "Emeka", "Adaeze", "Tunde", "Funmilayo", "Ibrahim", "Aisha"),
-        ("Okafor", "Adeyemi", "Nwosu", "Balogun", "Eze", "Okonkwo", "Bello", "Adebayo"),
-    ),
-    "IRN": (
-        ("Reza", "Maryam", "Ali", "Shirin", "Kaveh", "Parisa", "Dariush", "Leila"),
-        ("Hosseini", "Tehrani", "Rezaei", "Moradi", "Jafari", "Karimzadeh", "Sadeghi"),
-    ),
-    "XXA": (
-        ("Hussein", "Layla", "Yusuf", "Amira", "Khaled", "Dalia", "Bilal", "Salma"),
-        ("Khalil", "Mansour", "Ibrahim", "Hassan", "Awad", "Qasem", "Sabbagh"),
-    ),
-}
-
-# Passport numbers: a letter prefix and a count of digits per issuing state, roughly
-# the shape of the real documents; XXA holds a German travel document for stateless persons.
-_PASSPORT_SHAPES: Final[dict[str, tuple[str, int]]] = {
-    "SYR": ("N", 8),
-    "UKR": ("F?", 6),
-    "TUR": ("U", 8),
-    "AFG": ("P", 8),
-    "IND": ("?", 7),
-    "CHN": ("E", 8),
-    "USA": ("", 9),
-    "BRA": ("F?", 6),
-    "NGA": ("A", 8),
-    "IRN": ("K", 8),
-    "XXA": ("T", 8),
-}
-
-_STREETS: Final = (
-    "Musterstraße",
-    "Beispielweg",
-    "Am Probepark",
-    "Lindenallee",
-    "Bahnhofstraße",
-    "Schillerplatz",
-    "Goetheweg",
-    "Kastanienring",
-)
-_LETTERS: Final = "ABCDEFGHJKLMNPRSTUVWXYZ"
-_CARD_CHARACTERS: Final = "CFGHJKLMNPRTVWXYZ0123456789"
-
-
-def _digits(rng: random.Random, count: int) -> str:
-    return "".join(rng.choice("0123456789") for _ in range(count))
-
-
-def _passport_number(rng: random.Random, nationality: str) -> str:
-    prefix, digits = _PASSPORT_SHAPES[nationality]
-    prefix = "".join(rng.choice(_LETTERS) if ch == "?" else ch for ch in prefix)
-    number = prefix + _digits(rng, digits)
-    return number if len(number) >= 5 else number + _digits(rng, 5 - len(number))
-
-
-def _eat_card_number(rng: random.Random) -> str:
-    return "Y" + "".join(rng.choice(_CARD_CHARACTERS) for _ in range(8))
-
-
-def _paper_number(rng: random.Random, prefix: str) -> str:
-    """Numbers of Duldung, Gestattung and carrier-sheet forms."""
-    return prefix + _digits(rng, 8)
-
-
-def _add_months(day: date, months: int) -> date:
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    for last in (31, 30, 29, 28):
-        try:
-            return date(year, month, min(day.day, last))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable: every month has 28 days")
-
-
-def _until(valid_from: date, months: int) -> date:
-    """The last valid day of a document valid for ``months`` from ``valid_from``."""
-    return _add_months(valid_from, months) - timedelta(days=1)
 
 
 # --------------------------------------------------------------- vocabulary
@@ -281,12 +174,6 @@ _RESIDENT_NATIONS: Final = (
     *(("TUR", 26), ("IND", 14), ("SYR", 14), ("CHN", 8), ("NGA", 8)),
     *(("USA", 6), ("BRA", 6), ("UKR", 6)),
 )
-
-
-def _weighted(rng: random.Random, options: Sequence[tuple[T, int]]) -> T:
-    values = [value for value, _weight in options]
-    weights = [weight for _value, weight in options]
-    return rng.choices(values, weights=weights)[0]
 
 
 # ----------------------------------------------------------------- calendar

@@ -24,8 +24,9 @@ from adapters.projection_cli import (
     open_stores,
 )
 from adapters.projection_runner import wait_for_position
-from projections import statistics
-from projections.engine import ProjectionEngine, ProjectionError
+from adapters.staff import StaffFileError, staff_plan_for
+from projections import statistics, workload
+from projections.engine import Projection, ProjectionEngine, ProjectionError
 from projections.paging import InvalidQuery
 from projections.yearly_report import YearlyReport, yearly_report
 
@@ -52,8 +53,13 @@ def run_report(args: argparse.Namespace) -> int:
         office = args.office or settings.default_office_id
         with open_stores(settings) as stores:
             bring_statistics_up_to_date(stores)
+            bring_statistics_up_to_date(stores, workload.PROJECTION)
             try:
-                report = yearly_report(stores.views, office, args.year)
+                report = yearly_report(
+                    stores.views, office, args.year, staff=staff_plan_for(settings)
+                )
+            except StaffFileError as error:
+                raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
             except InvalidQuery as error:
                 raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
     except CliFailure as failure:
@@ -76,28 +82,31 @@ def render(report: YearlyReport, output_format: str) -> str:
     return json.dumps(report_formats.report_json(report), ensure_ascii=False, indent=2) + "\n"
 
 
-def bring_statistics_up_to_date(stores: Stores) -> None:
-    """Catch the statistics read model up to the log's head (or wait for its worker)."""
+def bring_statistics_up_to_date(
+    stores: Stores, projection: Projection = statistics.PROJECTION
+) -> None:
+    """Catch the statistics read model (or ``projection``) up to the log's head (or wait
+    for its worker)."""
     head = stores.log.head()
     writer = stores.views.writer()
     try:
-        if writer.try_lock(statistics.NAME):
+        if writer.try_lock(projection.name):
             try:
-                engine = ProjectionEngine(stores.log, writer, [statistics.PROJECTION])
-                progress = ProgressLine(sys.stderr, label="statistics caught up")
+                engine = ProjectionEngine(stores.log, writer, [projection])
+                progress = ProgressLine(sys.stderr, label=f"{projection.name} caught up")
                 engine.catch_up(until=head, progress=progress)
                 progress.end_line()
             finally:
-                writer.unlock(statistics.NAME)
+                writer.unlock(projection.name)
             return
     except ProjectionError as error:
         raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
     finally:
         writer.close()
     # Another process follows the read model: let it get there.
-    if not wait_for_position(stores.views, [statistics.PROJECTION], head, WORKER_WAIT_SECONDS):
+    if not wait_for_position(stores.views, [projection], head, WORKER_WAIT_SECONDS):
         raise CliFailure(
             EXIT_UNAVAILABLE,
-            f"the statistics read model is still behind the event log after "
+            f"the {projection.name} read model is still behind the event log after "
             f"{WORKER_WAIT_SECONDS:.0f} s; see akte projections status",
         )

@@ -54,6 +54,7 @@ DEFAULT_SUBJECT: Final = "Die Ausländerbehörde"
 _SECTIONS: Final = (
     ("balance", "Jahresbilanz"),
     ("management", "Steuerung"),
+    ("workload", "Arbeitslast"),
 )
 _SHORT_LABELS: Final = {
     # SVG text does not wrap: the charts need labels that fit in one line.
@@ -214,8 +215,9 @@ def figure_json(report: YearlyReport, figure: Figure) -> JsonDict:
 
 
 def report_json(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> JsonDict:
-    """The report as a JSON-ready dict with stable keys, figures in the report's order."""
-    return {
+    """The report as a JSON-ready dict with stable keys, figures in the report's order
+    (and ``workload``, the workload section's figures, where the report has them)."""
+    data = {
         "office_id": report.office_id,
         "year": report.year,
         "previous_year": report.year - 1,
@@ -224,6 +226,9 @@ def report_json(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> Json
         "summary": german_summary(report, subject=subject),
         "figures": [figure_json(report, figure) for figure in report.figures],
     }
+    if report.workload:
+        data["workload"] = [figure_json(report, figure) for figure in report.workload]
+    return data
 
 
 # ---------------------------------------------------------------------- CSV
@@ -243,7 +248,7 @@ def report_csv(report: YearlyReport) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
-    for figure in report.figures:
+    for figure in (*report.figures, *report.workload):
         recorded = "true" if figure.value is not None else "false"
 
         def row(
@@ -776,7 +781,7 @@ def _breakdowns(report: YearlyReport) -> list[str]:
 
 def _definitions(report: YearlyReport, numbers: Mapping[str, int]) -> str:
     items = []
-    for figure in report.figures:
+    for figure in (*report.figures, *report.workload):
         link = drill_down_link(report, figure)
         proof = (
             f' Einzelereignisse: <a class="link" href="{_e(link)}">{_e(link)}</a>'
@@ -799,10 +804,11 @@ def report_html(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> str:
     definitions as footnotes and the drill-down links to the events behind each figure.
     """
     year, before = report.year, report.year - 1
-    numbers = {figure.key: index for index, figure in enumerate(report.figures, start=1)}
+    every = (*report.figures, *report.workload)
+    numbers = {figure.key: index for index, figure in enumerate(every, start=1)}
     tables = []
     for section, heading in _SECTIONS:
-        figures = [figure for figure in report.figures if figure.section == section]
+        figures = [figure for figure in every if figure.section == section]
         if figures:
             tables.append(
                 f'<section data-section="{section}"><h2>{heading} {year}</h2>'

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     projections_in_process: bool = True
     """``akte serve`` keeps the read models up to date itself; false: separate
     ``akte projections run`` workers do (several API processes on PostgreSQL)."""
+    shard_by_office: bool = False
+    """PostgreSQL only: each office's events in a schema of its own,
+    ``<postgres_schema>_<office>`` (its own event table and table lock), so offices never
+    wait for each other's writes (:func:`adapters.bootstrap.build_office_services`). The
+    HTTP API and the projection workers do not route across shards yet (README
+    "Performance")."""
+    offices: str = ""
+    """With ``shard_by_office``: the offices, comma-separated, e.g. ``abh-a,abh-b``."""
     json_logs: bool = True
     """One JSON object per log line (for log shippers); false: plain text lines."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -121,6 +129,38 @@ class Settings(BaseSettings):
     """Open bookings one person (by name and birth date, not e-mail) may hold per office."""
     appointment_proof_of_work_bits: int = Field(default=20, ge=0, le=32)
     """Leading zero bits the anti-bot challenge asks for; 0 only in tests."""
+    staff_file: Path | None = None
+    """JSON file of posts and people at work per office and month (example:
+    ``adapters/reference/staff.json``), for the workload figures per post and per person
+    at work. Unset: those figures are not recorded."""
+
+    personal_data_encryption: bool = True
+    """Encrypt the personal fields of new events and snapshots with a key per person
+    (crypto-shredding, README "Data protection"). Off: new events are written in the
+    clear; encrypted ones written before are still read."""
+    master_keys: SecretStr | None = None
+    """``id:base64key[,id:base64key...]``: the master keys that wrap the data keys; the
+    first wraps new keys (and re-wraps them on ``akte keys rotate``), the others are only
+    read. Unset in development: a fixed development key. In production it must be set."""
+    key_store_path: Path | None = None
+    """SQLite only: the key store's own file. Omitted: ``<data_dir>/akte-keys.sqlite3``
+    (PostgreSQL keeps the keys in tables of the application's schema)."""
+    key_cache_seconds: float = Field(default=60, ge=0, le=3600)
+    """How long a process keeps an unwrapped key: after an erasure in another process,
+    this one may read the erased person's data for at most this long."""
+    retention_rules_path: Path | None = None
+    """The retention rules (JSON). Omitted: ``adapters/reference/retention-rules.json``."""
+
+    @property
+    def key_store_file(self) -> Path:
+        if self.key_store_path is not None:
+            return self.key_store_path
+        return self.data_dir / "akte-keys.sqlite3"
+
+    @property
+    def office_shards(self) -> tuple[str, ...]:
+        """The offices of ``offices``, each with a shard of its own when sharding."""
+        return tuple(office.strip() for office in self.offices.split(",") if office.strip())
 
     @property
     def sqlite_path(self) -> Path:

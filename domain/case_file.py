@@ -20,8 +20,10 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.acts import Act
+from domain.erasure import ERASURE_GROUNDS
 from domain.errors import (
     CarrierSheetExhausted,
+    CaseFileErased,
     CaseFileNotActive,
     DocumentAlreadyReviewed,
     DocumentNotFound,
@@ -246,6 +248,11 @@ def _find(items: list[V], number: int, error: Exception) -> V:
 
 class CaseFile(Aggregate):
     """The case file (Ausländerakte) of one person, kept by one office."""
+
+    personal_data_erased_at: datetime | None = None
+    """When the person's data was erased (key destroyed); ``None``: it was not. A class
+    default rather than set in ``__init__``, so that snapshots taken before erasure
+    existed still load."""
 
     def __init__(self) -> None:
         self.office_id: str = ""
@@ -654,6 +661,21 @@ class CaseFile(Aggregate):
             case.status = "closed"
             case.closure_reason = self.closure_reason
 
+    class PersonalDataErased(Event):
+        """The person's data was erased by destroying the file's key (crypto-shredding;
+        § 91 AufenthG, § 68 AufenthV, Art. 17 DSGVO). The events stay; from now on their
+        personal fields read as redacted. Nothing can be recorded on the file afterwards.
+        ``linked_ids``: linked records (contact form submissions, appointments) whose keys
+        were destroyed with it."""
+
+        legal_ground: str
+        rule_id: str | None
+        approved_by: str
+        linked_ids: list[str]
+
+        def apply(self, case: CaseFile) -> None:
+            case.personal_data_erased_at = self.at
+
     # ---------------------------------------------------------------- commands
 
     @classmethod
@@ -687,6 +709,7 @@ class CaseFile(Aggregate):
         )
 
     def _record(self, event_class: type[CaseFile.Event], act: Act, **fields: Any) -> None:
+        self.check_not_erased()
         self.trigger_event(event_class, by=act.by, at=act.at, timestamp=act.recorded_at, **fields)
 
     def correct_master_data(self, *, corrections: dict[str, Any], reason: str, act: Act) -> None:
@@ -1197,7 +1220,43 @@ class CaseFile(Aggregate):
         self.check_no_open_procedures()
         self._record(self.Closed, act, closure_reason=closure_reason)
 
+    def erase_personal_data(
+        self,
+        *,
+        legal_ground: str,
+        rule_id: str | None,
+        approved_by: str,
+        linked_ids: list[str],
+        act: Act,
+    ) -> None:
+        """Record the erasure of the person's data; the caller then destroys the key."""
+        self.check_not_erased()
+        if legal_ground not in ERASURE_GROUNDS:
+            raise InvalidValue("legal_ground", "must be one of " + ", ".join(ERASURE_GROUNDS))
+        if rule_id is not None:
+            require_code("rule_id", rule_id)
+        require_text("approved_by", approved_by, max_length=200)
+        self._record(
+            self.PersonalDataErased,
+            act,
+            legal_ground=legal_ground,
+            rule_id=rule_id,
+            approved_by=approved_by,
+            linked_ids=list(linked_ids),
+        )
+
     # ------------------------------------------------------------------ checks
+
+    @property
+    def is_erased(self) -> bool:
+        return self.personal_data_erased_at is not None
+
+    def check_not_erased(self) -> None:
+        if self.personal_data_erased_at is not None:
+            raise CaseFileErased(
+                "the personal data of this case file has been erased: nothing more can be "
+                "recorded on it"
+            )
 
     def check_active(self) -> None:
         if self.status != "active":

@@ -39,6 +39,12 @@ class CaseFileNotActive(RuleViolation):
     code = "case-file-not-active"
 
 
+class CaseFileErased(RuleViolation):
+    """The person's data was erased (crypto-shredding): the file takes no more actions."""
+
+    code = "case-file-erased"
+
+
 class ProcedureNotFound(PartNotFound):
     code = "procedure-not-found"
 

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from domain.case_file import CaseFile
+from domain.erasure import ERASURE_GROUNDS
 from domain.personal import personal_fields
 
 E = CaseFile.Event
@@ -161,6 +162,16 @@ def _correspondence(e: CaseFile.CorrespondenceRecorded) -> str:
     )
 
 
+def _personal_data_erased(e: CaseFile.PersonalDataErased) -> str:
+    rule = f", Regel {e.rule_id}" if e.rule_id else ""
+    linked = f", mit {len(e.linked_ids)} verknüpften Vorgängen" if e.linked_ids else ""
+    return (
+        f"Personenbezogene Daten gelöscht (Schlüssel vernichtet): "
+        f"{_label(ERASURE_GROUNDS, e.legal_ground)}{rule}{linked}; freigegeben von "
+        f"{e.approved_by}"
+    )
+
+
 _DESCRIBE: Final[Mapping[type[Any], Callable[[Any], str]]] = {
     CaseFile.Opened: _opened,
     CaseFile.MasterDataCorrected: _master_data_corrected,
@@ -226,6 +237,7 @@ _DESCRIBE: Final[Mapping[type[Any], Callable[[Any], str]]] = {
         f"Akte an Ausländerbehörde {e.to_office_id} abgegeben (Umzug, § 67 AufenthV)"
     ),
     CaseFile.Closed: lambda e: f"Akte geschlossen: {_label(_CLOSURE, e.closure_reason)}",
+    CaseFile.PersonalDataErased: _personal_data_erased,
     CaseFile.AppointmentAttendanceRecorded: lambda e: (
         f"Termin ({e.appointment_type}{_basis(e.legal_basis)}) "
         + ("wahrgenommen" if e.outcome == "attended" else "nicht wahrgenommen")

@@ -9,9 +9,11 @@ audit.
 
 from __future__ import annotations
 
+import types
 import typing
+from datetime import date
 from functools import cache
-from typing import Annotated, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 T = TypeVar("T")
 
@@ -36,3 +38,54 @@ def personal_fields(event_class: type) -> frozenset[str]:
         for name, hint in hints.items()
         if typing.get_origin(hint) is Annotated and PERSONAL in hint.__metadata__
     )
+
+
+# ------------------------------------------------------------------ redaction
+
+REDACTED_TEXT: Final = "[gelöscht]"
+"""What a personal text field reads as once its person's key is destroyed (erasure)."""
+REDACTED_DATE: Final = date.min
+"""What a personal date field reads as once erased: 0001-01-01, a date no person has, so
+that typed code (``apply`` methods, HTTP schemas) carries it without special cases."""
+
+
+def redacted_value(hint: Any) -> Any:
+    """The redacted stand-in for a value of type ``hint`` (``Annotated`` or not).
+
+    Text and codes read as :data:`REDACTED_TEXT`, dates as :data:`REDACTED_DATE`, lists as
+    one redacted text, optional numbers as ``None``, other numbers as ``0``.
+    """
+    if typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        optional = len(options) < len(typing.get_args(hint))
+        if len(options) == 1:
+            inner = redacted_value(options[0])
+            return None if optional and inner in (0, None) else inner
+        return REDACTED_TEXT
+    if origin is list or hint is list:
+        return [REDACTED_TEXT]
+    if hint is date:
+        return REDACTED_DATE
+    if hint in (int, float) or hint is bool:
+        return 0
+    # str, Literal codes (e.g. the purpose of a visit) and anything else: a text.
+    return REDACTED_TEXT
+
+
+@cache
+def redacted_fields(event_class: type) -> dict[str, Any]:
+    """Every personal field of ``event_class`` with its redacted stand-in."""
+    hints = typing.get_type_hints(event_class, include_extras=True)
+    return {name: redacted_value(hints[name]) for name in sorted(personal_fields(event_class))}
+
+
+def is_redacted(value: object) -> bool:
+    """Whether ``value`` is a redacted stand-in (text, date, or a list of redacted text)."""
+    if isinstance(value, list):
+        return bool(value) and all(is_redacted(item) for item in value)
+    if isinstance(value, str):
+        return value == REDACTED_TEXT
+    return type(value) is date and value == REDACTED_DATE

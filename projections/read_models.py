@@ -14,7 +14,9 @@ from projections import (
     appointment_holds,
     audit_actions,
     read_access_log,
+    retention_due,
     statistics,
+    workload,
 )
 from projections.engine import Projection
 from projections.worklists import WORKLISTS
@@ -27,4 +29,6 @@ READ_MODELS: Final[tuple[Projection, ...]] = (
     appointment_day.PROJECTION,
     appointment_holds.PROJECTION,
     appointment_figures.PROJECTION,
+    retention_due.PROJECTION,
+    workload.PROJECTION,
 )

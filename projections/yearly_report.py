@@ -3,8 +3,8 @@
 A report is every figure of the published yearly balance (see ``shared/DESIGN.md``) and
 what a manager needs beside it, each with the year before, by month where it is a count,
 and with the list of events it counts (:func:`figure_events`). It reads only the totals
-kept beside the counted facts (a few hundred small rows), so it costs the same with one
-year of history or ten.
+kept beside the counted facts (a few hundred small rows, and one index-only count of the
+year's customers), so it costs the same with one year of history or ten.
 """
 
 from __future__ import annotations
@@ -29,16 +29,30 @@ from projections.paging import (
     fetch_page,
 )
 from projections.statistics import FACTS, NAME, FactRow
+from projections.workload import StaffPlan
 
 Unit = Literal["count", "eur", "days", "percent"]
 
-NOT_RECORDED_YET: Final = (
-    "wird erst mit der Terminverwaltung erfasst; bis dahin nicht erhoben (nicht 0)"
-)
 CUSTOMERS_DEFINITION: Final = (
     "Kundinnen und Kunden: verschiedene Personen, die im Jahr bedient wurden, gleich über "
-    "welchen Weg (Termin, Kontaktformular, Post, Online-Antrag); jede Person zählt einmal."
+    "welchen Weg (Termin, Kontaktformular, Post, Online-Antrag); jede Person zählt einmal. "
+    "Bedient heißt: ein Vorgang ging ein oder wurde entschieden, ein Aufenthaltsdokument "
+    "oder eine Fiktionsbescheinigung wurde ausgestellt oder verlängert, ein Termin wurde "
+    "wahrgenommen oder eine Verpflichtungserklärung ausgehändigt. Eine Person ist ihre "
+    "Akte; ohne Akte zählt bei Terminen die Person (pseudonym), bei "
+    "Verpflichtungserklärungen jede Erklärung."
 )
+CUSTOMER_FIGURES: Final = (
+    "procedures_received",
+    "procedures_processed",
+    "residence_documents_issued",
+    "residence_documents_extended",
+    "fiction_certificates_issued",
+    "fiction_certificates_extended",
+    "appointments_served",
+    "commitment_declarations",
+)
+"""The figures whose events serve a person (``customer`` names them)."""
 YEAR_DEFINITION: Final = (
     "Jede Zahl zählt das Ereignis, das sie wahr macht, einmal, im Kalenderjahr seiner "
     "fachlichen Zeit (Ortszeit Berlin)."
@@ -82,6 +96,9 @@ class DrillDown:
     """Only facts that came in through these channels (empty: all)."""
     open_at_year_end: bool = False
     """The backlog: procedures received by the year's end and not decided by then."""
+    customers_only: bool = False
+    """Only facts that served a person: the customers are the distinct ``customer``
+    values among them."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +119,9 @@ class Figure:
     breakdowns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     """Named breakdowns of the value, e.g. ``{"Art": {"eat": 11000, ...}}``."""
     drill_down: DrillDown | None = None
-    section: Literal["balance", "management"] = "balance"
-    """The published balance, or what the office's management looks at besides."""
+    section: Literal["balance", "management", "workload"] = "balance"
+    """The published balance, or what the office's management looks at besides
+    (``workload``: the figures of :attr:`YearlyReport.workload`)."""
 
     @property
     def recorded(self) -> bool:
@@ -118,6 +136,9 @@ class YearlyReport:
     notes: tuple[str, ...]
     position: int
     """The statistics read model's position in the event log when the report was read."""
+    workload: tuple[Figure, ...] = ()
+    """The workload section (:func:`workload_figures`): apart from ``figures``, whose
+    every count drills down to the events it counts."""
 
     def figure(self, key: str) -> Figure:
         for figure in self.figures:
@@ -128,7 +149,7 @@ class YearlyReport:
 
 # ---------------------------------------------------------------------- reading
 
-_MONTHLY, _CHANNELS, _BASES, _DAYS = (schema.name for schema in FACTS.totals_schemas)
+_MONTHLY, _CHANNELS, _BASES, _DAYS, _CUSTOMERS = (schema.name for schema in FACTS.totals_schemas)
 
 
 class _Totals:
@@ -158,6 +179,14 @@ class _Totals:
         self.first_year: int | None = first[0][0] if first and first[0][0] is not None else None
         """The first year the log holds anything of the office in: before it, nothing was
         recorded (which is not the same as nothing happening)."""
+        self.customers: dict[int, int] = dict.fromkeys(years, 0)
+        for row_year, count in session.fetch(
+            f"SELECT year, COUNT(*) FROM {session.table(_CUSTOMERS)} "
+            f"WHERE office_id = {p} AND year IN ({p}, {p}) AND customer <> '' "
+            f"AND {TOTALS_COUNT} <> 0 GROUP BY year",
+            (office_id, *years),
+        ):
+            self.customers[row_year] = int(count)
         self.channels = self._grouped(session, _CHANNELS, "channel", office_id, years)
         self.bases = self._grouped(session, _BASES, "legal_basis", office_id, years)
         self.days = self._grouped(session, _DAYS, "days", office_id, years)
@@ -254,13 +283,17 @@ def _share(part: float, whole: float) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 
 
-def yearly_report(views: ViewsStore, office_id: str, year: int) -> YearlyReport:
-    """The yearly report of ``office_id`` for ``year``, from the statistics read model."""
+def yearly_report(
+    views: ViewsStore, office_id: str, year: int, *, staff: StaffPlan | None = None
+) -> YearlyReport:
+    """The yearly report of ``office_id`` for ``year``, from the statistics read model
+    (and the workload read model; ``staff``: posts and people at work, if configured)."""
     if not 1900 <= year <= 9999:
         raise InvalidQuery("year", "must be a year between 1900 and 9999")
     with views.reader() as session:
         totals = _Totals(session, office_id, year)
         position = _position(session)
+        workload = workload_figures(session, office_id, year, staff)
     figures = _figures(totals, year)
     first = totals.first_year
     if first is None or year - 1 < first:
@@ -273,6 +306,7 @@ def yearly_report(views: ViewsStore, office_id: str, year: int) -> YearlyReport:
         figures=figures,
         notes=(YEAR_DEFINITION, CUSTOMERS_DEFINITION),
         position=position,
+        workload=workload,
     )
 
 
@@ -300,24 +334,7 @@ def _position(session: ViewsSession) -> int:
 
 def _figures(totals: _Totals, year: int) -> tuple[Figure, ...]:
     previous = year - 1
-    figures: list[Figure] = [
-        Figure(
-            "appointments_served",
-            "Wahrgenommene Termine",
-            "count",
-            None,
-            None,
-            f"Termine, zu denen die Person erschienen ist; {NOT_RECORDED_YET}.",
-        ),
-        Figure(
-            "customers",
-            "Kundinnen und Kunden",
-            "count",
-            None,
-            None,
-            f"{CUSTOMERS_DEFINITION} {NOT_RECORDED_YET[0].upper()}{NOT_RECORDED_YET[1:]}.",
-        ),
-    ]
+    figures: list[Figure] = []
 
     def counted(
         key: str,
@@ -350,6 +367,27 @@ def _figures(totals: _Totals, year: int) -> tuple[Figure, ...]:
             section=section,
         )
 
+    figures.append(
+        counted(
+            "appointments_served",
+            "Wahrgenommene Termine",
+            "appointments_served",
+            "Jeder Termin, zu dem die Person erschienen ist und bedient wurde "
+            "(Appointment.Attended), im Jahr des Termins.",
+            breakdown="Terminart",
+        )
+    )
+    figures.append(
+        Figure(
+            "customers",
+            "Kundinnen und Kunden",
+            "count",
+            float(totals.customers[year]),
+            float(totals.customers[previous]),
+            CUSTOMERS_DEFINITION,
+            drill_down=DrillDown(CUSTOMER_FIGURES, customers_only=True),
+        )
+    )
     figures.append(
         counted(
             "residence_documents_issued",
@@ -576,14 +614,23 @@ def _figures(totals: _Totals, year: int) -> tuple[Figure, ...]:
         ),
     ):
         figures.append(counted(key, label, figure, definition, section="management"))
+
+    def no_show_rate(in_year: int) -> float | None:
+        served = sum(totals.months(in_year, "appointments_served"))
+        missed = sum(totals.months(in_year, "appointment_no_shows"))
+        return _share(missed, served + missed)
+
     figures.append(
         Figure(
             "no_show_rate",
             "Nicht wahrgenommene Termine (Anteil)",
             "percent",
-            None,
-            None,
-            f"Anteil der gebuchten Termine, zu denen niemand erschien; {NOT_RECORDED_YET}.",
+            no_show_rate(year),
+            no_show_rate(previous),
+            "Anteil der Termine, zu denen niemand erschien (Appointment.NoShow), an allen "
+            "Terminen, die am Schalter wahrgenommen oder als nicht wahrgenommen vermerkt "
+            "wurden.",
+            drill_down=DrillDown(("appointments_served", "appointment_no_shows")),
             section="management",
         )
     )
@@ -615,6 +662,8 @@ class CountedEvent:
     legal_basis: str
     days: int | None
     amount_cents: int
+    customer: str
+    """Whom the event served (``c:`` case file, ``p:`` person key, ``d:`` declaration)."""
 
 
 def _counted(row: FactRow) -> CountedEvent:
@@ -631,6 +680,7 @@ def _counted(row: FactRow) -> CountedEvent:
         legal_basis=row.legal_basis,
         days=row.days if row.days >= 0 else None,
         amount_cents=row.amount_cents,
+        customer=row.customer,
     )
 
 
@@ -661,6 +711,8 @@ def figure_events(
         filters.append(Filter("kind", "in", list(drill_down.kinds)))
     if drill_down.channels:
         filters.append(Filter("channel", "in", list(drill_down.channels)))
+    if drill_down.customers_only:
+        filters.append(Filter("customer", ">", ""))
     rows, next_cursor = fetch_page(
         views, FACTS, filters=filters, order=EVENT_ORDER, limit=limit, cursor=cursor
     )
@@ -713,3 +765,239 @@ def _open_at_year_end(
         else None
     )
     return CountedEvents([_counted(row) for row in rows], next_cursor)
+
+
+# ---------------------------------------------------------------------- workload
+
+WORKLOAD_KEYS: Final = (
+    "workload_actions",
+    "workload_decided",
+    "workload_backlog_assigned",
+    "workload_backlog_age_median",
+    "workload_booked_out_weeks",
+    "workload_posts",
+    "workload_at_work",
+    "workload_actions_per_post",
+    "workload_actions_per_person_at_work",
+    "workload_decided_per_person_at_work",
+)
+"""The figures of the workload section, in the order they are printed."""
+
+
+def workload_figures(
+    session: ViewsSession, office_id: str, year: int, staff: StaffPlan | None
+) -> tuple[Figure, ...]:
+    """The workload section of ``year`` (empty while the workload read model is not built):
+    actions and decisions per caseworker, the assigned backlog at the year's end and its
+    age, the highest "booked out for N weeks", and per post and person at work."""
+    # Imported here: the workload model is an addition the report reads if it is there.
+    from projections import workload as model
+
+    if not model.built(session):
+        return ()
+    figures: list[Figure] = []
+    per_year = {y: model.monthly_actions(session, office_id, y) for y in (year - 1, year)}
+
+    def months_of(in_year: int, index: int) -> tuple[float, ...]:
+        values = [0.0] * 12
+        for (month, _actor), counts in per_year[in_year].items():
+            values[month - 1] += counts[index]
+        return tuple(values)
+
+    def by_actor(index: int) -> dict[str, float]:
+        totals: dict[str, float] = defaultdict(float)
+        for (_month, actor), counts in per_year[year].items():
+            totals[actor] += counts[index]
+        return {actor: value for actor, value in sorted(totals.items()) if value}
+
+    for key, label, index, definition in (
+        (
+            "workload_actions",
+            "Arbeitsschritte der Sachbearbeitung",
+            0,
+            "Jedes Ereignis einer Akte, gezählt für die Kennung, die es erfasst hat (ohne "
+            "Schritte des Online-Portals und der Öffentlichkeit), im Monat des Ereignisses.",
+        ),
+        (
+            "workload_decided",
+            "Entschiedene Vorgänge je Bearbeiterin/Bearbeiter",
+            1,
+            "Jede Entscheidung (ProcedureDecided), gezählt für die Kennung, die entschieden hat.",
+        ),
+    ):
+        months = months_of(year, index)
+        before = months_of(year - 1, index)
+        figures.append(
+            Figure(
+                key,
+                label,
+                "count",
+                float(sum(months)),
+                float(sum(before)),
+                definition,
+                by_month=months,
+                previous_by_month=before,
+                breakdowns={"Je Kennung": by_actor(index)},
+                section="workload",
+            )
+        )
+    at_end = {
+        y: model.open_at(session, office_id, _berlin_new_year(y + 1)) for y in (year - 1, year)
+    }
+    per_actor: dict[str, float] = defaultdict(float)
+    bands: dict[str, float] = {label: 0.0 for _, _, label in model.AGE_BANDS}
+    for actor, age in at_end[year]:
+        per_actor[actor] += 1
+        bands[model.age_band(age)] += 1
+    figures.append(
+        Figure(
+            "workload_backlog_assigned",
+            "Zugewiesene offene Vorgänge am Jahresende",
+            "count",
+            float(len(at_end[year])),
+            float(len(at_end[year - 1])),
+            "Vorgänge, die am 31.12. (24 Uhr Ortszeit) einer Kennung zugewiesen und noch nicht "
+            "entschieden waren, je Kennung.",
+            breakdowns={"Je Kennung": dict(sorted(per_actor.items())), "Alter in Tagen": bands},
+            section="workload",
+        )
+    )
+
+    def median_age(entries: list[tuple[str, int]]) -> float | None:
+        ages = sorted(age for _, age in entries)
+        if not ages:
+            return None
+        middle = len(ages) // 2
+        return float(ages[middle]) if len(ages) % 2 else (ages[middle - 1] + ages[middle]) / 2
+
+    figures.append(
+        Figure(
+            "workload_backlog_age_median",
+            "Alter der zugewiesenen offenen Vorgänge (Median)",
+            "days",
+            median_age(at_end[year]),
+            median_age(at_end[year - 1]),
+            "Über die am Jahresende zugewiesenen, unentschiedenen Vorgänge: Kalendertage seit "
+            "dem Eingang.",
+            section="workload",
+        )
+    )
+    booked = model.booked_out_by_day(
+        session, office_id, datetime(year - 1, 1, 1).date(), datetime(year, 12, 31).date()
+    )
+
+    def booked_months(in_year: int) -> list[float | None]:
+        highest: list[float | None] = [None] * 12
+        for day, (days, _) in booked.items():
+            if day.year == in_year and days is not None:
+                weeks = float(days // 7)
+                current = highest[day.month - 1]
+                highest[day.month - 1] = weeks if current is None else max(current, weeks)
+        return highest
+
+    now_booked, before_booked = booked_months(year), booked_months(year - 1)
+    observed_now = [value for value in now_booked if value is not None]
+    observed_before = [value for value in before_booked if value is not None]
+    figures.append(
+        Figure(
+            "workload_booked_out_weeks",
+            "Terminvergabe ausgebucht für N Wochen (höchster Wert)",
+            "count",
+            max(observed_now) if observed_now else None,
+            max(observed_before) if observed_before else None,
+            "Der höchste Wert der täglichen Beobachtung (akte appointments tick): ganze "
+            "Wochen bis zum nächsten freien Termin, über Standorte und Terminarten; je Monat "
+            "der höchste des Monats (Monate ohne Beobachtung: 0).",
+            by_month=tuple(value or 0.0 for value in now_booked) if observed_now else None,
+            section="workload",
+        )
+    )
+    figures.extend(_staff_figures(figures, office_id, year, staff))
+    return tuple(figures)
+
+
+def _berlin_new_year(year: int) -> datetime:
+    from projections.statistics import OFFICE_TIME_ZONE
+
+    return datetime(year, 1, 1, tzinfo=OFFICE_TIME_ZONE)
+
+
+def _staff_figures(
+    figures: Sequence[Figure], office_id: str, year: int, staff: StaffPlan | None
+) -> list[Figure]:
+    """Posts, people at work, and the work per post and per person at work."""
+    by_key = {figure.key: figure for figure in figures}
+    months = [None if staff is None else staff.month(office_id, year, m) for m in range(1, 13)]
+    configured = [month for month in months if month is not None]
+    complete = len(configured) == 12
+    posts = [None if m is None else m.posts for m in months]
+    at_work = [None if m is None else m.at_work for m in months]
+
+    def mean(values: Sequence[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return round(sum(known) / len(known), 1) if known else None
+
+    def per(
+        figure_key: str, staff_values: Sequence[float | None]
+    ) -> tuple[float | None, tuple[float, ...] | None]:
+        counted = by_key[figure_key].by_month or (0.0,) * 12
+        pairs = [(c, s) for c, s in zip(counted, staff_values, strict=True) if s]
+        if not pairs:
+            return None, None
+        value = round(sum(c for c, _ in pairs) / (sum(s for _, s in pairs) / len(pairs)), 1)
+        monthly = (
+            tuple(round(c / s, 1) if s else 0.0 for c, s in zip(counted, staff_values, strict=True))
+            if complete
+            else None
+        )
+        return value, monthly
+
+    note = (
+        " Aus der Konfiguration der Stellen (AKTE_STAFF_FILE), Vollzeitäquivalente; nicht "
+        "konfigurierte Monate bleiben unberücksichtigt."
+    )
+    result = [
+        Figure(
+            "workload_posts",
+            "Stellen (Durchschnitt)",
+            "count",
+            mean(posts),
+            None,
+            "Stellen der Behörde im Monatsdurchschnitt." + note,
+            by_month=tuple(float(v or 0) for v in posts) if complete else None,
+            section="workload",
+        ),
+        Figure(
+            "workload_at_work",
+            "Tatsächlich anwesende Beschäftigte (Durchschnitt)",
+            "count",
+            mean(at_work),
+            None,
+            "Beschäftigte, die tatsächlich arbeiten (ohne unbesetzte Stellen, Krankheit, "
+            "Urlaub), im Monatsdurchschnitt." + note,
+            by_month=tuple(float(v or 0) for v in at_work) if complete else None,
+            section="workload",
+        ),
+    ]
+    for key, label, counted, staff_values, what in (
+        ("workload_actions_per_post", "Arbeitsschritte je Stelle", "workload_actions", posts,
+         "Arbeitsschritte geteilt durch die Stellen"),
+        ("workload_actions_per_person_at_work", "Arbeitsschritte je anwesender Person",
+         "workload_actions", at_work, "Arbeitsschritte geteilt durch die anwesenden Beschäftigten"),
+        ("workload_decided_per_person_at_work", "Entschiedene Vorgänge je anwesender Person",
+         "workload_decided", at_work, "Entscheidungen geteilt durch die anwesenden Beschäftigten"),
+    ):  # fmt: skip
+        value, monthly = per(counted, staff_values)
+        result.append(
+            Figure(
+                key,
+                label,
+                "count",
+                value,
+                None,
+                f"{what} (je Monat; im Jahr: Summe geteilt durch den Monatsdurchschnitt).{note}",
+                by_month=monthly,
+                section="workload",
+            )
+        )
+    return result

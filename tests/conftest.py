@@ -18,8 +18,13 @@ from typing import TypedDict
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
 from adapters.bootstrap import build_service
+from adapters.http.app import create_app
+from adapters.http.identity import Role
+from adapters.http.local_issuer import LocalIssuer
+from adapters.read_models import ReadModels, build_read_models
 from adapters.settings import Settings
 from service import AkteService
 
@@ -131,3 +136,35 @@ def service(settings: Settings, clock: FakeClock) -> Iterator[AkteService]:
         yield svc
     finally:
         svc.close()
+
+
+# ------------------------------------------------------------------ HTTP with read models
+
+
+@pytest.fixture
+def read_models(service: AkteService, settings: Settings) -> Iterator[ReadModels]:
+    """Read models followed in the process, as ``akte serve`` does by default."""
+    models = build_read_models(settings, service, follow=True)
+    try:
+        yield models
+    finally:
+        models.close()
+
+
+@pytest.fixture
+def client(
+    service: AkteService, settings: Settings, read_models: ReadModels
+) -> Iterator[TestClient]:
+    with TestClient(create_app(service, settings, read_models=read_models)) as test_client:
+        yield test_client
+
+
+def bearer(
+    settings: Settings, user_id: str, role: Role, office: str | None = None
+) -> dict[str, str]:
+    """A local token for ``user_id`` in ``role`` (the settings' default office)."""
+    issuer = LocalIssuer.load_or_create(settings.local_issuer_key_file)
+    token = issuer.issue(
+        user_id=user_id, roles=[role], office_id=office or settings.default_office_id
+    )
+    return {"Authorization": f"Bearer {token}"}

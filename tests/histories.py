@@ -113,4 +113,12 @@ def closed_case() -> CaseFile:
         act=act,
     )
     case.close(closure_reason="died", act=act)
+    # Five years after death (§ 68 AufenthV) the person's data is erased.
+    case.erase_personal_data(
+        legal_ground="aufenthv-68",
+        rule_id="died-5y",
+        approved_by="dsb-01",
+        linked_ids=[],
+        act=act,
+    )
     return case

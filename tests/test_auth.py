@@ -380,10 +380,37 @@ OUTCOMES: Final[dict[str, dict[Caller, int]]] = {
         ANONYMOUS: 401,
         OTHER_OFFICE: 403,
     },
+    # Management analyses (what-if replay, workload per caseworker): team leads and heads.
+    "analysis": {
+        CASEWORKER: 403,
+        TEAM_LEAD: OK,
+        AUDITOR: 403,
+        HEAD_OF_OFFICE: OK,
+        ANONYMOUS: 401,
+        OTHER_OFFICE: 403,
+    },
     # Trails across case files (actions by actor and day, the read-access log): auditors.
     "audit": {
         CASEWORKER: 403,
         TEAM_LEAD: 403,
+        AUDITOR: OK,
+        HEAD_OF_OFFICE: 403,
+        ANONYMOUS: 401,
+        OTHER_OFFICE: 403,
+    },
+    # Erasure (crypto-shredding): team leads of the office, with another's approval.
+    "erase": {
+        CASEWORKER: 403,
+        TEAM_LEAD: OK,
+        AUDITOR: 403,
+        HEAD_OF_OFFICE: 403,
+        ANONYMOUS: 401,
+        OTHER_OFFICE: 403,
+    },
+    # Which files are due for erasure: file numbers and dates, no personal data.
+    "retention": {
+        CASEWORKER: 403,
+        TEAM_LEAD: OK,
         AUDITOR: OK,
         HEAD_OF_OFFICE: 403,
         ANONYMOUS: 401,
@@ -937,8 +964,18 @@ ROUTES: Final = (
     Route("GET", "/audit/actions", "audit"),
     Route("GET", "/audit/days", "audit"),
     Route("GET", "/audit/reads", "audit"),
+    Route(
+        "POST",
+        C + "/erasure",
+        "erase",
+        body={"legal_ground": "dsgvo-17", "approved_by": "dsb-01"},
+    ),
+    Route("GET", C + "/subject-access", "audit"),
+    Route("GET", "/retention/due", "retention"),
     Route("GET", "/reports/yearly/{year}", "report"),
     Route("GET", "/reports/yearly/{year}/figures/{key}/events", "report"),
+    Route("GET", "/reports/whatif", "analysis"),
+    Route("GET", "/reports/workload", "analysis"),
     Route("GET", KD, "read", submission=()),
     Route("GET", KD + "/events", "read", submission=()),
     Route("GET", KD + "/files/{file_number}/content", "read", submission=()),

@@ -19,9 +19,7 @@ from fastapi.testclient import TestClient
 from adapters import cli
 from adapters.data_keys import DEVELOPMENT_MASTER_KEY
 from adapters.event_chain import Anchor, ChainSource, verify_chains
-from adapters.http.app import create_app
 from adapters.http.identity import Role
-from adapters.http.local_issuer import LocalIssuer
 from adapters.read_models import ReadModels, build_read_models
 from adapters.retention import load_rules, parse_rules, run_retention
 from adapters.settings import Settings
@@ -33,7 +31,7 @@ from projections.engine import ViewsStore
 from projections.read_models import READ_MODELS
 from projections.yearly_report import yearly_report
 from service import AkteService
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, bearer
 from tests.test_projections_support import engine_for, views_for
 
 OFFICE = "abh-musterstadt"
@@ -298,20 +296,6 @@ def read_models(service: AkteService, settings: Settings) -> Iterator[ReadModels
         yield models
     finally:
         models.close()
-
-
-@pytest.fixture
-def client(
-    service: AkteService, settings: Settings, read_models: ReadModels
-) -> Iterator[TestClient]:
-    with TestClient(create_app(service, settings, read_models=read_models)) as test_client:
-        yield test_client
-
-
-def bearer(settings: Settings, user_id: str, role: Role) -> dict[str, str]:
-    issuer = LocalIssuer.load_or_create(settings.local_issuer_key_file)
-    token = issuer.issue(user_id=user_id, roles=[role], office_id=settings.default_office_id)
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_erasure_and_subject_access_over_http(

@@ -16,7 +16,7 @@ import pytest
 from adapters.projection_cli import EXIT_BUSY, EXIT_OK, EXIT_UNAVAILABLE, add_projection_commands
 from adapters.settings import Settings
 from projections.engine import ViewsStore
-from projections.worklists import WORKLISTS
+from projections.read_models import READ_MODELS
 from service import AkteService
 from tests.test_projections_crash import ROOT, child_env
 from tests.test_projections_support import TOPIC, CaseDriver, dump, stored_positions, views_for
@@ -74,10 +74,10 @@ def test_rebuild_builds_every_read_model_and_reports_its_rate(
     head = history(service)
     assert run(akte, "projections", "rebuild", "--batch-size", "3") == EXIT_OK
     out, err = capsys.readouterr()
-    assert f"rebuilt {len(WORKLISTS)} read model(s) from {head:,} events" in out
+    assert f"rebuilt {len(READ_MODELS)} read model(s) from {head:,} events" in out
     assert "events/s" in out
     assert f"rebuilt {head:,}/{head:,} events (100%)" in err
-    assert stored_positions(views) == {p.name: head for p in WORKLISTS}
+    assert stored_positions(views) == {p.name: head for p in READ_MODELS}
 
     assert run(akte, "projections", "rebuild", "unreviewed_uploads") == EXIT_OK
     assert "rebuilt 1 read model(s)" in capsys.readouterr().out
@@ -93,8 +93,9 @@ def test_rebuild_in_two_processes_gives_the_same_rows(
     assert run(akte, "projections", "rebuild") == EXIT_OK
     alone = dump(service, views)
     assert run(akte, "projections", "rebuild", "--jobs", "2", "--batch-size", "2") == EXIT_OK
-    assert f"rebuilt {len(WORKLISTS)} read model(s) from {head:,} events" in capsys.readouterr().out
-    assert stored_positions(views) == {p.name: head for p in WORKLISTS}
+    rebuilt = capsys.readouterr().out
+    assert f"rebuilt {len(READ_MODELS)} read model(s) from {head:,} events" in rebuilt
+    assert stored_positions(views) == {p.name: head for p in READ_MODELS}
     assert dump(service, views) == alone
 
     other_worker = views.writer()
@@ -148,7 +149,7 @@ def test_status_shows_position_head_and_lag(
         "seconds",
         "updated",
     ]
-    assert len(table) == 1 + len(WORKLISTS)
+    assert len(table) == 1 + len(READ_MODELS)
     assert all("(not built)" in line for line in table[1:])
 
     run(akte, "projections", "rebuild", "unassigned_procedures")
@@ -188,7 +189,7 @@ def test_run_follows_the_log_until_sigterm(
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             positions = stored_positions(views)
-            if len(positions) == len(WORKLISTS) and min(positions.values()) >= position:
+            if len(positions) == len(READ_MODELS) and min(positions.values()) >= position:
                 break
             time.sleep(0.05)
         assert min(stored_positions(views).values()) == position
@@ -199,5 +200,5 @@ def test_run_follows_the_log_until_sigterm(
             worker.kill()
             worker.wait()
     assert worker.returncode == EXIT_OK
-    assert "following 8 read model(s)" in err
+    assert f"following {len(READ_MODELS)} read model(s)" in err
     assert f"stopped at position {position:,}" in err

@@ -3,7 +3,6 @@ auditors list the log, and reading the log is logged too; both stores."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any, cast
 from uuid import UUID
@@ -11,45 +10,16 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.http.app import create_app
 from adapters.http.identity import Role
-from adapters.http.local_issuer import LocalIssuer
 from adapters.http.read_log import is_logged
-from adapters.read_models import ReadModels, build_read_models
+from adapters.read_models import ReadModels
 from adapters.settings import Settings
 from domain.case_file import MasterData
 from domain.read_access import ReadAccess
 from service import AkteService, StoreUnavailable
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, bearer
 
 PERSON = MasterData("Beispiel", "Amal", date(1991, 2, 3), "SYR", "N1234567")
-
-
-@pytest.fixture
-def read_models(service: AkteService, settings: Settings) -> Iterator[ReadModels]:
-    models = build_read_models(settings, service, follow=True)
-    try:
-        yield models
-    finally:
-        models.close()
-
-
-@pytest.fixture
-def client(
-    service: AkteService, settings: Settings, read_models: ReadModels
-) -> Iterator[TestClient]:
-    with TestClient(create_app(service, settings, read_models=read_models)) as test_client:
-        yield test_client
-
-
-def bearer(
-    settings: Settings, user_id: str, role: Role, office: str | None = None
-) -> dict[str, str]:
-    issuer = LocalIssuer.load_or_create(settings.local_issuer_key_file)
-    token = issuer.issue(
-        user_id=user_id, roles=[role], office_id=office or settings.default_office_id
-    )
-    return {"Authorization": f"Bearer {token}"}
 
 
 def reads_in_store(service: AkteService) -> list[ReadAccess.Recorded]:

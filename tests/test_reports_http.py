@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.http.app import create_app
 from adapters.http.identity import Role
-from adapters.read_models import ReadModels, build_read_models
 from adapters.settings import Settings
 from service import AkteService
-from tests.conftest import FakeClock
-from tests.test_worklists_http import PERSON, bearer
+from tests.conftest import FakeClock, bearer
+from tests.test_worklists_http import PERSON
 
 YEAR = 2024
 
@@ -26,23 +23,6 @@ YEAR = 2024
 def in_the_next_year(clock: FakeClock) -> None:
     """The report is of a past year: business times must not lie in the future."""
     clock.now = datetime(YEAR + 1, 1, 15, 9, tzinfo=UTC)
-
-
-@pytest.fixture
-def read_models(service: AkteService, settings: Settings) -> Iterator[ReadModels]:
-    models = build_read_models(settings, service, follow=True)
-    try:
-        yield models
-    finally:
-        models.close()
-
-
-@pytest.fixture
-def client(
-    service: AkteService, settings: Settings, read_models: ReadModels
-) -> Iterator[TestClient]:
-    with TestClient(create_app(service, settings, read_models=read_models)) as test_client:
-        yield test_client
 
 
 def decided_procedures(service: AkteService, office_id: str, count: int) -> int:
@@ -89,7 +69,8 @@ def test_the_report_reflects_a_write_at_once_and_lists_what_it_counts(
     assert figures["procedures_processed"]["value"] == 3
     assert figures["procedures_processed"]["by_month"][3] == 3  # April
     assert figures["digital_share"]["value"] == pytest.approx(66.7)
-    assert figures["customers"]["value"] is None
+    assert figures["customers"]["value"] == 3  # three files served
+    assert figures["appointments_served"]["value"] == 0
 
     link = figures["procedures_processed"]["drill_down"]
     first = client.get(link, params={"limit": 2}, headers=head(settings))
@@ -140,8 +121,9 @@ def test_unknown_and_unrecorded_figures_and_bad_years(
     assert unknown.status_code == 404
     assert "no figure no_such_figure" in unknown.json()["detail"]
     position = decided_procedures(service, settings.default_office_id, 1)
+    before_the_log = f"/reports/yearly/{YEAR - 1}/figures/customers/events"
     unrecorded = client.get(
-        f"{base}/customers/events", params={"min_position": position}, headers=head(settings)
+        before_the_log, params={"min_position": position}, headers=head(settings)
     )
     assert unrecorded.status_code == 404
     assert "not recorded" in unrecorded.json()["detail"]

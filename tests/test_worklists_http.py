@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -12,43 +11,15 @@ from fastapi.testclient import TestClient
 
 from adapters.http.app import create_app
 from adapters.http.identity import Role
-from adapters.http.local_issuer import LocalIssuer
-from adapters.read_models import ReadModels, build_read_models
+from adapters.read_models import build_read_models
 from adapters.settings import Settings
 from domain.case_file import MasterData
 from service import AkteService
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, bearer
 
 PERSON = MasterData(
     "Beispiel", "Amal", FakeClock().now.date().replace(year=1991), "SYR", "N1234567"
 )
-
-
-@pytest.fixture
-def read_models(service: AkteService, settings: Settings) -> Iterator[ReadModels]:
-    models = build_read_models(settings, service, follow=True)
-    try:
-        yield models
-    finally:
-        models.close()
-
-
-@pytest.fixture
-def client(
-    service: AkteService, settings: Settings, read_models: ReadModels
-) -> Iterator[TestClient]:
-    with TestClient(create_app(service, settings, read_models=read_models)) as test_client:
-        yield test_client
-
-
-def bearer(
-    settings: Settings, user_id: str, role: Role, office: str | None = None
-) -> dict[str, str]:
-    issuer = LocalIssuer.load_or_create(settings.local_issuer_key_file)
-    token = issuer.issue(
-        user_id=user_id, roles=[role], office_id=office or settings.default_office_id
-    )
-    return {"Authorization": f"Bearer {token}"}
 
 
 def received_procedure(service: AkteService, office_id: str) -> tuple[UUID, int]:

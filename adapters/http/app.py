@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
 from adapters.http import (
+    analysis,
     appointment_worklists,
     appointments,
     audit,
@@ -35,6 +36,7 @@ from adapters.http import (
     catalogue,
     commitments,
     correspondence,
+    data_protection,
     document_uploads,
     documents,
     entry_procedures,
@@ -248,8 +250,10 @@ def create_app(
     app.include_router(intake.router)
     app.include_router(worklists.router)
     app.include_router(reports.router)
+    app.include_router(analysis.router)
     app.include_router(audit_trail.router)
     app.include_router(audit.router)
+    app.include_router(data_protection.router)
     # The public routes first: /appointments/service-points must not be taken for an id.
     app.include_router(appointments.public_router)
     app.include_router(appointment_worklists.router)  # before /appointments/{id}

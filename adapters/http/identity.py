@@ -17,6 +17,7 @@ class Role(StrEnum):
     TEAM_LEAD = "team_lead"
     AUDITOR = "auditor"
     HEAD_OF_OFFICE = "head_of_office"
+    DATA_PROTECTION_OFFICER = "data_protection_officer"
 
 
 @dataclass(frozen=True)

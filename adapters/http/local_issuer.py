@@ -62,6 +62,9 @@ def demo_users(default_office_id: str) -> dict[str, DemoUser]:
         DemoUser("tl-01", (Role.TEAM_LEAD,), default_office_id, "team lead"),
         DemoUser("au-01", (Role.AUDITOR,), default_office_id, "auditor"),
         DemoUser("ho-01", (Role.HEAD_OF_OFFICE,), default_office_id, "head of office"),
+        DemoUser(
+            "dsb-01", (Role.DATA_PROTECTION_OFFICER,), default_office_id, "data protection officer"
+        ),
         DemoUser("sb-91", (Role.CASEWORKER,), OTHER_DEMO_OFFICE, "caseworker of another office"),
     )
     return {user.user_id: user for user in users}

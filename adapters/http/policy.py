@@ -25,12 +25,18 @@ role               permissions                                                 o
 caseworker         catalogue.read, case.open, case.read, case.history.read,    own office
                    case.write, commitment.read, commitment.write,
                    contact.read, contact.triage
-team_lead          as caseworker, plus procedure.assign                        own office
+team_lead          as caseworker, plus procedure.assign, report.read,          own office
+                   report.analysis, retention.read, personal_data.erase
+                   (with another person's approval, recorded)
 auditor            catalogue.read, case.read, case.history.read,               all offices
                    case.history.personal.read, audit.trail.read, audit.verify,
-                   commitment.read, contact.read (no writes)
+                   commitment.read, contact.read, subject_access.read,
+                   retention.read (no writes)
 head_of_office     catalogue.read, report.read (aggregates only, no case),     own office
-                   audit.verify
+                   report.analysis (what-if, workload), audit.verify
+data_protection_   catalogue.read, case.read, case.history.read,               all offices
+officer            case.history.personal.read, audit.trail.read, audit.verify,
+                   subject_access.read, retention.read, personal_data.erase
 anonymous          catalogue.read, operations.read, commitment.submit,         -
                    commitment.status.read, commitment.pay, payment.notify,
                    contact.submit
@@ -100,6 +106,9 @@ class Permission(StrEnum):
     REPORT_READ = "report.read"
     """Aggregate figures without personal data: the yearly report and the events behind
     each figure (file numbers and staff ids, no personal data)."""
+    REPORT_ANALYSIS = "report.analysis"
+    """Management analyses (file numbers and staff ids, no personal data): the what-if
+    replay under another validity rule, and the workload per caseworker."""
     OPERATIONS_READ = "operations.read"
     """Liveness, readiness and metrics: states and counts for the platform, public."""
     COMMITMENT_SUBMIT = "commitment.submit"
@@ -129,6 +138,14 @@ class Permission(StrEnum):
     """Check in, attended, no-show, cancel, re-type, link to a case file."""
     APPOINTMENT_CONFIGURE = "appointment.configure"
     """Define service points: calendar, appointment types, closed days."""
+    PERSONAL_DATA_ERASE = "personal_data.erase"
+    """Erase a person's data by destroying the case file's key (crypto-shredding); a
+    team lead needs another person's approval, recorded in the erasure."""
+    SUBJECT_ACCESS_READ = "subject_access.read"
+    """Export everything held about one person, decrypted (Art. 15 DSGVO)."""
+    RETENTION_READ = "retention.read"
+    """The worklist of case files whose retention period has run out (file numbers and
+    dates, no personal data)."""
 
 
 class Reach(Enum):
@@ -162,7 +179,14 @@ ROLE_GRANTS: Final[Mapping[Role, Grant]] = {
     Role.CASEWORKER: Grant(_CASEWORK, Reach.OWN_OFFICE),
     Role.TEAM_LEAD: Grant(
         _CASEWORK
-        | {Permission.PROCEDURE_ASSIGN, Permission.REPORT_READ, Permission.APPOINTMENT_CONFIGURE},
+        | {
+            Permission.PROCEDURE_ASSIGN,
+            Permission.REPORT_READ,
+            Permission.REPORT_ANALYSIS,
+            Permission.APPOINTMENT_CONFIGURE,
+            Permission.RETENTION_READ,
+            Permission.PERSONAL_DATA_ERASE,
+        },
         Reach.OWN_OFFICE,
     ),
     # Auditors of the deployment check every office's files; they change nothing.
@@ -179,12 +203,39 @@ ROLE_GRANTS: Final[Mapping[Role, Grant]] = {
                 Permission.COMMITMENT_READ,
                 Permission.CONTACT_READ,
                 Permission.APPOINTMENT_READ,
+                Permission.SUBJECT_ACCESS_READ,
+                Permission.RETENTION_READ,
+            }
+        ),
+        Reach.ALL_OFFICES,
+    ),
+    # The deployment's data protection officer: subject access and erasure in every
+    # office; reads files to answer requests, records nothing else on them.
+    Role.DATA_PROTECTION_OFFICER: Grant(
+        frozenset(
+            {
+                Permission.CATALOGUE_READ,
+                Permission.CASE_READ,
+                Permission.CASE_HISTORY_READ,
+                Permission.CASE_HISTORY_PERSONAL_READ,
+                Permission.AUDIT_TRAIL_READ,
+                Permission.AUDIT_VERIFY,
+                Permission.SUBJECT_ACCESS_READ,
+                Permission.RETENTION_READ,
+                Permission.PERSONAL_DATA_ERASE,
             }
         ),
         Reach.ALL_OFFICES,
     ),
     Role.HEAD_OF_OFFICE: Grant(
-        frozenset({Permission.CATALOGUE_READ, Permission.REPORT_READ, Permission.AUDIT_VERIFY}),
+        frozenset(
+            {
+                Permission.CATALOGUE_READ,
+                Permission.REPORT_READ,
+                Permission.REPORT_ANALYSIS,
+                Permission.AUDIT_VERIFY,
+            }
+        ),
         Reach.OWN_OFFICE,
     ),
 }

@@ -18,14 +18,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from adapters import report_formats
+from adapters.http.deps import SettingsDep
 from adapters.http.identity import Principal
 from adapters.http.policy import Permission, may_in_office, require
 from adapters.http.problems import HttpProblem
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.worklists import Cursor, Limit, MinPosition, ReadModelsDep
 from adapters.read_models import ReadModels
+from adapters.staff import StaffFileError, staff_plan_for
 from projections.engine import ProjectionError
 from projections.paging import InvalidQuery
+from projections.workload import StaffPlan
 from projections.yearly_report import (
     FIGURE_KEYS,
     CountedEvents,
@@ -70,6 +73,7 @@ class CountedEventPublic(BaseModel):
     legal_basis: str
     days: int | None
     amount_cents: int
+    customer: str
 
 
 class CountedEventsPage(BaseModel):
@@ -88,7 +92,11 @@ def _office(reader: Principal, office_id: str | None) -> str:
 
 
 def _report(
-    read_models: ReadModels, office: str, year: int, min_position: int | None
+    read_models: ReadModels,
+    office: str,
+    year: int,
+    min_position: int | None,
+    staff: StaffPlan | None = None,
 ) -> tuple[YearlyReport, bool]:
     behind = False
     if min_position is not None:
@@ -96,7 +104,7 @@ def _report(
             raise HttpProblem(422, "invalid-value", "min_position: is beyond the event log")
         behind = not read_models.wait_until(min_position, MAX_WAIT_SECONDS)
     try:
-        return yearly_report(read_models.views, office, year), behind
+        return yearly_report(read_models.views, office, year, staff=staff), behind
     except InvalidQuery as error:
         raise HttpProblem(422, "invalid-value", str(error)) from None
     except ProjectionError:
@@ -143,13 +151,18 @@ def yearly(
     year: Year,
     reader: ReportReader,
     read_models: ReadModelsDep,
+    settings: SettingsDep,
     office_id: OfficeQuery = None,
     format: FormatQuery = None,
     min_position: MinPosition = None,
 ) -> Response:
     """The yearly report: every figure of the published balance and the management's figures."""
     office = _office(reader, office_id)
-    report, behind = _report(read_models, office, year, min_position)
+    try:
+        staff = staff_plan_for(settings)
+    except StaffFileError as error:
+        raise HttpProblem(503, "staff-file-invalid", str(error)) from None
+    report, behind = _report(read_models, office, year, min_position, staff)
     chosen = _chosen_format(request, format)
     headers = {"Vary": "Accept", "X-Akte-Position": str(report.position)}
     if behind:

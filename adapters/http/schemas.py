@@ -371,6 +371,13 @@ class CasePublic(_Public):
     integration_courses: list[IntegrationCoursePublic]
     correspondence: list[CorrespondencePublic]
     notes: list[NotePublic]
+    personal_data_erased_at: Annotated[
+        datetime | None,
+        Field(
+            description="When the person's data was erased (crypto-shredding): its personal "
+            'fields then read "[gelöscht]" (dates 0001-01-01). Null: not erased.'
+        ),
+    ] = None
 
 
 class EventPublic(BaseModel):

@@ -1,0 +1,268 @@
+"""``akte simulate``: simulate an office's year(s) through the service, print the truth.
+
+The ground truth (:meth:`adapters.simulator.SimulationResult.truth_json`) goes to stdout
+as JSON, or to ``--truth-out``; a progress line with commands/s and events/s goes to
+stderr, and a summary line at the end. Expected failures end with one line on stderr and
+an exit code, never a traceback: 2 for settings, store and usage problems (a store that
+already holds events, unless ``--append``; a year that has not ended yet), 130 when
+interrupted. Nothing printed names a person.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final, TextIO
+
+import psycopg
+from eventsourcing.persistence import PersistenceError
+from pydantic import ValidationError
+
+from adapters.bootstrap import build_service
+from adapters.settings import Settings
+from adapters.simulator import (
+    DEFAULT_OFFICE_ID,
+    SimulationError,
+    SimulationProgress,
+    load_profile,
+    simulate,
+    suggested_case_cache,
+)
+from domain.case_file import require_code
+from domain.errors import InvalidValue
+from service import AkteService, StoreUnavailable
+
+EXIT_OK: Final = 0
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+_STORE_ERRORS: Final = (StoreUnavailable, PersistenceError, psycopg.Error, sqlite3.Error)
+
+
+class _Failure(Exception):
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def add_simulator_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Adds ``simulate`` to the ``akte`` parser."""
+    parser = commands.add_parser(
+        "simulate",
+        help="simulate an office's year through the service and print its ground truth",
+        description=(
+            "Generate a realistic year (or several) of a foreigners' office through the "
+            "service's commands, with the profile's counts as targets (scaled by --scale), "
+            "and print what it did, figure by figure, as JSON: the yearly report for that "
+            "year must reproduce it. The same seed, profile and scale give the same history "
+            "(ids aside). Business time must lie in the past."
+        ),
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="the office's yearly figures as JSON (default: the 2024 profile shipped with Akte)",
+    )
+    parser.add_argument("--seed", type=int, required=True, help="same seed, same history")
+    parser.add_argument(
+        "--year", type=int, help="the first simulated year (default: the profile's)"
+    )
+    parser.add_argument(
+        "--years", type=_positive, default=1, help="consecutive years (default %(default)s)"
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="share of the profile's counts, e.g. 0.1 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--growth",
+        type=float,
+        default=0.0,
+        help="growth of the counts per further year, e.g. 0.02 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--office", default=DEFAULT_OFFICE_ID, help="the office's id (default %(default)s)"
+    )
+    parser.add_argument("--truth-out", type=Path, help="write the ground truth here, not to stdout")
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="simulate into a store that holds events already (the truth counts this run only)",
+    )
+    parser.add_argument(
+        "--case-cache",
+        type=_positive,
+        help=(
+            "case files the service keeps in memory, about 5 KB each (default: enough for "
+            "the simulated office, at least AKTE_CASE_CACHE_SIZE)"
+        ),
+    )
+    parser.set_defaults(run=_guarded(_simulate))
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    try:
+        require_code("office", args.office)
+    except InvalidValue as error:
+        raise _Failure(EXIT_USAGE, f"--office {error.message.removeprefix('office: ')}") from None
+    try:
+        profile = load_profile(args.profile)
+    except SimulationError as error:
+        raise _Failure(EXIT_USAGE, str(error)) from None
+    settings = _settings()
+    cache = args.case_cache or max(
+        settings.case_cache_size,
+        suggested_case_cache(args.scale, years=args.years, growth=args.growth),
+    )
+    settings = settings.model_copy(update={"case_cache_size": cache})
+    progress = _SimulationProgressLine(sys.stderr)
+    with _open_service(settings) as service:
+        existing = service.recorder.max_notification_id() or 0
+        if existing and not args.append:
+            raise _Failure(
+                EXIT_USAGE,
+                f"the store holds {existing:,} events already; simulate into an empty store "
+                "(another AKTE_DATA_DIR or AKTE_POSTGRES_SCHEMA) or pass --append",
+            )
+        try:
+            result = simulate(
+                service,
+                profile,
+                seed=args.seed,
+                year=args.year,
+                years=args.years,
+                scale=args.scale,
+                office_id=args.office,
+                growth=args.growth,
+                progress=progress,
+            )
+        except SimulationError as error:
+            progress.end_line()
+            raise _Failure(EXIT_USAGE, str(error)) from None
+        except KeyboardInterrupt:
+            progress.end_line()
+            raise _Failure(
+                EXIT_INTERRUPTED,
+                "interrupted; the store holds a part of the simulation, start again in an "
+                "empty store",
+            ) from None
+    progress.end_line()
+    truth = json.dumps(result.truth_json(), indent=2, ensure_ascii=False) + "\n"
+    if args.truth_out is not None:
+        args.truth_out.write_text(truth, encoding="utf-8")
+    else:
+        sys.stdout.write(truth)
+    years = ", ".join(str(year) for year in result.years)
+    print(
+        f"simulated {years} of {result.office_id} at scale {result.scale:g}: "
+        f"{result.commands:,} commands, {result.events:,} events, {result.case_files:,} case "
+        f"files in {result.seconds:,.1f} s ({result.commands_per_second:,.0f} commands/s, "
+        f"{result.events_per_second:,.0f} events/s)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ plumbing
+
+
+class _SimulationProgressLine:
+    """Progress on one stderr line, rewritten in place on a terminal; off a terminal
+    (logs, CI) a line per tenth of the simulated span."""
+
+    _INTERVAL: Final = 0.25
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._last_shown = 0.0
+        self._next_tenth = 1
+        self._line_open = False
+
+    def __call__(self, progress: SimulationProgress) -> None:
+        now = time.monotonic()
+        finished = progress.share >= 1.0
+        if self._tty:
+            if not finished and now - self._last_shown < self._INTERVAL:
+                return
+        elif not finished and progress.share * 10 < self._next_tenth:
+            return
+        self._next_tenth = int(progress.share * 10) + 1
+        self._last_shown = now
+        line = (
+            f"simulated up to {progress.simulated_day.isoformat()} ({progress.share:.0%}): "
+            f"{progress.commands:,} commands, {progress.events:,} events, "
+            f"{progress.commands_per_second:,.0f} commands/s, "
+            f"{progress.events_per_second:,.0f} events/s"
+        )
+        if self._tty:
+            self._stream.write(f"\r{line}\x1b[K")
+            self._line_open = True
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def end_line(self) -> None:
+        if self._line_open:
+            self._stream.write("\n")
+            self._line_open = False
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        msg = f"must be at least 1, not {number}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except _Failure as failure:
+            print(f"akte: {failure}", file=sys.stderr)
+            return failure.exit_code
+
+    return run
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        # Name the setting and the rule, not the rejected value (it may be a password).
+        first = error.errors()[0]
+        setting = "AKTE_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise _Failure(EXIT_USAGE, f"invalid setting {setting}: {first['msg']}") from None
+
+
+@contextmanager
+def _open_service(settings: Settings) -> Iterator[AkteService]:
+    try:
+        service = build_service(settings)
+    except (*_STORE_ERRORS, OSError) as error:
+        raise _unavailable(error) from None
+    try:
+        yield service
+    except _STORE_ERRORS as error:
+        raise _unavailable(error) from None
+    finally:
+        service.close()
+
+
+def _unavailable(error: BaseException) -> _Failure:
+    # Only the first line: drivers put details such as offending values on later lines.
+    lines = str(error).strip().splitlines()
+    reason = lines[0][:200] if lines else type(error).__name__
+    return _Failure(EXIT_USAGE, f"the event store is unavailable: {reason}")
