@@ -383,8 +383,14 @@ def _open_in_memory(act: Act) -> tuple[CaseFile, CaseReference]:
     return case, claim
 
 
-def run_service_commands(settings: Settings, plan: Sequence[Step], cases: int) -> float:
-    """Seconds for the plan's commands through the service (opening the cases not timed)."""
+def run_service_commands(
+    settings: Settings,
+    plan: Sequence[Step],
+    cases: int,
+    latencies: list[float] | None = None,
+) -> float:
+    """Seconds for the plan's commands through the service (opening the cases not timed);
+    each command's seconds are appended to ``latencies`` if given."""
     service = build_service(settings)
     try:
         ids: list[UUID] = []
@@ -395,6 +401,7 @@ def run_service_commands(settings: Settings, plan: Sequence[Step], cases: int) -
             versions.append(opened.version)
         start = perf_counter()
         for n, step in enumerate(plan):
+            began = perf_counter()
             case_id = ids[step.case]
             version = versions[step.case]
             if step.op == "note":
@@ -419,13 +426,21 @@ def run_service_commands(settings: Settings, plan: Sequence[Step], cases: int) -
                     assignee=step.assignee,
                 ).version
             versions[step.case] = recorded
+            if latencies is not None:
+                latencies.append(perf_counter() - began)
         return perf_counter() - start
     finally:
         service.close()
 
 
-def run_bare_commands(settings: Settings, plan: Sequence[Step], cases: int) -> float:
-    """Seconds for the same domain events on in-memory aggregates, ``app.save`` each."""
+def run_bare_commands(
+    settings: Settings,
+    plan: Sequence[Step],
+    cases: int,
+    latencies: list[float] | None = None,
+) -> float:
+    """Seconds for the same domain events on in-memory aggregates, ``app.save`` each;
+    each command's seconds are appended to ``latencies`` if given."""
     app = BareApplication(library_env(settings))
     try:
         aggregates: list[CaseFile] = []
@@ -435,6 +450,7 @@ def run_bare_commands(settings: Settings, plan: Sequence[Step], cases: int) -> f
             aggregates.append(case)
         start = perf_counter()
         for n, step in enumerate(plan):
+            began = perf_counter()
             case = aggregates[step.case]
             act = _now_act()
             if step.op == "note":
@@ -448,6 +464,8 @@ def run_bare_commands(settings: Settings, plan: Sequence[Step], cases: int) -> f
                     procedure_number=step.procedure_number, assignee=step.assignee, act=act
                 )
             app.save(case)
+            if latencies is not None:
+                latencies.append(perf_counter() - began)
         return perf_counter() - start
     finally:
         app.close()
