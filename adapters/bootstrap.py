@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import psycopg
@@ -84,15 +86,7 @@ def build_office_services(
         raise ValueError(msg)
     services: dict[str, AkteService] = {}
     try:
-        with psycopg.connect(
-            host=settings.postgres_host,
-            port=settings.postgres_port,
-            dbname=settings.postgres_dbname,
-            user=settings.postgres_user,
-            password=settings.postgres_password.get_secret_value(),
-            autocommit=True,
-            connect_timeout=5,
-        ) as conn:
+        with _connect(settings) as conn:
             for office_id in settings.office_shards:
                 schema = office_schema(settings, office_id)
                 conn.execute(
@@ -107,18 +101,54 @@ def build_office_services(
     return services
 
 
+def _connect(settings: Settings) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(
+        host=settings.postgres_host,
+        port=settings.postgres_port,
+        dbname=settings.postgres_dbname,
+        user=settings.postgres_user,
+        password=settings.postgres_password.get_secret_value(),
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+@contextmanager
+def _one_setup_at_a_time(settings: Settings) -> Iterator[None]:
+    """Serialise creating the store's tables with every other process starting on the same
+    PostgreSQL schema: concurrent ``CREATE ... IF NOT EXISTS`` and ``CREATE OR REPLACE
+    FUNCTION`` collide in the catalog ("tuple concurrently updated", duplicate pg_type
+    rows) when API replicas and workers start at once. SQLite serialises writers itself."""
+    if settings.store != "postgres":
+        yield
+        return
+    schema = settings.postgres_schema or "public"
+    key = int.from_bytes(
+        hashlib.blake2b(f"akte-setup:{schema}".encode(), digest_size=8).digest(),
+        "big",
+        signed=True,
+    )
+    with _connect(settings) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
 def build_service(
     settings: Settings, *, clock: Callable[[], datetime] = system_clock
 ) -> AkteService:
-    service = AkteService(
-        library_env(settings),
-        catalogue=load_catalogue(),
-        clock=clock,
-        snapshot_interval=settings.snapshot_interval,
-        case_cache_size=settings.case_cache_size,
-        documents=document_store_for(settings),
-        personal_data=personal_data_for(settings),
-    )
+    with _one_setup_at_a_time(settings):
+        service = AkteService(
+            library_env(settings),
+            catalogue=load_catalogue(),
+            clock=clock,
+            snapshot_interval=settings.snapshot_interval,
+            case_cache_size=settings.case_cache_size,
+            documents=document_store_for(settings),
+            personal_data=personal_data_for(settings),
+        )
     setup = appointment_setup_for(settings)
     if setup is not None:
         service.configure_appointments(setup)
