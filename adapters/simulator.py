@@ -1444,8 +1444,10 @@ class _Simulator:
     def _define_service_points(self, ts: int) -> None:
         """The two service points and their appointment types, sized for the busiest year."""
         busiest = max(target["appointments_served"] for target in self.targets.values())
-        # Bookings a day, the no-shows included; a day may see three times the mean.
-        per_day = 3 * busiest * 1.15 / 250
+        # Bookings a day, the no-shows included. Days are far from even: the first working
+        # days after the holidays take what December left, and seasons peak; counters
+        # sized for eight times the mean day never run out (three did, at scale 0.1).
+        per_day = 8 * busiest * 1.15 / 250
         catalogue = self.service.catalogue
         layouts = (
             (MAIN_POINT, "Bürgerbüro Ausländerbehörde", 20, (7, 40), (15, 40), _MAIN_TOPICS, 0.8),
@@ -1462,7 +1464,7 @@ class _Simulator:
         for code, name, minutes, (oh, om), (ch, cm), topics, share in layouts:
             first, last = oh * 60 + om, ch * 60 + cm
             starts = tuple(range(first, last - minutes + 1, minutes))
-            counters = min(MAX_COUNTERS, max(2, 1 + math.ceil(per_day * share / len(starts))))
+            counters = min(MAX_COUNTERS, max(3, 1 + math.ceil(per_day * share / len(starts))))
             rules = CalendarRules(
                 slot_minutes=minutes,
                 counters=counters,
