@@ -19,13 +19,29 @@ still the one the batch started from. Two engines writing the same projection (w
 the runner's locks prevent anyway) thus cannot both apply a batch: the loser rolls back,
 reloads its position and goes on from there.
 
-Where the time goes, and what keeps it short (``bin/bench-projections``): only the
-events some projection handles are read (by topic) and decoded, once for all
-projections; the next batch is read in a thread while the current one is applied; the
-rows of the last few thousand case files stay in memory between batches (valid because
-of the compare-and-set: nobody else can have changed them); and a batch's writes run in
-a thread while the next projection's changes are computed. Changed files are rewritten
-whole (one DELETE per table, then COPY), which beats a statement per changed row.
+Where the time goes, and what keeps it short (``bin/bench-projections``, figures in
+``benchmarks/PROJECTIONS.md``). A rebuild is bound by Python CPU: all of the engine's
+threads share one core (the GIL), while the database's side of the writes runs on
+another. Measured on PostgreSQL, about 15 µs of the process's CPU per event (it was
+39 µs): reading and decoding 3.5 (in bulk through :class:`DecodingEventLog` where the log
+offers it: tuples of only the needed columns, orjson; unsealing personal data, where
+the service seals it, adds about 3.5 more), the handlers with their row lookups 3.5,
+comparing each touched file's rows with the stored ones 2, gathering and remembering
+files 1.3, COPY and DELETE 2, the rest in deallocation and threads. What keeps it there:
+- only the events some projection handles are read (by topic) and decoded, once for
+  all projections; the next batch is read in a thread while the current one is applied;
+- Python's cyclic garbage collector is paused while batches are processed
+  (:func:`_collector_paused`): with the default thresholds it walked the rows cache a
+  dozen times per batch and took a third of the CPU;
+- batches of 20,000 events (:data:`DEFAULT_BATCH_SIZE`): files in progress touch most
+  batches, and each time their rows are compared and rewritten;
+- the rows of the last few thousand case files stay in memory between batches (valid
+  because of the compare-and-set: nobody else can have changed them);
+- what an event class does in a projection (opener, end of file, handler) is looked up
+  once per class, and all positions are locked and advanced with one statement each;
+- a batch's writes run in a thread while the next projection's changes are computed.
+  Changed files are rewritten whole (one DELETE per table, then COPY), which beats a
+  statement per changed row.
 
 The engine never reads a clock for business logic (queries take ``today``); it reads
 one only to stamp ``updated_at`` in the positions table.
@@ -38,14 +54,15 @@ notification log to :class:`EventLog`.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import queue
 import re
 import threading
 import time
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import islice
@@ -57,9 +74,12 @@ from domain.case_file import CaseFile
 R = TypeVar("R")
 E = TypeVar("E")
 
-DEFAULT_BATCH_SIZE: Final = 5000
-"""Notifications per batch (and per transaction): large enough that one commit (fsync)
-is spread over thousands of events, small enough that memory stays flat."""
+DEFAULT_BATCH_SIZE: Final = 20_000
+"""Notifications per batch (and per transaction) of a rebuild or catch-up: large enough
+that one commit is spread over thousands of events and that a file in progress is
+rewritten once for many of its events (files in progress touch most batches; against
+5,000 a rebuild copied a quarter fewer rows, compared fewer files and ran 1.4x faster),
+small enough that memory stays flat (it is bounded by the batch, not by the log)."""
 
 DEFAULT_CACHED_CASES: Final = 5000
 """Case files whose rows an engine remembers per projection (least recently used go):
@@ -263,6 +283,24 @@ class EventLog(Protocol):
         ...
 
     def decode(self, notification: StoredNotification) -> Any: ...
+
+
+@typing.runtime_checkable
+class DecodingEventLog(EventLog, Protocol):
+    """An :class:`EventLog` that also reads and decodes in bulk (the engine uses it when
+    a log offers it: decoding one notification at a time costs more)."""
+
+    def read_events(
+        self,
+        after: int,
+        limit: int,
+        *,
+        until: int | None = None,
+        topics: Sequence[str] = (),
+    ) -> Sequence[tuple[int, Any, str]]:
+        """As :meth:`EventLog.read`, decoded: notification id, event, and the event's
+        ``originator_id`` as text."""
+        ...
 
 
 # ------------------------------------------------------------------ read models
@@ -496,7 +534,16 @@ class CaseRows:
     events touch one table of a file, and the others are written back only if changed.
     """
 
-    __slots__ = ("_loaded", "_rows", "_tables", "case_id", "office_id", "reference", "status")
+    __slots__ = (
+        "_loaded",
+        "_record",
+        "_rows",
+        "_tables",
+        "case_id",
+        "office_id",
+        "reference",
+        "status",
+    )
 
     def __init__(self, case_id: str, tables: tuple[Table[Any], ...]) -> None:
         self.case_id = case_id
@@ -505,32 +552,45 @@ class CaseRows:
         self.status = ""
         """Empty until the file's ``Opened`` event is known."""
         self._tables = tables
-        self._rows: dict[str, dict[tuple[Any, ...], Any]] = {}
+        # Keyed by the Table object itself: hashing it is cheaper than reading its name,
+        # and every access of a handler goes through these.
+        self._rows: dict[Table[Any], dict[tuple[Any, ...], Any]] = {}
         """Tables a handler has asked for: their rows by key, as changed so far."""
-        self._loaded: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
+        self._loaded: dict[Table[Any], dict[tuple[Any, ...], tuple[Any, ...]]] = {}
         """Rows as stored (column values by key), per table."""
+        self._record: tuple[str, str, str, str] | None = None
+        """The file's row in the projection's table of case files, as stored."""
 
     @property
     def is_active(self) -> bool:
         return self.status == "active"
 
     def _table(self, table: Table[R]) -> dict[tuple[Any, ...], R]:
-        rows = self._rows.get(table.name)
+        rows = self._rows.get(table)
         if rows is None:
-            loaded = self._loaded.get(table.name)
+            loaded = self._loaded.get(table)
             rows = {key: table.row(values) for key, values in loaded.items()} if loaded else {}
-            self._rows[table.name] = rows
+            self._rows[table] = rows
         return rows
 
     def get(self, table: Table[R], *key: Any) -> R | None:
-        return self._table(table).get(key)
+        rows = self._rows.get(table)
+        if rows is None:
+            rows = self._table(table)
+        return rows.get(key)
 
     def put(self, table: Table[R], row: R) -> None:
         """Add a row or replace the row with the same key."""
-        self._table(table)[table.key_of(row)] = row
+        rows = self._rows.get(table)
+        if rows is None:
+            rows = self._table(table)
+        rows[table.key_of(row)] = row
 
     def remove(self, table: Table[R], *key: Any) -> None:
-        self._table(table).pop(key, None)
+        rows = self._rows.get(table)
+        if rows is None:
+            rows = self._table(table)
+        rows.pop(key, None)
 
     def rows(self, table: Table[R]) -> list[R]:
         return list(self._table(table).values())
@@ -538,7 +598,7 @@ class CaseRows:
     def clear(self) -> None:
         """Remove every row of this case file (not its record)."""
         for table in self._tables:
-            self._rows[table.name] = {}
+            self._rows[table] = {}
 
 
 # --------------------------------------------------------------------- progress
@@ -793,6 +853,64 @@ def _encoded(
     )
 
 
+COLLECT_AFTER_ALLOCATIONS: Final = 200_000
+"""While the collector is paused: collect once the objects it tracks have grown by this
+many (the rows cache filling up, or garbage in reference cycles, which only it frees)."""
+
+_collector_lock = threading.Lock()
+_collector_pauses = 0
+_collector_was_enabled = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's automatic (cyclic) garbage collection while batches are processed.
+
+    A batch allocates hundreds of thousands of objects and the rows cache keeps hundreds
+    of thousands alive; with the default thresholds the collector ran a dozen times per
+    batch, walking them again and again, and took about a third of a rebuild's CPU.
+    Nothing the engine builds needs it (no reference cycles: reference counting frees
+    every batch), so while paused the engine collects only when the tracked objects have
+    grown by :data:`COLLECT_AFTER_ALLOCATIONS` (:func:`_collect_when_grown`), and memory
+    stays as flat as before. The switch is process-wide, hence counted: automatic
+    collection resumes when the last of overlapping pauses ends, and only if it was on
+    before the first."""
+    global _collector_pauses, _collector_was_enabled
+    with _collector_lock:
+        if _collector_pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pauses += 1
+    try:
+        yield
+    finally:
+        with _collector_lock:
+            _collector_pauses -= 1
+            if _collector_pauses == 0 and _collector_was_enabled:
+                gc.enable()
+
+
+def _collect_when_grown() -> None:
+    # The first count is allocations minus deallocations of tracked objects since the
+    # last collection: it grows only with what stays alive.
+    if gc.get_count()[0] > COLLECT_AFTER_ALLOCATIONS:
+        gc.collect()
+
+
+_Step = tuple[Opener | None, str | None, Handler | None]
+_ENDINGS: Final[Mapping[type[Any], str]] = types.MappingProxyType(
+    {CaseFile.TransferredToOffice: "transferred", CaseFile.Closed: "closed"}
+)
+
+
+def _step(projection: Projection, event_class: type[Any]) -> _Step:
+    return (
+        projection.openers.get(event_class),
+        _ENDINGS.get(event_class),
+        projection.handlers.get(event_class),
+    )
+
+
 class ProjectionEngine:
     """Keeps a group of projections up to date from the log, through one writer.
 
@@ -825,7 +943,6 @@ class ProjectionEngine:
         self.batch_size = batch_size
         self._clock = clock
         self._positions: dict[str, int] = {}
-        self._classes: dict[str, type[Any]] = {}
         self._interested: dict[type[Any], tuple[int, ...]] = {}
         for index, projection in enumerate(self.projections):
             # Transfer and closure are case-file events: only case-file read models track them.
@@ -834,6 +951,16 @@ class ProjectionEngine:
                 existing = self._interested.get(event_class, ())
                 if index not in existing:
                     self._interested[event_class] = (*existing, index)
+        # Per projection, what an event of each class it receives does: open a file
+        # (its opener), end one (its new status), and its handler.
+        self._steps: dict[str, dict[type[Any], _Step]] = {
+            projection.name: {
+                event_class: _step(projection, event_class)
+                for event_class, interested in self._interested.items()
+                if index in interested
+            }
+            for index, projection in enumerate(self.projections)
+        }
         self._sql: dict[str, _Tables] = {}
         self._positions_sql = _PositionsSql(writer)
         self._prepared = False
@@ -891,10 +1018,21 @@ class ProjectionEngine:
         called after every batch.
         """
         self._prepare()
-        started = time.perf_counter()
         start = self._low()
         head = self.log.head()
         target = head if until is None else min(until, head)
+        with _collector_paused():
+            return self._catch_up(start, head, target, max_batches, progress)
+
+    def _catch_up(
+        self,
+        start: int,
+        head: int,
+        target: int,
+        max_batches: int | None,
+        progress: Callable[[Progress], None] | None,
+    ) -> int:
+        started = time.perf_counter()
         done = 0
         batches = 0
         while self._low() < target and (max_batches is None or batches < max_batches):
@@ -924,6 +1062,12 @@ class ProjectionEngine:
         ids commit in order, so when fewer than a batch come back, every notification up
         to the head has been seen and the positions move to the head.
         """
+        with _collector_paused():
+            result = self._process_batch(until)
+            _collect_when_grown()
+            return result
+
+    def _process_batch(self, until: int | None) -> BatchResult:
         self._prepare()
         low = self._low()
         head = self.log.head()
@@ -937,33 +1081,35 @@ class ProjectionEngine:
         last_id = batch.last_id
         per_projection, last_recorded_at = batch.per_projection, batch.last_recorded_at
         applied = 0
-        remembered: list[tuple[str, Iterable[CaseRows]]] = []
+        remembered: list[tuple[str, dict[str, CaseRows]]] = []
         try:
             with self._writing():
                 # Read what the batch needs first; then, while a projection's changes are
                 # written in the background, the next one is computed.
+                behind = [
+                    (index, projection)
+                    for index, projection in enumerate(self.projections)
+                    if self._positions[projection.name] < last_id
+                ]
+                names = [projection.name for _, projection in behind]
+                stored = self._positions_sql.lock(names)
                 pending = []
-                for index, projection in enumerate(self.projections):
+                for index, projection in behind:
                     position = self._positions[projection.name]
-                    if position >= last_id:
-                        continue
+                    if stored.get(projection.name) != position:
+                        raise _PositionMoved(projection.name)
                     events = per_projection[index]
                     if events and events[0][0] <= position:
                         events = [item for item in events if item[0] > position]
                     applied += len(events)
-                    pending.append((projection, self._prepare_cases(projection, position, events)))
+                    pending.append((projection, events, self._gather_cases(projection, events)))
                 with _WriteBehind() as write_behind:
-                    for projection, (events, cases) in pending:
-                        remembered.append(
-                            (projection.name, self._apply(projection, events, cases, write_behind))
-                        )
-                        write_behind.submit(
-                            self._positions_sql.advance,
-                            projection.name,
-                            last_id,
-                            last_recorded_at,
-                            self._clock(),
-                        )
+                    for projection, events, cases in pending:
+                        self._apply(projection, events, cases, write_behind)
+                        remembered.append((projection.name, cases))
+                    write_behind.submit(
+                        self._positions_sql.advance, names, last_id, last_recorded_at, self._clock()
+                    )
         except _PositionMoved:
             self._forget()
             self._load_positions()
@@ -1069,65 +1215,71 @@ class ProjectionEngine:
         return self._load_batch(after, until)
 
     def _load_batch(self, after: int, until: int) -> _Batch:
-        notifications = self.log.read(
-            after, self.batch_size, until=until, topics=self._handled_topics()
-        )
-        full = len(notifications) == self.batch_size
-        last_id = notifications[-1].id if full else until
-        per_projection, last_recorded_at = self._decode(notifications, last_id)
-        return _Batch(
-            after, until, len(notifications), full, last_id, per_projection, last_recorded_at
-        )
+        topics = self._handled_topics()
+        log = self.log
+        if isinstance(log, DecodingEventLog):
+            items = log.read_events(after, self.batch_size, until=until, topics=topics)
+        else:
+            items = []
+            for notification in log.read(after, self.batch_size, until=until, topics=topics):
+                event = log.decode(notification)
+                items.append((notification.id, event, str(event.originator_id)))
+        full = len(items) == self.batch_size
+        last_id = items[-1][0] if full else until
+        per_projection, last_recorded_at = self._distribute(items, last_id)
+        return _Batch(after, until, len(items), full, last_id, per_projection, last_recorded_at)
 
     def _forget(self, names: Iterable[str] | None = None) -> None:
         for name in self._cache if names is None else names:
             self._cache[name].clear()
         self._prefetch = None
 
-    def _remember(self, remembered: list[tuple[str, Iterable[CaseRows]]]) -> None:
+    def _remember(self, remembered: list[tuple[str, dict[str, CaseRows]]]) -> None:
         """After a commit: keep the batch's case files (their rows as now stored)."""
         if self._cached_cases <= 0:
             return
         for name, cases in remembered:
             cache = self._cache[name]
-            for case in cases:
-                cache.pop(case.case_id, None)  # re-inserted last: most recently used
-                cache[case.case_id] = case
+            pop = cache.pop
+            for case_id in cases:
+                pop(case_id, None)  # re-inserted last: most recently used
+            cache.update(cases)
             if len(cache) > self._cached_cases:
                 for case_id in list(islice(cache, len(cache) - self._cached_cases)):
                     del cache[case_id]
 
-    def _decode(
-        self, notifications: Sequence[StoredNotification], last_id: int
+    def _distribute(
+        self, items: Sequence[tuple[int, Any, str]], last_id: int
     ) -> tuple[list[list[tuple[int, Any, str]]], datetime | None]:
-        """Decode the events, once for all projections; per projection the events it
-        handles, with their notification id and case id (as text). Also the recorded
-        time of notification ``last_id`` (for the lag in seconds)."""
+        """Per projection the events it handles (notification id, event, case id as
+        text), each decoded once for all. Also the recorded time of notification
+        ``last_id`` (for the lag in seconds)."""
         per_projection: list[list[tuple[int, Any, str]]] = [[] for _ in self.projections]
-        classes = self._classes
         interested_by_class = self._interested
-        decode = self.log.decode
         last_event: Any = None
-        last_decoded = 0
-        for notification in notifications:
-            topic = notification.topic
-            event_class = classes.get(topic)
-            if event_class is None:
-                event_class = classes[topic] = self.log.event_class(topic)
-            interested = interested_by_class.get(event_class)
+        last_handled = 0
+        for item in items:
+            interested = interested_by_class.get(type(item[1]))
             if interested is None:
                 continue  # a renamed topic's alias may match more than the filter wanted
-            last_event = decode(notification)
-            last_decoded = notification.id
-            item = (last_decoded, last_event, str(last_event.originator_id))
+            last_handled = item[0]
+            last_event = item[1]
             for index in interested:
                 per_projection[index].append(item)
-        if last_decoded != last_id:
+        if last_handled != last_id:
             # The batch ends with notifications no projection handles: look at the last.
-            found = self.log.read(last_id - 1, 1, until=last_id)
-            last_event = decode(found[0]) if found else None
+            last_event = self._event_at(last_id)
         recorded_at = getattr(last_event, "timestamp", None)
         return per_projection, recorded_at if isinstance(recorded_at, datetime) else None
+
+    def _event_at(self, notification_id: int) -> Any:
+        """The event of notification ``notification_id`` (None when there is none)."""
+        log = self.log
+        if isinstance(log, DecodingEventLog):
+            events = log.read_events(notification_id - 1, 1, until=notification_id)
+            return events[0][1] if events else None
+        found = log.read(notification_id - 1, 1, until=notification_id)
+        return log.decode(found[0]) if found else None
 
     def _table_sql(self, table: Table[Any]) -> _Tables:
         sql = self._sql.get(table.name)
@@ -1135,17 +1287,15 @@ class ProjectionEngine:
             sql = self._sql[table.name] = _Tables(self.writer, table)
         return sql
 
-    def _prepare_cases(
-        self, projection: Projection, position: int, events: list[tuple[int, Any, str]]
-    ) -> tuple[list[tuple[int, Any, str]], dict[str, CaseRows]]:
-        """Check the position (compare-and-set) and gather the rows the events touch."""
-        stored = self._positions_sql.lock(projection.name)
-        if stored != position:
-            raise _PositionMoved(projection.name)
+    def _gather_cases(
+        self, projection: Projection, events: list[tuple[int, Any, str]]
+    ) -> dict[str, CaseRows]:
+        """The case files the events touch, with their rows (remembered or read)."""
         cases: dict[str, CaseRows] = {}
         to_read: list[str] = []
         cache = self._cache[projection.name]
         tables = projection.tables
+        openers = projection.openers
         for _, event, case_id in events:
             if case_id in cases:
                 continue
@@ -1155,10 +1305,10 @@ class ProjectionEngine:
                 continue
             cases[case_id] = CaseRows(case_id, tables)
             # A file opened in this batch has no rows yet: nothing to read for it.
-            if type(event) not in projection.openers:
+            if type(event) not in openers:
                 to_read.append(case_id)
         self._load(projection, cases, to_read)
-        return events, cases
+        return cases
 
     def _apply(
         self,
@@ -1166,47 +1316,41 @@ class ProjectionEngine:
         events: list[tuple[int, Any, str]],
         cases: dict[str, CaseRows],
         write_behind: _WriteBehind,
-    ) -> Iterable[CaseRows]:
-        """Apply the events to the projection's rows and hand the changes to be written;
-        returns the case files to remember once the batch is committed."""
+    ) -> None:
+        """Apply the events to the projection's rows and hand the changes to be written."""
         if not events:
-            return ()
-        dispatch = projection.handlers
+            return
+        steps = self._steps[projection.name]
         active_only = projection.active_cases_only
         for _, event, case_id in events:
             case = cases[case_id]
-            event_class = type(event)
-            opener = projection.openers.get(event_class)
+            opener, ending, handler = steps[type(event)]
             if opener is not None:
                 case.office_id, case.reference = opener(event)
                 case.status = "active"
             elif not case.status:
                 msg = (
-                    f"projection {projection.name}: event {event_class.__name__} (version "
+                    f"projection {projection.name}: event {type(event).__name__} (version "
                     f"{event.originator_version}) of a case file whose Opened event it has "
                     "not seen"
                 )
                 raise InconsistentLog(msg)
-            elif event_class is CaseFile.TransferredToOffice or event_class is CaseFile.Closed:
-                case.status = (
-                    "transferred" if event_class is CaseFile.TransferredToOffice else "closed"
-                )
+            elif ending is not None:
+                case.status = ending
                 if active_only:
                     case.clear()
                     continue
             elif active_only and case.status != "active":
                 continue
-            handler = dispatch.get(event_class)
             if handler is not None:
                 handler(case, event)
-        return self._write(projection, cases.values(), write_behind)
+        self._write(projection, cases, write_behind)
 
     def _load(self, projection: Projection, cases: dict[str, CaseRows], ids: list[str]) -> None:
         if not ids:
             return
         condition, param = self.writer.case_in("case_id", ids)
-        registry = projection.registry
-        registry_sql = self._table_sql(registry)
+        registry_sql = self._table_sql(projection.registry)
         for raw in self.writer.fetch(registry_sql.select_prefix + condition, (param,)):
             values = registry_sql.decode(raw)
             case_id, office_id, reference, status = values
@@ -1214,74 +1358,86 @@ class ProjectionEngine:
             case.office_id = office_id
             case.reference = reference
             case.status = status
-            case._loaded[registry.name] = {(): values}
+            case._record = (case_id, office_id, reference, status)
         for table in projection.tables:
             sql = self._table_sql(table)
             key_of = sql.key_of_values
             for raw in self.writer.fetch(sql.select_prefix + condition, (param,)):
                 values = sql.decode(raw)
-                cases[values[0]]._loaded.setdefault(table.name, {})[key_of(values)] = values
+                cases[values[0]]._loaded.setdefault(table, {})[key_of(values)] = values
 
     def _write(
-        self, projection: Projection, cases: Iterable[CaseRows], write_behind: _WriteBehind
-    ) -> Iterable[CaseRows]:
+        self, projection: Projection, cases: dict[str, CaseRows], write_behind: _WriteBehind
+    ) -> None:
         """Write back the rows of the case files whose rows changed: delete all their
         rows (one statement per table), insert their current rows (COPY on PostgreSQL).
 
         Case files have few rows each, so rewriting a changed file's unchanged rows
         costs less than a statement per changed row."""
-        registry = projection.registry.name
-        changed: dict[str, list[str]] = {}
-        inserts: dict[str, list[tuple[Any, ...]]] = {}
+        registry = projection.registry
+        records_gone: list[str] = []
+        records: list[tuple[Any, ...]] = []
         tables = projection.tables
-        totals: dict[str, list[tuple[_TotalsSql, dict[tuple[Any, ...], list[int]]]]] = {
-            table.name: [(sql, {}) for sql in self._table_sql(table).totals]
+        changed: dict[Table[Any], list[str]] = {table: [] for table in tables}
+        inserts: dict[Table[Any], list[tuple[Any, ...]]] = {table: [] for table in tables}
+        totals: dict[Table[Any], list[tuple[_TotalsSql, dict[tuple[Any, ...], list[int]]]]] = {
+            table: [(sql, {}) for sql in self._table_sql(table).totals]
             for table in tables
             if table.totals
         }
-        for case in cases:
-            loaded = case._loaded
-            record = (case.case_id, case.office_id, case.reference, case.status)
-            stored = loaded.get(registry)
-            if stored is None or stored[()] != record:
+        for case_id, case in cases.items():
+            record = (case_id, case.office_id, case.reference, case.status)
+            stored = case._record
+            if stored != record:
                 if stored is not None:
-                    changed.setdefault(registry, []).append(case.case_id)
-                inserts.setdefault(registry, []).append(record)
-                loaded[registry] = {(): record}
+                    records_gone.append(case_id)
+                records.append(record)
+                case._record = record  # as stored once the batch commits
+            current_tables = case._rows
+            if not current_tables:
+                continue  # no handler asked for a table: unchanged
+            loaded = case._loaded
             for table in tables:
-                current = case._rows.get(table.name)
+                current = current_tables.get(table)
                 if current is None:
-                    continue  # no handler asked for this table: unchanged
-                before = loaded.get(table.name)
+                    continue
+                before = loaded.get(table)
                 values = table.values
                 now = {key: values(row) for key, row in current.items()}
                 if now == (before or {}):
                     continue
                 if before:
-                    changed.setdefault(table.name, []).append(case.case_id)
+                    changed[table].append(case_id)
                 if now:
-                    inserts.setdefault(table.name, []).extend(now.values())
-                for totals_sql, differences in totals.get(table.name, ()):
+                    inserts[table].extend(now.values())
+                for totals_sql, differences in totals.get(table, ()):
                     if before:
                         totals_sql.add(differences, before.values(), -1)
                     totals_sql.add(differences, now.values(), +1)
                 # What is stored once the batch commits (forgotten if it does not).
-                loaded[table.name] = now
+                loaded[table] = now
+        self._submit_writes(registry, records_gone, records, write_behind)
+        for table in tables:
+            self._submit_writes(table, changed[table], inserts[table], write_behind)
+            for totals_sql, differences in totals.get(table, ()):
+                write_behind.submit(totals_sql.write, self.writer, differences)
+
+    def _submit_writes(
+        self,
+        table: Table[Any],
+        gone: list[str],
+        added: list[tuple[Any, ...]],
+        write_behind: _WriteBehind,
+    ) -> None:
         writer = self.writer
-        for table in projection.all_tables:
-            sql = self._table_sql(table)
-            gone = changed.get(table.name)
-            if gone:
-                condition, param = writer.case_in("case_id", gone)
-                write_behind.submit(
-                    writer.execute, f"DELETE FROM {sql.qualified} WHERE {condition}", (param,)
-                )
-            added = inserts.get(table.name)
-            if added:
-                write_behind.submit(sql.insert, writer, added)
-            for totals_sql, differences in totals.get(table.name, ()):
-                write_behind.submit(totals_sql.write, writer, differences)
-        return cases
+        sql = self._table_sql(table)
+        if gone:
+            condition, param = writer.case_in("case_id", gone)
+            write_behind.submit(
+                writer.execute, f"DELETE FROM {sql.qualified} WHERE {condition}", (param,)
+            )
+        if added:
+            write_behind.submit(sql.insert, writer, added)
 
 
 def _sortable_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -1299,12 +1455,8 @@ class _PositionsSql:
         table = session.table(POSITIONS_TABLE)
         self.table = table
         self.encode_time = session.encoder("timestamp") or (lambda value: value)
-        self.select_for_update = (
-            f"SELECT position FROM {table} WHERE name = {p}{session.lock_row_suffix}"
-        )
         self.update = (
-            f"UPDATE {table} SET position = {p}, event_recorded_at = {p}, updated_at = {p} "
-            f"WHERE name = {p}"
+            f"UPDATE {table} SET position = {p}, event_recorded_at = {p}, updated_at = {p} WHERE "
         )
         self.delete = f"DELETE FROM {table} WHERE name = {p}"
         self.insert = (
@@ -1315,15 +1467,29 @@ class _PositionsSql:
     def create(self) -> None:
         self.session.create_table(POSITIONS_SCHEMA)
 
-    def lock(self, name: str) -> int | None:
-        rows = self.session.fetch(self.select_for_update, (name,))
-        return int(rows[0][0]) if rows else None
+    def lock(self, names: Sequence[str]) -> dict[str, int]:
+        """The positions of the named projections, locked until the transaction ends (in
+        the order of their names, as every engine takes them)."""
+        condition, param = self.session.case_in("name", names)
+        rows = self.session.fetch(
+            f"SELECT name, position FROM {self.table} WHERE {condition} "
+            f"ORDER BY name{self.session.lock_row_suffix}",
+            (param,),
+        )
+        return {str(name): int(position) for name, position in rows}
 
     def advance(
-        self, name: str, position: int, event_recorded_at: datetime | None, now: datetime
+        self,
+        names: Sequence[str],
+        position: int,
+        event_recorded_at: datetime | None,
+        now: datetime,
     ) -> None:
         recorded = None if event_recorded_at is None else self.encode_time(event_recorded_at)
-        self.session.execute(self.update, (position, recorded, self.encode_time(now), name))
+        condition, param = self.session.case_in("name", names)
+        self.session.execute(
+            self.update + condition, (position, recorded, self.encode_time(now), param)
+        )
 
     def reset(self, name: str, version: int, now: datetime) -> None:
         self.session.execute(self.delete, (name,))

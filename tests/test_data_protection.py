@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from adapters.bootstrap import build_service
 from adapters.data_keys import DataKeyErased, MasterKeys
 from adapters.personal_mapper import SEALED
+from adapters.projection_runner import ApplicationEventLog
 from adapters.settings import Settings
 from domain.case_file import CaseFile, MasterData
 from domain.errors import CaseFileErased, InvalidValue
@@ -453,3 +454,21 @@ def test_events_decode_however_the_store_hands_back_the_id(service: AkteService)
             StoredEvent(originator_id, stored.originator_version, stored.topic, stored.state)
         )
         assert event.surname == SURNAME  # type: ignore[attr-defined]
+
+
+def test_read_models_see_events_without_their_personal_data(service: AkteService) -> None:
+    """The projection runner's log keeps personal data sealed: read models hold none, and
+    what they cannot see they cannot leak (and rebuilds skip the unsealing)."""
+    opened = service.open_case(office_id="abh-musterstadt", master_data=PERSON, by="sb-01")
+    log = ApplicationEventLog(service)
+    first = log.read(0, 10)
+    events = [log.decode(notification) for notification in first]
+    case_events = [event for event in events if event.originator_id == opened.case_id]
+    assert case_events, "the case file's Opened event is in the log"
+    seen = case_events[0]
+    assert seen.office_id == "abh-musterstadt"
+    assert seen.reference == opened.result
+    assert "surname" not in vars(seen)
+    assert PERSON.surname not in repr(vars(seen))
+    # The service itself still reads the person's data.
+    assert service.get_case(opened.case_id).master_data.surname == PERSON.surname
