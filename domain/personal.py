@@ -89,3 +89,13 @@ def is_redacted(value: object) -> bool:
     if isinstance(value, str):
         return value == REDACTED_TEXT
     return type(value) is date and value == REDACTED_DATE
+
+
+def was_given(event: object, field: str) -> bool:
+    """Whether an event's personal ``field`` holds a value, also for a reader that sees the
+    event sealed (read models do): a sealed field is absent from the event, and only given
+    values are sealed, an empty one stays readable as ``None``."""
+    return getattr(event, field, _SEALED) is not None
+
+
+_SEALED: Final = object()

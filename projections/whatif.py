@@ -35,6 +35,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal, TypeVar
 
 from domain.case_file import CaseFile
+from domain.personal import was_given
 from domain.whatif import (
     COMMON_ASSUMPTIONS,
     FICTION_CERTIFICATE,
@@ -187,7 +188,7 @@ def _fiction_extended(case: CaseRows, event: CaseFile.FictionCertificateExtended
         event,
         FICTION_CERTIFICATE,
         event.certificate_number,
-        new_sheet=event.new_carrier_sheet_number is not None,
+        new_sheet=was_given(event, "new_carrier_sheet_number"),
     )
 
 
