@@ -419,17 +419,15 @@ def _figures(totals: _Totals, year: int) -> tuple[Figure, ...]:
     )
     channels = totals.channels.get((year, "procedures_processed"), {})
     bases = totals.bases.get((year, "procedures_processed"), {})
-    processed = Figure(
-        **{
-            **processed.__dict__,
-            "breakdowns": {
-                **processed.breakdowns,
-                "Eingangsweg": {translated(c): float(n) for c, n in sorted(channels.items())},
-                "Rechtsgrundlage": {
-                    translated(b): float(n) for b, n in sorted(bases.items(), key=_by_count)
-                },
+    processed = dataclasses.replace(
+        processed,
+        breakdowns={
+            **processed.breakdowns,
+            "Eingangsweg": {translated(c): float(n) for c, n in sorted(channels.items())},
+            "Rechtsgrundlage": {
+                translated(b): float(n) for b, n in sorted(bases.items(), key=_by_count)
             },
-        }
+        },
     )
     figures.append(processed)
     digital = sorted(DIGITAL_CHANNELS)
@@ -543,15 +541,13 @@ def _figures(totals: _Totals, year: int) -> tuple[Figure, ...]:
     )
     received_channels = totals.channels.get((year, "procedures_received"), {})
     figures.append(
-        Figure(
-            **{
-                **received.__dict__,
-                "breakdowns": {
-                    "Eingangsweg": {
-                        translated(c): float(n) for c, n in sorted(received_channels.items())
-                    }
-                },
-            }
+        dataclasses.replace(
+            received,
+            breakdowns={
+                "Eingangsweg": {
+                    translated(c): float(n) for c, n in sorted(received_channels.items())
+                }
+            },
         )
     )
 

@@ -22,8 +22,9 @@ from pydantic import BaseModel
 from adapters import whatif_formats
 from adapters.http.deps import SettingsDep
 from adapters.http.identity import Principal
-from adapters.http.policy import Permission, may_in_office, require
+from adapters.http.policy import Permission, require
 from adapters.http.problems import HttpProblem
+from adapters.http.read_model_routes import chosen_format, office_in_reach, views_unavailable
 from adapters.http.reports import CSV_MEDIA_TYPE, HTML_MEDIA_TYPE, FormatQuery, OfficeQuery
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.worklists import ReadModelsDep
@@ -44,33 +45,7 @@ DayQuery = Annotated[date | None, Query(description="A day (Berlin), YYYY-MM-DD.
 
 
 def _office(analyst: Principal, office_id: str | None) -> str:
-    office = office_id or analyst.office_id
-    if office is None or not may_in_office(analyst, Permission.REPORT_ANALYSIS, office):
-        raise HttpProblem(403, "forbidden", "your role does not reach this office's analyses")
-    return office
-
-
-def _not_available() -> HttpProblem:
-    return HttpProblem(
-        503,
-        "read-models-unavailable",
-        "the figures are not available yet; try again shortly",
-        headers={"Retry-After": "5"},
-    )
-
-
-def _chosen_format(request: Request, requested: str | None) -> str:
-    if requested is not None:
-        return requested
-    for part in request.headers.get("accept", "").split(","):
-        media_type = part.split(";")[0].strip().lower()
-        if media_type == "text/csv":
-            return "csv"
-        if media_type == "text/html":
-            return "html"
-        if media_type in ("application/json", "application/*", "*/*"):
-            return "json"
-    return "json"
+    return office_in_reach(analyst, office_id, Permission.REPORT_ANALYSIS, "analyses")
 
 
 @router.get(
@@ -136,10 +111,10 @@ def whatif(
     except WhatIfError as error:
         raise HttpProblem(422, "invalid-value", str(error)) from None
     except ProjectionError:
-        raise _not_available() from None
+        raise views_unavailable("the figures are") from None
     result = run.result
     headers = {"Vary": "Accept", "X-Akte-Position": str(result.position)}
-    output = _chosen_format(request, format)
+    output = chosen_format(request, format)
     if output == "csv":
         headers["Content-Disposition"] = 'attachment; filename="was-waere-wenn.csv"'
         return Response(
@@ -224,7 +199,7 @@ def workload(
     try:
         with read_models.views.reader() as session:
             if not workload_model.built(session):
-                raise _not_available()
+                raise views_unavailable("the figures are")
             position = next(
                 (p.position for p in read_positions(session) if p.name == workload_model.NAME), 0
             )
@@ -237,7 +212,7 @@ def workload(
                 position=position,
             )
     except ProjectionError:
-        raise _not_available() from None
+        raise views_unavailable("the figures are") from None
     return WorkloadPublic(
         office_id=figures.office_id,
         period_from=figures.period_from,

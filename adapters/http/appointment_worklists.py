@@ -23,8 +23,9 @@ from adapters.http.appointment_schemas import (
 )
 from adapters.http.deps import ServiceDep
 from adapters.http.identity import Principal
-from adapters.http.policy import Permission, may_in_office, require
+from adapters.http.policy import Permission, require
 from adapters.http.problems import HttpProblem
+from adapters.http.read_model_routes import office_in_reach
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.schemas import ProblemPublic
 from adapters.http.worklists import (
@@ -58,10 +59,7 @@ MailStatus = Literal["queued", "sent", "failed", "bounced"]
 
 
 def _office(principal: Principal, office_id: str | None) -> str:
-    office = office_id or principal.office_id
-    if office is None or not may_in_office(principal, Permission.APPOINTMENT_READ, office):
-        raise HttpProblem(403, "forbidden", "your role does not reach this office's appointments")
-    return office
+    return office_in_reach(principal, office_id, Permission.APPOINTMENT_READ, "appointments")
 
 
 def _points(service: AkteService, office: str, code: str | None) -> list[ServicePoint]:

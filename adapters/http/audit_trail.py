@@ -25,6 +25,7 @@ from adapters.http.identity import Principal
 from adapters.http.policy import ROLE_GRANTS, Permission, Reach, require
 from adapters.http.problems import HttpProblem
 from adapters.http.read_log import note_read
+from adapters.http.read_model_routes import views_behind, views_unavailable
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.schemas import MAX_CODE, MAX_USER_ID
 from adapters.http.worklists import Cursor, MinPosition, ReadModelsDep
@@ -37,7 +38,6 @@ T = TypeVar("T")
 
 MAX_PAGE: Final = 500
 DEFAULT_PAGE: Final = 100
-MAX_WAIT_SECONDS: Final = 2.0
 DEFAULT_DAYS: Final = 30
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -127,21 +127,13 @@ def _office(principal: Principal, office_id: str | None) -> str | None:
 
 
 def _query(read_models: ReadModels, min_position: int | None, query: Callable[[], T]) -> T:
-    if min_position is not None:
-        if min_position > (read_models.service.recorder.max_notification_id() or 0):
-            raise HttpProblem(422, "invalid-value", "min_position: is beyond the event log")
-        read_models.wait_until(min_position, MAX_WAIT_SECONDS)
+    views_behind(read_models, min_position)
     try:
         return query()
     except InvalidQuery as error:
         raise HttpProblem(422, "invalid-value", str(error)) from None
     except ProjectionError:
-        raise HttpProblem(
-            503,
-            "read-models-unavailable",
-            "the audit trails are not available yet; try again shortly",
-            headers={"Retry-After": "5"},
-        ) from None
+        raise views_unavailable("the audit trails are") from None
 
 
 def _link_next(request: Request, response: Response, next_cursor: str | None) -> None:

@@ -20,6 +20,7 @@ from adapters.http.deps import CaseId, ExpectedVersion, ServiceDep, SettingsDep
 from adapters.http.identity import Principal, Role
 from adapters.http.policy import Permission, may_in_office, require
 from adapters.http.problems import HttpProblem
+from adapters.http.read_model_routes import views_unavailable
 from adapters.http.route_helpers import POSITION_HEADER, READ_PROBLEMS, WRITE_PROBLEMS, etag
 from adapters.http.worklists import ReadModelsDep
 from adapters.retention import load_rules
@@ -201,12 +202,7 @@ def retention_due(
             limit=limit,
         )
     except ProjectionError:
-        raise HttpProblem(
-            503,
-            "read-models-unavailable",
-            "the retention worklist is not available yet; try again shortly",
-            headers={"Retry-After": "5"},
-        ) from None
+        raise views_unavailable("the retention worklist is") from None
     payload: list[dict[str, Any]] = [
         {
             "case_id": item.case_id,

@@ -20,8 +20,14 @@ from pydantic import BaseModel
 from adapters import report_formats
 from adapters.http.deps import SettingsDep
 from adapters.http.identity import Principal
-from adapters.http.policy import Permission, may_in_office, require
+from adapters.http.policy import Permission, require
 from adapters.http.problems import HttpProblem
+from adapters.http.read_model_routes import (
+    chosen_format,
+    office_in_reach,
+    views_behind,
+    views_unavailable,
+)
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.worklists import Cursor, Limit, MinPosition, ReadModelsDep
 from adapters.read_models import ReadModels
@@ -37,7 +43,6 @@ from projections.yearly_report import (
     yearly_report,
 )
 
-MAX_WAIT_SECONDS: Final = 2.0
 CSV_MEDIA_TYPE: Final = "text/csv; charset=utf-8"
 HTML_MEDIA_TYPE: Final = "text/html; charset=utf-8"
 
@@ -85,10 +90,7 @@ class CountedEventsPage(BaseModel):
 
 
 def _office(reader: Principal, office_id: str | None) -> str:
-    office = office_id or reader.office_id
-    if office is None or not may_in_office(reader, Permission.REPORT_READ, office):
-        raise HttpProblem(403, "forbidden", "your role does not reach this office's reports")
-    return office
+    return office_in_reach(reader, office_id, Permission.REPORT_READ, "reports")
 
 
 def _report(
@@ -98,42 +100,13 @@ def _report(
     min_position: int | None,
     staff: StaffPlan | None = None,
 ) -> tuple[YearlyReport, bool]:
-    behind = False
-    if min_position is not None:
-        if min_position > (read_models.service.recorder.max_notification_id() or 0):
-            raise HttpProblem(422, "invalid-value", "min_position: is beyond the event log")
-        behind = not read_models.wait_until(min_position, MAX_WAIT_SECONDS)
+    behind = views_behind(read_models, min_position)
     try:
         return yearly_report(read_models.views, office, year, staff=staff), behind
     except InvalidQuery as error:
         raise HttpProblem(422, "invalid-value", str(error)) from None
     except ProjectionError:
-        raise _not_available() from None
-
-
-def _not_available() -> HttpProblem:
-    return HttpProblem(
-        503,
-        "read-models-unavailable",
-        "the statistics are not available yet; try again shortly",
-        headers={"Retry-After": "5"},
-    )
-
-
-def _chosen_format(request: Request, requested: str | None) -> str:
-    if requested is not None:
-        return requested
-    accept = request.headers.get("accept", "")
-    # The first of the formats the client names wins; */* and nothing mean JSON.
-    for part in accept.split(","):
-        media_type = part.split(";")[0].strip().lower()
-        if media_type == "text/csv":
-            return "csv"
-        if media_type == "text/html":
-            return "html"
-        if media_type in ("application/json", "application/*", "*/*"):
-            return "json"
-    return "json"
+        raise views_unavailable("the statistics are") from None
 
 
 @router.get(
@@ -163,7 +136,7 @@ def yearly(
     except StaffFileError as error:
         raise HttpProblem(503, "staff-file-invalid", str(error)) from None
     report, behind = _report(read_models, office, year, min_position, staff)
-    chosen = _chosen_format(request, format)
+    chosen = chosen_format(request, format)
     headers = {"Vary": "Accept", "X-Akte-Position": str(report.position)}
     if behind:
         headers["X-Akte-Views-Behind"] = "true"
@@ -209,7 +182,7 @@ def counted_events(
     except InvalidQuery as error:
         raise HttpProblem(422, "invalid-value", str(error)) from None
     except ProjectionError:
-        raise _not_available() from None
+        raise views_unavailable("the statistics are") from None
     if page.next_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.next_cursor)
         response.headers["Link"] = f'<{next_url}>; rel="next"'

@@ -6,9 +6,10 @@ it carries ``next_cursor`` and a ``Link: <...>; rel="next"`` header.
 
 Read-your-writes: every write answers with ``X-Akte-Position``, the log position of its
 last event. A list asked for with ``min_position`` waits (at most
-``MAX_WAIT_SECONDS``) until the read models have processed that position, so a caseworker
-who just assigned a procedure sees it in their list at once. If they have not caught up
-in time, the list answers anyway and says so in ``X-Akte-Views-Behind: true``.
+``read_model_routes.MAX_WAIT_SECONDS``) until the read models have processed that
+position, so a caseworker who just assigned a procedure sees it in their list at once.
+If they have not caught up in time, the list answers anyway and says so in
+``X-Akte-Views-Behind: true``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
 from adapters.http.deps import CaseReader, ServiceDep
-from adapters.http.policy import Permission, may_in_office
+from adapters.http.identity import Principal
+from adapters.http.policy import Permission
 from adapters.http.problems import HttpProblem
+from adapters.http.read_model_routes import office_in_reach, views_behind, views_unavailable
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.read_models import ReadModels
 from projections import (
@@ -41,7 +44,6 @@ from projections.paging import InvalidQuery, Page
 
 MAX_PAGE: Final = 200
 DEFAULT_PAGE: Final = 50
-MAX_WAIT_SECONDS: Final = 2.0
 
 T = TypeVar("T")
 
@@ -86,11 +88,8 @@ class WorklistPage(BaseModel):
     next_cursor: str | None
 
 
-def _office(reader: Any, office_id: str | None) -> str:
-    office = office_id or reader.office_id
-    if office is None or not may_in_office(reader, Permission.CASE_READ, office):
-        raise HttpProblem(403, "forbidden", "your role does not reach this office's worklists")
-    return str(office)
+def _office(reader: Principal, office_id: str | None) -> str:
+    return office_in_reach(reader, office_id, Permission.CASE_READ, "worklists")
 
 
 def _page(
@@ -100,25 +99,14 @@ def _page(
     min_position: int | None,
     query: Callable[[], Page[T]],
 ) -> WorklistPage:
-    if min_position is not None:
-        # Only a write hands out positions; one beyond the log's head never comes, and
-        # waiting for it would hold a worker thread for nothing.
-        if min_position > (read_models.service.recorder.max_notification_id() or 0):
-            raise HttpProblem(422, "invalid-value", "min_position: is beyond the event log")
-        if not read_models.wait_until(min_position, MAX_WAIT_SECONDS):
-            response.headers["X-Akte-Views-Behind"] = "true"
+    if views_behind(read_models, min_position):
+        response.headers["X-Akte-Views-Behind"] = "true"
     try:
         page = query()
     except InvalidQuery as error:
         raise HttpProblem(422, "invalid-value", str(error)) from None
     except ProjectionError:
-        # Not built yet (no runner has followed the log) or the views store is down.
-        raise HttpProblem(
-            503,
-            "read-models-unavailable",
-            "the worklists are not available yet; try again shortly",
-            headers={"Retry-After": "5"},
-        ) from None
+        raise views_unavailable("the worklists are") from None
     if page.next_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.next_cursor)
         response.headers["Link"] = f'<{next_url}>; rel="next"'

@@ -1,0 +1,65 @@
+"""What the routes over read models share: whose office a caller may see, waiting for a
+write to reach the views (read-your-writes), the answer while views are not built, and
+the format a report is asked for."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from fastapi import Request
+
+from adapters.http.identity import Principal
+from adapters.http.policy import Permission, may_in_office
+from adapters.http.problems import HttpProblem
+from adapters.read_models import ReadModels
+
+MAX_WAIT_SECONDS: Final = 2.0
+"""How long a read asked with ``min_position`` waits for the views at most."""
+
+
+def office_in_reach(
+    principal: Principal, office_id: str | None, permission: Permission, what: str
+) -> str:
+    """The office asked for (default: the caller's), if the caller's roles reach it."""
+    office = office_id or principal.office_id
+    if office is None or not may_in_office(principal, permission, office):
+        raise HttpProblem(403, "forbidden", f"your role does not reach this office's {what}")
+    return office
+
+
+def views_behind(read_models: ReadModels, min_position: int | None) -> bool:
+    """Wait (bounded) until the views reflect ``min_position``; True if they still do not."""
+    if min_position is None:
+        return False
+    # Only a write hands out positions; one beyond the log's head never comes, and
+    # waiting for it would hold a worker thread for nothing.
+    if min_position > (read_models.service.recorder.max_notification_id() or 0):
+        raise HttpProblem(422, "invalid-value", "min_position: is beyond the event log")
+    return not read_models.wait_until(min_position, MAX_WAIT_SECONDS)
+
+
+def views_unavailable(subject: str) -> HttpProblem:
+    """Not built yet (no runner has followed the log) or the views store is down;
+    ``subject`` e.g. "the worklists are"."""
+    return HttpProblem(
+        503,
+        "read-models-unavailable",
+        f"{subject} not available yet; try again shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
+def chosen_format(request: Request, requested: str | None) -> str:
+    """``json``, ``csv`` or ``html``: ``?format=`` if given, else the first of them the
+    ``Accept`` header names; ``*/*`` and nothing mean JSON."""
+    if requested is not None:
+        return requested
+    for part in request.headers.get("accept", "").split(","):
+        media_type = part.split(";")[0].strip().lower()
+        if media_type == "text/csv":
+            return "csv"
+        if media_type == "text/html":
+            return "html"
+        if media_type in ("application/json", "application/*", "*/*"):
+            return "json"
+    return "json"
