@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, Recording
@@ -307,6 +307,8 @@ class _Host(Protocol):
 
     def get_case(self, case_id: UUID, *, version: int | None = None) -> CaseFile: ...
 
+    def new_personal_id(self) -> UUID: ...
+
 
 class AppointmentsMixin:
     """Appointment commands and queries; mixed into :class:`service.AkteService`."""
@@ -537,7 +539,7 @@ class AppointmentsMixin:
         if situation.holds_legal_basis is not None:
             self._catalogue().check_legal_basis("holds_legal_basis", situation.holds_legal_basis)
         key = self.person_key(person)
-        appointment_id = uuid4()
+        appointment_id = self._host().new_personal_id()
         reference = secrets.token_urlsafe(_REFERENCE_BYTES)
         reference_sha256 = hash_booking_reference(reference)
         for _attempt in range(_MAX_BOOKING_ATTEMPTS):
@@ -630,7 +632,7 @@ class AppointmentsMixin:
         """Wait for a freed seat of this type; returns the entry's id and reference."""
         situation.check()
         key = self.person_key(person)
-        entry_id = uuid4()
+        entry_id = self._host().new_personal_id()
         reference = secrets.token_urlsafe(_REFERENCE_BYTES)
         reference_sha256 = hash_booking_reference(reference)
         for _attempt in range(_MAX_BOOKING_ATTEMPTS):
@@ -1215,7 +1217,7 @@ class AppointmentsMixin:
             if first is None:
                 return False
             waitlist, entry = first
-            appointment_id = uuid4()
+            appointment_id = self._host().new_personal_id()
             slot.take(appointment_id, capacity=point.capacity_at(slot.starts_at, act.at), act=act)
             chosen = point.types.get(entry.appointment_type)
             if chosen is None:

@@ -19,13 +19,15 @@ written, so they cannot share its key; erasing the file destroys theirs with it.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from eventsourcing.persistence import StoredEvent
+import psycopg
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
 from psycopg import sql
 
@@ -102,6 +104,14 @@ class DataProtectionMixin:
             raise PersonalDataProtectionOff(msg)
         return mapper.keys
 
+    def new_personal_id(self) -> UUID:
+        """The id of a new aggregate that will hold personal data: with per-person
+        encryption, one whose data key was made ahead (see ``DataKeys.new_owner_id``)."""
+        mapper = self.personal_data_mapper
+        if mapper is None or mapper._keys is None or not mapper.encrypt:
+            return uuid4()
+        return mapper.keys.new_owner_id()
+
     def _attach_data_keys(self) -> None:
         """Called once by the service after the library built its recorder."""
         config = self._svc()._personal_data
@@ -116,6 +126,16 @@ class DataProtectionMixin:
             cache_seconds=config.cache_seconds,
             clock=self._svc().clock,
         )
+
+    def _release_reserved_keys(self) -> None:
+        mapper = self.personal_data_mapper
+        if mapper is None or mapper._keys is None:
+            return
+        try:
+            mapper._keys.release_reserve()
+        except (PersistenceError, sqlite3.Error, psycopg.Error):
+            # Unused keys left behind decrypt nothing; closing must not fail for them.
+            logger.warning("could not delete the unused data keys made ahead", exc_info=True)
 
     def _close_data_keys(self) -> None:
         mapper = self.personal_data_mapper

@@ -427,6 +427,7 @@ class AkteService(DataProtectionMixin, AppointmentsMixin, Application[UUID]):
 
     def close(self) -> None:
         try:
+            self._release_reserved_keys()
             super().close()
         finally:
             self._close_data_keys()
@@ -579,7 +580,7 @@ class AkteService(DataProtectionMixin, AppointmentsMixin, Application[UUID]):
         """Open a person's case file; returns its reference (file number)."""
         act = self._act(by, at)
         for _attempt in range(_MAX_GENERATED_REFERENCE_ATTEMPTS):
-            case_id = uuid4()
+            case_id = self.new_personal_id()
             chosen = reference or _generated_reference(case_id, act)
             case = CaseFile.open(
                 case_id=case_id,
@@ -1343,7 +1344,7 @@ class AkteService(DataProtectionMixin, AppointmentsMixin, Application[UUID]):
             reference = secrets.token_urlsafe(_SECRET_REFERENCE_BYTES)
             reference_sha256 = hash_reference(reference)
             declaration = CommitmentDeclaration.submit(
-                declaration_id=uuid4(),
+                declaration_id=self.new_personal_id(),
                 office_id=office_id,
                 reference_sha256=reference_sha256,
                 guarantor=guarantor,
@@ -1836,7 +1837,7 @@ class AkteService(DataProtectionMixin, AppointmentsMixin, Application[UUID]):
         act: Act,
     ) -> ScansFiled | None:
         case = CaseFile.open(
-            case_id=uuid4(),
+            case_id=self.new_personal_id(),
             office_id=office_id,
             reference=reference,
             master_data=master_data,
@@ -1913,7 +1914,7 @@ class AkteService(DataProtectionMixin, AppointmentsMixin, Application[UUID]):
             symbols = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(RECEIPT_SYMBOLS))
             receipt_sha256 = hash_receipt(symbols)
             submission = ContactSubmission.submit(
-                submission_id=uuid4(),
+                submission_id=self.new_personal_id(),
                 office_id=office_id,
                 receipt_sha256=receipt_sha256,
                 topic=topic,
@@ -2053,7 +2054,7 @@ class AkteService(DataProtectionMixin, AppointmentsMixin, Application[UUID]):
         act = self._act(by, at)
         for _attempt in range(_MAX_GENERATED_REFERENCE_ATTEMPTS):
             submission = self._submission_at(submission_id, expected_version)
-            case_id = uuid4()
+            case_id = self.new_personal_id()
             chosen = reference or _generated_reference(case_id, act)
             case = CaseFile.open(
                 case_id=case_id,

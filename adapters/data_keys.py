@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
+from uuid import UUID, uuid4
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -53,6 +54,9 @@ DEVELOPMENT_MASTER_KEY: Final = b"akte development master key, NOT for productio
 """Used when no master key is configured, in development only (like the other
 development secrets); production refuses to start without ``AKTE_MASTER_KEYS``."""
 DEFAULT_CACHE_SIZE: Final = 20_000
+DEFAULT_RESERVE_SIZE: Final = 32
+"""Keys made ahead, per process, for new aggregates with personal data: one durable commit
+to the key store per this many new case files (etc.) instead of one per file."""
 DEFAULT_CACHE_SECONDS: Final = 60.0
 """How long a process trusts a key it has read: after an erasure in another process, this
 one may still decrypt that person's data for at most this long (the erasing process
@@ -186,6 +190,16 @@ class KeyStore(Protocol):
         """Insert the key unless the owner has one or a tombstone; whether it did."""
         ...
 
+    def insert_many(self, keys: list[StoredKey], created_at: datetime) -> set[str]:
+        """Insert the keys in one transaction (one durable commit), each unless its owner
+        has one or a tombstone; returns the owners whose key was inserted."""
+        ...
+
+    def discard(self, owner_ids: list[str]) -> None:
+        """Delete keys that were made ahead and never used (no event names their owner):
+        unlike :meth:`destroy`, no tombstone."""
+        ...
+
     def get(self, owner_id: str) -> StoredKey | None: ...
 
     def lookup(self, owner_id: str) -> StoredKey | datetime | None:
@@ -274,6 +288,33 @@ class SqliteKeyStore:
                 ),
             )
             return bool(cursor.rowcount)
+
+    def insert_many(self, keys: list[StoredKey], created_at: datetime) -> set[str]:
+        inserted = set()
+        with self._transaction() as cursor:
+            for key in keys:
+                cursor.execute(
+                    "INSERT INTO data_keys (owner_id, master_key_id, wrapped_key, created_at) "
+                    "SELECT ?, ?, ?, ? WHERE NOT EXISTS "
+                    "(SELECT 1 FROM data_key_tombstones WHERE owner_id = ?) "
+                    "ON CONFLICT (owner_id) DO NOTHING",
+                    (
+                        key.owner_id,
+                        key.master_key_id,
+                        key.wrapped,
+                        created_at.isoformat(),
+                        key.owner_id,
+                    ),
+                )
+                if cursor.rowcount:
+                    inserted.add(key.owner_id)
+        return inserted
+
+    def discard(self, owner_ids: list[str]) -> None:
+        with self._transaction() as cursor:
+            cursor.executemany(
+                "DELETE FROM data_keys WHERE owner_id = ?", [(owner,) for owner in owner_ids]
+            )
 
     def get(self, owner_id: str) -> StoredKey | None:
         with self._lock:
@@ -434,6 +475,35 @@ class PostgresKeyStore:
                 (key.owner_id, key.master_key_id, key.wrapped, created_at, key.owner_id),
             )
             return bool(cursor.rowcount)
+
+    def insert_many(self, keys: list[StoredKey], created_at: datetime) -> set[str]:
+        # Durable, unlike insert: a reserve is handed out over minutes, and a server crash
+        # in that time must not lose keys the process still holds and writes with.
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} (owner_id, master_key_id, wrapped_key, created_at) "
+                    "SELECT k.owner_id, k.master_key_id, k.wrapped_key, %s "
+                    "FROM unnest(%s::text[], %s::text[], %s::bytea[]) "
+                    "AS k (owner_id, master_key_id, wrapped_key) "
+                    "WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE t.owner_id = k.owner_id) "
+                    "ON CONFLICT (owner_id) DO NOTHING RETURNING owner_id"
+                ).format(self._keys, self._tombstones),
+                (
+                    created_at,
+                    [key.owner_id for key in keys],
+                    [key.master_key_id for key in keys],
+                    [key.wrapped for key in keys],
+                ),
+            )
+            return {row["owner_id"] for row in cursor.fetchall()}
+
+    def discard(self, owner_ids: list[str]) -> None:
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE owner_id = ANY(%s)").format(self._keys),
+                (owner_ids,),
+            )
 
     def lookup(self, owner_id: str) -> StoredKey | datetime | None:
         rows = self._run(
@@ -600,6 +670,7 @@ class DataKeys:
         *,
         cache_size: int = DEFAULT_CACHE_SIZE,
         cache_seconds: float = DEFAULT_CACHE_SECONDS,
+        reserve_size: int = DEFAULT_RESERVE_SIZE,
         clock: Any = None,
     ) -> None:
         self.store = store
@@ -609,6 +680,9 @@ class DataKeys:
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
         self._now = clock or (lambda: datetime.now(tz=UTC))
+        self._reserve_size = reserve_size
+        self._reserve: dict[UUID, AESGCM] = {}
+        self._reserve_lock = threading.Lock()
 
     def _remember(self, owner_id: str, value: object) -> None:
         if self._cache_size <= 0:
@@ -624,11 +698,45 @@ class DataKeys:
         with self._lock:
             self._cache.pop(owner_id, None)
 
+    def new_owner_id(self) -> UUID:
+        """A random id for a new aggregate with personal data, its key already stored.
+
+        Keys are made ahead in batches of ``reserve_size``, each batch one durable commit,
+        so that opening a case file does not wait for a commit of its own to the key store
+        (on SQLite a separate file) before its events' commit. A key made ahead and never
+        used protects nothing; :meth:`close` deletes those still in reserve.
+        """
+        with self._reserve_lock:
+            if not self._reserve:
+                self._refill_reserve()
+            owner_id = next(iter(self._reserve))
+            cipher = self._reserve.pop(owner_id)
+        # From the cache, the first event finds its key at once; should it be forgotten
+        # first, writing still finds the stored key (see for_writing).
+        self._remember(str(owner_id), cipher)
+        return owner_id
+
+    def _refill_reserve(self) -> None:
+        made: dict[UUID, tuple[bytes, StoredKey]] = {}
+        for _ in range(max(1, self._reserve_size)):
+            owner_id = uuid4()
+            data_key = AESGCM.generate_key(256)
+            master_id, wrapped = self.master_keys.wrap(str(owner_id), data_key)
+            made[owner_id] = (data_key, StoredKey(str(owner_id), master_id, wrapped))
+        stored = self.store.insert_many([key for _, key in made.values()], self._now())
+        for owner_id, (data_key, key) in made.items():
+            if key.owner_id in stored:
+                self._reserve[owner_id] = AESGCM(data_key)
+        if not self._reserve:
+            msg = "the key store stored none of the keys made ahead"
+            raise DataKeyError(msg)
+
     def for_writing(self, owner_id: str, *, new: bool = False) -> AESGCM:
         """The owner's key, made now if it has none; :class:`DataKeyErased` after erasure.
 
-        ``new``: the owner is being created (its first event), so it has no key yet: make
-        one without looking first (a clash, which random ids never have, is handled)."""
+        ``new``: the owner is being created (its first event), so it has no key yet unless
+        one was made ahead (:meth:`new_owner_id`, then it is cached): make one without
+        looking first; the clash with a key made ahead is handled like any other."""
         cipher = self._cached(owner_id)
         if cipher is not None:
             return cipher
@@ -727,6 +835,16 @@ class DataKeys:
             current_master_key_id=self.master_keys.current_id,
             retired=self.store.retired(),
         )
+
+    def release_reserve(self) -> int:
+        """Delete the keys made ahead and not handed out (before the store's connections
+        close); returns how many."""
+        with self._reserve_lock:
+            unused = [str(owner_id) for owner_id in self._reserve]
+            self._reserve.clear()
+        if unused:
+            self.store.discard(unused)
+        return len(unused)
 
     def close(self) -> None:
         self.store.close()

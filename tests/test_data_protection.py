@@ -396,12 +396,13 @@ def test_rotating_the_master_key_keeps_everything_readable(
     service = build_service(first, clock=clock)
     try:
         case_id, _ = open_person(service)
-        assert service.data_keys.status().keys_by_master_key == {"k2024": 2}
     finally:
         service.close()
     both = with_(snapshotting, master_keys=SecretStr(f"{new_key},k2024:{'A' * 43}="))
     service = build_service(both, clock=clock)
     try:
+        # The keys in use; those made ahead and not used were deleted when it closed.
+        assert service.data_keys.status().keys_by_master_key == {"k2024": 2}
         rotation = service.data_keys.rotate(batch_size=1)
         assert rotation.rewrapped == 2
         assert rotation.retired == ["k2024"]
