@@ -1000,10 +1000,26 @@ class ProjectionEngine:
         until: int | None = None,
         progress: Callable[[Progress], None] | None = None,
     ) -> int:
-        """Rebuild from scratch (reset, then catch up); returns notifications processed."""
+        """Rebuild from scratch (reset, then catch up); returns notifications processed.
+
+        Ends by refreshing the planner's statistics of the rebuilt tables: fresh tables
+        filled in bulk have none, and without them PostgreSQL (until autovacuum comes by)
+        and SQLite (never on its own) plan a full scan and sort where an index would do.
+        """
+        chosen = None if names is None else list(names)
         self._prepare()
-        self.reset(names)
-        return self.catch_up(until=until, progress=progress)
+        self.reset(chosen)
+        done = self.catch_up(until=until, progress=progress)
+        self.refresh_planner_statistics(chosen)
+        return done
+
+    def refresh_planner_statistics(self, names: Iterable[str] | None = None) -> None:
+        """``ANALYZE`` the tables of the named projections (all: None)."""
+        chosen = self._chosen(names)
+        with self._writing():
+            for projection in chosen:
+                for schema in projection.schemas:
+                    self.writer.execute(f"ANALYZE {self.writer.table(schema.name)}")
 
     def catch_up(
         self,
