@@ -10,7 +10,9 @@ the service, snapshotting every 50 events as deployed, then times, interleaved (
 B, ...) so machine noise hits all alike, ``--repeats`` x ``--loads`` times each:
 
 1. the whole history (every entry with its German description, personal data shown),
-   as the JSON body the route sends; a first page (the route's default size); the HTML page;
+   as the JSON body the route sends (``build_history_json``); a first page (the route's
+   default size); the same JSON through an entry object each (``build_history`` +
+   ``history_json``, as ``akte history`` writes it); the HTML page;
 2. the state as of a random recorded time (binary search over versions + snapshot
    load) and at a random version (snapshot load), side by side with the baseline of a
    full replay of all events without snapshots and a load of the current state;
@@ -41,6 +43,7 @@ from adapters.case_history import (
     CaseHistory,
     build_diff,
     build_history,
+    build_history_json,
     history_html,
     history_json,
 )
@@ -140,12 +143,17 @@ def bench_store(config: HistoryBenchConfig, store: StoreName, report: Report) ->
                 (
                     "history_json",
                     f"history, all {events} entries, as JSON",
-                    lambda: history_json(_history(service, case_id, events)),
+                    lambda: _history_json(service, case_id, events),
                 ),
                 (
                     "history_page",
                     f"history, first page ({PAGE} entries), as JSON",
-                    lambda: history_json(_history(service, case_id, PAGE)),
+                    lambda: _history_json(service, case_id, PAGE),
+                ),
+                (
+                    "history_json_objects",
+                    f"history, all {events} entries, JSON via entry objects",
+                    lambda: history_json(_history(service, case_id, events)),
                 ),
                 (
                     "history_html",
@@ -189,6 +197,10 @@ def bench_store(config: HistoryBenchConfig, store: StoreName, report: Report) ->
 
 def _history(service: AkteService, case_id: UUID, limit: int) -> CaseHistory:
     return build_history(service, case_id, with_personal_data=True, limit=limit)
+
+
+def _history_json(service: AkteService, case_id: UUID, limit: int) -> bytes:
+    return build_history_json(service, case_id, with_personal_data=True, limit=limit).body
 
 
 def run(config: HistoryBenchConfig) -> Report:

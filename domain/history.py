@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from domain.case_file import CaseFile
@@ -62,8 +63,11 @@ _SOURCE: Final = {
 }
 
 
+@lru_cache(maxsize=4096)
 def _d(value: date) -> str:
     """German date format, as on the office's forms."""
+    # Remembered: a long file names the same dates (due dates, validity) many times over,
+    # and strftime is slow next to a dict lookup.
     return value.strftime("%d.%m.%Y")
 
 
@@ -252,11 +256,7 @@ def described_event_classes() -> frozenset[type[Any]]:
 
 def describe(event: E) -> str:
     """What the event means, in German, from its non-personal fields only."""
-    describe_event = _DESCRIBE.get(type(event))
-    if describe_event is None:
-        # An event class added without a description: still a readable line.
-        return f"Ereignis {type(event).__name__}"
-    return describe_event(event)
+    return _facts(type(event)).describe(event)
 
 
 def event_kinds() -> list[str]:
@@ -288,26 +288,68 @@ class HistoryEntry:
     """The personal fields left out for this reader (their names only)."""
 
 
+@dataclass(frozen=True)
+class _EventClassFacts:
+    """What every event of one class shares, worked out once per class."""
+
+    kind: str
+    describe: Callable[[Any], str]
+    personal: tuple[str, ...]
+    """Its personal fields, sorted (the order ``withheld`` lists them in)."""
+
+
+_FACTS: dict[type[E], _EventClassFacts] = {}
+
+
+def _facts(cls: type[E]) -> _EventClassFacts:
+    facts = _FACTS.get(cls)
+    if facts is None:
+        describe_event = _DESCRIBE.get(cls)
+        if describe_event is None:
+            name = cls.__name__
+
+            def describe_event(_: Any) -> str:
+                # An event class added without a description: still a readable line.
+                return f"Ereignis {name}"
+
+        facts = _FACTS[cls] = _EventClassFacts(
+            kind=cls.__name__,
+            describe=describe_event,
+            personal=tuple(sorted(personal_fields(cls))),
+        )
+    return facts
+
+
+def history_entry_fields(event: E, *, with_personal_data: bool) -> dict[str, Any]:
+    """The fields of :func:`history_entry` as a plain dict, in :class:`HistoryEntry`'s
+    order: what a JSON history is written from (thousands of entries, no object each)."""
+    facts = _facts(type(event))
+    data = dict(vars(event))
+    for name in ENVELOPE_FIELDS:
+        data.pop(name, None)
+    withheld: list[str] = []
+    if not with_personal_data:
+        withheld = [name for name in facts.personal if name in data]
+        for name in withheld:
+            del data[name]
+    reason = data.get("reason")
+    return {
+        "version": event.originator_version,
+        "kind": facts.kind,
+        "description": facts.describe(event),
+        "by": event.by,
+        "at": event.at,
+        "recorded_at": event.timestamp,
+        "legal_basis": data.get("legal_basis"),
+        "reason": reason if isinstance(reason, str) else None,
+        "data": data,
+        "withheld": withheld,
+    }
+
+
 def history_entry(event: E, *, with_personal_data: bool) -> HistoryEntry:
     """The entry for one event; personal fields only ``with_personal_data``."""
-    personal = personal_fields(type(event))
-    fields = {name: value for name, value in vars(event).items() if name not in ENVELOPE_FIELDS}
-    withheld = sorted(name for name in fields if name in personal)
-    if not with_personal_data:
-        fields = {name: value for name, value in fields.items() if name not in personal}
-    reason = fields.get("reason")
-    return HistoryEntry(
-        version=event.originator_version,
-        kind=type(event).__name__,
-        description=describe(event),
-        by=event.by,
-        at=event.at,
-        recorded_at=event.timestamp,
-        legal_basis=fields.get("legal_basis"),
-        reason=reason if isinstance(reason, str) else None,
-        data=fields,
-        withheld=[] if with_personal_data else withheld,
-    )
+    return HistoryEntry(**history_entry_fields(event, with_personal_data=with_personal_data))
 
 
 @dataclass(frozen=True)

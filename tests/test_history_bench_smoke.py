@@ -26,6 +26,7 @@ def test_the_benchmark_prints_every_figure_and_writes_json(
     printed = capsys.readouterr().out
     for expected in (
         "history, all 120 entries, as JSON",
+        "history, all 120 entries, JSON via entry objects",
         "history, all 120 entries, as HTML",
         "state as of a random recorded time",
         "state at a random version",

@@ -27,9 +27,9 @@ from adapters.case_history import (
     MAX_HISTORY_PAGE,
     build_diff,
     build_history,
+    build_history_json,
     check_kinds,
     history_html,
-    history_json,
 )
 from adapters.http.deps import CaseHistoryReader, CaseId, ServiceDep
 from adapters.http.policy import CaseOffices, Permission, may_in_office
@@ -189,23 +189,49 @@ def case_history(
     if at_from is not None and at_until is not None and at_until <= at_from:
         raise HttpProblem(422, "invalid-value", "until: must be after from")
     office_id = _case_offices(request).office_of(case_id)
-    history = build_history(
+    criteria = HistoryFilter(at_from, at_until, actor, frozenset(kinds))
+    with_personal_data = may_in_office(reader, Permission.CASE_HISTORY_PERSONAL_READ, office_id)
+    if _wants_html(output, request):
+        history = build_history(
+            service,
+            case_id,
+            criteria=criteria,
+            with_personal_data=with_personal_data,
+            after_version=after_version,
+            limit=limit,
+        )
+        next_url = _next_page_url(request, history.next_after_version)
+        page = history_html(history, next_page_url=next_url)
+        return HTMLResponse(page, headers=_page_headers(history.version, next_url))
+    # JSON is written straight from the events, without an entry object each.
+    written = build_history_json(
         service,
         case_id,
-        criteria=HistoryFilter(at_from, at_until, actor, frozenset(kinds)),
-        with_personal_data=may_in_office(reader, Permission.CASE_HISTORY_PERSONAL_READ, office_id),
+        criteria=criteria,
+        with_personal_data=with_personal_data,
         after_version=after_version,
         limit=limit,
     )
-    next_url = None
+    next_url = _next_page_url(request, written.next_after_version)
+    return Response(
+        written.body,
+        media_type="application/json",
+        headers=_page_headers(written.version, next_url),
+    )
+
+
+def _next_page_url(request: Request, next_after_version: int | None) -> str | None:
+    if next_after_version is None:
+        return None
+    return str(request.url.include_query_params(after_version=next_after_version))
+
+
+def _page_headers(version: int, next_url: str | None) -> dict[str, str]:
     headers: dict[str, str] = {}
-    if history.next_after_version is not None:
-        next_url = str(request.url.include_query_params(after_version=history.next_after_version))
+    if next_url is not None:
         headers["Link"] = f'<{next_url}>; rel="next"'
-    headers["ETag"] = f'"{history.version}"'
-    if _wants_html(output, request):
-        return HTMLResponse(history_html(history, next_page_url=next_url), headers=headers)
-    return Response(history_json(history), media_type="application/json", headers=headers)
+    headers["ETag"] = f'"{version}"'
+    return headers
 
 
 def _case_offices(request: Request) -> CaseOffices:
