@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 from uuid import UUID
 
-from pydantic import ValidationError
-
 from adapters.audit_export import NothingToExport, export_case
-from adapters.bootstrap import build_service
+from adapters.bootstrap import InvalidSettings, build_service, settings_from_environment
 from adapters.event_chain import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_FINDINGS,
@@ -209,12 +207,9 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 def _settings() -> Settings:
     try:
-        return Settings()
-    except ValidationError as error:
-        # Name the setting and the rule, not the rejected value (it may be a password).
-        first = error.errors()[0]
-        setting = "AKTE_" + "_".join(str(part) for part in first["loc"]).upper()
-        raise _Failure(EXIT_UNAVAILABLE, f"invalid setting {setting}: {first['msg']}") from None
+        return settings_from_environment()
+    except InvalidSettings as error:
+        raise _Failure(EXIT_UNAVAILABLE, str(error)) from None
 
 
 def _reason(error: BaseException) -> str:

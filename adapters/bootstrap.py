@@ -9,6 +9,7 @@ from datetime import datetime
 
 import psycopg
 from psycopg import sql
+from pydantic import ValidationError
 
 from adapters.appointments_setup import appointment_setup_for
 from adapters.catalogue import load_catalogue
@@ -54,7 +55,12 @@ def library_env(settings: Settings) -> dict[str, str]:
         }
         if settings.postgres_schema:
             env["POSTGRES_SCHEMA"] = settings.postgres_schema
-    return env
+    # The library looks up "<APPLICATION NAME>_<KEY>" before "<KEY>", in the process
+    # environment as well: the service is named "Akte", so our own AKTE_POSTGRES_SCHEMA
+    # setting, read raw from the environment, would beat the schema chosen here (an
+    # office's shard). Those keys are given in both spellings.
+    prefix = f"{AkteService.name.upper()}_"
+    return env | {prefix + key: value for key, value in env.items() if key.startswith("POSTGRES_")}
 
 
 def office_schema(settings: Settings, office_id: str) -> str:
@@ -67,9 +73,68 @@ def office_schema(settings: Settings, office_id: str) -> str:
     return schema
 
 
-def office_settings(settings: Settings, office_id: str) -> Settings:
-    """The settings of one office's shard: the same server, the office's own schema."""
-    return settings.model_copy(update={"postgres_schema": office_schema(settings, office_id)})
+class ShardSettingsError(ValueError):
+    """Settings that do not name one office's shard consistently; the message names the
+    settings to fix, never a secret."""
+
+
+class InvalidSettings(ValueError):
+    """The environment's settings cannot be used; the message names the setting and the
+    rule, never the rejected value (it may be a password)."""
+
+
+def settings_from_environment(office: str | None = None) -> Settings:
+    """The settings of a command-line process: from the environment (``AKTE_*``), and with
+    offices as shards those of ``office``'s shard (default ``AKTE_SHARD_OFFICE``)."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        setting = "AKTE_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise InvalidSettings(f"invalid setting {setting}: {first['msg']}") from None
+    if office is not None:
+        settings = settings.model_copy(update={"shard_office": office})
+    try:
+        return shard_settings(settings)
+    except ShardSettingsError as error:
+        raise InvalidSettings(str(error)) from None
+
+
+def shard_settings(settings: Settings) -> Settings:
+    """The settings of a process that serves one office's shard (``shard_office``): the
+    office's own schema on the same server, and that office as the default office (public
+    routes, demo users and file-number lookups all mean the one office it holds).
+
+    Unsharded settings come back unchanged; so do settings this function already made.
+    Sharded settings (``shard_by_office``) without ``shard_office`` are refused: every
+    process of a sharded deployment works on exactly one office's shard, and the base
+    schema belongs to none. The schema itself is created by :func:`build_service`."""
+    if settings.shard_applied:
+        return settings
+    office_id = settings.shard_office
+    if office_id is None:
+        if settings.shard_by_office:
+            msg = (
+                "AKTE_SHARD_BY_OFFICE=true: name the office this process serves "
+                "(--office or AKTE_SHARD_OFFICE)"
+            )
+            raise ShardSettingsError(msg)
+        return settings
+    if settings.store != "postgres":
+        msg = "AKTE_SHARD_OFFICE needs AKTE_STORE=postgres"
+        raise ShardSettingsError(msg)
+    if settings.office_shards and office_id not in settings.office_shards:
+        msg = f"office {office_id!r} is not one of AKTE_OFFICES"
+        raise ShardSettingsError(msg)
+    try:
+        schema = office_schema(settings, office_id)
+    except ValueError as error:
+        raise ShardSettingsError(str(error)) from None
+    sharded = settings.model_copy(
+        update={"postgres_schema": schema, "default_office_id": office_id}
+    )
+    sharded.mark_shard_applied()
+    return sharded
 
 
 def build_office_services(
@@ -86,14 +151,9 @@ def build_office_services(
         raise ValueError(msg)
     services: dict[str, AkteService] = {}
     try:
-        with _connect(settings) as conn:
-            for office_id in settings.office_shards:
-                schema = office_schema(settings, office_id)
-                conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-                )
         for office_id in settings.office_shards:
-            services[office_id] = build_service(office_settings(settings, office_id), clock=clock)
+            shard = shard_settings(settings.model_copy(update={"shard_office": office_id}))
+            services[office_id] = build_service(shard, clock=clock)
     except BaseException:
         for service in services.values():
             service.close()
@@ -136,10 +196,24 @@ def _one_setup_at_a_time(settings: Settings) -> Iterator[None]:
             conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
+def _create_shard_schema(settings: Settings) -> None:
+    """A shard's schema is made on first use, so adding an office needs no migration."""
+    with _connect(settings) as conn:
+        conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                sql.Identifier(settings.postgres_schema)
+            )
+        )
+
+
 def build_service(
     settings: Settings, *, clock: Callable[[], datetime] = system_clock
 ) -> AkteService:
+    """The service over the store of ``settings``; settings of an office's shard
+    (:func:`shard_settings`) get the shard's schema created first if it is missing."""
     with _one_setup_at_a_time(settings):
+        if settings.shard_applied:
+            _create_shard_schema(settings)
         service = AkteService(
             library_env(settings),
             catalogue=load_catalogue(),

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from adapters.appointments_cli import add_appointment_commands
 from adapters.audit_cli import add_audit_commands
-from adapters.bootstrap import build_service
+from adapters.bootstrap import ShardSettingsError, build_service, shard_settings
 from adapters.data_protection_cli import add_data_protection_commands
 from adapters.demo import DEFAULT_OFFICE_ID, DemoSummary, load_demo_office
 from adapters.document_cli import add_document_commands
@@ -46,6 +46,7 @@ from adapters.http.local_issuer import (
 from adapters.http.schemas import MAX_USER_ID
 from adapters.logging_setup import configure_logging
 from adapters.projection_cli import add_projection_commands
+from adapters.projection_runner import ProjectionProcess
 from adapters.read_models import ReadModels, build_read_models
 from adapters.report_cli import add_report_command
 from adapters.settings import Settings
@@ -76,14 +77,22 @@ class _Failure(Exception):
 # ------------------------------------------------------------------ plumbing
 
 
-def _settings() -> Settings:
+def _settings(office: str | None = None) -> Settings:
+    """The settings from the environment; with offices as shards, those of the shard of
+    ``office`` (default ``AKTE_SHARD_OFFICE``), README "Deploying offices as shards"."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
         # Name the setting and the rule, not the rejected value (it may be a password).
         first = error.errors()[0]
         setting = "AKTE_" + "_".join(str(part) for part in first["loc"]).upper()
         raise _Failure(EXIT_UNAVAILABLE, f"invalid setting {setting}: {first['msg']}") from None
+    if office is not None:
+        settings = settings.model_copy(update={"shard_office": office})
+    try:
+        return shard_settings(settings)
+    except ShardSettingsError as error:
+        raise _Failure(EXIT_UNAVAILABLE, str(error)) from None
 
 
 def _where(settings: Settings) -> str:
@@ -265,16 +274,30 @@ def _print_summary(summary: DemoSummary, settings: Settings, seconds: float) -> 
 
 
 def _serve_app(
-    args: argparse.Namespace, settings: Settings, service: AkteService, read_models: ReadModels
+    args: argparse.Namespace,
+    settings: Settings,
+    service: AkteService,
+    read_models: ReadModels,
+    projection_process: ProjectionProcess | None = None,
 ) -> None:
     # Imported here: the other commands need neither the web stack nor its start-up time.
     import uvicorn
 
     from adapters.http.app import create_app
+    from adapters.http.operations import NamedCheck
 
     try:
         # Built before the demo loads: unusable authentication fails at once.
-        app = create_app(service, settings, read_models=read_models)
+        app = create_app(
+            service,
+            settings,
+            read_models=read_models,
+            readiness_checks=(
+                [NamedCheck("projection_process", projection_process.problem)]
+                if projection_process is not None
+                else []
+            ),
+        )
     except (AuthConfigurationError, LocalIssuerKeyError) as error:
         raise _Failure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
     if args.demo:
@@ -288,16 +311,30 @@ def _serve_app(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = _settings(office=args.office)
     _check_auth(settings)
 
     with _open_service(settings) as service:
         # With the embedded store the worklists follow the log in this process; a
-        # PostgreSQL deployment may run `akte projections run` workers instead.
-        read_models = build_read_models(settings, service, follow=settings.projections_in_process)
+        # PostgreSQL deployment may run `akte projections run` workers instead. On
+        # PostgreSQL the server's own runner is a child process: a thread would take
+        # the interpreter (GIL) from the requests.
+        in_child = (
+            settings.projections_in_process
+            and settings.projections_in_child_process
+            and settings.store == "postgres"
+        )
+        read_models = build_read_models(
+            settings, service, follow=settings.projections_in_process and not in_child
+        )
+        projection_process = ProjectionProcess(settings) if in_child else None
         try:
-            _serve_app(args, settings, service, read_models)
+            if projection_process is not None:
+                projection_process.start()
+            _serve_app(args, settings, service, read_models, projection_process)
         finally:
+            if projection_process is not None:
+                projection_process.stop()
             read_models.close()
     return EXIT_OK
 
@@ -508,6 +545,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     serve.add_argument(
         "--demo", action="store_true", help="load a demo office first, if the store is empty"
+    )
+    serve.add_argument(
+        "--office",
+        help="offices as shards: serve only this office's shard (default AKTE_SHARD_OFFICE)",
     )
     _demo_arguments(serve)
     serve.set_defaults(run=_serve)

@@ -28,9 +28,8 @@ from typing import Final, TextIO
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
 
-from adapters.bootstrap import build_service
+from adapters.bootstrap import InvalidSettings, build_service, settings_from_environment
 from adapters.documents.store import DocumentCorrupted, DocumentStoreError
 from adapters.documents.sweep import DEFAULT_GRACE_PERIOD, sweep_orphans
 from adapters.scan_import import ImportProgress, import_scans, report_lines
@@ -206,11 +205,9 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 def _settings() -> Settings:
     try:
-        return Settings()
-    except ValidationError as error:
-        first = error.errors()[0]
-        setting = "AKTE_" + "_".join(str(part) for part in first["loc"]).upper()
-        raise _Failure(EXIT_UNAVAILABLE, f"invalid setting {setting}: {first['msg']}") from None
+        return settings_from_environment()
+    except InvalidSettings as error:
+        raise _Failure(EXIT_UNAVAILABLE, str(error)) from None
 
 
 @contextmanager

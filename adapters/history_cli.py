@@ -20,9 +20,8 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
 
-from adapters.bootstrap import build_service
+from adapters.bootstrap import InvalidSettings, build_service, settings_from_environment
 from adapters.case_history import (
     build_history,
     history_html,
@@ -101,12 +100,9 @@ def _guarded(args: argparse.Namespace) -> int:
 
 def _settings() -> Settings:
     try:
-        return Settings()
-    except ValidationError as error:
-        # Name the setting, not the rejected value (it may be a password).
-        first = error.errors()[0]
-        setting = "AKTE_" + "_".join(str(part) for part in first["loc"]).upper()
-        raise _Failure(EXIT_UNAVAILABLE, f"invalid setting {setting}: {first['msg']}") from None
+        return settings_from_environment()
+    except InvalidSettings as error:
+        raise _Failure(EXIT_UNAVAILABLE, str(error)) from None
 
 
 @contextmanager

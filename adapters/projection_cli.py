@@ -4,6 +4,10 @@
 parser; each sub-command's ``run`` returns the exit code and reports expected failures
 as one line on stderr, never a traceback: 2 for settings, stores and unknown read-model
 names, 3 when another worker holds a read model (stop it first), 130 when interrupted.
+
+With offices as shards (README "Deploying offices as shards"), each command works on one office's
+shard: ``--office`` or ``AKTE_SHARD_OFFICE`` names it, and its read models live in that
+office's schema beside its events; run one ``projections run`` worker per office.
 """
 
 from __future__ import annotations
@@ -19,9 +23,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final, TextIO
 
-from pydantic import ValidationError
-
-from adapters.bootstrap import build_service
+from adapters.bootstrap import InvalidSettings, build_service, settings_from_environment
 from adapters.projection_runner import (
     ApplicationEventLog,
     ProjectionRunner,
@@ -96,10 +98,12 @@ def add_projection_commands(
         default=LOCK_WAIT_SECONDS,
         help="seconds to wait for a read model another worker holds (default %(default)s)",
     )
+    _office_argument(rebuild)
     rebuild.set_defaults(run=_bound(run_rebuild, projections))
 
     status = commands.add_parser("status", help="position, head and lag of each read model")
     status.add_argument("--json", action="store_true", help="one JSON object per read model")
+    _office_argument(status)
     status.set_defaults(run=_bound(run_status, projections))
 
     run = commands.add_parser(
@@ -112,7 +116,15 @@ def add_projection_commands(
         default=None,
         help="seconds between polls when idle (default 0.2 on SQLite, 1.5 on PostgreSQL)",
     )
+    _office_argument(run)
     run.set_defaults(run=_bound(run_worker, projections))
+
+
+def _office_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--office",
+        help="offices as shards: the office whose shard to work on (default AKTE_SHARD_OFFICE)",
+    )
 
 
 def _bound(
@@ -143,14 +155,13 @@ def _positive(text: str) -> int:
 # ------------------------------------------------------------------- plumbing
 
 
-def load_settings() -> Settings:
+def load_settings(office: str | None = None) -> Settings:
+    """The settings from the environment; with offices as shards, those of the shard of
+    ``office`` (default ``AKTE_SHARD_OFFICE``)."""
     try:
-        return Settings()
-    except ValidationError as error:
-        # Name the setting and the rule, not the rejected value (it may be a password).
-        first = error.errors()[0]
-        setting = "AKTE_" + "_".join(str(part) for part in first["loc"]).upper()
-        raise CliFailure(EXIT_UNAVAILABLE, f"invalid setting {setting}: {first['msg']}") from None
+        return settings_from_environment(office)
+    except InvalidSettings as error:
+        raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
 
 
 @dataclass
@@ -247,7 +258,7 @@ class ProgressLine:
 
 def run_rebuild(args: argparse.Namespace, projections: Sequence[Projection]) -> int:
     chosen = _chosen(projections, args.names)
-    settings = load_settings()
+    settings = load_settings(args.office)
     progress = ProgressLine(sys.stderr)
     with open_stores(settings) as stores:
         started = time.monotonic()
@@ -300,7 +311,7 @@ def _rebuild_here(
 
 
 def run_status(args: argparse.Namespace, projections: Sequence[Projection]) -> int:
-    settings = load_settings()
+    settings = load_settings(args.office)
     with open_stores(settings) as stores:
         statuses = projection_status(stores.log, stores.views, projections)
     if args.json:
@@ -348,7 +359,7 @@ def format_status_table(statuses: Sequence[ProjectionStatus]) -> str:
 
 def run_worker(args: argparse.Namespace, projections: Sequence[Projection]) -> int:
     chosen = _chosen(projections, args.names)
-    settings = load_settings()
+    settings = load_settings(args.office)
     with open_stores(settings) as stores:
         runner = ProjectionRunner(
             stores.log, stores.views, chosen, poll_interval=args.poll_interval

@@ -21,30 +21,44 @@ projections are followed by ``akte projections run`` elsewhere).
 
 :func:`rebuild_in_processes` rebuilds read models in several processes at once, one per
 group of read models that handle the same events (``akte projections rebuild --jobs``).
+
+:class:`ProjectionProcess` runs the runner of ``akte serve`` in a child process of its own
+on PostgreSQL: the API's interpreter then spends its one core (the GIL) on requests
+alone, and the runner works on another. The child stops with the server, also when the
+server is killed (it watches the pipe the server holds open).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import multiprocessing
+import os
 import queue
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, Final
 
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import EventSourcingError
 from eventsourcing.persistence import Mapper
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
+from pydantic import SecretStr
 
 from adapters.bootstrap import build_service
+from adapters.logging_setup import configure_logging
 from adapters.notification_reader import (
     EventDecoder,
     UndecodableNotification,
@@ -86,6 +100,9 @@ LOCK_RETRY_INTERVAL: Final = 5.0
 BACKOFF_MIN: Final = 0.2
 BACKOFF_MAX: Final = 5.0
 WAIT_POLL_INTERVAL: Final = 0.02
+CHILD_STOP_TIMEOUT: Final = 10.0
+"""How long a projection child may take to finish its batch and close before it is killed."""
+CHILD_RESTART_BACKOFF_MAX: Final = 30.0
 
 _MAX_REASON_LENGTH: Final = 200
 
@@ -677,3 +694,184 @@ __all__ = [
     "rebuild_in_processes",
     "wait_for_position",
 ]
+
+
+# ------------------------------------------------- the runner of a server, as a child
+
+
+_PACKAGE_ROOT: Final = Path(__file__).resolve().parents[1]
+_CHILD_ENTRY: Final = (
+    "from adapters.projection_runner import run_projection_child; run_projection_child()"
+)
+
+
+def _settings_message(settings: Settings) -> bytes:
+    """The settings as one line of JSON, secrets included: it goes down a pipe, never
+    onto a command line (which ``ps`` shows) or into the environment."""
+    values = settings.model_dump(mode="json")
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            # Dumped masked ("**********") otherwise: the master keys too.
+            values[name] = value.get_secret_value()
+    message = {"settings": values, "shard_applied": settings.shard_applied}
+    return json.dumps(message).encode() + b"\n"
+
+
+def _settings_from(line: bytes) -> Settings:
+    message = json.loads(line)
+    settings = Settings(**message["settings"])
+    if message["shard_applied"]:
+        settings.mark_shard_applied()
+    return settings
+
+
+class ProjectionProcess:
+    """The projection runner of a server in a child process, restarted if it dies.
+
+    The child reads the settings from its stdin, follows the log like ``akte projections
+    run`` (the same locks, so a separate worker and the child never both follow a read
+    model) and stops when its stdin reaches its end: when :meth:`stop` closes it, or when
+    the kernel does because the server died. The server reads the read models from the
+    views store (:func:`wait_for_position` gives read-your-writes).
+    """
+
+    def __init__(self, settings: Settings, *, supervise_interval: float = 1.0) -> None:
+        self._settings = settings
+        self._supervise_interval = supervise_interval
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._supervisor: threading.Thread | None = None
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        popen = self._popen
+        return popen.pid if popen is not None else None
+
+    def alive(self) -> bool:
+        popen = self._popen
+        return popen is not None and popen.poll() is None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._supervisor is not None:
+                msg = "the projection process is already started"
+                raise RuntimeError(msg)
+            self._stopping.clear()
+            self._spawn()
+            self._supervisor = threading.Thread(
+                target=self._supervise, name="akte-projection-process", daemon=True
+            )
+            self._supervisor.start()
+
+    def stop(self, timeout: float = CHILD_STOP_TIMEOUT) -> int | None:
+        """Ask the child to stop (end of its stdin), kill it after ``timeout``; its exit code."""
+        self._stopping.set()
+        with self._lock:
+            supervisor, self._supervisor = self._supervisor, None
+            popen = self._popen
+            if popen is not None:
+                _end_of_input(popen.stdin)
+        if supervisor is not None:
+            supervisor.join(timeout)
+        if popen is None:
+            return None
+        try:
+            return popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("projection process did not stop within %.0f s; killed", timeout)
+            popen.kill()
+            return popen.wait(timeout)
+
+    def problem(self) -> str | None:
+        """For ``/readyz``: ``None`` while the child runs."""
+        return None if self.alive() else "projection process not running"
+
+    def _spawn(self) -> None:
+        env = dict(os.environ)
+        # The child imports this package from wherever the server found it.
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(_PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])]
+        )
+        popen = subprocess.Popen(
+            [sys.executable, "-c", _CHILD_ENTRY], stdin=subprocess.PIPE, env=env
+        )
+        assert popen.stdin is not None
+        try:
+            popen.stdin.write(_settings_message(self._settings))
+            popen.stdin.flush()
+        except OSError:
+            pass  # it died at once; the supervisor notices and starts another
+        self._popen = popen
+
+    def _supervise(self) -> None:
+        backoff = BACKOFF_MIN
+        while not self._stopping.wait(self._supervise_interval):
+            popen = self._popen
+            if popen is None or popen.poll() is None:
+                backoff = BACKOFF_MIN
+                continue
+            logger.warning(
+                "projection process ended (exit %s); starting another in %.1f s",
+                popen.returncode,
+                backoff,
+            )
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(backoff * 2, CHILD_RESTART_BACKOFF_MAX)
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                _end_of_input(popen.stdin)
+                self._spawn()
+                self.restarts += 1
+
+
+def _end_of_input(stdin: IO[bytes] | None) -> None:
+    if stdin is not None:
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+
+def run_projection_child() -> None:
+    """The child of :class:`ProjectionProcess`: settings from the first line of stdin,
+    then follow the log until stdin ends or SIGTERM."""
+    # Ctrl-C reaches the server too, which closes our stdin once it has stopped; a
+    # child that quit first could be restarted by the supervisor meanwhile.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    line = sys.stdin.buffer.readline()
+    if not line:
+        return  # the server went away before it said anything
+    settings = _settings_from(line)
+    configure_logging(json_logs=settings.json_logs, level=settings.log_level)
+    stop_requested = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    threading.Thread(
+        target=_wait_for_end_of_input, args=(stop_requested,), name="akte-parent-watch", daemon=True
+    ).start()
+    service = build_service(settings)
+    views = open_views_store(settings)
+    runner = ProjectionRunner(ApplicationEventLog(service), views, READ_MODELS)
+    try:
+        # Threads, not run(): a stop requested while the stores opened is kept.
+        runner.start()
+        while not stop_requested.wait(LISTEN_TIMEOUT):
+            pass
+    finally:
+        runner.stop(CHILD_STOP_TIMEOUT)
+        views.close()
+        service.close()
+
+
+def _wait_for_end_of_input(stop_requested: threading.Event) -> None:
+    # Blocks until the server closes the pipe or dies (the kernel closes it then).
+    with contextlib.suppress(OSError, ValueError):
+        while sys.stdin.buffer.read(4096):
+            pass
+    stop_requested.set()

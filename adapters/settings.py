@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,14 +65,23 @@ class Settings(BaseSettings):
     projections_in_process: bool = True
     """``akte serve`` keeps the read models up to date itself; false: separate
     ``akte projections run`` workers do (several API processes on PostgreSQL)."""
+    projections_in_child_process: bool = True
+    """PostgreSQL: with ``projections_in_process``, ``akte serve`` runs its projection
+    runner in a child process (another core) rather than a thread competing with the
+    requests for the API's interpreter; false: a thread. SQLite: always a thread."""
     shard_by_office: bool = False
-    """PostgreSQL only: each office's events in a schema of its own,
+    """PostgreSQL only: each office's events, read models and keys in a schema of its own,
     ``<postgres_schema>_<office>`` (its own event table and table lock), so offices never
-    wait for each other's writes (:func:`adapters.bootstrap.build_office_services`). The
-    HTTP API and the projection workers do not route across shards yet (README
-    "Performance")."""
+    wait for each other's writes. Each ``akte`` process then serves one office's shard
+    (``shard_office``); a reverse proxy routes each office's requests to its processes
+    (README "Deploying offices as shards")."""
     offices: str = ""
     """With ``shard_by_office``: the offices, comma-separated, e.g. ``abh-a,abh-b``."""
+    shard_office: str | None = None
+    """The office whose shard this process serves (``akte serve --office``, ``akte
+    projections run --office``): its schema, created if missing, and its office as the
+    default office; the HTTP API refuses tokens of other offices
+    (:func:`adapters.bootstrap.shard_settings`)."""
     json_logs: bool = True
     """One JSON object per log line (for log shippers); false: plain text lines."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -150,6 +159,18 @@ class Settings(BaseSettings):
     this one may read the erased person's data for at most this long."""
     retention_rules_path: Path | None = None
     """The retention rules (JSON). Omitted: ``adapters/reference/retention-rules.json``."""
+
+    _shard_applied: bool = PrivateAttr(default=False)
+    """Set on the settings :func:`adapters.bootstrap.shard_settings` made, so that applying
+    it again does not append the office to the schema twice."""
+
+    @property
+    def shard_applied(self) -> bool:
+        """Whether these settings already point at ``shard_office``'s shard."""
+        return self._shard_applied
+
+    def mark_shard_applied(self) -> None:
+        self._shard_applied = True
 
     @property
     def key_store_file(self) -> Path:

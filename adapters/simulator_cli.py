@@ -22,9 +22,8 @@ from typing import Final, TextIO
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
 
-from adapters.bootstrap import build_service
+from adapters.bootstrap import InvalidSettings, build_service, settings_from_environment
 from adapters.settings import Settings
 from adapters.simulator import (
     DEFAULT_OFFICE_ID,
@@ -239,12 +238,9 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 def _settings() -> Settings:
     try:
-        return Settings()
-    except ValidationError as error:
-        # Name the setting and the rule, not the rejected value (it may be a password).
-        first = error.errors()[0]
-        setting = "AKTE_" + "_".join(str(part) for part in first["loc"]).upper()
-        raise _Failure(EXIT_USAGE, f"invalid setting {setting}: {first['msg']}") from None
+        return settings_from_environment()
+    except InvalidSettings as error:
+        raise _Failure(EXIT_USAGE, str(error)) from None
 
 
 @contextmanager

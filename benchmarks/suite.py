@@ -23,6 +23,7 @@ every schema it makes is named ``akte_suite_*`` (or the reused benchmarks' own
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -30,6 +31,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -263,6 +265,11 @@ def bench_commands(report: SuiteReport, sizes: Sizes, store: StoreName, pg: Post
     http_rates: list[float] = []
     http_p50: list[float] = []
     http_p99: list[float] = []
+    # CPU per command: robust where rates are not (a shared machine slows every process,
+    # but a process's own CPU per request changes little).
+    api_cpu_ms: list[float] = []
+    projection_cpu_ms: list[float] = []
+    service_cpu_ms: list[float] = []
     _say(f"{store}: commands through the service and the bare library save (warm-up)")
     warmup = command_plan(10 * cases, cases)
     with fresh_store(store, bench) as settings:
@@ -279,7 +286,9 @@ def bench_commands(report: SuiteReport, sizes: Sizes, store: StoreName, pg: Post
                 _say(f"{store}: commands, repeat {repeat + 1}/{sizes.repeats}")
                 with fresh_store(store, bench) as fresh:
                     latencies: list[float] = []
+                    cpu_before = time.process_time()
                     seconds = run_service_commands(fresh, plan, cases, latencies)
+                    service_cpu_ms.append((time.process_time() - cpu_before) * 1000 / len(plan))
                     service_rates.append(len(plan) / seconds)
                     service_ms += [s * 1000 for s in latencies]
                 with fresh_store(store, bench) as fresh:
@@ -291,7 +300,13 @@ def bench_commands(report: SuiteReport, sizes: Sizes, store: StoreName, pg: Post
                     issuer, [api.base_url], sizes.http_clients, cases=4, writes=1.0,
                     conflict_every=10**9,
                 )  # fmt: skip
+                api_before, projection_before = _cpu_seconds(api.pid)
                 result = run_load(workers, requests=sizes.http_requests, seconds=120)
+                api_after, projection_after = _cpu_seconds(api.pid)
+                api_cpu_ms.append((api_after - api_before) * 1000 / max(result.requests, 1))
+                projection_cpu_ms.append(
+                    (projection_after - projection_before) * 1000 / max(result.requests, 1)
+                )
                 if result.errors:
                     report.notes.append(
                         f"{store}: HTTP errors {result.errors}: {result.error_samples[:3]}"
@@ -318,6 +333,15 @@ def bench_commands(report: SuiteReport, sizes: Sizes, store: StoreName, pg: Post
         _at_most(_median(http_p99), 50, "< 50 ms") if pg_only else None,
     )  # fmt: skip
     report.add(
+        Row(section, "API process CPU per HTTP command", store, _median(api_cpu_ms), "ms",
+            api_cpu_ms, "service in-process", _median(service_cpu_ms)),
+    )  # fmt: skip
+    if any(projection_cpu_ms):
+        report.add(
+            Row(section, "projection child process CPU per HTTP command", store,
+                _median(projection_cpu_ms), "ms", projection_cpu_ms),
+        )  # fmt: skip
+    report.add(
         Row(section, "service commands/s", store, service, "cmd/s", service_rates,
             "bare save", bare),
         _at_least(service / bare, 0.6, f">= 60% of bare ({service / bare:.0%})"),
@@ -334,6 +358,26 @@ def bench_commands(report: SuiteReport, sizes: Sizes, store: StoreName, pg: Post
         Row(section, "peak RSS of the API process", store, api_rss, "MiB", [api_rss],
             "", None, "flat in the log's size"),
     )  # fmt: skip
+
+
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process so far, and of its child processes (the
+    projection runner of ``akte serve`` on PostgreSQL); NaN where ``/proc`` cannot say."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def of(one: int) -> float:
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    try:
+        own = of(pid)
+        children: list[int] = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # the thread ended meanwhile
+                children += [int(child) for child in (task / "children").read_text().split()]
+        return own, sum(of(child) for child in children)
+    except (OSError, ValueError, IndexError):
+        return float("nan"), float("nan")
 
 
 # ------------------------------------------------------ 2. projections (reused)
@@ -595,7 +639,15 @@ def _shard_writer(
     results[index] = (began, time.time())
 
 
-def _writers_at_once(settings_list: Sequence[Settings], commands: int) -> float:
+@dataclass(frozen=True)
+class _WritersRun:
+    commands_per_second: float
+    began: float
+    ended: float
+    """Wall-clock times (``time.time()``) of the first writer's start and the last one's end."""
+
+
+def _writers_at_once(settings_list: Sequence[Settings], commands: int) -> _WritersRun:
     """Commands/s of all writers together (one process each), started at once."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(len(settings_list))
@@ -619,13 +671,64 @@ def _writers_at_once(settings_list: Sequence[Settings], commands: int) -> float:
         raise RuntimeError(msg)
     start = min(began for began, _ in times.values())
     end = max(ended for _, ended in times.values())
-    return float(commands * len(settings_list) / (end - start))
+    return _WritersRun(float(commands * len(settings_list) / (end - start)), start, end)
+
+
+class _EventLockWaits:
+    """How many backends wait for the lock of an event table in ``schemas``, sampled from
+    a connection of its own while writers run.
+
+    The library's PostgreSQL recorder takes ``LOCK TABLE <events> IN EXCLUSIVE MODE`` in
+    every insert and holds it to commit (so that notification ids are committed in order):
+    writers into one schema queue behind each other's commits, writers into schemas of
+    their own never do. That wait shows even where there are too few cores for separate
+    schemas to buy throughput. Sampled, not traced: a rough share, not an exact sum.
+    """
+
+    INTERVAL: Final = 0.01
+    QUERY: Final = (
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE NOT l.granted AND n.nspname = ANY(%s) AND c.relname LIKE '%%events'"
+    )
+
+    def __init__(self, pg: PostgresParams, schemas: Sequence[str]) -> None:
+        self._pg = pg
+        self._schemas = list(schemas)
+        self._samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> _EventLockWaits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _sample(self) -> None:
+        with self._pg.connect() as conn:
+            conn.autocommit = True
+            while not self._stop.is_set():
+                row = conn.execute(self.QUERY, (self._schemas,)).fetchone()
+                self._samples.append((time.time(), int(row[0]) if row else 0))
+                self._stop.wait(self.INTERVAL)
+
+    def waiting_share(self, run: _WritersRun, writers: int) -> float:
+        """Percent of the writers' time in the run spent waiting for an event table lock."""
+        during = [waiting for at, waiting in self._samples if run.began <= at <= run.ended]
+        if not during:
+            return float("nan")
+        return 100 * statistics.fmean(during) / writers
 
 
 def bench_shards(report: SuiteReport, sizes: Sizes, pg: PostgresParams) -> None:
     for writers in (1, 2, 4):
         sharded: list[float] = []
         shared: list[float] = []
+        sharded_waits: list[float] = []
+        shared_waits: list[float] = []
         for repeat in range(sizes.repeats):
             _say(f"shards: {writers} writer(s), repeat {repeat + 1}/{sizes.repeats}")
             base = f"{SCHEMA_PREFIX}{uuid.uuid4().hex[:8]}"
@@ -644,14 +747,25 @@ def bench_shards(report: SuiteReport, sizes: Sizes, pg: PostgresParams) -> None:
                         settings.model_copy(update={"postgres_schema": schema})
                         for schema in schemas
                     ]
-                    sharded.append(_writers_at_once(per_office, sizes.shard_commands))
+                    with _EventLockWaits(pg, schemas) as waits:
+                        run = _writers_at_once(per_office, sizes.shard_commands)
+                    sharded.append(run.commands_per_second)
+                    sharded_waits.append(waits.waiting_share(run, writers))
                     one = per_office[0]
-                    shared.append(_writers_at_once([one] * writers, sizes.shard_commands))
+                    with _EventLockWaits(pg, schemas) as waits:
+                        run = _writers_at_once([one] * writers, sizes.shard_commands)
+                    shared.append(run.commands_per_second)
+                    shared_waits.append(waits.waiting_share(run, writers))
                 finally:
                     drop_schemas(pg, schemas)
         report.add(
             Row("shards", f"{writers} office(s) writing at once, own schemas", "postgres",
                 _median(sharded), "cmd/s", sharded, "one shared schema", _median(shared)),
+        )  # fmt: skip
+        report.add(
+            Row("shards", f"{writers} office(s): writer time waiting for the event table "
+                "lock, own schemas", "postgres", _median(sharded_waits), "%", sharded_waits,
+                "one shared schema", _median(shared_waits)),
         )  # fmt: skip
 
 

@@ -86,7 +86,9 @@ answered with `412`, a missing `If-Match` with `428`. Writes answer with the new
 development mode printed by `akte token USER`). The token's subject is the acting user
 every write records. No or a bad token: `401`; a role without the route's permission
 (each operation names it): `403`; a case file of an office your role does not reach
-answers `404`, exactly like one that does not exist.
+answers `404`, exactly like one that does not exist. A server of one office's shard
+(offices as shards) answers `403` (`other-office-shard`) to tokens of other offices
+(auditors and data protection officers excepted) and to an `office_id` of another office.
 
 | role | may | offices |
 |---|---|---|

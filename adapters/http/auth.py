@@ -13,6 +13,13 @@ same path through :class:`TokenVerifier`:
   small leeway for clock skew; a ``typ`` claim, if present, must say ``Bearer``
   (Keycloak marks ID and refresh tokens otherwise).
 
+A client sends the same token with every request until it expires, so the principal of
+a token that verified is remembered (:class:`VerifiedTokens`) and the signature check,
+the dearest part, is not repeated. A remembered token counts only until its ``exp``
+(without the leeway) and only while its issuer still publishes the very key that
+verified it; a token that failed is never remembered, so a forged or altered token
+always takes the full path.
+
 The principal is built from the verified claims only: ``sub`` (the acting user in every
 event), the roles from ``roles`` or Keycloak's ``realm_access.roles``, and ``office``.
 Failures raise :class:`InvalidToken` with a fixed reason that quotes no claim value.
@@ -22,7 +29,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Protocol
 
@@ -55,6 +64,10 @@ CLOCK_SKEW_LEEWAY: Final = timedelta(seconds=30)
 JWKS_FETCH_TIMEOUT_SECONDS: Final = 5.0
 MAX_TOKEN_LENGTH: Final = 16_384
 """Far above any real access token; longer ones are refused before they are parsed."""
+
+VERIFIED_TOKENS_CACHE_SIZE: Final = 4096
+"""Tokens remembered at most: far more than the staff of an office hold at once, and a
+few MiB at most."""
 
 _ACCESS_TOKEN_TYPE: Final = "Bearer"
 _REQUIRED_CLAIMS: Final = ("exp", "iss", "aud", "sub")
@@ -141,6 +154,50 @@ class _InProcessJwksClient(PyJWKClient):
         return self._jwks
 
 
+@dataclass(frozen=True)
+class _VerifiedToken:
+    principal: Principal
+    kid: str
+    key: PyJWK
+    """The very key object that verified the token (a refetched key set has new ones)."""
+    expires_at: float
+    """The token's ``exp``, seconds since the epoch."""
+
+
+class VerifiedTokens:
+    """Tokens that verified, with their principals; bounded, least recently used go first.
+
+    Only fully verified tokens are put here, keyed by the whole token string, so a token
+    that differs in any character (another signature, claim or header) is not found.
+    """
+
+    def __init__(self, *, maxsize: int = VERIFIED_TOKENS_CACHE_SIZE) -> None:
+        self._maxsize = maxsize
+        self._tokens: OrderedDict[str, _VerifiedToken] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def get(self, token: str) -> _VerifiedToken | None:
+        with self._lock:
+            verified = self._tokens.get(token)
+            if verified is not None:
+                self._tokens.move_to_end(token)
+            return verified
+
+    def put(self, token: str, verified: _VerifiedToken) -> None:
+        with self._lock:
+            self._tokens[token] = verified
+            self._tokens.move_to_end(token)
+            while len(self._tokens) > self._maxsize:
+                self._tokens.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        with self._lock:
+            self._tokens.pop(token, None)
+
+
 class TokenVerifier:
     """Turns a bearer token into a :class:`Principal`, or refuses it."""
 
@@ -152,7 +209,12 @@ class TokenVerifier:
         signing_keys: SigningKeys,
         algorithms: Collection[str] = ALLOWED_ALGORITHMS,
         leeway: timedelta = CLOCK_SKEW_LEEWAY,
+        verified_tokens: VerifiedTokens | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``verified_tokens``: where tokens that verified are remembered (a cache of its
+        own if omitted). ``clock``: seconds since the epoch, for a remembered token's
+        expiry (the full check reads the system clock)."""
         unsafe = {name for name in algorithms if name not in ALLOWED_ALGORITHMS}
         if unsafe:
             msg = f"only asymmetric signature algorithms may verify tokens, not {sorted(unsafe)}"
@@ -162,15 +224,46 @@ class TokenVerifier:
         self._signing_keys = signing_keys
         self._algorithms = tuple(algorithms)
         self._leeway = leeway
+        self._verified_tokens = verified_tokens if verified_tokens is not None else VerifiedTokens()
+        self._clock = clock
 
     def verify(self, token: str) -> Principal:
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("the token is too long")
-        key = self._signing_key_named_in(token)
+        remembered = self._remembered(token)
+        if remembered is not None:
+            return remembered
+        kid = self._kid_named_in(token)
+        key = self._signing_keys.signing_key(kid)
         claims = self._verified_claims(token, key)
-        return _principal_from(claims)
+        principal = _principal_from(claims)
+        expires_at = claims["exp"]
+        if isinstance(expires_at, int | float) and expires_at > self._clock():
+            self._verified_tokens.put(token, _VerifiedToken(principal, kid, key, expires_at))
+        return principal
 
-    def _signing_key_named_in(self, token: str) -> PyJWK:
+    def _remembered(self, token: str) -> Principal | None:
+        """The principal of a token verified before, if it still holds without a new check."""
+        verified = self._verified_tokens.get(token)
+        if verified is None:
+            return None
+        if self._clock() >= verified.expires_at:
+            # Past exp the full check decides (the leeway), and it is not remembered again.
+            self._verified_tokens.forget(token)
+            return None
+        try:
+            # Raises InvalidToken if the issuer no longer publishes the key (rotation).
+            still_published = self._signing_keys.signing_key(verified.kid) is verified.key
+        except InvalidToken:
+            self._verified_tokens.forget(token)
+            raise
+        if not still_published:
+            # The key set was refetched: check the token against the key published now.
+            self._verified_tokens.forget(token)
+            return None
+        return verified.principal
+
+    def _kid_named_in(self, token: str) -> str:
         # Checked before any key is looked up, so garbage never makes us fetch keys.
         try:
             header = jwt.get_unverified_header(token)
@@ -181,7 +274,7 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("the token names no signing key (kid)")
-        return self._signing_keys.signing_key(kid)
+        return kid
 
     def _verified_claims(self, token: str, key: PyJWK) -> dict[str, Any]:
         try:

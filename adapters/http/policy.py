@@ -10,7 +10,12 @@ Every route declares the permission it needs with a dependency made by :func:`re
    lies in an office the granting role reaches; otherwise it answers ``404`` exactly as
    for a case file that does not exist, so other offices' files are not even revealed.
 
-All three happen before the route runs, hence before any command: a refused request
+A process serving one office's shard (``AKTE_SHARD_OFFICE``, README "Offices as
+shards") first admits the caller to the shard (:func:`admit_to_shard`), right after
+authentication: a token of another office is answered ``403`` (problem type
+``other-office-shard``), as is a request naming another office in ``office_id``.
+
+All of this happens before the route runs, hence before any command: a refused request
 records nothing. Routes on one commitment declaration (``{declaration_id}`` in the path)
 get the same office check as case files. The two routes without a case id choose their
 office with this module's rules too: opening uses :func:`home_office`, the lookup by file number
@@ -58,6 +63,7 @@ contact form; its submissions are read and triaged by the office they were filed
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import OrderedDict
@@ -75,6 +81,7 @@ from starlette.routing import BaseRoute
 from adapters.http.auth import IdentityProviderUnavailable, InvalidToken, TokenVerifier
 from adapters.http.identity import Principal, Role
 from adapters.http.problems import HttpProblem
+from adapters.settings import Settings
 from appointments_service import BookingNotFound
 from service import AkteService, CaseNotFound, DeclarationNotFound, SubmissionNotFound
 
@@ -271,6 +278,80 @@ def may_in_office(principal: Principal, permission: Permission, office_id: str) 
     return False
 
 
+OFFICE_PARAMETER: Final = "office_id"
+"""The name every route gives a path or query parameter that names an office."""
+
+
+def admit_to_shard(principal: Principal, shard_office: str) -> Principal:
+    """Who may use the API of a process that holds only ``shard_office``'s data.
+
+    The shard's own staff are admitted as they are. A principal whose every role reaches
+    all offices (auditors, data protection officers: deployment-wide, with or without an
+    office of their own) is admitted too, as if working in the shard's office, so that
+    "your office" defaults (worklists, lookups by file number, trails) mean the one
+    office this process holds; such roles record nothing in an office of their own.
+    Anyone else is refused with ``403``: their office's case files, worklists and keys
+    live in another shard, and a role bound to an office would otherwise act here for
+    that office (an office-bound principal without an office can act nowhere).
+
+    ``403``, not ``421 Misdirected Request``: the proxy sent the request to the right
+    server for its URL; it is this caller that may not use this office's server, and
+    HTTP clients may retry a ``421`` on a new connection, which would only repeat it.
+    """
+    if principal.office_id == shard_office:
+        return principal
+    if principal.roles and all(
+        ROLE_GRANTS[role].reach is Reach.ALL_OFFICES for role in principal.roles
+    ):
+        return dataclasses.replace(principal, office_id=shard_office)
+    raise _other_office_shard(shard_office)
+
+
+def _other_office_shard(shard_office: str) -> HttpProblem:
+    # Names the shard's office only (a code, not personal data), never the caller's.
+    return HttpProblem(
+        403,
+        "other-office-shard",
+        f"this server holds only office {shard_office}: use your own office's address",
+    )
+
+
+def _refuse_other_offices_named(request: Request, shard_office: str) -> None:
+    """Routes taking ``office_id`` would find nothing of another office here, silently."""
+    named = list(request.query_params.getlist(OFFICE_PARAMETER))
+    in_path = request.path_params.get(OFFICE_PARAMETER)
+    if in_path is not None:
+        named.append(str(in_path))
+    if any(office_id != shard_office for office_id in named):
+        raise _other_office_shard(shard_office)
+
+
+def _shard_office(request: Request) -> str | None:
+    settings = cast(Settings | None, getattr(request.app.state, "settings", None))
+    return None if settings is None else settings.shard_office
+
+
+def _admitted(request: Request, principal: Principal) -> Principal:
+    """The principal as this process sees it; on a shard, after :func:`admit_to_shard`."""
+    shard_office = _shard_office(request)
+    if shard_office is None:
+        return principal
+    admitted = admit_to_shard(principal, shard_office)
+    _refuse_other_offices_named(request, shard_office)
+    return admitted
+
+
+def _admitted_if_any(request: Request, principal: Principal | None) -> Principal | None:
+    """As :func:`_admitted`; anonymous callers of public routes act for the shard's office
+    (the default office) anyway, so only the offices they name are checked."""
+    if principal is not None:
+        return _admitted(request, principal)
+    shard_office = _shard_office(request)
+    if shard_office is not None:
+        _refuse_other_offices_named(request, shard_office)
+    return None
+
+
 def home_office(principal: Principal) -> str:
     """The office the principal works in; new case files are opened there."""
     if principal.office_id is None:
@@ -308,14 +389,15 @@ class RequirePermission(Access):
     def __call__(self, request: Request, credentials: BearerCredentials) -> Principal:
         # A plain function: a first token with a new key fetches the keys (blocking I/O),
         # so FastAPI runs it in the thread pool, like the routes themselves.
-        principal = _authenticate(request, credentials)
-        if principal is None:
+        authenticated = _authenticate(request, credentials)
+        if authenticated is None:
             raise HttpProblem(
                 401,
                 "unauthenticated",
                 "this request needs a bearer token: Authorization: Bearer <access token>",
                 headers={"WWW-Authenticate": 'Bearer realm="akte"'},
             )
+        principal = _admitted(request, authenticated)
         if not may(principal, self.permission):
             raise HttpProblem(403, "forbidden", f"your roles do not grant {self.permission.value}")
         case_id = _case_id_in_path(request)
@@ -347,7 +429,7 @@ class AllowPublic(Access):
     """Anyone may call the route; a token, if sent, must still be valid."""
 
     def __call__(self, request: Request, credentials: BearerCredentials) -> Principal | None:
-        return _authenticate(request, credentials)
+        return _admitted_if_any(request, _authenticate(request, credentials))
 
 
 def require(permission: Permission) -> RequirePermission:
