@@ -273,21 +273,7 @@ class SqliteKeyStore:
             )
 
     def insert(self, key: StoredKey, created_at: datetime) -> bool:
-        with self._transaction() as cursor:
-            cursor.execute(
-                "INSERT INTO data_keys (owner_id, master_key_id, wrapped_key, created_at) "
-                "SELECT ?, ?, ?, ? WHERE NOT EXISTS "
-                "(SELECT 1 FROM data_key_tombstones WHERE owner_id = ?) "
-                "ON CONFLICT (owner_id) DO NOTHING",
-                (
-                    key.owner_id,
-                    key.master_key_id,
-                    key.wrapped,
-                    created_at.isoformat(),
-                    key.owner_id,
-                ),
-            )
-            return bool(cursor.rowcount)
+        return key.owner_id in self.insert_many([key], created_at)
 
     def insert_many(self, keys: list[StoredKey], created_at: datetime) -> set[str]:
         inserted = set()
