@@ -827,8 +827,9 @@ def format_report(report: SuiteReport, command: str) -> str:
     header = [
         f"Machine: {machine.get('nproc')} cores ({machine.get('cpu_model')}), "
         f"{machine.get('python')}, PostgreSQL {machine.get('postgres_server') or '-'}; "
-        f"shared with other engineers' work during the run (1-minute load average "
-        f"{load}): figures are lower bounds of what the machine does alone.",
+        f"1-minute load average during the run {load} (the suite itself makes about 1-2 "
+        f"on {machine.get('nproc')} cores; more means other work shared the machine, and "
+        f"the figures are then lower bounds of what it does alone).",
         f"Command: `{command}` ({'quick sizes' if report.quick else 'full sizes'}, "
         f"{report.seconds / 60:.0f} min, {datetime.now(tz=UTC):%Y-%m-%d}).",
         "",
