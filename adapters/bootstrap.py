@@ -110,6 +110,12 @@ def shard_settings(settings: Settings) -> Settings:
     process of a sharded deployment works on exactly one office's shard, and the base
     schema belongs to none. The schema itself is created by :func:`build_service`."""
     if settings.shard_applied:
+        if settings.shard_applied_for != settings.shard_office:
+            msg = (
+                "these settings already point at another office's shard: start from the "
+                "deployment's settings"
+            )
+            raise ShardSettingsError(msg)
         return settings
     office_id = settings.shard_office
     if office_id is None:
@@ -123,18 +129,38 @@ def shard_settings(settings: Settings) -> Settings:
     if settings.store != "postgres":
         msg = "AKTE_SHARD_OFFICE needs AKTE_STORE=postgres"
         raise ShardSettingsError(msg)
-    if settings.office_shards and office_id not in settings.office_shards:
-        msg = f"office {office_id!r} is not one of AKTE_OFFICES"
-        raise ShardSettingsError(msg)
     try:
         schema = office_schema(settings, office_id)
     except ValueError as error:
         raise ShardSettingsError(str(error)) from None
+    if settings.shard_by_office or settings.office_shards:
+        _check_offices(settings, office_id)
     sharded = settings.model_copy(
         update={"postgres_schema": schema, "default_office_id": office_id}
     )
     sharded.mark_shard_applied()
     return sharded
+
+
+def _check_offices(settings: Settings, office_id: str) -> None:
+    """The office is one of the deployment's, and no two of those share a schema (a
+    typo would otherwise make a new, empty shard; ``abh-a`` and ``abh_a`` one shard)."""
+    if not settings.office_shards:
+        msg = "AKTE_SHARD_BY_OFFICE=true needs AKTE_OFFICES, the offices of the deployment"
+        raise ShardSettingsError(msg)
+    if office_id not in settings.office_shards:
+        msg = f"office {office_id!r} is not one of AKTE_OFFICES"
+        raise ShardSettingsError(msg)
+    offices_by_schema: dict[str, str] = {}
+    for office in settings.office_shards:
+        try:
+            schema = office_schema(settings, office)
+        except ValueError as error:
+            raise ShardSettingsError(str(error)) from None
+        other = offices_by_schema.setdefault(schema, office)
+        if other != office:
+            msg = f"offices {other!r} and {office!r} in AKTE_OFFICES would share schema {schema}"
+            raise ShardSettingsError(msg)
 
 
 def build_office_services(

@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
+from types import FrameType
 from typing import Any, Final, TextIO
 from uuid import UUID
 
@@ -306,8 +308,19 @@ def _serve_app(
     print(f"Akte serves {_where(settings)} at {base} - API docs: {base}/docs", flush=True)
     print(_how_to_get_a_token(settings, base), flush=True)
     configure_logging(json_logs=settings.json_logs, level=settings.log_level)
-    # Our access log names route templates; uvicorn's would log raw paths with ids.
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    # uvicorn drains the requests on SIGTERM, then raises the signal again with the
+    # handler it found: the default one would end the process inside uvicorn.run and skip
+    # our clean-up (stopping the projection process, closing the stores).
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        # Our access log names route templates; uvicorn's would log raw paths with ids.
+        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _serve(args: argparse.Namespace) -> int:

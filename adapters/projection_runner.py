@@ -47,7 +47,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any, Final
 
 import psycopg
@@ -103,6 +102,8 @@ WAIT_POLL_INTERVAL: Final = 0.02
 CHILD_STOP_TIMEOUT: Final = 10.0
 """How long a projection child may take to finish its batch and close before it is killed."""
 CHILD_RESTART_BACKOFF_MAX: Final = 30.0
+CHILD_STABLE_SECONDS: Final = 30.0
+"""A restarted child counts as running again (backoff reset, ready) after this long."""
 
 _MAX_REASON_LENGTH: Final = 200
 
@@ -743,6 +744,7 @@ class ProjectionProcess:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._supervisor: threading.Thread | None = None
+        self._spawned_at = 0.0
         self.restarts = 0
 
     @property
@@ -786,8 +788,14 @@ class ProjectionProcess:
             return popen.wait(timeout)
 
     def problem(self) -> str | None:
-        """For ``/readyz``: ``None`` while the child runs."""
-        return None if self.alive() else "projection process not running"
+        """For ``/readyz``: ``None`` while the child runs (after a restart: once it has
+        stayed up for ``CHILD_STABLE_SECONDS``, so a child that keeps failing, e.g. while
+        the database is down, does not look ready between its attempts)."""
+        if not self.alive():
+            return "projection process not running"
+        if self.restarts and time.monotonic() - self._spawned_at < CHILD_STABLE_SECONDS:
+            return "projection process restarted, not yet running steadily"
+        return None
 
     def _spawn(self) -> None:
         env = dict(os.environ)
@@ -805,13 +813,17 @@ class ProjectionProcess:
         except OSError:
             pass  # it died at once; the supervisor notices and starts another
         self._popen = popen
+        self._spawned_at = time.monotonic()
 
     def _supervise(self) -> None:
         backoff = BACKOFF_MIN
         while not self._stopping.wait(self._supervise_interval):
             popen = self._popen
             if popen is None or popen.poll() is None:
-                backoff = BACKOFF_MIN
+                # Only a child that stayed up resets the backoff: one that fails after
+                # its imports (the database down) must not be restarted every second.
+                if time.monotonic() - self._spawned_at >= CHILD_STABLE_SECONDS:
+                    backoff = BACKOFF_MIN
                 continue
             logger.warning(
                 "projection process ended (exit %s); starting another in %.1f s",
@@ -837,41 +849,65 @@ def _end_of_input(stdin: IO[bytes] | None) -> None:
 
 def run_projection_child() -> None:
     """The child of :class:`ProjectionProcess`: settings from the first line of stdin,
-    then follow the log until stdin ends or SIGTERM."""
-    # Ctrl-C reaches the server too, which closes our stdin once it has stopped; a
-    # child that quit first could be restarted by the supervisor meanwhile.
+    then follow the log until stdin ends (the server stopped it, or died).
+
+    SIGINT and SIGTERM are ignored: sent to the whole process group (Ctrl-C, systemd,
+    supervisors) they reach the server too, which stops the child by closing its stdin
+    once its requests are drained; a child that quit first would only be restarted.
+    Stdin is read with ``os.read``, never through ``sys.stdin``: a thread blocked in a
+    buffered read holds the buffer's lock, and the interpreter aborts at exit on it.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    line = sys.stdin.buffer.readline()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    line = _first_line(_STDIN)
     if not line:
         return  # the server went away before it said anything
     settings = _settings_from(line)
     configure_logging(json_logs=settings.json_logs, level=settings.log_level)
     stop_requested = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stop_requested.set()
-
-    signal.signal(signal.SIGTERM, stop)
     threading.Thread(
         target=_wait_for_end_of_input, args=(stop_requested,), name="akte-parent-watch", daemon=True
     ).start()
-    service = build_service(settings)
-    views = open_views_store(settings)
-    runner = ProjectionRunner(ApplicationEventLog(service), views, READ_MODELS)
     try:
-        # Threads, not run(): a stop requested while the stores opened is kept.
-        runner.start()
-        while not stop_requested.wait(LISTEN_TIMEOUT):
-            pass
-    finally:
-        runner.stop(CHILD_STOP_TIMEOUT)
-        views.close()
-        service.close()
+        service = build_service(settings)
+        try:
+            views = open_views_store(settings)
+            try:
+                runner = ProjectionRunner(ApplicationEventLog(service), views, READ_MODELS)
+                # Threads, not run(): a stop requested while the stores opened is kept.
+                runner.start()
+                try:
+                    while not stop_requested.wait(LISTEN_TIMEOUT):
+                        pass
+                finally:
+                    runner.stop(CHILD_STOP_TIMEOUT)
+            finally:
+                views.close()
+        finally:
+            service.close()
+    except Exception as error:
+        # One log line through the configured logging, not a traceback on the shared
+        # stderr; the supervisor starts another with backoff.
+        logger.error("projection process failed: %s", _reason(error))
+        sys.exit(1)
+
+
+_STDIN: Final = 0
+
+
+def _first_line(fd: int) -> bytes:
+    read = b""
+    while b"\n" not in read:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        read += chunk
+    return read.split(b"\n", 1)[0]
 
 
 def _wait_for_end_of_input(stop_requested: threading.Event) -> None:
     # Blocks until the server closes the pipe or dies (the kernel closes it then).
-    with contextlib.suppress(OSError, ValueError):
-        while sys.stdin.buffer.read(4096):
+    with contextlib.suppress(OSError):
+        while os.read(_STDIN, 4096):
             pass
     stop_requested.set()

@@ -160,17 +160,22 @@ class Settings(BaseSettings):
     retention_rules_path: Path | None = None
     """The retention rules (JSON). Omitted: ``adapters/reference/retention-rules.json``."""
 
-    _shard_applied: bool = PrivateAttr(default=False)
-    """Set on the settings :func:`adapters.bootstrap.shard_settings` made, so that applying
-    it again does not append the office to the schema twice."""
+    _shard_applied_for: str | None = PrivateAttr(default=None)
+    """The office whose shard :func:`adapters.bootstrap.shard_settings` pointed these
+    settings at, so that applying it again does not append the office to the schema twice
+    (a copy for another office is refused there)."""
 
     @property
     def shard_applied(self) -> bool:
-        """Whether these settings already point at ``shard_office``'s shard."""
-        return self._shard_applied
+        """Whether these settings already point at an office's shard."""
+        return self._shard_applied_for is not None
+
+    @property
+    def shard_applied_for(self) -> str | None:
+        return self._shard_applied_for
 
     def mark_shard_applied(self) -> None:
-        self._shard_applied = True
+        self._shard_applied_for = self.shard_office
 
     @property
     def key_store_file(self) -> Path:

@@ -20,7 +20,7 @@ import pytest
 from jwt import PyJWK, PyJWKSet
 
 from adapters.bootstrap import build_service
-from adapters.http.auth import InvalidToken, TokenVerifier, VerifiedTokens
+from adapters.http.auth import InvalidToken, TokenVerifier
 from adapters.http.identity import Role
 from adapters.http.local_issuer import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalIssuer
 from adapters.projection_runner import ProjectionProcess, wait_for_position
@@ -87,17 +87,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def remembered() -> VerifiedTokens:
-    return VerifiedTokens(maxsize=3)
-
-
-@pytest.fixture
-def verifier(keys: PublishedKeys, clock: Clock, remembered: VerifiedTokens) -> TokenVerifier:
+def verifier(keys: PublishedKeys, clock: Clock) -> TokenVerifier:
     return TokenVerifier(
         issuer=LOCAL_ISSUER,
         audience=LOCAL_AUDIENCE,
         signing_keys=keys,
-        verified_tokens=remembered,
+        remembered_tokens=3,
         clock=clock,
     )
 
@@ -115,7 +110,7 @@ def token_for(
 
 
 def test_a_verified_token_is_remembered_with_its_principal(
-    issuer: LocalIssuer, verifier: TokenVerifier, remembered: VerifiedTokens
+    issuer: LocalIssuer, verifier: TokenVerifier
 ) -> None:
     token = token_for(issuer)
 
@@ -125,24 +120,24 @@ def test_a_verified_token_is_remembered_with_its_principal(
     assert again == first
     assert first.user_id == "sb-01"
     assert first.roles == frozenset({Role.CASEWORKER})
-    assert len(remembered) == 1
+    assert verifier.remembered_count == 1
 
 
 def test_a_remembered_token_is_not_taken_past_its_expiry(
-    issuer: LocalIssuer, verifier: TokenVerifier, remembered: VerifiedTokens, clock: Clock
+    issuer: LocalIssuer, verifier: TokenVerifier, clock: Clock
 ) -> None:
     token = token_for(issuer, lifetime=timedelta(minutes=5))
     verifier.verify(token)
-    assert len(remembered) == 1
+    assert verifier.remembered_count == 1
 
     clock.now += 5 * 60 + 1
     verifier.verify(token)  # the full check (the system clock still says valid)
 
-    assert len(remembered) == 0, "past exp the token is checked again, and not kept"
+    assert verifier.remembered_count == 0, "past exp the token is checked again, and not kept"
 
 
 def test_an_expired_token_is_refused_and_never_remembered(
-    issuer: LocalIssuer, verifier: TokenVerifier, remembered: VerifiedTokens
+    issuer: LocalIssuer, verifier: TokenVerifier
 ) -> None:
     verifier.verify(token_for(issuer))
     expired = token_for(
@@ -152,7 +147,7 @@ def test_an_expired_token_is_refused_and_never_remembered(
     for _ in range(2):
         with pytest.raises(InvalidToken, match="expired"):
             verifier.verify(expired)
-    assert len(remembered) == 1
+    assert verifier.remembered_count == 1
 
 
 def _with_segment(token: str, index: int, replace: Callable[[bytes], bytes]) -> str:
@@ -163,7 +158,7 @@ def _with_segment(token: str, index: int, replace: Callable[[bytes], bytes]) -> 
 
 
 def test_a_forged_token_is_refused_although_the_genuine_one_is_remembered(
-    issuer: LocalIssuer, verifier: TokenVerifier, remembered: VerifiedTokens
+    issuer: LocalIssuer, verifier: TokenVerifier
 ) -> None:
     genuine = token_for(issuer)
     verifier.verify(genuine)
@@ -173,11 +168,11 @@ def test_a_forged_token_is_refused_although_the_genuine_one_is_remembered(
     for forged in (other_subject, flipped_signature):
         with pytest.raises(InvalidToken, match="signature"):
             verifier.verify(forged)
-    assert len(remembered) == 1
+    assert verifier.remembered_count == 1
 
 
 def test_a_remembered_token_is_refused_once_its_key_is_withdrawn(
-    issuer: LocalIssuer, verifier: TokenVerifier, keys: PublishedKeys, remembered: VerifiedTokens
+    issuer: LocalIssuer, verifier: TokenVerifier, keys: PublishedKeys
 ) -> None:
     token = token_for(issuer)
     verifier.verify(token)
@@ -186,7 +181,7 @@ def test_a_remembered_token_is_refused_once_its_key_is_withdrawn(
 
     with pytest.raises(InvalidToken, match="does not publish"):
         verifier.verify(token)
-    assert len(remembered) == 0
+    assert verifier.remembered_count == 0
 
 
 def test_a_refetched_key_set_makes_remembered_tokens_verify_again(
@@ -203,13 +198,11 @@ def test_a_refetched_key_set_makes_remembered_tokens_verify_again(
     assert after_refetch == remembered_hit
 
 
-def test_remembered_tokens_are_bounded(
-    issuer: LocalIssuer, verifier: TokenVerifier, remembered: VerifiedTokens
-) -> None:
+def test_remembered_tokens_are_bounded(issuer: LocalIssuer, verifier: TokenVerifier) -> None:
     for n in range(5):
         verifier.verify(token_for(issuer, user_id=f"sb-{n:02d}"))
 
-    assert len(remembered) == 3
+    assert verifier.remembered_count == 3
 
 
 # ------------------------------------------------- the projection child process
@@ -271,7 +264,8 @@ def test_a_projection_process_gives_read_your_writes_and_stops_cleanly(
         assert first_child is not None
         os.kill(first_child, signal.SIGKILL)
         assert eventually(lambda: process.restarts == 1 and process.alive())
-        assert process.problem() is None
+        # Ready again only once the new child has stayed up for a while.
+        assert process.problem() == "projection process restarted, not yet running steadily"
         case("receive_procedure", channel="mail", topic=TOPIC)
         assert wait_for_position(views, READ_MODELS, case.position, timeout=30)
     finally:
@@ -359,3 +353,47 @@ def test_the_projection_process_gets_every_secret_unmasked() -> None:
     assert received.appointment_secret is not None
     assert received.appointment_secret.get_secret_value() == "s" * 40
     assert received == settings
+
+
+@pytest.mark.postgres
+def test_akte_serve_stopped_with_sigterm_stops_its_projection_process(
+    pg_settings: Settings, tmp_path: Path
+) -> None:
+    build_service(pg_settings).close()
+    api = ApiProcess(pg_settings, tmp_path / "api.log")
+    try:
+        api.start()
+        api.wait_ready()
+        assert eventually(lambda: len(_children(api.pid)) == 1)
+        (child,) = _children(api.pid)
+        # A SIGTERM that reaches the child too (process group) does not stop it early.
+        os.kill(child, signal.SIGTERM)
+        exit_code = api.stop()
+        # The server ran its clean-up: it stopped and reaped the child itself.
+        assert exit_code == 128 + signal.SIGTERM
+        assert _ended(child)
+        assert "Fatal Python error" not in (tmp_path / "api.log").read_text()
+    finally:
+        stop_all([api])
+
+
+def test_a_projection_process_that_cannot_start_exits_cleanly_with_growing_backoff(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable = Settings(
+        store="postgres", data_dir=tmp_path, postgres_port=1, postgres_schema="akte_nowhere"
+    )
+    process = ProjectionProcess(unreachable, supervise_interval=0.05)
+    caplog.set_level("WARNING", logger="akte")
+    try:
+        process.start()
+        assert eventually(lambda: process.restarts >= 3, timeout=60)
+        assert process.problem() is not None
+    finally:
+        process.stop()
+    ended = [r.getMessage() for r in caplog.records if "projection process ended" in r.getMessage()]
+    # Each attempt failed with exit 1 (logged), not an interpreter abort (-6).
+    assert ended[:3] == [
+        f"projection process ended (exit 1); starting another in {delay:.1f} s"
+        for delay in (0.2, 0.4, 0.8)
+    ]

@@ -142,12 +142,22 @@ def test_the_environment_does_not_move_a_shard_to_the_base_schema() -> None:
         ({"shard_office": "c"}, "not one of AKTE_OFFICES"),
         ({"shard_office": "a", "store": "sqlite"}, "needs AKTE_STORE=postgres"),
         ({"shard_office": "a;drop", "offices": ""}, "no valid shard schema name"),
+        ({"shard_office": "typo", "offices": ""}, "needs AKTE_OFFICES"),
+        ({"shard_office": "a", "offices": "a,b,abh-c,abh_c"}, "would share schema akte_abh_c"),
     ],
 )
 def test_inconsistent_shard_settings_are_refused(update: dict[str, object], message: str) -> None:
     base = Settings(store="postgres", shard_by_office=True, offices="a,b")
     with pytest.raises(ShardSettingsError, match=message):
         shard_settings(base.model_copy(update=update))
+
+
+def test_settings_of_one_shard_are_never_moved_to_another() -> None:
+    base = Settings(store="postgres", postgres_schema="akte", shard_by_office=True, offices="a,b")
+    shard_a = shard_settings(base.model_copy(update={"shard_office": "a"}))
+    assert shard_settings(shard_a) is shard_a
+    with pytest.raises(ShardSettingsError, match="already point at another office's shard"):
+        shard_settings(shard_a.model_copy(update={"shard_office": "b"}))
 
 
 def principal(office_id: str | None, *roles: Role) -> Principal:
