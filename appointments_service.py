@@ -30,6 +30,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import get_topic
 
+from data_protection_service import gives_back_unwritten_ids
 from domain.acts import Act
 from domain.appointments import (
     ENDED,
@@ -513,6 +514,7 @@ class AppointmentsMixin:
 
     # ---------------------------------------------------------------- booking
 
+    @gives_back_unwritten_ids
     def book_appointment(
         self,
         *,
@@ -618,6 +620,7 @@ class AppointmentsMixin:
             return existing
         return PersonBookings.start(office_id=office_id, person_key=key, act=act)
 
+    @gives_back_unwritten_ids
     def join_waitlist(
         self,
         *,
@@ -1193,6 +1196,7 @@ class AppointmentsMixin:
             report.offers += 1
         return False
 
+    @gives_back_unwritten_ids
     def offer_freed_seat(self, slot_key: str) -> bool:
         """Offer a free seat of this slot to the first person waiting for a type of its
         service point (the longest waiting across types). True if one was offered."""

@@ -18,12 +18,14 @@ written, so they cannot share its key; erasing the file destroys theirs with it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 from uuid import UUID, uuid4
 
 import psycopg
@@ -85,6 +87,37 @@ class Erasure:
     """The erasure had been recorded before; only the keys were destroyed now."""
 
 
+_command_scope = threading.local()
+"""Per thread, the ids :meth:`DataProtectionMixin.new_personal_id` handed out in the
+running command (see :func:`gives_back_unwritten_ids`)."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def gives_back_unwritten_ids(command: Callable[P, R]) -> Callable[P, R]:
+    """Marks a service command that takes ids from ``new_personal_id``: when it ends, by
+    returning or refusing, the ids whose aggregate no event was written for go back into
+    the reserve of keys made ahead (an anonymous client sending refused bookings would
+    otherwise leave a stored key per request). Nested commands share the outer scope."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        if getattr(_command_scope, "ids", None) is not None:
+            return command(*args, **kwargs)
+        handed_out: list[UUID] = []
+        _command_scope.ids = handed_out
+        try:
+            return command(*args, **kwargs)
+        finally:
+            _command_scope.ids = None
+            if handed_out:
+                service = cast("DataProtectionMixin", args[0])
+                service._give_back_unwritten(handed_out)
+
+    return run
+
+
 class DataProtectionMixin:
     """Erasure and what subject access needs; mixed into :class:`service.AkteService`."""
 
@@ -106,11 +139,31 @@ class DataProtectionMixin:
 
     def new_personal_id(self) -> UUID:
         """The id of a new aggregate that will hold personal data: with per-person
-        encryption, one whose data key was made ahead (see ``DataKeys.new_owner_id``)."""
+        encryption, one whose data key was made ahead (see ``DataKeys.new_owner_id``).
+
+        Call it only inside a command marked :func:`gives_back_unwritten_ids`, which puts
+        the ids of aggregates it did not write (the command was refused) back into the
+        reserve, so that refused requests leave no keys behind.
+        """
         mapper = self.personal_data_mapper
         if mapper is None or mapper._keys is None or not mapper.encrypt:
             return uuid4()
-        return mapper.keys.new_owner_id()
+        with self._svc()._store_errors():
+            owner_id = mapper.keys.new_owner_id()
+        handed_out = getattr(_command_scope, "ids", None)
+        if handed_out is not None:
+            handed_out.append(owner_id)
+        return owner_id
+
+    def _give_back_unwritten(self, owner_ids: list[UUID]) -> None:
+        mapper = self.personal_data_mapper
+        if mapper is None or mapper._keys is None:
+            return
+        try:
+            mapper._keys.give_back_unwritten(owner_ids)
+        except PersistenceError:
+            # Their keys stay unused in the store; the command's own outcome stands.
+            logger.warning("could not put unused data keys back into the reserve")
 
     def _attach_data_keys(self) -> None:
         """Called once by the service after the library built its recorder."""

@@ -39,7 +39,7 @@ from adapters.personal_data_setup import PersonalDataConfig
 from adapters.personal_mapper import PersonalDataMapper, SkippingSnapshotStore
 from adapters.transcoding import register_akte_transcodings
 from appointments_service import AppointmentsMixin
-from data_protection_service import DataProtectionMixin
+from data_protection_service import DataProtectionMixin, gives_back_unwritten_ids
 from domain.acts import Act
 from domain.case_file import CaseFile, MasterData, require_code
 from domain.case_reference import CaseReference
@@ -568,6 +568,7 @@ class AkteService(DataProtectionMixin, AppointmentsMixin, Application[UUID]):
 
     # ---------------------------------------------------------------- commands
 
+    @gives_back_unwritten_ids
     def open_case(
         self,
         *,
@@ -1320,6 +1321,7 @@ class AkteService(DataProtectionMixin, AppointmentsMixin, Application[UUID]):
 
     # ------------------------------------------------- commitment declarations
 
+    @gives_back_unwritten_ids
     def submit_commitment_declaration(
         self,
         *,
@@ -1794,6 +1796,7 @@ class AkteService(DataProtectionMixin, AppointmentsMixin, Application[UUID]):
                 return referenced
             position = notifications[-1].id
 
+    @gives_back_unwritten_ids
     def file_scanned_documents(
         self,
         *,
@@ -1879,6 +1882,7 @@ class AkteService(DataProtectionMixin, AppointmentsMixin, Application[UUID]):
 
     # -------------------------------------------------- contact form submissions
 
+    @gives_back_unwritten_ids
     def submit_contact_form(
         self,
         *,
@@ -2037,6 +2041,7 @@ class AkteService(DataProtectionMixin, AppointmentsMixin, Application[UUID]):
 
         return self._change_submission(submission_id, expected_version, by, at, link)
 
+    @gives_back_unwritten_ids
     def open_case_from_submission(
         self,
         submission_id: UUID,

@@ -34,7 +34,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +54,7 @@ DEVELOPMENT_MASTER_KEY: Final = b"akte development master key, NOT for productio
 """Used when no master key is configured, in development only (like the other
 development secrets); production refuses to start without ``AKTE_MASTER_KEYS``."""
 DEFAULT_CACHE_SIZE: Final = 20_000
+_MAX_HANDED_OUT: Final = 10_000
 DEFAULT_RESERVE_SIZE: Final = 32
 """Keys made ahead, per process, for new aggregates with personal data: one durable commit
 to the key store per this many new case files (etc.) instead of one per file."""
@@ -244,18 +245,26 @@ class SqliteKeyStore:
         )
         self._connection.execute("PRAGMA secure_delete = ON")
         self._connection.execute("PRAGMA journal_mode = WAL")
+        # Whatever this SQLite build's default: a committed key must survive a power cut
+        # as surely as the events (in another file) that need it.
+        self._connection.execute("PRAGMA synchronous = FULL")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         with self._lock:
-            cursor = self._connection.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
             try:
-                yield cursor
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+                cursor = self._connection.cursor()
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            except sqlite3.Error as error:
+                # A persistence error, so the service answers 503 as for the event store.
+                msg = f"the key store failed: {type(error).__name__}"
+                raise DataKeyError(msg) from None
 
     def create_tables(self) -> None:
         with self._transaction() as cursor:
@@ -668,6 +677,8 @@ class DataKeys:
         self._now = clock or (lambda: datetime.now(tz=UTC))
         self._reserve_size = reserve_size
         self._reserve: dict[UUID, AESGCM] = {}
+        self._handed_out: dict[str, None] = {}
+        """Ids handed out whose aggregate has not been written yet (insertion order)."""
         self._reserve_lock = threading.Lock()
 
     def _remember(self, owner_id: str, value: object) -> None:
@@ -697,10 +708,38 @@ class DataKeys:
                 self._refill_reserve()
             owner_id = next(iter(self._reserve))
             cipher = self._reserve.pop(owner_id)
+            self._handed_out[str(owner_id)] = None
+            while len(self._handed_out) > _MAX_HANDED_OUT:
+                # Never given back nor written: forget it (its key stays, unused).
+                del self._handed_out[next(iter(self._handed_out))]
         # From the cache, the first event finds its key at once; should it be forgotten
         # first, writing still finds the stored key (see for_writing).
         self._remember(str(owner_id), cipher)
         return owner_id
+
+    def written(self, owner_id: str) -> None:
+        """An event of ``owner_id``'s aggregate was encoded to be saved: an id handed out
+        for it may be in the store now, so it is never given back."""
+        if owner_id in self._handed_out:
+            with self._reserve_lock:
+                self._handed_out.pop(owner_id, None)
+
+    def give_back_unwritten(self, owner_ids: Iterable[UUID]) -> int:
+        """Put ids from :meth:`new_owner_id` back into the reserve whose aggregate was never
+        written (the command was refused before it saved anything), so that their keys
+        serve the next new aggregates instead of lying unused; returns how many."""
+        returned = 0
+        with self._reserve_lock:
+            for owner_id in owner_ids:
+                owner = str(owner_id)
+                if owner not in self._handed_out:
+                    continue
+                del self._handed_out[owner]
+                cipher = self._lookup(owner)
+                if cipher is not None:
+                    self._reserve[owner_id] = cipher
+                    returned += 1
+        return returned
 
     def _refill_reserve(self) -> None:
         made: dict[UUID, tuple[bytes, StoredKey]] = {}
@@ -823,11 +862,14 @@ class DataKeys:
         )
 
     def release_reserve(self) -> int:
-        """Delete the keys made ahead and not handed out (before the store's connections
-        close); returns how many."""
+        """Delete the keys made ahead that no aggregate was written with: those still in
+        reserve and those handed out but never written (call before the store's
+        connections close); returns how many."""
         with self._reserve_lock:
             unused = [str(owner_id) for owner_id in self._reserve]
+            unused += list(self._handed_out)
             self._reserve.clear()
+            self._handed_out.clear()
         if unused:
             self.store.discard(unused)
         return len(unused)

@@ -159,6 +159,8 @@ class PersonalDataMapper(Mapper[UUID]):
         if class_version > 1:
             state["class_version"] = class_version
         if self.encrypt:
+            if originator_version == 1 and self._keys is not None:
+                self._keys.written(_owner(originator_id))
             if _is_snapshot(cls):
                 sealed = {"state": state.pop("state")}
             else:

@@ -9,11 +9,14 @@ from datetime import date
 from typing import Final
 from uuid import UUID
 
+import pytest
+from eventsourcing.persistence import OperationalError
+
 from adapters.bootstrap import build_service
 from adapters.data_keys import DEFAULT_RESERVE_SIZE, DataKeys, KeyStore, StoredKey
 from adapters.settings import Settings
 from domain.case_file import MasterData
-from service import AkteService
+from service import AkteService, StoreUnavailable
 from tests.conftest import FakeClock
 
 OFFICE: Final = "abh-musterstadt"
@@ -139,3 +142,61 @@ def test_a_case_file_opened_with_a_key_made_ahead_is_erased_by_destroying_it(
     ).result
     assert str(case.case_id) in erasure.keys_destroyed
     assert keys_sharing_the_store(service.data_keys).erased_at(str(case.case_id)) is not None
+
+
+def stored_keys(service: AkteService) -> int:
+    return sum(service.data_keys.status().keys_by_master_key.values())
+
+
+def test_refused_requests_leave_no_keys_behind(service: AkteService) -> None:
+    from appointments_service import ChallengeRefused
+    from tests.appointment_fixtures import (
+        OFFICE as APPOINTMENT_OFFICE,
+    )
+    from tests.appointment_fixtures import (
+        POINT,
+        STUDENT,
+        RecordingMailer,
+        local,
+        person,
+        set_up,
+    )
+
+    set_up(service, RecordingMailer())
+    opened = service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
+    for _ in range(DEFAULT_RESERVE_SIZE + 8):  # more than one batch's worth
+        with pytest.raises(ChallengeRefused):
+            service.book_appointment(
+                office_id=APPOINTMENT_OFFICE,
+                service_point_code=POINT,
+                appointment_type="extend-title",
+                starts_at=local(date(2024, 3, 11), 9),
+                situation=STUDENT,
+                person=person(1),
+                proof=("bogus", "1"),
+                by="public",
+            )
+    # Refused before saving: their ids went back into the reserve, no new batch was made.
+    assert stored_keys(service) == DEFAULT_RESERVE_SIZE
+    service.data_keys.release_reserve()
+    assert stored_keys(service) == 1
+    assert keys_sharing_the_store(service.data_keys).for_reading(str(opened.case_id))
+
+
+def test_a_key_store_that_fails_while_making_keys_is_reported_as_unavailable(
+    service: AkteService,
+) -> None:
+    keys = service.data_keys
+    keys.release_reserve()  # the next new case file makes a batch
+    working = keys.store
+
+    class Unreachable(CountingKeyStore):
+        def insert_many(self, keys: list[StoredKey], created_at: object) -> set[str]:
+            raise OperationalError("connection refused")
+
+    keys.store = Unreachable(working)  # type: ignore[assignment]
+    try:
+        with pytest.raises(StoreUnavailable):
+            service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
+    finally:
+        keys.store = working
