@@ -276,17 +276,27 @@ def test_a_projection_process_gives_read_your_writes_and_stops_cleanly(
     assert process.problem() == "projection process not running"
 
 
-@pytest.mark.postgres
-def test_the_projection_process_of_akte_serve_ends_with_the_server(
-    pg_settings: Settings, tmp_path: Path
-) -> None:
-    build_service(pg_settings).close()
-    api = ApiProcess(pg_settings, tmp_path / "api.log")
+def serve_with_projection_child(settings: Settings, tmp_path: Path) -> tuple[ApiProcess, int]:
+    """A live ``akte serve`` on PostgreSQL and the pid of its projection child."""
+    build_service(settings).close()
+    api = ApiProcess(settings, tmp_path / "api.log")
     try:
         api.start()
         api.wait_ready()
         assert eventually(lambda: len(_children(api.pid)) == 1)
-        (child,) = _children(api.pid)
+    except BaseException:
+        stop_all([api])
+        raise
+    (child,) = _children(api.pid)
+    return api, child
+
+
+@pytest.mark.postgres
+def test_the_projection_process_of_akte_serve_ends_with_the_server(
+    pg_settings: Settings, tmp_path: Path
+) -> None:
+    api, child = serve_with_projection_child(pg_settings, tmp_path)
+    try:
         with httpx.Client(base_url=api.base_url, trust_env=False, timeout=10) as http:
             ready = http.get("/readyz")
         assert ready.status_code == 200, ready.text
@@ -359,13 +369,8 @@ def test_the_projection_process_gets_every_secret_unmasked() -> None:
 def test_akte_serve_stopped_with_sigterm_stops_its_projection_process(
     pg_settings: Settings, tmp_path: Path
 ) -> None:
-    build_service(pg_settings).close()
-    api = ApiProcess(pg_settings, tmp_path / "api.log")
+    api, child = serve_with_projection_child(pg_settings, tmp_path)
     try:
-        api.start()
-        api.wait_ready()
-        assert eventually(lambda: len(_children(api.pid)) == 1)
-        (child,) = _children(api.pid)
         # A SIGTERM that reaches the child too (process group) does not stop it early.
         os.kill(child, signal.SIGTERM)
         exit_code = api.stop()
