@@ -260,7 +260,7 @@ class Challenge:
 # ------------------------------------------------------------------ helpers
 
 
-def normalised_identity(person: Person) -> str:
+def normalised_identity(surname: str, given_names: str, date_of_birth: date) -> str:
     """Names without case, accents, spaces or punctuation, and the birth date: the same
     person typed twice, or with another e-mail address, gives the same text."""
 
@@ -268,7 +268,7 @@ def normalised_identity(person: Person) -> str:
         decomposed = unicodedata.normalize("NFKD", text.casefold())
         return "".join(ch for ch in decomposed if ch.isalnum())
 
-    return f"{plain(person.surname)}|{plain(person.given_names)}|{person.date_of_birth}"
+    return f"{plain(surname)}|{plain(given_names)}|{date_of_birth}"
 
 
 def hash_booking_reference(reference: str) -> str:
@@ -492,10 +492,14 @@ class AppointmentsMixin:
         return SpentChallenge.spend(challenge, self._host()._act("public", None))
 
     def person_key(self, person: Person) -> str:
+        return self.person_key_for(person.surname, person.given_names, person.date_of_birth)
+
+    def person_key_for(self, surname: str, given_names: str, date_of_birth: date) -> str:
+        """The keyed hash bookings and waitlist entries carry to recognise one person (the
+        booking limit; erasure finds a case file's person's entries by it)."""
+        identity = normalised_identity(surname, given_names, date_of_birth)
         digest = hmac.new(
-            self.appointment_setup.secret,
-            f"person/{normalised_identity(person)}".encode(),
-            hashlib.sha256,
+            self.appointment_setup.secret, f"person/{identity}".encode(), hashlib.sha256
         )
         return digest.hexdigest()
 

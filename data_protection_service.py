@@ -29,18 +29,19 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 from uuid import UUID, uuid4
 
 import psycopg
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
 from psycopg import sql
 
 from adapters.data_keys import DataKeys
 from adapters.personal_mapper import SEALED, PersonalDataMapper
-from domain.appointments import Appointment
+from domain.appointments import Appointment, WaitlistEntry
 from domain.case_file import CaseFile
 from domain.commitment_declaration import CommitmentDeclaration
 from domain.errors import CaseFileErased
 from domain.intake import ContactSubmission
-from domain.personal import personal_fields
+from domain.personal import is_redacted, personal_fields
 
 if TYPE_CHECKING:
     from service import AkteService, Recorded
@@ -61,11 +62,14 @@ class LinkedRecords:
     submissions: list[str] = field(default_factory=list)
     declarations: list[str] = field(default_factory=list)
     appointments: list[str] = field(default_factory=list)
+    waitlist_entries: list[str] = field(default_factory=list)
+    """Those joined for the file, and the office's entries of the same person, recognised
+    by the person key bookings carry (names and birth date, keyed)."""
 
     @property
     def same_person(self) -> list[str]:
         """The linked records about the file's person only: erased with the file."""
-        return [*self.submissions, *self.appointments]
+        return [*self.submissions, *self.appointments, *self.waitlist_entries]
 
 
 @dataclass(frozen=True)
@@ -237,7 +241,52 @@ class DataProtectionMixin:
                 and event.appointment_id not in found["appointments"]
             ):
                 found["appointments"].append(event.appointment_id)
-        return LinkedRecords(**found)
+        waitlist_entries = self._waitlist_entries_of(svc.get_case(case_id), found["appointments"])
+        return LinkedRecords(**found, waitlist_entries=waitlist_entries)
+
+    def _waitlist_entries_of(self, case: CaseFile, appointment_ids: list[str]) -> list[str]:
+        """The waitlist entries joined for the file, and the office's entries whose person
+        key is that of the file's person (from its master data, or, once those are erased,
+        from its linked appointments)."""
+        svc = self._svc()
+        if svc._appointment_setup is None:
+            return []
+        person_keys: set[str] = set()
+        master_data = case.master_data
+        if not is_redacted(master_data.surname):
+            person_keys.add(
+                svc.person_key_for(
+                    master_data.surname, master_data.given_names, master_data.date_of_birth
+                )
+            )
+        for appointment_id in appointment_ids:
+            try:
+                with svc._store_errors():
+                    appointment: object = svc.repository.get(UUID(appointment_id))
+            except AggregateNotFoundError:
+                continue  # named on the file, never booked here
+            if isinstance(appointment, Appointment) and appointment.person_key:
+                person_keys.add(appointment.person_key)
+        entries: list[str] = []
+        position = 0
+        while True:
+            with svc._store_errors():
+                notifications = svc.recorder.select_notifications(
+                    start=position,
+                    limit=_LINK_SCAN_PAGE,
+                    topics=[get_topic(WaitlistEntry.Joined)],
+                    inclusive_of_start=False,
+                )
+            for notification in notifications:
+                joined = cast(WaitlistEntry.Joined, svc.mapper.to_domain_event(notification))
+                if joined.case_id == str(case.id) or (
+                    joined.office_id == case.office_id and joined.person_key in person_keys
+                ):
+                    entries.append(str(notification.originator_id))
+            if len(notifications) < _LINK_SCAN_PAGE:
+                break
+            position = notifications[-1].id
+        return entries
 
     # -------------------------------------------------------------- erasure
 

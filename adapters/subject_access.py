@@ -2,8 +2,9 @@
 
 For a case file: its current state, its whole history with the personal fields (each
 event described in German), the records linked to it (commitment declarations, contact
-form submissions, appointments: their state and events), the read-access log entries
-about the file (who read it when, through which route), and its erasure status. As a
+form submissions, appointments) and the office's waitlist entries of the same person,
+each with its state and events, the read-access log entries about the file (who read it
+when, through which route), and its erasure status. As a
 JSON document and as a readable HTML page (German headings, printable).
 
 The export itself is personal data: the HTTP route is logged in the read-access log like
@@ -122,6 +123,15 @@ def subject_access(
                 "events": _events(service.events.get(UUID(appointment_id))),
             }
         )
+    waitlist_entries = []
+    for entry_id in linked.waitlist_entries:
+        entry: Any = service.repository.get(UUID(entry_id))
+        waitlist_entries.append(
+            {
+                "state": _aggregate_state(entry),
+                "events": _events(service.events.get(UUID(entry_id))),
+            }
+        )
     reads: list[dict[str, Any]] = []
     reads_complete = views is not None
     if views is not None:
@@ -174,6 +184,7 @@ def subject_access(
         "commitment_declarations": declarations,
         "contact_submissions": submissions,
         "appointments": appointments,
+        "waitlist_entries": waitlist_entries,
         "read_access_log": reads,
         "read_access_log_complete": reads_complete,
     }
@@ -277,6 +288,7 @@ def as_html(export: SubjectAccess) -> str:
     parts.append(_record_section("Verpflichtungserklärungen", doc["commitment_declarations"]))
     parts.append(_record_section("Kontaktformular-Einsendungen", doc["contact_submissions"]))
     parts.append(_record_section("Termine", doc["appointments"]))
+    parts.append(_record_section("Wartelisteneinträge", doc["waitlist_entries"]))
     parts.append("<h2>Wer hat die Akte gelesen (Zugriffsprotokoll)</h2>")
     if doc["read_access_log"]:
         parts.append(

@@ -447,3 +447,49 @@ def test_the_command_line(
     monkeypatch.setenv("AKTE_MASTER_KEYS", f"new:{'B' * 43}=")
     assert cli.main(["subject-access", str(other)]) == 0
     assert "Quexbrandt" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------- waitlist entries
+
+
+def test_the_persons_waitlist_entries_are_exported_and_erased_with_the_file(
+    service: AkteService, views: ViewsStore
+) -> None:
+    from tests.appointment_fixtures import POINT, STUDENT, RecordingMailer, proof, set_up
+    from tests.appointment_fixtures import person as waiting_person
+
+    set_up(service, RecordingMailer())
+
+    def join(who: Any) -> UUID:
+        return service.join_waitlist(
+            office_id=OFFICE,
+            service_point_code=POINT,
+            appointment_type="extend-title",
+            situation=STUDENT,
+            person=who,
+            proof=proof(service),
+            by="public",
+        ).appointment_id
+
+    same = waiting_person(7)
+    # The same person as the file's, typed otherwise on the waitlist form.
+    file_person = MasterData(
+        same.surname.upper(), same.given_names, same.date_of_birth, "TUR", "P7000007"
+    )
+    case_id, version = open_case(service, file_person)
+    theirs = join(same)
+    someone_elses = join(waiting_person(8))
+
+    export = subject_access(service, views, case_id, requested_by="dsb-01").document
+    assert [e["state"]["person"]["surname"] for e in export["waitlist_entries"]] == [same.surname]
+    assert "Wartelisteneinträge" in as_html(
+        subject_access(service, views, case_id, requested_by="dsb-01")
+    )
+
+    erasure = service.erase_personal_data(
+        case_id, expected_version=version, by="dsb-01", legal_ground="dsgvo-17", approved_by="x"
+    ).result
+    assert str(theirs) in erasure.keys_destroyed
+    assert str(someone_elses) not in erasure.keys_destroyed
+    assert service.repository.get(theirs).person.surname == REDACTED_TEXT
+    assert service.repository.get(someone_elses).person.surname == waiting_person(8).surname
