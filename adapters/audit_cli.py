@@ -18,14 +18,20 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, TextIO
 from uuid import UUID
 
 from adapters.audit_export import NothingToExport, export_case
-from adapters.bootstrap import InvalidSettings, build_service, settings_from_environment
+from adapters.cli_support import (
+    CliFailure,
+    guarded,
+    open_service,
+    positive_int,
+    settings_or_fail,
+)
 from adapters.event_chain import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_FINDINGS,
@@ -42,12 +48,6 @@ EXIT_NOT_FOUND: Final = 1
 EXIT_UNAVAILABLE: Final = 2
 EXIT_BROKEN: Final = 4
 EXIT_INTERRUPTED: Final = 130
-
-
-class _Failure(Exception):
-    def __init__(self, exit_code: int, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def add_audit_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,18 +70,18 @@ def add_audit_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     )
     verify.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_BATCH_SIZE,
         help="events read per query (default %(default)s)",
     )
     verify.add_argument(
         "--max-findings",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_MAX_FINDINGS,
         help="broken links listed at most (default %(default)s)",
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
-    verify.set_defaults(run=_guarded(run_verify))
+    verify.set_defaults(run=guarded(run_verify))
 
     export = commands.add_parser(
         "export", help="write a case's history as a script that verifies it offline"
@@ -90,7 +90,7 @@ def add_audit_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     export.add_argument(
         "--out", type=Path, help="the file to write (default: akte-case-<id>.py here)"
     )
-    export.set_defaults(run=_guarded(run_export))
+    export.set_defaults(run=guarded(run_export))
 
 
 def report_json(report: VerifyReport) -> dict[str, Any]:
@@ -127,7 +127,7 @@ def _finding_json(finding: Any) -> dict[str, Any]:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = settings_or_fail()
     progress = _ProgressLine(sys.stderr)
     with _chain_source(settings) as source:
         report = verify_chains(
@@ -171,14 +171,14 @@ def _print_report(report: VerifyReport, out: TextIO) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    settings = _settings()
-    with _open_service(settings) as service:
+    settings = settings_or_fail()
+    with open_service(settings) as service:
         case_id = _case_id(service, settings, args.case)
         out: Path = args.out or Path(f"akte-case-{case_id}.py")
         try:
             export = export_case(_source_of(service), case_id, name=out.name)
         except NothingToExport:
-            raise _Failure(EXIT_NOT_FOUND, f"case file {case_id} does not exist") from None
+            raise CliFailure(EXIT_NOT_FOUND, f"case file {case_id} does not exist") from None
     out.write_text(export.script, encoding="utf-8")
     print(
         f"wrote {out}: {export.events} events, stream head {export.stream_head}\n"
@@ -191,61 +191,16 @@ def run_export(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------- plumbing
 
 
-def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except _Failure as failure:
-            print(f"akte: {failure}", file=sys.stderr)
-            return failure.exit_code
-        except KeyboardInterrupt:
-            print("akte: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
-
-    return run
-
-
-def _settings() -> Settings:
-    try:
-        return settings_from_environment()
-    except InvalidSettings as error:
-        raise _Failure(EXIT_UNAVAILABLE, str(error)) from None
-
-
-def _reason(error: BaseException) -> str:
-    # Only the first line: drivers put details such as offending key values on later lines.
-    lines = str(error).strip().splitlines()
-    return lines[0][:200] if lines else type(error).__name__
-
-
-@contextmanager
-def _open_service(settings: Settings) -> Iterator[AkteService]:
-    try:
-        service = build_service(settings)
-    except Exception as error:  # the library raises its own, psycopg's and sqlite3's errors
-        raise _Failure(
-            EXIT_UNAVAILABLE, f"the event store is unavailable: {_reason(error)}"
-        ) from None
-    try:
-        yield service
-    except (_Failure, KeyboardInterrupt):
-        raise
-    except Exception as error:
-        raise _Failure(EXIT_UNAVAILABLE, f"the event store failed: {_reason(error)}") from None
-    finally:
-        service.close()
-
-
 @contextmanager
 def _chain_source(settings: Settings) -> Iterator[ChainSource]:
-    with _open_service(settings) as service:
+    with open_service(settings) as service:
         yield _source_of(service)
 
 
 def _source_of(service: AkteService) -> ChainSource:
     recorder: ChainSource = service.recorder  # type: ignore[assignment]
     if not hasattr(recorder, "stream_rows"):
-        raise _Failure(EXIT_UNAVAILABLE, "the event store is not configured with the hash chain")
+        raise CliFailure(EXIT_UNAVAILABLE, "the event store is not configured with the hash chain")
     return recorder
 
 
@@ -258,7 +213,7 @@ def _case_id(service: AkteService, settings: Settings, given: str) -> UUID:
     try:
         return service.find_case_by_reference(settings.default_office_id, given)
     except ReferenceNotFound:
-        raise _Failure(
+        raise CliFailure(
             EXIT_NOT_FOUND,
             f"neither a case id nor a file number in office {settings.default_office_id}",
         ) from None
@@ -269,14 +224,6 @@ def _anchor(text: str) -> Anchor:
         return Anchor.parse(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _positive(text: str) -> int:
-    number = int(text)
-    if number < 1:
-        msg = f"must be at least 1, not {number}"
-        raise argparse.ArgumentTypeError(msg)
-    return number
 
 
 class _ProgressLine:

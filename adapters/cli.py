@@ -15,23 +15,23 @@ import argparse
 import dataclasses
 import json
 import signal
-import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta
 from types import FrameType
 from typing import Any, Final, TextIO
 from uuid import UUID
 
-import psycopg
-from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
-
 from adapters.appointments_cli import add_appointment_commands
 from adapters.audit_cli import add_audit_commands
-from adapters.bootstrap import ShardSettingsError, build_service, shard_settings
+from adapters.cli_support import (
+    CliFailure,
+    open_service,
+    positive_int,
+    settings_or_fail,
+)
 from adapters.data_protection_cli import add_data_protection_commands
 from adapters.demo import DEFAULT_OFFICE_ID, DemoSummary, load_demo_office
 from adapters.document_cli import add_document_commands
@@ -56,7 +56,7 @@ from adapters.simulator_cli import add_simulator_commands
 from adapters.whatif_cli import add_whatif_command
 from domain.case_file import CaseFile, require_code
 from domain.errors import InvalidValue
-from service import AkteService, CaseNotFound, ReferenceNotFound, StoreUnavailable
+from service import AkteService, CaseNotFound, ReferenceNotFound
 
 EXIT_OK: Final = 0
 EXIT_NOT_FOUND: Final = 1
@@ -64,37 +64,8 @@ EXIT_UNAVAILABLE: Final = 2
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
-_STORE_ERRORS: Final = (StoreUnavailable, PersistenceError, psycopg.Error, sqlite3.Error)
-_MAX_REASON_LENGTH: Final = 200
-
-
-class _Failure(Exception):
-    """An expected failure: one line for the user and the exit code."""
-
-    def __init__(self, exit_code: int, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
 
 # ------------------------------------------------------------------ plumbing
-
-
-def _settings(office: str | None = None) -> Settings:
-    """The settings from the environment; with offices as shards, those of the shard of
-    ``office`` (default ``AKTE_SHARD_OFFICE``), README "Deploying offices as shards"."""
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        # Name the setting and the rule, not the rejected value (it may be a password).
-        first = error.errors()[0]
-        setting = "AKTE_" + "_".join(str(part) for part in first["loc"]).upper()
-        raise _Failure(EXIT_UNAVAILABLE, f"invalid setting {setting}: {first['msg']}") from None
-    if office is not None:
-        settings = settings.model_copy(update={"shard_office": office})
-    try:
-        return shard_settings(settings)
-    except ShardSettingsError as error:
-        raise _Failure(EXIT_UNAVAILABLE, str(error)) from None
 
 
 def _where(settings: Settings) -> str:
@@ -107,29 +78,9 @@ def _where(settings: Settings) -> str:
     )
 
 
-def _unavailable(settings: Settings, error: BaseException) -> _Failure:
-    # Only the first line: drivers put details such as offending key values on later lines.
-    lines = str(error).strip().splitlines()
-    reason = lines[0][:_MAX_REASON_LENGTH] if lines else type(error).__name__
-    return _Failure(
-        EXIT_UNAVAILABLE, f"the event store ({_where(settings)}) is unavailable: {reason}"
-    )
-
-
-@contextmanager
-def _open_service(settings: Settings) -> Iterator[AkteService]:
-    """The service over the configured store; store failures become a :class:`_Failure`."""
-    try:
-        service = build_service(settings)
-    except (*_STORE_ERRORS, OSError) as error:
-        # OSError: the data directory cannot be created (permissions, a file in the way).
-        raise _unavailable(settings, error) from None
-    try:
-        yield service
-    except _STORE_ERRORS as error:
-        raise _unavailable(settings, error) from None
-    finally:
-        service.close()
+def _open_service(settings: Settings) -> AbstractContextManager[AkteService]:
+    """The service over the configured store; its failures name which store it is."""
+    return open_service(settings, what=f"the event store ({_where(settings)})")
 
 
 class _Progress:
@@ -195,7 +146,7 @@ def _load_demo(service: AkteService, settings: Settings, *, cases: int, seed: in
         progress.end_line()
         # Each case file is saved as it is written, so the store keeps a partial office;
         # a later --demo sees a store that is not empty and leaves it alone.
-        raise _Failure(
+        raise CliFailure(
             EXIT_INTERRUPTED,
             f"interrupted after {progress.done:,} of {cases:,} case files; "
             f"they stay in the store ({_where(settings)})",
@@ -301,7 +252,7 @@ def _serve_app(
             ),
         )
     except (AuthConfigurationError, LocalIssuerKeyError) as error:
-        raise _Failure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
+        raise CliFailure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
     if args.demo:
         _load_demo(service, settings, cases=args.cases, seed=args.seed)
     base = f"http://{_display_host(args.host)}:{args.port}"
@@ -324,7 +275,7 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = _settings(office=args.office)
+    settings = settings_or_fail(office=args.office)
     _check_auth(settings)
 
     with _open_service(settings) as service:
@@ -356,7 +307,7 @@ def _check_auth(settings: Settings) -> None:
     try:
         check_auth_settings(settings)
     except AuthConfigurationError as error:
-        raise _Failure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
+        raise CliFailure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
 
 
 def _how_to_get_a_token(settings: Settings, base: str) -> str:
@@ -383,7 +334,7 @@ def _display_host(host: str) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = settings_or_fail()
     with _open_service(settings) as service:
         _load_demo(service, settings, cases=args.cases, seed=args.seed)
     return EXIT_OK
@@ -398,32 +349,32 @@ def _case_id(service: AkteService, settings: Settings, given: str) -> UUID:
     try:
         return service.find_case_by_reference(settings.default_office_id, given)
     except ReferenceNotFound:
-        raise _Failure(
+        raise CliFailure(
             EXIT_NOT_FOUND,
             f"neither a case id nor a file number in office {settings.default_office_id}",
         ) from None
 
 
 def _case_show(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = settings_or_fail()
     with _open_service(settings) as service:
         case_id = _case_id(service, settings, args.case)
         try:
             case = service.get_case(case_id, version=args.version)
         except CaseNotFound as error:
-            raise _Failure(EXIT_NOT_FOUND, str(error)) from None
+            raise CliFailure(EXIT_NOT_FOUND, str(error)) from None
         print(json.dumps(_case_state(case), ensure_ascii=False, indent=2, default=_json_value))
     return EXIT_OK
 
 
 def _case_events(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = settings_or_fail()
     with _open_service(settings) as service:
         case_id = _case_id(service, settings, args.case)
         try:
             events = service.case_events(case_id, after_version=args.after, limit=args.limit)
         except CaseNotFound as error:
-            raise _Failure(EXIT_NOT_FOUND, str(error)) from None
+            raise CliFailure(EXIT_NOT_FOUND, str(error)) from None
         for event in events:
             print(json.dumps(_event_record(event), ensure_ascii=False, default=_json_value))
     return EXIT_OK
@@ -431,9 +382,9 @@ def _case_events(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     """Print an access token for a demo user, signed by the local issuer."""
-    settings = _settings()
+    settings = settings_or_fail()
     if settings.auth_mode != "local":
-        raise _Failure(
+        raise CliFailure(
             EXIT_UNAVAILABLE,
             "akte token works in local mode only (AKTE_AUTH_MODE=local); with oidc, "
             "tokens come from the identity provider",
@@ -441,16 +392,16 @@ def _token(args: argparse.Namespace) -> int:
     try:
         check_auth_settings(settings)
     except AuthConfigurationError as error:
-        raise _Failure(EXIT_UNAVAILABLE, f"no local tokens: {error}") from None
+        raise CliFailure(EXIT_UNAVAILABLE, f"no local tokens: {error}") from None
     user_id: str = args.user
     if not user_id or len(user_id) > MAX_USER_ID or not user_id.isprintable() or " " in user_id:
-        raise _Failure(EXIT_USAGE, f"USER must be an account id of 1 to {MAX_USER_ID} characters")
+        raise CliFailure(EXIT_USAGE, f"USER must be an account id of 1 to {MAX_USER_ID} characters")
     users = demo_users(settings.default_office_id)
     known = users.get(user_id)
     roles = [Role(role) for role in args.role] if args.role else None
     if roles is None:
         if known is None:
-            raise _Failure(
+            raise CliFailure(
                 EXIT_USAGE,
                 f"{user_id} is not a demo user ({', '.join(users)}); name its --role",
             )
@@ -459,11 +410,11 @@ def _token(args: argparse.Namespace) -> int:
     try:
         require_code("office", office_id)
     except InvalidValue as error:
-        raise _Failure(EXIT_USAGE, f"--office {error.message.removeprefix('office: ')}") from None
+        raise CliFailure(EXIT_USAGE, f"--office {error.message.removeprefix('office: ')}") from None
     try:
         issuer = LocalIssuer.load_or_create(settings.local_issuer_key_file)
     except LocalIssuerKeyError as error:
-        raise _Failure(EXIT_UNAVAILABLE, str(error)) from None
+        raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
     token = issuer.issue(
         user_id=user_id,
         roles=roles,
@@ -529,14 +480,6 @@ def _json_value(value: object) -> object:
 # ------------------------------------------------------------------ parser
 
 
-def _positive(text: str) -> int:
-    number = int(text)
-    if number < 1:
-        msg = f"must be at least 1, not {number}"
-        raise argparse.ArgumentTypeError(msg)
-    return number
-
-
 def _not_negative(text: str) -> int:
     number = int(text)
     if number < 0:
@@ -574,14 +517,14 @@ def _parser() -> argparse.ArgumentParser:
     case_commands = case.add_subparsers(dest="case_command", required=True, metavar="COMMAND")
     show = case_commands.add_parser("show", help="print the case file's state as JSON")
     show.add_argument("case", metavar="CASE", help="case id or file number")
-    show.add_argument("--version", type=_positive, help="the state as of this version")
+    show.add_argument("--version", type=positive_int, help="the state as of this version")
     show.set_defaults(run=_case_show)
     events = case_commands.add_parser("events", help="print the case file's events, one per line")
     events.add_argument("case", metavar="CASE", help="case id or file number")
     events.add_argument(
         "--after", type=_not_negative, default=0, help="only events after this version"
     )
-    events.add_argument("--limit", type=_positive, help="at most this many events")
+    events.add_argument("--limit", type=positive_int, help="at most this many events")
     events.set_defaults(run=_case_events)
 
     token = commands.add_parser(
@@ -628,7 +571,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _token_minutes(text: str) -> int:
-    minutes = _positive(text)
+    minutes = positive_int(text)
     if minutes > MAX_TOKEN_MINUTES:
         msg = f"must be at most {MAX_TOKEN_MINUTES}, not {minutes}"
         raise argparse.ArgumentTypeError(msg)
@@ -637,7 +580,7 @@ def _token_minutes(text: str) -> int:
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--cases", type=_positive, default=300, help="case files (default %(default)s)"
+        "--cases", type=positive_int, default=300, help="case files (default %(default)s)"
     )
     parser.add_argument(
         "--seed", type=int, default=2024, help="same seed, same office (default %(default)s)"
@@ -649,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except _Failure as failure:
+    except CliFailure as failure:
         print(f"akte: {failure}", file=sys.stderr)
         return failure.exit_code
     except KeyboardInterrupt:

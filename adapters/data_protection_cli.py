@@ -20,17 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Final
 from uuid import UUID
 
+from adapters.cli_support import CliFailure, guarded
 from adapters.data_keys import DataKeyError
 from adapters.projection_cli import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
-    CliFailure,
     Stores,
     load_settings,
     open_stores,
@@ -61,7 +60,7 @@ def add_data_protection_commands(
     erase.add_argument("--rule", help="the retention rule that made it due")
     erase.add_argument("--by", default=CLI_USER, help="who erases (default %(default)s)")
     erase.add_argument("--office", help="the office of a file number (default: the default)")
-    erase.set_defaults(run=_guarded(_erase))
+    erase.set_defaults(run=guarded(_erase))
 
     retention = subparsers.add_parser("retention", help="retention periods and erasure runs")
     retention_commands = retention.add_subparsers(
@@ -78,7 +77,7 @@ def add_data_protection_commands(
     )
     run.add_argument("--format", choices=("text", "json"), default="text")
     run.add_argument("--limit", type=int, default=10_000, help="at most this many files")
-    run.set_defaults(run=_guarded(_retention_run))
+    run.set_defaults(run=guarded(_retention_run))
 
     access = subparsers.add_parser(
         "subject-access", help="export everything held about a person (Art. 15 DSGVO)"
@@ -88,27 +87,16 @@ def add_data_protection_commands(
     access.add_argument("--out", type=Path, help="write to this file instead of stdout")
     access.add_argument("--by", default=CLI_USER, help="who asks (read-access log)")
     access.add_argument("--office", help="the office of a file number (default: the default)")
-    access.set_defaults(run=_guarded(_subject_access))
+    access.set_defaults(run=guarded(_subject_access))
 
     keys = subparsers.add_parser("keys", help="the per-person data keys and master keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     rotate = key_commands.add_parser(
         "rotate", help="re-wrap every data key with the current master key"
     )
-    rotate.set_defaults(run=_guarded(_keys_rotate))
+    rotate.set_defaults(run=guarded(_keys_rotate))
     status = key_commands.add_parser("status", help="keys per master key, erased keys")
-    status.set_defaults(run=_guarded(_keys_status))
-
-
-def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except CliFailure as failure:
-            print(f"akte: {failure}", file=sys.stderr)
-            return failure.exit_code
-
-    return run
+    status.set_defaults(run=guarded(_keys_status))
 
 
 def _case_id(service: AkteService, office_id: str, given: str) -> UUID:

@@ -17,26 +17,25 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Final, TextIO
 
-import psycopg
-from eventsourcing.persistence import PersistenceError
-
-from adapters.bootstrap import InvalidSettings, build_service, settings_from_environment
+from adapters.cli_support import (
+    STORE_ERRORS,
+    CliFailure,
+    guarded,
+    open_service,
+    settings_or_fail,
+)
 from adapters.documents.store import DocumentCorrupted, DocumentStoreError
 from adapters.documents.sweep import DEFAULT_GRACE_PERIOD, sweep_orphans
 from adapters.scan_import import ImportProgress, import_scans, report_lines
-from adapters.settings import Settings
 from domain.case_file import require_code
 from domain.errors import InvalidValue
-from service import SCAN_IMPORT_USER, AkteService, StoreUnavailable
+from service import SCAN_IMPORT_USER
 
 EXIT_OK: Final = 0
 EXIT_FAILURES: Final = 1
@@ -44,21 +43,9 @@ EXIT_UNAVAILABLE: Final = 2
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
-_STORE_ERRORS: Final = (
-    StoreUnavailable,
-    PersistenceError,
-    psycopg.Error,
-    sqlite3.Error,
-    DocumentStoreError,
-)
+_STORE_ERRORS: Final = (*STORE_ERRORS, DocumentStoreError)
 _DURATION: Final = re.compile(r"(\d{1,6})([smhd])")
 _UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-class _Failure(Exception):
-    def __init__(self, exit_code: int, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def add_document_commands(
@@ -86,7 +73,7 @@ def add_document_commands(
     scans.add_argument(
         "--report", type=Path, help="also write the report (with every failure) as JSON here"
     )
-    scans.set_defaults(run=_guarded(_import_scans))
+    scans.set_defaults(run=guarded(_import_scans))
 
     documents = commands.add_parser("documents", help="the document store")
     document_commands = documents.add_subparsers(
@@ -109,11 +96,11 @@ def add_document_commands(
         help="grace period, e.g. 30m, 12h, 7d (default 1d); 0s removes every orphan",
     )
     sweep.add_argument("--dry-run", action="store_true", help="count only, remove nothing")
-    sweep.set_defaults(run=_guarded(_sweep_orphans))
+    sweep.set_defaults(run=guarded(_sweep_orphans))
     verify = document_commands.add_parser(
         "verify", help="read every stored document and check it against its hash"
     )
-    verify.set_defaults(run=_guarded(_verify))
+    verify.set_defaults(run=guarded(_verify))
 
 
 # ------------------------------------------------------------------ commands
@@ -122,22 +109,22 @@ def add_document_commands(
 def _import_scans(args: argparse.Namespace) -> int:
     directory: Path = args.directory
     if not directory.is_dir():
-        raise _Failure(EXIT_USAGE, f"{directory} is not a directory")
-    settings = _settings()
+        raise CliFailure(EXIT_USAGE, f"{directory} is not a directory")
+    settings = settings_or_fail()
     office_id: str = args.office or settings.default_office_id
     try:
         require_code("office", office_id)
     except InvalidValue as error:
-        raise _Failure(EXIT_USAGE, f"--office {error.message.removeprefix('office: ')}") from None
+        raise CliFailure(EXIT_USAGE, f"--office {error.message.removeprefix('office: ')}") from None
     progress = _ImportProgressLine(sys.stderr)
-    with _open_service(settings) as service:
+    with open_service(settings, what="a store", store_errors=_STORE_ERRORS) as service:
         try:
             report = import_scans(
                 service, directory, office_id=office_id, by=args.by, progress=progress
             )
         except KeyboardInterrupt:
             progress.end_line()
-            raise _Failure(
+            raise CliFailure(
                 EXIT_INTERRUPTED,
                 f"interrupted after {progress.done:,} of {progress.total:,} legacy files; "
                 "run the same command again to resume",
@@ -151,8 +138,8 @@ def _import_scans(args: argparse.Namespace) -> int:
 
 
 def _sweep_orphans(args: argparse.Namespace) -> int:
-    settings = _settings()
-    with _open_service(settings) as service:
+    settings = settings_or_fail()
+    with open_service(settings, what="a store", store_errors=_STORE_ERRORS) as service:
         report = sweep_orphans(
             service.documents,
             service.referenced_document_hashes,
@@ -170,10 +157,10 @@ def _sweep_orphans(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = settings_or_fail()
     checked = 0
     corrupted: list[str] = []
-    with _open_service(settings) as service:
+    with open_service(settings, what="a store", store_errors=_STORE_ERRORS) as service:
         for entry in service.documents.entries():
             try:
                 service.documents.verify(entry.sha256, size_bytes=entry.size_bytes)
@@ -187,48 +174,6 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ plumbing
-
-
-def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Expected failures as one line and an exit code (``akte``'s own ``main`` does the
-    same for its commands; these report through it)."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except _Failure as failure:
-            print(f"akte: {failure}", file=sys.stderr)
-            return failure.exit_code
-
-    return run
-
-
-def _settings() -> Settings:
-    try:
-        return settings_from_environment()
-    except InvalidSettings as error:
-        raise _Failure(EXIT_UNAVAILABLE, str(error)) from None
-
-
-@contextmanager
-def _open_service(settings: Settings) -> Iterator[AkteService]:
-    try:
-        service = build_service(settings)
-    except (*_STORE_ERRORS, OSError) as error:
-        raise _unavailable(error) from None
-    try:
-        yield service
-    except _STORE_ERRORS as error:
-        raise _unavailable(error) from None
-    finally:
-        service.close()
-
-
-def _unavailable(error: BaseException) -> _Failure:
-    # Only the first line: drivers put details such as offending values on later lines.
-    lines = str(error).strip().splitlines()
-    reason = lines[0][:200] if lines else type(error).__name__
-    return _Failure(EXIT_UNAVAILABLE, f"a store is unavailable: {reason}")
 
 
 def _duration(text: str) -> timedelta:

@@ -9,28 +9,21 @@ case file, 2 store unreachable or settings invalid.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Final
 from uuid import UUID
 
-import psycopg
-from eventsourcing.persistence import PersistenceError
-
-from adapters.bootstrap import InvalidSettings, build_service, settings_from_environment
 from adapters.case_history import (
     build_history,
     history_html,
     history_json,
     history_text,
 )
-from adapters.settings import Settings
+from adapters.cli_support import CliFailure, guarded, open_service, settings_or_fail
 from domain.history import HistoryFilter, event_kinds
-from service import AkteService, CaseNotFound, ReferenceNotFound, StoreUnavailable
+from service import AkteService, CaseNotFound, ReferenceNotFound
 
 EXIT_OK: Final = 0
 EXIT_NOT_FOUND: Final = 1
@@ -38,13 +31,6 @@ EXIT_UNAVAILABLE: Final = 2
 CLI_ENDPOINT: Final = "CLI akte history"
 DEFAULT_OPERATOR: Final = "operator"
 _EVERY_EVENT: Final = 2**62
-_STORE_ERRORS: Final = (StoreUnavailable, PersistenceError, psycopg.Error, sqlite3.Error)
-
-
-class _Failure(Exception):
-    def __init__(self, exit_code: int, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def add_history_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,7 +65,7 @@ def add_history_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
         default=DEFAULT_OPERATOR,
         help="who reads, as the read-access log records it (default %(default)s)",
     )
-    parser.set_defaults(run=_guarded)
+    parser.set_defaults(run=guarded(_history))
 
 
 def _aware(text: str) -> datetime:
@@ -90,45 +76,6 @@ def _aware(text: str) -> datetime:
     return moment
 
 
-def _guarded(args: argparse.Namespace) -> int:
-    try:
-        return _history(args)
-    except _Failure as failure:
-        print(f"akte: {failure}", file=sys.stderr)
-        return failure.exit_code
-
-
-def _settings() -> Settings:
-    try:
-        return settings_from_environment()
-    except InvalidSettings as error:
-        raise _Failure(EXIT_UNAVAILABLE, str(error)) from None
-
-
-@contextmanager
-def _open_service(settings: Settings) -> Iterator[AkteService]:
-    try:
-        service = build_service(settings)
-    except (*_STORE_ERRORS, OSError) as error:
-        raise _unavailable(error) from None
-    try:
-        yield service
-    except _STORE_ERRORS as error:
-        raise _unavailable(error) from None
-    finally:
-        service.close()
-
-
-def _unavailable(error: BaseException) -> _Failure:
-    return _Failure(EXIT_UNAVAILABLE, f"the event store is unavailable: {_reason(error)}")
-
-
-def _reason(error: BaseException) -> str:
-    # The first line only: drivers quote offending values further down.
-    lines = str(error).strip().splitlines()
-    return lines[0][:200] if lines else type(error).__name__
-
-
 def _case_id(service: AkteService, office_id: str, given: str) -> UUID:
     try:
         return UUID(given)
@@ -137,14 +84,14 @@ def _case_id(service: AkteService, office_id: str, given: str) -> UUID:
     try:
         return service.find_case_by_reference(office_id, given)
     except ReferenceNotFound:
-        raise _Failure(
+        raise CliFailure(
             EXIT_NOT_FOUND, f"neither a case id nor a file number in office {office_id}"
         ) from None
 
 
 def _history(args: argparse.Namespace) -> int:
-    settings = _settings()
-    with _open_service(settings) as service:
+    settings = settings_or_fail()
+    with open_service(settings) as service:
         case_id = _case_id(service, args.office or settings.default_office_id, args.case)
         try:
             history = build_history(
@@ -157,7 +104,7 @@ def _history(args: argparse.Namespace) -> int:
                 limit=_EVERY_EVENT,
             )
         except CaseNotFound as error:
-            raise _Failure(EXIT_NOT_FOUND, str(error)) from None
+            raise CliFailure(EXIT_NOT_FOUND, str(error)) from None
         service.record_read(
             by=args.by, endpoint=CLI_ENDPOINT, case_id=case_id, office_id=history.office_id
         )

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final, TextIO
 
-from adapters.bootstrap import InvalidSettings, build_service, settings_from_environment
+from adapters.bootstrap import build_service
+from adapters.cli_support import CliFailure, first_line, guarded, positive_int, settings_or_fail
 from adapters.projection_runner import (
     ApplicationEventLog,
     ProjectionRunner,
@@ -58,12 +59,6 @@ LOCK_WAIT_SECONDS: Final = 10.0
 when the server notices its connection is gone, which takes a moment)."""
 
 
-class CliFailure(Exception):
-    def __init__(self, exit_code: int, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
 def add_projection_commands(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     projections: Sequence[Projection] = READ_MODELS,
@@ -81,13 +76,13 @@ def add_projection_commands(
     rebuild.add_argument("names", nargs="*", metavar="NAME", help="read models (default: all)")
     rebuild.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_BATCH_SIZE,
         help="events per transaction (default %(default)s)",
     )
     rebuild.add_argument(
         "--jobs",
-        type=_positive,
+        type=positive_int,
         default=1,
         help="processes, each building a group of read models that share events "
         "(default %(default)s; 2 uses both cores of a two-core machine)",
@@ -131,25 +126,7 @@ def _bound(
     command: Callable[[argparse.Namespace, Sequence[Projection]], int],
     projections: Sequence[Projection],
 ) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args, projections)
-        except CliFailure as failure:
-            print(f"akte: {failure}", file=sys.stderr)
-            return failure.exit_code
-        except KeyboardInterrupt:
-            print("akte: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
-
-    return run
-
-
-def _positive(text: str) -> int:
-    number = int(text)
-    if number < 1:
-        msg = f"must be at least 1, not {number}"
-        raise argparse.ArgumentTypeError(msg)
-    return number
+    return guarded(lambda args: command(args, projections))
 
 
 # ------------------------------------------------------------------- plumbing
@@ -158,10 +135,7 @@ def _positive(text: str) -> int:
 def load_settings(office: str | None = None) -> Settings:
     """The settings from the environment; with offices as shards, those of the shard of
     ``office`` (default ``AKTE_SHARD_OFFICE``)."""
-    try:
-        return settings_from_environment(office)
-    except InvalidSettings as error:
-        raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
+    return settings_or_fail(office)
 
 
 @dataclass
@@ -177,7 +151,7 @@ def open_stores(settings: Settings) -> Iterator[Stores]:
         service = build_service(settings)
     except Exception as error:  # the library raises its own, psycopg's and sqlite3's errors
         raise CliFailure(
-            EXIT_UNAVAILABLE, f"the event store is unavailable: {_reason(error)}"
+            EXIT_UNAVAILABLE, f"the event store is unavailable: {first_line(error)}"
         ) from None
     views = open_views_store(settings)
     try:
@@ -187,11 +161,6 @@ def open_stores(settings: Settings) -> Iterator[Stores]:
     finally:
         views.close()
         service.close()
-
-
-def _reason(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0][:200] if lines else type(error).__name__
 
 
 def _chosen(projections: Sequence[Projection], names: Sequence[str]) -> list[Projection]:

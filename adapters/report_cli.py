@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Final
 
 from adapters import report_formats
+from adapters.cli_support import CliFailure
 from adapters.projection_cli import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
-    CliFailure,
     ProgressLine,
     Stores,
     load_settings,

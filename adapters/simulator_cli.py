@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, TextIO
 
-import psycopg
-from eventsourcing.persistence import PersistenceError
-
-from adapters.bootstrap import InvalidSettings, build_service, settings_from_environment
-from adapters.settings import Settings
+from adapters.cli_support import (
+    CliFailure,
+    guarded,
+    open_service,
+    positive_int,
+    settings_or_fail,
+)
 from adapters.simulator import (
     DEFAULT_OFFICE_ID,
     SimulationError,
@@ -35,19 +34,10 @@ from adapters.simulator import (
 )
 from domain.case_file import require_code
 from domain.errors import InvalidValue
-from service import AkteService, StoreUnavailable
 
 EXIT_OK: Final = 0
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
-
-_STORE_ERRORS: Final = (StoreUnavailable, PersistenceError, psycopg.Error, sqlite3.Error)
-
-
-class _Failure(Exception):
-    def __init__(self, exit_code: int, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def add_simulator_commands(
@@ -75,7 +65,7 @@ def add_simulator_commands(
         "--year", type=int, help="the first simulated year (default: the profile's)"
     )
     parser.add_argument(
-        "--years", type=_positive, default=1, help="consecutive years (default %(default)s)"
+        "--years", type=positive_int, default=1, help="consecutive years (default %(default)s)"
     )
     parser.add_argument(
         "--scale",
@@ -100,35 +90,35 @@ def add_simulator_commands(
     )
     parser.add_argument(
         "--case-cache",
-        type=_positive,
+        type=positive_int,
         help=(
             "case files the service keeps in memory, about 5 KB each (default: enough for "
             "the simulated office, at least AKTE_CASE_CACHE_SIZE)"
         ),
     )
-    parser.set_defaults(run=_guarded(_simulate))
+    parser.set_defaults(run=guarded(_simulate))
 
 
 def _simulate(args: argparse.Namespace) -> int:
     try:
         require_code("office", args.office)
     except InvalidValue as error:
-        raise _Failure(EXIT_USAGE, f"--office {error.message.removeprefix('office: ')}") from None
+        raise CliFailure(EXIT_USAGE, f"--office {error.message.removeprefix('office: ')}") from None
     try:
         profile = load_profile(args.profile)
     except SimulationError as error:
-        raise _Failure(EXIT_USAGE, str(error)) from None
-    settings = _settings()
+        raise CliFailure(EXIT_USAGE, str(error)) from None
+    settings = settings_or_fail()
     cache = args.case_cache or max(
         settings.case_cache_size,
         suggested_case_cache(args.scale, years=args.years, growth=args.growth),
     )
     settings = settings.model_copy(update={"case_cache_size": cache})
     progress = _SimulationProgressLine(sys.stderr)
-    with _open_service(settings) as service:
+    with open_service(settings) as service:
         existing = service.recorder.max_notification_id() or 0
         if existing and not args.append:
-            raise _Failure(
+            raise CliFailure(
                 EXIT_USAGE,
                 f"the store holds {existing:,} events already; simulate into an empty store "
                 "(another AKTE_DATA_DIR or AKTE_POSTGRES_SCHEMA) or pass --append",
@@ -147,10 +137,10 @@ def _simulate(args: argparse.Namespace) -> int:
             )
         except SimulationError as error:
             progress.end_line()
-            raise _Failure(EXIT_USAGE, str(error)) from None
+            raise CliFailure(EXIT_USAGE, str(error)) from None
         except KeyboardInterrupt:
             progress.end_line()
-            raise _Failure(
+            raise CliFailure(
                 EXIT_INTERRUPTED,
                 "interrupted; the store holds a part of the simulation, start again in an "
                 "empty store",
@@ -215,50 +205,3 @@ class _SimulationProgressLine:
         if self._line_open:
             self._stream.write("\n")
             self._line_open = False
-
-
-def _positive(text: str) -> int:
-    number = int(text)
-    if number < 1:
-        msg = f"must be at least 1, not {number}"
-        raise argparse.ArgumentTypeError(msg)
-    return number
-
-
-def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except _Failure as failure:
-            print(f"akte: {failure}", file=sys.stderr)
-            return failure.exit_code
-
-    return run
-
-
-def _settings() -> Settings:
-    try:
-        return settings_from_environment()
-    except InvalidSettings as error:
-        raise _Failure(EXIT_USAGE, str(error)) from None
-
-
-@contextmanager
-def _open_service(settings: Settings) -> Iterator[AkteService]:
-    try:
-        service = build_service(settings)
-    except (*_STORE_ERRORS, OSError) as error:
-        raise _unavailable(error) from None
-    try:
-        yield service
-    except _STORE_ERRORS as error:
-        raise _unavailable(error) from None
-    finally:
-        service.close()
-
-
-def _unavailable(error: BaseException) -> _Failure:
-    # Only the first line: drivers put details such as offending values on later lines.
-    lines = str(error).strip().splitlines()
-    reason = lines[0][:200] if lines else type(error).__name__
-    return _Failure(EXIT_USAGE, f"the event store is unavailable: {reason}")

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Final
 
 from adapters import whatif_formats
+from adapters.cli_support import CliFailure
 from adapters.projection_cli import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
-    CliFailure,
     ProgressLine,
     load_settings,
     open_stores,

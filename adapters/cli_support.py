@@ -1,0 +1,97 @@
+"""What every ``akte`` sub-command shares: one expected-failure type and the guard that
+prints it, the settings from the environment, and the service with the store's failures
+turned into one line for the operator (never a traceback, never a quoted value)."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Final
+
+import psycopg
+from eventsourcing.persistence import PersistenceError
+
+from adapters.bootstrap import InvalidSettings, build_service, settings_from_environment
+from adapters.settings import Settings
+from service import AkteService, StoreUnavailable
+
+EXIT_UNAVAILABLE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+STORE_ERRORS: Final = (StoreUnavailable, PersistenceError, psycopg.Error, sqlite3.Error)
+_MAX_REASON_LENGTH: Final = 200
+
+
+class CliFailure(Exception):
+    """An expected failure: one line for the user and the exit code."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def first_line(error: BaseException) -> str:
+    """The error's first line, shortened: drivers quote offending values on later lines."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:_MAX_REASON_LENGTH] if lines else type(error).__name__
+
+
+def guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """The command, printing a :class:`CliFailure` or an interrupt as one line and
+    returning its exit code."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except CliFailure as failure:
+            print(f"akte: {failure}", file=sys.stderr)
+            return failure.exit_code
+        except KeyboardInterrupt:
+            print("akte: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    return run
+
+
+def settings_or_fail(office: str | None = None, *, exit_code: int = EXIT_UNAVAILABLE) -> Settings:
+    """:func:`adapters.bootstrap.settings_from_environment`, or a :class:`CliFailure`."""
+    try:
+        return settings_from_environment(office)
+    except InvalidSettings as error:
+        raise CliFailure(exit_code, str(error)) from None
+
+
+@contextmanager
+def open_service(
+    settings: Settings,
+    *,
+    what: str = "the event store",
+    store_errors: tuple[type[BaseException], ...] = STORE_ERRORS,
+    exit_code: int = EXIT_UNAVAILABLE,
+) -> Iterator[AkteService]:
+    """The service over the configured store, closed afterwards; a store that cannot be
+    opened or fails meanwhile becomes a :class:`CliFailure` ("<what> is unavailable")."""
+    # OSError: the data directory cannot be created (permissions, a file in the way).
+    opening_errors: tuple[type[BaseException], ...] = (*store_errors, OSError)
+    try:
+        service = build_service(settings)
+    except opening_errors as error:
+        raise CliFailure(exit_code, f"{what} is unavailable: {first_line(error)}") from None
+    try:
+        yield service
+    except store_errors as error:
+        raise CliFailure(exit_code, f"{what} is unavailable: {first_line(error)}") from None
+    finally:
+        service.close()
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    number = int(text)
+    if number < 1:
+        msg = f"must be at least 1, not {number}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
