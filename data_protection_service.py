@@ -22,7 +22,7 @@ import functools
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
@@ -30,7 +30,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import PersistenceError, StoredEvent
+from eventsourcing.persistence import Notification, PersistenceError, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
 from psycopg import sql
 
@@ -202,38 +202,33 @@ class DataProtectionMixin:
     # ---------------------------------------------------------------- links
 
     def linked_records(self, case_id: UUID) -> LinkedRecords:
-        """Submissions, declarations and appointments linked to the case file.
+        """Submissions, declarations and appointments linked to the case file, and the
+        person's waitlist entries (see :class:`LinkedRecords`).
 
-        Scans the log for the link events (a few thousand a year): fine for the rare
-        erasure or subject access, not for a hot path.
+        One scan of the log for the link and waitlist events (a few thousand a year): fine
+        for the rare erasure or subject access, not for a hot path.
         """
         svc = self._svc()
+        case = svc.get_case(case_id)
         wanted = str(case_id)
         kinds = {
             get_topic(ContactSubmission.LinkedToCaseFile): "submissions",
             get_topic(CommitmentDeclaration.LinkedToCaseFile): "declarations",
             get_topic(Appointment.LinkedToCaseFile): "appointments",
         }
+        joined_topic = get_topic(WaitlistEntry.Joined)
         found: dict[str, list[str]] = {"submissions": [], "declarations": [], "appointments": []}
-        position = 0
-        while True:
-            with svc._store_errors():
-                notifications = svc.recorder.select_notifications(
-                    start=position,
-                    limit=_LINK_SCAN_PAGE,
-                    topics=list(kinds),
-                    inclusive_of_start=False,
-                )
-            for notification in notifications:
-                event = svc.mapper.to_domain_event(notification)
-                if str(getattr(event, "case_id", "")) == wanted:
-                    owner = str(notification.originator_id)
-                    bucket = found[kinds[notification.topic]]
-                    if owner not in bucket:
-                        bucket.append(owner)
-            if len(notifications) < _LINK_SCAN_PAGE:
-                break
-            position = notifications[-1].id
+        joined_here: list[WaitlistEntry.Joined] = []
+        for notification, event in self._scan([*kinds, joined_topic]):
+            if notification.topic == joined_topic:
+                entry = cast(WaitlistEntry.Joined, event)
+                if entry.office_id == case.office_id or entry.case_id == wanted:
+                    joined_here.append(entry)
+            elif str(getattr(event, "case_id", "")) == wanted:
+                owner = str(notification.originator_id)
+                bucket = found[kinds[notification.topic]]
+                if owner not in bucket:
+                    bucket.append(owner)
         # Attendance recorded on the file names appointments too.
         for event in svc.case_events(case_id):
             if (
@@ -241,16 +236,38 @@ class DataProtectionMixin:
                 and event.appointment_id not in found["appointments"]
             ):
                 found["appointments"].append(event.appointment_id)
-        waitlist_entries = self._waitlist_entries_of(svc.get_case(case_id), found["appointments"])
+        person_keys = self._person_keys(case, found["appointments"])
+        waitlist_entries = [
+            str(entry.originator_id)
+            for entry in joined_here
+            if entry.case_id == wanted or entry.person_key in person_keys
+        ]
         return LinkedRecords(**found, waitlist_entries=waitlist_entries)
 
-    def _waitlist_entries_of(self, case: CaseFile, appointment_ids: list[str]) -> list[str]:
-        """The waitlist entries joined for the file, and the office's entries whose person
-        key is that of the file's person (from its master data, or, once those are erased,
-        from its linked appointments)."""
+    def _scan(self, topics: list[str]) -> Iterator[tuple[Notification, Any]]:
+        """The log's events of these topics, decoded, page by page."""
+        svc = self._svc()
+        position = 0
+        while True:
+            with svc._store_errors():
+                notifications = svc.recorder.select_notifications(
+                    start=position,
+                    limit=_LINK_SCAN_PAGE,
+                    topics=topics,
+                    inclusive_of_start=False,
+                )
+            for notification in notifications:
+                yield notification, svc.mapper.to_domain_event(notification)
+            if len(notifications) < _LINK_SCAN_PAGE:
+                return
+            position = notifications[-1].id
+
+    def _person_keys(self, case: CaseFile, appointment_ids: list[str]) -> set[str]:
+        """The person keys (see ``person_key_for``) of the file's person: from its master
+        data, or, once those are erased, from its linked appointments."""
         svc = self._svc()
         if svc._appointment_setup is None:
-            return []
+            return set()
         person_keys: set[str] = set()
         master_data = case.master_data
         if not is_redacted(master_data.surname):
@@ -267,26 +284,7 @@ class DataProtectionMixin:
                 continue  # named on the file, never booked here
             if isinstance(appointment, Appointment) and appointment.person_key:
                 person_keys.add(appointment.person_key)
-        entries: list[str] = []
-        position = 0
-        while True:
-            with svc._store_errors():
-                notifications = svc.recorder.select_notifications(
-                    start=position,
-                    limit=_LINK_SCAN_PAGE,
-                    topics=[get_topic(WaitlistEntry.Joined)],
-                    inclusive_of_start=False,
-                )
-            for notification in notifications:
-                joined = cast(WaitlistEntry.Joined, svc.mapper.to_domain_event(notification))
-                if joined.case_id == str(case.id) or (
-                    joined.office_id == case.office_id and joined.person_key in person_keys
-                ):
-                    entries.append(str(notification.originator_id))
-            if len(notifications) < _LINK_SCAN_PAGE:
-                break
-            position = notifications[-1].id
-        return entries
+        return person_keys
 
     # -------------------------------------------------------------- erasure
 
