@@ -42,6 +42,7 @@ from typing import Any, Final, Protocol
 
 import adapters.bootstrap
 from adapters.bootstrap import build_service, library_env
+from adapters.cli_support import positive_int
 from adapters.event_chain import ChainSource, verify_chains
 from adapters.settings import Settings
 from benchmarks.core import (
@@ -57,10 +58,14 @@ from benchmarks.core import (
     Step,
     StoreName,
     _open_in_memory,
+    add_postgres_arguments,
     command_plan,
     fresh_store,
     machine_info,
+    postgres_from,
     postgres_server_version,
+    store_names,
+    write_json,
 )
 from benchmarks.projections import settings_env, write_log
 from domain.acts import Act
@@ -387,39 +392,18 @@ def _say(config: Config, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-def _stores(text: str) -> tuple[StoreName, ...]:
-    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [name for name in chosen if name not in STORES]
-    if unknown or not chosen:
-        msg = f"stores are {', '.join(STORES)}"
-        raise argparse.ArgumentTypeError(msg)
-    return chosen  # type: ignore[return-value]
-
-
-def _positive(text: str) -> int:
-    number = int(text)
-    if number < 1:
-        msg = f"must be at least 1, not {number}"
-        raise argparse.ArgumentTypeError(msg)
-    return number
-
-
 def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None, bool]:
     parser = argparse.ArgumentParser(
         prog="bin/bench-audit", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     defaults = Config()
-    pg = PostgresParams()
-    parser.add_argument("--stores", type=_stores, default=defaults.stores)
-    parser.add_argument("--events", type=_positive, default=defaults.events)
-    parser.add_argument("--repeats", type=_positive, default=defaults.repeats)
-    parser.add_argument("--commands", type=_positive, default=defaults.commands)
+    parser.add_argument("--stores", type=store_names, default=defaults.stores)
+    parser.add_argument("--events", type=positive_int, default=defaults.events)
+    parser.add_argument("--repeats", type=positive_int, default=defaults.repeats)
+    parser.add_argument("--commands", type=positive_int, default=defaults.commands)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     parser.add_argument("--tmp-dir", type=Path, help="where SQLite stores go")
-    parser.add_argument("--pg-host", default=pg.host)
-    parser.add_argument("--pg-port", type=int, default=pg.port)
-    parser.add_argument("--pg-user", default=pg.user)
-    parser.add_argument("--pg-dbname", default=pg.dbname)
+    add_postgres_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--child-verify", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -428,7 +412,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None, bool]:
         events=args.events,
         repeats=args.repeats,
         commands=args.commands,
-        postgres=PostgresParams(args.pg_host, args.pg_port, args.pg_user, args.pg_dbname),
+        postgres=postgres_from(args),
         tmp_root=args.tmp_dir,
         progress=not args.quiet,
     )
@@ -443,8 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results, notes = run(config)
     print(format_report(results, notes))
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(to_json(results, notes), indent=2), encoding="utf-8")
+        write_json(json_path, to_json(results, notes))
     return 0
 
 

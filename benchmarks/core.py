@@ -33,7 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -52,6 +52,7 @@ from pydantic import SecretStr
 
 from adapters.bootstrap import build_service, library_env
 from adapters.catalogue import load_catalogue
+from adapters.cli_support import positive_int
 from adapters.settings import Settings
 from adapters.transcoding import (
     OrjsonTranscoder,
@@ -949,21 +950,35 @@ def format_report(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _stores(text: str) -> tuple[StoreName, ...]:
+def store_names(text: str) -> tuple[StoreName, ...]:
+    """Parse ``--stores``: a comma-separated, non-empty subset of STORES, in the order given."""
     names = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [name for name in names if name not in STORES]
-    if unknown or not names:
+    if not names or any(name not in STORES for name in names):
         msg = f"stores must be a comma-separated subset of {','.join(STORES)}"
         raise argparse.ArgumentTypeError(msg)
     return cast(tuple[StoreName, ...], names)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        msg = "must be at least 1"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+def add_postgres_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--pg-host/--pg-port/--pg-user/--pg-dbname``, defaulting to ``PostgresParams()``."""
+    pg = PostgresParams()
+    parser.add_argument("--pg-host", default=pg.host)
+    parser.add_argument("--pg-port", type=int, default=pg.port)
+    parser.add_argument("--pg-user", default=pg.user)
+    parser.add_argument("--pg-dbname", default=pg.dbname)
+
+
+def postgres_from(args: argparse.Namespace) -> PostgresParams:
+    """The PostgresParams given by the arguments ``add_postgres_arguments`` added."""
+    return PostgresParams(
+        host=args.pg_host, port=args.pg_port, user=args.pg_user, dbname=args.pg_dbname
+    )
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` to ``path`` as indented JSON with a trailing newline, creating parents."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, Path | None]:
@@ -971,54 +986,50 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, Path | N
         prog="bin/bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     defaults = BenchConfig()
-    pg = PostgresParams()
     parser.add_argument(
-        "--stores", type=_stores, default=defaults.stores, help="default: sqlite,postgres"
+        "--stores", type=store_names, default=defaults.stores, help="default: sqlite,postgres"
     )
     parser.add_argument(
-        "--repeats", type=_positive, default=defaults.repeats, help="default: %(default)s"
+        "--repeats", type=positive_int, default=defaults.repeats, help="default: %(default)s"
     )
     parser.add_argument(
         "--commands",
-        type=_positive,
+        type=positive_int,
         default=defaults.commands,
         help="commands per measurement (default: %(default)s)",
     )
     parser.add_argument(
         "--cases",
-        type=_positive,
+        type=positive_int,
         default=defaults.cases,
         help="case files the commands go to, round robin (default: %(default)s)",
     )
     parser.add_argument(
         "--events",
-        type=_positive,
+        type=positive_int,
         default=defaults.long_case_events,
         help="events of the case file loaded in section 2 (default: %(default)s)",
     )
     parser.add_argument(
         "--loads",
-        type=_positive,
+        type=positive_int,
         default=defaults.loads_per_repeat,
         help="loads per repeat in section 2 (default: %(default)s)",
     )
     parser.add_argument(
         "--passes",
-        type=_positive,
+        type=positive_int,
         default=defaults.transcoder_passes,
         help="passes over the sample states per transcoder measurement (default: %(default)s)",
     )
     parser.add_argument(
         "--snapshot-interval",
-        type=_positive,
+        type=positive_int,
         default=defaults.snapshot_interval,
         help="the service's snapshot interval (default: %(default)s)",
     )
     parser.add_argument("--tmp-dir", type=Path, default=None, help="where SQLite files go")
-    parser.add_argument("--pg-host", default=pg.host)
-    parser.add_argument("--pg-port", type=int, default=pg.port)
-    parser.add_argument("--pg-user", default=pg.user)
-    parser.add_argument("--pg-dbname", default=pg.dbname)
+    add_postgres_arguments(parser)
     parser.add_argument(
         "--json", type=Path, default=None, metavar="OUT", help="also write the results as JSON"
     )
@@ -1033,9 +1044,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, Path | N
         long_case_events=args.events,
         loads_per_repeat=args.loads,
         transcoder_passes=args.passes,
-        postgres=PostgresParams(
-            host=args.pg_host, port=args.pg_port, user=args.pg_user, dbname=args.pg_dbname
-        ),
+        postgres=postgres_from(args),
         tmp_root=args.tmp_dir,
         progress=not args.quiet,
     )
@@ -1047,8 +1056,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(config)
     print(format_report(report))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        write_json(json_out, report.to_json())
         print(f"\nwritten: {json_out}")
     return 0
 

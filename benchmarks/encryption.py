@@ -29,7 +29,6 @@ the time taken (target: under 1.5). Fresh stores, dropped afterwards.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -43,6 +42,7 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper
 
 from adapters.bootstrap import build_service
+from adapters.cli_support import positive_int
 from adapters.data_keys import DEFAULT_RESERVE_SIZE
 from adapters.personal_mapper import PersonalDataMapper
 from adapters.settings import Settings
@@ -60,6 +60,8 @@ from benchmarks.core import (
     machine_info,
     postgres_server_version,
     run_service_commands,
+    store_names,
+    write_json,
 )
 from service import AkteService, project_case
 
@@ -402,34 +404,18 @@ def format_report(report: EncryptionReport) -> str:
     return "\n".join(lines)
 
 
-def _stores(text: str) -> tuple[StoreName, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not names or any(name not in STORES for name in names):
-        msg = f"stores must be a comma-separated subset of {','.join(STORES)}"
-        raise argparse.ArgumentTypeError(msg)
-    return names  # type: ignore[return-value]
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        msg = "must be at least 1"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bin/bench-encryption",
         description=__doc__,
         formatter_class=argparse.RawTextHelpFormatter,
     )
-    parser.add_argument("--stores", type=_stores, default=STORES)
-    parser.add_argument("--repeats", type=_positive, default=5)
-    parser.add_argument("--commands", type=_positive, default=1000)
-    parser.add_argument("--cases", type=_positive, default=20)
-    parser.add_argument("--events", type=_positive, default=1000)
-    parser.add_argument("--loads", type=_positive, default=10)
+    parser.add_argument("--stores", type=store_names, default=STORES)
+    parser.add_argument("--repeats", type=positive_int, default=5)
+    parser.add_argument("--commands", type=positive_int, default=1000)
+    parser.add_argument("--cases", type=positive_int, default=20)
+    parser.add_argument("--events", type=positive_int, default=1000)
+    parser.add_argument("--loads", type=positive_int, default=10)
     parser.add_argument("--tmp-dir", type=Path, help="where SQLite stores go")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -448,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(config)
     print(format_report(report))
     if args.json is not None:
-        args.json.write_text(json.dumps(report.as_json(), indent=2), encoding="utf-8")
+        write_json(args.json, report.as_json())
     return 0
 
 

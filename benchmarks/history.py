@@ -26,7 +26,6 @@ its rows with a note.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -47,6 +46,7 @@ from adapters.case_history import (
     history_html,
     history_json,
 )
+from adapters.cli_support import positive_int
 from benchmarks.core import (
     STORES,
     BenchConfig,
@@ -55,10 +55,14 @@ from benchmarks.core import (
     Ratio,
     Report,
     StoreName,
+    add_postgres_arguments,
     build_long_case,
     fresh_store,
     machine_info,
+    postgres_from,
     postgres_server_version,
+    store_names,
+    write_json,
 )
 from service import AkteService
 
@@ -272,22 +276,6 @@ def format_report(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _stores(text: str) -> tuple[StoreName, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not names or any(name not in STORES for name in names):
-        msg = f"stores must be a comma-separated subset of {','.join(STORES)}"
-        raise argparse.ArgumentTypeError(msg)
-    return tuple(name for name in STORES if name in names)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        msg = "must be at least 1"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
 def parse_args(argv: Sequence[str] | None = None) -> tuple[HistoryBenchConfig, Path | None]:
     parser = argparse.ArgumentParser(
         prog="bin/bench-history",
@@ -295,38 +283,32 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[HistoryBenchConfig, P
         formatter_class=argparse.RawTextHelpFormatter,
     )
     defaults = HistoryBenchConfig()
-    pg = PostgresParams()
-    parser.add_argument("--stores", type=_stores, default=defaults.stores)
+    parser.add_argument("--stores", type=store_names, default=defaults.stores)
     parser.add_argument(
-        "--events", type=_positive, default=defaults.events, help="default: %(default)s"
+        "--events", type=positive_int, default=defaults.events, help="default: %(default)s"
     )
     parser.add_argument(
-        "--repeats", type=_positive, default=defaults.repeats, help="default: %(default)s"
+        "--repeats", type=positive_int, default=defaults.repeats, help="default: %(default)s"
     )
     parser.add_argument(
         "--loads",
-        type=_positive,
+        type=positive_int,
         default=defaults.loads_per_repeat,
         help="timings per repeat (default: %(default)s)",
     )
     parser.add_argument("--tmp-dir", type=Path, default=None, help="where SQLite files go")
-    parser.add_argument("--pg-host", default=pg.host)
-    parser.add_argument("--pg-port", type=int, default=pg.port)
-    parser.add_argument("--pg-user", default=pg.user)
-    parser.add_argument("--pg-dbname", default=pg.dbname)
+    add_postgres_arguments(parser)
     parser.add_argument("--json", type=Path, default=None, metavar="OUT")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     if args.events <= DIFF_SPAN:
         parser.error(f"--events must be more than {DIFF_SPAN}")
     config = HistoryBenchConfig(
-        stores=args.stores,
+        stores=tuple(store for store in STORES if store in args.stores),  # in STORES order
         events=args.events,
         repeats=args.repeats,
         loads_per_repeat=args.loads,
-        postgres=PostgresParams(
-            host=args.pg_host, port=args.pg_port, user=args.pg_user, dbname=args.pg_dbname
-        ),
+        postgres=postgres_from(args),
         tmp_root=args.tmp_dir,
         progress=not args.quiet,
     )
@@ -338,8 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(config)
     print(format_report(report))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        write_json(json_out, report.to_json())
         print(f"\nwritten: {json_out}")
     return 0
 

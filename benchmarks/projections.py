@@ -46,6 +46,7 @@ from typing import Any, Final, cast
 from uuid import UUID, uuid4
 
 from adapters.bootstrap import build_service
+from adapters.cli_support import positive_int
 from adapters.projection_runner import (
     ApplicationEventLog,
     ProjectionRunner,
@@ -59,9 +60,13 @@ from benchmarks.core import (
     Machine,
     PostgresParams,
     StoreName,
+    add_postgres_arguments,
     fresh_store,
     machine_info,
+    postgres_from,
     postgres_server_version,
+    store_names,
+    write_json,
 )
 from domain.acts import Act
 from domain.case_file import CaseFile, MasterData
@@ -804,22 +809,6 @@ def to_json(report: ProjectionReport) -> dict[str, Any]:
 # ---------------------------------------------------------------------- main
 
 
-def _stores(text: str) -> tuple[StoreName, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not names or any(name not in STORES for name in names):
-        msg = f"stores must be a comma-separated subset of {','.join(STORES)}"
-        raise argparse.ArgumentTypeError(msg)
-    return cast(tuple[StoreName, ...], names)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        msg = "must be at least 1"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
 def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None, int | None]:
     parser = argparse.ArgumentParser(
         prog="bin/bench-projections",
@@ -827,18 +816,14 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None, int | N
         formatter_class=argparse.RawTextHelpFormatter,
     )
     defaults = Config()
-    pg = PostgresParams()
-    parser.add_argument("--stores", type=_stores, default=defaults.stores)
-    parser.add_argument("--events", type=_positive, default=defaults.events)
-    parser.add_argument("--repeats", type=_positive, default=defaults.repeats)
+    parser.add_argument("--stores", type=store_names, default=defaults.stores)
+    parser.add_argument("--events", type=positive_int, default=defaults.events)
+    parser.add_argument("--repeats", type=positive_int, default=defaults.repeats)
     parser.add_argument("--lag-seconds", type=float, default=defaults.lag_seconds)
     parser.add_argument("--rate", type=float, default=defaults.rate, help="commands/s")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     parser.add_argument("--tmp-dir", type=Path, help="where SQLite stores go")
-    parser.add_argument("--pg-host", default=pg.host)
-    parser.add_argument("--pg-port", type=int, default=pg.port)
-    parser.add_argument("--pg-user", default=pg.user)
-    parser.add_argument("--pg-dbname", default=pg.dbname)
+    add_postgres_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--child-rebuild", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -848,7 +833,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None, int | N
         repeats=args.repeats,
         lag_seconds=args.lag_seconds,
         rate=args.rate,
-        postgres=PostgresParams(args.pg_host, args.pg_port, args.pg_user, args.pg_dbname),
+        postgres=postgres_from(args),
         tmp_root=args.tmp_dir,
         progress=not args.quiet,
     )
@@ -863,8 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(config)
     print(format_report(report))
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(to_json(report), indent=2), encoding="utf-8")
+        write_json(json_path, to_json(report))
     return 0
 
 

@@ -22,7 +22,6 @@ the number of totals rows (months x figures x kinds), not on the scale.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -49,6 +48,8 @@ from benchmarks.core import (
     fresh_store,
     machine_info,
     postgres_server_version,
+    store_names,
+    write_json,
 )
 from projections import statistics as statistics_model
 from projections.engine import ProjectionEngine, ViewsStore
@@ -276,18 +277,9 @@ def format_report(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _stores(text: str) -> tuple[StoreName, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    for name in names:
-        if name not in STORES:
-            msg = f"unknown store {name!r} (sqlite, postgres)"
-            raise argparse.ArgumentTypeError(msg)
-    return names  # type: ignore[return-value]
-
-
 def parse_args(argv: Sequence[str] | None = None) -> tuple[ReportBenchConfig, Path | None]:
     parser = argparse.ArgumentParser(prog="bench-report", description=__doc__.split("\n")[0])
-    parser.add_argument("--stores", type=_stores, default=STORES)
+    parser.add_argument("--stores", type=store_names, default=STORES)
     parser.add_argument("--scale", type=float, default=0.05, help="default %(default)s")
     parser.add_argument("--years", type=int, default=10, help="default %(default)s")
     parser.add_argument("--repeats", type=int, default=7, help="default %(default)s")
@@ -315,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(config)
     print(format_report(report))
     if json_out is not None:
-        json_out.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        write_json(json_out, report.to_json())
     return 1 if any("MISMATCH" in note for note in report.notes) else 0
 
 

@@ -24,7 +24,6 @@ documents in its own tables (``AKTE_DOCUMENT_STORE=auto``), SQLite in a director
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -35,14 +34,19 @@ from pathlib import Path
 from typing import Any, Final
 
 from adapters.bootstrap import build_service
+from adapters.cli_support import positive_int
 from adapters.scan_import import ImportReport, import_scans
 from benchmarks.core import (
     BenchConfig,
     PostgresParams,
     StoreName,
+    add_postgres_arguments,
     fresh_store,
     machine_info,
+    postgres_from,
     postgres_server_version,
+    store_names,
+    write_json,
 )
 from tests.sample_files import write_legacy_batch
 
@@ -216,40 +220,19 @@ def format_report(report: ImportBenchReport) -> str:
     return "\n".join(lines)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        msg = "must be at least 1"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
-def _stores(text: str) -> tuple[StoreName, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    chosen = tuple(store for store in STORES if store in names)
-    if not chosen or len(chosen) != len(names):
-        msg = f"stores must be a comma-separated subset of {','.join(STORES)}"
-        raise argparse.ArgumentTypeError(msg)
-    return chosen
-
-
 def parse_args(argv: Sequence[str] | None = None) -> tuple[ImportBenchConfig, Path | None]:
     parser = argparse.ArgumentParser(
         prog="bin/bench-import", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     defaults = ImportBenchConfig()
-    pg = PostgresParams()
-    parser.add_argument("--folders", type=_positive, default=defaults.folders)
+    parser.add_argument("--folders", type=positive_int, default=defaults.folders)
     parser.add_argument(
         "--page-kb", type=int, default=defaults.page_kb, help="KB per scanned page (default 30)"
     )
-    parser.add_argument("--stores", type=_stores, default=defaults.stores)
-    parser.add_argument("--repeats", type=_positive, default=defaults.repeats)
+    parser.add_argument("--stores", type=store_names, default=defaults.stores)
+    parser.add_argument("--repeats", type=positive_int, default=defaults.repeats)
     parser.add_argument("--tmp-dir", type=Path, default=None, help="where batch and stores go")
-    parser.add_argument("--pg-host", default=pg.host)
-    parser.add_argument("--pg-port", type=int, default=pg.port)
-    parser.add_argument("--pg-user", default=pg.user)
-    parser.add_argument("--pg-dbname", default=pg.dbname)
+    add_postgres_arguments(parser)
     parser.add_argument("--json", type=Path, default=None, metavar="OUT")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
@@ -257,11 +240,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ImportBenchConfig, Pa
         ImportBenchConfig(
             folders=args.folders,
             page_kb=max(args.page_kb, 0),
-            stores=args.stores,
+            stores=tuple(store for store in STORES if store in args.stores),  # in STORES order
             repeats=args.repeats,
-            postgres=PostgresParams(
-                host=args.pg_host, port=args.pg_port, user=args.pg_user, dbname=args.pg_dbname
-            ),
+            postgres=postgres_from(args),
             tmp_root=args.tmp_dir,
             progress=not args.quiet,
         ),
@@ -274,8 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(config)
     print(format_report(report))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        write_json(json_out, report.to_json())
         print(f"\nwritten: {json_out}")
     return 0
 

@@ -18,7 +18,6 @@ transaction, so on SQLite the disk's flush latency (fsync of the WAL) sets the p
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ from time import perf_counter
 from typing import Any, Final
 
 from adapters.bootstrap import build_service
+from adapters.cli_support import positive_int
 from adapters.simulator import achieved, load_profile, simulate, suggested_case_cache
 from benchmarks.core import (
     STORES,
@@ -36,9 +36,13 @@ from benchmarks.core import (
     Machine,
     PostgresParams,
     StoreName,
+    add_postgres_arguments,
     fresh_store,
     machine_info,
+    postgres_from,
     postgres_server_version,
+    store_names,
+    write_json,
 )
 
 DEFAULT_SEED: Final = 2024
@@ -248,53 +252,30 @@ def to_json(report: SimulatorReport) -> dict[str, Any]:
     }
 
 
-def _stores(text: str) -> tuple[StoreName, ...]:
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in STORES]
-    if unknown or not names:
-        msg = f"stores are sqlite and/or postgres, not {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return tuple(name for name in STORES if name in names)
-
-
-def _positive(text: str) -> int:
-    number = int(text)
-    if number < 1:
-        msg = f"must be at least 1, not {number}"
-        raise argparse.ArgumentTypeError(msg)
-    return number
-
-
 def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None]:
     defaults = Config()
-    pg = defaults.postgres
     parser = argparse.ArgumentParser(
         prog="bench-simulator", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
-    parser.add_argument("--stores", type=_stores, default=defaults.stores)
+    parser.add_argument("--stores", type=store_names, default=defaults.stores)
     parser.add_argument("--scale", type=float, default=defaults.scale)
-    parser.add_argument("--years", type=_positive, default=defaults.years)
+    parser.add_argument("--years", type=positive_int, default=defaults.years)
     parser.add_argument("--year", type=int, default=defaults.year, help="the first year")
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--repeats", type=_positive, default=defaults.repeats)
+    parser.add_argument("--repeats", type=positive_int, default=defaults.repeats)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     parser.add_argument("--tmp-dir", type=Path, help="where SQLite stores go")
-    parser.add_argument("--pg-host", default=pg.host)
-    parser.add_argument("--pg-port", type=int, default=pg.port)
-    parser.add_argument("--pg-user", default=pg.user)
-    parser.add_argument("--pg-dbname", default=pg.dbname)
+    add_postgres_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
     config = Config(
-        stores=args.stores,
+        stores=tuple(store for store in STORES if store in args.stores),  # in STORES order
         scale=args.scale,
         years=args.years,
         year=args.year,
         seed=args.seed,
         repeats=args.repeats,
-        postgres=PostgresParams(
-            host=args.pg_host, port=args.pg_port, user=args.pg_user, dbname=args.pg_dbname
-        ),
+        postgres=postgres_from(args),
         tmp_root=args.tmp_dir,
         progress=not args.quiet,
     )
@@ -306,8 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(config)
     print(format_report(report))
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(to_json(report), indent=2), encoding="utf-8")
+        write_json(json_path, to_json(report))
     return 0
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import multiprocessing
 import os
 import platform
@@ -62,6 +61,8 @@ from benchmarks.core import (
     postgres_server_version,
     run_bare_commands,
     run_service_commands,
+    store_names,
+    write_json,
 )
 from benchmarks.loadtest import WRITES, caseworkers_for, percentile, run_load
 from domain.acts import Act
@@ -864,16 +865,6 @@ def write_readme(text: str, readme: Path = README) -> None:
     readme.write_text(updated)
 
 
-def _stores(text: str) -> list[StoreName]:
-    stores: list[StoreName] = []
-    for name in text.split(","):
-        if name not in ("sqlite", "postgres"):
-            msg = f"unknown store {name!r}"
-            raise argparse.ArgumentTypeError(msg)
-        stores.append(name)  # type: ignore[arg-type]
-    return stores
-
-
 def _sections(text: str) -> list[str]:
     chosen = [s for s in text.split(",") if s]
     unknown = set(chosen) - set(SECTIONS)
@@ -886,7 +877,9 @@ def _sections(text: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench-all", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for iteration")
-    parser.add_argument("--stores", type=_stores, default=["sqlite", "postgres"])
+    parser.add_argument(
+        "--stores", type=lambda text: list(store_names(text)), default=["sqlite", "postgres"]
+    )
     parser.add_argument("--sections", type=_sections, default=list(SECTIONS))
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
@@ -896,7 +889,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = format_report(report, command)
     print(text)
     if args.json is not None:
-        args.json.write_text(json.dumps(to_json(report), indent=2) + "\n")
+        write_json(args.json, to_json(report))
     if args.readme:
         write_readme(text)
     return 0
