@@ -34,8 +34,8 @@ from eventsourcing.persistence import Notification, PersistenceError, StoredEven
 from eventsourcing.utils import get_topic, resolve_topic
 from psycopg import sql
 
-from adapters.data_keys import DataKeys
-from adapters.personal_mapper import SEALED, PersonalDataMapper
+from adapters.personal_data.key_store import DataKeys
+from adapters.personal_data.mapper import SEALED, PersonalDataMapper
 from domain.appointments import Appointment, WaitlistEntry
 from domain.case_file import CaseFile
 from domain.commitment_declaration import CommitmentDeclaration

@@ -32,12 +32,12 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
-from adapters.catalogue import Catalogue
 from adapters.documents.store import DocumentStore, StoredDocument
 from adapters.payment.provider import PaymentOrder, PaymentProvider
-from adapters.personal_data_setup import PersonalDataConfig
-from adapters.personal_mapper import PersonalDataMapper, SkippingSnapshotStore
-from adapters.transcoding import register_akte_transcodings
+from adapters.personal_data.mapper import PersonalDataMapper, SkippingSnapshotStore
+from adapters.personal_data.setup import PersonalDataConfig
+from adapters.reference.catalogue import Catalogue
+from adapters.store.transcoding import register_akte_transcodings
 from appointments_service import AppointmentsMixin
 from data_protection_service import DataProtectionMixin, gives_back_unwritten_ids
 from domain.acts import Act

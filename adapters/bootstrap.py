@@ -11,17 +11,17 @@ import psycopg
 from psycopg import sql
 from pydantic import ValidationError
 
-from adapters.appointments_setup import appointment_setup_for
-from adapters.catalogue import load_catalogue
-from adapters.chained_recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from adapters.documents import document_store_for
-from adapters.personal_data_setup import personal_data_for
+from adapters.mail.setup import appointment_setup_for
+from adapters.personal_data.setup import personal_data_for
+from adapters.reference.catalogue import load_catalogue
 from adapters.settings import Settings
+from adapters.store.recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from service import AkteService, system_clock
 
 _MAX_IDENTIFIER = 63
 _TRANSCODER_TOPICS = {
-    "orjson": "adapters.transcoding:OrjsonTranscoder",
+    "orjson": "adapters.store.transcoding:OrjsonTranscoder",
     "json": "eventsourcing.persistence:JSONTranscoder",
 }
 

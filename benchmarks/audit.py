@@ -42,9 +42,9 @@ from typing import Any, Final, Protocol
 
 import adapters.bootstrap
 from adapters.bootstrap import build_service, library_env
-from adapters.cli_support import positive_int
-from adapters.event_chain import ChainSource, verify_chains
+from adapters.cli.support import positive_int
 from adapters.settings import Settings
+from adapters.store.hash_chain import ChainSource, verify_chains
 from benchmarks.core import (
     BY,
     LEGAL_BASIS,

@@ -1,6 +1,6 @@
 """Akte as separate processes on one machine: API servers and projection workers.
 
-Shared by the multi-process test (``tests/test_scale_out.py``), the load test
+Shared by the multi-process test (``tests/system/test_scale_out.py``), the load test
 (``benchmarks/loadtest.py``) and the benchmark suite (``benchmarks/suite.py``). Each
 process is ``akte serve`` or ``akte projections run`` exactly as deployed, started with
 the ``AKTE_*`` settings of a :class:`~adapters.settings.Settings`; its output goes to a
@@ -23,15 +23,15 @@ from typing import Final
 
 import httpx2 as httpx
 
-from adapters.http.identity import Role
-from adapters.http.local_issuer import LocalIssuer
+from adapters.http.auth.identity import Role
+from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
-from adapters.views_store import open_views_store
+from adapters.views.store import open_views_store
 from projections.engine import ProjectionError, read_positions
 from projections.read_models import READ_MODELS
 
 ROOT: Final = Path(__file__).resolve().parents[1]
-AKTE: Final = "import sys; from adapters.cli import main; sys.exit(main())"
+AKTE: Final = "import sys; from adapters.cli.main import main; sys.exit(main())"
 """``akte`` itself, run by this interpreter (no dependence on the entry point's PATH)."""
 START_TIMEOUT: Final = 60.0
 STOP_TIMEOUT: Final = 15.0

@@ -51,10 +51,10 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from adapters.bootstrap import build_service, library_env
-from adapters.catalogue import load_catalogue
-from adapters.cli_support import positive_int
+from adapters.cli.support import positive_int
+from adapters.reference.catalogue import load_catalogue
 from adapters.settings import Settings
-from adapters.transcoding import (
+from adapters.store.transcoding import (
     OrjsonTranscoder,
     json_transcoder,
     orjson_transcoder,

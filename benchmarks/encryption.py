@@ -42,9 +42,9 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper
 
 from adapters.bootstrap import build_service
-from adapters.cli_support import positive_int
-from adapters.data_keys import DEFAULT_RESERVE_SIZE
-from adapters.personal_mapper import PersonalDataMapper
+from adapters.cli.support import positive_int
+from adapters.personal_data.key_store import DEFAULT_RESERVE_SIZE
+from adapters.personal_data.mapper import PersonalDataMapper
 from adapters.settings import Settings
 from benchmarks.core import (
     BY,
@@ -271,7 +271,7 @@ def bench_replay(config: BenchConfig, store: StoreName, report: EncryptionReport
 
 def bench_mapper(config: BenchConfig, report: EncryptionReport) -> None:
     """The mapper alone: encode and decode every event of the rich histories."""
-    from tests.histories import closed_case, rich_case
+    from adapters.simulation.case_histories import closed_case, rich_case
 
     events: list[Any] = []
     for _ in range(20):

@@ -37,7 +37,8 @@ from typing import Final
 from uuid import UUID
 
 from adapters.bootstrap import build_service
-from adapters.case_history import (
+from adapters.cli.support import positive_int
+from adapters.reports.case_history import (
     DEFAULT_HISTORY_PAGE,
     CaseHistory,
     build_diff,
@@ -46,7 +47,6 @@ from adapters.case_history import (
     history_html,
     history_json,
 )
-from adapters.cli_support import positive_int
 from benchmarks.core import (
     STORES,
     BenchConfig,

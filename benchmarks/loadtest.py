@@ -43,8 +43,8 @@ import httpx2 as httpx
 import psycopg
 
 from adapters.bootstrap import build_service
-from adapters.http.identity import Role
-from adapters.http.local_issuer import LocalIssuer
+from adapters.http.auth.identity import Role
+from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
 from benchmarks.cluster import (
     ApiProcess,

@@ -46,14 +46,14 @@ from typing import Any, Final, cast
 from uuid import UUID, uuid4
 
 from adapters.bootstrap import build_service
-from adapters.cli_support import positive_int
-from adapters.projection_runner import (
+from adapters.cli.support import positive_int
+from adapters.settings import Settings
+from adapters.views.runner import (
     ApplicationEventLog,
     ProjectionRunner,
     rebuild_in_processes,
 )
-from adapters.settings import Settings
-from adapters.views_store import open_views_store
+from adapters.views.store import open_views_store
 from benchmarks.core import (
     STORES,
     BenchConfig,

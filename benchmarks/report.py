@@ -6,7 +6,7 @@ Run ``bin/bench-report`` (or ``python -m benchmarks.report``) from the repositor
                      [--repeats 7] [--reads 30] [--json OUT]
 
 Per store it simulates one office year (2024) in one fresh store and ten office years
-(2015-2024) in another, through the service (``adapters/simulator.py``), and catches the
+(2015-2024) in another, through the service (``adapters/simulation/simulator.py``), and catches the
 statistics read model up in each. It then reads the 2024 report from both, interleaved
 (1 year, 10 years, 1 year, ...), ``--repeats`` times ``--reads`` reads, and reports the
 median latency of each and their ratio: a report reads totals only, so ten years of
@@ -34,10 +34,10 @@ from time import perf_counter
 from typing import Any, Final
 
 from adapters.bootstrap import build_service
-from adapters.projection_runner import ApplicationEventLog
 from adapters.settings import Settings
-from adapters.simulator import SimulationResult, load_profile, simulate
-from adapters.views_store import open_views_store
+from adapters.simulation.simulator import SimulationResult, load_profile, simulate
+from adapters.views.runner import ApplicationEventLog
+from adapters.views.store import open_views_store
 from benchmarks.core import (
     STORES,
     BenchConfig,

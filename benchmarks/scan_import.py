@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from adapters.bootstrap import build_service
-from adapters.cli_support import positive_int
-from adapters.scan_import import ImportReport, import_scans
+from adapters.cli.support import positive_int
+from adapters.documents.scan_import import ImportReport, import_scans
+from adapters.simulation.legacy_scans import write_legacy_batch
 from benchmarks.core import (
     BenchConfig,
     PostgresParams,
@@ -48,7 +49,6 @@ from benchmarks.core import (
     store_names,
     write_json,
 )
-from tests.sample_files import write_legacy_batch
 
 OFFICE: Final = "abh-musterstadt"
 STORES: Final[tuple[StoreName, ...]] = ("sqlite", "postgres")

@@ -28,8 +28,8 @@ from time import perf_counter
 from typing import Any, Final
 
 from adapters.bootstrap import build_service
-from adapters.cli_support import positive_int
-from adapters.simulator import achieved, load_profile, simulate, suggested_case_cache
+from adapters.cli.support import positive_int
+from adapters.simulation.simulator import achieved, load_profile, simulate, suggested_case_cache
 from benchmarks.core import (
     STORES,
     BenchConfig,

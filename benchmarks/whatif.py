@@ -5,8 +5,9 @@ Run ``bin/bench-whatif`` (or ``python -m benchmarks.whatif``) from the repositor
     bin/bench-whatif [--store sqlite|postgres] [--scales 0.01,0.05] [--months 6]
                      [--repeats 3] [--json OUT] [--quiet]
 
-Per scale it simulates the office year 2024 into a fresh store (``adapters/simulator.py``;
-scale 1 is the full office of the design brief, about 870,000 events), then runs the
+Per scale it simulates the office year 2024 into a fresh store
+(``adapters/simulation/simulator.py``; scale 1 is the full office of the design brief, about
+870,000 events), then runs the
 what-if of Fiktionsbescheinigungen valid for ``--months`` months over that year
 ``--repeats`` times and reports the median time and the events per second (events of the
 whole log, which the replay reads up to its head). It checks the replay's answer against
@@ -28,9 +29,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from adapters.bootstrap import build_service
-from adapters.projection_runner import ApplicationEventLog
-from adapters.simulator import load_profile, simulate, suggested_case_cache
-from adapters.whatif import WhatIfRun, run_whatif
+from adapters.simulation.simulator import load_profile, simulate, suggested_case_cache
+from adapters.views.runner import ApplicationEventLog
+from adapters.views.whatif_replay import WhatIfRun, run_whatif
 from benchmarks.core import BenchConfig, StoreName, fresh_store, machine_info
 from domain.whatif import FictionValidity
 

@@ -1,7 +1,7 @@
 """What-if policies: how long papers would have been valid under another rule.
 
 A council asks whether issuing some papers for longer would relieve the office. Akte
-answers by replaying the real history under the other rule (``adapters/whatif.py`` runs
+answers by replaying the real history under the other rule (``adapters/views/whatif_replay.py`` runs
 the replay, ``projections/whatif.py`` keeps its scratch read model and counts). This
 module is the rule itself, pure: no I/O, no clock.
 

@@ -46,8 +46,8 @@ files 1.3, COPY and DELETE 2, the rest in deallocation and threads. What keeps i
 The engine never reads a clock for business logic (queries take ``today``); it reads
 one only to stamp ``updated_at`` in the positions table.
 
-Storage is abstract here (:class:`ViewsStore`): ``adapters/views_store.py`` implements it
-on SQLite and PostgreSQL, and ``adapters/projection_runner.py`` adapts the library's
+Storage is abstract here (:class:`ViewsStore`): ``adapters/views/store.py`` implements it
+on SQLite and PostgreSQL, and ``adapters/views/runner.py`` adapts the library's
 notification log to :class:`EventLog`.
 """
 

@@ -6,7 +6,7 @@ because the person died, left Germany or was naturalised, and, for a file that h
 nothing but entry procedures (no procedure, residence document, Fiktionsbescheinigung or
 integration course), when the last entry consent lapses. The rules (which trigger, how
 many years, on which legal basis) are data, given to the query
-(``adapters/reference/retention-rules.json``, loaded by :mod:`adapters.retention`): a
+(``adapters/reference/retention-rules.json``, loaded by :mod:`adapters.personal_data.retention`): a
 changed period needs no rebuild. An erased file leaves the list.
 
 Only non-personal facts are read: event kinds, business times, closure reasons and the

@@ -1,6 +1,6 @@
 """Scratch read model "what would another validity rule have saved", and its query.
 
-The what-if replay (``adapters/whatif.py``) builds this read model from the event log
+The what-if replay (``adapters/views/whatif_replay.py``) builds this read model from the event log
 into a throw-away views store of its own (never the live views), then asks
 :func:`whatif_result` what a :class:`~domain.whatif.ValidityPolicy` would have saved.
 The read model does not depend on the policy: it keeps the papers that can be extended

@@ -22,10 +22,10 @@ from fastapi.testclient import TestClient
 
 from adapters.bootstrap import build_service
 from adapters.http.app import create_app
-from adapters.http.identity import Role
-from adapters.http.local_issuer import LocalIssuer
-from adapters.read_models import ReadModels, build_read_models
+from adapters.http.auth.identity import Role
+from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
+from adapters.views.read_models import ReadModels, build_read_models
 from service import AkteService
 
 

@@ -10,8 +10,8 @@ Concurrency follows HTTP, more strictly than the issue's "409 stale version": a 
 missing one ``428 Precondition Required``; ``409 Conflict`` is left to domain rule
 violations.
 
-Every route but the public ones needs a bearer token (:mod:`adapters.http.auth`) and
-declares the permission it needs (:mod:`adapters.http.policy`); the acting user of
+Every route but the public ones needs a bearer token (:mod:`adapters.http.auth.tokens`) and
+declares the permission it needs (:mod:`adapters.http.auth.permissions`); the acting user of
 every write is the verified token's subject. ``create_app`` refuses to build an app
 whose authentication settings are unsafe or incomplete.
 
@@ -26,39 +26,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
-from adapters.http import (
-    analysis,
-    appointment_worklists,
-    appointments,
-    audit,
-    audit_trail,
-    cases,
-    catalogue,
-    commitments,
-    correspondence,
-    data_protection,
-    document_uploads,
-    documents,
-    entry_procedures,
-    fiction_certificates,
-    history,
-    inquiries,
-    intake,
-    integration_course,
-    notes,
-    procedures,
-    reports,
-    residence_documents,
-    worklists,
-)
-from adapters.http import payments as payment_routes
-from adapters.http.appointments import install_appointment_problems
-from adapters.http.auth import token_verifier_for
-from adapters.http.commitments import install_commitment_problems
-from adapters.http.history import install_history_problems
-from adapters.http.intake import install_intake_problems
-from adapters.http.operations import NamedCheck, ReadinessCheck, install_operations
-from adapters.http.policy import (
+from adapters.http.auth.permissions import (
     AllowPublic,
     AppointmentOffices,
     CaseOffices,
@@ -66,12 +34,46 @@ from adapters.http.policy import (
     SubmissionOffices,
     route_accesses,
 )
+from adapters.http.auth.tokens import token_verifier_for
 from adapters.http.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from adapters.http.read_log import install_read_access_log
+from adapters.http.routes import (
+    analysis,
+    appointments,
+    audit,
+    audit_trail,
+    catalogue,
+    data_protection,
+    reports,
+    worklists,
+)
+from adapters.http.routes import appointment_lists as appointment_worklists
+from adapters.http.routes import contact_form as intake
+from adapters.http.routes import declarations as commitments
+from adapters.http.routes import payments as payment_routes
+from adapters.http.routes.appointments import install_appointment_problems
+from adapters.http.routes.case_files import (
+    cases,
+    correspondence,
+    document_uploads,
+    documents,
+    entry_procedures,
+    fiction_certificates,
+    history,
+    inquiries,
+    integration_course,
+    notes,
+    procedures,
+    residence_documents,
+)
+from adapters.http.routes.case_files.history import install_history_problems
+from adapters.http.routes.contact_form import install_intake_problems
+from adapters.http.routes.declarations import install_commitment_problems
+from adapters.http.routes.operations import NamedCheck, ReadinessCheck, install_operations
 from adapters.http.uploads import MULTIPART, MULTIPART_OVERHEAD_BYTES, install_document_problems
 from adapters.payment.configuration import Payments, payments_for
-from adapters.read_models import ReadModels, build_read_models
 from adapters.settings import Settings
+from adapters.views.read_models import ReadModels, build_read_models
 from service import AkteService
 
 DESCRIPTION = """\
@@ -200,7 +202,7 @@ def create_app(
     worklists; omitted, the views store of the settings is read, and no runner in this
     process follows the log (separate ``akte projections run`` workers do).
 
-    Raises :class:`adapters.http.auth.AuthConfigurationError` for unsafe or incomplete
+    Raises :class:`adapters.http.auth.tokens.AuthConfigurationError` for unsafe or incomplete
     authentication settings (local tokens in production, oidc without its settings).
     """
     token_verifier = token_verifier_for(settings)

@@ -1,7 +1,7 @@
 """Dependencies and shared parameters of the routes, as ``Annotated`` aliases.
 
 Each route takes exactly one of the access aliases (``CaseReader``, ``CaseWriter`` ...),
-which authenticates the caller and enforces :mod:`adapters.http.policy`. Writes take the
+which authenticates the caller and enforces :mod:`adapters.http.auth.permissions`. Writes take the
 acting user from it (the verified token's ``sub``), never from the body or a header.
 Declare it before ``ExpectedVersion``: FastAPI resolves dependencies in parameter order,
 and an unauthenticated or forbidden request must hear 401/403 before anything else.
@@ -15,8 +15,8 @@ from uuid import UUID
 
 from fastapi import Depends, Header, Path, Request
 
-from adapters.http.identity import Principal
-from adapters.http.policy import Permission, allow_public, require
+from adapters.http.auth.identity import Principal
+from adapters.http.auth.permissions import Permission, allow_public, require
 from adapters.http.problems import HttpProblem
 from adapters.settings import Settings
 from service import AkteService

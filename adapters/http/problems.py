@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.http.schemas import FieldErrorPublic, ProblemPublic
+from adapters.http.schemas.cases import FieldErrorPublic, ProblemPublic
 from domain.errors import InvalidValue, PartNotFound, RuleViolation
 from service import CaseNotFound, ConcurrentModification, ReferenceNotFound, StoreUnavailable
 

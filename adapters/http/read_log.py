@@ -25,9 +25,9 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.http.identity import Principal
+from adapters.http.auth.identity import Principal
+from adapters.http.auth.permissions import CaseOffices
 from adapters.http.middleware import route_template
-from adapters.http.policy import CaseOffices
 from adapters.http.problems import STORE_RETRY_AFTER_SECONDS, problem_response
 from service import AkteService
 

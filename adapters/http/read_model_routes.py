@@ -8,10 +8,10 @@ from typing import Final
 
 from fastapi import Request
 
-from adapters.http.identity import Principal
-from adapters.http.policy import Permission, may_in_office
+from adapters.http.auth.identity import Principal
+from adapters.http.auth.permissions import Permission, may_in_office
 from adapters.http.problems import HttpProblem
-from adapters.read_models import ReadModels
+from adapters.views.read_models import ReadModels
 
 MAX_WAIT_SECONDS: Final = 2.0
 """How long a read asked with ``min_position`` waits for the views at most."""

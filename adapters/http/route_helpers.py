@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import Request, Response
 
 from adapters.http.problems import HttpProblem
-from adapters.http.schemas import ProblemPublic, RecordedPublic
+from adapters.http.schemas.cases import ProblemPublic, RecordedPublic
 from domain.case_file import CaseFile
 from service import AkteService, Recorded
 

@@ -35,7 +35,7 @@ from adapters.documents.store import (
     SourceChanged,
 )
 from adapters.http.problems import HttpProblem, problem_response
-from adapters.http.schemas import ProblemPublic
+from adapters.http.schemas.cases import ProblemPublic
 from domain.values import require_file_name
 from service import DocumentStoreMissing, IncomingDocument
 

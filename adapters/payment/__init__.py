@@ -9,7 +9,7 @@ modules follow:
   (:mod:`adapters.payment.provider`);
 * later the platform POSTs the result to our notification URL, the raw body signed with
   HMAC-SHA256 under a key shared with the office (:mod:`adapters.payment.signatures`);
-  ``POST /payments/notifications`` (:mod:`adapters.http.payments`) checks it;
+  ``POST /payments/notifications`` (:mod:`adapters.http.routes.payments`) checks it;
 * :mod:`adapters.payment.stand_in` is a local stand-in platform (a real HTTP server on
   127.0.0.1) for tests and demos without the internet;
 * :mod:`adapters.payment.configuration` derives all of it from the settings.

@@ -1,0 +1,252 @@
+"""Data protection on the command line: erasure, retention runs, subject access, keys.
+
+- ``akte erase CASE --legal-ground G --approved-by USER [--rule RULE] [--by USER]``
+- ``akte retention run [--apply --approved-by USER] [--office X] [--today DAY]
+  [--format text|json]``: a dry run by default (lists what is due and why); ``--apply``
+  erases it, the approver recorded in each erasure.
+- ``akte subject-access CASE [--format json|html] [--out FILE] [--by USER]``: everything
+  held about the person (Art. 15 DSGVO); the export is a read of the file and is logged
+  in the read-access log as ``--by``.
+- ``akte keys rotate``: re-wrap every data key with the first of ``AKTE_MASTER_KEYS``
+  (no event is rewritten); ``akte keys status``: keys per master key, erased keys.
+
+Exit codes: 0 done, 1 unknown case file, 2 settings or store problems and refused
+commands, 3 a retention run in which some files failed. Messages name ids and file
+numbers, never personal data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Final
+from uuid import UUID
+
+from adapters.cli.projections import (
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    Stores,
+    load_settings,
+    open_stores,
+)
+from adapters.cli.support import CliFailure, guarded
+from adapters.personal_data.key_store import DataKeyError
+from adapters.personal_data.retention import InvalidRetentionRules, load_rules, run_retention
+from adapters.personal_data.subject_access import as_html, as_json, subject_access
+from domain.erasure import ERASURE_GROUNDS
+from domain.errors import DomainError
+from projections import read_access_log, retention_due
+from projections.engine import ProjectionEngine, ProjectionError
+from service import AkteService, CaseNotFound, ReferenceNotFound, ServiceError
+
+EXIT_NOT_FOUND: Final = 1
+EXIT_PARTIAL: Final = 3
+CLI_ENDPOINT: Final = "CLI akte subject-access"
+CLI_USER: Final = "operator"
+
+
+def add_data_protection_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    erase = subparsers.add_parser(
+        "erase", help="erase a person's data by destroying the case file's key"
+    )
+    erase.add_argument("case", metavar="CASE", help="case id or file number")
+    erase.add_argument("--legal-ground", required=True, choices=sorted(ERASURE_GROUNDS))
+    erase.add_argument("--approved-by", required=True, help="who approved the erasure")
+    erase.add_argument("--rule", help="the retention rule that made it due")
+    erase.add_argument("--by", default=CLI_USER, help="who erases (default %(default)s)")
+    erase.add_argument("--office", help="the office of a file number (default: the default)")
+    erase.set_defaults(run=guarded(_erase))
+
+    retention = subparsers.add_parser("retention", help="retention periods and erasure runs")
+    retention_commands = retention.add_subparsers(
+        dest="retention_command", required=True, metavar="COMMAND"
+    )
+    run = retention_commands.add_parser(
+        "run", help="list the files due for erasure (dry run), or erase them (--apply)"
+    )
+    run.add_argument("--apply", action="store_true", help="erase what is due")
+    run.add_argument("--approved-by", help="who approved the run (needed with --apply)")
+    run.add_argument("--office", action="append", help="only this office (repeatable)")
+    run.add_argument(
+        "--today", type=date.fromisoformat, help="the day to judge by (default: today)"
+    )
+    run.add_argument("--format", choices=("text", "json"), default="text")
+    run.add_argument("--limit", type=int, default=10_000, help="at most this many files")
+    run.set_defaults(run=guarded(_retention_run))
+
+    access = subparsers.add_parser(
+        "subject-access", help="export everything held about a person (Art. 15 DSGVO)"
+    )
+    access.add_argument("case", metavar="CASE", help="case id or file number")
+    access.add_argument("--format", choices=("json", "html"), default="json")
+    access.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    access.add_argument("--by", default=CLI_USER, help="who asks (read-access log)")
+    access.add_argument("--office", help="the office of a file number (default: the default)")
+    access.set_defaults(run=guarded(_subject_access))
+
+    keys = subparsers.add_parser("keys", help="the per-person data keys and master keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    rotate = key_commands.add_parser(
+        "rotate", help="re-wrap every data key with the current master key"
+    )
+    rotate.set_defaults(run=guarded(_keys_rotate))
+    status = key_commands.add_parser("status", help="keys per master key, erased keys")
+    status.set_defaults(run=guarded(_keys_status))
+
+
+def _case_id(service: AkteService, office_id: str, given: str) -> UUID:
+    try:
+        return UUID(given)
+    except ValueError:
+        pass
+    try:
+        return service.find_case_by_reference(office_id, given)
+    except ReferenceNotFound:
+        raise CliFailure(
+            EXIT_NOT_FOUND, f"neither a case id nor a file number in office {office_id}"
+        ) from None
+
+
+def _catch_up(stores: Stores, projection_names: tuple[str, ...]) -> None:
+    """Bring the read models the command needs up to the log's head (if no worker holds
+    them; then they are followed anyway)."""
+    projections = [
+        p
+        for p in (retention_due.PROJECTION, read_access_log.PROJECTION)
+        if p.name in projection_names
+    ]
+    writer = stores.views.writer()
+    try:
+        for projection in projections:
+            if writer.try_lock(projection.name):
+                try:
+                    ProjectionEngine(stores.log, writer, [projection]).catch_up()
+                finally:
+                    writer.unlock(projection.name)
+    except ProjectionError as error:
+        raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
+    finally:
+        writer.close()
+
+
+def _erase(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    with open_stores(settings) as stores:
+        service = stores.service
+        case_id = _case_id(service, args.office or settings.default_office_id, args.case)
+        try:
+            recorded = service.erase_personal_data(
+                case_id,
+                expected_version=service.case_head_version(case_id),
+                by=args.by,
+                legal_ground=args.legal_ground,
+                rule_id=args.rule,
+                approved_by=args.approved_by,
+            )
+        except CaseNotFound as error:
+            raise CliFailure(EXIT_NOT_FOUND, str(error)) from None
+        except (DomainError, ServiceError, DataKeyError) as error:
+            raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
+    erasure = recorded.result
+    print(
+        f"akte: case file {case_id} erased at version {recorded.version}: "
+        f"{len(erasure.keys_destroyed)} keys destroyed, {erasure.snapshots_deleted} snapshots "
+        f"deleted, {len(erasure.linked_kept)} linked declarations kept"
+        + (
+            f"; WARNING {erasure.plaintext_events} events were written before encryption"
+            if erasure.plaintext_events
+            else ""
+        )
+    )
+    return EXIT_OK
+
+
+def _retention_run(args: argparse.Namespace) -> int:
+    if args.apply and not args.approved_by:
+        raise CliFailure(EXIT_UNAVAILABLE, "--apply needs --approved-by USER")
+    settings = load_settings()
+    try:
+        rules = load_rules(settings.retention_rules_path)
+    except (OSError, ValueError, InvalidRetentionRules) as error:
+        raise CliFailure(EXIT_UNAVAILABLE, f"retention rules: {error}") from None
+    with open_stores(settings) as stores:
+        _catch_up(stores, (retention_due.NAME,))
+        report = run_retention(
+            stores.service,
+            stores.views,
+            rules,
+            today=args.today or stores.service.clock().date(),
+            office_ids=args.office,
+            apply=args.apply,
+            approved_by=args.approved_by,
+            limit=args.limit,
+        )
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report.as_json(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(report.as_text())
+    return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
+def _subject_access(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    with open_stores(settings) as stores:
+        service = stores.service
+        case_id = _case_id(service, args.office or settings.default_office_id, args.case)
+        _catch_up(stores, (read_access_log.NAME,))
+        try:
+            export = subject_access(service, stores.views, case_id, requested_by=args.by)
+        except CaseNotFound as error:
+            raise CliFailure(EXIT_NOT_FOUND, str(error)) from None
+        service.record_read(
+            by=args.by,
+            endpoint=CLI_ENDPOINT,
+            case_id=case_id,
+            office_id=str(export.document["office_id"]),
+        )
+    output = as_html(export) if args.format == "html" else as_json(export)
+    if args.out is None:
+        sys.stdout.write(output)
+    else:
+        args.out.write_text(output, encoding="utf-8")
+        print(f"akte: wrote the subject access export to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    with open_stores(settings) as stores:
+        try:
+            rotation = stores.service.data_keys.rotate()
+        except DataKeyError as error:
+            raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
+    retired = ", ".join(rotation.retired) or "none"
+    print(
+        f"akte: {rotation.rewrapped} data keys re-wrapped with master key "
+        f"{rotation.current_master_key_id}; retired: {retired} (remove retired keys from "
+        "AKTE_MASTER_KEYS once every backup of the key store is re-wrapped too)"
+    )
+    return EXIT_OK
+
+
+def _keys_status(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    with open_stores(settings) as stores:
+        status = stores.service.data_keys.status()
+    print(
+        json.dumps(
+            {
+                "current_master_key_id": status.current_master_key_id,
+                "keys_by_master_key": status.keys_by_master_key,
+                "erased": status.erased,
+                "retired": {key: at.isoformat() for key, at in status.retired.items()},
+            },
+            indent=2,
+        )
+    )
+    return EXIT_OK

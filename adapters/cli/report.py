@@ -1,0 +1,112 @@
+"""``akte report YEAR``: the head of office's yearly report as JSON, CSV or HTML.
+
+The report is read from the statistics read model. Before reading, the command brings
+that read model up to the head of the log: it catches up itself when no worker follows
+the read model, and otherwise waits (bounded) for the worker to get there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Final
+
+from adapters.cli.projections import (
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    ProgressLine,
+    Stores,
+    load_settings,
+    open_stores,
+)
+from adapters.cli.support import CliFailure
+from adapters.reference.staff_plan import StaffFileError, staff_plan_for
+from adapters.reports import yearly_report as report_formats
+from adapters.views.runner import wait_for_position
+from projections import statistics, workload
+from projections.engine import Projection, ProjectionEngine, ProjectionError
+from projections.paging import InvalidQuery
+from projections.yearly_report import YearlyReport, yearly_report
+
+WORKER_WAIT_SECONDS: Final = 60.0
+FORMATS: Final = ("json", "csv", "html")
+
+
+def add_report_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "report", help="the yearly report of an office (JSON, CSV or printable HTML)"
+    )
+    parser.add_argument("year", type=int, help="calendar year, e.g. 2024")
+    parser.add_argument("--format", choices=FORMATS, default="json", help="default: json")
+    parser.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    parser.add_argument(
+        "--office", help="the office (default: AKTE_DEFAULT_OFFICE_ID, the demo office)"
+    )
+    parser.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+        office = args.office or settings.default_office_id
+        with open_stores(settings) as stores:
+            bring_statistics_up_to_date(stores)
+            bring_statistics_up_to_date(stores, workload.PROJECTION)
+            try:
+                report = yearly_report(
+                    stores.views, office, args.year, staff=staff_plan_for(settings)
+                )
+            except StaffFileError as error:
+                raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
+            except InvalidQuery as error:
+                raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
+    except CliFailure as failure:
+        print(f"akte: {failure}", file=sys.stderr)
+        return failure.exit_code
+    text = render(report, args.format)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"akte: wrote the {args.year} report to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def render(report: YearlyReport, output_format: str) -> str:
+    if output_format == "csv":
+        return report_formats.report_csv(report)
+    if output_format == "html":
+        return report_formats.report_html(report)
+    return json.dumps(report_formats.report_json(report), ensure_ascii=False, indent=2) + "\n"
+
+
+def bring_statistics_up_to_date(
+    stores: Stores, projection: Projection = statistics.PROJECTION
+) -> None:
+    """Catch the statistics read model (or ``projection``) up to the log's head (or wait
+    for its worker)."""
+    head = stores.log.head()
+    writer = stores.views.writer()
+    try:
+        if writer.try_lock(projection.name):
+            try:
+                engine = ProjectionEngine(stores.log, writer, [projection])
+                progress = ProgressLine(sys.stderr, label=f"{projection.name} caught up")
+                engine.catch_up(until=head, progress=progress)
+                progress.end_line()
+            finally:
+                writer.unlock(projection.name)
+            return
+    except ProjectionError as error:
+        raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
+    finally:
+        writer.close()
+    # Another process follows the read model: let it get there.
+    if not wait_for_position(stores.views, [projection], head, WORKER_WAIT_SECONDS):
+        raise CliFailure(
+            EXIT_UNAVAILABLE,
+            f"the {projection.name} read model is still behind the event log after "
+            f"{WORKER_WAIT_SECONDS:.0f} s; see akte projections status",
+        )

@@ -1,0 +1,207 @@
+"""``akte simulate``: simulate an office's year(s) through the service, print the truth.
+
+The ground truth (:meth:`adapters.simulation.simulator.SimulationResult.truth_json`) goes to stdout
+as JSON, or to ``--truth-out``; a progress line with commands/s and events/s goes to
+stderr, and a summary line at the end. Expected failures end with one line on stderr and
+an exit code, never a traceback: 2 for settings, store and usage problems (a store that
+already holds events, unless ``--append``; a year that has not ended yet), 130 when
+interrupted. Nothing printed names a person.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Final, TextIO
+
+from adapters.cli.support import (
+    CliFailure,
+    guarded,
+    open_service,
+    positive_int,
+    settings_or_fail,
+)
+from adapters.simulation.simulator import (
+    DEFAULT_OFFICE_ID,
+    SimulationError,
+    SimulationProgress,
+    load_profile,
+    simulate,
+    suggested_case_cache,
+)
+from domain.case_file import require_code
+from domain.errors import InvalidValue
+
+EXIT_OK: Final = 0
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+
+def add_simulator_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Adds ``simulate`` to the ``akte`` parser."""
+    parser = commands.add_parser(
+        "simulate",
+        help="simulate an office's year through the service and print its ground truth",
+        description=(
+            "Generate a realistic year (or several) of a foreigners' office through the "
+            "service's commands, with the profile's counts as targets (scaled by --scale), "
+            "and print what it did, figure by figure, as JSON: the yearly report for that "
+            "year must reproduce it. The same seed, profile and scale give the same history "
+            "(ids aside). Business time must lie in the past."
+        ),
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="the office's yearly figures as JSON (default: the 2024 profile shipped with Akte)",
+    )
+    parser.add_argument("--seed", type=int, required=True, help="same seed, same history")
+    parser.add_argument(
+        "--year", type=int, help="the first simulated year (default: the profile's)"
+    )
+    parser.add_argument(
+        "--years", type=positive_int, default=1, help="consecutive years (default %(default)s)"
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="share of the profile's counts, e.g. 0.1 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--growth",
+        type=float,
+        default=0.0,
+        help="growth of the counts per further year, e.g. 0.02 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--office", default=DEFAULT_OFFICE_ID, help="the office's id (default %(default)s)"
+    )
+    parser.add_argument("--truth-out", type=Path, help="write the ground truth here, not to stdout")
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="simulate into a store that holds events already (the truth counts this run only)",
+    )
+    parser.add_argument(
+        "--case-cache",
+        type=positive_int,
+        help=(
+            "case files the service keeps in memory, about 5 KB each (default: enough for "
+            "the simulated office, at least AKTE_CASE_CACHE_SIZE)"
+        ),
+    )
+    parser.set_defaults(run=guarded(_simulate))
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    try:
+        require_code("office", args.office)
+    except InvalidValue as error:
+        raise CliFailure(EXIT_USAGE, f"--office {error.message.removeprefix('office: ')}") from None
+    try:
+        profile = load_profile(args.profile)
+    except SimulationError as error:
+        raise CliFailure(EXIT_USAGE, str(error)) from None
+    settings = settings_or_fail()
+    cache = args.case_cache or max(
+        settings.case_cache_size,
+        suggested_case_cache(args.scale, years=args.years, growth=args.growth),
+    )
+    settings = settings.model_copy(update={"case_cache_size": cache})
+    progress = _SimulationProgressLine(sys.stderr)
+    with open_service(settings) as service:
+        existing = service.recorder.max_notification_id() or 0
+        if existing and not args.append:
+            raise CliFailure(
+                EXIT_USAGE,
+                f"the store holds {existing:,} events already; simulate into an empty store "
+                "(another AKTE_DATA_DIR or AKTE_POSTGRES_SCHEMA) or pass --append",
+            )
+        try:
+            result = simulate(
+                service,
+                profile,
+                seed=args.seed,
+                year=args.year,
+                years=args.years,
+                scale=args.scale,
+                office_id=args.office,
+                growth=args.growth,
+                progress=progress,
+            )
+        except SimulationError as error:
+            progress.end_line()
+            raise CliFailure(EXIT_USAGE, str(error)) from None
+        except KeyboardInterrupt:
+            progress.end_line()
+            raise CliFailure(
+                EXIT_INTERRUPTED,
+                "interrupted; the store holds a part of the simulation, start again in an "
+                "empty store",
+            ) from None
+    progress.end_line()
+    truth = json.dumps(result.truth_json(), indent=2, ensure_ascii=False) + "\n"
+    if args.truth_out is not None:
+        args.truth_out.write_text(truth, encoding="utf-8")
+    else:
+        sys.stdout.write(truth)
+    years = ", ".join(str(year) for year in result.years)
+    print(
+        f"simulated {years} of {result.office_id} at scale {result.scale:g}: "
+        f"{result.commands:,} commands, {result.events:,} events, {result.case_files:,} case "
+        f"files in {result.seconds:,.1f} s ({result.commands_per_second:,.0f} commands/s, "
+        f"{result.events_per_second:,.0f} events/s)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ plumbing
+
+
+class _SimulationProgressLine:
+    """Progress on one stderr line, rewritten in place on a terminal; off a terminal
+    (logs, CI) a line per tenth of the simulated span."""
+
+    _INTERVAL: Final = 0.25
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._last_shown = 0.0
+        self._next_tenth = 1
+        self._line_open = False
+
+    def __call__(self, progress: SimulationProgress) -> None:
+        now = time.monotonic()
+        finished = progress.share >= 1.0
+        if self._tty:
+            if not finished and now - self._last_shown < self._INTERVAL:
+                return
+        elif not finished and progress.share * 10 < self._next_tenth:
+            return
+        self._next_tenth = int(progress.share * 10) + 1
+        self._last_shown = now
+        line = (
+            f"simulated up to {progress.simulated_day.isoformat()} ({progress.share:.0%}): "
+            f"{progress.commands:,} commands, {progress.events:,} events, "
+            f"{progress.commands_per_second:,.0f} commands/s, "
+            f"{progress.events_per_second:,.0f} events/s"
+        )
+        if self._tty:
+            self._stream.write(f"\r{line}\x1b[K")
+            self._line_open = True
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def end_line(self) -> None:
+        if self._line_open:
+            self._stream.write("\n")
+            self._line_open = False

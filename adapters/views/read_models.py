@@ -1,0 +1,61 @@
+"""The read models of one process: the views store, the projections, and maybe their runner.
+
+With the embedded store, ``akte serve`` follows the log in-process (``follow=True``). In a
+PostgreSQL deployment with several API processes, separate ``akte projections run``
+workers follow it and the API processes only read (``follow=False``); waiting for a
+position then polls the views store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from adapters.settings import Settings
+from adapters.views.runner import ApplicationEventLog, ProjectionRunner, wait_for_position
+from adapters.views.store import open_views_store
+from projections.engine import Projection, ViewsStore, projection_status
+from projections.read_models import READ_MODELS
+from service import AkteService
+
+READY_LAG_EVENTS: Final = 10_000
+"""More events than this behind the log, and ``/readyz`` says the lists are stale."""
+
+
+@dataclass
+class ReadModels:
+    service: AkteService
+    views: ViewsStore
+    projections: tuple[Projection, ...]
+    runner: ProjectionRunner | None = None
+
+    def wait_until(self, position: int, timeout: float) -> bool:
+        """True once every read model has processed ``position`` (read-your-writes)."""
+        if self.runner is not None:
+            return self.runner.wait_until(position, timeout)
+        return wait_for_position(self.views, self.projections, position, timeout)
+
+    def lag_problem(self) -> str | None:
+        """For ``/readyz``: ``None`` while every read model is close to the log head."""
+        statuses = projection_status(
+            ApplicationEventLog(self.service), self.views, self.projections
+        )
+        behind = [status for status in statuses if status.lag_events > READY_LAG_EVENTS]
+        if not behind:
+            return None
+        worst = max(behind, key=lambda status: status.lag_events)
+        return f"{len(behind)} read models behind, worst {worst.lag_events} events"
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        self.views.close()
+
+
+def build_read_models(settings: Settings, service: AkteService, *, follow: bool) -> ReadModels:
+    views = open_views_store(settings)
+    runner = None
+    if follow:
+        runner = ProjectionRunner(ApplicationEventLog(service), views, READ_MODELS)
+        runner.start()
+    return ReadModels(service=service, views=views, projections=READ_MODELS, runner=runner)

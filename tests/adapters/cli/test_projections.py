@@ -1,0 +1,204 @@
+"""``akte projections rebuild|status|run``, called with parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.cli.projections import EXIT_BUSY, EXIT_OK, EXIT_UNAVAILABLE, add_projection_commands
+from adapters.settings import Settings
+from projections.engine import ViewsStore
+from projections.read_models import READ_MODELS
+from service import AkteService
+from tests.support.projections import TOPIC, CaseDriver, dump, stored_positions, views_for
+from tests.system.test_projections_crash import ROOT, child_env
+
+RUN_WORKER = """
+import argparse, sys
+from adapters.cli.projections import add_projection_commands
+parser = argparse.ArgumentParser(prog="akte")
+add_projection_commands(parser.add_subparsers(dest="command"))
+args = parser.parse_args(sys.argv[1:])
+sys.exit(args.run(args))
+"""
+
+
+@pytest.fixture
+def views(settings: Settings) -> Iterator[ViewsStore]:
+    with views_for(settings) as store:
+        yield store
+
+
+@pytest.fixture
+def akte(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> argparse.ArgumentParser:
+    """The ``akte`` parser with the projection commands, configured for the test store."""
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's
+    for name, value in child_env(settings).items():
+        if name.startswith("AKTE_"):
+            monkeypatch.setenv(name, value)
+    parser = argparse.ArgumentParser(prog="akte")
+    add_projection_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def run(parser: argparse.ArgumentParser, *argv: str) -> int:
+    args = parser.parse_args(list(argv))
+    code: int = args.run(args)
+    return code
+
+
+def history(service: AkteService) -> int:
+    case = CaseDriver.open(service)
+    for _ in range(3):
+        number = case("receive_procedure", channel="mail", topic=TOPIC)
+        case("assign_procedure", procedure_number=number, assignee="sb-02")
+    return case.position
+
+
+def test_rebuild_builds_every_read_model_and_reports_its_rate(
+    akte: argparse.ArgumentParser,
+    service: AkteService,
+    views: ViewsStore,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    head = history(service)
+    assert run(akte, "projections", "rebuild", "--batch-size", "3") == EXIT_OK
+    out, err = capsys.readouterr()
+    assert f"rebuilt {len(READ_MODELS)} read model(s) from {head:,} events" in out
+    assert "events/s" in out
+    assert f"rebuilt {head:,}/{head:,} events (100%)" in err
+    assert stored_positions(views) == {p.name: head for p in READ_MODELS}
+
+    assert run(akte, "projections", "rebuild", "unreviewed_uploads") == EXIT_OK
+    assert "rebuilt 1 read model(s)" in capsys.readouterr().out
+
+
+def test_rebuild_in_two_processes_gives_the_same_rows(
+    akte: argparse.ArgumentParser,
+    service: AkteService,
+    views: ViewsStore,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    head = history(service)
+    assert run(akte, "projections", "rebuild") == EXIT_OK
+    alone = dump(service, views)
+    assert run(akte, "projections", "rebuild", "--jobs", "2", "--batch-size", "2") == EXIT_OK
+    rebuilt = capsys.readouterr().out
+    assert f"rebuilt {len(READ_MODELS)} read model(s) from {head:,} events" in rebuilt
+    assert stored_positions(views) == {p.name: head for p in READ_MODELS}
+    assert dump(service, views) == alone
+
+    other_worker = views.writer()
+    try:
+        assert other_worker.try_lock("unreviewed_uploads")
+        code = run(akte, "projections", "rebuild", "--jobs", "2", "--wait", "0.2")
+        assert code == EXIT_BUSY
+        assert "another worker follows unreviewed_uploads" in capsys.readouterr().err
+    finally:
+        other_worker.close()
+
+
+def test_rebuild_refuses_unknown_names_and_read_models_another_worker_holds(
+    akte: argparse.ArgumentParser,
+    service: AkteService,
+    views: ViewsStore,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    history(service)
+    assert run(akte, "projections", "rebuild", "no_such_list") == EXIT_UNAVAILABLE
+    err = capsys.readouterr().err
+    assert "no read model named no_such_list" in err
+    assert "unassigned_procedures" in err  # the known names are listed
+
+    other_worker = views.writer()
+    try:
+        assert other_worker.try_lock("expiring_documents")
+        code = run(akte, "projections", "rebuild", "--wait", "0.3")
+        assert code == EXIT_BUSY
+        assert "another worker follows expiring_documents" in capsys.readouterr().err
+    finally:
+        other_worker.close()
+    assert run(akte, "projections", "rebuild") == EXIT_OK
+
+
+def test_status_shows_position_head_and_lag(
+    akte: argparse.ArgumentParser,
+    service: AkteService,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    head = history(service)
+    assert run(akte, "projections", "status") == EXIT_OK
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("read model")
+    assert table[0].split()[2:] == [
+        "position",
+        "head",
+        "lag",
+        "events",
+        "lag",
+        "seconds",
+        "updated",
+    ]
+    assert len(table) == 1 + len(READ_MODELS)
+    assert all("(not built)" in line for line in table[1:])
+
+    run(akte, "projections", "rebuild", "unassigned_procedures")
+    capsys.readouterr()
+    assert run(akte, "projections", "status", "--json") == EXIT_OK
+    records = {r["name"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert records["unassigned_procedures"]["position"] == head
+    assert records["unassigned_procedures"]["lag_events"] == 0
+    assert records["unreviewed_uploads"]["built"] is False
+    assert records["unreviewed_uploads"]["lag_events"] == head
+
+
+def test_invalid_settings_are_named_not_quoted(
+    akte: argparse.ArgumentParser,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AKTE_STORE", "s3cret-bucket")
+    assert run(akte, "projections", "status") == EXIT_UNAVAILABLE
+    err = capsys.readouterr().err
+    assert "invalid setting AKTE_STORE" in err
+    assert "s3cret" not in err
+
+
+def test_run_follows_the_log_until_sigterm(
+    settings: Settings, service: AkteService, views: ViewsStore
+) -> None:
+    worker = subprocess.Popen(
+        [sys.executable, "-c", RUN_WORKER, "projections", "run", "--poll-interval", "0.05"],
+        cwd=ROOT,
+        env=child_env(settings),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        position = history(service)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            positions = stored_positions(views)
+            if len(positions) == len(READ_MODELS) and min(positions.values()) >= position:
+                break
+            time.sleep(0.05)
+        assert min(stored_positions(views).values()) == position
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=20)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == EXIT_OK
+    assert f"following {len(READ_MODELS)} read model(s)" in err
+    assert f"stopped at position {position:,}" in err

@@ -1,0 +1,202 @@
+"""Data keys made ahead in batches, so that opening a case file costs no commit of its own
+to the key store; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import date
+from typing import Final
+from uuid import UUID
+
+import pytest
+from eventsourcing.persistence import OperationalError
+
+from adapters.bootstrap import build_service
+from adapters.personal_data.key_store import DEFAULT_RESERVE_SIZE, DataKeys, KeyStore, StoredKey
+from adapters.settings import Settings
+from domain.case_file import MasterData
+from service import AkteService, StoreUnavailable
+from tests.conftest import FakeClock
+
+OFFICE: Final = "abh-musterstadt"
+PERSON: Final = MasterData(
+    "Vorrat", "Karla", date(1990, 1, 2), "POL", "P1234567", "Weg 2, Musterstadt"
+)
+
+
+class CountingKeyStore:
+    """The service's key store, counting the writes that make keys."""
+
+    def __init__(self, inner: KeyStore) -> None:
+        self.inner = inner
+        self.single_inserts = 0
+        self.batches: list[int] = []
+
+    def insert(self, key: StoredKey, created_at: object) -> bool:
+        self.single_inserts += 1
+        return self.inner.insert(key, created_at)  # type: ignore[arg-type]
+
+    def insert_many(self, keys: list[StoredKey], created_at: object) -> set[str]:
+        self.batches.append(len(keys))
+        return self.inner.insert_many(keys, created_at)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def keys_sharing_the_store(keys: DataKeys) -> DataKeys:
+    """Another process's view of the same key store: nothing cached."""
+    return DataKeys(keys.store, keys.master_keys)
+
+
+def test_opening_case_files_commits_their_keys_in_batches(
+    settings: Settings, clock: FakeClock
+) -> None:
+    service = build_service(settings, clock=clock)
+    try:
+        counting = CountingKeyStore(service.data_keys.store)
+        service.data_keys.store = counting  # type: ignore[assignment]
+        opened = [
+            service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01").case_id
+            for _ in range(2 * DEFAULT_RESERVE_SIZE + 1)
+        ]
+        assert counting.batches == [DEFAULT_RESERVE_SIZE] * 3
+        assert counting.single_inserts == 0
+        # Every key is in the store, not only in this process's cache.
+        elsewhere = keys_sharing_the_store(service.data_keys)
+        for case_id in opened:
+            elsewhere.for_reading(str(case_id))
+    finally:
+        service.close()
+    reopened = build_service(settings, clock=clock)
+    try:
+        assert sum(reopened.data_keys.status().keys_by_master_key.values()) == len(opened)
+        assert all(reopened.get_case(case_id).master_data == PERSON for case_id in opened)
+    finally:
+        reopened.close()
+
+
+def test_a_key_made_ahead_is_the_one_its_events_are_sealed_with(
+    settings: Settings, clock: FakeClock
+) -> None:
+    service = build_service(settings, clock=clock)
+    try:
+        keys = service.data_keys
+        owner = keys.new_owner_id()
+        # Even if the cache forgot it before the first event, writing finds the stored key.
+        keys.forget(str(owner))
+        nonce = os.urandom(12)
+        sealed = keys.for_writing(str(owner), new=True).encrypt(nonce, b"Vorrat", None)
+        assert keys_sharing_the_store(keys).for_reading(str(owner)).decrypt(
+            nonce, sealed, None
+        ) == (b"Vorrat")
+    finally:
+        service.close()
+
+
+def test_concurrent_writers_get_distinct_ids_with_stored_keys(
+    settings: Settings, clock: FakeClock
+) -> None:
+    service = build_service(settings, clock=clock)
+    handed_out: list[UUID] = []
+    lock = threading.Lock()
+
+    def draw(count: int) -> None:
+        for _ in range(count):
+            owner = service.data_keys.new_owner_id()
+            with lock:
+                handed_out.append(owner)
+
+    try:
+        threads = [threading.Thread(target=draw, args=(25,)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(set(handed_out)) == len(handed_out) == 150
+        elsewhere = keys_sharing_the_store(service.data_keys)
+        for owner in handed_out:
+            elsewhere.for_reading(str(owner))
+    finally:
+        service.close()
+
+
+def test_without_encryption_no_keys_are_made_ahead(settings: Settings, clock: FakeClock) -> None:
+    plain = build_service(
+        settings.model_copy(update={"personal_data_encryption": False}), clock=clock
+    )
+    try:
+        plain.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
+        assert plain.data_keys.status().keys_by_master_key == {}
+    finally:
+        plain.close()
+
+
+def test_a_case_file_opened_with_a_key_made_ahead_is_erased_by_destroying_it(
+    service: AkteService,
+) -> None:
+    case = service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
+    erasure = service.erase_personal_data(
+        case.case_id, expected_version=1, by="dsb-01", legal_ground="dsgvo-17", approved_by="dsb-01"
+    ).result
+    assert str(case.case_id) in erasure.keys_destroyed
+    assert keys_sharing_the_store(service.data_keys).erased_at(str(case.case_id)) is not None
+
+
+def stored_keys(service: AkteService) -> int:
+    return sum(service.data_keys.status().keys_by_master_key.values())
+
+
+def test_refused_requests_leave_no_keys_behind(service: AkteService) -> None:
+    from appointments_service import ChallengeRefused
+    from tests.support.appointments import (
+        OFFICE as APPOINTMENT_OFFICE,
+    )
+    from tests.support.appointments import (
+        POINT,
+        STUDENT,
+        RecordingMailer,
+        local,
+        person,
+        set_up,
+    )
+
+    set_up(service, RecordingMailer())
+    opened = service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
+    for _ in range(DEFAULT_RESERVE_SIZE + 8):  # more than one batch's worth
+        with pytest.raises(ChallengeRefused):
+            service.book_appointment(
+                office_id=APPOINTMENT_OFFICE,
+                service_point_code=POINT,
+                appointment_type="extend-title",
+                starts_at=local(date(2024, 3, 11), 9),
+                situation=STUDENT,
+                person=person(1),
+                proof=("bogus", "1"),
+                by="public",
+            )
+    # Refused before saving: their ids went back into the reserve, no new batch was made.
+    assert stored_keys(service) == DEFAULT_RESERVE_SIZE
+    service.data_keys.release_reserve()
+    assert stored_keys(service) == 1
+    assert keys_sharing_the_store(service.data_keys).for_reading(str(opened.case_id))
+
+
+def test_a_key_store_that_fails_while_making_keys_is_reported_as_unavailable(
+    service: AkteService,
+) -> None:
+    keys = service.data_keys
+    keys.release_reserve()  # the next new case file makes a batch
+    working = keys.store
+
+    class Unreachable(CountingKeyStore):
+        def insert_many(self, keys: list[StoredKey], created_at: object) -> set[str]:
+            raise OperationalError("connection refused")
+
+    keys.store = Unreachable(working)  # type: ignore[assignment]
+    try:
+        with pytest.raises(StoreUnavailable):
+            service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
+    finally:
+        keys.store = working

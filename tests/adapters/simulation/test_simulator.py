@@ -1,0 +1,274 @@
+"""The office-year simulator: exact targets, a truth that a naive count reproduces,
+realistic business time, the same history for the same seed, on both stores."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.bootstrap import build_service
+from adapters.cli.main import main
+from adapters.settings import Settings
+from adapters.simulation.simulator import (
+    OfficeProfile,
+    SimulationError,
+    SimulationResult,
+    achieved,
+    easter_sunday,
+    is_working_day,
+    load_profile,
+    national_holidays,
+    scaled,
+    simulate,
+    targets_for,
+)
+from domain.case_file import CaseFile
+from service import AkteService
+from tests.support.statistics_oracle import BERLIN, all_events, naive_figures
+
+PROFILE = load_profile()
+YEAR = 2024
+
+
+@pytest.fixture(scope="module")
+def year_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[AkteService, SimulationResult]]:
+    """One simulated 2024 at scale 0.005 on SQLite, shared by the tests that only read."""
+    settings = Settings(store="sqlite", data_dir=tmp_path_factory.mktemp("simulated-year"))
+    service = build_service(settings)
+    try:
+        yield service, simulate(service, PROFILE, seed=11, year=YEAR, scale=0.005)
+    finally:
+        service.close()
+
+
+def _history(service: AkteService) -> list[tuple[str, datetime | None]]:
+    return [(type(event).__qualname__, getattr(event, "at", None)) for event in all_events(service)]
+
+
+# ---------------------------------------------------------------- the figures
+
+
+def test_the_profile_targets_are_met_exactly_after_scaling(
+    year_run: tuple[AkteService, SimulationResult],
+) -> None:
+    _service, result = year_run
+    expected = targets_for(PROFILE, scale=0.005)
+    assert expected["procedures_processed"] == 750
+    assert expected["residence_documents_issued"] == 70
+    assert result.targets[YEAR] == expected
+    assert achieved(result.truth[YEAR]) == expected
+    truth = result.truth[YEAR]
+    assert expected["appointments_served"] == 100
+    # Served and missed: a realistic no-show share; customers by the report's definition.
+    assert 5 <= truth["no_show_rate"] <= 15
+    assert truth["customers"] > truth["appointments_served"]
+    # 29 EUR per declaration paid, in the year of the payment (handover may be later).
+    assert truth["commitment_fees_cents"] % 2900 == 0
+    assert truth["commitment_fees_cents"] > 0
+
+
+def test_the_ground_truth_equals_a_naive_count_over_the_event_list(
+    year_run: tuple[AkteService, SimulationResult],
+) -> None:
+    service, result = year_run
+    assert naive_figures(service, result.office_id, YEAR) == result.truth[YEAR]
+    # The neighbouring years hold the spill-over, and the truth does not claim them.
+    assert naive_figures(service, result.office_id, YEAR + 1)["procedures_processed"]["total"] > 0
+
+
+def test_the_year_looks_like_an_office_year(
+    year_run: tuple[AkteService, SimulationResult],
+) -> None:
+    _service, result = year_run
+    truth = result.truth[YEAR]
+    processed = truth["procedures_processed"]
+    assert processed["digital_share"] > 0.6  # "most of them digitally"
+    assert set(processed["by_outcome"]) == {"granted", "refused", "withdrawn"}
+    assert all(processed["by_outcome"].values())
+    kinds = truth["residence_documents_issued"]["by_kind"]
+    assert kinds["eat"] > kinds["duldung"] > 0
+    assert kinds["aufenthaltsgestattung"] > 0
+    assert truth["fiction_certificates_extended"] > 0
+    assert truth["backlog_at_year_end"] > 0
+    assert 0 < truth["days_to_decision_median"] <= truth["days_to_decision_p90"] < 365
+
+
+def test_business_time_lies_on_working_days_in_office_hours(
+    year_run: tuple[AkteService, SimulationResult],
+) -> None:
+    service, _result = year_run
+    stamped = [at for _kind, at in _history(service) if at is not None]
+    assert stamped
+    for at in stamped:
+        local = at.astimezone(BERLIN)
+        assert is_working_day(local.date()), local
+        assert time(7, 0) <= local.time() <= time(18, 0), local
+
+
+def test_procedures_span_the_turn_of_the_year_and_files_are_older(
+    year_run: tuple[AkteService, SimulationResult],
+) -> None:
+    service, _result = year_run
+    received: dict[tuple[Any, int], int] = {}
+    spans: Counter[tuple[int, int]] = Counter()
+    opened_years: Counter[int] = Counter()
+    decided_months: Counter[int] = Counter()
+    for event in all_events(service):
+        if isinstance(event, CaseFile.Opened):
+            opened_years[event.at.astimezone(BERLIN).year] += 1
+        elif isinstance(event, CaseFile.ProcedureReceived):
+            received[(event.originator_id, event.procedure_number)] = event.at.astimezone(
+                BERLIN
+            ).year
+        elif isinstance(event, CaseFile.ProcedureDecided):
+            local = event.at.astimezone(BERLIN)
+            spans[(received[(event.originator_id, event.procedure_number)], local.year)] += 1
+            if local.year == YEAR:
+                decided_months[local.month] += 1
+    assert spans[(YEAR - 1, YEAR)] > 0  # received in November/December, decided in January
+    assert spans[(YEAR, YEAR + 1)] > 0  # received in December, decided the January after
+    assert sum(count for year, count in opened_years.items() if year < YEAR - 1) > 0
+    # Busier before the summer travel season than in August.
+    assert decided_months[6] > decided_months[8]
+
+
+def test_fiction_certificates_follow_the_carrier_sheet_rule(
+    year_run: tuple[AkteService, SimulationResult],
+) -> None:
+    service, _result = year_run
+    on_sheet: Counter[tuple[Any, int]] = Counter()
+    for event in all_events(service):
+        if isinstance(event, CaseFile.FictionCertificateExtended):
+            key = (event.originator_id, event.certificate_number)
+            on_sheet[key] = 1 if event.new_carrier_sheet_number else on_sheet[key] + 1
+            assert on_sheet[key] <= 2
+
+
+# ------------------------------------------------------------ determinism, years
+
+
+def test_the_same_seed_gives_the_same_history_and_truth(tmp_path: Path) -> None:
+    runs = []
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        service = build_service(Settings(store="sqlite", data_dir=tmp_path / name))
+        try:
+            result = simulate(service, PROFILE, seed=seed, year=YEAR, scale=0.001)
+            runs.append((result.truth_json(), _history(service)))
+        finally:
+            service.close()
+    assert runs[0] == runs[1]
+    assert runs[0][0] != runs[2][0]
+    assert runs[0][1] != runs[2][1]
+
+
+def test_consecutive_years_each_meet_their_grown_targets(tmp_path: Path) -> None:
+    service = build_service(Settings(store="sqlite", data_dir=tmp_path))
+    try:
+        result = simulate(
+            service, PROFILE, seed=3, year=YEAR - 1, years=2, scale=0.0015, growth=0.25
+        )
+        assert result.years == (YEAR - 1, YEAR)
+        first, second = (
+            targets_for(PROFILE, scale=0.0015, years_after_first=n, growth=0.25) for n in (0, 1)
+        )
+        assert second["procedures_processed"] > first["procedures_processed"]
+        assert achieved(result.truth[YEAR - 1]) == first
+        assert achieved(result.truth[YEAR]) == second
+        for year in result.years:
+            assert naive_figures(service, result.office_id, year) == result.truth[year]
+    finally:
+        service.close()
+
+
+def test_a_tiny_scale_still_meets_every_target(tmp_path: Path) -> None:
+    service = build_service(Settings(store="sqlite", data_dir=tmp_path))
+    try:
+        result = simulate(service, PROFILE, seed=1, year=YEAR, scale=0.0001)
+        assert all(value >= 1 for value in result.targets[YEAR].values())
+        assert achieved(result.truth[YEAR]) == result.targets[YEAR]
+        assert naive_figures(service, result.office_id, YEAR) == result.truth[YEAR]
+    finally:
+        service.close()
+
+
+def test_both_stores_agree_with_the_naive_count(settings: Settings) -> None:
+    service = build_service(settings)
+    try:
+        result = simulate(service, PROFILE, seed=21, year=YEAR, scale=0.0015)
+        assert achieved(result.truth[YEAR]) == result.targets[YEAR]
+        assert naive_figures(service, result.office_id, YEAR) == result.truth[YEAR]
+    finally:
+        service.close()
+
+
+def test_a_year_that_has_not_ended_is_refused(tmp_path: Path) -> None:
+    service = build_service(Settings(store="sqlite", data_dir=tmp_path))
+    try:
+        this_year = datetime.now(tz=UTC).year
+        with pytest.raises(SimulationError, match="not ended"):
+            simulate(service, PROFILE, seed=1, year=this_year, scale=0.001)
+        assert (service.recorder.max_notification_id() or 0) == 0
+    finally:
+        service.close()
+
+
+# ----------------------------------------------------------------- the pieces
+
+
+def test_easter_and_the_national_holidays() -> None:
+    assert easter_sunday(2024) == date(2024, 3, 31)
+    assert easter_sunday(2025) == date(2025, 4, 20)
+    assert easter_sunday(2019) == date(2019, 4, 21)
+    assert easter_sunday(2038) == date(2038, 4, 25)
+    holidays = national_holidays(2024)
+    assert {date(2024, 3, 29), date(2024, 4, 1), date(2024, 5, 9), date(2024, 5, 20)} <= holidays
+    assert len(holidays) == 9
+    assert date(2017, 10, 31) in national_holidays(2017)
+    working = [
+        date.fromordinal(n)
+        for n in range(date(2024, 1, 1).toordinal(), date(2025, 1, 1).toordinal())
+    ]
+    assert sum(is_working_day(day) for day in working) == 253
+
+
+def test_scaling_rounds_and_keeps_every_figure_alive() -> None:
+    assert scaled(14_000, 0.01) == 140
+    assert scaled(500, 0.0001) == 1
+    assert scaled(0, 5) == 0
+    profile = OfficeProfile(year=2024, figures=dict.fromkeys(PROFILE.figures, 1000))
+    assert (
+        targets_for(profile, scale=1.0, years_after_first=2, growth=0.1)["procedures_processed"]
+        == 1210
+    )
+
+
+def test_the_cli_prints_the_truth_and_progress_and_refuses_a_used_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AKTE_STORE", "sqlite")
+    monkeypatch.setenv("AKTE_DATA_DIR", str(tmp_path / "data"))
+    out = tmp_path / "truth.json"
+    argv = ["simulate", "--seed", "4", "--scale", "0.001", "--year", str(YEAR)]
+
+    assert main([*argv, "--truth-out", str(out)]) == 0
+
+    truth = json.loads(out.read_text(encoding="utf-8"))
+    assert truth["years"][str(YEAR)]["procedures_processed"]["total"] == 150
+    assert truth["targets"][str(YEAR)]["procedures_processed"] == 150
+    err = capsys.readouterr().err
+    assert "events/s" in err
+    assert "commands/s" in err
+    assert main(argv) == 2
+    assert "--append" in capsys.readouterr().err
+    assert main([*argv, "--append", "--office", "abh-zweite"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["office_id"] == "abh-zweite"
+    assert printed["years"][str(YEAR)] == {**truth["years"][str(YEAR)], "office_id": "abh-zweite"}

@@ -1,0 +1,303 @@
+"""The statistics read model and the yearly report read from it.
+
+For any history: the facts and their totals are the same however the log is cut into
+batches and however often the read model is rebuilt; the totals equal a count over the
+facts; every figure equals a naive count over the raw events; and every drill-down list
+adds up to its figure. On SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+
+from adapters.settings import Settings
+from projections import statistics
+from projections.engine import ProjectionEngine, ViewsStore
+from projections.statistics import FACTS
+from projections.yearly_report import (
+    FIGURE_KEYS,
+    TRANSLATIONS,
+    DrillDown,
+    Figure,
+    YearlyReport,
+    figure_events,
+    yearly_report,
+)
+from service import AkteService
+from tests.conftest import FakeClock
+from tests.projections.test_engine_properties import History, Step, histories, settings_for
+from tests.support.projections import OFFICE, TOPIC, CaseDriver, engine_for, views_for
+from tests.support.statistics_oracle import CHANNELS, KINDS, OUTCOMES, naive_figures
+
+STATISTICS = [statistics.PROJECTION]
+
+
+@pytest.fixture
+def views(settings: Settings) -> Iterator[ViewsStore]:
+    with views_for(settings) as store:
+        yield store
+
+
+def _rebuilt(service: AkteService, views: ViewsStore, batch_size: int = 5000) -> dict[str, Any]:
+    with engine_for(service, views, STATISTICS, batch_size=batch_size) as engine:
+        engine.rebuild()
+        return engine.dump()
+
+
+def totals_from_facts(facts: list[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
+    """The four totals tables, counted afresh from the fact rows."""
+    columns = FACTS.schema.column_names
+    at = {name: index for index, name in enumerate(columns)}
+    expected: dict[str, list[tuple[Any, ...]]] = {}
+    for totals, schema in zip(FACTS.totals, FACTS.totals_schemas, strict=True):
+        counts: Counter[tuple[Any, ...]] = Counter()
+        sums: Counter[tuple[Any, ...]] = Counter()
+        for row in facts:
+            group = tuple(row[at[name]] for name in totals.group_by)
+            counts[group] += 1
+            for name in totals.sums:
+                sums[group] += row[at[name]]
+        expected[schema.name] = sorted(
+            (*group, count, *((sums[group],) if totals.sums else ()))
+            for group, count in counts.items()
+        )
+    return expected
+
+
+class StatisticsHistory(History):
+    """Generated histories that run over months and years (so facts fall into several
+    years, some on either side of midnight in Berlin), kept by the statistics model."""
+
+    def _new_engine(self, batch_size: int) -> ProjectionEngine:
+        self._engines.close()
+        self._engines = ExitStack()
+        return self._engines.enter_context(
+            engine_for(self.service, self.views, STATISTICS, batch_size=batch_size)
+        )
+
+    def run(self, step: Step) -> None:
+        name, pick, a, b = step
+        if name == "advance":
+            self.clock.advance(days=b * 4, hours=a * 3 + pick)
+            return
+        super().run(step)
+
+    def check(self) -> None:
+        self.engine.catch_up()
+        incremental = self.engine.dump()
+        facts = incremental[FACTS.name]
+        for name, rows in totals_from_facts(facts).items():
+            assert incremental[name] == rows, name
+        assert _rebuilt(self.service, self.views, batch_size=7) == incremental
+        years = sorted({row[5] for row in facts})
+        for year in years[-2:]:
+            report = yearly_report(self.views, OFFICE, year)
+            assert comparable_figures(report_figures(report)) == comparable_figures(
+                naive_figures(self.service, OFFICE, year)
+            )
+            assert_drill_downs_add_up(self.views, report)
+        self.engine = self._new_engine(batch_size=3)
+
+
+def report_figures(report: YearlyReport) -> dict[str, Any]:
+    """The report's figures in the shape of the naive oracle's."""
+    figure = report.figure
+
+    def count(key: str) -> int:
+        return int(figure(key).value or 0)
+
+    documents = figure("residence_documents_issued")
+    received = figure("procedures_received")
+    processed = figure("procedures_processed")
+    by_channel = _untranslated(processed.breakdowns["Eingangsweg"])
+    digital = sum(by_channel.get(channel, 0) for channel in ("contact_form", "online_application"))
+    share = figure("digital_share").value
+    median = figure("days_to_decision_median").value
+    p90 = figure("days_to_decision_p90").value
+    return {
+        "year": report.year,
+        "office_id": report.office_id,
+        "appointments_served": count("appointments_served"),
+        "customers": count("customers"),
+        "no_show_rate": figure("no_show_rate").value,
+        "residence_documents_issued": {
+            "total": count("residence_documents_issued"),
+            "by_kind": _all(_untranslated(documents.breakdowns["Art"]), KINDS),
+        },
+        "fiction_certificates_issued": count("fiction_certificates_issued"),
+        "fiction_certificates_extended": count("fiction_certificates_extended"),
+        "procedures_received": {
+            "total": count("procedures_received"),
+            "by_channel": _all(_untranslated(received.breakdowns["Eingangsweg"]), CHANNELS),
+        },
+        "procedures_processed": {
+            "total": count("procedures_processed"),
+            "digital": digital,
+            "digital_share": None if share is None else share / 100,
+            "by_channel": _all(by_channel, CHANNELS),
+            "by_outcome": _all(_untranslated(processed.breakdowns["Ergebnis"]), OUTCOMES),
+            "by_legal_basis": _untranslated(processed.breakdowns["Rechtsgrundlage"]),
+        },
+        "entry_procedures": count("entry_procedures"),
+        "integration_course_entitlements": count("integration_course_entitlements"),
+        "integration_course_obligations": count("integration_course_obligations"),
+        "commitment_declarations": count("commitment_declarations"),
+        "commitment_fees_cents": round(
+            100 * figure("commitment_fees_eur").breakdowns["Buchung"]["bezahlt"]
+        ),
+        "civil_registry_inquiries": count("civil_registry_inquiries"),
+        "naturalisation_inquiries": count("naturalisation_inquiries"),
+        "backlog_at_year_end": count("backlog_at_year_end"),
+        "days_to_decision_median": None if median is None else int(median),
+        "days_to_decision_p90": None if p90 is None else int(p90),
+    }
+
+
+def comparable_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    """The digital share as the report rounds it (one decimal of a percent)."""
+    processed = dict(figures["procedures_processed"])
+    share = processed["digital_share"]
+    processed["digital_share"] = None if share is None else round(100 * share, 1)
+    return figures | {"procedures_processed": processed}
+
+
+def _all(counts: dict[str, int], keys: tuple[str, ...]) -> dict[str, int]:
+    return {key: counts.get(key, 0) for key in keys}
+
+
+_GERMAN = {german: key for key, german in TRANSLATIONS.items()}
+
+
+def _untranslated(breakdown: Any) -> dict[str, int]:
+    return {_GERMAN.get(key, key): int(value) for key, value in breakdown.items()}
+
+
+def all_counted(
+    views: ViewsStore, year: int, drill_down: DrillDown, office: str = OFFICE, limit: int = 3
+) -> list[Any]:
+    items: list[Any] = []
+    cursor = None
+    while True:
+        page = figure_events(views, office, year, drill_down, limit=limit, cursor=cursor)
+        items.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return items
+
+
+def assert_drill_downs_add_up(views: ViewsStore, report: YearlyReport, limit: int = 3) -> None:
+    for figure in report.figures:
+        if figure.drill_down is None:
+            assert figure.value is None, figure.key  # not recorded: nothing to list
+            continue
+        events = all_counted(views, report.year, figure.drill_down, report.office_id, limit)
+        assert len({(e.case_id, e.figure, e.version, e.event) for e in events}) == len(events)
+        assert_adds_up(figure, events)
+
+
+def assert_adds_up(figure: Figure, events: list[Any]) -> None:
+    if figure.key == "customers":
+        assert len({e.customer for e in events}) == figure.value
+        assert all(e.customer for e in events)
+    elif figure.key == "no_show_rate":
+        missed = sum(e.figure == "appointment_no_shows" for e in events)
+        expected = round(100 * missed / len(events), 1) if events else None
+        assert figure.value == expected
+    elif figure.unit == "count":
+        assert len(events) == figure.value, figure.key
+    elif figure.unit == "eur":
+        paid = sum(e.amount_cents for e in events if e.figure == "commitment_fees_paid")
+        refunded = sum(e.amount_cents for e in events if e.figure == "commitment_fees_refunded")
+        assert (paid - refunded) / 100 == figure.value
+    elif figure.unit == "days":
+        days = sorted(e.days for e in events)
+        share = 0.5 if figure.key.endswith("median") else 0.9
+        rank = max(1, math.ceil(share * len(days)))  # nearest rank
+        expected = float(days[rank - 1]) if days else None
+        assert figure.value == expected, figure.key
+    elif figure.unit == "percent":
+        assert figure.key == "digital_share"
+
+
+def test_statistics_are_the_same_however_the_history_is_cut_and_rebuilt(
+    service: AkteService, views: ViewsStore, clock: FakeClock, settings: Settings
+) -> None:
+    history = StatisticsHistory(service, views, clock)
+    examples = 25 if settings.store == "sqlite" else 12
+
+    @settings_for(examples)
+    @given(steps=histories)
+    def check_history(steps: list[Step]) -> None:
+        history.start_example()
+        for step in steps:
+            history.run(step)
+        history.check()
+
+    try:
+        check_history()
+    finally:
+        history.close()
+
+
+def test_a_fact_belongs_to_the_year_of_its_business_time_in_berlin(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    clock.now = datetime(2025, 2, 3, 9, tzinfo=UTC)
+    case = CaseDriver.open(service)
+    # 23:30 UTC on New Year's Eve is already 00:30 on 1 January in Berlin.
+    late = datetime(2024, 12, 31, 23, 30, tzinfo=UTC)
+    number = case("receive_procedure", channel="mail", topic=TOPIC, at=late)
+    case(
+        "decide_procedure",
+        procedure_number=number,
+        outcome="granted",
+        reason=None,
+        at=datetime(2025, 1, 20, 8, 0, tzinfo=UTC),
+    )
+    early = datetime(2024, 12, 31, 22, 30, tzinfo=UTC)  # 23:30 in Berlin: still 2024
+    case("receive_procedure", channel="mail", topic=TOPIC, at=early)
+    with engine_for(service, views, STATISTICS) as engine:
+        engine.catch_up()
+    in_2024 = yearly_report(views, OFFICE, 2024)
+    in_2025 = yearly_report(views, OFFICE, 2025)
+    assert in_2024.figure("procedures_received").value == 1
+    assert in_2024.figure("backlog_at_year_end").value == 1
+    assert in_2025.figure("procedures_received").value == 1
+    assert in_2025.figure("procedures_processed").value == 1
+    assert in_2025.figure("days_to_decision_median").value == 19  # 1 Jan to 20 Jan
+    assert in_2025.figure("backlog_at_year_end").value == 1
+    assert in_2025.figure("backlog_at_year_end").previous == 1
+    assert in_2025.figure("procedures_received").by_month == (1.0,) + (0.0,) * 11
+
+
+def test_a_year_before_the_offices_first_event_is_not_recorded_never_zero(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    clock.now = datetime(2025, 2, 3, 9, tzinfo=UTC)
+    case = CaseDriver.open(service)
+    case("receive_procedure", channel="mail", topic=TOPIC, at=datetime(2024, 5, 6, 9, tzinfo=UTC))
+    with engine_for(service, views, STATISTICS) as engine:
+        engine.catch_up()
+    before_the_log = yearly_report(views, OFFICE, 2023)
+    for figure in before_the_log.figures:
+        assert figure.value is None, figure.key  # nothing was recorded then: not 0
+        assert figure.by_month is None
+        assert figure.drill_down is None
+    first = yearly_report(views, OFFICE, 2024)
+    received = first.figure("procedures_received")
+    assert (received.value, received.previous) == (1, None)
+    assert (first.figure("customers").value, first.figure("customers").previous) == (1, None)
+    assert first.figure("appointments_served").value == 0  # recorded, and none were
+    assert first.figure("no_show_rate").value is None  # no appointments: no rate
+    quiet = yearly_report(views, OFFICE, 2025).figure("procedures_received")
+    assert (quiet.value, quiet.previous) == (0, 1)
+    assert any("Kundinnen und Kunden" in note for note in first.notes)
+    assert tuple(figure.key for figure in first.figures) == FIGURE_KEYS

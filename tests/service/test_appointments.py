@@ -1,0 +1,412 @@
+"""Appointments through the service, on SQLite and PostgreSQL: calendar, the right type,
+holds, limits, anti-bot challenges, the tick, the waitlist and the counter."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+import adapters.cli.main as cli
+from appointments_service import BookingNotFound, ChallengeRefused, solve_challenge
+from domain.appointments import (
+    Appointment,
+    AppointmentStateConflict,
+    AppointmentTypeDoesNotFit,
+    BookingLimitReached,
+    Situation,
+    Slot,
+    SlotNotBookable,
+    SlotTaken,
+    slot_id,
+)
+from domain.case_file import CaseFile, MasterData
+from domain.errors import InvalidValue
+from service import AkteService
+from tests.conftest import FakeClock
+from tests.support.appointments import (
+    FICTION_HOLDER,
+    OFFICE,
+    POINT,
+    STUDENT,
+    RecordingMailer,
+    local,
+    person,
+    proof,
+    set_up,
+)
+
+TUESDAY = date(2024, 3, 5)
+"""The clock starts on Monday 4 March 2024, 10:00 in Berlin."""
+NEXT_MONDAY = date(2024, 3, 11)
+
+
+def book(
+    service: AkteService,
+    starts: object,
+    *,
+    n: int = 0,
+    situation: Situation = STUDENT,
+    type_code: str = "extend-title",
+    email: str | None = None,
+) -> tuple[UUID, str]:
+    recorded = service.book_appointment(
+        office_id=OFFICE,
+        service_point_code=POINT,
+        appointment_type=type_code,
+        starts_at=starts,  # type: ignore[arg-type]
+        situation=situation,
+        person=person(n, email=email),
+        proof=proof(service),
+        by="public",
+    )
+    assert recorded.reference is not None
+    return recorded.appointment_id, recorded.reference
+
+
+def kinds(service: AkteService, appointment_id: UUID) -> list[str]:
+    return [type(event).__name__ for event in service.appointment_events(appointment_id)]
+
+
+@pytest.fixture
+def mailer(service: AkteService) -> RecordingMailer:
+    recording = RecordingMailer()
+    set_up(service, recording)
+    return recording
+
+
+def test_a_booking_holds_one_seat_and_sends_its_confirmation_mail(
+    service: AkteService, mailer: RecordingMailer
+) -> None:
+    appointment_id, reference = book(service, local(NEXT_MONDAY, 9))
+
+    assert kinds(service, appointment_id) == ["Booked", "MailQueued", "MailSent"]
+    view = service.booking_status(reference)
+    assert view.status == "held"
+    assert view.appointment is not None
+    assert view.appointment.held_until == service.clock() + timedelta(hours=48)
+    slot = service.get_appointment(appointment_id).slot_id
+    assert service.appointment_events(appointment_id)[0].slot_id == slot  # type: ignore[attr-defined]
+    assert [mail.to for mail in mailer.sent] == ["person0@example.org"]
+    code = service.confirmation_code(appointment_id)
+    assert code in mailer.sent[0].body
+    # The reference is the person's credential: never in the mail, stored only hashed.
+    assert reference not in mailer.sent[0].body
+    assert reference not in repr(service.appointment_events(appointment_id))
+
+
+def test_a_type_that_does_not_fit_is_refused_naming_the_type_that_fits(
+    service: AkteService, mailer: RecordingMailer
+) -> None:
+    with pytest.raises(AppointmentTypeDoesNotFit) as refused:
+        book(service, local(NEXT_MONDAY, 9), situation=FICTION_HOLDER, type_code="extend-title")
+
+    assert refused.value.field == "appointment_type"
+    assert "book fiction-certificate (Fiktionsbescheinigung verlängern) instead" in str(
+        refused.value
+    )
+    offer = service.appointment_offer(office_id=OFFICE, code=POINT, situation=FICTION_HOLDER)
+    assert [t.code for t in offer.fitting] == ["fiction-certificate"]
+    assert offer.days
+    assert all(day.slots for day in offer.days[1:2])
+    assert mailer.sent == []
+
+
+def test_a_known_case_file_proposes_the_type_from_its_expiring_fiction_certificate(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    opened = service.open_case(
+        office_id=OFFICE,
+        master_data=MasterData("Beispiel", "Amal", date(1991, 2, 3), "SYR", "N1234567"),
+        by="sb-01",
+    )
+    service.issue_fiction_certificate(
+        opened.case_id,
+        expected_version=opened.version,
+        by="sb-01",
+        kind="81_4",
+        valid_from=date(2024, 1, 10),
+        valid_until=date(2024, 4, 9),
+        carrier_sheet_number="F1234567",
+    )
+
+    proposals = service.propose_appointment(opened.case_id, office_id=OFFICE)
+
+    assert len(proposals) == 1
+    assert proposals[0].proposal.situation == Situation(
+        "fiction_certificate", "aufenthg-81-4", "fiction_certificate"
+    )
+    assert [t.code for t in proposals[0].fitting[POINT]] == ["fiction-certificate"]
+
+
+def test_same_day_seats_are_released_on_the_morning_of_the_day(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    starts = local(TUESDAY, 10)
+    book(service, starts, n=1)
+    with pytest.raises(SlotTaken):
+        book(service, starts, n=2)
+
+    clock.now = local(TUESDAY, 6, 59)
+    with pytest.raises(SlotTaken):
+        book(service, starts, n=2)
+    clock.now = local(TUESDAY, 7, 0)
+    book(service, starts, n=2)
+
+    with pytest.raises(SlotTaken):
+        book(service, starts, n=3)
+    slot = service.get_appointment(book(service, local(TUESDAY, 11), n=4)[0]).slot_id
+    assert slot == str(slot_id(OFFICE, POINT, local(TUESDAY, 11)))
+
+
+@pytest.mark.parametrize(
+    ("when", "why"),
+    [
+        (lambda: local(date(2024, 3, 9), 9), "no slot"),  # a Saturday
+        (lambda: local(NEXT_MONDAY, 9, 10), "no slot"),  # off the grid
+        (lambda: local(date(2024, 4, 8), 9), "released 28 days ahead"),
+        (lambda: local(date(2024, 3, 4), 8), "begun or is over"),
+    ],
+)
+def test_slots_outside_the_calendar_are_refused(
+    service: AkteService, mailer: RecordingMailer, when: object, why: str
+) -> None:
+    with pytest.raises(SlotNotBookable, match=why):
+        book(service, when())  # type: ignore[operator]
+
+
+def test_a_closed_day_has_no_slots(service: AkteService, mailer: RecordingMailer) -> None:
+    service.close_service_point_day(
+        office_id=OFFICE, code=POINT, day=NEXT_MONDAY, reason="Betriebsausflug", by="tl-01"
+    )
+    with pytest.raises(SlotNotBookable, match="closed"):
+        book(service, local(NEXT_MONDAY, 9))
+
+
+def test_the_limit_is_per_person_not_per_e_mail_address(
+    service: AkteService, mailer: RecordingMailer
+) -> None:
+    first, reference = book(service, local(NEXT_MONDAY, 9), email="a@example.org")
+    book(service, local(NEXT_MONDAY, 10), email="b@example.org")
+
+    with pytest.raises(BookingLimitReached):
+        book(service, local(NEXT_MONDAY, 11), email="c@example.org")
+
+    service.cancel_booking(reference)
+    book(service, local(NEXT_MONDAY, 11), email="c@example.org")
+    assert service.get_appointment(first).status == "cancelled"
+
+
+def test_a_challenge_buys_one_booking_and_must_be_solved(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    def attempt(solved: tuple[str, str]) -> None:
+        service.book_appointment(
+            office_id=OFFICE,
+            service_point_code=POINT,
+            appointment_type="extend-title",
+            starts_at=local(NEXT_MONDAY, 9),
+            situation=STUDENT,
+            person=person(7),
+            proof=solved,
+            by="public",
+        )
+
+    solved = proof(service)
+    attempt(solved)
+    with pytest.raises(ChallengeRefused, match="has been used"):
+        attempt(solved)
+    challenge = service.issue_challenge().challenge
+    with pytest.raises(ChallengeRefused, match="not one this office issued"):
+        attempt((challenge[:-1] + ("0" if challenge[-1] != "0" else "1"), "1"))
+    wrong = next(
+        str(nonce)
+        for nonce in range(1000)
+        if solve_challenge(challenge, 4) != str(nonce) and not _solves(challenge, str(nonce))
+    )
+    with pytest.raises(ChallengeRefused, match="does not solve"):
+        attempt((challenge, wrong))
+    late = service.issue_challenge()
+    clock.advance(minutes=11)
+    with pytest.raises(ChallengeRefused, match="expired"):
+        attempt((late.challenge, solve_challenge(late.challenge, late.bits)))
+
+
+def _solves(challenge: str, nonce: str) -> bool:
+    import hashlib
+
+    digest = hashlib.sha256(f"{challenge}:{nonce}".encode()).digest()
+    return digest[0] >> 4 == 0
+
+
+def test_confirmation_needs_the_mailed_code_within_the_hold(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    appointment_id, reference = book(service, local(NEXT_MONDAY, 9))
+    with pytest.raises(InvalidValue):
+        service.confirm_booking(reference, "WRONGCOD")
+    code = service.confirmation_code(appointment_id)
+    clock.advance(hours=47)
+    service.confirm_booking(reference, code.lower())
+    assert service.booking_status(reference).status == "confirmed"
+    with pytest.raises(BookingNotFound):
+        service.booking_status("x" * 22)
+
+
+def test_the_tick_reminds_then_lapses_with_a_reason_and_frees_the_seat(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    appointment_id, reference = book(service, local(NEXT_MONDAY, 9))
+    assert service.run_appointment_tick().reminders == 0
+
+    clock.advance(hours=24)
+    report = service.run_appointment_tick()
+    assert (report.reminders, report.lapses) == (1, 0)
+    assert service.run_appointment_tick().reminders == 0  # once only
+
+    clock.advance(hours=24)
+    assert service.run_appointment_tick().lapses == 1
+    assert service.run_appointment_tick().lapses == 0
+
+    events = service.appointment_events(appointment_id)
+    assert [type(e).__name__ for e in events] == [
+        "Booked",
+        "MailQueued",
+        "MailSent",
+        "MailQueued",
+        "MailSent",
+        "Lapsed",
+        "MailQueued",
+        "MailSent",
+    ]
+    lapsed = events[5]
+    assert isinstance(lapsed, Appointment.Lapsed)
+    assert lapsed.reason == "not_confirmed_in_time"
+    assert service.booking_status(reference).status == "lapsed"
+    assert [m.subject for m in mailer.sent][1:] == [
+        "Erinnerung: Ihr Termin ist noch nicht bestätigt",
+        "Ihre Terminreservierung ist verfallen",
+    ]
+    slot = service._get(slot_id(OFFICE, POINT, local(NEXT_MONDAY, 9)), Slot)
+    assert slot is not None
+    assert slot.holders == []
+    # The seat is free again, and the limit counts the lapsed booking no more.
+    book(service, local(NEXT_MONDAY, 9))
+
+
+def test_a_freed_seat_goes_to_the_waitlist_in_order(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    starts = local(NEXT_MONDAY, 9)
+    _first, reference = book(service, starts, n=1)
+    waiting = [
+        service.join_waitlist(
+            office_id=OFFICE,
+            service_point_code=POINT,
+            appointment_type="extend-title",
+            situation=STUDENT,
+            person=person(n),
+            proof=proof(service),
+            by="public",
+        ).reference
+        for n in (2, 3)
+    ]
+    assert waiting[0] is not None
+    assert waiting[1] is not None
+    assert service.booking_status(waiting[1]).waitlist_position == 2
+
+    service.cancel_booking(reference)
+
+    offered = service.booking_status(waiting[0])
+    assert offered.status == "held"
+    assert offered.appointment is not None
+    assert offered.appointment.origin == "waitlist"
+    assert offered.appointment.starts_at == starts
+    assert service.booking_status(waiting[1]).waitlist_position == 1
+    # The offer lapses unconfirmed: the next in line gets the seat.
+    clock.advance(hours=49)
+    service.run_appointment_tick()
+    assert service.booking_status(waiting[0]).status == "lapsed"
+    second = service.booking_status(waiting[1])
+    assert second.status == "held"
+    assert second.appointment is not None
+    assert second.appointment.starts_at == starts
+
+
+def test_the_counter_checks_in_retypes_and_records_attendance_on_the_case_file(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    opened = service.open_case(
+        office_id=OFFICE,
+        master_data=MasterData("Beispiel", "Amal", date(1991, 2, 3), "SYR", "N1234567"),
+        by="sb-01",
+    )
+    appointment_id, _ = book(service, local(TUESDAY, 9, 30), situation=STUDENT)
+    missed, _ = book(service, local(TUESDAY, 10), n=5)
+    clock.now = local(TUESDAY, 9, 25)
+    today = service.appointments_of_day(office_id=OFFICE, code=POINT, day=TUESDAY)
+    assert [a.id for a in today] == [appointment_id, missed]
+
+    v = service.link_appointment_to_case(
+        appointment_id, expected_version=3, by="sb-01", case_id=opened.case_id
+    ).version
+    v = service.check_in_appointment(appointment_id, expected_version=v, by="sb-01").version
+    v = service.retype_appointment(
+        appointment_id,
+        expected_version=v,
+        by="sb-01",
+        appointment_type="eat-pickup",
+        legal_basis="aufenthg-16b",
+        reason=None,
+    ).version
+    service.record_attended(appointment_id, expected_version=v, by="sb-01")
+    with pytest.raises(AppointmentStateConflict):
+        service.record_no_show(missed, expected_version=3, by="sb-01")
+    clock.now = local(TUESDAY, 10, 20)
+    service.record_no_show(missed, expected_version=3, by="sb-01")
+
+    attended = service.appointment_events(appointment_id)[-1]
+    assert isinstance(attended, Appointment.Attended)
+    assert (attended.office_id, attended.case_id) == (OFFICE, str(opened.case_id))
+    assert attended.appointment_type == "eat-pickup"
+    recorded = service.case_events(opened.case_id)[-1]
+    assert isinstance(recorded, CaseFile.AppointmentAttendanceRecorded)
+    assert (recorded.outcome, recorded.appointment_id) == ("attended", str(appointment_id))
+    assert service.get_appointment(missed).status == "no_show"
+    no_show = service.appointment_events(missed)[-1]
+    assert isinstance(no_show, Appointment.NoShow)
+    assert no_show.case_id is None
+    assert no_show.person_key == service.get_appointment(missed).person_key
+
+
+def test_figures_name_the_waitlist_and_the_next_free_slot(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    clock.now = local(date(2024, 3, 15), 11, 45)  # Friday, after the last slot's start
+    figures = service.booking_figures(office_id=OFFICE, code=POINT)
+    assert [f.appointment_type for f in figures] == [
+        "eat-pickup",
+        "extend-title",
+        "fiction-certificate",
+    ]
+    assert figures[0].next_free_slot == local(date(2024, 3, 18), 8)
+    assert figures[0].booked_out_days == 3
+    assert all(f.waiting == 0 for f in figures)
+
+
+def test_the_tick_command_prints_what_it_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AKTE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AKTE_STORE", "sqlite")
+
+    assert cli.main(["appointments", "tick"]) == 0
+    assert cli.main(["appointments", "tick"]) == 0
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [lines[0], lines[0]]
+    assert lines[0]["lapses"] == 0
+    assert cli.main(["appointments", "bounce", "<not-an-id.1@akte>", "--status", "5.1.1"]) == 1
