@@ -363,7 +363,7 @@ def test_a_projection_worker_catches_up_its_office_shard_only(base: Settings) ->
             [
                 sys.executable,
                 "-m",
-                "adapters.cli.main",
+                "adapters.cli",
                 "projections",
                 "run",
                 "--office",

@@ -324,7 +324,7 @@ def test_a_killed_import_process_is_resumed_by_running_it_again(
     folders = write_legacy_batch(tmp_path / "batch", 400, seed=5)
     environment = _cli_environment(tmp_path)
     importer = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli.main", "import-scans", str(tmp_path / "batch")],
+        [sys.executable, "-m", "adapters.cli", "import-scans", str(tmp_path / "batch")],
         env=environment,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
