@@ -13,6 +13,7 @@ import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from eventsourcing.domain import DomainEvent
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
 @pytest.mark.parametrize("transcoder", ["orjson", "json"])
 def test_every_topic_in_the_library_configuration_resolves(
-    store: str, transcoder: str, tmp_path: Path
+    store: Literal["sqlite", "postgres"], transcoder: Literal["orjson", "json"], tmp_path: Path
 ) -> None:
     settings = Settings(store=store, transcoder=transcoder, data_dir=tmp_path)
     topics = {key: value for key, value in library_env(settings).items() if key.endswith("TOPIC")}
