@@ -1,4 +1,5 @@
-"""The appointment commands and queries of :class:`service.AkteService` (a mixin).
+"""Appointments: service points, bookings, the waitlist and the tick; the context
+``service.appointments``.
 
 Every booking saves, in ONE transaction, the slot (its seat taken), the person's open
 bookings (the limit), the appointment (held, its confirmation mail queued), the claim of
@@ -6,7 +7,7 @@ its reference and of the proof-of-work challenge it spent. A conflict on any of 
 reloads and tries again, so a refusal always says why: the slot is full, the person is
 at the limit, the challenge was used. Mails are sent after the transaction that queued
 them, and what the mail server said is recorded (sent, failed with a code, later
-bounced); queued and failed mails are tried again by :meth:`AppointmentsMixin.run_appointment_tick`,
+bounced); queued and failed mails are tried again by :meth:`Appointments.run_appointment_tick`,
 which also sends the reminders, lapses holds that ran out and offers freed seats to the
 waitlist. Every time-driven step reads the service's clock and is idempotent.
 """
@@ -14,23 +15,18 @@ waitlist. Every time-driven step reads the service's clock and is idempotent.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
-import logging
 import secrets
-import unicodedata
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
-from data_protection_service import gives_back_unwritten_ids
 from domain.acts import Act
 from domain.appointments import (
     ENDED,
@@ -41,7 +37,6 @@ from domain.appointments import (
     Booking,
     BookingReference,
     CalendarRules,
-    Mail,
     Origin,
     Person,
     PersonBookings,
@@ -59,134 +54,37 @@ from domain.appointments import (
     propose_from_case,
     slot_id,
 )
-from domain.case_file import CaseFile
 from domain.errors import InvalidValue, RuleViolation
-
-if TYPE_CHECKING:
-    from eventsourcing.application import Application
-
-    from service import Clock
-
-logger = logging.getLogger("akte.appointments")
+from service_appointment_mails import (
+    MAIL_USER,
+    MAX_CHANGE_ATTEMPTS,
+    AppointmentChanged,
+    AppointmentMails,
+    AppointmentRecorded,
+    AppointmentSetup,
+    BookingNotFound,
+    ChallengeRefused,
+    SlotBusy,
+    hash_booking_reference,
+)
+from service_common import CaseNotFound, gives_back_unwritten_ids
+from service_ports import Catalogue, ServiceStore
 
 T = TypeVar("T")
-A = TypeVar("A")
 
 TICK_USER: Final = "appointments-tick"
 """Who acts in the time-driven steps: reminders, lapses, offers from the waitlist."""
-MAIL_USER: Final = "mail"
-"""Who acts when the outcome of sending a mail is recorded."""
 _MAX_BOOKING_ATTEMPTS: Final = 20
-_MAX_CHANGE_ATTEMPTS: Final = 5
 _REFERENCE_BYTES: Final = 16
-_CODE_ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_CODE_SYMBOLS: Final = 8
 _TICK_BATCH: Final = 500
 MAX_SLOT_DAYS: Final = 14
 """Days one look at the free slots covers: each day costs a read per slot."""
-
-
-class BookingNotFound(Exception):
-    """No booking has this reference (or no appointment this id)."""
-
-    def __init__(self, appointment_id: UUID | None = None) -> None:
-        if appointment_id is None:
-            message = "no booking has this reference"
-        else:
-            message = f"appointment {appointment_id} does not exist"
-        super().__init__(message)
-        self.appointment_id = appointment_id
 
 
 class ServicePointNotFound(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(f"no service point {code} in this office")
         self.code = code
-
-
-class AppointmentChanged(Exception):
-    """The appointment changed since the version the caller based its command on."""
-
-    def __init__(self, appointment_id: UUID, expected: int, actual: int) -> None:
-        super().__init__(
-            f"appointment {appointment_id} is at version {actual}, "
-            f"the command expected version {expected}"
-        )
-        self.appointment_id = appointment_id
-        self.expected = expected
-        self.actual = actual
-
-
-class ChallengeRefused(RuleViolation):
-    """The proof of work is missing, forged, expired, too weak, wrong or spent."""
-
-    code = "challenge-refused"
-
-
-class SlotBusy(RuleViolation):
-    """So many bookings raced for the slot that this one gave up; nothing recorded."""
-
-    code = "slot-busy"
-
-
-class AppointmentsNotConfigured(Exception):
-    """The service was built without the appointment set-up (secret and mailer)."""
-
-
-# ------------------------------------------------------------------- the mail port
-
-
-@dataclass(frozen=True)
-class OutgoingMail:
-    to: str
-    subject: str
-    body: str
-    message_id: str
-    """``<appointment-id.mail-number@akte>``: a bounce names it, and so the mail."""
-
-
-class MailRefused(Exception):
-    """The mail server refused the mail; ``code`` like ``smtp-550`` (never its text)."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class MailUnavailable(Exception):
-    """The mail server could not be reached or broke off; try again later."""
-
-
-class Mailer(Protocol):
-    def send(self, mail: OutgoingMail) -> None:
-        """Hand the mail to the server; raises :class:`MailRefused` or
-        :class:`MailUnavailable`."""
-
-
-@dataclass(frozen=True)
-class AppointmentSetup:
-    """What appointments need beyond the store: a secret and a way to send mail."""
-
-    secret: bytes
-    """HMAC key of person keys, confirmation codes and proof-of-work challenges."""
-    mailer: Mailer
-    bookings_per_person: int = 2
-    proof_of_work_bits: int = 20
-    """Leading zero bits a challenge's solution must give: about a second of a browser's
-    time at 20, a million slots' worth of hashing for a bulk booker."""
-    challenge_seconds: int = 600
-
-
-# ------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class AppointmentRecorded:
-    appointment_id: UUID
-    version: int
-    position: int | None
-    reference: str | None = None
-    """The booking's secret reference: returned once, at booking, stored only hashed."""
 
 
 @dataclass(frozen=True)
@@ -234,15 +132,6 @@ class TypeFigures:
     booked_out_days: int | None
 
 
-@dataclass
-class MailRun:
-    sent: int = 0
-    failed: int = 0
-    version: int | None = None
-    """The appointment's version after the last outcome recorded; None: none recorded."""
-    position: int | None = None
-
-
 @dataclass(frozen=True)
 class ProposalView:
     proposal: Proposal
@@ -250,103 +139,18 @@ class ProposalView:
     """Service point code to the types there that fit."""
 
 
-@dataclass(frozen=True)
-class Challenge:
-    challenge: str
-    bits: int
-    expires_at: datetime
+class Appointments(AppointmentMails):
+    """Appointment commands and queries; ``service.appointments``."""
 
-
-# ------------------------------------------------------------------ helpers
-
-
-def normalised_identity(surname: str, given_names: str, date_of_birth: date) -> str:
-    """Names without case, accents, spaces or punctuation, and the birth date: the same
-    person typed twice, or with another e-mail address, gives the same text."""
-
-    def plain(text: str) -> str:
-        decomposed = unicodedata.normalize("NFKD", text.casefold())
-        return "".join(ch for ch in decomposed if ch.isalnum())
-
-    return f"{plain(surname)}|{plain(given_names)}|{date_of_birth}"
-
-
-def hash_booking_reference(reference: str) -> str:
-    return hashlib.sha256(f"TERMIN-{reference}".encode()).hexdigest()
-
-
-def _leading_zero_bits(digest: bytes) -> int:
-    bits = 0
-    for byte in digest:
-        if byte == 0:
-            bits += 8
-            continue
-        return bits + 8 - byte.bit_length()
-    return bits
-
-
-def solve_challenge(challenge: str, bits: int) -> str:
-    """What a client does (tests and the demo): find a nonce giving ``bits`` zero bits."""
-    nonce = 0
-    while True:
-        digest = hashlib.sha256(f"{challenge}:{nonce}".encode()).digest()
-        if _leading_zero_bits(digest) >= bits:
-            return str(nonce)
-        nonce += 1
-
-
-class _Host(Protocol):
-    """What the mixin uses of :class:`service.AkteService`."""
-
-    clock: Clock
-
-    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]: ...
-
-    def _act(self, by: str, at: datetime | None) -> Act: ...
-
-    def _store_errors(self) -> AbstractContextManager[None]: ...
-
-    def get_case(self, case_id: UUID, *, version: int | None = None) -> CaseFile: ...
-
-    def new_personal_id(self) -> UUID: ...
-
-
-class AppointmentsMixin:
-    """Appointment commands and queries; mixed into :class:`service.AkteService`."""
-
-    _appointment_setup: AppointmentSetup | None = None
-
-    def configure_appointments(self, setup: AppointmentSetup) -> None:
-        """Called once by the composition root, before the service is used."""
-        self._appointment_setup = setup
-
-    @property
-    def appointment_setup(self) -> AppointmentSetup:
-        if self._appointment_setup is None:
-            msg = "appointments are not configured in this service"
-            raise AppointmentsNotConfigured(msg)
-        return self._appointment_setup
-
-    # The host's members, typed through the protocol above.
-    def _host(self) -> _Host:
-        return self  # type: ignore[return-value]
-
-    def _app(self) -> Application[UUID]:
-        return self  # type: ignore[return-value]
-
-    def _get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
-        with self._host()._store_errors():
-            try:
-                aggregate: object = self._app().repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                return None
-        return aggregate if isinstance(aggregate, kind) else None
-
-    def _save(self, *aggregates: Any) -> int | None:
-        """Save in one transaction; IntegrityError goes to the caller."""
-        with self._host()._store_errors():
-            recordings = self._host().save(*aggregates)
-        return max((r.notification.id for r in recordings), default=None)
+    def __init__(
+        self, store: ServiceStore, catalogue: Catalogue, setup: AppointmentSetup | None
+    ) -> None:
+        super().__init__(store, catalogue, setup)
+        self._known_points: tuple[UUID, ...] = ()
+        """Service points seen in the log so far (this process), and up to where."""
+        self._points_scanned_until = 0
+        self._observed: frozenset[UUID] = frozenset()
+        """Observations this process knows are recorded: not looked up again."""
 
     # ---------------------------------------------------------------- calendar
 
@@ -363,13 +167,13 @@ class AppointmentsMixin:
     ) -> ServicePoint:
         """Define a service point, or change its calendar and types (unlisted types are
         withdrawn; bookings already made stay)."""
-        act = self._host()._act(by, at)
-        catalogue = self._catalogue()
+        act = self._store.act(by, at)
+        catalogue = self._catalogue
         for index, appointment_type in enumerate(types):
             catalogue.check_topic(f"types.{index}.topic", appointment_type.topic)
             for basis in appointment_type.legal_bases:
                 catalogue.check_legal_basis(f"types.{index}.legal_bases", basis)
-        for _attempt in range(_MAX_CHANGE_ATTEMPTS):
+        for _attempt in range(MAX_CHANGE_ATTEMPTS):
             point = self._get(ServicePoint.id_for(office_id, code), ServicePoint)
             if point is None:
                 point = ServicePoint.define(
@@ -396,7 +200,7 @@ class AppointmentsMixin:
     def close_service_point_day(
         self, *, office_id: str, code: str, day: date, reason: str, by: str
     ) -> ServicePoint:
-        act = self._host()._act(by, None)
+        act = self._store.act(by, None)
         point = self.get_service_point(office_id, code)
         point.close_day(day, reason, act)
         try:
@@ -451,70 +255,11 @@ class AppointmentsMixin:
         """The appointment types that fit, and the free slots (empty if none fits)."""
         situation.check()
         point = self.get_service_point(office_id, code)
-        now = self._host().clock()
+        now = self._store.clock()
         fitting = point.fitting_types(situation)
         start = from_day or point.local(now).date()
         free = self.availability(point, from_day=start, days=days, now=now) if fitting else []
         return Offer(point, fitting, free)
-
-    # ------------------------------------------------------------ anti-bot
-
-    def issue_challenge(self) -> Challenge:
-        setup = self.appointment_setup
-        now = self._host().clock()
-        expires = int((now + timedelta(seconds=setup.challenge_seconds)).timestamp())
-        body = f"{expires}.{secrets.token_hex(16)}.{setup.proof_of_work_bits}"
-        mac = hmac.new(setup.secret, f"challenge/{body}".encode(), hashlib.sha256).hexdigest()
-        return Challenge(
-            f"{body}.{mac[:32]}",
-            setup.proof_of_work_bits,
-            datetime.fromtimestamp(expires, tz=now.tzinfo),
-        )
-
-    def _check_proof(self, challenge: str, nonce: str) -> SpentChallenge:
-        """The spent-challenge claim to save with the booking, if the proof holds."""
-        setup = self.appointment_setup
-        parts = challenge.split(".")
-        if len(parts) != 4 or len(nonce) > 40:
-            raise ChallengeRefused("the challenge is not one this office issued")
-        expires, _random, bits, mac = parts
-        body = ".".join(parts[:3])
-        expected = hmac.new(setup.secret, f"challenge/{body}".encode(), hashlib.sha256)
-        if not hmac.compare_digest(expected.hexdigest()[:32], mac):
-            raise ChallengeRefused("the challenge is not one this office issued")
-        if int(expires) < self._host().clock().timestamp():
-            raise ChallengeRefused("the challenge has expired; ask for a new one")
-        if int(bits) < setup.proof_of_work_bits:
-            raise ChallengeRefused("the challenge is weaker than this office asks")
-        digest = hashlib.sha256(f"{challenge}:{nonce}".encode()).digest()
-        if _leading_zero_bits(digest) < int(bits):
-            raise ChallengeRefused("the nonce does not solve the challenge")
-        return SpentChallenge.spend(challenge, self._host()._act("public", None))
-
-    def person_key(self, person: Person) -> str:
-        return self.person_key_for(person.surname, person.given_names, person.date_of_birth)
-
-    def person_key_for(self, surname: str, given_names: str, date_of_birth: date) -> str:
-        """The keyed hash bookings and waitlist entries carry to recognise one person (the
-        booking limit; erasure finds a case file's person's entries by it)."""
-        identity = normalised_identity(surname, given_names, date_of_birth)
-        digest = hmac.new(
-            self.appointment_setup.secret, f"person/{identity}".encode(), hashlib.sha256
-        )
-        return digest.hexdigest()
-
-    def confirmation_code(self, appointment_id: UUID) -> str:
-        """The code of the confirmation mail: derived, so a re-sent mail carries the same
-        one and nothing needs storing."""
-        digest = hmac.new(
-            self.appointment_setup.secret, f"confirm/{appointment_id}".encode(), hashlib.sha256
-        ).digest()
-        number = int.from_bytes(digest[:5], "big")
-        symbols = []
-        for _ in range(_CODE_SYMBOLS):
-            number, index = divmod(number, 32)
-            symbols.append(_CODE_ALPHABET[index])
-        return "".join(symbols)
 
     # ---------------------------------------------------------------- booking
 
@@ -543,13 +288,13 @@ class AppointmentsMixin:
             raise ChallengeRefused("a booking needs a solved challenge")
         situation.check()
         if situation.holds_legal_basis is not None:
-            self._catalogue().check_legal_basis("holds_legal_basis", situation.holds_legal_basis)
+            self._catalogue.check_legal_basis("holds_legal_basis", situation.holds_legal_basis)
         key = self.person_key(person)
-        appointment_id = self._host().new_personal_id()
+        appointment_id = self._store.new_personal_id()
         reference = secrets.token_urlsafe(_REFERENCE_BYTES)
         reference_sha256 = hash_booking_reference(reference)
         for _attempt in range(_MAX_BOOKING_ATTEMPTS):
-            act = self._host()._act(by, None)
+            act = self._store.act(by, None)
             spent = self._check_proof(*proof) if proof is not None else None
             if spent is not None and self._get(spent.id, SpentChallenge) is not None:
                 raise ChallengeRefused("this challenge has been used; ask for a new one")
@@ -639,11 +384,11 @@ class AppointmentsMixin:
         """Wait for a freed seat of this type; returns the entry's id and reference."""
         situation.check()
         key = self.person_key(person)
-        entry_id = self._host().new_personal_id()
+        entry_id = self._store.new_personal_id()
         reference = secrets.token_urlsafe(_REFERENCE_BYTES)
         reference_sha256 = hash_booking_reference(reference)
         for _attempt in range(_MAX_BOOKING_ATTEMPTS):
-            act = self._host()._act(by, None)
+            act = self._store.act(by, None)
             spent = self._check_proof(*proof)
             if self._get(spent.id, SpentChallenge) is not None:
                 raise ChallengeRefused("this challenge has been used; ask for a new one")
@@ -752,8 +497,8 @@ class AppointmentsMixin:
         )
 
     def _leave_waitlist(self, entry_id: UUID) -> AppointmentRecorded:
-        for _attempt in range(_MAX_CHANGE_ATTEMPTS):
-            act = self._host()._act("public", None)
+        for _attempt in range(MAX_CHANGE_ATTEMPTS):
+            act = self._store.act("public", None)
             entry = self._get(entry_id, WaitlistEntry)
             if entry is None:
                 raise BookingNotFound
@@ -770,16 +515,11 @@ class AppointmentsMixin:
 
     # ---------------------------------------------------------------- office
 
-    def get_appointment(self, appointment_id: UUID) -> Appointment:
-        found = self._get(appointment_id, Appointment)
-        if found is None:
-            raise BookingNotFound(appointment_id)
-        return found
-
     def appointment_events(self, appointment_id: UUID) -> list[Appointment.Event]:
         self.get_appointment(appointment_id)
-        with self._host()._store_errors():
-            return cast(list[Appointment.Event], list(self._app().events.get(appointment_id)))
+        return self._store.events_of(
+            appointment_id, Appointment.Event, BookingNotFound(appointment_id)
+        )
 
     def appointments_of_day(self, *, office_id: str, code: str, day: date) -> list[Appointment]:
         """Today's list at the counter: every appointment of the day that holds a seat or
@@ -862,7 +602,7 @@ class AppointmentsMixin:
         if point is None:
             raise BookingNotFound(appointment_id)
         chosen = point.appointment_type(appointment_type)
-        self._catalogue().check_legal_basis("legal_basis", legal_basis)
+        self._catalogue.check_legal_basis("legal_basis", legal_basis)
         return self._change_appointment(
             appointment_id,
             expected_version,
@@ -895,8 +635,8 @@ class AppointmentsMixin:
     def propose_appointment(self, case_id: UUID, *, office_id: str) -> list[ProposalView]:
         """For a known case file: what it needs an appointment for, and the fitting types
         at each of the office's service points."""
-        case = self._host().get_case(case_id)
-        today = self._host().clock().date()
+        case = self._store.get_case(case_id)
+        today = self._store.clock().date()
         points = self.service_points(office_id)
         return [
             ProposalView(
@@ -912,33 +652,6 @@ class AppointmentsMixin:
 
     # ------------------------------------------------------------- changing
 
-    def _change_appointment(
-        self,
-        appointment_id: UUID,
-        expected_version: int | None,
-        by: str,
-        command: Callable[[Appointment, Act], object],
-    ) -> AppointmentRecorded:
-        """One command on one appointment; ``expected_version`` None: on whatever is
-        current (the person's own steps carry no version; the rules decide)."""
-        for _attempt in range(_MAX_CHANGE_ATTEMPTS):
-            act = self._host()._act(by, None)
-            appointment = self.get_appointment(appointment_id)
-            if expected_version is not None and appointment.version != expected_version:
-                raise AppointmentChanged(appointment_id, expected_version, appointment.version)
-            command(appointment, act)
-            if not appointment.pending_events:
-                return AppointmentRecorded(appointment_id, appointment.version, None)
-            try:
-                position = self._save(appointment)
-            except IntegrityError:
-                if expected_version is not None:
-                    actual = self.get_appointment(appointment_id).version
-                    raise AppointmentChanged(appointment_id, expected_version, actual) from None
-                continue
-            return AppointmentRecorded(appointment_id, appointment.version, position)
-        raise SlotBusy("the appointment changed meanwhile; try again")
-
     def _end_appointment(
         self,
         appointment_id: UUID,
@@ -951,8 +664,8 @@ class AppointmentsMixin:
     ) -> AppointmentRecorded:
         """End an appointment and, in the same transaction, release the person's booking,
         free the seat (cancelled, lapsed) and record attendance on the case file."""
-        for _attempt in range(_MAX_CHANGE_ATTEMPTS):
-            act = self._host()._act(by, None)
+        for _attempt in range(MAX_CHANGE_ATTEMPTS):
+            act = self._store.act(by, None)
             appointment = self.get_appointment(appointment_id)
             if expected_version is not None and appointment.version != expected_version:
                 raise AppointmentChanged(appointment_id, expected_version, appointment.version)
@@ -966,7 +679,7 @@ class AppointmentsMixin:
                 case_lock = self._case_lock(UUID(appointment.case_id))
             with case_lock:
                 if attendance is not None and appointment.case_id is not None:
-                    case = self._host().get_case(UUID(appointment.case_id))
+                    case = self._store.get_case(UUID(appointment.case_id))
                     case.record_appointment_attendance(
                         appointment_id=appointment_id,
                         outcome=attendance,
@@ -1022,97 +735,17 @@ class AppointmentsMixin:
     def _case_lock(self, case_id: UUID) -> AbstractContextManager[Any]:
         """The case file's command lock, its cached copy dropped: the attendance event
         is saved beside the appointment's, outside the cache's own path."""
-        host: Any = self
-        lock: AbstractContextManager[Any] = host._case_locks[case_id.int % len(host._case_locks)]
-        host._case_cache.pop(case_id)
+        lock = self._store.case_lock(case_id)
+        self._store.uncache_case(case_id)
         return lock
 
     def _check_case_in_office(self, case_id: UUID, office_id: str) -> None:
         try:
-            office = self._host().get_case(case_id).office_id
-        except Exception as error:
-            if type(error).__name__ != "CaseNotFound":
-                raise
+            office = self._store.get_case(case_id).office_id
+        except CaseNotFound:
             office = None
         if office != office_id:
             raise InvalidValue("case_id", "no case file with this id in the appointment's office")
-
-    def _catalogue(self) -> Any:
-        return self._host().catalogue  # type: ignore[attr-defined]
-
-    # ------------------------------------------------------------------ mail
-
-    def _send_mails(self, appointment_id: UUID) -> MailRun:
-        """Send what is queued (or failed and worth another try); record each outcome.
-
-        Never raises for the mail server: a failure is an event, and the tick tries again.
-        """
-        setup = self.appointment_setup
-        run = MailRun()
-        appointment = self.get_appointment(appointment_id)
-        for mail in appointment.mails_to_send:
-            outgoing = self._compose(appointment, mail)
-            outcome: str | None = None
-            try:
-                setup.mailer.send(outgoing)
-            except MailRefused as refused:
-                outcome = refused.code
-            except MailUnavailable:
-                outcome = "unreachable"
-            if outcome is None:
-                run.sent += 1
-            else:
-                run.failed += 1
-                logger.warning(
-                    "mail %d of appointment %s not sent: %s", mail.number, appointment_id, outcome
-                )
-            recorded = self._record_mail(appointment_id, _mail_outcome(mail.number, outcome))
-            if recorded is not None:
-                run.version, run.position = recorded.version, recorded.position
-        return run
-
-    def _record_mail(
-        self, appointment_id: UUID, command: Callable[[Appointment, Act], object]
-    ) -> AppointmentRecorded | None:
-        try:
-            return self._change_appointment(appointment_id, None, MAIL_USER, command)
-        except (AppointmentStateConflict, SlotBusy):
-            # Another process recorded this mail's outcome first: nothing is lost.
-            return None
-
-    def _compose(self, appointment: Appointment, mail: Mail) -> OutgoingMail:
-        point = self._get(UUID(appointment.service_point_id), ServicePoint)
-        local = point.local if point is not None else (lambda instant: instant)
-        when = local(appointment.starts_at).strftime("%d.%m.%Y %H:%M")
-        held = local(appointment.held_until).strftime("%d.%m.%Y %H:%M")
-        code = self.confirmation_code(appointment.id)
-        greeting = f"Guten Tag {appointment.person.given_names} {appointment.person.surname},"
-        if mail.kind == "confirmation":
-            subject = "Bitte bestätigen Sie Ihren Termin"
-            text = (
-                f"Ihr Termin ({appointment.appointment_type}) am {when} ist für Sie "
-                f"reserviert bis {held}.\n\nBestätigungscode: {code}\n\n"
-                "Ohne Bestätigung verfällt die Reservierung; Sie erhalten vorher eine "
-                "Erinnerung."
-            )
-        elif mail.kind == "reminder":
-            subject = "Erinnerung: Ihr Termin ist noch nicht bestätigt"
-            text = (
-                f"Ihr Termin am {when} ist noch nicht bestätigt. Die Reservierung verfällt "
-                f"am {held}.\n\nBestätigungscode: {code}"
-            )
-        else:
-            subject = "Ihre Terminreservierung ist verfallen"
-            text = (
-                f"Ihr Termin am {when} wurde nicht bis {held} bestätigt; die "
-                "Reservierung ist verfallen. Sie können einen neuen Termin buchen."
-            )
-        return OutgoingMail(
-            to=appointment.person.email,
-            subject=subject,
-            body=f"{greeting}\n\n{text}\n",
-            message_id=f"<{appointment.id}.{mail.number}@akte>",
-        )
 
     # ------------------------------------------------------------------ tick
 
@@ -1125,17 +758,14 @@ class AppointmentsMixin:
         a hold lasts, and a crash between steps only means they run again.
         """
         report = TickReport()
-        app = self._app()
-        cursor = self._get(TickCursor.ID, TickCursor) or TickCursor.start(
-            self._host()._act(by, None)
-        )
+        cursor = self._get(TickCursor.ID, TickCursor) or TickCursor.start(self._store.act(by, None))
         topics = [get_topic(Appointment.Booked), get_topic(Slot.Freed)]
         position = cursor.position
         first_pending: int | None = None
         last_seen = position
         while True:
-            with self._host()._store_errors():
-                batch = app.recorder.select_notifications(
+            with self._store.store_errors():
+                batch = self._store.recorder.select_notifications(
                     start=last_seen + 1, limit=_TICK_BATCH, topics=topics
                 )
             if not batch:
@@ -1153,7 +783,7 @@ class AppointmentsMixin:
             if len(batch) < _TICK_BATCH:
                 break
         new_position = last_seen if first_pending is None else first_pending - 1
-        cursor.advance(new_position, self._host()._act(by, None))
+        cursor.advance(new_position, self._store.act(by, None))
         if cursor.pending_events:
             # Another tick moved it meanwhile: the next one reads from there.
             with contextlib.suppress(IntegrityError):
@@ -1165,7 +795,7 @@ class AppointmentsMixin:
     def _tick_appointment(self, appointment_id: UUID, report: TickReport, by: str) -> bool:
         """One booking's time-driven steps; True while it still needs the tick."""
         appointment = self.get_appointment(appointment_id)
-        now = self._host().clock()
+        now = self._store.clock()
         if appointment.status == "held" and now >= appointment.held_until:
             try:
                 self._end_appointment(
@@ -1210,8 +840,8 @@ class AppointmentsMixin:
         point = self._get(UUID(slot.service_point_id), ServicePoint)
         if point is None:
             return False
-        for _attempt in range(_MAX_CHANGE_ATTEMPTS):
-            act = self._host()._act(TICK_USER, None)
+        for _attempt in range(MAX_CHANGE_ATTEMPTS):
+            act = self._store.act(TICK_USER, None)
             slot = self._get(UUID(slot_key), Slot)
             if slot is None:
                 return False
@@ -1225,7 +855,7 @@ class AppointmentsMixin:
             if first is None:
                 return False
             waitlist, entry = first
-            appointment_id = self._host().new_personal_id()
+            appointment_id = self._store.new_personal_id()
             slot.take(appointment_id, capacity=point.capacity_at(slot.starts_at, act.at), act=act)
             chosen = point.types.get(entry.appointment_type)
             if chosen is None:
@@ -1285,7 +915,7 @@ class AppointmentsMixin:
         """Per type: how many wait, and the next free slot (the "booked out for N weeks"
         figure; ``None``: nothing free within the booking horizon)."""
         point = self.get_service_point(office_id, code)
-        now = self._host().clock()
+        now = self._store.clock()
         today = point.local(now).date()
         next_free = next_free_slot(point, now, self._seats_held(point))
         return [
@@ -1311,19 +941,14 @@ class AppointmentsMixin:
 
     # ------------------------------------------------------- figures over time
 
-    _known_points: tuple[UUID, ...] = ()
-    """Service points seen in the log so far (this process), and up to where."""
-    _points_scanned_until: int = 0
-    _observed: frozenset[UUID] = frozenset()
     """Observations this process knows are recorded: not looked up again."""
 
     def _all_service_points(self) -> tuple[UUID, ...]:
         """Every office's service points: read from the log once, then only what is new."""
-        app = self._app()
         topic = get_topic(ServicePoint.Defined)
         while True:
-            with self._host()._store_errors():
-                batch = app.recorder.select_notifications(
+            with self._store.store_errors():
+                batch = self._store.recorder.select_notifications(
                     start=self._points_scanned_until + 1, limit=_TICK_BATCH, topics=[topic]
                 )
             if not batch:
@@ -1346,7 +971,7 @@ class AppointmentsMixin:
             point = self._get(point_id, ServicePoint)
             if point is None:
                 continue
-            act = self._host()._act(by, None)
+            act = self._store.act(by, None)
             day = observation_day(point, act.at)
             if day is None:
                 continue
@@ -1380,16 +1005,6 @@ class AppointmentsMixin:
                     recorded += 1
                 self._observed |= {observation_id}
         return recorded
-
-
-def _mail_outcome(number: int, failure: str | None) -> Callable[[Appointment, Act], None]:
-    def record(appointment: Appointment, act: Act) -> None:
-        if failure is None:
-            appointment.record_mail_sent(number, act)
-        else:
-            appointment.record_mail_failed(number, failure, act)
-
-    return record
 
 
 class _NoLock:

@@ -1,4 +1,5 @@
-"""Data protection commands and queries of :class:`service.AkteService` (a mixin).
+"""Data protection: erasure and what subject access needs; the context
+``service.data_protection``.
 
 Erasure (crypto-shredding, § 91 AufenthG, § 68 AufenthV, Art. 17 DSGVO): the erasure is
 first recorded on the case file (who, when, legal ground, retention rule, who approved),
@@ -18,33 +19,25 @@ written, so they cannot share its key; erasing the file destroys theirs with it.
 
 from __future__ import annotations
 
-import functools
 import logging
-import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
+from typing import Any, Final, cast
 from uuid import UUID, uuid4
 
-import psycopg
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import Notification, PersistenceError, StoredEvent
-from eventsourcing.utils import get_topic, resolve_topic
-from psycopg import sql
+from eventsourcing.utils import get_topic
 
-from adapters.personal_data.key_store import DataKeys
-from adapters.personal_data.mapper import SEALED, PersonalDataMapper
 from domain.appointments import Appointment, WaitlistEntry
 from domain.case_file import CaseFile
 from domain.commitment_declaration import CommitmentDeclaration
 from domain.errors import CaseFileErased
 from domain.intake import ContactSubmission
-from domain.personal import is_redacted, personal_fields
-
-if TYPE_CHECKING:
-    from service import AkteService, Recorded
+from domain.personal import is_redacted
+from service_appointments import Appointments
+from service_common import CaseNotFound, Recorded, note_handed_out
+from service_ports import DataKeys, EventStorage, ServiceStore, SnapshotDeletion
 
 logger = logging.getLogger("akte.data_protection")
 
@@ -85,119 +78,81 @@ class Erasure:
     plaintext_events: int
     """Events of the file and its erased records whose personal data was written in the
     clear (before per-person encryption was switched on): key destruction cannot erase
-    them (see README, "Data protection")."""
+    them (see docs "Data protection")."""
     snapshots_deleted: int
     completed_only: bool = False
     """The erasure had been recorded before; only the keys were destroyed now."""
 
 
-_command_scope = threading.local()
-"""Per thread, the ids :meth:`DataProtectionMixin.new_personal_id` handed out in the
-running command (see :func:`gives_back_unwritten_ids`)."""
+class DataProtection:
+    """Erasure and what subject access needs; ``service.data_protection``.
 
-P = ParamSpec("P")
-R = TypeVar("R")
+    Also hands out the ids of new aggregates with personal data (their keys made ahead):
+    :meth:`new_personal_id`, which the service passes on to every context.
+    """
 
-
-def gives_back_unwritten_ids(command: Callable[P, R]) -> Callable[P, R]:
-    """Marks a service command that takes ids from ``new_personal_id``: when it ends, by
-    returning or refusing, the ids whose aggregate no event was written for go back into
-    the reserve of keys made ahead (an anonymous client sending refused bookings would
-    otherwise leave a stored key per request). Nested commands share the outer scope."""
-
-    @functools.wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        if getattr(_command_scope, "ids", None) is not None:
-            return command(*args, **kwargs)
-        handed_out: list[UUID] = []
-        _command_scope.ids = handed_out
-        try:
-            return command(*args, **kwargs)
-        finally:
-            _command_scope.ids = None
-            if handed_out:
-                service = cast("DataProtectionMixin", args[0])
-                service._give_back_unwritten(handed_out)
-
-    return run
-
-
-class DataProtectionMixin:
-    """Erasure and what subject access needs; mixed into :class:`service.AkteService`."""
-
-    def _svc(self) -> AkteService:
-        return cast("AkteService", self)
+    def __init__(
+        self,
+        store: ServiceStore,
+        *,
+        keys: DataKeys | None,
+        storage: EventStorage | None,
+        snapshot_deletion: SnapshotDeletion | None,
+        appointments: Appointments,
+    ) -> None:
+        """``keys`` None: no per-person encryption (erasure refuses);
+        ``appointments``: for the person keys of the file's person."""
+        self._store = store
+        self._keys = keys
+        self._storage = storage
+        self._snapshot_deletion = snapshot_deletion
+        self._appointments = appointments
 
     @property
-    def personal_data_mapper(self) -> PersonalDataMapper | None:
-        mapper = self._svc().mapper
-        return mapper if isinstance(mapper, PersonalDataMapper) else None
-
-    @property
-    def data_keys(self) -> DataKeys:
-        mapper = self.personal_data_mapper
-        if mapper is None:
+    def keys(self) -> DataKeys:
+        if self._keys is None:
             msg = "this service was built without per-person encryption"
             raise PersonalDataProtectionOff(msg)
-        return mapper.keys
+        return self._keys
 
     def new_personal_id(self) -> UUID:
         """The id of a new aggregate that will hold personal data: with per-person
         encryption, one whose data key was made ahead (see ``DataKeys.new_owner_id``).
 
-        Call it only inside a command marked :func:`gives_back_unwritten_ids`, which puts
+        Call it only inside a command marked ``gives_back_unwritten_ids``, which puts
         the ids of aggregates it did not write (the command was refused) back into the
         reserve, so that refused requests leave no keys behind.
         """
-        mapper = self.personal_data_mapper
-        if mapper is None or mapper._keys is None or not mapper.encrypt:
+        keys = self._keys
+        if keys is None or self._storage is None or not self._storage.encrypting:
             return uuid4()
-        with self._svc()._store_errors():
-            owner_id = mapper.keys.new_owner_id()
-        handed_out = getattr(_command_scope, "ids", None)
-        if handed_out is not None:
-            handed_out.append(owner_id)
+        with self._store.store_errors():
+            owner_id = keys.new_owner_id()
+        note_handed_out(owner_id, self._give_back_unwritten)
         return owner_id
 
     def _give_back_unwritten(self, owner_ids: list[UUID]) -> None:
-        mapper = self.personal_data_mapper
-        if mapper is None or mapper._keys is None:
+        if self._keys is None:
             return
         try:
-            mapper._keys.give_back_unwritten(owner_ids)
+            self._keys.give_back_unwritten(owner_ids)
         except PersistenceError:
             # Their keys stay unused in the store; the command's own outcome stands.
             logger.warning("could not put unused data keys back into the reserve")
 
-    def _attach_data_keys(self) -> None:
-        """Called once by the service after the library built its recorder."""
-        config = self._svc()._personal_data
-        mapper = self.personal_data_mapper
-        if config is None or mapper is None:
-            return
-        store = config.key_store(self._svc().recorder)
-        store.create_tables()
-        mapper.keys = DataKeys(
-            store,
-            config.master_keys,
-            cache_seconds=config.cache_seconds,
-            clock=self._svc().clock,
-        )
-
-    def _release_reserved_keys(self) -> None:
-        mapper = self.personal_data_mapper
-        if mapper is None or mapper._keys is None:
+    def release_reserved_keys(self) -> None:
+        """Delete the keys made ahead and not used (the service closes)."""
+        if self._keys is None:
             return
         try:
-            mapper._keys.release_reserve()
-        except (PersistenceError, sqlite3.Error, psycopg.Error):
+            self._keys.release_reserve()
+        except PersistenceError:
             # Unused keys left behind decrypt nothing; closing must not fail for them.
             logger.warning("could not delete the unused data keys made ahead", exc_info=True)
 
-    def _close_data_keys(self) -> None:
-        mapper = self.personal_data_mapper
-        if mapper is not None and mapper._keys is not None:
-            mapper._keys.close()
+    def close_keys(self) -> None:
+        if self._keys is not None:
+            self._keys.close()
 
     # ---------------------------------------------------------------- links
 
@@ -208,8 +163,7 @@ class DataProtectionMixin:
         One scan of the log for the link and waitlist events (a few thousand a year): fine
         for the rare erasure or subject access, not for a hot path.
         """
-        svc = self._svc()
-        case = svc.get_case(case_id)
+        case = self._store.get_case(case_id)
         wanted = str(case_id)
         kinds = {
             get_topic(ContactSubmission.LinkedToCaseFile): "submissions",
@@ -230,7 +184,7 @@ class DataProtectionMixin:
                 if owner not in bucket:
                     bucket.append(owner)
         # Attendance recorded on the file names appointments too.
-        for event in svc.case_events(case_id):
+        for event in self._store.events_of(case_id, CaseFile.Event, CaseNotFound(case_id)):
             if (
                 isinstance(event, CaseFile.AppointmentAttendanceRecorded)
                 and event.appointment_id not in found["appointments"]
@@ -246,18 +200,17 @@ class DataProtectionMixin:
 
     def _scan(self, topics: list[str]) -> Iterator[tuple[Notification, Any]]:
         """The log's events of these topics, decoded, page by page."""
-        svc = self._svc()
         position = 0
         while True:
-            with svc._store_errors():
-                notifications = svc.recorder.select_notifications(
+            with self._store.store_errors():
+                notifications = self._store.recorder.select_notifications(
                     start=position,
                     limit=_LINK_SCAN_PAGE,
                     topics=topics,
                     inclusive_of_start=False,
                 )
             for notification in notifications:
-                yield notification, svc.mapper.to_domain_event(notification)
+                yield notification, self._store.mapper.to_domain_event(notification)
             if len(notifications) < _LINK_SCAN_PAGE:
                 return
             position = notifications[-1].id
@@ -265,24 +218,20 @@ class DataProtectionMixin:
     def _person_keys(self, case: CaseFile, appointment_ids: list[str]) -> set[str]:
         """The person keys (see ``person_key_for``) of the file's person: from its master
         data, or, once those are erased, from its linked appointments."""
-        svc = self._svc()
-        if svc._appointment_setup is None:
+        if not self._appointments.configured:
             return set()
         person_keys: set[str] = set()
         master_data = case.master_data
         if not is_redacted(master_data.surname):
             person_keys.add(
-                svc.person_key_for(
+                self._appointments.person_key_for(
                     master_data.surname, master_data.given_names, master_data.date_of_birth
                 )
             )
         for appointment_id in appointment_ids:
-            try:
-                with svc._store_errors():
-                    appointment: object = svc.repository.get(UUID(appointment_id))
-            except AggregateNotFoundError:
-                continue  # named on the file, never booked here
-            if isinstance(appointment, Appointment) and appointment.person_key:
+            # None: named on the file, never booked here
+            appointment = self._store.find(UUID(appointment_id), Appointment)
+            if appointment is not None and appointment.person_key:
                 person_keys.add(appointment.person_key)
         return person_keys
 
@@ -304,11 +253,8 @@ class DataProtectionMixin:
         Raises :class:`domain.errors.CaseFileErased` if the file was erased already (an
         erasure whose keys were not all destroyed yet is completed instead).
         """
-        from service import Recorded
-
-        svc = self._svc()
-        keys = self.data_keys
-        case = svc.get_case(case_id)
+        keys = self.keys
+        case = self._store.get_case(case_id)
         linked = self.linked_records(case_id)
         owners = [str(case_id), *linked.same_person]
         if case.is_erased:
@@ -317,7 +263,7 @@ class DataProtectionMixin:
                 case.check_not_erased()
             erasure = self._destroy(case_id, owners, linked, completed_only=True)
             return Recorded(case_id, case.version, erasure, 0)
-        recorded = svc._change(
+        recorded = self._store.change_case(
             case_id,
             expected_version,
             by,
@@ -336,11 +282,10 @@ class DataProtectionMixin:
     def _destroy(
         self, case_id: UUID, owners: list[str], linked: LinkedRecords, *, completed_only: bool
     ) -> Erasure:
-        svc = self._svc()
-        erased_at = svc.clock()
-        destroyed = self.data_keys.destroy(owners, erased_at)
+        erased_at = self._store.clock()
+        destroyed = self.keys.destroy(owners, erased_at)
         snapshots = self._delete_snapshots(case_id)
-        svc._case_cache.pop(case_id)
+        self._store.uncache_case(case_id)
         plaintext = sum(self._plaintext_events(UUID(owner)) for owner in owners)
         logger.info(
             "personal data of case file %s erased: %d keys destroyed, %d snapshots deleted",
@@ -367,46 +312,25 @@ class DataProtectionMixin:
 
     def _plaintext_events(self, owner_id: UUID) -> int:
         """Events of the aggregate whose personal fields are stored in the clear."""
-        svc = self._svc()
-        transcoder = svc.mapper.transcoder
+        if self._storage is None:
+            return 0
+        transcoder = self._store.mapper.transcoder
         count = 0
-        with svc._store_errors():
-            stored: Iterable[StoredEvent] = svc.recorder.select_events(owner_id)
+        with self._store.store_errors():
+            stored: Iterable[StoredEvent] = self._store.recorder.select_events(owner_id)
             for stored_event in stored:
-                try:
-                    cls = resolve_topic(stored_event.topic)
-                except Exception:  # a topic whose class is gone: nothing to say about it
-                    continue
-                names = personal_fields(cls)
-                if not names:
-                    continue
-                state: dict[str, Any] = transcoder.decode(stored_event.state)
-                if SEALED not in state and any(state.get(n) is not None for n in names):
+                if self._storage.holds_plaintext(stored_event, transcoder):
                     count += 1
         return count
 
     def _delete_snapshots(self, case_id: UUID) -> int:
         """Delete the case file's snapshots (they were sealed whole with its key)."""
-        svc = self._svc()
-        if svc.snapshots is None:
+        if self._snapshot_deletion is None:
             return 0
-        recorder: Any = svc.snapshots.recorder
-        table = recorder.events_table_name
-        datastore = recorder.datastore
-        with svc._store_errors():
-            if hasattr(datastore, "schema"):  # PostgreSQL
-                statement = sql.SQL("DELETE FROM {}.{} WHERE originator_id = %s").format(
-                    sql.Identifier(datastore.schema), sql.Identifier(table)
-                )
-                with datastore.transaction(commit=True) as cursor:
-                    cursor.execute(statement, (case_id,))
-                    return int(cursor.rowcount)
-            key = case_id.hex if datastore.originator_id_type == "uuid" else str(case_id)
-            with datastore.transaction(commit=True) as cursor:
-                cursor.execute(f"DELETE FROM {table} WHERE originator_id = ?", (key,))
-                return int(cursor.sqlite_cursor.rowcount)
+        with self._store.store_errors():
+            return self._snapshot_deletion.delete_snapshots(case_id)
 
     def check_case_not_erased(self, case_id: UUID) -> None:
-        if self._svc().get_case(case_id).is_erased:
+        if self._store.get_case(case_id).is_erased:
             msg = "the personal data of this case file has been erased"
             raise CaseFileErased(msg)
