@@ -1,25 +1,86 @@
-"""The composition root: builds the service from settings. Nothing else constructs it."""
+"""The composition root: the one place that picks implementations from the settings.
+
+It builds the service over the store the settings name (and an office's shard of it),
+the document store, the read models, the token verifier, the ePayment set-up and the
+HTTP API; the application, the routes and the commands receive what it built.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING, Final
+from uuid import UUID
 
 import psycopg
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    Cipher,
+    Compressor,
+    EventStore,
+    Mapper,
+    StoredEvent,
+    Transcoder,
+)
 from psycopg import sql
 from pydantic import ValidationError
 
-from adapters.documents import document_store_for
-from adapters.mail.setup import appointment_setup_for
-from adapters.personal_data.setup import personal_data_for
+from adapters.documents.directory import DirectoryDocumentStore
+from adapters.documents.postgres import PostgresDocumentStore
+from adapters.documents.store import DocumentStore
+from adapters.http.auth.local_issuer import LocalIssuer
+from adapters.http.auth.tokens import (
+    TokenVerifier,
+    check_auth_settings,
+    local_token_verifier,
+    provider_token_verifier,
+)
+from adapters.mail.smtp import SmtpMailer
+from adapters.payment.provider import HttpPaymentProvider
+from adapters.payment.setup import (
+    Payments,
+    PaymentSetup,
+    PaymentsSwitchedOff,
+    setup_problem,
+    shared_secret_for,
+)
+from adapters.personal_data.key_store import (
+    DEFAULT_CACHE_SECONDS,
+    DataKeys,
+    InvalidMasterKeys,
+    KeyStore,
+    MasterKeys,
+    PostgresKeyStore,
+    SqliteKeyStore,
+)
+from adapters.personal_data.mapper import PersonalDataMapper, SkippingSnapshotStore, holds_plaintext
 from adapters.reference.catalogue import load_catalogue
 from adapters.settings import Settings
 from adapters.store.recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
-from service import AkteService, system_clock
+from adapters.store.snapshot_deletion import RecorderSnapshotDeletion
+from adapters.store.transcoding import register_akte_transcodings
+from adapters.views.read_models import ReadModels
+from adapters.views.runner import ApplicationEventLog, ProjectionProcess, ProjectionRunner
+from adapters.views.store import open_views_store
+from projections.read_models import READ_MODELS
+from service import AkteService
+from service_appointment_mails import AppointmentSetup
+from service_common import system_clock
+from service_ports import Clock
+
+if TYPE_CHECKING:
+    # The web stack is imported where the API is built: the other commands need
+    # neither it nor its start-up time.
+    from fastapi import FastAPI
+
+    from adapters.http.routes.operations import ReadinessCheck
 
 _MAX_IDENTIFIER = 63
+_payment_logger = logging.getLogger("akte.payment")
 _TRANSCODER_TOPICS = {
     "orjson": "adapters.store.transcoding:OrjsonTranscoder",
     "json": "eventsourcing.persistence:JSONTranscoder",
@@ -240,16 +301,322 @@ def build_service(
     with _one_setup_at_a_time(settings):
         if settings.shard_applied:
             _create_shard_schema(settings)
-        service = AkteService(
+        return AkteService(
             library_env(settings),
             catalogue=load_catalogue(),
             clock=clock,
             snapshot_interval=settings.snapshot_interval,
             case_cache_size=settings.case_cache_size,
+            storage=event_storage_for(settings),
             documents=document_store_for(settings),
-            personal_data=personal_data_for(settings),
+            appointments=appointment_setup_for(settings),
         )
-    setup = appointment_setup_for(settings)
-    if setup is not None:
-        service.configure_appointments(setup)
-    return service
+
+
+class AkteEventStorage:
+    """How the service stores its events (the port ``service_ports.EventStorage``):
+    Akte's transcodings, the mapper that seals personal data per person, the snapshot
+    store that skips snapshots of erased files, the data keys and snapshot deletion.
+
+    There is always a key store, even with encryption switched off (``encrypt``): what
+    was encrypted before must stay readable (and erasable). ``key_store`` is built from
+    the application's recorder (PostgreSQL: its connection pool and schema).
+    """
+
+    def __init__(
+        self,
+        *,
+        master_keys: MasterKeys,
+        encrypt: bool,
+        key_store: Callable[[object], KeyStore],
+        cache_seconds: float = DEFAULT_CACHE_SECONDS,
+    ) -> None:
+        self.master_keys = master_keys
+        self.encrypt = encrypt
+        self.key_store = key_store
+        self.cache_seconds = cache_seconds
+
+    @property
+    def encrypting(self) -> bool:
+        return self.encrypt
+
+    def register_transcodings(self, transcoder: Transcoder) -> None:
+        register_akte_transcodings(transcoder)  # type: ignore[arg-type]
+
+    def mapper(
+        self, transcoder: Transcoder, compressor: Compressor | None, cipher: Cipher | None
+    ) -> Mapper[UUID]:
+        return PersonalDataMapper(
+            transcoder, compressor=compressor, cipher=cipher, encrypt=self.encrypt
+        )
+
+    def snapshot_store(self, mapper: Mapper[UUID], recorder: AggregateRecorder) -> EventStore[UUID]:
+        return SkippingSnapshotStore(mapper=mapper, recorder=recorder)
+
+    def data_keys(
+        self, mapper: Mapper[UUID], recorder: ApplicationRecorder, clock: Clock
+    ) -> DataKeys | None:
+        if not isinstance(mapper, PersonalDataMapper):
+            return None
+        store = self.key_store(recorder)
+        store.create_tables()
+        mapper.keys = DataKeys(
+            store, self.master_keys, cache_seconds=self.cache_seconds, clock=clock
+        )
+        return mapper.keys
+
+    def holds_plaintext(self, stored_event: StoredEvent, transcoder: Transcoder) -> bool:
+        return holds_plaintext(stored_event, transcoder)
+
+    def snapshot_deletion(self, recorder: AggregateRecorder) -> RecorderSnapshotDeletion:
+        return RecorderSnapshotDeletion(recorder)
+
+
+def master_keys_for(settings: Settings) -> MasterKeys:
+    if settings.master_keys is None:
+        if settings.deployment == "production":
+            msg = "AKTE_MASTER_KEYS must be set in production (per-person encryption)"
+            raise InvalidMasterKeys(msg)
+        return MasterKeys.development()
+    return MasterKeys.parse(settings.master_keys.get_secret_value())
+
+
+def event_storage_for(settings: Settings) -> AkteEventStorage:
+    """Per-person encryption from settings: master keys, key store, on or off."""
+    if settings.store == "sqlite":
+        path = settings.key_store_file
+
+        def sqlite_store(recorder: object) -> KeyStore:
+            return SqliteKeyStore(path)
+
+        factory: Callable[[object], KeyStore] = sqlite_store
+    else:
+
+        def postgres_store(recorder: object) -> KeyStore:
+            return PostgresKeyStore(recorder.datastore)  # type: ignore[attr-defined]
+
+        factory = postgres_store
+    return AkteEventStorage(
+        master_keys=master_keys_for(settings),
+        encrypt=settings.personal_data_encryption,
+        key_store=factory,
+        cache_seconds=settings.key_cache_seconds,
+    )
+
+
+DEVELOPMENT_APPOINTMENT_SECRET: Final = "akte-development-appointment-key-never-use-in-production"
+MIN_SECRET_LENGTH: Final = 32
+
+
+def appointment_secret(settings: Settings) -> bytes | None:
+    """The configured secret; the development key outside production; ``None`` where
+    production has none (or a short one): bookings then answer 503."""
+    configured = settings.appointment_secret
+    if configured is not None:
+        secret = configured.get_secret_value()
+        if settings.deployment == "production" and (
+            len(secret) < MIN_SECRET_LENGTH or secret == DEVELOPMENT_APPOINTMENT_SECRET
+        ):
+            return None
+        return secret.encode()
+    if settings.deployment == "production":
+        return None
+    return DEVELOPMENT_APPOINTMENT_SECRET.encode()
+
+
+def appointment_setup_for(settings: Settings) -> AppointmentSetup | None:
+    """The secret and the office's mail server; None: appointments are switched off."""
+    secret = appointment_secret(settings)
+    if secret is None:
+        return None
+    password = settings.smtp_password
+    return AppointmentSetup(
+        secret=secret,
+        mailer=SmtpMailer(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_sender,
+            timeout_seconds=settings.smtp_timeout_seconds,
+            starttls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=password.get_secret_value() if password is not None else None,
+        ),
+        bookings_per_person=settings.appointment_bookings_per_person,
+        proof_of_work_bits=settings.appointment_proof_of_work_bits,
+    )
+
+
+# ------------------------------------------------------ the service for a block
+
+
+@contextmanager
+def open_service(
+    settings: Settings, *, clock: Callable[[], datetime] = system_clock
+) -> Iterator[AkteService]:
+    """:func:`build_service`, closed when the block ends, however it ends."""
+    service = build_service(settings, clock=clock)
+    try:
+        yield service
+    finally:
+        service.close()
+
+
+# ------------------------------------------------------------------ documents
+
+
+def document_store_for(settings: Settings) -> DocumentStore:
+    """The document store the settings ask for; PostgreSQL connects on first use."""
+    if settings.documents_in_postgres:
+        connection = {
+            "host": settings.postgres_host,
+            "port": settings.postgres_port,
+            "dbname": settings.postgres_dbname,
+            "user": settings.postgres_user,
+            "password": settings.postgres_password.get_secret_value(),
+            "connect_timeout": 5,
+        }
+        return PostgresDocumentStore(
+            connection=connection,
+            schema=settings.postgres_schema or None,
+            chunk_bytes=settings.document_chunk_bytes,
+            pool_size=settings.postgres_pool_size,
+        )
+    return DirectoryDocumentStore(settings.documents_directory)
+
+
+# ---------------------------------------------------------------- read models
+
+
+def build_read_models(settings: Settings, service: AkteService, *, follow: bool) -> ReadModels:
+    """The read models in the views store of ``settings``; with ``follow``, a runner in
+    this process keeps them up to date (started here, stopped by ``close()``)."""
+    views = open_views_store(settings)
+    runner = None
+    if follow:
+        runner = ProjectionRunner(ApplicationEventLog(service), views, READ_MODELS)
+        runner.start()
+    return ReadModels(service=service, views=views, projections=READ_MODELS, runner=runner)
+
+
+# ------------------------------------------------------------- authentication
+
+
+def token_verifier_for(settings: Settings) -> TokenVerifier:
+    """The verifier the settings ask for: of Akte's own tokens (local mode) or of the
+    office's OpenID Connect provider. Raises
+    :class:`adapters.http.auth.tokens.AuthConfigurationError` for unsafe or incomplete
+    settings, :class:`adapters.http.auth.local_issuer.LocalIssuerKeyError` for an
+    unusable local key file."""
+    check_auth_settings(settings)
+    if settings.auth_mode == "local":
+        return local_token_verifier(LocalIssuer.load_or_create(settings.local_issuer_key_file))
+    return provider_token_verifier(
+        issuer=settings.oidc_issuer or "",
+        audience=settings.oidc_audience or "",
+        jwks_url=settings.oidc_jwks_url or "",
+        jwks_cache_seconds=settings.oidc_jwks_cache_seconds,
+        refresh_cooldown_seconds=settings.oidc_jwks_refresh_cooldown_seconds,
+    )
+
+
+# ------------------------------------------------------------------- payments
+
+
+def payments_for(settings: Settings) -> Payments:
+    """The ePayment set-up the settings ask for, or why payments are switched off (their
+    routes then answer 503); the rules are :func:`adapters.payment.setup.setup_problem`."""
+    secret = shared_secret_for(settings)
+    problem = setup_problem(settings, secret)
+    if problem is not None:
+        _payment_logger.warning("payments are switched off: %s", problem)
+        return PaymentsSwitchedOff(problem)
+    assert secret is not None  # setup_problem names a missing key
+    return PaymentSetup(
+        provider=HttpPaymentProvider(
+            name=settings.payment_provider_name,
+            base_url=settings.payment_provider_url,
+            shared_secret=secret,
+            timeout_seconds=settings.payment_timeout_seconds,
+        ),
+        shared_secret=secret,
+        public_base_url=(settings.public_base_url or "").rstrip("/") or None,
+    )
+
+
+# ------------------------------------------------------------------ the HTTP API
+
+
+def build_app(
+    settings: Settings,
+    service: AkteService,
+    *,
+    read_models: ReadModels | None = None,
+    payments: Payments | None = None,
+    readiness_checks: Sequence[ReadinessCheck] = (),
+) -> FastAPI:
+    """The HTTP API over ``service`` with the token verifier and the ePayment set-up the
+    settings ask for; whoever built ``service`` and ``read_models`` closes them.
+
+    ``read_models`` omitted: the views store of the settings is read, and no runner in
+    this process follows the log (separate ``akte projections run`` workers do).
+    ``payments`` replaces the settings' set-up (tests record what the app asks for).
+    ``readiness_checks`` join the store and read model checks of ``GET /readyz``.
+
+    Raises what :func:`token_verifier_for` raises, before anything else is built.
+    """
+    from adapters.http.app import create_app
+
+    token_verifier = token_verifier_for(settings)
+    return create_app(
+        service,
+        settings,
+        token_verifier=token_verifier,
+        payments=payments if payments is not None else payments_for(settings),
+        read_models=(
+            read_models
+            if read_models is not None
+            else build_read_models(settings, service, follow=False)
+        ),
+        readiness_checks=readiness_checks,
+    )
+
+
+@contextmanager
+def served_app(settings: Settings, service: AkteService) -> Iterator[FastAPI]:
+    """The API of ``akte serve`` with read models kept up to date, stopped and closed
+    when the block ends.
+
+    With the embedded store the worklists follow the log in this process; a PostgreSQL
+    deployment may run ``akte projections run`` workers instead
+    (``projections_in_process=false``). On PostgreSQL the server's own runner is a child
+    process (:class:`adapters.views.runner.ProjectionProcess`): a thread would take the
+    interpreter (GIL) from the requests.
+    """
+    from adapters.http.routes.operations import NamedCheck
+
+    in_child = (
+        settings.projections_in_process
+        and settings.projections_in_child_process
+        and settings.store == "postgres"
+    )
+    read_models = build_read_models(
+        settings, service, follow=settings.projections_in_process and not in_child
+    )
+    projection_process = ProjectionProcess(settings) if in_child else None
+    try:
+        if projection_process is not None:
+            projection_process.start()
+        yield build_app(
+            settings,
+            service,
+            read_models=read_models,
+            readiness_checks=(
+                [NamedCheck("projection_process", projection_process.problem)]
+                if projection_process is not None
+                else []
+            ),
+        )
+    finally:
+        if projection_process is not None:
+            projection_process.stop()
+        read_models.close()

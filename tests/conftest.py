@@ -20,12 +20,11 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.bootstrap import build_service
-from adapters.http.app import create_app
+from adapters.bootstrap import build_app, build_read_models, build_service
 from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
-from adapters.views.read_models import ReadModels, build_read_models
+from adapters.views.read_models import ReadModels
 from service import AkteService
 
 
@@ -155,7 +154,7 @@ def read_models(service: AkteService, settings: Settings) -> Iterator[ReadModels
 def client(
     service: AkteService, settings: Settings, read_models: ReadModels
 ) -> Iterator[TestClient]:
-    with TestClient(create_app(service, settings, read_models=read_models)) as test_client:
+    with TestClient(build_app(settings, service, read_models=read_models)) as test_client:
         yield test_client
 
 

@@ -12,8 +12,9 @@ violations.
 
 Every route but the public ones needs a bearer token (:mod:`adapters.http.auth.tokens`) and
 declares the permission it needs (:mod:`adapters.http.auth.permissions`); the acting user of
-every write is the verified token's subject. ``create_app`` refuses to build an app
-whose authentication settings are unsafe or incomplete.
+every write is the verified token's subject. :func:`create_app` assembles the app from
+objects built elsewhere: :func:`adapters.bootstrap.build_app` builds them from the
+settings, and refuses authentication settings that are unsafe or incomplete.
 
 Errors are ``application/problem+json`` (RFC 9457), see :mod:`adapters.http.problems`.
 """
@@ -34,20 +35,21 @@ from adapters.http.auth.permissions import (
     SubmissionOffices,
     route_accesses,
 )
-from adapters.http.auth.tokens import token_verifier_for
+from adapters.http.auth.tokens import TokenVerifier
 from adapters.http.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from adapters.http.read_log import install_read_access_log
+from adapters.http.routes import appointment_lists as appointment_worklists
 from adapters.http.routes import (
-    analysis,
     appointments,
     audit,
     audit_trail,
     catalogue,
     data_protection,
     reports,
+    whatif,
     worklists,
+    workload,
 )
-from adapters.http.routes import appointment_lists as appointment_worklists
 from adapters.http.routes import contact_form as intake
 from adapters.http.routes import declarations as commitments
 from adapters.http.routes import payments as payment_routes
@@ -71,9 +73,9 @@ from adapters.http.routes.contact_form import install_intake_problems
 from adapters.http.routes.declarations import install_commitment_problems
 from adapters.http.routes.operations import NamedCheck, ReadinessCheck, install_operations
 from adapters.http.uploads import MULTIPART, MULTIPART_OVERHEAD_BYTES, install_document_problems
-from adapters.payment.configuration import Payments, payments_for
+from adapters.payment.setup import Payments
 from adapters.settings import Settings
-from adapters.views.read_models import ReadModels, build_read_models
+from adapters.views.read_models import ReadModels
 from service import AkteService
 
 DESCRIPTION = """\
@@ -190,22 +192,18 @@ def create_app(
     service: AkteService,
     settings: Settings,
     *,
+    token_verifier: TokenVerifier,
+    payments: Payments,
+    read_models: ReadModels,
     readiness_checks: Sequence[ReadinessCheck] = (),
-    payments: Payments | None = None,
-    read_models: ReadModels | None = None,
 ) -> FastAPI:
-    """The API over ``service``; whoever built the service closes it.
+    """The API over ``service``, from objects already built (it builds none itself, see
+    :func:`adapters.bootstrap.build_app`); whoever built them closes them.
 
-    ``readiness_checks`` join the store check of ``GET /readyz``. ``payments`` is the
-    ePayment set-up; omitted, the one the settings ask for
-    (:func:`adapters.payment.configuration.payments_for`). ``read_models`` serve the
-    worklists; omitted, the views store of the settings is read, and no runner in this
-    process follows the log (separate ``akte projections run`` workers do).
-
-    Raises :class:`adapters.http.auth.tokens.AuthConfigurationError` for unsafe or incomplete
-    authentication settings (local tokens in production, oidc without its settings).
+    ``token_verifier`` checks the bearer tokens, ``payments`` is the ePayment set-up,
+    ``read_models`` serve the worklists. ``readiness_checks`` join the store and read
+    model checks of ``GET /readyz``. ``settings`` give the limits and office defaults.
     """
-    token_verifier = token_verifier_for(settings)
     app = AkteApi(
         title="Akte",
         summary="Event-sourced case processing for German foreigners' offices",
@@ -220,9 +218,7 @@ def create_app(
     app.state.declaration_offices = DeclarationOffices(service)
     app.state.submission_offices = SubmissionOffices(service)
     app.state.appointment_offices = AppointmentOffices(service)
-    app.state.payments = payments if payments is not None else payments_for(settings)
-    if read_models is None:
-        read_models = build_read_models(settings, service, follow=False)
+    app.state.payments = payments
     app.state.read_models = read_models
     install_problem_handlers(app)
     install_commitment_problems(app)
@@ -254,7 +250,8 @@ def create_app(
     app.include_router(intake.router)
     app.include_router(worklists.router)
     app.include_router(reports.router)
-    app.include_router(analysis.router)
+    app.include_router(whatif.router)
+    app.include_router(workload.router)
     app.include_router(audit_trail.router)
     app.include_router(audit.router)
     app.include_router(data_protection.router)

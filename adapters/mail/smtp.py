@@ -1,8 +1,8 @@
 """Mail to the people who book, through the office's SMTP server (standard library).
 
-What the server answers becomes :class:`appointments_service.MailRefused` (a code such as
+What the server answers becomes :class:`service_ports.MailRefused` (a code such as
 ``smtp-550``, never the server's text, which may quote the address) or
-:class:`appointments_service.MailUnavailable` (no answer, a broken connection, a
+:class:`service_ports.MailUnavailable` (no answer, a broken connection, a
 temporary 4xx refusal); the service records either as an event and tries again later.
 """
 
@@ -13,7 +13,7 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from appointments_service import MailRefused, MailUnavailable, OutgoingMail
+from service_ports import MailRefused, MailUnavailable, OutgoingMail
 
 
 class SmtpMailer:

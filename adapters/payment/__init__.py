@@ -12,5 +12,6 @@ modules follow:
   ``POST /payments/notifications`` (:mod:`adapters.http.routes.payments`) checks it;
 * :mod:`adapters.payment.stand_in` is a local stand-in platform (a real HTTP server on
   127.0.0.1) for tests and demos without the internet;
-* :mod:`adapters.payment.configuration` derives all of it from the settings.
+* :mod:`adapters.payment.setup`: the set-up and the rules for the settings;
+  :func:`adapters.bootstrap.payments_for` builds it.
 """

@@ -12,54 +12,22 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from adapters.payment.signatures import SIGNATURE_HEADER, signature_for
 from domain.errors import InvalidValue
-from domain.values import PaymentMethod, require_http_url, require_transaction_id
+from domain.values import require_http_url, require_transaction_id
+
+# The application's payment port; HttpPaymentProvider implements it.
+from service_ports import CreatedPayment as CreatedPayment
+from service_ports import PaymentOrder as PaymentOrder
+from service_ports import PaymentProvider as PaymentProvider
 
 MAX_PROVIDER_ANSWER_BYTES: Final = 65_536
 _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 
 logger = logging.getLogger("akte.payment")
-
-
-@dataclass(frozen=True)
-class PaymentOrder:
-    """What the office asks the platform to collect.
-
-    ``reference`` is the office's payment reference (Verwendungszweck) that the payer and
-    the cash office see: it names the declaration's payment, never a person.
-    """
-
-    amount_cents: int
-    currency: str
-    reference: str
-    description: str
-    method: PaymentMethod
-    notification_url: str
-    return_url: str
-
-
-@dataclass(frozen=True)
-class CreatedPayment:
-    transaction_id: str
-    redirect_url: str
-    """The platform's page where the payer pays."""
-
-
-class PaymentProvider(Protocol):
-    @property
-    def name(self) -> str:
-        """The platform's code, recorded with every payment."""
-        ...
-
-    def create_payment(self, order: PaymentOrder) -> CreatedPayment:
-        """Create the payment; raises :class:`PaymentProviderUnavailable` or
-        :class:`PaymentProviderError`."""
-        ...
 
 
 class PaymentProviderUnavailable(Exception):

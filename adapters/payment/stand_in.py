@@ -15,14 +15,13 @@ It behaves like the public platforms in the ways Akte relies on, and in nothing 
 
 Payments live in memory and no money moves. Start it with
 ``python -m adapters.payment.stand_in [--host H] [--port P]`` (development only; it signs
-with the same key Akte checks, see :mod:`adapters.payment.configuration`), or from Python
+with the same key Akte checks, see :mod:`adapters.payment.setup`), or from Python
 with :class:`StandInServer`.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import secrets
 import socket
@@ -41,8 +40,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from adapters.payment.configuration import shared_secret_for
+from adapters.payment.setup import shared_secret_for
 from adapters.payment.signatures import SIGNATURE_HEADER, signature_for, signature_is_valid
+from adapters.reports.templates import render
 from adapters.settings import Settings
 from domain.values import PaymentMethod, PaymentOutcome
 
@@ -214,27 +214,13 @@ def _deliver(payment: StandInPayment, notification: bytes, shared_secret: bytes)
 
 def _pay_page_html(payment: StandInPayment) -> str:
     order = payment.order
-    euros = f"{order.amount_cents // 100},{order.amount_cents % 100:02d} {order.currency}"
-    options = "".join(
-        f'<option value="{method}"{" selected" if method == order.method else ""}>{method}</option>'
-        for method in _METHODS
-    )
-    buttons = "".join(
-        f'<button name="outcome" value="{outcome}">{label}</button> '
-        for outcome, label in (("paid", "Pay"), ("failed", "Fail"), ("expired", "Let expire"))
-    )
-    state = (
-        f"<form method='post'><p>Method: <select name='method'>{options}</select></p>"
-        f"<p>{buttons}</p></form>"
-        if payment.status == "open"
-        else f"<p>This payment is {payment.status}.</p>"
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        "<title>Stand-in ePayment</title></head><body>"
-        "<h1>Stand-in ePayment platform</h1><p>Development only: no money moves.</p>"
-        f"<p>{html.escape(order.description)}<br>Reference {html.escape(order.reference)}"
-        f"<br><strong>{html.escape(euros)}</strong></p>{state}</body></html>"
+    return render(
+        "adapters.payment",
+        "pay_page.html.j2",
+        payment=payment,
+        amount=f"{order.amount_cents // 100},{order.amount_cents % 100:02d} {order.currency}",
+        methods=_METHODS,
+        outcomes=(("paid", "Pay"), ("failed", "Fail"), ("expired", "Let expire")),
     )
 
 

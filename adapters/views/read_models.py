@@ -3,7 +3,7 @@
 With the embedded store, ``akte serve`` follows the log in-process (``follow=True``). In a
 PostgreSQL deployment with several API processes, separate ``akte projections run``
 workers follow it and the API processes only read (``follow=False``); waiting for a
-position then polls the views store.
+position then polls the views store. :func:`adapters.bootstrap.build_read_models` builds them.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from adapters.settings import Settings
 from adapters.views.runner import ApplicationEventLog, ProjectionRunner, wait_for_position
-from adapters.views.store import open_views_store
-from projections.engine import Projection, ViewsStore, projection_status
-from projections.read_models import READ_MODELS
+from projections.projection import Projection
+from projections.status import projection_status
+from projections.storage import ViewsStore
 from service import AkteService
 
 READY_LAG_EVENTS: Final = 10_000
@@ -50,12 +49,3 @@ class ReadModels:
         if self.runner is not None:
             self.runner.stop()
         self.views.close()
-
-
-def build_read_models(settings: Settings, service: AkteService, *, follow: bool) -> ReadModels:
-    views = open_views_store(settings)
-    runner = None
-    if follow:
-        runner = ProjectionRunner(ApplicationEventLog(service), views, READ_MODELS)
-        runner.start()
-    return ReadModels(service=service, views=views, projections=READ_MODELS, runner=runner)

@@ -56,7 +56,6 @@ from eventsourcing.persistence import Mapper
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 from pydantic import SecretStr
 
-from adapters.bootstrap import build_service
 from adapters.logging_setup import configure_logging
 from adapters.settings import Settings
 from adapters.store.notification_reader import (
@@ -66,23 +65,14 @@ from adapters.store.notification_reader import (
     notification_reader,
 )
 from adapters.views.store import PostgresListener, PostgresViewsStore, open_views_store
-from projections.engine import (
-    DEFAULT_BATCH_SIZE,
-    EventLogUnavailable,
-    InconsistentLog,
-    Progress,
-    Projection,
-    ProjectionBusy,
-    ProjectionEngine,
-    ProjectionError,
-    StoredNotification,
-    ViewsStore,
-    ViewsWriter,
-    partition_projections,
-    read_positions,
-    select_projections,
-)
+from projections.engine import DEFAULT_BATCH_SIZE, Progress, ProjectionEngine
+from projections.errors import EventLogUnavailable, InconsistentLog, ProjectionBusy, ProjectionError
+from projections.positions import read_positions
+from projections.projection import Projection
 from projections.read_models import READ_MODELS
+from projections.selection import partition_projections, select_projections
+from projections.storage import StoredNotification, ViewsStore, ViewsWriter
+from service import AkteService
 
 logger = logging.getLogger("akte.projections")
 
@@ -129,7 +119,7 @@ def _without_personal_data(mapper: Mapper[Any]) -> Mapper[Any]:
 
 class ApplicationEventLog:
     """The library's notification log as the engine's :class:`EventLog` (and
-    :class:`~projections.engine.DecodingEventLog`: :meth:`read_events` reads and decodes in
+    :class:`~projections.storage.DecodingEventLog`: :meth:`read_events` reads and decodes in
     bulk, see :mod:`adapters.store.notification_reader`).
 
     Library and driver errors become :class:`EventLogUnavailable` (the store failed) or
@@ -543,6 +533,7 @@ def rebuild_in_processes(
     settings: Settings,
     projections: Sequence[Projection],
     *,
+    build_service: Callable[[Settings], AkteService],
     jobs: int,
     batch_size: int = DEFAULT_BATCH_SIZE,
     lock_wait: float = 10.0,
@@ -553,9 +544,11 @@ def rebuild_in_processes(
     decodes only its groups' events, so they share the work, not repeat it.
 
     The projections must be among :data:`projections.read_models.READ_MODELS` (processes
-    find them by name). Returns the notifications processed (the log up to its head).
-    ``progress`` gets the slowest process's progress. Raises :class:`ProjectionBusy` when
-    another worker holds a projection, :class:`ProjectionError` when a process failed.
+    find them by name); each opens the service with ``build_service``
+    (:func:`adapters.bootstrap.build_service`: a module-level function, as it is pickled).
+    Returns the notifications processed (the log up to its head). ``progress`` gets the
+    slowest process's progress. Raises :class:`ProjectionBusy` when another worker holds
+    a projection, :class:`ProjectionError` when a process failed.
     """
     known = {projection.name for projection in READ_MODELS}
     if any(projection.name not in known for projection in projections):
@@ -572,6 +565,7 @@ def rebuild_in_processes(
             target=_rebuild_group,
             args=(
                 settings,
+                build_service,
                 [p.name for p in group],
                 batch_size,
                 lock_wait,
@@ -652,6 +646,7 @@ def _take(
 
 def _rebuild_group(
     settings: Settings,
+    build_service: Callable[[Settings], AkteService],
     names: list[str],
     batch_size: int,
     lock_wait: float,
@@ -701,8 +696,11 @@ __all__ = [
 
 
 _PACKAGE_ROOT: Final = Path(__file__).resolve().parents[2]
+# The child's composition root: the service built as everywhere else.
 _CHILD_ENTRY: Final = (
-    "from adapters.views.runner import run_projection_child; run_projection_child()"
+    "from adapters.bootstrap import build_service; "
+    "from adapters.views.runner import run_projection_child; "
+    "run_projection_child(build_service)"
 )
 
 
@@ -847,9 +845,10 @@ def _end_of_input(stdin: IO[bytes] | None) -> None:
             stdin.close()
 
 
-def run_projection_child() -> None:
+def run_projection_child(build_service: Callable[[Settings], AkteService]) -> None:
     """The child of :class:`ProjectionProcess`: settings from the first line of stdin,
-    then follow the log until stdin ends (the server stopped it, or died).
+    the service over them from ``build_service``, then follow the log until stdin ends
+    (the server stopped it, or died).
 
     SIGINT and SIGTERM are ignored: sent to the whole process group (Ctrl-C, systemd,
     supervisors) they reach the server too, which stops the child by closing its stdin

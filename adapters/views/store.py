@@ -39,14 +39,13 @@ import psycopg_pool
 from psycopg import sql
 
 from adapters.settings import Settings
-from projections.engine import (
+from projections.errors import ViewNotBuilt, ViewsStoreUnavailable
+from projections.storage import (
     ColumnType,
     Dialect,
     TableSchema,
-    ViewNotBuilt,
     ViewsSession,
     ViewsStore,
-    ViewsStoreUnavailable,
     ViewsWriter,
 )
 

@@ -2,7 +2,7 @@
 
 :func:`run_whatif` reads the log up to its head as it is when the replay starts (that
 position is part of the answer: the same log gives the same result, byte for byte in
-every format), into the tables of :mod:`projections.whatif` in a temporary SQLite views
+every format), into the tables of :mod:`projections.figures.whatif` in a temporary SQLite views
 store of its own, and asks that read model what the policy would have saved. It never
 writes the event store (it only reads notifications) and never touches the live views
 (the scratch store is a file in a temporary directory, removed afterwards).
@@ -24,9 +24,10 @@ from typing import Any, Final
 from adapters.views.runner import ApplicationEventLog
 from adapters.views.store import SqliteViewsStore
 from domain.whatif import FictionValidity, OrdinanceExtension, ValidityPolicy
-from projections import whatif
-from projections.engine import DEFAULT_BATCH_SIZE, EventLog, Progress, ProjectionEngine
-from projections.whatif import WhatIfResult
+from projections.engine import DEFAULT_BATCH_SIZE, Progress, ProjectionEngine
+from projections.figures import whatif
+from projections.figures.whatif import WhatIfResult
+from projections.storage import EventLog
 
 POLICIES: Final = ("fiction-validity", "ordinance-extension")
 MAX_PERIOD_DAYS: Final = 3 * 366

@@ -1,4 +1,6 @@
-"""The payment set-up a deployment's settings ask for, or why payments are switched off.
+"""The payment set-up: what a working one holds, why payments are switched off, and the
+rules a deployment's settings must satisfy (:func:`adapters.bootstrap.payments_for` builds
+the set-up from them).
 
 Development works out of the box against the local stand-in with a development key. In
 production, payments need their own shared key and https addresses; without them the
@@ -8,11 +10,10 @@ that is written in this repository.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Final
 
-from adapters.payment.provider import HttpPaymentProvider, PaymentProvider
+from adapters.payment.provider import PaymentProvider
 from adapters.settings import Settings
 from domain.case_file import require_code
 from domain.errors import InvalidValue
@@ -20,8 +21,6 @@ from domain.errors import InvalidValue
 DEVELOPMENT_SHARED_SECRET: Final = "akte-development-payment-key-never-use-in-production"
 """Shared by Akte and the stand-in provider when none is configured (development only)."""
 MIN_SHARED_SECRET_LENGTH: Final = 32
-
-logger = logging.getLogger("akte.payment")
 
 
 @dataclass(frozen=True)
@@ -52,26 +51,9 @@ def shared_secret_for(settings: Settings) -> bytes | None:
     return DEVELOPMENT_SHARED_SECRET.encode()
 
 
-def payments_for(settings: Settings) -> Payments:
-    secret = shared_secret_for(settings)
-    problem = _setup_problem(settings, secret)
-    if problem is not None:
-        logger.warning("payments are switched off: %s", problem)
-        return PaymentsSwitchedOff(problem)
-    assert secret is not None  # _setup_problem names a missing key
-    return PaymentSetup(
-        provider=HttpPaymentProvider(
-            name=settings.payment_provider_name,
-            base_url=settings.payment_provider_url,
-            shared_secret=secret,
-            timeout_seconds=settings.payment_timeout_seconds,
-        ),
-        shared_secret=secret,
-        public_base_url=(settings.public_base_url or "").rstrip("/") or None,
-    )
-
-
-def _setup_problem(settings: Settings, secret: bytes | None) -> str | None:
+def setup_problem(settings: Settings, secret: bytes | None) -> str | None:
+    """Which setting keeps payments switched off; ``None`` when the set-up is usable.
+    Names settings, never their values."""
     if secret is None:
         return "AKTE_PAYMENT_SHARED_SECRET is not set"
     try:
