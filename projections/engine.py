@@ -1,31 +1,31 @@
 """The projection engine: read models of the event log, kept up to date batch by batch.
 
-A read model is a :class:`Projection`: a name, its tables (rows are dataclasses whose
-fields become columns) and one handler per event class it cares about. The engine reads
-the notification log in batches, decodes only the events some projection handles, loads
-the rows of the case files the batch touches, lets the handlers change those rows in
-memory and writes back only what changed, together with the projection's position, in
-ONE transaction per batch. A crash at any moment therefore leaves each projection at the
+A read model is a :class:`~projections.projection.Projection`: a name, its tables (rows
+are dataclasses whose fields become columns) and one handler per event class it cares
+about (:mod:`projections.projection`). The engine reads the notification log in
+batches, decodes only the events some projection handles, loads the rows of the case
+files the batch touches, lets the handlers change those rows in memory and writes back
+only what changed, together with the projection's position, in ONE transaction per
+batch. A crash at any moment therefore leaves each projection at the
 end of a whole batch: its next run continues there, and no event is lost or counted
 twice. Rebuilding is: drop and recreate the tables, position 0, catch up.
 
-Every row names its case file's office and file number (``office_id``, ``reference``),
-but only ``CaseFile.Opened`` carries them. So each projection keeps its own small table
-of case files (``<projection>_cases``), filled from ``Opened``: a projection never needs
-another one to rebuild. Events of other aggregates (file-number claims) are skipped.
+Each projection keeps its own small table of case files (``<projection>_cases``), filled
+from ``CaseFile.Opened``. Events of other aggregates (file-number claims) are skipped.
 
-Positions compare-and-set: a batch commits only if the projection's stored position is
-still the one the batch started from. Two engines writing the same projection (which
-the runner's locks prevent anyway) thus cannot both apply a batch: the loser rolls back,
-reloads its position and goes on from there.
+Positions (:mod:`projections.positions`) compare-and-set: a batch commits only if the
+projection's stored position is still the one the batch started from. Two engines
+writing the same projection (which the runner's locks prevent anyway) thus cannot both
+apply a batch: the loser rolls back, reloads its position and goes on from there.
 
 Where the time goes, and what keeps it short (``bin/bench-projections``, figures in
-``benchmarks/PROJECTIONS.md``). A rebuild is bound by Python CPU: all of the engine's
+``docs/performance/projections.md``). A rebuild is bound by Python CPU: all of the engine's
 threads share one core (the GIL), while the database's side of the writes runs on
 another. Measured on PostgreSQL, about 15 µs of the process's CPU per event (it was
-39 µs): reading and decoding 3.5 (in bulk through :class:`DecodingEventLog` where the log
-offers it: tuples of only the needed columns, orjson; unsealing personal data, where
-the service seals it, adds about 3.5 more), the handlers with their row lookups 3.5,
+39 µs): reading and decoding 3.5 (in bulk through
+:class:`~projections.storage.DecodingEventLog` where the log offers it: tuples of only
+the needed columns, orjson; unsealing personal data, where the service seals it, adds
+about 3.5 more), the handlers with their row lookups 3.5,
 comparing each touched file's rows with the stored ones 2, gathering and remembering
 files 1.3, COPY and DELETE 2, the rest in deallocation and threads. What keeps it there:
 - only the events some projection handles are read (by topic) and decoded, once for
@@ -46,33 +46,31 @@ files 1.3, COPY and DELETE 2, the rest in deallocation and threads. What keeps i
 The engine never reads a clock for business logic (queries take ``today``); it reads
 one only to stamp ``updated_at`` in the positions table.
 
-Storage is abstract here (:class:`ViewsStore`): ``adapters/views/store.py`` implements it
-on SQLite and PostgreSQL, and ``adapters/views/runner.py`` adapts the library's
-notification log to :class:`EventLog`.
+Storage is abstract here (:mod:`projections.storage`): ``adapters/views/store.py``
+implements it on SQLite and PostgreSQL, and ``adapters/views/runner.py`` adapts the
+library's notification log to :class:`~projections.storage.EventLog`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import queue
-import re
 import threading
 import time
 import types
-import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from itertools import islice
-from operator import attrgetter
-from typing import Any, Final, Generic, Literal, Protocol, TypeVar
+from typing import Any, Final
 
 from domain.case_file import CaseFile
-
-R = TypeVar("R")
-E = TypeVar("E")
+from projections.errors import InconsistentLog, ProjectionError, UnknownProjection
+from projections.positions import PositionsSql, StoredPosition, read_positions
+from projections.projection import TOTALS_COUNT, CaseRows, Handler, Opener, Projection, Table
+from projections.storage import DecodingEventLog, EventLog, ViewsWriter
+from projections.table_sql import TableSql, TotalsSql
 
 DEFAULT_BATCH_SIZE: Final = 20_000
 """Notifications per batch (and per transaction) of a rebuild or catch-up: large enough
@@ -85,520 +83,9 @@ DEFAULT_CACHED_CASES: Final = 5000
 """Case files whose rows an engine remembers per projection (least recently used go):
 files in progress touch many batches in a row, and their rows need not be read again."""
 
-POSITIONS_TABLE: Final = "projection_positions"
-
-_NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
-
-
-# ----------------------------------------------------------------------- errors
-
-
-class ProjectionError(Exception):
-    """Base of every error the projection engine and the views store raise."""
-
-
-class EventLogUnavailable(ProjectionError):
-    """The event store could not be read; nothing was written to the views."""
-
-
-class ViewsStoreUnavailable(ProjectionError):
-    """The views store failed or could not be reached; the batch was rolled back."""
-
-
-class ViewNotBuilt(ProjectionError):
-    """A read model's tables do not exist yet: no runner has prepared them."""
-
-
-class UnknownProjection(ProjectionError):
-    def __init__(self, names: Iterable[str]) -> None:
-        super().__init__(f"no read model named {', '.join(sorted(names))}")
-
-
-class ProjectionBusy(ProjectionError):
-    """Another worker follows these read models (it holds their locks)."""
-
-    def __init__(self, names: Iterable[str]) -> None:
-        super().__init__(f"another worker follows {', '.join(sorted(names))}")
-        self.names = sorted(names)
-
-
-class InconsistentLog(ProjectionError):
-    """The log holds an event the projection cannot place (e.g. for an unopened file)."""
-
 
 class _PositionMoved(ProjectionError):
     """Another engine committed a batch of this projection first (compare-and-set)."""
-
-
-# ---------------------------------------------------------------- storage protocol
-
-ColumnType = Literal["text", "integer", "date", "timestamp"]
-Dialect = Literal["sqlite", "postgres"]
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: ColumnType
-    nullable: bool
-
-
-@dataclass(frozen=True)
-class TableSchema:
-    """A table as the views store creates it; ``name`` is logical (the store prefixes it)."""
-
-    name: str
-    columns: tuple[Column, ...]
-    primary_key: tuple[str, ...]
-    indexes: tuple[tuple[str, ...], ...] = ()
-
-    @property
-    def column_names(self) -> tuple[str, ...]:
-        return tuple(column.name for column in self.columns)
-
-
-class ViewsSession(Protocol):
-    """One connection to the views store (the SQL is the store's dialect)."""
-
-    @property
-    def dialect(self) -> Dialect: ...
-
-    def table(self, name: str) -> str:
-        """The quoted, qualified name of a logical table."""
-        ...
-
-    @property
-    def param(self) -> str:
-        """The parameter placeholder (``?`` or ``%s``)."""
-        ...
-
-    def encoder(self, column_type: ColumnType) -> Callable[[Any], Any] | None:
-        """Python value -> stored value (``None`` when the driver needs no help)."""
-        ...
-
-    def decoder(self, column_type: ColumnType) -> Callable[[Any], Any] | None:
-        """Stored value -> Python value (``None`` when the driver needs no help)."""
-        ...
-
-    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-    def table_exists(self, name: str) -> bool: ...
-
-
-class ViewsWriter(ViewsSession, Protocol):
-    """The connection a runner writes through; it also holds the projections' locks."""
-
-    def transaction(self) -> AbstractContextManager[None]: ...
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-    def insert_rows(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
-        """Insert many rows into a logical table (COPY where the store has it)."""
-        ...
-
-    def create_table(self, schema: TableSchema) -> None: ...
-
-    def drop_table(self, name: str) -> None: ...
-
-    def lock_schema(self) -> None:
-        """Serialise schema changes with other writers until the transaction ends."""
-        ...
-
-    def case_in(self, column: str, case_ids: Sequence[str]) -> tuple[str, Any]:
-        """A condition ``column IN case_ids`` and its one parameter."""
-        ...
-
-    @property
-    def lock_row_suffix(self) -> str:
-        """``FOR UPDATE`` where a write transaction does not already exclude others."""
-        ...
-
-    def try_lock(self, name: str) -> bool:
-        """Take the exclusive right to follow projection ``name`` (held until unlock)."""
-        ...
-
-    def unlock(self, name: str) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class ViewsStore(Protocol):
-    """Where read models live (SQLite file or the events' PostgreSQL schema)."""
-
-    @property
-    def dialect(self) -> Dialect: ...
-
-    @property
-    def where(self) -> str:
-        """Where the views are, for messages (no credentials)."""
-        ...
-
-    def writer(self) -> ViewsWriter:
-        """A new connection for writing; the caller closes it."""
-        ...
-
-    def reader(self) -> AbstractContextManager[ViewsSession]:
-        """A pooled connection for queries, in one read transaction."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class StoredNotification(Protocol):
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def topic(self) -> str: ...
-
-
-class EventLog(Protocol):
-    """The notification log of the event store, in notification-id order."""
-
-    def read(
-        self,
-        after: int,
-        limit: int,
-        *,
-        until: int | None = None,
-        topics: Sequence[str] = (),
-    ) -> Sequence[StoredNotification]:
-        """Notifications with ``after < id (<= until)``, at most ``limit``, in order; only
-        those of ``topics`` when given."""
-        ...
-
-    def head(self) -> int:
-        """The highest notification id (0 for an empty log). Ids commit in order, so every
-        notification up to the head is visible once the head is."""
-        ...
-
-    def event_class(self, topic: str) -> type[Any]: ...
-
-    def topic_of(self, event_class: type[Any]) -> str:
-        """The topic the store records events of ``event_class`` under."""
-        ...
-
-    def decode(self, notification: StoredNotification) -> Any: ...
-
-
-@typing.runtime_checkable
-class DecodingEventLog(EventLog, Protocol):
-    """An :class:`EventLog` that also reads and decodes in bulk (the engine uses it when
-    a log offers it: decoding one notification at a time costs more)."""
-
-    def read_events(
-        self,
-        after: int,
-        limit: int,
-        *,
-        until: int | None = None,
-        topics: Sequence[str] = (),
-    ) -> Sequence[tuple[int, Any, str]]:
-        """As :meth:`EventLog.read`, decoded: notification id, event, and the event's
-        ``originator_id`` as text."""
-        ...
-
-
-# ------------------------------------------------------------------ read models
-
-
-def _column_type(hint: Any) -> tuple[ColumnType, bool]:
-    nullable = False
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        nullable = len(members) < len(typing.get_args(hint))
-        if len(members) != 1:
-            msg = f"a column holds one type, not {hint}"
-            raise TypeError(msg)
-        hint = members[0]
-    if typing.get_origin(hint) is Literal:
-        hint = type(typing.get_args(hint)[0])
-    # datetime before date: a datetime is a date.
-    for python_type, column_type in (
-        (bool, None),
-        (str, "text"),
-        (int, "integer"),
-        (datetime, "timestamp"),
-        (date, "date"),
-    ):
-        if hint is python_type:
-            if column_type is None:
-                break
-            return typing.cast(ColumnType, column_type), nullable
-    msg = f"no column type for {hint!r}: use str, int, date or datetime"
-    raise TypeError(msg)
-
-
-@dataclass(frozen=True)
-class Totals:
-    """Counts (and sums) of a table's rows grouped by some of its columns, kept in step
-    with the table in the same transaction.
-
-    A figure such as "procedures decided per office, year and month" is then one small
-    read, whatever the size of the history: the rows it counts stay available for
-    drill-down, and the engine adds each batch's difference (rows a batch added minus rows
-    it removed) to the totals. The table ``name`` has the ``group_by`` columns (its
-    primary key), ``row_count``, and one column per name in ``sums`` (integer columns of
-    the counted table, summed).
-    """
-
-    name: str
-    group_by: tuple[str, ...]
-    sums: tuple[str, ...] = ()
-
-
-class Table(Generic[R]):
-    """A table of a read model; its rows are instances of the dataclass ``row_type``.
-
-    The dataclass's fields are the columns, in order; the first three must be
-    ``case_id``, ``office_id`` and ``reference``. ``key`` names the fields that tell one
-    row of a case file from another (the primary key is ``case_id`` plus these).
-    ``totals``: tables of counts of these rows that the engine keeps up to date.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        row_type: type[R],
-        *,
-        key: tuple[str, ...] = (),
-        indexes: tuple[tuple[str, ...], ...] = (),
-        totals: tuple[Totals, ...] = (),
-    ) -> None:
-        if not _NAME.match(name):
-            msg = f"table name {name!r} must be lower-case letters, digits and _"
-            raise ValueError(msg)
-        if not dataclasses.is_dataclass(row_type):
-            msg = f"{row_type.__name__} must be a dataclass"
-            raise TypeError(msg)
-        hints = typing.get_type_hints(row_type)
-        fields = [field.name for field in dataclasses.fields(row_type)]
-        if fields[:3] != ["case_id", "office_id", "reference"]:
-            msg = f"{row_type.__name__} must start with case_id, office_id and reference"
-            raise TypeError(msg)
-        for column in (*key, *(c for index in indexes for c in index)):
-            if column not in fields:
-                msg = f"{row_type.__name__} has no field {column!r}"
-                raise TypeError(msg)
-        columns = []
-        for field_name in fields:
-            column_type, nullable = _column_type(hints[field_name])
-            columns.append(Column(field_name, column_type, nullable))
-        self.name = name
-        self.row_type = row_type
-        self.key = key
-        self.schema = TableSchema(name, tuple(columns), ("case_id", *key), indexes)
-        self.totals = totals
-        self.totals_schemas = tuple(_totals_schema(self.schema, each) for each in totals)
-        self.values: Callable[[R], tuple[Any, ...]] = attrgetter(*fields)
-        """The row as a tuple of column values, in column order."""
-        self.key_of: Callable[[R], tuple[Any, ...]] = (
-            (lambda row: ()) if not key else _tuple_getter(key)
-        )
-
-    def row(self, values: Sequence[Any]) -> R:
-        return self.row_type(*values)
-
-
-TOTALS_COUNT: Final = "row_count"
-
-
-def _totals_schema(counted: TableSchema, totals: Totals) -> TableSchema:
-    if not _NAME.match(totals.name) or not totals.name.startswith(counted.name):
-        msg = f"totals {totals.name!r} must be named after their table {counted.name!r}"
-        raise ValueError(msg)
-    columns = {column.name: column for column in counted.columns}
-    group = []
-    for name in totals.group_by:
-        column = columns.get(name)
-        if column is None or column.nullable:
-            msg = f"totals {totals.name!r}: {name!r} must be a non-null column of {counted.name}"
-            raise TypeError(msg)
-        group.append(column)
-    sums = []
-    for name in totals.sums:
-        column = columns.get(name)
-        if column is None or column.type != "integer":
-            msg = f"totals {totals.name!r}: {name!r} must be an integer column of {counted.name}"
-            raise TypeError(msg)
-        sums.append(Column(name, "integer", nullable=False))
-    if not group or len(set(totals.group_by) | set(totals.sums)) != len(group) + len(sums):
-        msg = f"totals {totals.name!r}: group by at least one column, each column once"
-        raise ValueError(msg)
-    return TableSchema(
-        totals.name,
-        (*group, Column(TOTALS_COUNT, "integer", nullable=False), *sums),
-        totals.group_by,
-    )
-
-
-def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    getter = attrgetter(*names)
-    if len(names) == 1:
-        return lambda row: (getter(row),)
-    return typing.cast(Callable[[Any], tuple[Any, ...]], getter)
-
-
-@dataclass
-class CaseRecord:
-    """What every projection knows about a case file: its office, number and status."""
-
-    case_id: str
-    office_id: str
-    reference: str
-    status: str
-    """``active``, ``transferred`` or ``closed`` (as ``CaseFile.status``)."""
-
-
-Handler = Callable[["CaseRows", Any], None]
-
-
-def on(event_class: type[E], handler: Callable[[CaseRows, E], None]) -> tuple[type[Any], Handler]:
-    """Pair an event class with its handler (typed: the handler takes that event)."""
-    return event_class, handler
-
-
-Opener = Callable[[Any], tuple[str, str]]
-"""From an aggregate's first event: its office and its reference."""
-
-
-def case_file_opener(event: CaseFile.Opened) -> tuple[str, str]:
-    return event.office_id, event.reference
-
-
-@dataclass(frozen=True)
-class Projection:
-    """A read model: its name, tables and event handlers.
-
-    ``version``: raise it whenever the tables or the handlers change meaning; a runner
-    finding rows written by another version rebuilds them from scratch.
-
-    ``active_cases_only``: the rows are open items of active case files. When a file is
-    transferred to another office or closed, the engine removes all its rows, and
-    later events of that file (the domain still allows e.g. ending a document or a
-    note) are not handed to the handlers.
-    """
-
-    name: str
-    tables: tuple[Table[Any], ...]
-    handlers: Mapping[type[Any], Handler]
-    version: int = 1
-    active_cases_only: bool = True
-    openers: Mapping[type[Any], Opener] = dataclasses.field(
-        default_factory=lambda: types.MappingProxyType({CaseFile.Opened: case_file_opener})
-    )
-    """The events that start the aggregates the rows belong to, each giving the office
-    and the file number (or another display reference). Case files by default; a read
-    model of commitment declarations or contact submissions names their own."""
-    registry: Table[CaseRecord] = dataclasses.field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
-            msg = f"projection name {self.name!r} must be lower-case letters, digits and _"
-            raise ValueError(msg)
-        for table in self.tables:
-            if not table.name.startswith(self.name):
-                msg = f"table {table.name!r} must be named after its projection {self.name!r}"
-                raise ValueError(msg)
-        registry = Table(f"{self.name}_cases", CaseRecord)
-        object.__setattr__(self, "registry", registry)
-
-    @property
-    def all_tables(self) -> tuple[Table[Any], ...]:
-        return (self.registry, *self.tables)
-
-    @property
-    def schemas(self) -> tuple[TableSchema, ...]:
-        """Every table the projection stores: its rows' tables and their totals."""
-        return tuple(
-            schema for table in self.all_tables for schema in (table.schema, *table.totals_schemas)
-        )
-
-
-def handlers(*pairs: tuple[type[Any], Handler]) -> Mapping[type[Any], Handler]:
-    mapping = dict(pairs)
-    if len(mapping) != len(pairs):
-        msg = "an event class has two handlers"
-        raise ValueError(msg)
-    return types.MappingProxyType(mapping)
-
-
-class CaseRows:
-    """The rows of one case file in one projection, while a batch is applied to them.
-
-    Rows are made into row objects only when a handler first asks for their table: most
-    events touch one table of a file, and the others are written back only if changed.
-    """
-
-    __slots__ = (
-        "_loaded",
-        "_record",
-        "_rows",
-        "_tables",
-        "case_id",
-        "office_id",
-        "reference",
-        "status",
-    )
-
-    def __init__(self, case_id: str, tables: tuple[Table[Any], ...]) -> None:
-        self.case_id = case_id
-        self.office_id = ""
-        self.reference = ""
-        self.status = ""
-        """Empty until the file's ``Opened`` event is known."""
-        self._tables = tables
-        # Keyed by the Table object itself: hashing it is cheaper than reading its name,
-        # and every access of a handler goes through these.
-        self._rows: dict[Table[Any], dict[tuple[Any, ...], Any]] = {}
-        """Tables a handler has asked for: their rows by key, as changed so far."""
-        self._loaded: dict[Table[Any], dict[tuple[Any, ...], tuple[Any, ...]]] = {}
-        """Rows as stored (column values by key), per table."""
-        self._record: tuple[str, str, str, str] | None = None
-        """The file's row in the projection's table of case files, as stored."""
-
-    @property
-    def is_active(self) -> bool:
-        return self.status == "active"
-
-    def _table(self, table: Table[R]) -> dict[tuple[Any, ...], R]:
-        rows = self._rows.get(table)
-        if rows is None:
-            loaded = self._loaded.get(table)
-            rows = {key: table.row(values) for key, values in loaded.items()} if loaded else {}
-            self._rows[table] = rows
-        return rows
-
-    def get(self, table: Table[R], *key: Any) -> R | None:
-        rows = self._rows.get(table)
-        if rows is None:
-            rows = self._table(table)
-        return rows.get(key)
-
-    def put(self, table: Table[R], row: R) -> None:
-        """Add a row or replace the row with the same key."""
-        rows = self._rows.get(table)
-        if rows is None:
-            rows = self._table(table)
-        rows[table.key_of(row)] = row
-
-    def remove(self, table: Table[R], *key: Any) -> None:
-        rows = self._rows.get(table)
-        if rows is None:
-            rows = self._table(table)
-        rows.pop(key, None)
-
-    def rows(self, table: Table[R]) -> list[R]:
-        return list(self._table(table).values())
-
-    def clear(self) -> None:
-        """Remove every row of this case file (not its record)."""
-        for table in self._tables:
-            self._rows[table] = {}
 
 
 # --------------------------------------------------------------------- progress
@@ -634,15 +121,6 @@ class BatchResult:
     """The lowest position of the engine's projections afterwards."""
     conflict: bool = False
     """Another engine had committed this batch first: nothing written, positions re-read."""
-
-
-@dataclass(frozen=True)
-class StoredPosition:
-    name: str
-    position: int
-    version: int
-    event_recorded_at: datetime | None
-    updated_at: datetime
 
 
 # ----------------------------------------------------------------------- engine
@@ -740,117 +218,6 @@ class _WriteBehind:
         self._thread.join()
         if self._error is not None and exc[0] is None:
             raise self._error
-
-
-class _Tables:
-    """SQL of one table in one dialect, and the column converters, prepared once."""
-
-    def __init__(self, session: ViewsSession, table: Table[Any]) -> None:
-        schema = table.schema
-        self.table = table
-        self.qualified = session.table(schema.name)
-        self.columns = schema.column_names
-        column_list = ", ".join(self.columns)
-        self.select_prefix = f"SELECT {column_list} FROM {self.qualified} WHERE "
-        key_positions = [self.columns.index(name) for name in table.key]
-        self.key_of_values: Callable[[tuple[Any, ...]], tuple[Any, ...]] = lambda values: tuple(
-            values[i] for i in key_positions
-        )
-        self.encoders = [session.encoder(column.type) for column in schema.columns]
-        self.decoders = [session.decoder(column.type) for column in schema.columns]
-        self.encode_any = any(self.encoders)
-        self.decode_any = any(self.decoders)
-        self.totals = [
-            _TotalsSql(session, schema, totals_schema) for totals_schema in table.totals_schemas
-        ]
-
-    def encode(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        if not self.encode_any:
-            return values
-        return _encoded(values, self.encoders)
-
-    def insert(self, writer: ViewsWriter, rows: list[tuple[Any, ...]]) -> None:
-        if self.encode_any:
-            rows = [_encoded(values, self.encoders) for values in rows]
-        writer.insert_rows(self.table.name, self.columns, rows)
-
-    def decode(self, values: Sequence[Any]) -> tuple[Any, ...]:
-        if not self.decode_any:
-            return tuple(values)
-        return tuple(
-            v if f is None or v is None else f(v)
-            for v, f in zip(values, self.decoders, strict=True)
-        )
-
-
-class _TotalsSql:
-    """The SQL that adds a batch's differences to one totals table."""
-
-    def __init__(self, session: ViewsSession, counted: TableSchema, schema: TableSchema) -> None:
-        self.name = schema.name
-        self.qualified = session.table(schema.name)
-        self.columns = schema.column_names
-        counted_names = counted.column_names
-        group = schema.primary_key
-        sums = self.columns[len(group) + 1 :]
-        group_at = [counted_names.index(name) for name in group]
-        sums_at = [counted_names.index(name) for name in sums]
-        self.group_of: Callable[[tuple[Any, ...]], tuple[Any, ...]] = lambda values: tuple(
-            values[i] for i in group_at
-        )
-        self.sums_of: Callable[[tuple[Any, ...]], tuple[int, ...]] = lambda values: tuple(
-            values[i] or 0 for i in sums_at
-        )
-        self.width = len(sums) + 1
-        self.encoders = [session.encoder(column.type) for column in schema.columns[: len(group)]]
-        self.decoders = [session.decoder(column.type) for column in schema.columns]
-        added = ", ".join(
-            f"{name} = {self.qualified}.{name} + excluded.{name}"
-            for name in self.columns[len(group) :]
-        )
-        placeholders = ", ".join(session.param for _ in self.columns)
-        self.upsert = (
-            f"INSERT INTO {self.qualified} ({', '.join(self.columns)}) VALUES ({placeholders}) "
-            f"ON CONFLICT ({', '.join(group)}) DO UPDATE SET {added}"
-        )
-
-    def add(
-        self,
-        differences: dict[tuple[Any, ...], list[int]],
-        rows: Iterable[tuple[Any, ...]],
-        sign: int,
-    ) -> None:
-        """Count ``rows`` (values of the counted table) into ``differences`` with ``sign``."""
-        for values in rows:
-            difference = differences.get(group := self.group_of(values))
-            if difference is None:
-                difference = differences[group] = [0] * self.width
-            difference[0] += sign
-            for index, amount in enumerate(self.sums_of(values), start=1):
-                difference[index] += sign * amount
-
-    def write(self, writer: ViewsWriter, differences: dict[tuple[Any, ...], list[int]]) -> None:
-        changes = [
-            (*_encoded(group, self.encoders), *difference)
-            for group, difference in differences.items()
-            if any(difference)
-        ]
-        if changes:
-            writer.executemany(self.upsert, changes)
-
-    def decode(self, values: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(
-            v if f is None or v is None else f(v)
-            for v, f in zip(values, self.decoders, strict=True)
-        )
-
-
-def _encoded(
-    values: tuple[Any, ...], encoders: Sequence[Callable[[Any], Any] | None]
-) -> tuple[Any, ...]:
-    return tuple(
-        v if f is None or v is None else f(v) for v, f in zip(values, encoders, strict=True)
-    )
 
 
 COLLECT_AFTER_ALLOCATIONS: Final = 200_000
@@ -961,8 +328,8 @@ class ProjectionEngine:
             }
             for index, projection in enumerate(self.projections)
         }
-        self._sql: dict[str, _Tables] = {}
-        self._positions_sql = _PositionsSql(writer)
+        self._sql: dict[str, TableSql] = {}
+        self._positions_sql = PositionsSql(writer)
         self._prepared = False
         self._cached_cases = cached_cases
         # Per projection, the case files of recent batches, least recently used first.
@@ -1297,10 +664,10 @@ class ProjectionEngine:
         found = log.read(notification_id - 1, 1, until=notification_id)
         return log.decode(found[0]) if found else None
 
-    def _table_sql(self, table: Table[Any]) -> _Tables:
+    def _table_sql(self, table: Table[Any]) -> TableSql:
         sql = self._sql.get(table.name)
         if sql is None:
-            sql = self._sql[table.name] = _Tables(self.writer, table)
+            sql = self._sql[table.name] = TableSql(self.writer, table)
         return sql
 
     def _gather_cases(
@@ -1396,7 +763,7 @@ class ProjectionEngine:
         tables = projection.tables
         changed: dict[Table[Any], list[str]] = {table: [] for table in tables}
         inserts: dict[Table[Any], list[tuple[Any, ...]]] = {table: [] for table in tables}
-        totals: dict[Table[Any], list[tuple[_TotalsSql, dict[tuple[Any, ...], list[int]]]]] = {
+        totals: dict[Table[Any], list[tuple[TotalsSql, dict[tuple[Any, ...], list[int]]]]] = {
             table: [(sql, {}) for sql in self._table_sql(table).totals]
             for table in tables
             if table.totals
@@ -1459,188 +826,3 @@ class ProjectionEngine:
 def _sortable_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     # None sorts before every value of its column.
     return tuple((value is not None, value) for value in row)
-
-
-# -------------------------------------------------------------------- positions
-
-
-class _PositionsSql:
-    def __init__(self, session: ViewsWriter) -> None:
-        self.session = session
-        p = session.param
-        table = session.table(POSITIONS_TABLE)
-        self.table = table
-        self.encode_time = session.encoder("timestamp") or (lambda value: value)
-        self.update = (
-            f"UPDATE {table} SET position = {p}, event_recorded_at = {p}, updated_at = {p} WHERE "
-        )
-        self.delete = f"DELETE FROM {table} WHERE name = {p}"
-        self.insert = (
-            f"INSERT INTO {table} (name, position, version, event_recorded_at, updated_at) "
-            f"VALUES ({p}, 0, {p}, NULL, {p})"
-        )
-
-    def create(self) -> None:
-        self.session.create_table(POSITIONS_SCHEMA)
-
-    def lock(self, names: Sequence[str]) -> dict[str, int]:
-        """The positions of the named projections, locked until the transaction ends (in
-        the order of their names, as every engine takes them)."""
-        condition, param = self.session.case_in("name", names)
-        rows = self.session.fetch(
-            f"SELECT name, position FROM {self.table} WHERE {condition} "
-            f"ORDER BY name{self.session.lock_row_suffix}",
-            (param,),
-        )
-        return {str(name): int(position) for name, position in rows}
-
-    def advance(
-        self,
-        names: Sequence[str],
-        position: int,
-        event_recorded_at: datetime | None,
-        now: datetime,
-    ) -> None:
-        recorded = None if event_recorded_at is None else self.encode_time(event_recorded_at)
-        condition, param = self.session.case_in("name", names)
-        self.session.execute(
-            self.update + condition, (position, recorded, self.encode_time(now), param)
-        )
-
-    def reset(self, name: str, version: int, now: datetime) -> None:
-        self.session.execute(self.delete, (name,))
-        self.session.execute(self.insert, (name, version, self.encode_time(now)))
-
-
-POSITIONS_SCHEMA: Final = TableSchema(
-    POSITIONS_TABLE,
-    (
-        Column("name", "text", nullable=False),
-        Column("position", "integer", nullable=False),
-        Column("version", "integer", nullable=False),
-        Column("event_recorded_at", "timestamp", nullable=True),
-        Column("updated_at", "timestamp", nullable=False),
-    ),
-    ("name",),
-)
-
-
-def read_positions(session: ViewsSession) -> list[StoredPosition]:
-    """The positions table (empty when no projection has been prepared yet)."""
-    if not session.table_exists(POSITIONS_TABLE):
-        return []
-    decode_time = session.decoder("timestamp") or (lambda value: value)
-    rows = session.fetch(
-        f"SELECT name, position, version, event_recorded_at, updated_at "
-        f"FROM {session.table(POSITIONS_TABLE)} ORDER BY name"
-    )
-    return [
-        StoredPosition(
-            name=str(name),
-            position=int(position),
-            version=int(version),
-            event_recorded_at=None if recorded is None else decode_time(recorded),
-            updated_at=decode_time(updated),
-        )
-        for name, position, version, recorded, updated in rows
-    ]
-
-
-# ----------------------------------------------------------------------- status
-
-
-@dataclass(frozen=True)
-class ProjectionStatus:
-    name: str
-    position: int
-    head: int
-    lag_events: int
-    """Notifications after the position (ids may have gaps: an upper bound)."""
-    lag_seconds: float
-    """Recorded time of the head event minus that of the last processed event (0 when
-    caught up); from the first event when nothing is processed yet."""
-    updated_at: datetime | None
-    built: bool
-    """False: not prepared yet, or prepared by another version of this read model."""
-
-
-def projection_status(
-    log: EventLog, views: ViewsStore, projections: Sequence[Projection]
-) -> list[ProjectionStatus]:
-    """Position, head and lag of each projection (read-only; needs no lock)."""
-    with views.reader() as session:
-        stored = {p.name: p for p in read_positions(session)}
-    head = log.head()
-    head_time = _recorded_at(log, head) if head else None
-    first_time: datetime | None = None
-    statuses = []
-    for projection in projections:
-        found = stored.get(projection.name)
-        built = found is not None and found.version == projection.version
-        position = found.position if found is not None and built else 0
-        lag_seconds = 0.0
-        if position < head and head_time is not None:
-            since = found.event_recorded_at if found is not None and position > 0 else None
-            if since is None:
-                if first_time is None:
-                    first_time = _recorded_at(log, 0)
-                since = first_time
-            if since is not None:
-                lag_seconds = max((head_time - since).total_seconds(), 0.0)
-        statuses.append(
-            ProjectionStatus(
-                name=projection.name,
-                position=position,
-                head=head,
-                lag_events=max(head - position, 0),
-                lag_seconds=lag_seconds,
-                updated_at=found.updated_at if found is not None else None,
-                built=built,
-            )
-        )
-    return statuses
-
-
-def _recorded_at(log: EventLog, after_or_at: int) -> datetime | None:
-    """Recorded time of the notification ``after_or_at`` (or the first one after it)."""
-    found = log.read(max(after_or_at - 1, 0), 1)
-    if not found:
-        return None
-    recorded = getattr(log.decode(found[0]), "timestamp", None)
-    return recorded if isinstance(recorded, datetime) else None
-
-
-def select_projections(
-    available: Sequence[Projection], names: Iterable[str] | None
-) -> list[Projection]:
-    """The named projections (all: ``None`` or empty) in the order of ``available``."""
-    wanted = set(names or ())
-    if not wanted:
-        return list(available)
-    unknown = wanted - {projection.name for projection in available}
-    if unknown:
-        raise UnknownProjection(unknown)
-    return [projection for projection in available if projection.name in wanted]
-
-
-def partition_projections(projections: Sequence[Projection], jobs: int) -> list[list[Projection]]:
-    """Split projections into at most ``jobs`` groups to be built by separate processes.
-
-    Projections that handle a common event class stay in one group, so each group reads
-    and decodes its events once (every group reads the few ``Opened``, transfer and
-    closure events). Groups are balanced by the number of event classes they handle.
-    """
-    families: list[list[Projection]] = []
-    for projection in projections:
-        classes = set(projection.handlers)
-        related = [f for f in families if any(classes & set(other.handlers) for other in f)]
-        families = [f for f in families if f not in related]
-        families.append([other for family in related for other in family] + [projection])
-    groups: list[list[Projection]] = [[] for _ in range(max(1, min(jobs, len(families))))]
-    weights = [0] * len(groups)
-    for family in sorted(families, key=lambda f: -sum(len(p.handlers) for p in f)):
-        lightest = weights.index(min(weights))
-        groups[lightest] += family
-        weights[lightest] += sum(len(p.handlers) for p in family)
-    order = {projection.name: index for index, projection in enumerate(projections)}
-    return [sorted(group, key=lambda p: order[p.name]) for group in groups if group]

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, Generic, Literal, TypeVar
 
-from projections.engine import ColumnType, Table, ViewsStore
+from projections.projection import Table
+from projections.storage import ColumnType, ViewsStore
 
 R = TypeVar("R")
 T = TypeVar("T")

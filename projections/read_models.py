@@ -8,18 +8,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from projections import (
-    appointment_day,
-    appointment_figures,
-    appointment_holds,
-    audit_actions,
-    read_access_log,
-    retention_due,
-    statistics,
-    workload,
-)
-from projections.engine import Projection
-from projections.worklists import WORKLISTS
+from projections.appointments import appointment_day, appointment_figures, appointment_holds
+from projections.audit import audit_actions, read_access_log
+from projections.figures import statistics, workload
+from projections.projection import Projection
+from projections.worklists import WORKLISTS, retention_due
 
 READ_MODELS: Final[tuple[Projection, ...]] = (
     *WORKLISTS,

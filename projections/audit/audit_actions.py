@@ -27,8 +27,9 @@ from zoneinfo import ZoneInfo
 
 from domain.case_file import CaseFile
 from domain.history import described_event_classes
-from projections.engine import CaseRows, Projection, Table, Totals, ViewsStore, handlers, on
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, InvalidQuery, Page, fetch_page
+from projections.projection import CaseRows, Projection, Table, Totals, handlers, on
+from projections.storage import ViewsStore
 
 NAME = "audit_actions"
 OFFICE_TIME_ZONE: Final = ZoneInfo("Europe/Berlin")

@@ -5,7 +5,7 @@ Three sources, one read model:
 
 * **Waitlists** (``Waitlist`` events): a row per person waiting, until offered a seat or
   gone; the engine keeps their count per office, service point and type in step
-  (:class:`~projections.engine.Totals`), so the length is one small read.
+  (:class:`~projections.projection.Totals`), so the length is one small read.
 * **Slots** (``Slot`` events): the seats held per slot start. The next free slot is not
   a fact of the log alone (it depends on the clock, the calendar and same-day release):
   the query combines these rows with the service point's calendar, as of now, through
@@ -32,17 +32,9 @@ from domain.appointments import (
     Waitlist,
     next_free_slot,
 )
-from projections.engine import (
-    TOTALS_COUNT,
-    CaseRows,
-    Projection,
-    Table,
-    Totals,
-    ViewsStore,
-    handlers,
-    on,
-)
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, Page, fetch_page
+from projections.projection import TOTALS_COUNT, CaseRows, Projection, Table, Totals, handlers, on
+from projections.storage import ViewsStore
 
 NAME: Final = "appointment_figures"
 

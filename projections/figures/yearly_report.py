@@ -2,9 +2,10 @@
 
 A report is every figure of the published yearly balance (see ``shared/DESIGN.md``) and
 what a manager needs beside it, each with the year before, by month where it is a count,
-and with the list of events it counts (:func:`figure_events`). It reads only the totals
-kept beside the counted facts (a few hundred small rows, and one index-only count of the
-year's customers), so it costs the same with one year of history or ten.
+and with the list of events it counts
+(:func:`~projections.figures.counted_events.figure_events`). It reads only the totals kept
+beside the counted facts (a few hundred small rows, and one index-only count of the year's
+customers), so it costs the same with one year of history or ten.
 """
 
 from __future__ import annotations
@@ -18,18 +19,14 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 from domain.values import DIGITAL_CHANNELS
-from projections.engine import TOTALS_COUNT, ViewsSession, ViewsStore, read_positions
+from projections.figures.statistics import FACTS, NAME
+from projections.figures.workload import StaffPlan
 from projections.paging import (
-    DEFAULT_PAGE_SIZE,
-    Filter,
     InvalidQuery,
-    check_limit,
-    decode_cursor,
-    encode_cursor,
-    fetch_page,
 )
-from projections.statistics import FACTS, NAME, FactRow
-from projections.workload import StaffPlan
+from projections.positions import read_positions
+from projections.projection import TOTALS_COUNT
+from projections.storage import ViewsSession, ViewsStore
 
 Unit = Literal["count", "eur", "days", "percent"]
 
@@ -87,7 +84,8 @@ FIGURE_KEYS: Final = (
 
 @dataclass(frozen=True)
 class DrillDown:
-    """Which counted events a figure is made of (see :func:`figure_events`)."""
+    """Which counted events a figure is made of (see
+    :func:`~projections.figures.counted_events.figure_events`)."""
 
     figures: tuple[str, ...]
     kinds: tuple[str, ...] = ()
@@ -637,132 +635,6 @@ def _by_count(item: tuple[str, int]) -> tuple[int, str]:
     return (-item[1], item[0])
 
 
-# -------------------------------------------------------------------- drill-down
-
-EVENT_ORDER: Final = ("at", "case_id", "figure", "item")
-
-
-@dataclass(frozen=True)
-class CountedEvent:
-    """One event a figure counts: enough for an auditor to find it and check it."""
-
-    case_id: str
-    reference: str
-    figure: str
-    event: str
-    version: int
-    at: datetime
-    actor: str
-    kind: str
-    channel: str
-    legal_basis: str
-    days: int | None
-    amount_cents: int
-    customer: str
-    """Whom the event served (``c:`` case file, ``p:`` person key, ``d:`` declaration)."""
-
-
-def _counted(row: FactRow) -> CountedEvent:
-    return CountedEvent(
-        case_id=row.case_id,
-        reference=row.reference,
-        figure=row.figure,
-        event=row.event,
-        version=row.version,
-        at=row.at,
-        actor=row.actor,
-        kind=row.kind,
-        channel=row.channel,
-        legal_basis=row.legal_basis,
-        days=row.days if row.days >= 0 else None,
-        amount_cents=row.amount_cents,
-        customer=row.customer,
-    )
-
-
-@dataclass(frozen=True)
-class CountedEvents:
-    items: list[CountedEvent]
-    next_cursor: str | None
-
-
-def figure_events(
-    views: ViewsStore,
-    office_id: str,
-    year: int,
-    drill_down: DrillDown,
-    *,
-    limit: int = DEFAULT_PAGE_SIZE,
-    cursor: str | None = None,
-) -> CountedEvents:
-    """The events a figure counts, oldest first, a page at a time."""
-    if drill_down.open_at_year_end:
-        return _open_at_year_end(views, office_id, year, limit=limit, cursor=cursor)
-    filters = [
-        Filter("office_id", "=", office_id),
-        Filter("year", "=", year),
-        Filter("figure", "in", list(drill_down.figures)),
-    ]
-    if drill_down.kinds:
-        filters.append(Filter("kind", "in", list(drill_down.kinds)))
-    if drill_down.channels:
-        filters.append(Filter("channel", "in", list(drill_down.channels)))
-    if drill_down.customers_only:
-        filters.append(Filter("customer", ">", ""))
-    rows, next_cursor = fetch_page(
-        views, FACTS, filters=filters, order=EVENT_ORDER, limit=limit, cursor=cursor
-    )
-    return CountedEvents([_counted(row) for row in rows], next_cursor)
-
-
-def _open_at_year_end(
-    views: ViewsStore, office_id: str, year: int, *, limit: int, cursor: str | None
-) -> CountedEvents:
-    check_limit(limit)
-    types = {column.name: column.type for column in FACTS.schema.columns}
-    after = (
-        None
-        if cursor is None
-        else decode_cursor(cursor, FACTS.name, [types[name] for name in EVENT_ORDER])
-    )
-    with views.reader() as session:
-        p = session.param
-        table = session.table(FACTS.name)
-        columns = FACTS.schema.column_names
-        encoders = [session.encoder(types[name]) for name in EVENT_ORDER]
-        decoders = [session.decoder(column.type) for column in FACTS.schema.columns]
-        params: list[Any] = [office_id, year, year]
-        condition = ""
-        if after is not None:
-            encoded = [
-                value if encode is None else encode(value)
-                for value, encode in zip(after, encoders, strict=True)
-            ]
-            condition = f" AND (r.at, r.case_id, r.figure, r.item) > ({p}, {p}, {p}, {p})"
-            params.extend(encoded)
-        sql = (
-            f"SELECT {', '.join('r.' + c for c in columns)} FROM {table} r "
-            f"WHERE r.office_id = {p} AND r.figure = 'procedures_received' AND r.year <= {p} "
-            f"AND NOT EXISTS (SELECT 1 FROM {table} d WHERE d.case_id = r.case_id "
-            "AND d.item = r.item AND d.figure IN ('procedures_processed', "
-            f"'procedures_transferred_open') AND d.year <= {p}){condition} "
-            f"ORDER BY r.at, r.case_id, r.figure, r.item LIMIT {int(limit) + 1}"
-        )
-        raw = session.fetch(sql, params)
-    rows = [
-        FACTS.row([v if f is None or v is None else f(v) for v, f in zip(r, decoders, strict=True)])
-        for r in raw
-    ]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = (
-        encode_cursor(FACTS.name, [getattr(rows[-1], name) for name in EVENT_ORDER])
-        if more and rows
-        else None
-    )
-    return CountedEvents([_counted(row) for row in rows], next_cursor)
-
-
 # ---------------------------------------------------------------------- workload
 
 WORKLOAD_KEYS: Final = (
@@ -787,7 +659,7 @@ def workload_figures(
     actions and decisions per caseworker, the assigned backlog at the year's end and its
     age, the highest "booked out for N weeks", and per post and person at work."""
     # Imported here: the workload model is an addition the report reads if it is there.
-    from projections import workload as model
+    from projections.figures import workload as model
 
     if not model.built(session):
         return ()
@@ -913,7 +785,7 @@ def workload_figures(
 
 
 def _berlin_new_year(year: int) -> datetime:
-    from projections.statistics import OFFICE_TIME_ZONE
+    from projections.figures.statistics import OFFICE_TIME_ZONE
 
     return datetime(year, 1, 1, tzinfo=OFFICE_TIME_ZONE)
 

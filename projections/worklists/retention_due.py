@@ -21,8 +21,9 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from domain.case_file import CaseFile
-from projections.engine import CaseRows, Projection, Table, ViewsStore, handlers, on
 from projections.paging import Filter, fetch_page
+from projections.projection import CaseRows, Projection, Table, handlers, on
+from projections.storage import ViewsStore
 
 NAME = "retention_due"
 BERLIN: Final = ZoneInfo("Europe/Berlin")

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from domain.case_file import CaseFile
-from projections.engine import CaseRows, Projection, Table, ViewsStore, handlers, on
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, Page, fetch_page
+from projections.projection import CaseRows, Projection, Table, handlers, on
+from projections.storage import ViewsStore
 
 NAME = "unassigned_procedures"
 

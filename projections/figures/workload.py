@@ -16,7 +16,7 @@ yearly report:
   backlog (days since the procedure was received) is read from the open stretches.
 
 The "booked out for N weeks" series is read from the appointment figures' history
-(:mod:`projections.appointment_figures`), and the staff (posts and people at work by
+(:mod:`projections.appointments.appointment_figures`), and the staff (posts and people at work by
 month) is configuration (:class:`StaffPlan`), so the figures can be put per post and
 per person at work. Weeks are ISO weeks of the Berlin calendar; months Berlin months.
 
@@ -33,18 +33,18 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from domain.case_file import CaseFile
-from projections import appointment_figures
-from projections.engine import (
+from projections.appointments import appointment_figures
+from projections.figures.statistics import OFFICE_TIME_ZONE
+from projections.projection import (
     TOTALS_COUNT,
     CaseRows,
     Handler,
     Projection,
     Table,
     Totals,
-    ViewsSession,
     handlers,
 )
-from projections.statistics import OFFICE_TIME_ZONE
+from projections.storage import ViewsSession
 
 NAME: Final = "workload"
 NOT_STAFF: Final = frozenset({"portal", "public", "system"})

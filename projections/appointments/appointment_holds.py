@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import Final
 
 from domain.appointments import Appointment
-from projections.engine import CaseRows, Projection, Table, ViewsStore, handlers, on
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, Page, fetch_page
+from projections.projection import CaseRows, Projection, Table, handlers, on
+from projections.storage import ViewsStore
 
 NAME: Final = "appointment_holds"
 

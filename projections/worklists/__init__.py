@@ -1,14 +1,17 @@
-"""The caseworkers' worklists: every read model the runner follows by default.
+"""The worklists: read models of open items, each a module named after its question,
+holding its projection (``PROJECTION``) and its query function.
 
-Each worklist is one module named after its question, holding its projection
-(``PROJECTION``) and its query function.
+:data:`WORKLISTS` are the caseworkers'; :mod:`projections.worklists.retention_due` (the
+case files due for erasure) serves data protection and is listed in
+:data:`projections.read_models.READ_MODELS` on its own.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from projections import (
+from projections.projection import Projection
+from projections.worklists import (
     commitment_declarations_awaiting_handover,
     eat_cards_awaiting_handover,
     expiring_documents,
@@ -18,7 +21,6 @@ from projections import (
     unreviewed_uploads,
     untriaged_submissions,
 )
-from projections.engine import Projection
 
 WORKLISTS: Final[tuple[Projection, ...]] = (
     open_procedures_by_assignee.PROJECTION,

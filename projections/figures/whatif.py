@@ -45,8 +45,9 @@ from domain.whatif import (
     ValidityPolicy,
     extension_saved,
 )
-from projections.engine import CaseRows, Projection, Table, ViewsSession, handlers, on
-from projections.statistics import OFFICE_TIME_ZONE
+from projections.figures.statistics import OFFICE_TIME_ZONE
+from projections.projection import CaseRows, Projection, Table, handlers, on
+from projections.storage import ViewsSession
 
 R = TypeVar("R")
 

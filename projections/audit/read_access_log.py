@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.read_access import ReadAccess
-from projections.engine import CaseRows, Projection, Table, ViewsStore, handlers, on
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, InvalidQuery, Page, fetch_page
+from projections.projection import CaseRows, Projection, Table, handlers, on
+from projections.storage import ViewsStore
 
 NAME = "read_access_log"
 

@@ -1,12 +1,14 @@
-"""Worklist "overdue document requests": procedures waiting for documents past their due date.
+"""Worklist "my open procedures": procedures assigned to a caseworker, not decided yet.
 
-A row per undecided procedure of an active case file (its details come only with
-``ProcedureReceived``, so rows exist before the first request); the query shows those
-with a document request whose due date lies before the given ``today``. The domain has
-no event that marks requested documents as received, so every request of an undecided
-procedure counts as open: a procedure is overdue once its earliest due date has passed,
-and stays so until it is decided (or its file transferred or closed). ``latest_due_on``
-shows whether a later request is still running.
+A row per open procedure of an active case file, assigned or not (the assignment may
+come later, and only ``ProcedureReceived`` carries topic, channel and legal basis); the
+query shows those assigned to the given caseworker. A procedure leaves the list when it
+is decided (``ProcedureDecided``; closing needs a decision first) and with its case file
+when that is transferred or closed (the domain requires no open procedure then anyway).
+Re-assignment moves it to the new assignee's list.
+
+Document requests have no event that fulfils them, so every request of an open
+procedure counts as open: ``earliest_due_on`` is the earliest due date among them.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from domain.case_file import CaseFile
-from projections.engine import CaseRows, Projection, Table, ViewsStore, handlers, on
-from projections.paging import DEFAULT_PAGE_SIZE, Filter, Page, fetch_page
+from projections.paging import DEFAULT_PAGE_SIZE, Filter, InvalidQuery, Page, fetch_page
+from projections.projection import CaseRows, Projection, Table, handlers, on
+from projections.storage import ViewsStore
 
-NAME = "overdue_document_requests"
+NAME = "open_procedures_by_assignee"
 
 
 @dataclass
-class ProcedureAwaitingDocumentsRow:
+class OpenProcedureRow:
     case_id: str
     office_id: str
     reference: str
@@ -30,30 +33,31 @@ class ProcedureAwaitingDocumentsRow:
     topic: str
     channel: str
     legal_basis: str | None
+    status: str
+    """``received``, ``assigned`` or ``documents_requested``."""
     assignee: str | None
     received_at: datetime
     received_on: date
+    """The business day it was received (``at``'s date, as the domain counts days)."""
+    assigned_on: date | None
     earliest_due_on: date | None
-    """None until documents are requested."""
-    latest_due_on: date | None
     document_requests: int
-    last_requested_on: date | None
 
 
 TABLE = Table(
     NAME,
-    ProcedureAwaitingDocumentsRow,
+    OpenProcedureRow,
     key=("procedure_number",),
-    indexes=(("earliest_due_on", "case_id", "procedure_number"),),
+    indexes=(("assignee", "received_at", "case_id", "procedure_number"),),
 )
-ORDER = ("earliest_due_on", "case_id", "procedure_number")
-"""Longest overdue first."""
+ORDER = ("received_at", "case_id", "procedure_number")
+"""Oldest first; case id and procedure number make the order total."""
 
 
 def _received(case: CaseRows, event: CaseFile.ProcedureReceived) -> None:
     case.put(
         TABLE,
-        ProcedureAwaitingDocumentsRow(
+        OpenProcedureRow(
             case_id=case.case_id,
             office_id=case.office_id,
             reference=case.reference,
@@ -61,13 +65,13 @@ def _received(case: CaseRows, event: CaseFile.ProcedureReceived) -> None:
             topic=event.topic,
             channel=event.channel,
             legal_basis=event.legal_basis,
+            status="received",
             assignee=None,
             received_at=event.at,
             received_on=event.at.date(),
+            assigned_on=None,
             earliest_due_on=None,
-            latest_due_on=None,
             document_requests=0,
-            last_requested_on=None,
         ),
     )
 
@@ -76,17 +80,18 @@ def _assigned(case: CaseRows, event: CaseFile.ProcedureAssigned) -> None:
     row = case.get(TABLE, event.procedure_number)
     if row is not None:
         row.assignee = event.assignee
+        row.assigned_on = event.at.date()
+        if row.status == "received":
+            row.status = "assigned"
 
 
 def _documents_requested(case: CaseRows, event: CaseFile.DocumentsRequested) -> None:
     row = case.get(TABLE, event.procedure_number)
     if row is not None:
+        row.status = "documents_requested"
         row.document_requests += 1
-        row.last_requested_on = event.at.date()
         if row.earliest_due_on is None or event.due_on < row.earliest_due_on:
             row.earliest_due_on = event.due_on
-        if row.latest_due_on is None or event.due_on > row.latest_due_on:
-            row.latest_due_on = event.due_on
 
 
 def _decided(case: CaseRows, event: CaseFile.ProcedureDecided) -> None:
@@ -106,7 +111,9 @@ PROJECTION = Projection(
 
 
 @dataclass(frozen=True)
-class OverdueDocumentRequest:
+class OpenProcedure:
+    """An open procedure as the caseworker's list shows it."""
+
     case_id: str
     reference: str
     office_id: str
@@ -114,43 +121,40 @@ class OverdueDocumentRequest:
     topic: str
     channel: str
     legal_basis: str | None
-    assignee: str | None
+    status: str
+    assignee: str
     received_on: date
-    earliest_due_on: date
-    days_overdue: int
-    """Days since the earliest due date, as of the query's ``today`` (at least 1)."""
-    latest_due_on: date
+    age_days: int
+    """Days since it was received, as of the query's ``today``."""
+    assigned_on: date | None
+    earliest_due_on: date | None
+    """Earliest due date of its document requests (all open while it is undecided)."""
     document_requests: int
-    last_requested_on: date
 
 
-def overdue_document_requests(
+def open_procedures_by_assignee(
     views: ViewsStore,
     *,
+    assignee: str,
     today: date,
     office_id: str | None = None,
-    assignee: str | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
-) -> Page[OverdueDocumentRequest]:
-    """Undecided procedures with a document request due before ``today``."""
-    filters = [Filter("earliest_due_on", "<", today)]
+) -> Page[OpenProcedure]:
+    """The open procedures assigned to ``assignee``, oldest first."""
+    if not assignee:
+        raise InvalidQuery("assignee", "must not be empty")
+    filters = [Filter("assignee", "=", assignee)]
     if office_id is not None:
         filters.append(Filter("office_id", "=", office_id))
-    if assignee is not None:
-        filters.append(Filter("assignee", "=", assignee))
     rows, next_cursor = fetch_page(
         views, TABLE, filters=filters, order=ORDER, limit=limit, cursor=cursor
     )
     return Page([_item(row, today) for row in rows], next_cursor)
 
 
-def _item(row: ProcedureAwaitingDocumentsRow, today: date) -> OverdueDocumentRequest:
-    # The filter guarantees a request, so the request dates are set.
-    assert row.earliest_due_on is not None
-    assert row.latest_due_on is not None
-    assert row.last_requested_on is not None
-    return OverdueDocumentRequest(
+def _item(row: OpenProcedureRow, today: date) -> OpenProcedure:
+    return OpenProcedure(
         case_id=row.case_id,
         reference=row.reference,
         office_id=row.office_id,
@@ -158,11 +162,11 @@ def _item(row: ProcedureAwaitingDocumentsRow, today: date) -> OverdueDocumentReq
         topic=row.topic,
         channel=row.channel,
         legal_basis=row.legal_basis,
-        assignee=row.assignee,
+        status=row.status,
+        assignee=row.assignee or "",
         received_on=row.received_on,
+        age_days=(today - row.received_on).days,
+        assigned_on=row.assigned_on,
         earliest_due_on=row.earliest_due_on,
-        days_overdue=(today - row.earliest_due_on).days,
-        latest_due_on=row.latest_due_on,
         document_requests=row.document_requests,
-        last_requested_on=row.last_requested_on,
     )

@@ -57,7 +57,7 @@ from zoneinfo import ZoneInfo
 from domain.appointments import Appointment
 from domain.case_file import CaseFile
 from domain.commitment_declaration import CommitmentDeclaration
-from projections.engine import (
+from projections.projection import (
     CaseRows,
     Handler,
     Projection,

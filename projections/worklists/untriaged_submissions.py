@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from domain.intake import ContactSubmission
-from projections.engine import CaseRows, Projection, Table, ViewsStore, handlers, on
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, Page, days_between, fetch_page
+from projections.projection import CaseRows, Projection, Table, handlers, on
+from projections.storage import ViewsStore
 
 NAME = "untriaged_submissions"
 

@@ -17,8 +17,9 @@ from datetime import date
 from typing import Final
 
 from domain.case_file import CaseFile
-from projections.engine import CaseRows, Projection, Table, ViewsStore, handlers, on
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, InvalidQuery, Page, fetch_page
+from projections.projection import CaseRows, Projection, Table, handlers, on
+from projections.storage import ViewsStore
 
 NAME = "eat_cards_awaiting_handover"
 AWAITING: Final = ("arrived", "ordered")
