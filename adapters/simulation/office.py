@@ -1,0 +1,285 @@
+"""The simulated office during a run: its staff and calendar, the people it knows, its
+service points, and the bookkeeping of every command it gives.
+
+People are fictitious (:mod:`adapters.simulation.fictitious_people`) and never logged. A
+case file is opened before the person's first procedure: new arrivals on the day they
+apply, long-term residents with an ``Opened`` one to ten years earlier. Residents come
+back: a pool of known people gets most of the year's procedures.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Final, TypeVar
+from uuid import UUID, uuid4
+
+from adapters.payment.provider import CreatedPayment, PaymentOrder
+from adapters.simulation.calendar import (
+    OFFICE_LAST_START,
+    OFFICE_OPENS,
+    WorkingCalendar,
+    local_date,
+    utc,
+)
+from adapters.simulation.fictitious_people import (
+    NAMES,
+    STREETS,
+    add_months,
+    paper_number,
+    passport_number,
+    weighted,
+)
+from adapters.simulation.plans import ProcedurePlan
+from adapters.simulation.profile import OfficeProfile, targets_for
+from adapters.simulation.tally import YearTally
+from domain.case_file import MasterData
+from domain.commitment_declaration import Guarantor, InvitedPerson
+from service import AkteService
+from service_common import Recorded
+
+T = TypeVar("T")
+
+PAYMENT_PLATFORM: Final = "simulated-epay"
+STAFF_TEAM_LEADS: Final = 3
+POOL_PER_SCALE: Final = 45_000
+"""Known people who come back with further procedures, at scale 1 (a city of this size
+sees some 48,000 customers a year)."""
+NATIONS: Final = (
+    *(("TUR", 22), ("SYR", 16), ("UKR", 12), ("IND", 14), ("AFG", 9), ("IRN", 5)),
+    *(("NGA", 5), ("CHN", 6), ("BRA", 4), ("USA", 4), ("XXA", 3)),
+)
+
+Story = Generator[int, None, None]
+"""A story yields the business time of its next step and runs that step when resumed."""
+
+
+class SimulatedPaymentPlatform:
+    """The ePayment platform, in process: payments are created and reported by the
+    simulator itself (the HTTP stand-in of :mod:`adapters.payment.stand_in` would cost a
+    round trip per payment and tell nothing more)."""
+
+    name = PAYMENT_PLATFORM
+
+    def create_payment(self, order: PaymentOrder) -> CreatedPayment:
+        transaction_id = f"SIM-{uuid4().hex[:20]}"
+        return CreatedPayment(transaction_id, f"https://epay.simulation.invalid/{transaction_id}")
+
+
+@dataclass(slots=True)
+class PersonOnFile:
+    case_id: UUID
+    version: int
+    nationality: str
+    active: int = 0
+    """Stories under way on the file: it may be transferred or closed only at 0."""
+    pool_index: int = -1
+    surname: str = ""
+    given_names: str = ""
+    born: date = date(1980, 1, 1)
+
+
+@dataclass(frozen=True)
+class ServicePointSlots:
+    code: str
+    starts: tuple[int, ...]
+    """Minutes after local midnight at which its slots begin, every working day."""
+    seats: int
+    """Seats of a slot bookable before its day (the same-day seats are held back)."""
+
+
+class SimulatedOffice:
+    """The office's state during a run and the commands every story gives through it."""
+
+    def __init__(
+        self,
+        service: AkteService,
+        profile: OfficeProfile,
+        *,
+        first_year: int,
+        years: int,
+        scale: float,
+        growth: float,
+        office_id: str,
+    ) -> None:
+        self.service = service
+        self.profile = profile
+        self.first_year = first_year
+        self.last_year = first_year + years - 1
+        self.scale = scale
+        self.growth = growth
+        self.office_id = office_id
+        self.calendar = WorkingCalendar(first_year - 11, self.last_year + 2)
+        self.platform = SimulatedPaymentPlatform()
+        team_leads = min(STAFF_TEAM_LEADS, profile.staff - 1)
+        self.team_leads = tuple(f"tl-{n:02d}" for n in range(1, team_leads + 1))
+        self.caseworkers = tuple(f"sb-{n:02d}" for n in range(1, profile.staff - team_leads + 1))
+        self.targets = {
+            year: targets_for(
+                profile, scale=scale, years_after_first=year - first_year, growth=growth
+            )
+            for year in range(first_year, self.last_year + 2)
+        }
+        self.tallies = {year: YearTally() for year in range(first_year - 1, self.last_year + 3)}
+        self.received_by_year: Counter[int] = Counter()
+        self.decided_pairs: Counter[tuple[int, int]] = Counter()
+        self.pool: list[PersonOnFile] = []
+        self.pool_cap = max(20, round(POOL_PER_SCALE * scale))
+        self.arrivals: deque[PersonOnFile] = deque()
+        self.heap: list[tuple[int, int, Any]] = []
+        """The stories and plans due, by business time (the run works through them)."""
+        self.sequence = 0
+        self.commands = 0
+        self.events = 0
+        self.case_files = 0
+        self.commands_by_kind: Counter[str] = Counter()
+        self.points: dict[str, ServicePointSlots] = {}
+        self.seats: Counter[tuple[str, int]] = Counter()
+        """Seats taken per service point and slot start: the simulator books every one."""
+
+    def _push(self, ts: int, item: Any) -> None:
+        self.sequence += 1
+        heapq.heappush(self.heap, (ts, self.sequence, item))
+
+    def _counted(self, kind: str, events: int) -> None:
+        self.commands += 1
+        self.events += events
+        self.commands_by_kind[kind] += 1
+
+    def _customer(self, ts: int, identity: str) -> None:
+        """Served in the year of ``ts`` (the report's definition of customers)."""
+        self.tallies[self.calendar.year_of(ts)].customers.add(identity)
+
+    # ------------------------------------------------------------------- time
+
+    def _at(self, rng: random.Random, day: int, after: int) -> int:
+        """A business time on working day ``day``, later than ``after``."""
+        ts = self.calendar.moment(day, rng.randint(OFFICE_OPENS, OFFICE_LAST_START))
+        if ts <= after:
+            ts = after + 60 * rng.randint(1, 4)
+        return ts
+
+    def _soon(self, rng: random.Random, after: int) -> int:
+        """Minutes after ``after``: the next step at the same desk."""
+        return after + 60 * rng.randint(1, 4)
+
+    def _day_of(self, ts: int) -> int:
+        return self.calendar.last_on_or_before(local_date(ts))
+
+    def _caseworker(self, rng: random.Random) -> str:
+        return rng.choice(self.caseworkers)
+
+    # ------------------------------------------------------------------ people
+
+    def _case(
+        self,
+        person: PersonOnFile,
+        command: Callable[..., Recorded[T]],
+        t: int,
+        by: str,
+        **fields: Any,
+    ) -> T:
+        recorded = command(
+            person.case_id, expected_version=person.version, by=by, at=utc(t), **fields
+        )
+        self._counted(command.__name__, recorded.version - person.version)
+        person.version = recorded.version
+        return recorded.result
+
+    def _person_for(self, plan: ProcedurePlan, rng: random.Random, t: int) -> PersonOnFile:
+        if plan.new_person:
+            if self.arrivals and plan.topic in ("family_reunion", "first_title_after_entry"):
+                person = self.arrivals.popleft()
+                self._join_pool(person, rng)
+                return person
+            ages = (0, 0) if plan.topic == "child_born_in_germany" else (18, 50)
+            return self._open(rng, t - 60 * rng.randint(2, 9), ages, pooled=True)
+        return self._pooled_person(rng, t, new_share=0.3)
+
+    def _pooled_person(self, rng: random.Random, t: int, *, new_share: float) -> PersonOnFile:
+        """Someone the office knows: mostly a returning person, else a resident whose
+        file was opened years ago (the ``Opened`` lies in an earlier year)."""
+        if self.pool and (len(self.pool) >= self.pool_cap or rng.random() >= new_share):
+            return self.pool[rng.randrange(len(self.pool))]
+        day = max(0, self._day_of(t) - rng.randint(250, 2500))
+        opened = self.calendar.moment(day, rng.randint(OFFICE_OPENS, OFFICE_LAST_START))
+        return self._open(rng, opened, (20, 60), pooled=True)
+
+    def _open(
+        self, rng: random.Random, t: int, ages: tuple[int, int], *, pooled: bool
+    ) -> PersonOnFile:
+        nationality = weighted(rng, NATIONS)
+        given_names, surnames = NAMES[nationality]
+        today = local_date(t)
+        if ages == (0, 0):
+            born = today - timedelta(days=rng.randint(10, 120))
+        else:
+            born = add_months(today, -12 * rng.randint(*ages)) - timedelta(days=rng.randint(1, 364))
+        master_data = MasterData(
+            surname=rng.choice(surnames),
+            given_names=" ".join(rng.sample(given_names, 2 if rng.random() < 0.2 else 1)),
+            date_of_birth=born,
+            nationality=nationality,
+            passport_number=passport_number(rng, nationality),
+            address=f"{rng.choice(STREETS)} {rng.randint(1, 140)}, 99999 Simulationsstadt",
+        )
+        recorded = self.service.open_case(
+            office_id=self.office_id,
+            master_data=master_data,
+            by=self._caseworker(rng),
+            at=utc(t),
+        )
+        self._counted("open_case", recorded.version + 1)  # and the claim on its file number
+        self.case_files += 1
+        person = PersonOnFile(
+            recorded.case_id,
+            recorded.version,
+            nationality,
+            surname=master_data.surname,
+            given_names=master_data.given_names,
+            born=born,
+        )
+        if pooled:
+            self._join_pool(person, rng)
+        return person
+
+    def _join_pool(self, person: PersonOnFile, rng: random.Random) -> None:
+        if len(self.pool) >= self.pool_cap:
+            # Someone the office no longer sees; their file stays as it is.
+            self._leave_pool(self.pool[rng.randrange(len(self.pool))])
+        person.pool_index = len(self.pool)
+        self.pool.append(person)
+
+    def _leave_pool(self, person: PersonOnFile) -> None:
+        last = self.pool.pop()
+        if last is not person:
+            self.pool[person.pool_index] = last
+            last.pool_index = person.pool_index
+        person.pool_index = -1
+
+    def _guarantor(self, rng: random.Random, today: date) -> Guarantor:
+        nationality = weighted(rng, (("DEU", 55), *NATIONS))
+        given_names, surnames = NAMES["TUR" if nationality == "DEU" else nationality]
+        return Guarantor(
+            surname=rng.choice(surnames),
+            given_names=rng.choice(given_names),
+            date_of_birth=add_months(today, -12 * rng.randint(25, 70)),
+            address=f"{rng.choice(STREETS)} {rng.randint(1, 140)}, 99999 Simulationsstadt",
+            nationality=nationality,
+            id_document_number=paper_number(rng, "L"),
+        )
+
+    def _invited(self, rng: random.Random, today: date) -> InvitedPerson:
+        nationality = weighted(rng, NATIONS)
+        given_names, surnames = NAMES[nationality]
+        return InvitedPerson(
+            surname=rng.choice(surnames),
+            given_names=rng.choice(given_names),
+            date_of_birth=add_months(today, -12 * rng.randint(18, 80)),
+            nationality=nationality,
+            passport_number=passport_number(rng, nationality),
+        )
