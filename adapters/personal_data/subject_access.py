@@ -14,7 +14,6 @@ every read of the file, and the CLI writes where the operator says.
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,11 +21,13 @@ from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
 
+from adapters.reports.templates import render
 from domain.case_file import CaseFile
 from domain.history import ENVELOPE_FIELDS, case_state, history_entry
 from domain.personal import is_redacted
-from projections import read_access_log
-from projections.engine import ProjectionError, ViewsStore
+from projections.audit import read_access_log
+from projections.errors import ProjectionError
+from projections.storage import ViewsStore
 from service import AkteService
 
 FORMAT_VERSION: Final = 1
@@ -92,23 +93,23 @@ def subject_access(
     """Everything about the person of ``case_id`` (raises ``CaseNotFound``)."""
     case: CaseFile = service.get_case(case_id)
     events = service.case_events(case_id)
-    linked = service.linked_records(case_id)
+    linked = service.data_protection.linked_records(case_id)
     declarations = []
     for declaration_id in linked.declarations:
-        declaration = service.get_declaration(UUID(declaration_id))
+        declaration = service.declarations.get_declaration(UUID(declaration_id))
         declarations.append(
             {
                 "state": _aggregate_state(declaration),
-                "events": _events(service.declaration_events(UUID(declaration_id))),
+                "events": _events(service.declarations.declaration_events(UUID(declaration_id))),
             }
         )
     submissions = []
     for submission_id in linked.submissions:
-        submission = service.get_submission(UUID(submission_id))
+        submission = service.intake.get_submission(UUID(submission_id))
         submissions.append(
             {
                 "state": _aggregate_state(submission),
-                "events": _events(service.submission_events(UUID(submission_id))),
+                "events": _events(service.intake.submission_events(UUID(submission_id))),
             }
         )
     appointments = []
@@ -205,102 +206,26 @@ _MASTER_LABELS: Final = {
 }
 
 
-def _cell(value: Any) -> str:
+def _shown(value: Any) -> str | None:
+    """A value as the page writes it; ``None`` for a value that was erased."""
     if value is None:
         return "–"
     if isinstance(value, str) and is_redacted(value):
-        return "<em>[gelöscht]</em>"
+        return None
     if value == "0001-01-01":
-        return "<em>[gelöscht]</em>"
+        return None
     if isinstance(value, dict | list):
-        return html.escape(json.dumps(value, ensure_ascii=False))
-    return html.escape(str(value))
-
-
-def _table(rows: Iterable[tuple[str, Any]]) -> str:
-    body = "".join(
-        f"<tr><th>{html.escape(label)}</th><td>{_cell(value)}</td></tr>" for label, value in rows
-    )
-    return f"<table>{body}</table>"
-
-
-def _record_section(title: str, records: list[dict[str, Any]]) -> str:
-    if not records:
-        return f"<h2>{html.escape(title)}</h2><p>Keine.</p>"
-    parts = [f"<h2>{html.escape(title)}</h2>"]
-    for record in records:
-        state = record["state"]
-        parts.append(f"<h3>{html.escape(str(state.get('id')))}</h3>")
-        parts.append(_table((name, value) for name, value in state.items() if name != "id"))
-        parts.append("<ol>")
-        for event in record["events"]:
-            parts.append(
-                f"<li>{html.escape(event['kind'])}, {html.escape(str(event['at']))}, "
-                f"{html.escape(str(event['by']))}: {_cell(event['data'])}</li>"
-            )
-        parts.append("</ol>")
-    return "".join(parts)
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def as_html(export: SubjectAccess) -> str:
-    """A readable, printable document (German)."""
-    doc = export.document
-    case = doc["case_file"]
-    master = case.get("master_data", {})
-    parts = [
-        "<!doctype html><html lang='de'><head><meta charset='utf-8'>",
-        f"<title>Auskunft nach Art. 15 DSGVO – Akte {html.escape(doc['reference'])}</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-        "table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #999;"
-        "padding:.2em .5em;text-align:left;vertical-align:top}th{background:#eee}"
-        "em{color:#a00}</style></head><body>",
-        "<h1>Auskunft über gespeicherte personenbezogene Daten (Art. 15 DSGVO)</h1>",
-        _table(
-            [
-                ("Aktenzeichen", doc["reference"]),
-                ("Ausländerbehörde", doc["office_id"]),
-                ("Erstellt am", doc["generated_at"]),
-                ("Erstellt von", doc["requested_by"]),
-                ("Daten gelöscht am", doc["personal_data_erased_at"]),
-            ]
-        ),
-    ]
-    if doc["note"]:
-        parts.append(f"<p><strong>{html.escape(doc['note'])}</strong></p>")
-    parts.append("<h2>Stammdaten</h2>")
-    parts.append(_table((_MASTER_LABELS.get(k, k), v) for k, v in master.items()))
-    parts.append("<h2>Akte (aktueller Stand)</h2>")
-    parts.append(
-        _table(
-            (name, value)
-            for name, value in case.items()
-            if name not in ("master_data", "personal_data_erased_at")
-        )
+    """A readable, printable document in German (templates/subject_access.html.j2)."""
+    master = export.document["case_file"].get("master_data", {})
+    return render(
+        "adapters.personal_data",
+        "subject_access.html.j2",
+        doc=export.document,
+        master_data=[(_MASTER_LABELS.get(name, name), value) for name, value in master.items()],
+        shown=_shown,
     )
-    parts.append("<h2>Verlauf</h2><ol>")
-    for entry in doc["history"]:
-        parts.append(
-            f"<li><strong>{html.escape(entry['description'])}</strong><br>"
-            f"{html.escape(entry['at'])}, {html.escape(entry['by'])}"
-            f"{_table(entry['data'].items()) if entry['data'] else ''}</li>"
-        )
-    parts.append("</ol>")
-    parts.append(_record_section("Verpflichtungserklärungen", doc["commitment_declarations"]))
-    parts.append(_record_section("Kontaktformular-Einsendungen", doc["contact_submissions"]))
-    parts.append(_record_section("Termine", doc["appointments"]))
-    parts.append(_record_section("Wartelisteneinträge", doc["waitlist_entries"]))
-    parts.append("<h2>Wer hat die Akte gelesen (Zugriffsprotokoll)</h2>")
-    if doc["read_access_log"]:
-        parts.append(
-            "<table><tr><th>Wer</th><th>Wann</th><th>Über</th></tr>"
-            + "".join(
-                f"<tr><td>{html.escape(r['by'])}</td><td>{html.escape(r['at'])}</td>"
-                f"<td>{html.escape(r['endpoint'])}</td></tr>"
-                for r in doc["read_access_log"]
-            )
-            + "</table>"
-        )
-    else:
-        parts.append("<p>Keine Lesezugriffe verzeichnet.</p>")
-    parts.append("</body></html>\n")
-    return "".join(parts)

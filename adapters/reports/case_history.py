@@ -14,7 +14,6 @@ dicts; its bytes are those of ``history_json(build_history(...))``.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from eventsourcing.utils import retry
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from adapters.reports.templates import render
 from adapters.store.notification_reader import ids_are_uuids
 from domain.case_file import CaseFile
 from domain.history import (
@@ -48,7 +48,8 @@ from domain.history import (
     history_entry_fields,
     state_changes,
 )
-from service import AkteService, CaseNotFound, StoreUnavailable
+from service import AkteService
+from service_common import CaseNotFound, StoreUnavailable
 
 DEFAULT_HISTORY_PAGE: Final = 500
 _EVERYTHING: Final = HistoryFilter()
@@ -557,66 +558,20 @@ def _personal_note(history: CaseHistory) -> str:
 
 # ------------------------------------------------------------------------ HTML
 
-_STYLE: Final = """
-body { font-family: system-ui, sans-serif; font-size: 11pt; margin: 1.5em; color: #111; }
-h1 { font-size: 15pt; margin-bottom: 0.2em; }
-p.meta { margin: 0.2em 0; color: #333; }
-table { border-collapse: collapse; width: 100%; margin-top: 1em; }
-th, td { border: 1px solid #999; padding: 0.25em 0.4em; vertical-align: top; text-align: left; }
-th { background: #eee; }
-td.num { text-align: right; white-space: nowrap; }
-td.time { white-space: nowrap; }
-dl { margin: 0; } dt { font-weight: 600; display: inline; } dd { display: inline; margin: 0; }
-dd::after { content: ""; display: block; }
-@media print { body { margin: 0; font-size: 9pt; } th { background: none; }
-  tr { page-break-inside: avoid; } a.next { display: none; } }
-"""
-
 
 def history_html(history: CaseHistory, *, next_page_url: str | None = None) -> str:
-    """A printable HTML page: every value escaped, no script."""
-    e = html.escape
-    title = f"Aktenhistorie {history.reference}"
-    rows = []
-    for entry in history.entries:
-        details = "".join(
-            f"<dt>{e(name)}:</dt> <dd>{e(value)}</dd>" for name, value in _details(entry)
-        )
-        rows.append(
-            "<tr>"
-            f'<td class="num">{entry.version}</td>'
-            f'<td class="time">{e(_when(entry.at))}</td>'
-            f'<td class="time">{e(_when(entry.recorded_at))}</td>'
-            f"<td>{e(entry.by)}</td>"
-            f"<td>{e(entry.description)}</td>"
-            f"<td>{e(entry.legal_basis or '')}</td>"
-            f"<td>{e(entry.reason or '')}</td>"
-            f"<td><dl>{details}</dl></td>"
-            "</tr>"
-        )
-    filters = _filter_summary(history.criteria)
-    more = ""
-    if history.next_after_version is not None:
-        label = f"weitere Einträge nach Version {history.next_after_version}"
-        more = (
-            f'<p><a class="next" href="{e(next_page_url)}">{e(label)}</a></p>'
-            if next_page_url
-            else f"<p>{e(label)}</p>"
-        )
-    return (
-        '<!DOCTYPE html>\n<html lang="de">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{e(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>{e(title)}</h1>\n"
-        f'<p class="meta">Akte {e(str(history.case_id))}, Ausländerbehörde '
-        f"{e(history.office_id)}, Stand Version {history.version}; "
-        f"{len(history.entries)} Einträge{e(filters)}.</p>\n"
-        f'<p class="meta">{e(_personal_note(history))} Zeiten: Geschäftszeit (wann es in '
-        "der Behörde geschah) und Erfassung (wann das System es aufzeichnete).</p>\n"
-        "<table>\n<thead><tr><th>Version</th><th>Geschäftszeit</th><th>Erfasst</th>"
-        "<th>Durch</th><th>Vorgang</th><th>Rechtsgrundlage</th><th>Begründung</th>"
-        "<th>Angaben</th></tr></thead>\n<tbody>\n"
-        + "\n".join(rows)
-        + f"\n</tbody>\n</table>\n{more}\n</body>\n</html>\n"
+    """A printable HTML page (templates/case_history.html.j2): every value escaped, no
+    script."""
+    return render(
+        "adapters.reports",
+        "case_history.html.j2",
+        history=history,
+        title=f"Aktenhistorie {history.reference}",
+        filters=_filter_summary(history.criteria),
+        personal_note=_personal_note(history),
+        next_page_url=next_page_url,
+        when=_when,
+        details=_details,
     )
 
 

@@ -1,6 +1,6 @@
 """The yearly report as JSON, CSV, a German summary paragraph and a printable HTML page.
 
-Pure functions of a :class:`~projections.yearly_report.YearlyReport`: no I/O, no clock,
+Pure functions of a :class:`~projections.figures.yearly_report.YearlyReport`: no I/O, no clock,
 so the same report always gives the same bytes (the HTTP route and ``akte report`` only
 choose the format and write the result). A figure whose value is ``None`` was not
 recorded; every format says so ("nicht erfasst", an empty CSV value with
@@ -14,11 +14,12 @@ import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
-from html import escape
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
-from projections.yearly_report import Figure, YearlyReport
+from adapters.reports.templates import render
+from projections.figures.yearly_report import Figure, YearlyReport
 
 NOT_RECORDED: Final = "nicht erfasst"
 MONTHS: Final = ("Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez")
@@ -453,73 +454,123 @@ def german_summary(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> s
 
 
 # --------------------------------------------------------------------- HTML
-
-_CSS: Final = """
-:root { --now: #1f4e79; --before: #a9c1da; --ink: #1d232a; --muted: #5b6670;
-        --rule: #d5dbe1; --paper: #fff; }
-* { box-sizing: border-box; }
-html { background: #eef1f4; }
-body { margin: 0; color: var(--ink); font: 15px/1.45 system-ui, "Segoe UI", Roboto,
-       "Helvetica Neue", Arial, sans-serif; -webkit-print-color-adjust: exact;
-       print-color-adjust: exact; }
-main { max-width: 980px; margin: 24px auto; padding: 32px 40px; background: var(--paper);
-       box-shadow: 0 1px 4px rgba(0,0,0,.12); }
-header { border-bottom: 3px solid var(--now); margin-bottom: 20px; padding-bottom: 8px; }
-h1 { font-size: 28px; margin: 0 0 4px; }
-h2 { font-size: 19px; margin: 28px 0 10px; border-bottom: 1px solid var(--rule);
-     padding-bottom: 4px; break-after: avoid; }
-h3 { font-size: 15px; margin: 0 0 6px; }
-.meta { color: var(--muted); margin: 0; }
-.summary { font-size: 16px; background: #f5f8fb; border-left: 4px solid var(--now);
-           padding: 12px 16px; margin: 0; }
-.hint { color: var(--muted); font-size: 13px; margin: 6px 0 0; }
-table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
-th, td { padding: 6px 8px; border-bottom: 1px solid var(--rule); vertical-align: top; }
-th { text-align: left; font-size: 13px; color: var(--muted); font-weight: 600; }
-td.num, th.num { text-align: right; white-space: nowrap; }
-td.up { color: #1b6e3a; } td.down { color: #a33a1f; }
-.not-recorded { color: var(--muted); font-style: italic; }
-sup a { text-decoration: none; }
-a { color: var(--now); }
-.charts { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 18px 24px; }
-.charts.wide { grid-template-columns: minmax(0, 1fr); }
-figure { margin: 0; break-inside: avoid; page-break-inside: avoid; }
-figcaption { font-size: 13px; color: var(--muted); margin-top: 2px; }
-svg.chart { width: 100%; height: auto; display: block; }
-svg text { font: 11px system-ui, "Segoe UI", Roboto, Arial, sans-serif; fill: var(--ink); }
-svg.chart-comparison text { font-size: 13px; }
-svg .axis { stroke: #9aa5b0; stroke-width: 1; }
-svg .grid { stroke: #e3e7eb; stroke-width: 1; }
-svg .now { fill: var(--now); } svg .before { fill: var(--before); }
-.legend { font-size: 13px; color: var(--muted); margin: 0 0 10px; }
-.swatch { display: inline-block; width: 11px; height: 11px; margin: 0 4px 0 10px;
-          vertical-align: -1px; }
-.swatch.now { background: var(--now); } .swatch.before { background: var(--before); }
-ol.definitions { padding-left: 22px; font-size: 13px; }
-ol.definitions li { margin-bottom: 6px; }
-.link { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px;
-        word-break: break-all; }
-footer { margin-top: 28px; color: var(--muted); font-size: 12px; }
-@page { size: A4; margin: 14mm 12mm 16mm; }
-@media print {
-  html { background: none; }
-  body { font-size: 10pt; }
-  main { max-width: none; margin: 0; padding: 0; box-shadow: none; }
-  h1 { font-size: 20pt; }
-  h2 { font-size: 13pt; margin-top: 16pt; }
-  .summary { font-size: 10.5pt; }
-  th, td { padding: 3pt 5pt; }
-  thead { display: table-header-group; }
-  tr { break-inside: avoid; page-break-inside: avoid; }
-  a { color: inherit; text-decoration: none; }
-  .charts { gap: 10pt 16pt; }
-  section.charts-section { break-before: page; }
-}
-"""
+# report_html() computes every text, number and chart coordinate; the template
+# templates/yearly_report.html.j2 lays them out and escapes every value.
 
 
-def _e(text: object) -> str:
-    return escape(str(text), quote=True)
+@dataclass(frozen=True)
+class _Cell:
+    css: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _Row:
+    key: str
+    label: str
+    note: int
+    cells: tuple[_Cell, ...]
+    link: str | None
+
+
+@dataclass(frozen=True)
+class _Table:
+    section: str
+    heading: str
+    rows: tuple[_Row, ...]
+
+
+@dataclass(frozen=True)
+class _Tick:
+    y: float
+    label: str
+
+
+@dataclass(frozen=True)
+class _Bar:
+    css: str
+    x: float
+    y: float
+    width: float
+    height: float
+    title: str
+
+
+@dataclass(frozen=True)
+class _Month:
+    x: float
+    name: str
+    bars: tuple[_Bar, ...]
+
+
+@dataclass(frozen=True)
+class _MonthChart:
+    key: str
+    label: str
+    caption: str
+    width: int
+    height: int
+    left: int
+    right: int
+    baseline: int
+    ticks: tuple[_Tick, ...]
+    months: tuple[_Month, ...]
+
+
+@dataclass(frozen=True)
+class _HorizontalBar:
+    """A bar from ``x`` with its value written after its end."""
+
+    css: str
+    x: int
+    y: int
+    width: float
+    height: int
+    title: str
+    text: str
+    text_y: int
+
+
+@dataclass(frozen=True)
+class _ComparisonRow:
+    key: str
+    label: str
+    label_y: float
+    bars: tuple[_HorizontalBar, ...]
+
+
+@dataclass(frozen=True)
+class _ComparisonChart:
+    width: int
+    height: int
+    rows: tuple[_ComparisonRow, ...]
+
+
+@dataclass(frozen=True)
+class _BreakdownRow:
+    label: str
+    label_y: int
+    bar: _HorizontalBar
+
+
+@dataclass(frozen=True)
+class _BreakdownChart:
+    key: str
+    label: str
+    heading: str
+    name: str
+    width: int
+    height: int
+    rows: tuple[_BreakdownRow, ...]
+
+
+@dataclass(frozen=True)
+class _Definition:
+    key: str
+    note: int
+    label: str
+    text: str
+    link: str | None
 
 
 def _short(figure: Figure, limit: int = 34) -> str:
@@ -538,10 +589,10 @@ def _signed(value: float, decimals: int) -> str:
     return f"{sign}{german_number(abs(value), decimals)}"
 
 
-def _change_cell(figure: Figure) -> str:
+def _change_cell(figure: Figure) -> _Cell:
     delta = change(figure)
     if delta is None:
-        return '<td class="num not-recorded">–</td>'
+        return _Cell("num not-recorded", "–")
     absolute = float(delta["absolute"])
     if figure.unit == "percent":
         text = f"{_signed(absolute, 1)} Prozentpunkte"
@@ -553,37 +604,31 @@ def _change_cell(figure: Figure) -> str:
         if delta["percent"] is not None:
             text += f" ({_signed(float(delta['percent']), 1)} %)"
     direction = "up" if absolute > 0 else "down" if absolute < 0 else ""
-    return f'<td class="num {direction}">{_e(text)}</td>'
+    return _Cell(f"num {direction}", text)
 
 
-def _value_cell(value: float | None, unit: str) -> str:
+def _value_cell(value: float | None, unit: str) -> _Cell:
     if value is None:
-        return f'<td class="num not-recorded">{_e(NOT_RECORDED)}</td>'
-    return f'<td class="num">{_e(format_value(value, unit))}</td>'
+        return _Cell("num not-recorded", NOT_RECORDED)
+    return _Cell("num", format_value(value, unit))
 
 
-def _table(report: YearlyReport, figures: Sequence[Figure], numbers: Mapping[str, int]) -> str:
-    rows = []
-    for figure in figures:
-        link = drill_down_link(report, figure)
-        proof = (
-            f'<td><a href="{_e(link)}" data-drill-down="{_e(figure.key)}">Ereignisse</a></td>'
-            if link is not None
-            else "<td></td>"
+def _rows(
+    report: YearlyReport, figures: Sequence[Figure], numbers: Mapping[str, int]
+) -> tuple[_Row, ...]:
+    return tuple(
+        _Row(
+            key=figure.key,
+            label=figure.label,
+            note=numbers[figure.key],
+            cells=(
+                _value_cell(figure.value, figure.unit),
+                _value_cell(figure.previous, figure.unit),
+                _change_cell(figure),
+            ),
+            link=drill_down_link(report, figure),
         )
-        note = numbers[figure.key]
-        rows.append(
-            f'<tr data-figure="{_e(figure.key)}">'
-            f'<td>{_e(figure.label)}<sup><a href="#def-{_e(figure.key)}">{note}</a></sup></td>'
-            f"{_value_cell(figure.value, figure.unit)}"
-            f"{_value_cell(figure.previous, figure.unit)}"
-            f"{_change_cell(figure)}{proof}</tr>"
-        )
-    return (
-        "<table><thead><tr><th>Kennzahl</th>"
-        f'<th class="num">{report.year}</th><th class="num">{report.year - 1}</th>'
-        '<th class="num">Veränderung</th><th>Nachweis</th></tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        for figure in figures
     )
 
 
@@ -625,7 +670,7 @@ def compared_figures(report: YearlyReport) -> tuple[Figure, ...]:
     )
 
 
-def _month_chart(report: YearlyReport, figure: Figure) -> str:
+def _month_chart(report: YearlyReport, figure: Figure) -> _MonthChart:
     months = figure.by_month or ()
     before = figure.previous_by_month
     width, height = 460, 210
@@ -633,23 +678,16 @@ def _month_chart(report: YearlyReport, figure: Figure) -> str:
     plot_w, plot_h = width - left - right, height - top - bottom
     highest = max([*months, *(before or ()), 0.0])
     axis_max, tick = _nice_axis(highest, whole=True)
-    parts = [
-        f'<svg class="chart chart-month" data-figure="{_e(figure.key)}" '
-        f'xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{_e(figure.label)} nach Monaten">'
-        f"<title>{_e(figure.label)} nach Monaten {report.year}</title>"
-    ]
-    ticks = round(axis_max / tick)
-    for index in range(ticks + 1):
-        value = tick * index
-        y = top + plot_h - plot_h * value / axis_max
-        parts.append(
-            f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{_e(_axis_label(value, figure.unit))}</text>"
+    ticks = tuple(
+        _Tick(
+            y=top + plot_h - plot_h * (tick * index) / axis_max,
+            label=_axis_label(tick * index, figure.unit),
         )
+        for index in range(round(axis_max / tick) + 1)
+    )
     group = plot_w / 12
     bar = group * (0.36 if before is not None else 0.6)
+    drawn = []
     for index, value in enumerate(months):
         x0 = left + group * index
         series: list[tuple[str, float, int]] = []
@@ -657,80 +695,69 @@ def _month_chart(report: YearlyReport, figure: Figure) -> str:
             series.append(("before", before[index], report.year - 1))
         series.append(("now", value, report.year))
         offset = (group - bar * len(series)) / 2
+        bars = []
         for position, (css, amount, year) in enumerate(series):
             h = plot_h * max(amount, 0.0) / axis_max
-            x = x0 + offset + position * bar
-            parts.append(
-                f'<rect class="{css}" x="{x:.1f}" y="{top + plot_h - h:.1f}" '
-                f'width="{bar - 1:.1f}" height="{h:.1f}">'
-                f"<title>{_e(MONTH_NAMES[index])} {year}: "
-                f"{_e(format_value(amount, figure.unit))}</title></rect>"
+            bars.append(
+                _Bar(
+                    css=css,
+                    x=x0 + offset + position * bar,
+                    y=top + plot_h - h,
+                    width=bar - 1,
+                    height=h,
+                    title=f"{MONTH_NAMES[index]} {year}: {format_value(amount, figure.unit)}",
+                )
             )
-        parts.append(
-            f'<text x="{x0 + group / 2:.1f}" y="{height - 8}" text-anchor="middle">'
-            f"{_e(MONTHS[index])}</text>"
-        )
-    parts.append(
-        f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{width - right}" '
-        f'y2="{top + plot_h}"/></svg>'
+        drawn.append(_Month(x=x0 + group / 2, name=MONTHS[index], bars=tuple(bars)))
+    caption = f"{format_value(figure.value, figure.unit)} im Jahr {report.year}"
+    if figure.previous is not None:
+        caption += f"; Vorjahr {format_value(figure.previous, figure.unit)}"
+    return _MonthChart(
+        key=figure.key,
+        label=figure.label,
+        caption=caption,
+        width=width,
+        height=height,
+        left=left,
+        right=width - right,
+        baseline=top + plot_h,
+        ticks=ticks,
+        months=tuple(drawn),
     )
-    return (
-        f'<figure data-chart="month" data-figure="{_e(figure.key)}">'
-        f"<h3>{_e(figure.label)}</h3>{''.join(parts)}"
-        f"<figcaption>{_e(format_value(figure.value, figure.unit))} im Jahr {report.year}"
-        f"{_e(_month_caption(figure))}</figcaption></figure>"
-    )
 
 
-def _month_caption(figure: Figure) -> str:
-    if figure.previous is None:
-        return ""
-    return f"; Vorjahr {format_value(figure.previous, figure.unit)}"
-
-
-def _comparison_chart(report: YearlyReport, figures: Sequence[Figure]) -> str:
+def _comparison_chart(report: YearlyReport, figures: Sequence[Figure]) -> _ComparisonChart:
     width, row_h, label_w, text_w = 920, 42, 250, 150
-    height = row_h * len(figures) + 8
     bars_w = width - label_w - text_w
-    parts = [
-        '<svg class="chart chart-comparison" data-chart="year-over-year" '
-        f'xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="Vergleich {report.year} mit {report.year - 1}">'
-        f"<title>Vergleich {report.year} mit {report.year - 1}</title>"
-    ]
+    rows = []
     for index, figure in enumerate(figures):
         y = 4 + index * row_h
         now, before = figure.value or 0.0, figure.previous or 0.0
         scale = max(now, before, 0.0) or 1.0
-        parts.append(
-            f'<g data-figure="{_e(figure.key)}"><text x="0" y="{y + row_h / 2 + 4:.1f}">'
-            f"{_e(_short(figure))}</text>"
-        )
-        for offset, css, amount, year in (
-            (4, "before", before, report.year - 1),
-            (20, "now", now, report.year),
-        ):
-            w = bars_w * max(amount, 0.0) / scale
-            parts.append(
-                f'<rect class="{css}" x="{label_w}" y="{y + offset}" width="{w:.1f}" '
-                f'height="14"><title>{year}: {_e(format_value(amount, figure.unit))}</title>'
-                f'</rect><text x="{label_w + w + 6:.1f}" y="{y + offset + 11}">'
-                f"{_e(format_value(amount, figure.unit))}</text>"
+        bars = tuple(
+            _HorizontalBar(
+                css=css,
+                x=label_w,
+                y=y + offset,
+                width=bars_w * max(amount, 0.0) / scale,
+                height=14,
+                title=f"{year}: {format_value(amount, figure.unit)}",
+                text=format_value(amount, figure.unit),
+                text_y=y + offset + 11,
             )
-        parts.append("</g>")
-    parts.append("</svg>")
-    return (
-        '<figure data-chart="year-over-year">'
-        f"{''.join(parts)}<figcaption>Je Zeile eigener Maßstab: der längere Balken ist das "
-        f"größere der beiden Jahre. Obere Balken {report.year - 1}, untere {report.year}."
-        "</figcaption></figure>"
-    )
+            for offset, css, amount, year in (
+                (4, "before", before, report.year - 1),
+                (20, "now", now, report.year),
+            )
+        )
+        rows.append(_ComparisonRow(figure.key, _short(figure), y + row_h / 2 + 4, bars))
+    return _ComparisonChart(width=width, height=row_h * len(figures) + 8, rows=tuple(rows))
 
 
 _MAX_ITEMS: Final = 8
 
 
-def _breakdown_chart(figure: Figure, name: str, items: Mapping[str, float]) -> str:
+def _breakdown_chart(figure: Figure, name: str, items: Mapping[str, float]) -> _BreakdownChart:
     ordered = sorted(items.items(), key=lambda item: (-item[1], item[0]))
     if len(ordered) > _MAX_ITEMS:
         # A long tail (legal bases) would not fit on a page: the rest goes in one bar.
@@ -741,58 +768,46 @@ def _breakdown_chart(figure: Figure, name: str, items: Mapping[str, float]) -> s
         ]
     total = sum(value for _, value in ordered)
     width, row_h, label_w, text_w = 460, 26, 150, 150
-    height = row_h * len(ordered) + 6
     bars_w = width - label_w - text_w
     scale = max([value for _, value in ordered] + [0.0]) or 1.0
-    parts = [
-        f'<svg class="chart chart-breakdown" data-figure="{_e(figure.key)}" '
-        f'data-breakdown="{_e(name)}" xmlns="http://www.w3.org/2000/svg" '
-        f'viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{_e(figure.label)} nach {_e(name)}">'
-        f"<title>{_e(figure.label)} nach {_e(name)}</title>"
-    ]
+    rows = []
     for index, (item, value) in enumerate(ordered):
         y = 3 + index * row_h
-        w = bars_w * max(value, 0.0) / scale
         share = f" ({german_number(100 * value / total, 1)} %)" if total > 0 else ""
         text = format_value(value, figure.unit) + share
-        parts.append(
-            f'<text x="0" y="{y + 16}">{_e(_clip(item, 26))}</text>'
-            f'<rect class="now" x="{label_w}" y="{y + 4}" width="{w:.1f}" height="16">'
-            f"<title>{_e(item)}: {_e(text)}</title></rect>"
-            f'<text x="{label_w + w + 6:.1f}" y="{y + 16}">{_e(text)}</text>'
+        bar = _HorizontalBar(
+            css="now",
+            x=label_w,
+            y=y + 4,
+            width=bars_w * max(value, 0.0) / scale,
+            height=16,
+            title=f"{item}: {text}",
+            text=text,
+            text_y=y + 16,
         )
-    parts.append("</svg>")
-    return (
-        f'<figure data-chart="breakdown" data-figure="{_e(figure.key)}">'
-        f"<h3>{_e(_short(figure, 60))} nach {_e(name)}</h3>{''.join(parts)}</figure>"
+        rows.append(_BreakdownRow(label=_clip(item, 26), label_y=y + 16, bar=bar))
+    return _BreakdownChart(
+        key=figure.key,
+        label=figure.label,
+        heading=f"{_short(figure, 60)} nach {name}",
+        name=name,
+        width=width,
+        height=row_h * len(ordered) + 6,
+        rows=tuple(rows),
     )
 
 
-def _breakdowns(report: YearlyReport) -> list[str]:
-    return [
-        _breakdown_chart(figure, name, items)
-        for figure in report.figures
-        if figure.value is not None
-        for name, items in figure.breakdowns.items()
-        if items
-    ]
-
-
-def _definitions(report: YearlyReport, numbers: Mapping[str, int]) -> str:
-    items = []
-    for figure in (*report.figures, *report.workload):
-        link = drill_down_link(report, figure)
-        proof = (
-            f' Einzelereignisse: <a class="link" href="{_e(link)}">{_e(link)}</a>'
-            if link is not None
-            else ""
+def _definitions(report: YearlyReport, numbers: Mapping[str, int]) -> tuple[_Definition, ...]:
+    return tuple(
+        _Definition(
+            key=figure.key,
+            note=numbers[figure.key],
+            label=figure.label,
+            text=figure.definition,
+            link=drill_down_link(report, figure),
         )
-        items.append(
-            f'<li id="def-{_e(figure.key)}" value="{numbers[figure.key]}">'
-            f"<strong>{_e(figure.label)}:</strong> {_e(figure.definition)}{proof}</li>"
-        )
-    return f'<ol class="definitions">{"".join(items)}</ol>'
+        for figure in (*report.figures, *report.workload)
+    )
 
 
 def report_html(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> str:
@@ -803,64 +818,33 @@ def report_html(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> str:
     (each balance count by month, the year-over-year comparison, the breakdowns), the
     definitions as footnotes and the drill-down links to the events behind each figure.
     """
-    year, before = report.year, report.year - 1
     every = (*report.figures, *report.workload)
     numbers = {figure.key: index for index, figure in enumerate(every, start=1)}
     tables = []
     for section, heading in _SECTIONS:
         figures = [figure for figure in every if figure.section == section]
         if figures:
-            tables.append(
-                f'<section data-section="{section}"><h2>{heading} {year}</h2>'
-                f"{_table(report, figures, numbers)}</section>"
-            )
-    charted = charted_figures(report)
+            tables.append(_Table(section, heading, _rows(report, figures, numbers)))
     compared = compared_figures(report)
-    charts = []
-    legend = (
-        f'<p class="legend"><span class="swatch now"></span>{year}'
-        f'<span class="swatch before"></span>{before}</p>'
-    )
-    if charted:
-        charts.append(
-            f"<h2>Im Jahresverlauf</h2>{legend}"
-            f'<div class="charts">{"".join(_month_chart(report, f) for f in charted)}</div>'
-        )
-    if compared:
-        charts.append(
-            f"<h2>Vergleich mit dem Vorjahr</h2>{legend}"
-            f'<div class="charts wide">{_comparison_chart(report, compared)}</div>'
-        )
-    breakdowns = _breakdowns(report)
-    if breakdowns:
-        charts.append(f'<h2>Aufschlüsselungen</h2><div class="charts">{"".join(breakdowns)}</div>')
-    missing = [figure.label for figure in report.figures if figure.value is None]
-    if missing:
-        charts.append(
-            f'<p class="hint">Ohne Diagramm, weil {year} nicht erfasst: '
-            f"{_e(', '.join(missing))}.</p>"
-        )
-    notes = "".join(f"<li>{_e(note)}</li>" for note in report.notes)
-    title = f"Jahresbericht {year} der Ausländerbehörde"
-    return (
-        '<!DOCTYPE html>\n<html lang="de"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)} – {_e(report.office_id)}</title><style>{_CSS}</style></head>"
-        "<body><main>"
-        f"<header><h1>{_e(title)}</h1>"
-        f'<p class="meta">Dienststelle {_e(report.office_id)} · Berichtsjahr {year}, '
-        f"verglichen mit {before} · Stand des Ereignisprotokolls: Position "
-        f"{_e(german_number(report.position))}</p></header>"
-        '<section data-section="summary"><h2>Das Jahr in Zahlen</h2>'
-        f'<p class="summary">{_e(german_summary(report, subject=subject))}</p>'
-        '<p class="hint">Textvorschlag für eine Pressemitteilung, erzeugt aus den Zahlen '
-        "dieses Berichts.</p></section>"
-        f"{''.join(tables)}"
-        f'<section class="charts-section" data-section="charts">{"".join(charts)}</section>'
-        '<section data-section="definitions"><h2>Begriffe und Nachweise</h2>'
-        f'<ul class="notes">{notes}</ul>{_definitions(report, numbers)}</section>'
-        f"<footer>Erzeugt aus dem Ereignisprotokoll (Position "
-        f"{_e(german_number(report.position))}). Der Bericht enthält nur Zählungen, keine "
-        "personenbezogenen Daten.</footer>"
-        "</main></body></html>\n"
+    return render(
+        "adapters.reports",
+        "yearly_report.html.j2",
+        report=report,
+        year=report.year,
+        before=report.year - 1,
+        title=f"Jahresbericht {report.year} der Ausländerbehörde",
+        position=german_number(report.position),
+        summary=german_summary(report, subject=subject),
+        tables=tables,
+        month_charts=[_month_chart(report, figure) for figure in charted_figures(report)],
+        comparison=_comparison_chart(report, compared) if compared else None,
+        breakdown_charts=[
+            _breakdown_chart(figure, name, items)
+            for figure in report.figures
+            if figure.value is not None
+            for name, items in figure.breakdowns.items()
+            if items
+        ],
+        not_recorded=[figure.label for figure in report.figures if figure.value is None],
+        definitions=_definitions(report, numbers),
     )
