@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.core import BenchConfig, PostgresParams, Report, format_report, main, run
+from benchmarks.harness import (
+    BenchConfig,
+    PostgresParams,
+    Report,
+)
+from benchmarks.service_cost import (
+    format_report,
+    main,
+    run,
+)
 
 TINY = BenchConfig(
     stores=("sqlite",),
