@@ -20,15 +20,26 @@ class Settings(BaseSettings):
     """Where the embedded store keeps its database file."""
 
     postgres_host: str = "127.0.0.1"
+    """The PostgreSQL server's host name or address (``store=postgres``)."""
     postgres_port: int = 5432
+    """The PostgreSQL server's port."""
     postgres_dbname: str = "akte"
+    """The database; create it once (``createdb akte``), Akte creates its tables."""
     postgres_user: str = "postgres"
+    """The role Akte connects as; it creates tables in its schema on first start."""
     postgres_password: SecretStr = SecretStr("")
+    """The role's password (empty: none, e.g. trust or peer authentication)."""
     postgres_schema: str = ""
+    """The schema of Akte's tables (empty: the role's default, usually ``public``); with
+    ``shard_by_office`` the prefix of the offices' schemas (empty: ``akte``)."""
     postgres_pool_size: int = Field(default=5, ge=1)
+    """Connections each process keeps open."""
     postgres_max_overflow: int = Field(default=10, ge=0)
+    """Connections a process may open beyond the pool under load."""
 
     transcoder: Literal["orjson", "json"] = "orjson"
+    """How events are encoded: ``orjson`` (faster) or the library's ``json``; the stored
+    format is the same, so a store can switch."""
     snapshot_interval: int = Field(default=50, ge=0)
     """Take a snapshot of a case file every N events (0: never)."""
     case_cache_size: int = Field(default=1000, ge=0)
@@ -74,7 +85,7 @@ class Settings(BaseSettings):
     ``<postgres_schema>_<office>`` (its own event table and table lock), so offices never
     wait for each other's writes. Each ``akte`` process then serves one office's shard
     (``shard_office``); a reverse proxy routes each office's requests to its processes
-    (README "Deploying offices as shards")."""
+    (docs "Offices as shards")."""
     offices: str = ""
     """With ``shard_by_office``: the offices, comma-separated, e.g. ``abh-a,abh-b``."""
     shard_office: str | None = None
@@ -85,6 +96,7 @@ class Settings(BaseSettings):
     json_logs: bool = True
     """One JSON object per log line (for log shippers); false: plain text lines."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """The lowest level of log lines written."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     """Largest request body accepted; larger ones are answered 413."""
 
@@ -124,12 +136,17 @@ class Settings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     """The office's mail server, through which booking confirmations go out."""
     smtp_port: int = Field(default=25, ge=1, le=65535)
+    """The mail server's port."""
     smtp_sender: str = "termine@akte.invalid"
     """The From address of the mails to people who book."""
     smtp_starttls: bool = False
+    """Switch the connection to TLS with STARTTLS before logging in and sending."""
     smtp_username: str | None = None
+    """The mail server login, if it needs one."""
     smtp_password: SecretStr | None = None
+    """The password of ``smtp_username``."""
     smtp_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    """How long to wait for the mail server; a mail that times out is retried later."""
     appointment_secret: SecretStr | None = None
     """HMAC key of the person keys (booking limit), confirmation codes and anti-bot
     challenges. Unset in development: a fixed development key. In production it must be
@@ -145,7 +162,7 @@ class Settings(BaseSettings):
 
     personal_data_encryption: bool = True
     """Encrypt the personal fields of new events and snapshots with a key per person
-    (crypto-shredding, README "Data protection"). Off: new events are written in the
+    (crypto-shredding, docs "Data protection"). Off: new events are written in the
     clear; encrypted ones written before are still read."""
     master_keys: SecretStr | None = None
     """``id:base64key[,id:base64key...]``: the master keys that wrap the data keys; the

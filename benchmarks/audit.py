@@ -21,7 +21,7 @@ Per store:
 
 The unchained service is built exactly as the composition root builds it, minus the
 recorder topic (:func:`_unchained`); nothing in the deployment can switch the chain off.
-Not part of the test suite; the figures live in ``benchmarks/AUDIT.md``.
+Not part of the test suite; the figures live in ``docs/performance/audit.md``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from adapters.bootstrap import build_service, library_env
 from adapters.cli.support import positive_int
 from adapters.settings import Settings
 from adapters.store.hash_chain import ChainSource, verify_chains
-from benchmarks.core import (
+from benchmarks.harness import (
     BY,
     LEGAL_BASIS,
     MASTER_DATA,
@@ -57,11 +57,11 @@ from benchmarks.core import (
     PostgresParams,
     Step,
     StoreName,
-    _open_in_memory,
     add_postgres_arguments,
     command_plan,
     fresh_store,
     machine_info,
+    open_in_memory,
     postgres_from,
     postgres_server_version,
     store_names,
@@ -174,7 +174,7 @@ def _bare_writer(app: BareApplication) -> _Writer:
     aggregates = []
     for _ in range(CASES):
         now = datetime.now(tz=UTC)
-        case, claim = _open_in_memory(Act(by=BY, at=now, recorded_at=now))
+        case, claim = open_in_memory(Act(by=BY, at=now, recorded_at=now))
         app.save(case, claim)
         aggregates.append(case)
 

@@ -27,7 +27,8 @@ from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
 from adapters.views.store import open_views_store
-from projections.engine import ProjectionError, read_positions
+from projections.errors import ProjectionError
+from projections.positions import read_positions
 from projections.read_models import READ_MODELS
 
 ROOT: Final = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ ENCRYPTION=true``, the default) and on one without, interleaved (plain, encrypte
    service, round robin over ``--cases`` files (of every five: three notes, personal; one procedure
    received and one assigned, not personal), snapshots every 50 events as deployed;
 2. replay: one case file of ``--events`` events (the realistic history of
-   ``benchmarks.core``), loaded ``--loads`` times per repeat from all its events without
+   ``benchmarks.harness``), loaded ``--loads`` times per repeat from all its events without
    snapshots (warm key cache, and cold: the key read from the key store and unwrapped
    each time), and as the service loads it (latest snapshot plus the events after it);
 3. the mapper alone, no I/O: microseconds per event to encode and decode every event
@@ -44,9 +44,9 @@ from eventsourcing.persistence import Mapper
 from adapters.bootstrap import build_service
 from adapters.cli.support import positive_int
 from adapters.personal_data.key_store import DEFAULT_RESERVE_SIZE
-from adapters.personal_data.mapper import PersonalDataMapper
+from adapters.personal_data.mapper import PersonalDataMapper, data_keys_of
 from adapters.settings import Settings
-from benchmarks.core import (
+from benchmarks.harness import (
     BY,
     MASTER_DATA,
     OFFICE_ID,
@@ -200,7 +200,7 @@ def bench_writes(config: BenchConfig, store: StoreName, report: EncryptionReport
 def _replay_all(service: AkteService, case_id: UUID, *, cold: bool) -> float:
     start = perf_counter()
     if cold:
-        service.data_keys.forget(str(case_id))
+        data_keys_of(service).forget(str(case_id))
     case = project_case(None, service.events.get(case_id))
     assert case is not None
     return perf_counter() - start

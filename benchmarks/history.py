@@ -5,7 +5,7 @@ Run ``bin/bench-history`` (or ``python -m benchmarks.history``) from the reposit
     bin/bench-history [--stores sqlite,postgres] [--events 5000] [--repeats 5] [--loads 10]
 
 Per store it writes one case file of ``--events`` events (the realistic history of
-``benchmarks.core``: procedures running their course, documents, letters, notes) through
+``benchmarks.harness``: procedures running their course, documents, letters, notes) through
 the service, snapshotting every 50 events as deployed, then times, interleaved (A, B, A,
 B, ...) so machine noise hits all alike, ``--repeats`` x ``--loads`` times each:
 
@@ -47,7 +47,7 @@ from adapters.reports.case_history import (
     history_html,
     history_json,
 )
-from benchmarks.core import (
+from benchmarks.harness import (
     STORES,
     BenchConfig,
     Figure,

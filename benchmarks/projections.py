@@ -54,7 +54,7 @@ from adapters.views.runner import (
     rebuild_in_processes,
 )
 from adapters.views.store import open_views_store
-from benchmarks.core import (
+from benchmarks.harness import (
     STORES,
     BenchConfig,
     Machine,
@@ -409,7 +409,7 @@ def parallel_rebuild_rate(settings: Settings, jobs: int) -> float:
     service = build_service(settings)
     try:
         started = perf_counter()
-        done = rebuild_in_processes(settings, WORKLISTS, jobs=jobs)
+        done = rebuild_in_processes(settings, WORKLISTS, build_service=build_service, jobs=jobs)
         return done / (perf_counter() - started)
     finally:
         service.close()

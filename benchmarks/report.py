@@ -35,10 +35,12 @@ from typing import Any, Final
 
 from adapters.bootstrap import build_service
 from adapters.settings import Settings
-from adapters.simulation.simulator import SimulationResult, load_profile, simulate
+from adapters.simulation.profile import load_profile
+from adapters.simulation.simulator import simulate
+from adapters.simulation.tally import SimulationResult
 from adapters.views.runner import ApplicationEventLog
 from adapters.views.store import open_views_store
-from benchmarks.core import (
+from benchmarks.harness import (
     STORES,
     BenchConfig,
     Figure,
@@ -51,9 +53,10 @@ from benchmarks.core import (
     store_names,
     write_json,
 )
-from projections import statistics as statistics_model
-from projections.engine import ProjectionEngine, ViewsStore
-from projections.yearly_report import YearlyReport, yearly_report
+from projections.engine import ProjectionEngine
+from projections.figures import statistics as statistics_model
+from projections.figures.yearly_report import YearlyReport, yearly_report
+from projections.storage import ViewsStore
 from service import AkteService
 
 REPORT_YEAR: Final = 2024

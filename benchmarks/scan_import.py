@@ -37,7 +37,7 @@ from adapters.bootstrap import build_service
 from adapters.cli.support import positive_int
 from adapters.documents.scan_import import ImportReport, import_scans
 from adapters.simulation.legacy_scans import write_legacy_batch
-from benchmarks.core import (
+from benchmarks.harness import (
     BenchConfig,
     PostgresParams,
     StoreName,

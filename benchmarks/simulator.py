@@ -29,8 +29,10 @@ from typing import Any, Final
 
 from adapters.bootstrap import build_service
 from adapters.cli.support import positive_int
-from adapters.simulation.simulator import achieved, load_profile, simulate, suggested_case_cache
-from benchmarks.core import (
+from adapters.simulation.profile import load_profile
+from adapters.simulation.simulator import simulate, suggested_case_cache
+from adapters.simulation.tally import achieved
+from benchmarks.harness import (
     STORES,
     BenchConfig,
     Machine,

@@ -5,7 +5,7 @@ Run ``bin/bench-all`` (or ``python -m benchmarks.suite``) from the repository ro
     bin/bench-all [--quick] [--stores sqlite,postgres] [--sections a,b] [--json OUT]
                   [--readme]
 
-It reuses the single-purpose benchmarks (``benchmarks/core.py``, ``projections.py``,
+It reuses the single-purpose benchmarks (``benchmarks/service_cost.py``, ``projections.py``,
 ``history.py``, ``audit.py``, ``report.py``) by calling their functions, and adds what
 none of them measures: commands through HTTP (a live ``akte serve`` process and
 concurrent clients, ``benchmarks/loadtest.py``), peak RSS of the API process, worklist
@@ -13,7 +13,8 @@ pages at 100,000 open procedures, and offices as shards (PostgreSQL schemas) wri
 once. Every figure is a median over repeats, printed next to its baseline measured in
 the same run and next to its target with MET or MISSED. ``--quick`` uses small sizes for
 iteration; the full sizes are those of the issue. ``--readme`` writes the table into the
-README's "Performance" section (between its markers). Not part of the test suite.
+performance page of the docs, ``docs/performance/index.md`` (between its markers). Not
+part of the test suite.
 
 PostgreSQL: 127.0.0.1:5432, user postgres, database test (or ``AKTE_TEST_POSTGRES_*``);
 every schema it makes is named ``akte_suite_*`` (or the reused benchmarks' own
@@ -52,7 +53,7 @@ from benchmarks import history as history_bench
 from benchmarks import projections as projections_bench
 from benchmarks import report as report_bench
 from benchmarks.cluster import ApiProcess, stop_all, wait_views_built
-from benchmarks.core import (
+from benchmarks.harness import (
     BenchConfig,
     PostgresParams,
     command_plan,
@@ -67,13 +68,13 @@ from benchmarks.core import (
 from benchmarks.loadtest import WRITES, caseworkers_for, percentile, run_load
 from domain.acts import Act
 from domain.case_file import CaseFile, MasterData
-from projections.open_procedures_by_assignee import open_procedures_by_assignee
-from projections.unassigned_procedures import unassigned_procedures
+from projections.worklists.open_procedures_by_assignee import open_procedures_by_assignee
+from projections.worklists.unassigned_procedures import unassigned_procedures
 from service import AkteService
 
 StoreName = Literal["sqlite", "postgres"]
 ROOT: Final = Path(__file__).resolve().parents[1]
-README: Final = ROOT / "README.md"
+README: Final = ROOT / "docs" / "performance" / "index.md"
 BEGIN_MARK: Final = "<!-- bench-all:begin -->"
 END_MARK: Final = "<!-- bench-all:end -->"
 SCHEMA_PREFIX: Final = "akte_suite_"
@@ -809,7 +810,7 @@ def run(
 
 
 def format_table(report: SuiteReport) -> str:
-    """The figures as a Markdown table (the README's and the terminal's)."""
+    """The figures as a Markdown table (the performance page's and the terminal's)."""
     lines = [
         "| section | figure | store | median | baseline (same run) | target | |",
         "|---|---|---|---:|---:|---|---|",
@@ -855,7 +856,7 @@ def to_json(report: SuiteReport) -> dict[str, Any]:
 
 
 def write_readme(text: str, readme: Path = README) -> None:
-    """Replace what stands between the markers of the README's Performance section."""
+    """Replace what stands between the markers of the docs' performance page."""
     content = readme.read_text()
     begin, end = content.find(BEGIN_MARK), content.find(END_MARK)
     if begin < 0 or end < begin:
@@ -882,7 +883,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--sections", type=_sections, default=list(SECTIONS))
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument(
+        "--readme", action="store_true", help="write the table into docs/performance/index.md"
+    )
     args = parser.parse_args(argv)
     report = run(args.quick, args.stores, args.sections, PostgresParams())
     command = "bin/bench-all" + (" --quick" if args.quick else "")

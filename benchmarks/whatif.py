@@ -13,7 +13,7 @@ what-if of Fiktionsbescheinigungen valid for ``--months`` months over that year
 whole log, which the replay reads up to its head). It checks the replay's answer against
 the simulator's ground truth (with a validity of 24 months every extension is saved) and
 exits 1 if it does not match. From the largest scale it extrapolates, linearly in the
-events of the log, to one million events; figures in ``benchmarks/WHATIF.md``.
+events of the log, to one million events; figures in ``docs/performance/whatif.md``.
 """
 
 from __future__ import annotations
@@ -29,10 +29,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from adapters.bootstrap import build_service
-from adapters.simulation.simulator import load_profile, simulate, suggested_case_cache
+from adapters.simulation.profile import load_profile
+from adapters.simulation.simulator import simulate, suggested_case_cache
 from adapters.views.runner import ApplicationEventLog
 from adapters.views.whatif_replay import WhatIfRun, run_whatif
-from benchmarks.core import BenchConfig, StoreName, fresh_store, machine_info
+from benchmarks.harness import (
+    BenchConfig,
+    StoreName,
+    fresh_store,
+    machine_info,
+)
 from domain.whatif import FictionValidity
 
 YEAR: Final = 2024

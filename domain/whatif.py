@@ -2,7 +2,7 @@
 
 A council asks whether issuing some papers for longer would relieve the office. Akte
 answers by replaying the real history under the other rule (``adapters/views/whatif_replay.py`` runs
-the replay, ``projections/whatif.py`` keeps its scratch read model and counts). This
+the replay, ``projections/figures/whatif.py`` keeps its scratch read model and counts). This
 module is the rule itself, pure: no I/O, no clock.
 
 A policy says, for a document as it was really issued (:class:`IssuedDocument`), whether

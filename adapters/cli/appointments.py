@@ -23,9 +23,9 @@ from uuid import UUID
 
 from adapters.bootstrap import build_service
 from adapters.cli.projections import EXIT_OK, EXIT_UNAVAILABLE, load_settings
-from appointments_service import AppointmentsNotConfigured, BookingNotFound
 from domain.errors import DomainError
-from service import StoreUnavailable
+from service_appointment_mails import AppointmentsNotConfigured, BookingNotFound
+from service_common import StoreUnavailable
 
 EXIT_NOT_FOUND: Final = 1
 EXIT_INTERRUPTED: Final = 130
@@ -58,7 +58,7 @@ def run_tick(args: argparse.Namespace) -> int:
     service = build_service(settings)
     try:
         while True:
-            report = service.run_appointment_tick()
+            report = service.appointments.run_appointment_tick()
             print(json.dumps(asdict(report)), flush=True)
             if args.every is None:
                 return EXIT_OK
@@ -84,7 +84,9 @@ def run_bounce(args: argparse.Namespace) -> int:
     settings = load_settings()
     service = build_service(settings)
     try:
-        service.record_mail_bounce(appointment_id, mail_number=number, reason=args.status)
+        service.appointments.record_mail_bounce(
+            appointment_id, mail_number=number, reason=args.status
+        )
     except (BookingNotFound, DomainError) as error:
         print(f"akte: {error}", file=sys.stderr)
         return EXIT_NOT_FOUND

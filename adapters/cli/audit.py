@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, TextIO
 from uuid import UUID
 
+from adapters.cli.progress import ProgressDisplay, VerifyProgress
 from adapters.cli.support import (
     CliFailure,
     guarded,
@@ -41,7 +41,8 @@ from adapters.store.hash_chain import (
     VerifyReport,
     verify_chains,
 )
-from service import AkteService, ReferenceNotFound
+from service import AkteService
+from service_common import ReferenceNotFound
 
 EXIT_OK: Final = 0
 EXIT_NOT_FOUND: Final = 1
@@ -128,16 +129,17 @@ def _finding_json(finding: Any) -> dict[str, Any]:
 
 def run_verify(args: argparse.Namespace) -> int:
     settings = settings_or_fail()
-    progress = _ProgressLine(sys.stderr)
-    with _chain_source(settings) as source:
+    with (
+        ProgressDisplay(off_terminal="finished") as display,
+        _chain_source(settings) as source,
+    ):
         report = verify_chains(
             source,
             batch_size=args.batch_size,
             max_findings=args.max_findings,
             anchors=args.anchor,
-            progress=progress,
+            progress=VerifyProgress(display),
         )
-    progress.end_line()
     if args.json:
         print(json.dumps(report_json(report), indent=2))
     else:
@@ -224,39 +226,3 @@ def _anchor(text: str) -> Anchor:
         return Anchor.parse(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-class _ProgressLine:
-    """Verify progress on one stderr line (rewritten in place on a terminal; off a
-    terminal, a line per pass so logs stay short)."""
-
-    _INTERVAL: Final = 0.25
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
-        self._started = time.monotonic()
-        self._last_shown = 0.0
-        self._line_open = False
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        finished = done >= total
-        if not finished and (not self._tty or now - self._last_shown < self._INTERVAL):
-            return
-        self._last_shown = now
-        rate = done / max(now - self._started, 1e-9)
-        line = f"verify {phase}: {done:,}/{total:,} events, {rate:,.0f} events/s"
-        if self._tty:
-            self._stream.write(f"\r{line}\x1b[K")
-            self._line_open = True
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
-        if finished:
-            self._started = now
-
-    def end_line(self) -> None:
-        if self._line_open:
-            self._stream.write("\n")
-            self._line_open = False

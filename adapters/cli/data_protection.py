@@ -34,13 +34,17 @@ from adapters.cli.projections import (
 )
 from adapters.cli.support import CliFailure, guarded
 from adapters.personal_data.key_store import DataKeyError
+from adapters.personal_data.mapper import data_keys_of
 from adapters.personal_data.retention import InvalidRetentionRules, load_rules, run_retention
 from adapters.personal_data.subject_access import as_html, as_json, subject_access
 from domain.erasure import ERASURE_GROUNDS
 from domain.errors import DomainError
-from projections import read_access_log, retention_due
-from projections.engine import ProjectionEngine, ProjectionError
-from service import AkteService, CaseNotFound, ReferenceNotFound, ServiceError
+from projections.audit import read_access_log
+from projections.engine import ProjectionEngine
+from projections.errors import ProjectionError
+from projections.worklists import retention_due
+from service import AkteService
+from service_common import CaseNotFound, ReferenceNotFound, ServiceError
 
 EXIT_NOT_FOUND: Final = 1
 EXIT_PARTIAL: Final = 3
@@ -140,7 +144,7 @@ def _erase(args: argparse.Namespace) -> int:
         service = stores.service
         case_id = _case_id(service, args.office or settings.default_office_id, args.case)
         try:
-            recorded = service.erase_personal_data(
+            recorded = service.data_protection.erase_personal_data(
                 case_id,
                 expected_version=service.case_head_version(case_id),
                 by=args.by,
@@ -222,7 +226,7 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     settings = load_settings()
     with open_stores(settings) as stores:
         try:
-            rotation = stores.service.data_keys.rotate()
+            rotation = data_keys_of(stores.service).rotate()
         except DataKeyError as error:
             raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
     retired = ", ".join(rotation.retired) or "none"
@@ -237,7 +241,7 @@ def _keys_rotate(args: argparse.Namespace) -> int:
 def _keys_status(args: argparse.Namespace) -> int:
     settings = load_settings()
     with open_stores(settings) as stores:
-        status = stores.service.data_keys.status()
+        status = data_keys_of(stores.service).status()
     print(
         json.dumps(
             {

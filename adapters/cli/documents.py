@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final
 
+from adapters.cli.progress import ProgressDisplay, import_progress
 from adapters.cli.support import (
     STORE_ERRORS,
     CliFailure,
@@ -30,12 +29,12 @@ from adapters.cli.support import (
     open_service,
     settings_or_fail,
 )
-from adapters.documents.scan_import import ImportProgress, import_scans, report_lines
+from adapters.documents.scan_import import import_scans, report_lines
 from adapters.documents.store import DocumentCorrupted, DocumentStoreError
 from adapters.documents.sweep import DEFAULT_GRACE_PERIOD, sweep_orphans
 from domain.case_file import require_code
 from domain.errors import InvalidValue
-from service import SCAN_IMPORT_USER
+from service_intake import SCAN_IMPORT_USER
 
 EXIT_OK: Final = 0
 EXIT_FAILURES: Final = 1
@@ -116,20 +115,25 @@ def _import_scans(args: argparse.Namespace) -> int:
         require_code("office", office_id)
     except InvalidValue as error:
         raise CliFailure(EXIT_USAGE, f"--office {error.message.removeprefix('office: ')}") from None
-    progress = _ImportProgressLine(sys.stderr)
-    with open_service(settings, what="a store", store_errors=_STORE_ERRORS) as service:
+    with (
+        ProgressDisplay() as display,
+        open_service(settings, what="a store", store_errors=_STORE_ERRORS) as service,
+    ):
         try:
             report = import_scans(
-                service, directory, office_id=office_id, by=args.by, progress=progress
+                service,
+                directory,
+                office_id=office_id,
+                by=args.by,
+                progress=import_progress(display),
             )
         except KeyboardInterrupt:
-            progress.end_line()
+            display.end_line()
             raise CliFailure(
                 EXIT_INTERRUPTED,
-                f"interrupted after {progress.done:,} of {progress.total:,} legacy files; "
+                f"interrupted after {display.done:,} of {display.total:,} legacy files; "
                 "run the same command again to resume",
             ) from None
-    progress.end_line()
     for line in report_lines(report):
         print(line)
     if args.report is not None:
@@ -141,8 +145,8 @@ def _sweep_orphans(args: argparse.Namespace) -> int:
     settings = settings_or_fail()
     with open_service(settings, what="a store", store_errors=_STORE_ERRORS) as service:
         report = sweep_orphans(
-            service.documents,
-            service.referenced_document_hashes,
+            service.intake.documents,
+            service.intake.referenced_document_hashes,
             older_than=args.older_than,
             dry_run=args.dry_run,
         )
@@ -161,9 +165,9 @@ def _verify(args: argparse.Namespace) -> int:
     checked = 0
     corrupted: list[str] = []
     with open_service(settings, what="a store", store_errors=_STORE_ERRORS) as service:
-        for entry in service.documents.entries():
+        for entry in service.intake.documents.entries():
             try:
-                service.documents.verify(entry.sha256, size_bytes=entry.size_bytes)
+                service.intake.documents.verify(entry.sha256, size_bytes=entry.size_bytes)
             except DocumentCorrupted as error:
                 corrupted.append(f"CORRUPTED {entry.sha256}: {error.reason}")
             checked += 1
@@ -191,49 +195,3 @@ def _format(age: timedelta) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-class _ImportProgressLine:
-    """Progress on one stderr line, rewritten in place on a terminal; off a terminal
-    (logs, CI) a line per tenth of the batch."""
-
-    _INTERVAL: Final = 0.25
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
-        self._last_shown = 0.0
-        self._next_tenth = 1
-        self._line_open = False
-        self.done = 0
-        self.total = 0
-
-    def __call__(self, progress: ImportProgress) -> None:
-        self.done, self.total = progress.done, progress.total
-        finished = progress.done >= progress.total
-        now = time.monotonic()
-        if self._tty:
-            if not finished and now - self._last_shown < self._INTERVAL:
-                return
-        elif not finished and progress.done * 10 < self._next_tenth * progress.total:
-            return
-        self._next_tenth = progress.done * 10 // max(progress.total, 1) + 1
-        self._last_shown = now
-        seconds = max(progress.seconds, 1e-6)
-        line = (
-            f"imported {progress.done:,}/{progress.total:,} legacy files, "
-            f"{progress.documents:,} documents, {progress.size_bytes / 1_000_000:,.1f} MB, "
-            f"{progress.failed:,} failed, {progress.done / seconds:,.0f} files/s, "
-            f"{progress.size_bytes / 1_000_000 / seconds:,.1f} MB/s"
-        )
-        if self._tty:
-            self._stream.write(f"\r{line}\x1b[K")
-            self._line_open = True
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
-
-    def end_line(self) -> None:
-        if self._line_open:
-            self._stream.write("\n")
-            self._line_open = False

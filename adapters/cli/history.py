@@ -23,7 +23,8 @@ from adapters.reports.case_history import (
     history_text,
 )
 from domain.history import HistoryFilter, event_kinds
-from service import AkteService, CaseNotFound, ReferenceNotFound
+from service import AkteService
+from service_common import CaseNotFound, ReferenceNotFound
 
 EXIT_OK: Final = 0
 EXIT_NOT_FOUND: Final = 1

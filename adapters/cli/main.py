@@ -18,17 +18,19 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from datetime import date, datetime, timedelta
 from types import FrameType
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
+from adapters.bootstrap import served_app
 from adapters.cli.appointments import add_appointment_commands
 from adapters.cli.audit import add_audit_commands
 from adapters.cli.data_protection import add_data_protection_commands
 from adapters.cli.documents import add_document_commands
 from adapters.cli.history import add_history_command
+from adapters.cli.progress import DemoLoadProgress, ProgressDisplay
 from adapters.cli.projections import add_projection_commands
 from adapters.cli.report import add_report_command
 from adapters.cli.simulate import add_simulator_commands
@@ -52,11 +54,13 @@ from adapters.http.schemas.cases import MAX_USER_ID
 from adapters.logging_setup import configure_logging
 from adapters.settings import Settings
 from adapters.simulation.demo_office import DEFAULT_OFFICE_ID, DemoSummary, load_demo_office
-from adapters.views.read_models import ReadModels, build_read_models
-from adapters.views.runner import ProjectionProcess
 from domain.case_file import CaseFile, require_code
 from domain.errors import InvalidValue
-from service import AkteService, CaseNotFound, ReferenceNotFound
+from service import AkteService
+from service_common import CaseNotFound, ReferenceNotFound
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 EXIT_OK: Final = 0
 EXIT_NOT_FOUND: Final = 1
@@ -83,56 +87,9 @@ def _open_service(settings: Settings) -> AbstractContextManager[AkteService]:
     return open_service(settings, what=f"the event store ({_where(settings)})")
 
 
-class _Progress:
-    """Progress of a demo load on one stderr line; on a terminal it is rewritten in place.
-
-    Off a terminal (logs, CI) it prints a line per tenth, so logs stay short.
-    """
-
-    _INTERVAL: Final = 0.25
-
-    def __init__(self, count_events: Callable[[], int], stream: TextIO) -> None:
-        self._count_events = count_events
-        self._stream = stream
-        self._tty = stream.isatty()
-        self._started = time.monotonic()
-        self._last_shown = 0.0
-        self._next_tenth = 1
-        self.done = 0
-        self._line_open = False
-
-    def __call__(self, done: int, total: int) -> None:
-        self.done = done
-        now = time.monotonic()
-        finished = done >= total
-        if self._tty:
-            if not finished and now - self._last_shown < self._INTERVAL:
-                return
-        else:
-            if not finished and done * 10 < self._next_tenth * total:
-                return
-            self._next_tenth = done * 10 // max(total, 1) + 1
-        self._last_shown = now
-        events = self._count_events()
-        rate = events / max(now - self._started, 1e-6)
-        line = f"loaded {done:,}/{total:,} cases, {events:,} events, {rate:,.0f} events/s"
-        if self._tty:
-            # \x1b[K clears what a longer previous line left behind.
-            self._stream.write(f"\r{line}\x1b[K" + ("\n" if finished else ""))
-            self._line_open = not finished
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
-
-    def end_line(self) -> None:
-        """End a half-written terminal line, so a following message starts on its own."""
-        if self._line_open:
-            self._stream.write("\n")
-            self._line_open = False
-
-
 def _load_demo(service: AkteService, settings: Settings, *, cases: int, seed: int) -> DemoSummary:
-    progress = _Progress(lambda: service.recorder.max_notification_id() or 0, sys.stderr)
+    display = ProgressDisplay()
+    progress = DemoLoadProgress(display, lambda: service.recorder.max_notification_id() or 0)
     started = time.monotonic()
     try:
         summary = load_demo_office(
@@ -143,7 +100,6 @@ def _load_demo(service: AkteService, settings: Settings, *, cases: int, seed: in
             office_id=settings.default_office_id or DEFAULT_OFFICE_ID,
         )
     except KeyboardInterrupt:
-        progress.end_line()
         # Each case file is saved as it is written, so the store keeps a partial office;
         # a later --demo sees a store that is not empty and leaves it alone.
         raise CliFailure(
@@ -151,6 +107,8 @@ def _load_demo(service: AkteService, settings: Settings, *, cases: int, seed: in
             f"interrupted after {progress.done:,} of {cases:,} case files; "
             f"they stay in the store ({_where(settings)})",
         ) from None
+    finally:
+        display.end_line()
     if summary.skipped:
         print(
             f"akte: the store already holds {summary.existing_events:,} events; "
@@ -227,32 +185,11 @@ def _print_summary(summary: DemoSummary, settings: Settings, seconds: float) -> 
 
 
 def _serve_app(
-    args: argparse.Namespace,
-    settings: Settings,
-    service: AkteService,
-    read_models: ReadModels,
-    projection_process: ProjectionProcess | None = None,
+    args: argparse.Namespace, settings: Settings, service: AkteService, app: FastAPI
 ) -> None:
     # Imported here: the other commands need neither the web stack nor its start-up time.
     import uvicorn
 
-    from adapters.http.app import create_app
-    from adapters.http.routes.operations import NamedCheck
-
-    try:
-        # Built before the demo loads: unusable authentication fails at once.
-        app = create_app(
-            service,
-            settings,
-            read_models=read_models,
-            readiness_checks=(
-                [NamedCheck("projection_process", projection_process.problem)]
-                if projection_process is not None
-                else []
-            ),
-        )
-    except (AuthConfigurationError, LocalIssuerKeyError) as error:
-        raise CliFailure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
     if args.demo:
         _load_demo(service, settings, cases=args.cases, seed=args.seed)
     base = f"http://{_display_host(args.host)}:{args.port}"
@@ -278,28 +215,13 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings_or_fail(office=args.office)
     _check_auth(settings)
 
-    with _open_service(settings) as service:
-        # With the embedded store the worklists follow the log in this process; a
-        # PostgreSQL deployment may run `akte projections run` workers instead. On
-        # PostgreSQL the server's own runner is a child process: a thread would take
-        # the interpreter (GIL) from the requests.
-        in_child = (
-            settings.projections_in_process
-            and settings.projections_in_child_process
-            and settings.store == "postgres"
-        )
-        read_models = build_read_models(
-            settings, service, follow=settings.projections_in_process and not in_child
-        )
-        projection_process = ProjectionProcess(settings) if in_child else None
+    with _open_service(settings) as service, ExitStack() as serving:
         try:
-            if projection_process is not None:
-                projection_process.start()
-            _serve_app(args, settings, service, read_models, projection_process)
-        finally:
-            if projection_process is not None:
-                projection_process.stop()
-            read_models.close()
+            # Built before the demo loads: unusable authentication fails at once.
+            app = serving.enter_context(served_app(settings, service))
+        except (AuthConfigurationError, LocalIssuerKeyError) as error:
+            raise CliFailure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
+        _serve_app(args, settings, service, app)
     return EXIT_OK
 
 

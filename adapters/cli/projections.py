@@ -5,7 +5,7 @@ parser; each sub-command's ``run`` returns the exit code and reports expected fa
 as one line on stderr, never a traceback: 2 for settings, stores and unknown read-model
 names, 3 when another worker holds a read model (stop it first), 130 when interrupted.
 
-With offices as shards (README "Deploying offices as shards"), each command works on one office's
+With offices as shards (docs "Offices as shards"), each command works on one office's
 shard: ``--office`` or ``AKTE_SHARD_OFFICE`` names it, and its read models live in that
 office's schema beside its events; run one ``projections run`` worker per office.
 """
@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
 from adapters.bootstrap import build_service
+from adapters.cli.progress import ProgressDisplay, projection_progress
 from adapters.cli.support import CliFailure, first_line, guarded, positive_int, settings_or_fail
 from adapters.settings import Settings
 from adapters.views.runner import (
@@ -33,20 +34,13 @@ from adapters.views.runner import (
     rebuild_in_processes,
 )
 from adapters.views.store import open_views_store
-from projections.engine import (
-    DEFAULT_BATCH_SIZE,
-    Progress,
-    Projection,
-    ProjectionBusy,
-    ProjectionEngine,
-    ProjectionError,
-    ProjectionStatus,
-    UnknownProjection,
-    ViewsStore,
-    projection_status,
-    select_projections,
-)
+from projections.engine import DEFAULT_BATCH_SIZE, Progress, ProjectionEngine
+from projections.errors import ProjectionBusy, ProjectionError, UnknownProjection
+from projections.projection import Projection
 from projections.read_models import READ_MODELS
+from projections.selection import select_projections
+from projections.status import ProjectionStatus, projection_status
+from projections.storage import ViewsStore
 from service import AkteService
 
 EXIT_OK: Final = 0
@@ -178,58 +172,15 @@ def _busy(error: ProjectionBusy) -> CliFailure:
     )
 
 
-class ProgressLine:
-    """Progress of a rebuild on one stderr line (rewritten in place on a terminal; off a
-    terminal, a line per tenth so logs stay short)."""
-
-    _INTERVAL: Final = 0.25
-
-    def __init__(self, stream: TextIO, label: str = "rebuilt") -> None:
-        self._stream = stream
-        self._label = label
-        self._tty = stream.isatty()
-        self._last_shown = 0.0
-        self._next_tenth = 1
-        self._line_open = False
-
-    def __call__(self, progress: Progress) -> None:
-        now = time.monotonic()
-        finished = progress.done >= progress.total
-        if self._tty:
-            if not finished and now - self._last_shown < self._INTERVAL:
-                return
-        else:
-            if not finished and progress.done * 10 < self._next_tenth * progress.total:
-                return
-            self._next_tenth = progress.done * 10 // max(progress.total, 1) + 1
-        self._last_shown = now
-        share = 100 * progress.done / max(progress.total, 1)
-        line = (
-            f"{self._label} {progress.done:,}/{progress.total:,} events ({share:.0f}%), "
-            f"{progress.events_per_second:,.0f} events/s"
-        )
-        if self._tty:
-            # \x1b[K clears what a longer previous line left behind.
-            self._stream.write(f"\r{line}\x1b[K" + ("\n" if finished else ""))
-            self._line_open = not finished
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
-
-    def end_line(self) -> None:
-        if self._line_open:
-            self._stream.write("\n")
-            self._line_open = False
-
-
 # ------------------------------------------------------------------- commands
 
 
 def run_rebuild(args: argparse.Namespace, projections: Sequence[Projection]) -> int:
     chosen = _chosen(projections, args.names)
     settings = load_settings(args.office)
-    progress = ProgressLine(sys.stderr)
-    with open_stores(settings) as stores:
+    display = ProgressDisplay()
+    progress = projection_progress(display)
+    with open_stores(settings) as stores, display:
         started = time.monotonic()
         try:
             known = {p.name for p in READ_MODELS}
@@ -237,6 +188,7 @@ def run_rebuild(args: argparse.Namespace, projections: Sequence[Projection]) -> 
                 done = rebuild_in_processes(
                     settings,
                     chosen,
+                    build_service=build_service,
                     jobs=args.jobs,
                     batch_size=args.batch_size,
                     lock_wait=args.wait,
@@ -245,17 +197,17 @@ def run_rebuild(args: argparse.Namespace, projections: Sequence[Projection]) -> 
             else:
                 done = _rebuild_here(stores, chosen, args.batch_size, args.wait, progress)
         except ProjectionBusy as busy:
-            progress.end_line()
+            display.end_line()
             raise _busy(busy) from None
         except KeyboardInterrupt:
-            progress.end_line()
+            display.end_line()
             raise CliFailure(
                 EXIT_INTERRUPTED,
                 "interrupted; the read models keep what was processed, "
                 "akte projections run continues from there",
             ) from None
         seconds = time.monotonic() - started
-        progress.end_line()
+        display.end_line()
         print(
             f"rebuilt {len(chosen)} read model(s) from {done:,} events in {seconds:.1f} s "
             f"({done / max(seconds, 1e-6):,.0f} events/s) in {stores.views.where}"

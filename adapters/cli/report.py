@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Final
 
+from adapters.cli.progress import ProgressDisplay, projection_progress
 from adapters.cli.projections import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
-    ProgressLine,
     Stores,
     load_settings,
     open_stores,
@@ -25,10 +25,12 @@ from adapters.cli.support import CliFailure
 from adapters.reference.staff_plan import StaffFileError, staff_plan_for
 from adapters.reports import yearly_report as report_formats
 from adapters.views.runner import wait_for_position
-from projections import statistics, workload
-from projections.engine import Projection, ProjectionEngine, ProjectionError
+from projections.engine import ProjectionEngine
+from projections.errors import ProjectionError
+from projections.figures import statistics, workload
+from projections.figures.yearly_report import YearlyReport, yearly_report
 from projections.paging import InvalidQuery
-from projections.yearly_report import YearlyReport, yearly_report
+from projections.projection import Projection
 
 WORKER_WAIT_SECONDS: Final = 60.0
 FORMATS: Final = ("json", "csv", "html")
@@ -93,9 +95,9 @@ def bring_statistics_up_to_date(
         if writer.try_lock(projection.name):
             try:
                 engine = ProjectionEngine(stores.log, writer, [projection])
-                progress = ProgressLine(sys.stderr, label=f"{projection.name} caught up")
-                engine.catch_up(until=head, progress=progress)
-                progress.end_line()
+                with ProgressDisplay() as display:
+                    progress = projection_progress(display, label=f"{projection.name} caught up")
+                    engine.catch_up(until=head, progress=progress)
             finally:
                 writer.unlock(projection.name)
             return

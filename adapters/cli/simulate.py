@@ -1,6 +1,6 @@
 """``akte simulate``: simulate an office's year(s) through the service, print the truth.
 
-The ground truth (:meth:`adapters.simulation.simulator.SimulationResult.truth_json`) goes to stdout
+The ground truth (:meth:`adapters.simulation.tally.SimulationResult.truth_json`) goes to stdout
 as JSON, or to ``--truth-out``; a progress line with commands/s and events/s goes to
 stderr, and a summary line at the end. Expected failures end with one line on stderr and
 an exit code, never a traceback: 2 for settings, store and usage problems (a store that
@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final
 
+from adapters.cli.progress import ProgressDisplay, simulation_progress
 from adapters.cli.support import (
     CliFailure,
     guarded,
@@ -24,14 +24,8 @@ from adapters.cli.support import (
     positive_int,
     settings_or_fail,
 )
-from adapters.simulation.simulator import (
-    DEFAULT_OFFICE_ID,
-    SimulationError,
-    SimulationProgress,
-    load_profile,
-    simulate,
-    suggested_case_cache,
-)
+from adapters.simulation.profile import SimulationError, load_profile
+from adapters.simulation.simulator import DEFAULT_OFFICE_ID, simulate, suggested_case_cache
 from domain.case_file import require_code
 from domain.errors import InvalidValue
 
@@ -114,8 +108,7 @@ def _simulate(args: argparse.Namespace) -> int:
         suggested_case_cache(args.scale, years=args.years, growth=args.growth),
     )
     settings = settings.model_copy(update={"case_cache_size": cache})
-    progress = _SimulationProgressLine(sys.stderr)
-    with open_service(settings) as service:
+    with ProgressDisplay() as display, open_service(settings) as service:
         existing = service.recorder.max_notification_id() or 0
         if existing and not args.append:
             raise CliFailure(
@@ -133,19 +126,18 @@ def _simulate(args: argparse.Namespace) -> int:
                 scale=args.scale,
                 office_id=args.office,
                 growth=args.growth,
-                progress=progress,
+                progress=simulation_progress(display),
             )
         except SimulationError as error:
-            progress.end_line()
+            display.end_line()
             raise CliFailure(EXIT_USAGE, str(error)) from None
         except KeyboardInterrupt:
-            progress.end_line()
+            display.end_line()
             raise CliFailure(
                 EXIT_INTERRUPTED,
                 "interrupted; the store holds a part of the simulation, start again in an "
                 "empty store",
             ) from None
-    progress.end_line()
     truth = json.dumps(result.truth_json(), indent=2, ensure_ascii=False) + "\n"
     if args.truth_out is not None:
         args.truth_out.write_text(truth, encoding="utf-8")
@@ -160,48 +152,3 @@ def _simulate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
-
-
-# ------------------------------------------------------------------ plumbing
-
-
-class _SimulationProgressLine:
-    """Progress on one stderr line, rewritten in place on a terminal; off a terminal
-    (logs, CI) a line per tenth of the simulated span."""
-
-    _INTERVAL: Final = 0.25
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
-        self._last_shown = 0.0
-        self._next_tenth = 1
-        self._line_open = False
-
-    def __call__(self, progress: SimulationProgress) -> None:
-        now = time.monotonic()
-        finished = progress.share >= 1.0
-        if self._tty:
-            if not finished and now - self._last_shown < self._INTERVAL:
-                return
-        elif not finished and progress.share * 10 < self._next_tenth:
-            return
-        self._next_tenth = int(progress.share * 10) + 1
-        self._last_shown = now
-        line = (
-            f"simulated up to {progress.simulated_day.isoformat()} ({progress.share:.0%}): "
-            f"{progress.commands:,} commands, {progress.events:,} events, "
-            f"{progress.commands_per_second:,.0f} commands/s, "
-            f"{progress.events_per_second:,.0f} events/s"
-        )
-        if self._tty:
-            self._stream.write(f"\r{line}\x1b[K")
-            self._line_open = True
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
-
-    def end_line(self) -> None:
-        if self._line_open:
-            self._stream.write("\n")
-            self._line_open = False

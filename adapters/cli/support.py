@@ -8,15 +8,17 @@ import argparse
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Final
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from adapters.bootstrap import InvalidSettings, build_service, settings_from_environment
+from adapters import bootstrap
+from adapters.bootstrap import InvalidSettings, settings_from_environment
 from adapters.settings import Settings
-from service import AkteService, StoreUnavailable
+from service import AkteService
+from service_common import StoreUnavailable
 
 EXIT_UNAVAILABLE: Final = 2
 EXIT_INTERRUPTED: Final = 130
@@ -72,20 +74,20 @@ def open_service(
     store_errors: tuple[type[BaseException], ...] = STORE_ERRORS,
     exit_code: int = EXIT_UNAVAILABLE,
 ) -> Iterator[AkteService]:
-    """The service over the configured store, closed afterwards; a store that cannot be
-    opened or fails meanwhile becomes a :class:`CliFailure` ("<what> is unavailable")."""
+    """:func:`adapters.bootstrap.open_service`: the service over the configured store,
+    closed afterwards; a store that cannot be opened or fails meanwhile becomes a
+    :class:`CliFailure` ("<what> is unavailable")."""
     # OSError: the data directory cannot be created (permissions, a file in the way).
     opening_errors: tuple[type[BaseException], ...] = (*store_errors, OSError)
-    try:
-        service = build_service(settings)
-    except opening_errors as error:
-        raise CliFailure(exit_code, f"{what} is unavailable: {first_line(error)}") from None
-    try:
-        yield service
-    except store_errors as error:
-        raise CliFailure(exit_code, f"{what} is unavailable: {first_line(error)}") from None
-    finally:
-        service.close()
+    with ExitStack() as opened:
+        try:
+            service = opened.enter_context(bootstrap.open_service(settings))
+        except opening_errors as error:
+            raise CliFailure(exit_code, f"{what} is unavailable: {first_line(error)}") from None
+        try:
+            yield service
+        except store_errors as error:
+            raise CliFailure(exit_code, f"{what} is unavailable: {first_line(error)}") from None
 
 
 def positive_int(text: str) -> int:

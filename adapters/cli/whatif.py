@@ -17,18 +17,18 @@ from datetime import date
 from pathlib import Path
 from typing import Final
 
+from adapters.cli.progress import ProgressDisplay, projection_progress
 from adapters.cli.projections import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
-    ProgressLine,
     load_settings,
     open_stores,
 )
 from adapters.cli.support import CliFailure
 from adapters.reports import whatif as whatif_formats
 from adapters.views.whatif_replay import POLICIES, WhatIfError, policy_for, run_whatif
-from projections.engine import ProjectionError
-from projections.whatif import WhatIfResult
+from projections.errors import ProjectionError
+from projections.figures.whatif import WhatIfResult
 
 EXIT_USAGE: Final = 64
 FORMATS: Final = ("json", "csv", "html")
@@ -90,8 +90,8 @@ def run_whatif_command(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
         office = args.office or settings.default_office_id
-        with open_stores(settings) as stores:
-            progress = ProgressLine(sys.stderr, label="replayed")
+        with open_stores(settings) as stores, ProgressDisplay() as display:
+            progress = projection_progress(display, label="replayed")
             try:
                 run = run_whatif(
                     stores.log,
@@ -106,7 +106,6 @@ def run_whatif_command(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
             except ProjectionError as error:
                 raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
-            progress.end_line()
     except CliFailure as failure:
         print(f"akte: {failure}", file=sys.stderr)
         return failure.exit_code

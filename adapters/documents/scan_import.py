@@ -42,7 +42,8 @@ from adapters.documents.inspection import PDF, UnacceptableFile, inspect_path
 from domain.case_file import MAX_PAGES, MasterData, check_reference, require_code
 from domain.errors import DomainError, InvalidValue
 from domain.values import SCANNED_LEGACY_FILE_KIND, require_file_name
-from service import SCAN_IMPORT_USER, AkteService, IncomingDocument
+from service import AkteService
+from service_intake import SCAN_IMPORT_USER, IncomingDocument
 
 MANIFEST_NAME: Final = "manifest.json"
 MAX_MANIFEST_BYTES: Final = 1_048_576
@@ -219,7 +220,7 @@ def import_folder(
         label = manifest.file_number
         scans = list(_checked_scans(manifest))
         try:
-            filed = service.file_scanned_documents(
+            filed = service.intake.file_scanned_documents(
                 office_id=office_id,
                 reference=manifest.file_number,
                 master_data=manifest.master_data,

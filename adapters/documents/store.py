@@ -23,9 +23,12 @@ import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import BinaryIO, Final
+
+# The values of the application's document store port; this store implements the port.
+from service_ports import StoredDocument as StoredDocument
+from service_ports import StoredEntry as StoredEntry
 
 DEFAULT_CHUNK_BYTES: Final = 1_048_576
 """1 MiB: large enough for few round trips, small enough to never matter in memory."""
@@ -58,22 +61,6 @@ class DocumentStoreUnavailable(DocumentStoreError):
 
 class SourceChanged(DocumentStoreError):
     """The file changed while it was being stored; nothing was stored under its hash."""
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    sha256: str
-    size_bytes: int
-
-
-@dataclass(frozen=True)
-class StoredEntry:
-    """A document in the store, as the orphan sweep sees it."""
-
-    sha256: str
-    size_bytes: int
-    stored_at: datetime
-    """When it was last stored (storing it again renews this; the sweep spares recent ones)."""
 
 
 def require_address(sha256: str) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from adapters.documents.store import DocumentStore
+from service_ports import DocumentStore
 
 DEFAULT_GRACE_PERIOD: Final = timedelta(days=1)
 

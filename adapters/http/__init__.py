@@ -1,1 +1,1 @@
-"""The HTTP interface; build it with :func:`adapters.http.app.create_app`."""
+"""The HTTP interface; build it with :func:`adapters.bootstrap.build_app`."""

@@ -23,7 +23,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.schemas.cases import FieldErrorPublic, ProblemPublic
 from domain.errors import InvalidValue, PartNotFound, RuleViolation
-from service import CaseNotFound, ConcurrentModification, ReferenceNotFound, StoreUnavailable
+from service_common import (
+    CaseNotFound,
+    ConcurrentModification,
+    ReferenceNotFound,
+    StoreUnavailable,
+)
 
 PROBLEM_TYPE_BASE = "https://akte.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"

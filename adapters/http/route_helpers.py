@@ -11,7 +11,8 @@ from fastapi import Request, Response
 from adapters.http.problems import HttpProblem
 from adapters.http.schemas.cases import ProblemPublic, RecordedPublic
 from domain.case_file import CaseFile
-from service import AkteService, Recorded
+from service import AkteService
+from service_common import Recorded
 
 T = TypeVar("T")
 

@@ -30,14 +30,14 @@ from adapters.documents.inspection import (
 from adapters.documents.store import (
     DocumentCorrupted,
     DocumentNotStored,
-    DocumentStore,
     DocumentStoreUnavailable,
     SourceChanged,
 )
 from adapters.http.problems import HttpProblem, problem_response
 from adapters.http.schemas.cases import ProblemPublic
 from domain.values import require_file_name
-from service import DocumentStoreMissing, IncomingDocument
+from service_intake import DocumentStoreMissing, IncomingDocument
+from service_ports import DocumentStore
 
 DOCUMENT_STORE_RETRY_AFTER_SECONDS: Final = 5
 MULTIPART: Final = frozenset({"multipart/form-data"})

@@ -17,7 +17,7 @@ Destroying a key (erasure) deletes its row and leaves a tombstone with the time 
 erasure: readers then know the data was erased on purpose (and show it redacted) rather
 than lost (which is an error). A key is never made again for an owner with a tombstone.
 Backups of the key store must be kept for a short time only (days, not years), or an
-old backup restores the means to read what was erased: see README, "Data protection".
+old backup restores the means to read what was erased: see docs "Data protection".
 
 Master keys have ids; the first one configured wraps new keys, the others only unwrap.
 :meth:`DataKeys.rotate` re-wraps every data key under the current master key (the key
@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 from uuid import UUID, uuid4
 
+import psycopg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import PersistenceError
@@ -871,7 +872,12 @@ class DataKeys:
             self._reserve.clear()
             self._handed_out.clear()
         if unused:
-            self.store.discard(unused)
+            try:
+                self.store.discard(unused)
+            except (sqlite3.Error, psycopg.Error) as error:
+                # The application knows the store's errors only (PersistenceError).
+                msg = f"could not delete the unused data keys made ahead: {type(error).__name__}"
+                raise DataKeyError(msg) from error
         return len(unused)
 
     def close(self) -> None:

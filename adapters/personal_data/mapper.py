@@ -36,7 +36,7 @@ then ignores it (the aggregate is replayed from its events).
 
 Events written without encryption (before it was switched on, or with it switched off)
 have no ``_personal_`` and read as they are: a store can be migrated by switching it on;
-what was written before stays in the clear (see README, "Data protection").
+what was written before stays in the clear (see docs "Data protection").
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from typing import Any, Final, cast
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
+from eventsourcing.application import Application
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import (
     Cipher,
@@ -63,6 +64,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 from adapters.personal_data.key_store import NONCE_BYTES, DataKeyErased, DataKeys
 from domain.personal import personal_fields, redacted_fields
+from service_data_protection import PersonalDataProtectionOff
 
 SEALED: Final = "_personal_"
 """The state key of the sealed personal values."""
@@ -282,3 +284,27 @@ class SkippingSnapshotStore(EventStore[UUID]):
                 yield self.mapper.to_domain_event(stored_event)
             except DataKeyErased:
                 continue
+
+
+def holds_plaintext(stored_event: StoredEvent, transcoder: Transcoder) -> bool:
+    """The stored event holds personal data in the clear: written before per-person
+    encryption was switched on (or with it off), so destroying a key cannot erase it."""
+    try:
+        cls = resolve_topic(stored_event.topic)
+    except Exception:  # a topic whose class is gone: nothing to say about it
+        return False
+    names = personal_fields(cls)
+    if not names:
+        return False
+    state: dict[str, Any] = transcoder.decode(stored_event.state)
+    return SEALED not in state and any(state.get(n) is not None for n in names)
+
+
+def data_keys_of(application: Application[UUID]) -> DataKeys:
+    """The data keys of an application built with per-person encryption (key rotation,
+    status, tests); :class:`PersonalDataProtectionOff` for one without."""
+    mapper = application.mapper
+    if not isinstance(mapper, PersonalDataMapper) or mapper._keys is None:
+        msg = "this service was built without per-person encryption"
+        raise PersonalDataProtectionOff(msg)
+    return mapper.keys

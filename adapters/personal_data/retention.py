@@ -2,7 +2,7 @@
 
 The rules live in ``adapters/reference/retention-rules.json`` (or
 ``AKTE_RETENTION_RULES_PATH``): per rule its id, the legal basis, the fact the period
-runs from (a trigger of :mod:`projections.retention_due`) and how many years. The
+runs from (a trigger of :mod:`projections.worklists.retention_due`) and how many years. The
 worklist of due files is the ``retention_due`` read model queried with these rules.
 
 :func:`run_retention` is what ``akte retention run`` does: a dry run lists what is due;
@@ -26,9 +26,10 @@ from uuid import UUID
 from domain.case_file import require_code
 from domain.erasure import ERASURE_GROUNDS
 from domain.errors import DomainError
-from projections.engine import ViewsStore
-from projections.retention_due import TRIGGERS, DueFile, RetentionRule, due_files
-from service import AkteService, ServiceError
+from projections.storage import ViewsStore
+from projections.worklists.retention_due import TRIGGERS, DueFile, RetentionRule, due_files
+from service import AkteService
+from service_common import ServiceError
 
 logger = logging.getLogger("akte.retention")
 
@@ -197,7 +198,7 @@ def run_retention(
             if case.is_erased:
                 outcome.erased = True  # the read model had not seen it yet
                 continue
-            service.erase_personal_data(
+            service.data_protection.erase_personal_data(
                 case_id,
                 expected_version=case.version,
                 by=RETENTION_USER,

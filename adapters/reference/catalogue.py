@@ -7,6 +7,7 @@ case file needs beyond residence titles (integration course, entry consent).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -90,7 +91,12 @@ def _read(name: str) -> list[dict[str, Any]]:
     return data
 
 
+@functools.cache
 def load_catalogue() -> Catalogue:
+    """The shipped catalogue, read once per process (it never changes while running).
+
+    The service holds it as its ``service_ports.Catalogue`` (the checks); what lists
+    the codes and labels (``GET /catalogue``, the simulator) reads it from here."""
     bases = _read("legal-bases.json") + _read("legal-bases-supplement.json")
     topics = _read("contact-topics.json")
     return Catalogue(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from adapters.settings import Settings
-from projections.workload import StaffMonth, StaffPlan
+from projections.figures.workload import StaffMonth, StaffPlan
 
 _MONTH: Final = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 

@@ -1,7 +1,7 @@
 """The tamper-evidence benchmark (``bin/bench-audit``) runs end to end at a tiny size.
 
 It checks that the benchmark runs and reports what it promises, never how fast anything
-is; the figures live in ``benchmarks/AUDIT.md``.
+is; the figures live in ``docs/performance/audit.md``.
 """
 
 from __future__ import annotations

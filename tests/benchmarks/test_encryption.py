@@ -1,7 +1,7 @@
 """The encryption benchmark (``bin/bench-encryption``) runs end to end at a tiny size.
 
 It checks that the benchmark runs and reports what it promises, never how fast anything
-is; the figures live in ``benchmarks/ENCRYPTION.md``.
+is; the figures live in ``docs/performance/encryption.md``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The history benchmark (``bin/bench-history``) runs end to end at a tiny size.
 
 It checks that the benchmark runs and reports what it promises, never how fast anything
-is; the figures live in ``benchmarks/HISTORY.md``.
+is; the figures live in ``docs/performance/history.md``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The projection benchmark (``bin/bench-projections``) runs end to end at a tiny size.
 
 It checks that the benchmark runs and reports what it promises, never how fast anything
-is; the figures live in ``benchmarks/PROJECTIONS.md``.
+is; the figures live in ``docs/performance/projections.md``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The yearly report benchmark (``bin/bench-report``) runs end to end at a tiny size.
 
 It checks that the benchmark runs, reproduces the simulator's ground truth and reports
-what it promises, never how fast anything is (figures: ``benchmarks/REPORT.md``).
+what it promises, never how fast anything is (figures: ``docs/performance/report.md``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The simulator benchmark (``bin/bench-simulator``) runs end to end at a tiny size.
 
 It checks that the benchmark runs and reports what it promises, never how fast anything
-is; the figures live in ``benchmarks/SIMULATOR.md``.
+is; the figures live in ``docs/performance/simulator.md``.
 """
 
 from __future__ import annotations

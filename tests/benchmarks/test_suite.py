@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks import suite
-from benchmarks.core import PostgresParams
+from benchmarks.harness import (
+    PostgresParams,
+)
 
 TINY = replace(
     suite.QUICK,

@@ -1,7 +1,7 @@
 """The what-if benchmark (``bin/bench-whatif``) runs end to end at a tiny size.
 
 It checks that the benchmark runs, matches the simulator's ground truth and reports what
-it promises, never how fast anything is (figures: ``benchmarks/WHATIF.md``).
+it promises, never how fast anything is (figures: ``docs/performance/whatif.md``).
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ from domain.acts import Act
 from domain.case_file import CaseFile, MasterData
 from domain.errors import DomainError
 from domain.values import Validity
-from service import AkteService, ConcurrentModification, Recorded
+from service import AkteService
+from service_common import ConcurrentModification, Recorded
 from tests.conftest import POSTGRES, FakeClock
 
 BY = "sb-01"

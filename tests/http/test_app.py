@@ -2,7 +2,7 @@
 
 Requests carry bearer tokens of the local issuer (the default ``auth_mode``); access
 control itself, over real HTTP and with an identity provider's keys, is tested in
-``tests/http/auth/test_tokens.py``.
+``tests/http/auth/``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.http.app import create_app
+from adapters.bootstrap import build_app
 from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
 from domain.case_reference import CaseReference
-from service import AkteService, StoreUnavailable
+from service import AkteService
+from service_common import StoreUnavailable
 from tests.conftest import FakeClock
 
 USER = "tl-17"
@@ -90,7 +91,7 @@ def client(
 ) -> Iterator[TestClient]:
     """A client that sends USER's token (a team lead of the default office) by default."""
     app_settings = settings.model_copy(update={"local_issuer_key_path": issuer_key_file})
-    app = create_app(service, app_settings)
+    app = build_app(app_settings, service)
     headers = bearer(issuer, office=settings.default_office_id)
     with TestClient(app, headers=headers) as test_client:
         yield test_client

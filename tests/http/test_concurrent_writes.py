@@ -17,7 +17,7 @@ from uuid import UUID
 import httpx2 as httpx
 import pytest
 
-from adapters.http.app import create_app
+from adapters.bootstrap import build_app
 from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
@@ -47,7 +47,7 @@ class Outcomes:
 
 @pytest.fixture
 def served(service: AkteService, settings: Settings) -> Iterator[ServedApp]:
-    app = ServedApp(create_app(service, settings), service)
+    app = ServedApp(build_app(settings, service), service)
     app.start()
     try:
         yield app

@@ -32,10 +32,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from adapters.bootstrap import build_service
-from adapters.http.app import create_app
+from adapters.bootstrap import build_app, build_read_models, build_service
 from adapters.settings import Settings
-from adapters.views.read_models import build_read_models
 from domain.case_file import CaseFile, MasterData
 from domain.commitment_declaration import CommitmentDeclaration
 from service import AkteService
@@ -79,7 +77,7 @@ class FuzzEnvironment:
             assert stored == self.acknowledged.get(case_id, set()), f"case {case_id}"
         submitted_publicly = 0
         for declaration_id in self.ids_with_topic(CommitmentDeclaration.Submitted):
-            events = self.service.declaration_events(declaration_id)
+            events = self.service.declarations.declaration_events(declaration_id)
             stored = {event.originator_version for event in events}
             acknowledged = self.acknowledged_declarations.get(declaration_id)
             if acknowledged is None:
@@ -114,7 +112,7 @@ def fuzz_env(tmp_path: Any) -> Iterator[FuzzEnvironment]:
     service = build_service(settings_, clock=clock)
     caller = fuzz_caller(settings_)
     read_models = build_read_models(settings_, service, follow=True)
-    app = create_app(service, settings_, read_models=read_models)
+    app = build_app(settings_, service, read_models=read_models)
     env = FuzzEnvironment(service=service, app=app, caller=caller, case_ids=[])
     for index in range(SEEDED_CASES):
         recorded = service.open_case(
@@ -134,19 +132,19 @@ def fuzz_env(tmp_path: Any) -> Iterator[FuzzEnvironment]:
         env.acknowledge(recorded.case_id, version)
     provider = RecordingProvider()
     for index in range(SEEDED_DECLARATIONS):
-        submitted = service.submit_commitment_declaration(
+        submitted = service.declarations.submit_commitment_declaration(
             office_id=caller.office_id, **submission(clock.now.date())
         )
         declaration_id = submitted.declaration_id
         if index % 2:  # one paid, so that the office's later steps can succeed too
-            started = service.start_payment(
+            started = service.declarations.start_payment(
                 declaration_id,
                 method="visa",
                 provider=provider,
                 notification_url="https://akte.example/payments/notifications",
                 return_url="https://akte.example/payments/return",
             )
-            service.settle_payment(
+            service.declarations.settle_payment(
                 provider=provider.name,
                 transaction_id=started.result.payment.transaction_id,
                 outcome="paid",
@@ -154,7 +152,7 @@ def fuzz_env(tmp_path: Any) -> Iterator[FuzzEnvironment]:
                 currency="EUR",
             )
         env.declaration_ids.append(declaration_id)
-        seeded = service.get_declaration(declaration_id).version
+        seeded = service.declarations.get_declaration(declaration_id).version
         env.acknowledge_declaration(declaration_id, *range(1, seeded + 1))
     yield env
     try:
@@ -169,7 +167,7 @@ def _operation_labels() -> list[str]:
     settings_ = Settings(store="sqlite", data_dir=Path(tempfile.mkdtemp()))
     service = build_service(settings_)
     try:
-        api = schemathesis.openapi.from_dict(create_app(service, settings_).openapi())
+        api = schemathesis.openapi.from_dict(build_app(settings_, service).openapi())
         labels = []
         for result in api.get_all_operations():
             assert isinstance(result, Ok), f"the OpenAPI schema is invalid: {result}"
@@ -215,7 +213,7 @@ def test_no_request_breaks_the_api(label: str, fuzz_env: FuzzEnvironment) -> Non
             if real_case is not None:
                 headers["If-Match"] = f'"{env.service.get_case(real_case).version}"'
             elif real_declaration is not None:
-                version = env.service.get_declaration(real_declaration).version
+                version = env.service.declarations.get_declaration(real_declaration).version
                 headers["If-Match"] = f'"{version}"'
         case.headers = headers
 

@@ -16,12 +16,13 @@ from adapters.settings import Settings
 from domain.appointments import AppointmentType, AvailabilityObservation, CalendarRules
 from domain.appointments import OpeningHours as Hours
 from domain.errors import InvalidValue
-from projections import appointment_day, appointment_figures, appointment_holds
-from projections.appointment_day import appointments_of_day
-from projections.appointment_figures import availability_history, current_figures
-from projections.appointment_holds import unconfirmed_holds
-from projections.engine import Projection, ViewsStore
+from projections.appointments import appointment_day, appointment_figures, appointment_holds
+from projections.appointments.appointment_day import appointments_of_day
+from projections.appointments.appointment_figures import availability_history, current_figures
+from projections.appointments.appointment_holds import unconfirmed_holds
 from projections.paging import InvalidCursor
+from projections.projection import Projection
+from projections.storage import ViewsStore
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.service.test_appointments import NEXT_MONDAY, TUESDAY, book
@@ -80,17 +81,21 @@ def test_the_day_list_follows_the_counter_and_leaves_out_freed_seats(
     cancelled, _ = book(service, local(TUESDAY, 9), n=3)
     other_day, _ = book(service, local(NEXT_MONDAY, 9), n=4)
     follow(service, views)  # incrementally: part of the history first
-    service.cancel_appointment(cancelled, expected_version=None, by="sb-01", reason=None)
+    service.appointments.cancel_appointment(
+        cancelled, expected_version=None, by="sb-01", reason=None
+    )
     clock.now = local(TUESDAY, 7, 55)
-    version = service.get_appointment(early).version
-    version = service.check_in_appointment(early, expected_version=version, by="sb-01").version
-    service.record_attended(early, expected_version=version, by="sb-01")
+    version = service.appointments.get_appointment(early).version
+    version = service.appointments.check_in_appointment(
+        early, expected_version=version, by="sb-01"
+    ).version
+    service.appointments.record_attended(early, expected_version=version, by="sb-01")
     follow(service, views)
 
     page = appointments_of_day(views, office_id=OFFICE, day=TUESDAY)
     assert ids(page) == [str(early), str(late)]
     assert [item.status for item in page.items] == ["attended", "held"]
-    assert page.items[1].version == service.get_appointment(late).version
+    assert page.items[1].version == service.appointments.get_appointment(late).version
     assert page.items[0].starts_at == local(TUESDAY, 8)
     assert "Muster" not in repr(page)  # no names in the rows
     attended = appointments_of_day(views, office_id=OFFICE, day=TUESDAY, statuses=["attended"])
@@ -125,9 +130,11 @@ def test_unconfirmed_holds_show_the_mail_state_and_leave_when_confirmed_or_lapse
     first, reference = book(service, local(NEXT_MONDAY, 9), n=1)
     clock.advance(minutes=1)  # the holds lapse one after the other
     bounced, _ = book(service, local(NEXT_MONDAY, 10), n=2)
-    service.record_mail_bounce(bounced, mail_number=1, reason="5.1.1")
+    service.appointments.record_mail_bounce(bounced, mail_number=1, reason="5.1.1")
     confirmed, confirmed_reference = book(service, local(NEXT_MONDAY, 11), n=3)
-    service.confirm_booking(confirmed_reference, service.confirmation_code(confirmed))
+    service.appointments.confirm_booking(
+        confirmed_reference, service.appointments.confirmation_code(confirmed)
+    )
     follow(service, views)
 
     holds = unconfirmed_holds(views, office_id=OFFICE)
@@ -136,32 +143,32 @@ def test_unconfirmed_holds_show_the_mail_state_and_leave_when_confirmed_or_lapse
         ("sent", None),
         ("bounced", "5.1.1"),
     ]
-    assert holds.items[0].held_until == service.get_appointment(first).held_until
+    assert holds.items[0].held_until == service.appointments.get_appointment(first).held_until
     only_bounced = unconfirmed_holds(views, office_id=OFFICE, mail_statuses=["bounced"])
     assert ids(only_bounced) == [str(bounced)]
     assert not any(h.reminder_sent for h in holds.items)
 
     clock.advance(hours=25)  # the reminders are due
-    service.run_appointment_tick()
+    service.appointments.run_appointment_tick()
     follow(service, views)
     reminded = unconfirmed_holds(views, office_id=OFFICE)
     assert [(h.reminder_sent, h.reminder_status) for h in reminded.items] == [
         (True, "sent"),
         (True, "sent"),
     ]
-    service.resend_confirmation(reference)
+    service.appointments.resend_confirmation(reference)
     follow(service, views)
     assert unconfirmed_holds(views, office_id=OFFICE).items[0].mail_attempts == 1
 
     clock.advance(hours=24)  # the holds run out
-    service.run_appointment_tick()
+    service.appointments.run_appointment_tick()
     follow(service, views)
     assert unconfirmed_holds(views, office_id=OFFICE).items == []
     check_rebuild(service, views)
 
 
 def _define_other_office(service: AkteService) -> None:
-    service.define_service_point(
+    service.appointments.define_service_point(
         office_id=OTHER,
         code=POINT,
         name="Bürgerbüro Nachbarstadt",
@@ -196,7 +203,7 @@ def test_lists_and_figures_of_one_office_never_show_another(
 ) -> None:
     _define_other_office(service)
     mine, _ = book(service, local(TUESDAY, 8), n=1)
-    theirs = service.book_appointment(
+    theirs = service.appointments.book_appointment(
         office_id=OTHER,
         service_point_code=POINT,
         appointment_type="extend-title",
@@ -214,7 +221,7 @@ def test_lists_and_figures_of_one_office_never_show_another(
     assert ids(unconfirmed_holds(views, office_id=OTHER)) == [str(theirs)]
     [held] = unconfirmed_holds(views, office_id=OTHER).items
     assert held.origin == "office"
-    other_point = service.get_service_point(OTHER, POINT)
+    other_point = service.appointments.get_service_point(OTHER, POINT)
     now = service.clock()
     [figure] = current_figures(views, points=[other_point], now=now)
     # Their only Tuesday seats: 08:00 taken, 09:00 free.
@@ -238,7 +245,7 @@ def test_the_figures_now_name_the_waitlist_and_the_next_free_slot_as_the_service
     n = 0
     for offset in range(4):  # Tuesday to Friday booked out (but for same-day seats)
         n = _fill_day(service, TUESDAY + timedelta(days=offset), n)
-    service.join_waitlist(
+    service.appointments.join_waitlist(
         office_id=OFFICE,
         service_point_code=POINT,
         appointment_type="extend-title",
@@ -249,10 +256,10 @@ def test_the_figures_now_name_the_waitlist_and_the_next_free_slot_as_the_service
     )
     follow(service, views)
 
-    point = service.get_service_point(OFFICE, POINT)
+    point = service.appointments.get_service_point(OFFICE, POINT)
     now = service.clock()
     figures = current_figures(views, points=[point], now=now)
-    expected = service.booking_figures(office_id=OFFICE, code=POINT)
+    expected = service.appointments.booking_figures(office_id=OFFICE, code=POINT)
     assert [
         (f.appointment_type, f.waiting, f.next_free_slot, f.booked_out_days) for f in figures
     ] == [(e.appointment_type, e.waiting, e.next_free_slot, e.booked_out_days) for e in expected]
@@ -272,17 +279,17 @@ def test_the_tick_records_the_figures_once_a_day_and_the_series_is_replayable(
     service: AkteService, views: ViewsStore, mailer: RecordingMailer, clock: FakeClock
 ) -> None:
     clock.now = local(date(2024, 3, 4), 6, 30)  # before the same-day release
-    assert service.run_appointment_tick().observations == 0
+    assert service.appointments.run_appointment_tick().observations == 0
     clock.now = local(date(2024, 3, 4), 7, 5)
-    assert service.run_appointment_tick().observations == 3  # one per type
-    assert service.run_appointment_tick().observations == 0  # once a day
+    assert service.appointments.run_appointment_tick().observations == 3  # one per type
+    assert service.appointments.run_appointment_tick().observations == 0  # once a day
     n = 0
     for offset in range(4):
         n = _fill_day(service, TUESDAY + timedelta(days=offset), n)
     clock.now = local(TUESDAY, 13)
-    service.run_appointment_tick()
+    service.appointments.run_appointment_tick()
     clock.now = local(date(2024, 3, 6), 7, 30)
-    service.run_appointment_tick()
+    service.appointments.run_appointment_tick()
     follow(service, views)
 
     series = availability_history(views, office_id=OFFICE, appointment_type="extend-title")
@@ -305,7 +312,7 @@ def test_the_tick_records_the_figures_once_a_day_and_the_series_is_replayable(
     )
     assert [d.appointment_type for d in rest.items] == ["fiction-certificate"]
     assert availability_history(views, office_id=OTHER).items == []
-    observed = service._get(
+    observed = service.appointments._get(
         AvailabilityObservation.id_for(OFFICE, POINT, "extend-title", TUESDAY),
         AvailabilityObservation,
     )
@@ -317,7 +324,7 @@ def test_the_tick_records_the_figures_once_a_day_and_the_series_is_replayable(
 def test_office_bookings_need_no_challenge_and_a_case_file_of_the_office(
     service: AkteService, mailer: RecordingMailer
 ) -> None:
-    recorded = service.book_appointment(
+    recorded = service.appointments.book_appointment(
         office_id=OFFICE,
         service_point_code=POINT,
         appointment_type="extend-title",
@@ -328,11 +335,11 @@ def test_office_bookings_need_no_challenge_and_a_case_file_of_the_office(
         origin="office",
         by="sb-01",
     )
-    booked = service.get_appointment(recorded.appointment_id)
+    booked = service.appointments.get_appointment(recorded.appointment_id)
     assert (booked.origin, booked.status) == ("office", "held")
     assert booked.starts_at.utcoffset() == timedelta(hours=1)  # the service point's time
     with pytest.raises(InvalidValue, match="case file"):
-        service.book_appointment(
+        service.appointments.book_appointment(
             office_id=OFFICE,
             service_point_code=POINT,
             appointment_type="extend-title",

@@ -14,24 +14,20 @@ from eventsourcing.persistence import OperationalError
 from adapters.settings import Settings
 from adapters.views.runner import ApplicationEventLog
 from adapters.views.store import PostgresViewsStore, SqliteViewsStore
-from projections import open_procedures_by_assignee, unassigned_procedures
-from projections.engine import (
+from projections.engine import Progress, ProjectionEngine
+from projections.errors import (
     EventLogUnavailable,
     InconsistentLog,
-    Progress,
-    Projection,
-    ProjectionEngine,
-    StoredNotification,
-    Table,
     UnknownProjection,
     ViewNotBuilt,
-    ViewsStore,
     ViewsStoreUnavailable,
-    partition_projections,
-    projection_status,
 )
-from projections.unassigned_procedures import unassigned_procedures as unassigned_query
-from projections.worklists import WORKLISTS
+from projections.projection import Projection, Table
+from projections.selection import partition_projections
+from projections.status import projection_status
+from projections.storage import StoredNotification, ViewsStore
+from projections.worklists import WORKLISTS, open_procedures_by_assignee, unassigned_procedures
+from projections.worklists.unassigned_procedures import unassigned_procedures as unassigned_query
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.support.projections import (

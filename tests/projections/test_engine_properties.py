@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from adapters.settings import Settings
 from domain.case_file import CaseFile
 from domain.errors import DomainError
-from projections.engine import ProjectionEngine, ViewsStore
+from projections.engine import ProjectionEngine
+from projections.storage import ViewsStore
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.support.projections import (

@@ -19,18 +19,19 @@ import pytest
 from hypothesis import given
 
 from adapters.settings import Settings
-from projections import statistics
-from projections.engine import ProjectionEngine, ViewsStore
-from projections.statistics import FACTS
-from projections.yearly_report import (
+from projections.engine import ProjectionEngine
+from projections.figures import statistics
+from projections.figures.counted_events import figure_events
+from projections.figures.statistics import FACTS
+from projections.figures.yearly_report import (
     FIGURE_KEYS,
     TRANSLATIONS,
     DrillDown,
     Figure,
     YearlyReport,
-    figure_events,
     yearly_report,
 )
+from projections.storage import ViewsStore
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.projections.test_engine_properties import History, Step, histories, settings_for

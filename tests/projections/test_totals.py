@@ -11,7 +11,8 @@ import pytest
 
 from adapters.settings import Settings
 from domain.case_file import CaseFile
-from projections.engine import CaseRows, Projection, Table, Totals, ViewsStore, handlers, on
+from projections.projection import CaseRows, Projection, Table, Totals, handlers, on
+from projections.storage import ViewsStore
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.support.projections import TOPIC, CaseDriver, engine_for, views_for

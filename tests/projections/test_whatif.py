@@ -26,7 +26,9 @@ from adapters.bootstrap import build_service
 from adapters.cli.main import main
 from adapters.reports.whatif import whatif_csv, whatif_html, whatif_json
 from adapters.settings import Settings
-from adapters.simulation.simulator import SimulationResult, load_profile, simulate
+from adapters.simulation.profile import load_profile
+from adapters.simulation.simulator import simulate
+from adapters.simulation.tally import SimulationResult
 from adapters.views.runner import ApplicationEventLog
 from adapters.views.store import open_views_store
 from adapters.views.whatif_replay import WhatIfError, policy_for, run_for_application, run_whatif
@@ -39,9 +41,10 @@ from domain.whatif import (
     extension_saved,
     valid_for_months,
 )
-from projections import statistics
-from projections.engine import ProjectionEngine, read_positions
-from projections.whatif import WhatIfResult
+from projections.engine import ProjectionEngine
+from projections.figures import statistics
+from projections.figures.whatif import WhatIfResult
+from projections.positions import read_positions
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.support.projections import OFFICE, CaseDriver
@@ -305,7 +308,7 @@ def test_visits_are_the_attended_appointments_where_any_are_recorded(
         )
 
     # The person came the day before the first extension was recorded.
-    service._change(case.case_id, case.version, "sb-01", _at(date(2024, 4, 1)), attended)
+    service.change_case(case.case_id, case.version, "sb-01", _at(date(2024, 4, 1)), attended)
 
     seven = _run(service, 7)
 

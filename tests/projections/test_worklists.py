@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 
 from adapters.settings import Settings
-from projections.eat_cards_awaiting_handover import eat_cards_awaiting_handover
-from projections.engine import ViewsStore
-from projections.expiring_documents import expiring_documents
-from projections.open_procedures_by_assignee import open_procedures_by_assignee
-from projections.overdue_document_requests import overdue_document_requests
 from projections.paging import MAX_PAGE_SIZE, InvalidCursor, InvalidQuery, Page
-from projections.unassigned_procedures import unassigned_procedures
-from projections.unreviewed_uploads import unreviewed_uploads
+from projections.storage import ViewsStore
+from projections.worklists.eat_cards_awaiting_handover import eat_cards_awaiting_handover
+from projections.worklists.expiring_documents import expiring_documents
+from projections.worklists.open_procedures_by_assignee import open_procedures_by_assignee
+from projections.worklists.overdue_document_requests import overdue_document_requests
+from projections.worklists.unassigned_procedures import unassigned_procedures
+from projections.worklists.unreviewed_uploads import unreviewed_uploads
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.support.projections import (

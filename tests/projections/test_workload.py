@@ -17,17 +17,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.http.app import create_app
+from adapters.bootstrap import build_app, build_read_models
 from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.reference.staff_plan import StaffFileError, load_staff_plan, staff_plan_from_json
 from adapters.reports.yearly_report import report_csv, report_html, report_json
 from adapters.settings import Settings
-from adapters.views.read_models import build_read_models
-from projections import appointment_figures, statistics, workload
-from projections.engine import ViewsStore
-from projections.workload import StaffMonth, StaffPlan
-from projections.yearly_report import WORKLOAD_KEYS, yearly_report
+from projections.appointments import appointment_figures
+from projections.figures import statistics, workload
+from projections.figures.workload import StaffMonth, StaffPlan
+from projections.figures.yearly_report import WORKLOAD_KEYS, yearly_report
+from projections.storage import ViewsStore
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.support.appointments import local, set_up
@@ -158,7 +158,7 @@ def test_the_booked_out_series_comes_from_the_appointment_tick(
 ) -> None:
     set_up(service)
     clock.now = local(date(2024, 3, 4), 7, 5)
-    assert service.run_appointment_tick().observations > 0
+    assert service.appointments.run_appointment_tick().observations > 0
     with engine_for(service, views, MODELS) as engine:
         engine.catch_up()
 
@@ -257,7 +257,7 @@ def test_the_team_lead_reads_the_workload_and_the_whatif_over_http(
     configured = settings.model_copy(update={"staff_file": staff_file})
     read_models = build_read_models(configured, service, follow=True)
     try:
-        app = create_app(service, configured, read_models=read_models)
+        app = build_app(configured, service, read_models=read_models)
         assert read_models.wait_until(service.recorder.max_notification_id() or 0, 10)
         lead = _token(configured, Role.TEAM_LEAD, "tl-01")
         with TestClient(app) as http:

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.settings import Settings
-from adapters.simulation.simulator import SimulationResult, load_profile, simulate
-from projections.engine import ViewsStore
-from projections.yearly_report import yearly_report
+from adapters.simulation.profile import load_profile
+from adapters.simulation.simulator import simulate
+from adapters.simulation.tally import SimulationResult
+from projections.figures.yearly_report import yearly_report
+from projections.storage import ViewsStore
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.projections.test_statistics import (

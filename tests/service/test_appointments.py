@@ -11,7 +11,6 @@ from uuid import UUID
 import pytest
 
 import adapters.cli.main as cli
-from appointments_service import BookingNotFound, ChallengeRefused, solve_challenge
 from domain.appointments import (
     Appointment,
     AppointmentStateConflict,
@@ -26,6 +25,7 @@ from domain.appointments import (
 from domain.case_file import CaseFile, MasterData
 from domain.errors import InvalidValue
 from service import AkteService
+from service_appointment_mails import BookingNotFound, ChallengeRefused, solve_challenge
 from tests.conftest import FakeClock
 from tests.support.appointments import (
     FICTION_HOLDER,
@@ -53,7 +53,7 @@ def book(
     type_code: str = "extend-title",
     email: str | None = None,
 ) -> tuple[UUID, str]:
-    recorded = service.book_appointment(
+    recorded = service.appointments.book_appointment(
         office_id=OFFICE,
         service_point_code=POINT,
         appointment_type=type_code,
@@ -68,7 +68,9 @@ def book(
 
 
 def kinds(service: AkteService, appointment_id: UUID) -> list[str]:
-    return [type(event).__name__ for event in service.appointment_events(appointment_id)]
+    return [
+        type(event).__name__ for event in service.appointments.appointment_events(appointment_id)
+    ]
 
 
 @pytest.fixture
@@ -84,18 +86,18 @@ def test_a_booking_holds_one_seat_and_sends_its_confirmation_mail(
     appointment_id, reference = book(service, local(NEXT_MONDAY, 9))
 
     assert kinds(service, appointment_id) == ["Booked", "MailQueued", "MailSent"]
-    view = service.booking_status(reference)
+    view = service.appointments.booking_status(reference)
     assert view.status == "held"
     assert view.appointment is not None
     assert view.appointment.held_until == service.clock() + timedelta(hours=48)
-    slot = service.get_appointment(appointment_id).slot_id
-    assert service.appointment_events(appointment_id)[0].slot_id == slot  # type: ignore[attr-defined]
+    slot = service.appointments.get_appointment(appointment_id).slot_id
+    assert service.appointments.appointment_events(appointment_id)[0].slot_id == slot  # type: ignore[attr-defined]
     assert [mail.to for mail in mailer.sent] == ["person0@example.org"]
-    code = service.confirmation_code(appointment_id)
+    code = service.appointments.confirmation_code(appointment_id)
     assert code in mailer.sent[0].body
     # The reference is the person's credential: never in the mail, stored only hashed.
     assert reference not in mailer.sent[0].body
-    assert reference not in repr(service.appointment_events(appointment_id))
+    assert reference not in repr(service.appointments.appointment_events(appointment_id))
 
 
 def test_a_type_that_does_not_fit_is_refused_naming_the_type_that_fits(
@@ -108,7 +110,9 @@ def test_a_type_that_does_not_fit_is_refused_naming_the_type_that_fits(
     assert "book fiction-certificate (Fiktionsbescheinigung verlängern) instead" in str(
         refused.value
     )
-    offer = service.appointment_offer(office_id=OFFICE, code=POINT, situation=FICTION_HOLDER)
+    offer = service.appointments.appointment_offer(
+        office_id=OFFICE, code=POINT, situation=FICTION_HOLDER
+    )
     assert [t.code for t in offer.fitting] == ["fiction-certificate"]
     assert offer.days
     assert all(day.slots for day in offer.days[1:2])
@@ -133,7 +137,7 @@ def test_a_known_case_file_proposes_the_type_from_its_expiring_fiction_certifica
         carrier_sheet_number="F1234567",
     )
 
-    proposals = service.propose_appointment(opened.case_id, office_id=OFFICE)
+    proposals = service.appointments.propose_appointment(opened.case_id, office_id=OFFICE)
 
     assert len(proposals) == 1
     assert proposals[0].proposal.situation == Situation(
@@ -158,7 +162,7 @@ def test_same_day_seats_are_released_on_the_morning_of_the_day(
 
     with pytest.raises(SlotTaken):
         book(service, starts, n=3)
-    slot = service.get_appointment(book(service, local(TUESDAY, 11), n=4)[0]).slot_id
+    slot = service.appointments.get_appointment(book(service, local(TUESDAY, 11), n=4)[0]).slot_id
     assert slot == str(slot_id(OFFICE, POINT, local(TUESDAY, 11)))
 
 
@@ -179,7 +183,7 @@ def test_slots_outside_the_calendar_are_refused(
 
 
 def test_a_closed_day_has_no_slots(service: AkteService, mailer: RecordingMailer) -> None:
-    service.close_service_point_day(
+    service.appointments.close_service_point_day(
         office_id=OFFICE, code=POINT, day=NEXT_MONDAY, reason="Betriebsausflug", by="tl-01"
     )
     with pytest.raises(SlotNotBookable, match="closed"):
@@ -195,16 +199,16 @@ def test_the_limit_is_per_person_not_per_e_mail_address(
     with pytest.raises(BookingLimitReached):
         book(service, local(NEXT_MONDAY, 11), email="c@example.org")
 
-    service.cancel_booking(reference)
+    service.appointments.cancel_booking(reference)
     book(service, local(NEXT_MONDAY, 11), email="c@example.org")
-    assert service.get_appointment(first).status == "cancelled"
+    assert service.appointments.get_appointment(first).status == "cancelled"
 
 
 def test_a_challenge_buys_one_booking_and_must_be_solved(
     service: AkteService, mailer: RecordingMailer, clock: FakeClock
 ) -> None:
     def attempt(solved: tuple[str, str]) -> None:
-        service.book_appointment(
+        service.appointments.book_appointment(
             office_id=OFFICE,
             service_point_code=POINT,
             appointment_type="extend-title",
@@ -219,7 +223,7 @@ def test_a_challenge_buys_one_booking_and_must_be_solved(
     attempt(solved)
     with pytest.raises(ChallengeRefused, match="has been used"):
         attempt(solved)
-    challenge = service.issue_challenge().challenge
+    challenge = service.appointments.issue_challenge().challenge
     with pytest.raises(ChallengeRefused, match="not one this office issued"):
         attempt((challenge[:-1] + ("0" if challenge[-1] != "0" else "1"), "1"))
     wrong = next(
@@ -229,7 +233,7 @@ def test_a_challenge_buys_one_booking_and_must_be_solved(
     )
     with pytest.raises(ChallengeRefused, match="does not solve"):
         attempt((challenge, wrong))
-    late = service.issue_challenge()
+    late = service.appointments.issue_challenge()
     clock.advance(minutes=11)
     with pytest.raises(ChallengeRefused, match="expired"):
         attempt((late.challenge, solve_challenge(late.challenge, late.bits)))
@@ -247,31 +251,31 @@ def test_confirmation_needs_the_mailed_code_within_the_hold(
 ) -> None:
     appointment_id, reference = book(service, local(NEXT_MONDAY, 9))
     with pytest.raises(InvalidValue):
-        service.confirm_booking(reference, "WRONGCOD")
-    code = service.confirmation_code(appointment_id)
+        service.appointments.confirm_booking(reference, "WRONGCOD")
+    code = service.appointments.confirmation_code(appointment_id)
     clock.advance(hours=47)
-    service.confirm_booking(reference, code.lower())
-    assert service.booking_status(reference).status == "confirmed"
+    service.appointments.confirm_booking(reference, code.lower())
+    assert service.appointments.booking_status(reference).status == "confirmed"
     with pytest.raises(BookingNotFound):
-        service.booking_status("x" * 22)
+        service.appointments.booking_status("x" * 22)
 
 
 def test_the_tick_reminds_then_lapses_with_a_reason_and_frees_the_seat(
     service: AkteService, mailer: RecordingMailer, clock: FakeClock
 ) -> None:
     appointment_id, reference = book(service, local(NEXT_MONDAY, 9))
-    assert service.run_appointment_tick().reminders == 0
+    assert service.appointments.run_appointment_tick().reminders == 0
 
     clock.advance(hours=24)
-    report = service.run_appointment_tick()
+    report = service.appointments.run_appointment_tick()
     assert (report.reminders, report.lapses) == (1, 0)
-    assert service.run_appointment_tick().reminders == 0  # once only
+    assert service.appointments.run_appointment_tick().reminders == 0  # once only
 
     clock.advance(hours=24)
-    assert service.run_appointment_tick().lapses == 1
-    assert service.run_appointment_tick().lapses == 0
+    assert service.appointments.run_appointment_tick().lapses == 1
+    assert service.appointments.run_appointment_tick().lapses == 0
 
-    events = service.appointment_events(appointment_id)
+    events = service.appointments.appointment_events(appointment_id)
     assert [type(e).__name__ for e in events] == [
         "Booked",
         "MailQueued",
@@ -285,12 +289,12 @@ def test_the_tick_reminds_then_lapses_with_a_reason_and_frees_the_seat(
     lapsed = events[5]
     assert isinstance(lapsed, Appointment.Lapsed)
     assert lapsed.reason == "not_confirmed_in_time"
-    assert service.booking_status(reference).status == "lapsed"
+    assert service.appointments.booking_status(reference).status == "lapsed"
     assert [m.subject for m in mailer.sent][1:] == [
         "Erinnerung: Ihr Termin ist noch nicht bestätigt",
         "Ihre Terminreservierung ist verfallen",
     ]
-    slot = service._get(slot_id(OFFICE, POINT, local(NEXT_MONDAY, 9)), Slot)
+    slot = service.appointments._get(slot_id(OFFICE, POINT, local(NEXT_MONDAY, 9)), Slot)
     assert slot is not None
     assert slot.holders == []
     # The seat is free again, and the limit counts the lapsed booking no more.
@@ -303,7 +307,7 @@ def test_a_freed_seat_goes_to_the_waitlist_in_order(
     starts = local(NEXT_MONDAY, 9)
     _first, reference = book(service, starts, n=1)
     waiting = [
-        service.join_waitlist(
+        service.appointments.join_waitlist(
             office_id=OFFICE,
             service_point_code=POINT,
             appointment_type="extend-title",
@@ -316,21 +320,21 @@ def test_a_freed_seat_goes_to_the_waitlist_in_order(
     ]
     assert waiting[0] is not None
     assert waiting[1] is not None
-    assert service.booking_status(waiting[1]).waitlist_position == 2
+    assert service.appointments.booking_status(waiting[1]).waitlist_position == 2
 
-    service.cancel_booking(reference)
+    service.appointments.cancel_booking(reference)
 
-    offered = service.booking_status(waiting[0])
+    offered = service.appointments.booking_status(waiting[0])
     assert offered.status == "held"
     assert offered.appointment is not None
     assert offered.appointment.origin == "waitlist"
     assert offered.appointment.starts_at == starts
-    assert service.booking_status(waiting[1]).waitlist_position == 1
+    assert service.appointments.booking_status(waiting[1]).waitlist_position == 1
     # The offer lapses unconfirmed: the next in line gets the seat.
     clock.advance(hours=49)
-    service.run_appointment_tick()
-    assert service.booking_status(waiting[0]).status == "lapsed"
-    second = service.booking_status(waiting[1])
+    service.appointments.run_appointment_tick()
+    assert service.appointments.booking_status(waiting[0]).status == "lapsed"
+    second = service.appointments.booking_status(waiting[1])
     assert second.status == "held"
     assert second.appointment is not None
     assert second.appointment.starts_at == starts
@@ -347,14 +351,16 @@ def test_the_counter_checks_in_retypes_and_records_attendance_on_the_case_file(
     appointment_id, _ = book(service, local(TUESDAY, 9, 30), situation=STUDENT)
     missed, _ = book(service, local(TUESDAY, 10), n=5)
     clock.now = local(TUESDAY, 9, 25)
-    today = service.appointments_of_day(office_id=OFFICE, code=POINT, day=TUESDAY)
+    today = service.appointments.appointments_of_day(office_id=OFFICE, code=POINT, day=TUESDAY)
     assert [a.id for a in today] == [appointment_id, missed]
 
-    v = service.link_appointment_to_case(
+    v = service.appointments.link_appointment_to_case(
         appointment_id, expected_version=3, by="sb-01", case_id=opened.case_id
     ).version
-    v = service.check_in_appointment(appointment_id, expected_version=v, by="sb-01").version
-    v = service.retype_appointment(
+    v = service.appointments.check_in_appointment(
+        appointment_id, expected_version=v, by="sb-01"
+    ).version
+    v = service.appointments.retype_appointment(
         appointment_id,
         expected_version=v,
         by="sb-01",
@@ -362,31 +368,31 @@ def test_the_counter_checks_in_retypes_and_records_attendance_on_the_case_file(
         legal_basis="aufenthg-16b",
         reason=None,
     ).version
-    service.record_attended(appointment_id, expected_version=v, by="sb-01")
+    service.appointments.record_attended(appointment_id, expected_version=v, by="sb-01")
     with pytest.raises(AppointmentStateConflict):
-        service.record_no_show(missed, expected_version=3, by="sb-01")
+        service.appointments.record_no_show(missed, expected_version=3, by="sb-01")
     clock.now = local(TUESDAY, 10, 20)
-    service.record_no_show(missed, expected_version=3, by="sb-01")
+    service.appointments.record_no_show(missed, expected_version=3, by="sb-01")
 
-    attended = service.appointment_events(appointment_id)[-1]
+    attended = service.appointments.appointment_events(appointment_id)[-1]
     assert isinstance(attended, Appointment.Attended)
     assert (attended.office_id, attended.case_id) == (OFFICE, str(opened.case_id))
     assert attended.appointment_type == "eat-pickup"
     recorded = service.case_events(opened.case_id)[-1]
     assert isinstance(recorded, CaseFile.AppointmentAttendanceRecorded)
     assert (recorded.outcome, recorded.appointment_id) == ("attended", str(appointment_id))
-    assert service.get_appointment(missed).status == "no_show"
-    no_show = service.appointment_events(missed)[-1]
+    assert service.appointments.get_appointment(missed).status == "no_show"
+    no_show = service.appointments.appointment_events(missed)[-1]
     assert isinstance(no_show, Appointment.NoShow)
     assert no_show.case_id is None
-    assert no_show.person_key == service.get_appointment(missed).person_key
+    assert no_show.person_key == service.appointments.get_appointment(missed).person_key
 
 
 def test_figures_name_the_waitlist_and_the_next_free_slot(
     service: AkteService, mailer: RecordingMailer, clock: FakeClock
 ) -> None:
     clock.now = local(date(2024, 3, 15), 11, 45)  # Friday, after the last slot's start
-    figures = service.booking_figures(office_id=OFFICE, code=POINT)
+    figures = service.appointments.booking_figures(office_id=OFFICE, code=POINT)
     assert [f.appointment_type for f in figures] == [
         "eat-pickup",
         "extend-title",

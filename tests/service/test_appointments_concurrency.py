@@ -11,8 +11,8 @@ from uuid import UUID
 import pytest
 
 from adapters.bootstrap import build_service
-from appointments_service import SlotBusy
 from domain.appointments import Appointment, Slot, SlotTaken, slot_id
+from service_appointment_mails import SlotBusy
 from tests.conftest import FakeClock, make_settings
 from tests.service.test_appointments import NEXT_MONDAY
 from tests.support.appointments import OFFICE, POINT, STUDENT, local, person, proof, set_up
@@ -40,7 +40,7 @@ def test_many_clients_booking_the_last_slots_at_once(
         def client(n: int) -> None:
             barrier.wait()
             try:
-                recorded = service.book_appointment(
+                recorded = service.appointments.book_appointment(
                     office_id=OFFICE,
                     service_point_code=POINT,
                     appointment_type="extend-title",
@@ -75,13 +75,13 @@ def test_many_clients_booking_the_last_slots_at_once(
             elif outcome.startswith("slot-busy"):
                 assert "try again" in outcome
         for starts in LAST_SLOTS:
-            slot = service._get(slot_id(OFFICE, POINT, starts), Slot)
+            slot = service.appointments._get(slot_id(OFFICE, POINT, starts), Slot)
             assert slot is not None
             assert len(slot.holders) == 1
-            holder = service.get_appointment(UUID(slot.holders[0]))
+            holder = service.appointments.get_appointment(UUID(slot.holders[0]))
             assert holder.starts_at == starts
         booked = {appointment_id for _, _, appointment_id in outcomes if appointment_id}
-        assert all(isinstance(service.get_appointment(a), Appointment) for a in booked)
+        assert all(isinstance(service.appointments.get_appointment(a), Appointment) for a in booked)
         # Nobody else got an appointment: refused bookings recorded nothing.
         topic_count = _count_booked(service)
         assert topic_count == len(LAST_SLOTS)

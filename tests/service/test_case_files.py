@@ -14,8 +14,8 @@ from adapters.bootstrap import build_service
 from adapters.settings import Settings
 from domain.case_file import CaseFile, MasterData
 from domain.errors import CaseFileNotActive, InvalidValue, ProcedureStateConflict
-from service import (
-    AkteService,
+from service import AkteService
+from service_common import (
     CaseNotFound,
     ConcurrentModification,
     DuplicateReference,

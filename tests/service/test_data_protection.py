@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from adapters.bootstrap import build_service
 from adapters.personal_data.key_store import DataKeyErased, MasterKeys
-from adapters.personal_data.mapper import SEALED
+from adapters.personal_data.mapper import SEALED, data_keys_of
 from adapters.settings import Settings
 from adapters.views.runner import ApplicationEventLog
 from domain.case_file import CaseFile, MasterData
@@ -98,14 +98,14 @@ def open_person(service: AkteService) -> tuple[UUID, int]:
         subject=f"Mandantin {SURNAME}, geb. {BIRTH:%d.%m.%Y}",
     ).version
     # A contact form submission by the same person, linked to the file.
-    sent = service.submit_contact_form(
+    sent = service.intake.submit_contact_form(
         office_id=OFFICE,
         topic="extend_residence_permit",
         message=f"Ich, {GIVEN_NAMES} {SURNAME}, Pass {PASSPORT}, bitte um einen Termin.",
         contact=ContactDetails(SURNAME, GIVEN_NAMES, "zq@example.org", BIRTH),
         files=[],
     )
-    service.link_submission_to_case(
+    service.intake.link_submission_to_case(
         sent.submission_id, expected_version=sent.version, by="sb-01", case_id=case_id
     )
     return case_id, version
@@ -168,7 +168,7 @@ def test_after_erasure_the_stored_bytes_hold_none_of_the_persons_data(
         # Encrypted from the start: not even before erasure is any of it readable.
         assert found(stored_bytes(snapshotting)) == {t: [] for t in stored_bytes(snapshotting)}
         clock.advance(days=1)
-        erasure = service.erase_personal_data(
+        erasure = service.data_protection.erase_personal_data(
             case_id,
             expected_version=version,
             by="dsb-01",
@@ -213,7 +213,7 @@ def erased(snapshotting: Settings, clock: FakeClock) -> Iterator[tuple[AkteServi
     service = build_service(snapshotting, clock=clock)
     try:
         case_id, version = open_person(service)
-        service.erase_personal_data(
+        service.data_protection.erase_personal_data(
             case_id,
             expected_version=version,
             by="dsb-01",
@@ -264,7 +264,7 @@ def test_an_erased_file_reads_redacted_and_never_fails(
             assert corrected.data["surname"] is None
             rendered = repr(entries) + repr(reader.get_case(case_id).__dict__)
             assert not any(secret in rendered for secret in SECRETS)
-            submission = reader.get_submission(
+            submission = reader.intake.get_submission(
                 UUID(events[-1].linked_ids[0])  # type: ignore[attr-defined]
             )
             assert is_redacted(submission.message)
@@ -283,7 +283,7 @@ def test_commands_on_an_erased_file_are_refused(erased: tuple[AkteService, UUID]
             case_id, expected_version=version, by="sb-01", kind="naturalisation"
         )
     with pytest.raises(CaseFileErased):
-        service.erase_personal_data(
+        service.data_protection.erase_personal_data(
             case_id,
             expected_version=version,
             by="dsb-01",
@@ -296,7 +296,7 @@ def test_commands_on_an_erased_file_are_refused(erased: tuple[AkteService, UUID]
 def test_an_erasure_names_a_known_legal_ground(service: AkteService) -> None:
     case = service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
     with pytest.raises(InvalidValue, match="legal_ground"):
-        service.erase_personal_data(
+        service.data_protection.erase_personal_data(
             case.case_id,
             expected_version=case.version,
             by="dsb-01",
@@ -309,7 +309,7 @@ def test_an_erasure_names_a_known_legal_ground(service: AkteService) -> None:
 def test_an_interrupted_erasure_is_completed_when_asked_again(service: AkteService) -> None:
     case = service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
     # The erasure event was recorded, then the process died before the key was destroyed.
-    service._change(
+    service.change_case(
         case.case_id,
         case.version,
         "dsb-01",
@@ -319,7 +319,7 @@ def test_an_interrupted_erasure_is_completed_when_asked_again(service: AkteServi
         ),
     )
     assert service.get_case(case.case_id).master_data.surname == SURNAME
-    done = service.erase_personal_data(
+    done = service.data_protection.erase_personal_data(
         case.case_id,
         expected_version=0,
         by="dsb-01",
@@ -358,7 +358,7 @@ def test_switching_encryption_off_keeps_what_was_encrypted_readable(
         plain = off.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01").case_id
         assert off.get_case(encrypted).master_data == PERSON
         assert off.get_case(plain).master_data == PERSON
-        erasure = off.erase_personal_data(
+        erasure = off.data_protection.erase_personal_data(
             plain, expected_version=1, by="dsb-01", legal_ground="dsgvo-17", approved_by="dsb-01"
         ).result
         # Written in the clear: the erasure says it could not shred it.
@@ -370,14 +370,14 @@ def test_switching_encryption_off_keeps_what_was_encrypted_readable(
 
 def test_destroyed_keys_are_never_made_again(service: AkteService) -> None:
     case = service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
-    service.erase_personal_data(
+    service.data_protection.erase_personal_data(
         case.case_id,
         expected_version=1,
         by="dsb-01",
         legal_ground="dsgvo-17",
         approved_by="dsb-01",
     )
-    keys = service.data_keys
+    keys = data_keys_of(service)
     keys.forget(str(case.case_id))
     with pytest.raises(DataKeyErased):
         keys.for_writing(str(case.case_id))
@@ -402,14 +402,14 @@ def test_rotating_the_master_key_keeps_everything_readable(
     service = build_service(both, clock=clock)
     try:
         # The keys in use; those made ahead and not used were deleted when it closed.
-        assert service.data_keys.status().keys_by_master_key == {"k2024": 2}
-        rotation = service.data_keys.rotate(batch_size=1)
+        assert data_keys_of(service).status().keys_by_master_key == {"k2024": 2}
+        rotation = data_keys_of(service).rotate(batch_size=1)
         assert rotation.rewrapped == 2
         assert rotation.retired == ["k2024"]
-        status = service.data_keys.status()
+        status = data_keys_of(service).status()
         assert status.keys_by_master_key == {"k2026": 2}
         assert set(status.retired) == {"k2024"}
-        assert service.data_keys.rotate().rewrapped == 0
+        assert data_keys_of(service).rotate().rewrapped == 0
     finally:
         service.close()
     # The old master key is gone from the configuration: everything still reads.
@@ -419,7 +419,7 @@ def test_rotating_the_master_key_keeps_everything_readable(
         case = service.get_case(case_id)
         assert case.master_data.surname == SURNAME
         assert case.master_data.passport_number == NEW_PASSPORT
-        assert old.current_id not in service.data_keys.status().keys_by_master_key
+        assert old.current_id not in data_keys_of(service).status().keys_by_master_key
     finally:
         service.close()
 
@@ -437,11 +437,11 @@ def test_master_keys_are_parsed_strictly() -> None:
 
 
 def test_production_refuses_to_start_without_master_keys(settings: Settings) -> None:
+    from adapters.bootstrap import event_storage_for
     from adapters.personal_data.key_store import InvalidMasterKeys
-    from adapters.personal_data.setup import personal_data_for
 
     with pytest.raises(InvalidMasterKeys, match="AKTE_MASTER_KEYS"):
-        personal_data_for(with_(settings, deployment="production"))
+        event_storage_for(with_(settings, deployment="production"))
 
 
 def test_events_decode_however_the_store_hands_back_the_id(service: AkteService) -> None:

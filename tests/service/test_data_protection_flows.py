@@ -17,19 +17,21 @@ import pytest
 from fastapi.testclient import TestClient
 
 import adapters.cli.main as cli
+from adapters.bootstrap import build_read_models
 from adapters.http.auth.identity import Role
 from adapters.personal_data.key_store import DEVELOPMENT_MASTER_KEY
 from adapters.personal_data.retention import load_rules, parse_rules, run_retention
 from adapters.personal_data.subject_access import as_html, subject_access
 from adapters.settings import Settings
 from adapters.store.hash_chain import Anchor, ChainSource, verify_chains
-from adapters.views.read_models import ReadModels, build_read_models
+from adapters.views.read_models import ReadModels
 from domain.case_file import MasterData
 from domain.personal import REDACTED_TEXT
-from projections import retention_due, statistics
-from projections.engine import ViewsStore
+from projections.figures import statistics
+from projections.figures.yearly_report import yearly_report
 from projections.read_models import READ_MODELS
-from projections.yearly_report import yearly_report
+from projections.storage import ViewsStore
+from projections.worklists import retention_due
 from service import AkteService
 from tests.conftest import FakeClock, bearer
 from tests.support.projections import engine_for, views_for
@@ -94,7 +96,7 @@ def test_erasure_leaves_the_yearly_report_the_audit_chain_and_every_read_model(
 
     clock.now = datetime(2030, 1, 15, 9, 0, tzinfo=UTC)
     for case_id, version in cases[:2]:
-        service.erase_personal_data(
+        service.data_protection.erase_personal_data(
             case_id,
             expected_version=version,
             by="dsb-01",
@@ -277,7 +279,7 @@ def test_subject_access_exports_everything_decrypted_and_after_erasure_redacted(
     assert PERSON.surname in page
     assert "Art. 15 DSGVO" in page
 
-    service.erase_personal_data(
+    service.data_protection.erase_personal_data(
         case_id, expected_version=version, by="dsb-01", legal_ground="dsgvo-17", approved_by="x"
     )
     erased = subject_access(service, views, case_id, requested_by="dsb-01")
@@ -461,7 +463,7 @@ def test_the_persons_waitlist_entries_are_exported_and_erased_with_the_file(
     set_up(service, RecordingMailer())
 
     def join(who: Any) -> UUID:
-        return service.join_waitlist(
+        return service.appointments.join_waitlist(
             office_id=OFFICE,
             service_point_code=POINT,
             appointment_type="extend-title",
@@ -486,7 +488,7 @@ def test_the_persons_waitlist_entries_are_exported_and_erased_with_the_file(
         subject_access(service, views, case_id, requested_by="dsb-01")
     )
 
-    erasure = service.erase_personal_data(
+    erasure = service.data_protection.erase_personal_data(
         case_id, expected_version=version, by="dsb-01", legal_ground="dsgvo-17", approved_by="x"
     ).result
     assert str(theirs) in erasure.keys_destroyed

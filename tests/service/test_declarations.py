@@ -21,12 +21,10 @@ from domain.errors import (
     PaymentMismatch,
 )
 from domain.values import add_years
-from service import (
+from service import AkteService
+from service_common import PUBLIC_APPLICANT, CaseNotFound, ConcurrentModification
+from service_declarations import (
     PAYMENT_PROVIDER_USER,
-    PUBLIC_APPLICANT,
-    AkteService,
-    CaseNotFound,
-    ConcurrentModification,
     DeclarationChanged,
     DeclarationNotFound,
     UnknownPaymentTransaction,
@@ -39,14 +37,14 @@ RETURN = "https://akte.example/payments/return"
 
 
 def submit(service: AkteService, clock: FakeClock, **changes: Any) -> tuple[UUID, str]:
-    recorded = service.submit_commitment_declaration(
+    recorded = service.declarations.submit_commitment_declaration(
         office_id=changes.pop("office_id", OFFICE), **submission(clock.now.date(), **changes)
     )
     return recorded.declaration_id, recorded.result
 
 
 def start(service: AkteService, declaration_id: UUID, provider: RecordingProvider) -> str:
-    started = service.start_payment(
+    started = service.declarations.start_payment(
         declaration_id,
         method="giropay",
         provider=provider,
@@ -65,7 +63,7 @@ def report(service: AkteService, transaction_id: str, outcome: Any = "paid", **c
         "currency": "EUR",
         "method": "giropay",
     } | changes
-    return service.settle_payment(**arguments).result
+    return service.declarations.settle_payment(**arguments).result
 
 
 def events_in_log(service: AkteService) -> int:
@@ -73,7 +71,9 @@ def events_in_log(service: AkteService) -> int:
 
 
 def event_types(service: AkteService, declaration_id: UUID) -> list[str]:
-    return [type(event).__name__ for event in service.declaration_events(declaration_id)]
+    return [
+        type(event).__name__ for event in service.declarations.declaration_events(declaration_id)
+    ]
 
 
 @pytest.fixture
@@ -90,12 +90,12 @@ def test_a_submission_is_found_by_its_secret_reference_only(
     declaration_id, reference = submit(service, clock)
 
     assert len(reference) == 22
-    assert service.find_declaration_by_reference(reference) == declaration_id
-    declaration = service.get_declaration(declaration_id)
+    assert service.declarations.find_declaration_by_reference(reference) == declaration_id
+    declaration = service.declarations.get_declaration(declaration_id)
     assert declaration.reference_sha256 == hash_reference(reference)
     assert (declaration.office_id, declaration.status) == (OFFICE, "fee_due")
     assert event_types(service, declaration_id) == ["Submitted", "FeeAssessed"]
-    assert [event.by for event in service.declaration_events(declaration_id)] == [
+    assert [event.by for event in service.declarations.declaration_events(declaration_id)] == [
         PUBLIC_APPLICANT
     ] * 2
 
@@ -120,7 +120,7 @@ def test_an_unknown_or_malformed_reference_finds_nothing(
     submit(service, clock)
 
     with pytest.raises(DeclarationNotFound) as raised:
-        service.find_declaration_by_reference(reference)
+        service.declarations.find_declaration_by_reference(reference)
     assert str(raised.value) == "no commitment declaration has this reference"
 
 
@@ -146,11 +146,11 @@ def test_declarations_and_case_files_are_not_mistaken_for_each_other(
     with pytest.raises(CaseNotFound):
         service.case_events(declaration_id)
     with pytest.raises(DeclarationNotFound):
-        service.get_declaration(case_id)
+        service.declarations.get_declaration(case_id)
     with pytest.raises(DeclarationNotFound):
-        service.declaration_events(case_id)
+        service.declarations.declaration_events(case_id)
     with pytest.raises(DeclarationNotFound):
-        service.get_declaration(uuid4())
+        service.declarations.get_declaration(uuid4())
 
 
 # --------------------------------------------------------------------- payment
@@ -161,7 +161,7 @@ def test_a_payment_is_created_at_the_provider_and_recorded(
 ) -> None:
     declaration_id, _ = submit(service, clock)
 
-    started = service.start_payment(
+    started = service.declarations.start_payment(
         declaration_id,
         method="paypal",
         provider=provider,
@@ -178,7 +178,7 @@ def test_a_payment_is_created_at_the_provider_and_recorded(
     payment = started.result.payment
     assert (payment.number, payment.status, payment.provider) == (1, "pending", "stand-in")
     assert payment.redirect_url.startswith("https://pay.example/pay/")
-    assert service.get_declaration(declaration_id).status == "payment_pending"
+    assert service.declarations.get_declaration(declaration_id).status == "payment_pending"
 
 
 def test_starting_again_answers_the_open_payment_without_asking_the_provider(
@@ -188,7 +188,7 @@ def test_starting_again_answers_the_open_payment_without_asking_the_provider(
     first = start(service, declaration_id, provider)
     before = events_in_log(service)
 
-    again = service.start_payment(
+    again = service.declarations.start_payment(
         declaration_id, method="visa", provider=provider, notification_url=NOTIFY, return_url=RETURN
     )
 
@@ -206,7 +206,7 @@ def test_a_new_payment_follows_a_failed_one(
     second = start(service, declaration_id, provider)
     report(service, second, "paid")
 
-    declaration = service.get_declaration(declaration_id)
+    declaration = service.declarations.get_declaration(declaration_id)
     assert [payment.status for payment in declaration.payments] == ["failed", "paid"]
     assert (declaration.fee_payment_number, declaration.fee_status) == (2, "paid")
 
@@ -217,7 +217,7 @@ def test_a_paid_or_withdrawn_declaration_does_not_reach_the_provider(
     paid_id, _ = submit(service, clock)
     report(service, start(service, paid_id, provider))
     withdrawn_id, _ = submit(service, clock)
-    service.withdraw_declaration(withdrawn_id, expected_version=2, by="sb-01")
+    service.declarations.withdraw_declaration(withdrawn_id, expected_version=2, by="sb-01")
     before = events_in_log(service)
 
     with pytest.raises(FeeAlreadyPaid):
@@ -239,7 +239,7 @@ def test_an_unreachable_provider_records_nothing(
         start(service, declaration_id, provider)
 
     assert events_in_log(service) == before
-    assert service.get_declaration(declaration_id).fee_status == "due"
+    assert service.declarations.get_declaration(declaration_id).fee_status == "due"
 
 
 def test_an_invalid_method_is_refused_before_the_provider_is_asked(
@@ -248,7 +248,7 @@ def test_an_invalid_method_is_refused_before_the_provider_is_asked(
     declaration_id, _ = submit(service, clock)
 
     with pytest.raises(InvalidValue, match="method"):
-        service.start_payment(
+        service.declarations.start_payment(
             declaration_id,
             method="cash",  # type: ignore[arg-type]
             provider=provider,
@@ -274,7 +274,7 @@ def test_a_report_is_recorded_once_by_the_payment_provider(
     ]
 
     assert outcomes == ["recorded", "already_recorded", "already_recorded"]
-    fee_paid = service.declaration_events(declaration_id)[-1]
+    fee_paid = service.declarations.declaration_events(declaration_id)[-1]
     assert isinstance(fee_paid, CommitmentDeclaration.FeePaid)
     assert (fee_paid.by, fee_paid.at, fee_paid.timestamp) == (
         PAYMENT_PROVIDER_USER,
@@ -293,7 +293,7 @@ def test_a_providers_clock_ahead_of_ours_does_not_date_a_payment_in_the_future(
 
     report(service, transaction_id, occurred_at=clock.now + timedelta(seconds=30))
 
-    assert service.declaration_events(declaration_id)[-1].at == clock.now
+    assert service.declarations.declaration_events(declaration_id)[-1].at == clock.now
 
 
 def test_unknown_and_mismatching_reports_record_nothing(
@@ -338,7 +338,7 @@ def test_reports_delivered_at_once_in_parallel_record_one_payment(
 
     types = event_types(service, declaration_id)
     assert types.count("FeePaid") == 1
-    assert service.get_declaration(declaration_id).payments[0].status == "paid"
+    assert service.declarations.get_declaration(declaration_id).payments[0].status == "paid"
     assert len(outcomes) == 6
 
 
@@ -350,34 +350,34 @@ def test_the_whole_life_with_versions_who_and_when(
 ) -> None:
     declaration_id, _ = submit(service, clock)
     report(service, start(service, declaration_id, provider))
-    version = service.get_declaration(declaration_id).version
+    version = service.declarations.get_declaration(declaration_id).version
     yesterday = clock.now - timedelta(days=1)
 
-    version = service.check_ability_to_pay(
+    version = service.declarations.check_ability_to_pay(
         declaration_id, expected_version=version, by="sb-01", passed=True, at=yesterday
     ).version
-    version = service.set_pickup_appointment(
+    version = service.declarations.set_pickup_appointment(
         declaration_id,
         expected_version=version,
         by="sb-02",
         appointment_at=clock.now + timedelta(days=2),
     ).version
     clock.advance(days=2)
-    version = service.hand_over_declaration(
+    version = service.declarations.hand_over_declaration(
         declaration_id, expected_version=version, by="sb-01"
     ).version
     clock.advance(days=20)
-    version = service.record_visitor_entry(
+    version = service.declarations.record_visitor_entry(
         declaration_id,
         expected_version=version,
         by="sb-01",
         entry_date=clock.now.date() - timedelta(days=5),
     ).version
 
-    declaration = service.get_declaration(declaration_id)
+    declaration = service.declarations.get_declaration(declaration_id)
     assert declaration.status == "handed_over"
     assert declaration.liability_until == add_years(clock.now.date() - timedelta(days=5), 5)
-    events = service.declaration_events(declaration_id)
+    events = service.declarations.declaration_events(declaration_id)
     assert [(type(event).__name__, event.by) for event in events] == [
         ("Submitted", "public"),
         ("FeeAssessed", "public"),
@@ -390,7 +390,7 @@ def test_the_whole_life_with_versions_who_and_when(
     ]
     assert events[4].at == yesterday
     assert events[-1].originator_version == version == 8
-    later = service.declaration_events(declaration_id, after_version=6)
+    later = service.declarations.declaration_events(declaration_id, after_version=6)
     assert [event.originator_version for event in later] == [7, 8]
 
 
@@ -398,15 +398,17 @@ def test_a_stale_version_is_refused_and_nothing_recorded(
     service: AkteService, clock: FakeClock
 ) -> None:
     declaration_id, _ = submit(service, clock)
-    service.withdraw_declaration(declaration_id, expected_version=2, by="sb-01")
+    service.declarations.withdraw_declaration(declaration_id, expected_version=2, by="sb-01")
 
     with pytest.raises(DeclarationChanged) as raised:
-        service.check_ability_to_pay(declaration_id, expected_version=2, by="sb-01", passed=True)
+        service.declarations.check_ability_to_pay(
+            declaration_id, expected_version=2, by="sb-01", passed=True
+        )
 
     assert isinstance(raised.value, ConcurrentModification)
     assert (raised.value.expected, raised.value.actual) == (2, 3)
     assert str(raised.value).startswith(f"commitment declaration {declaration_id} is at version 3")
-    assert len(service.declaration_events(declaration_id)) == 3
+    assert len(service.declarations.declaration_events(declaration_id)) == 3
 
 
 def test_rule_violations_record_nothing(service: AkteService, clock: FakeClock) -> None:
@@ -414,9 +416,9 @@ def test_rule_violations_record_nothing(service: AkteService, clock: FakeClock) 
     before = events_in_log(service)
 
     with pytest.raises(FeeNotPaid):
-        service.hand_over_declaration(declaration_id, expected_version=2, by="sb-01")
+        service.declarations.hand_over_declaration(declaration_id, expected_version=2, by="sb-01")
     with pytest.raises(FeeNotPaid):
-        service.set_pickup_appointment(
+        service.declarations.set_pickup_appointment(
             declaration_id,
             expected_version=2,
             by="sb-01",
@@ -431,12 +433,14 @@ def test_no_handover_after_a_failed_check(
 ) -> None:
     declaration_id, _ = submit(service, clock)
     report(service, start(service, declaration_id, provider))
-    version = service.check_ability_to_pay(
+    version = service.declarations.check_ability_to_pay(
         declaration_id, expected_version=4, by="sb-01", passed=False, reason="zu gering"
     ).version
 
     with pytest.raises(AbilityToPayNotShown):
-        service.hand_over_declaration(declaration_id, expected_version=version, by="sb-01")
+        service.declarations.hand_over_declaration(
+            declaration_id, expected_version=version, by="sb-01"
+        )
 
 
 def test_a_refund_of_the_paid_fee(
@@ -444,16 +448,16 @@ def test_a_refund_of_the_paid_fee(
 ) -> None:
     declaration_id, _ = submit(service, clock)
     report(service, start(service, declaration_id, provider))
-    version = service.withdraw_declaration(
+    version = service.declarations.withdraw_declaration(
         declaration_id, expected_version=4, by="sb-01", reason="Besuch abgesagt"
     ).version
 
-    refunded = service.refund_payment(
+    refunded = service.declarations.refund_payment(
         declaration_id, expected_version=version, by="tl-01", reason="Ermessen der Behörde"
     )
 
     assert refunded.result == 1
-    declaration = service.get_declaration(declaration_id)
+    declaration = service.declarations.get_declaration(declaration_id)
     assert (declaration.status, declaration.fee_status) == ("withdrawn", "refunded")
     assert event_types(service, declaration_id)[-2:] == ["Withdrawn", "PaymentRefunded"]
 
@@ -468,17 +472,17 @@ def test_a_link_to_a_case_file_of_the_same_office(service: AkteService, clock: F
 
     for case_id in (other_case, uuid4(), declaration_id):
         with pytest.raises(InvalidValue) as raised:
-            service.link_declaration_to_case(
+            service.declarations.link_declaration_to_case(
                 declaration_id, expected_version=2, by="sb-01", case_id=case_id
             )
         assert str(raised.value) == (
             "case_id: no case file with this id in the declaration's office"
         )
-    service.link_declaration_to_case(
+    service.declarations.link_declaration_to_case(
         declaration_id, expected_version=2, by="sb-01", case_id=own_case
     )
 
-    assert service.get_declaration(declaration_id).case_id == str(own_case)
+    assert service.declarations.get_declaration(declaration_id).case_id == str(own_case)
 
 
 def test_declarations_are_listed_in_pages_by_office(service: AkteService, clock: FakeClock) -> None:
@@ -486,14 +490,14 @@ def test_declarations_are_listed_in_pages_by_office(service: AkteService, clock:
     theirs = submit(service, clock, office_id="abh-nachbarstadt")[0]
     ours.append(submit(service, clock)[0])
 
-    everything = service.list_declarations(office_ids=None, limit=10)
-    first = service.list_declarations(office_ids={OFFICE}, limit=2)
+    everything = service.declarations.list_declarations(office_ids=None, limit=10)
+    first = service.declarations.list_declarations(office_ids={OFFICE}, limit=2)
     assert first.last_position is not None
-    second = service.list_declarations(
+    second = service.declarations.list_declarations(
         office_ids={OFFICE}, after_position=first.last_position, limit=2
     )
     assert second.last_position is not None
-    third = service.list_declarations(
+    third = service.declarations.list_declarations(
         office_ids={OFFICE}, after_position=second.last_position, limit=2
     )
 

@@ -38,12 +38,10 @@ from domain.intake import (
     hash_receipt,
 )
 from domain.personal import personal_fields
-from service import (
-    AkteService,
-    ConcurrentModification,
-    DuplicateReference,
+from service import AkteService
+from service_common import ConcurrentModification, DuplicateReference, StoreUnavailable
+from service_intake import (
     IncomingDocument,
-    StoreUnavailable,
     SubmissionChanged,
     SubmissionNotFound,
     SubmissionRecorded,
@@ -78,7 +76,7 @@ def submit(
     service: AkteService, *files: IncomingDocument, topic: str = "extend_residence_permit"
 ) -> SubmissionRecorded[str]:
     chosen = files or (incoming(make_pdf(2, marker=str(uuid4())), pages=2),)
-    return service.submit_contact_form(
+    return service.intake.submit_contact_form(
         office_id=OFFICE, topic=topic, message="Bitte verlängern.", contact=SENDER, files=chosen
     )
 
@@ -238,9 +236,9 @@ def test_a_submission_is_recorded_with_its_receipt_and_files(service: AkteServic
 
     recorded = submit(service, incoming(pdf, "antrag.pdf", 3), incoming(photo, "foto.jpg"))
 
-    submission = service.get_submission(recorded.submission_id)
-    assert service.find_submission_by_receipt(recorded.result) == recorded.submission_id
-    assert service.find_submission_by_receipt(recorded.result.lower().replace("-", " ")) == (
+    submission = service.intake.get_submission(recorded.submission_id)
+    assert service.intake.find_submission_by_receipt(recorded.result) == recorded.submission_id
+    assert service.intake.find_submission_by_receipt(recorded.result.lower().replace("-", " ")) == (
         recorded.submission_id
     )
     assert recorded.result.startswith("KF-")
@@ -250,20 +248,20 @@ def test_a_submission_is_recorded_with_its_receipt_and_files(service: AkteServic
         ("image/jpeg", 1),
     ]
     assert submission.file_names == ["antrag.pdf", "foto.jpg"]
-    assert service.documents.read_bytes(submission.files[0].sha256) == pdf
-    assert service.documents.read_bytes(submission.files[1].sha256) == photo
-    [event] = service.submission_events(recorded.submission_id)
+    assert service.intake.documents.read_bytes(submission.files[0].sha256) == pdf
+    assert service.intake.documents.read_bytes(submission.files[1].sha256) == photo
+    [event] = service.intake.submission_events(recorded.submission_id)
     assert (event.by, event.at) == ("public", FakeClock().now)
     assert recorded.result not in repr(vars(event))  # only its hash is kept
     with pytest.raises(SubmissionNotFound):
-        service.find_submission_by_receipt("KF-00000-00000-00000-00000")
+        service.intake.find_submission_by_receipt("KF-00000-00000-00000-00000")
 
 
 def test_a_refused_submission_stores_no_file(service: AkteService) -> None:
-    stored_before = list(service.documents.entries())
+    stored_before = list(service.intake.documents.entries())
 
     with pytest.raises(InvalidValue):
-        service.submit_contact_form(
+        service.intake.submit_contact_form(
             office_id=OFFICE,
             topic="extend_residence_permit",
             message="x",
@@ -273,7 +271,7 @@ def test_a_refused_submission_stores_no_file(service: AkteService) -> None:
     with pytest.raises(InvalidValue):
         submit(service, topic="no_such_topic")
 
-    assert list(service.documents.entries()) == stored_before
+    assert list(service.intake.documents.entries()) == stored_before
     assert service.recorder.max_notification_id() in (None, 0)
 
 
@@ -295,39 +293,39 @@ def test_a_crash_between_storing_and_recording_leaves_no_event_and_an_orphan(
     assert [event.originator_id for event in submissions] == [kept.submission_id]
     for event in submissions:  # every event's files are there
         for submitted in event.files:
-            service.documents.verify(submitted.sha256, size_bytes=submitted.size_bytes)
+            service.intake.documents.verify(submitted.sha256, size_bytes=submitted.size_bytes)
     orphan = incoming(pdf).sha256
-    assert service.documents.contains(orphan)
+    assert service.intake.documents.contains(orphan)
 
     report = sweep_orphans(
-        service.documents, service.referenced_document_hashes, older_than=timedelta(0)
+        service.intake.documents, service.intake.referenced_document_hashes, older_than=timedelta(0)
     )
 
     assert (report.removed, report.referenced) == (1, 1)
-    assert not service.documents.contains(orphan)
-    kept_file = service.get_submission(kept.submission_id).files[0]
-    assert service.documents.contains(kept_file.sha256)
+    assert not service.intake.documents.contains(orphan)
+    kept_file = service.intake.get_submission(kept.submission_id).files[0]
+    assert service.intake.documents.contains(kept_file.sha256)
 
 
 def test_the_stopgap_list_shows_what_waits_for_triage(service: AkteService) -> None:
     first, second, third = submit(service), submit(service), submit(service)
-    elsewhere = service.submit_contact_form(
+    elsewhere = service.intake.submit_contact_form(
         office_id="abh-nachbarstadt",
         topic="blue_card",
         message="?",
         contact=SENDER,
         files=[incoming(make_pdf(1, marker="elsewhere"))],
     )
-    service.dismiss_submission(
+    service.intake.dismiss_submission(
         second.submission_id, expected_version=1, by=CASEWORKER, reason="spam"
     )
-    service.link_submission_to_case(
+    service.intake.link_submission_to_case(
         third.submission_id, expected_version=1, by=CASEWORKER, case_id=open_case(service)
     )
 
-    page = service.list_untriaged_submissions(office_ids={OFFICE})
-    everywhere = service.list_untriaged_submissions(office_ids=None, limit=2)
-    rest = service.list_untriaged_submissions(
+    page = service.intake.list_untriaged_submissions(office_ids={OFFICE})
+    everywhere = service.intake.list_untriaged_submissions(office_ids=None, limit=2)
+    rest = service.intake.list_untriaged_submissions(
         office_ids=None, after_position=everywhere.last_position or 0, limit=2
     )
 
@@ -347,11 +345,11 @@ def test_a_submission_becomes_a_procedure_with_its_files_as_documents(
     submitted_at = clock.now
     clock.advance(days=3)
     case_id = open_case(service)
-    linked = service.link_submission_to_case(
+    linked = service.intake.link_submission_to_case(
         recorded.submission_id, expected_version=1, by=CASEWORKER, case_id=case_id
     )
 
-    made = service.turn_submission_into_procedure(
+    made = service.intake.turn_submission_into_procedure(
         recorded.submission_id,
         expected_version=linked.version,
         by=CASEWORKER,
@@ -373,32 +371,32 @@ def test_a_submission_becomes_a_procedure_with_its_files_as_documents(
     ]
     assert made.result.document_numbers == [1, 2]
     assert made.result.case_version == case.version
-    assert service.documents.read_bytes(case.documents[0].sha256, size_bytes=len(pdf)) == pdf
+    assert service.intake.documents.read_bytes(case.documents[0].sha256, size_bytes=len(pdf)) == pdf
     case_events = service.case_events(case_id)
     assert {event.by for event in case_events[1:]} == {CASEWORKER}
-    submission = service.get_submission(recorded.submission_id)
+    submission = service.intake.get_submission(recorded.submission_id)
     assert submission.status == "procedure_opened"
     assert (submission.procedure_kind, submission.triaged_at) == ("extend_title", clock.now)
-    [*_, turned] = service.submission_events(recorded.submission_id)
+    [*_, turned] = service.intake.submission_events(recorded.submission_id)
     assert isinstance(turned, ContactSubmission.TurnedIntoProcedure)
     assert (turned.by, turned.at, turned.document_numbers) == (CASEWORKER, clock.now, [1, 2])
-    assert service.list_untriaged_submissions(office_ids=None).submissions == []
+    assert service.intake.list_untriaged_submissions(office_ids=None).submissions == []
 
 
 def test_a_procedure_rests_on_a_legal_basis_of_its_topic(service: AkteService) -> None:
     recorded = submit(service)
-    linked = service.link_submission_to_case(
+    linked = service.intake.link_submission_to_case(
         recorded.submission_id, expected_version=1, by=CASEWORKER, case_id=open_case(service)
     )
 
     with pytest.raises(InvalidValue, match="not a legal basis of topic"):
-        service.turn_submission_into_procedure(
+        service.intake.turn_submission_into_procedure(
             recorded.submission_id,
             expected_version=linked.version,
             by=CASEWORKER,
             legal_basis="aufenthg-60a",
         )
-    made = service.turn_submission_into_procedure(
+    made = service.intake.turn_submission_into_procedure(
         recorded.submission_id,
         expected_version=linked.version,
         by=CASEWORKER,
@@ -406,7 +404,7 @@ def test_a_procedure_rests_on_a_legal_basis_of_its_topic(service: AkteService) -
         legal_basis="aufenthg-18g",
     )
 
-    assert service.get_submission(recorded.submission_id).procedure_kind == "first_title"
+    assert service.intake.get_submission(recorded.submission_id).procedure_kind == "first_title"
     assert made.result.procedure_number == 1
 
 
@@ -416,7 +414,7 @@ def test_a_case_file_is_opened_from_a_submission_in_one_transaction(
     recorded = submit(service)
     before = service.recorder.max_notification_id()
 
-    opened = service.open_case_from_submission(
+    opened = service.intake.open_case_from_submission(
         recorded.submission_id,
         expected_version=1,
         by=CASEWORKER,
@@ -427,19 +425,19 @@ def test_a_case_file_is_opened_from_a_submission_in_one_transaction(
     case = service.get_case(opened.result.case_id)
     assert (case.office_id, case.reference, case.master_data) == (OFFICE, "AZ-2024-0001", PERSON)
     assert service.find_case_by_reference(OFFICE, "AZ-2024-0001") == case.id
-    submission = service.get_submission(recorded.submission_id)
+    submission = service.intake.get_submission(recorded.submission_id)
     assert (submission.case_id, submission.case_opened_from_submission) == (str(case.id), True)
     assert service.recorder.max_notification_id() == (before or 0) + 3
     again = submit(service)
     with pytest.raises(DuplicateReference):
-        service.open_case_from_submission(
+        service.intake.open_case_from_submission(
             again.submission_id,
             expected_version=1,
             by=CASEWORKER,
             master_data=PERSON,
             reference="AZ-2024-0001",
         )
-    assert service.get_submission(again.submission_id).version == 1
+    assert service.intake.get_submission(again.submission_id).version == 1
 
 
 def test_links_stay_within_the_office_and_versions_are_checked(service: AkteService) -> None:
@@ -447,24 +445,24 @@ def test_links_stay_within_the_office_and_versions_are_checked(service: AkteServ
     elsewhere = open_case(service, office="abh-nachbarstadt")
 
     with pytest.raises(InvalidValue, match="submission's office") as refused:
-        service.link_submission_to_case(
+        service.intake.link_submission_to_case(
             recorded.submission_id, expected_version=1, by=CASEWORKER, case_id=elsewhere
         )
     assert refused.value.field == "case_id"
     with pytest.raises(InvalidValue, match="submission's office"):
-        service.link_submission_to_case(
+        service.intake.link_submission_to_case(
             recorded.submission_id, expected_version=1, by=CASEWORKER, case_id=uuid4()
         )
     with pytest.raises(SubmissionChanged) as stale:
-        service.answer_submission(
+        service.intake.answer_submission(
             recorded.submission_id, expected_version=2, by=CASEWORKER, reply="x"
         )
     assert isinstance(stale.value, ConcurrentModification)
     assert (stale.value.expected, stale.value.actual) == (2, 1)
-    answered = service.answer_submission(
+    answered = service.intake.answer_submission(
         recorded.submission_id, expected_version=1, by=CASEWORKER, reply="Bitte Termin buchen."
     )
-    assert service.get_submission(recorded.submission_id).status == "answered"
+    assert service.intake.get_submission(recorded.submission_id).status == "answered"
     assert answered.version == 2
 
 
@@ -473,14 +471,14 @@ def test_a_closed_case_file_takes_no_procedure_and_nothing_is_recorded(
 ) -> None:
     recorded = submit(service)
     case_id = open_case(service)
-    linked = service.link_submission_to_case(
+    linked = service.intake.link_submission_to_case(
         recorded.submission_id, expected_version=1, by=CASEWORKER, case_id=case_id
     )
     service.close_case(case_id, expected_version=1, by=CASEWORKER, closure_reason="left")
     before = service.recorder.max_notification_id()
 
     with pytest.raises(CaseFileNotActive):
-        service.turn_submission_into_procedure(
+        service.intake.turn_submission_into_procedure(
             recorded.submission_id, expected_version=linked.version, by=CASEWORKER
         )
 
@@ -495,7 +493,7 @@ def test_an_upload_is_stored_then_attached(service: AkteService) -> None:
     case_id = open_case(service)
     letter = make_pdf(2, marker="Schreiben des Verwaltungsgerichts")
 
-    recorded = service.upload_document(
+    recorded = service.intake.upload_document(
         case_id,
         expected_version=1,
         by=CASEWORKER,
@@ -516,7 +514,7 @@ def test_an_upload_is_stored_then_attached(service: AkteService) -> None:
     case = service.get_case(case_id)
     assert case.correspondence[0].attachment_numbers == [1]
     assert case.documents[0].source == "mail"
-    assert service.documents.read_bytes(case.documents[0].sha256) == letter
+    assert service.intake.documents.read_bytes(case.documents[0].sha256) == letter
 
 
 def test_a_refused_upload_stores_nothing(service: AkteService) -> None:
@@ -524,7 +522,7 @@ def test_a_refused_upload_stores_nothing(service: AkteService) -> None:
     service.close_case(case_id, expected_version=1, by=CASEWORKER, closure_reason="left")
 
     with pytest.raises(ConcurrentModification):
-        service.upload_document(
+        service.intake.upload_document(
             case_id,
             expected_version=1,
             by=CASEWORKER,
@@ -532,7 +530,7 @@ def test_a_refused_upload_stores_nothing(service: AkteService) -> None:
             source="mail",
         )
     with pytest.raises(CaseFileNotActive):
-        service.upload_document(
+        service.intake.upload_document(
             case_id,
             expected_version=2,
             by=CASEWORKER,
@@ -540,29 +538,29 @@ def test_a_refused_upload_stores_nothing(service: AkteService) -> None:
             source="mail",
         )
 
-    assert list(service.documents.entries()) == []
+    assert list(service.intake.documents.entries()) == []
     assert service.get_case(case_id).version == 2
 
 
 def test_the_sweep_keeps_every_referenced_document(service: AkteService) -> None:
     recorded = submit(service)
     case_id = open_case(service)
-    upload = service.upload_document(
+    upload = service.intake.upload_document(
         case_id,
         expected_version=1,
         by=CASEWORKER,
         document=incoming(make_pdf(1, marker="letter")),
         source="mail",
     )
-    referenced = service.referenced_document_hashes()
+    referenced = service.intake.referenced_document_hashes()
 
     report = sweep_orphans(
-        service.documents, service.referenced_document_hashes, older_than=timedelta(0)
+        service.intake.documents, service.intake.referenced_document_hashes, older_than=timedelta(0)
     )
 
     assert report.removed == 0
     assert referenced == {
-        service.get_submission(recorded.submission_id).files[0].sha256,
+        service.intake.get_submission(recorded.submission_id).files[0].sha256,
         service.get_case(case_id).documents[upload.result - 1].sha256,
     }
     assert isinstance(service.case_events(case_id)[-1], CaseFile.DocumentAttached)

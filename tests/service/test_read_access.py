@@ -16,7 +16,8 @@ from adapters.settings import Settings
 from adapters.views.read_models import ReadModels
 from domain.case_file import MasterData
 from domain.read_access import ReadAccess
-from service import AkteService, StoreUnavailable
+from service import AkteService
+from service_common import StoreUnavailable
 from tests.conftest import FakeClock, bearer
 
 PERSON = MasterData("Beispiel", "Amal", date(1991, 2, 3), "SYR", "N1234567")

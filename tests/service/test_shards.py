@@ -11,7 +11,8 @@ from psycopg import sql
 
 from adapters.bootstrap import build_office_services, office_schema
 from adapters.settings import Settings
-from service import AkteService, CaseNotFound
+from service import AkteService
+from service_common import CaseNotFound
 from tests.conftest import POSTGRES, make_settings
 from tests.support.projections import MASTER_DATA
 

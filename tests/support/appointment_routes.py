@@ -1,4 +1,4 @@
-"""Appointments set up for the route table of ``tests/http/auth/test_tokens.py``.
+"""Appointments set up for the route table of ``tests/http/auth/route_table.py``.
 
 Every booking goes to a slot of its own and a person of its own, so that neither the
 capacity nor the limit per person refuses a route the table expects to succeed.
@@ -13,10 +13,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from uuid import UUID
 
-from appointments_service import solve_challenge
 from domain.appointments import AppointmentType, CalendarRules, OpeningHours, Person, Situation
 from domain.case_file import MasterData
 from service import AkteService
+from service_appointment_mails import solve_challenge
 
 OFFICE: Final = "abh-musterstadt"
 NEIGHBOUR: Final = "abh-nachbarstadt"
@@ -87,14 +87,16 @@ AppointmentStep = Callable[[AkteService, OpenedAppointment], OpenedAppointment]
 
 def _calendar(service: AkteService) -> None:
     # Challenges a test solves at once; the deployment's default asks 20 bits.
-    service.configure_appointments(replace(service.appointment_setup, proof_of_work_bits=4))
-    service.define_service_point(
+    service.appointments.configure_appointments(
+        replace(service.appointments.appointment_setup, proof_of_work_bits=4)
+    )
+    service.appointments.define_service_point(
         office_id=OFFICE, code=POINT, name="Rathaus", rules=_RULES, types=_TYPES, by=SETUP_USER
     )
 
 
 def _proof(service: AkteService) -> tuple[str, str]:
-    challenge = service.issue_challenge()
+    challenge = service.appointments.issue_challenge()
     return challenge.challenge, solve_challenge(challenge.challenge, challenge.bits)
 
 
@@ -103,7 +105,7 @@ def _person(number: int) -> Person:
 
 
 def _book(service: AkteService, number: int, starts_at: datetime) -> OpenedAppointment:
-    recorded = service.book_appointment(
+    recorded = service.appointments.book_appointment(
         office_id=OFFICE,
         service_point_code=POINT,
         appointment_type="extend-title",
@@ -117,7 +119,7 @@ def _book(service: AkteService, number: int, starts_at: datetime) -> OpenedAppoi
         recorded.appointment_id,
         recorded.version,
         recorded.reference or "",
-        service.confirmation_code(recorded.appointment_id),
+        service.appointments.confirmation_code(recorded.appointment_id),
         _proof(service),
         starts_at,
         number,
@@ -138,7 +140,7 @@ def open_appointment(
 
 
 def checked_in(service: AkteService, opened: OpenedAppointment) -> OpenedAppointment:
-    recorded = service.check_in_appointment(
+    recorded = service.appointments.check_in_appointment(
         opened.id, expected_version=opened.version, by=SETUP_USER
     )
     return replace(opened, version=recorded.version)
@@ -190,7 +192,7 @@ def booking_body(subject: object) -> dict[str, Any]:
 
 def in_both_offices(service: AkteService, opened: OpenedAppointment) -> OpenedAppointment:
     """The same service point in the neighbouring office: a caseworker there books in it."""
-    service.define_service_point(
+    service.appointments.define_service_point(
         office_id=NEIGHBOUR, code=POINT, name="Rathaus", rules=_RULES, types=_TYPES, by=SETUP_USER
     )
     return opened

@@ -7,9 +7,10 @@ from datetime import date, datetime, time
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from appointments_service import AppointmentSetup, OutgoingMail, solve_challenge
 from domain.appointments import AppointmentType, CalendarRules, OpeningHours, Person, Situation
 from service import AkteService
+from service_appointment_mails import AppointmentSetup, solve_challenge
+from service_ports import OutgoingMail
 
 OFFICE: Final = "abh-musterstadt"
 POINT: Final = "rathaus"
@@ -86,7 +87,7 @@ class RecordingMailer:
 
 
 def set_up(service: AkteService, mailer: object | None = None, **overrides: int) -> None:
-    service.configure_appointments(
+    service.appointments.configure_appointments(
         AppointmentSetup(
             secret=SECRET,
             mailer=mailer if mailer is not None else RecordingMailer(),  # type: ignore[arg-type]
@@ -94,7 +95,7 @@ def set_up(service: AkteService, mailer: object | None = None, **overrides: int)
             **overrides,
         )
     )
-    service.define_service_point(
+    service.appointments.define_service_point(
         office_id=OFFICE,
         code=POINT,
         name="Bürgerbüro Rathaus",
@@ -105,5 +106,5 @@ def set_up(service: AkteService, mailer: object | None = None, **overrides: int)
 
 
 def proof(service: AkteService) -> tuple[str, str]:
-    challenge = service.issue_challenge()
+    challenge = service.appointments.issue_challenge()
     return challenge.challenge, solve_challenge(challenge.challenge, challenge.bits)

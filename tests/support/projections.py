@@ -17,7 +17,12 @@ from adapters.settings import Settings
 from adapters.views.runner import ApplicationEventLog
 from adapters.views.store import open_views_store
 from domain.case_file import CaseFile, MasterData
-from projections import (
+from projections.engine import ProjectionEngine
+from projections.positions import read_positions
+from projections.projection import Projection
+from projections.storage import ViewsStore
+from projections.worklists import (
+    WORKLISTS,
     eat_cards_awaiting_handover,
     expiring_documents,
     open_procedures_by_assignee,
@@ -25,9 +30,8 @@ from projections import (
     unassigned_procedures,
     unreviewed_uploads,
 )
-from projections.engine import Projection, ProjectionEngine, ViewsStore, read_positions
-from projections.worklists import WORKLISTS
-from service import AkteService, Recorded
+from service import AkteService
+from service_common import Recorded
 
 OFFICE: Final = "abh-musterstadt"
 OTHER_OFFICE: Final = "abh-anderswo"

@@ -27,7 +27,7 @@ from adapters.simulation.case_histories import closed_case, rich_case
 from domain.acts import Act
 from domain.case_file import CaseFile
 from domain.values import Validity
-from projections.engine import ViewsStore
+from projections.storage import ViewsStore
 from projections.worklists import WORKLISTS
 from service import AkteService
 from tests.support.projections import (

@@ -25,21 +25,22 @@ from psycopg import sql
 
 from adapters.bootstrap import (
     ShardSettingsError,
+    build_app,
+    build_read_models,
     build_service,
     library_env,
     office_schema,
     shard_settings,
 )
-from adapters.http.app import create_app
 from adapters.http.auth.identity import Principal, Role
 from adapters.http.auth.permissions import admit_to_shard
 from adapters.http.problems import PROBLEM_TYPE_BASE, HttpProblem
 from adapters.settings import Settings
-from adapters.views.read_models import ReadModels, build_read_models
+from adapters.views.read_models import ReadModels
 from adapters.views.runner import ApplicationEventLog
 from adapters.views.store import open_views_store
-from projections.engine import ProjectionStatus, projection_status
 from projections.read_models import READ_MODELS
+from projections.status import ProjectionStatus, projection_status
 from service import AkteService
 from tests.conftest import POSTGRES, FakeClock, bearer
 from tests.http.routes.test_worklists import received_procedure
@@ -221,7 +222,7 @@ def shards(base: Settings) -> Iterator[dict[str, Shard]]:
             settings = for_office(base, office_id)
             service = build_service(settings, clock=FakeClock())
             read_models = build_read_models(settings, service, follow=True)
-            client = TestClient(create_app(service, settings, read_models=read_models))
+            client = TestClient(build_app(settings, service, read_models=read_models))
             built[office_id] = Shard(settings, service, read_models, client)
         yield built
     finally:

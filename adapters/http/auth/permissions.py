@@ -10,7 +10,7 @@ Every route declares the permission it needs with a dependency made by :func:`re
    lies in an office the granting role reaches; otherwise it answers ``404`` exactly as
    for a case file that does not exist, so other offices' files are not even revealed.
 
-A process serving one office's shard (``AKTE_SHARD_OFFICE``, README "Offices as
+A process serving one office's shard (``AKTE_SHARD_OFFICE``, docs "Offices as
 shards") first admits the caller to the shard (:func:`admit_to_shard`), right after
 authentication: a token of another office is answered ``403`` (problem type
 ``other-office-shard``), as is a request naming another office in ``office_id``.
@@ -82,8 +82,11 @@ from adapters.http.auth.identity import Principal, Role
 from adapters.http.auth.tokens import IdentityProviderUnavailable, InvalidToken, TokenVerifier
 from adapters.http.problems import HttpProblem
 from adapters.settings import Settings
-from appointments_service import BookingNotFound
-from service import AkteService, CaseNotFound, DeclarationNotFound, SubmissionNotFound
+from service import AkteService
+from service_appointment_mails import BookingNotFound
+from service_common import CaseNotFound
+from service_declarations import DeclarationNotFound
+from service_intake import SubmissionNotFound
 
 logger = logging.getLogger("akte.auth")
 
@@ -602,7 +605,7 @@ class DeclarationOffices(_OfficeCache):
         self, service: AkteService, *, maxsize: int = DEFAULT_CASE_OFFICE_CACHE_SIZE
     ) -> None:
         super().__init__(
-            lambda declaration_id: service.get_declaration(declaration_id).office_id,
+            lambda declaration_id: service.declarations.get_declaration(declaration_id).office_id,
             maxsize=maxsize,
         )
 
@@ -614,18 +617,18 @@ class SubmissionOffices(_OfficeCache):
         self, service: AkteService, *, maxsize: int = DEFAULT_CASE_OFFICE_CACHE_SIZE
     ) -> None:
         super().__init__(
-            lambda submission_id: service.get_submission(submission_id).office_id,
+            lambda submission_id: service.intake.get_submission(submission_id).office_id,
             maxsize=maxsize,
         )
 
 
 class AppointmentOffices(_OfficeCache):
-    """Appointments' offices; raises :class:`appointments_service.BookingNotFound`."""
+    """Appointments' offices; raises :class:`service_appointment_mails.BookingNotFound`."""
 
     def __init__(
         self, service: AkteService, *, maxsize: int = DEFAULT_CASE_OFFICE_CACHE_SIZE
     ) -> None:
         super().__init__(
-            lambda appointment_id: service.get_appointment(appointment_id).office_id,
+            lambda appointment_id: service.appointments.get_appointment(appointment_id).office_id,
             maxsize=maxsize,
         )

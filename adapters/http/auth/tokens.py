@@ -364,15 +364,9 @@ def _office(claims: Mapping[str, Any]) -> str | None:
     return office
 
 
-def token_verifier_for(settings: Settings) -> TokenVerifier:
-    """The verifier the settings ask for; refuses unsafe or incomplete settings."""
-    if settings.auth_mode == "local":
-        return _local_token_verifier(settings)
-    return _oidc_token_verifier(settings)
-
-
 def check_auth_settings(settings: Settings) -> None:
-    """Raise :class:`AuthConfigurationError` for settings :func:`token_verifier_for` refuses.
+    """Raise :class:`AuthConfigurationError` for settings that
+    :func:`adapters.bootstrap.token_verifier_for` refuses.
 
     Touches neither the key file nor the network, so commands can check first.
     """
@@ -405,9 +399,8 @@ def check_auth_settings(settings: Settings) -> None:
         raise AuthConfigurationError("AKTE_OIDC_JWKS_URL must use https in production")
 
 
-def _local_token_verifier(settings: Settings) -> TokenVerifier:
-    check_auth_settings(settings)
-    issuer = LocalIssuer.load_or_create(settings.local_issuer_key_file)
+def local_token_verifier(issuer: LocalIssuer) -> TokenVerifier:
+    """The verifier of Akte's own tokens (local mode): the issuer's keys, held in memory."""
     return TokenVerifier(
         issuer=LOCAL_ISSUER,
         audience=LOCAL_AUDIENCE,
@@ -417,22 +410,30 @@ def _local_token_verifier(settings: Settings) -> TokenVerifier:
     )
 
 
-def _oidc_token_verifier(settings: Settings) -> TokenVerifier:
-    check_auth_settings(settings)
+def provider_token_verifier(
+    *,
+    issuer: str,
+    audience: str,
+    jwks_url: str,
+    jwks_cache_seconds: float,
+    refresh_cooldown_seconds: float,
+) -> TokenVerifier:
+    """The verifier of an OpenID Connect provider's tokens, its keys fetched from
+    ``jwks_url`` and cached for ``jwks_cache_seconds``."""
     client = PyJWKClient(
-        settings.oidc_jwks_url or "",
+        jwks_url,
         cache_keys=False,
         cache_jwk_set=True,
-        lifespan=settings.oidc_jwks_cache_seconds,
+        lifespan=jwks_cache_seconds,
         timeout=JWKS_FETCH_TIMEOUT_SECONDS,
         # PublishedSigningKeys keeps its own cooldown; the client's would also hold
         # back the first refetch after a routine one.
         cooldown_duration=0,
     )
     return TokenVerifier(
-        issuer=settings.oidc_issuer or "",
-        audience=settings.oidc_audience or "",
+        issuer=issuer,
+        audience=audience,
         signing_keys=PublishedSigningKeys(
-            client, refresh_cooldown_seconds=settings.oidc_jwks_refresh_cooldown_seconds
+            client, refresh_cooldown_seconds=refresh_cooldown_seconds
         ),
     )

@@ -38,11 +38,11 @@ from adapters.http.schemas.appointments import (
     TypeFiguresPublic,
 )
 from adapters.http.schemas.cases import ProblemPublic
-from appointments_service import ServicePointNotFound
 from domain.appointments import ServicePoint
-from projections import appointment_day, appointment_figures, appointment_holds
+from projections.appointments import appointment_day, appointment_figures, appointment_holds
 from projections.paging import Page
 from service import AkteService
+from service_appointments import ServicePointNotFound
 
 router = APIRouter(prefix="/appointments", tags=["appointments: office"])
 
@@ -63,7 +63,7 @@ def _office(principal: Principal, office_id: str | None) -> str:
 
 
 def _points(service: AkteService, office: str, code: str | None) -> list[ServicePoint]:
-    points = service.service_points(office)
+    points = service.appointments.service_points(office)
     if code is None:
         return points
     chosen = [point for point in points if point.code == code]

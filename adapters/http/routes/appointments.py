@@ -56,13 +56,6 @@ from adapters.http.schemas.appointments import (
     WaitlistCreate,
 )
 from adapters.http.schemas.cases import ProblemPublic
-from appointments_service import (
-    AppointmentChanged,
-    AppointmentRecorded,
-    AppointmentsNotConfigured,
-    BookingNotFound,
-    ServicePointNotFound,
-)
 from domain.appointments import (
     Appointment,
     AppointmentType,
@@ -74,6 +67,13 @@ from domain.appointments import (
     Situation,
     parse_time,
 )
+from service_appointment_mails import (
+    AppointmentChanged,
+    AppointmentRecorded,
+    AppointmentsNotConfigured,
+    BookingNotFound,
+)
+from service_appointments import ServicePointNotFound
 
 REFERENCE_HEADER: Final = "X-Booking-Reference"
 BODY_LIMITS: Final = {"/appointments": 16_384}
@@ -227,7 +227,10 @@ def list_service_points(
     caller: PublicBooker, service: ServiceDep, settings: SettingsDep
 ) -> list[ServicePointPublic]:
     """The office's service points: opening hours, closed days and appointment types."""
-    return [_point_public(point) for point in service.service_points(settings.default_office_id)]
+    return [
+        _point_public(point)
+        for point in service.appointments.service_points(settings.default_office_id)
+    ]
 
 
 @public_router.get("/offers", response_model=OfferPublic, responses=PUBLIC_READ_PROBLEMS)
@@ -248,13 +251,13 @@ def offers(
     """The appointment types that fit what the person holds and wants, and free slots."""
     office = settings.default_office_id
     if service_point is None:
-        points = service.service_points(office)
+        points = service.appointments.service_points(office)
         if not points:
             raise ServicePointNotFound("(none)")
         service_point = points[0].code
     if wants is None:
         # Not answered yet: every type the document held allows, without slots.
-        point = service.get_service_point(office, service_point)
+        point = service.appointments.get_service_point(office, service_point)
         fitting = [
             t
             for t in sorted(point.types.values(), key=lambda t: t.code)
@@ -265,7 +268,7 @@ def offers(
             fitting_types=[_type_public(t) for t in fitting],
             slots=[],
         )
-    offer = service.appointment_offer(
+    offer = service.appointments.appointment_offer(
         office_id=office,
         code=service_point,
         situation=Situation(holds, holds_legal_basis, wants),
@@ -291,7 +294,7 @@ def offers(
 )
 def issue_challenge(caller: PublicBooker, service: ServiceDep) -> ChallengePublic:
     """A proof-of-work challenge: solve it, then book with it (one booking each)."""
-    challenge = service.issue_challenge()
+    challenge = service.appointments.issue_challenge()
     return ChallengePublic(
         challenge=challenge.challenge, bits=challenge.bits, expires_at=challenge.expires_at
     )
@@ -307,7 +310,7 @@ def book(
     caller: PublicBooker, service: ServiceDep, settings: SettingsDep, body: BookingCreate
 ) -> BookedPublic:
     """Book a slot; it is held until confirmed with the code of the confirmation mail."""
-    recorded = service.book_appointment(
+    recorded = service.appointments.book_appointment(
         office_id=settings.default_office_id,
         service_point_code=body.service_point,
         appointment_type=body.appointment_type,
@@ -317,7 +320,7 @@ def book(
         proof=(body.proof.challenge, body.proof.nonce),
         by=_acting_user(caller),
     )
-    appointment = service.get_appointment(recorded.appointment_id)
+    appointment = service.appointments.get_appointment(recorded.appointment_id)
     return BookedPublic(
         reference=recorded.reference or "",
         status=appointment.status,
@@ -336,7 +339,7 @@ def join_waitlist(
     caller: PublicBooker, service: ServiceDep, settings: SettingsDep, body: WaitlistCreate
 ) -> BookedPublic:
     """Wait for a freed slot of a booked-out type; offers come in order, by mail."""
-    recorded = service.join_waitlist(
+    recorded = service.appointments.join_waitlist(
         office_id=settings.default_office_id,
         service_point_code=body.service_point,
         appointment_type=body.appointment_type,
@@ -355,11 +358,11 @@ def own_booking(
     caller: PublicBooker, service: ServiceDep, reference: BookingReference
 ) -> BookingStatusPublic:
     """The state of one's booking: held until when, mails sent or failed, ended why."""
-    view = service.booking_status(reference)
+    view = service.appointments.booking_status(reference)
     appointment = view.appointment
     if appointment is None:
         return BookingStatusPublic(status=view.status, waitlist_position=view.waitlist_position)
-    point = service._get(UUID(appointment.service_point_id), ServicePoint)
+    point = service.appointments._get(UUID(appointment.service_point_id), ServicePoint)
     return BookingStatusPublic(
         status=view.status,
         service_point=point.code if point is not None else None,
@@ -380,7 +383,7 @@ def confirm(
     caller: PublicBooker, service: ServiceDep, reference: BookingReference, body: ConfirmationCreate
 ) -> BookingStatusPublic:
     """Confirm the booking with the code of the confirmation mail, before the hold lapses."""
-    service.confirm_booking(reference, body.code)
+    service.appointments.confirm_booking(reference, body.code)
     return own_booking(caller, service, reference)
 
 
@@ -393,7 +396,7 @@ def resend_confirmation(
     caller: PublicBooker, service: ServiceDep, reference: BookingReference
 ) -> BookingStatusPublic:
     """Send the confirmation mail again (same code); the answer shows how it went."""
-    service.resend_confirmation(reference)
+    service.appointments.resend_confirmation(reference)
     return own_booking(caller, service, reference)
 
 
@@ -406,7 +409,7 @@ def cancel_own(
     caller: PublicBooker, service: ServiceDep, reference: BookingReference
 ) -> BookingStatusPublic:
     """Cancel one's booking (or leave the waitlist); the slot goes to the next in line."""
-    service.cancel_booking(reference)
+    service.appointments.cancel_booking(reference)
     return own_booking(caller, service, reference)
 
 
@@ -445,7 +448,7 @@ def configure_service_point(
         )
         for t in body.types
     ]
-    point = service.define_service_point(
+    point = service.appointments.define_service_point(
         office_id=home_office(principal),
         code=body.code,
         name=body.name,
@@ -468,7 +471,7 @@ def close_day(
     body: ClosedDayCreate,
 ) -> ServicePointPublic:
     """Close a service point on a day (holiday); bookings already made stay."""
-    point = service.close_service_point_day(
+    point = service.appointments.close_service_point_day(
         office_id=home_office(principal),
         code=code,
         day=body.day,
@@ -508,7 +511,7 @@ def book_for_person(
     """Book for a person, at your office (at the counter, on the phone): no challenge; the
     booking is held and its confirmation mail goes out like any other. The answer holds
     the booking's secret reference, once, to hand to the person."""
-    recorded = service.book_appointment(
+    recorded = service.appointments.book_appointment(
         office_id=home_office(principal),
         service_point_code=body.service_point,
         appointment_type=body.appointment_type,
@@ -520,7 +523,7 @@ def book_for_person(
         case_id=body.case_id,
         by=principal.user_id,
     )
-    appointment = service.get_appointment(recorded.appointment_id)
+    appointment = service.appointments.get_appointment(recorded.appointment_id)
     response.headers["ETag"] = f'"{appointment.version}"'
     if recorded.position is not None:
         response.headers[POSITION_HEADER] = str(recorded.position)
@@ -573,7 +576,7 @@ def read_appointment(
     response: Response,
 ) -> AppointmentPublic:
     """One appointment with the person's data, its mails and state (ETag: its version)."""
-    appointment = service.get_appointment(appointment_id)
+    appointment = service.appointments.get_appointment(appointment_id)
     response.headers["ETag"] = f'"{appointment.version}"'
     return _appointment_public(appointment)
 
@@ -593,7 +596,7 @@ def check_in(
     """The person is at the counter (a held booking counts as confirmed)."""
     return _recorded(
         response,
-        service.check_in_appointment(
+        service.appointments.check_in_appointment(
             appointment_id, expected_version=expected_version, by=principal.user_id
         ),
     )
@@ -614,7 +617,7 @@ def attended(
     """Served: recorded on the appointment and, if linked, on the case file."""
     return _recorded(
         response,
-        service.record_attended(
+        service.appointments.record_attended(
             appointment_id, expected_version=expected_version, by=principal.user_id
         ),
     )
@@ -635,7 +638,7 @@ def no_show(
     """The person did not come (only once the appointment has begun)."""
     return _recorded(
         response,
-        service.record_no_show(
+        service.appointments.record_no_show(
             appointment_id, expected_version=expected_version, by=principal.user_id
         ),
     )
@@ -657,7 +660,7 @@ def cancel(
     """The office cancels; the slot is offered to the waitlist."""
     return _recorded(
         response,
-        service.cancel_appointment(
+        service.appointments.cancel_appointment(
             appointment_id,
             expected_version=expected_version,
             by=principal.user_id,
@@ -682,7 +685,7 @@ def retype(
     """Give the appointment the right type instead of sending the person away."""
     return _recorded(
         response,
-        service.retype_appointment(
+        service.appointments.retype_appointment(
             appointment_id,
             expected_version=expected_version,
             by=principal.user_id,
@@ -709,7 +712,7 @@ def link_case(
     """Link the appointment to the person's case file (attendance is recorded there)."""
     return _recorded(
         response,
-        service.link_appointment_to_case(
+        service.appointments.link_appointment_to_case(
             appointment_id,
             expected_version=expected_version,
             by=principal.user_id,
@@ -741,7 +744,7 @@ def proposals(
                 code: [_type_public(t) for t in types] for code, types in view.fitting.items()
             },
         )
-        for view in service.propose_appointment(case_id, office_id=office)
+        for view in service.appointments.propose_appointment(case_id, office_id=office)
     ]
 
 

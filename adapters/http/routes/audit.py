@@ -4,7 +4,7 @@ The same check as ``akte audit verify`` (:mod:`adapters.store.hash_chain`): both
 the whole log, the first broken links with stream (originator id), version and
 notification id. The answer holds ids, positions and hashes only, never personal data,
 so the head of office may ask as well as auditors. It reads the whole log: expect it to
-take seconds on a large store (see ``benchmarks/AUDIT.md``).
+take seconds on a large store (see ``docs/performance/audit.md``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from adapters.http.deps import ServiceDep
 from adapters.http.problems import HttpProblem
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.store.hash_chain import Anchor, ChainSource, Finding, VerifyReport, verify_chains
-from service import StoreUnavailable
+from service_common import StoreUnavailable
 
 MAX_ANCHORS: Final = 20
 MAX_FINDINGS: Final = 200

@@ -1,9 +1,10 @@
 """The auditors' trails across case files: actions by actor, per day, and the read log.
 
-Read models (:mod:`projections.audit_actions`, :mod:`projections.read_access_log`), never
-replays. Only roles with ``audit.trail.read`` (auditors) may read them, in the offices
-their role reaches (auditors: all; ``office_id`` narrows to one). Reading the access log
-is itself recorded in it (:mod:`adapters.http.read_log`).
+Read models (:mod:`projections.audit.audit_actions`,
+:mod:`projections.audit.read_access_log`), never replays. Only roles with
+``audit.trail.read`` (auditors) may read them, in the offices their role reaches
+(auditors: all; ``office_id`` narrows to one). Reading the access log is itself recorded
+in it (:mod:`adapters.http.read_log`).
 
 Times: the action trails filter and group by *recorded* time, when the action was
 taken in the system (a business time can be back-dated); days are the office's calendar
@@ -30,8 +31,8 @@ from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.routes.worklists import Cursor, MinPosition, ReadModelsDep
 from adapters.http.schemas.cases import MAX_CODE, MAX_USER_ID
 from adapters.views.read_models import ReadModels
-from projections import audit_actions, read_access_log
-from projections.engine import ProjectionError
+from projections.audit import audit_actions, read_access_log
+from projections.errors import ProjectionError
 from projections.paging import InvalidQuery
 
 T = TypeVar("T")

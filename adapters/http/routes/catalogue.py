@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from adapters.http.deps import PublicCaller, ServiceDep
 from adapters.http.route_helpers import PUBLIC_PROBLEMS
 from adapters.http.schemas.cases import CataloguePublic, ContactTopicPublic, LegalBasisPublic
+from adapters.reference.catalogue import load_catalogue
 
 router = APIRouter(prefix="/catalogue", tags=["catalogue"])
 
@@ -14,7 +15,7 @@ router = APIRouter(prefix="/catalogue", tags=["catalogue"])
 @router.get("", responses=PUBLIC_PROBLEMS)
 def get_catalogue(caller: PublicCaller, service: ServiceDep) -> CataloguePublic:
     """The legal basis codes and contact topic codes that commands accept; public."""
-    catalogue = service.catalogue
+    catalogue = load_catalogue()
     return CataloguePublic(
         legal_bases=[
             LegalBasisPublic.model_validate(catalogue.legal_bases[code])

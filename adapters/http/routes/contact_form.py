@@ -13,7 +13,7 @@ Two audiences:
 
 A submission is accepted completely or not at all: every file is checked (name, size, type
 by its bytes) and every field validated before the first file is stored; the files are
-stored before the submission is recorded (see :meth:`service.AkteService.submit_contact_form`).
+stored before the submission is recorded (see :meth:`service_intake.Intake.submit_contact_form`).
 """
 
 from __future__ import annotations
@@ -71,13 +71,9 @@ from adapters.http.uploads import (
 from domain.case_file import MAX_FREE_TEXT, MasterData
 from domain.intake import MAX_KNOWN_FILE_NUMBER, ContactDetails, ContactSubmission
 from domain.values import CONTACT_FORM_DOCUMENT_KIND, MAX_EMAIL
-from service import (
-    PUBLIC_APPLICANT,
-    AkteService,
-    ReferenceNotFound,
-    SubmissionNotFound,
-    SubmissionRecorded,
-)
+from service import AkteService
+from service_common import PUBLIC_APPLICANT, ReferenceNotFound
+from service_intake import SubmissionNotFound, SubmissionRecorded
 
 FORM_PATH: Final = "/contact-form"
 DEFAULT_PAGE: Final = 50
@@ -217,7 +213,7 @@ def submit_contact_form(
             "submission-too-large",
             f"the files together are larger than {settings.contact_form_max_total_bytes} bytes",
         )
-    recorded = service.submit_contact_form(
+    recorded = service.intake.submit_contact_form(
         office_id=settings.default_office_id,
         topic=topic,
         message=message,
@@ -231,7 +227,7 @@ def submit_contact_form(
         files=incoming,
         by=_acting_user(caller),
     )
-    submission = service.get_submission(recorded.submission_id)
+    submission = service.intake.get_submission(recorded.submission_id)
     _no_store(response)
     return ContactFormReceiptPublic(
         receipt=recorded.result,
@@ -350,12 +346,16 @@ def list_submissions(
     _no_store(response)
     if receipt is not None:
         try:
-            found = service.get_submission(service.find_submission_by_receipt(receipt))
+            found = service.intake.get_submission(
+                service.intake.find_submission_by_receipt(receipt)
+            )
         except SubmissionNotFound:
             return []
         visible = may_in_office(reader, Permission.CONTACT_READ, found.office_id)
         return [_summary(found)] if visible else []
-    page = service.list_untriaged_submissions(office_ids=None, after_position=after, limit=limit)
+    page = service.intake.list_untriaged_submissions(
+        office_ids=None, after_position=after, limit=limit
+    )
     if page.more and page.last_position is not None:
         next_page = request.url.include_query_params(after=page.last_position, limit=limit)
         response.headers["Link"] = f'<{next_page}>; rel="next"'
@@ -374,7 +374,7 @@ def get_submission(
     service: ServiceDep,
 ) -> SubmissionPublic:
     """The submission as it is now; its ETag is the version to send as If-Match."""
-    submission = service.get_submission(submission_id)
+    submission = service.intake.get_submission(submission_id)
     response.headers["ETag"] = etag(submission.version)
     _no_store(response)
     return _submission_public(service, submission)
@@ -393,7 +393,9 @@ def list_submission_events(
     limit: Annotated[int, Query(ge=1, le=MAX_EVENT_PAGE)] = DEFAULT_EVENT_PAGE,
 ) -> list[EventPublic]:
     """The submission's events in order: who did what when, a page at a time."""
-    events = service.submission_events(submission_id, after_version=after_version, limit=limit)
+    events = service.intake.submission_events(
+        submission_id, after_version=after_version, limit=limit
+    )
     if len(events) == limit:
         next_page = request.url.include_query_params(
             after_version=events[-1].originator_version, limit=limit
@@ -429,9 +431,9 @@ def get_submitted_file(
     service: ServiceDep,
 ) -> Response:
     """A file of the submission, verified against the hash and size it was sent with."""
-    submitted = service.get_submission(submission_id).file(file_number)
+    submitted = service.intake.get_submission(submission_id).file(file_number)
     return verified_content(
-        service.documents,
+        service.intake.documents,
         sha256=submitted.sha256,
         size_bytes=submitted.size_bytes,
         media_type=submitted.media_type,
@@ -449,7 +451,7 @@ def link_to_case_file(
     expected_version: ExpectedVersion,
 ) -> SubmissionRecordedPublic:
     """Link the submission to the sender's existing case file (of the same office)."""
-    recorded = service.link_submission_to_case(
+    recorded = service.intake.link_submission_to_case(
         submission_id,
         expected_version=expected_version,
         by=principal.user_id,
@@ -485,13 +487,13 @@ def open_case_file(
     expected_version: ExpectedVersion,
 ) -> SubmissionCaseOpenedPublic:
     """Open the sender's case file in the submission's office and link the submission."""
-    submission = service.get_submission(submission_id)
+    submission = service.intake.get_submission(submission_id)
     date_of_birth = body.date_of_birth or submission.contact.date_of_birth
     if date_of_birth is None:
         raise HttpProblem(
             422, "invalid-value", "date_of_birth: required, as the sender did not give it"
         )
-    recorded = service.open_case_from_submission(
+    recorded = service.intake.open_case_from_submission(
         submission_id,
         expected_version=expected_version,
         by=principal.user_id,
@@ -535,7 +537,7 @@ def turn_into_procedure(
 
     The procedure and documents count as received when the sender submitted.
     """
-    recorded = service.turn_submission_into_procedure(
+    recorded = service.intake.turn_submission_into_procedure(
         submission_id,
         expected_version=expected_version,
         by=principal.user_id,
@@ -568,7 +570,7 @@ def answer_submission(
     expected_version: ExpectedVersion,
 ) -> SubmissionRecordedPublic:
     """Record the office's answer to the sender (sent by e-mail); ends the triage."""
-    recorded = service.answer_submission(
+    recorded = service.intake.answer_submission(
         submission_id,
         expected_version=expected_version,
         by=principal.user_id,
@@ -588,7 +590,7 @@ def dismiss_submission(
     expected_version: ExpectedVersion,
 ) -> SubmissionRecordedPublic:
     """Set the submission aside: spam, a duplicate, or withdrawn by the sender."""
-    recorded = service.dismiss_submission(
+    recorded = service.intake.dismiss_submission(
         submission_id,
         expected_version=expected_version,
         by=principal.user_id,

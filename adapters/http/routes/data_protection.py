@@ -26,8 +26,8 @@ from adapters.http.routes.worklists import ReadModelsDep
 from adapters.personal_data.retention import load_rules
 from adapters.personal_data.subject_access import as_html, subject_access
 from domain.erasure import ERASURE_GROUNDS
-from projections.engine import ProjectionError
-from projections.retention_due import due_files
+from projections.errors import ProjectionError
+from projections.worklists.retention_due import due_files
 
 Eraser = Annotated[Principal, Depends(require(Permission.PERSONAL_DATA_ERASE))]
 SubjectAccessReader = Annotated[Principal, Depends(require(Permission.SUBJECT_ACCESS_READ))]
@@ -105,7 +105,7 @@ def erase(
         raise HttpProblem(
             422, "invalid-value", "approved_by: must be another person than the team lead"
         )
-    recorded = service.erase_personal_data(
+    recorded = service.data_protection.erase_personal_data(
         case_id,
         expected_version=expected_version,
         by=principal.user_id,

@@ -53,11 +53,11 @@ from adapters.http.schemas.declarations import (
     VisitorEntryCreate,
     WithdrawalCreate,
 )
-from adapters.payment.configuration import Payments, PaymentSetup
 from adapters.payment.provider import PaymentProviderError, PaymentProviderUnavailable
+from adapters.payment.setup import Payments, PaymentSetup
 from domain.commitment_declaration import CommitmentDeclaration, Guarantor, InvitedPerson
-from service import (
-    PUBLIC_APPLICANT,
+from service_common import PUBLIC_APPLICANT
+from service_declarations import (
     DeclarationNotFound,
     DeclarationRecorded,
     UnknownPaymentTransaction,
@@ -233,7 +233,7 @@ def submit_declaration(
     The fee of 29 EUR is due at once; pay it with the reference
     (`POST /commitment-declarations/own/payment`).
     """
-    recorded = service.submit_commitment_declaration(
+    recorded = service.declarations.submit_commitment_declaration(
         office_id=settings.default_office_id,
         guarantor=Guarantor(
             surname=body.guarantor.surname,
@@ -257,7 +257,7 @@ def submit_declaration(
         assets_cents=body.assets_cents,
         by=_acting_user(caller),
     )
-    declaration = service.get_declaration(recorded.declaration_id)
+    declaration = service.declarations.get_declaration(recorded.declaration_id)
     _no_store(response)
     return DeclarationSubmittedPublic(
         reference=recorded.result,
@@ -275,7 +275,9 @@ def get_own_declaration(
     service: ServiceDep,
 ) -> DeclarationStatusPublic:
     """Where one's own declaration stands: its state, the fee, payments and dates."""
-    declaration = service.get_declaration(service.find_declaration_by_reference(reference))
+    declaration = service.declarations.get_declaration(
+        service.declarations.find_declaration_by_reference(reference)
+    )
     _no_store(response)
     return DeclarationStatusPublic(
         status=declaration.status,
@@ -306,10 +308,10 @@ def start_payment(
     than a second one created; after it failed or expired, a new one can be started.
     """
     setup = payment_setup(request)
-    declaration_id = service.find_declaration_by_reference(reference)
+    declaration_id = service.declarations.find_declaration_by_reference(reference)
     # Behind a proxy the request's own URL is an inside one: production configures it.
     base = setup.public_base_url or str(request.base_url).rstrip("/")
-    started = service.start_payment(
+    started = service.declarations.start_payment(
         declaration_id,
         method=body.method,
         provider=setup.provider,
@@ -323,7 +325,7 @@ def start_payment(
     payment = started.result.payment
     [public] = [
         item
-        for item in _applicant_payments(service.get_declaration(declaration_id))
+        for item in _applicant_payments(service.declarations.get_declaration(declaration_id))
         if item.number == payment.number
     ]
     return PaymentStartedPublic(payment=public, redirect_url=payment.redirect_url)
@@ -400,7 +402,9 @@ def list_declarations(
     A page may hold fewer than `limit` (others' offices' declarations are skipped); a
     `Link: <...>; rel="next"` header says more may follow.
     """
-    page = service.list_declarations(office_ids=None, after_position=after, limit=limit)
+    page = service.declarations.list_declarations(
+        office_ids=None, after_position=after, limit=limit
+    )
     if page.more and page.last_position is not None:
         next_page = request.url.include_query_params(after=page.last_position, limit=limit)
         response.headers["Link"] = f'<{next_page}>; rel="next"'
@@ -428,7 +432,7 @@ def get_declaration(
     service: ServiceDep,
 ) -> DeclarationPublic:
     """The declaration as it is now; its ETag is the version to send as If-Match."""
-    declaration = service.get_declaration(declaration_id)
+    declaration = service.declarations.get_declaration(declaration_id)
     response.headers["ETag"] = etag(declaration.version)
     _no_store(response)
     return _declaration_public(declaration)
@@ -448,7 +452,9 @@ def list_declaration_events(
     limit: Annotated[int, Query(ge=1, le=MAX_EVENT_PAGE)] = DEFAULT_EVENT_PAGE,
 ) -> list[EventPublic]:
     """The declaration's events in order, who did what when, a page at a time."""
-    events = service.declaration_events(declaration_id, after_version=after_version, limit=limit)
+    events = service.declarations.declaration_events(
+        declaration_id, after_version=after_version, limit=limit
+    )
     if len(events) == limit:
         next_page = request.url.include_query_params(
             after_version=events[-1].originator_version, limit=limit
@@ -482,7 +488,7 @@ def check_ability_to_pay(
     expected_version: ExpectedVersion,
 ) -> DeclarationRecordedPublic:
     """Record the check of the guarantor's ability to pay; the latest check counts."""
-    recorded = service.check_ability_to_pay(
+    recorded = service.declarations.check_ability_to_pay(
         declaration_id,
         expected_version=expected_version,
         by=principal.user_id,
@@ -503,7 +509,7 @@ def set_pickup_appointment(
     expected_version: ExpectedVersion,
 ) -> DeclarationRecordedPublic:
     """Invite the guarantor to sign and pick up; needs the fee paid and the ability shown."""
-    recorded = service.set_pickup_appointment(
+    recorded = service.declarations.set_pickup_appointment(
         declaration_id,
         expected_version=expected_version,
         by=principal.user_id,
@@ -523,7 +529,7 @@ def hand_over_declaration(
     expected_version: ExpectedVersion,
 ) -> DeclarationRecordedPublic:
     """The guarantor signed in person and took the declaration."""
-    recorded = service.hand_over_declaration(
+    recorded = service.declarations.hand_over_declaration(
         declaration_id, expected_version=expected_version, by=principal.user_id, at=body.at
     )
     return _recorded(response, recorded)
@@ -539,7 +545,7 @@ def record_visitor_entry(
     expected_version: ExpectedVersion,
 ) -> DeclarationRecordedPublic:
     """The visitor's entry date: the guarantor is liable for five years from it."""
-    recorded = service.record_visitor_entry(
+    recorded = service.declarations.record_visitor_entry(
         declaration_id,
         expected_version=expected_version,
         by=principal.user_id,
@@ -560,7 +566,7 @@ def withdraw_declaration(
     expected_version: ExpectedVersion,
 ) -> DeclarationRecordedPublic:
     """The guarantor withdraws the declaration before handover; a paid fee stays paid."""
-    recorded = service.withdraw_declaration(
+    recorded = service.declarations.withdraw_declaration(
         declaration_id,
         expected_version=expected_version,
         by=principal.user_id,
@@ -580,7 +586,7 @@ def refund_payment(
     expected_version: ExpectedVersion,
 ) -> DeclarationRecordedPublic:
     """Refund the paid fee (or a surplus payment) where the office decides so."""
-    recorded = service.refund_payment(
+    recorded = service.declarations.refund_payment(
         declaration_id,
         expected_version=expected_version,
         by=principal.user_id,
@@ -603,7 +609,7 @@ def link_to_case_file(
     expected_version: ExpectedVersion,
 ) -> DeclarationRecordedPublic:
     """Link the declaration to the visitor's case file of the same office."""
-    recorded = service.link_declaration_to_case(
+    recorded = service.declarations.link_declaration_to_case(
         declaration_id,
         expected_version=expected_version,
         by=principal.user_id,

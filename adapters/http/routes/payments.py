@@ -121,7 +121,7 @@ async def receive_payment_notification(
             ]
         ) from None
     recorded = await run_in_threadpool(
-        lambda: service.settle_payment(
+        lambda: service.declarations.settle_payment(
             provider=setup.provider.name,
             transaction_id=notification.transaction_id,
             outcome=notification.status,

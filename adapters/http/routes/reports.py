@@ -32,16 +32,11 @@ from adapters.http.routes.worklists import Cursor, Limit, MinPosition, ReadModel
 from adapters.reference.staff_plan import StaffFileError, staff_plan_for
 from adapters.reports import yearly_report as report_formats
 from adapters.views.read_models import ReadModels
-from projections.engine import ProjectionError
+from projections.errors import ProjectionError
+from projections.figures.counted_events import CountedEvents, figure_events
+from projections.figures.workload import StaffPlan
+from projections.figures.yearly_report import FIGURE_KEYS, YearlyReport, yearly_report
 from projections.paging import InvalidQuery
-from projections.workload import StaffPlan
-from projections.yearly_report import (
-    FIGURE_KEYS,
-    CountedEvents,
-    YearlyReport,
-    figure_events,
-    yearly_report,
-)
 
 CSV_MEDIA_TYPE: Final = "text/csv; charset=utf-8"
 HTML_MEDIA_TYPE: Final = "text/html; charset=utf-8"

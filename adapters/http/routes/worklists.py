@@ -29,7 +29,10 @@ from adapters.http.problems import HttpProblem
 from adapters.http.read_model_routes import office_in_reach, views_behind, views_unavailable
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.views.read_models import ReadModels
-from projections import (
+from projections.errors import ProjectionError
+from projections.paging import InvalidQuery, Page
+from projections.storage import ViewsStore
+from projections.worklists import (
     commitment_declarations_awaiting_handover,
     eat_cards_awaiting_handover,
     expiring_documents,
@@ -39,8 +42,6 @@ from projections import (
     unreviewed_uploads,
     untriaged_submissions,
 )
-from projections.engine import ProjectionError, ViewsStore
-from projections.paging import InvalidQuery, Page
 
 MAX_PAGE: Final = 200
 DEFAULT_PAGE: Final = 50

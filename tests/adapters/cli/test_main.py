@@ -15,8 +15,8 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-import adapters.cli.main as cli
 from adapters.cli.main import main
+from adapters.cli.progress import DemoLoadProgress, ProgressDisplay
 
 
 @pytest.fixture
@@ -180,22 +180,25 @@ def test_serve_loads_the_demo_once_and_runs_the_api(
     ]
 
 
-def test_progress_rewrites_one_line_on_a_terminal() -> None:
+def test_progress_rewrites_one_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
 
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough for the line: no wrapping
     terminal = Terminal()
-    progress = cli._Progress(lambda: 42, terminal)
+    progress = DemoLoadProgress(ProgressDisplay(terminal), lambda: 42)
 
     progress(1, 2)
     progress(2, 2)
 
     written = terminal.getvalue()
-    assert written.startswith("\rloaded 1/2 cases, 42 events")
+    first = written.index("loaded 1/2 cases, 42 events")
+    # Drawn over itself: back to the start of the line and cleared before each drawing.
+    assert "\r\x1b[2K" in written[:first]
+    assert written.index("\r\x1b[2K", first) < written.index("loaded 2/2 cases")
     assert written.count("\n") == 1
-    assert written.endswith("\n")
-    assert "loaded 2/2 cases" in written
+    assert written.endswith("\n\x1b[?25h")  # the finished line ends, the cursor is back
 
 
 def test_usage_errors_exit_with_2(capsys: pytest.CaptureFixture[str]) -> None:

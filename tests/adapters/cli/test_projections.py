@@ -15,8 +15,8 @@ import pytest
 
 from adapters.cli.projections import EXIT_BUSY, EXIT_OK, EXIT_UNAVAILABLE, add_projection_commands
 from adapters.settings import Settings
-from projections.engine import ViewsStore
 from projections.read_models import READ_MODELS
+from projections.storage import ViewsStore
 from service import AkteService
 from tests.support.projections import TOPIC, CaseDriver, dump, stored_positions, views_for
 from tests.system.test_projections_crash import ROOT, child_env

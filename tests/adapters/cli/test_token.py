@@ -14,9 +14,8 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from adapters.bootstrap import build_service
+from adapters.bootstrap import build_app, build_service
 from adapters.cli.main import main
-from adapters.http.app import create_app
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
 
@@ -92,7 +91,7 @@ def test_the_served_api_accepts_a_printed_token(
     settings = Settings()
     service = build_service(settings)
     try:
-        with TestClient(create_app(service, settings)) as client:
+        with TestClient(build_app(settings, service)) as client:
             as_caseworker = client.get(
                 "/cases/by-reference/AZ-1", headers={"Authorization": f"Bearer {caseworker}"}
             )

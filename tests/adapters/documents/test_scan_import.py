@@ -62,6 +62,13 @@ def filed_state(service: AkteService, folders: Iterable[LegacyFolder]) -> dict[s
     return state
 
 
+def concrete_documents(service: AkteService) -> DocumentStore:
+    """The service's document store as the adapter it is (its backend methods)."""
+    documents = service.intake.documents
+    assert isinstance(documents, DocumentStore)
+    return documents
+
+
 def stored_hashes(store: DocumentStore) -> set[str]:
     return {entry.sha256 for entry in store.entries()}
 
@@ -138,7 +145,7 @@ def test_failures_are_reported_by_file_number_and_name_no_person(
     legacy_file(batch / "10", 10, files={"a.pdf": make_pdf(3, marker="10")})
     legacy_file(batch / "11", 11, person=person_for(11) | {"nationality": "türkisch"})
     legacy_file(batch / "12", 12)
-    before = stored_hashes(service.documents)
+    before = stored_hashes(concrete_documents(service))
 
     report = run_import(service, batch)
 
@@ -168,7 +175,7 @@ def test_failures_are_reported_by_file_number_and_name_no_person(
     for number in (7, 8, 9, 10, 11):  # nothing of a failed folder was stored or recorded
         with pytest.raises(Exception, match="file number"):
             service.find_case_by_reference(OFFICE, file_number_for(number))
-    assert len(stored_hashes(service.documents) - before) == 2
+    assert len(stored_hashes(concrete_documents(service)) - before) == 2
 
 
 def test_a_closed_case_file_refuses_its_scans(service: AkteService, tmp_path: Path) -> None:
@@ -189,7 +196,7 @@ def test_a_closed_case_file_refuses_its_scans(service: AkteService, tmp_path: Pa
         "refused",
         "the case file is closed",
     )
-    assert stored_hashes(service.documents) == set()
+    assert stored_hashes(concrete_documents(service)) == set()
 
 
 def test_scans_join_an_existing_case_file_and_duplicates_are_filed_once(
@@ -231,7 +238,7 @@ def test_an_import_interrupted_mid_folder_resumes_without_duplicates(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     folders = write_legacy_batch(tmp_path / "batch", 60, seed=3)
-    interrupt_on_write(service.documents, monkeypatch, mid_folder_write(folders, 30)[0])
+    interrupt_on_write(concrete_documents(service), monkeypatch, mid_folder_write(folders, 30)[0])
 
     with pytest.raises(Interrupted):
         run_import(service, tmp_path / "batch")
@@ -275,7 +282,7 @@ def test_two_thousand_legacy_files_interrupted_and_resumed_equal_one_run(
     try:
         straight = run_import(uninterrupted, tmp_path / "batch")
         expected = filed_state(uninterrupted, folders)
-        expected_documents = stored_hashes(uninterrupted.documents)
+        expected_documents = stored_hashes(concrete_documents(uninterrupted))
     finally:
         uninterrupted.close()
 
@@ -283,7 +290,7 @@ def test_two_thousand_legacy_files_interrupted_and_resumed_equal_one_run(
     first = build_service(settings, clock=clock)
     # Half way, in the middle of a folder: its first files stored, its events not saved.
     write, half_done = mid_folder_write(folders, 1000)
-    interrupt_on_write(first.documents, monkeypatch, write)
+    interrupt_on_write(concrete_documents(first), monkeypatch, write)
     seen: list[FolderOutcome] = []
     try:
         with pytest.raises(Interrupted):
@@ -297,7 +304,7 @@ def test_two_thousand_legacy_files_interrupted_and_resumed_equal_one_run(
         head = second.recorder.max_notification_id()
         again = run_import(second, tmp_path / "batch")
         assert filed_state(second, folders) == expected
-        assert stored_hashes(second.documents) == expected_documents
+        assert stored_hashes(concrete_documents(second)) == expected_documents
         assert second.recorder.max_notification_id() == head
     finally:
         second.close()
@@ -416,7 +423,7 @@ def test_the_cli_sweeps_orphans_and_verifies_documents(
     referenced = sorted(path for path in documents.rglob("*") if path.is_file())
     service = build_service(Settings(store="sqlite", data_dir=tmp_path / "data"))
     try:
-        orphan = service.documents.put_bytes(make_pdf(1, marker="never recorded"))
+        orphan = service.intake.documents.put_bytes(make_pdf(1, marker="never recorded"))
     finally:
         service.close()
     capsys.readouterr()
@@ -453,4 +460,4 @@ def test_case_file_events_of_an_import_reference_stored_documents(
         for event in service.case_events(case_id):
             if isinstance(event, CaseFile.DocumentAttached):
                 assert event.by == "scan-import"
-                service.documents.verify(event.sha256, size_bytes=event.size_bytes)
+                service.intake.documents.verify(event.sha256, size_bytes=event.size_bytes)

@@ -88,7 +88,7 @@ def mail_service(service: AkteService, smtp: tuple[Inbox, int]) -> AkteService:
 
 
 def book(service: AkteService, *, email_address: str = "ayse@example.org") -> tuple[UUID, str]:
-    recorded = service.book_appointment(
+    recorded = service.appointments.book_appointment(
         office_id=OFFICE,
         service_point_code=POINT,
         appointment_type="extend-title",
@@ -110,24 +110,24 @@ def test_a_refused_mail_is_recorded_re_sent_and_confirmed_late_within_the_hold(
     appointment_id, reference = book(mail_service)
 
     assert kinds(mail_service, appointment_id) == ["Booked", "MailQueued", "MailFailed"]
-    failed = mail_service.appointment_events(appointment_id)[-1]
+    failed = mail_service.appointments.appointment_events(appointment_id)[-1]
     assert (failed.reason, failed.attempt) == ("smtp-550", 1)  # type: ignore[attr-defined]
     assert inbox.messages == []
-    status = mail_service.booking_status(reference)
+    status = mail_service.appointments.booking_status(reference)
     assert status.appointment is not None
     assert [(m.kind, m.status) for m in status.appointment.mails] == [("confirmation", "failed")]
 
     # The person sees it from their reference, fixes their mailbox and asks again.
     inbox.refused.clear()
     clock.advance(hours=40)
-    mail_service.resend_confirmation(reference)
+    mail_service.appointments.resend_confirmation(reference)
     assert kinds(mail_service, appointment_id)[3:] == ["ConfirmationMailRequested", "MailSent"]
     assert len(inbox.messages) == 1
     assert inbox.messages[0]["Message-ID"] == f"<{appointment_id}.2@akte>"
 
     # The reminder is due (24 hours before the hold lapses); the failed first mail is
     # superseded by the new one and not sent twice.
-    report = mail_service.run_appointment_tick()
+    report = mail_service.appointments.run_appointment_tick()
     assert (report.reminders, report.mails_sent) == (1, 1)
     assert [m["Subject"] for m in inbox.messages] == [
         "Bitte bestätigen Sie Ihren Termin",
@@ -135,11 +135,11 @@ def test_a_refused_mail_is_recorded_re_sent_and_confirmed_late_within_the_hold(
     ]
 
     clock.advance(hours=7, minutes=59)
-    mail_service.confirm_booking(reference, inbox.codes()[0])
-    assert mail_service.booking_status(reference).status == "confirmed"
+    mail_service.appointments.confirm_booking(reference, inbox.codes()[0])
+    assert mail_service.appointments.booking_status(reference).status == "confirmed"
     assert kinds(mail_service, appointment_id)[-1] == "Confirmed"
     clock.advance(hours=1)
-    assert mail_service.run_appointment_tick().lapses == 0
+    assert mail_service.appointments.run_appointment_tick().lapses == 0
 
 
 def test_a_lost_mail_is_tried_again_when_the_server_is_back(
@@ -152,17 +152,17 @@ def test_a_lost_mail_is_tried_again_when_the_server_is_back(
     )
     appointment_id, reference = book(service)
     assert kinds(service, appointment_id)[-1] == "MailFailed"
-    assert service.appointment_events(appointment_id)[-1].reason == "unreachable"  # type: ignore[attr-defined]
+    assert service.appointments.appointment_events(appointment_id)[-1].reason == "unreachable"  # type: ignore[attr-defined]
 
     set_up(
         service, SmtpMailer(host="127.0.0.1", port=port, sender="t@x.example", timeout_seconds=5)
     )
     clock.advance(minutes=5)
-    report = service.run_appointment_tick()
+    report = service.appointments.run_appointment_tick()
     assert report.mails_sent == 1
     assert kinds(service, appointment_id)[-1] == "MailSent"
     assert inbox.messages[0]["To"] == "ayse@example.org"
-    assert service.booking_status(reference).status == "held"
+    assert service.appointments.booking_status(reference).status == "held"
 
 
 def test_an_unconfirmed_hold_lapses_after_a_reminder_and_a_bounce_is_recorded(
@@ -170,18 +170,18 @@ def test_an_unconfirmed_hold_lapses_after_a_reminder_and_a_bounce_is_recorded(
 ) -> None:
     inbox, _port = smtp
     appointment_id, reference = book(mail_service)
-    held_until = mail_service.get_appointment(appointment_id).held_until
+    held_until = mail_service.appointments.get_appointment(appointment_id).held_until
     assert held_until == clock.now + timedelta(hours=48)
 
     clock.advance(hours=24)
-    assert mail_service.run_appointment_tick().reminders == 1
+    assert mail_service.appointments.run_appointment_tick().reminders == 1
     assert inbox.messages[-1]["Subject"] == "Erinnerung: Ihr Termin ist noch nicht bestätigt"
-    mail_service.record_mail_bounce(appointment_id, mail_number=2, reason="5.2.2")
+    mail_service.appointments.record_mail_bounce(appointment_id, mail_number=2, reason="5.2.2")
 
     clock.now = held_until - timedelta(seconds=1)
-    assert mail_service.run_appointment_tick().lapses == 0
+    assert mail_service.appointments.run_appointment_tick().lapses == 0
     clock.now = held_until
-    assert mail_service.run_appointment_tick().lapses == 1
+    assert mail_service.appointments.run_appointment_tick().lapses == 1
 
     assert kinds(mail_service, appointment_id) == [
         "Booked",
@@ -199,9 +199,9 @@ def test_an_unconfirmed_hold_lapses_after_a_reminder_and_a_bounce_is_recorded(
         "Erinnerung: Ihr Termin ist noch nicht bestätigt",
         "Ihre Terminreservierung ist verfallen",
     ]
-    status = mail_service.booking_status(reference)
+    status = mail_service.appointments.booking_status(reference)
     assert status.status == "lapsed"
     assert status.appointment is not None
     assert status.appointment.end_reason == "not_confirmed_in_time"
     with pytest.raises(Exception, match="lapsed"):
-        mail_service.confirm_booking(reference, inbox.codes()[0])
+        mail_service.appointments.confirm_booking(reference, inbox.codes()[0])

@@ -14,9 +14,11 @@ from eventsourcing.persistence import OperationalError
 
 from adapters.bootstrap import build_service
 from adapters.personal_data.key_store import DEFAULT_RESERVE_SIZE, DataKeys, KeyStore, StoredKey
+from adapters.personal_data.mapper import data_keys_of
 from adapters.settings import Settings
 from domain.case_file import MasterData
-from service import AkteService, StoreUnavailable
+from service import AkteService
+from service_common import StoreUnavailable
 from tests.conftest import FakeClock
 
 OFFICE: Final = "abh-musterstadt"
@@ -55,8 +57,8 @@ def test_opening_case_files_commits_their_keys_in_batches(
 ) -> None:
     service = build_service(settings, clock=clock)
     try:
-        counting = CountingKeyStore(service.data_keys.store)
-        service.data_keys.store = counting  # type: ignore[assignment]
+        counting = CountingKeyStore(data_keys_of(service).store)
+        data_keys_of(service).store = counting  # type: ignore[assignment]
         opened = [
             service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01").case_id
             for _ in range(2 * DEFAULT_RESERVE_SIZE + 1)
@@ -64,14 +66,14 @@ def test_opening_case_files_commits_their_keys_in_batches(
         assert counting.batches == [DEFAULT_RESERVE_SIZE] * 3
         assert counting.single_inserts == 0
         # Every key is in the store, not only in this process's cache.
-        elsewhere = keys_sharing_the_store(service.data_keys)
+        elsewhere = keys_sharing_the_store(data_keys_of(service))
         for case_id in opened:
             elsewhere.for_reading(str(case_id))
     finally:
         service.close()
     reopened = build_service(settings, clock=clock)
     try:
-        assert sum(reopened.data_keys.status().keys_by_master_key.values()) == len(opened)
+        assert sum(data_keys_of(reopened).status().keys_by_master_key.values()) == len(opened)
         assert all(reopened.get_case(case_id).master_data == PERSON for case_id in opened)
     finally:
         reopened.close()
@@ -82,7 +84,7 @@ def test_a_key_made_ahead_is_the_one_its_events_are_sealed_with(
 ) -> None:
     service = build_service(settings, clock=clock)
     try:
-        keys = service.data_keys
+        keys = data_keys_of(service)
         owner = keys.new_owner_id()
         # Even if the cache forgot it before the first event, writing finds the stored key.
         keys.forget(str(owner))
@@ -104,7 +106,7 @@ def test_concurrent_writers_get_distinct_ids_with_stored_keys(
 
     def draw(count: int) -> None:
         for _ in range(count):
-            owner = service.data_keys.new_owner_id()
+            owner = data_keys_of(service).new_owner_id()
             with lock:
                 handed_out.append(owner)
 
@@ -115,7 +117,7 @@ def test_concurrent_writers_get_distinct_ids_with_stored_keys(
         for thread in threads:
             thread.join()
         assert len(set(handed_out)) == len(handed_out) == 150
-        elsewhere = keys_sharing_the_store(service.data_keys)
+        elsewhere = keys_sharing_the_store(data_keys_of(service))
         for owner in handed_out:
             elsewhere.for_reading(str(owner))
     finally:
@@ -128,7 +130,7 @@ def test_without_encryption_no_keys_are_made_ahead(settings: Settings, clock: Fa
     )
     try:
         plain.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
-        assert plain.data_keys.status().keys_by_master_key == {}
+        assert data_keys_of(plain).status().keys_by_master_key == {}
     finally:
         plain.close()
 
@@ -137,19 +139,19 @@ def test_a_case_file_opened_with_a_key_made_ahead_is_erased_by_destroying_it(
     service: AkteService,
 ) -> None:
     case = service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
-    erasure = service.erase_personal_data(
+    erasure = service.data_protection.erase_personal_data(
         case.case_id, expected_version=1, by="dsb-01", legal_ground="dsgvo-17", approved_by="dsb-01"
     ).result
     assert str(case.case_id) in erasure.keys_destroyed
-    assert keys_sharing_the_store(service.data_keys).erased_at(str(case.case_id)) is not None
+    assert keys_sharing_the_store(data_keys_of(service)).erased_at(str(case.case_id)) is not None
 
 
 def stored_keys(service: AkteService) -> int:
-    return sum(service.data_keys.status().keys_by_master_key.values())
+    return sum(data_keys_of(service).status().keys_by_master_key.values())
 
 
 def test_refused_requests_leave_no_keys_behind(service: AkteService) -> None:
-    from appointments_service import ChallengeRefused
+    from service_appointment_mails import ChallengeRefused
     from tests.support.appointments import (
         OFFICE as APPOINTMENT_OFFICE,
     )
@@ -166,7 +168,7 @@ def test_refused_requests_leave_no_keys_behind(service: AkteService) -> None:
     opened = service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
     for _ in range(DEFAULT_RESERVE_SIZE + 8):  # more than one batch's worth
         with pytest.raises(ChallengeRefused):
-            service.book_appointment(
+            service.appointments.book_appointment(
                 office_id=APPOINTMENT_OFFICE,
                 service_point_code=POINT,
                 appointment_type="extend-title",
@@ -178,15 +180,15 @@ def test_refused_requests_leave_no_keys_behind(service: AkteService) -> None:
             )
     # Refused before saving: their ids went back into the reserve, no new batch was made.
     assert stored_keys(service) == DEFAULT_RESERVE_SIZE
-    service.data_keys.release_reserve()
+    data_keys_of(service).release_reserve()
     assert stored_keys(service) == 1
-    assert keys_sharing_the_store(service.data_keys).for_reading(str(opened.case_id))
+    assert keys_sharing_the_store(data_keys_of(service)).for_reading(str(opened.case_id))
 
 
 def test_a_key_store_that_fails_while_making_keys_is_reported_as_unavailable(
     service: AkteService,
 ) -> None:
-    keys = service.data_keys
+    keys = data_keys_of(service)
     keys.release_reserve()  # the next new case file makes a batch
     working = keys.store
 

@@ -18,8 +18,8 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
+from adapters.bootstrap import build_app
 from adapters.cli.main import main
-from adapters.http.app import create_app
 from adapters.http.auth.identity import Role
 from adapters.reports.audit_export import export_case
 from adapters.settings import Settings
@@ -188,7 +188,7 @@ def test_get_audit_verify_names_the_first_broken_link(
     log = write_log(service)
     case_id = log[0].case_id
     auditor = bearer(settings, "au-01", Role.AUDITOR)
-    with TestClient(create_app(service, settings)) as client:
+    with TestClient(build_app(settings, service)) as client:
         clean = client.get("/audit/verify", headers=auditor)
         assert clean.status_code == 200, clean.text
         assert clean.json()["ok"] is True

@@ -26,7 +26,8 @@ from domain.case_file import CaseFile
 from domain.case_reference import CaseReference
 from domain.history import ENVELOPE_FIELDS, HistoryEntry, HistoryFilter, describe
 from domain.personal import REDACTED_TEXT, personal_fields
-from service import AkteService, CaseNotFound
+from service import AkteService
+from service_common import CaseNotFound
 
 # ------------------------------------------------------- the previous path
 
@@ -109,7 +110,7 @@ PAGES = [
 def saved_histories(service: AkteService) -> dict[str, UUID]:
     rich, closed, erased = rich_case(), closed_case(), rich_case()
     service.save(rich, closed, erased)
-    service.erase_personal_data(
+    service.data_protection.erase_personal_data(
         erased.id,
         expected_version=erased.version,
         by="dsb-01",

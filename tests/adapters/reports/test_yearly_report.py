@@ -32,7 +32,7 @@ from adapters.reports.yearly_report import (
     report_html,
     report_json,
 )
-from projections.yearly_report import DrillDown, Figure, Unit, YearlyReport
+from projections.figures.yearly_report import DrillDown, Figure, Unit, YearlyReport
 
 YEAR = 2024
 OFFICE = "office-musterstadt"

@@ -11,14 +11,10 @@ from uuid import UUID
 import pytest
 
 from adapters.bootstrap import build_service
+from adapters.reference.catalogue import load_catalogue
 from adapters.settings import Settings
-from adapters.simulation.demo_office import (
-    CASEWORKERS,
-    PORTAL,
-    TEAM_LEAD,
-    DemoSummary,
-    load_demo_office,
-)
+from adapters.simulation.demo_case_file import PORTAL, TEAM_LEAD
+from adapters.simulation.demo_office import CASEWORKERS, DemoSummary, load_demo_office
 from domain.case_file import CaseFile
 from domain.values import (
     Channel,
@@ -100,7 +96,7 @@ def test_demo_office_is_varied_and_uses_catalogue_codes(service: AkteService) ->
     assert {letter.counterpart_kind for letter in letters} == set(get_args(CounterpartKind))
     assert any(case.notes for case in cases)
 
-    catalogue = service.catalogue
+    catalogue = load_catalogue()
     assert {p.topic for p in procedures} <= catalogue.topics
     legal_bases = {p.legal_basis for p in procedures if p.legal_basis}
     legal_bases |= {d.legal_basis for d in documents}

@@ -15,19 +15,16 @@ import pytest
 from adapters.bootstrap import build_service
 from adapters.cli.main import main
 from adapters.settings import Settings
-from adapters.simulation.simulator import (
+from adapters.simulation.calendar import easter_sunday, is_working_day, national_holidays
+from adapters.simulation.profile import (
     OfficeProfile,
     SimulationError,
-    SimulationResult,
-    achieved,
-    easter_sunday,
-    is_working_day,
     load_profile,
-    national_holidays,
     scaled,
-    simulate,
     targets_for,
 )
+from adapters.simulation.simulator import simulate
+from adapters.simulation.tally import SimulationResult, achieved
 from domain.case_file import CaseFile
 from service import AkteService
 from tests.support.statistics_oracle import BERLIN, all_events, naive_figures

@@ -18,7 +18,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from adapters.bootstrap import build_service, library_env
+from adapters.bootstrap import build_service, event_storage_for, library_env
 from adapters.reference.catalogue import load_catalogue
 from adapters.settings import Settings
 from adapters.store.hash_chain import Anchor, Break, ChainSource, VerifyReport, verify_chains
@@ -334,7 +334,7 @@ def test_events_written_before_the_chain_are_sealed_when_it_is_introduced(
     settings: Settings,
 ) -> None:
     env = {k: v for k, v in library_env(settings).items() if k != "APPLICATION_RECORDER_TOPIC"}
-    unchained = AkteService(env, catalogue=load_catalogue())
+    unchained = AkteService(env, catalogue=load_catalogue(), storage=event_storage_for(settings))
     try:
         write_log(unchained, cases=2)
         before = unchained.recorder.max_notification_id()

@@ -16,9 +16,11 @@ from adapters.bootstrap import build_service
 from adapters.settings import Settings
 from adapters.views.runner import ApplicationEventLog, ProjectionRunner, wait_for_position
 from adapters.views.store import PostgresViewsStore
-from projections.engine import ProjectionEngine, ViewsStore, ViewsStoreUnavailable
-from projections.open_procedures_by_assignee import open_procedures_by_assignee
+from projections.engine import ProjectionEngine
+from projections.errors import ViewsStoreUnavailable
+from projections.storage import ViewsStore
 from projections.worklists import WORKLISTS
+from projections.worklists.open_procedures_by_assignee import open_procedures_by_assignee
 from service import AkteService
 from tests.conftest import POSTGRES, FakeClock
 from tests.support.projections import TOPIC, CaseDriver, dump, rebuilt_dump, views_for

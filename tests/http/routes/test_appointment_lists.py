@@ -10,10 +10,9 @@ from typing import Any, Final
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.http.app import create_app
+from adapters.bootstrap import build_app, build_read_models
 from adapters.http.auth.identity import Role
 from adapters.settings import Settings
-from adapters.views.read_models import build_read_models
 from domain.case_file import MasterData
 from service import AkteService
 from tests.conftest import FakeClock
@@ -28,7 +27,7 @@ PROBLEMS: Final = "https://akte.example/problems/"
 def http(service: AkteService, settings: Settings, clock: FakeClock) -> Iterator[TestClient]:
     set_up(service, RecordingMailer())
     read_models = build_read_models(settings, service, follow=True)
-    app = create_app(service, settings, read_models=read_models)
+    app = build_app(settings, service, read_models=read_models)
     with TestClient(app) as test_client:
         yield test_client
     read_models.close()
@@ -135,9 +134,9 @@ def test_figures_now_and_day_by_day_for_the_office_and_for_auditors(
 ) -> None:
     lead = bearer(settings, "tl-01", Role.TEAM_LEAD)
     clock.now = local(date(2024, 3, 4), 7, 30)
-    service.run_appointment_tick()
+    service.appointments.run_appointment_tick()
     clock.now = local(TUESDAY, 7, 30)
-    service.run_appointment_tick()
+    service.appointments.run_appointment_tick()
     position = service.recorder.max_notification_id()
 
     now = http.get("/appointments/figures", params={"min_position": position}, headers=lead)

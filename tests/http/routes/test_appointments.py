@@ -11,14 +11,13 @@ from typing import Any, Final
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.http.app import create_app
+from adapters.bootstrap import build_app, build_read_models
 from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
-from adapters.views.read_models import build_read_models
-from appointments_service import solve_challenge
 from domain.case_file import MasterData
 from service import AkteService
+from service_appointment_mails import solve_challenge
 from tests.conftest import FakeClock
 from tests.service.test_appointments import NEXT_MONDAY, TUESDAY
 from tests.support.appointments import OFFICE, RecordingMailer, local, set_up
@@ -35,7 +34,7 @@ def client(
     set_up(service, mailer)
     # As `akte serve` does: a runner in the process keeps the lists built.
     read_models = build_read_models(settings, service, follow=True)
-    app = create_app(service, settings, read_models=read_models)
+    app = build_app(settings, service, read_models=read_models)
     with TestClient(app) as test_client:
         yield test_client, mailer
     read_models.close()

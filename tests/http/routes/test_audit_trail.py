@@ -12,7 +12,7 @@ from adapters.http.auth.identity import Role
 from adapters.settings import Settings
 from adapters.views.read_models import ReadModels
 from domain.case_file import MasterData
-from projections.audit_actions import office_day
+from projections.audit.audit_actions import office_day
 from service import AkteService
 from tests.conftest import FakeClock, bearer
 from tests.support.projections import engine_for, views_for
@@ -155,7 +155,7 @@ def test_only_auditors_read_the_trails(client: TestClient, settings: Settings) -
 def test_the_trail_keeps_transferred_and_closed_files_and_rebuilds_the_same(
     service: AkteService, settings: Settings, clock: FakeClock
 ) -> None:
-    from projections import audit_actions
+    from projections.audit import audit_actions
 
     case = service.open_case(office_id=settings.default_office_id, master_data=PERSON, by="sb-01")
     service.transfer_to_office(case.case_id, expected_version=1, by="sb-01", to_office_id=ELSEWHERE)

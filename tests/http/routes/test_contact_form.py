@@ -17,7 +17,8 @@ import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.http.app import create_app
+from adapters.bootstrap import build_app
+from adapters.documents.store import DocumentStore
 from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
@@ -55,7 +56,7 @@ def issuer_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def client(service: AkteService, settings: Settings, issuer_key_file: Path) -> Iterator[TestClient]:
     app_settings = settings.model_copy(update={**LIMITS, "local_issuer_key_path": issuer_key_file})
-    with TestClient(create_app(service, app_settings)) as test_client:
+    with TestClient(build_app(app_settings, service)) as test_client:
         yield test_client
 
 
@@ -79,7 +80,7 @@ def state(service: AkteService) -> tuple[int, set[str]]:
     """What was recorded and stored: the log's head and every stored hash."""
     return (
         service.recorder.max_notification_id() or 0,
-        {entry.sha256 for entry in service.documents.entries()},
+        {entry.sha256 for entry in service.intake.documents.entries()},
     )
 
 
@@ -119,9 +120,11 @@ def test_a_submission_answers_a_receipt(client: TestClient, service: AkteService
     ]
     assert response.headers["Cache-Control"] == "no-store"
     assert "Yılmaz" not in response.text
-    submission = service.get_submission(service.find_submission_by_receipt(receipt["receipt"]))
+    submission = service.intake.get_submission(
+        service.intake.find_submission_by_receipt(receipt["receipt"])
+    )
     assert submission.contact.file_number == "2019-ab12"
-    assert service.documents.read_bytes(submission.files[0].sha256) == document
+    assert service.intake.documents.read_bytes(submission.files[0].sha256) == document
 
 
 def test_a_message_without_files_is_taken_too(client: TestClient) -> None:
@@ -491,13 +494,15 @@ def test_a_corrupted_document_is_a_500_and_never_served(
         files={"file": ("a.pdf", letter, "application/pdf")},
         headers=caseworker | {"If-Match": version},
     )
-    original = service.documents.stored_chunks
+    documents = service.intake.documents
+    assert isinstance(documents, DocumentStore)
+    original = documents.stored_chunks
 
     def flipped(sha256: str) -> Iterator[bytes]:
         for chunk in original(sha256):
             yield chunk[:-1] + bytes([chunk[-1] ^ 1])
 
-    monkeypatch.setattr(service.documents, "stored_chunks", flipped)
+    monkeypatch.setattr(service.intake.documents, "stored_chunks", flipped)
 
     response = client.get(f"/cases/{case_id}/documents/1/content", headers=caseworker)
 

@@ -27,15 +27,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from adapters.http.app import create_app
+from adapters.bootstrap import build_app, payments_for
 from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import LocalIssuer
-from adapters.payment.configuration import (
-    DEVELOPMENT_SHARED_SECRET,
-    PaymentSetup,
-    PaymentsSwitchedOff,
-    payments_for,
-)
+from adapters.payment.setup import DEVELOPMENT_SHARED_SECRET, PaymentSetup, PaymentsSwitchedOff
 from adapters.payment.signatures import SIGNATURE_HEADER, signature_for, signature_is_valid
 from adapters.payment.stand_in import StandInServer
 from adapters.settings import Settings
@@ -148,9 +143,9 @@ def build_api(
     service: AkteService, settings: Settings, clock: FakeClock, issuer_key_file: Path
 ) -> Generator[Api, None, None]:
     provider = RecordingProvider()
-    app = create_app(
-        service,
+    app = build_app(
         app_settings(settings, issuer_key_file),
+        service,
         payments=PaymentSetup(provider=provider, shared_secret=SECRET, public_base_url=None),
     )
     with TestClient(app) as client:
@@ -178,9 +173,9 @@ def test_a_declaration_from_submission_to_handover_over_real_http(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     served = ServedApp(
-        create_app(
-            service,
+        build_app(
             app_settings(settings, issuer_key_file, payment_provider_url=stand_in.base_url),
+            service,
         ),
         service,
     )
@@ -275,9 +270,9 @@ def test_a_payer_in_a_browser_is_sent_back_to_the_office(
     stand_in: StandInServer,
 ) -> None:
     served = ServedApp(
-        create_app(
-            service,
+        build_app(
             app_settings(settings, issuer_key_file, payment_provider_url=stand_in.base_url),
+            service,
         ),
         service,
     )
@@ -368,8 +363,11 @@ def test_public_submissions_go_to_the_default_office_and_choose_nothing_else(
     assert too_young.json()["errors"][0]["field"] == "guarantor.date_of_birth"
     assert no_means.json()["errors"][0]["field"] == "monthly_net_income_cents"
     assert not [v for v in PERSONAL_VALUES if v in chosen.text + too_young.text]
-    declaration_id = api.service.find_declaration_by_reference(reference)
-    assert api.service.get_declaration(declaration_id).office_id == settings.default_office_id
+    declaration_id = api.service.declarations.find_declaration_by_reference(reference)
+    assert (
+        api.service.declarations.get_declaration(declaration_id).office_id
+        == settings.default_office_id
+    )
     assert before == 0
 
 
@@ -388,7 +386,7 @@ def test_a_paid_or_withdrawn_declaration_cannot_be_paid(api: Api, issuer: LocalI
     paid_reference = api.submit()
     api.notify(notification(api.pending_transaction(paid_reference)))
     withdrawn_reference = api.submit()
-    declaration_id = api.service.find_declaration_by_reference(withdrawn_reference)
+    declaration_id = api.service.declarations.find_declaration_by_reference(withdrawn_reference)
     withdrawn = api.client.post(
         f"/commitment-declarations/{declaration_id}/withdrawal",
         json={"reason": "Besuch abgesagt"},
@@ -429,7 +427,7 @@ def test_an_unreachable_or_refusing_provider_records_nothing(
     )
     outcomes = []
     for app_config in (unreachable, refusing):
-        with TestClient(create_app(service, app_config)) as client:
+        with TestClient(build_app(app_config, service)) as client:
             reference = client.post(
                 "/commitment-declarations", json=submission_json(clock.now.date())
             ).json()["reference"]
@@ -451,9 +449,9 @@ def test_an_unreachable_or_refusing_provider_records_nothing(
 def test_switched_off_payments_answer_503(
     service: AkteService, settings: Settings, clock: FakeClock, issuer_key_file: Path
 ) -> None:
-    app = create_app(
-        service,
+    app = build_app(
         app_settings(settings, issuer_key_file),
+        service,
         payments=PaymentsSwitchedOff("AKTE_PAYMENT_SHARED_SECRET is not set"),
     )
     with TestClient(app) as client:
@@ -608,7 +606,7 @@ def test_production_switches_payments_off_without_a_key_of_its_own(tmp_path: Pat
 
 def test_caseworker_writes_follow_if_match_and_the_rules(api: Api, issuer: LocalIssuer) -> None:
     reference = api.submit()
-    declaration_id = api.service.find_declaration_by_reference(reference)
+    declaration_id = api.service.declarations.find_declaration_by_reference(reference)
     url = f"/commitment-declarations/{declaration_id}"
     caseworker = bearer(issuer)
     before = api.events()
@@ -637,7 +635,7 @@ def test_caseworker_writes_follow_if_match_and_the_rules(api: Api, issuer: Local
 
 def test_a_caseworker_links_a_case_file_of_the_office(api: Api, issuer: LocalIssuer) -> None:
     reference = api.submit()
-    declaration_id = api.service.find_declaration_by_reference(reference)
+    declaration_id = api.service.declarations.find_declaration_by_reference(reference)
     caseworker = bearer(issuer)
     person = {
         "surname": "Yılmaz",
@@ -666,7 +664,7 @@ def test_a_caseworker_links_a_case_file_of_the_office(api: Api, issuer: LocalIss
 
 
 def test_other_offices_and_head_of_office_see_no_declaration(api: Api, issuer: LocalIssuer) -> None:
-    declaration_id = api.service.find_declaration_by_reference(api.submit())
+    declaration_id = api.service.declarations.find_declaration_by_reference(api.submit())
     url = f"/commitment-declarations/{declaration_id}"
 
     elsewhere = api.client.get(url, headers=bearer(issuer, "sb-91", office="abh-nachbarstadt"))
@@ -777,10 +775,13 @@ def test_any_sequence_of_notifications_records_one_payment_per_genuine_transacti
                 status[index] = outcome
                 recorded[index] += 1
         for index, reference in enumerate(references):
-            declaration = api.service.get_declaration(
-                api.service.find_declaration_by_reference(reference)
+            declaration = api.service.declarations.get_declaration(
+                api.service.declarations.find_declaration_by_reference(reference)
             )
-            types = [type(e).__name__ for e in api.service.declaration_events(declaration.id)]
+            types = [
+                type(e).__name__
+                for e in api.service.declarations.declaration_events(declaration.id)
+            ]
             assert types.count("FeePaid") == (1 if status[index] == "paid" else 0)
             assert "SurplusPaymentReceived" not in types
             assert len(types) == 3 + recorded[index]

@@ -9,9 +9,10 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
+from adapters.bootstrap import build_read_models
 from adapters.http.auth.identity import Role
 from adapters.settings import Settings
-from adapters.views.read_models import ReadModels, build_read_models
+from adapters.views.read_models import ReadModels
 from domain.case_file import MasterData
 from service import AkteService
 from tests.conftest import FakeClock, bearer

@@ -35,8 +35,7 @@ from prometheus_client.samples import Sample
 from pydantic import BaseModel
 from starlette.types import Message
 
-from adapters.bootstrap import build_service
-from adapters.http.app import create_app
+from adapters.bootstrap import build_app, build_service
 from adapters.http.middleware import (
     UNROUTED,
     HttpMetrics,
@@ -599,7 +598,7 @@ def test_uvicorn_logs_go_through_our_handler_and_its_access_log_is_off(
 
 @pytest.fixture
 def real_app(service: AkteService, settings: Settings) -> FastAPI:
-    return create_app(service, settings)
+    return build_app(settings, service)
 
 
 @pytest.fixture
@@ -652,9 +651,9 @@ def test_readyz_names_the_failed_extra_checks(service: AkteService, settings: Se
     def raises() -> str | None:
         raise RuntimeError(SECRET_TEXT)
 
-    app = create_app(
-        service,
+    app = build_app(
         settings,
+        service,
         readiness_checks=[
             NamedCheck("projections", lambda: "12000 events behind"),
             NamedCheck("mail", raises),
@@ -728,7 +727,7 @@ def test_metrics_leave_out_the_event_count_when_the_store_fails(
 
 
 def test_each_app_counts_its_own_requests(service: AkteService, settings: Settings) -> None:
-    first, second = create_app(service, settings), create_app(service, settings)
+    first, second = build_app(settings, service), build_app(settings, service)
 
     with TestClient(first) as first_client, TestClient(second) as second_client:
         first_client.get("/healthz")
@@ -757,7 +756,7 @@ def test_operations_endpoints_are_documented_without_security(client: TestClient
 def test_the_real_app_refuses_bodies_before_its_routes(
     service: AkteService, settings: Settings
 ) -> None:
-    app = create_app(service, settings.model_copy(update={"max_body_bytes": LIMIT}))
+    app = build_app(settings.model_copy(update={"max_body_bytes": LIMIT}), service)
 
     with TestClient(app) as client:
         not_json = client.post(

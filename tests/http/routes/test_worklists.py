@@ -9,10 +9,9 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.http.app import create_app
+from adapters.bootstrap import build_app, build_read_models
 from adapters.http.auth.identity import Role
 from adapters.settings import Settings
-from adapters.views.read_models import build_read_models
 from domain.case_file import MasterData
 from service import AkteService
 from tests.conftest import FakeClock, bearer
@@ -139,7 +138,7 @@ def test_read_models_far_behind_the_log_are_reported_not_ready(
     idle = build_read_models(settings, service, follow=False)
     try:
         assert "behind" in (idle.lag_problem() or "")
-        with TestClient(create_app(service, settings, read_models=idle)) as client:
+        with TestClient(build_app(settings, service, read_models=idle)) as client:
             response = client.get("/readyz")
         assert response.status_code == 503
         assert "read_models" in response.json()["checks"]
@@ -177,7 +176,7 @@ def test_an_untriaged_submission_is_listed_until_it_is_dismissed(
     from tests.service.test_intake import OFFICE, submit
 
     first, second = submit(service), submit(service)
-    dismissed = service.dismiss_submission(
+    dismissed = service.intake.dismiss_submission(
         second.submission_id, expected_version=second.version, by="sb-01", reason="duplicate"
     )
     response = client.get(

@@ -39,7 +39,7 @@ from adapters.http.schemas.cases import (
     TransferCreate,
 )
 from domain.case_file import CaseFile, MasterData
-from service import ReferenceNotFound
+from service_common import ReferenceNotFound
 
 DEFAULT_EVENT_PAGE: Final = 100
 MAX_EVENT_PAGE: Final = 1000

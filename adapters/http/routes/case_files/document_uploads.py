@@ -80,7 +80,7 @@ def upload_document(
     A refused upload stores nothing and records nothing.
     """
     incoming = incoming_upload(file, "file", max_bytes=settings.upload_max_file_bytes, kind=kind)
-    recorded = service.upload_document(
+    recorded = service.intake.upload_document(
         case_id,
         expected_version=expected_version,
         by=principal.user_id,
@@ -108,7 +108,7 @@ def get_document_content(
     case = load_case(service, case_id)
     document = numbered(case.documents, document_number, code="document-not-found", what="document")
     return verified_content(
-        service.documents,
+        service.intake.documents,
         sha256=document.sha256,
         size_bytes=document.size_bytes,
         media_type=document.media_type,
