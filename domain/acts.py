@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.errors import InvalidValue
-from domain.values import require_aware
+from domain.values import require_aware, require_printable
 
 _MAX_USER_ID_LENGTH = 100
 
@@ -28,6 +28,7 @@ class Act:
     def __post_init__(self) -> None:
         if not self.by or len(self.by) > _MAX_USER_ID_LENGTH:
             raise InvalidValue("by", f"must be a user id of 1 to {_MAX_USER_ID_LENGTH} characters")
+        require_printable("by", self.by)
         require_aware("at", self.at)
         require_aware("recorded_at", self.recorded_at)
         if self.at > self.recorded_at:

@@ -43,7 +43,7 @@ from domain.acts import Act
 from domain.case_file import CaseFile, require_code
 from domain.errors import InvalidValue, PartNotFound, RuleViolation
 from domain.personal import Personal
-from domain.values import require_choice, require_email, require_text
+from domain.values import LawfulEvent, require_choice, require_email, require_text
 
 _NAMESPACE: Final = UUID("5d0c7c1e-2b4f-4f8e-9a61-0e3c9b7d2a40")
 
@@ -255,7 +255,7 @@ class ServicePoint(Aggregate):
         self.types: dict[str, AppointmentType] = {}
         self.closed_days: dict[date, str] = {}
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
@@ -555,7 +555,7 @@ class Slot(Aggregate):
         self.starts_at: datetime = datetime.min.replace(tzinfo=UTC)
         self.holders: list[str] = []
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
@@ -720,7 +720,7 @@ class Appointment(Aggregate):
         self.mails: list[Mail] = []
         self.resends: int = 0
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
@@ -1029,7 +1029,7 @@ class Appointment(Aggregate):
         if self.status not in HOLDING_A_SEAT or self.status == "checked_in":
             raise AppointmentStateConflict(f"the appointment is {self.status}")
         if reason is not None:
-            require_text("reason", reason, max_length=1000)
+            require_text("reason", reason, max_length=1000, line_breaks=True)
         self._record(self.Cancelled, act, cancelled_by=cancelled_by, reason=reason)
 
     def retype(
@@ -1043,7 +1043,7 @@ class Appointment(Aggregate):
                 msg = f"is not a legal basis of appointment type {appointment_type.code}"
                 raise InvalidValue("legal_basis", msg)
         if reason is not None:
-            require_text("reason", reason, max_length=1000)
+            require_text("reason", reason, max_length=1000, line_breaks=True)
         if appointment_type.code == self.appointment_type and legal_basis == self.legal_basis:
             raise AppointmentStateConflict("the appointment already has this type and basis")
         self._record(
@@ -1172,7 +1172,7 @@ class BookingReference(Aggregate):
         self.holder_id: str = ""
         self.holder_kind: str = ""
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
@@ -1216,7 +1216,7 @@ class PersonBookings(Aggregate):
         self.office_id: str = ""
         self.open: list[str] = []
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
@@ -1292,7 +1292,7 @@ class Waitlist(Aggregate):
         self.offers: dict[str, str] = {}
         """Entry id to the appointment offered to it, while the offer is open."""
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
@@ -1398,7 +1398,7 @@ class WaitlistEntry(Aggregate):
         self.offers: list[str] = []
         self.left_reason: str | None = None
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
@@ -1508,7 +1508,7 @@ class TickCursor(Aggregate):
     def __init__(self) -> None:
         self.position: int = 0
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
@@ -1548,7 +1548,7 @@ class AvailabilityObservation(Aggregate):
     def __init__(self) -> None:
         self.day: date = date.min
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
@@ -1636,7 +1636,7 @@ class ServicePointDirectory(Aggregate):
         self.office_id: str = ""
         self.codes: list[str] = []
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
@@ -1677,7 +1677,7 @@ class ServicePointDirectory(Aggregate):
 class SpentChallenge(Aggregate):
     """A proof-of-work challenge that has been used: each buys one booking."""
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 

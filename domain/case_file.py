@@ -56,6 +56,7 @@ from domain.values import (
     FictionEndReason,
     FictionKind,
     InquiryKind,
+    LawfulEvent,
     ProcedureStatus,
     ResidenceDocumentEndReason,
     ResidenceDocumentKind,
@@ -77,13 +78,13 @@ V = TypeVar("V")
 
 def require_code(field_name: str, value: str) -> None:
     """Codes (legal bases, topics, offices, document kinds): lower-case, no spaces."""
-    if not _CODE.match(value):
+    if not _CODE.fullmatch(value):
         raise InvalidValue(field_name, "must be a code of lower-case letters, digits, - and _")
 
 
 def _optional_text(field_name: str, value: str | None, max_length: int = MAX_FREE_TEXT) -> None:
     if value is not None:
-        require_text(field_name, value, max_length=max_length)
+        require_text(field_name, value, max_length=max_length, line_breaks=True)
 
 
 # -- State of the parts of a case file. Plain mutable dataclasses, because snapshots
@@ -273,7 +274,7 @@ class CaseFile(Aggregate):
 
     # ------------------------------------------------------------------ events
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         """Base of every case-file event: who acted (``by``) and when (``at``)."""
 
         by: str
@@ -718,7 +719,7 @@ class CaseFile(Aggregate):
         unknown = set(corrections) - set(_MASTER_DATA_FIELDS)
         if unknown:
             raise InvalidValue(sorted(unknown)[0], "is not a master data field")
-        require_text("reason", reason, max_length=MAX_FREE_TEXT)
+        require_text("reason", reason, max_length=MAX_FREE_TEXT, line_breaks=True)
         changed = {
             name: value
             for name, value in corrections.items()
@@ -1110,7 +1111,7 @@ class CaseFile(Aggregate):
     def refuse_entry_consent(self, *, entry_procedure_number: int, reason: str, act: Act) -> None:
         self.check_active()
         self.undecided_entry_procedure(entry_procedure_number)
-        require_text("reason", reason, max_length=MAX_FREE_TEXT)
+        require_text("reason", reason, max_length=MAX_FREE_TEXT, line_breaks=True)
         self._record(
             self.EntryConsentRefused,
             act,
@@ -1149,7 +1150,7 @@ class CaseFile(Aggregate):
         require_choice("direction", direction, Direction)
         require_choice("counterpart_kind", counterpart_kind, CounterpartKind)
         require_text("counterpart_name", counterpart_name)
-        require_text("subject", subject, max_length=MAX_FREE_TEXT)
+        require_text("subject", subject, max_length=MAX_FREE_TEXT, line_breaks=True)
         for number in attachment_numbers:
             if not 1 <= number <= len(self.documents):
                 msg = f"document {number} is not attached to this case file"
@@ -1169,7 +1170,7 @@ class CaseFile(Aggregate):
 
     def add_note(self, *, text: str, act: Act) -> int:
         """A free-text note; allowed on a closed file too."""
-        require_text("text", text, max_length=MAX_FREE_TEXT)
+        require_text("text", text, max_length=MAX_FREE_TEXT, line_breaks=True)
         number = len(self.notes) + 1
         self._record(self.NoteAdded, act, note_number=number, text=text)
         return number
@@ -1342,7 +1343,7 @@ _REFERENCE = re.compile(r"^[A-Z0-9][A-Z0-9./-]{2,39}$")
 
 def check_reference(reference: str) -> None:
     """The office's file number (Aktenzeichen): capitals, digits, '.', '/', '-'."""
-    if not _REFERENCE.match(reference):
+    if not _REFERENCE.fullmatch(reference):
         raise InvalidValue("reference", "must be 3 to 40 capital letters, digits, '.', '/' or '-'")
 
 
@@ -1352,6 +1353,6 @@ def check_master_data(master_data: MasterData, *, today: date) -> None:
     require_nationality("nationality", master_data.nationality)
     require_document_number("passport_number", master_data.passport_number)
     if master_data.address is not None:
-        require_text("address", master_data.address, max_length=500)
+        require_text("address", master_data.address, max_length=500, line_breaks=True)
     if not date(1900, 1, 1) <= master_data.date_of_birth <= today:
         raise InvalidValue("date_of_birth", "must lie between 1900 and today")

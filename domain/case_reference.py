@@ -14,6 +14,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.acts import Act
+from domain.values import LawfulEvent
 
 _NAMESPACE: Final = UUID("6f1d3c9e-5a0b-4a53-9d0c-2b7f8e4a1c11")
 
@@ -24,7 +25,7 @@ class CaseReference(Aggregate):
     def __init__(self) -> None:
         self.case_id: str = ""
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 

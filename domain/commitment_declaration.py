@@ -57,6 +57,7 @@ from domain.values import (
     CommitmentStatus,
     Currency,
     FeeStatus,
+    LawfulEvent,
     Money,
     PaymentMethod,
     PaymentOutcome,
@@ -176,7 +177,7 @@ class CommitmentDeclaration(Aggregate):
 
     # ------------------------------------------------------------------ events
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         """Base of every declaration event: who acted (``by``) and when (``at``)."""
 
         by: str
@@ -599,7 +600,7 @@ class CommitmentDeclaration(Aggregate):
             )
         if payment.refunded_at is not None:
             raise PaymentNotRefundable(f"payment {number} has already been refunded")
-        require_text("reason", reason, max_length=MAX_FREE_TEXT)
+        require_text("reason", reason, max_length=MAX_FREE_TEXT, line_breaks=True)
         self._record(
             self.PaymentRefunded,
             act,
@@ -616,7 +617,7 @@ class CommitmentDeclaration(Aggregate):
         if not isinstance(passed, bool):
             raise InvalidValue("passed", "must be true or false")
         if reason is not None:
-            require_text("reason", reason, max_length=MAX_FREE_TEXT)
+            require_text("reason", reason, max_length=MAX_FREE_TEXT, line_breaks=True)
         if not passed and reason is None:
             raise InvalidValue("reason", "a failed check must give its reason")
         self._record(self.AbilityToPayChecked, act, passed=passed, reason=reason)
@@ -647,7 +648,7 @@ class CommitmentDeclaration(Aggregate):
         if entry_date == self.visitor_entry_date:
             raise NothingToCorrect("this entry date is already recorded")
         if reason is not None:
-            require_text("reason", reason, max_length=MAX_FREE_TEXT)
+            require_text("reason", reason, max_length=MAX_FREE_TEXT, line_breaks=True)
         if self.visitor_entry_date is not None and reason is None:
             raise InvalidValue("reason", "correcting a recorded entry date needs a reason")
         self._record(
@@ -663,7 +664,7 @@ class CommitmentDeclaration(Aggregate):
         """The guarantor withdraws before handover; a paid fee stays paid unless refunded."""
         self.check_open()
         if reason is not None:
-            require_text("reason", reason, max_length=MAX_FREE_TEXT)
+            require_text("reason", reason, max_length=MAX_FREE_TEXT, line_breaks=True)
         self._record(self.Withdrawn, act, reason=reason)
 
     def link_to_case_file(self, *, case_id: UUID, act: Act) -> None:
@@ -732,7 +733,7 @@ def check_guarantor(guarantor: Guarantor, *, today: date) -> None:
         raise InvalidValue(
             "guarantor.date_of_birth", f"the guarantor must be at least {GUARANTOR_MINIMUM_AGE}"
         )
-    require_text("guarantor.address", guarantor.address, max_length=MAX_ADDRESS)
+    require_text("guarantor.address", guarantor.address, max_length=MAX_ADDRESS, line_breaks=True)
     require_nationality("guarantor.nationality", guarantor.nationality)
     require_document_number("guarantor.id_document_number", guarantor.id_document_number)
 
@@ -776,7 +777,7 @@ class DeclarationReference(Aggregate):
     def __init__(self) -> None:
         self.declaration_id: str = ""
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
@@ -816,7 +817,7 @@ class PaymentTransaction(Aggregate):
         self.declaration_id: str = ""
         self.payment_number: int = 0
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 

@@ -40,6 +40,7 @@ from domain.errors import (
 from domain.personal import Personal
 from domain.values import (
     DismissalReason,
+    LawfulEvent,
     SubmissionStatus,
     UploadMediaType,
     require_choice,
@@ -124,7 +125,7 @@ class ContactSubmission(Aggregate):
 
     # ------------------------------------------------------------------ events
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         """Base of every submission event: who acted (``by``) and when (``at``)."""
 
         by: str
@@ -332,7 +333,7 @@ class ContactSubmission(Aggregate):
     def answer(self, *, reply: str, act: Act) -> None:
         """The office answered the sender instead of opening a procedure."""
         self.check_untriaged()
-        require_text("reply", reply, max_length=MAX_FREE_TEXT)
+        require_text("reply", reply, max_length=MAX_FREE_TEXT, line_breaks=True)
         self._record(self.Answered, act, reply=reply)
 
     def dismiss(self, *, reason: DismissalReason, note: str | None, act: Act) -> None:
@@ -340,7 +341,7 @@ class ContactSubmission(Aggregate):
         self.check_untriaged()
         require_choice("reason", reason, DismissalReason)
         if note is not None:
-            require_text("note", note, max_length=MAX_FREE_TEXT)
+            require_text("note", note, max_length=MAX_FREE_TEXT, line_breaks=True)
         self._record(self.Dismissed, act, reason=reason, note=note)
 
     # ------------------------------------------------------------------ checks
@@ -398,7 +399,7 @@ def check_submission(
     require_code("office_id", office_id)
     require_sha256("receipt_sha256", receipt_sha256)
     require_code("topic", topic)
-    require_text("message", message, max_length=MAX_FREE_TEXT)
+    require_text("message", message, max_length=MAX_FREE_TEXT, line_breaks=True)
     check_contact(contact, today=today)
     if len(files) > MAX_SUBMITTED_FILES:
         raise InvalidValue("files", f"must be at most {MAX_SUBMITTED_FILES}")
@@ -420,7 +421,7 @@ class SubmissionReceipt(Aggregate):
     def __init__(self) -> None:
         self.submission_id: str = ""
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 

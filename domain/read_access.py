@@ -20,6 +20,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.acts import Act
 from domain.errors import InvalidValue
+from domain.values import LawfulEvent
 
 MAX_ENDPOINT_LENGTH: Final = 200
 _ENDPOINT: Final = re.compile(r"^(?:[A-Z]{3,7} /[!-~]{0,190}|CLI akte [a-z -]{1,60})$")
@@ -36,7 +37,7 @@ class ReadAccess(Aggregate):
         self.office_id: str | None = None
         self.endpoint: str = ""
 
-    class Event(Aggregate.Event):
+    class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
@@ -64,7 +65,7 @@ class ReadAccess(Aggregate):
         endpoint: str,
         act: Act,
     ) -> ReadAccess:
-        if not _ENDPOINT.match(endpoint):
+        if not _ENDPOINT.fullmatch(endpoint):
             raise InvalidValue("endpoint", "must be a method and a route template")
         return cls._create(
             cls.Recorded,

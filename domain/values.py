@@ -6,9 +6,10 @@ store equals the event that was written.
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import date, datetime, timedelta
 from typing import Final, Literal, get_args
 
 from domain.errors import InvalidValue
@@ -70,37 +71,133 @@ def require_choice(field: str, value: str, vocabulary: object) -> None:
         raise InvalidValue(field, f"must be one of {', '.join(allowed)}")
 
 
-def require_text(field: str, value: str, *, max_length: int = 200) -> None:
+def require_text(
+    field: str, value: str, *, max_length: int = 200, line_breaks: bool = False
+) -> None:
+    """Non-empty text of at most ``max_length`` characters without control characters;
+    ``line_breaks`` allows line breaks and tabs, for free text (notes, messages,
+    reasons, addresses) but not for names and ids."""
     if not value or not value.strip():
         raise InvalidValue(field, "must not be empty")
     if len(value) > max_length:
         raise InvalidValue(field, f"must be at most {max_length} characters")
+    require_printable(field, value, line_breaks=line_breaks)
+
+
+# -- What every read model can store and compute with: no control characters in text,
+# -- times whose conversion to UTC cannot overflow, integers that fit 64 bits.
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""C0 and C1 control characters (NUL among them) and lone surrogates, which UTF-8 cannot
+encode: PostgreSQL refuses NUL in text, and neither has a place in a name or a note."""
+_CONTROL_EXCEPT_LINE_BREAKS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+EARLIEST_DAY: Final = date(1900, 1, 1)
+LATEST_DAY: Final = date(2199, 12, 31)
+"""Dates and times lie in 1900-2199: no birth, validity, appointment or action of a living
+case lies outside, and a time there converts to UTC without overflowing, as
+``datetime.min`` with a positive offset does."""
+MAX_UTC_OFFSET: Final = timedelta(hours=14)
+"""The world's time zones lie within UTC-12 and UTC+14; PostgreSQL refuses 16 hours."""
+MIN_INTEGER: Final = -(2**63)
+MAX_INTEGER: Final = 2**63 - 1
+"""The stores' and read models' integer columns are 64 bits wide."""
+
+
+def require_printable(field: str, value: str, *, line_breaks: bool = False) -> None:
+    """Refuse control characters (with ``line_breaks``: except tab, line feed and
+    carriage return) and lone surrogates."""
+    pattern = _CONTROL_EXCEPT_LINE_BREAKS if line_breaks else _CONTROL
+    if pattern.search(value):
+        allowed = " other than line breaks and tabs" if line_breaks else ""
+        raise InvalidValue(field, f"must not contain control characters{allowed}")
+
+
+def require_lawful_day(field: str, value: date) -> None:
+    """A date (or the local date of a time) between 1900-01-01 and 2199-12-31."""
+    day = value.date() if isinstance(value, datetime) else value
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise InvalidValue(field, f"must lie between {EARLIEST_DAY} and {LATEST_DAY}")
+
+
+def require_lawful_time(field: str, value: datetime) -> None:
+    """A time whose local date lies in 1900-2199 and whose offset from UTC, if it has one,
+    is whole seconds within the ±14 hours of the world's time zones (PostgreSQL refuses
+    offsets from 16 hours on)."""
+    require_lawful_day(field, value)
+    offset = value.utcoffset()
+    if offset is not None and (abs(offset) > MAX_UTC_OFFSET or offset.microseconds):
+        raise InvalidValue(field, "must have a UTC offset of whole seconds within 14 hours")
+
+
+def require_lawful_value(field: str, value: object) -> None:
+    """Any value an event carries, walked through lists, mappings and dataclasses: text
+    without control characters other than line breaks and tabs, dates and times in
+    1900-2199, finite numbers, integers within 64 bits."""
+    if isinstance(value, str):
+        require_printable(field, value, line_breaks=True)
+    elif isinstance(value, datetime):
+        require_lawful_time(field, value)
+    elif isinstance(value, date):
+        require_lawful_day(field, value)
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if not MIN_INTEGER <= value <= MAX_INTEGER:
+            raise InvalidValue(field, "must fit in 64 bits")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidValue(field, "must be a finite number")
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            require_lawful_value(field, item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            require_lawful_value(field, key)
+            require_lawful_value(field, item)
+    elif is_dataclass(value) and not isinstance(value, type):
+        for part in fields(value):
+            require_lawful_value(f"{field}.{part.name}", getattr(value, part.name))
+
+
+class LawfulEvent:
+    """Mixed into each aggregate's ``Event`` base: an event is checked with
+    :func:`require_lawful_value` when it is made, so no command, whatever its path (HTTP,
+    CLI, simulator, a direct service call), records a value that a read model cannot
+    process. Events read back from the store are not made this way and are not checked:
+    what was recorded stays readable."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # type: ignore[misc]
+        for name, value in vars(self).items():
+            require_lawful_value(name, value)
 
 
 def require_document_number(field: str, value: str) -> None:
     """Card, passport, sticker and carrier-sheet numbers: 5-20 capital letters or digits."""
-    if not _DOCUMENT_NUMBER.match(value):
+    if not _DOCUMENT_NUMBER.fullmatch(value):
         raise InvalidValue(field, "must be 5 to 20 capital letters or digits")
 
 
 def require_nationality(field: str, value: str) -> None:
-    if not _NATIONALITY.match(value):
+    if not _NATIONALITY.fullmatch(value):
         raise InvalidValue(field, "must be an ISO 3166-1 alpha-3 code such as SYR or XXA")
 
 
 def require_sha256(field: str, value: str) -> None:
-    if not _SHA256.match(value):
+    if not _SHA256.fullmatch(value):
         raise InvalidValue(field, "must be 64 lower-case hexadecimal digits")
 
 
 def require_media_type(field: str, value: str) -> None:
-    if not _MEDIA_TYPE.match(value):
+    if not _MEDIA_TYPE.fullmatch(value):
         raise InvalidValue(field, "must be a media type such as application/pdf")
 
 
 def require_aware(field: str, value: datetime) -> None:
+    """A time with a time zone, between 1900-01-01 and 2199-12-31 (local date)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidValue(field, "must carry a time zone")
+    require_lawful_time(field, value)
 
 
 @dataclass(frozen=True)
@@ -184,12 +281,12 @@ def require_currency(field: str, value: str) -> None:
 
 def require_transaction_id(field: str, value: str) -> None:
     """A payment provider's transaction id: 1-100 letters, digits, '.', '_', ':' or '-'."""
-    if not _TRANSACTION_ID.match(value):
+    if not _TRANSACTION_ID.fullmatch(value):
         raise InvalidValue(field, "must be 1 to 100 letters, digits, '.', '_', ':' or '-'")
 
 
 def require_http_url(field: str, value: str) -> None:
-    if not _HTTP_URL.match(value):
+    if not _HTTP_URL.fullmatch(value):
         raise InvalidValue(field, "must be an http(s) URL of at most 2000 characters")
 
 
@@ -237,7 +334,7 @@ _UNSAFE_IN_FILE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 def require_email(field: str, value: str) -> None:
-    if len(value) > MAX_EMAIL or not _EMAIL.match(value):
+    if len(value) > MAX_EMAIL or not _EMAIL.fullmatch(value):
         raise InvalidValue(field, "must be an e-mail address such as name@example.org")
 
 

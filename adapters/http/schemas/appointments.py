@@ -6,15 +6,18 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-Code = Annotated[str, Field(min_length=2, max_length=60, pattern=r"^[a-z0-9][a-z0-9_-]+$")]
+from adapters.http.schemas.lawful import LawfulDate, LawfulRequest, LawfulTime, Line
+from adapters.http.schemas.lawful import Text as FreeText
+
+Code = Annotated[Line, Field(min_length=2, max_length=60, pattern=r"^[a-z0-9][a-z0-9_-]+$")]
 Held = Literal["none", "visa", "eat", "fiction_certificate", "duldung", "aufenthaltsgestattung"]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[Line, Field(min_length=1, max_length=200)]
 Clock = Annotated[str, Field(pattern=r"^[0-2]\d:[0-5]\d$", examples=["07:00"])]
 
 
-class _Strict(BaseModel):
+class _Strict(LawfulRequest):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -24,8 +27,8 @@ class AppointmentTypeCreate(_Strict):
     topic: Code
     """A contact topic code (``GET /catalogue``): what the appointment is for."""
     procedure_kind: Code
-    legal_bases: Annotated[list[Code], Field(max_length=60)] = []
-    for_documents: Annotated[list[Held], Field(max_length=6)] = []
+    legal_bases: Annotated[list[Code], Field(default_factory=list, max_length=60)]
+    for_documents: Annotated[list[Held], Field(default_factory=list, max_length=6)]
     duration_minutes: Annotated[int, Field(ge=5, le=240)]
 
 
@@ -37,7 +40,7 @@ class ServicePointCreate(_Strict):
     same_day_counters: Annotated[int, Field(ge=0, le=100)] = 0
     same_day_release: Clock = "07:00"
     booking_horizon_days: Annotated[int, Field(ge=1, le=366)] = 56
-    timezone: Annotated[str, Field(min_length=1, max_length=60)] = "Europe/Berlin"
+    timezone: Annotated[Line, Field(min_length=1, max_length=60)] = "Europe/Berlin"
     opening_hours: Annotated[
         list[Annotated[str, Field(pattern=r"^[1-7] [0-2]\d:[0-5]\d-[0-2]\d:[0-5]\d$")]],
         Field(max_length=50, examples=[["1 08:00-12:00", "4 14:00-18:00"]]),
@@ -73,7 +76,7 @@ class ServicePointPublic(BaseModel):
 
 
 class ClosedDayCreate(_Strict):
-    day: date
+    day: LawfulDate
     reason: Text
 
 
@@ -101,9 +104,9 @@ class ChallengePublic(BaseModel):
 class PersonCreate(_Strict):
     surname: Text
     given_names: Text
-    date_of_birth: date
-    email: Annotated[str, Field(min_length=3, max_length=254)]
-    phone: Annotated[str | None, Field(max_length=40)] = None
+    date_of_birth: LawfulDate
+    email: Annotated[Line, Field(min_length=3, max_length=254)]
+    phone: Annotated[Line | None, Field(max_length=40)] = None
 
 
 class SituationCreate(_Strict):
@@ -115,14 +118,14 @@ class SituationCreate(_Strict):
 
 
 class ProofCreate(_Strict):
-    challenge: Annotated[str, Field(min_length=1, max_length=200)]
-    nonce: Annotated[str, Field(min_length=1, max_length=40)]
+    challenge: Annotated[Line, Field(min_length=1, max_length=200)]
+    nonce: Annotated[Line, Field(min_length=1, max_length=40)]
 
 
 class BookingCreate(_Strict):
     service_point: Code
     appointment_type: Code
-    starts_at: AwareDatetime
+    starts_at: LawfulTime
     situation: SituationCreate
     person: PersonCreate
     proof: ProofCreate
@@ -169,7 +172,7 @@ class BookingStatusPublic(BaseModel):
 
 
 class ConfirmationCreate(_Strict):
-    code: Annotated[str, Field(min_length=4, max_length=20)]
+    code: Annotated[Line, Field(min_length=4, max_length=20)]
 
 
 class AppointmentPublic(BaseModel):
@@ -207,11 +210,11 @@ class AppointmentRecordedPublic(BaseModel):
 class RetypeCreate(_Strict):
     appointment_type: Code
     legal_basis: Code | None = None
-    reason: Annotated[str | None, Field(max_length=1000)] = None
+    reason: Annotated[FreeText | None, Field(max_length=1000)] = None
 
 
 class CancellationCreate(_Strict):
-    reason: Annotated[str | None, Field(max_length=1000)] = None
+    reason: Annotated[FreeText | None, Field(max_length=1000)] = None
 
 
 class AppointmentCaseLinkCreate(_Strict):
@@ -238,7 +241,7 @@ class OfficeBookingCreate(_Strict):
 
     service_point: Code
     appointment_type: Code
-    starts_at: AwareDatetime
+    starts_at: LawfulTime
     situation: SituationCreate
     person: PersonCreate
     case_id: UUID | None = None

@@ -11,8 +11,9 @@ from datetime import date, datetime
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from adapters.http.schemas.lawful import LawfulDate, LawfulRequest, LawfulTime, Line, Text
 from domain.case_file import MAX_FREE_TEXT, MAX_PAGES
 from domain.values import (
     CaseFileStatus,
@@ -41,13 +42,19 @@ MAX_DOCUMENT_NUMBER: Final = 20
 MAX_USER_ID: Final = 100
 MAX_LIST_ITEMS: Final = 100
 
-ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT)]
-FreeText = Annotated[str, Field(max_length=MAX_FREE_TEXT)]
-Code = Annotated[str, Field(max_length=MAX_CODE, examples=["aufenthg-16b"])]
-DocumentNumber = Annotated[str, Field(max_length=MAX_DOCUMENT_NUMBER, examples=["C01X00T47"])]
+ShortText = Annotated[Line, Field(max_length=MAX_SHORT_TEXT)]
+FreeText = Annotated[Text, Field(max_length=MAX_FREE_TEXT)]
+# A code of the catalogue or the office. Each kind of code has its own example, one that
+# the commands accept (`GET /catalogue`): an example must never be refused with a 422.
+Code = Annotated[Line, Field(max_length=MAX_CODE)]
+LegalBasisCode = Annotated[Code, Field(examples=["aufenthg-16b"])]
+TopicCode = Annotated[Code, Field(examples=["extend_residence_permit"])]
+DocumentKindCode = Annotated[Code, Field(examples=["passport"])]
+OfficeId = Annotated[Code, Field(examples=["abh-nachbarstadt"])]
+DocumentNumber = Annotated[Line, Field(max_length=MAX_DOCUMENT_NUMBER, examples=["C01X00T47"])]
 PartNumber = Annotated[int, Field(ge=1)]
 BusinessTime = Annotated[
-    AwareDatetime | None,
+    LawfulTime | None,
     Field(
         description=(
             "When it happened at the office (with time zone); not in the future. Omitted: now."
@@ -56,7 +63,7 @@ BusinessTime = Annotated[
 ]
 
 
-class _Create(BaseModel):
+class _Create(LawfulRequest):
     model_config = ConfigDict(extra="forbid")
 
     at: BusinessTime = None
@@ -77,7 +84,7 @@ class CaseCreate(_Create):
     """A new case file; it is opened in the office of the account that sends it."""
 
     reference: Annotated[
-        str | None,
+        Line | None,
         Field(
             max_length=MAX_REFERENCE,
             description="The office's file number (Aktenzeichen); omitted: one is generated.",
@@ -85,10 +92,10 @@ class CaseCreate(_Create):
     ] = None
     surname: ShortText
     given_names: ShortText
-    date_of_birth: date
-    nationality: Annotated[str, Field(max_length=3, examples=["SYR"])]
+    date_of_birth: LawfulDate
+    nationality: Annotated[Line, Field(max_length=3, examples=["SYR"])]
     passport_number: DocumentNumber
-    address: Annotated[str | None, Field(max_length=MAX_ADDRESS)] = None
+    address: Annotated[Text | None, Field(max_length=MAX_ADDRESS)] = None
 
 
 class MasterDataCorrectionCreate(_Create):
@@ -96,10 +103,10 @@ class MasterDataCorrectionCreate(_Create):
 
     surname: ShortText | None = None
     given_names: ShortText | None = None
-    date_of_birth: date | None = None
-    nationality: Annotated[str | None, Field(max_length=3)] = None
-    passport_number: Annotated[str | None, Field(max_length=MAX_DOCUMENT_NUMBER)] = None
-    address: Annotated[str | None, Field(max_length=MAX_ADDRESS)] = None
+    date_of_birth: LawfulDate | None = None
+    nationality: Annotated[Line | None, Field(max_length=3)] = None
+    passport_number: Annotated[Line | None, Field(max_length=MAX_DOCUMENT_NUMBER)] = None
+    address: Annotated[Text | None, Field(max_length=MAX_ADDRESS)] = None
     reason: FreeText
 
     def corrections(self) -> dict[str, Any]:
@@ -107,32 +114,32 @@ class MasterDataCorrectionCreate(_Create):
 
 
 class DocumentCreate(_Create):
-    kind: Code
-    sha256: Annotated[str, Field(min_length=64, max_length=64)]
+    kind: DocumentKindCode
+    sha256: Annotated[Line, Field(min_length=64, max_length=64)]
     size_bytes: Annotated[int, Field(ge=1)]
-    media_type: Annotated[str, Field(max_length=MAX_SHORT_TEXT, examples=["application/pdf"])]
+    media_type: Annotated[Line, Field(max_length=MAX_SHORT_TEXT, examples=["application/pdf"])]
     page_count: Annotated[int, Field(ge=1, le=MAX_PAGES)]
     source: DocumentSource
 
 
 class ProcedureCreate(_Create):
     channel: Channel
-    topic: Code
-    legal_basis: Code | None = None
+    topic: TopicCode
+    legal_basis: LegalBasisCode | None = None
 
 
 class AssignmentCreate(_Create):
-    assignee: Annotated[str, Field(max_length=MAX_USER_ID)]
+    assignee: Annotated[Line, Field(max_length=MAX_USER_ID)]
 
 
 class DocumentRequestCreate(_Create):
     what: Annotated[list[ShortText], Field(min_length=1, max_length=MAX_LIST_ITEMS)]
-    due_on: date
+    due_on: LawfulDate
 
 
 class DecisionCreate(_Create):
     outcome: DecisionOutcome
-    legal_basis: Code | None = None
+    legal_basis: LegalBasisCode | None = None
     reason: Annotated[
         FreeText | None, Field(description="Required when the outcome is refused.")
     ] = None
@@ -140,15 +147,15 @@ class DecisionCreate(_Create):
 
 class ResidenceDocumentCreate(_Create):
     kind: ResidenceDocumentKind
-    legal_basis: Code
-    valid_from: date
-    valid_until: Annotated[date, Field(description="The last day of validity.")]
+    legal_basis: LegalBasisCode
+    valid_from: LawfulDate
+    valid_until: Annotated[LawfulDate, Field(description="The last day of validity.")]
     document_number: DocumentNumber
     procedure_number: PartNumber | None = None
 
 
 class ResidenceDocumentExtensionCreate(_Create):
-    valid_until: date
+    valid_until: LawfulDate
     reason: FreeText | None = None
 
 
@@ -165,14 +172,14 @@ class ResidenceDocumentEndCreate(_Create):
 
 class FictionCertificateCreate(_Create):
     kind: FictionKind
-    valid_from: date
-    valid_until: date
+    valid_from: LawfulDate
+    valid_until: LawfulDate
     carrier_sheet_number: DocumentNumber
     procedure_number: PartNumber | None = None
 
 
 class FictionCertificateExtensionCreate(_Create):
-    valid_until: date
+    valid_until: LawfulDate
     new_carrier_sheet_number: Annotated[
         DocumentNumber | None,
         Field(description="Required once the current carrier sheet holds two extensions."),
@@ -185,16 +192,22 @@ class FictionCertificateEndCreate(_Create):
 
 class IntegrationCourseCreate(_Create):
     legal_basis: Annotated[
-        Code | None, Field(description="Omitted: § 44 AufenthG, or § 44a for an obligation.")
+        Code | None,
+        Field(
+            description="Omitted: § 44 AufenthG, or § 44a for an obligation.",
+            examples=["aufenthg-44"],
+        ),
     ] = None
 
 
 class EntryProcedureCreate(_Create):
-    legal_basis: Annotated[Code | None, Field(description="Omitted: § 31 AufenthV.")] = None
+    legal_basis: Annotated[
+        Code | None, Field(description="Omitted: § 31 AufenthV.", examples=["aufenthv-31"])
+    ] = None
 
 
 class EntryConsentCreate(_Create):
-    valid_until: date
+    valid_until: LawfulDate
 
 
 class EntryRefusalCreate(_Create):
@@ -210,7 +223,9 @@ class CorrespondenceCreate(_Create):
     counterpart_kind: CounterpartKind
     counterpart_name: ShortText
     subject: FreeText
-    attachment_numbers: Annotated[list[PartNumber], Field(max_length=MAX_LIST_ITEMS)] = []
+    attachment_numbers: Annotated[
+        list[PartNumber], Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    ]
 
 
 class NoteCreate(_Create):
@@ -218,7 +233,7 @@ class NoteCreate(_Create):
 
 
 class TransferCreate(_Create):
-    to_office_id: Code
+    to_office_id: OfficeId
     reason: FreeText | None = None
 
 

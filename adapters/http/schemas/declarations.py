@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Annotated, Final, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.http.schemas.cases import (
     MAX_ADDRESS,
@@ -22,6 +22,7 @@ from adapters.http.schemas.cases import (
     PartNumber,
     ShortText,
 )
+from adapters.http.schemas.lawful import LawfulDate, LawfulRequest, LawfulTime, Line, Text
 from domain.values import (
     MAX_CENTS,
     CommitmentStatus,
@@ -34,11 +35,11 @@ from domain.values import (
 )
 
 MAX_SECRET_REFERENCE: Final = 64
-Nationality = Annotated[str, Field(max_length=3, examples=["DEU"])]
+Nationality = Annotated[Line, Field(max_length=3, examples=["DEU"])]
 Cents = Annotated[int, Field(ge=1, le=MAX_CENTS, description="In whole cents.")]
 
 
-class _Create(BaseModel):
+class _Create(LawfulRequest):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -58,8 +59,8 @@ class GuarantorCreate(_Create):
 
     surname: ShortText
     given_names: ShortText
-    date_of_birth: date
-    address: Annotated[str, Field(max_length=MAX_ADDRESS)]
+    date_of_birth: LawfulDate
+    address: Annotated[Text, Field(max_length=MAX_ADDRESS)]
     nationality: Nationality
     id_document_number: Annotated[
         DocumentNumber, Field(description="Identity card or passport number.")
@@ -69,8 +70,8 @@ class GuarantorCreate(_Create):
 class InvitedPersonCreate(_Create):
     surname: ShortText
     given_names: ShortText
-    date_of_birth: date
-    nationality: Annotated[str, Field(max_length=3, examples=["TUR"])]
+    date_of_birth: LawfulDate
+    nationality: Annotated[Line, Field(max_length=3, examples=["TUR"])]
     passport_number: DocumentNumber
 
 
@@ -84,8 +85,8 @@ class DeclarationCreate(_Create):
     guarantor: GuarantorCreate
     invited_person: InvitedPersonCreate
     purpose: VisitPurpose
-    stay_from: Annotated[date, Field(description="First day of the planned stay.")]
-    stay_until: Annotated[date, Field(description="Last day of the planned stay.")]
+    stay_from: Annotated[LawfulDate, Field(description="First day of the planned stay.")]
+    stay_until: Annotated[LawfulDate, Field(description="Last day of the planned stay.")]
     monthly_net_income_cents: Cents | None = None
     assets_cents: Cents | None = None
 
@@ -168,7 +169,7 @@ class PaymentNotificationPublic(BaseModel):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
     method: PaymentMethod | None = None
     occurred_at: Annotated[
-        AwareDatetime | None, Field(description="When it was paid, failed or expired.")
+        LawfulTime | None, Field(description="When it was paid, failed or expired.")
     ] = None
 
 
@@ -189,7 +190,7 @@ class PaymentReturnPublic(BaseModel):
 class GuarantorPublic(_Public):
     surname: str
     given_names: str
-    date_of_birth: date
+    date_of_birth: LawfulDate
     address: str
     nationality: str
     id_document_number: str
@@ -198,7 +199,7 @@ class GuarantorPublic(_Public):
 class InvitedPersonPublic(_Public):
     surname: str
     given_names: str
-    date_of_birth: date
+    date_of_birth: LawfulDate
     nationality: str
     passport_number: str
 
@@ -285,7 +286,7 @@ class AbilityCheckCreate(_CaseworkerCreate):
 
 
 class PickupAppointmentCreate(_CaseworkerCreate):
-    appointment_at: Annotated[AwareDatetime, Field(description="After the time it is set.")]
+    appointment_at: Annotated[LawfulTime, Field(description="After the time it is set.")]
 
 
 class HandoverCreate(_CaseworkerCreate):
@@ -294,7 +295,8 @@ class HandoverCreate(_CaseworkerCreate):
 
 class VisitorEntryCreate(_CaseworkerCreate):
     entry_date: Annotated[
-        date, Field(description="Between the day of handover and today; liability runs 5 years.")
+        LawfulDate,
+        Field(description="Between the day of handover and today; liability runs 5 years."),
     ]
     reason: Annotated[
         FreeText | None, Field(description="Required when correcting a recorded date.")

@@ -17,14 +17,17 @@ from adapters.http.schemas.cases import (
     MAX_DOCUMENT_NUMBER,
     MAX_REFERENCE,
     BusinessTime,
-    Code,
+    DocumentKindCode,
     FreeText,
+    LegalBasisCode,
     ShortText,
+    TopicCode,
 )
+from adapters.http.schemas.lawful import LawfulDate, LawfulRequest, Line, Text
 from domain.values import DismissalReason, SubmissionStatus
 
 
-class _Create(BaseModel):
+class _Create(LawfulRequest):
     model_config = ConfigDict(extra="forbid")
 
     at: BusinessTime = None
@@ -46,7 +49,7 @@ class SubmissionCaseCreate(_Create):
     what the sender gave; nationality and passport number come from their documents."""
 
     reference: Annotated[
-        str | None,
+        Line | None,
         Field(
             max_length=MAX_REFERENCE,
             description="The office's file number (Aktenzeichen); omitted: one is generated.",
@@ -55,20 +58,23 @@ class SubmissionCaseCreate(_Create):
     surname: ShortText | None = None
     given_names: ShortText | None = None
     date_of_birth: Annotated[
-        date | None, Field(description="Required unless the sender gave it.")
+        LawfulDate | None, Field(description="Required unless the sender gave it.")
     ] = None
-    nationality: Annotated[str, Field(max_length=3, examples=["SYR"])]
-    passport_number: Annotated[str, Field(max_length=MAX_DOCUMENT_NUMBER)]
-    address: Annotated[str | None, Field(max_length=MAX_ADDRESS)] = None
+    nationality: Annotated[Line, Field(max_length=3, examples=["SYR"])]
+    passport_number: Annotated[Line, Field(max_length=MAX_DOCUMENT_NUMBER)]
+    address: Annotated[Text | None, Field(max_length=MAX_ADDRESS)] = None
 
 
 class SubmissionProcedureCreate(_Create):
-    topic: Annotated[Code | None, Field(description="Omitted: the topic the sender chose.")] = None
+    topic: Annotated[
+        TopicCode | None, Field(description="Omitted: the topic the sender chose.")
+    ] = None
     legal_basis: Annotated[
-        Code | None, Field(description="One of the topic's legal bases (`GET /catalogue`).")
+        LegalBasisCode | None,
+        Field(description="One of the topic's legal bases (`GET /catalogue`)."),
     ] = None
     document_kind: Annotated[
-        Code | None,
+        DocumentKindCode | None,
         Field(description="The kind the files get as documents; omitted: contact-form-upload."),
     ] = None
 

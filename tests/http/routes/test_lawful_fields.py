@@ -1,0 +1,120 @@
+"""Request fields refuse what no read model can process: ``422`` naming the field, nothing
+recorded; free text keeps its line breaks. Both stores."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from adapters.http.auth.identity import Role
+from adapters.http.schemas.lawful import LawfulRequest, LawfulTime, Line, Text
+from adapters.settings import Settings
+from domain.case_file import MasterData
+from service import AkteService
+from tests.conftest import FakeClock, bearer
+
+PERSON = MasterData("Beispiel", "Amal", FakeClock().now.date().replace(year=1991), "SYR", "N12345")
+
+
+def _received_procedure(service: AkteService, office_id: str) -> tuple[UUID, int]:
+    opened = service.open_case(office_id=office_id, master_data=PERSON, by="sb-01")
+    received = service.receive_procedure(
+        opened.case_id,
+        expected_version=opened.version,
+        by="sb-01",
+        channel="mail",
+        topic="extend_residence_permit",
+    )
+    return opened.case_id, received.version
+
+
+def _refused(response: Any, field: str) -> None:
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"].endswith("/invalid-value")
+    assert [error["field"] for error in problem["errors"]] == [field]
+    assert "\x00" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"text": "t", "at": "0001-01-01T00:00:00+14:00"}, "at"),
+        ({"text": "t", "at": "9999-12-31T23:59:59-14:00"}, "at"),
+        ({"text": "t", "at": "2024-03-01T09:00:00+23:59"}, "at"),
+        ({"text": "t\u0000"}, "text"),
+        ({"text": "t\u001b[2J"}, "text"),
+        ({"text": "t\u0085"}, "text"),
+    ],
+)
+def test_a_note_with_an_unlawful_value_is_422_and_nothing_is_recorded(
+    client: TestClient, service: AkteService, settings: Settings, body: dict[str, Any], field: str
+) -> None:
+    case_id, version = _received_procedure(service, settings.default_office_id)
+
+    response = client.post(
+        f"/cases/{case_id}/notes",
+        json=body,
+        headers=bearer(settings, "sb-01", Role.CASEWORKER) | {"If-Match": f'"{version}"'},
+    )
+
+    _refused(response, field)
+    assert service.case_head_version(case_id) == version
+
+
+@pytest.mark.parametrize("assignee", ["sb\u000001", "sb-01\n", "sb\t01", "sb\u009b01"])
+def test_an_assignee_with_a_control_character_is_422_and_nothing_is_recorded(
+    client: TestClient, service: AkteService, settings: Settings, assignee: str
+) -> None:
+    case_id, version = _received_procedure(service, settings.default_office_id)
+
+    response = client.post(
+        f"/cases/{case_id}/procedures/1/assignment",
+        json={"assignee": assignee},
+        headers=bearer(settings, "tl-01", Role.TEAM_LEAD) | {"If-Match": f'"{version}"'},
+    )
+
+    _refused(response, "assignee")
+    assert service.case_head_version(case_id) == version
+
+
+def test_a_note_keeps_its_line_breaks_and_tabs(
+    client: TestClient, service: AkteService, settings: Settings
+) -> None:
+    case_id, version = _received_procedure(service, settings.default_office_id)
+
+    response = client.post(
+        f"/cases/{case_id}/notes",
+        json={"text": "Rückruf:\r\n\tMontag", "at": "1900-01-01T00:00:00+14:00"},
+        headers=bearer(settings, "sb-01", Role.CASEWORKER) | {"If-Match": f'"{version}"'},
+    )
+
+    assert response.status_code == 201, response.text
+    assert service.get_case(case_id).notes[-1].text == "Rückruf:\r\n\tMontag"
+
+
+def test_every_field_of_a_request_is_checked_even_without_the_lawful_types() -> None:
+    class Probe(LawfulRequest):
+        plain: str
+        when: object = None
+
+    with pytest.raises(ValidationError) as refused:
+        Probe(plain="a\x00b")
+    assert refused.value.errors()[0]["loc"] == ("plain",)
+    assert Probe(plain="a\nb").plain == "a\nb"
+
+
+def test_the_lawful_types_tell_single_lines_from_free_text_and_bound_times() -> None:
+    class Probe(LawfulRequest):
+        line: Line = "x"
+        text: Text = "x"
+        at: LawfulTime | None = None
+
+    assert Probe(text="a\nb").text == "a\nb"
+    for unlawful in ({"line": "a\nb"}, {"text": "\ud800"}, {"at": "1899-12-31T23:59:59+00:00"}):
+        with pytest.raises(ValidationError):
+            Probe.model_validate(unlawful)
