@@ -354,6 +354,48 @@ def _payload_too_large(limit: int) -> ASGIApp:
     )
 
 
+class RequestFramingMiddleware:
+    """Answers ``400`` (problem ``ambiguous-framing``) and closes the connection when a
+    request's body framing is ambiguous: ``Content-Length`` together with
+    ``Transfer-Encoding``, ``Content-Length`` given more than once or as a list, or a
+    ``Transfer-Encoding`` other than a single ``chunked``.
+
+    A proxy in front may read such a request's end elsewhere than the server does, and
+    the bytes between are then answered as a second request ("request smuggling"); RFC
+    9112 6.1 says the connection must be closed after such a request. The server (h11)
+    already refuses conflicting lengths and unknown codings itself, but serves a request
+    with both headers by its chunks and keeps the connection open. ``Connection: close``
+    on the answer makes the server close it, so the bytes after it are never read.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _framing_is_ambiguous(scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        response = problem_response(
+            400,
+            "ambiguous-framing",
+            "the request's length is ambiguous: send either one Content-Length or "
+            "Transfer-Encoding: chunked",
+            title="Ambiguous request framing",
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+def _framing_is_ambiguous(raw_headers: Collection[tuple[bytes, bytes]]) -> bool:
+    lengths = [value for name, value in raw_headers if name.lower() == b"content-length"]
+    codings = [value for name, value in raw_headers if name.lower() == b"transfer-encoding"]
+    if lengths and codings:
+        return True
+    if len(lengths) > 1 or any(b"," in value for value in lengths):
+        return True
+    return len(codings) > 1 or any(value.strip().lower() != b"chunked" for value in codings)
+
+
 class RequestMediaTypeMiddleware:
     """Answers ``415`` (problem ``unsupported-media-type``) to bodies of other types.
 
@@ -412,10 +454,10 @@ def add_interface_middlewares(
 ) -> None:
     """Adds the middlewares, outside every middleware added before.
 
-    The order, from the outside in: request id (so that every answer, including 413,
-    415 and 500, carries it), access log and metrics (so that they see those answers
-    too), body size limit, media type; then whatever was added before, such as the
-    problem handlers' middleware.
+    The order, from the outside in: request id (so that every answer, including 400,
+    413, 415 and 500, carries it), access log and metrics (so that they see those
+    answers too), framing (before anything reads the body), body size limit, media
+    type; then whatever was added before, such as the problem handlers' middleware.
     """
     # Starlette puts the middleware added last outermost.
     app.add_middleware(
@@ -428,5 +470,6 @@ def add_interface_middlewares(
         max_body_bytes=max_body_bytes,
         max_body_bytes_by_path=max_body_bytes_by_path,
     )
+    app.add_middleware(RequestFramingMiddleware)
     app.add_middleware(AccessLogAndMetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
