@@ -157,11 +157,12 @@ class DataProtection:
     # ---------------------------------------------------------------- links
 
     def linked_records(self, case_id: UUID) -> LinkedRecords:
-        """Submissions, declarations and appointments linked to the case file, and the
-        person's waitlist entries (see :class:`LinkedRecords`).
+        """Submissions, declarations and appointments linked to the case file (appointments
+        also when booked with its id), and the person's waitlist entries (see
+        :class:`LinkedRecords`).
 
-        One scan of the log for the link and waitlist events (a few thousand a year): fine
-        for the rare erasure or subject access, not for a hot path.
+        One scan of the log for the link, booking and waitlist events (tens of thousands a
+        year): fine for the rare erasure or subject access, not for a hot path.
         """
         case = self._store.get_case(case_id)
         wanted = str(case_id)
@@ -170,6 +171,8 @@ class DataProtection:
             get_topic(CommitmentDeclaration.LinkedToCaseFile): "declarations",
             get_topic(Appointment.LinkedToCaseFile): "appointments",
         }
+        # Bookings made with the file's id (at the counter) name it from their first event.
+        kinds[get_topic(Appointment.Booked)] = "appointments"
         joined_topic = get_topic(WaitlistEntry.Joined)
         found: dict[str, list[str]] = {"submissions": [], "declarations": [], "appointments": []}
         joined_here: list[WaitlistEntry.Joined] = []

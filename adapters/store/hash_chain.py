@@ -11,6 +11,10 @@ derived from the events and can be thrown away; only the events are the record.
 break, in two streaming passes with memory bounded by the batch size (never by the log):
 the log pass in notification order, the stream pass in (stream, version) order. After a
 break it continues from the stored hash, so that every independent break is found once.
+Every break is named where it is, several on one notification id included; an event
+deleted together with its chain entry is named at its own, now empty, notification id
+(with its stream and version where the stream's missing version fits the place), not
+only where the chains break after it.
 What a chain can and cannot prove: anyone who can write the database and recompute every
 later link can rewrite history so that it verifies again. An anchor, a head printed by
 ``akte audit verify`` and kept outside the database (the auditor's notes, a ticket, a
@@ -19,6 +23,7 @@ letter), defeats that: ``--anchor NID:HASH`` then proves the log up to ``NID`` u
 
 from __future__ import annotations
 
+import bisect
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -154,6 +159,10 @@ class Break(StrEnum):
     """Two events of a stream exchanged their contents or versions."""
     EVENT_MISSING = "event_missing"
     """A chain entry without its event: the event was deleted."""
+    EVENT_DELETED_WITH_ENTRY = "event_deleted_with_entry"
+    """Neither event nor chain entry at this notification id, and the log chain does not
+    link across it: the event was deleted together with its chain entry (its stream and
+    version named where a stream's missing version fits the place)."""
     LINK_MISSING = "link_missing"
     """The chain does not link to the entry before: an event before it was removed with
     its chain entry, or a chain entry was altered."""
@@ -221,16 +230,43 @@ class _StreamBreak(NamedTuple):
     stored: bytes
 
 
+class _Gap(NamedTuple):
+    """A stream's versions skip from ``expected - 1`` to ``row.version``."""
+
+    row: StoredRow
+    expected: int
+    after: int
+    """The notification id of the stream's event before the gap (0: none): the missing
+    versions were written between it and ``row``."""
+
+
+class _Absent(NamedTuple):
+    """Notification ids ``first..last`` hold neither event nor chain entry, and the log
+    chain was not shown to link across them."""
+
+    first: int
+    last: int
+    broken: bool
+    """The log chain breaks right after them (``False``: it could not be checked there,
+    the entry after them being broken too)."""
+
+
 class _Raw:
-    """Breaks found by the passes, keyed by notification id, bounded in number."""
+    """Breaks found by the passes, by notification id, bounded in number."""
 
     def __init__(self) -> None:
-        self.findings: dict[int, Finding] = {}
+        self.findings: list[Finding] = []
+        """Every finding, several on one notification id included."""
         self.log_breaks: dict[int, tuple[StoredRow, int]] = {}
         self.stream_breaks: dict[int, _StreamBreak] = {}
-        self.gaps: dict[int, tuple[StoredRow, int]] = {}
+        self.gaps: dict[int, _Gap] = {}
+        self.absent: list[_Absent] = []
+        self.absent_ids = 0
         self.horizon: int | None = None
         """Beyond this notification id, breaks were dropped to bound memory."""
+
+    def _cut(self, cut: int) -> None:
+        self.horizon = cut if self.horizon is None else min(self.horizon, cut)
 
     def _prune(self, table: dict[int, object]) -> None:
         if len(table) <= 2 * _RAW_CAP:
@@ -239,11 +275,27 @@ class _Raw:
         cut = keep[-1]
         for key in [key for key in table if key > cut]:
             del table[key]
-        self.horizon = cut if self.horizon is None else min(self.horizon, cut)
+        self._cut(cut)
 
     def finding(self, finding: Finding) -> None:
-        self.findings.setdefault(finding.notification_id, finding)
-        self._prune(self.findings)  # type: ignore[arg-type]
+        self.findings.append(finding)
+        if len(self.findings) > 2 * _RAW_CAP:
+            self.findings.sort(key=lambda kept: kept.notification_id)
+            cut = self.findings[_RAW_CAP - 1].notification_id
+            self.findings = [kept for kept in self.findings if kept.notification_id <= cut]
+            self._cut(cut)
+
+    def absent_range(self, first: int, last: int, *, broken: bool) -> None:
+        """Ids ``first..last`` are empty and the log chain is not shown to link across
+        them (bounded in number)."""
+        if self.absent_ids >= _RAW_CAP:
+            self._cut(first - 1)
+            return
+        kept = min(last, first + _RAW_CAP - self.absent_ids - 1)
+        self.absent.append(_Absent(first, kept, broken))
+        self.absent_ids += kept - first + 1
+        if kept < last:
+            self._cut(kept)
 
     def log_break(self, row: StoredRow, previous_nid: int) -> None:
         self.log_breaks[row.notification_id] = (row, previous_nid)
@@ -253,8 +305,8 @@ class _Raw:
         self.stream_breaks[brk.row.notification_id] = brk
         self._prune(self.stream_breaks)  # type: ignore[arg-type]
 
-    def gap(self, row: StoredRow, expected: int) -> None:
-        self.gaps[row.notification_id] = (row, expected)
+    def gap(self, row: StoredRow, expected: int, after: int) -> None:
+        self.gaps[row.notification_id] = _Gap(row, expected, after)
         self._prune(self.gaps)  # type: ignore[arg-type]
 
 
@@ -296,8 +348,27 @@ def _log_pass(
     expected_anchors = {anchor.notification_id: anchor.log_hash for anchor in anchors}
     previous = GENESIS
     previous_nid = 0
+    last_seen = 0
+    # Empty ids since the last link that checked: a link that checks proves that nothing
+    # chained was between (the database skipped them); one that breaks, that something was.
+    unresolved: list[tuple[int, int]] = []
+
+    def resolve(*, deleted: bool, broken: bool) -> None:
+        if deleted:
+            for first, last in unresolved:
+                raw.absent_range(first, last, broken=broken)
+        unresolved.clear()
+
     events = entries = 0
     for event, entry in source.log_rows(stop, batch_size):
+        placed = entry if entry is not None else event
+        assert placed is not None, "log_rows pairs an event or an entry at every id"
+        here = placed.notification_id
+        if here > last_seen + 1:
+            unresolved.append((last_seen + 1, here - 1))
+            if len(unresolved) > _RAW_CAP:  # unchained events only, for long: bound memory
+                resolve(deleted=True, broken=False)
+        last_seen = here
         if event is not None:
             events += 1
             if progress is not None and events % batch_size == 0:
@@ -320,6 +391,7 @@ def _log_pass(
         if nid in expected_anchors:
             _check_anchor(raw, entry, expected_anchors.pop(nid))
         if event is None:
+            resolve(deleted=True, broken=False)
             raw.finding(
                 Finding(
                     Break.EVENT_MISSING,
@@ -331,6 +403,7 @@ def _log_pass(
                 )
             )
         elif (event.originator_id, event.version) != (entry.originator_id, entry.version):
+            resolve(deleted=True, broken=False)
             raw.finding(
                 Finding(
                     Break.ENTRY_MISMATCH,
@@ -349,9 +422,14 @@ def _log_pass(
             )
             != entry.log_hash
         ):
+            resolve(deleted=True, broken=True)
             raw.log_break(event, previous_nid)
+        else:
+            resolve(deleted=False, broken=False)
         previous = entry.log_hash
         previous_nid = nid
+    # Empty ids followed only by unchained events: nothing after them could be checked.
+    resolve(deleted=True, broken=False)
     for nid, log_hash in expected_anchors.items():
         raw.finding(
             Finding(
@@ -398,6 +476,7 @@ def _stream_pass(
     stream: str | None = None
     previous = GENESIS
     expected = 1
+    before = 0
     done = 0
     for event, entry in source.stream_rows(stop, batch_size):
         done += 1
@@ -407,9 +486,11 @@ def _stream_pass(
             stream = event.originator_id
             previous = GENESIS
             expected = 1
+            before = 0
         if event.version != expected:
-            raw.gap(event, expected)
+            raw.gap(event, expected, before)
         expected = event.version + 1
+        before = event.notification_id
         if entry is None or (entry.originator_id, entry.version) != (
             event.originator_id,
             event.version,
@@ -429,59 +510,72 @@ def _stream_pass(
 
 
 def _classify(raw: _Raw) -> list[Finding]:
-    findings = dict(raw.findings)
+    """Name every break, each where it is; several on one notification id are all kept
+    (a deleted version and a changed event after it are two findings, not one)."""
+    findings = list(raw.findings)
+    findings += _deleted_with_entries(raw)
     swapped = _swapped_pairs(raw.stream_breaks)
-    for nid, (row, expected) in raw.gaps.items():
+    for nid, gap in raw.gaps.items():
+        row, expected = gap.row, gap.expected
         missing = f"{expected}" if row.version - 1 == expected else f"{expected}..{row.version - 1}"
         if row.version < expected:
             detail = f"version {row.version} comes after version {expected - 1}"
         else:
             detail = f"version {missing} of this stream is missing: the event was deleted"
-        findings.setdefault(
-            nid, Finding(Break.VERSION_GAP, nid, row.originator_id, row.version, "stream", detail)
+        findings.append(
+            Finding(Break.VERSION_GAP, nid, row.originator_id, row.version, "stream", detail)
         )
     for nid, (row, previous_nid) in raw.log_breaks.items():
-        if nid in findings:
-            continue
+        absent_before = nid - previous_nid > 1
         if nid in swapped:
             other = swapped[nid]
-            findings[nid] = Finding(
-                Break.ORDER_SWAPPED,
-                nid,
-                row.originator_id,
-                row.version,
-                "log+stream",
-                f"this event's content belongs at version {other.version} (notification "
-                f"{other.notification_id}) and the other way round: two events were swapped",
+            findings.append(
+                Finding(
+                    Break.ORDER_SWAPPED,
+                    nid,
+                    row.originator_id,
+                    row.version,
+                    "log+stream",
+                    f"this event's content belongs at version {other.version} (notification "
+                    f"{other.notification_id}) and the other way round: two events were swapped",
+                )
             )
-        elif nid in raw.stream_breaks:
-            findings[nid] = Finding(
-                Break.CONTENT_CHANGED,
-                nid,
-                row.originator_id,
-                row.version,
-                "log+stream",
-                "the stored event differs from what was chained when it was written "
-                "(changed, or forged with a made-up chain entry)",
+        elif nid in raw.stream_breaks and not (absent_before and nid in raw.gaps):
+            findings.append(
+                Finding(
+                    Break.CONTENT_CHANGED,
+                    nid,
+                    row.originator_id,
+                    row.version,
+                    "log+stream",
+                    "the stored event differs from what was chained when it was written "
+                    "(changed, or forged with a made-up chain entry)",
+                )
             )
         else:
-            gap = (
+            # Only the log chain breaks (or both, the event before it in the log and in its
+            # stream being gone with its entry: named where it was, and as a version gap).
+            absent = (
                 f" (notification ids {previous_nid + 1}..{nid - 1} are absent)"
-                if nid - previous_nid > 1
+                if absent_before
                 else ""
             )
-            findings[nid] = Finding(
-                Break.LINK_MISSING,
-                nid,
-                row.originator_id,
-                row.version,
-                "log",
-                "the log chain does not link to the entry before it: an event before it was "
-                f"removed together with its chain entry, or a chain entry was altered{gap}",
+            findings.append(
+                Finding(
+                    Break.LINK_MISSING,
+                    nid,
+                    row.originator_id,
+                    row.version,
+                    "log",
+                    "the log chain does not link to the entry before it: an event before it "
+                    "was removed together with its chain entry, or a chain entry was altered"
+                    f"{absent}",
+                )
             )
     for nid, brk in raw.stream_breaks.items():
-        findings.setdefault(
-            nid,
+        if nid in raw.log_breaks or nid in raw.gaps:
+            continue  # named above: by the log chain, or as the missing version before it
+        findings.append(
             Finding(
                 Break.LINK_MISSING,
                 nid,
@@ -489,12 +583,77 @@ def _classify(raw: _Raw) -> list[Finding]:
                 brk.row.version,
                 "stream",
                 "the stream chain does not link to the version before: its chain entry was altered",
-            ),
+            )
         )
-    ordered = sorted(findings.values(), key=lambda f: f.notification_id)
+    ordered = sorted(set(findings), key=lambda f: (f.notification_id, _KIND_ORDER[f.kind]))
     if raw.horizon is not None:
         ordered = [f for f in ordered if f.notification_id <= raw.horizon]
     return ordered
+
+
+_KIND_ORDER: Final = {kind: order for order, kind in enumerate(Break)}
+
+
+def _deleted_with_entries(raw: _Raw) -> list[Finding]:
+    """A finding at every empty notification id across which the log chain does not link,
+    with the stream and version of the deleted event where a stream's missing versions
+    fit exactly the empty ids between its neighbours."""
+    where = {nid: absent for absent in raw.absent for nid in range(absent.first, absent.last + 1)}
+    empty = sorted(where)
+    named: dict[int, tuple[str, int]] = {}
+    # Narrow windows first: a stream's neighbours close together place its missing
+    # version best, before a wide window (a stream's first version missing) claims ids.
+    gaps = sorted(
+        (gap for gap in raw.gaps.values() if gap.row.version > gap.expected),
+        key=lambda gap: gap.row.notification_id - gap.after,
+    )
+    # Versions whose chain entry remains are placed already (``EVENT_MISSING``).
+    entry_kept = {(f.stream, f.version) for f in raw.findings if f.kind is Break.EVENT_MISSING}
+    for gap in gaps:
+        window = empty[
+            bisect.bisect_right(empty, gap.after) : bisect.bisect_left(
+                empty, gap.row.notification_id
+            )
+        ]
+        places = [nid for nid in window if nid not in named]
+        stream = gap.row.originator_id
+        versions = [
+            version
+            for version in range(gap.expected, gap.row.version)
+            if (stream, version) not in entry_kept
+        ]
+        if versions and len(places) == len(versions):
+            for nid, version in zip(places, versions, strict=True):
+                named[nid] = (gap.row.originator_id, version)
+    findings = []
+    for nid in empty:
+        stream, version = named.get(nid, ("-", 0))
+        if nid in named:
+            detail = (
+                f"version {version} of stream {stream} was written here and deleted "
+                "together with its chain entry"
+            )
+        elif where[nid].broken and where[nid].first == where[nid].last:
+            detail = (
+                "neither the event nor its chain entry is here, and the log chain does not "
+                "link across it: the event was deleted together with its chain entry"
+            )
+        elif where[nid].broken:
+            detail = (
+                "neither an event nor a chain entry is here, and the log chain does not link "
+                "across these ids: events were deleted with their chain entries (one of "
+                "them may also be an id the database skipped)"
+            )
+        else:
+            detail = (
+                "neither an event nor a chain entry is here, and the log chain cannot be "
+                "checked across it (the entry after it is broken too): an event deleted "
+                "with its chain entry, or an id the database skipped"
+            )
+        findings.append(
+            Finding(Break.EVENT_DELETED_WITH_ENTRY, nid, stream, version, "log", detail)
+        )
+    return findings
 
 
 def _swapped_pairs(breaks: Mapping[int, _StreamBreak]) -> dict[int, StoredRow]:

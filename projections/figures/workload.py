@@ -5,7 +5,9 @@ yearly report:
 
 - **actions** per caseworker per week: every case-file event, counted for the staff id
   that recorded it (``by``), except the portal's and the public's own steps
-  (:data:`NOT_STAFF`); **decided procedures** (``ProcedureDecided``) likewise. Rows
+  (:data:`NOT_STAFF`) and the erasure of the person's data (:data:`NOT_WORK_STEPS`: a
+  data-protection action, not casework; an erasure must leave every report as it was);
+  **decided procedures** (``ProcedureDecided``) likewise. Rows
   per case file, ISO week and Berlin month (``workload_weeks``); totals by office, week
   and actor and by office, month and actor are kept beside them;
 - the **open backlog** per caseworker: a row per stretch of time a procedure was
@@ -49,6 +51,8 @@ from projections.storage import ViewsSession
 NAME: Final = "workload"
 NOT_STAFF: Final = frozenset({"portal", "public", "system"})
 """Actors that are not staff: the online portal and the public booking."""
+NOT_WORK_STEPS: Final[frozenset[type[CaseFile.Event]]] = frozenset({CaseFile.PersonalDataErased})
+"""Case-file events that are no caseworker's work step: not counted, not even read."""
 OPEN_YEAR: Final = 9999
 """The end week of a stretch that has not ended (totals group by non-null columns)."""
 
@@ -240,6 +244,7 @@ def _case_file_events() -> list[type[CaseFile.Event]]:
             if isinstance(value, type)
             and issubclass(value, CaseFile.Event)
             and value is not CaseFile.Event
+            and value not in NOT_WORK_STEPS
         ),
         key=lambda cls: cls.__name__,
     )
@@ -261,6 +266,8 @@ PROJECTION: Final = Projection(
     ),
     # The history of work stays a fact, whatever became of the file later.
     active_cases_only=False,
+    # 2: erasures are no longer counted as work steps (views of version 1 are rebuilt).
+    version=2,
 )
 
 
@@ -555,7 +562,8 @@ def workload(
     notes = [
         "Wochen nach ISO 8601 (Montag bis Sonntag, Ortszeit Berlin).",
         "Arbeitsschritte: jedes Ereignis einer Akte, gezählt für die Kennung, die es "
-        "erfasst hat (ohne Schritte des Online-Portals und der Öffentlichkeit).",
+        "erfasst hat (ohne Schritte des Online-Portals und der Öffentlichkeit und ohne "
+        "Löschungen personenbezogener Daten, die keine Sachbearbeitung sind).",
         "Offene Vorgänge: zugewiesen und noch nicht entschieden, am Ende der Woche bzw. "
         "des Zeitraums; ihr Alter in Tagen seit dem Eingang.",
         "Ausgebucht für N Wochen: der höchste Wert, den die tägliche Beobachtung der "

@@ -141,6 +141,30 @@ def test_actions_decisions_and_backlog_per_caseworker_and_week(
     assert not without.staff_configured
 
 
+def test_an_erasure_is_no_work_step(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    cases = _fortnight(service, clock)
+    with engine_for(service, views, MODELS) as engine:
+        engine.catch_up()
+        before = _figures(views)
+        decided = cases["decided"]
+        # By a team lead who did casework that week: counted, it would show.
+        service.data_protection.erase_personal_data(
+            decided.case_id,
+            expected_version=decided.version,
+            by="tl-01",
+            legal_ground="dsgvo-17",
+            approved_by="dsb-01",
+            at=_at(18),
+        )
+        engine.catch_up()
+
+        assert _figures(views) == before
+        engine.rebuild()
+        assert _figures(views) == before
+
+
 def test_a_rebuild_in_small_batches_gives_the_same_rows(
     service: AkteService, views: ViewsStore, clock: FakeClock
 ) -> None:

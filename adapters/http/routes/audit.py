@@ -40,8 +40,9 @@ class BreakPublic(BaseModel):
     kind: Annotated[
         str,
         Field(
-            description="content_changed, order_swapped, event_missing, link_missing, "
-            "version_gap, unchained_event, entry_mismatch or anchor_mismatch.",
+            description="content_changed, order_swapped, event_missing, "
+            "event_deleted_with_entry, link_missing, version_gap, unchained_event, "
+            "entry_mismatch or anchor_mismatch.",
             examples=["content_changed"],
         ),
     ]
