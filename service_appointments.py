@@ -19,7 +19,7 @@ import hmac
 import secrets
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Final, TypeVar
 from uuid import UUID
@@ -110,6 +110,14 @@ class BookingView:
     waitlist_position: int | None = None
 
 
+@dataclass(frozen=True)
+class ServicePointRecorded:
+    """A service point as a command left it, and the log position of its last event."""
+
+    point: ServicePoint
+    position: int | None
+
+
 @dataclass
 class TickReport:
     reminders: int = 0
@@ -164,7 +172,7 @@ class Appointments(AppointmentMails):
         types: Sequence[AppointmentType],
         by: str,
         at: datetime | None = None,
-    ) -> ServicePoint:
+    ) -> ServicePointRecorded:
         """Define a service point, or change its calendar and types (unlisted types are
         withdrawn; bookings already made stay)."""
         act = self._store.act(by, at)
@@ -191,23 +199,23 @@ class Appointments(AppointmentMails):
                 directory = ServicePointDirectory.start(office_id, act)
             directory.list_code(code, act)
             try:
-                self._save(point, directory)
+                position = self._save(point, directory)
             except IntegrityError:
                 continue
-            return point
+            return ServicePointRecorded(point, position)
         raise SlotBusy("the service point is being changed by someone else; try again")
 
     def close_service_point_day(
         self, *, office_id: str, code: str, day: date, reason: str, by: str
-    ) -> ServicePoint:
+    ) -> ServicePointRecorded:
         act = self._store.act(by, None)
         point = self.get_service_point(office_id, code)
         point.close_day(day, reason, act)
         try:
-            self._save(point)
+            position = self._save(point)
         except IntegrityError:
             raise SlotBusy("the service point changed meanwhile; try again") from None
-        return point
+        return ServicePointRecorded(point, position)
 
     def get_service_point(self, office_id: str, code: str) -> ServicePoint:
         point = self._get(ServicePoint.id_for(office_id, code), ServicePoint)
@@ -553,8 +561,11 @@ class Appointments(AppointmentMails):
             ),
             frees_seat=True,
         )
-        self.offer_freed_seat(self.get_appointment(appointment_id).slot_id)
-        return recorded
+        offered = self.offer_freed_seat(self.get_appointment(appointment_id).slot_id)
+        if offered is None or recorded.position is None:
+            return recorded
+        # The offer to the waitlist belongs to the cancellation: its position covers both.
+        return replace(recorded, position=max(recorded.position, offered))
 
     def check_in_appointment(
         self, appointment_id: UUID, *, expected_version: int, by: str
@@ -826,40 +837,41 @@ class Appointments(AppointmentMails):
         return current.status == "held" or bool(current.mails_to_send)
 
     def _tick_freed_seat(self, slot: UUID, report: TickReport) -> bool:
-        if self.offer_freed_seat(str(slot)):
+        if self.offer_freed_seat(str(slot)) is not None:
             report.offers += 1
         return False
 
     @gives_back_unwritten_ids
-    def offer_freed_seat(self, slot_key: str) -> bool:
+    def offer_freed_seat(self, slot_key: str) -> int | None:
         """Offer a free seat of this slot to the first person waiting for a type of its
-        service point (the longest waiting across types). True if one was offered."""
+        service point (the longest waiting across types). The log position of the offer's
+        last event if one was offered, else None."""
         slot = self._get(UUID(slot_key), Slot)
         if slot is None:
-            return False
+            return None
         point = self._get(UUID(slot.service_point_id), ServicePoint)
         if point is None:
-            return False
+            return None
         for _attempt in range(MAX_CHANGE_ATTEMPTS):
             act = self._store.act(TICK_USER, None)
             slot = self._get(UUID(slot_key), Slot)
             if slot is None:
-                return False
+                return None
             try:
                 point.check_bookable(slot.starts_at, act.at)
             except RuleViolation:
-                return False
+                return None
             if slot.seats_held >= point.capacity_at(slot.starts_at, act.at):
-                return False
+                return None
             first = self._first_waiting(point)
             if first is None:
-                return False
+                return None
             waitlist, entry = first
             appointment_id = self._store.new_personal_id()
             slot.take(appointment_id, capacity=point.capacity_at(slot.starts_at, act.at), act=act)
             chosen = point.types.get(entry.appointment_type)
             if chosen is None:
-                return False
+                return None
             bookings = self._person_bookings(point.office_id, entry.person_key, act)
             # An offer counts as an open booking but is not refused at the limit: the
             # person asked for it before they booked anything else.
@@ -887,12 +899,12 @@ class Appointments(AppointmentMails):
             waitlist.offer(appointment_id=appointment_id, slot=slot.id, act=act)
             entry.record_offer(appointment_id, act)
             try:
-                self._save(slot, bookings, appointment, waitlist, entry)
+                position = self._save(slot, bookings, appointment, waitlist, entry)
             except IntegrityError:
                 continue
-            self._send_mails(appointment_id)
-            return True
-        return False
+            run = self._send_mails(appointment_id)
+            return run.position or position
+        return None
 
     def _first_waiting(self, point: ServicePoint) -> tuple[Waitlist, WaitlistEntry] | None:
         best: tuple[Waitlist, WaitlistEntry] | None = None

@@ -7,6 +7,11 @@ service's clock, so running it twice, or on two hosts at once, does no step twic
 matters (at worst a mail goes out twice). Same-day seats need no step: they are
 released by the clock itself.
 
+``tick --now ISO-DATETIME`` runs the steps as if the clock showed that time (and, with
+``--every``, as if it ran on from there): to rehearse what the steps would do, and for
+tests and outside checks to drive time. It records real events with those times, so it
+is refused with ``AKTE_DEPLOYMENT=production``; point it at a copy of the store.
+
 ``bounce`` records a delivery status notification for a mail (its Message-ID names
 appointment and mail: ``<APPOINTMENT.MAIL@akte>``).
 """
@@ -17,15 +22,18 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from typing import Final
 from uuid import UUID
 
 from adapters.bootstrap import build_service
 from adapters.cli.projections import EXIT_OK, EXIT_UNAVAILABLE, load_settings
+from adapters.cli.support import EXIT_USAGE, CliFailure
 from domain.errors import DomainError
 from service_appointment_mails import AppointmentsNotConfigured, BookingNotFound
-from service_common import StoreUnavailable
+from service_common import StoreUnavailable, system_clock
 
 EXIT_NOT_FOUND: Final = 1
 EXIT_INTERRUPTED: Final = 130
@@ -46,6 +54,16 @@ def add_appointment_commands(
         metavar="SECONDS",
         help="keep running, one tick every SECONDS (a worker loop)",
     )
+    tick.add_argument(
+        "--now",
+        type=aware_datetime,
+        default=None,
+        metavar="ISO-DATETIME",
+        help=(
+            "run as if the clock showed this time, e.g. 2025-03-04T09:00:00+01:00 (a "
+            "rehearsal; refused with AKTE_DEPLOYMENT=production)"
+        ),
+    )
     tick.set_defaults(run=run_tick)
     bounce = commands.add_parser("bounce", help="record that a mail came back")
     bounce.add_argument("message_id", metavar="MESSAGE_ID", help="<APPOINTMENT.MAIL@akte>")
@@ -53,9 +71,37 @@ def add_appointment_commands(
     bounce.set_defaults(run=run_bounce)
 
 
+def aware_datetime(text: str) -> datetime:
+    """An argparse type: an ISO 8601 date and time with its offset from UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        msg = "must be an ISO 8601 date and time, e.g. 2025-03-04T09:00:00+01:00"
+        raise argparse.ArgumentTypeError(msg) from None
+    if moment.utcoffset() is None:
+        msg = "must name its offset from UTC (e.g. +01:00 or Z): a time alone is ambiguous"
+        raise argparse.ArgumentTypeError(msg)
+    return moment
+
+
+def clock_from(now: datetime) -> Callable[[], datetime]:
+    """A clock that shows ``now`` at first and runs on in step with the real one."""
+    offset = now - system_clock()
+    return lambda: system_clock() + offset
+
+
 def run_tick(args: argparse.Namespace) -> int:
     settings = load_settings()
-    service = build_service(settings)
+    if args.now is None:
+        service = build_service(settings)
+    elif settings.deployment == "production":
+        raise CliFailure(
+            EXIT_USAGE,
+            "--now is refused with AKTE_DEPLOYMENT=production: it would record events at a "
+            "time that is not now; rehearse on a copy of the store",
+        )
+    else:
+        service = build_service(settings, clock=clock_from(args.now))
     try:
         while True:
             report = service.appointments.run_appointment_tick()

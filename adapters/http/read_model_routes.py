@@ -1,17 +1,20 @@
-"""What the routes over read models share: whose office a caller may see, waiting for a
-write to reach the views (read-your-writes), the answer while views are not built, and
-the format a report is asked for."""
+"""What the routes over read models share: whose office a caller may see, the office day
+a list is for, waiting for a write to reach the views (read-your-writes), the answer
+while views are not built, and the format a report is asked for."""
 
 from __future__ import annotations
 
-from typing import Final
+from datetime import date, datetime
+from typing import Annotated, Final
 
-from fastapi import Request
+from fastapi import Depends, Query, Request
 
 from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import Permission, may_in_office
 from adapters.http.problems import HttpProblem
+from adapters.settings import Settings
 from adapters.views.read_models import ReadModels
+from service import AkteService
 
 MAX_WAIT_SECONDS: Final = 2.0
 """How long a read asked with ``min_position`` waits for the views at most."""
@@ -25,6 +28,36 @@ def office_in_reach(
     if office is None or not may_in_office(principal, permission, office):
         raise HttpProblem(403, "forbidden", f"your role does not reach this office's {what}")
     return office
+
+
+OnDay = Annotated[
+    date | None,
+    Query(
+        description=(
+            "The office day the list is for (YYYY-MM-DD); omitted: today in the office's "
+            "time zone (`AKTE_OFFICE_TIME_ZONE`, default Europe/Berlin)."
+        ),
+    ),
+]
+
+
+def office_day(now: datetime, settings: Settings) -> date:
+    """The date in the office at the instant ``now``: at 23:30 UTC in summer, Berlin is
+    already on the next day, and so are its worklists."""
+    return now.astimezone(settings.office_zone).date()
+
+
+def day_asked(request: Request, on: OnDay = None) -> date:
+    """``?on=`` if given, else the office's today by the service's clock."""
+    if on is not None:
+        return on
+    service: AkteService = request.app.state.service
+    settings: Settings = request.app.state.settings
+    return office_day(service.clock(), settings)
+
+
+OfficeDay = Annotated[date, Depends(day_asked)]
+"""The day a list is for: ``?on=`` or the office's today (see :func:`day_asked`)."""
 
 
 def views_behind(read_models: ReadModels, min_position: int | None) -> bool:

@@ -85,6 +85,13 @@ POSITION_HEADER: Final = "X-Akte-Position"
 to see the write there (read-your-writes)."""
 
 
+def note_position(response: Response, position: int | None) -> None:
+    """Answer the write's log position; ``None`` (a replay that recorded nothing, e.g. a
+    payment report that arrived before) leaves the header out: there is nothing to wait for."""
+    if position is not None:
+        response.headers[POSITION_HEADER] = str(position)
+
+
 def recorded_response(response: Response, recorded: Recorded[Any]) -> RecordedPublic:
     response.headers["ETag"] = etag(recorded.version)
     response.headers[POSITION_HEADER] = str(recorded.position)

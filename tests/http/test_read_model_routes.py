@@ -1,0 +1,128 @@
+"""The day a list is for: ``?on=`` or today in the office's time zone, never the UTC
+date (:mod:`adapters.http.read_model_routes`); both stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from adapters.bootstrap import build_app
+from adapters.http.auth.identity import Role
+from adapters.settings import Settings
+from adapters.views.read_models import ReadModels
+from domain.case_file import MasterData
+from service import AkteService
+from tests.conftest import FakeClock, bearer
+
+LATE_EVENING_UTC = datetime(2024, 3, 4, 23, 30, tzinfo=UTC)
+"""Monday 23:30 UTC: in Berlin (CET, UTC+1) already Tuesday 00:30."""
+BERLIN_DAY = date(2024, 3, 5)
+VALID_UNTIL = date(2024, 3, 15)
+PERSON = MasterData("Beispiel", "Amal", date(1991, 7, 14), "SYR", "N1234567")
+
+
+@pytest.fixture
+def position(service: AkteService, settings: Settings, clock: FakeClock) -> int:
+    """A Fiktionsbescheinigung valid until 15 March, recorded late on 4 March (UTC)."""
+    clock.now = LATE_EVENING_UTC
+    opened = service.open_case(office_id=settings.default_office_id, master_data=PERSON, by="sb-01")
+    issued = service.issue_fiction_certificate(
+        opened.case_id,
+        expected_version=opened.version,
+        by="sb-01",
+        kind="81_4",
+        valid_from=date(2024, 1, 15),
+        valid_until=VALID_UNTIL,
+        carrier_sheet_number="FB0000001",
+    )
+    return issued.position
+
+
+def _expiring(
+    client: TestClient, settings: Settings, position: int, **params: Any
+) -> list[dict[str, Any]]:
+    response = client.get(
+        "/worklists/expiring-documents",
+        params={"min_position": position, "within_days": 28} | params,
+        headers=bearer(settings, "sb-01", Role.CASEWORKER),
+    )
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def test_today_is_the_office_date_not_the_utc_date(
+    client: TestClient, settings: Settings, position: int
+) -> None:
+    [item] = _expiring(client, settings, position)
+
+    # 10 days from Tuesday 5 March (Berlin); the UTC date, Monday 4 March, would give 11.
+    assert item["days_left"] == (VALID_UNTIL - BERLIN_DAY).days == 10
+
+
+def test_on_asks_the_list_of_another_day(
+    client: TestClient, settings: Settings, position: int
+) -> None:
+    [earlier] = _expiring(client, settings, position, on="2024-02-20")
+    [later] = _expiring(client, settings, position, on="2024-03-14")
+    after_the_end = _expiring(client, settings, position, on="2024-03-16")
+
+    assert (earlier["days_left"], later["days_left"]) == (24, 1)
+    assert after_the_end == []
+
+
+@pytest.mark.parametrize("path", ["/worklists/expiring-documents", "/worklists/my-open-procedures"])
+@pytest.mark.parametrize("on", ["2024-02-30", "tomorrow", "05.03.2024", ""])
+def test_a_day_that_is_not_a_date_is_a_422(
+    client: TestClient, settings: Settings, path: str, on: str
+) -> None:
+    response = client.get(
+        path, params={"on": on}, headers=bearer(settings, "sb-01", Role.CASEWORKER)
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert any("on" in str(error) for error in response.json()["errors"]), response.text
+
+
+@pytest.fixture
+def client_in_new_york(
+    service: AkteService, settings: Settings, read_models: ReadModels
+) -> Iterator[TestClient]:
+    elsewhere = settings.model_copy(update={"office_time_zone": "America/New_York"})
+    with TestClient(build_app(elsewhere, service, read_models=read_models)) as test_client:
+        yield test_client
+
+
+def test_the_office_time_zone_is_a_setting(
+    client_in_new_york: TestClient, settings: Settings, position: int
+) -> None:
+    [item] = _expiring(client_in_new_york, settings, position)
+
+    # 18:30 on Monday 4 March in New York (UTC-5).
+    assert item["days_left"] == (VALID_UNTIL - (BERLIN_DAY - timedelta(days=1))).days == 11
+
+
+def test_an_unknown_time_zone_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="office_time_zone"):
+        Settings(office_time_zone="Europe/Atlantis")
+
+
+def test_retention_due_is_asked_on_a_day(
+    client: TestClient, settings: Settings, read_models: ReadModels, position: int
+) -> None:
+    headers = bearer(settings, "tl-01", Role.TEAM_LEAD)
+    assert read_models.wait_until(position, 10), "the views did not follow the log"
+
+    default = client.get("/retention/due", headers=headers)
+    chosen = client.get("/retention/due", params={"on": "2030-01-31"}, headers=headers)
+    bad = client.get("/retention/due", params={"on": "2030-13-01"}, headers=headers)
+
+    assert (default.status_code, chosen.status_code, bad.status_code) == (200, 200, 422)
+    assert default.json()["today"] == BERLIN_DAY.isoformat()
+    assert chosen.json()["today"] == "2030-01-31"
