@@ -53,6 +53,7 @@ from adapters.http.routes import (
 from adapters.http.routes import contact_form as intake
 from adapters.http.routes import declarations as commitments
 from adapters.http.routes import payments as payment_routes
+from adapters.http.routes.api_docs import OPENAPI_TAGS, install_api_docs, operation_id
 from adapters.http.routes.appointments import install_appointment_problems
 from adapters.http.routes.case_files import (
     cases,
@@ -208,6 +209,11 @@ def create_app(
         title="Akte",
         summary="Event-sourced case processing for German foreigners' offices",
         description=DESCRIPTION,
+        openapi_tags=OPENAPI_TAGS,
+        generate_unique_id_function=operation_id,
+        # Swagger UI from Akte itself, not a CDN (install_api_docs); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
         # Telemetry logs would carry exception messages, which may quote personal data.
         telemetry={"logs": False},
     )
@@ -259,6 +265,7 @@ def create_app(
     app.include_router(appointments.public_router)
     app.include_router(appointment_worklists.router)  # before /appointments/{id}
     app.include_router(appointments.router)
+    install_api_docs(app)
     install_read_access_log(app)
     upload_limits = {
         intake.FORM_PATH: settings.contact_form_max_total_bytes + MULTIPART_OVERHEAD_BYTES,
