@@ -7,8 +7,10 @@ HTTP API; the application, the routes and the commands receive what it built.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -27,13 +29,13 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 from psycopg import sql
-from pydantic import ValidationError
 
 from adapters.documents.directory import DirectoryDocumentStore
 from adapters.documents.postgres import PostgresDocumentStore
 from adapters.documents.store import DocumentStore
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.http.auth.tokens import (
+    AuthConfigurationError,
     TokenVerifier,
     check_auth_settings,
     local_token_verifier,
@@ -60,6 +62,7 @@ from adapters.personal_data.key_store import (
 from adapters.personal_data.mapper import PersonalDataMapper, SkippingSnapshotStore, holds_plaintext
 from adapters.reference.catalogue import load_catalogue
 from adapters.settings import Settings
+from adapters.settings_sources import read_settings
 from adapters.store.recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from adapters.store.snapshot_deletion import RecorderSnapshotDeletion
 from adapters.store.transcoding import register_akte_transcodings
@@ -147,18 +150,57 @@ class InvalidSettings(ValueError):
 def settings_from_environment(office: str | None = None) -> Settings:
     """The settings of a command-line process: from the environment (``AKTE_*``), and with
     offices as shards those of ``office``'s shard (default ``AKTE_SHARD_OFFICE``)."""
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        first = error.errors()[0]
-        setting = "AKTE_" + "_".join(str(part) for part in first["loc"]).upper()
-        raise InvalidSettings(f"invalid setting {setting}: {first['msg']}") from None
+    reading = read_settings()
+    if reading.settings is None or reading.problems:
+        raise InvalidSettings(_problem_list(reading.problems))
+    settings = reading.settings
     if office is not None:
         settings = settings.model_copy(update={"shard_office": office})
     try:
         return shard_settings(settings)
     except ShardSettingsError as error:
         raise InvalidSettings(str(error)) from None
+
+
+def _problem_list(problems: Sequence[str]) -> str:
+    if len(problems) == 1:
+        return f"invalid settings: {problems[0]}"
+    return f"{len(problems)} problems with the settings: " + "; ".join(problems)
+
+
+def deployment_problems(settings: Settings) -> list[str]:
+    """Every setting a server would refuse, found at start rather than when the first
+    request needs it: authentication, master keys, payment and appointment secrets that
+    are set but unusable, the files the settings name. Names settings, never their
+    values."""
+    problems: list[str] = []
+    try:
+        check_auth_settings(settings)
+    except AuthConfigurationError as error:
+        problems.append(str(error))
+    try:
+        master_keys_for(settings)
+    except InvalidMasterKeys as error:
+        problems.append(str(error))
+    # An unset secret switches its feature off (an office without a payment contract, or
+    # without online booking, still runs; the server logs what is off). A secret that is
+    # set but unusable is a mistake, and found here.
+    payment_secret = shared_secret_for(settings)
+    payment_problem = setup_problem(settings, payment_secret)
+    if payment_secret is not None and payment_problem is not None:
+        problems.append(f"payments: {payment_problem}")
+    if settings.appointment_secret is not None and appointment_secret(settings) is None:
+        problems.append(
+            "appointments: AKTE_APPOINTMENT_SECRET must have at least "
+            f"{MIN_SECRET_LENGTH} characters in production and not be the development key"
+        )
+    for variable, path in (
+        ("AKTE_STAFF_FILE", settings.staff_file),
+        ("AKTE_RETENTION_RULES_PATH", settings.retention_rules_path),
+    ):
+        if path is not None and not path.is_file():
+            problems.append(f"{variable}: no file at {path}")
+    return problems
 
 
 def shard_settings(settings: Settings) -> Settings:
@@ -265,9 +307,16 @@ def _one_setup_at_a_time(settings: Settings) -> Iterator[None]:
     """Serialise creating the store's tables with every other process starting on the same
     PostgreSQL schema: concurrent ``CREATE ... IF NOT EXISTS`` and ``CREATE OR REPLACE
     FUNCTION`` collide in the catalog ("tuple concurrently updated", duplicate pg_type
-    rows) when API replicas and workers start at once. SQLite serialises writers itself."""
+    rows) when API replicas and workers start at once.
+
+    On SQLite a file lock beside the database does the same: the library creates its
+    tables in deferred transactions that read before they write, and a transaction that
+    must turn from reader into writer after another process committed fails at once with
+    "database is locked" (no busy timeout helps it). ``flock`` also excludes other open
+    files of this process, so threads starting services wait for each other as well."""
     if settings.store != "postgres":
-        yield
+        with _sqlite_setup_lock(settings):
+            yield
         return
     schema = settings.postgres_schema or "public"
     key = int.from_bytes(
@@ -281,6 +330,20 @@ def _one_setup_at_a_time(settings: Settings) -> Iterator[None]:
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+@contextmanager
+def _sqlite_setup_lock(settings: Settings) -> Iterator[None]:
+    """Held while one process (or thread) sets up the SQLite store; the others wait."""
+    lock_file = settings.sqlite_path.with_name(settings.sqlite_path.name + ".setup.lock")
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        # Closing the file releases the lock, also when the set-up failed.
+        os.close(descriptor)
 
 
 def _create_shard_schema(settings: Settings) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,7 +18,8 @@ class Settings(BaseSettings):
     store: Literal["sqlite", "postgres"] = "sqlite"
     """The embedded SQLite file (default) or a PostgreSQL server."""
     data_dir: Path = Path("var")
-    """Where the embedded store keeps its database file."""
+    """Where the embedded store keeps its database file. A relative directory is taken from
+    where the command runs and made absolute at once; ``akte serve`` logs it."""
 
     postgres_host: str = "127.0.0.1"
     """The PostgreSQL server's host name or address (``store=postgres``)."""
@@ -48,6 +50,9 @@ class Settings(BaseSettings):
     default_office_id: str = "abh-musterstadt"
     """The demo office, the office of the local demo users, and where an auditor without
     an office of its own looks up file numbers."""
+    office_time_zone: str = "Europe/Berlin"
+    """The office's IANA time zone: what "today" is for the worklists and lists (never the
+    server's UTC date), e.g. ``Europe/Berlin``."""
 
     deployment: Literal["development", "production"] = "development"
     """``production`` refuses to start with tokens Akte issues itself (``auth_mode=local``)."""
@@ -108,7 +113,7 @@ class Settings(BaseSettings):
     payment_shared_secret: SecretStr | None = None
     """The HMAC-SHA256 key shared with the platform: it signs its notifications and our
     requests. Unset in development: the stand-in's development key. In production it must
-    be set (at least 32 characters), or payments stay switched off (503)."""
+    be set (at least 32 characters): ``akte serve`` refuses to start without it."""
     public_base_url: str | None = None
     """Where the platform and the payer's browser reach Akte from outside (notifications,
     return after paying), e.g. ``https://akte.example``. Unset in development: the base URL
@@ -150,7 +155,7 @@ class Settings(BaseSettings):
     appointment_secret: SecretStr | None = None
     """HMAC key of the person keys (booking limit), confirmation codes and anti-bot
     challenges. Unset in development: a fixed development key. In production it must be
-    set (32+ characters), or appointment bookings stay switched off (503)."""
+    set (32+ characters): ``akte serve`` refuses to start without it."""
     appointment_bookings_per_person: int = Field(default=2, ge=1, le=20)
     """Open bookings one person (by name and birth date, not e-mail) may hold per office."""
     appointment_proof_of_work_bits: int = Field(default=20, ge=0, le=32)
@@ -204,6 +209,21 @@ class Settings(BaseSettings):
     def office_shards(self) -> tuple[str, ...]:
         """The offices of ``offices``, each with a shard of its own when sharding."""
         return tuple(office.strip() for office in self.offices.split(",") if office.strip())
+
+    @field_validator("office_time_zone")
+    @classmethod
+    def _known_time_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = "not a time zone of the IANA database, e.g. Europe/Berlin"
+            raise ValueError(msg) from None
+        return name
+
+    @property
+    def office_zone(self) -> ZoneInfo:
+        """``office_time_zone`` as a zone to convert instants with."""
+        return ZoneInfo(self.office_time_zone)
 
     @property
     def sqlite_path(self) -> Path:

@@ -46,7 +46,7 @@ from service_common import ReferenceNotFound
 
 EXIT_OK: Final = 0
 EXIT_NOT_FOUND: Final = 1
-EXIT_UNAVAILABLE: Final = 2
+EXIT_UNAVAILABLE: Final = 3
 EXIT_BROKEN: Final = 4
 EXIT_INTERRUPTED: Final = 130
 

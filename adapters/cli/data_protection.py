@@ -1,6 +1,7 @@
 """Data protection on the command line: erasure, retention runs, subject access, keys.
 
-- ``akte erase CASE --legal-ground G --approved-by USER [--rule RULE] [--by USER]``
+- ``akte erase CASE --legal-ground G --approved-by USER [--rule RULE] [--by USER]
+  [--yes]``: asks for confirmation on a terminal; without one, only with ``--yes``.
 - ``akte retention run [--apply --approved-by USER] [--office X] [--today DAY]
   [--format text|json]``: a dry run by default (lists what is due and why); ``--apply``
   erases it, the approver recorded in each erasure.
@@ -10,8 +11,9 @@
 - ``akte keys rotate``: re-wrap every data key with the first of ``AKTE_MASTER_KEYS``
   (no event is rewritten); ``akte keys status``: keys per master key, erased keys.
 
-Exit codes: 0 done, 1 unknown case file, 2 settings or store problems and refused
-commands, 3 a retention run in which some files failed. Messages name ids and file
+Exit codes (docs/reference/cli.md): 0 done; 1 an unknown case file, an erasure the
+domain refuses, or a retention run in which some files failed; 2 usage and settings
+(an unconfirmed erasure too); 3 store problems. Messages name ids and file
 numbers, never personal data.
 """
 
@@ -47,7 +49,9 @@ from service import AkteService
 from service_common import CaseNotFound, ReferenceNotFound, ServiceError
 
 EXIT_NOT_FOUND: Final = 1
-EXIT_PARTIAL: Final = 3
+EXIT_PARTIAL: Final = 1
+EXIT_REFUSED: Final = 1
+EXIT_USAGE: Final = 2
 CLI_ENDPOINT: Final = "CLI akte subject-access"
 CLI_USER: Final = "operator"
 
@@ -64,6 +68,11 @@ def add_data_protection_commands(
     erase.add_argument("--rule", help="the retention rule that made it due")
     erase.add_argument("--by", default=CLI_USER, help="who erases (default %(default)s)")
     erase.add_argument("--office", help="the office of a file number (default: the default)")
+    erase.add_argument(
+        "--yes",
+        action="store_true",
+        help="erase without asking (needed where no terminal can ask, e.g. in scripts)",
+    )
     erase.set_defaults(run=guarded(_erase))
 
     retention = subparsers.add_parser("retention", help="retention periods and erasure runs")
@@ -138,7 +147,26 @@ def _catch_up(stores: Stores, projection_names: tuple[str, ...]) -> None:
         writer.close()
 
 
+def _confirm_erasure(args: argparse.Namespace) -> None:
+    """An erasure destroys keys for good: asked on a terminal, refused without one unless
+    ``--yes`` says the caller means it (a script cannot be asked)."""
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliFailure(
+            EXIT_USAGE,
+            "akte erase cannot be undone: run it on a terminal to confirm, or pass --yes",
+        )
+    answer = input(
+        f"Erase the personal data of case file {args.case} for good "
+        f"({args.legal_ground}, approved by {args.approved_by})? Type yes: "
+    )
+    if answer.strip().lower() != "yes":
+        raise CliFailure(EXIT_USAGE, "not confirmed; nothing erased")
+
+
 def _erase(args: argparse.Namespace) -> int:
+    _confirm_erasure(args)
     settings = load_settings()
     with open_stores(settings) as stores:
         service = stores.service
@@ -154,7 +182,9 @@ def _erase(args: argparse.Namespace) -> int:
             )
         except CaseNotFound as error:
             raise CliFailure(EXIT_NOT_FOUND, str(error)) from None
-        except (DomainError, ServiceError, DataKeyError) as error:
+        except (DomainError, ServiceError) as error:
+            raise CliFailure(EXIT_REFUSED, str(error)) from None
+        except DataKeyError as error:
             raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
     erasure = recorded.result
     print(
@@ -172,12 +202,12 @@ def _erase(args: argparse.Namespace) -> int:
 
 def _retention_run(args: argparse.Namespace) -> int:
     if args.apply and not args.approved_by:
-        raise CliFailure(EXIT_UNAVAILABLE, "--apply needs --approved-by USER")
+        raise CliFailure(EXIT_USAGE, "--apply needs --approved-by USER")
     settings = load_settings()
     try:
         rules = load_rules(settings.retention_rules_path)
     except (OSError, ValueError, InvalidRetentionRules) as error:
-        raise CliFailure(EXIT_UNAVAILABLE, f"retention rules: {error}") from None
+        raise CliFailure(EXIT_USAGE, f"retention rules: {error}") from None
     with open_stores(settings) as stores:
         _catch_up(stores, (retention_due.NAME,))
         report = run_retention(

@@ -38,7 +38,7 @@ from service_intake import SCAN_IMPORT_USER
 
 EXIT_OK: Final = 0
 EXIT_FAILURES: Final = 1
-EXIT_UNAVAILABLE: Final = 2
+EXIT_UNAVAILABLE: Final = 3
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 

@@ -28,7 +28,7 @@ from service_common import CaseNotFound, ReferenceNotFound
 
 EXIT_OK: Final = 0
 EXIT_NOT_FOUND: Final = 1
-EXIT_UNAVAILABLE: Final = 2
+EXIT_UNAVAILABLE: Final = 3
 CLI_ENDPOINT: Final = "CLI akte history"
 DEFAULT_OPERATOR: Final = "operator"
 _EVERY_EVENT: Final = 2**62

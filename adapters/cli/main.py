@@ -2,18 +2,22 @@
 print a demo user's token (local mode); import scans and tend the document store
 (:mod:`adapters.cli.documents`).
 
-Settings come from the environment (``AKTE_*``, see :mod:`adapters.settings`). Expected
-failures (a store that cannot be reached, bad settings, an unknown case file) end with
-one line on stderr and an exit code, never a traceback: 1 for a case file that does not
-exist, 2 for settings and store problems (as for usage errors). Messages name stores and
-ids, never personal data.
+Settings come from the environment (``AKTE_*``, see :mod:`adapters.settings`); every
+problem with them is reported at once (:mod:`adapters.settings_sources`), and ``akte
+config check`` lists them without doing anything else. Expected failures (a store that
+cannot be reached, bad settings, an unknown case file) end with one line on stderr and
+an exit code, never a traceback; each exit code has one meaning
+(:data:`adapters.cli.support.EXIT_CODES`, docs/reference/cli.md). Messages name stores
+and ids, never personal data.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
+import logging
 import signal
 import sys
 import time
@@ -24,7 +28,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
-from adapters.bootstrap import served_app
+from adapters.bootstrap import deployment_problems, served_app
+from adapters.cli import support
 from adapters.cli.appointments import add_appointment_commands
 from adapters.cli.audit import add_audit_commands
 from adapters.cli.data_protection import add_data_protection_commands
@@ -35,6 +40,7 @@ from adapters.cli.projections import add_projection_commands
 from adapters.cli.report import add_report_command
 from adapters.cli.simulate import add_simulator_commands
 from adapters.cli.support import (
+    EXIT_CODES,
     CliFailure,
     open_service,
     positive_int,
@@ -53,6 +59,7 @@ from adapters.http.auth.tokens import AuthConfigurationError, check_auth_setting
 from adapters.http.schemas.cases import MAX_USER_ID
 from adapters.logging_setup import configure_logging
 from adapters.settings import Settings
+from adapters.settings_sources import read_settings, secret_fields, setting_variable
 from adapters.simulation.demo_office import DEFAULT_OFFICE_ID, DemoSummary, load_demo_office
 from domain.case_file import CaseFile, require_code
 from domain.errors import InvalidValue
@@ -62,11 +69,14 @@ from service_common import CaseNotFound, ReferenceNotFound
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-EXIT_OK: Final = 0
-EXIT_NOT_FOUND: Final = 1
-EXIT_UNAVAILABLE: Final = 2
-EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
+_logger = logging.getLogger("akte.cli")
+
+EXIT_OK: Final = support.EXIT_OK
+EXIT_NOT_FOUND: Final = support.EXIT_FAILED
+EXIT_USAGE: Final = support.EXIT_USAGE
+EXIT_UNAVAILABLE: Final = support.EXIT_UNAVAILABLE
+EXIT_EMPTY: Final = support.EXIT_EMPTY
+EXIT_INTERRUPTED: Final = support.EXIT_INTERRUPTED
 
 
 # ------------------------------------------------------------------ plumbing
@@ -196,6 +206,9 @@ def _serve_app(
     print(f"Akte serves {_where(settings)} at {base} - API docs: {base}/docs", flush=True)
     print(_how_to_get_a_token(settings, base), flush=True)
     configure_logging(json_logs=settings.json_logs, level=settings.log_level)
+    # Absolute: a relative AKTE_DATA_DIR means "below where the server was started", and
+    # a command run elsewhere would otherwise use another store without noticing.
+    _logger.info("paths in use: %s", ", ".join(f"{k}={v}" for k, v in _paths(settings)))
     # uvicorn drains the requests on SIGTERM, then raises the signal again with the
     # handler it found: the default one would end the process inside uvicorn.run and skip
     # our clean-up (stopping the projection process, closing the stores).
@@ -211,25 +224,42 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def _paths(settings: Settings) -> list[tuple[str, str]]:
+    """The files and directories the settings point at, for the start-up log line."""
+    paths = [("data_dir", settings.data_dir), ("documents_dir", settings.documents_directory)]
+    if settings.store == "sqlite":
+        paths += [("sqlite", settings.sqlite_path), ("key_store", settings.key_store_file)]
+    if settings.auth_mode == "local":
+        paths.append(("local_issuer_key", settings.local_issuer_key_file))
+    paths += [
+        (name, path)
+        for name, path in (
+            ("staff_file", settings.staff_file),
+            ("retention_rules", settings.retention_rules_path),
+        )
+        if path is not None
+    ]
+    return [(name, str(path)) for name, path in paths]
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = settings_or_fail(office=args.office)
-    _check_auth(settings)
+    problems = deployment_problems(settings)
+    if problems:
+        raise CliFailure(
+            EXIT_USAGE,
+            f"refusing to start, {len(problems)} problem(s) with the settings: "
+            + "; ".join(problems),
+        )
 
     with _open_service(settings) as service, ExitStack() as serving:
         try:
             # Built before the demo loads: unusable authentication fails at once.
             app = serving.enter_context(served_app(settings, service))
         except (AuthConfigurationError, LocalIssuerKeyError) as error:
-            raise CliFailure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
+            raise CliFailure(EXIT_USAGE, f"refusing to start: {error}") from None
         _serve_app(args, settings, service, app)
     return EXIT_OK
-
-
-def _check_auth(settings: Settings) -> None:
-    try:
-        check_auth_settings(settings)
-    except AuthConfigurationError as error:
-        raise CliFailure(EXIT_UNAVAILABLE, f"refusing to start: {error}") from None
 
 
 def _how_to_get_a_token(settings: Settings, base: str) -> str:
@@ -307,14 +337,14 @@ def _token(args: argparse.Namespace) -> int:
     settings = settings_or_fail()
     if settings.auth_mode != "local":
         raise CliFailure(
-            EXIT_UNAVAILABLE,
+            EXIT_USAGE,
             "akte token works in local mode only (AKTE_AUTH_MODE=local); with oidc, "
             "tokens come from the identity provider",
         )
     try:
         check_auth_settings(settings)
     except AuthConfigurationError as error:
-        raise CliFailure(EXIT_UNAVAILABLE, f"no local tokens: {error}") from None
+        raise CliFailure(EXIT_USAGE, f"no local tokens: {error}") from None
     user_id: str = args.user
     if not user_id or len(user_id) > MAX_USER_ID or not user_id.isprintable() or " " in user_id:
         raise CliFailure(EXIT_USAGE, f"USER must be an account id of 1 to {MAX_USER_ID} characters")
@@ -333,10 +363,20 @@ def _token(args: argparse.Namespace) -> int:
         require_code("office", office_id)
     except InvalidValue as error:
         raise CliFailure(EXIT_USAGE, f"--office {error.message.removeprefix('office: ')}") from None
+    key_file = settings.local_issuer_key_file
+    if not key_file.exists() and not args.create_key:
+        # A new key signs tokens the running server does not accept (401): most likely
+        # the command runs with another AKTE_DATA_DIR (or in another directory) than it.
+        raise CliFailure(
+            EXIT_EMPTY,
+            f"no signing key at {key_file}: akte serve creates it; run akte token with the "
+            "server's AKTE_DATA_DIR (or AKTE_LOCAL_ISSUER_KEY_PATH), or pass --create-key "
+            "to make a new one",
+        )
     try:
-        issuer = LocalIssuer.load_or_create(settings.local_issuer_key_file)
+        issuer = LocalIssuer.load_or_create(key_file)
     except LocalIssuerKeyError as error:
-        raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
+        raise CliFailure(EXIT_USAGE, str(error)) from None
     token = issuer.issue(
         user_id=user_id,
         roles=roles,
@@ -350,6 +390,43 @@ def _token(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    """The effective settings, secrets masked, and every problem: 0 usable, 2 not."""
+    reading = read_settings()
+    problems = list(reading.problems)
+    settings = reading.settings
+    if settings is not None and not problems:
+        try:
+            settings = settings_or_fail(office=args.office)
+        except CliFailure as failure:
+            problems.append(str(failure))
+    if settings is not None:
+        problems += deployment_problems(settings)
+    if settings is not None:
+        secrets = set(secret_fields())
+        for name in type(settings).model_fields:
+            value = getattr(settings, name)
+            if name in secrets:
+                shown = "(unset)" if value is None or not value.get_secret_value() else "********"
+            else:
+                shown = "(unset)" if value is None else str(value)
+            print(f"{setting_variable(name)}={shown}")
+    for problem in problems:
+        print(f"akte: {problem}", file=sys.stderr)
+    if problems:
+        print(f"akte: {len(problems)} problem(s) with the settings", file=sys.stderr)
+        return EXIT_USAGE
+    print("akte: the settings are usable", file=sys.stderr)
+    return EXIT_OK
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("akte")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 # ------------------------------------------------------------------ output
@@ -414,8 +491,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="akte",
         description="Akte: case processing for a foreigners' office (Ausländerbehörde).",
-        epilog="The store is chosen by AKTE_STORE, AKTE_DATA_DIR and AKTE_POSTGRES_*.",
+        epilog="The store is chosen by AKTE_STORE, AKTE_DATA_DIR and AKTE_POSTGRES_*. "
+        "Exit codes: "
+        + ", ".join(f"{code} {meaning.split(':')[0]}" for code, meaning in EXIT_CODES.items())
+        + " (docs/reference/cli.md).",
     )
+    parser.add_argument("--version", action="version", version=f"akte {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the HTTP API")
@@ -478,7 +559,22 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_TOKEN_MINUTES,
         help="how long the token is valid (default %(default)s)",
     )
+    token.add_argument(
+        "--create-key",
+        action="store_true",
+        help="make a new signing key if there is none (akte serve makes one otherwise)",
+    )
     token.set_defaults(run=_token)
+
+    config = commands.add_parser("config", help="the settings")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
+    check = config_commands.add_parser(
+        "check",
+        help="print the effective settings (secrets masked) and every problem with them",
+        description=f"Exit code 0 when the settings are usable, {EXIT_USAGE} otherwise.",
+    )
+    check.add_argument("--office", help="offices as shards: the settings of this office's shard")
+    check.set_defaults(run=_config_check)
 
     add_document_commands(commands)
     add_projection_commands(commands)

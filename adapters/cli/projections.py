@@ -2,8 +2,9 @@
 
 ``add_projection_commands(subparsers)`` adds the ``projections`` command to the ``akte``
 parser; each sub-command's ``run`` returns the exit code and reports expected failures
-as one line on stderr, never a traceback: 2 for settings, stores and unknown read-model
-names, 3 when another worker holds a read model (stop it first), 130 when interrupted.
+as one line on stderr, never a traceback: 2 for settings and unknown read-model names,
+3 for stores, 5 when another worker holds a read model (stop it first), 130 when
+interrupted (the table: docs/reference/cli.md).
 
 With offices as shards (docs "Offices as shards"), each command works on one office's
 shard: ``--office`` or ``AKTE_SHARD_OFFICE`` names it, and its read models live in that
@@ -44,8 +45,9 @@ from projections.storage import ViewsStore
 from service import AkteService
 
 EXIT_OK: Final = 0
-EXIT_UNAVAILABLE: Final = 2
-EXIT_BUSY: Final = 3
+EXIT_UNAVAILABLE: Final = 3
+EXIT_BUSY: Final = 5
+EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
 LOCK_WAIT_SECONDS: Final = 10.0
@@ -162,7 +164,7 @@ def _chosen(projections: Sequence[Projection], names: Sequence[str]) -> list[Pro
         return select_projections(projections, names)
     except UnknownProjection as error:
         known = ", ".join(p.name for p in projections)
-        raise CliFailure(EXIT_UNAVAILABLE, f"{error} (known: {known})") from None
+        raise CliFailure(EXIT_USAGE, f"{error} (known: {known})") from None
 
 
 def _busy(error: ProjectionBusy) -> CliFailure:

@@ -17,11 +17,12 @@ from adapters.cli.progress import ProgressDisplay, projection_progress
 from adapters.cli.projections import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
+    EXIT_USAGE,
     Stores,
     load_settings,
     open_stores,
 )
-from adapters.cli.support import CliFailure
+from adapters.cli.support import CliFailure, empty_store
 from adapters.reference.staff_plan import StaffFileError, staff_plan_for
 from adapters.reports import yearly_report as report_formats
 from adapters.views.runner import wait_for_position
@@ -53,7 +54,11 @@ def run_report(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
         office = args.office or settings.default_office_id
+        if settings.store == "sqlite" and not settings.sqlite_path.exists():
+            raise empty_store(settings, "akte report")  # opening it would create it
         with open_stores(settings) as stores:
+            if stores.log.head() == 0:
+                raise empty_store(settings, "akte report")
             bring_statistics_up_to_date(stores)
             bring_statistics_up_to_date(stores, workload.PROJECTION)
             try:
@@ -61,9 +66,9 @@ def run_report(args: argparse.Namespace) -> int:
                     stores.views, office, args.year, staff=staff_plan_for(settings)
                 )
             except StaffFileError as error:
-                raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
+                raise CliFailure(EXIT_USAGE, str(error)) from None
             except InvalidQuery as error:
-                raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
+                raise CliFailure(EXIT_USAGE, str(error)) from None
     except CliFailure as failure:
         print(f"akte: {failure}", file=sys.stderr)
         return failure.exit_code

@@ -20,8 +20,36 @@ from adapters.settings import Settings
 from service import AkteService
 from service_common import StoreUnavailable
 
-EXIT_UNAVAILABLE: Final = 2
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_UNAVAILABLE: Final = 3
+EXIT_BROKEN: Final = 4
+EXIT_BUSY: Final = 5
+EXIT_EMPTY: Final = 6
 EXIT_INTERRUPTED: Final = 130
+
+EXIT_CODES: Final = {
+    EXIT_OK: "done",
+    EXIT_FAILED: (
+        "the command ran and the answer is no: what it names does not exist, the domain "
+        "refuses it, or some of its items failed (scans not imported, documents corrupted, "
+        "erasures failed)"
+    ),
+    EXIT_USAGE: (
+        "usage or settings: bad arguments, an unknown or invalid setting, settings a "
+        "server refuses, a file the settings name that cannot be used"
+    ),
+    EXIT_UNAVAILABLE: "a store (events, read models, keys, documents) cannot be reached or fails",
+    EXIT_BROKEN: "akte audit verify found the hash chain broken (evidence of tampering)",
+    EXIT_BUSY: "another process holds the lock (a projection worker, a running server)",
+    EXIT_EMPTY: (
+        "nothing where something was expected: an empty store or a missing signing key, "
+        "usually settings that point at the wrong place"
+    ),
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+"""Every exit code of ``akte``, one meaning each (docs/reference/cli.md lists them)."""
 
 STORE_ERRORS: Final = (StoreUnavailable, PersistenceError, psycopg.Error, sqlite3.Error)
 _MAX_REASON_LENGTH: Final = 200
@@ -58,12 +86,34 @@ def guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
     return run
 
 
-def settings_or_fail(office: str | None = None, *, exit_code: int = EXIT_UNAVAILABLE) -> Settings:
+def settings_or_fail(office: str | None = None, *, exit_code: int = EXIT_USAGE) -> Settings:
     """:func:`adapters.bootstrap.settings_from_environment`, or a :class:`CliFailure`."""
     try:
         return settings_from_environment(office)
     except InvalidSettings as error:
         raise CliFailure(exit_code, str(error)) from None
+
+
+def store_location(settings: Settings) -> str:
+    """Which event store the settings name, for messages (never the password)."""
+    if settings.store == "sqlite":
+        return f"SQLite file {settings.sqlite_path}"
+    schema = f", schema {settings.postgres_schema}" if settings.postgres_schema else ""
+    return (
+        f"PostgreSQL at {settings.postgres_host}:{settings.postgres_port}, "
+        f"database {settings.postgres_dbname}{schema}"
+    )
+
+
+def empty_store(settings: Settings, command: str) -> CliFailure:
+    """The failure of a command that reads data from a store that holds none: the
+    settings most likely point at another store than the one that was filled."""
+    return CliFailure(
+        EXIT_EMPTY,
+        f"the event store ({store_location(settings)}) holds no events; {command} needs a "
+        "filled store: check AKTE_STORE and AKTE_DATA_DIR (a relative directory is taken "
+        "from where the command runs) or AKTE_POSTGRES_*",
+    )
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from adapters.views.whatif_replay import POLICIES, WhatIfError, policy_for, run_
 from projections.errors import ProjectionError
 from projections.figures.whatif import WhatIfResult
 
-EXIT_USAGE: Final = 64
+EXIT_USAGE: Final = 2
 FORMATS: Final = ("json", "csv", "html")
 
 

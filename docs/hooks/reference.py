@@ -185,7 +185,28 @@ def configuration_page() -> str:
         "working directory; the variable is the field's name in capitals with the prefix "
         f"`{prefix}`. The source is the settings class `Settings` in `adapters/settings.py`; "
         "this page is generated from it at every build of the docs. Invalid values stop "
-        "every `akte` command with exit code 2 and a message naming the variable.",
+        "every `akte` command with exit code 2 and one message naming every variable at "
+        "fault (never its value).",
+        "",
+        "Mistakes are caught, not ignored:",
+        "",
+        f"- an unknown `{prefix}*` variable (in the environment or in `.env`) is refused with "
+        f"the closest known name (`{prefix}DATADIR`: did you mean `{prefix}DATA_DIR`?); "
+        "only the test suite's and scripts' own variables (`AKTE_TEST_*`, `AKTE_ROOT`, "
+        "`AKTE_CHROMIUM`) are let through;",
+        "- relative paths are taken from the directory the command runs in and made "
+        "absolute at once; `akte serve` logs every path it uses (`paths in use: ...`), and "
+        "`akte token` and `akte report` refuse to work on a missing signing key or an "
+        "empty store (exit 6) rather than make a new one or print a report of nothing;",
+        "- `akte serve` checks every setting before it starts, secrets included (master "
+        "keys, the payment and appointment secrets, the identity provider, the files the "
+        "settings name), and lists every problem in one message;",
+        f"- every secret can come from a file instead: `{prefix}<NAME>_FILE` names the "
+        "file (as container platforms mount secrets), e.g. "
+        f"`{prefix}PAYMENT_SHARED_SECRET_FILE=/run/secrets/payment`; its final line break "
+        "is dropped; setting both the variable and its `_FILE` is an error;",
+        "- `akte config check` prints the effective settings (secrets masked) and every "
+        "problem, exit code 0 when they are usable, 2 when not; run it after every change.",
         "",
         "Which settings production needs, and what it refuses, is in "
         "[Authentication](authentication.md), [PostgreSQL](postgresql.md) and "
@@ -291,7 +312,7 @@ def _commands(
 
 
 def cli_page() -> str:
-    from adapters.cli import main
+    from adapters.cli import main, support
 
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = CLI_HELP_COLUMNS  # argparse wraps usage lines at this width
@@ -304,11 +325,24 @@ def cli_page() -> str:
         else:
             os.environ["COLUMNS"] = previous
     intro = markdown_from_docstring(main.__doc__ or "")
+    exit_codes = [
+        "## Exit codes",
+        "",
+        "Every `akte` command ends with one of these codes, each with one meaning "
+        "(`EXIT_CODES` in `adapters/cli/support.py`); scripts and monitoring can tell a "
+        "mistyped setting (2) from a database that is down (3).",
+        "",
+        "| code | meaning |",
+        "|---|---|",
+        *(f"| {code} | {one_line(meaning)} |" for code, meaning in support.EXIT_CODES.items()),
+        "",
+    ]
     lines = [
         GENERATED_NOTE,
         "# Command line reference",
         "",
-        "The `akte` command is installed into `.venv/bin/` by `bin/demo` and `bin/test`. "
+        "The `akte` command is installed into `.venv/bin/` by `bin/demo`, `bin/test` and "
+        "`bin/akte`, which runs it from there (`bin/akte --help`). "
         "Its store and every other setting come from the environment "
         "([configuration](../operations/configuration.md)). This page is generated from "
         "the command's argument parser (`adapters/cli/main.py` and the modules of "
@@ -316,6 +350,7 @@ def cli_page() -> str:
         "",
         intro,
         "",
+        *exit_codes,
         *body,
     ]
     return "\n".join(lines)

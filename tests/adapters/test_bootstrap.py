@@ -5,9 +5,11 @@ tables once between them, and none of them fails."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from pydantic import SecretStr
@@ -63,6 +65,78 @@ def test_services_starting_at_once_on_an_empty_store_all_come_up(settings: Setti
     finally:
         for service in started:
             service.close()
+
+
+def _start_and_write(data_dir: str, barrier: Any, outcomes: Any) -> None:
+    """In a process of its own: start on the shared store at the barrier, write once."""
+    barrier.wait()
+    try:
+        with open_service(Settings(store="sqlite", data_dir=Path(data_dir))) as service:
+            opened = service.open_case(
+                office_id="abh-musterstadt", master_data=MASTER_DATA, by="sb-01"
+            )
+    except BaseException as error:  # reported by the test, with the others
+        outcomes.put(repr(error))
+    else:
+        outcomes.put(f"opened {opened.case_id}")
+
+
+def test_processes_starting_at_once_on_a_fresh_sqlite_store_all_come_up(tmp_path: Path) -> None:
+    # Real processes: the set-up lock must hold across processes, not only threads.
+    data_dir = tmp_path / "data"
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(STARTING_AT_ONCE)
+    outcomes = context.Queue()
+    processes = [
+        context.Process(target=_start_and_write, args=(str(data_dir), barrier, outcomes))
+        for _ in range(STARTING_AT_ONCE)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        reported = [outcomes.get(timeout=180) for _ in processes]
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+    assert all(outcome.startswith("opened ") for outcome in reported), reported
+    with open_service(Settings(store="sqlite", data_dir=data_dir)) as service:
+        for outcome in reported:
+            case_id = UUID(outcome.removeprefix("opened "))
+            assert service.get_case(case_id).id == case_id
+
+
+WRITES_EACH = 25
+
+
+def test_writers_through_two_services_on_one_sqlite_store_wait_for_each_other(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(store="sqlite", data_dir=tmp_path / "data")
+    failures: list[BaseException] = []
+    opened: list[UUID] = []
+    with open_service(settings) as first, open_service(settings) as second:
+        barrier = threading.Barrier(2)
+
+        def write(service: AkteService) -> None:
+            barrier.wait()
+            try:
+                for _ in range(WRITES_EACH):
+                    result = service.open_case(
+                        office_id="abh-musterstadt", master_data=MASTER_DATA, by="sb-01"
+                    )
+                    opened.append(result.case_id)
+            except BaseException as error:  # reported below
+                failures.append(error)
+
+        writers = [threading.Thread(target=write, args=(s,)) for s in (first, second)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(timeout=120)
+        assert not failures, [repr(failure) for failure in failures]
+        assert len(set(opened)) == 2 * WRITES_EACH
+        for case_id in opened:
+            assert first.get_case(case_id).id == case_id
 
 
 # ------------------------------------------------------------- each variant

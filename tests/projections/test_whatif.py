@@ -453,5 +453,5 @@ def test_akte_whatif_prints_the_result_and_refuses_bad_parameters(
     out = tmp_path / "whatif.html"
     assert main(["whatif", "--months", "7", *period, "--format", "html", "--out", str(out)]) == 0
     assert "Annahmen" in out.read_text(encoding="utf-8")
-    assert main(["whatif", "--months", "0", *period]) == 64
+    assert main(["whatif", "--months", "0", *period]) == 2
     assert "months" in capsys.readouterr().err

@@ -18,9 +18,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import Permission, require
-from adapters.http.deps import ServiceDep
+from adapters.http.deps import ServiceDep, SettingsDep
 from adapters.http.problems import HttpProblem
-from adapters.http.read_model_routes import office_in_reach
+from adapters.http.read_model_routes import office_day, office_in_reach
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.routes.worklists import (
     DEFAULT_PAGE,
@@ -38,6 +38,7 @@ from adapters.http.schemas.appointments import (
     TypeFiguresPublic,
 )
 from adapters.http.schemas.cases import ProblemPublic
+from adapters.settings import Settings
 from domain.appointments import ServicePoint
 from projections.appointments import appointment_day, appointment_figures, appointment_holds
 from projections.paging import Page
@@ -76,9 +77,10 @@ def _ids(points: list[ServicePoint]) -> list[str]:
     return [str(point.id) for point in points]
 
 
-def _today(service: AkteService, points: list[ServicePoint]) -> date:
+def _today(service: AkteService, settings: Settings, points: list[ServicePoint]) -> date:
+    """The service point's local date (its own zone); without one, the office's."""
     now = service.clock()
-    return points[0].local(now).date() if points else now.date()
+    return points[0].local(now).date() if points else office_day(now, settings)
 
 
 def _with_codes(page: WorklistPage, points: list[ServicePoint]) -> WorklistPage:
@@ -88,17 +90,28 @@ def _with_codes(page: WorklistPage, points: list[ServicePoint]) -> WorklistPage:
     return page
 
 
-@router.get("/day", responses=LIST_PROBLEMS)
+@router.get("/day", responses=LIST_PROBLEMS, operation_id="appointment_day_list")
 def day_list(
     request: Request,
     response: Response,
     principal: AppointmentReader,
     service: ServiceDep,
+    settings: SettingsDep,
     read_models: ReadModelsDep,
     office_id: OfficeQuery = None,
     service_point: ServicePointQuery = None,
+    on: Annotated[
+        date | None,
+        Query(
+            description=(
+                "The service point's local date (YYYY-MM-DD); omitted: today there (without "
+                "service points: in the office's time zone)."
+            )
+        ),
+    ] = None,
     day: Annotated[
-        date | None, Query(description="The service point's local date; omitted: today.")
+        date | None,
+        Query(deprecated=True, description="The former name of `on`; give one of them."),
     ] = None,
     status: Annotated[list[Status] | None, Query(description="Only these; omitted: all.")] = None,
     limit: Limit = DEFAULT_PAGE,
@@ -106,10 +119,14 @@ def day_list(
     min_position: MinPosition = None,
 ) -> WorklistPage:
     """The day's appointments at the office's service points, in time order: held,
-    confirmed, checked in, attended or no-show (cancelled and lapsed ones have left)."""
+    confirmed, checked in, attended or no-show (cancelled and lapsed ones have left).
+
+    The day is `on` (the service point's local date); omitted: today there."""
     office = _office(principal, office_id)
     points = _points(service, office, service_point)
-    on = day or _today(service, points)
+    if on is not None and day is not None and on != day:
+        raise HttpProblem(422, "invalid-value", "day: is the former name of on; give one")
+    on = on or day or _today(service, settings, points)
     page = _page(
         request,
         response,
@@ -166,7 +183,12 @@ def unconfirmed_holds(
     return _with_codes(page, points)
 
 
-@router.get("/figures", response_model=AppointmentFiguresPublic, responses=LIST_PROBLEMS)
+@router.get(
+    "/figures",
+    response_model=AppointmentFiguresPublic,
+    responses=LIST_PROBLEMS,
+    operation_id="appointment_figures",
+)
 def figures(
     request: Request,
     response: Response,
@@ -198,7 +220,7 @@ def figures(
     )
 
 
-@router.get("/figures/history", responses=LIST_PROBLEMS)
+@router.get("/figures/history", responses=LIST_PROBLEMS, operation_id="appointment_figures_history")
 def figures_history(
     request: Request,
     response: Response,

@@ -28,7 +28,7 @@ from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import Permission, allow_public, home_office, require
 from adapters.http.deps import CaseId, ExpectedVersion, ServiceDep, SettingsDep
 from adapters.http.problems import problem_response
-from adapters.http.route_helpers import POSITION_HEADER
+from adapters.http.route_helpers import note_position
 from adapters.http.schemas.appointments import (
     AppointmentCaseLinkCreate,
     AppointmentPublic,
@@ -210,8 +210,7 @@ def _person(body: BookingCreate | WaitlistCreate | OfficeBookingCreate) -> Perso
 
 def _recorded(response: Response, recorded: AppointmentRecorded) -> AppointmentRecordedPublic:
     response.headers["ETag"] = f'"{recorded.version}"'
-    if recorded.position is not None:
-        response.headers[POSITION_HEADER] = str(recorded.position)
+    note_position(response, recorded.position)
     return AppointmentRecordedPublic(
         appointment_id=recorded.appointment_id, version=recorded.version
     )
@@ -233,7 +232,12 @@ def list_service_points(
     ]
 
 
-@public_router.get("/offers", response_model=OfferPublic, responses=PUBLIC_READ_PROBLEMS)
+@public_router.get(
+    "/offers",
+    response_model=OfferPublic,
+    responses=PUBLIC_READ_PROBLEMS,
+    operation_id="list_appointment_offers",
+)
 def offers(
     caller: PublicBooker,
     service: ServiceDep,
@@ -305,9 +309,14 @@ def issue_challenge(caller: PublicBooker, service: ServiceDep) -> ChallengePubli
     status_code=status.HTTP_201_CREATED,
     response_model=BookedPublic,
     responses=PUBLIC_WRITE_PROBLEMS,
+    operation_id="book_appointment",
 )
 def book(
-    caller: PublicBooker, service: ServiceDep, settings: SettingsDep, body: BookingCreate
+    caller: PublicBooker,
+    service: ServiceDep,
+    settings: SettingsDep,
+    body: BookingCreate,
+    response: Response,
 ) -> BookedPublic:
     """Book a slot; it is held until confirmed with the code of the confirmation mail."""
     recorded = service.appointments.book_appointment(
@@ -321,6 +330,7 @@ def book(
         by=_acting_user(caller),
     )
     appointment = service.appointments.get_appointment(recorded.appointment_id)
+    note_position(response, recorded.position)
     return BookedPublic(
         reference=recorded.reference or "",
         status=appointment.status,
@@ -336,7 +346,11 @@ def book(
     responses=PUBLIC_WRITE_PROBLEMS,
 )
 def join_waitlist(
-    caller: PublicBooker, service: ServiceDep, settings: SettingsDep, body: WaitlistCreate
+    caller: PublicBooker,
+    service: ServiceDep,
+    settings: SettingsDep,
+    body: WaitlistCreate,
+    response: Response,
 ) -> BookedPublic:
     """Wait for a freed slot of a booked-out type; offers come in order, by mail."""
     recorded = service.appointments.join_waitlist(
@@ -348,11 +362,15 @@ def join_waitlist(
         proof=(body.proof.challenge, body.proof.nonce),
         by=_acting_user(caller),
     )
+    note_position(response, recorded.position)
     return BookedPublic(reference=recorded.reference or "", status="waiting")
 
 
 @public_router.get(
-    "/bookings/own", response_model=BookingStatusPublic, responses=PUBLIC_READ_PROBLEMS
+    "/bookings/own",
+    response_model=BookingStatusPublic,
+    responses=PUBLIC_READ_PROBLEMS,
+    operation_id="get_own_booking",
 )
 def own_booking(
     caller: PublicBooker, service: ServiceDep, reference: BookingReference
@@ -378,12 +396,17 @@ def own_booking(
     "/bookings/own/confirmation",
     response_model=BookingStatusPublic,
     responses=PUBLIC_WRITE_PROBLEMS,
+    operation_id="confirm_own_booking",
 )
 def confirm(
-    caller: PublicBooker, service: ServiceDep, reference: BookingReference, body: ConfirmationCreate
+    caller: PublicBooker,
+    service: ServiceDep,
+    reference: BookingReference,
+    body: ConfirmationCreate,
+    response: Response,
 ) -> BookingStatusPublic:
     """Confirm the booking with the code of the confirmation mail, before the hold lapses."""
-    service.appointments.confirm_booking(reference, body.code)
+    note_position(response, service.appointments.confirm_booking(reference, body.code).position)
     return own_booking(caller, service, reference)
 
 
@@ -393,10 +416,10 @@ def confirm(
     responses=PUBLIC_WRITE_PROBLEMS,
 )
 def resend_confirmation(
-    caller: PublicBooker, service: ServiceDep, reference: BookingReference
+    caller: PublicBooker, service: ServiceDep, reference: BookingReference, response: Response
 ) -> BookingStatusPublic:
     """Send the confirmation mail again (same code); the answer shows how it went."""
-    service.appointments.resend_confirmation(reference)
+    note_position(response, service.appointments.resend_confirmation(reference).position)
     return own_booking(caller, service, reference)
 
 
@@ -404,12 +427,13 @@ def resend_confirmation(
     "/bookings/own/cancellation",
     response_model=BookingStatusPublic,
     responses=PUBLIC_WRITE_PROBLEMS,
+    operation_id="cancel_own_booking",
 )
 def cancel_own(
-    caller: PublicBooker, service: ServiceDep, reference: BookingReference
+    caller: PublicBooker, service: ServiceDep, reference: BookingReference, response: Response
 ) -> BookingStatusPublic:
     """Cancel one's booking (or leave the waitlist); the slot goes to the next in line."""
-    service.appointments.cancel_booking(reference)
+    note_position(response, service.appointments.cancel_booking(reference).position)
     return own_booking(caller, service, reference)
 
 
@@ -422,7 +446,7 @@ def cancel_own(
     responses=CONFIGURE_PROBLEMS,
 )
 def configure_service_point(
-    principal: Configurer, service: ServiceDep, body: ServicePointCreate
+    principal: Configurer, service: ServiceDep, body: ServicePointCreate, response: Response
 ) -> ServicePointPublic:
     """Define a service point of your office, or change its calendar and types."""
     rules = CalendarRules(
@@ -448,7 +472,7 @@ def configure_service_point(
         )
         for t in body.types
     ]
-    point = service.appointments.define_service_point(
+    recorded = service.appointments.define_service_point(
         office_id=home_office(principal),
         code=body.code,
         name=body.name,
@@ -456,29 +480,33 @@ def configure_service_point(
         types=types,
         by=principal.user_id,
     )
-    return _point_public(point)
+    note_position(response, recorded.position)
+    return _point_public(recorded.point)
 
 
 @router.post(
     "/appointments/service-points/{code}/closed-days",
     response_model=ServicePointPublic,
     responses=CONFIGURE_PROBLEMS,
+    operation_id="close_service_point_day",
 )
 def close_day(
     principal: Configurer,
     service: ServiceDep,
     code: Annotated[str, Path(min_length=2, max_length=60)],
     body: ClosedDayCreate,
+    response: Response,
 ) -> ServicePointPublic:
     """Close a service point on a day (holiday); bookings already made stay."""
-    point = service.appointments.close_service_point_day(
+    recorded = service.appointments.close_service_point_day(
         office_id=home_office(principal),
         code=code,
         day=body.day,
         reason=body.reason,
         by=principal.user_id,
     )
-    return _point_public(point)
+    note_position(response, recorded.position)
+    return _point_public(recorded.point)
 
 
 OFFICE_BOOKING_PROBLEMS: Final[dict[int | str, dict[str, Any]]] = {
@@ -525,8 +553,7 @@ def book_for_person(
     )
     appointment = service.appointments.get_appointment(recorded.appointment_id)
     response.headers["ETag"] = f'"{appointment.version}"'
-    if recorded.position is not None:
-        response.headers[POSITION_HEADER] = str(recorded.position)
+    note_position(response, recorded.position)
     return OfficeBookedPublic(
         appointment_id=appointment.id,
         version=appointment.version,
@@ -585,6 +612,7 @@ def read_appointment(
     "/appointments/{appointment_id}/check-in",
     response_model=AppointmentRecordedPublic,
     responses=WRITE_PROBLEMS,
+    operation_id="check_in_appointment",
 )
 def check_in(
     principal: CounterClerk,
@@ -606,6 +634,7 @@ def check_in(
     "/appointments/{appointment_id}/attendance",
     response_model=AppointmentRecordedPublic,
     responses=WRITE_PROBLEMS,
+    operation_id="record_attendance",
 )
 def attended(
     principal: CounterClerk,
@@ -627,6 +656,7 @@ def attended(
     "/appointments/{appointment_id}/no-show",
     response_model=AppointmentRecordedPublic,
     responses=WRITE_PROBLEMS,
+    operation_id="record_no_show",
 )
 def no_show(
     principal: CounterClerk,
@@ -648,6 +678,7 @@ def no_show(
     "/appointments/{appointment_id}/cancellation",
     response_model=AppointmentRecordedPublic,
     responses=WRITE_PROBLEMS,
+    operation_id="cancel_appointment",
 )
 def cancel(
     principal: CounterClerk,
@@ -673,6 +704,7 @@ def cancel(
     "/appointments/{appointment_id}/retyping",
     response_model=AppointmentRecordedPublic,
     responses=WRITE_PROBLEMS,
+    operation_id="retype_appointment",
 )
 def retype(
     principal: CounterClerk,
@@ -700,6 +732,7 @@ def retype(
     "/appointments/{appointment_id}/case-link",
     response_model=AppointmentRecordedPublic,
     responses=WRITE_PROBLEMS,
+    operation_id="link_appointment_to_case_file",
 )
 def link_case(
     principal: CounterClerk,
@@ -725,6 +758,7 @@ def link_case(
     "/cases/{case_id}/appointment-proposals",
     response_model=list[ProposalPublic],
     responses=READ_PROBLEMS,
+    operation_id="list_appointment_proposals",
 )
 def proposals(
     principal: ProposalReader, service: ServiceDep, case_id: CaseId

@@ -18,7 +18,6 @@ stored before the submission is recorded (see :meth:`service_intake.Intake.submi
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Final
 from uuid import UUID
 
@@ -41,7 +40,7 @@ from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import Permission, allow_public, may_in_office, require
 from adapters.http.deps import ExpectedVersion, ServiceDep, SettingsDep
 from adapters.http.problems import HttpProblem, problem_response
-from adapters.http.route_helpers import etag
+from adapters.http.route_helpers import POSITION_HEADER, etag
 from adapters.http.schemas.cases import MAX_CODE, MAX_SHORT_TEXT, EventPublic, ProblemPublic
 from adapters.http.schemas.intake import (
     CaseFromSubmissionPublic,
@@ -62,6 +61,7 @@ from adapters.http.schemas.intake import (
     SubmissionSummaryPublic,
     SubmittedFilePublic,
 )
+from adapters.http.schemas.lawful import LawfulDate, Line, Text
 from adapters.http.uploads import (
     CONTENT_RESPONSES,
     UPLOAD_PROBLEMS,
@@ -161,16 +161,16 @@ def submit_contact_form(
     service: ServiceDep,
     settings: SettingsDep,
     topic: Annotated[
-        str,
+        Line,
         Form(max_length=MAX_CODE, description="A contact topic code (`GET /catalogue`)."),
     ],
-    message: Annotated[str, Form(max_length=MAX_FREE_TEXT)],
-    surname: Annotated[str, Form(max_length=MAX_SHORT_TEXT)],
-    given_names: Annotated[str, Form(max_length=MAX_SHORT_TEXT)],
-    email: Annotated[str, Form(max_length=MAX_EMAIL)],
-    date_of_birth: Annotated[date | None, Form()] = None,
+    message: Annotated[Text, Form(max_length=MAX_FREE_TEXT)],
+    surname: Annotated[Line, Form(max_length=MAX_SHORT_TEXT)],
+    given_names: Annotated[Line, Form(max_length=MAX_SHORT_TEXT)],
+    email: Annotated[Line, Form(max_length=MAX_EMAIL)],
+    date_of_birth: Annotated[LawfulDate | None, Form()] = None,
     file_number: Annotated[
-        str | None,
+        Line | None,
         Form(
             max_length=MAX_KNOWN_FILE_NUMBER,
             description="Your file number (Aktenzeichen) at the office, if you know it.",
@@ -229,6 +229,7 @@ def submit_contact_form(
     )
     submission = service.intake.get_submission(recorded.submission_id)
     _no_store(response)
+    response.headers[POSITION_HEADER] = str(recorded.position)
     return ContactFormReceiptPublic(
         receipt=recorded.result,
         topic=submission.topic,
@@ -313,6 +314,7 @@ def _summary(submission: ContactSubmission) -> SubmissionSummaryPublic:
 
 def _recorded(response: Response, recorded: SubmissionRecorded[Any]) -> SubmissionRecordedPublic:
     response.headers["ETag"] = etag(recorded.version)
+    response.headers[POSITION_HEADER] = str(recorded.position)
     return SubmissionRecordedPublic(submission_id=recorded.submission_id, version=recorded.version)
 
 
@@ -441,7 +443,11 @@ def get_submitted_file(
     )
 
 
-@router.post("/{submission_id}/case-link", responses=WRITE_PROBLEMS)
+@router.post(
+    "/{submission_id}/case-link",
+    responses=WRITE_PROBLEMS,
+    operation_id="link_submission_to_case_file",
+)
 def link_to_case_file(
     submission_id: SubmissionId,
     body: SubmissionCaseLinkCreate,
@@ -476,6 +482,7 @@ def link_to_case_file(
             }
         },
     },
+    operation_id="open_case_file_for_submission",
 )
 def open_case_file(
     submission_id: SubmissionId,
@@ -510,6 +517,7 @@ def open_case_file(
     )
     opened = recorded.result
     response.headers["ETag"] = etag(recorded.version)
+    response.headers[POSITION_HEADER] = str(recorded.position)
     response.headers["Location"] = str(request.url_for("get_case", case_id=str(opened.case_id)))
     return SubmissionCaseOpenedPublic(
         submission_id=recorded.submission_id,
@@ -548,6 +556,7 @@ def turn_into_procedure(
     )
     made = recorded.result
     response.headers["ETag"] = etag(recorded.version)
+    response.headers[POSITION_HEADER] = str(recorded.position)
     return SubmissionProcedurePublic(
         submission_id=recorded.submission_id,
         version=recorded.version,

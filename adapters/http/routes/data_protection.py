@@ -20,7 +20,7 @@ from adapters.http.auth.identity import Principal, Role
 from adapters.http.auth.permissions import Permission, may_in_office, require
 from adapters.http.deps import CaseId, ExpectedVersion, ServiceDep, SettingsDep
 from adapters.http.problems import HttpProblem
-from adapters.http.read_model_routes import views_unavailable
+from adapters.http.read_model_routes import OnDay, office_day, views_unavailable
 from adapters.http.route_helpers import POSITION_HEADER, READ_PROBLEMS, WRITE_PROBLEMS, etag
 from adapters.http.routes.worklists import ReadModelsDep
 from adapters.personal_data.retention import load_rules
@@ -83,7 +83,7 @@ class ErasurePublic(BaseModel):
     ]
 
 
-@router.post("/cases/{case_id}/erasure", responses=WRITE_PROBLEMS)
+@router.post("/cases/{case_id}/erasure", responses=WRITE_PROBLEMS, operation_id="erase_case_file")
 def erase(
     case_id: CaseId,
     body: ErasureCreate,
@@ -180,8 +180,10 @@ def retention_due(
         Query(max_length=60, description="The office; omitted: yours (or all, for roles of all)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    on: OnDay = None,
 ) -> RetentionDuePublic:
-    """Case files whose retention period has run out and that are not erased yet."""
+    """Case files whose retention period has run out and that are not erased yet (on
+    `on`, default today in the office's time zone)."""
     office = office_id or principal.office_id
     offices: list[str] | None
     if office is None:
@@ -192,7 +194,7 @@ def retention_due(
         if not may_in_office(principal, Permission.RETENTION_READ, office):
             raise HttpProblem(403, "forbidden", "your role does not reach this office")
         offices = [office]
-    today = service.clock().date()
+    today = on or office_day(service.clock(), settings)
     try:
         items = due_files(
             read_models.views,

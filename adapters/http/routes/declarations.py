@@ -26,7 +26,7 @@ from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import Permission, allow_public, may_in_office, require
 from adapters.http.deps import ExpectedVersion, ServiceDep, SettingsDep
 from adapters.http.problems import HttpProblem, problem_response
-from adapters.http.route_helpers import etag
+from adapters.http.route_helpers import etag, note_position
 from adapters.http.schemas.cases import EventPublic, ProblemPublic
 from adapters.http.schemas.declarations import (
     MAX_SECRET_REFERENCE,
@@ -259,6 +259,7 @@ def submit_declaration(
     )
     declaration = service.declarations.get_declaration(recorded.declaration_id)
     _no_store(response)
+    note_position(response, recorded.position)
     return DeclarationSubmittedPublic(
         reference=recorded.result,
         status=declaration.status,
@@ -320,6 +321,7 @@ def start_payment(
         by=_acting_user(caller),
     )
     _no_store(response)
+    note_position(response, started.position)
     if not started.result.created:
         response.status_code = status.HTTP_200_OK
     payment = started.result.payment
@@ -375,6 +377,7 @@ def _declaration_public(declaration: CommitmentDeclaration) -> DeclarationPublic
 
 def _recorded(response: Response, recorded: DeclarationRecorded[Any]) -> DeclarationRecordedPublic:
     response.headers["ETag"] = etag(recorded.version)
+    note_position(response, recorded.position)
     return DeclarationRecordedPublic(
         declaration_id=recorded.declaration_id, version=recorded.version
     )
@@ -599,7 +602,11 @@ def refund_payment(
     return public
 
 
-@router.post("/{declaration_id}/case-link", responses=WRITE_PROBLEMS)
+@router.post(
+    "/{declaration_id}/case-link",
+    responses=WRITE_PROBLEMS,
+    operation_id="link_declaration_to_case_file",
+)
 def link_to_case_file(
     declaration_id: DeclarationId,
     body: CaseLinkCreate,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +24,7 @@ from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import Permission, allow_public
 from adapters.http.deps import ServiceDep
 from adapters.http.problems import HttpProblem
+from adapters.http.route_helpers import note_position
 from adapters.http.routes.declarations import PublicPayer, payment_setup
 from adapters.http.schemas.cases import ProblemPublic
 from adapters.http.schemas.declarations import (
@@ -75,6 +76,7 @@ _NOTIFICATION_BODY: Final = {
 )
 async def receive_payment_notification(
     request: Request,
+    response: Response,
     notifier: Notifier,
     service: ServiceDep,
     signature: Annotated[
@@ -88,8 +90,9 @@ async def receive_payment_notification(
 ) -> NotificationReceivedPublic:
     """The payment platform reports a payment paid, failed or expired (signed body).
 
-    The first report of a payment is recorded; a repeated one, or a failure reported
-    after the payment was recorded paid, answers 200 with `already_recorded`.
+    The first report of a payment is recorded (with `X-Akte-Position`); a repeated one,
+    or a failure reported after the payment was recorded paid, answers 200 with
+    `already_recorded` and no position, as it recorded nothing.
     """
     setup = payment_setup(request)
     body = await request.body()
@@ -132,6 +135,7 @@ async def receive_payment_notification(
         )
     )
     logger.info("payment notification %s: %s", notification.status, recorded.result)
+    note_position(response, recorded.position)
     return NotificationReceivedPublic(outcome=recorded.result)
 
 

@@ -113,6 +113,7 @@ def _report(
             "content": {"text/csv": {}, "text/html": {}},
         },
     },
+    operation_id="yearly_report",
 )
 def yearly(
     request: Request,

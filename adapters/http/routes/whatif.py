@@ -43,6 +43,7 @@ DayQuery = Annotated[date | None, Query(description="A day (Berlin), YYYY-MM-DD.
             "content": {"text/csv": {}, "text/html": {}},
         },
     },
+    operation_id="whatif_report",
 )
 def whatif(
     request: Request,

@@ -10,6 +10,9 @@ last event. A list asked for with ``min_position`` waits (at most
 position, so a caseworker who just assigned a procedure sees it in their list at once.
 If they have not caught up in time, the list answers anyway and says so in
 ``X-Akte-Views-Behind: true``.
+
+Every list is for a day: ``?on=YYYY-MM-DD``, or today in the office's time zone
+(``AKTE_OFFICE_TIME_ZONE``), never the server's UTC date.
 """
 
 from __future__ import annotations
@@ -24,9 +27,14 @@ from pydantic import BaseModel
 
 from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import Permission
-from adapters.http.deps import CaseReader, ServiceDep
+from adapters.http.deps import CaseReader
 from adapters.http.problems import HttpProblem
-from adapters.http.read_model_routes import office_in_reach, views_behind, views_unavailable
+from adapters.http.read_model_routes import (
+    OfficeDay,
+    office_in_reach,
+    views_behind,
+    views_unavailable,
+)
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.views.read_models import ReadModels
 from projections.errors import ProjectionError
@@ -117,16 +125,12 @@ def _page(
     )
 
 
-def _today(service: ServiceDep) -> date:
-    return service.clock().date()
-
-
 @router.get("/my-open-procedures", responses=READ_PROBLEMS)
 def my_open_procedures(
     request: Request,
     response: Response,
     reader: CaseReader,
-    service: ServiceDep,
+    today: OfficeDay,
     read_models: ReadModelsDep,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
@@ -142,7 +146,7 @@ def my_open_procedures(
         lambda: open_procedures_by_assignee.open_procedures_by_assignee(
             read_models.views,
             assignee=reader.user_id,
-            today=_today(service),
+            today=today,
             office_id=office,
             limit=limit,
             cursor=cursor,
@@ -150,12 +154,16 @@ def my_open_procedures(
     )
 
 
-@router.get("/overdue-document-requests", responses=READ_PROBLEMS)
+@router.get(
+    "/overdue-document-requests",
+    responses=READ_PROBLEMS,
+    operation_id="overdue_document_requests",
+)
 def overdue(
     request: Request,
     response: Response,
     reader: CaseReader,
-    service: ServiceDep,
+    today: OfficeDay,
     read_models: ReadModelsDep,
     office_id: OfficeQuery = None,
     assignee: Annotated[str | None, Query(max_length=100)] = None,
@@ -172,7 +180,7 @@ def overdue(
         min_position,
         lambda: overdue_document_requests.overdue_document_requests(
             read_models.views,
-            today=_today(service),
+            today=today,
             office_id=office,
             assignee=assignee,
             limit=limit,
@@ -181,12 +189,12 @@ def overdue(
     )
 
 
-@router.get("/expiring-documents", responses=READ_PROBLEMS)
+@router.get("/expiring-documents", responses=READ_PROBLEMS, operation_id="expiring_documents")
 def expiring(
     request: Request,
     response: Response,
     reader: CaseReader,
-    service: ServiceDep,
+    today: OfficeDay,
     read_models: ReadModelsDep,
     office_id: OfficeQuery = None,
     within_days: Annotated[int, Query(ge=0, le=366)] = expiring_documents.DEFAULT_WITHIN_DAYS,
@@ -207,7 +215,7 @@ def expiring(
         min_position,
         lambda: expiring_documents.expiring_documents(
             read_models.views,
-            today=_today(service),
+            today=today,
             within_days=within_days,
             kinds=kind,
             office_id=office,
@@ -236,7 +244,7 @@ def _office_worklist(path: str, summary: str, query: OfficeWorklistQuery) -> Non
         request: Request,
         response: Response,
         reader: CaseReader,
-        service: ServiceDep,
+        today: OfficeDay,
         read_models: ReadModelsDep,
         office_id: OfficeQuery = None,
         limit: Limit = DEFAULT_PAGE,
@@ -251,7 +259,7 @@ def _office_worklist(path: str, summary: str, query: OfficeWorklistQuery) -> Non
             min_position,
             lambda: query(
                 read_models.views,
-                today=_today(service),
+                today=today,
                 office_id=office,
                 limit=limit,
                 cursor=cursor,

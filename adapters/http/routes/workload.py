@@ -77,7 +77,7 @@ class WorkloadPublic(BaseModel):
     notes: list[str]
 
 
-@router.get("/workload", responses=READ_PROBLEMS)
+@router.get("/workload", responses=READ_PROBLEMS, operation_id="workload_report")
 def workload(
     analyst: Analyst,
     read_models: ReadModelsDep,

@@ -111,14 +111,14 @@ def test_an_unknown_case_file_is_one_line_and_exit_code_1(
     assert "file number" in _assert_one_line_failure(capsys.readouterr().err)
 
 
-def test_an_unreachable_postgres_is_one_line_and_exit_code_2(
+def test_an_unreachable_postgres_is_one_line_and_exit_code_3(
     environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("AKTE_STORE", "postgres")
     monkeypatch.setenv("AKTE_POSTGRES_HOST", "127.0.0.1")
     monkeypatch.setenv("AKTE_POSTGRES_PORT", "1")
 
-    assert main(["demo", "--cases", "5"]) == 2
+    assert main(["demo", "--cases", "5"]) == 3
 
     out, err = capsys.readouterr()
     assert out == ""
@@ -126,14 +126,14 @@ def test_an_unreachable_postgres_is_one_line_and_exit_code_2(
     assert line.startswith("akte: the event store (PostgreSQL at 127.0.0.1:1")
 
 
-def test_an_unusable_data_dir_is_one_line_and_exit_code_2(
+def test_an_unusable_data_dir_is_one_line_and_exit_code_3(
     environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     in_the_way = environment / "not-a-directory"
     in_the_way.write_text("")
     monkeypatch.setenv("AKTE_DATA_DIR", str(in_the_way))
 
-    assert main(["case", "show", str(uuid4())]) == 2
+    assert main(["case", "show", str(uuid4())]) == 3
 
     assert "SQLite" in _assert_one_line_failure(capsys.readouterr().err)
 

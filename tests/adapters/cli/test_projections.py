@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.cli.projections import EXIT_BUSY, EXIT_OK, EXIT_UNAVAILABLE, add_projection_commands
+from adapters.cli.projections import (
+    EXIT_BUSY,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_projection_commands,
+)
 from adapters.settings import Settings
 from projections.read_models import READ_MODELS
 from projections.storage import ViewsStore
@@ -115,7 +120,7 @@ def test_rebuild_refuses_unknown_names_and_read_models_another_worker_holds(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     history(service)
-    assert run(akte, "projections", "rebuild", "no_such_list") == EXIT_UNAVAILABLE
+    assert run(akte, "projections", "rebuild", "no_such_list") == EXIT_USAGE
     err = capsys.readouterr().err
     assert "no read model named no_such_list" in err
     assert "unassigned_procedures" in err  # the known names are listed
@@ -168,9 +173,9 @@ def test_invalid_settings_are_named_not_quoted(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("AKTE_STORE", "s3cret-bucket")
-    assert run(akte, "projections", "status") == EXIT_UNAVAILABLE
+    assert run(akte, "projections", "status") == EXIT_USAGE
     err = capsys.readouterr().err
-    assert "invalid setting AKTE_STORE" in err
+    assert "invalid settings: AKTE_STORE" in err
     assert "s3cret" not in err
 
 

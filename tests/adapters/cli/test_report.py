@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.cli.projections import EXIT_OK, EXIT_UNAVAILABLE
+from adapters.cli.projections import EXIT_OK, EXIT_USAGE
 from adapters.cli.report import add_report_command
+from adapters.cli.support import EXIT_EMPTY
 from adapters.settings import Settings
 from service import AkteService
 from tests.http.routes.test_reports import YEAR, decided_procedures, in_the_next_year  # noqa: F401
@@ -66,7 +67,23 @@ def test_the_report_counts_every_event_up_to_the_head_in_each_format(
 
 
 def test_a_year_out_of_range_is_one_line_on_stderr(
-    akte: argparse.ArgumentParser, capsys: pytest.CaptureFixture[str]
+    akte: argparse.ArgumentParser,
+    service: AkteService,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert run(akte, "report", "12") == EXIT_UNAVAILABLE
+    decided_procedures(service, settings.default_office_id, 1)
+    assert run(akte, "report", "12") == EXIT_USAGE
     assert "year" in capsys.readouterr().err
+
+
+def test_an_empty_store_is_an_error_naming_the_store_not_a_report_of_nulls(
+    akte: argparse.ArgumentParser, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(akte, "report", str(YEAR)) == EXIT_EMPTY
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "holds no events" in err
+    where = str(settings.sqlite_path) if settings.store == "sqlite" else settings.postgres_schema
+    assert where in err

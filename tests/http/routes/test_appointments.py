@@ -246,3 +246,65 @@ def test_only_team_leads_configure_service_points(
         "rathaus",
         "aussenstelle",
     ]
+
+
+def test_a_counter_booking_made_with_a_case_file_is_exported_and_erased_with_it(
+    client: tuple[TestClient, RecordingMailer], service: AkteService, settings: Settings
+) -> None:
+    http, _ = client
+    caseworker = bearer(settings, "sb-01", Role.CASEWORKER)
+    officer = bearer(settings, "dsb-01", Role.DATA_PROTECTION_OFFICER)
+    case = service.open_case(
+        office_id=OFFICE,
+        master_data=MasterData("Quellbrandt", "Oriel", date(1979, 11, 23), "SYR", "N7654321"),
+        by="sb-01",
+    )
+    person = {
+        "surname": "Quellbrandt",
+        "given_names": "Oriel",
+        "date_of_birth": "1979-11-23",
+        "email": "oriel.quellbrandt@example.org",
+    }
+    booked = http.post(
+        "/appointments/office-bookings",
+        json={
+            "service_point": "rathaus",
+            "appointment_type": "extend-title",
+            "starts_at": local(TUESDAY, 9).isoformat(),
+            "situation": {
+                "holds": "eat",
+                "holds_legal_basis": "aufenthg-16b",
+                "wants": "extend_residence_permit",
+            },
+            "person": person,
+            "case_id": str(case.case_id),
+        },
+        headers=caseworker,
+    )
+    assert booked.status_code == 201, booked.text
+    url = f"/appointments/{booked.json()['appointment_id']}"
+    assert http.get(url, headers=caseworker).json()["email"] == person["email"]
+
+    # Booked with the file's id, never linked afterwards: the export lists it all the same.
+    export = http.get(f"/cases/{case.case_id}/subject-access", headers=officer)
+    assert export.status_code == 200, export.text
+    [listed] = export.json()["appointments"]
+    assert listed["state"]["id"] == booked.json()["appointment_id"]
+    assert listed["state"]["person"]["email"] == person["email"]
+    page = http.get(f"/cases/{case.case_id}/subject-access?format=html", headers=officer)
+    assert page.status_code == 200
+    assert person["email"] in page.text
+
+    erased = http.post(
+        f"/cases/{case.case_id}/erasure",
+        json={"legal_ground": "dsgvo-17"},
+        headers=officer | {"If-Match": f'"{case.version}"'},
+    )
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["keys_destroyed"] == 2  # the file's and the booking's
+
+    after = http.get(url, headers=caseworker)
+    assert after.status_code == 200, after.text
+    for value in (*person.values(), "1979"):
+        assert value not in after.text
+    assert after.json()["date_of_birth"] == "0001-01-01"

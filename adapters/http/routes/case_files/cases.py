@@ -20,6 +20,7 @@ from adapters.http.deps import (
 from adapters.http.read_log import note_read
 from adapters.http.route_helpers import (
     OPEN_PROBLEMS,
+    POSITION_HEADER,
     READ_PROBLEMS,
     WRITE_PROBLEMS,
     etag,
@@ -93,6 +94,7 @@ def open_case(
         at=body.at,
     )
     response.headers["ETag"] = etag(recorded.version)
+    response.headers[POSITION_HEADER] = str(recorded.position)
     response.headers["Location"] = str(request.url_for("get_case", case_id=str(recorded.case_id)))
     return CaseOpenedPublic(
         case_id=recorded.case_id, reference=recorded.result, version=recorded.version
