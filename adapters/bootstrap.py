@@ -68,8 +68,9 @@ from adapters.store.snapshot_deletion import RecorderSnapshotDeletion
 from adapters.store.transcoding import register_akte_transcodings
 from adapters.views.read_models import ReadModels
 from adapters.views.runner import ApplicationEventLog, ProjectionProcess, ProjectionRunner
-from adapters.views.store import open_views_store
+from adapters.views.store import SQLITE_FILE_NAME, PostgresViewsStore, SqliteViewsStore
 from projections.read_models import READ_MODELS
+from projections.storage import ViewsStore
 from service import AkteService
 from service_appointment_mails import AppointmentSetup
 from service_common import system_clock
@@ -548,6 +549,22 @@ def document_store_for(settings: Settings) -> DocumentStore:
 
 
 # ---------------------------------------------------------------- read models
+
+
+def open_views_store(settings: Settings) -> ViewsStore:
+    """The views store that belongs to the configured event store: a SQLite file of its
+    own beside the events, or the events' PostgreSQL schema. A module-level function,
+    so rebuild processes and the projection child receive it by name."""
+    if settings.store == "sqlite":
+        return SqliteViewsStore(settings.data_dir / SQLITE_FILE_NAME)
+    return PostgresViewsStore(
+        host=settings.postgres_host,
+        port=settings.postgres_port,
+        dbname=settings.postgres_dbname,
+        user=settings.postgres_user,
+        password=settings.postgres_password.get_secret_value(),
+        schema=settings.postgres_schema or "public",
+    )
 
 
 def build_read_models(settings: Settings, service: AkteService, *, follow: bool) -> ReadModels:

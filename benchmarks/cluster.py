@@ -23,10 +23,10 @@ from typing import Final
 
 import httpx2 as httpx
 
+from adapters.bootstrap import open_views_store
 from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
-from adapters.views.store import open_views_store
 from projections.errors import ProjectionError
 from projections.positions import read_positions
 from projections.read_models import READ_MODELS

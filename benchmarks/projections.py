@@ -45,7 +45,7 @@ from time import perf_counter
 from typing import Any, Final, cast
 from uuid import UUID, uuid4
 
-from adapters.bootstrap import build_service
+from adapters.bootstrap import build_service, open_views_store
 from adapters.cli.support import positive_int
 from adapters.settings import Settings
 from adapters.views.runner import (
@@ -53,7 +53,6 @@ from adapters.views.runner import (
     ProjectionRunner,
     rebuild_in_processes,
 )
-from adapters.views.store import open_views_store
 from benchmarks.harness import (
     STORES,
     BenchConfig,
@@ -409,7 +408,13 @@ def parallel_rebuild_rate(settings: Settings, jobs: int) -> float:
     service = build_service(settings)
     try:
         started = perf_counter()
-        done = rebuild_in_processes(settings, WORKLISTS, build_service=build_service, jobs=jobs)
+        done = rebuild_in_processes(
+            settings,
+            WORKLISTS,
+            build_service=build_service,
+            open_views_store=open_views_store,
+            jobs=jobs,
+        )
         return done / (perf_counter() - started)
     finally:
         service.close()

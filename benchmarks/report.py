@@ -33,13 +33,12 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any, Final
 
-from adapters.bootstrap import build_service
+from adapters.bootstrap import build_service, open_views_store
 from adapters.settings import Settings
 from adapters.simulation.profile import load_profile
 from adapters.simulation.simulator import simulate
 from adapters.simulation.tally import SimulationResult
 from adapters.views.runner import ApplicationEventLog
-from adapters.views.store import open_views_store
 from benchmarks.harness import (
     STORES,
     BenchConfig,

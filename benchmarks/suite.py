@@ -44,10 +44,9 @@ from typing import Any, Final, Literal
 
 from psycopg import sql
 
-from adapters.bootstrap import build_office_services, build_service, office_schema
+from adapters.bootstrap import build_office_services, build_service, office_schema, open_views_store
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
-from adapters.views.store import open_views_store
 from benchmarks import audit as audit_bench
 from benchmarks import history as history_bench
 from benchmarks import projections as projections_bench

@@ -82,19 +82,9 @@ EXIT_INTERRUPTED: Final = support.EXIT_INTERRUPTED
 # ------------------------------------------------------------------ plumbing
 
 
-def _where(settings: Settings) -> str:
-    if settings.store == "sqlite":
-        return f"SQLite file {settings.sqlite_path}"
-    schema = f", schema {settings.postgres_schema}" if settings.postgres_schema else ""
-    return (
-        f"PostgreSQL at {settings.postgres_host}:{settings.postgres_port}, "
-        f"database {settings.postgres_dbname}{schema}"
-    )
-
-
 def _open_service(settings: Settings) -> AbstractContextManager[AkteService]:
     """The service over the configured store; its failures name which store it is."""
-    return open_service(settings, what=f"the event store ({_where(settings)})")
+    return open_service(settings, what=f"the event store ({support.store_location(settings)})")
 
 
 def _load_demo(service: AkteService, settings: Settings, *, cases: int, seed: int) -> DemoSummary:
@@ -115,7 +105,7 @@ def _load_demo(service: AkteService, settings: Settings, *, cases: int, seed: in
         raise CliFailure(
             EXIT_INTERRUPTED,
             f"interrupted after {progress.done:,} of {cases:,} case files; "
-            f"they stay in the store ({_where(settings)})",
+            f"they stay in the store ({support.store_location(settings)})",
         ) from None
     finally:
         display.end_line()
@@ -203,7 +193,10 @@ def _serve_app(
     if args.demo:
         _load_demo(service, settings, cases=args.cases, seed=args.seed)
     base = f"http://{_display_host(args.host)}:{args.port}"
-    print(f"Akte serves {_where(settings)} at {base} - API docs: {base}/docs", flush=True)
+    print(
+        f"Akte serves {support.store_location(settings)} at {base} - API docs: {base}/docs",
+        flush=True,
+    )
     print(_how_to_get_a_token(settings, base), flush=True)
     configure_logging(json_logs=settings.json_logs, level=settings.log_level)
     # Absolute: a relative AKTE_DATA_DIR means "below where the server was started", and

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final
 
-from adapters.bootstrap import build_service
+from adapters.bootstrap import build_service, open_views_store
 from adapters.cli.progress import ProgressDisplay, projection_progress
 from adapters.cli.support import CliFailure, first_line, guarded, positive_int, settings_or_fail
 from adapters.settings import Settings
@@ -34,7 +34,6 @@ from adapters.views.runner import (
     lock_projections,
     rebuild_in_processes,
 )
-from adapters.views.store import open_views_store
 from projections.engine import DEFAULT_BATCH_SIZE, Progress, ProjectionEngine
 from projections.errors import ProjectionBusy, ProjectionError, UnknownProjection
 from projections.projection import Projection
@@ -191,6 +190,7 @@ def run_rebuild(args: argparse.Namespace, projections: Sequence[Projection]) -> 
                     settings,
                     chosen,
                     build_service=build_service,
+                    open_views_store=open_views_store,
                     jobs=args.jobs,
                     batch_size=args.batch_size,
                     lock_wait=args.wait,

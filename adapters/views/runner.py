@@ -64,7 +64,7 @@ from adapters.store.notification_reader import (
     ids_are_uuids,
     notification_reader,
 )
-from adapters.views.store import PostgresListener, PostgresViewsStore, open_views_store
+from adapters.views.store import PostgresListener, PostgresViewsStore
 from projections.engine import DEFAULT_BATCH_SIZE, Progress, ProjectionEngine
 from projections.errors import EventLogUnavailable, InconsistentLog, ProjectionBusy, ProjectionError
 from projections.positions import read_positions
@@ -534,6 +534,7 @@ def rebuild_in_processes(
     projections: Sequence[Projection],
     *,
     build_service: Callable[[Settings], AkteService],
+    open_views_store: Callable[[Settings], ViewsStore],
     jobs: int,
     batch_size: int = DEFAULT_BATCH_SIZE,
     lock_wait: float = 10.0,
@@ -544,8 +545,9 @@ def rebuild_in_processes(
     decodes only its groups' events, so they share the work, not repeat it.
 
     The projections must be among :data:`projections.read_models.READ_MODELS` (processes
-    find them by name); each opens the service with ``build_service``
-    (:func:`adapters.bootstrap.build_service`: a module-level function, as it is pickled).
+    find them by name); each opens the service with ``build_service`` and the views with
+    ``open_views_store`` (:mod:`adapters.bootstrap`'s: module-level functions, as they are
+    pickled).
     Returns the notifications processed (the log up to its head). ``progress`` gets the
     slowest process's progress. Raises :class:`ProjectionBusy` when another worker holds
     a projection, :class:`ProjectionError` when a process failed.
@@ -566,6 +568,7 @@ def rebuild_in_processes(
             args=(
                 settings,
                 build_service,
+                open_views_store,
                 [p.name for p in group],
                 batch_size,
                 lock_wait,
@@ -647,6 +650,7 @@ def _take(
 def _rebuild_group(
     settings: Settings,
     build_service: Callable[[Settings], AkteService],
+    open_views_store: Callable[[Settings], ViewsStore],
     names: list[str],
     batch_size: int,
     lock_wait: float,
@@ -698,9 +702,9 @@ __all__ = [
 _PACKAGE_ROOT: Final = Path(__file__).resolve().parents[2]
 # The child's composition root: the service built as everywhere else.
 _CHILD_ENTRY: Final = (
-    "from adapters.bootstrap import build_service; "
+    "from adapters.bootstrap import build_service, open_views_store; "
     "from adapters.views.runner import run_projection_child; "
-    "run_projection_child(build_service)"
+    "run_projection_child(build_service, open_views_store)"
 )
 
 
@@ -845,9 +849,13 @@ def _end_of_input(stdin: IO[bytes] | None) -> None:
             stdin.close()
 
 
-def run_projection_child(build_service: Callable[[Settings], AkteService]) -> None:
+def run_projection_child(
+    build_service: Callable[[Settings], AkteService],
+    open_views_store: Callable[[Settings], ViewsStore],
+) -> None:
     """The child of :class:`ProjectionProcess`: settings from the first line of stdin,
-    the service over them from ``build_service``, then follow the log until stdin ends
+    the service and the views over them from ``build_service`` and ``open_views_store``
+    (the composition root's), then follow the log until stdin ends
     (the server stopped it, or died).
 
     SIGINT and SIGTERM are ignored: sent to the whole process group (Ctrl-C, systemd,

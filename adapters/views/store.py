@@ -38,14 +38,12 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
-from adapters.settings import Settings
 from projections.errors import ViewNotBuilt, ViewsStoreUnavailable
 from projections.storage import (
     ColumnType,
     Dialect,
     TableSchema,
     ViewsSession,
-    ViewsStore,
     ViewsWriter,
 )
 
@@ -62,20 +60,6 @@ def _reason(error: BaseException) -> str:
     # Only the first line: drivers put details such as offending key values on later lines.
     lines = str(error).strip().splitlines()
     return lines[0][:_MAX_REASON_LENGTH] if lines else type(error).__name__
-
-
-def open_views_store(settings: Settings) -> ViewsStore:
-    """The views store that belongs to the configured event store."""
-    if settings.store == "sqlite":
-        return SqliteViewsStore(settings.data_dir / SQLITE_FILE_NAME)
-    return PostgresViewsStore(
-        host=settings.postgres_host,
-        port=settings.postgres_port,
-        dbname=settings.postgres_dbname,
-        user=settings.postgres_user,
-        password=settings.postgres_password.get_secret_value(),
-        schema=settings.postgres_schema or "public",
-    )
 
 
 def _quote(identifier: str) -> str:
@@ -613,5 +597,4 @@ __all__ = [
     "PostgresViewsStore",
     "SqliteViewsStore",
     "advisory_lock_key",
-    "open_views_store",
 ]

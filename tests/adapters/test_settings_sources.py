@@ -3,7 +3,6 @@ secrets from files, absolute paths, every invalid value at once, never a value q
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,6 @@ from pydantic import SecretStr
 from adapters.bootstrap import InvalidSettings, deployment_problems, settings_from_environment
 from adapters.settings import Settings
 from adapters.settings_sources import known_variables, read_settings, secret_fields
-
-
-@pytest.fixture
-def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Only what the test sets: no AKTE_* from the caller, no .env file in the directory."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("AKTE_"):
-            monkeypatch.delenv(name)
-    return tmp_path
 
 
 def test_a_mistyped_variable_is_refused_with_the_closest_name(

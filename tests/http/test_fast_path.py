@@ -19,13 +19,12 @@ import httpx2 as httpx
 import pytest
 from jwt import PyJWK, PyJWKSet
 
-from adapters.bootstrap import build_service
+from adapters.bootstrap import build_service, open_views_store
 from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalIssuer
 from adapters.http.auth.tokens import InvalidToken, TokenVerifier
 from adapters.settings import Settings
 from adapters.views.runner import ProjectionProcess, wait_for_position
-from adapters.views.store import open_views_store
 from benchmarks.cluster import ApiProcess, settings_env, stop_all
 from projections.read_models import READ_MODELS
 from service import AkteService

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.bootstrap import build_service
+from adapters.bootstrap import build_service, open_views_store
 from adapters.cli.main import main
 from adapters.reports.whatif import whatif_csv, whatif_html, whatif_json
 from adapters.settings import Settings
@@ -30,7 +30,6 @@ from adapters.simulation.profile import load_profile
 from adapters.simulation.simulator import simulate
 from adapters.simulation.tally import SimulationResult
 from adapters.views.runner import ApplicationEventLog
-from adapters.views.store import open_views_store
 from adapters.views.whatif_replay import WhatIfError, policy_for, run_for_application, run_whatif
 from domain.acts import Act
 from domain.case_file import CaseFile

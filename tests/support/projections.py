@@ -13,9 +13,9 @@ from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
 
+from adapters.bootstrap import open_views_store
 from adapters.settings import Settings
 from adapters.views.runner import ApplicationEventLog
-from adapters.views.store import open_views_store
 from domain.case_file import CaseFile, MasterData
 from projections.engine import ProjectionEngine
 from projections.positions import read_positions

@@ -48,7 +48,7 @@ import sys, time
 from adapters.bootstrap import build_service
 from adapters.views.runner import ApplicationEventLog
 from adapters.settings import Settings
-from adapters.views.store import open_views_store
+from adapters.bootstrap import open_views_store
 from projections.engine import ProjectionEngine
 from projections.worklists import WORKLISTS
 

@@ -30,6 +30,7 @@ from adapters.bootstrap import (
     build_service,
     library_env,
     office_schema,
+    open_views_store,
     shard_settings,
 )
 from adapters.http.auth.identity import Principal, Role
@@ -38,7 +39,6 @@ from adapters.http.problems import PROBLEM_TYPE_BASE, HttpProblem
 from adapters.settings import Settings
 from adapters.views.read_models import ReadModels
 from adapters.views.runner import ApplicationEventLog
-from adapters.views.store import open_views_store
 from projections.read_models import READ_MODELS
 from projections.status import ProjectionStatus, projection_status
 from service import AkteService

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,6 @@ from fastapi.testclient import TestClient
 
 from adapters.cli.main import main
 from adapters.cli.progress import DemoLoadProgress, ProgressDisplay
-
-
-@pytest.fixture
-def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Only what the test sets: no AKTE_* from the caller, no .env file in the directory."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("AKTE_"):
-            monkeypatch.delenv(name)
-    return tmp_path
 
 
 @pytest.fixture

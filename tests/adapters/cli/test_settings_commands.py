@@ -10,7 +10,6 @@ import importlib.metadata
 import importlib.util
 import io
 import logging
-import os
 import re
 import sys
 from pathlib import Path
@@ -23,16 +22,6 @@ from adapters.cli import support
 from adapters.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Only what the test sets: no AKTE_* from the caller, no .env file in the directory."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("AKTE_"):
-            monkeypatch.delenv(name)
-    return tmp_path
 
 
 def test_config_check_prints_the_settings_with_secrets_masked(
