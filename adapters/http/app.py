@@ -36,6 +36,7 @@ from adapters.http.auth.permissions import (
     route_accesses,
 )
 from adapters.http.auth.tokens import TokenVerifier
+from adapters.http.pages.site import install_pages
 from adapters.http.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from adapters.http.read_log import install_read_access_log
 from adapters.http.routes import appointment_lists as appointment_worklists
@@ -266,6 +267,7 @@ def create_app(
     app.include_router(appointment_worklists.router)  # before /appointments/{id}
     app.include_router(appointments.router)
     install_api_docs(app)
+    install_pages(app)
     install_read_access_log(app)
     upload_limits = {
         intake.FORM_PATH: settings.contact_form_max_total_bytes + MULTIPART_OVERHEAD_BYTES,

@@ -20,6 +20,7 @@ import httpx2 as httpx
 from fastapi import FastAPI
 
 from adapters.http.auth.permissions import route_accesses
+from adapters.http.pages.site import page_paths
 from adapters.payment.provider import CreatedPayment, PaymentOrder
 from adapters.payment.setup import DEVELOPMENT_SHARED_SECRET
 from adapters.payment.signatures import SIGNATURE_HEADER, signature_for
@@ -703,11 +704,13 @@ ROUTES: Final = (
 
 
 def app_routes(app: FastAPI) -> set[str]:
+    """The API's routes (the public pages are HTML for browsers, checked on their own)."""
+    pages = page_paths()
     return {
         f"{method} {route.path}"
         for route in route_accesses(app.routes)
         for method in route.methods
-        if method != "HEAD"
+        if method != "HEAD" and route.path not in pages
     }
 
 
