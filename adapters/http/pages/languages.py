@@ -55,6 +55,7 @@ PAGE_LANGUAGES: Final = {
     "common": EVERY_LANGUAGE,
     "start": EVERY_LANGUAGE,
     "booking": EVERY_LANGUAGE,
+    "booking_status": EVERY_LANGUAGE,
     "contact": EVERY_LANGUAGE,
 }
 """The languages of each page module beyond German and English (a test checks that each

@@ -1,5 +1,5 @@
 """The pages' messages, extracted from the code and templates, and the catalogues kept
-in step with them: ``python -m adapters.http.pages.message_extraction`` adds new
+in step with them: ``python -m adapters.http.pages.message_extraction [DOMAIN ...]`` adds new
 messages to every ``.po`` file (empty, to be translated) and marks vanished ones
 obsolete. A test runs the same extraction and fails while a catalogue lacks a
 translation its language must have.
@@ -11,7 +11,7 @@ A page module ``M`` (``booking``, ``contact`` ...) owns the messages of ``M.py``
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -77,10 +77,13 @@ def read_catalogue(language: str, domain: str) -> Catalog | None:
         return read_po(po, locale=language, domain=domain)
 
 
-def update_catalogues() -> list[Path]:
-    """Bring every catalogue in step with the sources; returns the files written."""
+def update_catalogues(domains: Collection[str] = ()) -> list[Path]:
+    """Bring the catalogues of ``domains`` (all: empty) in step with the sources; returns
+    the files written."""
     written = []
     for domain, template in extracted().items():
+        if domains and domain not in domains:
+            continue
         for language in LANGUAGES:
             if language == "en":
                 continue  # the message ids are English
@@ -99,5 +102,6 @@ def update_catalogues() -> list[Path]:
 
 
 if __name__ == "__main__":
-    for path in update_catalogues():
+    # python -m adapters.http.pages.message_extraction [DOMAIN ...]
+    for path in update_catalogues(sys.argv[1:]):
         sys.stdout.write(f"{path.relative_to(PAGES)}\n")
