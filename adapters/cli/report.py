@@ -22,14 +22,14 @@ from adapters.cli.projections import (
     load_settings,
     open_stores,
 )
-from adapters.cli.support import CliFailure, empty_store
+from adapters.cli.support import EXIT_FAILED, CliFailure, empty_store
 from adapters.reference.staff_plan import StaffFileError, staff_plan_for
 from adapters.reports import yearly_report as report_formats
 from adapters.views.runner import wait_for_position
 from projections.engine import ProjectionEngine
 from projections.errors import ProjectionError
 from projections.figures import statistics, workload
-from projections.figures.yearly_report import YearlyReport, yearly_report
+from projections.figures.yearly_report import YearlyReport, recorded_offices, yearly_report
 from projections.paging import InvalidQuery
 from projections.projection import Projection
 
@@ -45,7 +45,8 @@ def add_report_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     parser.add_argument("--format", choices=FORMATS, default="json", help="default: json")
     parser.add_argument("--out", type=Path, help="write to this file instead of stdout")
     parser.add_argument(
-        "--office", help="the office (default: AKTE_DEFAULT_OFFICE_ID, the demo office)"
+        "--office",
+        help="the office (default: AKTE_DEFAULT_OFFICE_ID, the office of this deployment)",
     )
     parser.set_defaults(run=run_report)
 
@@ -69,6 +70,7 @@ def run_report(args: argparse.Namespace) -> int:
                 raise CliFailure(EXIT_USAGE, str(error)) from None
             except InvalidQuery as error:
                 raise CliFailure(EXIT_USAGE, str(error)) from None
+            check_recorded(stores, office, args.year)
     except CliFailure as failure:
         print(f"akte: {failure}", file=sys.stderr)
         return failure.exit_code
@@ -79,6 +81,25 @@ def run_report(args: argparse.Namespace) -> int:
         args.out.write_text(text, encoding="utf-8")
         print(f"akte: wrote the {args.year} report to {args.out}", file=sys.stderr)
     return EXIT_OK
+
+
+def check_recorded(stores: Stores, office: str, year: int) -> None:
+    """A report of an office or year without any recorded figure would be all "not
+    recorded": most likely a mistyped office or year, so it is an error that names what
+    the store does hold."""
+    recorded = recorded_offices(stores.views)
+    held = ", ".join(str(office_years) for office_years in recorded) or "none"
+    of_office = next((entry for entry in recorded if entry.office_id == office), None)
+    if of_office is None:
+        raise CliFailure(
+            EXIT_FAILED,
+            f"the store holds no recorded figure of office {office}; offices with data: {held}",
+        )
+    if not of_office.first <= year <= of_office.last:
+        raise CliFailure(
+            EXIT_FAILED,
+            f"office {office} has no recorded figure in {year}; offices with data: {held}",
+        )
 
 
 def render(report: YearlyReport, output_format: str) -> str:

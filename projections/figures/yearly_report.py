@@ -308,6 +308,30 @@ def yearly_report(
     )
 
 
+@dataclass(frozen=True)
+class RecordedYears:
+    """The years of an office from whose log the yearly report has figures."""
+
+    office_id: str
+    first: int
+    last: int
+
+    def __str__(self) -> str:
+        years = str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+        return f"{self.office_id} ({years})"
+
+
+def recorded_offices(views: ViewsStore) -> list[RecordedYears]:
+    """Every office the statistics read model has figures of, with their years."""
+    with views.reader() as session:
+        rows = session.fetch(
+            f"SELECT office_id, MIN(year), MAX(year) FROM {session.table(_MONTHLY)} "
+            f"WHERE {TOTALS_COUNT} <> 0 GROUP BY office_id ORDER BY office_id",
+            (),
+        )
+    return [RecordedYears(str(office), int(first), int(last)) for office, first, last in rows]
+
+
 def _not_recorded(figure: Figure, *, this_year: bool) -> Figure:
     """The figure for a year before the office's first event: not recorded, never 0."""
     if this_year:

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.cli.projections import EXIT_OK, EXIT_USAGE
 from adapters.cli.report import add_report_command
-from adapters.cli.support import EXIT_EMPTY
+from adapters.cli.support import EXIT_EMPTY, EXIT_FAILED
 from adapters.settings import Settings
 from service import AkteService
 from tests.http.routes.test_reports import YEAR, decided_procedures, in_the_next_year  # noqa: F401
@@ -87,3 +87,35 @@ def test_an_empty_store_is_an_error_naming_the_store_not_a_report_of_nulls(
     assert "holds no events" in err
     where = str(settings.sqlite_path) if settings.store == "sqlite" else settings.postgres_schema
     assert where in err
+
+
+def test_an_office_without_figures_is_an_error_naming_the_offices_with_data(
+    akte: argparse.ArgumentParser,
+    service: AkteService,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    decided_procedures(service, settings.default_office_id, 1)
+
+    assert run(akte, "report", str(YEAR), "--office", "abh-nirgendwo") == EXIT_FAILED
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "abh-nirgendwo" in err
+    assert f"offices with data: {settings.default_office_id} ({YEAR}-" in err
+
+
+def test_a_year_without_figures_is_an_error_not_a_report_of_nulls(
+    akte: argparse.ArgumentParser,
+    service: AkteService,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    decided_procedures(service, settings.default_office_id, 1)
+
+    assert run(akte, "report", str(YEAR - 3)) == EXIT_FAILED
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"no recorded figure in {YEAR - 3}" in err
+    assert f"offices with data: {settings.default_office_id} ({YEAR}-" in err
