@@ -64,13 +64,17 @@ def run_report(args: argparse.Namespace) -> int:
             bring_statistics_up_to_date(stores, workload.PROJECTION)
             try:
                 report = yearly_report(
-                    stores.views, office, args.year, staff=staff_plan_for(settings)
+                    stores.views,
+                    office,
+                    args.year,
+                    staff=staff_plan_for(settings),
+                    recorded_since=settings.report_recorded_since,
                 )
             except StaffFileError as error:
                 raise CliFailure(EXIT_USAGE, str(error)) from None
             except InvalidQuery as error:
                 raise CliFailure(EXIT_USAGE, str(error)) from None
-            check_recorded(stores, office, args.year)
+            check_recorded(stores, office, args.year, settings.report_recorded_since)
     except CliFailure as failure:
         print(f"akte: {failure}", file=sys.stderr)
         return failure.exit_code
@@ -83,7 +87,7 @@ def run_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def check_recorded(stores: Stores, office: str, year: int) -> None:
+def check_recorded(stores: Stores, office: str, year: int, since: int | None) -> None:
     """A report of an office or year without any recorded figure would be all "not
     recorded": most likely a mistyped office or year, so it is an error that names what
     the store does hold."""
@@ -94,6 +98,12 @@ def check_recorded(stores: Stores, office: str, year: int) -> None:
         raise CliFailure(
             EXIT_FAILED,
             f"the store holds no recorded figure of office {office}; offices with data: {held}",
+        )
+    if since is not None and year < since:
+        raise CliFailure(
+            EXIT_FAILED,
+            f"office {office} started recording in Akte in {since} "
+            f"(AKTE_REPORT_RECORDED_SINCE): {year} is not recorded",
         )
     if not of_office.first <= year <= of_office.last:
         raise CliFailure(

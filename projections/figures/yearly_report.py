@@ -177,6 +177,15 @@ class _Totals:
         self.first_year: int | None = first[0][0] if first and first[0][0] is not None else None
         """The first year the log holds anything of the office in: before it, nothing was
         recorded (which is not the same as nothing happening)."""
+        self.first_year_of: dict[str, int] = {
+            str(figure): int(first_year)
+            for figure, first_year in session.fetch(
+                f"SELECT figure, MIN(year) FROM {session.table(_MONTHLY)} "
+                f"WHERE office_id = {p} AND {TOTALS_COUNT} <> 0 GROUP BY figure",
+                (office_id,),
+            )
+        }
+        """Per counted figure, the first year the log holds one of its events in."""
         self.customers: dict[int, int] = dict.fromkeys(years, 0)
         for row_year, count in session.fetch(
             f"SELECT year, COUNT(*) FROM {session.table(_CUSTOMERS)} "
@@ -282,22 +291,30 @@ def _share(part: float, whole: float) -> float | None:
 
 
 def yearly_report(
-    views: ViewsStore, office_id: str, year: int, *, staff: StaffPlan | None = None
+    views: ViewsStore,
+    office_id: str,
+    year: int,
+    *,
+    staff: StaffPlan | None = None,
+    recorded_since: int | None = None,
 ) -> YearlyReport:
     """The yearly report of ``office_id`` for ``year``, from the statistics read model
-    (and the workload read model; ``staff``: posts and people at work, if configured)."""
+    (and the workload read model; ``staff``: posts and people at work, if configured).
+
+    Each figure is recorded from the first year its own events appear in the log (a
+    case file back-dated to 2014 does not make the office's appointments "recorded" in
+    2014), and not before ``recorded_since``, the year the office started recording in
+    Akte, if configured: a year before that reads "not recorded", never 0."""
     if not 1900 <= year <= 9999:
         raise InvalidQuery("year", "must be a year between 1900 and 9999")
     with views.reader() as session:
         totals = _Totals(session, office_id, year)
         position = _position(session)
         workload = workload_figures(session, office_id, year, staff)
-    figures = _figures(totals, year)
-    first = totals.first_year
-    if first is None or year - 1 < first:
-        figures = tuple(
-            _not_recorded(figure, this_year=first is None or year < first) for figure in figures
-        )
+    figures = tuple(
+        _as_recorded(figure, _recorded_since(figure, totals, recorded_since), year)
+        for figure in _figures(totals, year)
+    )
     return YearlyReport(
         office_id=office_id,
         year=year,
@@ -330,6 +347,26 @@ def recorded_offices(views: ViewsStore) -> list[RecordedYears]:
             (),
         )
     return [RecordedYears(str(office), int(first), int(last)) for office, first, last in rows]
+
+
+def _recorded_since(figure: Figure, totals: _Totals, configured: int | None) -> int | None:
+    """The first year ``figure`` was recorded in (None: never)."""
+    sources = figure.drill_down.figures if figure.drill_down is not None else ()
+    firsts = [totals.first_year_of[source] for source in sources if source in totals.first_year_of]
+    if not sources:
+        # Derived without events of its own (rates, days): as the office as a whole.
+        firsts = [totals.first_year] if totals.first_year is not None else []
+    if not firsts:
+        return None
+    return max(min(firsts), configured) if configured is not None else min(firsts)
+
+
+def _as_recorded(figure: Figure, first: int | None, year: int) -> Figure:
+    if first is None or year < first:
+        return _not_recorded(figure, this_year=True)
+    if year - 1 < first:
+        return _not_recorded(figure, this_year=False)
+    return figure
 
 
 def _not_recorded(figure: Figure, *, this_year: bool) -> Figure:

@@ -118,7 +118,8 @@ def report_figures(report: YearlyReport) -> dict[str, Any]:
     documents = figure("residence_documents_issued")
     received = figure("procedures_received")
     processed = figure("procedures_processed")
-    by_channel = _untranslated(processed.breakdowns["Eingangsweg"])
+    # A figure not recorded yet (no event of its kind so far) has no breakdown.
+    by_channel = _untranslated(processed.breakdowns.get("Eingangsweg", {}))
     digital = sum(by_channel.get(channel, 0) for channel in ("contact_form", "online_application"))
     share = figure("digital_share").value
     median = figure("days_to_decision_median").value
@@ -131,28 +132,28 @@ def report_figures(report: YearlyReport) -> dict[str, Any]:
         "no_show_rate": figure("no_show_rate").value,
         "residence_documents_issued": {
             "total": count("residence_documents_issued"),
-            "by_kind": _all(_untranslated(documents.breakdowns["Art"]), KINDS),
+            "by_kind": _all(_untranslated(documents.breakdowns.get("Art", {})), KINDS),
         },
         "fiction_certificates_issued": count("fiction_certificates_issued"),
         "fiction_certificates_extended": count("fiction_certificates_extended"),
         "procedures_received": {
             "total": count("procedures_received"),
-            "by_channel": _all(_untranslated(received.breakdowns["Eingangsweg"]), CHANNELS),
+            "by_channel": _all(_untranslated(received.breakdowns.get("Eingangsweg", {})), CHANNELS),
         },
         "procedures_processed": {
             "total": count("procedures_processed"),
             "digital": digital,
             "digital_share": None if share is None else share / 100,
             "by_channel": _all(by_channel, CHANNELS),
-            "by_outcome": _all(_untranslated(processed.breakdowns["Ergebnis"]), OUTCOMES),
-            "by_legal_basis": _untranslated(processed.breakdowns["Rechtsgrundlage"]),
+            "by_outcome": _all(_untranslated(processed.breakdowns.get("Ergebnis", {})), OUTCOMES),
+            "by_legal_basis": _untranslated(processed.breakdowns.get("Rechtsgrundlage", {})),
         },
         "entry_procedures": count("entry_procedures"),
         "integration_course_entitlements": count("integration_course_entitlements"),
         "integration_course_obligations": count("integration_course_obligations"),
         "commitment_declarations": count("commitment_declarations"),
         "commitment_fees_cents": round(
-            100 * figure("commitment_fees_eur").breakdowns["Buchung"]["bezahlt"]
+            100 * figure("commitment_fees_eur").breakdowns.get("Buchung", {}).get("bezahlt", 0)
         ),
         "civil_registry_inquiries": count("civil_registry_inquiries"),
         "naturalisation_inquiries": count("naturalisation_inquiries"),
@@ -279,6 +280,37 @@ def test_a_fact_belongs_to_the_year_of_its_business_time_in_berlin(
     assert in_2025.figure("procedures_received").by_month == (1.0,) + (0.0,) * 11
 
 
+def test_each_figure_is_recorded_from_its_own_first_event_or_the_configured_start(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    # A resident's file is back-dated to 2014; the office decides its first procedures in
+    # Akte in 2024 and 2025.
+    clock.now = datetime(2025, 6, 3, 9, tzinfo=UTC)
+    old_file = CaseDriver.open(service)
+    old_file(
+        "receive_procedure", channel="mail", topic=TOPIC, at=datetime(2014, 3, 4, 9, tzinfo=UTC)
+    )
+    case = CaseDriver.open(service)
+    case("receive_procedure", channel="mail", topic=TOPIC, at=datetime(2024, 5, 6, 9, tzinfo=UTC))
+    with engine_for(service, views, STATISTICS) as engine:
+        engine.catch_up()
+
+    report = yearly_report(views, OFFICE, 2024)
+
+    received = report.figure("procedures_received")
+    assert (received.value, received.previous) == (1, 0)  # recorded since 2014: a real 0
+    processed = report.figure("procedures_processed")
+    assert (processed.value, processed.previous) == (None, None)  # none decided ever
+    configured = yearly_report(views, OFFICE, 2024, recorded_since=2024)
+    received = configured.figure("procedures_received")
+    # Recording in Akte started in 2024: 2023 is not recorded, not 0 (no +100 %).
+    assert (received.value, received.previous) == (1, None)
+    assert (
+        yearly_report(views, OFFICE, 2014, recorded_since=2024).figure("procedures_received").value
+        is None
+    )
+
+
 def test_a_year_before_the_offices_first_event_is_not_recorded_never_zero(
     service: AkteService, views: ViewsStore, clock: FakeClock
 ) -> None:
@@ -296,7 +328,9 @@ def test_a_year_before_the_offices_first_event_is_not_recorded_never_zero(
     received = first.figure("procedures_received")
     assert (received.value, received.previous) == (1, None)
     assert (first.figure("customers").value, first.figure("customers").previous) == (1, None)
-    assert first.figure("appointments_served").value == 0  # recorded, and none were
+    # Recorded from the first event of its own kind: an office whose log holds no
+    # appointment yet has not recorded appointments (not: served none).
+    assert first.figure("appointments_served").value is None
     assert first.figure("no_show_rate").value is None  # no appointments: no rate
     quiet = yearly_report(views, OFFICE, 2025).figure("procedures_received")
     assert (quiet.value, quiet.previous) == (0, 1)

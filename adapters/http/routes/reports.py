@@ -94,10 +94,20 @@ def _report(
     year: int,
     min_position: int | None,
     staff: StaffPlan | None = None,
+    recorded_since: int | None = None,
 ) -> tuple[YearlyReport, bool]:
     behind = views_behind(read_models, min_position)
     try:
-        return yearly_report(read_models.views, office, year, staff=staff), behind
+        return (
+            yearly_report(
+                read_models.views,
+                office,
+                year,
+                staff=staff,
+                recorded_since=recorded_since,
+            ),
+            behind,
+        )
     except InvalidQuery as error:
         raise HttpProblem(422, "invalid-value", str(error)) from None
     except ProjectionError:
@@ -131,7 +141,9 @@ def yearly(
         staff = staff_plan_for(settings)
     except StaffFileError as error:
         raise HttpProblem(503, "staff-file-invalid", str(error)) from None
-    report, behind = _report(read_models, office, year, min_position, staff)
+    report, behind = _report(
+        read_models, office, year, min_position, staff, settings.report_recorded_since
+    )
     chosen = chosen_format(request, format)
     headers = {"Vary": "Accept", "X-Akte-Position": str(report.position)}
     if behind:
@@ -156,6 +168,7 @@ def counted_events(
     key: Annotated[str, Path(max_length=60, pattern=r"^[a-z0-9_]+$")],
     reader: ReportReader,
     read_models: ReadModelsDep,
+    settings: SettingsDep,
     office_id: OfficeQuery = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -165,7 +178,9 @@ def counted_events(
     office = _office(reader, office_id)
     if key not in FIGURE_KEYS:
         raise HttpProblem(404, "not-found", f"the yearly report has no figure {key}")
-    report, behind = _report(read_models, office, year, min_position)
+    report, behind = _report(
+        read_models, office, year, min_position, recorded_since=settings.report_recorded_since
+    )
     if behind:
         response.headers["X-Akte-Views-Behind"] = "true"
     figure = report.figure(key)

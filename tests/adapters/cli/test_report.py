@@ -119,3 +119,18 @@ def test_a_year_without_figures_is_an_error_not_a_report_of_nulls(
     assert out == ""
     assert f"no recorded figure in {YEAR - 3}" in err
     assert f"offices with data: {settings.default_office_id} ({YEAR}-" in err
+
+
+def test_a_year_before_the_configured_recording_start_is_an_error(
+    akte: argparse.ArgumentParser,
+    service: AkteService,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    decided_procedures(service, settings.default_office_id, 1)
+    monkeypatch.setenv("AKTE_REPORT_RECORDED_SINCE", str(YEAR + 1))
+
+    assert run(akte, "report", str(YEAR)) == EXIT_FAILED
+
+    assert f"started recording in Akte in {YEAR + 1}" in capsys.readouterr().err
