@@ -19,7 +19,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from adapters.reports.templates import render
-from projections.figures.yearly_report import Figure, YearlyReport
+from projections.figures.yearly_report import FEE_PAYMENTS, Figure, YearlyReport
 
 NOT_RECORDED: Final = "nicht erfasst"
 MONTHS: Final = ("Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez")
@@ -337,6 +337,26 @@ def _join(parts: Sequence[str], last: str = "und") -> str:
     return f"{', '.join(parts[:-1])} {last} {parts[-1]}"
 
 
+def _fees_clause(fees: Figure) -> str:
+    """The fees with the number of payments they are made of, so that the two add up
+    ("für 315 Verpflichtungserklärungen Gebühren von gut 9.100 Euro", 315 × 29 €)."""
+    payments = fees.breakdowns.get(FEE_PAYMENTS, {})
+    paid, refunded = payments.get("bezahlt", 0.0), payments.get("erstattet", 0.0)
+    booked = fees.breakdowns.get("Buchung", {})
+    gross = booked.get("bezahlt", fees.value or 0.0)
+    if not paid:
+        return f"Gebühren von {approximately(fees.value or 0.0)} Euro{_comparison(fees)} ein"
+    noun = _noun(paid, "bezahlte Verpflichtungserklärung", "bezahlte Verpflichtungserklärungen")
+    clause = f"für {german_number(paid)} {noun} Gebühren von {approximately(gross)} Euro"
+    if refunded:
+        noun = _noun(refunded, "Erstattung", "Erstattungen")
+        net = approximately(fees.value or 0.0)
+        return f"{clause} ein, nach {german_number(refunded)} {noun} netto {net} Euro" + (
+            _comparison(fees)
+        )
+    return f"{clause}{_comparison(fees)} ein"
+
+
 def german_summary(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> str:
     """A short German paragraph in the style of a published yearly balance.
 
@@ -357,17 +377,16 @@ def german_summary(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> s
 
     # (verb, rest): the first clause gets "im Jahr ..." after its verb, as in the quote.
     clauses: list[tuple[str, str]] = []
-    appointments, customers = recorded("appointments_served"), recorded("customers")
-    if appointments is not None and customers is not None:
-        a = amount(appointments, "Termin", "Terminen")
+    # Customers and appointments in clauses of their own: "bei 4.100 Terminen 16.000
+    # Kunden" reads as four customers per appointment, while customers come by every way.
+    customers = recorded("customers")
+    if customers is not None:
         c = amount(customers, "Kundin oder Kunden", "Kundinnen und Kunden")
-        clauses.append(("betreute", f"bei {a} {c}"))
-    elif appointments is not None:
+        clauses.append(("betreute", f"{c} auf allen Wegen"))
+    appointments = recorded("appointments_served")
+    if appointments is not None:
         a = amount(appointments, "Termin", "Termine")
-        clauses.append(("führte", f"{a} durch"))
-    elif customers is not None:
-        c = amount(customers, "Kundin oder Kunden", "Kundinnen und Kunden")
-        clauses.append(("betreute", c))
+        clauses.append(("führte", f"{a} vor Ort durch"))
     processed = recorded("procedures_processed")
     if processed is not None:
         p = amount(processed, "Vorgang", "Vorgänge")
@@ -411,10 +430,10 @@ def german_summary(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> s
     commitments = recorded("commitment_declarations")
     if commitments is not None:
         v = amount(commitments, "Verpflichtungserklärung", "Verpflichtungserklärungen")
-        fees = recorded("commitment_fees_eur")
-        if fees is not None and fees.value is not None:
-            v += f" mit Gebühren von {approximately(fees.value)} Euro"
-        clauses.append(("nahm", f"{v} entgegen"))
+        clauses.append(("händigte", f"{v} aus"))
+    fees = recorded("commitment_fees_eur")
+    if fees is not None and fees.value is not None:
+        clauses.append(("nahm", _fees_clause(fees)))
     inquiries = []
     registry = recorded("civil_registry_inquiries")
     if registry is not None:
@@ -443,11 +462,12 @@ def german_summary(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> s
         if figure.section == "balance" and figure.value is None
     ]
     if missing:
+        if len(missing) == 1:
+            rest = "diese Zahl fehlt in dieser Bilanz und ist nicht als null zu lesen."
+        else:
+            rest = "diese Zahlen fehlen in dieser Bilanz und sind nicht als null zu lesen."
         verb = "ist" if len(missing) == 1 else "sind"
-        sentences.append(
-            f"Für {report.year} nicht erfasst {verb} {_join(missing)}; "
-            "sie fehlen in dieser Bilanz und sind nicht als null zu lesen."
-        )
+        sentences.append(f"Für {report.year} nicht erfasst {verb} {_join(missing)}; {rest}")
     if not sentences:
         return f"Für {report.year} liegen keine Zahlen vor."
     return " ".join(sentences)
@@ -843,7 +863,7 @@ def report_html(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> str:
             for figure in report.figures
             if figure.value is not None
             for name, items in figure.breakdowns.items()
-            if items
+            if items and name != FEE_PAYMENTS  # counts of the amounts: in the summary
         ],
         not_recorded=[figure.label for figure in report.figures if figure.value is None],
         definitions=_definitions(report, numbers),

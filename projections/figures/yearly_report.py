@@ -56,6 +56,9 @@ YEAR_DEFINITION: Final = (
 )
 
 
+FEE_PAYMENTS: Final = "Zahlungen"
+"""The breakdown of the fee figure by the number of payments (paid, refunded)."""
+
 FIGURE_KEYS: Final = (
     "appointments_served",
     "customers",
@@ -567,7 +570,13 @@ def _figures(totals: _Totals, year: int) -> tuple[Figure, ...]:
                 "Buchung": {
                     "bezahlt": round(sum(paid) / 100, 2),
                     "erstattet": round(sum(refunded) / 100, 2),
-                }
+                },
+                # How many payments the amounts are made of: the summary says the amount
+                # with the number of fees paid, so that the two add up for a reader.
+                FEE_PAYMENTS: {
+                    "bezahlt": sum(totals.months(year, "commitment_fees_paid")),
+                    "erstattet": sum(totals.months(year, "commitment_fees_refunded")),
+                },
             },
             drill_down=DrillDown(("commitment_fees_paid", "commitment_fees_refunded")),
         )

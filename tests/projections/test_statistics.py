@@ -283,15 +283,14 @@ def test_a_fact_belongs_to_the_year_of_its_business_time_in_berlin(
 def test_each_figure_is_recorded_from_its_own_first_event_or_the_configured_start(
     service: AkteService, views: ViewsStore, clock: FakeClock
 ) -> None:
-    # A resident's file is back-dated to 2014; the office decides its first procedures in
-    # Akte in 2024 and 2025.
-    clock.now = datetime(2025, 6, 3, 9, tzinfo=UTC)
+    # A resident's file with a procedure of 2014, and one of 2024; nothing decided yet.
+    clock.now = datetime(2014, 3, 4, 9, tzinfo=UTC)
     old_file = CaseDriver.open(service)
-    old_file(
-        "receive_procedure", channel="mail", topic=TOPIC, at=datetime(2014, 3, 4, 9, tzinfo=UTC)
-    )
+    old_file("receive_procedure", channel="mail", topic=TOPIC, at=clock.now)
+    clock.now = datetime(2024, 5, 6, 9, tzinfo=UTC)
     case = CaseDriver.open(service)
-    case("receive_procedure", channel="mail", topic=TOPIC, at=datetime(2024, 5, 6, 9, tzinfo=UTC))
+    case("receive_procedure", channel="mail", topic=TOPIC, at=clock.now)
+    clock.now = datetime(2025, 6, 3, 9, tzinfo=UTC)
     with engine_for(service, views, STATISTICS) as engine:
         engine.catch_up()
 

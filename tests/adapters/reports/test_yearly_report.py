@@ -32,7 +32,7 @@ from adapters.reports.yearly_report import (
     report_html,
     report_json,
 )
-from projections.figures.yearly_report import DrillDown, Figure, Unit, YearlyReport
+from projections.figures.yearly_report import FEE_PAYMENTS, DrillDown, Figure, Unit, YearlyReport
 
 YEAR = 2024
 OFFICE = "office-musterstadt"
@@ -489,8 +489,8 @@ def test_summary_in_the_style_of_the_quote() -> None:
         "war an rund 500 Einreiseverfahren (10 % mehr als im Vorjahr) beteiligt; ",
         "erteilte knapp 1.300 Berechtigungen (1 % weniger als im Vorjahr) und gut 500 "
         "Verpflichtungen (6 % weniger als im Vorjahr) zur Teilnahme am Integrationskurs; ",
-        "nahm gut 1.300 Verpflichtungserklärungen (11 % mehr als im Vorjahr) mit Gebühren "
-        "von gut 38.000 Euro entgegen ",
+        "händigte gut 1.300 Verpflichtungserklärungen (11 % mehr als im Vorjahr) aus; ",
+        "nahm Gebühren von gut 38.000 Euro (11 % mehr als im Vorjahr) ein ",
         "und beantwortete über 700 Anfragen der Standesämter (10 % mehr als im Vorjahr) "
         "und gut 900 Anfragen zur Einbürgerung (genauso viele wie im Vorjahr).",
     ):
@@ -512,11 +512,16 @@ def test_summary_with_appointments_recorded_and_no_year_before() -> None:
         digital_share=single("digital_share", "davon digital eingegangen", "percent", None, None),
     )
     summary = german_summary(report)
+    # Customers and appointments apart: "bei 20.000 Terminen 48.000 Kunden" reads as a ratio.
     assert summary.startswith(
-        "Die Ausländerbehörde betreute im Jahr 2024 bei 20.000 Terminen knapp 48.000 "
-        "Kundinnen und Kunden; bearbeitete rund 150.000 Vorgänge (8 % mehr als im Vorjahr); "
+        "Die Ausländerbehörde betreute im Jahr 2024 knapp 48.000 Kundinnen und Kunden auf "
+        "allen Wegen; führte 20.000 Termine vor Ort durch; bearbeitete rund 150.000 Vorgänge "
+        "(8 % mehr als im Vorjahr); "
     )
-    assert "nicht erfasst ist der Anteil digital eingegangener Vorgänge" in summary
+    assert (
+        "nicht erfasst ist der Anteil digital eingegangener Vorgänge; diese Zahl fehlt in "
+        "dieser Bilanz und ist nicht als null zu lesen." in summary
+    )
     assert "davon" not in summary
 
 
@@ -807,3 +812,113 @@ def test_shares_and_changes_round_half_up() -> None:
     assert "davon 79 % digital (Vorjahr: 71 %)" in summary
     assert "an 500 Einreiseverfahren (25 % mehr als im Vorjahr)" in summary
     assert "700 Anfragen der Standesämter (13 % weniger als im Vorjahr)" in summary
+
+
+def _with(
+    key: str, value: float, breakdowns: Mapping[str, Mapping[str, float]] | None = None
+) -> str:
+    """The summary of a report in which only ``key`` is recorded, with ``value``."""
+    base = sample_report()
+    figures = tuple(
+        replace(
+            figure,
+            value=value if figure.key == key else None,
+            previous=None,
+            breakdowns=breakdowns or figure.breakdowns if figure.key == key else {},
+        )
+        for figure in base.figures
+    )
+    return german_summary(replace(base, figures=figures))
+
+
+@pytest.mark.parametrize(
+    ("key", "one", "many"),
+    [
+        (
+            "customers",
+            "betreute im Jahr 2024 1 Kundin oder Kunden auf allen Wegen",
+            "betreute im Jahr 2024 {n} Kundinnen und Kunden auf allen Wegen",
+        ),
+        (
+            "appointments_served",
+            "führte im Jahr 2024 1 Termin vor Ort durch",
+            "führte im Jahr 2024 {n} Termine vor Ort durch",
+        ),
+        (
+            "procedures_processed",
+            "bearbeitete im Jahr 2024 1 Vorgang",
+            "bearbeitete im Jahr 2024 {n} Vorgänge",
+        ),
+        (
+            "fiction_certificates_issued",
+            "stellte im Jahr 2024 1 Fiktionsbescheinigung aus",
+            "stellte im Jahr 2024 {n} Fiktionsbescheinigungen aus",
+        ),
+        (
+            "commitment_declarations",
+            "händigte im Jahr 2024 1 Verpflichtungserklärung aus",
+            "händigte im Jahr 2024 {n} Verpflichtungserklärungen aus",
+        ),
+        (
+            "civil_registry_inquiries",
+            "beantwortete im Jahr 2024 1 Anfrage der Standesämter",
+            "beantwortete im Jahr 2024 {n} Anfragen der Standesämter",
+        ),
+    ],
+)
+def test_each_sentence_says_its_number_in_singular_and_plural(
+    key: str, one: str, many: str
+) -> None:
+    assert f"Die Ausländerbehörde {one}." in _with(key, 1)
+    for value in (0, 2, 37, 12_345):
+        said = approximately(value)
+        assert f"Die Ausländerbehörde {many.format(n=said)}." in _with(key, value), value
+    # Not recorded: named as such, in the singular when it is one figure only.
+    assert "diese Zahlen fehlen in dieser Bilanz und sind nicht als null zu lesen" in _with(key, 1)
+
+
+@pytest.mark.parametrize(
+    ("paid", "refunded", "expected"),
+    [
+        (
+            1,
+            0,
+            "nahm im Jahr 2024 für 1 bezahlte Verpflichtungserklärung Gebühren von 29 Euro ein.",
+        ),
+        (
+            310,
+            0,
+            "nahm im Jahr 2024 für 310 bezahlte Verpflichtungserklärungen Gebühren von "
+            "knapp 9.000 Euro ein.",
+        ),
+        (
+            315,
+            1,
+            "nahm im Jahr 2024 für 315 bezahlte Verpflichtungserklärungen Gebühren von über "
+            "9.100 Euro ein, nach 1 Erstattung netto gut 9.100 Euro.",
+        ),
+        (
+            315,
+            3,
+            "nahm im Jahr 2024 für 315 bezahlte Verpflichtungserklärungen Gebühren von über "
+            "9.100 Euro ein, nach 3 Erstattungen netto über 9.000 Euro.",
+        ),
+    ],
+)
+def test_the_fee_sentence_says_the_amount_with_the_payments_it_is_made_of(
+    paid: int, refunded: int, expected: str
+) -> None:
+    fee = 29.0
+    net = fee * (paid - refunded)
+    summary = _with(
+        "commitment_fees_eur",
+        net,
+        {
+            "Buchung": {"bezahlt": fee * paid, "erstattet": fee * refunded},
+            FEE_PAYMENTS: {"bezahlt": float(paid), "erstattet": float(refunded)},
+        },
+    )
+
+    assert f"Die Ausländerbehörde {expected}" in summary
+    # The amount said is within the precision of its words of paid × fee.
+    assert approximately(fee * paid) in summary
