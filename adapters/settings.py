@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     default_office_id: str = "abh-musterstadt"
     """The demo office, the office of the local demo users, and where an auditor without
     an office of its own looks up file numbers."""
+    office_name: str | None = Field(default=None, max_length=200)
+    """The office's name as the public and the council know it, e.g. "Ausländerbehörde
+    Musterstadt": printed at the head of the yearly report (unset: the office id)."""
+    office_address: str | None = Field(default=None, max_length=300)
+    """The office's postal address, one line, printed under its name in the yearly report."""
     office_time_zone: str = "Europe/Berlin"
     """The office's IANA time zone: what "today" is for the worklists and lists (never the
     server's UTC date), e.g. ``Europe/Berlin``."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from adapters.cli.progress import ProgressDisplay, projection_progress
 from adapters.cli.projections import (
@@ -22,9 +24,11 @@ from adapters.cli.projections import (
     load_settings,
     open_stores,
 )
-from adapters.cli.support import EXIT_FAILED, CliFailure, empty_store
+from adapters.cli.support import EXIT_FAILED, CliFailure, empty_store, open_service
+from adapters.reference.catalogue import load_catalogue
 from adapters.reference.staff_plan import StaffFileError, staff_plan_for
 from adapters.reports import yearly_report as report_formats
+from adapters.settings import Settings
 from adapters.views.runner import wait_for_position
 from projections.engine import ProjectionEngine
 from projections.errors import ProjectionError
@@ -78,13 +82,26 @@ def run_report(args: argparse.Namespace) -> int:
     except CliFailure as failure:
         print(f"akte: {failure}", file=sys.stderr)
         return failure.exit_code
-    text = render(report, args.format)
+    heading = None
+    if args.format == "html":
+        heading = page_heading(settings, office)
+    text = render(report, args.format, heading)
     if args.out is None:
         sys.stdout.write(text)
     else:
         args.out.write_text(text, encoding="utf-8")
         print(f"akte: wrote the {args.year} report to {args.out}", file=sys.stderr)
     return EXIT_OK
+
+
+def page_heading(settings: Settings, office: str) -> report_formats.ReportHeading:
+    """The printed report's heading: the office's name and address, today's date, and the
+    German labels of the codes (the catalogue's, and the office's appointment types)."""
+    today = datetime.now(ZoneInfo(settings.office_time_zone)).date()
+    with open_service(settings) as service:
+        points = service.appointments.service_points(office)
+    types = report_formats.appointment_type_labels(points)
+    return report_formats.report_heading(settings, load_catalogue(), types, today)
 
 
 def check_recorded(stores: Stores, office: str, year: int, since: int | None) -> None:
@@ -112,11 +129,13 @@ def check_recorded(stores: Stores, office: str, year: int, since: int | None) ->
         )
 
 
-def render(report: YearlyReport, output_format: str) -> str:
+def render(
+    report: YearlyReport, output_format: str, heading: report_formats.ReportHeading | None = None
+) -> str:
     if output_format == "csv":
         return report_formats.report_csv(report)
     if output_format == "html":
-        return report_formats.report_html(report)
+        return report_formats.report_html(report, heading=heading)
     return json.dumps(report_formats.report_json(report), ensure_ascii=False, indent=2) + "\n"
 
 

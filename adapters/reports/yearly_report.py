@@ -13,12 +13,16 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Final
 from urllib.parse import quote
 
+from adapters.reference.catalogue import Catalogue
 from adapters.reports.templates import render
+from adapters.settings import Settings
+from domain.appointments import ServicePoint
 from projections.figures.yearly_report import FEE_PAYMENTS, Figure, YearlyReport
 
 NOT_RECORDED: Final = "nicht erfasst"
@@ -777,8 +781,25 @@ def _comparison_chart(report: YearlyReport, figures: Sequence[Figure]) -> _Compa
 _MAX_ITEMS: Final = 8
 
 
-def _breakdown_chart(figure: Figure, name: str, items: Mapping[str, float]) -> _BreakdownChart:
-    ordered = sorted(items.items(), key=lambda item: (-item[1], item[0]))
+@dataclass(frozen=True)
+class ReportHeading:
+    """What the printed page says about its office and itself, besides the figures."""
+
+    office_name: str | None = None
+    """As the council knows it, e.g. "Ausländerbehörde Musterstadt" (default: the id)."""
+    office_address: str | None = None
+    generated_on: date | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """German labels of the codes in breakdowns (legal bases, appointment types ...)."""
+
+
+def _breakdown_chart(
+    figure: Figure, name: str, items: Mapping[str, float], labels: Mapping[str, str]
+) -> _BreakdownChart:
+    ordered = sorted(
+        ((labels.get(item, item), value) for item, value in items.items()),
+        key=lambda item: (-item[1], item[0]),
+    )
     if len(ordered) > _MAX_ITEMS:
         # A long tail (legal bases) would not fit on a page: the rest goes in one bar.
         rest = ordered[_MAX_ITEMS - 1 :]
@@ -830,7 +851,60 @@ def _definitions(report: YearlyReport, numbers: Mapping[str, int]) -> tuple[_Def
     )
 
 
-def report_html(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> str:
+def code_labels(
+    legal_bases: Mapping[str, tuple[str, str]],
+    topics: Mapping[str, str],
+    appointment_types: Mapping[str, str],
+) -> dict[str, str]:
+    """German labels for the codes breakdowns carry: legal bases by (paragraph, label),
+    contact topics and appointment types by their German label."""
+    labels = dict(topics.items())
+    labels.update(appointment_types)
+    for code, (paragraph, label) in legal_bases.items():
+        labels[code] = f"{paragraph} ({label})" if label else paragraph
+    return labels
+
+
+def appointment_type_labels(service_points: Iterable[ServicePoint]) -> dict[str, str]:
+    return {
+        code: appointment_type.label_de
+        for point in service_points
+        for code, appointment_type in point.types.items()
+    }
+
+
+def report_heading(
+    settings: Settings,
+    catalogue: Catalogue,
+    appointment_types: Mapping[str, str],
+    generated_on: date,
+) -> ReportHeading:
+    """The page's heading from the office settings and the catalogue's German labels."""
+    return ReportHeading(
+        office_name=settings.office_name,
+        office_address=settings.office_address,
+        generated_on=generated_on,
+        labels=code_labels(
+            {
+                code: (basis.paragraph, basis.label_de)
+                for code, basis in catalogue.legal_bases.items()
+            },
+            {code: topic.label_de for code, topic in catalogue.contact_topics.items()},
+            appointment_types,
+        ),
+    )
+
+
+def german_date(day: date) -> str:
+    return f"{day.day}. {MONTH_NAMES[day.month - 1]} {day.year}"
+
+
+def report_html(
+    report: YearlyReport,
+    *,
+    subject: str = DEFAULT_SUBJECT,
+    heading: ReportHeading | None = None,
+) -> str:
     """A self-contained printable HTML page (A4), no scripts, no external files.
 
     Title, the German summary paragraph (for a press release), the balance and the
@@ -841,11 +915,12 @@ def report_html(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> str:
     every = (*report.figures, *report.workload)
     numbers = {figure.key: index for index, figure in enumerate(every, start=1)}
     tables = []
-    for section, heading in _SECTIONS:
+    for section, title in _SECTIONS:
         figures = [figure for figure in every if figure.section == section]
         if figures:
-            tables.append(_Table(section, heading, _rows(report, figures, numbers)))
+            tables.append(_Table(section, title, _rows(report, figures, numbers)))
     compared = compared_figures(report)
+    page = heading if heading is not None else ReportHeading()
     return render(
         "adapters.reports",
         "yearly_report.html.j2",
@@ -854,12 +929,15 @@ def report_html(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> str:
         before=report.year - 1,
         title=f"Jahresbericht {report.year} der Ausländerbehörde",
         position=german_number(report.position),
+        office=page.office_name or f"Dienststelle {report.office_id}",
+        address=page.office_address,
+        generated_on=german_date(page.generated_on) if page.generated_on else None,
         summary=german_summary(report, subject=subject),
         tables=tables,
         month_charts=[_month_chart(report, figure) for figure in charted_figures(report)],
         comparison=_comparison_chart(report, compared) if compared else None,
         breakdown_charts=[
-            _breakdown_chart(figure, name, items)
+            _breakdown_chart(figure, name, items, page.labels)
             for figure in report.figures
             if figure.value is not None
             for name, items in figure.breakdowns.items()

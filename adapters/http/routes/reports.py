@@ -11,7 +11,9 @@ never personal data.
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -19,7 +21,7 @@ from pydantic import BaseModel
 
 from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import Permission, require
-from adapters.http.deps import SettingsDep
+from adapters.http.deps import ServiceDep, SettingsDep
 from adapters.http.problems import HttpProblem
 from adapters.http.read_model_routes import (
     chosen_format,
@@ -29,6 +31,7 @@ from adapters.http.read_model_routes import (
 )
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.routes.worklists import Cursor, Limit, MinPosition, ReadModelsDep
+from adapters.reference.catalogue import load_catalogue
 from adapters.reference.staff_plan import StaffFileError, staff_plan_for
 from adapters.reports import yearly_report as report_formats
 from adapters.views.read_models import ReadModels
@@ -131,6 +134,7 @@ def yearly(
     reader: ReportReader,
     read_models: ReadModelsDep,
     settings: SettingsDep,
+    service: ServiceDep,
     office_id: OfficeQuery = None,
     format: FormatQuery = None,
     min_position: MinPosition = None,
@@ -154,8 +158,16 @@ def yearly(
             report_formats.report_csv(report), media_type=CSV_MEDIA_TYPE, headers=headers
         )
     if chosen == "html":
+        heading = report_formats.report_heading(
+            settings,
+            load_catalogue(),
+            report_formats.appointment_type_labels(service.appointments.service_points(office)),
+            datetime.now(ZoneInfo(settings.office_time_zone)).date(),
+        )
         return Response(
-            report_formats.report_html(report), media_type=HTML_MEDIA_TYPE, headers=headers
+            report_formats.report_html(report, heading=heading),
+            media_type=HTML_MEDIA_TYPE,
+            headers=headers,
         )
     return JSONResponse(report_formats.report_json(report), headers=headers)
 

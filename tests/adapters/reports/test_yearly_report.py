@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import date
 from html.parser import HTMLParser
 from typing import Literal
 
@@ -20,18 +21,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapters.reference.catalogue import load_catalogue
 from adapters.reports.yearly_report import (
     CSV_COLUMNS,
     NOT_RECORDED,
+    ReportHeading,
     approximately,
     charted_figures,
+    code_labels,
     compared_figures,
     german_number,
     german_summary,
     report_csv,
+    report_heading,
     report_html,
     report_json,
 )
+from adapters.settings import Settings
 from projections.figures.yearly_report import FEE_PAYMENTS, DrillDown, Figure, Unit, YearlyReport
 
 YEAR = 2024
@@ -922,3 +928,55 @@ def test_the_fee_sentence_says_the_amount_with_the_payments_it_is_made_of(
     assert f"Die Ausländerbehörde {expected}" in summary
     # The amount said is within the precision of its words of paid × fee.
     assert approximately(fee * paid) in summary
+
+
+def test_the_page_names_the_office_its_address_and_date_and_labels_codes() -> None:
+    report = sample_report(
+        procedures_processed=replace(
+            sample_report().figure("procedures_processed"),
+            breakdowns={"Rechtsgrundlage": {"aufenthg-16b": 12.0, "unbekannt-1": 3.0}},
+        ),
+        appointments_served=counted("appointments_served", "Wahrgenommene Termine", 20, 10),
+    )
+    report = replace(
+        report,
+        figures=tuple(
+            replace(f, breakdowns={"Terminart": {"eat-pickup": 20.0}})
+            if f.key == "appointments_served"
+            else f
+            for f in report.figures
+        ),
+    )
+    heading = ReportHeading(
+        office_name="Ausländerbehörde Musterstadt",
+        office_address="Rathausplatz 1, 12345 Musterstadt",
+        generated_on=date(2025, 1, 15),
+        labels=code_labels(
+            {"aufenthg-16b": ("§ 16b AufenthG", "Studium")},
+            {},
+            {"eat-pickup": "Abholung eAT"},
+        ),
+    )
+
+    page = report_html(report, heading=heading)
+
+    assert "Ausländerbehörde Musterstadt, Rathausplatz 1, 12345 Musterstadt" in page
+    assert "Stand: 15. Januar 2025" in page
+    assert "Erzeugt am 15. Januar 2025" in page
+    assert "Dienststelle" not in page
+    assert "§ 16b AufenthG (Studium)" in page
+    assert "Abholung eAT" in page
+    assert "eat-pickup" not in page
+    assert "unbekannt-1" in page  # a code without a label is shown as it is, not dropped
+
+
+def test_labels_come_from_the_catalogue_and_the_office_appointment_types() -> None:
+    catalogue = load_catalogue()
+    heading = report_heading(
+        Settings(), catalogue, {"eat-pickup": "Abholung eAT"}, date(2025, 1, 1)
+    )
+
+    basis = catalogue.legal_bases["aufenthg-16b"]
+    assert heading.labels["aufenthg-16b"] == f"{basis.paragraph} ({basis.label_de})"
+    assert heading.labels["eat-pickup"] == "Abholung eAT"
+    assert heading.office_name is None  # unset: the page falls back to the office id
