@@ -26,6 +26,10 @@ from domain.appointments import ServicePoint
 from projections.figures.yearly_report import FEE_PAYMENTS, Figure, YearlyReport
 
 NOT_RECORDED: Final = "nicht erfasst"
+LOWER_IS_BETTER: Final = frozenset(
+    {"backlog_at_year_end", "days_to_decision_median", "days_to_decision_p90", "no_show_rate"}
+)
+"""Figures whose fall is good news (shown in the colour of an improvement)."""
 MONTHS: Final = ("Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez")
 MONTH_NAMES: Final = (
     "Januar",
@@ -627,8 +631,12 @@ def _change_cell(figure: Figure) -> _Cell:
             text += " €"
         if delta["percent"] is not None:
             text += f" ({_signed(float(delta['percent']), 1)} %)"
-    direction = "up" if absolute > 0 else "down" if absolute < 0 else ""
-    return _Cell(f"num {direction}", text)
+    if absolute == 0:
+        return _Cell("num", text)
+    direction = "up" if absolute > 0 else "down"
+    # The colour says good or bad, not up or down: a falling backlog is good news.
+    better = (absolute < 0) if figure.key in LOWER_IS_BETTER else (absolute > 0)
+    return _Cell(f"num {direction} {'better' if better else 'worse'}", text)
 
 
 def _value_cell(value: float | None, unit: str) -> _Cell:

@@ -980,3 +980,32 @@ def test_labels_come_from_the_catalogue_and_the_office_appointment_types() -> No
     assert heading.labels["aufenthg-16b"] == f"{basis.paragraph} ({basis.label_de})"
     assert heading.labels["eat-pickup"] == "Abholung eAT"
     assert heading.office_name is None  # unset: the page falls back to the office id
+
+
+def test_colours_say_good_or_bad_news_not_up_or_down() -> None:
+    report = sample_report(
+        backlog_at_year_end=replace(
+            sample_report().figure("backlog_at_year_end"), value=800.0, previous=1_000.0
+        ),
+        procedures_processed=replace(
+            sample_report().figure("procedures_processed"), value=900.0, previous=1_000.0
+        ),
+    )
+
+    page = report_html(report)
+
+    backlog = re.search(r'<tr data-figure="backlog_at_year_end">(.*?)</tr>', page)
+    processed = re.search(r'<tr data-figure="procedures_processed">(.*?)</tr>', page)
+    assert backlog is not None
+    assert processed is not None
+    assert 'class="num down better"' in backlog.group(1)  # a falling backlog is good news
+    assert 'class="num down worse"' in processed.group(1)
+
+
+def test_links_are_for_the_screen_and_definitions_for_paper() -> None:
+    page = report_html(sample_report())
+
+    print_rules = page[page.index("@media print {") :]
+    assert ".screen-only { display: none; }" in print_rules
+    for link in re.findall(r"<a [^>]*href=\"/reports/[^\"]+\"[^>]*>", page):
+        assert 'class="screen-only"' in link or "link" in link
