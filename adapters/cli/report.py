@@ -28,6 +28,7 @@ from adapters.cli.support import EXIT_FAILED, CliFailure, empty_store, open_serv
 from adapters.reference.catalogue import load_catalogue
 from adapters.reference.staff_plan import StaffFileError, staff_plan_for
 from adapters.reports import yearly_report as report_formats
+from adapters.reports.pdf import PdfUnavailable, html_to_pdf
 from adapters.settings import Settings
 from adapters.views.runner import wait_for_position
 from projections.engine import ProjectionEngine
@@ -38,12 +39,12 @@ from projections.paging import InvalidQuery
 from projections.projection import Projection
 
 WORKER_WAIT_SECONDS: Final = 60.0
-FORMATS: Final = ("json", "csv", "html")
+FORMATS: Final = ("json", "csv", "html", "pdf")
 
 
 def add_report_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "report", help="the yearly report of an office (JSON, CSV or printable HTML)"
+        "report", help="the yearly report of an office (JSON, CSV, printable HTML or PDF)"
     )
     parser.add_argument("year", type=int, help="calendar year, e.g. 2024")
     parser.add_argument("--format", choices=FORMATS, default="json", help="default: json")
@@ -83,8 +84,10 @@ def run_report(args: argparse.Namespace) -> int:
         print(f"akte: {failure}", file=sys.stderr)
         return failure.exit_code
     heading = None
-    if args.format == "html":
+    if args.format in ("html", "pdf"):
         heading = page_heading(settings, office)
+    if args.format == "pdf":
+        return write_pdf(report, heading, args)
     text = render(report, args.format, heading)
     if args.out is None:
         sys.stdout.write(text)
@@ -127,6 +130,23 @@ def check_recorded(stores: Stores, office: str, year: int, since: int | None) ->
             EXIT_FAILED,
             f"office {office} has no recorded figure in {year}; offices with data: {held}",
         )
+
+
+def write_pdf(
+    report: YearlyReport, heading: report_formats.ReportHeading | None, args: argparse.Namespace
+) -> int:
+    """The printable page as PDF, to ``--out`` (or stdout, as bytes)."""
+    try:
+        printed = html_to_pdf(report_formats.report_html(report, heading=heading))
+    except PdfUnavailable as error:
+        print(f"akte: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if args.out is None:
+        sys.stdout.buffer.write(printed)
+    else:
+        args.out.write_bytes(printed)
+        print(f"akte: wrote the {args.year} report to {args.out}", file=sys.stderr)
+    return EXIT_OK
 
 
 def render(

@@ -40,7 +40,10 @@ EXIT_CODES: Final = {
         "usage or settings: bad arguments, an unknown or invalid setting, settings a "
         "server refuses, a file the settings name that cannot be used"
     ),
-    EXIT_UNAVAILABLE: "a store (events, read models, keys, documents) cannot be reached or fails",
+    EXIT_UNAVAILABLE: (
+        "a store (events, read models, keys, documents) or a tool the command needs "
+        "(Chromium, to print a PDF) cannot be reached or fails"
+    ),
     EXIT_BROKEN: "akte audit verify found the hash chain broken (evidence of tampering)",
     EXIT_BUSY: "another process holds the lock (a projection worker, a running server)",
     EXIT_EMPTY: (

@@ -30,6 +30,8 @@ LOWER_IS_BETTER: Final = frozenset(
     {"backlog_at_year_end", "days_to_decision_median", "days_to_decision_p90", "no_show_rate"}
 )
 """Figures whose fall is good news (shown in the colour of an improvement)."""
+HIGHER_IS_BETTER: Final = frozenset({"procedures_processed", "digital_share"})
+"""Figures whose rise is good news; the others change without a verdict."""
 MONTHS: Final = ("Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez")
 MONTH_NAMES: Final = (
     "Januar",
@@ -634,9 +636,15 @@ def _change_cell(figure: Figure) -> _Cell:
     if absolute == 0:
         return _Cell("num", text)
     direction = "up" if absolute > 0 else "down"
-    # The colour says good or bad, not up or down: a falling backlog is good news.
-    better = (absolute < 0) if figure.key in LOWER_IS_BETTER else (absolute > 0)
-    return _Cell(f"num {direction} {'better' if better else 'worse'}", text)
+    # The colour says good or bad news, not up or down (a falling backlog is good news);
+    # most counts are neither (fewer entitlements issued is not a failure): no colour.
+    if figure.key in LOWER_IS_BETTER:
+        verdict = "better" if absolute < 0 else "worse"
+    elif figure.key in HIGHER_IS_BETTER:
+        verdict = "better" if absolute > 0 else "worse"
+    else:
+        verdict = "neutral"
+    return _Cell(f"num {direction} {verdict}", text)
 
 
 def _value_cell(value: float | None, unit: str) -> _Cell:

@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import pypdfium2 as pdfium
 import pytest
 
 from adapters.cli.projections import EXIT_OK, EXIT_USAGE
@@ -16,6 +17,7 @@ from adapters.settings import Settings
 from service import AkteService
 from tests.http.routes.test_reports import YEAR, decided_procedures, in_the_next_year  # noqa: F401
 from tests.system.test_projections_crash import child_env
+from tests.system.test_report_browser import chromium
 
 
 @pytest.fixture
@@ -134,3 +136,23 @@ def test_a_year_before_the_configured_recording_start_is_an_error(
     assert run(akte, "report", str(YEAR)) == EXIT_FAILED
 
     assert f"started recording in Akte in {YEAR + 1}" in capsys.readouterr().err
+
+
+def test_the_report_prints_to_pdf(
+    akte: argparse.ArgumentParser,
+    service: AkteService,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chromium()  # skips (or fails under CI) without it
+    monkeypatch.setenv("AKTE_OFFICE_NAME", "Ausländerbehörde Musterstadt")
+    decided_procedures(service, settings.default_office_id, 2)
+    out = tmp_path / "bericht.pdf"
+
+    assert run(akte, "report", str(YEAR), "--format", "pdf", "--out", str(out)) == EXIT_OK
+
+    document = pdfium.PdfDocument(out.read_bytes())
+    text = document[0].get_textpage().get_text_range()
+    assert f"Jahresbericht {YEAR}" in text
+    assert "Ausländerbehörde Musterstadt" in text

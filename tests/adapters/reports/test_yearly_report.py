@@ -1000,6 +1000,9 @@ def test_colours_say_good_or_bad_news_not_up_or_down() -> None:
     assert processed is not None
     assert 'class="num down better"' in backlog.group(1)  # a falling backlog is good news
     assert 'class="num down worse"' in processed.group(1)
+    entitlements = re.search(r'<tr data-figure="integration_course_entitlements">(.*?)</tr>', page)
+    assert entitlements is not None
+    assert 'class="num down neutral"' in entitlements.group(1)  # no verdict on a count
 
 
 def test_links_are_for_the_screen_and_definitions_for_paper() -> None:
