@@ -20,7 +20,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po, write_po
 
-from adapters.http.pages.languages import LANGUAGES
+from adapters.http.pages.languages import FALLBACK_LANGUAGE, languages_of
 from adapters.http.pages.translations import LOCALES
 
 PAGES: Final = Path(__file__).parent
@@ -84,8 +84,8 @@ def update_catalogues(domains: Collection[str] = ()) -> list[Path]:
     for domain, template in extracted().items():
         if domains and domain not in domains:
             continue
-        for language in LANGUAGES:
-            if language == "en":
+        for language in languages_of(domain):
+            if language == FALLBACK_LANGUAGE:
                 continue  # the message ids are English
             catalogue = read_catalogue(language, domain) or Catalog(
                 locale=language, domain=domain, project="akte"
