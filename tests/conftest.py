@@ -27,6 +27,20 @@ from adapters.settings import Settings
 from adapters.views.read_models import ReadModels
 from service import AkteService
 
+# The public doors' rate limits (adapters/http/rate_limits.py) count per client address,
+# and every test client comes from the same one: tests of other concerns knock more often
+# than a person would. The limits' own tests (tests/http/test_rate_limits.py) set rates
+# explicitly, which wins over these.
+for _door in (
+    "CONTACT_FORM",
+    "DECLARATIONS",
+    "CHALLENGES",
+    "BOOKINGS",
+    "LOOKUPS",
+    "FAILED_LOGINS",
+):
+    os.environ.setdefault(f"AKTE_RATE_LIMIT_{_door}", "")
+
 
 class PostgresTarget(TypedDict):
     host: str

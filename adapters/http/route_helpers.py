@@ -24,8 +24,9 @@ def _problem(description: str) -> dict[str, Any]:
 _UNAUTHENTICATED = _problem("The bearer token is missing, expired or invalid.")
 _FORBIDDEN = _problem("Your roles do not grant the permission this route needs.")
 _UNAVAILABLE = _problem(
-    "The event store, or the identity provider's signing keys, are unavailable; nothing "
-    "was recorded."
+    "The event store, or the identity provider's signing keys, are unavailable: "
+    "`store-unavailable`, nothing was recorded; `outcome-unknown` (writes), the store failed "
+    "while recording and could not tell whether it did: retry with the same Idempotency-Key."
 )
 
 PUBLIC_PROBLEMS: Final[dict[int | str, dict[str, Any]]] = {

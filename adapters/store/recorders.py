@@ -32,6 +32,10 @@ be detected; everything after is chained as it is written. Sealing keeps one has
 stream in memory (streams, not events).
 
 Snapshots are not chained: they are derived from the events and may be thrown away.
+
+**Idempotency keys** (:mod:`adapters.store.idempotency_keys`) are written in the same
+transaction, after the chain: a save passes one as ``idempotency`` (a
+``service_ports.NewKey``).
 """
 
 from __future__ import annotations
@@ -59,6 +63,11 @@ from adapters.store.hash_chain import (
     Seal,
     StoredRow,
     canonical_id,
+)
+from adapters.store.idempotency_keys import (
+    PostgresWriteOutcomes,
+    SQLiteWriteOutcomes,
+    new_key_of,
 )
 from adapters.store.verifier import GENESIS
 
@@ -100,7 +109,7 @@ def _merge(
 # ----------------------------------------------------------------------- SQLite
 
 
-class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
+class ChainedSQLiteApplicationRecorder(SQLiteWriteOutcomes, SQLiteApplicationRecorder):
     chain_table: Final = "event_chain"
     seal_table: Final = "event_chain_seal"
 
@@ -127,6 +136,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             "UNIQUE (originator_id, originator_version))",
             f"CREATE TABLE IF NOT EXISTS {self.seal_table} ("
             "sealed_up_to INTEGER NOT NULL, sealed_at TEXT NOT NULL)",
+            *self.idempotency_create_statements(),
         ]
 
     def _create_table(self, c: SQLiteCursor) -> None:
@@ -181,6 +191,9 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 streams[oid] = found[0]
         chainer = Chainer(GENESIS if last is None else last[0], streams)
         c.executemany(self._insert_chain, chainer.link(rows))
+        key = new_key_of(kwargs)
+        if key is not None:
+            self.record_key(c, key, notification_ids, stored_events)
         return notification_ids
 
     # ------------------------------------------------------------- reading
@@ -287,7 +300,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
 # ------------------------------------------------------------------- PostgreSQL
 
 
-class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
+class ChainedPostgresApplicationRecorder(PostgresWriteOutcomes, PostgresApplicationRecorder):
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
@@ -320,6 +333,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
                 "sealed_up_to bigint NOT NULL, sealed_at timestamptz NOT NULL)"
             ).format(schema=schema, seal=Identifier(self.seal_table_name))
         )
+        self.sql_create_statements.extend(self.idempotency_create_statements())
         self._select_previous = SQL(
             "SELECT NULL::{oid_type} AS originator_id, log_hash AS hash FROM ("
             "SELECT log_hash FROM {schema}.{chain} ORDER BY notification_id DESC LIMIT 1) AS l "
@@ -433,6 +447,9 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         chainer = Chainer(last_log, streams)
         # Pipelined with the commit: no round trip of its own.
         self._write_entries(curs, chainer.link(_stored_rows(notification_ids, stored_events)))
+        key = new_key_of(dict(kwargs))
+        if key is not None:
+            self.record_key(curs, key, notification_ids, stored_events)
         return notification_ids
 
     # ------------------------------------------------------------- reading

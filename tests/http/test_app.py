@@ -47,7 +47,7 @@ EAT: dict[str, Any] = {
     "document_number": "Y0000AB12",
 }
 FICTION: dict[str, Any] = {
-    "kind": "81_4",
+    "kind": "81_3_1",  # no application on file: § 81 (4) would need one (and its basis)
     "valid_from": "2024-03-04",
     "valid_until": "2024-06-03",
     "carrier_sheet_number": "F1234567",
@@ -288,7 +288,9 @@ def test_docs_and_openapi_are_served(client: TestClient) -> None:
     assert decision["post"]["x-akte-permission"] == "case.write"
     assert "`case.write`" in decision["post"]["description"]
     headers = {p["name"]: p for p in decision["post"]["parameters"] if p["in"] == "header"}
-    assert set(headers) == {"if-match"}
+    # If-Match makes the write conditional; Idempotency-Key makes it safe to retry.
+    assert set(headers) == {"if-match", "Idempotency-Key"}
+    assert headers["Idempotency-Key"]["required"] is False
     assert headers["if-match"]["required"] is True
     catalogue = document["paths"]["/catalogue"]["get"]
     assert {} in catalogue["security"]

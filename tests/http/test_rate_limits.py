@@ -1,0 +1,150 @@
+"""The public doors' limits: a burst from one address gets 429 after the configured rate,
+with Retry-After, recording nothing; other addresses go on being served."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from adapters.bootstrap import build_app, build_service
+from adapters.http.rate_limits import DOORS, RateLimiter
+from adapters.settings import Settings
+from service import AkteService
+
+RATE = 3
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[tuple[FastAPI, AkteService]]:
+    settings = Settings(
+        store="sqlite",
+        data_dir=tmp_path / "data",
+        rate_limit_contact_form=f"{RATE}/minute",
+        rate_limit_declarations=f"{RATE}/minute",
+        rate_limit_challenges=f"{RATE}/minute",
+        rate_limit_bookings=f"{RATE}/minute",
+        rate_limit_lookups=f"{RATE}/minute",
+        rate_limit_failed_logins=f"{RATE}/minute",
+    )
+    service = build_service(settings)
+    try:
+        yield build_app(settings, service), service
+    finally:
+        service.close()
+
+
+def _from(app: FastAPI, address: str) -> TestClient:
+    return TestClient(app, client=(address, 40000))
+
+
+def _events(service: AkteService) -> int:
+    return service.recorder.max_notification_id() or 0
+
+
+@pytest.mark.parametrize(
+    ("door", "method", "path", "body"),
+    [
+        ("contact_form", "POST", "/contact-form", None),
+        ("declarations", "POST", "/commitment-declarations", {}),
+        ("challenges", "POST", "/appointments/challenges", None),
+        ("challenges", "GET", "/booking/details", None),
+        ("bookings", "POST", "/appointments/bookings", {}),
+        ("lookups", "GET", "/appointments/bookings/own", None),
+        ("lookups", "GET", "/commitment-declarations/own", None),
+    ],
+)
+def test_a_burst_from_one_address_is_refused_after_the_rate(
+    limited: tuple[FastAPI, AkteService],
+    door: str,
+    method: str,
+    path: str,
+    body: dict[str, object] | None,
+) -> None:
+    app, _service = limited
+    burst = _from(app, "192.0.2.10")
+
+    answers = [burst.request(method, path, json=body) for _ in range(RATE + 5)]
+
+    statuses = [answer.status_code for answer in answers]
+    assert 429 not in statuses[:RATE], statuses
+    assert statuses[RATE:] == [429] * 5, statuses
+    refused = answers[-1]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"].endswith("/rate-limited")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # Another address is served as if nothing happened.
+    other = _from(app, "192.0.2.20").request(method, path, json=body)
+    assert other.status_code != 429
+    metrics = burst.get("/metrics").text
+    assert f'akte_rate_limited_total{{door="{door}"}} 5.0' in metrics
+
+
+def test_a_refused_submission_records_nothing(limited: tuple[FastAPI, AkteService]) -> None:
+    app, service = limited
+    burst = _from(app, "192.0.2.11")
+    for _ in range(RATE):
+        burst.post("/appointments/challenges")
+    before = _events(service)
+
+    assert burst.post("/appointments/challenges").status_code == 429
+
+    assert _events(service) == before
+
+
+def test_bad_tokens_are_refused_after_the_rate_and_good_ones_are_not_counted(
+    limited: tuple[FastAPI, AkteService],
+) -> None:
+    app, _service = limited
+    guesser = _from(app, "192.0.2.12")
+    bad = {"Authorization": "Bearer not-a-token"}
+
+    statuses = [
+        guesser.get("/worklists/my-open-procedures", headers=bad).status_code
+        for _ in range(RATE + 2)
+    ]
+
+    assert statuses == [401] * RATE + [429] * 2
+    # Requests without a token are not login attempts: still answered on their merits.
+    assert guesser.get("/catalogue").status_code == 200
+    assert (
+        _from(app, "192.0.2.13").get("/worklists/my-open-procedures", headers=bad).status_code
+        == 401
+    )
+
+
+def test_routes_that_are_no_door_are_never_limited(limited: tuple[FastAPI, AkteService]) -> None:
+    app, _service = limited
+    client = _from(app, "192.0.2.14")
+
+    assert {client.get("/catalogue").status_code for _ in range(RATE * 4)} == {200}
+    assert {client.get("/healthz").status_code for _ in range(RATE * 4)} == {200}
+
+
+def test_an_unset_rate_leaves_its_door_open() -> None:
+    limiter = RateLimiter({"contact_form": "1/minute"})
+
+    assert limiter.door_of("POST", "/contact-form") == "contact_form"
+    assert limiter.door_of("POST", "/commitment-declarations") is None
+    assert limiter.door_of("GET", "/contact-form") is None
+
+
+def test_several_rates_for_one_door_all_count() -> None:
+    limiter = RateLimiter({"lookups": "5/minute;2/second"})
+
+    assert [limiter.hit("lookups", "a") for _ in range(3)] == [True, True, False]
+    assert limiter.retry_after("lookups", "a") >= 1
+
+
+def test_every_door_is_named_after_a_setting() -> None:
+    for door in {door.name for door in DOORS} | {"failed_logins"}:
+        assert f"rate_limit_{door}" in Settings.model_fields
+
+
+@pytest.mark.parametrize("rate", ["10", "ten/minute", "10/fortnight", "10/minute;", "-1/day"])
+def test_a_mistyped_rate_is_refused_at_start(rate: str) -> None:
+    with pytest.raises(ValueError, match="a rate like 10/minute"):
+        Settings(rate_limit_contact_form=rate)
