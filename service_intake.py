@@ -51,7 +51,13 @@ from service_common import (
     gives_back_unwritten_ids,
     last_position,
 )
-from service_ports import Catalogue, DocumentStore, ServiceStore, StoredDocument
+from service_ports import (
+    Catalogue,
+    DocumentReference,
+    DocumentStore,
+    ServiceStore,
+    StoredDocument,
+)
 
 T = TypeVar("T")
 
@@ -184,8 +190,9 @@ class Intake:
         if self._documents is not None:
             self._documents.close()
 
-    def _store_files(self, documents: Sequence[IncomingDocument]) -> None:
-        """Put the files into the document store before the events that reference them.
+    def _store_files(self, documents: Sequence[IncomingDocument], *, owner: UUID) -> None:
+        """Put the files into the document store before the events that reference them,
+        encrypted for ``owner`` (the aggregate whose person they are about).
 
         If recording fails afterwards, the stored files are orphans that the sweep removes
         (:mod:`adapters.documents.sweep`); an event never points at a missing file.
@@ -193,9 +200,9 @@ class Intake:
         for document in documents:
             if isinstance(document.content, Path):
                 with document.content.open("rb") as source:
-                    self.documents.put_hashed(source, document.address)
+                    self.documents.put_hashed(source, document.address, owner=owner)
             else:
-                self.documents.put_hashed(document.content, document.address)
+                self.documents.put_hashed(document.content, document.address, owner=owner)
 
     def upload_document(
         self,
@@ -223,16 +230,21 @@ class Intake:
                 source=source,
                 act=act,
             )
-            self._store_files([document])
+            self._store_files([document], owner=case_id)
             return number
 
         return self._store.change_case(case_id, expected_version, by, at, store_and_attach)
 
-    def referenced_document_hashes(self) -> set[str]:
-        """Every document hash an event references: documents on case files and the
-        files of contact form submissions. What the orphan sweep must keep."""
+    def referenced_addresses(self) -> set[str]:
+        """Where the documents events reference are stored: what the orphan sweep keeps
+        (documents of erased owners are not kept: nobody can read them any more)."""
+        return self.documents.addresses_to_keep(self.referenced_documents())
+
+    def referenced_documents(self) -> list[DocumentReference]:
+        """Every document an event references, with its owner: documents on case files
+        (owned by the file) and the files of contact form submissions (by the submission)."""
         topics = [get_topic(CaseFile.DocumentAttached), get_topic(ContactSubmission.Submitted)]
-        referenced: set[str] = set()
+        referenced: list[DocumentReference] = []
         position = 0
         while True:
             with self._store.store_errors():
@@ -244,10 +256,14 @@ class Intake:
                 )
             for notification in notifications:
                 event = self._store.mapper.to_domain_event(notification)
+                owner = UUID(str(notification.originator_id))
                 if isinstance(event, CaseFile.DocumentAttached):
-                    referenced.add(event.sha256)
+                    referenced.append(DocumentReference(owner, event.sha256, event.size_bytes))
                 elif isinstance(event, ContactSubmission.Submitted):
-                    referenced.update(submitted.sha256 for submitted in event.files)
+                    referenced.extend(
+                        DocumentReference(owner, submitted.sha256, submitted.size_bytes)
+                        for submitted in event.files
+                    )
             if len(notifications) < _REFERENCE_SCAN_PAGE:
                 return referenced
             position = notifications[-1].id
@@ -307,7 +323,7 @@ class Intake:
         )
         fresh = _distinct_by_hash(documents)
         numbers = [_attach_scan(case, document, act) for document in fresh]
-        self._store_files(fresh)
+        self._store_files(fresh, owner=case.id)
         try:
             with self._store.store_errors():
                 self._store.save(case, claim)
@@ -327,7 +343,7 @@ class Intake:
                 self._store.cache_case(case)
                 return ScansFiled(case_id, case.version, False, [], [])
             numbers = [_attach_scan(case, document, act) for document in fresh]
-            self._store_files(fresh)
+            self._store_files(fresh, owner=case_id)
             try:
                 with self._store.store_errors():
                     self._store.save(case)
@@ -370,11 +386,13 @@ class Intake:
             for index, document in enumerate(files)
         ]
         stored = False
+        # One id for every attempt: the files are stored once, encrypted for it.
+        submission_id = self._store.new_personal_id()
         for _attempt in range(_MAX_SUBMISSION_SAVE_ATTEMPTS):
             symbols = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(RECEIPT_SYMBOLS))
             receipt_sha256 = hash_receipt(symbols)
             submission = ContactSubmission.submit(
-                submission_id=self._store.new_personal_id(),
+                submission_id=submission_id,
                 office_id=office_id,
                 receipt_sha256=receipt_sha256,
                 topic=topic,
@@ -388,7 +406,7 @@ class Intake:
                 receipt_sha256=receipt_sha256, submission_id=submission.id, act=act
             )
             if not stored:
-                self._store_files(files)
+                self._store_files(files, owner=submission_id)
                 stored = True
             try:
                 with self._store.store_errors():
@@ -514,12 +532,18 @@ class Intake:
             submission = self._submission_at(submission_id, expected_version)
             case_id = self._store.new_personal_id()
             chosen = reference or generated_reference(case_id, act)
+            # The file is opened for the submission's matter: as of its receipt at the
+            # latest, so the procedure it becomes (received as of the submission, see
+            # turn_submission_into_procedure) does not precede the file's opening.
+            opened = Act(
+                by=act.by, at=min(act.at, submission.submitted_at), recorded_at=act.recorded_at
+            )
             case = CaseFile.open(
                 case_id=case_id,
                 office_id=submission.office_id,
                 reference=chosen,
                 master_data=master_data,
-                act=act,
+                act=opened,
             )
             claim = CaseReference.claim(
                 office_id=submission.office_id, reference=chosen, case_id=case_id, act=act
@@ -591,6 +615,15 @@ class Intake:
                     )
                     for submitted in submission.files
                 ]
+                if self._documents is not None:
+                    # The files become the case file's documents: stored for the file's
+                    # person too (the submission's copies go with the submission's key).
+                    for submitted in submission.files:
+                        self._documents.copy(
+                            StoredDocument(submitted.sha256, submitted.size_bytes),
+                            from_owner=submission_id,
+                            to_owner=case_id,
+                        )
                 submission.turn_into_procedure(
                     procedure_number=procedure_number,
                     topic=chosen_topic,

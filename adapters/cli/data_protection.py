@@ -8,6 +8,8 @@
 - ``akte subject-access CASE [--format json|html] [--out FILE] [--by USER]``: everything
   held about the person (Art. 15 DSGVO); the export is a read of the file and is logged
   in the read-access log as ``--by``.
+- ``akte privacy record [--format json|html] [--out FILE]``: the record of processing
+  activities (Art. 30 DSGVO) and the deletion concept, generated from the code.
 - ``akte keys rotate``: re-wrap every data key with the first of ``AKTE_MASTER_KEYS``
   (no event is rewritten); ``akte keys status``: keys per master key, erased keys.
 
@@ -34,9 +36,14 @@ from adapters.cli.projections import (
     load_settings,
     open_stores,
 )
-from adapters.cli.support import CliFailure, guarded
+from adapters.cli.support import EXIT_FAILED, CliFailure, guarded
 from adapters.personal_data.key_store import DataKeyError
 from adapters.personal_data.mapper import data_keys_of
+from adapters.personal_data.record_of_processing import (
+    UnrecordedPersonalData,
+    record_of_processing,
+)
+from adapters.personal_data.record_of_processing import as_html as record_as_html
 from adapters.personal_data.retention import InvalidRetentionRules, load_rules, run_retention
 from adapters.personal_data.subject_access import as_html, as_json, subject_access
 from domain.erasure import ERASURE_GROUNDS
@@ -101,6 +108,18 @@ def add_data_protection_commands(
     access.add_argument("--by", default=CLI_USER, help="who asks (read-access log)")
     access.add_argument("--office", help="the office of a file number (default: the default)")
     access.set_defaults(run=guarded(_subject_access))
+
+    privacy = subparsers.add_parser("privacy", help="the record of processing (Art. 30 DSGVO)")
+    privacy_commands = privacy.add_subparsers(
+        dest="privacy_command", required=True, metavar="COMMAND"
+    )
+    record = privacy_commands.add_parser(
+        "record",
+        help="the record of processing activities and the deletion concept, from the code",
+    )
+    record.add_argument("--format", choices=("json", "html"), default="json")
+    record.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    record.set_defaults(run=guarded(_privacy_record))
 
     keys = subparsers.add_parser("keys", help="the per-person data keys and master keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
@@ -249,6 +268,24 @@ def _subject_access(args: argparse.Namespace) -> int:
     else:
         args.out.write_text(output, encoding="utf-8")
         print(f"akte: wrote the subject access export to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _privacy_record(args: argparse.Namespace) -> int:
+    """Needs no store: the record is read from the code and the retention rules."""
+    try:
+        record = record_of_processing()
+    except (UnrecordedPersonalData, InvalidRetentionRules) as error:
+        raise CliFailure(EXIT_FAILED, str(error)) from None
+    if args.format == "html":
+        output = record_as_html(record)
+    else:
+        output = json.dumps(record.as_json(), ensure_ascii=False, indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(output)
+    else:
+        args.out.write_text(output, encoding="utf-8")
+        print(f"akte: wrote the record of processing to {args.out}", file=sys.stderr)
     return EXIT_OK
 
 

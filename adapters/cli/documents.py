@@ -5,7 +5,11 @@
   run it again after an interruption to resume.
 * ``akte documents sweep-orphans [--older-than 1d] [--dry-run]``: remove stored files no
   event references (:mod:`adapters.documents.sweep`).
-* ``akte documents verify``: read every stored document and check it against its hash.
+* ``akte documents verify``: read every referenced document, decrypt it with its owner's
+  key and check it against its hash.
+* ``akte documents encrypt [--batch-size N] [--limit N]``: encrypt the documents stored in
+  clear before documents were encrypted per owner (:mod:`adapters.documents.encrypt_clear`),
+  with a progress line on stderr; resumable, and safe to run again.
 
 Expected failures end with one line on stderr and an exit code, never a traceback: 1 some
 legacy files or documents failed (listed), 2 settings, store or usage problems, 130
@@ -29,8 +33,14 @@ from adapters.cli.support import (
     open_service,
     settings_or_fail,
 )
+from adapters.documents.encrypt_clear import (
+    DEFAULT_BATCH_SIZE,
+    EncryptionProgress,
+    encrypt_clear_documents,
+)
+from adapters.documents.encryption import DocumentErased, EncryptedDocumentStore
 from adapters.documents.scan_import import import_scans, report_lines
-from adapters.documents.store import DocumentCorrupted, DocumentStoreError
+from adapters.documents.store import DocumentCorrupted, DocumentNotStored, DocumentStoreError
 from adapters.documents.sweep import DEFAULT_GRACE_PERIOD, sweep_orphans
 from domain.case_file import require_code
 from domain.errors import InvalidValue
@@ -97,9 +107,33 @@ def add_document_commands(
     sweep.add_argument("--dry-run", action="store_true", help="count only, remove nothing")
     sweep.set_defaults(run=guarded(_sweep_orphans))
     verify = document_commands.add_parser(
-        "verify", help="read every stored document and check it against its hash"
+        "verify", help="read every referenced document and check it against its hash"
     )
     verify.set_defaults(run=guarded(_verify))
+    encrypt = document_commands.add_parser(
+        "encrypt",
+        help="encrypt the documents stored in clear, per owner (resumable)",
+        description=(
+            "Encrypt every document stored in clear (before documents were encrypted) with "
+            "its owners' keys and remove the clear copy, in batches. Run it again after an "
+            "interruption: it goes on where it stopped; over an encrypted store it does "
+            "nothing."
+        ),
+    )
+    encrypt.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help="documents between two progress reports and clean-ups (default %(default)s)",
+    )
+    encrypt.add_argument(
+        "--limit",
+        type=_positive,
+        metavar="N",
+        help="stop after N documents (spread the work over several runs)",
+    )
+    encrypt.set_defaults(run=guarded(_encrypt))
 
 
 # ------------------------------------------------------------------ commands
@@ -146,7 +180,7 @@ def _sweep_orphans(args: argparse.Namespace) -> int:
     with open_service(settings, what="a store", store_errors=_STORE_ERRORS) as service:
         report = sweep_orphans(
             service.intake.documents,
-            service.intake.referenced_document_hashes,
+            service.intake.referenced_addresses,
             older_than=args.older_than,
             dry_run=args.dry_run,
         )
@@ -162,22 +196,90 @@ def _sweep_orphans(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     settings = settings_or_fail()
-    checked = 0
+    checked = erased = missing = 0
     corrupted: list[str] = []
     with open_service(settings, what="a store", store_errors=_STORE_ERRORS) as service:
-        for entry in service.intake.documents.entries():
+        documents = service.intake.documents
+        for reference in service.intake.referenced_documents():
             try:
-                service.intake.documents.verify(entry.sha256, size_bytes=entry.size_bytes)
+                documents.verify(
+                    reference.sha256, owner=reference.owner, size_bytes=reference.size_bytes
+                )
+            except DocumentErased:
+                erased += 1
+                continue
+            except DocumentNotStored:
+                missing += 1  # attached by reference only: never stored here
+                continue
             except DocumentCorrupted as error:
-                corrupted.append(f"CORRUPTED {entry.sha256}: {error.reason}")
+                corrupted.append(f"CORRUPTED {reference.sha256}: {error.reason}")
             checked += 1
     for line in corrupted:
         print(line)
-    print(f"{checked:,} documents checked, {len(corrupted):,} corrupted")
+    print(
+        f"{checked:,} documents checked, {len(corrupted):,} corrupted; "
+        f"{erased:,} erased with their owners, {missing:,} not stored"
+    )
     return EXIT_FAILURES if corrupted else EXIT_OK
 
 
+def _encrypt(args: argparse.Namespace) -> int:
+    settings = settings_or_fail()
+    with (
+        ProgressDisplay() as display,
+        open_service(settings, what="a store", store_errors=_STORE_ERRORS) as service,
+    ):
+        documents = service.intake.documents
+        if not isinstance(documents, EncryptedDocumentStore):
+            raise CliFailure(EXIT_USAGE, "the service's document store does not encrypt")
+
+        def progress(step: EncryptionProgress) -> None:
+            display.update(
+                step.done,
+                step.total,
+                lambda: (
+                    f"{step.done:,} of {step.total:,} documents encrypted "
+                    f"({step.copies:,} copies, one per owner)"
+                ),
+            )
+
+        try:
+            report = encrypt_clear_documents(
+                documents,
+                service.intake.referenced_documents(),
+                batch_size=args.batch_size,
+                limit=args.limit,
+                progress=progress,
+            )
+        except KeyboardInterrupt:
+            display.end_line()
+            raise CliFailure(
+                EXIT_INTERRUPTED,
+                f"interrupted after {display.done:,} of {display.total:,} documents; "
+                "run the same command again to resume",
+            ) from None
+    for sha256 in report.failed:
+        print(f"CORRUPTED {sha256}: left in clear")
+    print(
+        f"{report.clear_found:,} documents in clear: {report.encrypted:,} encrypted "
+        f"({report.copies:,} copies), {report.erased_removed:,} removed (owners erased), "
+        f"{len(report.failed):,} failed, {report.remaining:,} left for another run"
+    )
+    return EXIT_FAILURES if report.failed else EXIT_OK
+
+
 # ------------------------------------------------------------------ plumbing
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        msg = f"must be a whole number of at least 1, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
 
 
 def _duration(text: str) -> timedelta:

@@ -2,8 +2,12 @@
 
 Layout, with nothing but hashes in names (file names people chose never reach the disk)::
 
-    <root>/objects/3f/3fa9…c1     one file per document, named by its sha256
+    <root>/objects/3f/3fa9…c1     one file per stored object, named by its address
     <root>/incoming/<random>.part writes in progress (and what a crash left of them)
+
+An address is a document's sha256 for what was written in clear (:meth:`put_chunks`,
+before documents were encrypted), or the keyed address of an encrypted document
+(:meth:`put_at`, :mod:`adapters.documents.encryption`).
 
 A write goes to ``incoming``, is flushed and fsynced, then renamed onto its final name
 (``rename`` is atomic within a file system) and the directory fsynced: a document is
@@ -22,7 +26,7 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,9 +90,36 @@ class DirectoryDocumentStore(DocumentStore):
     # ---------------------------------------------------------------- writes
 
     def put_chunks(self, chunks: Iterable[bytes]) -> StoredDocument:
-        part = self._incoming / f"{uuid.uuid4().hex}{_PART_SUFFIX}"
         digest = hashlib.sha256()
         size = 0
+
+        def hashed() -> Iterator[bytes]:
+            nonlocal size
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        self._write(hashed(), lambda: digest.hexdigest())
+        return StoredDocument(digest.hexdigest(), size)
+
+    def put_at(self, address: str, chunks: Iterable[bytes]) -> int:
+        require_address(address)
+        size = 0
+
+        def counted() -> Iterator[bytes]:
+            nonlocal size
+            for chunk in chunks:
+                size += len(chunk)
+                yield chunk
+
+        self._write(counted(), lambda: address)
+        return size
+
+    def _write(self, chunks: Iterable[bytes], address: Callable[[], str]) -> None:
+        """Write ``chunks`` to a part file, then rename it onto ``address()`` (asked once
+        every chunk is written: for content addressing, the hash of what was written)."""
+        part = self._incoming / f"{uuid.uuid4().hex}{_PART_SUFFIX}"
         try:
             with _disk_errors():
                 descriptor = os.open(
@@ -98,22 +129,19 @@ class DirectoryDocumentStore(DocumentStore):
             with out:
                 # The source's own errors pass unchanged; only ours are the store's.
                 for chunk in chunks:
-                    digest.update(chunk)
-                    size += len(chunk)
                     with _disk_errors():
                         out.write(chunk)
                 with _disk_errors():
                     out.flush()
                     if self._fsync:
                         os.fsync(out.fileno())
-            sha256 = digest.hexdigest()
-            final = self._path(sha256)
+            final = self._path(address())
             with _disk_errors():
                 if not final.parent.is_dir():
                     final.parent.mkdir(mode=_DIRECTORY_MODE, exist_ok=True)
                     if self._fsync:
                         _fsync_directory(self._objects)
-                # Over an existing copy too: same bytes, and a fresh time for the sweep.
+                # Over an existing copy too: same content, and a fresh time for the sweep.
                 os.replace(part, final)
                 if self._fsync:
                     _fsync_directory(final.parent)
@@ -121,7 +149,16 @@ class DirectoryDocumentStore(DocumentStore):
             # Whatever stopped the write (the source, the disk, an interrupt): no half file.
             part.unlink(missing_ok=True)
             raise
-        return StoredDocument(sha256, size)
+
+    def remove(self, address: str) -> bool:
+        path = self._path(address)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        if self._fsync:
+            _fsync_directory(path.parent)
+        return True
 
     def renew_if_stored(self, document: StoredDocument) -> bool:
         path = self._path(document.sha256)

@@ -5,6 +5,10 @@ Two tables, in the event store's schema::
     akte_documents        sha256 (key), blob_id, size_bytes, chunk_count, stored_at
     akte_document_chunks  blob_id, chunk_index, data (bytea, at most one chunk: 1 MiB)
 
+The ``sha256`` column holds the object's address: a document's sha256 for what was written
+in clear (before documents were encrypted), or an encrypted document's keyed address
+(:meth:`PostgresDocumentStore.put_at`, which replaces the object under it).
+
 A write streams its chunks under a fresh ``blob_id`` and, in the same transaction, then
 claims the hash with ``INSERT … ON CONFLICT (sha256) DO UPDATE SET stored_at = now()``:
 if the hash was already there, its own chunks are deleted again (deduplicated) and the
@@ -174,6 +178,72 @@ class PostgresDocumentStore(DocumentStore):
                     (blob_id,),
                 )
         return StoredDocument(sha256, size)
+
+    def put_at(self, address: str, chunks: Iterable[bytes]) -> int:
+        require_address(address)
+        blob_id = uuid.uuid4()
+        size = 0
+        count = 0
+        with self._connected() as conn, conn.transaction():
+            insert_chunk = sql.SQL(
+                "INSERT INTO {chunks} (blob_id, chunk_index, data) VALUES (%s, %s, %s)"
+            ).format(chunks=self._chunks)
+            for chunk in rechunk(chunks, self.chunk_bytes):
+                size += len(chunk)
+                conn.execute(insert_chunk, (blob_id, count, chunk))
+                count += 1
+            # The row lock orders this against a concurrent write or sweep of the address.
+            previous = conn.execute(
+                sql.SQL("SELECT blob_id FROM {documents} WHERE sha256 = %s FOR UPDATE").format(
+                    documents=self._documents
+                ),
+                (address,),
+            ).fetchone()
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {documents} (sha256, blob_id, size_bytes, chunk_count, stored_at)"
+                    " VALUES (%s, %s, %s, %s, now())"
+                    " ON CONFLICT (sha256) DO UPDATE SET blob_id = excluded.blob_id,"
+                    " size_bytes = excluded.size_bytes, chunk_count = excluded.chunk_count,"
+                    " stored_at = now()"
+                ).format(documents=self._documents),
+                (address, blob_id, size, count),
+            )
+            if previous is not None:
+                conn.execute(
+                    sql.SQL("DELETE FROM {chunks} WHERE blob_id = %s").format(chunks=self._chunks),
+                    (previous[0],),
+                )
+        return size
+
+    def remove(self, address: str) -> bool:
+        require_address(address)
+        with self._connected() as conn, conn.transaction():
+            deleted = conn.execute(
+                sql.SQL("DELETE FROM {documents} WHERE sha256 = %s RETURNING blob_id").format(
+                    documents=self._documents
+                ),
+                (address,),
+            ).fetchone()
+            if deleted is None:
+                return False
+            conn.execute(
+                sql.SQL("DELETE FROM {chunks} WHERE blob_id = %s").format(chunks=self._chunks),
+                (deleted[0],),
+            )
+        return True
+
+    def compact(self) -> None:
+        # Deleted rows keep their bytes in dead tuples until vacuumed; VACUUM cannot run
+        # inside a transaction block, hence autocommit.
+        with self._connected() as conn:
+            autocommit = conn.autocommit
+            conn.autocommit = True
+            try:
+                conn.execute(sql.SQL("VACUUM {chunks}").format(chunks=self._chunks))
+                conn.execute(sql.SQL("VACUUM {documents}").format(documents=self._documents))
+            finally:
+                conn.autocommit = autocommit
 
     def renew_if_stored(self, document: StoredDocument) -> bool:
         require_address(document.sha256)

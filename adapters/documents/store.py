@@ -15,6 +15,13 @@ Two backends share this interface and one test suite: a directory on disk
 (:mod:`adapters.documents.postgres`, for several API hosts and one backup of everything).
 
 Nothing here knows a person: documents are named by hash only, and errors name hashes.
+
+These backends keep bytes as they are given. The application stores documents through
+:class:`adapters.documents.encryption.EncryptedDocumentStore`, which encrypts each one
+with a key bound to its owner (a person) and stores it under a keyed address with
+:meth:`DocumentStore.put_at`; the content-addressed writes (:meth:`DocumentStore.put_chunks`)
+are what stores held before documents were encrypted, and what ``akte documents
+encrypt`` migrates.
 """
 
 from __future__ import annotations
@@ -110,6 +117,21 @@ class DocumentStore(ABC):
 
         If anything fails (or ``chunks`` raises), nothing is stored under any hash.
         """
+
+    @abstractmethod
+    def put_at(self, address: str, chunks: Iterable[bytes]) -> int:
+        """Store the bytes ``chunks`` yields under ``address`` (replacing what is there),
+        atomically; returns their size. For objects addressed by something other than
+        their own hash: the encrypted documents (:mod:`adapters.documents.encryption`).
+        Reads of such an object use :meth:`stored_chunks`, which does not verify."""
+
+    @abstractmethod
+    def remove(self, address: str) -> bool:
+        """Remove the object now, whatever its age; whether it was there."""
+
+    def compact(self) -> None:  # noqa: B027 - most stores free removed bytes at once
+        """Let go of the bytes of removed objects that the store still keeps (PostgreSQL:
+        dead tuples until vacuumed)."""
 
     @abstractmethod
     def renew_if_stored(self, document: StoredDocument) -> bool:

@@ -17,14 +17,25 @@ any write takes. Run one sweep at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, Protocol
 
-from service_ports import DocumentStore
+from service_ports import StoredEntry
 
 DEFAULT_GRACE_PERIOD: Final = timedelta(days=1)
+
+
+class SweptStore(Protocol):
+    """What the sweep uses of a store: the encrypting store of the application, or a
+    backend (addresses only)."""
+
+    def entries(self) -> Iterator[StoredEntry]: ...
+
+    def delete_unless_recent(self, sha256: str, older_than: timedelta) -> bool: ...
+
+    def remove_abandoned_writes(self, older_than: timedelta) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,7 @@ class SweepReport:
 
 
 def sweep_orphans(
-    store: DocumentStore,
+    store: SweptStore,
     referenced_hashes: Callable[[], Collection[str]],
     *,
     older_than: timedelta = DEFAULT_GRACE_PERIOD,
@@ -50,8 +61,10 @@ def sweep_orphans(
 ) -> SweepReport:
     """Remove the documents no event references that are older than ``older_than``.
 
-    ``referenced_hashes`` reads the hashes every event references; it is called after
-    the store has been listed (see the module's docstring for why).
+    ``referenced_hashes`` reads the stored addresses the events reference (the
+    application's: ``Intake.referenced_addresses``; erased owners' documents are not
+    among them); it is called after the store has been listed (see the module's
+    docstring for why).
     """
     entries = list(store.entries())
     referenced = frozenset(referenced_hashes())

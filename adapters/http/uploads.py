@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from typing import Any, Final
+from uuid import UUID
 
 from fastapi import FastAPI, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from adapters.documents.encryption import DocumentErased
 from adapters.documents.inspection import (
     EmptyFile,
     FileTooLarge,
@@ -83,6 +85,10 @@ CONTENT_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
             for media_type in (*SHOWN_INLINE, "application/octet-stream")
         },
     },
+    410: _problem(
+        "The personal data the document belongs to was erased: its content can no longer "
+        "be read (`document-erased`)."
+    ),
     500: _problem("The stored document fails verification (corrupted): restore it from a backup."),
 }
 
@@ -114,6 +120,7 @@ def verified_content(
     *,
     sha256: str,
     size_bytes: int,
+    owner: UUID,
     media_type: str,
     download_name: str,
     headers: dict[str, str] | None = None,
@@ -124,8 +131,8 @@ def verified_content(
     other media type (attached by reference) is offered as a download of plain bytes, so
     a recorded ``text/html`` can never make the browser run what the bytes hold.
     """
-    documents.verify(sha256, size_bytes=size_bytes)
-    chunks: Iterator[bytes] = documents.read_chunks(sha256, size_bytes=size_bytes)
+    documents.verify(sha256, owner=owner, size_bytes=size_bytes)
+    chunks: Iterator[bytes] = documents.read_chunks(sha256, owner=owner, size_bytes=size_bytes)
     extension = SHOWN_INLINE.get(media_type)
     if extension is None:
         media_type, disposition = "application/octet-stream", "attachment"
@@ -147,6 +154,12 @@ def verified_content(
 
 
 async def _document_problem(request: Request, error: Exception) -> JSONResponse:
+    if isinstance(error, DocumentErased):
+        return problem_response(
+            410,
+            "document-erased",
+            "the personal data this document belongs to has been erased; its content is gone",
+        )
     if isinstance(error, DocumentNotStored):
         return problem_response(
             404,
@@ -178,6 +191,7 @@ async def _document_problem(request: Request, error: Exception) -> JSONResponse:
 
 def install_document_problems(app: FastAPI) -> None:
     for error_class in (
+        DocumentErased,
         DocumentNotStored,
         DocumentCorrupted,
         SourceChanged,

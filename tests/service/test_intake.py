@@ -248,8 +248,9 @@ def test_a_submission_is_recorded_with_its_receipt_and_files(service: AkteServic
         ("image/jpeg", 1),
     ]
     assert submission.file_names == ["antrag.pdf", "foto.jpg"]
-    assert service.intake.documents.read_bytes(submission.files[0].sha256) == pdf
-    assert service.intake.documents.read_bytes(submission.files[1].sha256) == photo
+    owner = recorded.submission_id
+    assert service.intake.documents.read_bytes(submission.files[0].sha256, owner=owner) == pdf
+    assert service.intake.documents.read_bytes(submission.files[1].sha256, owner=owner) == photo
     [event] = service.intake.submission_events(recorded.submission_id)
     assert (event.by, event.at) == ("public", FakeClock().now)
     assert recorded.result not in repr(vars(event))  # only its hash is kept
@@ -293,18 +294,19 @@ def test_a_crash_between_storing_and_recording_leaves_no_event_and_an_orphan(
     assert [event.originator_id for event in submissions] == [kept.submission_id]
     for event in submissions:  # every event's files are there
         for submitted in event.files:
-            service.intake.documents.verify(submitted.sha256, size_bytes=submitted.size_bytes)
-    orphan = incoming(pdf).sha256
-    assert service.intake.documents.contains(orphan)
+            service.intake.documents.verify(
+                submitted.sha256, owner=event.originator_id, size_bytes=submitted.size_bytes
+            )
+    assert len(list(service.intake.documents.entries())) == 2  # the kept file, the orphan
 
     report = sweep_orphans(
-        service.intake.documents, service.intake.referenced_document_hashes, older_than=timedelta(0)
+        service.intake.documents, service.intake.referenced_addresses, older_than=timedelta(0)
     )
 
     assert (report.removed, report.referenced) == (1, 1)
-    assert not service.intake.documents.contains(orphan)
+    assert len(list(service.intake.documents.entries())) == 1
     kept_file = service.intake.get_submission(kept.submission_id).files[0]
-    assert service.intake.documents.contains(kept_file.sha256)
+    assert service.intake.documents.contains(kept_file.sha256, owner=kept.submission_id)
 
 
 def test_the_stopgap_list_shows_what_waits_for_triage(service: AkteService) -> None:
@@ -340,11 +342,13 @@ def test_the_stopgap_list_shows_what_waits_for_triage(service: AkteService) -> N
 def test_a_submission_becomes_a_procedure_with_its_files_as_documents(
     service: AkteService, clock: FakeClock
 ) -> None:
+    # The office knew the person before: the case file is older than the submission.
+    case_id = open_case(service)
+    clock.advance(days=1)
     pdf = make_pdf(4, marker="antrag")
     recorded = submit(service, incoming(pdf, "antrag.pdf", 4), incoming(make_jpeg("f"), "f.jpg"))
     submitted_at = clock.now
     clock.advance(days=3)
-    case_id = open_case(service)
     linked = service.intake.link_submission_to_case(
         recorded.submission_id, expected_version=1, by=CASEWORKER, case_id=case_id
     )
@@ -371,7 +375,12 @@ def test_a_submission_becomes_a_procedure_with_its_files_as_documents(
     ]
     assert made.result.document_numbers == [1, 2]
     assert made.result.case_version == case.version
-    assert service.intake.documents.read_bytes(case.documents[0].sha256, size_bytes=len(pdf)) == pdf
+    assert (
+        service.intake.documents.read_bytes(
+            case.documents[0].sha256, owner=case_id, size_bytes=len(pdf)
+        )
+        == pdf
+    )
     case_events = service.case_events(case_id)
     assert {event.by for event in case_events[1:]} == {CASEWORKER}
     submission = service.intake.get_submission(recorded.submission_id)
@@ -438,6 +447,33 @@ def test_a_case_file_is_opened_from_a_submission_in_one_transaction(
             reference="AZ-2024-0001",
         )
     assert service.intake.get_submission(again.submission_id).version == 1
+
+
+def test_a_case_file_opened_from_a_submission_later_takes_it_as_its_procedure(
+    service: AkteService, clock: FakeClock
+) -> None:
+    recorded = submit(service)
+    submitted_at = clock.now
+    clock.advance(days=2)
+    opened = service.intake.open_case_from_submission(
+        recorded.submission_id, expected_version=1, by=CASEWORKER, master_data=PERSON
+    )
+
+    made = service.intake.turn_submission_into_procedure(
+        recorded.submission_id,
+        expected_version=opened.version,
+        by=CASEWORKER,
+        legal_basis="aufenthg-16b",
+    )
+
+    case = service.get_case(opened.result.case_id)
+    # Opened for the submission's matter: as of its receipt, so the procedure received
+    # then (what counts for § 81 (4) AufenthG) is not before the file.
+    assert case.opened_at == submitted_at
+    [procedure] = case.procedures
+    assert (made.result.procedure_number, procedure.received_at) == (1, submitted_at)
+    [opening, *_] = service.case_events(case.id)
+    assert (opening.at, opening.timestamp) == (submitted_at, clock.now)
 
 
 def test_links_stay_within_the_office_and_versions_are_checked(service: AkteService) -> None:
@@ -514,7 +550,7 @@ def test_an_upload_is_stored_then_attached(service: AkteService) -> None:
     case = service.get_case(case_id)
     assert case.correspondence[0].attachment_numbers == [1]
     assert case.documents[0].source == "mail"
-    assert service.intake.documents.read_bytes(case.documents[0].sha256) == letter
+    assert service.intake.documents.read_bytes(case.documents[0].sha256, owner=case_id) == letter
 
 
 def test_a_refused_upload_stores_nothing(service: AkteService) -> None:
@@ -552,15 +588,20 @@ def test_the_sweep_keeps_every_referenced_document(service: AkteService) -> None
         document=incoming(make_pdf(1, marker="letter")),
         source="mail",
     )
-    referenced = service.intake.referenced_document_hashes()
+    referenced = {
+        (reference.owner, reference.sha256) for reference in service.intake.referenced_documents()
+    }
 
     report = sweep_orphans(
-        service.intake.documents, service.intake.referenced_document_hashes, older_than=timedelta(0)
+        service.intake.documents, service.intake.referenced_addresses, older_than=timedelta(0)
     )
 
     assert report.removed == 0
     assert referenced == {
-        service.intake.get_submission(recorded.submission_id).files[0].sha256,
-        service.get_case(case_id).documents[upload.result - 1].sha256,
+        (
+            recorded.submission_id,
+            service.intake.get_submission(recorded.submission_id).files[0].sha256,
+        ),
+        (case_id, service.get_case(case_id).documents[upload.result - 1].sha256),
     }
     assert isinstance(service.case_events(case_id)[-1], CaseFile.DocumentAttached)

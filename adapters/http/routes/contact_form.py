@@ -438,6 +438,7 @@ def get_submitted_file(
         service.intake.documents,
         sha256=submitted.sha256,
         size_bytes=submitted.size_bytes,
+        owner=submission_id,
         media_type=submitted.media_type,
         download_name=f"submission-file-{file_number}",
     )

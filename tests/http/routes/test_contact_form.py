@@ -18,12 +18,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.bootstrap import build_app
-from adapters.documents.store import DocumentStore
+from adapters.documents.encryption import EncryptedDocumentStore
 from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
 from adapters.simulation.legacy_scans import make_jpeg, make_pdf, make_png
 from service import AkteService
+from tests.support.documents import raw_stored_bytes
 
 PROBLEMS: Final = "https://akte.example/problems/"
 PROBLEM_JSON: Final = "application/problem+json"
@@ -124,7 +125,10 @@ def test_a_submission_answers_a_receipt(client: TestClient, service: AkteService
         service.intake.find_submission_by_receipt(receipt["receipt"])
     )
     assert submission.contact.file_number == "2019-ab12"
-    assert service.intake.documents.read_bytes(submission.files[0].sha256) == document
+    assert (
+        service.intake.documents.read_bytes(submission.files[0].sha256, owner=submission.id)
+        == document
+    )
 
 
 def test_a_message_without_files_is_taken_too(client: TestClient) -> None:
@@ -495,7 +499,7 @@ def test_a_corrupted_document_is_a_500_and_never_served(
         headers=caseworker | {"If-Match": version},
     )
     documents = service.intake.documents
-    assert isinstance(documents, DocumentStore)
+    assert isinstance(documents, EncryptedDocumentStore)
     original = documents.stored_chunks
 
     def flipped(sha256: str) -> Iterator[bytes]:
@@ -533,3 +537,69 @@ def test_content_that_is_not_stored_is_a_404(
     response = client.get(f"/cases/{case_id}/documents/1/content", headers=caseworker)
 
     assert_problem(response, 404, "document-content-not-stored")
+
+
+# ----------------------------------------------------------------- erasure
+
+
+def test_after_an_erasure_no_document_is_served_nor_readable_in_the_store(
+    client: TestClient,
+    service: AkteService,
+    settings: Settings,
+    caseworker: dict[str, str],
+    issuer_key_file: Path,
+) -> None:
+    sent = make_pdf(2, marker="Geheimvermerk-4711")
+    letter = make_pdf(1, marker="Geheimbrief-0815")
+    receipt = client.post("/contact-form", data=FIELDS, files=[pdf(data=sent)]).json()
+    submission_id = service.intake.find_submission_by_receipt(receipt["receipt"])
+    submission_url = f"/contact-submissions/{submission_id}"
+    opened = client.post(
+        f"{submission_url}/case-file",
+        json={"nationality": "TUR", "passport_number": "U12345678", "reference": "AZ-2024-18"},
+        headers=caseworker | {"If-Match": '"1"'},
+    )
+    case_id = opened.json()["case"]["case_id"]
+    procedure = client.post(
+        f"{submission_url}/procedure",
+        json={"legal_basis": "aufenthg-16b"},
+        headers=caseworker | {"If-Match": opened.headers["ETag"]},
+    )
+    assert procedure.status_code == 201, procedure.text
+    uploaded = client.post(
+        f"/cases/{case_id}/uploads",
+        data={"kind": "letter"},
+        files={"file": ("brief.pdf", letter, "application/pdf")},
+        headers=caseworker | {"If-Match": '"3"'},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    contents = {
+        f"/cases/{case_id}/documents/1/content": sent,
+        f"/cases/{case_id}/documents/2/content": letter,
+        f"{submission_url}/files/1/content": sent,
+    }
+    for url, expected in contents.items():
+        assert client.get(url, headers=caseworker).content == expected
+    schema = settings.postgres_schema if settings.documents_in_postgres else None
+    stored_before = raw_stored_bytes(service.intake.documents, schema)
+    assert b"Geheimvermerk-4711" not in stored_before  # encrypted from the start
+    officer_token = LocalIssuer.load_or_create(issuer_key_file).issue(
+        user_id="dsb-01",
+        roles=[Role.DATA_PROTECTION_OFFICER],
+        office_id=settings.default_office_id,
+    )
+    officer = {"Authorization": f"Bearer {officer_token}"}
+
+    erased = client.post(
+        f"/cases/{case_id}/erasure",
+        json={"legal_ground": "dsgvo-17"},
+        headers=officer | {"If-Match": uploaded.headers["ETag"]},
+    )
+
+    assert erased.status_code == 200, erased.text
+    for url in contents:
+        assert_problem(client.get(url, headers=caseworker), 410, "document-erased")
+    stored = raw_stored_bytes(service.intake.documents, schema)
+    assert len(stored) >= len(sent) * 2 + len(letter)  # noise until the sweep removes it
+    for secret in (b"Geheimvermerk-4711", b"Geheimbrief-0815", sent[:64], letter[-64:]):
+        assert secret not in stored

@@ -111,6 +111,7 @@ def get_document_content(
         service.intake.documents,
         sha256=document.sha256,
         size_bytes=document.size_bytes,
+        owner=case_id,
         media_type=document.media_type,
         download_name=f"document-{document_number}",
         headers={"ETag": etag(case.version)},
