@@ -325,7 +325,8 @@ class CommitmentDeclarations:
             declaration = self.get_declaration(declaration_id)
             recorded_at = self._store.clock()
             at = recorded_at if occurred_at is None else min(occurred_at, recorded_at)
-            act = Act(by=PAYMENT_PROVIDER_USER, at=at, recorded_at=recorded_at)
+            # Through the store, like every command: a retry's idempotency key is checked.
+            act = self._store.act(PAYMENT_PROVIDER_USER, at)
             result = declaration.settle_payment(
                 transaction_id=transaction_id,
                 outcome=outcome,

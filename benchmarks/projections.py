@@ -183,6 +183,9 @@ def _life(case: CaseFile, rng: random.Random, clock: SyntheticClock) -> Iterator
                 validity=Validity(start, start + timedelta(days=90)),
                 carrier_sheet_number=f"FB{rng.getrandbits(32):08d}"[:12],
                 procedure_number=number,
+                # § 81 (4): applied for while the previous title was still valid.
+                order_basis="timely_application",
+                previous_title_valid_until=start,
                 act=act(),
             )
             yield
@@ -217,11 +220,7 @@ def _life(case: CaseFile, rng: random.Random, clock: SyntheticClock) -> Iterator
             act=act(),
         )
         yield
-        if fiction is not None:
-            case.end_fiction_certificate(
-                certificate_number=fiction, end_reason="decision", act=act()
-            )
-            yield
+        # The decision itself ends the procedure's Fiktionsbescheinigung (§ 81 AufenthG).
         if rng.random() < 0.7:
             case.close_procedure(procedure_number=number, act=act())
             yield

@@ -20,8 +20,16 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.acts import Act
+from domain.deadlines import (
+    DEEMED_ENTRY_CONSENT,
+    DeadlineNotPassed,
+    DeadlineRuleNotApplicable,
+    HolidayCalendar,
+    has_passed,
+)
 from domain.erasure import ERASURE_GROUNDS
 from domain.errors import (
+    BusinessTimeBeforeFact,
     CarrierSheetExhausted,
     CaseFileErased,
     CaseFileNotActive,
@@ -55,6 +63,7 @@ from domain.values import (
     EntryProcedureStatus,
     FictionEndReason,
     FictionKind,
+    FictionOrderBasis,
     InquiryKind,
     LawfulEvent,
     ProcedureStatus,
@@ -140,6 +149,8 @@ class Procedure:
     outcome: DecisionOutcome | None = None
     decided_at: datetime | None = None
     closed_at: datetime | None = None
+    changed_at: datetime | None = None
+    """Business time of its last event (None in snapshots from before it was kept)."""
 
     @property
     def is_open(self) -> bool:
@@ -163,6 +174,9 @@ class ResidenceDocument:
     transfers_to_new_passport: int = 0
     ended_reason: ResidenceDocumentEndReason | None = None
     ended_at: datetime | None = None
+    changed_at: datetime | None = None
+    """Business time of its last event: extension, card ordered, arrived, handed over,
+    transferred (None in snapshots from before it was kept)."""
 
     @property
     def is_ended(self) -> bool:
@@ -184,6 +198,10 @@ class FictionCertificate:
     extensions_on_current_sheet: int = 0
     ended_reason: FictionEndReason | None = None
     ended_at: datetime | None = None
+    changed_at: datetime | None = None
+    """Business time of its last extension (None: none, or a snapshot from before)."""
+    order_basis: FictionOrderBasis | None = None
+    """§ 81 (4): why the previous title continues (None for § 81 (3) and old events)."""
 
     @property
     def is_ended(self) -> bool:
@@ -200,6 +218,9 @@ class EntryProcedure:
     status: EntryProcedureStatus = "requested"
     consent_valid_until: date | None = None
     decided_at: datetime | None = None
+    deemed: bool = False
+    """The consent counts as given by the office's silence (§ 31 Abs. 1 AufenthV), not
+    by a decision (False in snapshots from before it was kept)."""
 
 
 @dataclass
@@ -255,6 +276,13 @@ class CaseFile(Aggregate):
     default rather than set in ``__init__``, so that snapshots taken before erasure
     existed still load."""
 
+    opened_at: datetime | None = None
+    """Business time of the opening; ``None`` only in snapshots from before it was kept
+    (a class default for the same reason)."""
+
+    ended_at: datetime | None = None
+    """Business time of the transfer or closure; ``None``: neither (or an old snapshot)."""
+
     def __init__(self) -> None:
         self.office_id: str = ""
         self.reference: str = ""
@@ -291,6 +319,7 @@ class CaseFile(Aggregate):
         address: Personal[str | None]
 
         def apply(self, case: CaseFile) -> None:
+            case.opened_at = self.at
             case.office_id = self.office_id
             case.reference = self.reference
             case.master_data = MasterData(
@@ -373,6 +402,7 @@ class CaseFile(Aggregate):
 
         def apply(self, case: CaseFile) -> None:
             procedure = case.procedures[self.procedure_number - 1]
+            procedure.changed_at = self.at
             procedure.assignee = self.assignee
             if procedure.status == "received":
                 procedure.status = "assigned"
@@ -384,6 +414,7 @@ class CaseFile(Aggregate):
 
         def apply(self, case: CaseFile) -> None:
             procedure = case.procedures[self.procedure_number - 1]
+            procedure.changed_at = self.at
             procedure.document_requests.append(
                 DocumentRequest(what=list(self.what), due_on=self.due_on, requested_at=self.at)
             )
@@ -400,6 +431,7 @@ class CaseFile(Aggregate):
             procedure.status = "decided"
             procedure.outcome = self.outcome
             procedure.decided_at = self.at
+            procedure.changed_at = self.at
             if self.legal_basis is not None:
                 procedure.legal_basis = self.legal_basis
 
@@ -410,6 +442,7 @@ class CaseFile(Aggregate):
             procedure = case.procedures[self.procedure_number - 1]
             procedure.status = "closed"
             procedure.closed_at = self.at
+            procedure.changed_at = self.at
 
     class ResidenceDocumentIssued(Event):
         residence_document_number: int
@@ -443,6 +476,7 @@ class CaseFile(Aggregate):
             document = case.residence_documents[self.residence_document_number - 1]
             document.valid_until = self.valid_until
             document.extensions += 1
+            document.changed_at = self.at
 
     class EatCardOrdered(Event):
         """Biometrics taken and the card ordered from the Bundesdruckerei (4-6 weeks)."""
@@ -450,19 +484,25 @@ class CaseFile(Aggregate):
         residence_document_number: int
 
         def apply(self, case: CaseFile) -> None:
-            case.residence_documents[self.residence_document_number - 1].card_status = "ordered"
+            document = case.residence_documents[self.residence_document_number - 1]
+            document.card_status = "ordered"
+            document.changed_at = self.at
 
     class EatCardArrived(Event):
         residence_document_number: int
 
         def apply(self, case: CaseFile) -> None:
-            case.residence_documents[self.residence_document_number - 1].card_status = "arrived"
+            document = case.residence_documents[self.residence_document_number - 1]
+            document.card_status = "arrived"
+            document.changed_at = self.at
 
     class EatCardHandedOver(Event):
         residence_document_number: int
 
         def apply(self, case: CaseFile) -> None:
-            case.residence_documents[self.residence_document_number - 1].card_status = "handed_over"
+            document = case.residence_documents[self.residence_document_number - 1]
+            document.card_status = "handed_over"
+            document.changed_at = self.at
 
     class EatTransferredToNewPassport(Event):
         """Übertrag: the same title on a new card for a new passport."""
@@ -475,6 +515,7 @@ class CaseFile(Aggregate):
             document.document_number = self.new_card_number
             document.transfers_to_new_passport += 1
             document.card_status = "ordered"
+            document.changed_at = self.at
 
     class ResidenceDocumentEnded(Event):
         residence_document_number: int
@@ -487,12 +528,32 @@ class CaseFile(Aggregate):
             document.ended_at = self.at
 
     class FictionCertificateIssued(Event):
+        """``kind`` states the fiction's effect: § 81 (3) S. 1, (3) S. 2 or (4) AufenthG.
+
+        For (4) (version 2 on): ``order_basis`` says why the previous title continues,
+        ``timely_application`` (the application was received on or before
+        ``previous_title_valid_until``) or ``hardship_order`` (the office's order of
+        § 81 (4) S. 3 for a late application, with ``hardship_reason``). Version 1 events
+        lack the three; they read as None."""
+
+        class_version = 2
+
         certificate_number: int
         kind: FictionKind
         valid_from: date
         valid_until: date
         carrier_sheet_number: Personal[str]
         procedure_number: int | None
+        order_basis: FictionOrderBasis | None = None
+        previous_title_valid_until: date | None = None
+        hardship_reason: Personal[str | None] = None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Certificates issued before the basis of § 81 (4) was recorded."""
+            state["order_basis"] = None
+            state["previous_title_valid_until"] = None
+            state["hardship_reason"] = None
 
         def apply(self, case: CaseFile) -> None:
             case.fiction_certificates.append(
@@ -504,6 +565,7 @@ class CaseFile(Aggregate):
                     carrier_sheet_number=self.carrier_sheet_number,
                     issued_at=self.at,
                     procedure_number=self.procedure_number,
+                    order_basis=self.order_basis,
                 )
             )
 
@@ -517,6 +579,7 @@ class CaseFile(Aggregate):
             certificate = case.fiction_certificates[self.certificate_number - 1]
             certificate.valid_until = self.valid_until
             certificate.extensions += 1
+            certificate.changed_at = self.at
             if self.new_carrier_sheet_number is not None:
                 certificate.carrier_sheet_number = self.new_carrier_sheet_number
                 certificate.extensions_on_current_sheet = 1
@@ -575,6 +638,22 @@ class CaseFile(Aggregate):
             procedure = case.entry_procedures[self.entry_procedure_number - 1]
             procedure.status = "consent_given"
             procedure.consent_valid_until = self.valid_until
+            procedure.decided_at = self.at
+
+    class EntryConsentDeemedGiven(Event):
+        """The office's silence counts as consent (Schweigefrist, § 31 Abs. 1 AufenthV):
+        the period of ``rule`` (:mod:`domain.deadlines`) ended on ``period_ended_on``
+        without a decision. ``source``: the provision the rule follows."""
+
+        entry_procedure_number: int
+        rule: str
+        source: str
+        period_ended_on: date
+
+        def apply(self, case: CaseFile) -> None:
+            procedure = case.entry_procedures[self.entry_procedure_number - 1]
+            procedure.status = "consent_given"
+            procedure.deemed = True
             procedure.decided_at = self.at
 
     class EntryConsentRefused(Event):
@@ -638,6 +717,7 @@ class CaseFile(Aggregate):
         def apply(self, case: CaseFile) -> None:
             case.status = "transferred"
             case.transferred_to = self.to_office_id
+            case.ended_at = self.at
 
     class AppointmentAttendanceRecorded(Event):
         """The person came to an appointment (``attended``) or did not (``no_show``);
@@ -661,6 +741,7 @@ class CaseFile(Aggregate):
         def apply(self, case: CaseFile) -> None:
             case.status = "closed"
             case.closure_reason = self.closure_reason
+            case.ended_at = self.at
 
     class PersonalDataErased(Event):
         """The person's data was erased by destroying the file's key (crypto-shredding;
@@ -711,6 +792,9 @@ class CaseFile(Aggregate):
 
     def _record(self, event_class: type[CaseFile.Event], act: Act, **fields: Any) -> None:
         self.check_not_erased()
+        # Nothing is recorded on a file before it existed (each command checks its own
+        # facts before this, so a refusal names the most specific one).
+        self.check_not_before(act, "the case file's opening", self.opened_at)
         self.trigger_event(event_class, by=act.by, at=act.at, timestamp=act.recorded_at, **fields)
 
     def correct_master_data(self, *, corrections: dict[str, Any], reason: str, act: Act) -> None:
@@ -780,6 +864,9 @@ class CaseFile(Aggregate):
         )
         if document.reviewed_at is not None:
             raise DocumentAlreadyReviewed(f"document {document_number} is already reviewed")
+        self.check_not_before(
+            act, f"the attachment of document {document_number}", document.attached_at
+        )
         self._record(self.DocumentReviewed, act, document_number=document_number)
 
     def receive_procedure(
@@ -811,6 +898,7 @@ class CaseFile(Aggregate):
             raise ProcedureStateConflict(
                 f"procedure {procedure_number} is already assigned to this user"
             )
+        self.check_after_procedure(act, procedure)
         self._record(
             self.ProcedureAssigned, act, procedure_number=procedure_number, assignee=assignee
         )
@@ -820,13 +908,14 @@ class CaseFile(Aggregate):
     ) -> None:
         """Ask the person for documents by a due date."""
         self.check_active()
-        self.open_procedure(procedure_number)
+        procedure = self.open_procedure(procedure_number)
         if not what:
             raise InvalidValue("what", "must name at least one document")
         for item in what:
             require_text("what", item)
         if due_on <= act.at.date():
             raise InvalidValue("due_on", "must be after the day of the request")
+        self.check_after_procedure(act, procedure)
         self._record(
             self.DocumentsRequested,
             act,
@@ -844,15 +933,27 @@ class CaseFile(Aggregate):
         reason: str | None,
         act: Act,
     ) -> None:
-        """Decide an open procedure: granted, refused (with reason) or withdrawn."""
+        """Decide an open procedure: granted, refused (with reason) or withdrawn.
+
+        The decision ends the fiction of § 81 AufenthG the application gave: every
+        current Fiktionsbescheinigung issued for the procedure ends with it (recorded as
+        ``FictionCertificateEnded``, by decision, or by withdrawal when withdrawn)."""
         self.check_active()
-        self.open_procedure(procedure_number)
+        procedure = self.open_procedure(procedure_number)
         require_choice("outcome", outcome, DecisionOutcome)
         if legal_basis is not None:
             require_code("legal_basis", legal_basis)
         _optional_text("reason", reason)
         if outcome == "refused" and reason is None:
             raise InvalidValue("reason", "a refusal must give its reason")
+        self.check_after_procedure(act, procedure)
+        fictions = [
+            certificate
+            for certificate in self.fiction_certificates
+            if certificate.procedure_number == procedure_number and not certificate.is_ended
+        ]
+        for certificate in fictions:
+            self.check_after_fiction_certificate(act, certificate)
         self._record(
             self.ProcedureDecided,
             act,
@@ -861,6 +962,14 @@ class CaseFile(Aggregate):
             legal_basis=legal_basis,
             reason=reason,
         )
+        end_reason: FictionEndReason = "withdrawal" if outcome == "withdrawn" else "decision"
+        for certificate in fictions:
+            self._record(
+                self.FictionCertificateEnded,
+                act,
+                certificate_number=certificate.number,
+                end_reason=end_reason,
+            )
 
     def close_procedure(self, *, procedure_number: int, act: Act) -> None:
         """Close a decided procedure."""
@@ -870,6 +979,7 @@ class CaseFile(Aggregate):
                 f"procedure {procedure_number} is {procedure.status}; only a decided "
                 "procedure can be closed"
             )
+        self.check_after_procedure(act, procedure)
         self._record(self.ProcedureClosed, act, procedure_number=procedure_number)
 
     def issue_residence_document(
@@ -888,7 +998,10 @@ class CaseFile(Aggregate):
         require_code("legal_basis", legal_basis)
         require_document_number("document_number", document_number)
         if procedure_number is not None:
-            self.procedure(procedure_number)
+            procedure = self.procedure(procedure_number)
+            self.check_not_before(
+                act, f"the receipt of procedure {procedure_number}", procedure.received_at
+            )
         number = len(self.residence_documents) + 1
         self._record(
             self.ResidenceDocumentIssued,
@@ -911,6 +1024,7 @@ class CaseFile(Aggregate):
         if valid_until <= document.valid_until:
             raise InvalidValue("valid_until", "an extension must end after the current validity")
         _optional_text("reason", reason)
+        self.check_after_residence_document(act, document)
         self._record(
             self.ResidenceDocumentExtended,
             act,
@@ -929,6 +1043,7 @@ class CaseFile(Aggregate):
                 f"the card of residence document {residence_document_number} is already "
                 f"{document.card_status}"
             )
+        self.check_after_residence_document(act, document)
         self._record(self.EatCardOrdered, act, residence_document_number=residence_document_number)
 
     def record_eat_card_arrived(self, *, residence_document_number: int, act: Act) -> None:
@@ -939,6 +1054,7 @@ class CaseFile(Aggregate):
                 f"the card of residence document {residence_document_number} is "
                 f"{document.card_status}, not ordered"
             )
+        self.check_after_residence_document(act, document)
         self._record(self.EatCardArrived, act, residence_document_number=residence_document_number)
 
     def hand_over_eat_card(self, *, residence_document_number: int, act: Act) -> None:
@@ -949,6 +1065,7 @@ class CaseFile(Aggregate):
                 f"the card of residence document {residence_document_number} is "
                 f"{document.card_status}; only an arrived card can be handed over"
             )
+        self.check_after_residence_document(act, document)
         self._record(
             self.EatCardHandedOver, act, residence_document_number=residence_document_number
         )
@@ -962,6 +1079,7 @@ class CaseFile(Aggregate):
         require_document_number("new_card_number", new_card_number)
         if new_card_number == document.document_number:
             raise InvalidValue("new_card_number", "must differ from the current card number")
+        self.check_after_residence_document(act, document)
         self._record(
             self.EatTransferredToNewPassport,
             act,
@@ -979,11 +1097,12 @@ class CaseFile(Aggregate):
     ) -> None:
         """End a residence document: expired (§51), revoked (§52), replaced or departed."""
         self.check_not_closed()
-        self.current_residence_document(residence_document_number)
+        document = self.current_residence_document(residence_document_number)
         require_choice("end_reason", end_reason, ResidenceDocumentEndReason)
         _optional_text("reason", reason)
         if end_reason == "revoked" and reason is None:
             raise InvalidValue("reason", "a revocation must give its reason")
+        self.check_after_residence_document(act, document)
         self._record(
             self.ResidenceDocumentEnded,
             act,
@@ -1000,13 +1119,34 @@ class CaseFile(Aggregate):
         carrier_sheet_number: str,
         procedure_number: int | None,
         act: Act,
+        order_basis: FictionOrderBasis | None = None,
+        previous_title_valid_until: date | None = None,
+        hardship_reason: str | None = None,
     ) -> int:
-        """Issue a Fiktionsbescheinigung; returns its number within the case file."""
+        """Issue a Fiktionsbescheinigung; returns its number within the case file.
+
+        ``kind`` is the fiction's effect (§ 81 (3) S. 1, (3) S. 2, (4) AufenthG). The
+        application (``procedure_number``) gave the fiction, so it must still be open:
+        the decision ends the fiction. § 81 (4) needs the application and its basis:
+        received while the previous title was valid (``timely_application`` with the day
+        it was valid until) or, for a late one, the office's order to avoid hardship
+        (§ 81 (4) S. 3, ``hardship_order`` with its reason)."""
         self.check_active()
         require_choice("kind", kind, FictionKind)
         require_document_number("carrier_sheet_number", carrier_sheet_number)
-        if procedure_number is not None:
-            self.procedure(procedure_number)
+        procedure = None if procedure_number is None else self.procedure(procedure_number)
+        if procedure is not None and not procedure.is_open:
+            raise ProcedureStateConflict(
+                f"procedure {procedure_number} is already {procedure.status}: its decision "
+                "ended the fiction (§ 81 AufenthG)"
+            )
+        _check_fiction_basis(
+            kind, procedure, order_basis, previous_title_valid_until, hardship_reason
+        )
+        if procedure is not None:
+            self.check_not_before(
+                act, f"the receipt of procedure {procedure_number}", procedure.received_at
+            )
         number = len(self.fiction_certificates) + 1
         self._record(
             self.FictionCertificateIssued,
@@ -1017,6 +1157,9 @@ class CaseFile(Aggregate):
             valid_until=validity.valid_until,
             carrier_sheet_number=carrier_sheet_number,
             procedure_number=procedure_number,
+            order_basis=order_basis,
+            previous_title_valid_until=previous_title_valid_until,
+            hardship_reason=hardship_reason,
         )
         return number
 
@@ -1031,6 +1174,7 @@ class CaseFile(Aggregate):
         """Extend a certificate; a carrier sheet holds two extensions, then a new one is due."""
         self.check_active()
         certificate = self.current_fiction_certificate(certificate_number)
+        self.check_fiction_pending(certificate)
         if valid_until <= certificate.valid_until:
             raise InvalidValue("valid_until", "an extension must end after the current validity")
         if new_carrier_sheet_number is None:
@@ -1046,6 +1190,7 @@ class CaseFile(Aggregate):
                 raise InvalidValue(
                     "new_carrier_sheet_number", "must differ from the current carrier sheet"
                 )
+        self.check_after_fiction_certificate(act, certificate)
         self._record(
             self.FictionCertificateExtended,
             act,
@@ -1060,8 +1205,9 @@ class CaseFile(Aggregate):
     ) -> None:
         """The fiction ends by a decision on the application or by its withdrawal."""
         self.check_not_closed()
-        self.current_fiction_certificate(certificate_number)
+        certificate = self.current_fiction_certificate(certificate_number)
         require_choice("end_reason", end_reason, FictionEndReason)
+        self.check_after_fiction_certificate(act, certificate)
         self._record(
             self.FictionCertificateEnded,
             act,
@@ -1098,9 +1244,12 @@ class CaseFile(Aggregate):
         self, *, entry_procedure_number: int, valid_until: date, act: Act
     ) -> None:
         self.check_active()
-        self.undecided_entry_procedure(entry_procedure_number)
+        entry = self.undecided_entry_procedure(entry_procedure_number)
         if valid_until <= act.at.date():
             raise InvalidValue("valid_until", "the consent must be valid after the day it is given")
+        self.check_not_before(
+            act, f"the request of entry procedure {entry_procedure_number}", entry.requested_at
+        )
         self._record(
             self.EntryConsentGiven,
             act,
@@ -1108,10 +1257,52 @@ class CaseFile(Aggregate):
             valid_until=valid_until,
         )
 
+    def deem_entry_consent_given(
+        self,
+        *,
+        entry_procedure_number: int,
+        holidays: HolidayCalendar,
+        today: date,
+        act: Act,
+    ) -> date:
+        """Record that the office's silence counts as consent: the period of
+        :data:`domain.deadlines.DEEMED_ENTRY_CONSENT`, counted from the request with the
+        office's ``holidays``, ended before ``today`` (the office's date) without a
+        decision. Returns the period's last day."""
+        self.check_active()
+        entry = self.undecided_entry_procedure(entry_procedure_number)
+        rule = DEEMED_ENTRY_CONSENT
+        if not rule.applies(entry.legal_basis):
+            raise DeadlineRuleNotApplicable(
+                f"entry procedure {entry_procedure_number}: {rule.source.provision} has no "
+                "deemed consent for its legal basis"
+            )
+        last_day = rule.ends_on(entry.requested_at.date(), holidays)
+        if not has_passed(last_day, today):
+            raise DeadlineNotPassed(
+                f"entry procedure {entry_procedure_number}: the period of "
+                f"{rule.source.provision} runs until {last_day.isoformat()}"
+            )
+        self.check_not_before(
+            act, f"the request of entry procedure {entry_procedure_number}", entry.requested_at
+        )
+        self._record(
+            self.EntryConsentDeemedGiven,
+            act,
+            entry_procedure_number=entry_procedure_number,
+            rule=rule.code,
+            source=rule.source.provision,
+            period_ended_on=last_day,
+        )
+        return last_day
+
     def refuse_entry_consent(self, *, entry_procedure_number: int, reason: str, act: Act) -> None:
         self.check_active()
-        self.undecided_entry_procedure(entry_procedure_number)
+        entry = self.undecided_entry_procedure(entry_procedure_number)
         require_text("reason", reason, max_length=MAX_FREE_TEXT, line_breaks=True)
+        self.check_not_before(
+            act, f"the request of entry procedure {entry_procedure_number}", entry.requested_at
+        )
         self._record(
             self.EntryConsentRefused,
             act,
@@ -1134,6 +1325,7 @@ class CaseFile(Aggregate):
         )
         if inquiry.answered_at is not None:
             raise InquiryAlreadyAnswered(f"inquiry {inquiry_number} is already answered")
+        self.check_not_before(act, f"the receipt of inquiry {inquiry_number}", inquiry.received_at)
         self._record(self.InquiryAnswered, act, inquiry_number=inquiry_number)
 
     def record_correspondence(
@@ -1155,6 +1347,9 @@ class CaseFile(Aggregate):
             if not 1 <= number <= len(self.documents):
                 msg = f"document {number} is not attached to this case file"
                 raise InvalidValue("attachment_numbers", msg)
+        for number in attachment_numbers:
+            attached_at = self.documents[number - 1].attached_at
+            self.check_not_before(act, f"the attachment of document {number}", attached_at)
         number = len(self.correspondence) + 1
         self._record(
             self.CorrespondenceRecorded,
@@ -1212,6 +1407,7 @@ class CaseFile(Aggregate):
             raise InvalidValue("to_office_id", "must be another office than the current one")
         _optional_text("reason", reason)
         self.check_no_open_procedures()
+        self.check_after_decisions(act)
         self._record(self.TransferredToOffice, act, to_office_id=to_office_id, reason=reason)
 
     def close(self, *, closure_reason: ClosureReason, act: Act) -> None:
@@ -1219,6 +1415,7 @@ class CaseFile(Aggregate):
         self.check_active()
         require_choice("closure_reason", closure_reason, ClosureReason)
         self.check_no_open_procedures()
+        self.check_after_decisions(act)
         self._record(self.Closed, act, closure_reason=closure_reason)
 
     def erase_personal_data(
@@ -1237,6 +1434,7 @@ class CaseFile(Aggregate):
         if rule_id is not None:
             require_code("rule_id", rule_id)
         require_text("approved_by", approved_by, max_length=200)
+        self.check_not_before(act, f"the case file's {self.status_fact}", self.ended_at)
         self._record(
             self.PersonalDataErased,
             act,
@@ -1247,6 +1445,61 @@ class CaseFile(Aggregate):
         )
 
     # ------------------------------------------------------------------ checks
+
+    def check_not_before(self, act: Act, fact: str, time: datetime | None) -> None:
+        """Business time may be back-dated, but not to before a fact the command builds
+        on (``None``: the fact's time is unknown, in snapshots older than the rule)."""
+        if time is not None and act.at < time:
+            raise BusinessTimeBeforeFact("at", fact)
+
+    @property
+    def status_fact(self) -> str:
+        return "transfer" if self.status == "transferred" else "closure"
+
+    def check_after_procedure(self, act: Act, procedure: Procedure) -> None:
+        """After the procedure's receipt and its last step (assignment, request, decision)."""
+        number = procedure.number
+        self.check_not_before(act, f"the receipt of procedure {number}", procedure.received_at)
+        if procedure.decided_at is not None:
+            self.check_not_before(act, f"the decision of procedure {number}", procedure.decided_at)
+        self.check_not_before(act, f"the last step of procedure {number}", procedure.changed_at)
+
+    def check_after_residence_document(self, act: Act, document: ResidenceDocument) -> None:
+        """After the document's issue and its last step (the card's order, arrival, ...)."""
+        number = document.number
+        self.check_not_before(act, f"the issue of residence document {number}", document.issued_at)
+        last_step = {
+            "ordered": "the card's order",
+            "arrived": "the card's arrival",
+            "handed_over": "the card's handover",
+        }.get(document.card_status, "the last extension")
+        self.check_not_before(
+            act, f"{last_step} of residence document {number}", document.changed_at
+        )
+
+    def check_after_fiction_certificate(self, act: Act, certificate: FictionCertificate) -> None:
+        number = certificate.number
+        self.check_not_before(
+            act, f"the issue of Fiktionsbescheinigung {number}", certificate.issued_at
+        )
+        self.check_not_before(
+            act, f"the last extension of Fiktionsbescheinigung {number}", certificate.changed_at
+        )
+
+    def check_fiction_pending(self, certificate: FictionCertificate) -> None:
+        """The fiction lasts until the decision on the application (§ 81 AufenthG);
+        certificates recorded before decisions ended them are caught here too."""
+        number = certificate.procedure_number
+        if number is not None and not self.procedure(number).is_open:
+            raise FictionCertificateEnded(
+                f"Fiktionsbescheinigung {certificate.number}: the decision on procedure "
+                f"{number} ended the fiction"
+            )
+
+    def check_after_decisions(self, act: Act) -> None:
+        """A transfer or closure comes after every procedure was decided and closed."""
+        for procedure in self.procedures:
+            self.check_after_procedure(act, procedure)
 
     @property
     def is_erased(self) -> bool:
@@ -1327,6 +1580,59 @@ class CaseFile(Aggregate):
         if procedure.status != "requested":
             raise EntryProcedureDecided(f"entry procedure {number} is already decided")
         return procedure
+
+
+def _check_fiction_basis(
+    kind: FictionKind,
+    procedure: Procedure | None,
+    order_basis: FictionOrderBasis | None,
+    previous_title_valid_until: date | None,
+    hardship_reason: str | None,
+) -> None:
+    """§ 81 (4) AufenthG: the previous title continues only for an application received
+    while it was valid (S. 1) or by the office's order against hardship (S. 3)."""
+    if kind != "81_4":
+        for name, value in (
+            ("order_basis", order_basis),
+            ("previous_title_valid_until", previous_title_valid_until),
+            ("hardship_reason", hardship_reason),
+        ):
+            if value is not None:
+                raise InvalidValue(name, "applies to a fiction of § 81 (4) AufenthG only")
+        return
+    if procedure is None:
+        raise InvalidValue(
+            "procedure_number", "a fiction of § 81 (4) AufenthG needs the application it follows"
+        )
+    if order_basis is None:
+        raise InvalidValue(
+            "order_basis",
+            "a fiction of § 81 (4) AufenthG needs its basis: timely_application or hardship_order",
+        )
+    require_choice("order_basis", order_basis, FictionOrderBasis)
+    if order_basis == "timely_application":
+        if hardship_reason is not None:
+            raise InvalidValue("hardship_reason", "belongs to a hardship order only")
+        if previous_title_valid_until is None:
+            raise InvalidValue(
+                "previous_title_valid_until",
+                "a timely application needs the day the previous title was valid until",
+            )
+        if previous_title_valid_until < procedure.received_at.date():
+            raise InvalidValue(
+                "previous_title_valid_until",
+                f"procedure {procedure.number} was received after the previous title "
+                "expired: § 81 (4) S. 1 AufenthG does not apply, only an order of "
+                "§ 81 (4) S. 3 (hardship_order)",
+            )
+        return
+    if previous_title_valid_until is not None:
+        raise InvalidValue("previous_title_valid_until", "belongs to a timely application only")
+    if hardship_reason is None:
+        raise InvalidValue(
+            "hardship_reason", "an order of § 81 (4) S. 3 AufenthG must give its reason"
+        )
+    require_text("hardship_reason", hardship_reason, max_length=MAX_FREE_TEXT, line_breaks=True)
 
 
 _MASTER_DATA_FIELDS: Final = (

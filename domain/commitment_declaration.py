@@ -36,6 +36,7 @@ from domain.acts import Act
 from domain.case_file import require_code
 from domain.errors import (
     AbilityToPayNotShown,
+    BusinessTimeBeforeFact,
     DeclarationHandedOver,
     DeclarationNotHandedOver,
     DeclarationWithdrawn,
@@ -566,6 +567,7 @@ class CommitmentDeclaration(Aggregate):
         if payment.status == "paid":
             return "already_recorded"
         if outcome == "paid":
+            check_reported_after_initiation(payment, act)
             # The money has moved: it is recorded even on a withdrawn declaration.
             fee_settled = self.fee_payment_number is not None
             self._record(
@@ -580,6 +582,7 @@ class CommitmentDeclaration(Aggregate):
             return "recorded"
         if payment.status != "pending":
             return "already_recorded"
+        check_reported_after_initiation(payment, act)
         self._record(
             self.PaymentFailed if outcome == "failed" else self.PaymentExpired,
             act,
@@ -601,6 +604,8 @@ class CommitmentDeclaration(Aggregate):
         if payment.refunded_at is not None:
             raise PaymentNotRefundable(f"payment {number} has already been refunded")
         require_text("reason", reason, max_length=MAX_FREE_TEXT, line_breaks=True)
+        if payment.settled_at is not None and act.at < payment.settled_at:
+            raise BusinessTimeBeforeFact("at", f"the payment of payment {number}")
         self._record(
             self.PaymentRefunded,
             act,
@@ -705,6 +710,13 @@ class CommitmentDeclaration(Aggregate):
             raise AbilityToPayNotShown("the ability to pay has not been checked yet")
         if not self.ability_to_pay.passed:
             raise AbilityToPayNotShown("the ability to pay was not shown in the last check")
+
+
+def check_reported_after_initiation(payment: PaymentAttempt, act: Act) -> None:
+    """The provider's time of a report (``occurred_at``, the event's business time)
+    cannot precede the payment's initiation."""
+    if act.at < payment.initiated_at:
+        raise BusinessTimeBeforeFact("occurred_at", f"the initiation of payment {payment.number}")
 
 
 def check_matches(payment: PaymentAttempt, *, amount_cents: int, currency: str) -> None:

@@ -23,6 +23,27 @@ class InvalidValue(DomainError):
         self.field = field
 
 
+class BusinessTimeBeforeFact(InvalidValue):
+    """A command's business time (``field``) precedes a recorded fact it refers to
+    (``fact``: the file's opening, the procedure's receipt, ...): such a history cannot
+    have happened. Back-dating is lawful, but not to before what it builds on."""
+
+    code = "business-time-before-fact"
+
+    def __init__(self, field: str, fact: str) -> None:
+        super().__init__(field, f"must not precede {fact}")
+        self.fact = fact
+
+
+class BusinessTimeInFuture(InvalidValue):
+    """A business time lies further in the future than clocks may disagree. Its code is
+    the one this refusal always had (clients rely on it); the problem names the fact."""
+
+    def __init__(self, field: str, fact: str = "the office's clock") -> None:
+        super().__init__(field, f"must not lie after {fact}")
+        self.fact = fact
+
+
 class RuleViolation(DomainError):
     """The command is well-formed but the case file's state does not allow it."""
 

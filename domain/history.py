@@ -138,10 +138,18 @@ def _residence_document_extended(e: CaseFile.ResidenceDocumentExtended) -> str:
 
 def _fiction_issued(e: CaseFile.FictionCertificateIssued) -> str:
     procedure = f", Vorgang {e.procedure_number}" if e.procedure_number is not None else ""
+    basis = ""
+    if e.order_basis == "timely_application" and e.previous_title_valid_until is not None:
+        basis = (
+            ", Antrag vor Ablauf des bisherigen Titels (gültig bis "
+            f"{_d(e.previous_title_valid_until)})"
+        )
+    elif e.order_basis == "hardship_order":
+        basis = ", Anordnung zur Vermeidung einer unbilligen Härte (§ 81 Abs. 4 S. 3 AufenthG)"
     return (
         f"Fiktionsbescheinigung {e.certificate_number} ausgestellt "
         f"({_label(_FICTION, e.kind)}), gültig {_d(e.valid_from)} bis {_d(e.valid_until)}"
-        f"{procedure}"
+        f"{procedure}{basis}"
     )
 
 
@@ -231,6 +239,10 @@ _DESCRIBE: Final[Mapping[type[Any], Callable[[Any], str]]] = {
         f"Vorabzustimmung {e.entry_procedure_number} erteilt, gültig bis {_d(e.valid_until)}"
     ),
     CaseFile.EntryConsentRefused: lambda e: f"Vorabzustimmung {e.entry_procedure_number} versagt",
+    CaseFile.EntryConsentDeemedGiven: lambda e: (
+        f"Zustimmung {e.entry_procedure_number} gilt als erteilt (Schweigefrist, {e.source}), "
+        f"Frist abgelaufen am {_d(e.period_ended_on)}"
+    ),
     CaseFile.InquiryReceived: lambda e: (
         f"Anfrage {e.inquiry_number} eingegangen ({_label(_INQUIRY, e.kind)})"
     ),

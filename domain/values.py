@@ -43,6 +43,11 @@ FictionKind = Literal["81_3_1", "81_3_2", "81_4"]
 
 FictionEndReason = Literal["decision", "withdrawal"]
 
+FictionOrderBasis = Literal["timely_application", "hardship_order"]
+"""Why a § 81 (4) AufenthG fiction applies: the application was received while the
+previous title was valid (§ 81 (4) S. 1), or the office ordered it to avoid hardship for
+a late application (§ 81 (4) S. 3)."""
+
 EntryProcedureStatus = Literal["requested", "consent_given", "consent_refused"]
 
 InquiryKind = Literal["civil_registry", "naturalisation"]

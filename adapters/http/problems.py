@@ -22,7 +22,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.schemas.cases import FieldErrorPublic, ProblemPublic
-from domain.errors import InvalidValue, PartNotFound, RuleViolation
+from domain.errors import (
+    BusinessTimeBeforeFact,
+    BusinessTimeInFuture,
+    InvalidValue,
+    PartNotFound,
+    RuleViolation,
+)
 from service_common import (
     CaseNotFound,
     ConcurrentModification,
@@ -45,6 +51,7 @@ _TITLES = {
     "forbidden": "Forbidden",
     "identity-provider-unavailable": "Identity provider unavailable",
     "invalid-value": "Invalid value",
+    "business-time-before-fact": "Business time before a recorded fact",
     "store-unavailable": "Event store unavailable",
     "internal-error": "Internal error",
 }
@@ -169,11 +176,14 @@ async def problem_for_exception(request: Request, error: Exception) -> Response:
         )
     if isinstance(error, InvalidValue):
         message = error.message.removeprefix(f"{error.field}: ")
+        # A business time before a fact (or after the clock) also names that fact.
+        timed = isinstance(error, BusinessTimeBeforeFact | BusinessTimeInFuture)
+        fact = getattr(error, "fact", None) if timed else None
         return problem_response(
             422,
             error.code,
             error.message,
-            errors=[FieldErrorPublic(field=error.field, message=message)],
+            errors=[FieldErrorPublic(field=error.field, message=message, fact=fact)],
         )
     if isinstance(error, RuleViolation):
         return problem_response(409, error.code, error.message)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 from domain.acts import Act
 from domain.case_file import CaseFile, MasterData
+from domain.deadlines import NoHolidays
 from domain.values import Validity
 
 NOW = datetime(2024, 5, 6, 10, 0, tzinfo=UTC)
@@ -79,6 +80,13 @@ def rich_case() -> CaseFile:
     case.give_entry_consent(entry_procedure_number=e, valid_until=date(2024, 12, 1), act=act)
     e2 = case.request_entry_consent(legal_basis="aufenthv-31", act=act)
     case.refuse_entry_consent(entry_procedure_number=e2, reason="Nein", act=act)
+    e3 = case.request_entry_consent(legal_basis="aufenthv-31", act=act)
+    case.deem_entry_consent_given(
+        entry_procedure_number=e3,
+        holidays=NoHolidays(),
+        today=NOW.date() + timedelta(days=30),  # the § 31 AufenthV period has passed
+        act=act,
+    )
     i = case.receive_inquiry(kind="civil_registry", act=act)
     case.answer_inquiry(inquiry_number=i, act=act)
     case.record_correspondence(

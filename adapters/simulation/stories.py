@@ -218,6 +218,17 @@ class OfficeStories(AppointmentDesk):
                         valid_until=valid_until,
                         carrier_sheet_number=paper_number(rng, "F"),
                         procedure_number=number,
+                        # A renewal applied for in time: the previous title was still
+                        # valid on receipt (§ 81 (4) S. 1 AufenthG).
+                        **(
+                            {
+                                "order_basis": "timely_application",
+                                "previous_title_valid_until": local_date(received_at)
+                                + timedelta(days=30),
+                            }
+                            if plan.fiction == "81_4"
+                            else {}
+                        ),
                     )
                     self.tallies[self.calendar.year_of(t)].fictions_issued += 1
                     self._customer(t, f"c:{person.case_id}")
@@ -268,16 +279,7 @@ class OfficeStories(AppointmentDesk):
                 eat, t = self._issue(
                     person, rng, self._soon(rng, t), worker, plan.document, plan, number
                 )
-            if certificate:
-                t = self._soon(rng, t)
-                self._case(
-                    person,
-                    service.end_fiction_certificate,
-                    t,
-                    worker,
-                    certificate_number=certificate,
-                    end_reason="withdrawal" if plan.outcome == "withdrawn" else "decision",
-                )
+            # The decision ended the certificate's fiction (§ 81 AufenthG).
             if plan.entitlement:
                 t = self._soon(rng, t)
                 self._case(person, service.issue_integration_course_entitlement, t, worker)
@@ -504,7 +506,8 @@ class OfficeStories(AppointmentDesk):
                     self.service.issue_fiction_certificate,
                     t,
                     worker,
-                    kind="81_4",
+                    # Without an application on file: § 81 (4) needs one, (3) S. 1 not.
+                    kind="81_3_1",
                     valid_from=valid_from,
                     valid_until=until(valid_from, 3),
                     carrier_sheet_number=paper_number(rng, "F"),

@@ -22,7 +22,9 @@ Figures (``figure`` column) and the event that counts them:
   aufenthaltsgestattung); ``residence_documents_extended``: ``ResidenceDocumentExtended``;
 - ``fiction_certificates_issued``: ``FictionCertificateIssued`` (kind: §81 paragraph);
   ``fiction_certificates_extended``: ``FictionCertificateExtended``;
-- ``entry_procedures``: ``EntryProcedureRequested``;
+- ``entry_procedures``: ``EntryProcedureRequested``; ``entry_consents``: consents by
+  how they came about, so far kind ``deemed``: ``EntryConsentDeemedGiven`` (the office's
+  silence, § 31 Abs. 1 AufenthV; legal basis of the request);
 - ``integration_course_entitlements`` / ``integration_course_obligations``: the events of
   §44 / §44a AufenthG;
 - ``inquiries_received`` / ``inquiries_answered`` (kind: civil_registry, naturalisation);
@@ -290,6 +292,18 @@ def _entry_procedure(case: CaseRows, event: CaseFile.EntryProcedureRequested) ->
     )
 
 
+def _entry_consent_deemed(case: CaseRows, event: CaseFile.EntryConsentDeemedGiven) -> None:
+    requested = case.get(FACTS, "entry_procedures", event.entry_procedure_number)
+    _fact(
+        case,
+        event,
+        "entry_consents",
+        event.entry_procedure_number,
+        kind="deemed",
+        legal_basis=requested.legal_basis if requested is not None else None,
+    )
+
+
 def _entitlement(case: CaseRows, event: CaseFile.IntegrationCourseEntitlementIssued) -> None:
     _fact(
         case,
@@ -395,6 +409,8 @@ _HANDLERS: Final[tuple[tuple[type[object], Handler], ...]] = (
     (CaseFile.FictionCertificateIssued, _fiction_certificate_issued),
     (CaseFile.FictionCertificateExtended, _fiction_certificate_extended),
     (CaseFile.EntryProcedureRequested, _entry_procedure),
+    # A new event: no stored history counts differently, so the version stays.
+    (CaseFile.EntryConsentDeemedGiven, _entry_consent_deemed),
     (CaseFile.IntegrationCourseEntitlementIssued, _entitlement),
     (CaseFile.IntegrationCourseObligationImposed, _obligation),
     (CaseFile.InquiryReceived, _inquiry_received),

@@ -67,6 +67,7 @@ FIGURE_KEYS: Final = (
     "procedures_processed",
     "digital_share",
     "entry_procedures",
+    "entry_consents_deemed",
     "integration_course_entitlements",
     "integration_course_obligations",
     "commitment_declarations",
@@ -518,6 +519,17 @@ def _figures(totals: _Totals, year: int) -> tuple[Figure, ...]:
             "entry_procedures",
             "Jedes beantragte Vorabzustimmungsverfahren (§ 31 AufenthV, § 81a AufenthG; "
             "EntryProcedureRequested).",
+        )
+    )
+    figures.append(
+        counted(
+            "entry_consents_deemed",
+            "Zustimmungen zur Visumerteilung durch Schweigen",
+            "entry_consents",
+            "Jede Zustimmung, die als erteilt gilt, weil die Ausländerbehörde innerhalb der "
+            "Frist des § 31 Abs. 1 Satz 3 oder 4 AufenthV nicht widersprochen hat "
+            "(EntryConsentDeemedGiven), im Jahr, in dem die Frist endete.",
+            kinds=("deemed",),
         )
     )
     figures.append(

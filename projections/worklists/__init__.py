@@ -13,6 +13,7 @@ from typing import Final
 from projections.projection import Projection
 from projections.worklists import (
     commitment_declarations_awaiting_handover,
+    deadlines,
     eat_cards_awaiting_handover,
     expiring_documents,
     open_procedures_by_assignee,
@@ -31,4 +32,5 @@ WORKLISTS: Final[tuple[Projection, ...]] = (
     unreviewed_uploads.PROJECTION,
     commitment_declarations_awaiting_handover.PROJECTION,
     untriaged_submissions.PROJECTION,
+    deadlines.PROJECTION,
 )

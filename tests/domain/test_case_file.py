@@ -8,9 +8,10 @@ from uuid import uuid4
 
 import pytest
 
-from domain.acts import Act
+from domain.acts import FUTURE_TOLERANCE, Act
 from domain.case_file import CaseFile, MasterData
 from domain.errors import (
+    BusinessTimeInFuture,
     CarrierSheetExhausted,
     CaseFileNotActive,
     DocumentAlreadyReviewed,
@@ -129,8 +130,11 @@ def test_error_messages_do_not_contain_the_rejected_personal_value() -> None:
 
 
 def test_act_rejects_business_time_in_the_future_and_naive_times() -> None:
-    with pytest.raises(InvalidValue):
-        Act(by="sb-01", at=NOW + timedelta(seconds=1), recorded_at=NOW)
+    with pytest.raises(BusinessTimeInFuture) as raised:
+        Act(by="sb-01", at=NOW + FUTURE_TOLERANCE + timedelta(seconds=1), recorded_at=NOW)
+    assert raised.value.field == "at"
+    # Within the tolerance a clock running ahead means "now": the recorded time.
+    assert Act(by="sb-01", at=NOW + FUTURE_TOLERANCE, recorded_at=NOW).at == NOW
     with pytest.raises(InvalidValue):
         Act(by="sb-01", at=NOW.replace(tzinfo=None), recorded_at=NOW)
     with pytest.raises(InvalidValue):
@@ -428,11 +432,16 @@ def test_card_steps_apply_only_to_an_eat() -> None:
 
 def test_fiction_certificate_two_extensions_per_carrier_sheet() -> None:
     case = new_case()
+    renewal = case.receive_procedure(
+        channel="mail", topic="extend_residence_permit", legal_basis=None, act=act()
+    )
     number = case.issue_fiction_certificate(
         kind="81_4",
         validity=Validity(date(2024, 5, 1), date(2024, 8, 1)),
         carrier_sheet_number="FB1000001",
-        procedure_number=None,
+        procedure_number=renewal,
+        order_basis="timely_application",
+        previous_title_valid_until=date(2024, 5, 31),
         act=act(),
     )
     case.extend_fiction_certificate(

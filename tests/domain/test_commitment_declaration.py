@@ -296,7 +296,7 @@ def test_a_paid_report_records_the_fee_with_amount_currency_and_time_of_payment(
     declaration = submitted()
     with_payment(declaration)
     declaration.collect_events()
-    paid_at = NOW - timedelta(minutes=5)
+    paid_at = NOW + timedelta(minutes=5)  # after the initiation at NOW
 
     outcome = declaration.settle_payment(
         transaction_id="TX-1",

@@ -35,7 +35,7 @@ def position(service: AkteService, settings: Settings, clock: FakeClock) -> int:
         opened.case_id,
         expected_version=opened.version,
         by="sb-01",
-        kind="81_4",
+        kind="81_3_1",
         valid_from=date(2024, 1, 15),
         valid_until=VALID_UNTIL,
         carrier_sheet_number="FB0000001",

@@ -351,3 +351,23 @@ def test_office_bookings_need_no_challenge_and_a_case_file_of_the_office(
             case_id=UUID(int=7),
             by="sb-01",
         )
+
+
+def test_an_extended_hold_and_a_corrected_address_show_in_the_unconfirmed_holds(
+    service: AkteService, views: ViewsStore, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    appointment, reference = book(service, local(NEXT_MONDAY, 9), n=1)
+    service.appointments.record_mail_bounce(appointment, mail_number=1, reason="5.1.1")
+    follow(service, views)
+    assert unconfirmed_holds(views, office_id=OFFICE).items[0].mail_status == "bounced"
+
+    service.appointments.correct_booking_email(reference, "richtig@example.org")
+    service.appointments.extend_booking_hold(reference)
+    follow(service, views)
+
+    hold = unconfirmed_holds(views, office_id=OFFICE).items[0]
+    extended = service.appointments.get_appointment(appointment).held_until
+    assert hold.held_until == extended
+    assert hold.mail_status in {"queued", "sent"}  # the new mail, not the bounced one
+    assert hold.mail_reason is None
+    check_rebuild(service, views)

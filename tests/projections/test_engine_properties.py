@@ -116,6 +116,22 @@ def _unreviewed(state: CaseFile) -> list[int]:
     return [d.number for d in state.documents if d.reviewed_at is None]
 
 
+def _application_if_any(state: CaseFile) -> list[int]:
+    """The undecided procedures a Fiktionsbescheinigung can follow, else none (0)."""
+    return _procedures(*UNDECIDED)(state) or [0]
+
+
+FICTION_KINDS: Final = ("81_3_1", "81_3_2", "81_4")
+
+
+def _fiction_basis(c: Call) -> dict[str, Any]:
+    """§ 81 (4) AufenthG: an application received while the previous title was valid
+    (it was received at or before today, the title valid until today)."""
+    if FICTION_KINDS[c.a % 3] != "81_4":
+        return {}
+    return {"order_basis": "timely_application", "previous_title_valid_until": c.today}
+
+
 def _no_open_procedures(state: CaseFile) -> list[int]:
     return [] if any(p.is_open for p in state.procedures) else [0]
 
@@ -209,14 +225,15 @@ COMMANDS: Final[dict[str, tuple[Parts, Callable[[Call], Any]]]] = {
         ),
     ),
     "issue_fiction": (
-        _active(_always),
+        _active(_application_if_any),
         lambda c: c.case(
             "issue_fiction_certificate",
-            kind=("81_3_1", "81_3_2", "81_4")[c.a % 3],
+            kind=FICTION_KINDS[c.a % 3],
             valid_from=c.today,
             valid_until=c.today + timedelta(days=c.b + 1),
             carrier_sheet_number=c.unique("FB"),
-            procedure_number=None,
+            procedure_number=c.number or None,
+            **_fiction_basis(c),
         ),
     ),
     "extend_fiction": (

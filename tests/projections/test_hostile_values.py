@@ -64,6 +64,11 @@ def views(settings: Settings) -> Iterator[ViewsStore]:
         yield store
 
 
+EARLIEST: Final = datetime(1900, 1, 1, tzinfo=EASTERNMOST)
+"""The earliest lawful business time; a file opened then is of a person born that day."""
+BORN_EARLIEST: Final = replace(MASTER_DATA, date_of_birth=EARLIEST.date())
+
+
 def _head(service: AkteService) -> int:
     return ApplicationEventLog(service).head()
 
@@ -114,7 +119,7 @@ def test_the_earliest_and_latest_lawful_times_are_recorded_and_processed(
     service: AkteService, views: ViewsStore, clock: FakeClock
 ) -> None:
     """1900-01-01 00:00 at +14:00 is 1899-12-31 in UTC: recorded, and no read model fails."""
-    case = CaseDriver.open(service, by="sb\u00e4\U0001f600")
+    case = CaseDriver.open(service, by="sb\u00e4\U0001f600", at=EARLIEST, master_data=BORN_EARLIEST)
     case("add_note", text="line\r\nbreak\ttab", at=datetime(1900, 1, 1, tzinfo=EASTERNMOST))
     case("receive_procedure", channel="mail", topic=TOPIC, at=clock.now)
     case(
@@ -255,8 +260,10 @@ def test_what_the_service_accepts_every_read_model_processes_and_refusals_record
     )
     @given(values=st.lists(st.tuples(texts, texts, times, days), min_size=1, max_size=3))
     def check(values: list[tuple[str, str, datetime, date]]) -> None:
-        case = CaseDriver.open(service)
-        case("receive_procedure", channel="mail", topic=TOPIC)
+        # Opened, and its procedure received, at the earliest lawful time: every lawful
+        # time of the commands below is after these facts.
+        case = CaseDriver.open(service, at=EARLIEST, master_data=BORN_EARLIEST)
+        case("receive_procedure", channel="mail", topic=TOPIC, at=EARLIEST)
         for text, other, at, day in values:
             commands = [
                 *_case_commands(case, text, other, at, day, serial),

@@ -253,7 +253,7 @@ def test_a_fact_belongs_to_the_year_of_its_business_time_in_berlin(
     service: AkteService, views: ViewsStore, clock: FakeClock
 ) -> None:
     clock.now = datetime(2025, 2, 3, 9, tzinfo=UTC)
-    case = CaseDriver.open(service)
+    case = CaseDriver.open(service, at=datetime(2024, 12, 31, 20, 0, tzinfo=UTC))
     # 23:30 UTC on New Year's Eve is already 00:30 on 1 January in Berlin.
     late = datetime(2024, 12, 31, 23, 30, tzinfo=UTC)
     number = case("receive_procedure", channel="mail", topic=TOPIC, at=late)
@@ -314,8 +314,9 @@ def test_a_year_before_the_offices_first_event_is_not_recorded_never_zero(
     service: AkteService, views: ViewsStore, clock: FakeClock
 ) -> None:
     clock.now = datetime(2025, 2, 3, 9, tzinfo=UTC)
-    case = CaseDriver.open(service)
-    case("receive_procedure", channel="mail", topic=TOPIC, at=datetime(2024, 5, 6, 9, tzinfo=UTC))
+    first_day = datetime(2024, 5, 6, 9, tzinfo=UTC)
+    case = CaseDriver.open(service, at=first_day)
+    case("receive_procedure", channel="mail", topic=TOPIC, at=first_day)
     with engine_for(service, views, STATISTICS) as engine:
         engine.catch_up()
     before_the_log = yearly_report(views, OFFICE, 2023)

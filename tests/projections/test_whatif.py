@@ -46,7 +46,7 @@ from projections.figures.whatif import WhatIfResult
 from projections.positions import read_positions
 from service import AkteService
 from tests.conftest import FakeClock
-from tests.support.projections import OFFICE, CaseDriver
+from tests.support.projections import OFFICE, TOPIC, CaseDriver
 from tests.system.test_projections_crash import child_env
 
 YEAR = 2024
@@ -226,14 +226,22 @@ def _at(day: date) -> datetime:
 
 
 def _fiction_history(service: AkteService) -> CaseDriver:
-    """Issued for 3 months, extended twice by 3 months, ended by decision soon after."""
-    case = CaseDriver.open(service)
+    """Issued for 3 months, extended twice by 3 months, ended by decision soon after.
+
+    The application came on 8 January, while the previous title was valid (until the
+    9th): the certificate continues it (§ 81 (4) S. 1 AufenthG)."""
+    applied = _at(date(2024, 1, 8))
+    case = CaseDriver.open(service, at=applied)
+    application = case("receive_procedure", channel="mail", topic=TOPIC, at=applied)
     case(
         "issue_fiction_certificate",
         kind="81_4",
         valid_from=date(2024, 1, 10),
         valid_until=date(2024, 4, 9),
         carrier_sheet_number="F0000001",
+        procedure_number=application,
+        order_basis="timely_application",
+        previous_title_valid_until=date(2024, 1, 9),
         at=_at(date(2024, 1, 10)),
     )
     case(
@@ -321,7 +329,7 @@ def test_visits_are_the_attended_appointments_where_any_are_recorded(
 
 
 def test_duldungen_count_only_when_included(service: AkteService, later: FakeClock) -> None:
-    case = CaseDriver.open(service)
+    case = CaseDriver.open(service, at=_at(date(2024, 2, 1)))
     case(
         "issue_residence_document",
         kind="duldung",
@@ -348,7 +356,8 @@ def test_duldungen_count_only_when_included(service: AkteService, later: FakeClo
 def test_the_ordinance_policy_saves_the_extensions_of_section_24_titles(
     service: AkteService, later: FakeClock
 ) -> None:
-    protected, other = CaseDriver.open(service), CaseDriver.open(service)
+    opened = _at(date(2024, 3, 4))
+    protected, other = CaseDriver.open(service, at=opened), CaseDriver.open(service, at=opened)
     for case, basis in ((protected, "aufenthg-24"), (other, "aufenthg-16b")):
         case(
             "issue_residence_document",

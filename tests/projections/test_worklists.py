@@ -242,6 +242,9 @@ def test_expiring_documents_within_the_window_soonest_first(
         valid_until=date(2024, 3, 5),
         carrier_sheet_number="FB0000001",
         procedure_number=procedure,
+        # Applied for today, while the eAT above is valid (until 20 March).
+        order_basis="timely_application",
+        previous_title_valid_until=date(2024, 3, 20),
     )
     far = case(
         "issue_residence_document",

@@ -260,10 +260,11 @@ def test_the_team_lead_reads_the_workload_and_the_whatif_over_http(
     cases = _fortnight(service, clock)
     cases["reassigned"](
         "issue_fiction_certificate",
-        kind="81_4",
+        kind="81_3_1",
         valid_from=date(2024, 1, 10),
         valid_until=date(2024, 4, 9),
         carrier_sheet_number="F0000001",
+        procedure_number=1,
         at=_at(19),
     )
     clock.now = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)

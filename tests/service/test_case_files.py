@@ -90,8 +90,8 @@ def test_business_time_is_recorded_apart_from_recorded_time(
     service: AkteService, clock: FakeClock
 ) -> None:
     case_id, version = open_case(service)
-    yesterday = clock.now - timedelta(days=1)
-    clock.advance(hours=1)
+    clock.advance(days=2)
+    yesterday = clock.now - timedelta(days=1)  # back-dated, but after the file's opening
     service.add_note(case_id, expected_version=version, by="sb-02", text="x", at=yesterday)
     note = service.case_events(case_id)[-1]
     assert (note.by, note.at, note.timestamp) == ("sb-02", yesterday, clock.now)
@@ -235,6 +235,8 @@ def test_whole_case_history_on_the_store(service: AkteService, clock: FakeClock)
         valid_until=clock.now.date() + timedelta(days=90),
         carrier_sheet_number="FB0000001",
         procedure_number=p,
+        order_basis="timely_application",
+        previous_title_valid_until=clock.now.date() + timedelta(days=10),
     )
     v = s.extend_fiction_certificate(
         case_id,
@@ -250,14 +252,7 @@ def test_whole_case_history_on_the_store(service: AkteService, clock: FakeClock)
         procedure_number=p,
         outcome="granted",
         legal_basis="aufenthg-16b",
-    ).version
-    v = s.end_fiction_certificate(
-        case_id,
-        expected_version=v,
-        by="sb-02",
-        certificate_number=fiction.result,
-        end_reason="decision",
-    ).version
+    ).version  # and, with it, FictionCertificateEnded: the decision ends the fiction
     eat = s.issue_residence_document(
         case_id,
         expected_version=v,

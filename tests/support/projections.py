@@ -17,12 +17,19 @@ from adapters.bootstrap import open_views_store
 from adapters.settings import Settings
 from adapters.views.runner import ApplicationEventLog
 from domain.case_file import CaseFile, MasterData
+from domain.deadlines import (
+    DEEMED_ENTRY_CONSENT,
+    DOCUMENT_REQUEST_DUE,
+    ENTRY_CONSENT_VALIDITY,
+    FICTION_CERTIFICATE_END,
+)
 from projections.engine import ProjectionEngine
 from projections.positions import read_positions
 from projections.projection import Projection
 from projections.storage import ViewsStore
 from projections.worklists import (
     WORKLISTS,
+    deadlines,
     eat_cards_awaiting_handover,
     expiring_documents,
     open_procedures_by_assignee,
@@ -62,10 +69,19 @@ class CaseDriver:
 
     @classmethod
     def open(
-        cls, service: AkteService, *, office_id: str = OFFICE, by: str = "sb-01"
+        cls,
+        service: AkteService,
+        *,
+        office_id: str = OFFICE,
+        by: str = "sb-01",
+        at: datetime | None = None,
+        master_data: MasterData = MASTER_DATA,
     ) -> CaseDriver:
+        """Open the file at business time ``at`` (else now): nothing on it can be earlier."""
         return cls(
-            service, service.open_case(office_id=office_id, master_data=MASTER_DATA, by=by), by
+            service,
+            service.open_case(office_id=office_id, master_data=master_data, by=by, at=at),
+            by,
         )
 
     def __call__(self, command: str, **fields: Any) -> Any:
@@ -232,5 +248,30 @@ def expected_rows(
                     (*key, d.number, d.kind, d.media_type, d.page_count, d.attached_at,
                      _day(d.attached_at))
                 )  # fmt: skip
+        _expected_deadlines(case, key, tables.setdefault(deadlines.NAME, set()))
     names = {table.name for projection in projections for table in projection.all_tables}
     return {name: rows for name, rows in tables.items() if name in names}
+
+
+def _expected_deadlines(case: CaseFile, key: tuple[str, str, str], rows: set[Any]) -> None:
+    """The deadlines worklist's rows of an active case file, from its state."""
+    for e in case.entry_procedures:
+        if e.status == "requested" and DEEMED_ENTRY_CONSENT.applies(e.legal_basis):
+            start = _day(e.requested_at)
+            rows.add((*key, DEEMED_ENTRY_CONSENT.code, e.number, 0, e.legal_basis, start,
+                      DEEMED_ENTRY_CONSENT.earliest_end(start)))  # fmt: skip
+        elif e.status == "consent_given" and not e.deemed:
+            assert e.decided_at is not None
+            assert e.consent_valid_until is not None
+            basis = e.legal_basis if DEEMED_ENTRY_CONSENT.applies(e.legal_basis) else None
+            rows.add((*key, ENTRY_CONSENT_VALIDITY.code, e.number, 0, basis,
+                      _day(e.decided_at), e.consent_valid_until))  # fmt: skip
+    for p in case.procedures:
+        if p.is_open:
+            for item, r in enumerate(p.document_requests, start=1):
+                rows.add((*key, DOCUMENT_REQUEST_DUE.code, p.number, item, None,
+                          _day(r.requested_at), r.due_on))  # fmt: skip
+    for f in case.fiction_certificates:
+        if not f.is_ended:
+            rows.add((*key, FICTION_CERTIFICATE_END.code, f.number, 0, f.kind,
+                      _day(f.issued_at), f.valid_until))  # fmt: skip

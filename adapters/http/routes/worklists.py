@@ -42,6 +42,7 @@ from projections.paging import InvalidQuery, Page
 from projections.storage import ViewsStore
 from projections.worklists import (
     commitment_declarations_awaiting_handover,
+    deadlines,
     eat_cards_awaiting_handover,
     expiring_documents,
     open_procedures_by_assignee,
@@ -218,6 +219,46 @@ def expiring(
             today=today,
             within_days=within_days,
             kinds=kind,
+            office_id=office,
+            limit=limit,
+            cursor=cursor,
+        ),
+    )
+
+
+@router.get("/deadlines", responses=READ_PROBLEMS, operation_id="deadlines")
+def deadlines_within(
+    request: Request,
+    response: Response,
+    reader: CaseReader,
+    today: OfficeDay,
+    read_models: ReadModelsDep,
+    office_id: OfficeQuery = None,
+    within_days: Annotated[
+        int, Query(ge=0, le=366, description="Deadlines whose last day is at most N days ahead.")
+    ] = deadlines.DEFAULT_WITHIN_DAYS,
+    passed_within_days: Annotated[
+        int,
+        Query(ge=0, le=366, description="Also those passed at most N days ago (0: none)."),
+    ] = 0,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    min_position: MinPosition = None,
+) -> WorklistPage:
+    """Legal deadlines ending within N days (or passed), counted with the office's holidays."""
+    office = _office(reader, office_id)
+    holidays = read_models.service.deadlines.holidays
+    return _page(
+        request,
+        response,
+        read_models,
+        min_position,
+        lambda: deadlines.deadlines(
+            read_models.views,
+            today=today,
+            holidays=holidays,
+            within_days=within_days,
+            passed_within_days=passed_within_days,
             office_id=office,
             limit=limit,
             cursor=cursor,

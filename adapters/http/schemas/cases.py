@@ -27,6 +27,7 @@ from domain.values import (
     EntryProcedureStatus,
     FictionEndReason,
     FictionKind,
+    FictionOrderBasis,
     InquiryKind,
     ProcedureStatus,
     ResidenceDocumentEndReason,
@@ -171,11 +172,38 @@ class ResidenceDocumentEndCreate(_Create):
 
 
 class FictionCertificateCreate(_Create):
-    kind: FictionKind
+    kind: Annotated[
+        FictionKind,
+        Field(
+            description=(
+                "The fiction's effect: § 81 (3) S. 1 (81_3_1), (3) S. 2 (81_3_2) or "
+                "(4) AufenthG (81_4)."
+            )
+        ),
+    ]
     valid_from: LawfulDate
     valid_until: LawfulDate
     carrier_sheet_number: DocumentNumber
-    procedure_number: PartNumber | None = None
+    procedure_number: Annotated[
+        PartNumber | None,
+        Field(description="The application (procedure) that gave the fiction; 81_4 needs it."),
+    ] = None
+    order_basis: Annotated[
+        FictionOrderBasis | None,
+        Field(
+            description=(
+                "81_4 only: timely_application (received while the previous title was "
+                "valid) or hardship_order (§ 81 (4) S. 3 AufenthG, for a late application)."
+            )
+        ),
+    ] = None
+    previous_title_valid_until: Annotated[
+        LawfulDate | None,
+        Field(description="timely_application only: the previous title's last valid day."),
+    ] = None
+    hardship_reason: Annotated[
+        FreeText | None, Field(description="hardship_order only: why the office ordered it.")
+    ] = None
 
 
 class FictionCertificateExtensionCreate(_Create):
@@ -325,6 +353,10 @@ class FictionCertificatePublic(_Public):
     extensions_on_current_sheet: int
     ended_reason: FictionEndReason | None
     ended_at: datetime | None
+    order_basis: Annotated[
+        FictionOrderBasis | None,
+        Field(description="81_4: why the previous title continues (None: 81_3_x, or older)."),
+    ] = None
 
 
 class EntryProcedurePublic(_Public):
@@ -435,6 +467,15 @@ class CataloguePublic(BaseModel):
 class FieldErrorPublic(BaseModel):
     field: str
     message: str
+    fact: Annotated[
+        str | None,
+        Field(
+            description=(
+                "The recorded fact the field's time may not precede (the file's opening, "
+                "the procedure's receipt, ...) or lie after (the office's clock)."
+            )
+        ),
+    ] = None
 
 
 class ProblemPublic(BaseModel):

@@ -137,6 +137,9 @@ def _correct(service: AkteService, case_id: UUID, case: CaseFile) -> Any:
 
 
 def _fiction(service: AkteService, case_id: UUID, case: CaseFile) -> Any:
+    # § 81 (4) AufenthG: follows the latest application (none yet: refused, no event),
+    # received on the last day of the previous title.
+    application = case.procedures[-1] if case.procedures else None
     return service.issue_fiction_certificate(
         case_id,
         expected_version=case.version,
@@ -145,6 +148,9 @@ def _fiction(service: AkteService, case_id: UUID, case: CaseFile) -> Any:
         valid_from=date(2024, 3, 4),
         valid_until=date(2024, 6, 3),
         carrier_sheet_number=f"FB{case.version:07d}",
+        procedure_number=application.number if application else None,
+        order_basis="timely_application",
+        previous_title_valid_until=application.received_at.date() if application else None,
     )
 
 

@@ -13,6 +13,7 @@ read and decode sizes small enough that every page crosses their boundaries.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,6 +22,7 @@ import pytest
 
 from adapters.reports import case_history
 from adapters.reports.case_history import build_history, build_history_json, history_json
+from adapters.simulation.case_histories import NOW as HISTORIES_AT
 from adapters.simulation.case_histories import closed_case, rich_case
 from domain.case_file import CaseFile
 from domain.case_reference import CaseReference
@@ -28,6 +30,7 @@ from domain.history import ENVELOPE_FIELDS, HistoryEntry, HistoryFilter, describ
 from domain.personal import REDACTED_TEXT, personal_fields
 from service import AkteService
 from service_common import CaseNotFound
+from tests.conftest import FakeClock
 
 # ------------------------------------------------------- the previous path
 
@@ -107,9 +110,11 @@ PAGES = [
 ]
 
 
-def saved_histories(service: AkteService) -> dict[str, UUID]:
+def saved_histories(service: AkteService, clock: FakeClock) -> dict[str, UUID]:
     rich, closed, erased = rich_case(), closed_case(), rich_case()
     service.save(rich, closed, erased)
+    # The erasure comes a day after the histories' last step (their transfer).
+    clock.now = HISTORIES_AT + timedelta(days=1)
     service.data_protection.erase_personal_data(
         erased.id,
         expected_version=erased.version,
@@ -129,9 +134,9 @@ def sizes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.usefixtures("sizes")
 def test_every_page_is_byte_for_byte_what_the_previous_path_wrote(
-    service: AkteService,
+    service: AkteService, clock: FakeClock
 ) -> None:
-    histories = saved_histories(service)
+    histories = saved_histories(service, clock)
     checked = 0
     for case_id in histories.values():
         for with_personal_data in (True, False):
@@ -161,9 +166,9 @@ def test_every_page_is_byte_for_byte_what_the_previous_path_wrote(
 
 
 def test_an_erased_history_reads_redacted_and_withholds_the_same_fields(
-    service: AkteService,
+    service: AkteService, clock: FakeClock
 ) -> None:
-    erased = saved_histories(service)["keys destroyed"]
+    erased = saved_histories(service, clock)["keys destroyed"]
 
     shown = orjson.loads(build_history_json(service, erased, with_personal_data=True).body)
     hidden = orjson.loads(build_history_json(service, erased, with_personal_data=False).body)
@@ -179,9 +184,9 @@ def test_an_erased_history_reads_redacted_and_withholds_the_same_fields(
 
 
 def test_stores_without_a_fast_reader_are_read_through_the_service(
-    service: AkteService, monkeypatch: pytest.MonkeyPatch
+    service: AkteService, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    case_id = saved_histories(service)["rich"]
+    case_id = saved_histories(service, clock)["rich"]
     fast = build_history_json(service, case_id, with_personal_data=False, limit=4)
 
     monkeypatch.setattr(case_history, "_case_event_rows", lambda recorder: None)

@@ -3,6 +3,8 @@ recorded; free text keeps its line breaks. Both stores."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
@@ -20,14 +22,20 @@ from tests.conftest import FakeClock, bearer
 PERSON = MasterData("Beispiel", "Amal", FakeClock().now.date().replace(year=1991), "SYR", "N12345")
 
 
-def _received_procedure(service: AkteService, office_id: str) -> tuple[UUID, int]:
-    opened = service.open_case(office_id=office_id, master_data=PERSON, by="sb-01")
+def _received_procedure(
+    service: AkteService, office_id: str, *, at: datetime | None = None
+) -> tuple[UUID, int]:
+    """A file with a procedure, both at business time ``at`` (else now); a file opened at
+    the earliest lawful time is of a person born that day."""
+    person = PERSON if at is None else replace(PERSON, date_of_birth=at.date())
+    opened = service.open_case(office_id=office_id, master_data=person, by="sb-01", at=at)
     received = service.receive_procedure(
         opened.case_id,
         expected_version=opened.version,
         by="sb-01",
         channel="mail",
         topic="extend_residence_permit",
+        at=at,
     )
     return opened.case_id, received.version
 
@@ -85,7 +93,8 @@ def test_an_assignee_with_a_control_character_is_422_and_nothing_is_recorded(
 def test_a_note_keeps_its_line_breaks_and_tabs(
     client: TestClient, service: AkteService, settings: Settings
 ) -> None:
-    case_id, version = _received_procedure(service, settings.default_office_id)
+    earliest = datetime(1900, 1, 1, tzinfo=timezone(timedelta(hours=14)))
+    case_id, version = _received_procedure(service, settings.default_office_id, at=earliest)
 
     response = client.post(
         f"/cases/{case_id}/notes",

@@ -29,7 +29,12 @@ def decided_procedures(service: AkteService, office_id: str, count: int) -> int:
     """``count`` procedures received in March and decided in April; the last position."""
     position = 0
     for number in range(count):
-        opened = service.open_case(office_id=office_id, master_data=PERSON, by="sb-01")
+        opened = service.open_case(
+            office_id=office_id,
+            master_data=PERSON,
+            by="sb-01",
+            at=datetime(YEAR, 3, 1, 9, tzinfo=UTC),
+        )
         received = service.receive_procedure(
             opened.case_id,
             expected_version=opened.version,

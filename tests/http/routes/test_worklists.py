@@ -112,7 +112,7 @@ def test_expiring_documents_list_what_runs_out_soon(
         opened.case_id,
         expected_version=opened.version,
         by="sb-01",
-        kind="81_4",
+        kind="81_3_1",
         valid_from=today - timedelta(days=60),
         valid_until=today + timedelta(days=10),
         carrier_sheet_number="FB0000001",

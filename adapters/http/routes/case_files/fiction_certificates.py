@@ -52,6 +52,9 @@ def issue_fiction_certificate(
         valid_until=body.valid_until,
         carrier_sheet_number=body.carrier_sheet_number,
         procedure_number=body.procedure_number,
+        order_basis=body.order_basis,
+        previous_title_valid_until=body.previous_title_valid_until,
+        hardship_reason=body.hardship_reason,
         at=body.at,
     )
     return created_response(
