@@ -17,6 +17,7 @@ from eventsourcing.persistence import PersistenceError
 from adapters import bootstrap
 from adapters.bootstrap import InvalidSettings, settings_from_environment
 from adapters.settings import Settings
+from adapters.store.migrations import SchemaError
 from service import AkteService
 from service_common import StoreUnavailable
 
@@ -27,14 +28,15 @@ EXIT_UNAVAILABLE: Final = 3
 EXIT_BROKEN: Final = 4
 EXIT_BUSY: Final = 5
 EXIT_EMPTY: Final = 6
+EXIT_SCHEMA: Final = 7
 EXIT_INTERRUPTED: Final = 130
 
 EXIT_CODES: Final = {
     EXIT_OK: "done",
     EXIT_FAILED: (
         "the command ran and the answer is no: what it names does not exist, the domain "
-        "refuses it, or some of its items failed (scans not imported, documents corrupted, "
-        "erasures failed)"
+        "refuses it, some of its items failed (scans not imported, documents corrupted, "
+        "erasures failed), a restore target is not empty, or a restore drill found a fault"
     ),
     EXIT_USAGE: (
         "usage or settings: bad arguments, an unknown or invalid setting, settings a "
@@ -44,11 +46,18 @@ EXIT_CODES: Final = {
         "a store (events, read models, keys, documents) or a tool the command needs "
         "(Chromium, to print a PDF) cannot be reached or fails"
     ),
-    EXIT_BROKEN: "akte audit verify found the hash chain broken (evidence of tampering)",
+    EXIT_BROKEN: (
+        "broken evidence: akte audit verify found the hash chain broken (tampering), or a "
+        "backup's checksums do not match its files"
+    ),
     EXIT_BUSY: "another process holds the lock (a projection worker, a running server)",
     EXIT_EMPTY: (
         "nothing where something was expected: an empty store or a missing signing key, "
         "usually settings that point at the wrong place"
+    ),
+    EXIT_SCHEMA: (
+        "a store's schema does not fit this release: newer than the code knows, or waiting "
+        "for a step that only akte migrate runs (docs/operations/upgrades.md)"
     ),
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
@@ -135,6 +144,8 @@ def open_service(
     with ExitStack() as opened:
         try:
             service = opened.enter_context(bootstrap.open_service(settings))
+        except SchemaError as error:
+            raise CliFailure(EXIT_SCHEMA, str(error)) from None
         except opening_errors as error:
             raise CliFailure(exit_code, f"{what} is unavailable: {first_line(error)}") from None
         try:

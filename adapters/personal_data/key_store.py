@@ -281,6 +281,10 @@ class SqliteKeyStore:
                 "CREATE TABLE IF NOT EXISTS master_key_retirements (master_key_id TEXT PRIMARY "
                 "KEY, retired_at TEXT NOT NULL)"
             )
+            # Schema version 2 of the key store (adapters/store/migrations.py).
+            cursor.execute(
+                "CREATE INDEX IF NOT EXISTS data_keys_master_key_id ON data_keys (master_key_id)"
+            )
 
     def insert(self, key: StoredKey, created_at: datetime) -> bool:
         return key.owner_id in self.insert_many([key], created_at)
@@ -453,6 +457,12 @@ class PostgresKeyStore:
                     "CREATE TABLE IF NOT EXISTS {} (master_key_id text PRIMARY KEY, "
                     "retired_at timestamptz NOT NULL)"
                 ).format(self._retirements)
+            )
+            # Schema version 2 of the key store (adapters/store/migrations.py).
+            cursor.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS akte_data_keys_master_key_id ON {} (master_key_id)"
+                ).format(self._keys)
             )
 
     def insert(self, key: StoredKey, created_at: datetime) -> bool:

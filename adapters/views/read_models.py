@@ -8,14 +8,20 @@ position then polls the views store. :func:`adapters.bootstrap.build_read_models
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from adapters.views.runner import ApplicationEventLog, ProjectionRunner, wait_for_position
 from projections.projection import Projection
 from projections.status import projection_status
 from projections.storage import ViewsStore
 from service import AkteService
+
+logger = logging.getLogger("akte.read_models")
 
 READY_LAG_EVENTS: Final = 10_000
 """More events than this behind the log, and ``/readyz`` says the lists are stale."""
@@ -49,3 +55,43 @@ class ReadModels:
         if self.runner is not None:
             self.runner.stop()
         self.views.close()
+
+
+class ReadModelLag:
+    """Collects each read model's distance from the log's head on every scrape:
+    ``akte_read_model_lag_events`` and ``akte_read_model_lag_seconds``, by read model.
+
+    A read model that stops (a failing event) shows as a lag that only grows, which the
+    alert rules (deploy/prometheus/akte-rules.yml) catch. Left out of a scrape when the
+    stores cannot be read.
+    """
+
+    def __init__(self, read_models: ReadModels) -> None:
+        self._read_models = read_models
+
+    def collect(self) -> Iterator[Metric]:
+        models = self._read_models
+        try:
+            statuses = projection_status(
+                ApplicationEventLog(models.service), models.views, models.projections
+            )
+        except Exception as error:
+            logger.warning(
+                "metrics: read model positions unreadable (%s)", type(error).__qualname__
+            )
+            return
+        events = GaugeMetricFamily(
+            "akte_read_model_lag_events",
+            "Events in the log that the read model has not processed yet.",
+            labels=["read_model"],
+        )
+        seconds = GaugeMetricFamily(
+            "akte_read_model_lag_seconds",
+            "Age of the oldest event the read model has not processed yet (0: up to date).",
+            labels=["read_model"],
+        )
+        for status in statuses:
+            events.add_metric([status.name], status.lag_events)
+            seconds.add_metric([status.name], status.lag_seconds)
+        yield events
+        yield seconds

@@ -97,6 +97,7 @@ def test_every_secret_setting_has_a_file_variable() -> None:
         "smtp_password",
         "appointment_secret",
         "master_keys",
+        "metrics_token",
     }
     for name in secret_fields():
         assert f"AKTE_{name.upper()}_FILE" in known_variables()

@@ -14,6 +14,7 @@ their counts apart; later issues register their own collectors there (projection
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -32,17 +33,23 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from pydantic import BaseModel, Field
 
-from adapters.http.auth.permissions import Permission, allow_public
+from adapters.http.auth.permissions import (
+    AllowPublic,
+    BearerCredentials,
+    Permission,
+    allow_public,
+)
 from adapters.http.middleware import (
     DEFAULT_MAX_BODY_BYTES,
     JSON_ONLY,
     HttpMetrics,
     add_interface_middlewares,
 )
-from adapters.http.problems import PROBLEM_MEDIA_TYPE, problem_response
+from adapters.http.problems import PROBLEM_MEDIA_TYPE, HttpProblem, problem_response
 from service import AkteService
 
 OPERATIONS_TAG: Final = "operations"
+LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 CHECK_PASSED: Final = "ok"
 
 logger = logging.getLogger("akte.operations")
@@ -169,6 +176,44 @@ def _operations_router(registry: CollectorRegistry, checks: Sequence[ReadinessCh
         body = json.loads(bytes(problem.body)) | {"checks": results}
         return JSONResponse(body, status_code=503, media_type=PROBLEM_MEDIA_TYPE)
 
+    return router
+
+
+class MetricsAccess(AllowPublic):
+    """Who may read ``/metrics``: with ``AKTE_METRICS_TOKEN`` set, whoever sends it as a
+    bearer token; without it, the machine itself in production (its monitoring agent, or
+    the reverse proxy's own checks), anyone in development. The counts hold no personal
+    data, but route timings and store sizes are nobody else's business."""
+
+    def __call__(self, request: Request, credentials: BearerCredentials) -> None:
+        settings = request.app.state.settings
+        token = settings.metrics_token
+        if token is not None:
+            sent = credentials.credentials if credentials is not None else ""
+            if not hmac.compare_digest(sent.encode(), token.get_secret_value().encode()):
+                raise HttpProblem(
+                    401,
+                    "unauthenticated",
+                    "/metrics needs the monitoring token: Authorization: Bearer <token>",
+                    headers={"WWW-Authenticate": 'Bearer realm="akte-metrics"'},
+                )
+            return
+        client = request.client.host if request.client is not None else ""
+        if settings.deployment == "production" and client not in LOOPBACK:
+            raise HttpProblem(
+                403,
+                "forbidden",
+                "/metrics answers only this machine; set AKTE_METRICS_TOKEN to scrape it "
+                "from elsewhere",
+            )
+
+
+def _metrics_router(registry: CollectorRegistry) -> APIRouter:
+    router = APIRouter(
+        tags=[OPERATIONS_TAG],
+        dependencies=[Depends(MetricsAccess(Permission.OPERATIONS_READ))],
+    )
+
     @router.get(
         "/metrics",
         summary="Prometheus metrics",
@@ -216,6 +261,7 @@ def install_operations(
 
     checks: list[ReadinessCheck] = [StoreReachable(service), *readiness_checks]
     app.include_router(_operations_router(registry, checks))
+    app.include_router(_metrics_router(registry))
     add_interface_middlewares(
         app,
         metrics=metrics,

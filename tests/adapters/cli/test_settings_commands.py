@@ -82,6 +82,7 @@ def test_each_exit_code_has_one_meaning_in_every_command() -> None:
         "EXIT_BROKEN": support.EXIT_BROKEN,
         "EXIT_BUSY": support.EXIT_BUSY,
         "EXIT_EMPTY": support.EXIT_EMPTY,
+        "EXIT_SCHEMA": support.EXIT_SCHEMA,
         "EXIT_INTERRUPTED": support.EXIT_INTERRUPTED,
     }
     found = 0

@@ -32,7 +32,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from starlette.types import Message
 
 from adapters.bootstrap import build_app, build_service
@@ -775,3 +775,50 @@ def test_the_real_app_refuses_bodies_before_its_routes(
     for response in (not_json, declared, chunked):
         assert response.headers["X-Request-ID"]
     assert service.recorder.max_notification_id() in (None, 0)
+
+
+def test_metrics_show_each_read_models_lag(client: TestClient) -> None:
+    text = client.get("/metrics").text
+
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    lag = families["akte_read_model_lag_events"]
+    read_models = {sample.labels["read_model"] for sample in lag.samples}
+    assert {"statistics", "unassigned_procedures"} <= read_models
+    assert all(sample.value >= 0 for sample in lag.samples)
+    assert "akte_read_model_lag_seconds" in families
+
+
+def test_metrics_in_production_answer_only_this_machine_without_a_token(
+    real_app: FastAPI,
+) -> None:
+    development = real_app.state.settings
+    real_app.state.settings = development.model_copy(update={"deployment": "production"})
+    try:
+        outside = TestClient(real_app, client=("203.0.113.7", 40000)).get("/metrics")
+        local = TestClient(real_app, client=("127.0.0.1", 40000)).get("/metrics")
+    finally:
+        real_app.state.settings = development
+
+    assert outside.status_code == 403
+    assert outside.json()["type"] == PROBLEMS + "forbidden"
+    assert "AKTE_METRICS_TOKEN" in outside.json()["detail"]
+    assert local.status_code == 200
+
+
+def test_metrics_with_a_token_answer_whoever_sends_it(real_app: FastAPI) -> None:
+    development = real_app.state.settings
+    real_app.state.settings = development.model_copy(
+        update={"deployment": "production", "metrics_token": SecretStr("s3cret-monitoring")}
+    )
+    try:
+        monitor = TestClient(real_app, client=("203.0.113.8", 40000))
+        without = monitor.get("/metrics")
+        wrong = monitor.get("/metrics", headers={"Authorization": "Bearer guess"})
+        right = monitor.get("/metrics", headers={"Authorization": "Bearer s3cret-monitoring"})
+        health = monitor.get("/healthz")
+    finally:
+        real_app.state.settings = development
+
+    assert (without.status_code, wrong.status_code, right.status_code) == (401, 401, 200)
+    assert "akte_http_requests_total" in right.text
+    assert health.status_code == 200  # the other operations routes stay open

@@ -1,0 +1,355 @@
+"""Restore a backup into an empty store, then destroy again the keys of erased persons.
+
+The target must hold nothing yet (no events, keys, tombstones, documents, read models
+past their start): a restore never merges. The manifest's checksums are checked first,
+then the store kinds and master keys, then the copies go in; on PostgreSQL Akte creates
+its tables in the target schema as it does on first start, and the rows are copied in
+(so a backup can be restored into another schema, e.g. a drill's scratch schema).
+
+**Erasures.** A backup taken between an erasure's event and the destruction of its keys
+(on PostgreSQL both are in one snapshot), or of a store where an erasure was interrupted,
+holds keys of persons the log records as erased. The restore completes those erasures
+(:func:`reapply_erasures`). Erasures made *after* the backup are not in its log: the office
+re-applies them from its erasure journal (docs/operations/backup.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, cast
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
+from psycopg import sql
+
+from adapters.backup.manifest import (
+    DOCUMENTS_DIR,
+    EVENTS_FILE,
+    KEYS_FILE,
+    TABLES_DIR,
+    VIEWS_FILE,
+    BackupError,
+    Manifest,
+    TargetNotEmpty,
+    read_manifest,
+    verify_files,
+)
+from adapters.backup.stores import (
+    DOCUMENTS_TABLE,
+    EVENTS_TABLE,
+    INCOMING_DIR,
+    KEYS_TABLE,
+    POSITIONS_TABLE,
+    TOMBSTONES_TABLE,
+    VIEW_TABLE_PREFIX,
+    Progress,
+    akte_tables,
+    connect,
+    copy_sqlite,
+    copy_tree,
+    count_rows,
+    has_files,
+    no_progress,
+    schema_of,
+    sqlite_count,
+    sqlite_reading,
+    table,
+    views_file,
+)
+from adapters.bootstrap import (
+    build_service,
+    document_store_for,
+    master_keys_for,
+    open_service,
+    open_views_store,
+)
+from adapters.settings import Settings
+from adapters.views.runner import ApplicationEventLog
+from domain.case_file import CaseFile
+from projections.engine import ProjectionEngine
+from projections.read_models import READ_MODELS
+from service import AkteService
+
+RESTORE_USER: Final = "akte-restore"
+"""Who completes an erasure on restore (recorded nowhere: completing records no event)."""
+_SCAN_PAGE: Final = 1000
+_COPY_CHUNK: Final = 1 << 20
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    head: int
+    events: int
+    erased_with_keys: list[str]
+    """Case files the log records as erased whose keys the backup still held."""
+    keys_destroyed: int
+    """Keys destroyed again for them."""
+
+
+def restore_backup(
+    settings: Settings,
+    source: Path,
+    *,
+    progress: Progress = no_progress,
+    checked: Manifest | None = None,
+) -> RestoreReport:
+    """Restore the backup in ``source`` into the empty store of ``settings``.
+
+    ``checked``: the manifest, its files already verified (the drill verifies first).
+    Raises :class:`BackupCorrupted`, :class:`TargetNotEmpty` or :class:`BackupError`.
+    """
+    manifest = checked
+    if manifest is None:
+        manifest = read_manifest(source)
+        verify_files(source, manifest, lambda done, total: progress("checksums", done, total))
+    _check_compatible(settings, manifest)
+    check_empty(settings)
+    if manifest.store == "sqlite":
+        _restore_sqlite(settings, source, manifest, progress)
+    else:
+        _restore_postgres(settings, source, manifest, progress)
+    if manifest.document_store == "directory":
+        copy_tree(
+            source / DOCUMENTS_DIR,
+            settings.documents_directory,
+            step="documents",
+            progress=progress,
+        )
+    with open_service(settings) as service:
+        erased = erased_with_keys(service)
+        destroyed = reapply_erasures(service, erased)
+        head = service.recorder.max_notification_id() or 0
+    return RestoreReport(
+        head=head,
+        events=manifest.counts.get("events", 0),
+        erased_with_keys=[str(case_id) for case_id in erased],
+        keys_destroyed=destroyed,
+    )
+
+
+def _check_compatible(settings: Settings, manifest: Manifest) -> None:
+    if manifest.store != settings.store:
+        msg = (
+            f"the backup is of a {manifest.store} store, the settings name a "
+            f"{settings.store} store (AKTE_STORE)"
+        )
+        raise BackupError(msg)
+    documents = "postgres" if settings.documents_in_postgres else "directory"
+    if manifest.document_store != documents:
+        msg = (
+            f"the backup's documents were in a {manifest.document_store} store, the "
+            f"settings name a {documents} store (AKTE_DOCUMENT_STORE)"
+        )
+        raise BackupError(msg)
+    configured = set(master_keys_for(settings).keys)
+    missing = sorted(set(manifest.settings.get("master_key_ids", [])) - configured)
+    if missing:
+        msg = (
+            f"the backup's data keys are wrapped with master key(s) {', '.join(missing)}, "
+            "which AKTE_MASTER_KEYS does not name: without them no key opens"
+        )
+        raise BackupError(msg)
+
+
+# ------------------------------------------------------------ empty target
+
+
+def check_empty(settings: Settings) -> None:
+    """Raise :class:`TargetNotEmpty` naming what the target already holds."""
+    held: list[str] = []
+    if settings.store == "sqlite":
+        for path, tables in (
+            (settings.sqlite_path, ("stored_events",)),
+            (settings.key_store_file, ("data_keys", "data_key_tombstones")),
+        ):
+            if path.is_file():
+                with sqlite_reading(path) as conn:
+                    held += [name for name in tables if sqlite_count(conn, name)]
+        if views_file(settings).is_file():
+            with sqlite_reading(views_file(settings)) as conn:
+                if _positions_past_start(conn.execute, POSITIONS_TABLE):
+                    held.append("read models")
+    else:
+        schema = schema_of(settings)
+        with connect(settings) as conn:
+            present = set(akte_tables(conn, schema))
+            held += [
+                name
+                for name in (EVENTS_TABLE, KEYS_TABLE, TOMBSTONES_TABLE, DOCUMENTS_TABLE)
+                if name in present and count_rows(conn, schema, name)
+            ]
+            if (
+                POSITIONS_TABLE in present
+                and conn.execute(
+                    sql.SQL("SELECT 1 FROM {} WHERE position > 0 LIMIT 1").format(
+                        table(schema, POSITIONS_TABLE)
+                    )
+                ).fetchone()
+            ):
+                held.append("read models")
+    if not settings.documents_in_postgres and has_files(
+        settings.documents_directory, skip_top=frozenset({INCOMING_DIR})
+    ):
+        held.append("documents")
+    if held:
+        msg = (
+            f"the target store is not empty (it holds {', '.join(held)}); a backup is "
+            "restored only into an empty store: point the settings at a new data directory "
+            "or schema"
+        )
+        raise TargetNotEmpty(msg)
+
+
+def _positions_past_start(execute: Any, name: str) -> bool:
+    exists = execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    if exists is None:
+        return False
+    return execute(f'SELECT 1 FROM "{name}" WHERE position > 0 LIMIT 1').fetchone() is not None
+
+
+# ------------------------------------------------------------------ SQLite
+
+
+def _restore_sqlite(
+    settings: Settings, source: Path, manifest: Manifest, progress: Progress
+) -> None:
+    files = [(EVENTS_FILE, settings.sqlite_path), (KEYS_FILE, settings.key_store_file)]
+    if manifest.with_views:
+        files.append((VIEWS_FILE, views_file(settings)))
+    present = [(name, target) for name, target in files if (source / name).is_file()]
+    for done, (name, target) in enumerate(present, start=1):
+        copy_sqlite(source / name, target, standalone=False)
+        target.chmod(0o600)
+        progress("databases", done, len(present))
+
+
+# -------------------------------------------------------------- PostgreSQL
+
+
+def _restore_postgres(
+    settings: Settings, source: Path, manifest: Manifest, progress: Progress
+) -> None:
+    schema = schema_of(settings)
+    # Akte makes its tables as on first start: events, chain, keys, idempotency keys...
+    build_service(settings).close()
+    if manifest.document_store == "postgres":
+        documents = document_store_for(settings)
+        try:
+            next(iter(documents.entries()), None)  # makes the document tables
+        finally:
+            documents.close()
+    if manifest.with_views:
+        _prepare_views(settings)
+    with connect(settings) as conn, conn.transaction():
+        present = set(akte_tables(conn, schema))
+        copies = [copy for copy in manifest.tables if copy.name in present]
+        missing = [
+            copy.name
+            for copy in manifest.tables
+            if copy.name not in present and not copy.name.startswith(VIEW_TABLE_PREFIX)
+        ]
+        if missing:
+            msg = (
+                f"this Akte makes no table(s) {', '.join(missing)}: restore with the "
+                "backup's Akte version"
+            )
+            raise BackupError(msg)
+        # What setting up made (the chain's seal row, the views' start positions) gives
+        # way to the backup's rows.
+        for copy in copies:
+            conn.execute(sql.SQL("TRUNCATE {}").format(table(schema, copy.name)))
+        for done, copy in enumerate(copies, start=1):
+            statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+                table(schema, copy.name),
+                sql.SQL(", ").join(sql.Identifier(column) for column in copy.columns),
+            )
+            with (
+                (source / TABLES_DIR / f"{copy.name}.copy").open("rb") as data,
+                conn.cursor().copy(statement) as into,
+            ):
+                while chunk := data.read(_COPY_CHUNK):
+                    into.write(chunk)
+            progress("tables", done, len(copies))
+        _advance_sequences(conn, schema, [copy.name for copy in copies])
+
+
+def _prepare_views(settings: Settings) -> None:
+    """The read models' tables, made by the engine as on first start."""
+    with open_service(settings) as service:
+        views = open_views_store(settings)
+        writer = views.writer()
+        try:
+            ProjectionEngine(ApplicationEventLog(service), writer, READ_MODELS).prepare()
+        finally:
+            writer.close()
+            views.close()
+
+
+def _advance_sequences(conn: Any, schema: str, names: list[str]) -> None:
+    """Serial columns continue after the restored rows (the log's notification ids)."""
+    rows = conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = %s AND column_default LIKE 'nextval(%%'",
+        (schema,),
+    ).fetchall()
+    for name, column in rows:
+        if name not in names:
+            continue
+        conn.execute(
+            sql.SQL(
+                "SELECT setval(pg_get_serial_sequence(%s, %s), "
+                "coalesce(max({column}), 1), max({column}) IS NOT NULL) FROM {table}"
+            ).format(column=sql.Identifier(column), table=table(schema, name)),
+            (f'"{schema}"."{name}"', column),
+        )
+
+
+# ---------------------------------------------------------------- erasures
+
+
+def _scan(service: AkteService, topic: str) -> Iterator[tuple[Notification, Any]]:
+    position = 0
+    while True:
+        notifications = service.recorder.select_notifications(
+            start=position, limit=_SCAN_PAGE, topics=[topic], inclusive_of_start=False
+        )
+        for notification in notifications:
+            yield notification, service.mapper.to_domain_event(notification)
+        if len(notifications) < _SCAN_PAGE:
+            return
+        position = notifications[-1].id
+
+
+def erased_with_keys(service: AkteService) -> list[UUID]:
+    """Case files the log records as erased for which a key of the file or of a record
+    erased with it is still in the key store (a finding: the data is readable again)."""
+    keys = service.data_protection.keys
+    found: list[UUID] = []
+    for notification, event in _scan(service, get_topic(CaseFile.PersonalDataErased)):
+        erasure = cast(CaseFile.PersonalDataErased, event)
+        case_id = UUID(str(notification.originator_id))
+        owners = [str(case_id), *erasure.linked_ids]
+        if any(keys.has_key(owner) for owner in owners) and case_id not in found:
+            found.append(case_id)
+    return found
+
+
+def reapply_erasures(service: AkteService, case_ids: list[UUID]) -> int:
+    """Complete the erasures of ``case_ids`` (destroy the keys again); returns the keys
+    destroyed. Completing an erasure records no event (it is recorded already)."""
+    destroyed = 0
+    for case_id in case_ids:
+        recorded = service.data_protection.erase_personal_data(
+            case_id,
+            expected_version=service.case_head_version(case_id),
+            by=RESTORE_USER,
+            legal_ground="restore",
+            approved_by=RESTORE_USER,
+        )
+        destroyed += len(recorded.result.keys_destroyed)
+    return destroyed
