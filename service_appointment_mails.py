@@ -34,6 +34,7 @@ from domain.appointments import (
     SpentChallenge,
 )
 from domain.errors import RuleViolation
+from service_appointment_texts import DATE_FORMATS, MailFacts, compose_text, mail_language
 from service_ports import (
     Catalogue,
     Mailer,
@@ -101,6 +102,10 @@ class AppointmentSetup:
     """Leading zero bits a challenge's solution must give: about a second of a browser's
     time at 20, a million slots' worth of hashing for a bulk booker."""
     challenge_seconds: int = 600
+    confirmation_link: str | None = None
+    """Where a mail's one-click confirmation leads: a template with ``{appointment}``,
+    ``{code}`` and ``{language}`` (the composition root builds it from the public base
+    URL); ``None``: mails carry the code only."""
 
 
 @dataclass(frozen=True)
@@ -272,6 +277,37 @@ class AppointmentMails:
             symbols.append(_CODE_ALPHABET[index])
         return "".join(symbols)
 
+    def hold_extension_of(self, appointment: Appointment) -> timedelta:
+        """How much longer a hold runs when extended: as long again as the service
+        point holds a booking (the domain caps it before the start)."""
+        point = self._get(UUID(appointment.service_point_id), ServicePoint)
+        hours = point.rules.hold_hours if point is not None else 24
+        return timedelta(hours=hours)
+
+    def extended_hold_until(self, appointment: Appointment) -> datetime | None:
+        """Until when the hold would run if extended now; ``None``: it cannot be."""
+        try:
+            return appointment.hold_extension(
+                self.hold_extension_of(appointment), self._store.clock()
+            )
+        except RuleViolation:
+            return None
+
+    def appointment_by_code(self, appointment_id: UUID, code: str) -> Appointment:
+        """The appointment a confirmation link names, if the code is its code; else
+        :class:`BookingNotFound`, exactly like an appointment that does not exist."""
+        canonical = code.strip().upper().replace("-", "").replace(" ", "")
+        if not hmac.compare_digest(canonical, self.confirmation_code(appointment_id)):
+            raise BookingNotFound
+        return self.get_appointment(appointment_id)
+
+    def confirm_by_link(self, appointment_id: UUID, code: str) -> AppointmentRecorded:
+        """Confirm from the mail's one-click page (its button, never its link alone)."""
+        self.appointment_by_code(appointment_id, code)
+        return self._change_appointment(
+            appointment_id, None, "public", lambda a, act: a.confirm(via="mail_code", act=act)
+        )
+
     def _change_appointment(
         self,
         appointment_id: UUID,
@@ -339,37 +375,41 @@ class AppointmentMails:
             # Another process recorded this mail's outcome first: nothing is lost.
             return None
 
+    def confirmation_link(self, appointment: Appointment) -> str | None:
+        """The one-click confirmation page of this booking, as its mails carry it."""
+        template = self.appointment_setup.confirmation_link
+        if template is None:
+            return None
+        return template.format(
+            appointment=appointment.id,
+            code=self.confirmation_code(appointment.id),
+            language=appointment.language,
+        )
+
     def _compose(self, appointment: Appointment, mail: Mail) -> OutgoingMail:
+        """The mail in the booking's language (German, else English)."""
         point = self._get(UUID(appointment.service_point_id), ServicePoint)
         local = point.local if point is not None else (lambda instant: instant)
-        when = local(appointment.starts_at).strftime("%d.%m.%Y %H:%M")
-        held = local(appointment.held_until).strftime("%d.%m.%Y %H:%M")
-        code = self.confirmation_code(appointment.id)
-        greeting = f"Guten Tag {appointment.person.given_names} {appointment.person.surname},"
-        if mail.kind == "confirmation":
-            subject = "Bitte bestätigen Sie Ihren Termin"
-            text = (
-                f"Ihr Termin ({appointment.appointment_type}) am {when} ist für Sie "
-                f"reserviert bis {held}.\n\nBestätigungscode: {code}\n\n"
-                "Ohne Bestätigung verfällt die Reservierung; Sie erhalten vorher eine "
-                "Erinnerung."
-            )
-        elif mail.kind == "reminder":
-            subject = "Erinnerung: Ihr Termin ist noch nicht bestätigt"
-            text = (
-                f"Ihr Termin am {when} ist noch nicht bestätigt. Die Reservierung verfällt "
-                f"am {held}.\n\nBestätigungscode: {code}"
-            )
-        else:
-            subject = "Ihre Terminreservierung ist verfallen"
-            text = (
-                f"Ihr Termin am {when} wurde nicht bis {held} bestätigt; die "
-                "Reservierung ist verfallen. Sie können einen neuen Termin buchen."
-            )
+        written_in = mail_language(appointment.language)
+        moment = DATE_FORMATS[written_in]
+        text = compose_text(
+            mail.kind,
+            written_in,
+            MailFacts(
+                given_names=appointment.person.given_names,
+                surname=appointment.person.surname,
+                appointment_type=appointment.appointment_type,
+                when=local(appointment.starts_at).strftime(moment),
+                held_until=local(appointment.held_until).strftime(moment),
+                code=self.confirmation_code(appointment.id),
+                link=self.confirmation_link(appointment),
+                offered_from_waitlist=appointment.origin == "waitlist",
+            ),
+        )
         return OutgoingMail(
             to=appointment.person.email,
-            subject=subject,
-            body=f"{greeting}\n\n{text}\n",
+            subject=text.subject,
+            body=text.body,
             message_id=f"<{appointment.id}.{mail.number}@akte>",
         )
 

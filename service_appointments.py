@@ -284,12 +284,14 @@ class Appointments(AppointmentMails):
         proof: tuple[str, str] | None,
         origin: Origin = "online",
         case_id: UUID | None = None,
+        language: str = "de",
         by: str,
     ) -> AppointmentRecorded:
         """Book one seat, held until confirmed; the confirmation mail goes out at once.
 
         ``proof`` is the solved challenge ``(challenge, nonce)``; only the office's own
-        bookings (``origin="office"``) come without.
+        bookings (``origin="office"``) come without. ``language``: the person's, for
+        their mails (German, else English).
         """
         setup = self.appointment_setup
         if proof is None and origin != "office":
@@ -334,6 +336,7 @@ class Appointments(AppointmentMails):
                     origin=origin,
                     case_id=case_id,
                     reference_sha256=reference_sha256,
+                    language=language,
                 ),
                 act=act,
             )
@@ -490,6 +493,25 @@ class Appointments(AppointmentMails):
         run = self._send_mails(appointment_id)
         return AppointmentRecorded(
             appointment_id, run.version or recorded.version, run.position or recorded.position
+        )
+
+    def correct_booking_email(self, reference: str, email: str) -> AppointmentRecorded:
+        """Correct the address of a held booking; the confirmation mail goes to it."""
+        appointment_id = self._appointment_of(reference)
+        recorded = self._change_appointment(
+            appointment_id, None, "public", lambda a, act: a.correct_email(email, act)
+        )
+        run = self._send_mails(appointment_id)
+        return AppointmentRecorded(
+            appointment_id, run.version or recorded.version, run.position or recorded.position
+        )
+
+    def extend_booking_hold(self, reference: str) -> AppointmentRecorded:
+        """Hold the booking longer, once (:meth:`Appointment.extend_hold`)."""
+        appointment_id = self._appointment_of(reference)
+        extension = self.hold_extension_of(self.get_appointment(appointment_id))
+        return self._change_appointment(
+            appointment_id, None, "public", lambda a, act: a.extend_hold(extension, act)
         )
 
     def cancel_booking(self, reference: str) -> AppointmentRecorded:

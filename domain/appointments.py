@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Literal, get_args
 from uuid import UUID, uuid5
@@ -72,6 +72,16 @@ failed and the booking's status says so, for the person and the counter to see."
 MAX_RESENDS: Final = 5
 """Re-sends of the confirmation mail one booking may ask for: enough for a person who
 deleted it, too few to turn the office into a mail cannon."""
+MAX_EMAIL_CORRECTIONS: Final = 3
+"""Corrections of the e-mail address one held booking may have: each sends the
+confirmation mail to the new address, so they are limited like re-sends."""
+HOLD_EXTENSION_MARGIN: Final = timedelta(hours=2)
+"""An extended hold ends at least this long before the appointment begins: the counter
+must know in time who comes, and a lapsed seat must still be worth offering to the
+waitlist."""
+MAIL_LANGUAGES: Final = frozenset({"de", "en", "uk", "ar", "tr"})
+"""Languages a booking may record for its mails (mails are written in German and English;
+the others read English)."""
 MAX_SLOT_MINUTES: Final = 240
 MAX_COUNTERS: Final = 100
 MAX_HORIZON_DAYS: Final = 366
@@ -685,6 +695,9 @@ class Booking:
     case_id: UUID | None = None
     reference_sha256: str | None = None
     waitlist_entry_id: UUID | None = None
+    language: str = "de"
+    """The language the person booked in: their mails are written in it (German or
+    English; other languages read English)."""
 
 
 class Appointment(Aggregate):
@@ -719,12 +732,20 @@ class Appointment(Aggregate):
         self.end_reason: str | None = None
         self.mails: list[Mail] = []
         self.resends: int = 0
+        self.language: str = "de"
+        self.email_corrections: int = 0
+        self.hold_extended: bool = False
 
     class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
     class Booked(Event, Aggregate.Created):
+        """Version 2 on: ``language``, the language of the person's mails; version 1
+        events lack it and read as German, the only language mails had then."""
+
+        class_version = 2
+
         office_id: str
         service_point_id: str
         slot_id: str
@@ -757,8 +778,15 @@ class Appointment(Aggregate):
         date_of_birth: Personal[date]
         email: Personal[str]
         phone: Personal[str | None]
+        language: str = "de"
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Bookings made before the language was recorded: their mails were German."""
+            state["language"] = "de"
 
         def apply(self, appointment: Appointment) -> None:
+            appointment.language = self.language
             for name in _BOOKED_STATE_FIELDS:
                 setattr(appointment, name, getattr(self, name))
             appointment.person = Person(
@@ -824,6 +852,31 @@ class Appointment(Aggregate):
         def apply(self, appointment: Appointment) -> None:
             appointment.resends += 1
             appointment.mails.append(Mail(self.mail_number, "confirmation", queued_at=self.at))
+
+    class EmailCorrected(Event):
+        """The person corrected the address of a held booking (a typo, a full inbox):
+        the confirmation mail goes again, to the new address, with the same code."""
+
+        mail_number: int
+        email: Personal[str]
+
+        def apply(self, appointment: Appointment) -> None:
+            appointment.person = replace(appointment.person, email=self.email)
+            appointment.email_corrections += 1
+            appointment.mails.append(Mail(self.mail_number, "confirmation", queued_at=self.at))
+
+    class HoldExtended(Event):
+        """The person asked for more time to confirm (WCAG 2.2.1, timing adjustable);
+        once per booking, never closer to the start than :data:`HOLD_EXTENSION_MARGIN`."""
+
+        previous_held_until: datetime
+        held_until: datetime
+        reminder_at: datetime
+
+        def apply(self, appointment: Appointment) -> None:
+            appointment.held_until = self.held_until
+            appointment.reminder_at = self.reminder_at
+            appointment.hold_extended = True
 
     class Confirmed(Event):
         via: str
@@ -924,6 +977,8 @@ class Appointment(Aggregate):
             raise AppointmentTypeDoesNotFit("appointment_type", "does not fit the situation")
         if booking.held_until > booking.starts_at or booking.reminder_at > booking.held_until:
             raise InvalidValue("held_until", "a hold must lapse before the slot begins")
+        if booking.language not in MAIL_LANGUAGES:
+            raise InvalidValue("language", f"must be one of {', '.join(sorted(MAIL_LANGUAGES))}")
         chosen = booking.appointment_type
         legal_basis = booking.situation.holds_legal_basis
         appointment = cls._create(
@@ -958,6 +1013,7 @@ class Appointment(Aggregate):
             date_of_birth=booking.person.date_of_birth,
             email=booking.person.email,
             phone=booking.person.phone,
+            language=booking.language,
         )
         appointment._queue_mail("confirmation", act)
         return appointment
@@ -1000,6 +1056,56 @@ class Appointment(Aggregate):
         number = len(self.mails) + 1
         self._record(self.ConfirmationMailRequested, act, mail_number=number)
         return number
+
+    def correct_email(self, email: str, act: Act) -> int:
+        """Correct the address of a held booking; the confirmation mail goes to the new
+        one (same code). Returns the number of that mail."""
+        self.check_held()
+        if act.at >= self.held_until:
+            raise AppointmentStateConflict("the hold has lapsed; the address cannot be changed")
+        require_email("email", email)
+        if email == self.person.email:
+            raise InvalidValue("email", "is the address the booking already has")
+        if self.email_corrections >= MAX_EMAIL_CORRECTIONS:
+            raise AppointmentStateConflict(
+                f"the address was corrected {MAX_EMAIL_CORRECTIONS} times already; "
+                "confirm at the counter or ask the office"
+            )
+        number = len(self.mails) + 1
+        self._record(self.EmailCorrected, act, mail_number=number, email=email)
+        return number
+
+    def hold_extension(self, extension: timedelta, now: datetime) -> datetime:
+        """Until when the hold would run if extended now by ``extension``: by that much,
+        but never past :data:`HOLD_EXTENSION_MARGIN` before the start. Refused once
+        extended, after the hold lapsed, and where no time can be gained."""
+        self.check_held()
+        if self.hold_extended:
+            raise AppointmentStateConflict("the hold was extended once already")
+        if now >= self.held_until:
+            raise AppointmentStateConflict("the hold has lapsed; it cannot be extended")
+        if extension <= timedelta(0):
+            raise InvalidValue("extension", "must be a positive time")
+        latest = self.starts_at - HOLD_EXTENSION_MARGIN
+        until = min(self.held_until + extension, latest)
+        if until <= self.held_until:
+            raise AppointmentStateConflict(
+                "the appointment begins too soon to hold it longer; confirm it now"
+            )
+        return until
+
+    def extend_hold(self, extension: timedelta, act: Act) -> None:
+        """Hold the booking longer, once (see :meth:`hold_extension`); the reminder moves
+        with it, as long before the new end as before the old one."""
+        until = self.hold_extension(extension, act.at)
+        lead = self.held_until - self.reminder_at
+        self._record(
+            self.HoldExtended,
+            act,
+            previous_held_until=self.held_until,
+            held_until=until,
+            reminder_at=max(until - lead, act.at),
+        )
 
     def confirm(self, *, via: ConfirmedVia, act: Act) -> None:
         if self.status == "confirmed":

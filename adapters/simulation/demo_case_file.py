@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
+from adapters.simulation.demo_documents import demo_document
 from adapters.simulation.fictitious_people import NAMES as _NAMES
 from adapters.simulation.fictitious_people import STREETS as _STREETS
 from adapters.simulation.fictitious_people import add_months as _add_months
@@ -90,6 +91,26 @@ _DOCUMENT_SHAPES: Final[dict[str, tuple[int, int]]] = {
     "transcript_of_records": (1, 5),
 }
 _MEDIA_TYPES: Final = (("application/pdf", 82), ("image/jpeg", 12), ("image/png", 6))
+_DOCUMENT_TITLES: Final = {
+    "application_form": "Antragsformular",
+    "passport_copy": "Reisepass (Kopie)",
+    "biometric_photo": "Biometrisches Lichtbild",
+    "enrolment_certificate": "Immatrikulationsbescheinigung",
+    "proof_of_funds": "Finanzierungsnachweis",
+    "health_insurance": "Nachweis der Krankenversicherung",
+    "rental_contract": "Mietvertrag",
+    "employment_contract": "Arbeitsvertrag",
+    "degree_certificate": "Abschlusszeugnis",
+    "marriage_certificate": "Heiratsurkunde",
+    "birth_certificate": "Geburtsurkunde",
+    "language_certificate": "Sprachzertifikat",
+    "salary_statements": "Gehaltsabrechnungen",
+    "pension_record": "Rentenversicherungsverlauf",
+    "bamf_decision": "Bescheid des BAMF",
+    "court_decision": "Gerichtsentscheidung",
+    "power_of_attorney": "Vollmacht",
+    "transcript_of_records": "Leistungsnachweis (Transcript of Records)",
+}
 
 _NOTES: Final = (
     "Vorsprache am Schalter; Unterlagen vollständig.",
@@ -182,7 +203,8 @@ class DemoCase:
         self.nationality = ""
         self.open_procedures: set[int] = set()
         self.current_documents: dict[int, ResidenceDocumentKind] = {}
-        self.open_fictions: set[int] = set()
+        self.open_fictions: dict[int, int | None] = {}
+        """Current Fiktionsbescheinigungen and the procedure each was issued for."""
         self.status = "active"
 
     # -- time
@@ -246,8 +268,9 @@ class DemoCase:
             at=at,
             **fields,
         )
+        # A command may record more than one event (a decision ends the fiction too).
+        self.office.events += recorded.version - self.version
         self.version = recorded.version
-        self.office.events += 1
         self.office.counts[command.__name__] += 1
         return recorded.result
 
@@ -325,18 +348,30 @@ class DemoCase:
         rng = self.rng
         low, high = _DOCUMENT_SHAPES[kind]
         pages = rng.randint(low, high)
-        media_type = _weighted(rng, _MEDIA_TYPES) if pages == 1 else "application/pdf"
-        return self.do(
-            self.service.attach_document,
-            after=after,
-            by=by,
-            kind=kind,
-            sha256=f"{rng.getrandbits(256):064x}",
-            size_bytes=pages * rng.randint(60_000, 420_000),
-            media_type=media_type,
-            page_count=pages,
-            source=source,
+        # Drawn as before, though every demo document is now a small generated PDF: the
+        # same seed keeps telling the same stories.
+        _ = _weighted(rng, _MEDIA_TYPES) if pages == 1 else None
+        rng.getrandbits(256)
+        rng.randint(60_000, 420_000)
+        title = _DOCUMENT_TITLES.get(kind, kind.replace("_", " ").capitalize())
+        document = demo_document(
+            title, f"Demo-Dokument, fiktive Person ({self.nationality})", kind=kind, pages=pages
         )
+        intake = self.service.intake
+
+        def attach_document(
+            case_id: UUID, *, expected_version: int, by: str, at: datetime
+        ) -> Recorded[int]:
+            return intake.upload_document(
+                case_id,
+                expected_version=expected_version,
+                by=by,
+                at=at,
+                document=document,
+                source=source,
+            )
+
+        return self.do(attach_document, after=after, by=by)
 
     def assign(self, number: int, *, after: tuple[int, int] = (1, 4)) -> None:
         self.do(
@@ -381,6 +416,10 @@ class DemoCase:
             reason=reason,
         )
         self.open_procedures.discard(number)
+        # The decision ends the fiction of the procedure's certificates (§ 81 AufenthG).
+        for certificate, procedure in list(self.open_fictions.items()):
+            if procedure == number:
+                del self.open_fictions[certificate]
         self.office.counts[f"decided {outcome}"] += 1
 
     def close_procedure(self, number: int, *, after: tuple[int, int] = (0, 3)) -> None:
@@ -491,7 +530,10 @@ class DemoCase:
         *,
         procedure: int | None,
         after: tuple[int, int] = (0, 0),
+        previous_title_valid_until: date | None = None,
     ) -> tuple[int, date, str]:
+        """``previous_title_valid_until``: for § 81 (4), the title the application was
+        received under (a timely application)."""
         at = self._step(after)
         valid_from = at.date()
         valid_until = _until(valid_from, months)
@@ -504,8 +546,10 @@ class DemoCase:
             valid_until=valid_until,
             carrier_sheet_number=sheet,
             procedure_number=procedure,
+            order_basis="timely_application" if kind == "81_4" else None,
+            previous_title_valid_until=previous_title_valid_until,
         )
-        self.open_fictions.add(number)
+        self.open_fictions[number] = procedure
         self.office.counts[f"fiction {kind}"] += 1
         return number, valid_until, sheet
 
@@ -529,12 +573,15 @@ class DemoCase:
         return new_until, extensions_on_sheet + 1
 
     def end_fiction(self, number: int, *, withdrawn: bool = False) -> None:
+        """End a certificate that no decision has ended yet."""
+        if number not in self.open_fictions:
+            return
         self.do(
             self.service.end_fiction_certificate,
             certificate_number=number,
             end_reason="withdrawal" if withdrawn else "decision",
         )
-        self.open_fictions.discard(number)
+        del self.open_fictions[number]
 
     def letter(
         self,

@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Final
 from uuid import UUID
 
+from adapters.simulation.demo_appointments import DemoAppointments, set_up_demo_appointments
 from adapters.simulation.demo_case_file import (
     AUTHORITIES,
     DAY_ENDS,
@@ -34,6 +35,7 @@ from adapters.simulation.demo_case_file import (
     DemoOfficeState,
     OutOfTime,
 )
+from adapters.simulation.demo_documents import submit_demo_contact_forms
 from adapters.simulation.fictitious_people import STREETS as _STREETS
 from adapters.simulation.fictitious_people import add_months as _add_months
 from adapters.simulation.fictitious_people import weighted as _weighted
@@ -58,6 +60,10 @@ class DemoSummary:
     case_ids: tuple[UUID, ...] = ()
     counts: Mapping[str, int] = field(default_factory=dict)
     existing_events: int = 0
+    appointments: DemoAppointments | None = None
+    """The service points set up for the booking pages (None: appointments are off)."""
+    contact_submissions: int = 0
+    """Contact form submissions waiting in the inbox, each with a PDF."""
 
     @property
     def skipped(self) -> bool:
@@ -130,7 +136,9 @@ def _student(c: DemoCase) -> None:
     c.assign(renewal)
     fiction = None
     if c.chance(0.4):
-        fiction, _fiction_until, _sheet = c.fiction("81_4", 3, procedure=renewal, after=(0, 3))
+        fiction, _fiction_until, _sheet = c.fiction(
+            "81_4", 3, procedure=renewal, after=(0, 3), previous_title_valid_until=until
+        )
     if c.chance(0.5):
         c.request_documents(renewal, ["Studienverlaufsbescheinigung", "Finanzierungsnachweis"])
         c.attach("transcript_of_records", source="contact_form", after=(2, 14), by=PORTAL)
@@ -196,7 +204,9 @@ def _family(c: DemoCase) -> None:
         c.assign(renewal)
         fiction = None
         if c.chance(0.35):
-            fiction, _fiction_until, _sheet = c.fiction("81_4", 3, procedure=renewal)
+            fiction, _fiction_until, _sheet = c.fiction(
+                "81_4", 3, procedure=renewal, previous_title_valid_until=until
+            )
         c.decide(renewal, "granted", basis)
         c.extend(eat, _add_months(until, 24))
         if fiction is not None:
@@ -571,6 +581,10 @@ def load_demo_office(
 ) -> DemoSummary:
     """Fill an empty store with a demo office; a store that holds events is left alone.
 
+    Besides the case files (whose documents are small PDFs), a few contact form
+    submissions wait in the inbox, and the appointment desk is set up for the booking
+    pages (:mod:`adapters.simulation.demo_appointments`) when appointments are on.
+
     ``progress(done, total)`` is called after each case file.
     """
     existing = service.recorder.max_notification_id() or 0
@@ -612,11 +626,19 @@ def load_demo_office(
             case_ids.append(case.case_id)
         if progress is not None:
             progress(index + 1, cases)
+    before_extras = service.recorder.max_notification_id() or 0
+    submissions = submit_demo_contact_forms(service, office_id=office_id)
+    appointments = None
+    if service.appointments.configured:
+        appointments = set_up_demo_appointments(service, office_id=office_id, seed=seed)
+    extras = (service.recorder.max_notification_id() or 0) - before_extras
     return DemoSummary(
         cases=len(case_ids),
-        events=office.events,
+        events=office.events + extras,
         case_ids=tuple(case_ids),
         counts=dict(sorted(office.counts.items())),
+        appointments=appointments,
+        contact_submissions=submissions,
     )
 
 

@@ -96,6 +96,22 @@ def _queued(appointment: CaseRows, event: Appointment.MailQueued) -> None:
     appointment.put(TABLE, row)
 
 
+def _email_corrected(appointment: CaseRows, event: Appointment.EmailCorrected) -> None:
+    # The confirmation goes again, to the corrected address: its mail is the one to watch.
+    row = _row(appointment, event)
+    if row is not None:
+        row.confirmation_mail = event.mail_number
+        row.mail_status, row.mail_attempts, row.mail_reason = "queued", 0, None
+        appointment.put(TABLE, row)
+
+
+def _hold_extended(appointment: CaseRows, event: Appointment.HoldExtended) -> None:
+    row = _row(appointment, event)
+    if row is not None:
+        row.held_until = event.held_until
+        appointment.put(TABLE, row)
+
+
 def _requested(appointment: CaseRows, event: Appointment.ConfirmationMailRequested) -> None:
     row = _row(appointment, event)
     if row is not None:
@@ -160,6 +176,8 @@ PROJECTION: Final = Projection(
         on(Appointment.Booked, _booked),
         on(Appointment.MailQueued, _queued),
         on(Appointment.ConfirmationMailRequested, _requested),
+        on(Appointment.EmailCorrected, _email_corrected),
+        on(Appointment.HoldExtended, _hold_extended),
         on(Appointment.MailSent, _sent),
         on(Appointment.MailFailed, _failed),
         on(Appointment.MailBounced, _bounced),

@@ -4,7 +4,7 @@ holds, limits, anti-bot challenges, the tick, the waitlist and the counter."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -122,19 +122,35 @@ def test_a_type_that_does_not_fit_is_refused_naming_the_type_that_fits(
 def test_a_known_case_file_proposes_the_type_from_its_expiring_fiction_certificate(
     service: AkteService, mailer: RecordingMailer, clock: FakeClock
 ) -> None:
+    # The application came while the previous title was valid (until 9 January): the
+    # certificate continues that title from the 10th (§ 81 (4) S. 1 AufenthG).
+    applied = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
     opened = service.open_case(
         office_id=OFFICE,
         master_data=MasterData("Beispiel", "Amal", date(1991, 2, 3), "SYR", "N1234567"),
         by="sb-01",
+        at=applied,
+    )
+    received = service.receive_procedure(
+        opened.case_id,
+        expected_version=opened.version,
+        by="sb-01",
+        channel="mail",
+        topic="extend_residence_permit",
+        at=applied,
     )
     service.issue_fiction_certificate(
         opened.case_id,
-        expected_version=opened.version,
+        expected_version=received.version,
         by="sb-01",
         kind="81_4",
         valid_from=date(2024, 1, 10),
         valid_until=date(2024, 4, 9),
         carrier_sheet_number="F1234567",
+        procedure_number=received.result,
+        order_basis="timely_application",
+        previous_title_valid_until=date(2024, 1, 9),
+        at=applied,
     )
 
     proposals = service.appointments.propose_appointment(opened.case_id, office_id=OFFICE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from domain.appointments import AppointmentType, CalendarRules, OpeningHours, Person, Situation
@@ -86,7 +86,7 @@ class RecordingMailer:
         self.sent.append(mail)
 
 
-def set_up(service: AkteService, mailer: object | None = None, **overrides: int) -> None:
+def set_up(service: AkteService, mailer: object | None = None, **overrides: Any) -> None:
     service.appointments.configure_appointments(
         AppointmentSetup(
             secret=SECRET,

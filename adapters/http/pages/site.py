@@ -8,12 +8,12 @@ from typing import Final
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from adapters.http.pages import start
+from adapters.http.pages import booking, booking_status, contact, declaration, mailbox, start
 
 STATIC: Final = Path(__file__).parent / "static"
 STATIC_PATH: Final = "/static"
 
-PAGE_MODULES: Final = (start,)
+PAGE_MODULES: Final = (start, mailbox, contact, declaration, booking_status, booking)
 """Every page module; each has a ``router`` of page routes (not in the OpenAPI document)."""
 
 

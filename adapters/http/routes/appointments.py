@@ -327,6 +327,7 @@ def book(
         situation=_situation(body.situation),
         person=_person(body),
         proof=(body.proof.challenge, body.proof.nonce),
+        language=body.language,
         by=_acting_user(caller),
     )
     appointment = service.appointments.get_appointment(recorded.appointment_id)

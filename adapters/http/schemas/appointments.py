@@ -129,6 +129,8 @@ class BookingCreate(_Strict):
     situation: SituationCreate
     person: PersonCreate
     proof: ProofCreate
+    language: Literal["de", "en", "uk", "ar", "tr"] = "de"
+    """The person's language: their mails are written in German (``de``) or else English."""
 
 
 class WaitlistCreate(_Strict):

@@ -1,0 +1,87 @@
+"""The contact form page in a real browser (German and Arabic): the empty form, the form
+refused with every typed value kept and the errors listed, and a message with two
+documents sent to the receipt page, each axe-clean. Screenshots:
+``test-output/pages/contact-*.png``."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.support.browser import check_accessible, document_files, screenshot
+from tests.support.live_server import ServedApp
+
+pytestmark = pytest.mark.browser
+
+LANGUAGES = ("de", "ar")
+TOPIC = "extend_residence_permit"
+
+
+def fill_in(page: Page) -> None:
+    page.locator(f"input[name=topic][value={TOPIC}]").check()
+    page.locator("#message").fill("Mein Titel läuft am 1. Mai ab. Welche Unterlagen fehlen?")
+    page.locator("#surname").fill("Yılmaz")
+    page.locator("#given_names").fill("Ayşe Nur")
+    page.locator("#email").fill("ayse.yilmaz@example.org")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_contact_form_is_accessible(page: Page, lang: str) -> None:
+    page.goto(f"/contact?lang={lang}")
+
+    expect(page.locator("html")).to_have_attribute("dir", "rtl" if lang == "ar" else "ltr")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    expect(page.locator("input[name=topic]").first).to_be_visible()
+    check_accessible(page, f"contact form ({lang})")
+    screenshot(page, f"contact-form-{lang}")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_refused_message_comes_back_with_what_was_typed_and_the_errors(
+    page: Page, lang: str
+) -> None:
+    page.goto(f"/contact?lang={lang}")
+    page.locator("#message").fill("Nur eine Nachricht, sonst nichts.")
+    page.locator("#email").fill("not an address")
+
+    page.locator("#contact-form button[type=submit]").click()
+
+    summary = page.locator("#error-summary")
+    expect(summary).to_be_visible()
+    # Topic, family name, given names and the e-mail address are refused; each is listed
+    # and leads to its field, which says so too.
+    for field in ("topic", "surname", "given_names", "email"):
+        expect(summary.locator(f"a[href='#{field}']")).to_have_count(1)
+        expect(page.locator(f"#{field}-error")).to_be_visible()
+    expect(page.locator("#message")).to_have_value("Nur eine Nachricht, sonst nichts.")
+    expect(page.locator("#email")).to_have_value("not an address")
+    expect(page.locator("#email")).to_have_attribute("aria-invalid", "true")
+    check_accessible(page, f"contact form refused ({lang})")
+    screenshot(page, f"contact-refused-{lang}")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_message_with_two_documents_gets_a_receipt(
+    page: Page, live: ServedApp, lang: str
+) -> None:
+    page.goto(f"/contact?lang={lang}")
+    fill_in(page)
+    page.locator("#files").set_input_files(document_files())
+
+    page.locator("#contact-form button[type=submit]").click()
+
+    expect(page).to_have_url(re.compile(r"/contact/receipt/"))
+    receipt = page.locator("#receipt").inner_text().strip()
+    submission = live.service.intake.get_submission(
+        live.service.intake.find_submission_by_receipt(receipt)
+    )
+    assert submission.topic == TOPIC
+    assert [document.media_type for document in submission.files] == [
+        "application/pdf",
+        "image/png",
+    ]
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    check_accessible(page, f"contact receipt ({lang})")
+    screenshot(page, f"contact-receipt-{lang}")
