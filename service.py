@@ -4,7 +4,8 @@
 contexts, each in a module of its own that never imports this one:
 ``service.appointments`` (:mod:`service_appointments`), ``service.declarations``
 (:mod:`service_declarations`), ``service.intake`` (:mod:`service_intake`) and
-``service.data_protection`` (:mod:`service_data_protection`). It is their transaction
+``service.data_protection`` (:mod:`service_data_protection`), ``service.deadlines``
+(:mod:`service_deadlines`). It is their transaction
 boundary: commands load the aggregates, check the expected version (optimistic
 concurrency), call domain methods and save the new events in one transaction. Library
 errors are translated here and never leave the application. What it needs from the
@@ -18,7 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
@@ -28,12 +29,14 @@ from eventsourcing.persistence import (
     IntegrityError,
     Mapper,
     PersistenceError,
+    Recording,
     Transcoder,
 )
 
 from domain.acts import Act
 from domain.case_file import CaseFile, MasterData
 from domain.case_reference import CaseReference
+from domain.deadlines import HolidayCalendar
 from domain.read_access import ReadAccess
 from domain.values import (
     Channel,
@@ -44,6 +47,7 @@ from domain.values import (
     DocumentSource,
     FictionEndReason,
     FictionKind,
+    FictionOrderBasis,
     InquiryKind,
     ResidenceDocumentEndReason,
     ResidenceDocumentKind,
@@ -67,9 +71,11 @@ from service_common import (
     system_clock,
 )
 from service_data_protection import DataProtection
+from service_deadlines import Deadlines
 from service_declarations import CommitmentDeclarations
+from service_idempotency import DEFAULT_KEY_RETENTION, WriteTruth
 from service_intake import Intake
-from service_ports import Catalogue, Clock, DocumentStore, EventStorage
+from service_ports import Catalogue, Clock, DocumentStore, EventStorage, WriteOutcomes
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -138,11 +144,17 @@ class AkteService(Application[UUID]):
         storage: EventStorage | None = None,
         documents: DocumentStore | None = None,
         appointments: AppointmentSetup | None = None,
+        idempotency_retention: timedelta = DEFAULT_KEY_RETENTION,
+        holidays: HolidayCalendar | None = None,
+        office_zone: tzinfo = UTC,
     ) -> None:
         """``storage``: transcodings, mapper, snapshot store and data keys (None: the
         library's own, without per-person encryption). ``documents``: where uploaded and
         scanned files are kept; the service closes it. ``appointments``: the secret and
-        the mailer (None: appointments answer that they are not configured)."""
+        the mailer (None: appointments answer that they are not configured).
+        ``idempotency_retention``: how long a write's idempotency key is kept.
+        ``holidays``, ``office_zone``: the office's public holidays and time zone, for
+        counting legal deadlines (None: weekends only)."""
         library_env = dict(env or {})
         if snapshot_interval > 0:
             library_env["IS_SNAPSHOTTING_ENABLED"] = "y"
@@ -152,6 +164,15 @@ class AkteService(Application[UUID]):
         self.clock = clock
         keys = None if storage is None else storage.data_keys(self.mapper, self.recorder, clock)
         self._case_cache = _CaseCache(case_cache_size)
+        # Akte's recorders keep idempotency keys and find stored events' positions; the
+        # library's own (tests without storage) do not: then keys are not recorded.
+        self.writes = WriteTruth(
+            outcomes=self.recorder if isinstance(self.recorder, WriteOutcomes) else None,
+            events=self.events,
+            mapper=self.mapper,
+            clock=clock,
+            retention=idempotency_retention,
+        )
         self._case_locks = [threading.Lock() for _ in range(_CASE_LOCK_STRIPES)]
         # The library declares this a ClassVar but reads it through the instance when it
         # saves; per instance, the interval can come from settings.
@@ -160,6 +181,7 @@ class AkteService(Application[UUID]):
         )
         self.appointments = Appointments(self, catalogue, appointments)
         self.declarations = CommitmentDeclarations(self)
+        self.deadlines = Deadlines(self, holidays=holidays, zone=office_zone)
         self.intake = Intake(self, catalogue, documents)
         snapshot_deletion = (
             None
@@ -701,8 +723,12 @@ class AkteService(Application[UUID]):
         valid_until: date,
         carrier_sheet_number: str,
         procedure_number: int | None = None,
+        order_basis: FictionOrderBasis | None = None,
+        previous_title_valid_until: date | None = None,
+        hardship_reason: str | None = None,
         at: datetime | None = None,
     ) -> Recorded[int]:
+        """``order_basis`` and the field it needs: for § 81 (4) only (see the domain)."""
         validity = Validity(valid_from, valid_until)
         return self.change_case(
             case_id,
@@ -714,6 +740,9 @@ class AkteService(Application[UUID]):
                 validity=validity,
                 carrier_sheet_number=carrier_sheet_number,
                 procedure_number=procedure_number,
+                order_basis=order_basis,
+                previous_title_valid_until=previous_title_valid_until,
+                hardship_reason=hardship_reason,
                 act=act,
             ),
         )
@@ -1035,8 +1064,19 @@ class AkteService(Application[UUID]):
         return cast(list[E], events)
 
     def act(self, by: str, at: datetime | None) -> Act:
-        """Who acts, at ``at`` (else the business time in force, else now), recorded now."""
+        """Who acts, at ``at`` (else the business time in force, else now), recorded now.
+
+        Every command calls this before it changes anything: a write's idempotency key is
+        checked here (:meth:`service_idempotency.WriteTruth.check`)."""
+        self.writes.check(by)
         return act_now(by, at, self.clock())
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Save in one transaction, with the write's idempotency key if one is in force;
+        a save whose acknowledgement was lost answers what the store recorded
+        (:meth:`service_idempotency.WriteTruth.save`). ``IntegrityError`` goes to the
+        caller only when this save's events are not in the store."""
+        return self.writes.save(super().save, objs, kwargs)
 
     def change_case(
         self,

@@ -5,12 +5,15 @@ an implementation; :mod:`adapters` implement them (structurally: a class with th
 methods fits, no base class needed) and ``adapters/bootstrap.py`` picks and passes them.
 
 - :class:`Clock`; :class:`Catalogue` (legal bases and contact topics);
-- :class:`DocumentStore` (the bytes of uploaded and scanned files);
+- :class:`DocumentStore` (the bytes of uploaded and scanned files, encrypted per owner)
+  with :class:`DocumentReference`;
 - :class:`PaymentProvider` (the ePayment platform) with :class:`PaymentOrder`;
 - :class:`Mailer` (mail to the people who book) with :class:`OutgoingMail`;
 - :class:`EventStorage` (how events are stored beyond the library's defaults), with
   :class:`DataKeys` (per-person keys) and :class:`SnapshotDeletion`;
-- :class:`ServiceStore`: what a context uses of the service that composes it.
+- :class:`ServiceStore`: what a context uses of the service that composes it;
+- :class:`WriteOutcomes` (idempotency keys and positions of stored events), with
+  :class:`NewKey`, :class:`KeyRecord` and :class:`StoredAnswer`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar, runtime_checkable
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -92,27 +95,57 @@ class StoredEntry:
     """When it was last stored (storing it again renews this; the sweep spares recent ones)."""
 
 
-class DocumentStore(Protocol):
-    """Content-addressed, atomic, deduplicating, verifying storage of documents
-    (:mod:`adapters.documents.store` describes the guarantees)."""
+@dataclass(frozen=True)
+class DocumentReference:
+    """A document an event references, with its owner: the aggregate (case file, contact
+    form submission) whose person the document is about, whose data key encrypts it."""
 
-    def put_hashed(self, source: BinaryIO, expected: StoredDocument) -> StoredDocument:
+    owner: UUID
+    sha256: str
+    size_bytes: int
+
+
+class DocumentStore(Protocol):
+    """Verifying storage of documents, each encrypted with its owner's data key
+    (:mod:`adapters.documents.encryption`; the guarantees in :mod:`adapters.documents.store`).
+
+    ``owner`` is the aggregate whose person the document is about (its id is its data
+    key's owner id). Reading a document whose owner's data was erased raises the store's
+    ``DocumentErased``."""
+
+    def put_hashed(
+        self, source: BinaryIO, expected: StoredDocument, *, owner: UUID
+    ) -> StoredDocument:
         """Store a seekable file whose hash and size the caller knows."""
         ...
 
-    def put_bytes(self, data: bytes) -> StoredDocument: ...
+    def put_bytes(self, data: bytes, *, owner: UUID) -> StoredDocument: ...
 
-    def read_chunks(self, sha256: str, *, size_bytes: int | None = None) -> Iterator[bytes]:
+    def copy(self, document: StoredDocument, *, from_owner: UUID, to_owner: UUID) -> None:
+        """Store ``from_owner``'s document for ``to_owner`` too."""
+        ...
+
+    def read_chunks(
+        self, sha256: str, *, owner: UUID, size_bytes: int | None = None
+    ) -> Iterator[bytes]:
         """The document's bytes, verified against its hash and ``size_bytes``."""
         ...
 
-    def read_bytes(self, sha256: str, *, size_bytes: int | None = None) -> bytes: ...
+    def read_bytes(self, sha256: str, *, owner: UUID, size_bytes: int | None = None) -> bytes: ...
 
-    def verify(self, sha256: str, *, size_bytes: int | None = None) -> StoredDocument: ...
+    def verify(
+        self, sha256: str, *, owner: UUID, size_bytes: int | None = None
+    ) -> StoredDocument: ...
 
-    def contains(self, sha256: str) -> bool: ...
+    def contains(self, sha256: str, *, owner: UUID) -> bool: ...
 
-    def entries(self) -> Iterator[StoredEntry]: ...
+    def addresses_to_keep(self, references: Iterable[DocumentReference]) -> set[str]:
+        """The stored addresses of the referenced documents (what the sweep keeps)."""
+        ...
+
+    def entries(self) -> Iterator[StoredEntry]:
+        """Every stored object; ``sha256`` is its address in the store."""
+        ...
 
     def delete_unless_recent(self, sha256: str, older_than: timedelta) -> bool: ...
 
@@ -331,4 +364,61 @@ class ServiceStore(Protocol):
 
     def cache_case(self, case: CaseFile) -> None:
         """Keep the case file, as saved, for the next command."""
+        ...
+
+
+# ------------------------------------------------------- what became of a write
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The first answer to a write with an idempotency key, as sent: replayed to retries."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """An idempotency key to record in the transaction of a write's events."""
+
+    key_hash: str
+    """Hash of the acting user and the client's key: the key itself is not stored."""
+    fingerprint: str
+    attempt: str
+    """Random per attempt: tells the request that wrote the row from a concurrent twin."""
+    recorded_at: datetime
+    replaces_before: datetime
+    """A row with this hash recorded before this moment has expired and is replaced."""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_hash: str
+    fingerprint: str
+    attempt: str
+    originator_id: str
+    originator_version: int
+    position: int
+    recorded_at: datetime
+    answer: StoredAnswer | None
+
+
+@runtime_checkable
+class WriteOutcomes(Protocol):
+    """Finds out what became of a write whose acknowledgement was lost: the idempotency
+    keys recorded with the events (``NewKey`` passed to ``save`` as ``idempotency``), and
+    the log position of a stored event. Implemented by the event recorders."""
+
+    def find_key(self, key_hash: str, recorded_after: datetime) -> KeyRecord | None: ...
+
+    def store_answer(self, key_hash: str, attempt: str, answer: StoredAnswer) -> None: ...
+
+    def forget_keys(self, recorded_before: datetime) -> int:
+        """Delete the keys recorded before; returns how many."""
+        ...
+
+    def position_of(self, originator_id: UUID, version: int) -> int | None:
+        """The notification id of the aggregate's event at ``version``; None: none."""
         ...

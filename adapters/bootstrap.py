@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.metadata
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 from uuid import UUID
 
@@ -31,6 +32,7 @@ from eventsourcing.persistence import (
 from psycopg import sql
 
 from adapters.documents.directory import DirectoryDocumentStore
+from adapters.documents.encryption import EncryptedDocumentStore
 from adapters.documents.postgres import PostgresDocumentStore
 from adapters.documents.store import DocumentStore
 from adapters.http.auth.local_issuer import LocalIssuer
@@ -41,6 +43,8 @@ from adapters.http.auth.tokens import (
     local_token_verifier,
     provider_token_verifier,
 )
+from adapters.http.pages.booking_status import confirmation_link_template
+from adapters.mail.mailbox import MailboxMailer
 from adapters.mail.smtp import SmtpMailer
 from adapters.payment.provider import HttpPaymentProvider
 from adapters.payment.setup import (
@@ -61,8 +65,22 @@ from adapters.personal_data.key_store import (
 )
 from adapters.personal_data.mapper import PersonalDataMapper, SkippingSnapshotStore, holds_plaintext
 from adapters.reference.catalogue import load_catalogue
+from adapters.reference.office_holidays import OfficeHolidays
 from adapters.settings import Settings
 from adapters.settings_sources import read_settings
+from adapters.store.migrations import (
+    COMPONENTS,
+    DOCUMENTS,
+    EVENTS,
+    KEYS,
+    VIEWS,
+    Change,
+    Component,
+    Database,
+    PostgresDatabase,
+    SqliteDatabase,
+    upgrade_all,
+)
 from adapters.store.recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from adapters.store.snapshot_deletion import RecorderSnapshotDeletion
 from adapters.store.transcoding import register_akte_transcodings
@@ -74,7 +92,7 @@ from projections.storage import ViewsStore
 from service import AkteService
 from service_appointment_mails import AppointmentSetup
 from service_common import system_clock
-from service_ports import Clock
+from service_ports import Clock, Mailer
 
 if TYPE_CHECKING:
     # The web stack is imported where the API is built: the other commands need
@@ -82,6 +100,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from adapters.http.routes.operations import ReadinessCheck
+    from adapters.payment.stand_in import StandInServer
 
 _MAX_IDENTIFIER = 63
 _payment_logger = logging.getLogger("akte.payment")
@@ -195,6 +214,8 @@ def deployment_problems(settings: Settings) -> list[str]:
             "appointments: AKTE_APPOINTMENT_SECRET must have at least "
             f"{MIN_SECRET_LENGTH} characters in production and not be the development key"
         )
+    if settings.deployment == "production" and settings.mail_delivery == "mailbox":
+        problems.append("AKTE_MAIL_DELIVERY=mailbox is for development only")
     for variable, path in (
         ("AKTE_STAFF_FILE", settings.staff_file),
         ("AKTE_RETENTION_RULES_PATH", settings.retention_rules_path),
@@ -357,6 +378,76 @@ def _create_shard_schema(settings: Settings) -> None:
         )
 
 
+def schema_targets(
+    settings: Settings, connection: psycopg.Connection[tuple[object, ...]] | None
+) -> list[tuple[Component, Database]]:
+    """Each component of Akte's schema and the store that holds it (the events, keys and
+    views files on SQLite; the one schema on PostgreSQL, documents there too if kept
+    there). ``connection``: to the PostgreSQL server, when a component lives there."""
+    targets: list[tuple[Component, Database]] = []
+    if settings.store == "sqlite":
+        targets += [
+            (EVENTS, SqliteDatabase(settings.sqlite_path)),
+            (KEYS, SqliteDatabase(settings.key_store_file)),
+            (VIEWS, SqliteDatabase(settings.data_dir / SQLITE_FILE_NAME)),
+        ]
+    if connection is not None:
+        schema = settings.postgres_schema or "public"
+        where = (
+            f"PostgreSQL at {settings.postgres_host}:{settings.postgres_port}, "
+            f"database {settings.postgres_dbname}, schema {schema}"
+        )
+        database = PostgresDatabase(connection, schema, where)
+        if settings.store == "postgres":
+            targets += [(EVENTS, database), (KEYS, database), (VIEWS, database)]
+        if settings.documents_in_postgres:
+            targets.append((DOCUMENTS, database))
+    return targets
+
+
+def _migrate(
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    additive_only: bool = False,
+    components: Sequence[Component] = COMPONENTS,
+) -> list[Change]:
+    """:func:`adapters.store.migrations.upgrade_all` over the stores of ``settings``; the
+    caller holds the set-up lock."""
+    uses_postgres = settings.store == "postgres" or settings.documents_in_postgres
+    with ExitStack() as stack:
+        connection = stack.enter_context(_connect(settings)) if uses_postgres else None
+        known = {component.name: component for component in components}
+        targets = [
+            (known[component.name], database)
+            for component, database in schema_targets(settings, connection)
+            if component.name in known
+        ]
+        for _, database in targets:
+            stack.callback(database.close)
+        return upgrade_all(
+            targets, release=akte_release(), dry_run=dry_run, additive_only=additive_only
+        )
+
+
+def migrate_stores(
+    settings: Settings, *, dry_run: bool = False, components: Sequence[Component] = COMPONENTS
+) -> list[Change]:
+    """``akte migrate``: every pending step of every store, under the set-up lock (so
+    concurrent starts and migrations apply each step once)."""
+    with _one_setup_at_a_time(settings):
+        if settings.shard_applied and not dry_run:
+            _create_shard_schema(settings)
+        return _migrate(settings, dry_run=dry_run, components=components)
+
+
+def akte_release() -> str:
+    try:
+        return importlib.metadata.version("akte")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_service(
     settings: Settings, *, clock: Callable[[], datetime] = system_clock
 ) -> AkteService:
@@ -365,16 +456,29 @@ def build_service(
     with _one_setup_at_a_time(settings):
         if settings.shard_applied:
             _create_shard_schema(settings)
-        return AkteService(
+        # Before any table is made: refuses a store newer than this code, applies the
+        # additive steps (docs/operations/upgrades.md).
+        _migrate(settings, additive_only=True)
+        # Documents are encrypted with their owners' data keys, which the service's key
+        # store holds: the store gets them once the service has made it.
+        documents = EncryptedDocumentStore(document_store_for(settings))
+        service = AkteService(
             library_env(settings),
             catalogue=load_catalogue(),
             clock=clock,
             snapshot_interval=settings.snapshot_interval,
             case_cache_size=settings.case_cache_size,
+            idempotency_retention=timedelta(hours=settings.idempotency_key_hours),
             storage=event_storage_for(settings),
-            documents=document_store_for(settings),
+            documents=documents,
             appointments=appointment_setup_for(settings),
+            holidays=OfficeHolidays(settings.office_state),
+            office_zone=settings.office_zone,
         )
+        keys = service.data_protection.keys
+        assert isinstance(keys, DataKeys)  # AkteEventStorage makes them
+        documents.use_keys(keys)
+        return service
 
 
 class AkteEventStorage:
@@ -493,20 +597,29 @@ def appointment_setup_for(settings: Settings) -> AppointmentSetup | None:
     secret = appointment_secret(settings)
     if secret is None:
         return None
-    password = settings.smtp_password
     return AppointmentSetup(
         secret=secret,
-        mailer=SmtpMailer(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            sender=settings.smtp_sender,
-            timeout_seconds=settings.smtp_timeout_seconds,
-            starttls=settings.smtp_starttls,
-            username=settings.smtp_username,
-            password=password.get_secret_value() if password is not None else None,
-        ),
+        mailer=mailer_for(settings),
         bookings_per_person=settings.appointment_bookings_per_person,
         proof_of_work_bits=settings.appointment_proof_of_work_bits,
+        confirmation_link=confirmation_link_template(settings.public_base_url),
+    )
+
+
+def mailer_for(settings: Settings) -> Mailer:
+    """The office's mail server, or the development mailbox (``AKTE_MAIL_DELIVERY``;
+    by default in development without ``AKTE_SMTP_HOST``), never in production."""
+    if settings.mails_to_mailbox and settings.deployment != "production":
+        return MailboxMailer(settings.mailbox_directory, sender=settings.smtp_sender)
+    password = settings.smtp_password
+    return SmtpMailer(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_sender,
+        timeout_seconds=settings.smtp_timeout_seconds,
+        starttls=settings.smtp_starttls,
+        username=settings.smtp_username,
+        password=password.get_secret_value() if password is not None else None,
     )
 
 
@@ -529,7 +642,8 @@ def open_service(
 
 
 def document_store_for(settings: Settings) -> DocumentStore:
-    """The document store the settings ask for; PostgreSQL connects on first use."""
+    """The document store backend the settings ask for; PostgreSQL connects on first use.
+    (The service stores through :class:`EncryptedDocumentStore` over it.)"""
     if settings.documents_in_postgres:
         connection = {
             "host": settings.postgres_host,
@@ -621,6 +735,26 @@ def payments_for(settings: Settings) -> Payments:
         shared_secret=secret,
         public_base_url=(settings.public_base_url or "").rstrip("/") or None,
     )
+
+
+@contextmanager
+def demo_payments(
+    settings: Settings, *, port: int = 0
+) -> Iterator[tuple[Settings, StandInServer | None]]:
+    """``akte serve --demo``: the stand-in ePayment platform started on ``port`` (0: a
+    free one) and the settings pointing Akte at it, so a declaration can be paid in the
+    browser; stopped when the block ends. In production, and where
+    ``AKTE_PAYMENT_PROVIDER_URL`` names a platform explicitly, nothing is started: the
+    settings come back unchanged, with ``None``."""
+    secret = shared_secret_for(settings)
+    explicit = "payment_provider_url" in settings.model_fields_set
+    if settings.deployment == "production" or explicit or secret is None:
+        yield settings, None
+        return
+    from adapters.payment.stand_in import StandInServer
+
+    with StandInServer(secret, port=port) as stand_in:
+        yield settings.model_copy(update={"payment_provider_url": stand_in.base_url}), stand_in
 
 
 # ------------------------------------------------------------------ the HTTP API

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_RATE = r"\d{1,9}\s*/\s*(second|minute|hour|day)(\s*;\s*\d{1,9}\s*/\s*(second|minute|hour|day))*"
 
 
 class Settings(BaseSettings):
@@ -46,6 +49,9 @@ class Settings(BaseSettings):
     """Take a snapshot of a case file every N events (0: never)."""
     case_cache_size: int = Field(default=1000, ge=0)
     """Case files kept in memory for commands (0: load every time)."""
+    idempotency_key_hours: int = Field(default=24, ge=1, le=24 * 30)
+    """How long a write's ``Idempotency-Key`` is kept: a retry with it within this time
+    hears the first answer; afterwards the key may be used again."""
 
     default_office_id: str = "abh-musterstadt"
     """The demo office, the office of the local demo users, and where an auditor without
@@ -58,6 +64,11 @@ class Settings(BaseSettings):
     office_time_zone: str = "Europe/Berlin"
     """The office's IANA time zone: what "today" is for the worklists and lists (never the
     server's UTC date), e.g. ``Europe/Berlin``."""
+    office_state: str = Field(
+        default="BE", pattern=r"^(BB|BE|BW|BY|HB|HE|HH|MV|NI|NW|RP|SH|SL|SN|ST|TH)$"
+    )
+    """The office's state (Land, ISO 3166-2 without ``DE-``): its public holidays, with
+    the national ones, are not working days when legal deadlines are counted."""
 
     deployment: Literal["development", "production"] = "development"
     """``production`` refuses to start with tokens Akte issues itself (``auth_mode=local``)."""
@@ -122,7 +133,9 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     """Where the platform and the payer's browser reach Akte from outside (notifications,
     return after paying), e.g. ``https://akte.example``. Unset in development: the base URL
-    of the request that starts the payment. In production it must be set, with https."""
+    of the request that starts the payment. In production it must be set, with https.
+    The booking mails' one-click confirmation links start with it too (unset:
+    ``http://127.0.0.1:8000``, where ``akte serve`` listens)."""
     payment_timeout_seconds: float = Field(default=10, gt=0, le=60)
     """How long to wait for the platform when creating a payment."""
 
@@ -143,6 +156,13 @@ class Settings(BaseSettings):
     upload_max_file_bytes: int = Field(default=104_857_600, ge=1024)
     """The largest document a caseworker uploads to a case file (100 MiB: whole scans)."""
 
+    mail_delivery: Literal["auto", "smtp", "mailbox"] = "auto"
+    """How mails to people who book leave Akte: through the mail server (``smtp``), or
+    into the development mailbox (``mailbox``: one file per mail under ``mailbox_dir``,
+    read at ``/dev/mailbox``; refused in production). ``auto``: the mailbox in
+    development unless ``AKTE_SMTP_HOST`` is set, the mail server in production."""
+    mailbox_dir: Path | None = None
+    """The development mailbox's directory. Omitted: ``<data_dir>/mailbox``."""
     smtp_host: str = "127.0.0.1"
     """The office's mail server, through which booking confirmations go out."""
     smtp_port: int = Field(default=25, ge=1, le=65535)
@@ -165,6 +185,23 @@ class Settings(BaseSettings):
     """Open bookings one person (by name and birth date, not e-mail) may hold per office."""
     appointment_proof_of_work_bits: int = Field(default=20, ge=0, le=32)
     """Leading zero bits the anti-bot challenge asks for; 0 only in tests."""
+    rate_limit_contact_form: str | None = "10/minute"
+    """Contact-form submissions (API and page) per client address, as ``N/second``,
+    ``N/minute``, ``N/hour`` or ``N/day`` (several: ``10/minute;50/day``); empty: no limit.
+    Over the rate: ``429`` with ``Retry-After``."""
+    rate_limit_declarations: str | None = "10/minute"
+    """Commitment declarations submitted per client address (API and page)."""
+    rate_limit_challenges: str | None = "30/minute"
+    """Proof-of-work challenges fetched per client address."""
+    rate_limit_bookings: str | None = "10/minute"
+    """Bookings and waitlist entries per client address (per person: see
+    ``AKTE_APPOINTMENT_BOOKINGS_PER_PERSON``)."""
+    rate_limit_lookups: str | None = "30/minute"
+    """Look-ups by a secret reference (own booking, own declaration, their pages) per
+    client address: guessing references is slowed down to nothing."""
+    rate_limit_failed_logins: str | None = "60/minute"
+    """Requests with a refused bearer token per client address; past it, further
+    requests with a token are answered 429 until the window has passed."""
     staff_file: Path | None = None
     """JSON file of posts and people at work per office and month (example:
     ``adapters/reference/staff.json``), for the workload figures per post and per person
@@ -178,6 +215,10 @@ class Settings(BaseSettings):
     """Encrypt the personal fields of new events and snapshots with a key per person
     (crypto-shredding, docs "Data protection"). Off: new events are written in the
     clear; encrypted ones written before are still read."""
+    metrics_token: SecretStr | None = None
+    """A token Prometheus sends as ``Authorization: Bearer <token>`` to read ``/metrics``
+    (from anywhere). Unset: ``/metrics`` answers only requests from the machine itself
+    (127.0.0.1, ::1) in production, and anyone in development."""
     master_keys: SecretStr | None = None
     """``id:base64key[,id:base64key...]``: the master keys that wrap the data keys; the
     first wraps new keys (and re-wraps them on ``akte keys rotate``), the others are only
@@ -190,6 +231,20 @@ class Settings(BaseSettings):
     this one may read the erased person's data for at most this long."""
     retention_rules_path: Path | None = None
     """The retention rules (JSON). Omitted: ``adapters/reference/retention-rules.json``."""
+
+    outbox_url: str = "nats://127.0.0.1:4222"
+    """The NATS server (with JetStream) ``akte outbox run`` publishes events to."""
+    outbox_stream: str = Field(default="AKTE_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """The JetStream stream of the published events, created if missing; the outbox's
+    position in the events database is kept per stream name."""
+    outbox_events: str | None = None
+    """The events the outbox publishes, comma-separated as ``Aggregate.Event`` (e.g.
+    ``CaseFile.Opened,CaseFile.Closed``) or stored topics. Unset: the life of case files
+    and procedures (docs "Events to other systems"); personal fields are never published."""
+    outbox_subject_prefix: str = Field(
+        default="akte", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    )
+    """The first token(s) of the subjects: ``<prefix>.<office>.<aggregate>.<id>``."""
 
     _shard_applied_for: str | None = PrivateAttr(default=None)
     """The office whose shard :func:`adapters.bootstrap.shard_settings` pointed these
@@ -218,6 +273,36 @@ class Settings(BaseSettings):
     def office_shards(self) -> tuple[str, ...]:
         """The offices of ``offices``, each with a shard of its own when sharding."""
         return tuple(office.strip() for office in self.offices.split(",") if office.strip())
+
+    @field_validator(
+        "rate_limit_contact_form",
+        "rate_limit_declarations",
+        "rate_limit_challenges",
+        "rate_limit_bookings",
+        "rate_limit_lookups",
+        "rate_limit_failed_logins",
+    )
+    @classmethod
+    def _a_rate(cls, rate: str | None) -> str | None:
+        if not rate:
+            return None
+        if not re.fullmatch(_RATE, rate.strip()):
+            msg = "a rate like 10/minute (per second, minute, hour or day; several with ;)"
+            raise ValueError(msg)
+        return rate.strip()
+
+    @property
+    def rate_limits(self) -> dict[str, str]:
+        """The rate of each public door (adapters/http/rate_limits.py); unset: no limit."""
+        rates = {
+            "contact_form": self.rate_limit_contact_form,
+            "declarations": self.rate_limit_declarations,
+            "challenges": self.rate_limit_challenges,
+            "bookings": self.rate_limit_bookings,
+            "lookups": self.rate_limit_lookups,
+            "failed_logins": self.rate_limit_failed_logins,
+        }
+        return {door: rate for door, rate in rates.items() if rate}
 
     @field_validator("office_time_zone")
     @classmethod
@@ -249,6 +334,19 @@ class Settings(BaseSettings):
         if self.documents_dir is not None:
             return self.documents_dir
         return self.data_dir / "documents"
+
+    @property
+    def mailbox_directory(self) -> Path:
+        if self.mailbox_dir is not None:
+            return self.mailbox_dir
+        return self.data_dir / "mailbox"
+
+    @property
+    def mails_to_mailbox(self) -> bool:
+        """Whether mails go to the development mailbox rather than the mail server."""
+        if self.mail_delivery == "auto":
+            return self.deployment != "production" and "smtp_host" not in self.model_fields_set
+        return self.mail_delivery == "mailbox"
 
     @property
     def documents_in_postgres(self) -> bool:

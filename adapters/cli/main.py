@@ -28,13 +28,17 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
-from adapters.bootstrap import deployment_problems, served_app
+from adapters.bootstrap import demo_payments, deployment_problems, served_app
 from adapters.cli import support
 from adapters.cli.appointments import add_appointment_commands
 from adapters.cli.audit import add_audit_commands
+from adapters.cli.backup import add_backup_commands
 from adapters.cli.data_protection import add_data_protection_commands
+from adapters.cli.deadlines import add_deadline_commands
 from adapters.cli.documents import add_document_commands
 from adapters.cli.history import add_history_command
+from adapters.cli.migrate import add_migrate_command
+from adapters.cli.outbox import add_outbox_commands
 from adapters.cli.progress import DemoLoadProgress, ProgressDisplay
 from adapters.cli.projections import add_projection_commands
 from adapters.cli.report import add_report_command
@@ -185,7 +189,12 @@ def _print_summary(summary: DemoSummary, settings: Settings, seconds: float) -> 
 
 
 def _serve_app(
-    args: argparse.Namespace, settings: Settings, service: AkteService, app: FastAPI
+    args: argparse.Namespace,
+    settings: Settings,
+    service: AkteService,
+    app: FastAPI,
+    *,
+    stand_in_url: str | None = None,
 ) -> None:
     # Imported here: the other commands need neither the web stack nor its start-up time.
     import uvicorn
@@ -198,6 +207,8 @@ def _serve_app(
         flush=True,
     )
     print(_how_to_get_a_token(settings, base), flush=True)
+    if args.demo:
+        print(demo_pages(settings, base, stand_in_url), flush=True)
     configure_logging(json_logs=settings.json_logs, level=settings.log_level)
     # Absolute: a relative AKTE_DATA_DIR means "below where the server was started", and
     # a command run elsewhere would otherwise use another store without noticing.
@@ -246,13 +257,38 @@ def _serve(args: argparse.Namespace) -> int:
         )
 
     with _open_service(settings) as service, ExitStack() as serving:
+        stand_in_url = None
+        if args.demo:
+            # The stand-in ePayment platform runs beside the demo and stops with it.
+            paying, stand_in = serving.enter_context(
+                demo_payments(settings, port=args.stand_in_port)
+            )
+            if stand_in is not None:
+                settings, stand_in_url = paying, stand_in.base_url
         try:
             # Built before the demo loads: unusable authentication fails at once.
             app = serving.enter_context(served_app(settings, service))
         except (AuthConfigurationError, LocalIssuerKeyError) as error:
             raise CliFailure(EXIT_USAGE, f"refusing to start: {error}") from None
-        _serve_app(args, settings, service, app)
+        _serve_app(args, settings, service, app, stand_in_url=stand_in_url)
     return EXIT_OK
+
+
+def demo_pages(settings: Settings, base: str, stand_in_url: str | None) -> str:
+    """The start message's list of what to open in a browser in the demo."""
+    pages = [
+        ("start page", "/"),
+        ("book an appointment", "/booking"),
+        ("contact form", "/contact"),
+        ("commitment declaration", "/declaration"),
+    ]
+    if settings.mails_to_mailbox and settings.deployment != "production":
+        pages.append(("mailbox (development)", "/dev/mailbox"))
+    lines = ["Pages of the demo:"]
+    lines += [f"  {label:<26}{base}{path}" for label, path in pages]
+    if stand_in_url is not None:
+        lines.append(f"  {'stand-in ePayment':<26}{stand_in_url} (pay declarations here)")
+    return "\n".join(lines)
 
 
 def _how_to_get_a_token(settings: Settings, base: str) -> str:
@@ -502,6 +538,12 @@ def _parser() -> argparse.ArgumentParser:
         "--office",
         help="offices as shards: serve only this office's shard (default AKTE_SHARD_OFFICE)",
     )
+    serve.add_argument(
+        "--stand-in-port",
+        type=int,
+        default=0,
+        help="with --demo: port of the stand-in ePayment platform (default: a free one)",
+    )
     _demo_arguments(serve)
     serve.set_defaults(run=_serve)
 
@@ -577,7 +619,11 @@ def _parser() -> argparse.ArgumentParser:
     add_history_command(commands)
     add_audit_commands(commands)
     add_appointment_commands(commands)
+    add_deadline_commands(commands)
     add_data_protection_commands(commands)
+    add_backup_commands(commands)
+    add_migrate_command(commands)
+    add_outbox_commands(commands)
     return parser
 
 

@@ -36,8 +36,14 @@ from adapters.http.auth.permissions import (
     route_accesses,
 )
 from adapters.http.auth.tokens import TokenVerifier
+from adapters.http.idempotency import describe_idempotency_key, install_idempotency
+from adapters.http.pages import booking as booking_page
+from adapters.http.pages import booking_status as booking_status_page
+from adapters.http.pages import contact as contact_page
+from adapters.http.pages import declaration as declaration_page
 from adapters.http.pages.site import install_pages
 from adapters.http.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from adapters.http.rate_limits import RateLimiter, RateLimitMetrics, RateLimitMiddleware
 from adapters.http.read_log import install_read_access_log
 from adapters.http.routes import appointment_lists as appointment_worklists
 from adapters.http.routes import (
@@ -77,8 +83,9 @@ from adapters.http.routes.operations import NamedCheck, ReadinessCheck, install_
 from adapters.http.uploads import MULTIPART, MULTIPART_OVERHEAD_BYTES, install_document_problems
 from adapters.payment.setup import Payments
 from adapters.settings import Settings
-from adapters.views.read_models import ReadModels
+from adapters.views.read_models import ReadModelLag, ReadModels
 from service import AkteService
+from service_idempotency import AnswerMemory
 
 DESCRIPTION = """\
 Case processing for foreigners' offices (Ausländerbehörden).
@@ -86,6 +93,14 @@ Case processing for foreigners' offices (Ausländerbehörden).
 **Reading** a case file returns `ETag: "<version>"`. **Writing** is a `POST` on a
 sub-resource of the case file and needs `If-Match: "<version>"`; a stale version is
 answered with `412`, a missing `If-Match` with `428`. Writes answer with the new `ETag`.
+
+**Retrying writes:** send every write with `Idempotency-Key: <a new random UUID>` and a
+retry (after a timeout, a broken connection or a `503`) with the same key: the retry gets
+the first answer and records nothing. The same key with another request: `422`
+(`idempotency-key-reused`); while the first is still answering: `409`
+(`idempotency-key-in-flight`). `503` `outcome-unknown`: the store failed while recording
+and could not tell whether it did; retry with the same key after `Retry-After`. Keys
+belong to the acting user and are kept for 24 hours (configurable).
 
 **Authentication:** every route except `GET /catalogue` needs `Authorization: Bearer
 <access token>`, a token of the office's identity provider (OpenID Connect; in local
@@ -138,7 +153,7 @@ class AkteApi(FastAPI):
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
-            schema = _describe_problems_and_headers(super().openapi())
+            schema = describe_idempotency_key(_describe_problems_and_headers(super().openapi()))
             self.openapi_schema = _describe_access(schema, self.routes)
         return self.openapi_schema
 
@@ -269,10 +284,18 @@ def create_app(
     install_api_docs(app)
     install_pages(app)
     install_read_access_log(app)
+    # Inside the operations' middlewares (added after it): their body limits apply first.
+    install_idempotency(app, AnswerMemory(service.writes, service.clock))
     upload_limits = {
         intake.FORM_PATH: settings.contact_form_max_total_bytes + MULTIPART_OVERHEAD_BYTES,
+        contact_page.CONTACT_PATH: (
+            settings.contact_form_max_total_bytes + MULTIPART_OVERHEAD_BYTES
+        ),
         document_uploads.UPLOAD_PATH: settings.upload_max_file_bytes + MULTIPART_OVERHEAD_BYTES,
     }
+    # Inside the operations middlewares: a 429 is logged and counted like any answer.
+    limiter = RateLimiter(settings.rate_limits)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
     # Last, so that its middlewares wrap everything: every answer, 413/415/500 included,
     # carries a request id and is logged and counted.
     install_operations(
@@ -286,11 +309,21 @@ def create_app(
                 for path, limit in {
                     **commitments.BODY_LIMITS,
                     **appointments.BODY_LIMITS,
+                    **declaration_page.BODY_LIMITS,
+                    **booking_page.BODY_LIMITS,
                 }.items()
             },
             # Uploads: their own, larger limits, and multipart bodies instead of JSON.
             **upload_limits,
         },
-        accepted_media_types_by_path=dict.fromkeys(upload_limits, MULTIPART),
+        accepted_media_types_by_path={
+            **dict.fromkeys(upload_limits, MULTIPART),
+            # The declaration pages' forms post as browsers do without files.
+            declaration_page.DECLARATION_PATH: declaration_page.FORM_URLENCODED,
+            **booking_status_page.FORM_MEDIA_TYPES,
+            **booking_page.FORM_MEDIA_TYPES,
+        },
     )
+    limiter.metrics = RateLimitMetrics(app.state.metrics.registry)
+    app.state.metrics.registry.register(ReadModelLag(read_models))
     return app

@@ -10,6 +10,8 @@ virtual pages (nothing is written into ``docs/``):
   which fields hold personal data);
 - ``reference/problems.md`` from the problem responses of ``adapters/http/`` and the
   codes of the domain's errors.
+- ``reference/asyncapi.md`` and ``reference/asyncapi.json``: the outbox's AsyncAPI
+  document (``adapters/outbox/asyncapi.py``) for the default allow-list.
 
 :func:`on_page_markdown` fills two tables into hand-written pages where they hold a
 ``<!-- generated: NAME -->`` line: ``read-models`` (every read model the runner follows,
@@ -68,6 +70,9 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         "reference/cli.md": cli_page(),
         "reference/events.md": events_page(),
         "reference/problems.md": problems_page(),
+        "reference/record-of-processing.md": record_of_processing_page(),
+        "reference/asyncapi.md": asyncapi_page(),
+        "reference/asyncapi.json": asyncapi_json(),
     }
     for src_uri, content in pages.items():
         files.append(File.generated(config, src_uri, content=content))
@@ -415,6 +420,30 @@ def event_classes(module: types.ModuleType) -> list[type]:
             if issubclass(cls, DomainEvent) and cls.__name__ != "Event" and cls not in found:
                 found.append(cls)
     return found
+
+
+def asyncapi_page() -> str:
+    """The outbox's AsyncAPI document (default allow-list) as a page."""
+    from adapters.outbox.asyncapi import asyncapi_document, asyncapi_markdown
+    from adapters.outbox.cloudevents import Selection
+
+    return f"{GENERATED_NOTE}\n{asyncapi_markdown(asyncapi_document(Selection.parse(None)))}"
+
+
+def asyncapi_json() -> str:
+    """The same document as a file consumers can download."""
+    import json
+
+    from adapters.outbox.asyncapi import asyncapi_document
+    from adapters.outbox.cloudevents import Selection
+
+    return json.dumps(asyncapi_document(Selection.parse(None)), indent=2, ensure_ascii=False)
+
+
+def record_of_processing_page() -> str:
+    from adapters.personal_data.record_of_processing import as_markdown, record_of_processing
+
+    return f"{GENERATED_NOTE}\n{as_markdown(record_of_processing())}"
 
 
 def events_page() -> str:

@@ -73,3 +73,12 @@ def test_a_wrong_import_is_caught(source: str, why: str) -> None:
     context = next(module for module in APPLICATION if module != ENTRY_POINT)
     (line,) = broken_rules(context, source)
     assert why in line
+
+
+def test_every_application_module_is_installed() -> None:
+    # Top-level modules are installed only when pyproject.toml names them: one left out
+    # works in the checkout and fails in an installed Akte.
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert set(project["tool"]["setuptools"]["py-modules"]) == set(APPLICATION)

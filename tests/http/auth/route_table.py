@@ -55,7 +55,8 @@ EAT: Final[dict[str, Any]] = {
     "document_number": "Y0000AB12",
 }
 FICTION: Final[dict[str, Any]] = {
-    "kind": "81_4",
+    # § 81 (3) S. 1: needs no application on the file (81_4 would, see domain rules).
+    "kind": "81_3_1",
     "valid_from": "2024-03-04",
     "valid_until": "2024-06-03",
     "carrier_sheet_number": "F1234567",
@@ -127,7 +128,7 @@ def _fiction(service: AkteService, case_id: UUID, version: int) -> int:
         case_id,
         expected_version=version,
         by=SETUP_USER,
-        kind="81_4",
+        kind="81_3_1",
         valid_from=date(2024, 3, 4),
         valid_until=date(2024, 6, 3),
         carrier_sheet_number="F1234567",
@@ -146,7 +147,7 @@ def _inquiry(service: AkteService, case_id: UUID, version: int) -> int:
 
 def _document(service: AkteService, case_id: UUID, version: int) -> int:
     # Stored for real: the content route reads it back.
-    stored = service.intake.documents.put_bytes(make_pdf(2, marker="passport-copy"))
+    stored = service.intake.documents.put_bytes(make_pdf(2, marker="passport-copy"), owner=case_id)
     return service.attach_document(
         case_id,
         expected_version=version,
@@ -610,6 +611,7 @@ ROUTES: Final = (
             "unreviewed-uploads",
             "commitment-declarations-awaiting-handover",
             "untriaged-submissions",
+            "deadlines",
         )
     ),
     Route("GET", "/audit/verify", "verify"),
