@@ -192,6 +192,52 @@ def tab_through(page: Page, limit: int = 200) -> list[dict[str, str | None]]:
     pytest.fail(f"focus did not leave the page after {limit} presses of Tab")
 
 
+def has_visible_focus(focused: dict[str, str | None]) -> bool:
+    """Whether an element :data:`FOCUS_STYLE_SCRIPT` described shows its focus."""
+    return focused["outline"] != "none" or focused["shadow"] != "none"
+
+
+IN_DATE_FIELD_PART_SCRIPT: Final = (
+    "() => document.activeElement.matches('input[type=date]:not(:focus-visible)')"
+)
+"""Focus on a part of a date field Chromium draws itself (its calendar button, the last
+Tab stop inside the field): Chromium rings the part, which the field's computed style
+cannot show, so :func:`tab_to` does not count it as unfocused."""
+
+
+def tab_to(page: Page, selector: str, limit: int = 80) -> list[dict[str, str | None]]:
+    """Presses Tab until the focused element matches ``selector``; fails if it never does
+    or if any element focused on the way (the target included) shows no focus. What was
+    focused, in order."""
+    reached: list[dict[str, str | None]] = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused: dict[str, str | None] | None = page.evaluate(FOCUS_STYLE_SCRIPT)
+        if focused is None:
+            continue
+        reached.append(focused)
+        if not page.evaluate(IN_DATE_FIELD_PART_SCRIPT):
+            assert has_visible_focus(focused), f"no visible focus on: {focused}"
+        if page.evaluate("s => document.activeElement.matches(s)", selector):
+            return reached
+    pytest.fail(f"Tab did not reach {selector} in {limit} presses")
+
+
+def choose_by_arrows(page: Page, name: str, value: str) -> None:
+    """In the radio group ``name``, which has the focus: Space checks the focused
+    option, then the arrow key moves focus and choice until ``value`` is checked."""
+    checked = f"input[type=radio][name='{name}']:checked"
+    page.keyboard.press("Space")
+    for _ in range(page.locator(f"input[type=radio][name='{name}']").count()):
+        if page.locator(checked).get_attribute("value") == value:
+            break
+        page.keyboard.press("ArrowDown")
+    assert page.locator(checked).get_attribute("value") == value, f"{name}={value} not reached"
+    focused: dict[str, str | None] | None = page.evaluate(FOCUS_STYLE_SCRIPT)
+    assert focused is not None, f"{name}: focus left the radio group"
+    assert has_visible_focus(focused), f"no visible focus: {focused}"
+
+
 def horizontal_overflow(page: Page) -> int:
     """How many CSS pixels the page is wider than the window (0: no horizontal scroll)."""
     overflow: int = page.evaluate(

@@ -14,8 +14,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 import httpx2 as httpx
@@ -23,14 +24,25 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from adapters.bootstrap import build_app, build_service
+from adapters.bootstrap import build_app, build_service, open_service
+from adapters.cli.appointments import clock_from
+from adapters.http.auth.identity import Role
+from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.mail.mailbox import MailboxMailer
 from adapters.payment.setup import DEVELOPMENT_SHARED_SECRET
 from adapters.payment.stand_in import StandInServer
 from adapters.settings import Settings
+from adapters.simulation.demo_appointments import DemoAppointments, set_up_demo_appointments
+from adapters.views.read_models import ReadModels
+from adapters.views.runner import ApplicationEventLog, ProjectionRunner
+from service_appointments import TickReport
 from service_ports import OutgoingMail
+from tests.support.appointments import OFFICE, POINT, RULES, TYPES
 from tests.support.browser import MAIL_SUBJECT, Guard, PageOpener, chromium_path, origin_of
 from tests.support.live_server import ServedApp
+
+TickAt = Callable[[datetime], TickReport]
+"""The ``tick_at`` fixture: the appointments' tick as if the clock showed a moment."""
 
 DESKTOP_WIDTH, DESKTOP_HEIGHT = 1280, 900
 PROOF_OF_WORK_BITS = 8
@@ -114,6 +126,71 @@ def live(pages_settings: Settings, listening: socket.socket) -> Iterator[ServedA
     finally:
         served.stop()
         service.close()
+
+
+@pytest.fixture(scope="session")
+def service_point(live: ServedApp) -> str:
+    """The office's service point with the test appointment types (extend a title, pick up
+    a card: for residence card holders; a Fiktionsbescheinigung: for its holders)."""
+    live.service.appointments.define_service_point(
+        office_id=OFFICE,
+        code=POINT,
+        name="Bürgerbüro Rathaus",
+        rules=RULES,
+        types=TYPES,
+        by="tl-01",
+    )
+    return POINT
+
+
+@pytest.fixture(scope="session")
+def demo_desks(live: ServedApp, pages_settings: Settings) -> DemoAppointments:
+    """The demo office's desks (``akte demo``): the Bürgerbüro, and the family-reunion
+    desk booked out by fictitious people over its whole horizon, so the pages offer the
+    waitlist."""
+    return set_up_demo_appointments(live.service, office_id=pages_settings.default_office_id)
+
+
+@pytest.fixture
+def tick_at(pages_settings: Settings, live: ServedApp) -> TickAt:
+    """Runs the appointments' time-driven tick as ``akte appointments tick --now WHEN``
+    does: a second service over the live server's store whose clock shows ``WHEN`` (and
+    runs on from there), its mails into the same development mailbox. No code is
+    patched; the live server keeps the real clock."""
+
+    def tick(when: datetime) -> TickReport:
+        with open_service(pages_settings, clock=clock_from(when)) as shifted:
+            return shifted.appointments.run_appointment_tick()
+
+    return tick
+
+
+@pytest.fixture(scope="session")
+def worklists(live: ServedApp) -> Iterator[ProjectionRunner]:
+    """The live server's read models kept up to date, as ``akte serve`` keeps them: a
+    projection runner following the log (the ``live`` app itself runs none, so that
+    tests that need no worklist pay nothing for it). A test waits for it with
+    ``wait_until(position, timeout)``."""
+    read_models: ReadModels = live.app.state.read_models
+    runner = ProjectionRunner(
+        ApplicationEventLog(live.service), read_models.views, read_models.projections
+    )
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+@pytest.fixture(scope="session")
+def caseworker(pages_settings: Settings, live: ServedApp) -> dict[str, str]:
+    """The headers of a caseworker of the default office, with a token of the local
+    issuer whose key the live server checks tokens with (``akte token sb-01``)."""
+    issuer = LocalIssuer.load_or_create(pages_settings.local_issuer_key_file)
+    token = issuer.issue(
+        user_id="sb-01", roles=(Role.CASEWORKER,), office_id=pages_settings.default_office_id
+    )
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="session")

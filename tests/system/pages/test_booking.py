@@ -11,28 +11,12 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.appointments import OFFICE, POINT, RULES, TYPES
 from tests.support.browser import check_accessible, screenshot
 from tests.support.live_server import ServedApp
 
 pytestmark = pytest.mark.browser
 
 LANGUAGES = ("de", "ar")
-
-
-@pytest.fixture(scope="module")
-def service_point(live: ServedApp) -> str:
-    """The office's service point with the test appointment types (extend a title, pick up
-    a card: for residence card holders; a Fiktionsbescheinigung: for its holders)."""
-    live.service.appointments.define_service_point(
-        office_id=OFFICE,
-        code=POINT,
-        name="Bürgerbüro Rathaus",
-        rules=RULES,
-        types=TYPES,
-        by="tl-01",
-    )
-    return POINT
 
 
 def choose_first(page: Page, name: str) -> str:
@@ -46,6 +30,8 @@ def test_a_residence_card_holder_books_the_right_type_and_confirms_by_mail(
     page: Page, live: ServedApp, service_point: str, lang: str
 ) -> None:
     page.goto(f"/booking?lang={lang}")
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    expect(page.locator("html")).to_have_attribute("dir", "rtl" if lang == "ar" else "ltr")
     check_accessible(page, f"booking: what you hold ({lang})")
     screenshot(page, f"booking-holds-{lang}")
     page.locator("input[name=holds][value=eat]").check()

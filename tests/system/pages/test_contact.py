@@ -1,6 +1,7 @@
 """The contact form page in a real browser (German and Arabic): the empty form, the form
 refused with every typed value kept and the errors listed, and a message with two
-documents sent to the receipt page, each axe-clean. Screenshots:
+documents sent to the receipt page, each axe-clean, and then on the caseworkers'
+worklist of untriaged submissions. Screenshots:
 ``test-output/pages/contact-*.png``."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from adapters.views.runner import ProjectionRunner
 from tests.support.browser import check_accessible, document_files, screenshot
 from tests.support.live_server import ServedApp
 
@@ -63,8 +65,12 @@ def test_a_refused_message_comes_back_with_what_was_typed_and_the_errors(
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_a_message_with_two_documents_gets_a_receipt(
-    page: Page, live: ServedApp, lang: str
+def test_a_message_with_two_documents_gets_a_receipt_and_reaches_the_worklist(
+    page: Page,
+    live: ServedApp,
+    worklists: ProjectionRunner,
+    caseworker: dict[str, str],
+    lang: str,
 ) -> None:
     page.goto(f"/contact?lang={lang}")
     fill_in(page)
@@ -74,9 +80,8 @@ def test_a_message_with_two_documents_gets_a_receipt(
 
     expect(page).to_have_url(re.compile(r"/contact/receipt/"))
     receipt = page.locator("#receipt").inner_text().strip()
-    submission = live.service.intake.get_submission(
-        live.service.intake.find_submission_by_receipt(receipt)
-    )
+    submission_id = live.service.intake.find_submission_by_receipt(receipt)
+    submission = live.service.intake.get_submission(submission_id)
     assert submission.topic == TOPIC
     assert [document.media_type for document in submission.files] == [
         "application/pdf",
@@ -85,3 +90,25 @@ def test_a_message_with_two_documents_gets_a_receipt(
     expect(page.locator("html")).to_have_attribute("lang", lang)
     check_accessible(page, f"contact receipt ({lang})")
     screenshot(page, f"contact-receipt-{lang}")
+
+    # The caseworker's worklist of untriaged submissions shows it, once the read models
+    # have followed the log (the first time in a run, from its start: more than the
+    # route's own brief wait), and without the sender's personal data.
+    position = live.events_recorded()
+    assert worklists.wait_until(position, 60), "the read models did not follow the log"
+    answer = live.http.get(
+        "/worklists/untriaged-submissions",
+        params={"min_position": position, "limit": 200},
+        headers=caseworker,
+    )
+    assert answer.status_code == 200, answer.text
+    assert "X-Akte-Views-Behind" not in answer.headers
+    (row,) = [
+        item for item in answer.json()["items"] if item["submission_id"] == str(submission_id)
+    ]
+    assert row["topic"] == TOPIC
+    assert row["file_count"] == 2
+    assert row["page_count"] == sum(document.page_count for document in submission.files)
+    assert row["linked_case_id"] is None
+    assert "Yılmaz" not in answer.text
+    assert "ayse.yilmaz@example.org" not in answer.text
