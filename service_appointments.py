@@ -391,8 +391,10 @@ class Appointments(AppointmentMails):
         person: Person,
         proof: tuple[str, str],
         by: str,
+        language: str = "de",
     ) -> AppointmentRecorded:
-        """Wait for a freed seat of this type; returns the entry's id and reference."""
+        """Wait for a freed seat of this type; returns the entry's id and reference.
+        ``language``: of the offer mails (German, else English)."""
         situation.check()
         key = self.person_key(person)
         entry_id = self._store.new_personal_id()
@@ -424,6 +426,7 @@ class Appointments(AppointmentMails):
                 reference_sha256=reference_sha256,
                 case_id=None,
                 act=act,
+                language=language,
             )
             waitlist.join(entry_id, act)
             claim = BookingReference.claim(
@@ -915,6 +918,7 @@ class Appointments(AppointmentMails):
                     origin="waitlist",
                     case_id=None if entry.case_id is None else UUID(entry.case_id),
                     waitlist_entry_id=entry.id,
+                    language=entry.language,
                 ),
                 act=act,
             )

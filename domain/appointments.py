@@ -1503,12 +1503,18 @@ class WaitlistEntry(Aggregate):
         self.case_id: str | None = None
         self.offers: list[str] = []
         self.left_reason: str | None = None
+        self.language: str = "de"
 
     class Event(LawfulEvent, Aggregate.Event):
         by: str
         at: datetime
 
     class Joined(Event, Aggregate.Created):
+        """Version 2 on: ``language``, the language of the offer mails; version 1 events
+        lack it and read as German, the only language mails had then."""
+
+        class_version = 2
+
         office_id: str
         waitlist_id: str
         service_point_id: str
@@ -1524,8 +1530,15 @@ class WaitlistEntry(Aggregate):
         date_of_birth: Personal[date]
         email: Personal[str]
         phone: Personal[str | None]
+        language: str = "de"
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Entries made before the language was recorded: their mails were German."""
+            state["language"] = "de"
 
         def apply(self, entry: WaitlistEntry) -> None:
+            entry.language = self.language
             entry.office_id = self.office_id
             entry.waitlist_id = self.waitlist_id
             entry.service_point_id = self.service_point_id
@@ -1557,7 +1570,7 @@ class WaitlistEntry(Aggregate):
     def join(
         cls, *, entry_id: UUID, waitlist: Waitlist, appointment_type: AppointmentType,
         situation: Situation, person: Person, person_key: str, reference_sha256: str,
-        case_id: UUID | None, act: Act,
+        case_id: UUID | None, act: Act, language: str = "de",
     ) -> WaitlistEntry:  # fmt: skip
         situation.check()
         person.check(today=act.at.date())
@@ -1584,6 +1597,7 @@ class WaitlistEntry(Aggregate):
             date_of_birth=person.date_of_birth,
             email=person.email,
             phone=person.phone,
+            language=language,
         )
 
     def record_offer(self, appointment_id: UUID, act: Act) -> None:

@@ -18,6 +18,8 @@ from domain.appointments import (
     Appointment,
     AppointmentStateConflict,
     Booking,
+    Waitlist,
+    WaitlistEntry,
 )
 from domain.errors import InvalidValue
 from domain.personal import personal_fields
@@ -136,4 +138,55 @@ def test_a_booked_event_of_version_1_loads_as_german() -> None:
     assert loaded.language == "de"
     rebuilt = loaded.mutate(None)
     assert isinstance(rebuilt, Appointment)
+    assert rebuilt.language == "de"
+
+
+def _entry(language: str) -> WaitlistEntry:
+    act = _act(BOOKED)
+    waitlist = Waitlist.start(
+        office_id=OFFICE,
+        service_point_code="rathaus",
+        service_point_id=uuid4(),
+        appointment_type=EXTEND_TYPE.code,
+        act=act,
+    )
+    return WaitlistEntry.join(
+        entry_id=uuid4(),
+        waitlist=waitlist,
+        appointment_type=EXTEND_TYPE,
+        situation=STUDENT,
+        person=person(1),
+        person_key="k" * 64,
+        reference_sha256="r" * 64,
+        case_id=None,
+        act=act,
+        language=language,
+    )
+
+
+def test_a_waitlist_entry_keeps_the_language_of_its_offer_mails() -> None:
+    assert _entry("ar").language == "ar"
+
+
+def test_a_joined_event_of_version_1_loads_as_german() -> None:
+    event = _entry("en").pending_events[0]
+    mapper: Mapper[Any] = Mapper(transcoder=JSONTranscoder())
+    register_akte_transcodings(mapper.transcoder)  # type: ignore[arg-type]
+    stored = mapper.to_stored_event(event)
+    state = mapper.transcoder.decode(stored.state)
+    assert state.pop("class_version") == 2
+    assert state.pop("language") == "en"
+    old = type(stored)(
+        originator_id=stored.originator_id,
+        originator_version=stored.originator_version,
+        topic=stored.topic,
+        state=mapper.transcoder.encode(state),
+    )
+
+    loaded = mapper.to_domain_event(old)
+
+    assert isinstance(loaded, WaitlistEntry.Joined)
+    assert loaded.language == "de"
+    rebuilt = loaded.mutate(None)
+    assert isinstance(rebuilt, WaitlistEntry)
     assert rebuilt.language == "de"

@@ -356,6 +356,32 @@ def test_a_freed_seat_goes_to_the_waitlist_in_order(
     assert second.appointment.starts_at == starts
 
 
+def test_the_offer_from_the_waitlist_is_written_in_the_language_the_person_joined_in(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    starts = local(NEXT_MONDAY, 9)
+    _first, reference = book(service, starts, n=1)
+    service.appointments.join_waitlist(
+        office_id=OFFICE,
+        service_point_code=POINT,
+        appointment_type="extend-title",
+        situation=STUDENT,
+        person=person(2),
+        proof=proof(service),
+        by="public",
+        language="ar",
+    )
+    already = len(mailer.sent)
+
+    service.appointments.cancel_booking(reference)
+
+    offers = mailer.sent[already:]
+    assert offers
+    # Joined on the Arabic pages: mails are German or English, so English, not German.
+    assert [mail.subject for mail in offers] == ["Please confirm your appointment"]
+    assert offers[-1].to == person(2).email
+
+
 def test_the_counter_checks_in_retypes_and_records_attendance_on_the_case_file(
     service: AkteService, mailer: RecordingMailer, clock: FakeClock
 ) -> None:

@@ -789,6 +789,7 @@ def _submit(
                     person=_person(values),
                     proof=proof,
                     by=by,
+                    language=language.code,
                 )
             else:
                 assert slot is not None

@@ -362,6 +362,7 @@ def join_waitlist(
         person=_person(body),
         proof=(body.proof.challenge, body.proof.nonce),
         by=_acting_user(caller),
+        language=body.language,
     )
     note_position(response, recorded.position)
     return BookedPublic(reference=recorded.reference or "", status="waiting")

@@ -139,6 +139,8 @@ class WaitlistCreate(_Strict):
     situation: SituationCreate
     person: PersonCreate
     proof: ProofCreate
+    language: Literal["de", "en", "uk", "ar", "tr"] = "de"
+    """The person's language: the offer mails are written in German (``de``) or else English."""
 
 
 class BookedPublic(BaseModel):
