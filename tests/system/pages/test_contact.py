@@ -112,3 +112,34 @@ def test_a_message_with_two_documents_gets_a_receipt_and_reaches_the_worklist(
     assert row["linked_case_id"] is None
     assert "Yılmaz" not in answer.text
     assert "ayse.yilmaz@example.org" not in answer.text
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_files_the_office_would_refuse_are_named_before_anything_is_sent(
+    page: Page, live: ServedApp, lang: str
+) -> None:
+    page.goto(f"/contact?lang={lang}")
+    fill_in(page)
+    limit = int(page.locator("#files").get_attribute("data-max-file-bytes") or "0")
+    assert limit > 0
+    before = live.events_recorded()
+
+    page.locator("#files").set_input_files(
+        [
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a document"},
+            {"name": "scan.pdf", "mimeType": "application/pdf", "buffer": b"%" * (limit + 1)},
+        ]
+    )
+
+    check = page.locator("#files-check")
+    expect(check.locator("li")).to_have_count(2)
+    expect(check).to_contain_text("notes.txt")
+    expect(check).to_contain_text("scan.pdf")
+    expect(page.locator("#files")).to_have_attribute("aria-invalid", "true")
+    page.locator("#contact-form button[type=submit]").click()
+    # The script kept the form here: nothing was uploaded or recorded.
+    expect(page).to_have_url(re.compile(r"/contact\?lang="))
+    expect(page.locator("#files")).to_be_focused()
+    assert live.events_recorded() == before
+    check_accessible(page, f"contact files checked in the browser ({lang})")
+    screenshot(page, f"contact-files-checked-{lang}")
