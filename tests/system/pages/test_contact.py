@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from adapters.views.runner import ProjectionRunner
 from tests.support.browser import check_accessible, document_files, screenshot
@@ -124,12 +124,11 @@ def test_files_the_office_would_refuse_are_named_before_anything_is_sent(
     assert limit > 0
     before = live.events_recorded()
 
-    page.locator("#files").set_input_files(
-        [
-            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a document"},
-            {"name": "scan.pdf", "mimeType": "application/pdf", "buffer": b"%" * (limit + 1)},
-        ]
-    )
+    refused: list[FilePayload] = [
+        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a document"},
+        {"name": "scan.pdf", "mimeType": "application/pdf", "buffer": b"%" * (limit + 1)},
+    ]
+    page.locator("#files").set_input_files(refused)
 
     check = page.locator("#files-check")
     expect(check.locator("li")).to_have_count(2)
