@@ -31,7 +31,9 @@ from uuid import UUID
 from adapters.bootstrap import build_service
 from adapters.cli.projections import EXIT_OK, EXIT_UNAVAILABLE, load_settings
 from adapters.cli.support import EXIT_USAGE, CliFailure
+from adapters.settings import Settings
 from domain.errors import DomainError
+from service import AkteService
 from service_appointment_mails import AppointmentsNotConfigured, BookingNotFound
 from service_common import StoreUnavailable, system_clock
 
@@ -90,18 +92,23 @@ def clock_from(now: datetime) -> Callable[[], datetime]:
     return lambda: system_clock() + offset
 
 
-def run_tick(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    if args.now is None:
-        service = build_service(settings)
-    elif settings.deployment == "production":
+def service_at(settings: Settings, now: datetime | None) -> AkteService:
+    """The service on the real clock, or on one that shows ``now`` (``--now`` of the
+    time-driven commands): a rehearsal, refused in production because it would record
+    events at a time that is not now."""
+    if now is None:
+        return build_service(settings)
+    if settings.deployment == "production":
         raise CliFailure(
             EXIT_USAGE,
             "--now is refused with AKTE_DEPLOYMENT=production: it would record events at a "
             "time that is not now; rehearse on a copy of the store",
         )
-    else:
-        service = build_service(settings, clock=clock_from(args.now))
+    return build_service(settings, clock=clock_from(now))
+
+
+def run_tick(args: argparse.Namespace) -> int:
+    service = service_at(load_settings(), args.now)
     try:
         while True:
             report = service.appointments.run_appointment_tick()

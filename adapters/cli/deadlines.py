@@ -17,10 +17,8 @@ import json
 import sys
 from dataclasses import asdict
 
-from adapters.bootstrap import build_service
-from adapters.cli.appointments import aware_datetime, clock_from
+from adapters.cli.appointments import aware_datetime, service_at
 from adapters.cli.projections import EXIT_OK, EXIT_UNAVAILABLE, load_settings
-from adapters.cli.support import EXIT_USAGE, CliFailure
 from service_common import StoreUnavailable
 
 
@@ -46,17 +44,7 @@ def add_deadline_commands(
 
 
 def run_tick(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    if args.now is None:
-        service = build_service(settings)
-    elif settings.deployment == "production":
-        raise CliFailure(
-            EXIT_USAGE,
-            "--now is refused with AKTE_DEPLOYMENT=production: it would record events at a "
-            "time that is not now; rehearse on a copy of the store",
-        )
-    else:
-        service = build_service(settings, clock=clock_from(args.now))
+    service = service_at(load_settings(), args.now)
     try:
         report = service.deadlines.run_deadline_tick()
     except StoreUnavailable as error:

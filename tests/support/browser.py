@@ -56,7 +56,7 @@ def chromium_path() -> str:
     if found:
         return found
     reason = (
-        "Chromium is not installed, so the public pages are not checked in a browser; "
+        "Chromium is not installed, so pages and reports are not checked in a browser; "
         "install it with: apt-get install -y chromium"
     )
     if os.environ.get("CI") == "true":

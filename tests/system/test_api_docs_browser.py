@@ -16,8 +16,9 @@ import pytest
 
 from adapters.bootstrap import build_app, build_service
 from adapters.settings import Settings
+from tests.support.browser import chromium_path as chromium
 from tests.support.live_server import ServedApp
-from tests.system.test_report_browser import OUTPUT, chromium, run_chromium
+from tests.system.test_report_browser import OUTPUT, run_chromium
 
 # Every name resolves to nothing but 127.0.0.1 itself: a CDN would not answer.
 ONLY_LOCALHOST = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"

@@ -28,6 +28,7 @@ from adapters.reports.yearly_report import (
     report_html,
 )
 from tests.adapters.reports.test_yearly_report import TagCollector, parse, sample_report
+from tests.support.browser import chromium_path as chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output"
@@ -36,23 +37,6 @@ TIMEOUT_SECONDS = 120
 # The colours of this year's and last year's bars (report_formats' CSS): found in the
 # screenshot, they prove the charts were painted, not just put in the DOM.
 NOW_RGB, BEFORE_RGB = bytes.fromhex("1f4e79"), bytes.fromhex("a9c1da")
-
-
-def chromium() -> str:
-    found = (
-        os.environ.get("AKTE_CHROMIUM")
-        or shutil.which("chromium")
-        or shutil.which("chromium-browser")
-    )
-    if found:
-        return found
-    reason = (
-        "Chromium is not installed, so the report page is not checked in a browser; "
-        "install it with: apt-get install -y chromium"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true: {reason}")
-    pytest.skip(reason)
 
 
 def run_chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -16,8 +16,8 @@ from adapters.cli.support import EXIT_EMPTY, EXIT_FAILED
 from adapters.settings import Settings
 from service import AkteService
 from tests.http.routes.test_reports import YEAR, decided_procedures, in_the_next_year  # noqa: F401
+from tests.support.browser import chromium_path as chromium
 from tests.system.test_projections_crash import child_env
-from tests.system.test_report_browser import chromium
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import pytest
 from adapters.reports import pdf
 from adapters.reports.yearly_report import ReportHeading, code_labels, report_html
 from tests.adapters.reports.test_yearly_report import sample_report
-from tests.system.test_report_browser import OUTPUT, chromium
+from tests.support.browser import chromium_path as chromium
+from tests.system.test_report_browser import OUTPUT
 
 HEADING = ReportHeading(
     office_name="Ausländerbehörde Musterstadt",
