@@ -125,6 +125,10 @@ class OutboxStats:
 
 
 def _reason(error: BaseException) -> str:
+    """The broker's and the network's messages say what went wrong; a store's may quote
+    stored values (personal data), so of those only the type is kept."""
+    if not isinstance(error, nats.errors.Error | OSError | TimeoutError):
+        return type(error).__name__
     text = str(error).strip().splitlines()
     reason = text[0] if text else ""
     name = type(error).__name__
