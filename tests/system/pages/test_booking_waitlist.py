@@ -24,10 +24,16 @@ from tests.support.live_server import ServedApp
 pytestmark = pytest.mark.browser
 
 LANGUAGES: Final = ("de", "ar")
-OFFER_SUBJECT: Final = "Bitte bestätigen Sie Ihren Termin"
-"""The offer is a confirmation mail; a waitlist entry records no language, so it is the
-German one (see the report: the pages' language does not reach it)."""
-OFFER_OPENING: Final = "für Sie ist ein Platz auf der Warteliste frei geworden."
+OFFER_SUBJECT: Final = {
+    "de": "Bitte bestätigen Sie Ihren Termin",
+    "ar": "Please confirm your appointment",
+}
+"""The offer is a confirmation mail in the language the person joined in: German, else
+English (mails are written in those two)."""
+OFFER_OPENING: Final = {
+    "de": "für Sie ist ein Platz auf der Warteliste frei geworden.",
+    "ar": "A place has become free for you from the waiting list.",
+}
 
 
 def a_confirmed_booking(live: ServedApp, office_id: str) -> Appointment:
@@ -126,10 +132,10 @@ def test_a_freed_seat_is_offered_to_the_person_on_the_waitlist(
     page.goto(f"/dev/mailbox?lang={lang}")
     to_this_person = page.locator("main tbody tr").filter(has_text=email)
     expect(to_this_person).to_have_count(1)
-    expect(to_this_person).to_contain_text(OFFER_SUBJECT)
+    expect(to_this_person).to_contain_text(OFFER_SUBJECT[lang])
     to_this_person.get_by_role("link").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(OFFER_SUBJECT)
-    expect(page.locator("main")).to_contain_text(OFFER_OPENING)
+    expect(page.get_by_role("heading", level=1)).to_have_text(OFFER_SUBJECT[lang])
+    expect(page.locator("main")).to_contain_text(OFFER_OPENING[lang])
     expect(page.locator("main a[href*='/booking/confirm/']")).to_have_count(1)
     check_accessible(page, f"offer mail ({lang})")
     screenshot(page, f"booking-waitlist-offer-mail-{lang}")
