@@ -22,11 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 import anyio
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import FastAPI, Request, Response
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +47,7 @@ from service_idempotency import (
     IdempotencyClaim,
     IdempotencyKeyReused,
     OutcomeUnknown,
+    current_claim,
     idempotency_claim,
 )
 from service_ports import StoredAnswer
@@ -55,6 +61,8 @@ REPLAYED_HEADERS: Final = ("content-type", "etag", "location", POSITION_HEADER.l
 MAX_STORED_BODY: Final = 65_536
 """A larger answer is replayed without its body (status and headers only)."""
 OUTCOME_RETRY_AFTER_SECONDS: Final = 5
+_ANSWER_SALT: Final = b"akte idempotency answer v1"
+_NONCE_BYTES: Final = 12
 IN_FLIGHT_RETRY_AFTER_SECONDS: Final = 1
 
 PARAMETER: Final[dict[str, Any]] = {
@@ -175,7 +183,8 @@ class IdempotencyMiddleware:
             if message["type"] != "http.response.body" or message.get("more_body"):
                 return
             if claim.recorded:
-                await anyio.to_thread.run_sync(self._answers.remember, claim, _answer_of(held))
+                answer = _answer_of(held, claim.key)
+                await anyio.to_thread.run_sync(self._answers.remember, claim, answer)
             else:
                 replaced = await anyio.to_thread.run_sync(_check_late, scope, claim)
                 if replaced is not None:
@@ -203,7 +212,7 @@ def _check_late(scope: Scope, claim: IdempotencyClaim) -> Response | None:
         with idempotency_claim(claim):
             service.writes.check(by)
     except AlreadyRecorded as found:
-        return _replay(service, found)
+        return _replay(service, found, claim.key)
     except IdempotencyKeyReused as reused:
         return _reused(reused)
     except StoreUnavailable:
@@ -211,7 +220,7 @@ def _check_late(scope: Scope, claim: IdempotencyClaim) -> Response | None:
     return None
 
 
-def _answer_of(messages: list[Message]) -> StoredAnswer:
+def _answer_of(messages: list[Message], key: str) -> StoredAnswer:
     start = messages[0]
     headers = Headers(raw=start.get("headers", []))
     kept = tuple(
@@ -221,8 +230,34 @@ def _answer_of(messages: list[Message]) -> StoredAnswer:
     return StoredAnswer(
         status=int(start["status"]),
         headers=kept,
-        body=body if len(body) <= MAX_STORED_BODY else b"",
+        body=seal_answer(key, body) if len(body) <= MAX_STORED_BODY else b"",
     )
+
+
+def _answer_cipher(key: str) -> AESGCM:
+    derived = HKDF(algorithm=SHA256(), length=32, salt=_ANSWER_SALT, info=b"").derive(key.encode())
+    return AESGCM(derived)
+
+
+def seal_answer(key: str, body: bytes) -> bytes:
+    """The answer's body as stored: encrypted with a key derived from the client's
+    Idempotency-Key, which the store never holds (only a hash of it). A public booking's
+    or declaration's answer carries its secret reference; whoever reads the table cannot
+    read it, only the client that retries with its key."""
+    if not body:
+        return b""
+    nonce = os.urandom(_NONCE_BYTES)
+    return nonce + _answer_cipher(key).encrypt(nonce, body, None)
+
+
+def open_answer(key: str, sealed: bytes) -> bytes | None:
+    """The stored body for a retry with ``key``; None if it cannot be read."""
+    if not sealed:
+        return b""
+    try:
+        return _answer_cipher(key).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], None)
+    except (InvalidTag, ValueError):
+        return None
 
 
 async def idempotency_problem(request: Request, error: Exception) -> Response:
@@ -238,7 +273,9 @@ async def idempotency_problem(request: Request, error: Exception) -> Response:
             headers={"Retry-After": str(OUTCOME_RETRY_AFTER_SECONDS)},
         )
     if isinstance(error, AlreadyRecorded):
-        return _replay(request.app.state.service, error)
+        claim = current_claim()
+        key = claim.key if claim is not None else ""
+        return _replay(request.app.state.service, error, key)
     raise error
 
 
@@ -250,13 +287,12 @@ def _reused(_error: IdempotencyKeyReused) -> Response:
     )
 
 
-def _replay(service: AkteService, error: AlreadyRecorded) -> Response:
+def _replay(service: AkteService, error: AlreadyRecorded, key: str) -> Response:
     record = error.record
-    if record.answer is not None:
+    body = open_answer(key, record.answer.body) if record.answer is not None else None
+    if record.answer is not None and body is not None:
         return Response(
-            content=record.answer.body,
-            status_code=record.answer.status,
-            headers=dict(record.answer.headers),
+            content=body, status_code=record.answer.status, headers=dict(record.answer.headers)
         )
     age = service.clock() - record.recorded_at
     if age < IN_FLIGHT:

@@ -5,6 +5,7 @@ lost is answered truthfully (with or without a key), never as a stale version.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
@@ -12,10 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.http.auth.identity import Role
-from adapters.http.idempotency import parse_key
+from adapters.http.idempotency import open_answer, parse_key
 from adapters.settings import Settings
 from domain.case_file import CaseFile
 from service import AkteService
+from service_idempotency import key_hash
 from tests.conftest import FakeClock, bearer
 from tests.support.lost_acknowledgements import LostAcknowledgement
 
@@ -200,3 +202,25 @@ def test_an_expired_key_may_be_used_again(
 
     assert second.status_code == 201
     assert notes(service, case[0]) == ["called back", "again"]
+
+
+def test_a_stored_answer_is_readable_only_with_the_clients_key(
+    client: TestClient, service: AkteService, staff: dict[str, str]
+) -> None:
+    # A public booking's or declaration's answer carries its secret reference: the table
+    # must not give it to whoever reads the database.
+    opened = client.post("/cases", json=PERSON, headers={**staff, "Idempotency-Key": "open-91c2"})
+    assert opened.status_code == 201, opened.text
+    outcomes = service.writes.outcomes
+    assert outcomes is not None
+
+    record = outcomes.find_key(key_hash("sb-01", "open-91c2"), datetime.min.replace(tzinfo=UTC))
+
+    assert record is not None
+    assert record.answer is not None
+    assert opened.json()["case_id"].encode() not in record.answer.body
+    assert opened.json()["reference"].encode() not in record.answer.body
+    assert open_answer("open-91c2", record.answer.body) == opened.content
+    assert open_answer("another-key", record.answer.body) is None
+    again = client.post("/cases", json=PERSON, headers={**staff, "Idempotency-Key": "open-91c2"})
+    same_answer(opened, again)
