@@ -37,11 +37,8 @@ from adapters.http.auth.permissions import (
 )
 from adapters.http.auth.tokens import TokenVerifier
 from adapters.http.idempotency import describe_idempotency_key, install_idempotency
-from adapters.http.pages import booking as booking_page
-from adapters.http.pages import booking_status as booking_status_page
 from adapters.http.pages import contact as contact_page
-from adapters.http.pages import declaration as declaration_page
-from adapters.http.pages.site import install_pages
+from adapters.http.pages.site import form_body_limits, form_media_types, install_pages
 from adapters.http.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from adapters.http.rate_limits import RateLimiter, RateLimitMetrics, RateLimitMiddleware
 from adapters.http.read_log import install_read_access_log
@@ -309,8 +306,7 @@ def create_app(
                 for path, limit in {
                     **commitments.BODY_LIMITS,
                     **appointments.BODY_LIMITS,
-                    **declaration_page.BODY_LIMITS,
-                    **booking_page.BODY_LIMITS,
+                    **form_body_limits(),
                 }.items()
             },
             # Uploads: their own, larger limits, and multipart bodies instead of JSON.
@@ -318,10 +314,8 @@ def create_app(
         },
         accepted_media_types_by_path={
             **dict.fromkeys(upload_limits, MULTIPART),
-            # The declaration pages' forms post as browsers do without files.
-            declaration_page.DECLARATION_PATH: declaration_page.FORM_URLENCODED,
-            **booking_status_page.FORM_MEDIA_TYPES,
-            **booking_page.FORM_MEDIA_TYPES,
+            # The public pages' forms post as browsers do without files.
+            **form_media_types(),
         },
     )
     limiter.metrics = RateLimitMetrics(app.state.metrics.registry)

@@ -58,6 +58,8 @@ RETURN_PATH: Final = "/declaration/return"
 STATUS_PATH: Final = "/declaration/status/{reference}"
 PAY_PATH: Final = "/declaration/pay"
 FORM_URLENCODED: Final = frozenset({"application/x-www-form-urlencoded"})
+FORM_MEDIA_TYPES: Final = {DECLARATION_PATH: FORM_URLENCODED}
+"""The form's body, accepted beside JSON on this path."""
 BODY_LIMITS: Final = {DECLARATION_PATH: 16_384}
 """The pages' forms are small and open to anyone (as the API's, see its BODY_LIMITS)."""
 REFERENCE_COOKIE: Final = "akte_declaration"

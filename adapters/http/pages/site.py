@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Final
 
@@ -28,3 +29,17 @@ def page_paths() -> frozenset[str]:
     return frozenset(
         getattr(route, "path", "") for module in PAGE_MODULES for route in module.router.routes
     )
+
+
+def form_media_types() -> dict[str, Collection[str]]:
+    """The paths whose forms post as browsers do (urlencoded), for the body checks."""
+    return {
+        **booking.FORM_MEDIA_TYPES,
+        **booking_status.FORM_MEDIA_TYPES,
+        **declaration.FORM_MEDIA_TYPES,
+    }
+
+
+def form_body_limits() -> dict[str, int]:
+    """The small public forms' own body limits (below the app's default)."""
+    return {**booking.BODY_LIMITS, **declaration.BODY_LIMITS}
