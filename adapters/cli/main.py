@@ -248,6 +248,11 @@ def _paths(settings: Settings) -> list[tuple[str, str]]:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = settings_or_fail(office=args.office)
+    if settings.public_base_url is None and settings.deployment != "production":
+        # The mails' links lead to this server (`bin/demo --port 8001` too), not to a
+        # default port; production names its public address itself.
+        served_at = f"http://{_display_host(args.host)}:{args.port}"
+        settings = settings.model_copy(update={"public_base_url": served_at})
     problems = deployment_problems(settings)
     if problems:
         raise CliFailure(

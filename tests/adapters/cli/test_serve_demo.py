@@ -28,6 +28,10 @@ def test_serve_demo_starts_the_stand_in_and_lists_the_pages(
     def run(app: FastAPI, **options: Any) -> None:
         settings: Settings = app.state.settings
         seen["stand_in"] = settings.payment_provider_url
+        seen["public_base_url"] = settings.public_base_url
+        seen["confirmation_link"] = (
+            app.state.service.appointments.appointment_setup.confirmation_link
+        )
         # The stand-in answers while the server runs: an unknown payment is its 404.
         seen["answer"] = httpx.get(settings.payment_provider_url + "/pay/unknown").status_code
         with TestClient(app) as client:
@@ -43,6 +47,9 @@ def test_serve_demo_starts_the_stand_in_and_lists_the_pages(
     assert stand_in != "http://127.0.0.1:8010"
     assert seen["answer"] == 404
     assert seen["mailbox"] == 200
+    # The mails' links lead to the port the demo serves on, not to a default one.
+    assert seen["public_base_url"] == "http://127.0.0.1:8123"
+    assert seen["confirmation_link"].startswith("http://127.0.0.1:8123/booking/confirm/")
     for path in ("/", "/booking", "/contact", "/declaration", "/dev/mailbox"):
         assert f"http://127.0.0.1:8123{path}\n" in out
     assert f"{stand_in} (pay declarations here)" in out
