@@ -214,6 +214,17 @@ def deployment_problems(settings: Settings) -> list[str]:
             "appointments: AKTE_APPOINTMENT_SECRET must have at least "
             f"{MIN_SECRET_LENGTH} characters in production and not be the development key"
         )
+    # Online booking mails a one-click confirmation link: without the public address it
+    # would point at 127.0.0.1, which works on nobody's phone.
+    if (
+        settings.deployment == "production"
+        and settings.appointment_secret is not None
+        and not (settings.public_base_url or "").startswith("https://")
+    ):
+        problems.append(
+            "appointments: AKTE_PUBLIC_BASE_URL must be the https address people reach "
+            "Akte at (the booking mails' confirmation links start with it)"
+        )
     if settings.deployment == "production" and settings.mail_delivery == "mailbox":
         problems.append("AKTE_MAIL_DELIVERY=mailbox is for development only")
     for variable, path in (

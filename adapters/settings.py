@@ -134,8 +134,9 @@ class Settings(BaseSettings):
     """Where the platform and the payer's browser reach Akte from outside (notifications,
     return after paying), e.g. ``https://akte.example``. Unset in development: the base URL
     of the request that starts the payment. In production it must be set, with https.
-    The booking mails' one-click confirmation links start with it too (unset:
-    ``http://127.0.0.1:8000``, where ``akte serve`` listens)."""
+    The booking mails' one-click confirmation links start with it too (unset in
+    development: the address ``akte serve`` listens on; in production with online booking,
+    ``akte serve`` refuses to start without it)."""
     payment_timeout_seconds: float = Field(default=10, gt=0, le=60)
     """How long to wait for the platform when creating a payment."""
 

@@ -158,6 +158,29 @@ def test_secrets_that_are_set_but_unusable_are_found_at_start(tmp_path: Path) ->
     assert any(problem.startswith("appointments: AKTE_APPOINTMENT_SECRET") for problem in problems)
 
 
+def test_online_booking_in_production_needs_the_public_address_for_its_mail_links(
+    tmp_path: Path,
+) -> None:
+    booking_without_address = Settings(
+        deployment="production",
+        auth_mode="oidc",
+        oidc_issuer="https://id.example/realms/abh",
+        oidc_audience="akte",
+        oidc_jwks_url="https://id.example/realms/abh/certs",
+        data_dir=tmp_path,
+        master_keys=SecretStr("k1:" + "A" * 43 + "="),
+        appointment_secret=SecretStr("a" * 40),
+    )
+
+    problems = deployment_problems(booking_without_address)
+    with_address = deployment_problems(
+        booking_without_address.model_copy(update={"public_base_url": "https://akte.example"})
+    )
+
+    assert any(problem.startswith("appointments: AKTE_PUBLIC_BASE_URL") for problem in problems)
+    assert not any("AKTE_PUBLIC_BASE_URL" in problem for problem in with_address)
+
+
 def test_a_complete_production_configuration_has_no_problems(tmp_path: Path) -> None:
     production = Settings(
         deployment="production",

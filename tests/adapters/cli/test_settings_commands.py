@@ -56,7 +56,9 @@ def test_config_check_lists_every_problem_and_exits_2(
     assert "AKTE_PAYMENT_SHARED_SECRET" in err
     assert "AKTE_APPOINTMENT_SECRET" in err
     assert "AKTE_MASTER_KEYS" in err
-    assert "5 problem(s) with the settings" in err
+    # online booking is on (a secret is set): its mails' links need the public address
+    assert "AKTE_PUBLIC_BASE_URL" in err
+    assert "6 problem(s) with the settings" in err
 
 
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
