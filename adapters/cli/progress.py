@@ -16,6 +16,7 @@ shown: composing one may cost a query (the demo load counts the events stored).
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -208,19 +209,36 @@ def simulation_progress(display: ProgressDisplay) -> Callable[[SimulationProgres
 
 
 class VerifyProgress:
-    """``akte audit verify``: events checked in the current pass and the pass's rate."""
+    """``akte audit verify``: both passes (log and streams, which run side by side) on one
+    line, and the rate of events checked by both."""
+
+    _PASSES: Final = ("log", "streams")
 
     def __init__(self, display: ProgressDisplay) -> None:
         self._display = display
         self._started = time.monotonic()
+        self._counts = dict.fromkeys(self._PASSES, (0, 0))
+        self._finished: set[str] = set()
+        # The stream pass reports from its own thread.
+        self._lock = threading.Lock()
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        now = time.monotonic()
+        with self._lock:
+            self._counts[phase] = (done, total)
+            if done >= total:
+                self._finished.add(phase)
+            counts = dict(self._counts)
+            checked = min(done for done, _ in counts.values())
+            elapsed = max(time.monotonic() - self._started, 1e-9)
 
-        def line() -> str:
-            rate = done / max(now - self._started, 1e-9)
-            return f"verify {phase}: {done:,}/{total:,} events, {rate:,.0f} events/s"
+            def line() -> str:
+                passes = ", ".join(
+                    f"{name} {done:,}/{total:,}" for name, (done, total) in counts.items()
+                )
+                return f"verify {passes} events, {checked / elapsed:,.0f} events/s"
 
-        self._display.update(done, total, line)
-        if done >= total:
-            self._started = now  # the next pass's rate counts from here
+            done_all = sum(done for done, _ in counts.values())
+            total_all = sum(total for _, total in counts.values())
+            if len(self._finished) < len(self._PASSES):
+                total_all = max(total_all, done_all + 1)  # finished only when both are
+            self._display.update(done_all, total_all, line)

@@ -27,6 +27,7 @@ import bisect
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -118,6 +119,9 @@ class Chainer:
 
 class ChainSource(Protocol):
     """What verification and export read from a chained store."""
+
+    parallel_reads: bool
+    """Whether two readers of the store proceed side by side (not on one connection)."""
 
     def chain_seal(self) -> Seal | None: ...
 
@@ -309,6 +313,13 @@ class _Raw:
         self.gaps[row.notification_id] = _Gap(row, expected, after)
         self._prune(self.gaps)  # type: ignore[arg-type]
 
+    def take_stream_breaks(self, streams: _Raw) -> None:
+        """Adopt what the stream pass, run beside the log pass, found."""
+        self.stream_breaks = streams.stream_breaks
+        self.gaps = streams.gaps
+        if streams.horizon is not None:
+            self._cut(streams.horizon)
+
 
 Progress = Callable[[str, int, int], None]
 """``(pass, events done, events in the log)``."""
@@ -327,8 +338,21 @@ def verify_chains(
     report = VerifyReport(seal=source.chain_seal(), anchors=[str(a) for a in anchors])
     stop = source.chain_head()
     raw = _Raw()
-    _log_pass(source, stop, batch_size, anchors, raw, report, progress)
-    _stream_pass(source, stop, batch_size, raw, report, progress)
+    streams = _Raw()
+    # The two passes read independently: the stream pass runs in a thread beside the log
+    # pass, so that one hashes while the other waits for the database (the drivers let go
+    # of the interpreter while they wait), nearly halving verify's time.
+    # SQLite serialises a store's readers on one connection: there they run one after the
+    # other (side by side they took 1.6 times as long).
+    if source.parallel_reads:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-streams") as pool:
+            stream_pass = pool.submit(_stream_pass, source, stop, batch_size, streams, progress)
+            _log_pass(source, stop, batch_size, anchors, raw, report, progress)
+            stream_pass.result()
+    else:
+        _log_pass(source, stop, batch_size, anchors, raw, report, progress)
+        _stream_pass(source, stop, batch_size, streams, progress)
+    raw.take_stream_breaks(streams)
     findings = _classify(raw)
     report.findings = findings[:max_findings]
     report.more_findings = len(findings) > max_findings
@@ -470,7 +494,6 @@ def _stream_pass(
     stop: int,
     batch_size: int,
     raw: _Raw,
-    report: VerifyReport,
     progress: Progress | None,
 ) -> None:
     stream: str | None = None
@@ -481,7 +504,7 @@ def _stream_pass(
     for event, entry in source.stream_rows(stop, batch_size):
         done += 1
         if progress is not None and done % batch_size == 0:
-            progress("streams", done, report.events)
+            progress("streams", done, stop)
         if event.originator_id != stream:
             stream = event.originator_id
             previous = GENESIS
@@ -506,7 +529,7 @@ def _stream_pass(
             raw.stream_break(_StreamBreak(event, previous, entry.stream_hash))
         previous = entry.stream_hash
     if progress is not None:
-        progress("streams", done, report.events)
+        progress("streams", done, done)
 
 
 def _classify(raw: _Raw) -> list[Finding]:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
@@ -111,6 +112,9 @@ def _merge(
 
 class ChainedSQLiteApplicationRecorder(SQLiteWriteOutcomes, SQLiteApplicationRecorder):
     chain_table: Final = "event_chain"
+    parallel_reads = False
+    """Readers share the datastore's connection and its lock: verify reads one pass at a
+    time."""
     seal_table: Final = "event_chain_seal"
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
@@ -301,6 +305,9 @@ class ChainedSQLiteApplicationRecorder(SQLiteWriteOutcomes, SQLiteApplicationRec
 
 
 class ChainedPostgresApplicationRecorder(PostgresWriteOutcomes, PostgresApplicationRecorder):
+    parallel_reads = True
+    """Each reader has a connection of its own: verify reads both passes side by side."""
+
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
@@ -355,6 +362,25 @@ class ChainedPostgresApplicationRecorder(PostgresWriteOutcomes, PostgresApplicat
 
     def _native_id(self, originator_id: str) -> UUID | str:
         return UUID(originator_id) if self.datastore.originator_id_type == "uuid" else originator_id
+
+    @contextmanager
+    def _reading(self) -> Iterator[Cursor[TupleRow]]:
+        """A cursor for verify's long reads: without parallel workers, which for these
+        batches cost three times the time and take the core the verifier hashes on."""
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            # Binary results: bytea arrives as it is stored, not as hex text to decode.
+            conn.cursor(row_factory=tuple_row, binary=True) as c,
+        ):
+            c.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            yield c
+
+    def _hex(self, column: str) -> str:
+        """``column`` in canonical form (:func:`canonical_id`), computed by the server."""
+        if self.datastore.originator_id_type == "uuid":
+            return f"encode(uuid_send({column}), 'hex')"
+        return column
 
     # -------------------------------------------------------------- writing
 
@@ -485,67 +511,67 @@ class ChainedPostgresApplicationRecorder(PostgresWriteOutcomes, PostgresApplicat
     def log_rows(
         self, stop: int, batch_size: int
     ) -> Iterator[tuple[StoredRow | None, ChainEntry | None]]:
+        # Ids come back in canonical form (32 hex digits) from the server: decoding a
+        # UUID object per row and formatting it again cost a third of verify's time.
+        # A window of ids, not ``LIMIT``: with statistics that lag behind a growing log the
+        # planner sorted every row up to ``stop`` for each batch (quadratic); a window is
+        # one short index range, whatever the statistics say.
         select_events = self._sql(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {schema}.{events} WHERE notification_id > %s AND notification_id <= %s "
-            "ORDER BY notification_id LIMIT %s"
+            f"SELECT notification_id, {self._hex('originator_id')}, originator_version, "
+            "topic, state FROM {schema}.{events} "
+            "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id"
         )
         select_entries = self._sql(
-            "SELECT notification_id, originator_id, originator_version, stream_hash, log_hash "
-            "FROM {schema}.{chain} WHERE notification_id > %s AND notification_id <= %s "
-            "ORDER BY notification_id"
+            f"SELECT notification_id, {self._hex('originator_id')}, originator_version, "
+            "stream_hash, log_hash FROM {schema}.{chain} "
+            "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id"
         )
         after = 0
         while after < stop:
-            with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
-                c.execute(select_events, (after, stop, batch_size))
-                events = [_pg_stored_row(row) for row in c.fetchall()]
-                until = events[-1].notification_id if len(events) == batch_size else stop
+            with self._reading() as c:
+                until = min(stop, after + batch_size)
+                c.execute(select_events, (after, until))
+                events = list(map(StoredRow._make, c.fetchall()))
                 c.execute(select_entries, (after, until))
-                entries = [_pg_entry(row) for row in c.fetchall()]
+                entries = list(map(ChainEntry._make, c.fetchall()))
             yield from _merge(events, entries)
             after = until
 
     def stream_rows(
         self, stop: int, batch_size: int
     ) -> Iterator[tuple[StoredRow, ChainEntry | None]]:
-        select = self._sql(
-            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, "
-            "c.notification_id, c.originator_id, c.originator_version, c.stream_hash, c.log_hash "
+        columns = (
+            f"SELECT e.notification_id, {self._hex('e.originator_id')}, e.originator_version, "
+            "e.topic, e.state, c.notification_id, "
+            f"{self._hex('c.originator_id')}, c.originator_version, c.stream_hash, c.log_hash "
             "FROM {schema}.{events} AS e "
             "LEFT JOIN {schema}.{chain} AS c ON c.notification_id = e.notification_id "
-            "WHERE (e.originator_id, e.originator_version) > (%s, %s) "
+        )
+        first = self._sql(
+            columns + "WHERE e.notification_id <= %s "
+            "ORDER BY e.originator_id, e.originator_version LIMIT %s"
+        )
+        following = self._sql(
+            columns + "WHERE (e.originator_id, e.originator_version) > (%s, %s) "
             "AND e.notification_id <= %s "
             "ORDER BY e.originator_id, e.originator_version LIMIT %s"
         )
-        after: tuple[Any, int] | None = None
+        after: tuple[UUID | str, int] | None = None
         while True:
-            with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            with self._reading() as c:
                 if after is None:
-                    c.execute(
-                        self._sql(
-                            "SELECT e.notification_id, e.originator_id, e.originator_version, "
-                            "e.topic, e.state, c.notification_id, c.originator_id, "
-                            "c.originator_version, c.stream_hash, c.log_hash "
-                            "FROM {schema}.{events} AS e "
-                            "LEFT JOIN {schema}.{chain} AS c "
-                            "ON c.notification_id = e.notification_id "
-                            "WHERE e.notification_id <= %s "
-                            "ORDER BY e.originator_id, e.originator_version LIMIT %s"
-                        ),
-                        (stop, batch_size),
-                    )
+                    c.execute(first, (stop, batch_size))
                 else:
-                    c.execute(select, (*after, stop, batch_size))
+                    c.execute(following, (*after, stop, batch_size))
                 rows = c.fetchall()
             for row in rows:
                 yield (
-                    _pg_stored_row(row[:5]),
-                    None if row[5] is None else _pg_entry(row[5:]),
+                    StoredRow._make(row[:5]),
+                    None if row[5] is None else ChainEntry._make(row[5:]),
                 )
             if len(rows) < batch_size:
                 return
-            after = (rows[-1][1], rows[-1][2])
+            after = (self._native_id(rows[-1][1]), rows[-1][2])
 
     def stream_history(
         self, originator_id: UUID
