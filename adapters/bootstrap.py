@@ -271,9 +271,15 @@ def shard_settings(settings: Settings) -> Settings:
         raise ShardSettingsError(str(error)) from None
     if settings.shard_by_office or settings.office_shards:
         _check_offices(settings, office_id)
-    sharded = settings.model_copy(
-        update={"postgres_schema": schema, "default_office_id": office_id}
-    )
+    placement: dict[str, object] = {"postgres_schema": schema, "default_office_id": office_id}
+    server = settings.office_server_map.get(office_id)
+    if server is not None:  # the office's shard lives on a server of its own
+        placement |= {
+            "postgres_host": server.host,
+            "postgres_port": server.port,
+            "postgres_dbname": server.dbname,
+        }
+    sharded = settings.model_copy(update=placement)
     sharded.mark_shard_applied()
     return sharded
 
@@ -286,6 +292,10 @@ def _check_offices(settings: Settings, office_id: str) -> None:
         raise ShardSettingsError(msg)
     if office_id not in settings.office_shards:
         msg = f"office {office_id!r} is not one of AKTE_OFFICES"
+        raise ShardSettingsError(msg)
+    strangers = sorted(set(settings.office_server_map) - set(settings.office_shards))
+    if strangers:
+        msg = f"AKTE_OFFICE_SERVERS names offices that are not in AKTE_OFFICES: {strangers}"
         raise ShardSettingsError(msg)
     offices_by_schema: dict[str, str] = {}
     for office in settings.office_shards:

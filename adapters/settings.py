@@ -4,13 +4,57 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _RATE = r"\d{1,9}\s*/\s*(second|minute|hour|day)(\s*;\s*\d{1,9}\s*/\s*(second|minute|hour|day))*"
+
+
+class OfficeServer(NamedTuple):
+    """The PostgreSQL server (and database) that holds one office's shard."""
+
+    host: str
+    port: int
+    dbname: str
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}/{self.dbname}"
+
+
+_OFFICE_SERVER = re.compile(
+    r"(?P<office>[a-z0-9][a-z0-9_-]*)=(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])"
+    r"(?::(?P<port>\d{1,5}))?(?:/(?P<dbname>[A-Za-z0-9_-]+))?"
+)
+
+
+def parse_office_servers(
+    text: str, *, default_port: int, default_dbname: str
+) -> dict[str, OfficeServer]:
+    """``office=host[:port][/database],...`` as a map; a malformed entry is refused."""
+    servers: dict[str, OfficeServer] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        match = _OFFICE_SERVER.fullmatch(entry)
+        if match is None:
+            msg = (
+                f"{entry!r} is not office=host[:port][/database], e.g. abh-b=db2.example:5432/akte"
+            )
+            raise ValueError(msg)
+        port = int(match["port"]) if match["port"] else default_port
+        if not 0 < port < 65536:
+            msg = f"{entry!r}: the port must be 1 to 65535"
+            raise ValueError(msg)
+        if match["office"] in servers:
+            msg = f"office {match['office']!r} is named twice"
+            raise ValueError(msg)
+        servers[match["office"]] = OfficeServer(
+            match["host"].strip("[]"), port, match["dbname"] or default_dbname
+        )
+    return servers
 
 
 class Settings(BaseSettings):
@@ -109,6 +153,12 @@ class Settings(BaseSettings):
     (docs "Offices as shards")."""
     offices: str = ""
     """With ``shard_by_office``: the offices, comma-separated, e.g. ``abh-a,abh-b``."""
+    office_servers: str = ""
+    """With ``shard_by_office``: offices whose shard lives on another PostgreSQL server
+    than ``postgres_host``, comma-separated ``office=host[:port][/database]``, e.g.
+    ``abh-b=db2.example:5432/akte``; port and database default to ``postgres_port`` and
+    ``postgres_dbname``, user and password are ``postgres_user`` and ``postgres_password``.
+    Offices not named stay on ``postgres_host`` (docs "Offices as shards")."""
     shard_office: str | None = None
     """The office whose shard this process serves (``akte serve --office``, ``akte
     projections run --office``): its schema, created if missing, and its office as the
@@ -269,6 +319,21 @@ class Settings(BaseSettings):
         if self.key_store_path is not None:
             return self.key_store_path
         return self.data_dir / "akte-keys.sqlite3"
+
+    @field_validator("office_servers")
+    @classmethod
+    def _office_servers(cls, text: str) -> str:
+        parse_office_servers(text, default_port=5432, default_dbname="akte")
+        return text.strip()
+
+    @property
+    def office_server_map(self) -> dict[str, OfficeServer]:
+        """Each office named in ``office_servers`` with the server its shard lives on."""
+        return parse_office_servers(
+            self.office_servers,
+            default_port=self.postgres_port,
+            default_dbname=self.postgres_dbname,
+        )
 
     @property
     def office_shards(self) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ from adapters.cli.deadlines import add_deadline_commands
 from adapters.cli.documents import add_document_commands
 from adapters.cli.history import add_history_command
 from adapters.cli.migrate import add_migrate_command
+from adapters.cli.offices import add_offices_command
 from adapters.cli.outbox import add_outbox_commands
 from adapters.cli.progress import DemoLoadProgress, ProgressDisplay
 from adapters.cli.projections import add_projection_commands
@@ -629,6 +630,7 @@ def _parser() -> argparse.ArgumentParser:
     add_backup_commands(commands)
     add_migrate_command(commands)
     add_outbox_commands(commands)
+    add_offices_command(commands)
     return parser
 
 
