@@ -2,27 +2,28 @@
 
 Names and declared content types are the sender's claims; only the bytes count. A file
 that is not a PDF, JPEG or PNG by its first bytes is refused whatever it is called, and
-a PDF whose pages cannot be found (damaged, truncated, encrypted object streams) is
-refused as unreadable: nobody at the office could open it either.
+a PDF whose pages cannot be found (damaged, truncated, encrypted) is refused as
+unreadable: nobody at the office could open it either.
 
-Page counting reads the PDF's page tree without a PDF library: the ``/Count`` of the root
-``/Pages`` dictionary (the one without ``/Parent``), looked for in the file and in its
-compressed object streams; failing that, the number of ``/Page`` objects. Large files are
-memory-mapped, not read into memory.
+Pages are counted by PDFium in a worker process with capped memory and time
+(:mod:`adapters.documents.pdf_pages`): a PDF built to exhaust the reader (object-stream
+bombs, endless page trees) is refused as too complex, and costs the server nothing but
+the worker it killed. JPEG and PNG files are never decoded here (only their first bytes
+are read), so an image bomb cannot go off in the server. Large files are memory-mapped,
+not read into memory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import mmap
-import re
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from adapters.documents.pdf_pages import PdfPageCounter, PdfTooComplex, default_counter
 from domain.case_file import MAX_PAGES
 
 PDF: Final = "application/pdf"
@@ -37,17 +38,6 @@ _EOF_MARKER: Final = b"%%EOF"
 _EOF_WINDOW: Final = 2048
 """A PDF ends with %%EOF; some writers add a little after it."""
 _READ_INTO_MEMORY_BELOW: Final = 4 * 1_048_576
-_DICTIONARY_WINDOW: Final = 1_048_576
-_MAX_OBJECT_STREAM_BYTES: Final = 16 * 1_048_576
-"""Decompressing more than this from one object stream is a zip bomb, not a page tree."""
-
-_NAME_END: Final = rb"(?![A-Za-z0-9#_.-])"
-_PAGES: Final = re.compile(rb"/Type\s*/Pages" + _NAME_END)
-_PAGE: Final = re.compile(rb"/Type\s*/Page" + _NAME_END)
-_OBJECT_STREAM: Final = re.compile(rb"/Type\s*/ObjStm" + _NAME_END)
-_COUNT: Final = re.compile(rb"/Count\s+(\d{1,9})" + _NAME_END)
-_PARENT: Final = re.compile(rb"/Parent\s*\d")
-_LENGTH: Final = re.compile(rb"/Length\s+(\d{1,10})\s*(?:/|>>)")
 
 
 class UnacceptableFile(Exception):
@@ -72,6 +62,12 @@ class UnreadableFile(UnacceptableFile):
     code = "unreadable-file"
 
 
+class FileTooComplex(UnreadableFile):
+    """A PDF that would take the reader more memory or time than any ordinary file."""
+
+    code = "file-too-complex"
+
+
 @dataclass(frozen=True)
 class Inspection:
     media_type: str
@@ -92,10 +88,13 @@ def media_type_of(head: bytes) -> str | None:
     return None
 
 
-def inspect_file(source: BinaryIO, *, max_bytes: int) -> Inspection:
+def inspect_file(
+    source: BinaryIO, *, max_bytes: int, counter: PdfPageCounter | None = None
+) -> Inspection:
     """Check an upload by its bytes; raises :class:`UnacceptableFile` with the reason.
 
-    ``source`` must be seekable; it is left at its start.
+    ``source`` must be seekable; it is left at its start. ``counter`` counts a PDF's pages
+    (default: the process's, :func:`adapters.documents.pdf_pages.default_counter`).
     """
     source.seek(0, 2)
     size = source.tell()
@@ -113,7 +112,7 @@ def inspect_file(source: BinaryIO, *, max_bytes: int) -> Inspection:
         # One pass over the bytes for both: hashlib reads a memory map without copying.
         sha256 = hashlib.sha256(data).hexdigest()
         if media_type == PDF:
-            counted = count_pdf_pages(data)
+            counted = count_pdf_pages(data, counter)
     source.seek(0)
     if counted is None:
         raise UnreadableFile("the PDF cannot be read: it is damaged, truncated or encrypted")
@@ -141,85 +140,16 @@ def _readable(source: BinaryIO, size: int) -> Iterator[bytes | mmap.mmap]:
         yield mapped
 
 
-def count_pdf_pages(data: bytes | mmap.mmap) -> int | None:
-    """The number of pages of a PDF; ``None`` when it cannot be told (not a PDF for us)."""
+def count_pdf_pages(data: bytes | mmap.mmap, counter: PdfPageCounter | None = None) -> int | None:
+    """The number of pages of a PDF; ``None`` when it cannot be told (not a PDF for us).
+
+    Raises :class:`FileTooComplex` when reading it would exceed the reader's limits."""
     if data[: len(_PDF_HEADER)] != _PDF_HEADER or _EOF_MARKER not in data[-_EOF_WINDOW:]:
         return None
-    texts: list[bytes | mmap.mmap] = [data, *_object_streams(data)]
-    root_counts = [count for text in texts for count in _root_page_counts(text)]
-    # Incremental updates append new versions of the page tree: the last one counts.
-    counted = root_counts[-1] if root_counts else sum(len(_PAGE.findall(t)) for t in texts)
+    try:
+        counted = (counter or default_counter()).pages(data)
+    except PdfTooComplex as error:
+        raise FileTooComplex(str(error)) from None
+    if counted is None:
+        return None
     return counted if 1 <= counted <= MAX_PAGES else None
-
-
-def _root_page_counts(text: bytes | mmap.mmap) -> Iterator[int]:
-    for match in _PAGES.finditer(text):
-        bounds = _enclosing_dictionary(text, match.start())
-        if bounds is None:
-            continue
-        dictionary = bytes(text[bounds[0] : bounds[1]])
-        count = _COUNT.search(dictionary)
-        if count is not None and _PARENT.search(dictionary) is None:
-            yield int(count.group(1))
-
-
-def _object_streams(data: bytes | mmap.mmap) -> Iterator[bytes]:
-    """The decompressed contents of the PDF's object streams (PDF 1.5 and later)."""
-    for match in _OBJECT_STREAM.finditer(data):
-        bounds = _enclosing_dictionary(data, match.start())
-        if bounds is None:
-            continue
-        dictionary = bytes(data[bounds[0] : bounds[1]])
-        if b"/FlateDecode" not in dictionary:
-            continue
-        keyword = data.find(b"stream", bounds[1], bounds[1] + 64)
-        if keyword < 0:
-            continue
-        begin = keyword + len(b"stream")
-        begin += 2 if data[begin : begin + 2] == b"\r\n" else 1
-        length = _LENGTH.search(dictionary)
-        end = begin + int(length.group(1)) if length else data.find(b"endstream", begin)
-        if end <= begin:
-            continue
-        try:
-            inflater = zlib.decompressobj()
-            yield inflater.decompress(bytes(data[begin:end]), _MAX_OBJECT_STREAM_BYTES)
-        except zlib.error:
-            continue  # encrypted or damaged: the file's own objects may still tell
-
-
-def _enclosing_dictionary(text: bytes | mmap.mmap, position: int) -> tuple[int, int] | None:
-    """Start and end of the ``<< … >>`` dictionary around ``position``, nesting respected."""
-    floor = max(0, position - _DICTIONARY_WINDOW)
-    cursor = position
-    depth = 0
-    while True:
-        opening = text.rfind(b"<<", floor, cursor)
-        closing = text.rfind(b">>", floor, cursor)
-        if opening < 0:
-            return None
-        if closing > opening:
-            depth += 1
-            cursor = closing
-        elif depth == 0:
-            start = opening
-            break
-        else:
-            depth -= 1
-            cursor = opening
-    ceiling = min(len(text), start + _DICTIONARY_WINDOW)
-    cursor = start
-    depth = 0
-    while True:
-        opening = text.find(b"<<", cursor, ceiling)
-        closing = text.find(b">>", cursor, ceiling)
-        if closing < 0:
-            return None
-        if 0 <= opening < closing:
-            depth += 1
-            cursor = opening + 2
-        else:
-            depth -= 1
-            cursor = closing + 2
-            if depth == 0:
-                return start, cursor

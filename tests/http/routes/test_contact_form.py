@@ -25,6 +25,7 @@ from adapters.settings import Settings
 from adapters.simulation.legacy_scans import make_jpeg, make_pdf, make_png
 from service import AkteService
 from tests.support.documents import raw_stored_bytes
+from benchmarks.hostile_pdfs import object_stream_bomb
 
 PROBLEMS: Final = "https://akte.example/problems/"
 PROBLEM_JSON: Final = "application/problem+json"
@@ -603,3 +604,15 @@ def test_after_an_erasure_no_document_is_served_nor_readable_in_the_store(
     assert len(stored) >= len(sent) * 2 + len(letter)  # noise until the sweep removes it
     for secret in (b"Geheimvermerk-4711", b"Geheimbrief-0815", sent[:64], letter[-64:]):
         assert secret not in stored
+
+
+def test_a_pdf_bomb_is_refused_as_too_complex_and_records_nothing(
+    client: TestClient, service: AkteService
+) -> None:
+    before = state(service)
+    bomb = object_stream_bomb(1024, layers=2)  # a few KiB that inflate to 1 GiB
+
+    response = client.post("/contact-form", data=FIELDS, files=[pdf(data=bomb)])
+
+    assert_problem(response, 422, "file-too-complex")
+    assert state(service) == before
