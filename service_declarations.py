@@ -31,7 +31,7 @@ from domain.commitment_declaration import (
     SettlementOutcome,
     hash_reference,
 )
-from domain.errors import InvalidValue
+from domain.errors import InvalidValue, PaymentNotFound
 from domain.values import PaymentMethod, PaymentOutcome, VisitPurpose, require_choice
 from service_common import (
     MAX_VERSION,
@@ -312,8 +312,10 @@ class CommitmentDeclarations:
     ) -> DeclarationRecorded[SettlementOutcome]:
         """Record the provider's report on a payment, once, however often it arrives.
 
-        ``occurred_at`` is the provider's time of payment, the business time of the event
-        (not later than now: the provider's clock may run ahead of ours).
+        ``occurred_at`` is the provider's time of payment, the business time of the event,
+        taken within what can be true: not later than now (the provider's clock may run
+        ahead of ours) and not earlier than the payment's start (or behind it), so a fee
+        never counts in a year before the payment was started.
         """
         claim = self._store.find(
             PaymentTransaction.id_for(provider, transaction_id), PaymentTransaction
@@ -325,6 +327,9 @@ class CommitmentDeclarations:
             declaration = self.get_declaration(declaration_id)
             recorded_at = self._store.clock()
             at = recorded_at if occurred_at is None else min(occurred_at, recorded_at)
+            started = _started_at(declaration, transaction_id)
+            if started is not None and at < started:
+                at = started
             # Through the store, like every command: a retry's idempotency key is checked.
             act = self._store.act(PAYMENT_PROVIDER_USER, at)
             result = declaration.settle_payment(
@@ -517,3 +522,12 @@ class CommitmentDeclarations:
 def _payment_reference(declaration_id: UUID, payment_number: int) -> str:
     """The payment reference (Verwendungszweck) the payer sees: ids only, no person."""
     return f"VE-{declaration_id.hex[:12].upper()}-{payment_number}"
+
+
+def _started_at(declaration: CommitmentDeclaration, transaction_id: str) -> datetime | None:
+    """When the payment of ``transaction_id`` was started (``None``: no such payment; the
+    declaration says so when the report is applied)."""
+    try:
+        return declaration.payment_by_transaction(transaction_id).initiated_at
+    except PaymentNotFound:
+        return None

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from adapters.store.transcoding import register_akte_transcodings
 from domain.acts import Act
-from domain.case_file import CaseFile, MasterData
+from domain.case_file import CaseFile, MasterData, RegistrationNoticeChanges
 from domain.deadlines import NoHolidays
 from domain.errors import (
     BusinessTimeBeforeFact,
@@ -360,6 +360,19 @@ ROWS: list[tuple[str, Setup, Command, str]] = [
         "the attachment of document 1",
     ),
     ("add_note", _nothing, lambda c, n, t: c.add_note(text="x", act=act(t)), OPENING),
+    (
+        "record_registration_notice",
+        _nothing,
+        lambda c, n, t: c.record_registration_notice(
+            notice_kind="abmeldung",
+            message_id=f"m-{n}-{t:%H%M}",
+            sender="meldebehoerde",
+            effective_on=t.date(),
+            changes=RegistrationNoticeChanges(),
+            act=act(t),
+        ),
+        OPENING,
+    ),
     (
         "record_appointment_attendance",
         _nothing,

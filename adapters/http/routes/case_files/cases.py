@@ -27,7 +27,7 @@ from adapters.http.route_helpers import (
     load_case,
     recorded_response,
 )
-from adapters.http.routes.case_files.history import AsOf, AtVersion, case_at
+from adapters.http.routes.case_files.history import AsOf, AtVersion, OnDate, case_at
 from adapters.http.schemas.cases import (
     MAX_CODE,
     CaseCreate,
@@ -141,12 +141,15 @@ def get_case(
     service: ServiceDep,
     as_of: AsOf = None,
     version: AtVersion = None,
+    on: OnDate = None,
 ) -> CasePublic:
-    """The case file as it is now (or was: as recorded at `as_of`, or at `version`).
+    """The case file as it is now (or was: as recorded at `as_of`, at `version`, or as it
+    stood on the business date `on`).
 
-    Its ETag is the version shown; the current one is what to send as If-Match. A time
-    before the file was opened, or a version it never had, answers 404."""
-    case = case_at(service, case_id, as_of=as_of, version=version)
+    Its ETag is the version shown (for `on`: the last event the state includes); the
+    current one is what to send as If-Match. A time or date before the file was opened,
+    or a version it never had, answers 404."""
+    case = case_at(service, case_id, as_of=as_of, version=version, on=on)
     response.headers["ETag"] = etag(case.version)
     return CasePublic.model_validate(case)
 
