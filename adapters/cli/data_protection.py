@@ -1,10 +1,19 @@
 """Data protection on the command line: erasure, retention runs, subject access, keys.
 
-- ``akte erase CASE --legal-ground G --approved-by USER [--rule RULE] [--by USER]
-  [--yes]``: asks for confirmation on a terminal; without one, only with ``--yes``.
-- ``akte retention run [--apply --approved-by USER] [--office X] [--today DAY]
-  [--format text|json]``: a dry run by default (lists what is due and why); ``--apply``
-  erases it, the approver recorded in each erasure.
+- ``akte erase request CASE --legal-ground G [--rule RULE]``: request an erasure
+  (nothing is erased yet); ``akte erase approve CASE NUMBER [--yes]``: approve another
+  person's request and carry it out, asking for confirmation on a terminal (without one,
+  only with ``--yes``); ``akte erase withdraw CASE NUMBER``; ``akte erase pending
+  [--office X]``: the requests waiting for a second person. Four eyes: each step acts
+  as the subject of the access token in ``--token-file FILE`` (``-``: standard input),
+  verified as the HTTP API verifies it, with the same roles (request:
+  ``personal_data.erase``; approve: ``personal_data.erase.approve``, never one's own).
+- ``akte retention run [--apply --token-file FILE] [--office X] [--today DAY]
+  [--format text|json]``: a
+  dry run by default (lists what is due and why); ``--apply`` erases it, as the legal
+  deletion at the end of the retention period, which needs no second person; the token's
+  subject (``personal_data.erase`` in every office the run covers) is recorded as who
+  approved the run.
 - ``akte subject-access CASE [--format json|html] [--out FILE] [--by USER]``: everything
   held about the person (Art. 15 DSGVO); the export is a read of the file and is logged
   in the read-access log as ``--by``.
@@ -13,10 +22,11 @@
 - ``akte keys rotate``: re-wrap every data key with the first of ``AKTE_MASTER_KEYS``
   (no event is rewritten); ``akte keys status``: keys per master key, erased keys.
 
-Exit codes (docs/reference/cli.md): 0 done; 1 an unknown case file, an erasure the
-domain refuses, or a retention run in which some files failed; 2 usage and settings
-(an unconfirmed erasure too); 3 store problems. Messages name ids and file
-numbers, never personal data.
+Exit codes (docs/reference/cli.md): 0 done; 1 an unknown case file or request, an
+erasure the domain refuses (one's own request), a token whose roles do not allow the
+step, or a retention run in which some files failed; 2 usage and settings (an
+unconfirmed erasure, a missing or invalid token too); 3 store problems. Messages name
+ids and file numbers, never personal data.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from pathlib import Path
 from typing import Final
 from uuid import UUID
 
+from adapters.bootstrap import token_verifier_for
 from adapters.cli.projections import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
@@ -37,6 +48,14 @@ from adapters.cli.projections import (
     open_stores,
 )
 from adapters.cli.support import EXIT_FAILED, CliFailure, guarded
+from adapters.http.auth.identity import Principal
+from adapters.http.auth.local_issuer import LocalIssuerKeyError
+from adapters.http.auth.permissions import Permission, may_in_office
+from adapters.http.auth.tokens import (
+    AuthConfigurationError,
+    IdentityProviderUnavailable,
+    InvalidToken,
+)
 from adapters.personal_data.key_store import DataKeyError
 from adapters.personal_data.mapper import data_keys_of
 from adapters.personal_data.record_of_processing import (
@@ -46,7 +65,8 @@ from adapters.personal_data.record_of_processing import (
 from adapters.personal_data.record_of_processing import as_html as record_as_html
 from adapters.personal_data.retention import InvalidRetentionRules, load_rules, run_retention
 from adapters.personal_data.subject_access import as_html, as_json, subject_access
-from domain.erasure import ERASURE_GROUNDS
+from adapters.settings import Settings
+from domain.erasure import ERASURE_GROUNDS, ErasureRequestNotFound
 from domain.errors import DomainError
 from projections.audit import read_access_log
 from projections.engine import ProjectionEngine
@@ -54,6 +74,7 @@ from projections.errors import ProjectionError
 from projections.worklists import retention_due
 from service import AkteService
 from service_common import CaseNotFound, ReferenceNotFound, ServiceError
+from service_data_protection import PersonalDataProtectionOff
 
 EXIT_NOT_FOUND: Final = 1
 EXIT_PARTIAL: Final = 1
@@ -67,20 +88,37 @@ def add_data_protection_commands(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
     erase = subparsers.add_parser(
-        "erase", help="erase a person's data by destroying the case file's key"
+        "erase",
+        help="erase a person's data with four eyes: one requests, another approves",
     )
-    erase.add_argument("case", metavar="CASE", help="case id or file number")
-    erase.add_argument("--legal-ground", required=True, choices=sorted(ERASURE_GROUNDS))
-    erase.add_argument("--approved-by", required=True, help="who approved the erasure")
-    erase.add_argument("--rule", help="the retention rule that made it due")
-    erase.add_argument("--by", default=CLI_USER, help="who erases (default %(default)s)")
-    erase.add_argument("--office", help="the office of a file number (default: the default)")
-    erase.add_argument(
+    erase_commands = erase.add_subparsers(dest="erase_command", required=True, metavar="STEP")
+    request = erase_commands.add_parser("request", help="request an erasure (erases nothing)")
+    request.add_argument("case", metavar="CASE", help="case id or file number")
+    request.add_argument("--legal-ground", required=True, choices=sorted(ERASURE_GROUNDS))
+    request.add_argument("--rule", help="the retention rule that made it due")
+    request.set_defaults(run=guarded(_erase_request))
+    approve = erase_commands.add_parser(
+        "approve", help="approve another person's request and erase (cannot be undone)"
+    )
+    approve.add_argument("case", metavar="CASE", help="case id or file number")
+    approve.add_argument("number", metavar="NUMBER", type=int, help="the request's number")
+    approve.add_argument(
         "--yes",
         action="store_true",
         help="erase without asking (needed where no terminal can ask, e.g. in scripts)",
     )
-    erase.set_defaults(run=guarded(_erase))
+    approve.set_defaults(run=guarded(_erase_approve))
+    withdraw = erase_commands.add_parser("withdraw", help="withdraw or decline a request")
+    withdraw.add_argument("case", metavar="CASE", help="case id or file number")
+    withdraw.add_argument("number", metavar="NUMBER", type=int, help="the request's number")
+    withdraw.set_defaults(run=guarded(_erase_withdraw))
+    pending = erase_commands.add_parser("pending", help="requests waiting for a second person")
+    pending.add_argument("--office", help="only this office (default: those the token reaches)")
+    pending.set_defaults(run=guarded(_erase_pending))
+    for step in (request, approve, withdraw):
+        step.add_argument("--office", help="the office of a file number (default: the default)")
+    for step in (request, approve, withdraw, pending):
+        _add_token_argument(step)
 
     retention = subparsers.add_parser("retention", help="retention periods and erasure runs")
     retention_commands = retention.add_subparsers(
@@ -90,7 +128,7 @@ def add_data_protection_commands(
         "run", help="list the files due for erasure (dry run), or erase them (--apply)"
     )
     run.add_argument("--apply", action="store_true", help="erase what is due")
-    run.add_argument("--approved-by", help="who approved the run (needed with --apply)")
+    _add_token_argument(run, "with --apply: ")
     run.add_argument("--office", action="append", help="only this office (repeatable)")
     run.add_argument(
         "--today", type=date.fromisoformat, help="the day to judge by (default: today)"
@@ -166,6 +204,58 @@ def _catch_up(stores: Stores, projection_names: tuple[str, ...]) -> None:
         writer.close()
 
 
+def _add_token_argument(parser: argparse.ArgumentParser, when: str = "") -> None:
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help=f"{when}a file holding the acting person's access token (- reads it from "
+        "standard input); akte token USER prints one in local mode",
+    )
+
+
+def _principal(args: argparse.Namespace, settings: Settings) -> Principal:
+    """Who acts: the subject of the access token, verified as the HTTP API verifies it
+    (local tokens or the identity provider's). Never a name typed on the command line.
+    A file rather than an argument or a variable: neither the process list nor child
+    processes see it."""
+    if args.token_file is None:
+        raise CliFailure(
+            EXIT_USAGE,
+            "this step acts as a person: pass their access token with --token-file FILE "
+            "(- reads it from standard input)",
+        )
+    try:
+        if str(args.token_file) == "-":
+            token = sys.stdin.read().strip()
+        else:
+            token = args.token_file.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise CliFailure(EXIT_USAGE, f"--token-file: {error.strerror}") from None
+    if not token:
+        raise CliFailure(EXIT_USAGE, "--token-file: holds no token")
+    if settings.auth_mode == "local" and not settings.local_issuer_key_file.exists():
+        raise CliFailure(EXIT_USAGE, f"no signing key at {settings.local_issuer_key_file}")
+    try:
+        return token_verifier_for(settings).verify(token)
+    except (AuthConfigurationError, LocalIssuerKeyError) as error:
+        raise CliFailure(EXIT_USAGE, f"tokens cannot be checked: {error}") from None
+    except InvalidToken as error:
+        raise CliFailure(EXIT_USAGE, f"the access token is refused: {error.reason}") from None
+    except IdentityProviderUnavailable:
+        raise CliFailure(
+            EXIT_UNAVAILABLE, "the identity provider's signing keys cannot be fetched"
+        ) from None
+
+
+def _allow(principal: Principal, permission: Permission, office_id: str) -> None:
+    if not may_in_office(principal, permission, office_id):
+        raise CliFailure(
+            EXIT_REFUSED,
+            f"{principal.user_id}: the token's roles do not grant {permission.value} "
+            f"in office {office_id}",
+        )
+
+
 def _confirm_erasure(args: argparse.Namespace) -> None:
     """An erasure destroys keys for good: asked on a terminal, refused without one unless
     ``--yes`` says the caller means it (a script cannot be asked)."""
@@ -174,40 +264,69 @@ def _confirm_erasure(args: argparse.Namespace) -> None:
     if not sys.stdin.isatty():
         raise CliFailure(
             EXIT_USAGE,
-            "akte erase cannot be undone: run it on a terminal to confirm, or pass --yes",
+            "akte erase approve cannot be undone: run it on a terminal to confirm, or pass --yes",
         )
     answer = input(
-        f"Erase the personal data of case file {args.case} for good "
-        f"({args.legal_ground}, approved by {args.approved_by})? Type yes: "
+        f"Approve erasure request {args.number} of case file {args.case} and erase the "
+        "person's data for good? Type yes: "
     )
     if answer.strip().lower() != "yes":
         raise CliFailure(EXIT_USAGE, "not confirmed; nothing erased")
 
 
-def _erase(args: argparse.Namespace) -> int:
-    _confirm_erasure(args)
+def _refusals(error: Exception) -> CliFailure:
+    if isinstance(error, CaseNotFound | ErasureRequestNotFound):
+        return CliFailure(EXIT_NOT_FOUND, str(error))
+    if isinstance(error, DataKeyError | PersonalDataProtectionOff):
+        return CliFailure(EXIT_UNAVAILABLE, str(error))
+    return CliFailure(EXIT_REFUSED, str(error))
+
+
+_REFUSED = (DomainError, ServiceError, DataKeyError, PersonalDataProtectionOff)
+
+
+def _erase_request(args: argparse.Namespace) -> int:
     settings = load_settings()
+    principal = _principal(args, settings)
     with open_stores(settings) as stores:
         service = stores.service
         case_id = _case_id(service, args.office or settings.default_office_id, args.case)
         try:
-            recorded = service.data_protection.erase_personal_data(
-                case_id,
-                expected_version=service.case_head_version(case_id),
-                by=args.by,
-                legal_ground=args.legal_ground,
-                rule_id=args.rule,
-                approved_by=args.approved_by,
+            _allow(principal, Permission.PERSONAL_DATA_ERASE, service.get_case(case_id).office_id)
+            recorded = service.erasure_requests.request(
+                case_id, by=principal.user_id, legal_ground=args.legal_ground, rule_id=args.rule
             )
-        except CaseNotFound as error:
-            raise CliFailure(EXIT_NOT_FOUND, str(error)) from None
-        except (DomainError, ServiceError) as error:
-            raise CliFailure(EXIT_REFUSED, str(error)) from None
-        except DataKeyError as error:
-            raise CliFailure(EXIT_UNAVAILABLE, str(error)) from None
+        except _REFUSED as error:
+            raise _refusals(error) from None
+    print(
+        f"akte: erasure request {recorded.request.number} of case file {case_id} recorded "
+        f"by {principal.user_id}; nothing is erased until another person approves it: "
+        f"akte erase approve {case_id} {recorded.request.number}"
+    )
+    return EXIT_OK
+
+
+def _erase_approve(args: argparse.Namespace) -> int:
+    _confirm_erasure(args)
+    settings = load_settings()
+    principal = _principal(args, settings)
+    with open_stores(settings) as stores:
+        service = stores.service
+        case_id = _case_id(service, args.office or settings.default_office_id, args.case)
+        try:
+            _allow(
+                principal,
+                Permission.PERSONAL_DATA_ERASE_APPROVE,
+                service.get_case(case_id).office_id,
+            )
+            approval = service.erasure_requests.approve(case_id, args.number, by=principal.user_id)
+        except _REFUSED as error:
+            raise _refusals(error) from None
+    recorded = approval.erasure
     erasure = recorded.result
     print(
-        f"akte: case file {case_id} erased at version {recorded.version}: "
+        f"akte: case file {case_id} erased at version {recorded.version} (requested by "
+        f"{approval.request.requested_by}, approved by {principal.user_id}): "
         f"{len(erasure.keys_destroyed)} keys destroyed, {erasure.snapshots_deleted} snapshots "
         f"deleted, {len(erasure.linked_kept)} linked declarations kept"
         + (
@@ -219,10 +338,53 @@ def _erase(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _retention_run(args: argparse.Namespace) -> int:
-    if args.apply and not args.approved_by:
-        raise CliFailure(EXIT_USAGE, "--apply needs --approved-by USER")
+def _erase_withdraw(args: argparse.Namespace) -> int:
     settings = load_settings()
+    principal = _principal(args, settings)
+    with open_stores(settings) as stores:
+        service = stores.service
+        case_id = _case_id(service, args.office or settings.default_office_id, args.case)
+        try:
+            _allow(principal, Permission.PERSONAL_DATA_ERASE, service.get_case(case_id).office_id)
+            service.erasure_requests.withdraw(case_id, args.number, by=principal.user_id)
+        except _REFUSED as error:
+            raise _refusals(error) from None
+    print(f"akte: erasure request {args.number} of case file {case_id} withdrawn; nothing erased")
+    return EXIT_OK
+
+
+def _erase_pending(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    principal = _principal(args, settings)
+    office = args.office or principal.office_id
+    offices: list[str] | None = None
+    if office is None:
+        _allow(principal, Permission.PERSONAL_DATA_ERASE, "*")
+    else:
+        _allow(principal, Permission.PERSONAL_DATA_ERASE, office)
+        offices = [office]
+    with open_stores(settings) as stores:
+        pending = stores.service.erasure_requests.pending(office_ids=offices)
+    for request in pending:
+        print(
+            f"{request.case_id}  {request.number:>3}  {request.office_id:<20} "
+            f"{request.legal_ground:<12} requested by {request.requested_by} "
+            f"at {request.requested_at.isoformat()}"
+        )
+    print(f"akte: {len(pending)} erasure requests waiting for approval", file=sys.stderr)
+    return EXIT_OK
+
+
+def _retention_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    approved_by: str | None = None
+    if args.apply:
+        # The legal deletion at the end of the retention period needs no second person;
+        # whoever starts it is recorded, verified by their token, in every office it covers.
+        principal = _principal(args, settings)
+        for office in args.office or ["*"]:
+            _allow(principal, Permission.PERSONAL_DATA_ERASE, office)
+        approved_by = principal.user_id
     try:
         rules = load_rules(settings.retention_rules_path)
     except (OSError, ValueError, InvalidRetentionRules) as error:
@@ -236,7 +398,7 @@ def _retention_run(args: argparse.Namespace) -> int:
             today=args.today or stores.service.clock().date(),
             office_ids=args.office,
             apply=args.apply,
-            approved_by=args.approved_by,
+            approved_by=approved_by,
             limit=args.limit,
         )
     if args.format == "json":

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 import adapters.cli.main as cli
 from adapters.bootstrap import build_read_models
 from adapters.http.auth.identity import Role
+from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.personal_data.key_store import DEVELOPMENT_MASTER_KEY
 from adapters.personal_data.retention import load_rules, parse_rules, run_retention
 from adapters.personal_data.subject_access import as_html, subject_access
@@ -35,6 +36,7 @@ from projections.storage import ViewsStore
 from projections.worklists import retention_due
 from service import AkteService
 from tests.conftest import FakeClock, bearer
+from tests.support.erasure_requests import erase_over_http
 from tests.support.projections import engine_for, views_for
 
 OFFICE = "abh-musterstadt"
@@ -360,13 +362,7 @@ def test_erasure_and_subject_access_over_http(
     auditor = bearer(settings, "au-01", Role.AUDITOR)
     url = f"/cases/{case_id}"
 
-    # A team lead needs someone else's approval; a data protection officer does not.
-    refused = client.post(
-        f"{url}/erasure",
-        json={"legal_ground": "dsgvo-17"},
-        headers={**lead, "If-Match": f'"{version}"'},
-    )
-    assert refused.status_code == 422, refused.text
+    # Naming an approver is refused: approvers approve with their own token.
     self_approved = client.post(
         f"{url}/erasure",
         json={"legal_ground": "dsgvo-17", "approved_by": "tl-01"},
@@ -381,10 +377,8 @@ def test_erasure_and_subject_access_over_http(
     page = client.get(f"{url}/subject-access?format=html", headers=officer)
     assert page.headers["content-type"].startswith("text/html")
 
-    erased = client.post(
-        f"{url}/erasure",
-        json={"legal_ground": "aufenthg-91"},
-        headers={**officer, "If-Match": f'"{version}"'},
+    erased = erase_over_http(
+        client, case_id, requester=lead, approver=officer, legal_ground="aufenthg-91"
     )
     assert erased.status_code == 200, erased.text
     assert erased.headers["ETag"] == f'"{version + 1}"'
@@ -470,28 +464,35 @@ def test_the_command_line(
     dry = capsys.readouterr().out
     assert "dry run" in dry
     assert "  died-5y" in dry.replace(" " * 4, "  ")
+    # The run acts as the person whose token it is given, never a name typed in.
     assert cli.main(["retention", "run", "--apply"]) == 2
-    assert "--approved-by" in capsys.readouterr().err
-    assert (
-        cli.main(
-            ["retention", "run", "--today", "2035-01-01", "--apply", "--approved-by", "dsb-01"]
-        )
-        == 0
+    assert "--token-file" in capsys.readouterr().err
+    issuer = LocalIssuer.load_or_create(settings.local_issuer_key_file)
+    lead = tmp_path / "tl-01.token"
+    lead.write_text(issuer.issue(user_id="tl-01", roles=[Role.TEAM_LEAD], office_id=OFFICE))
+    officer = tmp_path / "dsb-01.token"
+    officer.write_text(
+        issuer.issue(user_id="dsb-01", roles=[Role.DATA_PROTECTION_OFFICER], office_id=OFFICE)
     )
+    run = ["retention", "run", "--today", "2035-01-01", "--apply", "--token-file"]
+    assert cli.main([*run, str(lead)]) == 1
+    assert "do not grant personal_data.erase in office *" in capsys.readouterr().err
+    assert cli.main([*run, str(officer)]) == 0
     assert "1 erased, 0 failed" in capsys.readouterr().out
 
-    assert (
-        cli.main(
-            ["erase", str(kept), "--legal-ground", "dsgvo-17", "--approved-by", "dsb-01", "--yes"]
-        )
-        == 0
-    )
+    # An erasure: requested with one person's token, approved with another's.
+    request = ["erase", "request", str(kept), "--legal-ground", "dsgvo-17", "--token-file"]
+    assert cli.main([*request, str(lead)]) == 0
+    assert "nothing is erased until another person approves it" in capsys.readouterr().out
+    approve = ["erase", "approve", str(kept), "1", "--yes", "--token-file"]
+    assert cli.main([*approve, str(lead)]) == 1  # not a team lead's step
+    assert "do not grant personal_data.erase.approve" in capsys.readouterr().err
+    assert cli.main(["erase", "pending", "--token-file", str(officer)]) == 0
+    assert f"{kept}    1" in capsys.readouterr().out
+    assert cli.main([*approve, str(officer)]) == 0
     assert "1 keys destroyed" in capsys.readouterr().out
-    assert (
-        cli.main(["erase", str(kept), "--legal-ground", "dsgvo-17", "--approved-by", "x", "--yes"])
-        == 1
-    )
-    assert "erased" in capsys.readouterr().err
+    assert cli.main([*approve, str(officer)]) == 1
+    assert "carried out already" in capsys.readouterr().err
 
     assert cli.main(["keys", "status"]) == 0
     status = json.loads(capsys.readouterr().out)

@@ -32,7 +32,7 @@ caseworker         catalogue.read, case.open, case.read, case.history.read,    o
                    contact.read, contact.triage
 team_lead          as caseworker, plus procedure.assign, report.read,          own office
                    report.analysis, retention.read, personal_data.erase
-                   (with another person's approval, recorded)
+                   (requests an erasure; another person approves it)
 auditor            catalogue.read, case.read, case.history.read,               all offices
                    case.history.personal.read, audit.trail.read, audit.verify,
                    commitment.read, contact.read, subject_access.read,
@@ -41,7 +41,8 @@ head_of_office     catalogue.read, report.read (aggregates only, no case),     o
                    report.analysis (what-if, workload), audit.verify
 data_protection_   catalogue.read, case.read, case.history.read,               all offices
 officer            case.history.personal.read, audit.trail.read, audit.verify,
-                   subject_access.read, retention.read, personal_data.erase
+                   subject_access.read, retention.read, personal_data.erase,
+                   personal_data.erase.approve (approves another's request)
 anonymous          catalogue.read, operations.read, commitment.submit,         -
                    commitment.status.read, commitment.pay, payment.notify,
                    contact.submit
@@ -149,8 +150,12 @@ class Permission(StrEnum):
     APPOINTMENT_CONFIGURE = "appointment.configure"
     """Define service points: calendar, appointment types, closed days."""
     PERSONAL_DATA_ERASE = "personal_data.erase"
-    """Erase a person's data by destroying the case file's key (crypto-shredding); a
-    team lead needs another person's approval, recorded in the erasure."""
+    """Request the erasure of a person's data (crypto-shredding), see the office's
+    requests and withdraw one; the erasure happens only once another person approves it
+    (``personal_data.erase.approve``)."""
+    PERSONAL_DATA_ERASE_APPROVE = "personal_data.erase.approve"
+    """Approve another person's erasure request with one's own token, which carries the
+    erasure out (four eyes: never one's own request)."""
     SUBJECT_ACCESS_READ = "subject_access.read"
     """Export everything held about one person, decrypted (Art. 15 DSGVO)."""
     RETENTION_READ = "retention.read"
@@ -233,6 +238,7 @@ ROLE_GRANTS: Final[Mapping[Role, Grant]] = {
                 Permission.SUBJECT_ACCESS_READ,
                 Permission.RETENTION_READ,
                 Permission.PERSONAL_DATA_ERASE,
+                Permission.PERSONAL_DATA_ERASE_APPROVE,
             }
         ),
         Reach.ALL_OFFICES,

@@ -36,6 +36,10 @@ HEAD_OF_OFFICE: Final = Caller("head_of_office", "ho-01", ("head_of_office",), M
 ANONYMOUS: Final = Caller("anonymous", None)
 OTHER_OFFICE: Final = Caller("caseworker_of_another_office", "sb-91", ("caseworker",), NACHBARSTADT)
 CALLERS: Final = (CASEWORKER, TEAM_LEAD, AUDITOR, HEAD_OF_OFFICE, ANONYMOUS, OTHER_OFFICE)
+DATA_PROTECTION_OFFICER: Final = Caller(
+    "data_protection_officer", "dsb-01", ("data_protection_officer",), MUSTERSTADT
+)
+"""Not one of the matrix's callers: the one who approves erasures (route_table's writer)."""
 
 OK: Final = 0
 """In the outcome tables: the route's own success status."""
@@ -120,10 +124,19 @@ OUTCOMES: Final[dict[str, dict[Caller, int]]] = {
         ANONYMOUS: 401,
         OTHER_OFFICE: 403,
     },
-    # Erasure (crypto-shredding): team leads of the office, with another's approval.
+    # Erasure requests (crypto-shredding): team leads of the office; another approves.
     "erase": {
         CASEWORKER: 403,
         TEAM_LEAD: OK,
+        AUDITOR: 403,
+        HEAD_OF_OFFICE: 403,
+        ANONYMOUS: 401,
+        OTHER_OFFICE: 403,
+    },
+    # Approving another's erasure request: data protection officers only (four eyes).
+    "approve-erasure": {
+        CASEWORKER: 403,
+        TEAM_LEAD: 403,
         AUDITOR: 403,
         HEAD_OF_OFFICE: 403,
         ANONYMOUS: 401,

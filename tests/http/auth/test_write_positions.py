@@ -39,6 +39,8 @@ def _openapi_writes(served: ServedApp) -> set[str]:
 
 def _succeeding_caller(route: Route) -> Caller:
     """Who the route lets write: anyone for a public one (sent without a token)."""
+    if route.writer is not None:
+        return route.writer
     if route.kind == "public":
         return ANONYMOUS
     return next(caller for caller in CALLERS if OUTCOMES[route.kind][caller] == OK)

@@ -21,6 +21,7 @@ from service_appointment_mails import solve_challenge
 from tests.conftest import FakeClock
 from tests.service.test_appointments import NEXT_MONDAY, TUESDAY
 from tests.support.appointments import OFFICE, RecordingMailer, local, set_up
+from tests.support.erasure_requests import erase_over_http
 
 PROBLEMS: Final = "https://akte.example/problems/"
 REF: Final = "X-Booking-Reference"
@@ -254,6 +255,7 @@ def test_a_counter_booking_made_with_a_case_file_is_exported_and_erased_with_it(
     http, _ = client
     caseworker = bearer(settings, "sb-01", Role.CASEWORKER)
     officer = bearer(settings, "dsb-01", Role.DATA_PROTECTION_OFFICER)
+    lead = bearer(settings, "tl-01", Role.TEAM_LEAD)
     case = service.open_case(
         office_id=OFFICE,
         master_data=MasterData("Quellbrandt", "Oriel", date(1979, 11, 23), "SYR", "N7654321"),
@@ -295,11 +297,7 @@ def test_a_counter_booking_made_with_a_case_file_is_exported_and_erased_with_it(
     assert page.status_code == 200
     assert person["email"] in page.text
 
-    erased = http.post(
-        f"/cases/{case.case_id}/erasure",
-        json={"legal_ground": "dsgvo-17"},
-        headers=officer | {"If-Match": f'"{case.version}"'},
-    )
+    erased = erase_over_http(http, case.case_id, requester=lead, approver=officer)
     assert erased.status_code == 200, erased.text
     assert erased.json()["keys_destroyed"] == 2  # the file's and the booking's
 
