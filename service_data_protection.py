@@ -15,6 +15,16 @@ Key ownership: every aggregate with personal data has its own key (its id is the
 owner id): a case file, a commitment declaration, a contact form submission, an
 appointment, a waitlist entry. Records are linked to a case file only after they were
 written, so they cannot share its key; erasing the file destroys theirs with it.
+
+A part of a record about *another* person has a key of its own (:data:`SEPARATE_PARTS`,
+owner id :func:`part_owner_id`): a commitment declaration's invited visitor. Erasing the
+visitor's case file destroys the visitor part's key of every declaration linked to it;
+the guarantor's part stays readable under the declaration's key.
+
+Every erasure is also written to the **erasure journal** (:class:`ErasureJournal`, ids and
+times only), kept apart from the stores, so that a restore from a backup taken before the
+erasure destroys those keys again (``adapters.backup.restore``); and the mails sent to the
+person that a development mailbox keeps are deleted (:class:`SentMail`).
 """
 
 from __future__ import annotations
@@ -23,8 +33,8 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, cast
-from uuid import UUID, uuid4
+from typing import Any, Final, Protocol, cast
+from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.persistence import Notification, PersistenceError, StoredEvent
 from eventsourcing.utils import get_topic
@@ -35,6 +45,7 @@ from domain.commitment_declaration import CommitmentDeclaration
 from domain.errors import CaseFileErased
 from domain.intake import ContactSubmission
 from domain.personal import is_redacted
+from domain.registration_notices import RegistrationNotice
 from service_appointments import Appointments
 from service_common import CaseNotFound, Recorded, note_handed_out
 from service_ports import DataKeys, EventStorage, ServiceStore, SnapshotDeletion
@@ -42,6 +53,58 @@ from service_ports import DataKeys, EventStorage, ServiceStore, SnapshotDeletion
 logger = logging.getLogger("akte.data_protection")
 
 _LINK_SCAN_PAGE: Final = 1000
+
+VISITOR_PART: Final = "visitor"
+SEPARATE_PARTS: Final[dict[str, dict[str, frozenset[str]]]] = {
+    get_topic(CommitmentDeclaration.Submitted): {
+        VISITOR_PART: frozenset(
+            {
+                "invited_surname",
+                "invited_given_names",
+                "invited_date_of_birth",
+                "invited_nationality",
+                "invited_passport_number",
+                # The purpose may be health data of the visitor (medical treatment).
+                "purpose",
+            }
+        )
+    }
+}
+"""Per event topic, the personal fields about another person than the record's own, by
+part: sealed under the part's own key (see :func:`part_owner_id`) and erased with that
+person's case file."""
+
+
+def part_owner_id(owner_id: str, part: str) -> str:
+    """The key owner id of ``part`` of the record ``owner_id``: derived, so that the
+    mapper and the erasure find it without a lookup; a UUID, never personal data."""
+    return str(uuid5(UUID(owner_id), f"akte-part:{part}"))
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One erasure in the erasure journal: ids and a time, no personal data."""
+
+    erased_at: datetime
+    case_id: str
+    owner_ids: list[str]
+    """The key owners whose keys the erasure destroyed (the file, its linked records and
+    parts)."""
+
+
+class ErasureJournal(Protocol):
+    """Where erasures are written down apart from the event and key stores (an
+    append-only file), for restores from older backups."""
+
+    def append(self, entry: JournalEntry) -> None: ...
+
+
+class SentMail(Protocol):
+    """Mails kept after sending (a development mailbox): deleted with the person."""
+
+    def erase_to(self, addresses: Iterable[str]) -> int:
+        """Delete every kept mail to one of ``addresses``; returns how many."""
+        ...
 
 
 class PersonalDataProtectionOff(Exception):
@@ -58,11 +121,24 @@ class LinkedRecords:
     waitlist_entries: list[str] = field(default_factory=list)
     """Those joined for the file, and the office's entries of the same person, recognised
     by the person key bookings carry (names and birth date, keyed)."""
+    registration_notices: list[str] = field(default_factory=list)
+    """Registration office notices from triage recorded on the file."""
 
     @property
     def same_person(self) -> list[str]:
         """The linked records about the file's person only: erased with the file."""
-        return [*self.submissions, *self.appointments, *self.waitlist_entries]
+        return [
+            *self.submissions,
+            *self.appointments,
+            *self.waitlist_entries,
+            *self.registration_notices,
+        ]
+
+    @property
+    def visitor_parts(self) -> list[str]:
+        """The key owners of the visitor parts of the linked declarations (the file's
+        person is the invited visitor): erased with the file, the guarantor's part kept."""
+        return [part_owner_id(declaration, VISITOR_PART) for declaration in self.declarations]
 
 
 @dataclass(frozen=True)
@@ -74,7 +150,8 @@ class Erasure:
     keys_destroyed: list[str]
     """Owner ids (the file, linked records) whose keys were destroyed now."""
     linked_kept: list[str]
-    """Linked commitment declarations: their own key and retention."""
+    """Linked commitment declarations: their own key and retention (the guarantor's part;
+    the visitor's part is erased)."""
     plaintext_events: int
     """Events of the file and its erased records whose personal data was written in the
     clear (before per-person encryption was switched on): key destruction cannot erase
@@ -82,6 +159,11 @@ class Erasure:
     snapshots_deleted: int
     completed_only: bool = False
     """The erasure had been recorded before; only the keys were destroyed now."""
+    visitor_parts_not_separable: int = 0
+    """Linked declarations written before the visitor's part had a key of its own: the
+    visitor's data in them stays under the declaration's key (erased with it)."""
+    mails_deleted: int = 0
+    """Mails to the person a development mailbox kept, deleted."""
 
 
 class DataProtection:
@@ -107,6 +189,16 @@ class DataProtection:
         self._storage = storage
         self._snapshot_deletion = snapshot_deletion
         self._appointments = appointments
+        self._journal: ErasureJournal | None = None
+        self._sent_mail: SentMail | None = None
+
+    def use_erasure_journal(self, journal: ErasureJournal | None) -> None:
+        """Write every erasure to ``journal`` (the composition root sets it)."""
+        self._journal = journal
+
+    def use_sent_mail(self, sent_mail: SentMail | None) -> None:
+        """Delete the person's kept mails on erasure (a development mailbox)."""
+        self._sent_mail = sent_mail
 
     @property
     def keys(self) -> DataKeys:
@@ -157,9 +249,9 @@ class DataProtection:
     # ---------------------------------------------------------------- links
 
     def linked_records(self, case_id: UUID) -> LinkedRecords:
-        """Submissions, declarations and appointments linked to the case file (appointments
-        also when booked with its id), and the person's waitlist entries (see
-        :class:`LinkedRecords`).
+        """Submissions, declarations, appointments and registration notices linked to the
+        case file (appointments also when booked with its id), and the person's waitlist
+        entries (see :class:`LinkedRecords`).
 
         One scan of the log for the link, booking and waitlist events (tens of thousands a
         year): fine for the rare erasure or subject access, not for a hot path.
@@ -170,11 +262,18 @@ class DataProtection:
             get_topic(ContactSubmission.LinkedToCaseFile): "submissions",
             get_topic(CommitmentDeclaration.LinkedToCaseFile): "declarations",
             get_topic(Appointment.LinkedToCaseFile): "appointments",
+            # A notice from triage recorded on the file is about its person.
+            get_topic(RegistrationNotice.Resolved): "registration_notices",
         }
         # Bookings made with the file's id (at the counter) name it from their first event.
         kinds[get_topic(Appointment.Booked)] = "appointments"
         joined_topic = get_topic(WaitlistEntry.Joined)
-        found: dict[str, list[str]] = {"submissions": [], "declarations": [], "appointments": []}
+        found: dict[str, list[str]] = {
+            "submissions": [],
+            "declarations": [],
+            "appointments": [],
+            "registration_notices": [],
+        }
         joined_here: list[WaitlistEntry.Joined] = []
         for notification, event in self._scan([*kinds, joined_topic]):
             if notification.topic == joined_topic:
@@ -259,7 +358,7 @@ class DataProtection:
         keys = self.keys
         case = self._store.get_case(case_id)
         linked = self.linked_records(case_id)
-        owners = [str(case_id), *linked.same_person]
+        owners = [str(case_id), *linked.same_person, *linked.visitor_parts]
         if case.is_erased:
             remaining = [owner for owner in owners if keys.has_key(owner)]
             if not remaining:
@@ -275,7 +374,7 @@ class DataProtection:
                 legal_ground=legal_ground,
                 rule_id=rule_id,
                 approved_by=approved_by,
-                linked_ids=linked.same_person,
+                linked_ids=[*linked.same_person, *linked.visitor_parts],
                 act=act,
             ),
         )
@@ -286,7 +385,18 @@ class DataProtection:
         self, case_id: UUID, owners: list[str], linked: LinkedRecords, *, completed_only: bool
     ) -> Erasure:
         erased_at = self._store.clock()
-        destroyed = self.keys.destroy(owners, erased_at)
+        keys = self.keys
+        # A declaration written since the split always has its visitor part's key.
+        not_separable = (
+            0 if completed_only else sum(not keys.has_key(p) for p in linked.visitor_parts)
+        )
+        addresses = self._addresses(case_id, linked)
+        if self._journal is not None:
+            # First: an erasure written down whose keys are not destroyed yet is completed
+            # by a restore; one whose keys are gone but that is not written down is not.
+            self._journal.append(JournalEntry(erased_at, str(case_id), list(owners)))
+        destroyed = keys.destroy(owners, erased_at)
+        mails = self._sent_mail.erase_to(addresses) if self._sent_mail is not None else 0
         snapshots = self._delete_snapshots(case_id)
         self._store.uncache_case(case_id)
         plaintext = sum(self._plaintext_events(UUID(owner)) for owner in owners)
@@ -311,7 +421,45 @@ class DataProtection:
             plaintext_events=plaintext,
             snapshots_deleted=snapshots,
             completed_only=completed_only,
+            visitor_parts_not_separable=not_separable,
+            mails_deleted=mails,
         )
+
+    def _addresses(self, case_id: UUID, linked: LinkedRecords) -> set[str]:
+        """The person's e-mail addresses from the linked records still readable (before
+        their keys go): where kept mails were sent."""
+        if self._sent_mail is None:
+            return set()
+        addresses: set[str] = set()
+        records: list[tuple[str, type[Any]]] = [
+            *((owner, Appointment.Event) for owner in linked.appointments),
+            *((owner, WaitlistEntry.Event) for owner in linked.waitlist_entries),
+            *((owner, ContactSubmission.Event) for owner in linked.submissions),
+        ]
+        with self._store.store_errors():
+            for owner, kind in records:
+                try:
+                    events = self._store.events_of(UUID(owner), kind, LookupError(owner))
+                except LookupError:  # named on the file, never stored here
+                    continue
+                for event in events:
+                    # Bookings and entries name ``email``, submissions their contact's.
+                    email = getattr(event, "email", None)
+                    if isinstance(email, str) and email and not is_redacted(email):
+                        addresses.add(email)
+        return addresses
+
+    def reapply(self, entry: JournalEntry) -> list[str]:
+        """Destroy again the keys of a journal entry (a restore from an older backup) and
+        delete the file's snapshots; returns the owners whose keys were still there.
+        Records no event: the erasure is recorded in the journal."""
+        keys = self.keys
+        present = [owner for owner in entry.owner_ids if keys.has_key(owner)]
+        destroyed = keys.destroy(list(entry.owner_ids), entry.erased_at)
+        case_id = UUID(entry.case_id)
+        self._delete_snapshots(case_id)
+        self._store.uncache_case(case_id)
+        return sorted(set(present) | set(destroyed))
 
     def _plaintext_events(self, owner_id: UUID) -> int:
         """Events of the aggregate whose personal fields are stored in the clear."""

@@ -24,7 +24,7 @@ from typing import Final
 from psycopg import sql
 
 from adapters.backup.manifest import Manifest, read_manifest, verify_files
-from adapters.backup.restore import erased_with_keys, restore_backup
+from adapters.backup.restore import erased_with_keys, journal_entries, restore_backup
 from adapters.backup.stores import Progress, connect, no_progress, schema_of
 from adapters.bootstrap import open_service, open_views_store
 from adapters.documents.encryption import DocumentErased
@@ -79,7 +79,13 @@ def run_drill(
     report = DrillReport(manifest)
     report.add("checksums", True, f"{len(manifest.files):,} files match the manifest")
     with _scratch(settings, scratch_root) as scratch:
-        restored = restore_backup(scratch, source, progress=progress, checked=manifest)
+        restored = restore_backup(
+            scratch,
+            source,
+            progress=progress,
+            checked=manifest,
+            journals=[settings.erasure_journal_file],
+        )
         if restored.erased_with_keys:
             report.findings.append(
                 f"the backup holds keys of {len(restored.erased_with_keys)} erased case "
@@ -89,6 +95,18 @@ def run_drill(
         with open_service(scratch) as service:
             _check_chain(report, service, manifest)
             _check_events(report, service, progress)
+            journal = journal_entries(scratch)
+            keys = service.data_protection.keys
+            alive = sorted(
+                {e.case_id for e in journal if any(keys.has_key(o) for o in e.owner_ids)}
+            )
+            report.add(
+                "erasure journal",
+                not alive,
+                f"{len(journal)} erasure(s) of the journal applied"
+                if not alive
+                else f"{len(alive)} case file(s) of the journal still have keys",
+            )
             left = erased_with_keys(service)
             report.add(
                 "erasures",
@@ -113,6 +131,8 @@ def _scratch(settings: Settings, root: Path | None) -> Iterator[Settings]:
         "documents_dir": directory / "documents",
         "key_store_path": None,
         "mailbox_dir": directory / "mailbox",
+        # The drill reads the store's journal; its own copy goes with the scratch place.
+        "erasure_journal_path": directory / "erasure-journal.jsonl",
     }
     schema = None
     if settings.store == "postgres":

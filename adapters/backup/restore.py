@@ -9,14 +9,19 @@ its tables in the target schema as it does on first start, and the rows are copi
 **Erasures.** A backup taken between an erasure's event and the destruction of its keys
 (on PostgreSQL both are in one snapshot), or of a store where an erasure was interrupted,
 holds keys of persons the log records as erased. The restore completes those erasures
-(:func:`reapply_erasures`). Erasures made *after* the backup are not in its log: the office
-re-applies them from its erasure journal (docs/operations/backup.md).
+(:func:`reapply_erasures`). Erasures made *after* the backup are not in its log: they are in
+the **erasure journal** (:mod:`adapters.personal_data.erasure_journal`), which the restore
+reads (the target's ``AKTE_ERASURE_JOURNAL`` and any journal named with
+``--erasure-journal``) and applies: the keys of every owner it lists are destroyed again,
+so the person's events, snapshots and documents read as erased (:func:`apply_journal`).
+The entries read from other journals are appended to the target's, so that it stays
+complete for the next restore.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, cast
 from uuid import UUID
@@ -66,15 +71,19 @@ from adapters.bootstrap import (
     open_service,
     open_views_store,
 )
+from adapters.personal_data.erasure_journal import (
+    FileErasureJournal,
+    JournalError,
+    read_journal,
+)
 from adapters.settings import Settings
 from adapters.views.runner import ApplicationEventLog
 from domain.case_file import CaseFile
 from projections.engine import ProjectionEngine
 from projections.read_models import READ_MODELS
 from service import AkteService
+from service_data_protection import JournalEntry
 
-RESTORE_USER: Final = "akte-restore"
-"""Who completes an erasure on restore (recorded nowhere: completing records no event)."""
 _SCAN_PAGE: Final = 1000
 _COPY_CHUNK: Final = 1 << 20
 
@@ -87,6 +96,12 @@ class RestoreReport:
     """Case files the log records as erased whose keys the backup still held."""
     keys_destroyed: int
     """Keys destroyed again for them."""
+    journal_erasures: list[str] = field(default_factory=list)
+    """Case files of the erasure journal whose keys the backup still held."""
+    journal_keys_destroyed: int = 0
+    """Keys destroyed again for them."""
+    journal_entries: int = 0
+    """Erasures the journals list (all applied)."""
 
 
 def restore_backup(
@@ -95,12 +110,17 @@ def restore_backup(
     *,
     progress: Progress = no_progress,
     checked: Manifest | None = None,
+    journals: Sequence[Path] = (),
 ) -> RestoreReport:
     """Restore the backup in ``source`` into the empty store of ``settings``.
 
     ``checked``: the manifest, its files already verified (the drill verifies first).
-    Raises :class:`BackupCorrupted`, :class:`TargetNotEmpty` or :class:`BackupError`.
+    ``journals``: erasure journals to apply besides the target's own
+    (``settings.erasure_journal_file``).
+    Raises :class:`BackupCorrupted`, :class:`TargetNotEmpty` or :class:`BackupError`
+    (also for a journal that cannot be read: checked before anything is restored).
     """
+    entries = journal_entries(settings, journals)
     manifest = checked
     if manifest is None:
         manifest = read_manifest(source)
@@ -119,15 +139,53 @@ def restore_backup(
             progress=progress,
         )
     with open_service(settings) as service:
+        # The log's own erasures first (a finding of the backup), then the journal's.
         erased = erased_with_keys(service)
         destroyed = reapply_erasures(service, erased)
+        journal_erased, journal_destroyed = apply_journal(service, entries)
         head = service.recorder.max_notification_id() or 0
+    FileErasureJournal(settings.erasure_journal_file).append_missing(entries)
     return RestoreReport(
         head=head,
         events=manifest.counts.get("events", 0),
         erased_with_keys=[str(case_id) for case_id in erased],
         keys_destroyed=destroyed,
+        journal_erasures=journal_erased,
+        journal_keys_destroyed=journal_destroyed,
+        journal_entries=len(entries),
     )
+
+
+def journal_entries(settings: Settings, journals: Sequence[Path] = ()) -> list[JournalEntry]:
+    """The erasures of the target's journal and of ``journals``, each once, oldest first."""
+    seen: set[tuple[str, object]] = set()
+    entries: list[JournalEntry] = []
+    paths = [settings.erasure_journal_file, *journals]
+    for path in dict.fromkeys(p.resolve() for p in paths):
+        try:
+            found = read_journal(path)
+        except JournalError as error:
+            raise BackupError(str(error)) from None
+        for entry in found:
+            if (entry.case_id, entry.erased_at) not in seen:
+                seen.add((entry.case_id, entry.erased_at))
+                entries.append(entry)
+    entries.sort(key=lambda entry: entry.erased_at)
+    return entries
+
+
+def apply_journal(service: AkteService, entries: Sequence[JournalEntry]) -> tuple[list[str], int]:
+    """Destroy again the keys the journal's erasures destroyed; returns the case files
+    that still had keys and how many keys were destroyed."""
+    erased: list[str] = []
+    destroyed = 0
+    for entry in entries:
+        again = service.data_protection.reapply(entry)
+        if again:
+            destroyed += len(again)
+            if entry.case_id not in erased:
+                erased.append(entry.case_id)
+    return erased, destroyed
 
 
 def _check_compatible(settings: Settings, manifest: Manifest) -> None:
@@ -344,12 +402,16 @@ def reapply_erasures(service: AkteService, case_ids: list[UUID]) -> int:
     destroyed. Completing an erasure records no event (it is recorded already)."""
     destroyed = 0
     for case_id in case_ids:
-        recorded = service.data_protection.erase_personal_data(
-            case_id,
-            expected_version=service.case_head_version(case_id),
-            by=RESTORE_USER,
-            legal_ground="restore",
-            approved_by=RESTORE_USER,
-        )
-        destroyed += len(recorded.result.keys_destroyed)
+        case = service.get_case(case_id)
+        linked = service.data_protection.linked_records(case_id)
+        erased = [
+            event
+            for event in service.case_events(case_id)
+            if isinstance(event, CaseFile.PersonalDataErased)
+        ]
+        owners = [str(case_id), *linked.same_person, *linked.visitor_parts]
+        owners += [owner for event in erased for owner in event.linked_ids if owner not in owners]
+        erased_at = case.personal_data_erased_at or service.clock()
+        again = service.data_protection.reapply(JournalEntry(erased_at, str(case_id), owners))
+        destroyed += len(again)
     return destroyed

@@ -4,8 +4,10 @@ and drill the restore.
 - ``akte backup DEST [--with-views]``: events (with the hash chain), keys, documents and
   the office's settings into the new directory DEST, with ``manifest.json`` (head, counts,
   checksums); :mod:`adapters.backup.take` explains the order.
-- ``akte restore SRC``: verify SRC's checksums, restore it into the empty store of the
-  settings, complete erasures whose keys the backup still held.
+- ``akte restore SRC [--erasure-journal FILE ...]``: verify SRC's checksums, restore it
+  into the empty store of the settings, complete erasures whose keys the backup still
+  held, and erase again what the erasure journal(s) list (``AKTE_ERASURE_JOURNAL`` and
+  each FILE): erasures made after the backup was taken.
 - ``akte backup drill SRC`` (= ``akte restore --drill SRC``): restore into a scratch
   place and check it (:mod:`adapters.backup.drill`); exit code 0 only if all holds.
 
@@ -69,6 +71,14 @@ def add_backup_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     restore.add_argument(
         "--drill", action="store_true", help="restore into a scratch place and check it"
     )
+    restore.add_argument(
+        "--erasure-journal",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also apply this erasure journal (e.g. the old data directory's); repeatable",
+    )
     _common(restore)
     restore.set_defaults(run=guarded(_restore))
 
@@ -124,7 +134,12 @@ def _restore(args: argparse.Namespace) -> int:
     settings = settings_or_fail(args.office)
     with ProgressDisplay() as display:
         try:
-            report = restore_backup(settings, args.source, progress=_progress(display))
+            report = restore_backup(
+                settings,
+                args.source,
+                progress=_progress(display),
+                journals=args.erasure_journal,
+            )
         except BackupCorrupted as error:
             raise CliFailure(EXIT_BROKEN, f"nothing restored: {error}") from None
         except TargetNotEmpty as error:
@@ -140,9 +155,13 @@ def _restore(args: argparse.Namespace) -> int:
             f"held ({report.keys_destroyed} keys destroyed)"
         )
     print(
-        "next: re-apply erasures made since the backup (erasure journal), then "
-        "akte projections rebuild (or let akte serve catch up)"
+        f"erasure journal: {report.journal_entries} erasure(s) applied; "
+        f"{len(report.journal_erasures)} case file(s) had keys in the backup "
+        f"({report.journal_keys_destroyed} keys destroyed again)"
     )
+    for case_id in report.journal_erasures:
+        print(f"  erased again: case file {case_id}")
+    print("next: akte projections rebuild (or let akte serve catch up)")
     return EXIT_OK
 
 

@@ -28,6 +28,14 @@ are simply absent and ``_personal_`` is an extra attribute no handler reads.
 Snapshots (which hold the whole state of an aggregate) are sealed whole: their
 ``state`` goes into ``_personal_``.
 
+**Parts about another person** (:data:`service_data_protection.SEPARATE_PARTS`): a
+commitment declaration names the guarantor *and* the invited visitor. The visitor's fields
+are sealed apart, under ``_personal_visitor_``, with a key of their own (owner id
+:func:`service_data_protection.part_owner_id`), so that erasing the visitor's case file
+destroys that key and leaves the guarantor's part readable. Declarations written before
+this split hold the visitor's fields in the main blob: those cannot be erased apart
+(:func:`unseparated_parts` counts them; the erasure reports them).
+
 Reading, after the owner's key was destroyed (erasure): every sealed field reads as its
 redacted stand-in (:func:`domain.personal.redacted_fields`: ``"[gelöscht]"``,
 ``0001-01-01`` ...), never an error; a snapshot cannot be redacted field by field, so it
@@ -64,7 +72,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 from adapters.personal_data.key_store import NONCE_BYTES, DataKeyErased, DataKeys
 from domain.personal import personal_fields, redacted_fields
-from service_data_protection import PersonalDataProtectionOff
+from service_data_protection import SEPARATE_PARTS, PersonalDataProtectionOff, part_owner_id
 
 SEALED: Final = "_personal_"
 """The state key of the sealed personal values."""
@@ -91,6 +99,15 @@ def _sealed_names(cls: type[Any]) -> tuple[str, ...]:
 
 _OWNERS: dict[object, str] = {}
 _REMEMBERED_OWNERS: Final = 50_000
+
+
+def _part_key(part: str) -> str:
+    """The state key of a part's sealed values."""
+    return f"_personal_{part}_"
+
+
+def _parts(cls: type[Any]) -> dict[str, frozenset[str]]:
+    return SEPARATE_PARTS.get(get_topic(cls), {})
 
 
 def _owner(originator_id: object) -> str:
@@ -167,6 +184,17 @@ class PersonalDataMapper(Mapper[UUID]):
             if _is_snapshot(cls):
                 sealed = {"state": state.pop("state")}
             else:
+                for part, names in _parts(cls).items():
+                    values = {
+                        name: state.pop(name)
+                        for name in sorted(names)
+                        if state.get(name) is not None
+                    }
+                    if values:
+                        part_owner = part_owner_id(_owner(originator_id), part)
+                        state[_part_key(part)] = self._seal_for(
+                            part_owner, originator_version, values
+                        )
                 sealed = {
                     name: state.pop(name)
                     for name in _sealed_names(cls)
@@ -187,7 +215,9 @@ class PersonalDataMapper(Mapper[UUID]):
         )
 
     def _seal(self, originator_id: object, version: int, values: dict[str, Any]) -> str:
-        owner = _owner(originator_id)
+        return self._seal_for(_owner(originator_id), version, values)
+
+    def _seal_for(self, owner: str, version: int, values: dict[str, Any]) -> str:
         key = self.keys.for_writing(owner, new=version == 1)
         nonce = os.urandom(NONCE_BYTES)
         sealed = key.encrypt(nonce, self.transcoder.encode(values), _aad(owner, version))
@@ -212,9 +242,14 @@ class PersonalDataMapper(Mapper[UUID]):
                 f"originator_version {stored_event.originator_version}: {type(error).__name__}"
             )
             raise MapperDeserialisationError(msg) from None
+        for part, names in _parts(cls).items():
+            sealed_part = state.pop(_part_key(part), None)
+            if sealed_part is not None:
+                part_owner = part_owner_id(_owner(stored_event.originator_id), part)
+                self._unseal_into(state, cls, stored_event, sealed_part, part_owner, names)
         sealed = state.pop(SEALED, None)
         if sealed is not None:
-            self._unseal_into(state, cls, stored_event, sealed)
+            self._unseal_into(state, cls, stored_event, sealed, _owner(stored_event.originator_id))
         id_convertor = find_id_convertor(cls, type(stored_event.originator_id))  # type: ignore[arg-type]
         state["originator_id"] = id_convertor(stored_event.originator_id)
         state["originator_version"] = stored_event.originator_version
@@ -228,16 +263,23 @@ class PersonalDataMapper(Mapper[UUID]):
         return domain_event
 
     def _unseal_into(
-        self, state: dict[str, Any], cls: type[Any], stored_event: StoredEvent, sealed: Any
+        self,
+        state: dict[str, Any],
+        cls: type[Any],
+        stored_event: StoredEvent,
+        sealed: Any,
+        owner: str,
+        only: frozenset[str] | None = None,
     ) -> None:
-        owner = _owner(stored_event.originator_id)
+        """Open one sealed blob of ``owner`` into ``state``; after the owner's erasure, its
+        fields (``only`` these, for a part) read redacted."""
         try:
             key = self.keys.for_reading(owner)
         except DataKeyErased:
             if _is_snapshot(cls):
                 raise
             for name, redacted in _redacted(cls).items():
-                if name not in state:
+                if name not in state and (only is None or name in only):
                     state[name] = list(redacted) if isinstance(redacted, list) else redacted
             return
         try:
@@ -298,6 +340,16 @@ def holds_plaintext(stored_event: StoredEvent, transcoder: Transcoder) -> bool:
         return False
     state: dict[str, Any] = transcoder.decode(stored_event.state)
     return SEALED not in state and any(state.get(n) is not None for n in names)
+
+
+def unseparated_parts(stored_event: StoredEvent, transcoder: Transcoder) -> bool:
+    """The stored event has a part about another person (see the module docstring) sealed
+    in its main blob, not apart: written before the split, not erasable on its own."""
+    parts = SEPARATE_PARTS.get(stored_event.topic)
+    if not parts:
+        return False
+    state: dict[str, Any] = transcoder.decode(stored_event.state)
+    return SEALED in state and not any(_part_key(part) in state for part in parts)
 
 
 def data_keys_of(application: Application[UUID]) -> DataKeys:

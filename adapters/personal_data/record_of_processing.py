@@ -42,9 +42,16 @@ CATEGORIES: Final = {
         "invited_surname",
         "invited_given_names",
         "invited_date_of_birth",
+        "new_surname",
+        "new_given_names",
     ),
-    "Staatsangehörigkeit": ("nationality", "guarantor_nationality", "invited_nationality"),
-    "Anschrift": ("address", "guarantor_address"),
+    "Staatsangehörigkeit": (
+        "nationality",
+        "guarantor_nationality",
+        "invited_nationality",
+        "new_nationality",
+    ),
+    "Anschrift": ("address", "guarantor_address", "new_address"),
     "Kontaktdaten (E-Mail, Telefon)": ("email", "phone"),
     "Ausweis-, Dokumenten- und Aktennummern": (
         "passport_number",
@@ -136,9 +143,11 @@ ACTIVITIES: Final = {
             "Zahlungsdienstleister (nur Betrag und Zahlungsreferenz)"
         ),
         retention=(
-            "mit der Akte der eingeladenen Person, wenn verknüpft; eine eigene Frist für "
-            "nicht verknüpfte Erklärungen ist nicht umgesetzt und von der oder dem "
-            "Datenschutzbeauftragten festzulegen"
+            "die Angaben zur eingeladenen Person (eigener Schlüssel) mit deren Akte, wenn "
+            "verknüpft; die Angaben zur Verpflichtungsgeberin oder zum "
+            "Verpflichtungsgeber bleiben, solange die Haftung läuft (§ 68 Abs. 1 Satz 4 "
+            "AufenthG): eine eigene Frist dafür und für nicht verknüpfte Erklärungen ist "
+            "nicht umgesetzt und von der oder dem Datenschutzbeauftragten festzulegen"
         ),
     ),
     "ContactSubmission": Activity(
@@ -162,6 +171,21 @@ ACTIVITIES: Final = {
         retention=(
             "mit der Akte, wenn der Termin mit ihr verknüpft ist; sonst Frist nicht "
             "umgesetzt, von der oder dem Datenschutzbeauftragten festzulegen"
+        ),
+    ),
+    "RegistrationNotice": Activity(
+        name="Mitteilungen der Meldebehörden in Klärung (§ 72 AufenthV)",
+        purpose=(
+            "Zuordnung von Mitteilungen der Meldebehörden, die keiner Akte sicher "
+            "zugeordnet werden konnten, zur richtigen Akte"
+        ),
+        legal_basis="Art. 6 Abs. 1 lit. c und e DSGVO i. V. m. § 90a AufenthG, § 72 AufenthV",
+        data_subjects="Personen, über die eine Meldebehörde eine Mitteilung schickt",
+        recipients="keine außerhalb der Behörde",
+        retention=(
+            "mit der Akte, der die Mitteilung zugeordnet wurde; eine nicht zugeordnete "
+            "oder verworfene Mitteilung: Frist nicht umgesetzt, von der oder dem "
+            "Datenschutzbeauftragten festzulegen"
         ),
     ),
     "WaitlistEntry": Activity(

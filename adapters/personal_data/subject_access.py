@@ -2,7 +2,8 @@
 
 For a case file: its current state, its whole history with the personal fields (each
 event described in German), the records linked to it (commitment declarations, contact
-form submissions, appointments) and the office's waitlist entries of the same person,
+form submissions, appointments, registration notices recorded on it) and the office's
+waitlist entries of the same person,
 each with its state and events, the read-access log entries about the file (who read it
 when, through which route), and its erasure status. As a
 JSON document and as a readable HTML page (German headings, printable).
@@ -133,6 +134,15 @@ def subject_access(
                 "events": _events(service.events.get(UUID(entry_id))),
             }
         )
+    notices = []
+    for notice_id in linked.registration_notices:
+        notice: Any = service.repository.get(UUID(notice_id))
+        notices.append(
+            {
+                "state": _aggregate_state(notice),
+                "events": _events(service.events.get(UUID(notice_id))),
+            }
+        )
     reads: list[dict[str, Any]] = []
     reads_complete = views is not None
     if views is not None:
@@ -186,6 +196,7 @@ def subject_access(
         "contact_submissions": submissions,
         "appointments": appointments,
         "waitlist_entries": waitlist_entries,
+        "registration_notices": notices,
         "read_access_log": reads,
         "read_access_log_complete": reads_complete,
     }

@@ -1,0 +1,386 @@
+"""Issue 21.2: every personal field of every event is reached by erasure.
+
+:data:`PATHS` is the reviewed map from each personal field (``Personal[...]``, walked over
+every domain module's event classes through their type hints) to the key whose destruction
+erases it. The tests check that the map is exhaustive (a new personal field without a path
+fails), that each path agrees with the code (the field's aggregate, the parts sealed apart),
+that for every event class a field becomes unreadable once its path's key is destroyed,
+and that erasing a case file destroys the key of every path but the guarantor's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import typing
+from datetime import date
+from typing import Any, Final, Literal
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.domain import DomainEvent
+from eventsourcing.utils import get_topic
+
+import adapters.personal_data.mapper as mapper_module
+import domain
+from adapters.personal_data.mapper import data_keys_of, unseparated_parts
+from adapters.personal_data.subject_access import subject_access
+from adapters.settings import Settings
+from domain.acts import Act
+from domain.appointments import Appointment, WaitlistEntry
+from domain.case_file import REGISTRATION_NOTICE_KINDS, CaseFile, RegistrationNoticeChanges
+from domain.commitment_declaration import CommitmentDeclaration, InvitedPerson
+from domain.intake import ContactSubmission
+from domain.personal import REDACTED_TEXT, is_redacted, personal_fields
+from domain.registration_notices import NoticedPerson, RegistrationNotice
+from service import AkteService
+from service_data_protection import SEPARATE_PARTS, VISITOR_PART, part_owner_id
+from tests.support.appointments import OFFICE
+from tests.support.erasure_scenario import GUARANTOR, SURNAME, build_person, erase
+
+Path_ = Literal[
+    "case_file",
+    "submission",
+    "appointment",
+    "waitlist_entry",
+    "registration_notice",
+    "visitor",
+    "guarantor",
+]
+
+_CASE: Final = "case_file"
+_GUARANTOR_KEPT: Final = (
+    "guarantor_surname",
+    "guarantor_given_names",
+    "guarantor_date_of_birth",
+    "guarantor_address",
+    "guarantor_nationality",
+    "guarantor_id_document_number",
+    "monthly_net_income_cents",
+    "assets_cents",
+)
+
+
+def _all(qualname: str, path: Path_, *names: str) -> dict[tuple[str, str], Path_]:
+    return {(qualname, name): path for name in names}
+
+
+PATHS: Final[dict[tuple[str, str], Path_]] = {
+    # The case file's own events: its key (the owner is the file).
+    **_all(
+        "CaseFile.Opened",
+        _CASE,
+        "surname",
+        "given_names",
+        "date_of_birth",
+        "nationality",
+        "passport_number",
+        "address",
+    ),
+    **_all(
+        "CaseFile.MasterDataCorrected",
+        _CASE,
+        "surname",
+        "given_names",
+        "date_of_birth",
+        "nationality",
+        "passport_number",
+        "address",
+        "reason",
+    ),
+    **_all("CaseFile.DocumentsRequested", _CASE, "what"),
+    **_all("CaseFile.ProcedureDecided", _CASE, "reason"),
+    **_all("CaseFile.ResidenceDocumentIssued", _CASE, "document_number"),
+    **_all("CaseFile.ResidenceDocumentExtended", _CASE, "reason"),
+    **_all("CaseFile.EatTransferredToNewPassport", _CASE, "new_card_number"),
+    **_all("CaseFile.ResidenceDocumentEnded", _CASE, "reason"),
+    **_all("CaseFile.FictionCertificateIssued", _CASE, "carrier_sheet_number", "hardship_reason"),
+    **_all("CaseFile.FictionCertificateExtended", _CASE, "new_carrier_sheet_number"),
+    **_all("CaseFile.EntryConsentRefused", _CASE, "reason"),
+    **_all("CaseFile.CorrespondenceRecorded", _CASE, "counterpart_name", "subject"),
+    **_all("CaseFile.NoteAdded", _CASE, "text"),
+    **_all("CaseFile.TransferredToOffice", _CASE, "reason"),
+    **_all(
+        "CaseFile.RegistrationNoticeRecorded",
+        _CASE,
+        "address",
+        "surname",
+        "given_names",
+        "nationality",
+    ),
+    # Registration office notices from triage recorded on the file: their own key.
+    **_all(
+        "RegistrationNotice.PutInTriage",
+        "registration_notice",
+        "surname",
+        "given_names",
+        "date_of_birth",
+        "nationality",
+        "new_address",
+        "new_surname",
+        "new_given_names",
+        "new_nationality",
+    ),
+    # Contact form submissions linked to the file: their own key, destroyed with it.
+    **_all(
+        "ContactSubmission.Submitted",
+        "submission",
+        "message",
+        "surname",
+        "given_names",
+        "email",
+        "date_of_birth",
+        "file_number",
+        "file_names",
+    ),
+    **_all("ContactSubmission.Answered", "submission", "reply"),
+    **_all("ContactSubmission.Dismissed", "submission", "note"),
+    # Appointments booked with the file's id, linked later, or attended on it.
+    **_all(
+        "Appointment.Booked",
+        "appointment",
+        "surname",
+        "given_names",
+        "date_of_birth",
+        "email",
+        "phone",
+    ),
+    **_all("Appointment.EmailCorrected", "appointment", "email"),
+    **_all("Appointment.Retyped", "appointment", "reason"),
+    **_all("Appointment.Cancelled", "appointment", "reason"),
+    # The person's waitlist entries (joined for the file, or the same person key).
+    **_all(
+        "WaitlistEntry.Joined",
+        "waitlist_entry",
+        "surname",
+        "given_names",
+        "date_of_birth",
+        "email",
+        "phone",
+    ),
+    # Declarations naming the person as the invited visitor: the visitor's part only.
+    **_all(
+        "CommitmentDeclaration.Submitted",
+        "visitor",
+        "invited_surname",
+        "invited_given_names",
+        "invited_date_of_birth",
+        "invited_nationality",
+        "invited_passport_number",
+        "purpose",
+    ),
+    # The guarantor's part and the declaration's own texts: the guarantor's data, kept
+    # while the liability runs (§ 68 AufenthG), under the declaration's own key.
+    **_all("CommitmentDeclaration.Submitted", "guarantor", *_GUARANTOR_KEPT),
+    **_all("CommitmentDeclaration.PaymentRefunded", "guarantor", "reason"),
+    **_all("CommitmentDeclaration.AbilityToPayChecked", "guarantor", "reason"),
+    **_all("CommitmentDeclaration.VisitorEntryRecorded", "guarantor", "reason"),
+    **_all("CommitmentDeclaration.Withdrawn", "guarantor", "reason"),
+}
+"""Reviewed: each personal field and the key whose destruction erases it."""
+
+_AGGREGATE_OF_PATH: Final[dict[Path_, type]] = {
+    "case_file": CaseFile,
+    "submission": ContactSubmission,
+    "appointment": Appointment,
+    "waitlist_entry": WaitlistEntry,
+    "registration_notice": RegistrationNotice,
+    "visitor": CommitmentDeclaration,
+    "guarantor": CommitmentDeclaration,
+}
+
+
+def personal_event_classes() -> dict[str, type]:
+    """Every event class of every domain module with a ``Personal[...]`` field."""
+    found: dict[str, type] = {}
+    seen: set[type] = set()
+
+    def walk(owner: Any, module: str) -> None:
+        for value in vars(owner).values():
+            if not inspect.isclass(value) or value in seen or value.__module__ != module:
+                continue
+            seen.add(value)
+            if issubclass(value, DomainEvent) and personal_fields(value):
+                found[value.__qualname__] = value
+            walk(value, module)
+
+    for info in pkgutil.iter_modules(domain.__path__):
+        module = importlib.import_module(f"domain.{info.name}")
+        walk(module, module.__name__)
+    return found
+
+
+def test_every_personal_field_of_every_event_has_an_erasure_path() -> None:
+    classes = personal_event_classes()
+    fields = {(name, field) for name, cls in classes.items() for field in personal_fields(cls)}
+    assert len(classes) >= 27
+    assert sorted(fields - set(PATHS)) == [], "personal fields without an erasure path"
+    assert sorted(set(PATHS) - fields) == [], "paths of fields that are not personal (any more)"
+
+
+def test_each_path_agrees_with_the_code() -> None:
+    classes = personal_event_classes()
+    for (qualname, field), path in PATHS.items():
+        aggregate = _AGGREGATE_OF_PATH[path]
+        assert qualname.split(".")[0] == aggregate.__name__, (qualname, path)
+        topic = get_topic(classes[qualname])
+        apart = SEPARATE_PARTS.get(topic, {}).get(VISITOR_PART, frozenset())
+        assert (field in apart) == (path == "visitor"), (qualname, field)
+
+
+def _value(hint: Any, field: str) -> Any:
+    """A distinctive value of the field's type."""
+    if typing.get_origin(hint) is typing.Annotated:
+        hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) in (typing.Union, __import__("types").UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if typing.get_origin(hint) is Literal:
+        return typing.get_args(hint)[-1]
+    if hint is date:
+        return date(1979, 11, 23)
+    if hint is int:
+        return 471_100
+    if typing.get_origin(hint) is list:
+        return [f"Żółkiewska-{field}.pdf"]
+    return f"Żółkiewska-{field}"
+
+
+def test_every_personal_field_is_unreadable_once_the_key_of_its_path_is_destroyed(
+    service: AkteService, settings: Settings
+) -> None:
+    """Per event class, written through the service's mapper, then its path's key destroyed."""
+    keys = data_keys_of(service)
+    mapper = service.mapper
+    for qualname, cls in personal_event_classes().items():
+        if any((qualname, name) not in PATHS for name in personal_fields(cls)):
+            continue  # without a path: the exhaustiveness test above fails for it
+        hints = typing.get_type_hints(cls, include_extras=True)
+        values = {name: _value(hints[name], name) for name in personal_fields(cls)}
+        owner = uuid4()
+        event: Any = object.__new__(cls)
+        object.__setattr__(
+            event,
+            "__dict__",
+            {"originator_id": owner, "originator_version": 1, **values},
+        )
+        stored = mapper.to_stored_event(event)
+        assert b"\xc5\xbb" not in stored.state, qualname  # "Ż": sealed, never plain
+        erased_paths = {PATHS[(qualname, name)] for name in values} - {"guarantor"}
+        for path in erased_paths:
+            key_owner = str(owner)
+            if path == "visitor":
+                key_owner = part_owner_id(str(owner), VISITOR_PART)
+            keys.destroy([key_owner], service.clock())
+        read = mapper.to_domain_event(stored)
+        for name, value in values.items():
+            got = getattr(read, name)
+            if PATHS[(qualname, name)] == "guarantor":
+                assert got == value, (qualname, name)
+            else:
+                assert got != value, (qualname, name)
+                assert got in (None, 0) or is_redacted(got), (qualname, name, got)
+
+
+def recorded_notice(service: AkteService, case_id: UUID) -> UUID:
+    """A registration office's notice from triage, recorded on the file."""
+    notice_id = uuid4()
+    act = Act(by="sb-01", at=service.clock(), recorded_at=service.clock())
+    notice = RegistrationNotice.put_in_triage(
+        notice_id=notice_id,
+        office_id=OFFICE,
+        notice_kind=REGISTRATION_NOTICE_KINDS[0],
+        message_id="msg-1",
+        sender="meldebehoerde",
+        effective_on=date(2024, 3, 1),
+        person=NoticedPerson(SURNAME, "Ksawera", date(1979, 11, 23), "POL"),
+        changes=RegistrationNoticeChanges(address="Świętokrzyska 17"),
+        reasons=["given-names-differ"],
+        candidate_case_ids=[case_id],
+        act=act,
+    )
+    service.save(notice)
+    notice.resolve(resolution="recorded_on_case_file", case_id=case_id, act=act)
+    service.save(notice)
+    listed = service.data_protection.linked_records(case_id).registration_notices
+    assert listed == [str(notice_id)]
+    export = subject_access(service, None, case_id, requested_by="dsb-01").document
+    assert [n["state"]["id"] for n in export["registration_notices"]] == [str(notice_id)]
+    assert export["registration_notices"][0]["state"]["person"]["surname"] == SURNAME
+    return notice_id
+
+
+def test_erasing_a_case_file_destroys_the_key_of_every_path_but_the_guarantors(
+    service: AkteService, settings: Settings
+) -> None:
+    records = build_person(service, settings)
+    notice = recorded_notice(service, records.case_id)
+    keys = data_keys_of(service)
+    owners: dict[Path_, str] = {
+        "registration_notice": str(notice),
+        "case_file": str(records.case_id),
+        "submission": str(records.submission_id),
+        "appointment": str(records.appointment_id),
+        "waitlist_entry": str(records.waitlist_entry_id),
+        "visitor": part_owner_id(str(records.declaration_id), VISITOR_PART),
+        "guarantor": str(records.declaration_id),
+    }
+    assert set(owners) == set(_AGGREGATE_OF_PATH)
+    assert all(keys.has_key(owner) for owner in owners.values())
+
+    erase(service, records)
+
+    assert {path: keys.has_key(owner) for path, owner in owners.items()} == {
+        path: path == "guarantor" for path in owners
+    }
+    case = service.get_case(records.case_id)
+    [erased] = [
+        e for e in service.case_events(records.case_id) if type(e).__name__ == "PersonalDataErased"
+    ]
+    assert owners["visitor"] in getattr(erased, "linked_ids")  # noqa: B009
+    assert case.is_erased
+    assert UUID(owners["waitlist_entry"]) == records.waitlist_entry_id
+
+
+def test_a_declaration_written_before_the_split_keeps_its_visitor_and_says_so(
+    service: AkteService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Declarations stored before the visitor's part was sealed apart still read; their
+    visitor's part cannot be erased apart, and the erasure reports them."""
+    records = build_person(service, settings)
+    with monkeypatch.context() as before_the_split:
+        before_the_split.setattr(mapper_module, "SEPARATE_PARTS", {})
+        old = service.declarations.submit_commitment_declaration(
+            office_id=OFFICE,
+            guarantor=GUARANTOR,
+            invited_person=InvitedPerson(SURNAME, "Ksawera", date(1979, 11, 23), "POL", "X1234567"),
+            purpose="family_visit",
+            stay_from=date(2024, 5, 1),
+            stay_until=date(2024, 5, 9),
+            monthly_net_income_cents=300_000,
+            assets_cents=None,
+        )
+    [stored] = service.recorder.select_events(old.declaration_id, limit=1)
+    assert unseparated_parts(stored, service.mapper.transcoder)
+    assert not unseparated_parts(
+        service.recorder.select_events(records.declaration_id, limit=1)[0],
+        service.mapper.transcoder,
+    )
+    service.declarations.link_declaration_to_case(
+        old.declaration_id, expected_version=old.version, by="sb-01", case_id=records.case_id
+    )
+
+    erasure = service.data_protection.erase_personal_data(
+        records.case_id,
+        expected_version=service.case_head_version(records.case_id),
+        by="dsb-01",
+        legal_ground="dsgvo-17",
+        approved_by="dsb-02",
+    ).result
+
+    assert erasure.visitor_parts_not_separable == 1
+    assert erasure.mails_deleted >= 1
+    kept = service.declarations.get_declaration(old.declaration_id)
+    assert kept.invited_person.surname == SURNAME
+    erased = service.declarations.get_declaration(records.declaration_id)
+    assert erased.invited_person.surname == REDACTED_TEXT
