@@ -78,6 +78,14 @@ def add_simulator_commands(
     )
     parser.add_argument("--truth-out", type=Path, help="write the ground truth here, not to stdout")
     parser.add_argument(
+        "--staff-out",
+        type=Path,
+        help=(
+            "write the simulated office's staff plan here (the form of AKTE_STAFF_FILE: "
+            "posts from the profile's staff, people at work by month)"
+        ),
+    )
+    parser.add_argument(
         "--append",
         action="store_true",
         help="simulate into a store that holds events already (the truth counts this run only)",
@@ -139,6 +147,10 @@ def _simulate(args: argparse.Namespace) -> int:
                 "empty store",
             ) from None
     truth = json.dumps(result.truth_json(), indent=2, ensure_ascii=False) + "\n"
+    if args.staff_out is not None:
+        args.staff_out.write_text(
+            json.dumps(result.staff_plan, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     if args.truth_out is not None:
         args.truth_out.write_text(truth, encoding="utf-8")
     else:

@@ -60,6 +60,11 @@ def load_staff_plan(path: Path) -> StaffPlan:
     return staff_plan_from_json(data)
 
 
+EXAMPLE_STAFF_FILE: Final = Path(__file__).with_name("staff.json")
+"""The example plan (the demo and simulation offices): the demo's staff plan when
+``AKTE_STAFF_FILE`` is unset."""
+
+
 def staff_plan_for(settings: Settings) -> StaffPlan | None:
     """The configured staff plan, or ``None`` without ``AKTE_STAFF_FILE``."""
     if settings.staff_file is None:

@@ -68,6 +68,8 @@ _SECTIONS: Final = (
     ("workload", "Arbeitslast"),
 )
 _SHORT_LABELS: Final = {
+    "staff_at_work": "Beschäftigte anwesend",
+    "staff_posts": "Stellen",
     # SVG text does not wrap: the charts need labels that fit in one line.
     "appointments_served": "Termine",
     "customers": "Kundinnen und Kunden",
@@ -180,6 +182,8 @@ def drill_down_link(report: YearlyReport, figure: Figure) -> str | None:
     """Where the events a figure counts are listed, relative to the API's root."""
     if figure.drill_down is None:
         return None
+    if figure.key == "customers":  # distinct customers, each with the events behind it
+        return f"/reports/yearly/{report.year}/customers"
     return f"/reports/yearly/{report.year}/figures/{quote(figure.key, safe='')}/events"
 
 
@@ -325,6 +329,9 @@ def _comparison(figure: Figure) -> str:
 
 
 _NOT_RECORDED_NAMES: Final = {
+    "staff_at_work": "die tatsächlich anwesenden Beschäftigten",
+    "staff_posts": "die Stellen",
+    "entry_consents_deemed": "die durch Schweigen erteilten Zustimmungen zur Visumerteilung",
     "appointments_served": "die wahrgenommenen Termine",
     "customers": "die Zahl der Kundinnen und Kunden",
     "residence_documents_issued": "die ausgestellten Aufenthaltsdokumente",
@@ -339,6 +346,17 @@ _NOT_RECORDED_NAMES: Final = {
     "civil_registry_inquiries": "die Anfragen der Standesämter",
     "naturalisation_inquiries": "die Anfragen zur Einbürgerung",
 }
+
+
+_PLURAL_NAMES: Final = frozenset(
+    key for key, name in _NOT_RECORDED_NAMES.items() if key not in ("customers", "digital_share")
+)
+"""The names above that are plural nouns ("die wahrgenommenen Termine"); the two others
+are singular ("die Zahl ...", "der Anteil ..."), as is a quoted label."""
+
+
+def _label_of(report: YearlyReport, key: str) -> str:
+    return next(figure.label for figure in report.figures if figure.key == key)
 
 
 def _join(parts: Sequence[str], last: str = "und") -> str:
@@ -365,6 +383,40 @@ def _fees_clause(fees: Figure) -> str:
             _comparison(fees)
         )
     return f"{clause}{_comparison(fees)} ein"
+
+
+def _lowered(subject: str) -> str:
+    """ "Die Ausländerbehörde" inside a sentence: "die Ausländerbehörde"."""
+    article, _, rest = subject.partition(" ")
+    if article in ("Die", "Der", "Das") and rest:
+        return f"{article.lower()} {rest}"
+    return subject
+
+
+def _staff_number(value: float) -> str:
+    return german_number(value, 0 if _whole(value) else 1)
+
+
+def _head_count_sentence(
+    report: YearlyReport, subject: str, posts: Figure | None, at_work: Figure | None
+) -> str:
+    """ "Im Jahr 2024 hatte die Ausländerbehörde 26 Stellen; tatsächlich anwesend waren
+    im Monatsdurchschnitt 17,2 Personen." (small numbers, said exactly), or "" without a
+    staff plan."""
+    opening = f"Im Jahr {report.year} hatte {_lowered(subject)}"
+    people = ""
+    if at_work is not None and at_work.value is not None:
+        count = _noun(at_work.value, "Person", "Personen")
+        people = f"{_staff_number(at_work.value)} {count}"
+    if posts is not None and posts.value is not None:
+        stellen = f"{_staff_number(posts.value)} {_noun(posts.value, 'Stelle', 'Stellen')}"
+        if not people:
+            return f"{opening} {stellen}."
+        verb = _noun(at_work.value if at_work and at_work.value else 0.0, "war", "waren")
+        return f"{opening} {stellen}; tatsächlich anwesend {verb} im Monatsdurchschnitt {people}."
+    if people:
+        return f"{opening} im Monatsdurchschnitt {people} tatsächlich anwesend."
+    return ""
 
 
 def german_summary(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> str:
@@ -426,6 +478,13 @@ def german_summary(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> s
     entry = recorded("entry_procedures")
     if entry is not None:
         e = amount(entry, "Einreiseverfahren", "Einreiseverfahren")
+        deemed = recorded("entry_consents_deemed")
+        if deemed is not None and deemed.value:
+            cases = _noun(deemed.value, "Fall", "Fällen")
+            e += (
+                f" (in {german_number(deemed.value)} {cases} galt die Zustimmung durch "
+                "Schweigen als erteilt)"
+            )
         clauses.append(("war", f"an {e} beteiligt"))
     course = []
     entitlements = recorded("integration_course_entitlements")
@@ -459,24 +518,34 @@ def german_summary(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> s
 
     in_year = f" im Jahr {report.year}"
     sentences: list[str] = []
+    head_count = _head_count_sentence(
+        report, subject, recorded("staff_posts"), recorded("staff_at_work")
+    )
+    if head_count:
+        # The press release opens with the head count; then "Sie" for the office.
+        sentences.append(head_count)
     if clauses:
         said = [
             f"{verb}{in_year if index == 0 else ''} {rest}"
             for index, (verb, rest) in enumerate(clauses)
         ]
         body = said[0] if len(said) == 1 else f"{'; '.join(said[:-1])} und {said[-1]}"
-        sentences.append(f"{subject} {body}.")
-    missing = [
-        _NOT_RECORDED_NAMES.get(figure.key, f"„{figure.label}“")
+        sentences.append(f"{'Sie' if head_count else subject} {body}.")
+    unrecorded = [
+        figure.key
         for figure in report.figures
         if figure.section == "balance" and figure.value is None
     ]
+    missing = [_NOT_RECORDED_NAMES.get(key, f"„{_label_of(report, key)}“") for key in unrecorded]
     if missing:
         if len(missing) == 1:
             rest = "diese Zahl fehlt in dieser Bilanz und ist nicht als null zu lesen."
         else:
             rest = "diese Zahlen fehlen in dieser Bilanz und sind nicht als null zu lesen."
-        verb = "ist" if len(missing) == 1 else "sind"
+        # The verb agrees with what is named: "ist die Zahl der Kundinnen und Kunden",
+        # "sind die wahrgenommenen Termine" (a plural name), "sind ... und ...".
+        singular = len(unrecorded) == 1 and unrecorded[0] not in _PLURAL_NAMES
+        verb = "ist" if singular else "sind"
         sentences.append(f"Für {report.year} nicht erfasst {verb} {_join(missing)}; {rest}")
     if not sentences:
         return f"Für {report.year} liegen keine Zahlen vor."
@@ -689,6 +758,10 @@ def _axis_label(value: float, unit: str) -> str:
     return german_number(value, decimals) + (" €" if unit == "eur" else "")
 
 
+_NOT_CHARTED: Final = frozenset({"staff_posts"})
+"""Posts change by decision, not by month: a row of equal bars says nothing."""
+
+
 def charted_figures(report: YearlyReport) -> tuple[Figure, ...]:
     """The figures that get a chart by month: the balance's recorded counts."""
     return tuple(
@@ -698,6 +771,7 @@ def charted_figures(report: YearlyReport) -> tuple[Figure, ...]:
         and figure.unit == "count"
         and figure.value is not None
         and figure.by_month is not None
+        and figure.key not in _NOT_CHARTED
     )
 
 
@@ -936,6 +1010,7 @@ def report_html(
         if figures:
             tables.append(_Table(section, title, _rows(report, figures, numbers)))
     compared = compared_figures(report)
+    charted = charted_figures(report)
     page = heading if heading is not None else ReportHeading()
     return render(
         "adapters.reports",
@@ -950,7 +1025,9 @@ def report_html(
         generated_on=german_date(page.generated_on) if page.generated_on else None,
         summary=german_summary(report, subject=subject),
         tables=tables,
-        month_charts=[_month_chart(report, figure) for figure in charted_figures(report)],
+        month_charts=[_month_chart(report, figure) for figure in charted],
+        months_before=any(figure.previous_by_month is not None for figure in charted),
+        compared_any=any(figure.previous is not None for figure in every),
         comparison=_comparison_chart(report, compared) if compared else None,
         breakdown_charts=[
             _breakdown_chart(figure, name, items, page.labels)

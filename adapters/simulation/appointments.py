@@ -299,9 +299,9 @@ class AppointmentDesk(SimulatedOffice):
         tally = self.tallies[self.calendar.year_of(t)]
         tally.appointments_served += 1
         if booking.case is not None:
-            tally.customers.add(f"c:{booking.case.case_id}")
+            self._customer(t, f"c:{booking.case.case_id}", booking.case)
         else:
-            tally.customers.add(f"p:{booking.person_key}")
+            self._customer(t, f"p:{booking.person_key}")
 
     def _no_show(self, booking: Booking, t: int, by: str) -> None:
         with business_time(utc(t)):

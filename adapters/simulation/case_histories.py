@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 from domain.acts import Act
-from domain.case_file import CaseFile, MasterData
+from domain.case_file import CaseFile, MasterData, RegistrationNoticeChanges
 from domain.deadlines import NoHolidays
 from domain.values import Validity
 
@@ -105,6 +105,14 @@ def rich_case() -> CaseFile:
         appointment_type="fiction-certificate",
         procedure_kind="fiction_certificate",
         legal_basis="aufenthg-81-4",
+        act=act,
+    )
+    case.record_registration_notice(
+        notice_kind="aenderung_hauptwohnung",
+        message_id="6b0f3c1e-2d4a-4f5b-9c8d-7e6f5a4b3c2d",
+        sender="meldebehoerde-musterstadt",
+        effective_on=NOW.date(),
+        changes=RegistrationNoticeChanges(address="Neuer Weg 2"),
         act=act,
     )
     case.transfer_to_office(to_office_id="abh-anderswo", reason=None, act=act)

@@ -13,7 +13,7 @@ import heapq
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Final, TypeVar
 from uuid import UUID, uuid4
@@ -34,7 +34,7 @@ from adapters.simulation.fictitious_people import (
     passport_number,
     weighted,
 )
-from adapters.simulation.plans import ProcedurePlan
+from adapters.simulation.plans import AppointmentPlan, ProcedurePlan
 from adapters.simulation.profile import OfficeProfile, targets_for
 from adapters.simulation.tally import YearTally
 from domain.case_file import MasterData
@@ -53,6 +53,14 @@ NATIONS: Final = (
     *(("TUR", 22), ("SYR", 16), ("UKR", 12), ("IND", 14), ("AFG", 9), ("IRN", 5)),
     *(("NGA", 5), ("CHN", 6), ("BRA", 4), ("USA", 4), ("XXA", 3)),
 )
+
+HOLDER_TOPICS: Final = {
+    "extend_residence_permit": frozenset({"eat"}),
+    "student_permit": frozenset({"eat"}),
+    "extend_gestattung_duldung": frozenset({"duldung", "aufenthaltsgestattung"}),
+    "transfer_eat_new_passport": frozenset({"eat"}),
+}
+"""Topics of people who come back with a document they hold: its kinds."""
 
 Story = Generator[int, None, None]
 """A story yields the business time of its next step and runs that step when resumed."""
@@ -81,6 +89,18 @@ class PersonOnFile:
     surname: str = ""
     given_names: str = ""
     born: date = date(1980, 1, 1)
+    documents: dict[int, HeldDocument] = field(default_factory=dict)
+    """The residence documents issued to the person in this run, by number."""
+    listed: bool = False
+    """Among the holders who come back with a document (``SimulatedOffice.holders``)."""
+
+
+@dataclass(slots=True)
+class HeldDocument:
+    kind: str
+    valid_until: date
+    card_handed_over: bool = False
+    """An eAT whose card the person holds (only then can it move to a new passport)."""
 
 
 @dataclass(frozen=True)
@@ -127,8 +147,29 @@ class SimulatedOffice:
         self.tallies = {year: YearTally() for year in range(first_year - 1, self.last_year + 3)}
         self.received_by_year: Counter[int] = Counter()
         self.decided_pairs: Counter[tuple[int, int]] = Counter()
+        self.customer_targets = {
+            year: profile.customer_target(
+                scale=scale, years_after_first=year - first_year, growth=growth
+            )
+            for year in range(first_year, self.last_year + 2)
+        }
+        self.picks: Counter[int] = Counter()
+        """Per year, the people procedures received in it will be given (planned)."""
+        self.picked: Counter[int] = Counter()
+        self.bound_to_be_new: Counter[int] = Counter()
+        """Per year, customers planned that cannot be someone served already (newcomers,
+        walk-ins, guarantors): the customer steering keeps room for them."""
+        self.walk_ins: dict[int, list[AppointmentPlan]] = {}
+        """Per year, the bookings of people without a file planned (an extension's visit
+        may take the seat of one not yet booked)."""
+        self.holders: list[PersonOnFile] = []
+        """People holding a residence document issued in the run (they come back to
+        extend it, or to move an eAT to a new passport)."""
+        self.served: dict[int, list[PersonOnFile]] = {}
+        """Per year, the people on file served in it (to come back in the same year)."""
         self.pool: list[PersonOnFile] = []
-        self.pool_cap = max(20, round(POOL_PER_SCALE * scale))
+        # Room for every customer of the largest year; the steering decides who comes.
+        self.pool_cap = max(20, max(self.customer_targets.values()))
         self.arrivals: deque[PersonOnFile] = deque()
         self.heap: list[tuple[int, int, Any]] = []
         """The stories and plans due, by business time (the run works through them)."""
@@ -150,9 +191,24 @@ class SimulatedOffice:
         self.events += events
         self.commands_by_kind[kind] += 1
 
-    def _customer(self, ts: int, identity: str) -> None:
+    def _take_walk_in(self, year: int, now: int) -> AppointmentPlan | None:
+        """A walk-in of ``year`` not booked yet (its story starts after ``now``), now
+        cancelled; None if there is none left."""
+        plans = self.walk_ins.get(year, [])
+        while plans:
+            plan = plans.pop()
+            if plan.start > now and not plan.cancelled:
+                plan.cancelled = True
+                return plan
+        return None
+
+    def _customer(self, ts: int, identity: str, person: PersonOnFile | None = None) -> None:
         """Served in the year of ``ts`` (the report's definition of customers)."""
-        self.tallies[self.calendar.year_of(ts)].customers.add(identity)
+        year = self.calendar.year_of(ts)
+        customers = self.tallies[year].customers
+        if person is not None and identity not in customers:
+            self.served.setdefault(year, []).append(person)
+        customers.add(identity)
 
     # ------------------------------------------------------------------- time
 
@@ -198,7 +254,50 @@ class SimulatedOffice:
                 return person
             ages = (0, 0) if plan.topic == "child_born_in_germany" else (18, 50)
             return self._open(rng, t - 60 * rng.randint(2, 9), ages, pooled=True)
-        return self._pooled_person(rng, t, new_share=0.3)
+        wanted = HOLDER_TOPICS.get(plan.topic)
+        if wanted is not None and self.holders and rng.random() < 0.8:
+            for _ in range(8):
+                if not self.holders:
+                    break
+                index = rng.randrange(len(self.holders))
+                holder = self.holders[index]
+                if holder.pool_index < 0 or not any(
+                    held.kind in wanted for held in holder.documents.values()
+                ):
+                    continue
+                # Back with the document once; a new document lists them again.
+                self.holders[index] = self.holders[-1]
+                self.holders.pop()
+                holder.listed = False
+                self.picked[self.calendar.year_of(t)] += 1
+                return holder
+        return self._steered_person(rng, t)
+
+    def _steered_person(self, rng: random.Random, t: int) -> PersonOnFile:
+        """A known person for a procedure, steered so that the year's distinct customers
+        come out at the profile's figure: someone not yet served this year with the
+        probability (customers still wanted) / (procedures still to come), else someone
+        served already this year (they come back with a further procedure)."""
+        year = self.calendar.year_of(t)
+        self.picked[year] += 1
+        planned = max(self.picks[year], self.picked[year])
+        remaining = max(planned - self.picked[year] + 1, 1)
+        reserve = self.bound_to_be_new[year] * remaining / max(planned, 1)
+        wanted = self.customer_targets.get(year, 0) - len(self.tallies[year].customers) - reserve
+        customers = self.tallies[year].customers
+        served = self.served.get(year, [])
+        if rng.random() >= wanted / remaining and served:
+            for _ in range(8):
+                person = served[rng.randrange(len(served))]
+                if person.pool_index >= 0:  # still the office's (not moved away)
+                    return person
+        for _ in range(8 if self.pool else 0):
+            person = self.pool[rng.randrange(len(self.pool))]
+            if f"c:{person.case_id}" not in customers:
+                return person
+        day = max(0, self._day_of(t) - rng.randint(250, 2500))
+        opened = self.calendar.moment(day, rng.randint(OFFICE_OPENS, OFFICE_LAST_START))
+        return self._open(rng, opened, (20, 60), pooled=True)
 
     def _pooled_person(self, rng: random.Random, t: int, *, new_share: float) -> PersonOnFile:
         """Someone the office knows: mostly a returning person, else a resident whose

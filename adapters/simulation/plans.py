@@ -8,6 +8,7 @@ office works (topics, channels, outcomes, documents, appointments).
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -303,6 +304,8 @@ class AppointmentPlan:
     book_day: int
     attends: bool
     start: int = 0
+    cancelled: bool = False
+    """Its seat went to a visit for an extension (the year's count stays exact)."""
 
 
 Plan = ProcedurePlan | EntryPlan | DeclarationPlan | InquiryPlan | StandalonePlan | AppointmentPlan
@@ -409,7 +412,7 @@ class YearPlanner:
             education = plan.basis in _EDUCATION_BASES or plan.topic == "student_permit"
             plan.decide_day = (students if education else general).draw(rng)
             plan.receive_day = plan.decide_day - self._duration(rng, plan.topic)
-        self._plan_fictions(rng, plans, target["fiction_certificates_issued"], year_first)
+        self._plan_fictions(rng, plans, target["fiction_certificates_issued"], year_first, general)
         self._plan_integration(rng, plans, target)
         return plans
 
@@ -475,33 +478,65 @@ class YearPlanner:
         return rng.randint(55, 150)
 
     def _plan_fictions(
-        self, rng: random.Random, plans: list[ProcedurePlan], count: int, year_first: int
+        self,
+        rng: random.Random,
+        plans: list[ProcedurePlan],
+        count: int,
+        year_first: int,
+        picker: DayPicker,
     ) -> None:
-        """Certificates issued in the plan's year while the procedure is pending."""
-        eligible = [
-            p for p in plans if p.topic in _FICTION_TOPICS and p.decide_day - year_first >= 2
-        ]
-        chosen = rng.sample(eligible, min(count, len(eligible)))
-        if len(chosen) < count:
-            taken = {id(p) for p in chosen}
-            others = [p for p in plans if id(p) not in taken and p.decide_day - year_first >= 1]
-            chosen += rng.sample(others, min(count - len(chosen), len(others)))
-        for plan in chosen:
+        """Certificates issued when the application comes in, spread over the year as
+        applications are (no pile-up in January): for each certificate a day of the
+        year is drawn, and a pending procedure decided after it is received then."""
+        eligible = sorted(
+            (p for p in plans if p.topic in _FICTION_TOPICS and p.decide_day - year_first >= 2),
+            key=lambda p: p.decide_day,
+        )
+        others = sorted(
+            (p for p in plans if p.topic not in _FICTION_TOPICS and p.decide_day - year_first >= 2),
+            key=lambda p: p.decide_day,
+        )
+        taken: set[int] = set()
+        chosen = 0
+        for _ in range(count):
+            plan = self._pending_on(rng, eligible, picker.draw(rng), taken) or self._pending_on(
+                rng, others, picker.draw(rng), taken
+            )
+            if plan is None:
+                break
+            taken.add(id(plan))
+            chosen += 1
             kinds = _FICTION_TOPICS.get(plan.topic, (("81_4", 1),))
             plan.fiction = weighted(rng, kinds)
-            draw = rng.random()
-            if draw < 0.35:
-                wanted = rng.randint(10, 60)
-            elif draw < 0.8:
-                wanted = rng.randint(60, 130)
-            else:
-                wanted = rng.randint(130, 235)
-            duration = max(1, min(wanted, plan.decide_day - year_first + 3))
-            plan.receive_day = plan.decide_day - duration
-            day = max(plan.receive_day + rng.randint(0, 4), year_first)
-            plan.fiction_day = min(day, plan.decide_day - 1)
         # Fewer procedures than certificates (tiny scales): the rest stand alone.
-        self._fictions_short = count - len(chosen)
+        self._fictions_short = count - chosen
+
+    @staticmethod
+    def _pending_on(
+        rng: random.Random, plans: list[ProcedurePlan], day: int, taken: set[int]
+    ) -> ProcedurePlan | None:
+        """A plan decided after ``day`` (within some 11 months), now received on ``day``
+        or a few days before, its certificate issued on ``day``."""
+        decided = [p.decide_day for p in plans]
+        low = bisect.bisect_right(decided, day)
+        high = bisect.bisect_right(decided, day + 235)
+        if low >= high:
+            low, high = bisect.bisect_right(decided, day), len(plans)
+        for attempt in range(12):
+            if low >= high:
+                return None
+            plan = plans[rng.randrange(low, high)] if attempt < 11 else None
+            if plan is None:
+                free = [p for p in plans[low:high] if id(p) not in taken]
+                if not free:
+                    return None
+                plan = rng.choice(free)
+            if id(plan) in taken:
+                continue
+            plan.receive_day = day - rng.randint(0, 4)
+            plan.fiction_day = day
+            return plan
+        return None
 
     def _plan_integration(
         self, rng: random.Random, plans: list[ProcedurePlan], target: Mapping[str, int]

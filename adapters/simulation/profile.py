@@ -45,6 +45,20 @@ class OfficeProfile:
     """The target figures (:data:`TARGET_FIGURES`) of the profile's year."""
     staff: int = 26
     source: str = ""
+    customers: int | None = None
+    """Distinct persons served in the year (the report's definition); the simulator aims
+    at it within 2 %. ``None``: a third of the procedures processed."""
+
+    def customer_target(
+        self, *, scale: float, years_after_first: int = 0, growth: float = 0.0
+    ) -> int:
+        """The customers a simulated year aims at (scaled as the target figures)."""
+        count = (
+            self.customers
+            if self.customers is not None
+            else round(self.figures["procedures_processed"] / 3)
+        )
+        return scaled(count, scale * (1.0 + growth) ** years_after_first)
 
 
 def profile_from_json(data: Mapping[str, Any]) -> OfficeProfile:
@@ -69,11 +83,17 @@ def profile_from_json(data: Mapping[str, Any]) -> OfficeProfile:
     if not isinstance(year, int):
         raise SimulationError("the profile must name its year")
     staff = data.get("staff", 26)
+    customers = data.get("customers")
+    if customers is not None and (
+        isinstance(customers, bool) or not isinstance(customers, int) or customers < 0
+    ):
+        raise SimulationError("the profile's customers must be a whole number >= 0")
     return OfficeProfile(
         year=year,
         figures=figures,
         staff=staff if isinstance(staff, int) and staff >= 2 else 26,
         source=str(data.get("source", "")),
+        customers=customers,
     )
 
 

@@ -17,13 +17,13 @@ checked, signed and handed over.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from datetime import date, timedelta
-from typing import Any, Final, Literal
+from collections.abc import Callable, Generator
+from datetime import date, datetime, timedelta
+from typing import Any, Final, Literal, cast
 from uuid import UUID
 
 from adapters.simulation.appointments import AppointmentDesk, Booking
-from adapters.simulation.calendar import local_date, utc
+from adapters.simulation.calendar import OFFICE_OPENS, local_date, utc
 from adapters.simulation.demo_case_file import PORTAL
 from adapters.simulation.fictitious_people import (
     add_months,
@@ -32,9 +32,10 @@ from adapters.simulation.fictitious_people import (
     until,
     weighted,
 )
-from adapters.simulation.office import PersonOnFile, Story
+from adapters.simulation.office import HOLDER_TOPICS, HeldDocument, PersonOnFile, Story
 from adapters.simulation.plans import (
     MAIN_POINT,
+    MAX_LEAD,
     PICKUP_POINT,
     DeclarationPlan,
     EntryPlan,
@@ -51,7 +52,11 @@ from domain.values import (
     ResidenceDocumentKind,
     VisitPurpose,
 )
+from service import AkteService
+from service_common import business_time
+from service_deadlines import DEADLINE_USER, Deadlines
 from service_declarations import DeclarationRecorded
+from service_ports import ServiceStore
 
 _REFUSAL_REASONS: Final = (
     "Lebensunterhalt nicht gesichert (§ 5 Abs. 1 Nr. 1 AufenthG).",
@@ -83,6 +88,30 @@ _PAYMENT_METHODS: Final[tuple[tuple[PaymentMethod, int], ...]] = (
     ("mastercard", 15),
     ("paydirect", 10),
 )
+
+_EXTENSION_VISIT_SHARE: Final = 0.9
+"""Of the certificates' extensions, those done at a booked visit (the rest by mail)."""
+_SILENT_SHARE: Final = 0.1
+"""Of the § 31 AufenthV entry procedures, those the office lets the period pass on."""
+_DEEMED_AFTER_WORKING_DAYS: Final = 20
+"""Working days after the request when the tick finds the period (three weeks and two
+Werktage, holidays rolling it forward) passed."""
+
+
+class _OnBusinessDay:
+    """The service, with the business time of the simulated day as its clock: the
+    deadline tick asks the clock what "today" is."""
+
+    def __init__(self, service: AkteService, now: datetime) -> None:
+        self._service = service
+        self._now = now
+
+    def clock(self) -> datetime:
+        return self._now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._service, name)
+
 
 _NOTIFY_URL: Final = "https://akte.simulation.invalid/payments/notifications"
 _RETURN_URL: Final = "https://akte.simulation.invalid/verpflichtungserklaerung"
@@ -143,7 +172,7 @@ class OfficeStories(AppointmentDesk):
             received_at = t
             self.received_by_year[self.calendar.year_of(t)] += 1
             self.tallies[self.calendar.year_of(t)].received[plan.channel] += 1
-            self._customer(t, f"c:{person.case_id}")
+            self._customer(t, f"c:{person.case_id}", person)
             if visit is not None:
                 t = self._soon(rng, t)
                 if visit.case is None:
@@ -231,7 +260,7 @@ class OfficeStories(AppointmentDesk):
                         ),
                     )
                     self.tallies[self.calendar.year_of(t)].fictions_issued += 1
-                    self._customer(t, f"c:{person.case_id}")
+                    self._customer(t, f"c:{person.case_id}", person)
                     if fiction_visit is not None:
                         t = self._soon(rng, t)
                         self._attended(fiction_visit, t, worker)
@@ -241,8 +270,28 @@ class OfficeStories(AppointmentDesk):
                 wanted = self.calendar.last_on_or_before(
                     valid_until - timedelta(days=rng.randint(2, 10))
                 )
-                t = self._at(rng, min(max(wanted, self._day_of(t)), plan.decide_day), t)
-                yield t
+                day = min(max(wanted, self._day_of(t)), plan.decide_day)
+                extension_visit = None
+                if day > self._day_of(t) and rng.random() < _EXTENSION_VISIT_SHARE:
+                    # The person books a visit for the extension (the certificate is
+                    # extended at the counter) some days ahead, in the seat of a walk-in
+                    # of that year.
+                    book_day = max(self._day_of(t), day - rng.randint(3, MAX_LEAD))
+                    if book_day > self._day_of(t):
+                        t = self._at(rng, book_day, t)
+                        yield t
+                    extension_visit = self._visit_for_extension(rng, t, person, day, worker)
+                if extension_visit is not None:
+                    t = self._soon(rng, t)
+                    yield t
+                    self._confirm(extension_visit, t)
+                    t = self._arrival(rng, extension_visit, t)
+                    yield t
+                    self._check_in(extension_visit, t, worker)
+                    t = self._soon(rng, t)
+                else:
+                    t = self._at(rng, day, t)
+                    yield t
                 new_sheet = None
                 if on_sheet >= MAX_FICTION_EXTENSIONS_PER_CARRIER_SHEET:
                     new_sheet, on_sheet = paper_number(rng, "F"), 0
@@ -258,7 +307,10 @@ class OfficeStories(AppointmentDesk):
                 )
                 on_sheet += 1
                 self.tallies[self.calendar.year_of(t)].fictions_extended += 1
-                self._customer(t, f"c:{person.case_id}")
+                self._customer(t, f"c:{person.case_id}", person)
+                if extension_visit is not None:
+                    t = self._soon(rng, t)
+                    self._attended(extension_visit, t, worker)
             t = self._at(rng, plan.decide_day, t)
             yield t
             refused = plan.outcome == "refused"
@@ -273,12 +325,17 @@ class OfficeStories(AppointmentDesk):
                 reason=rng.choice(_REFUSAL_REASONS) if refused else None,
             )
             self._count_decision(plan, received_at, t)
-            self._customer(t, f"c:{person.case_id}")
+            self._customer(t, f"c:{person.case_id}", person)
             eat = 0
             if plan.document is not None:
                 eat, t = self._issue(
                     person, rng, self._soon(rng, t), worker, plan.document, plan, number
                 )
+            elif plan.outcome == "granted" and plan.topic in HOLDER_TOPICS:
+                # Its own step: a card story of the same document may act meanwhile.
+                t = self._soon(rng, t)
+                yield t
+                eat, t = self._held_document(person, rng, t, worker, plan)
             # The decision ended the certificate's fiction (§ 81 AufenthG).
             if plan.entitlement:
                 t = self._soon(rng, t)
@@ -292,10 +349,81 @@ class OfficeStories(AppointmentDesk):
             yield t
             self._case(person, service.close_procedure, t, worker, procedure_number=number)
             if eat:
-                yield from self._eat_card(person, rng, t, worker, eat, plan.pickup_day)
+                t = yield from self._eat_card(person, rng, t, worker, eat, plan.pickup_day)
         finally:
             person.active -= 1
         yield from self._maybe_leave(person, rng, t, worker)
+
+    def _held_document(
+        self, person: PersonOnFile, rng: random.Random, t: int, worker: str, plan: ProcedurePlan
+    ) -> tuple[int, int]:
+        """A granted renewal extends the document the person holds; a new passport moves
+        the eAT to a new card (Übertrag). Returns the eAT whose new card is under way (0:
+        none) and the time of the last step."""
+        kinds = HOLDER_TOPICS.get(plan.topic)
+        held = [
+            (number, document)
+            for number, document in person.documents.items()
+            if kinds is not None and document.kind in kinds
+        ]
+        if not held:
+            return 0, t
+        number, document = held[-1]
+        year = self.calendar.year_of(t)
+        if plan.topic == "transfer_eat_new_passport":
+            if not document.card_handed_over:
+                return 0, t
+            self._case(
+                person,
+                self.service.transfer_eat_to_new_passport,
+                t,
+                worker,
+                residence_document_number=number,
+                new_card_number=eat_card_number(rng),
+            )
+            document.card_handed_over = False
+            self.tallies[year].documents_transferred += 1
+            self._customer(t, f"c:{person.case_id}", person)
+            return number, t
+        months = rng.choice((3, 6)) if document.kind != "eat" else rng.choice((12, 24, 24, 36))
+        valid_until = until(max(document.valid_until, local_date(t)), months)
+        self._case(
+            person,
+            self.service.extend_residence_document,
+            t,
+            worker,
+            residence_document_number=number,
+            valid_until=valid_until,
+        )
+        document.valid_until = valid_until
+        self.tallies[year].documents_extended += 1
+        self._customer(t, f"c:{person.case_id}", person)
+        return 0, t
+
+    def _visit_for_extension(
+        self, rng: random.Random, t: int, person: PersonOnFile, day: int, worker: str
+    ) -> Booking | None:
+        """A booked visit on ``day`` for a certificate's extension, in the seat of a
+        walk-in of that year not yet booked (the year's appointments stay exact); None
+        where no walk-in is left or no slot is free."""
+        year = self.calendar.year_of(self.calendar.moment(day, OFFICE_OPENS))
+        walk_in = self._take_walk_in(year, t)
+        if walk_in is None:
+            return None
+        visit = self._book(
+            rng,
+            t,
+            point=MAIN_POINT,
+            topic="fiction_certificate",
+            holds="visa",
+            person=person,
+            day=day,
+            by=worker,
+            serves=False,
+        )
+        if visit is None:
+            walk_in.cancelled = False  # the walk-in comes after all
+        return visit
 
     def _count_decision(self, plan: ProcedurePlan, received_at: int, decided_at: int) -> None:
         year = self.calendar.year_of(decided_at)
@@ -342,7 +470,11 @@ class OfficeStories(AppointmentDesk):
             procedure_number=procedure_number,
         )
         self.tallies[self.calendar.year_of(t)].documents[kind] += 1
-        self._customer(t, f"c:{person.case_id}")
+        self._customer(t, f"c:{person.case_id}", person)
+        if not person.listed:
+            person.listed = True
+            self.holders.append(person)
+        person.documents[number] = HeldDocument(kind, until(valid_from, months))
         if kind != "eat":
             return 0, t
         t = self._soon(rng, t)
@@ -357,7 +489,7 @@ class OfficeStories(AppointmentDesk):
         worker: str,
         number: int,
         pickup_day: int = 0,
-    ) -> Story:
+    ) -> Generator[int, None, int]:
         """The Bundesdruckerei takes 4-6 weeks; the card is picked up days later, on
         ``pickup_day`` at a booked appointment where one is planned."""
         person.active += 1
@@ -405,10 +537,14 @@ class OfficeStories(AppointmentDesk):
                 worker,
                 residence_document_number=number,
             )
+            if number in person.documents:
+                person.documents[number].card_handed_over = True
             if pickup is not None:
-                self._attended(pickup, self._soon(rng, t), worker)
+                t = self._soon(rng, t)
+                self._attended(pickup, t, worker)
         finally:
             person.active -= 1
+        return t
 
     def _maybe_leave(self, person: PersonOnFile, rng: random.Random, t: int, worker: str) -> Story:
         """Now and then a person moves away or leaves, when nothing is under way."""
@@ -448,7 +584,16 @@ class OfficeStories(AppointmentDesk):
                 legal_basis="aufenthv-31" if family else "aufenthg-81a",
             )
             self.tallies[self.calendar.year_of(t)].entry_procedures += 1
-            t = self._at(rng, plan.request_day + rng.randint(5, 25), t)
+            if family and rng.random() < _SILENT_SHARE:
+                # The office stays silent: after three weeks and two Werktage (§ 31 Abs. 1
+                # S. 4 AufenthV) the deadline tick records the consent as given.
+                t = self._at(rng, plan.request_day + _DEEMED_AFTER_WORKING_DAYS, t)
+                yield t
+                self._deadline_tick(t)
+                return
+            # § 31 AufenthV: the office answers within the silence period; § 81a: weeks.
+            days = rng.randint(5, 14) if family else rng.randint(5, 25)
+            t = self._at(rng, plan.request_day + days, t)
             yield t
             if rng.random() < 0.12:
                 self._case(
@@ -472,6 +617,20 @@ class OfficeStories(AppointmentDesk):
             person.active -= 1
         # After the visa, the person comes to apply for the first title.
         self.arrivals.append(person)
+
+    def _deadline_tick(self, t: int) -> None:
+        """The deadline tick on business day ``t`` (as the office runs it every day):
+        records every consent deemed given whose period has passed by then. Every other
+        § 31 procedure is answered within its period, so only the silent ones are."""
+        ticking = Deadlines(
+            cast(ServiceStore, _OnBusinessDay(self.service, utc(t))),
+            holidays=self.service.deadlines.holidays,
+            zone=self.service.deadlines.zone,
+        )
+        with business_time(utc(t)):
+            report = ticking.run_deadline_tick(by=DEADLINE_USER)
+        self._counted("run_deadline_tick", report.deemed_consents + 1)
+        self.tallies[self.calendar.year_of(t)].entry_consents_deemed += report.deemed_consents
 
     def _inquiry_story(self, plan: InquiryPlan) -> Story:
         rng = random.Random(plan.seed)
@@ -498,7 +657,7 @@ class OfficeStories(AppointmentDesk):
             if plan.what == "eat":
                 eat, t = self._issue(person, rng, t, worker, "eat", None, None)
                 if eat:
-                    yield from self._eat_card(person, rng, t, worker, eat)
+                    t = yield from self._eat_card(person, rng, t, worker, eat)
             elif plan.what == "fiction":
                 valid_from = local_date(t)
                 self._case(
@@ -513,7 +672,7 @@ class OfficeStories(AppointmentDesk):
                     carrier_sheet_number=paper_number(rng, "F"),
                 )
                 self.tallies[self.calendar.year_of(t)].fictions_issued += 1
-                self._customer(t, f"c:{person.case_id}")
+                self._customer(t, f"c:{person.case_id}", person)
             elif plan.what == "entitlement":
                 self._case(person, self.service.issue_integration_course_entitlement, t, worker)
                 self.tallies[self.calendar.year_of(t)].entitlements += 1

@@ -27,6 +27,8 @@ OUTCOMES: Final[tuple[DecisionOutcome, ...]] = ("granted", "refused", "withdrawn
 @dataclass
 class YearTally:
     documents: Counter[str] = field(default_factory=Counter)
+    documents_extended: int = 0
+    documents_transferred: int = 0
     fictions_issued: int = 0
     fictions_extended: int = 0
     received: Counter[str] = field(default_factory=Counter)
@@ -35,6 +37,7 @@ class YearTally:
     processed_bases: Counter[str] = field(default_factory=Counter)
     days: Counter[int] = field(default_factory=Counter)
     entry_procedures: int = 0
+    entry_consents_deemed: int = 0
     entitlements: int = 0
     obligations: int = 0
     declarations: int = 0
@@ -75,6 +78,8 @@ def figures_of(tally: YearTally, *, year: int, office_id: str, backlog: int) -> 
             "total": sum(tally.documents.values()),
             "by_kind": {kind: tally.documents[kind] for kind in RESIDENCE_DOCUMENT_KINDS},
         },
+        "residence_documents_extended": tally.documents_extended,
+        "residence_documents_transferred": tally.documents_transferred,
         "fiction_certificates_issued": tally.fictions_issued,
         "fiction_certificates_extended": tally.fictions_extended,
         "procedures_received": {
@@ -94,6 +99,7 @@ def figures_of(tally: YearTally, *, year: int, office_id: str, backlog: int) -> 
             },
         },
         "entry_procedures": tally.entry_procedures,
+        "entry_consents_deemed": tally.entry_consents_deemed,
         "integration_course_entitlements": tally.entitlements,
         "integration_course_obligations": tally.obligations,
         "commitment_declarations": tally.declarations,
@@ -137,6 +143,8 @@ class SimulationResult:
     case_files: int
     seconds: float
     commands_by_kind: dict[str, int]
+    staff_plan: dict[str, Any] = field(default_factory=dict)
+    """The office's staff plan (the form of ``AKTE_STAFF_FILE``), from the profile's staff."""
 
     @property
     def commands_per_second(self) -> float:
@@ -155,4 +163,5 @@ class SimulationResult:
             "growth": self.growth,
             "years": {str(year): self.truth[year] for year in self.years},
             "targets": {str(year): self.targets[year] for year in self.years},
+            "staff_plan": self.staff_plan,
         }

@@ -22,6 +22,7 @@ from projections.paging import (
     encode_cursor,
     fetch_page,
 )
+from projections.projection import TOTALS_COUNT
 from projections.storage import ViewsStore
 
 EVENT_ORDER: Final = ("at", "case_id", "figure", "item")
@@ -79,8 +80,11 @@ def figure_events(
     *,
     limit: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
+    customer: str | None = None,
 ) -> CountedEvents:
-    """The events a figure counts, oldest first, a page at a time."""
+    """The events a figure counts, oldest first, a page at a time (``customer``: only
+    those that served this customer, the events behind one line of
+    :func:`figure_customers`)."""
     if drill_down.open_at_year_end:
         return _open_at_year_end(views, office_id, year, limit=limit, cursor=cursor)
     filters = [
@@ -94,6 +98,8 @@ def figure_events(
         filters.append(Filter("channel", "in", list(drill_down.channels)))
     if drill_down.customers_only:
         filters.append(Filter("customer", ">", ""))
+    if customer is not None:
+        filters.append(Filter("customer", "=", customer))
     rows, next_cursor = fetch_page(
         views, FACTS, filters=filters, order=EVENT_ORDER, limit=limit, cursor=cursor
     )
@@ -146,3 +152,54 @@ def _open_at_year_end(
         else None
     )
     return CountedEvents([_counted(row) for row in rows], next_cursor)
+
+
+@dataclass(frozen=True)
+class Customer:
+    """One customer of the year (see
+    :data:`~projections.figures.yearly_report.CUSTOMERS_DEFINITION`) and how many counted
+    events served them; :func:`figure_events` with ``customer`` lists those events."""
+
+    customer: str
+    """``c:<case file id>``, ``p:<person key>`` (a keyed pseudonym) or ``d:<declaration>``."""
+    events: int
+
+
+@dataclass(frozen=True)
+class Customers:
+    items: list[Customer]
+    next_cursor: str | None
+
+
+_CUSTOMERS_TABLE: Final = FACTS.totals_schemas[-1].name
+
+
+def figure_customers(
+    views: ViewsStore,
+    office_id: str,
+    year: int,
+    *,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Customers:
+    """The distinct customers of ``year``, a page at a time: as many lines as the
+    customers figure says (the drill-down of that figure adds up line by line)."""
+    check_limit(limit)
+    after = None if cursor is None else decode_cursor(cursor, _CUSTOMERS_TABLE, ["text"])
+    with views.reader() as session:
+        p = session.param
+        params: list[Any] = [office_id, year]
+        condition = ""
+        if after is not None:
+            condition = f" AND customer > {p}"
+            params.append(after[0])
+        raw = session.fetch(
+            f"SELECT customer, {TOTALS_COUNT} FROM {session.table(_CUSTOMERS_TABLE)} "
+            f"WHERE office_id = {p} AND year = {p} AND customer <> '' "
+            f"AND {TOTALS_COUNT} <> 0{condition} ORDER BY customer LIMIT {int(limit) + 1}",
+            params,
+        )
+    items = [Customer(str(customer), int(count)) for customer, count in raw[:limit]]
+    more = len(raw) > limit
+    next_cursor = encode_cursor(_CUSTOMERS_TABLE, [items[-1].customer]) if more else None
+    return Customers(items, next_cursor)

@@ -20,6 +20,8 @@ Figures (``figure`` column) and the event that counts them:
   backlog;
 - ``residence_documents_issued``: ``ResidenceDocumentIssued`` (kind: eat, duldung,
   aufenthaltsgestattung); ``residence_documents_extended``: ``ResidenceDocumentExtended``;
+  ``residence_documents_transferred``: ``EatTransferredToNewPassport`` (Übertrag: the
+  same title on a new card, not a new document);
 - ``fiction_certificates_issued``: ``FictionCertificateIssued`` (kind: §81 paragraph);
   ``fiction_certificates_extended``: ``FictionCertificateExtended``;
 - ``entry_procedures``: ``EntryProcedureRequested``; ``entry_consents``: consents by
@@ -130,6 +132,7 @@ _CUSTOMER_FIGURES: Final = frozenset(
         "procedures_processed",
         "residence_documents_issued",
         "residence_documents_extended",
+        "residence_documents_transferred",
         "fiction_certificates_issued",
         "fiction_certificates_extended",
         "commitment_declarations",
@@ -259,6 +262,18 @@ def _residence_document_extended(case: CaseRows, event: CaseFile.ResidenceDocume
         case,
         event,
         "residence_documents_extended",
+        event.originator_version,
+        kind=issued.kind if issued is not None else NOT_APPLICABLE,
+        legal_basis=issued.legal_basis if issued is not None else None,
+    )
+
+
+def _eat_transferred(case: CaseRows, event: CaseFile.EatTransferredToNewPassport) -> None:
+    issued = case.get(FACTS, "residence_documents_issued", event.residence_document_number)
+    _fact(
+        case,
+        event,
+        "residence_documents_transferred",
         event.originator_version,
         kind=issued.kind if issued is not None else NOT_APPLICABLE,
         legal_basis=issued.legal_basis if issued is not None else None,
@@ -406,6 +421,7 @@ _HANDLERS: Final[tuple[tuple[type[object], Handler], ...]] = (
     (CaseFile.TransferredToOffice, _transferred),
     (CaseFile.ResidenceDocumentIssued, _residence_document_issued),
     (CaseFile.ResidenceDocumentExtended, _residence_document_extended),
+    (CaseFile.EatTransferredToNewPassport, _eat_transferred),
     (CaseFile.FictionCertificateIssued, _fiction_certificate_issued),
     (CaseFile.FictionCertificateExtended, _fiction_certificate_extended),
     (CaseFile.EntryProcedureRequested, _entry_procedure),
@@ -426,7 +442,8 @@ PROJECTION: Final = Projection(
     name=NAME,
     tables=(FACTS,),
     handlers=handlers(*_HANDLERS),
-    version=2,
+    # 3: transfers to a new passport (Übertrag) are counted; stored histories hold them.
+    version=3,
     # Closed and transferred files keep counting: what happened stays a fact.
     active_cases_only=False,
     openers={

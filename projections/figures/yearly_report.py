@@ -32,18 +32,21 @@ Unit = Literal["count", "eur", "days", "percent"]
 
 CUSTOMERS_DEFINITION: Final = (
     "Kundinnen und Kunden: verschiedene Personen, die im Jahr bedient wurden, gleich über "
-    "welchen Weg (Termin, Kontaktformular, Post, Online-Antrag); jede Person zählt einmal. "
-    "Bedient heißt: ein Vorgang ging ein oder wurde entschieden, ein Aufenthaltsdokument "
-    "oder eine Fiktionsbescheinigung wurde ausgestellt oder verlängert, ein Termin wurde "
-    "wahrgenommen oder eine Verpflichtungserklärung ausgehändigt. Eine Person ist ihre "
-    "Akte; ohne Akte zählt bei Terminen die Person (pseudonym), bei "
-    "Verpflichtungserklärungen jede Erklärung."
+    "welchen Weg (Termin, Kontaktformular, Post, Online-Antrag); jede Person zählt einmal, "
+    "wie oft sie auch kam. Bedient heißt: ein Vorgang ging ein oder wurde entschieden, ein "
+    "Aufenthaltsdokument wurde ausgestellt, verlängert oder (eAT) auf einen neuen Pass "
+    "übertragen, eine Fiktionsbescheinigung wurde ausgestellt oder verlängert, ein Termin "
+    "wurde wahrgenommen oder eine Verpflichtungserklärung ausgehändigt. Nicht bedient wird, "
+    "wer nur angefragt wird (Standesamt, Einbürgerung) oder im Ausland ein Visum beantragt "
+    "(Einreiseverfahren). Eine Person ist ihre Akte; ohne Akte zählt bei Terminen die "
+    "Person (pseudonym), bei Verpflichtungserklärungen jede Erklärung."
 )
 CUSTOMER_FIGURES: Final = (
     "procedures_received",
     "procedures_processed",
     "residence_documents_issued",
     "residence_documents_extended",
+    "residence_documents_transferred",
     "fiction_certificates_issued",
     "fiction_certificates_extended",
     "appointments_served",
@@ -60,6 +63,8 @@ FEE_PAYMENTS: Final = "Zahlungen"
 """The breakdown of the fee figure by the number of payments (paid, refunded)."""
 
 FIGURE_KEYS: Final = (
+    "staff_at_work",
+    "staff_posts",
     "appointments_served",
     "customers",
     "residence_documents_issued",
@@ -80,6 +85,7 @@ FIGURE_KEYS: Final = (
     "days_to_decision_p90",
     "fiction_certificates_extended",
     "residence_documents_extended",
+    "residence_documents_transferred",
     "case_files_opened",
     "no_show_rate",
 )
@@ -307,17 +313,21 @@ def yearly_report(
 
     Each figure is recorded from the first year its own events appear in the log (a
     case file back-dated to 2014 does not make the office's appointments "recorded" in
-    2014), and not before ``recorded_since``, the year the office started recording in
-    Akte, if configured: a year before that reads "not recorded", never 0."""
+    2014), or, if configured, from ``recorded_since``, the year the office started
+    recording all of its work in Akte: a year before that reads "not recorded", never
+    0."""
     if not 1900 <= year <= 9999:
         raise InvalidQuery("year", "must be a year between 1900 and 9999")
     with views.reader() as session:
         totals = _Totals(session, office_id, year)
         position = _position(session)
         workload = workload_figures(session, office_id, year, staff)
-    figures = tuple(
-        _as_recorded(figure, _recorded_since(figure, totals, recorded_since), year)
-        for figure in _figures(totals, year)
+    figures = (
+        *head_count_figures(office_id, year, staff),
+        *(
+            _as_recorded(figure, _recorded_since(figure, totals, recorded_since), year)
+            for figure in _figures(totals, year)
+        ),
     )
     return YearlyReport(
         office_id=office_id,
@@ -354,7 +364,12 @@ def recorded_offices(views: ViewsStore) -> list[RecordedYears]:
 
 
 def _recorded_since(figure: Figure, totals: _Totals, configured: int | None) -> int | None:
-    """The first year ``figure`` was recorded in (None: never)."""
+    """The first year ``figure`` was recorded in (None: never). A configured recording
+    start is the office's word that Akte records all of its work from then on: every
+    figure is recorded from that year, a figure without an event since then is a real 0
+    (no consent deemed given is 0, not "not recorded")."""
+    if configured is not None:
+        return configured
     sources = figure.drill_down.figures if figure.drill_down is not None else ()
     firsts = [totals.first_year_of[source] for source in sources if source in totals.first_year_of]
     if not sources:
@@ -683,6 +698,14 @@ def _figures(totals: _Totals, year: int) -> tuple[Figure, ...]:
             "Jede Verlängerung eines Aufenthaltsdokuments (ResidenceDocumentExtended).",
         ),
         (
+            "residence_documents_transferred",
+            "Überträge auf einen neuen Pass",
+            "residence_documents_transferred",
+            "Jeder Übertrag eines elektronischen Aufenthaltstitels auf eine neue Karte für "
+            "einen neuen Pass (EatTransferredToNewPassport): derselbe Titel, kein neuer; "
+            "zählt nicht bei den ausgestellten Aufenthaltsdokumenten.",
+        ),
+        (
             "case_files_opened",
             "Neu angelegte Akten",
             "case_files_opened",
@@ -711,6 +734,59 @@ def _figures(totals: _Totals, year: int) -> tuple[Figure, ...]:
         )
     )
     return tuple(figures)
+
+
+STAFF_DEFINITION: Final = (
+    "Aus dem Stellenplan der Behörde (Konfiguration AKTE_STAFF_FILE), in "
+    "Vollzeitäquivalenten, Durchschnitt der Monate des Jahres. Tatsächlich anwesend: "
+    "Stellen abzüglich unbesetzter Stellen, Krankheit und Urlaub. Ein Jahr ohne Angaben "
+    "im Stellenplan ist nicht erfasst."
+)
+
+
+def head_count_figures(office_id: str, year: int, staff: StaffPlan | None) -> list[Figure]:
+    """People at work and posts by month, from the staff plan (the press release opens
+    with the head count); a year without a month in the plan is not recorded."""
+
+    def months(in_year: int, name: str) -> list[float | None]:
+        values: list[float | None] = []
+        for month in range(1, 13):
+            entry = None if staff is None else staff.month(office_id, in_year, month)
+            values.append(None if entry is None else getattr(entry, name))
+        return values
+
+    def mean(values: Sequence[float | None]) -> float | None:
+        known = [value for value in values if value is not None]
+        return round(sum(known) / len(known), 1) if known else None
+
+    def complete(values: Sequence[float | None]) -> tuple[float, ...] | None:
+        known = [value for value in values if value is not None]
+        return tuple(known) if len(known) == 12 else None
+
+    result = []
+    for key, label, name, definition in (
+        (
+            "staff_at_work",
+            "Beschäftigte tatsächlich anwesend (Durchschnitt)",
+            "at_work",
+            "Beschäftigte, die im Monat tatsächlich arbeiteten. ",
+        ),
+        ("staff_posts", "Stellen (Durchschnitt)", "posts", "Stellen der Behörde. "),
+    ):
+        now, before = months(year, name), months(year - 1, name)
+        result.append(
+            Figure(
+                key,
+                label,
+                "count",
+                mean(now),
+                mean(before),
+                definition + STAFF_DEFINITION,
+                by_month=complete(now),
+                previous_by_month=complete(before) if complete(now) else None,
+            )
+        )
+    return result
 
 
 def _by_count(item: tuple[str, int]) -> tuple[int, str]:

@@ -36,7 +36,7 @@ from adapters.reference.staff_plan import StaffFileError, staff_plan_for
 from adapters.reports import yearly_report as report_formats
 from adapters.views.read_models import ReadModels
 from projections.errors import ProjectionError
-from projections.figures.counted_events import CountedEvents, figure_events
+from projections.figures.counted_events import CountedEvents, figure_customers, figure_events
 from projections.figures.workload import StaffPlan
 from projections.figures.yearly_report import FIGURE_KEYS, YearlyReport, yearly_report
 from projections.paging import InvalidQuery
@@ -185,6 +185,15 @@ def counted_events(
     limit: Limit = 50,
     cursor: Cursor = None,
     min_position: MinPosition = None,
+    customer: Annotated[
+        str | None,
+        Query(
+            max_length=80,
+            pattern=r"^[cpd]:[A-Za-z0-9_-]+$",
+            description="only the events that served this customer (a line of the "
+            "customers list); for the figure customers",
+        ),
+    ] = None,
 ) -> CountedEventsPage:
     """The events a figure of the yearly report counts, oldest first (drill-down)."""
     office = _office(reader, office_id)
@@ -200,7 +209,13 @@ def counted_events(
         raise HttpProblem(404, "not-found", f"{key} is not recorded: there are no events behind it")
     try:
         page: CountedEvents = figure_events(
-            read_models.views, office, year, figure.drill_down, limit=limit, cursor=cursor
+            read_models.views,
+            office,
+            year,
+            figure.drill_down,
+            limit=limit,
+            cursor=cursor,
+            customer=customer,
         )
     except InvalidQuery as error:
         raise HttpProblem(422, "invalid-value", str(error)) from None
@@ -214,6 +229,52 @@ def counted_events(
         year=year,
         office_id=office,
         items=[CountedEventPublic(**_public(asdict(item))) for item in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+class CustomerPublic(BaseModel):
+    customer: str
+    """``c:<case file id>``, ``p:<keyed pseudonym>`` (no file) or ``d:<declaration id>``."""
+    events: int
+    """The counted events that served this customer in the year."""
+
+
+class CustomersPage(BaseModel):
+    year: int
+    office_id: str
+    items: list[CustomerPublic]
+    next_cursor: str | None
+
+
+@router.get("/yearly/{year}/customers", responses=READ_PROBLEMS)
+def customers(
+    request: Request,
+    response: Response,
+    year: Year,
+    reader: ReportReader,
+    read_models: ReadModelsDep,
+    office_id: OfficeQuery = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> CustomersPage:
+    """The distinct customers of the year, one line each with how many counted events
+    served them: as many lines as the figure ``customers`` says (its drill-down). The
+    events behind one line: ``figures/customers/events?customer=...``."""
+    office = _office(reader, office_id)
+    try:
+        page = figure_customers(read_models.views, office, year, limit=limit, cursor=cursor)
+    except InvalidQuery as error:
+        raise HttpProblem(422, "invalid-value", str(error)) from None
+    except ProjectionError:
+        raise views_unavailable("the statistics are") from None
+    if page.next_cursor is not None:
+        next_url = request.url.include_query_params(cursor=page.next_cursor)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return CustomersPage(
+        year=year,
+        office_id=office,
+        items=[CustomerPublic(customer=item.customer, events=item.events) for item in page.items],
         next_cursor=page.next_cursor,
     )
 

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from adapters.bootstrap import demo_payments
 from adapters.cli.main import main
+from adapters.reference.staff_plan import EXAMPLE_STAFF_FILE
 from adapters.settings import Settings
 from tests.support.demo_site import running_demo
 
@@ -29,6 +30,7 @@ def test_serve_demo_starts_the_stand_in_and_lists_the_pages(
         settings: Settings = app.state.settings
         seen["stand_in"] = settings.payment_provider_url
         seen["public_base_url"] = settings.public_base_url
+        seen["staff_file"] = settings.staff_file
         seen["confirmation_link"] = (
             app.state.service.appointments.appointment_setup.confirmation_link
         )
@@ -49,6 +51,8 @@ def test_serve_demo_starts_the_stand_in_and_lists_the_pages(
     assert seen["mailbox"] == 200
     # The mails' links lead to the port the demo serves on, not to a default one.
     assert seen["public_base_url"] == "http://127.0.0.1:8123"
+    # The demo office's report and workload show staff from the example plan.
+    assert seen["staff_file"] == EXAMPLE_STAFF_FILE
     assert seen["confirmation_link"].startswith("http://127.0.0.1:8123/booking/confirm/")
     for path in ("/", "/booking", "/contact", "/declaration", "/dev/mailbox"):
         assert f"http://127.0.0.1:8123{path}\n" in out

@@ -14,12 +14,14 @@ import pytest
 
 from adapters.bootstrap import build_service
 from adapters.cli.main import main
+from adapters.reference.staff_plan import load_staff_plan
 from adapters.settings import Settings
 from adapters.simulation.calendar import easter_sunday, is_working_day, national_holidays
 from adapters.simulation.profile import (
     OfficeProfile,
     SimulationError,
     load_profile,
+    profile_from_json,
     scaled,
     targets_for,
 )
@@ -44,6 +46,13 @@ def year_run(
         yield service, simulate(service, PROFILE, seed=11, year=YEAR, scale=0.005)
     finally:
         service.close()
+
+
+def assert_oracle_agrees(service: AkteService, result: SimulationResult, year: int) -> None:
+    """The naive oracle's count equals the truth, on every figure the oracle knows."""
+    naive = naive_figures(service, result.office_id, year)
+    truth = result.truth[year]
+    assert naive == {key: truth[key] for key in naive}
 
 
 def _history(service: AkteService) -> list[tuple[str, datetime | None]]:
@@ -76,7 +85,32 @@ def test_the_ground_truth_equals_a_naive_count_over_the_event_list(
     year_run: tuple[AkteService, SimulationResult],
 ) -> None:
     service, result = year_run
-    assert naive_figures(service, result.office_id, YEAR) == result.truth[YEAR]
+    naive = naive_figures(service, result.office_id, YEAR)
+    truth = result.truth[YEAR]
+    assert naive == {key: truth[key] for key in naive}
+    # The figures the oracle does not know, counted here from the events.
+    counted: Counter[str] = Counter()
+    for event in all_events(service):
+        if event.at.astimezone(BERLIN).year == YEAR:
+            counted[type(event).__qualname__] += 1
+    assert truth["residence_documents_extended"] == counted["CaseFile.ResidenceDocumentExtended"]
+    assert (
+        truth["residence_documents_transferred"] == counted["CaseFile.EatTransferredToNewPassport"]
+    )
+    assert truth["entry_consents_deemed"] == counted["CaseFile.EntryConsentDeemedGiven"]
+    assert truth["residence_documents_extended"] > 0
+    assert truth["residence_documents_transferred"] > 0
+    # The staff plan from the profile's staff: posts, and fewer at work in August.
+    assert truth["staff_posts"] == PROFILE.staff
+    months = result.staff_plan["offices"][result.office_id]
+    assert months[f"{YEAR}-08"]["at_work"] < months[f"{YEAR}-04"]["at_work"] < PROFILE.staff
+    assert set(truth) - set(naive) == {
+        "residence_documents_extended",
+        "residence_documents_transferred",
+        "entry_consents_deemed",
+        "staff_posts",
+        "staff_at_work",
+    }
     # The neighbouring years hold the spill-over, and the truth does not claim them.
     assert naive_figures(service, result.office_id, YEAR + 1)["procedures_processed"]["total"] > 0
 
@@ -180,7 +214,7 @@ def test_consecutive_years_each_meet_their_grown_targets(tmp_path: Path) -> None
         assert achieved(result.truth[YEAR - 1]) == first
         assert achieved(result.truth[YEAR]) == second
         for year in result.years:
-            assert naive_figures(service, result.office_id, year) == result.truth[year]
+            assert_oracle_agrees(service, result, year)
     finally:
         service.close()
 
@@ -191,7 +225,7 @@ def test_a_tiny_scale_still_meets_every_target(tmp_path: Path) -> None:
         result = simulate(service, PROFILE, seed=1, year=YEAR, scale=0.0001)
         assert all(value >= 1 for value in result.targets[YEAR].values())
         assert achieved(result.truth[YEAR]) == result.targets[YEAR]
-        assert naive_figures(service, result.office_id, YEAR) == result.truth[YEAR]
+        assert_oracle_agrees(service, result, YEAR)
     finally:
         service.close()
 
@@ -201,7 +235,7 @@ def test_both_stores_agree_with_the_naive_count(settings: Settings) -> None:
     try:
         result = simulate(service, PROFILE, seed=21, year=YEAR, scale=0.0015)
         assert achieved(result.truth[YEAR]) == result.targets[YEAR]
-        assert naive_figures(service, result.office_id, YEAR) == result.truth[YEAR]
+        assert_oracle_agrees(service, result, YEAR)
     finally:
         service.close()
 
@@ -247,6 +281,16 @@ def test_scaling_rounds_and_keeps_every_figure_alive() -> None:
     )
 
 
+def test_the_profile_names_its_customers() -> None:
+    assert PROFILE.customers == 48_000
+    assert PROFILE.customer_target(scale=0.01) == 480
+    without = OfficeProfile(year=2024, figures=dict.fromkeys(PROFILE.figures, 900))
+    assert without.customer_target(scale=1.0) == 300  # a third of the procedures
+    data = {"year": 2024, **dict.fromkeys(PROFILE.figures, 1), "customers": -1}
+    with pytest.raises(SimulationError, match="customers"):
+        profile_from_json(data)
+
+
 def test_the_cli_prints_the_truth_and_progress_and_refuses_a_used_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -255,8 +299,15 @@ def test_the_cli_prints_the_truth_and_progress_and_refuses_a_used_store(
     out = tmp_path / "truth.json"
     argv = ["simulate", "--seed", "4", "--scale", "0.001", "--year", str(YEAR)]
 
-    assert main([*argv, "--truth-out", str(out)]) == 0
+    staff = tmp_path / "staff.json"
+    assert main([*argv, "--truth-out", str(out), "--staff-out", str(staff)]) == 0
 
+    # The staff plan, in the form AKTE_STAFF_FILE reads, with the profile's posts.
+    plan = load_staff_plan(staff)
+    month = plan.month("abh-simulation", YEAR, 8)
+    assert month is not None
+    assert month.posts == PROFILE.staff
+    assert 0 < month.at_work < PROFILE.staff
     truth = json.loads(out.read_text(encoding="utf-8"))
     assert truth["years"][str(YEAR)]["procedures_processed"]["total"] == 150
     assert truth["targets"][str(YEAR)]["procedures_processed"] == 150
@@ -269,3 +320,32 @@ def test_the_cli_prints_the_truth_and_progress_and_refuses_a_used_store(
     printed = json.loads(capsys.readouterr().out)
     assert printed["office_id"] == "abh-zweite"
     assert printed["years"][str(YEAR)] == {**truth["years"][str(YEAR)], "office_id": "abh-zweite"}
+
+
+def test_certificates_are_issued_when_the_application_comes_in_spread_over_the_year(
+    year_run: tuple[AkteService, SimulationResult],
+) -> None:
+    service, result = year_run
+    received: dict[tuple[Any, int], datetime] = {}
+    months: Counter[int] = Counter()
+    waits: list[int] = []
+    for event in all_events(service):
+        if isinstance(event, CaseFile.ProcedureReceived):
+            received[(event.originator_id, event.procedure_number)] = event.at
+        elif isinstance(event, CaseFile.FictionCertificateIssued):
+            local = event.at.astimezone(BERLIN)
+            if local.year != YEAR:
+                continue
+            months[local.month] += 1
+            if event.procedure_number is not None:
+                came_in = received[(event.originator_id, event.procedure_number)]
+                waits.append((local.date() - came_in.astimezone(BERLIN).date()).days)
+    issued = result.truth[YEAR]["fiction_certificates_issued"]
+    assert sum(months.values()) == issued
+    # No pile-up in January (the certificates of the year before's procedures once all
+    # landed on its first working day): spread as applications come in.
+    assert months[1] <= issued / 6, months
+    assert len(months) >= 6, months
+    # Issued with the application: within a working week of its receipt.
+    assert waits
+    assert max(waits) <= 7, waits

@@ -92,6 +92,50 @@ def test_the_report_reflects_a_write_at_once_and_lists_what_it_counts(
     assert all(item["days"] == 31 for item in items)
 
 
+def test_the_customers_drill_down_lists_each_customer_once_and_adds_up(
+    client: TestClient, service: AkteService, settings: Settings
+) -> None:
+    position = decided_procedures(service, settings.default_office_id, 3)
+    report = client.get(
+        f"/reports/yearly/{YEAR}", params={"min_position": position}, headers=head(settings)
+    ).json()
+    customers_figure = next(f for f in report["figures"] if f["key"] == "customers")
+    assert customers_figure["drill_down"] == f"/reports/yearly/{YEAR}/customers"
+
+    first = client.get(customers_figure["drill_down"], params={"limit": 2}, headers=head(settings))
+    assert first.status_code == 200, first.text
+    rest = client.get(
+        customers_figure["drill_down"],
+        params={"limit": 2, "cursor": first.json()["next_cursor"]},
+        headers=head(settings),
+    )
+    lines = first.json()["items"] + rest.json()["items"]
+    assert rest.json()["next_cursor"] is None
+    # As many lines as the figure says, each customer once.
+    assert len(lines) == customers_figure["value"] == 3
+    assert len({line["customer"] for line in lines}) == 3
+    for line in lines:
+        behind = client.get(
+            f"/reports/yearly/{YEAR}/figures/customers/events",
+            params={"customer": line["customer"], "limit": 100},
+            headers=head(settings),
+        )
+        assert behind.status_code == 200, behind.text
+        assert len(behind.json()["items"]) == line["events"] >= 1
+
+    refused = client.get(
+        f"/reports/yearly/{YEAR}/figures/customers/events",
+        params={"customer": "not a customer"},
+        headers=head(settings),
+    )
+    assert refused.status_code == 422
+    assert (
+        client.get(
+            customers_figure["drill_down"], headers=bearer(settings, "sb-01", Role.CASEWORKER)
+        )
+    ).status_code == 403
+
+
 def test_csv_and_html_by_accept_header_or_format(
     client: TestClient, service: AkteService, settings: Settings
 ) -> None:
