@@ -12,6 +12,9 @@ released by the clock itself.
 tests and outside checks to drive time. It records real events with those times, so it
 is refused with ``AKTE_DEPLOYMENT=production``; point it at a copy of the store.
 
+Each tick is recorded for monitoring (:mod:`adapters.monitoring.runs`, task
+``appointments_tick``; its steps: reminders, lapses, mails, offers, observations).
+
 ``bounce`` records a delivery status notification for a mail (its Message-ID names
 appointment and mail: ``<APPOINTMENT.MAIL@akte>``).
 """
@@ -28,13 +31,15 @@ from datetime import datetime
 from typing import Final
 from uuid import UUID
 
-from adapters.bootstrap import build_service
+from adapters.bootstrap import build_service, open_views_store
 from adapters.cli.projections import EXIT_OK, EXIT_UNAVAILABLE, load_settings
 from adapters.cli.support import EXIT_USAGE, CliFailure
+from adapters.monitoring import runs
 from adapters.settings import Settings
 from domain.errors import DomainError
 from service import AkteService
 from service_appointment_mails import AppointmentsNotConfigured, BookingNotFound
+from service_appointments import TickReport
 from service_common import StoreUnavailable, system_clock
 
 EXIT_NOT_FOUND: Final = 1
@@ -108,21 +113,49 @@ def service_at(settings: Settings, now: datetime | None) -> AkteService:
 
 
 def run_tick(args: argparse.Namespace) -> int:
-    service = service_at(load_settings(), args.now)
+    settings = load_settings()
+    service = service_at(settings, args.now)
+    started = runs.now()
     try:
         while True:
+            started = runs.now()
             report = service.appointments.run_appointment_tick()
+            _note_tick(settings, started, "ok", tick_steps(report))
             print(json.dumps(asdict(report)), flush=True)
             if args.every is None:
                 return EXIT_OK
             time.sleep(args.every)
     except (StoreUnavailable, AppointmentsNotConfigured) as error:
         print(f"akte: {error}", file=sys.stderr)
+        _note_tick(settings, started, "failed", 0)
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     finally:
         service.close()
+
+
+def tick_steps(report: TickReport) -> int:
+    """What a tick did: reminders, lapses, mails (sent or failed), offers, observations."""
+    return (
+        report.reminders
+        + report.lapses
+        + report.mails_sent
+        + report.mails_failed
+        + report.offers
+        + report.observations
+    )
+
+
+def _note_tick(settings: Settings, started: datetime, result: runs.Result, steps: int) -> None:
+    """The run, for monitoring (``akte_task_last_success_timestamp_seconds``)."""
+    runs.note_run(
+        lambda: open_views_store(settings),
+        runs.APPOINTMENTS_TICK,
+        started_at=started,
+        result=result,
+        steps=steps,
+    )
 
 
 def run_bounce(args: argparse.Namespace) -> int:

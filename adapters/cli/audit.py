@@ -5,7 +5,7 @@
 - ``akte audit verify [--anchor NID:HASH]... [--json]`` recomputes both hash chains over
   the whole log (:mod:`adapters.store.hash_chain`), prints the first broken links with stream,
   version and notification id, the log's head and the rate in events/s. Exit code 0: intact;
-  4: broken.
+  4: broken. Each run is recorded for monitoring (:mod:`adapters.monitoring.runs`).
 - ``akte audit export CASE [--out FILE]`` writes the case's history as a self-contained
   script that verifies it offline (:mod:`adapters.reports.audit_export`).
 
@@ -19,10 +19,12 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 from uuid import UUID
 
+from adapters.bootstrap import open_views_store
 from adapters.cli.progress import ProgressDisplay, VerifyProgress
 from adapters.cli.support import (
     CliFailure,
@@ -31,6 +33,7 @@ from adapters.cli.support import (
     positive_int,
     settings_or_fail,
 )
+from adapters.monitoring import runs
 from adapters.reports.audit_export import NothingToExport, export_case
 from adapters.settings import Settings
 from adapters.store.hash_chain import (
@@ -129,22 +132,42 @@ def _finding_json(finding: Any) -> dict[str, Any]:
 
 def run_verify(args: argparse.Namespace) -> int:
     settings = settings_or_fail()
-    with (
-        ProgressDisplay(off_terminal="finished") as display,
-        _chain_source(settings) as source,
-    ):
-        report = verify_chains(
-            source,
-            batch_size=args.batch_size,
-            max_findings=args.max_findings,
-            anchors=args.anchor,
-            progress=VerifyProgress(display),
-        )
+    started = runs.now()
+    try:
+        with (
+            ProgressDisplay(off_terminal="finished") as display,
+            _chain_source(settings) as source,
+        ):
+            report = verify_chains(
+                source,
+                batch_size=args.batch_size,
+                max_findings=args.max_findings,
+                anchors=args.anchor,
+                progress=VerifyProgress(display),
+            )
+    except CliFailure as failure:
+        # The log could not be read: a failed verification. (An empty store where a
+        # populated one was expected, or a schema to migrate, is no run.)
+        if failure.exit_code == EXIT_UNAVAILABLE:
+            _note_verify(settings, started, "failed", 0)
+        raise
+    _note_verify(settings, started, "ok" if report.ok else "broken", report.events)
     if args.json:
         print(json.dumps(report_json(report), indent=2))
     else:
         _print_report(report, sys.stdout)
     return EXIT_OK if report.ok else EXIT_BROKEN
+
+
+def _note_verify(settings: Settings, started: datetime, result: runs.Result, events: int) -> None:
+    """The run, for monitoring (``akte_task_last_run_ok{task="audit_verify"}`` and its age)."""
+    runs.note_run(
+        lambda: open_views_store(settings),
+        runs.AUDIT_VERIFY,
+        started_at=started,
+        result=result,
+        steps=events,
+    )
 
 
 def _print_report(report: VerifyReport, out: TextIO) -> None:

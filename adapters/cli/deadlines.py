@@ -8,6 +8,9 @@ It is idempotent: run it from a timer, as often as wanted, on one host or severa
 ``--now ISO-DATETIME`` runs it as if the clock showed that time: to rehearse what it
 would record, and for tests. It records real events with that time, so it is refused
 with ``AKTE_DEPLOYMENT=production``, as ``akte appointments tick --now`` is.
+
+Each run is recorded for monitoring (:mod:`adapters.monitoring.runs`, task
+``deadlines_tick``; its steps: the consents recorded).
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from datetime import datetime
 
+from adapters.bootstrap import open_views_store
 from adapters.cli.appointments import aware_datetime, service_at
 from adapters.cli.projections import EXIT_OK, EXIT_UNAVAILABLE, load_settings
+from adapters.monitoring import runs
+from adapters.settings import Settings
 from service_common import StoreUnavailable
 
 
@@ -44,13 +51,28 @@ def add_deadline_commands(
 
 
 def run_tick(args: argparse.Namespace) -> int:
-    service = service_at(load_settings(), args.now)
+    settings = load_settings()
+    service = service_at(settings, args.now)
+    started = runs.now()
     try:
         report = service.deadlines.run_deadline_tick()
     except StoreUnavailable as error:
         print(f"akte: {error}", file=sys.stderr)
+        _note_tick(settings, started, "failed", 0)
         return EXIT_UNAVAILABLE
     finally:
         service.close()
+    _note_tick(settings, started, "ok", report.deemed_consents)
     print(json.dumps(asdict(report)), flush=True)
     return EXIT_OK
+
+
+def _note_tick(settings: Settings, started: datetime, result: runs.Result, steps: int) -> None:
+    """The run, for monitoring (``akte_task_last_success_timestamp_seconds``)."""
+    runs.note_run(
+        lambda: open_views_store(settings),
+        runs.DEADLINES_TICK,
+        started_at=started,
+        result=result,
+        steps=steps,
+    )

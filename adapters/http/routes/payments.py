@@ -33,6 +33,8 @@ from adapters.http.schemas.declarations import (
     PaymentReturnPublic,
 )
 from adapters.payment.signatures import SIGNATURE_HEADER, signature_is_valid
+from domain.errors import DomainError
+from service_declarations import UnknownPaymentTransaction
 
 SIGNATURE_CHALLENGE: Final = 'HMAC-SHA256 realm="akte-payments"'
 
@@ -98,6 +100,7 @@ async def receive_payment_notification(
     body = await request.body()
     if signature is None:
         logger.info("payment notification refused: unsigned")
+        _refused(request, "unsigned")
         raise HttpProblem(
             401,
             "signature-required",
@@ -106,6 +109,7 @@ async def receive_payment_notification(
         )
     if not signature_is_valid(setup.shared_secret, body, signature):
         logger.warning("payment notification refused: the signature does not verify")
+        _refused(request, "bad_signature")
         raise HttpProblem(
             401,
             "invalid-signature",
@@ -115,6 +119,7 @@ async def receive_payment_notification(
     try:
         notification = PaymentNotificationPublic.model_validate_json(body)
     except ValidationError as error:
+        _refused(request, "malformed")
         # Field names and error types only: the values are the provider's, and the
         # problem handler builds its messages from these without echoing them.
         raise RequestValidationError(
@@ -123,20 +128,38 @@ async def receive_payment_notification(
                 for item in error.errors()
             ]
         ) from None
-    recorded = await run_in_threadpool(
-        lambda: service.declarations.settle_payment(
-            provider=setup.provider.name,
-            transaction_id=notification.transaction_id,
-            outcome=notification.status,
-            amount_cents=notification.amount_cents,
-            currency=notification.currency,
-            method=notification.method,
-            occurred_at=notification.occurred_at,
+    try:
+        recorded = await run_in_threadpool(
+            lambda: service.declarations.settle_payment(
+                provider=setup.provider.name,
+                transaction_id=notification.transaction_id,
+                outcome=notification.status,
+                amount_cents=notification.amount_cents,
+                currency=notification.currency,
+                method=notification.method,
+                occurred_at=notification.occurred_at,
+            )
         )
-    )
+    except UnknownPaymentTransaction:
+        _refused(request, "unknown_transaction")
+        raise
+    except DomainError:
+        _refused(request, "mismatch")
+        raise
+    if recorded.result == "already_recorded":
+        metrics = getattr(request.app.state, "payment_notification_metrics", None)
+        if metrics is not None:
+            metrics.repeated()
     logger.info("payment notification %s: %s", notification.status, recorded.result)
     note_position(response, recorded.position)
     return NotificationReceivedPublic(outcome=recorded.result)
+
+
+def _refused(request: Request, reason: str) -> None:
+    """Count a refused notification (``akte_payment_notifications_refused_total``)."""
+    metrics = getattr(request.app.state, "payment_notification_metrics", None)
+    if metrics is not None:
+        metrics.refused(reason)
 
 
 @router.get("/return", responses={401: _problem("A bearer token was sent and is invalid.")})
