@@ -66,7 +66,13 @@ from itertools import islice
 from typing import Any, Final
 
 from domain.case_file import CaseFile
-from projections.errors import InconsistentLog, ProjectionError, UnknownProjection
+from projections.errors import (
+    InconsistentLog,
+    ProjectionError,
+    ReadModelFailed,
+    UnknownProjection,
+    ViewsRowRefused,
+)
 from projections.positions import PositionsSql, StoredPosition, read_positions
 from projections.projection import TOTALS_COUNT, CaseRows, Handler, Opener, Projection, Table
 from projections.storage import DecodingEventLog, EventLog, ViewsWriter
@@ -184,11 +190,14 @@ class _WriteBehind:
     rolls back, so a failed write never commits)."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: queue.SimpleQueue[
+            tuple[Callable[..., Any], tuple[Any, ...], str | None] | None
+        ] = queue.SimpleQueue()
         self._error: BaseException | None = None
+        self._error_owner: str | None = None
         self._cancelled = False
+        self.owner: str | None = None
+        """The read model whose writes are being submitted (named when they fail)."""
         self._thread = threading.Thread(
             target=self._run, name="akte-projections-write", daemon=True
         )
@@ -199,17 +208,26 @@ class _WriteBehind:
 
     def submit(self, function: Callable[..., Any], *args: Any) -> None:
         if self._error is not None:
-            raise self._error
-        self._jobs.put((function, args))
+            self._raise()
+        self._jobs.put((function, args, self.owner))
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             if self._error is None and not self._cancelled:
-                function, args = job
+                function, args, owner = job
                 try:
                     function(*args)
                 except BaseException as error:  # handed over to the engine's thread
                     self._error = error
+                    self._error_owner = owner
+
+    def _raise(self) -> None:
+        error, owner = self._error, self._error_owner
+        assert error is not None
+        if owner is not None and _is_refusal(error):
+            # The store refused one read model's rows: the same batch would fail again.
+            raise ReadModelFailed(owner, None, _refusal_reason(error)) from None
+        raise error
 
     def __exit__(self, *exc: object) -> None:
         # The batch failed in the engine's thread: what is queued would be rolled back.
@@ -217,7 +235,20 @@ class _WriteBehind:
         self._jobs.put(None)
         self._thread.join()
         if self._error is not None and exc[0] is None:
-            raise self._error
+            self._raise()
+
+
+def _is_refusal(error: BaseException) -> bool:
+    """A write that fails the same way every time: a refused row or a value the driver
+    cannot convert (an integer out of range), not a store that went away."""
+    if isinstance(error, ViewsRowRefused):
+        return True
+    return isinstance(error, Exception) and not isinstance(error, ProjectionError | OSError)
+
+
+def _refusal_reason(error: BaseException) -> str:
+    # Our own messages name stores and error types; a foreign one may quote values.
+    return str(error) if isinstance(error, ViewsRowRefused) else type(error).__name__
 
 
 COLLECT_AFTER_ALLOCATIONS: Final = 200_000
@@ -336,6 +367,8 @@ class ProjectionEngine:
         self._cache: dict[str, dict[str, CaseRows]] = {p.name: {} for p in self.projections}
         self._prefetch: _Prefetch | None = None
         self._topics: tuple[str, ...] | None = None
+        self._failed_at: int | None = None
+        """The notification id of the event being applied (named when a handler fails)."""
 
     # -------------------------------------------------------------- public API
 
@@ -465,6 +498,7 @@ class ProjectionEngine:
         per_projection, last_recorded_at = batch.per_projection, batch.last_recorded_at
         applied = 0
         remembered: list[tuple[str, dict[str, CaseRows]]] = []
+        pending: list[tuple[Projection, list[tuple[int, Any, str]], dict[str, CaseRows]]] = []
         try:
             with self._writing():
                 # Read what the batch needs first; then, while a projection's changes are
@@ -476,7 +510,6 @@ class ProjectionEngine:
                 ]
                 names = [projection.name for _, projection in behind]
                 stored = self._positions_sql.lock(names)
-                pending = []
                 for index, projection in behind:
                     position = self._positions[projection.name]
                     if stored.get(projection.name) != position:
@@ -488,8 +521,10 @@ class ProjectionEngine:
                     pending.append((projection, events, self._gather_cases(projection, events)))
                 with _WriteBehind() as write_behind:
                     for projection, events, cases in pending:
+                        write_behind.owner = projection.name
                         self._apply(projection, events, cases, write_behind)
                         remembered.append((projection.name, cases))
+                    write_behind.owner = None
                     write_behind.submit(
                         self._positions_sql.advance, names, last_id, last_recorded_at, self._clock()
                     )
@@ -497,6 +532,15 @@ class ProjectionEngine:
             self._forget()
             self._load_positions()
             return BatchResult(batch.read, 0, 0, self._low(), conflict=True)
+        except ReadModelFailed as failed:
+            self._forget()
+            self._prepared = False
+            if failed.position is None:
+                # Refused rows of a batch of one event: that event is the one.
+                lists = [listed for p, listed, _ in pending if p.name == failed.name]
+                if len(lists) == 1 and len(lists[0]) == 1:
+                    raise ReadModelFailed(failed.name, lists[0][0][0], failed.reason) from None
+            raise
         except BaseException:
             # The transaction rolled back: what this engine believes must be re-read.
             self._forget()
@@ -703,9 +747,35 @@ class ProjectionEngine:
         """Apply the events to the projection's rows and hand the changes to be written."""
         if not events:
             return
+        try:
+            self._apply_events(projection, events, cases)
+        except ReadModelFailed:
+            raise
+        except InconsistentLog as error:
+            raise ReadModelFailed(projection.name, self._failed_at, str(error)) from None
+        except ProjectionError:
+            raise
+        except Exception as error:
+            # A handler's bug on this event: its message may quote values, the type may not.
+            raise ReadModelFailed(projection.name, self._failed_at, type(error).__name__) from None
+        try:
+            self._write(projection, cases, write_behind)
+        except ProjectionError:
+            raise
+        except Exception as error:
+            # Rows that cannot be turned into values: which event made them is not known.
+            raise ReadModelFailed(projection.name, None, type(error).__name__) from None
+
+    def _apply_events(
+        self,
+        projection: Projection,
+        events: list[tuple[int, Any, str]],
+        cases: dict[str, CaseRows],
+    ) -> None:
         steps = self._steps[projection.name]
         active_only = projection.active_cases_only
-        for _, event, case_id in events:
+        for position, event, case_id in events:
+            self._failed_at = position
             case = cases[case_id]
             opener, ending, handler = steps[type(event)]
             if opener is not None:
@@ -727,7 +797,6 @@ class ProjectionEngine:
                 continue
             if handler is not None:
                 handler(case, event)
-        self._write(projection, cases, write_behind)
 
     def _load(self, projection: Projection, cases: dict[str, CaseRows], ids: list[str]) -> None:
         if not ids:

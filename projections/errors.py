@@ -36,3 +36,23 @@ class ProjectionBusy(ProjectionError):
 
 class InconsistentLog(ProjectionError):
     """The log holds an event the projection cannot place (e.g. for an unopened file)."""
+
+
+class ViewsRowRefused(ProjectionError):
+    """The views store refused a row (a value it cannot hold, a violated constraint): the
+    same batch would fail again, so retrying does not help; the batch was rolled back."""
+
+
+class ReadModelFailed(InconsistentLog):
+    """A read model failed on an event: its handler raised, the event did not fit (an
+    :class:`InconsistentLog` of that read model), or the views store refused its rows.
+    ``position`` is the event's notification id when known (None: somewhere in the batch
+    after the read model's position). ``reason`` names the error's type (and a
+    driver's SQLSTATE), never a message that could quote stored values."""
+
+    def __init__(self, name: str, position: int | None, reason: str) -> None:
+        where = f"at event {position}" if position is not None else "in a batch"
+        super().__init__(f"read model {name} failed {where}: {reason}")
+        self.name = name
+        self.position = position
+        self.reason = reason

@@ -2,9 +2,10 @@
 
 ``add_projection_commands(subparsers)`` adds the ``projections`` command to the ``akte``
 parser; each sub-command's ``run`` returns the exit code and reports expected failures
-as one line on stderr, never a traceback: 2 for settings and unknown read-model names,
-3 for stores, 5 when another worker holds a read model (stop it first), 130 when
-interrupted (the table: docs/reference/cli.md).
+as one line on stderr, never a traceback: 1 when a read model fails on an event (the
+line names it, the event's position and the error's type), 2 for settings and unknown
+read-model names, 3 for stores, 5 when another worker holds a read model (stop it
+first), 130 when interrupted (the table: docs/reference/cli.md).
 
 With offices as shards (docs "Offices as shards"), each command works on one office's
 shard: ``--office`` or ``AKTE_SHARD_OFFICE`` names it, and its read models live in that
@@ -26,7 +27,14 @@ from typing import Any, Final
 
 from adapters.bootstrap import build_service, open_views_store
 from adapters.cli.progress import ProgressDisplay, projection_progress
-from adapters.cli.support import CliFailure, first_line, guarded, positive_int, settings_or_fail
+from adapters.cli.support import (
+    EXIT_FAILED,
+    CliFailure,
+    first_line,
+    guarded,
+    positive_int,
+    settings_or_fail,
+)
 from adapters.settings import Settings
 from adapters.views.runner import (
     ApplicationEventLog,
@@ -35,7 +43,7 @@ from adapters.views.runner import (
     rebuild_in_processes,
 )
 from projections.engine import DEFAULT_BATCH_SIZE, Progress, ProjectionEngine
-from projections.errors import ProjectionBusy, ProjectionError, UnknownProjection
+from projections.errors import ProjectionBusy, ProjectionError, ReadModelFailed, UnknownProjection
 from projections.projection import Projection
 from projections.read_models import READ_MODELS
 from projections.selection import select_projections
@@ -201,6 +209,13 @@ def run_rebuild(args: argparse.Namespace, projections: Sequence[Projection]) -> 
         except ProjectionBusy as busy:
             display.end_line()
             raise _busy(busy) from None
+        except ReadModelFailed as failed:
+            display.end_line()
+            raise CliFailure(
+                EXIT_FAILED,
+                f"{failed}; its batch was rolled back; fix the cause and run the rebuild again "
+                "(akte serve and akte projections run resume from that event)",
+            ) from None
         except KeyboardInterrupt:
             display.end_line()
             raise CliFailure(
@@ -254,14 +269,27 @@ def _status_record(status: ProjectionStatus) -> dict[str, Any]:
         "lag_seconds": round(status.lag_seconds, 3),
         "updated_at": status.updated_at.isoformat() if status.updated_at else None,
         "built": status.built,
+        "failed_at": (
+            None
+            if status.failure is None
+            else {"position": status.failure.position, "reason": status.failure.reason}
+        ),
     }
+
+
+def _stopped(status: ProjectionStatus) -> str:
+    failure = status.failure
+    if failure is None:
+        return ""
+    at = failure.position if failure.position is not None else "?"
+    return f" (STOPPED at event {at}: {failure.reason})"
 
 
 def format_status_table(statuses: Sequence[ProjectionStatus]) -> str:
     header = ("read model", "position", "head", "lag events", "lag seconds", "updated")
     rows = [
         (
-            status.name + ("" if status.built else " (not built)"),
+            status.name + ("" if status.built else " (not built)") + _stopped(status),
             f"{status.position:,}",
             f"{status.head:,}",
             f"{status.lag_events:,}",

@@ -41,13 +41,14 @@ transaction, after the chain: a save passes one as ``idempotency`` (a
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
@@ -308,6 +309,47 @@ class ChainedPostgresApplicationRecorder(PostgresWriteOutcomes, PostgresApplicat
     parallel_reads = True
     """Each reader has a connection of its own: verify reads both passes side by side."""
 
+    retry_seconds: float = 2.0
+    """How long the library's retries of a failed call may go on (it would try ten times,
+    each waiting for the pool: twenty seconds and more while the database is away). A
+    call that failed at once (a connection the restart broke) is tried again within
+    this time; one that waited out the pool is not. :func:`bound_store_waits` sets it to
+    the pool timeout."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids: Sequence[int] | None = _within(
+            self.retry_seconds,
+            lambda: _unretried(PostgresApplicationRecorder.insert_events)(
+                self, stored_events, **kwargs
+            ),
+        )
+        return ids
+
+    def select_events(self, originator_id: Any, **kwargs: Any) -> Sequence[StoredEvent]:
+        return _within(
+            self.retry_seconds,
+            lambda: _unretried(PostgresAggregateRecorder.select_events)(
+                self, originator_id, **kwargs
+            ),
+        )
+
+    def select_notifications(self, *args: Any, **kwargs: Any) -> Any:
+        return _within(
+            self.retry_seconds,
+            lambda: _unretried(PostgresApplicationRecorder.select_notifications)(
+                self, *args, **kwargs
+            ),
+        )
+
+    def max_notification_id(self) -> int | None:
+        highest: int | None = _within(
+            self.retry_seconds,
+            lambda: _unretried(PostgresApplicationRecorder.max_notification_id)(self),
+        )
+        return highest
+
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
@@ -393,6 +435,7 @@ class ChainedPostgresApplicationRecorder(PostgresWriteOutcomes, PostgresApplicat
             # Writers (and other processes starting up) wait while existing events are
             # chained; no lock timeout, sealing a large store takes a while.
             curs.execute(SQL("SET LOCAL lock_timeout = 0"))
+            curs.execute(SQL("SET LOCAL statement_timeout = 0"))
             curs.execute(self._sql("LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE"))
             self._seal(curs)
 
@@ -609,3 +652,51 @@ def _pg_stored_row(row: Sequence[Any]) -> StoredRow:
 
 def _pg_entry(row: Sequence[Any]) -> ChainEntry:
     return ChainEntry(row[0], canonical_id(row[1]), row[2], bytes(row[3]), bytes(row[4]))
+
+
+def bound_store_waits(
+    recorder: object, *, connect_timeout: int, statement_timeout: int, retry_seconds: float
+) -> None:
+    """Give every PostgreSQL connection of ``recorder``'s pool deadlines: opening one
+    takes at most ``connect_timeout`` seconds, a statement runs at most
+    ``statement_timeout`` seconds (0: no limit), and the library's retries of a failed
+    call end ``retry_seconds`` after the first try. The pool's wait for a free connection
+    is the library's ``POSTGRES_CONNECT_TIMEOUT`` (:func:`adapters.bootstrap.library_env`).
+
+    The pool is open already (the tables were made): its connections are replaced by
+    ones with the deadlines. Nothing to do on SQLite, whose waits are its busy timeout.
+    """
+    datastore = getattr(recorder, "datastore", None)
+    if not isinstance(datastore, PostgresDatastore):
+        return
+    pool = datastore.pool
+    if not isinstance(pool.kwargs, dict):
+        return  # the library builds it as a dict; anything else is not ours to change
+    if isinstance(recorder, ChainedPostgresApplicationRecorder):
+        recorder.retry_seconds = float(retry_seconds)
+    pool.kwargs["connect_timeout"] = connect_timeout
+    pool.kwargs["options"] = f"-c statement_timeout={statement_timeout * 1000}"
+    if not pool.closed:
+        pool.drain()
+
+
+_RETRY_WAIT: Final = 0.2
+_T = TypeVar("_T")
+
+
+def _unretried(method: Callable[..., _T]) -> Callable[..., _T]:
+    """The library's method without its ``@retry`` (which keeps the original)."""
+    return cast(Callable[..., _T], getattr(method, "__wrapped__", method))
+
+
+def _within(seconds: float, call: Callable[[], _T]) -> _T:
+    """``call()``, tried again after the library's connection errors while ``seconds``
+    have not passed since the first try (as the library would, but bounded in time)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except (InterfaceError, OperationalError):
+            if time.monotonic() + _RETRY_WAIT >= deadline:
+                raise
+            time.sleep(_RETRY_WAIT)

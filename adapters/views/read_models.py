@@ -15,6 +15,7 @@ from typing import Final
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
+from adapters.bounded import BoundedCall
 from adapters.views.runner import ApplicationEventLog, ProjectionRunner, wait_for_position
 from projections.projection import Projection
 from projections.status import projection_status
@@ -23,6 +24,8 @@ from service import AkteService
 
 logger = logging.getLogger("akte.read_models")
 
+STATUS_TIMEOUT: Final = 0.5
+"""The longest a scrape of ``/metrics`` waits for the read models' positions."""
 READY_LAG_EVENTS: Final = 10_000
 """More events than this behind the log, and ``/readyz`` says the lists are stale."""
 
@@ -41,10 +44,18 @@ class ReadModels:
         return wait_for_position(self.views, self.projections, position, timeout)
 
     def lag_problem(self) -> str | None:
-        """For ``/readyz``: ``None`` while every read model is close to the log head."""
+        """For ``/readyz``: ``None`` while every read model is close to the log head and
+        none has stopped on a failing event (those are named, with the event's position)."""
         statuses = projection_status(
             ApplicationEventLog(self.service), self.views, self.projections
         )
+        failed = [status.failure for status in statuses if status.failure is not None]
+        if failed:
+            return "; ".join(
+                f"read model {failure.name} stopped at event "
+                f"{failure.position if failure.position is not None else '?'} ({failure.reason})"
+                for failure in failed
+            )
         behind = [status for status in statuses if status.lag_events > READY_LAG_EVENTS]
         if not behind:
             return None
@@ -59,27 +70,34 @@ class ReadModels:
 
 class ReadModelLag:
     """Collects each read model's distance from the log's head on every scrape:
-    ``akte_read_model_lag_events`` and ``akte_read_model_lag_seconds``, by read model.
+    ``akte_read_model_lag_events`` and ``akte_read_model_lag_seconds``, by read model,
+    and ``akte_read_model_failed`` (1 while the read model is stopped on an event it
+    failed to process, else 0).
 
-    A read model that stops (a failing event) shows as a lag that only grows, which the
-    alert rules (deploy/prometheus/akte-rules.yml) catch. Left out of a scrape when the
-    stores cannot be read.
+    A stopped read model also shows as a lag that only grows; the alert rules
+    (deploy/prometheus/akte-rules.yml, akte-read-model-rules.yml) catch both. Left out
+    of a scrape when the stores cannot be read.
     """
 
     def __init__(self, read_models: ReadModels) -> None:
-        self._read_models = read_models
+        models = read_models
+        # Within a bound: a store that hangs leaves these out of the scrape, and the
+        # scrape does not hang with it.
+        self._statuses = BoundedCall(
+            lambda: projection_status(
+                ApplicationEventLog(models.service), models.views, models.projections
+            ),
+            timeout=STATUS_TIMEOUT,
+            max_age=0.0,
+            name="read-model-status",
+        )
 
     def collect(self) -> Iterator[Metric]:
-        models = self._read_models
-        try:
-            statuses = projection_status(
-                ApplicationEventLog(models.service), models.views, models.projections
-            )
-        except Exception as error:
-            logger.warning(
-                "metrics: read model positions unreadable (%s)", type(error).__qualname__
-            )
+        outcome = self._statuses()
+        if not outcome.ok or outcome.value is None:
+            logger.warning("metrics: read model positions unreadable (%s)", outcome.problem)
             return
+        statuses = outcome.value
         events = GaugeMetricFamily(
             "akte_read_model_lag_events",
             "Events in the log that the read model has not processed yet.",
@@ -90,8 +108,16 @@ class ReadModelLag:
             "Age of the oldest event the read model has not processed yet (0: up to date).",
             labels=["read_model"],
         )
+        failed = GaugeMetricFamily(
+            "akte_read_model_failed",
+            "1 while the read model is stopped on an event it failed to process "
+            "(the log names the event and the error), else 0.",
+            labels=["read_model"],
+        )
         for status in statuses:
             events.add_metric([status.name], status.lag_events)
             seconds.add_metric([status.name], status.lag_seconds)
+            failed.add_metric([status.name], 0 if status.failure is None else 1)
         yield events
         yield seconds
+        yield failed

@@ -8,6 +8,17 @@ the loop on every NOTIFY the recorder sends, and the loop still polls every
 silently, eventsourcing issue 305). Errors are logged (reason only, never data), the
 loop backs off and carries on; a broken views connection is replaced.
 
+A read model that fails on an event (its handler raises, the views store refuses its
+rows) stops alone: the runner processes each of its read models on its own to find
+which fails, and at which event (one event per transaction from its position if the
+error did not say), keeps that one at the event before, and goes on with the others.
+It logs the read model, the event's position and the error's type (never a message
+that could quote data) and records the failure in the views store
+(:func:`projections.status.record_failure`: ``/readyz`` then names the read model,
+``akte_read_model_failed`` is 1). Nothing is skipped: after a fix, a restart (or the
+retry every ``failed_retry_interval`` seconds) processes that event first, and the
+record goes once it has been processed.
+
 Only one worker follows a projection at a time: the runner takes each projection's lock
 (PostgreSQL advisory lock, SQLite lock file) and leaves those another worker holds
 alone, trying again every ``lock_retry_interval`` seconds (so a standby takes over when
@@ -66,11 +77,18 @@ from adapters.store.notification_reader import (
 )
 from adapters.views.store import PostgresListener, PostgresViewsStore
 from projections.engine import DEFAULT_BATCH_SIZE, Progress, ProjectionEngine
-from projections.errors import EventLogUnavailable, InconsistentLog, ProjectionBusy, ProjectionError
+from projections.errors import (
+    EventLogUnavailable,
+    InconsistentLog,
+    ProjectionBusy,
+    ProjectionError,
+    ReadModelFailed,
+)
 from projections.positions import read_positions
 from projections.projection import Projection
 from projections.read_models import READ_MODELS
 from projections.selection import partition_projections, select_projections
+from projections.status import ReadModelFailure, clear_failures, read_failures, record_failure
 from projections.storage import StoredNotification, ViewsStore, ViewsWriter
 from service import AkteService
 
@@ -86,6 +104,9 @@ LISTEN_TIMEOUT: Final = 0.5
 LISTEN_CHECK_INTERVAL: Final = 15.0
 """Prove an idle LISTEN connection alive by a query this often."""
 LOCK_RETRY_INTERVAL: Final = 5.0
+FAILED_RETRY_INTERVAL: Final = 300.0
+"""How often a read model stopped on a failing event is tried again (a restart tries at
+once): in case what failed was passing, e.g. a constraint another fix has lifted."""
 BACKOFF_MIN: Final = 0.2
 BACKOFF_MAX: Final = 5.0
 WAIT_POLL_INTERVAL: Final = 0.02
@@ -238,6 +259,7 @@ class ProjectionRunner:
         listen: bool = True,
         lock_retry_interval: float = LOCK_RETRY_INTERVAL,
         on_commit: Callable[[int], None] | None = None,
+        failed_retry_interval: float = FAILED_RETRY_INTERVAL,
     ) -> None:
         """``poll_interval``: seconds between polls when idle (default: 0.2 on SQLite,
         1.5 on PostgreSQL, where NOTIFY normally wakes the runner much sooner).
@@ -257,6 +279,11 @@ class ProjectionRunner:
         self._channel = log.channel if listen and is_postgres else None
         self._lock_retry_interval = lock_retry_interval
         self._on_commit = on_commit
+        self._failed_retry_interval = failed_retry_interval
+        self._failed: dict[str, ReadModelFailure] = {}
+        self._recorded: dict[str, int | None] = {}
+        """Failures recorded in the views store (by a run before, or this one), by name:
+        their rows go once the read model has processed the event."""
         self.stats = RunnerStats()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -322,6 +349,12 @@ class ProjectionRunner:
     # ---------------------------------------------------------------- waiting
 
     @property
+    def failures(self) -> dict[str, ReadModelFailure]:
+        """The read models this runner has stopped on a failing event, by name."""
+        with self._condition:
+            return dict(self._failed)
+
+    @property
     def held(self) -> frozenset[str]:
         """The projections this runner follows now (it holds their locks)."""
         return self._held
@@ -340,6 +373,9 @@ class ProjectionRunner:
         self.wake()
         while True:
             with self._condition:
+                # A stopped read model will not get there: waiting for it would make every
+                # wait time out (it is reported by /readyz instead).
+                targets = [name for name in targets if name not in self._failed]
                 mine = [name for name in targets if name in self._held]
                 pending = [n for n in mine if self._positions.get(n, 0) < position]
                 others = [name for name in targets if name not in self._held]
@@ -363,6 +399,7 @@ class ProjectionRunner:
         engine: ProjectionEngine | None = None
         held: set[str] = set()
         next_lock_attempt = 0.0
+        next_failed_retry = 0.0
         backoff = BACKOFF_MIN
         try:
             while not self._stopping.is_set():
@@ -378,19 +415,28 @@ class ProjectionRunner:
                         gained = {name for name in gained if writer.try_lock(name)}
                         if gained:
                             held |= gained
-                            engine = ProjectionEngine(
-                                self._log,
-                                writer,
-                                [p for p in self.projections if p.name in held],
-                                batch_size=self._batch_size,
-                            )
-                            engine.prepare()
+                            engine = self._engine(writer, held)
+                            self._load_recorded_failures(gained)
+                            self._publish(held, engine)
+                    if self._failed and time.monotonic() >= next_failed_retry:
+                        next_failed_retry = time.monotonic() + self._failed_retry_interval
+                        if self._retry_failed(writer):
+                            engine = self._engine(writer, held)
                             self._publish(held, engine)
                     if engine is None:
-                        # Another worker follows every projection: stand by.
+                        # Another worker follows every projection (or all have failed).
                         self._stopping.wait(self._lock_retry_interval)
                         continue
-                    result = engine.process_batch()
+                    try:
+                        result = engine.process_batch()
+                    except InconsistentLog as failed:
+                        # A read model cannot process an event: find which, stop it alone.
+                        self._record_error(failed)
+                        self._isolate(writer, held)
+                        next_failed_retry = time.monotonic() + self._failed_retry_interval
+                        engine = self._engine(writer, held)
+                        self._publish(held, engine)
+                        continue
                     backoff = BACKOFF_MIN
                     if result.conflict:
                         self.stats.conflicts += 1
@@ -398,6 +444,8 @@ class ProjectionRunner:
                     if result.advanced:
                         self.stats.batches += 1
                         self.stats.notifications += result.advanced
+                        if self._recorded:
+                            self._clear_passed(writer, engine.positions())
                         self._publish(held, engine)
                         if self._on_commit is not None:
                             self._on_commit(result.position)
@@ -418,6 +466,124 @@ class ProjectionRunner:
             if writer is not None:
                 writer.close()
             self._publish(set(), None)
+
+    def _engine(self, writer: ViewsWriter, held: set[str]) -> ProjectionEngine | None:
+        """An engine for the held read models that have not failed (None: there are none)."""
+        following = [p for p in self.projections if p.name in held and p.name not in self._failed]
+        if not following:
+            return None
+        engine = ProjectionEngine(self._log, writer, following, batch_size=self._batch_size)
+        engine.prepare()
+        return engine
+
+    def _load_recorded_failures(self, names: set[str]) -> None:
+        with self._views.reader() as session:
+            recorded = read_failures(session)
+        for name, failure in recorded.items():
+            if name in names:
+                self._recorded[name] = failure.position
+
+    def _isolate(self, writer: ViewsWriter, held: set[str]) -> None:
+        """Process each held read model on its own up to the head: those that fail stop
+        (recorded, logged), the others have caught up. Errors other than a read model's
+        failure (the store went away) propagate: the loop backs off as for any batch."""
+        target = self._log.head()
+        for projection in self.projections:
+            if projection.name not in held or projection.name in self._failed:
+                continue
+            alone = ProjectionEngine(self._log, writer, [projection], batch_size=self._batch_size)
+            try:
+                alone.catch_up(until=target)
+            except InconsistentLog as error:
+                position = error.position if isinstance(error, ReadModelFailed) else None
+                reason = error.reason if isinstance(error, ReadModelFailed) else str(error)
+                if position is None:
+                    narrowed = self._narrow(writer, projection, target)
+                    if narrowed is None:
+                        continue  # processed on its own after all: not stopped
+                    position, reason = narrowed
+                if position is not None:
+                    # Keep what comes before the failing event: the list is as up to date
+                    # as it can be, and the fixed read model starts with that event.
+                    alone.catch_up(until=position - 1)
+                self._stop_read_model(writer, projection.name, position, reason)
+
+    def _narrow(
+        self, writer: ViewsWriter, projection: Projection, target: int
+    ) -> tuple[int | None, str] | None:
+        """Process ``projection`` one event per transaction until it fails: the event
+        it fails on and why (None: it did not fail this time)."""
+        alone = ProjectionEngine(self._log, writer, [projection], batch_size=1)
+        try:
+            alone.catch_up(until=target)
+        except ReadModelFailed as failed:
+            return failed.position, failed.reason
+        except InconsistentLog as error:
+            return None, str(error)
+        return None
+
+    def _stop_read_model(
+        self, writer: ViewsWriter, name: str, position: int | None, reason: str
+    ) -> None:
+        failure = ReadModelFailure(name, position, reason, datetime.now(tz=UTC))
+        first = name not in self._failed
+        with self._condition:
+            self._failed[name] = failure
+        record_failure(writer, failure)
+        self._recorded[name] = position
+        where = f"event {position}" if position is not None else "an event it could not name"
+        if first:
+            logger.error(
+                "read model %s stopped at %s: %s; the other read models go on; once the "
+                "cause is fixed, a restart resumes it from this event",
+                name,
+                where,
+                reason,
+            )
+        else:
+            logger.warning("read model %s still fails at %s: %s", name, where, reason)
+
+    def _retry_failed(self, writer: ViewsWriter) -> bool:
+        """Try the stopped read models again, each on its own; True when one got past
+        its event (it rejoins the others)."""
+        target = self._log.head()
+        recovered = []
+        for projection in self.projections:
+            failure = self._failed.get(projection.name)
+            if failure is None:
+                continue
+            alone = ProjectionEngine(self._log, writer, [projection], batch_size=self._batch_size)
+            try:
+                alone.catch_up(until=target)
+            except InconsistentLog as error:
+                position = error.position if isinstance(error, ReadModelFailed) else None
+                reason = error.reason if isinstance(error, ReadModelFailed) else str(error)
+                self._stop_read_model(writer, projection.name, position or failure.position, reason)
+                continue
+            recovered.append(projection.name)
+        if not recovered:
+            return False
+        with self._condition:
+            for name in recovered:
+                del self._failed[name]
+        clear_failures(writer, recovered)
+        for name in recovered:
+            self._recorded.pop(name, None)
+            logger.warning("read model %s got past its failing event and goes on", name)
+        return True
+
+    def _clear_passed(self, writer: ViewsWriter, positions: dict[str, int]) -> None:
+        """Forget recorded failures of read models that have processed their event."""
+        passed = [
+            name
+            for name, position in self._recorded.items()
+            if name in positions and name not in self._failed and positions[name] >= (position or 1)
+        ]
+        if passed:
+            clear_failures(writer, passed)
+            for name in passed:
+                del self._recorded[name]
+                logger.warning("read model %s processed its failing event and goes on", name)
 
     def _publish(self, held: set[str], engine: ProjectionEngine | None) -> None:
         with self._condition:
@@ -487,9 +653,12 @@ def _close_quietly(listener: PostgresListener) -> None:
 
 
 def _stored_positions_reach(views: ViewsStore, names: Sequence[str], position: int) -> bool:
+    """True once the named read models have processed ``position`` (a read model stopped
+    on a failing event is not waited for: it would not get there)."""
     with views.reader() as session:
         stored = {p.name: p.position for p in read_positions(session)}
-    return all(stored.get(name, 0) >= position for name in names)
+        failed = read_failures(session)
+    return all(stored.get(name, 0) >= position for name in names if name not in failed)
 
 
 def wait_for_position(
@@ -623,7 +792,8 @@ def rebuild_in_processes(
             worker.join()
     if failures:
         busy = [f for f in failures if isinstance(f, ProjectionBusy)]
-        raise busy[0] if busy else failures[0]
+        failed = [f for f in failures if isinstance(f, ReadModelFailed)]
+        raise busy[0] if busy else failed[0] if failed else failures[0]
     return min(done.values())
 
 
@@ -643,6 +813,8 @@ def _take(
         done[index] = message[2]
     elif kind == "busy":
         failures.append(ProjectionBusy(message[2]))
+    elif kind == "failed":
+        failures.append(ReadModelFailed(*message[2]))
     else:
         failures.append(ProjectionError(message[2]))
 
@@ -679,6 +851,8 @@ def _rebuild_group(
             messages.put(("done", index, done))
         except ProjectionBusy as busy:
             messages.put(("busy", index, busy.names))
+        except ReadModelFailed as failed:
+            messages.put(("failed", index, (failed.name, failed.position, failed.reason)))
         except ProjectionError as error:
             messages.put(("error", index, str(error)))
         except Exception as error:

@@ -16,7 +16,10 @@ by the writer's connection (released when that connection ends, however it ends)
 
 Driver errors never leave this module raw: they become :class:`ViewsStoreUnavailable`
 (or :class:`ViewNotBuilt` for a table that does not exist yet) carrying only the
-driver's first line, which names the failure, not the data.
+driver's first line, which names the failure, not the data; a row the store refuses
+(a NUL character in text on PostgreSQL, a violated constraint) becomes
+:class:`ViewsRowRefused`, naming only the error's type and SQLSTATE, as it fails the
+same way on every retry.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
-from projections.errors import ViewNotBuilt, ViewsStoreUnavailable
+from projections.errors import ViewNotBuilt, ViewsRowRefused, ViewsStoreUnavailable
 from projections.storage import (
     ColumnType,
     Dialect,
@@ -101,7 +104,17 @@ _SQLITE_DECODERS: Final[dict[ColumnType, Callable[[Any], Any] | None]] = {
 def _sqlite_error(error: sqlite3.Error) -> Exception:
     if isinstance(error, sqlite3.OperationalError) and "no such table" in str(error):
         return ViewNotBuilt(f"a read model is not built yet: {_reason(error)}")
+    if isinstance(error, _SQLITE_REFUSALS):
+        return ViewsRowRefused(f"the views store (SQLite) refused a row: {type(error).__name__}")
     return ViewsStoreUnavailable(f"the views store (SQLite) failed: {_reason(error)}")
+
+
+_SQLITE_REFUSALS: Final = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.InterfaceError,
+)
+"""Errors that come back the same on every retry of the batch (not a store gone away)."""
 
 
 class _SqliteSession:
@@ -314,7 +327,20 @@ _POSTGRES_TYPES: Final[dict[ColumnType, str]] = {
 def _postgres_error(error: psycopg.Error) -> Exception:
     if isinstance(error, psycopg.errors.UndefinedTable):
         return ViewNotBuilt(f"a read model is not built yet: {_reason(error)}")
+    if isinstance(error, psycopg.DataError | psycopg.IntegrityError):
+        return ViewsRowRefused(f"the views store (PostgreSQL) refused a row: {_refusal(error)}")
     return ViewsStoreUnavailable(f"the views store (PostgreSQL) failed: {_reason(error)}")
+
+
+def _refusal(error: psycopg.Error) -> str:
+    """The error's type and SQLSTATE: a refusal's message may quote the refused value."""
+    if "NUL (0x00)" in str(error):
+        return f"{type(error).__name__}, text with a NUL character"
+    return (
+        f"{type(error).__name__}, SQLSTATE {error.sqlstate}"
+        if error.sqlstate
+        else type(error).__name__
+    )
 
 
 def advisory_lock_key(schema: str, name: str) -> int:
@@ -476,8 +502,19 @@ class PostgresViewsStore:
         password: str = "",
         schema: str = "public",
         connect_timeout: int = 5,
+        pool_timeout: float = 10.0,
+        read_statement_timeout: int = 0,
     ) -> None:
+        """``pool_timeout``: how long a read waits for a connection; and
+        ``read_statement_timeout``: how long one read may run (seconds, 0: no limit). The
+        runner's writer has no statement limit: a rebuild's batch may take long."""
         self.schema = schema
+        self._pool_timeout = pool_timeout
+        self._read_options = (
+            f" -c statement_timeout={read_statement_timeout * 1000}"
+            if read_statement_timeout
+            else ""
+        )
         self._display = f"PostgreSQL at {host}:{port}, database {dbname}, schema {schema}"
         self._connect_kwargs: dict[str, Any] = {
             "host": host,
@@ -538,11 +575,12 @@ class PostgresViewsStore:
                 self._pool = psycopg_pool.ConnectionPool(
                     kwargs={
                         **self._connect_kwargs,
+                        "options": self._connect_kwargs["options"] + self._read_options,
                         "application_name": f"akte-views {self.schema}"[:63],
                     },
                     min_size=0,
                     max_size=_READER_POOL_SIZE,
-                    timeout=10,
+                    timeout=self._pool_timeout,
                     open=True,
                 )
             return self._pool

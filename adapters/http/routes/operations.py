@@ -7,6 +7,15 @@ JSON-only bodies). The three endpoints need no authentication: they answer with 
 and counts, never with personal data, and a failed check is named, not explained by its
 exception text.
 
+None of the three waits for the server's shared worker threads, which the routes that
+work on the stores use (:mod:`adapters.http.store_gate` keeps some of them free for the
+rest): their access checks are coroutines, ``/healthz`` answers from memory, ``/readyz``
+reads the store probe (at most 0.8 s, an answer reused for half a second: 503 within a
+second of the store failing, 200 within a second of its return) and runs its other
+checks each in a bounded call, and ``/metrics`` renders in a thread of its own with the
+store's figures fetched within bounds (a figure the store cannot give in time is left
+out of that scrape).
+
 Metrics live in a registry per application (``app.state.metrics.registry``), not in the
 process-wide default one, so that several applications in one process (tests) keep
 their counts apart; later issues register their own collectors there (projection lag).
@@ -21,6 +30,8 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
@@ -33,6 +44,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from pydantic import BaseModel, Field
 
+from adapters.bounded import BoundedCall
+from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import (
     AllowPublic,
     BearerCredentials,
@@ -46,11 +59,18 @@ from adapters.http.middleware import (
     add_interface_middlewares,
 )
 from adapters.http.problems import PROBLEM_MEDIA_TYPE, HttpProblem, problem_response
+from adapters.http.store_gate import PROBE_TIMEOUT, StoreGate, store_health
 from service import AkteService
 
 OPERATIONS_TAG: Final = "operations"
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 CHECK_PASSED: Final = "ok"
+CHECK_MAX_AGE: Final = 1.0
+"""A readiness check's or a store figure's answer is reused this long (seconds)."""
+FIGURE_TIMEOUT: Final = 0.5
+"""The longest wait for a store figure of ``/metrics``."""
+DEFAULT_STORE_REQUEST_SLOTS: Final = 32
+DEFAULT_SLOT_WAIT_SECONDS: Final = 2.0
 
 logger = logging.getLogger("akte.operations")
 
@@ -80,23 +100,6 @@ class NamedCheck:
         return self.check()
 
 
-@dataclass(frozen=True)
-class StoreReachable:
-    """The event store answers a query (the highest notification id)."""
-
-    service: AkteService
-    name: str = "store"
-
-    def __call__(self) -> str | None:
-        try:
-            self.service.recorder.max_notification_id()
-        except Exception as error:
-            # The type only: the message of a database error may quote stored values.
-            logger.warning("readiness: event store unreachable (%s)", type(error).__qualname__)
-            return "store unreachable"
-        return None
-
-
 class EventLogSize:
     """Collects ``akte_events_in_log`` on each scrape from the shared event log.
 
@@ -106,18 +109,22 @@ class EventLogSize:
     """
 
     def __init__(self, service: AkteService) -> None:
-        self._service = service
+        self._highest = BoundedCall(
+            service.recorder.max_notification_id,
+            timeout=FIGURE_TIMEOUT,
+            max_age=0.0,
+            name="events-in-log",
+        )
 
     def collect(self) -> Iterator[Metric]:
-        try:
-            highest = self._service.recorder.max_notification_id()
-        except Exception as error:
-            logger.warning("metrics: event store unreadable (%s)", type(error).__qualname__)
+        outcome = self._highest()
+        if not outcome.ok:
+            logger.warning("metrics: event store unreadable (%s)", outcome.problem)
             return
         yield GaugeMetricFamily(
             "akte_events_in_log",
             "Events in the event log, written by any process (its highest notification id).",
-            value=highest or 0,
+            value=outcome.value or 0,
         )
 
 
@@ -141,12 +148,34 @@ def _run(check: ReadinessCheck) -> str | None:
         return "check failed"
 
 
-def _operations_router(registry: CollectorRegistry, checks: Sequence[ReadinessCheck]) -> APIRouter:
+class _PublicOperations(AllowPublic):
+    """:class:`AllowPublic` as a coroutine: FastAPI runs a plain function dependency in
+    the shared worker threads, which the store can take (a token is verified in memory)."""
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request, credentials: BearerCredentials
+    ) -> Principal | None:
+        return AllowPublic.__call__(self, request, credentials)
+
+
+def _bounded(check: ReadinessCheck) -> tuple[str, BoundedCall[str | None]]:
+    return check.name, BoundedCall(
+        lambda: _run(check), timeout=PROBE_TIMEOUT, max_age=CHECK_MAX_AGE, name="readiness"
+    )
+
+
+def _operations_router(
+    registry: CollectorRegistry,
+    store: BoundedCall[None],
+    checks: Sequence[ReadinessCheck],
+) -> APIRouter:
     # Public: states and counts only. A token, if sent, must still be valid.
+    access = allow_public(Permission.OPERATIONS_READ)
     router = APIRouter(
         tags=[OPERATIONS_TAG],
-        dependencies=[Depends(allow_public(Permission.OPERATIONS_READ))],
+        dependencies=[Depends(_PublicOperations(access.permission))],
     )
+    bounded_checks = [_bounded(check) for check in checks]
 
     # No store access and no blocking work: a coroutine, off the thread pool, so that
     # it answers even when every worker thread waits on the store.
@@ -155,16 +184,27 @@ def _operations_router(registry: CollectorRegistry, checks: Sequence[ReadinessCh
         """The process is up and answering; does not touch the event store."""
         return HealthPublic()
 
-    # Blocking calls into the store: a plain function, run in the thread pool.
+    # Bounded calls into the store, in threads of their own: never the shared pool.
     @router.get(
         "/readyz",
         summary="Readiness",
         response_model=ReadinessPublic,
         responses={503: {"description": "A check failed; `checks` names it."}},
     )
-    def readyz() -> JSONResponse:
+    async def readyz() -> JSONResponse:
         """Ready for requests: the event store is reachable and every other check passes."""
-        outcomes = {check.name: _run(check) for check in checks}
+        # Probed now (or joining a probe in flight): the state as of this request.
+        probed = await store.call(cached=False)
+        outcomes: dict[str, str | None] = {"store": None}
+        if not probed.ok:
+            logger.warning("readiness: event store unreachable (%s)", probed.problem)
+            outcomes["store"] = "store not answering" if probed.timed_out else "store unreachable"
+        for name, bounded in bounded_checks:
+            if not probed.ok:
+                outcomes[name] = "not checked: store unreachable"
+                continue
+            checked = await bounded.call(cached=False)
+            outcomes[name] = checked.value if checked.ok else f"check {checked.problem}"
         results = {name: trouble or CHECK_PASSED for name, trouble in outcomes.items()}
         failed = [f"{name} ({trouble})" for name, trouble in outcomes.items() if trouble]
         if not failed:
@@ -185,7 +225,9 @@ class MetricsAccess(AllowPublic):
     the reverse proxy's own checks), anyone in development. The counts hold no personal
     data, but route timings and store sizes are nobody else's business."""
 
-    def __call__(self, request: Request, credentials: BearerCredentials) -> None:
+    async def __call__(  # type: ignore[override]
+        self, request: Request, credentials: BearerCredentials
+    ) -> None:
         settings = request.app.state.settings
         token = settings.metrics_token
         if token is not None:
@@ -208,6 +250,10 @@ class MetricsAccess(AllowPublic):
             )
 
 
+_RENDERING = anyio.CapacityLimiter(2)
+"""Threads that render /metrics (not the shared pool the store routes use)."""
+
+
 def _metrics_router(registry: CollectorRegistry) -> APIRouter:
     router = APIRouter(
         tags=[OPERATIONS_TAG],
@@ -225,10 +271,11 @@ def _metrics_router(registry: CollectorRegistry) -> APIRouter:
             }
         },
     )
-    def metrics(request: Request) -> Response:
+    async def metrics(request: Request) -> Response:
         """Request counts and durations by route template, and the event log's size."""
         encode, media_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encode(registry), media_type=media_type)
+        body = await anyio.to_thread.run_sync(encode, registry, limiter=_RENDERING)
+        return Response(body, media_type=media_type)
 
     return router
 
@@ -259,9 +306,20 @@ def install_operations(
     registry.register(EventLogSize(service))
     app.state.metrics = metrics
 
-    checks: list[ReadinessCheck] = [StoreReachable(service), *readiness_checks]
-    app.include_router(_operations_router(registry, checks))
+    settings = getattr(app.state, "settings", None)
+    health = store_health(service, settings)
+    app.state.store_health = health
+    app.include_router(_operations_router(registry, health, readiness_checks))
     app.include_router(_metrics_router(registry))
+    # Inside the interface middlewares (added after it): its 503s are logged and counted.
+    app.add_middleware(
+        StoreGate,
+        health=health,
+        slots=getattr(settings, "store_request_slots", DEFAULT_STORE_REQUEST_SLOTS),
+        slot_wait=float(
+            getattr(settings, "postgres_pool_timeout_seconds", DEFAULT_SLOT_WAIT_SECONDS)
+        ),
+    )
     add_interface_middlewares(
         app,
         metrics=metrics,
