@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Final, Generic, TypeVar
+from typing import Any, BinaryIO, Final, Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -365,8 +365,13 @@ class Intake:
         files: Sequence[IncomingDocument],
         by: str = PUBLIC_APPLICANT,
         at: datetime | None = None,
+        also_record: Callable[[UUID], Any] | None = None,
     ) -> SubmissionRecorded[str]:
         """Record a contact form submission; returns the receipt reference for the sender.
+
+        ``also_record``: makes another aggregate from the submission's id, saved in the
+        same transaction (an online application's claim, :mod:`service_notices`); an
+        ``IntegrityError`` on it reaches the caller.
 
         All or nothing: every rule is checked before any file is stored, the files are
         stored before the submission is recorded, and the submission and its receipt are
@@ -408,10 +413,13 @@ class Intake:
             if not stored:
                 self._store_files(files, owner=submission_id)
                 stored = True
+            extra = [] if also_record is None else [also_record(submission.id)]
             try:
                 with self._store.store_errors():
-                    recordings = self._store.save(submission, claim)
+                    recordings = self._store.save(submission, claim, *extra)
             except IntegrityError:
+                if extra:
+                    raise  # the caller's aggregate conflicts (a receipt's never does)
                 continue  # two equal 100-bit receipts: never, but a new one costs nothing
             except StoreUnavailable:
                 logger.warning(

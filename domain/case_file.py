@@ -112,6 +112,45 @@ class MasterData:
     address: str | None = None
 
 
+REGISTRATION_NOTICE_KINDS: Final = (
+    "anmeldung",
+    "abmeldung",
+    "aenderung_hauptwohnung",
+    "namensaenderung",
+    "aenderung_staatsangehoerigkeit",
+    "tod",
+)
+"""The registration office's notices to the foreigners' office (§ 72 (1) AufenthV) that
+Akte records, named after XAusländer's occasions (Anlässe): registration, deregistration,
+change of the main residence (a move within the city), name change, change of
+nationality, death."""
+
+REGISTRATION_NOTICE_CHANGES: Final[dict[str, frozenset[str]]] = {
+    "anmeldung": frozenset({"address"}),
+    "abmeldung": frozenset(),
+    "aenderung_hauptwohnung": frozenset({"address"}),
+    "namensaenderung": frozenset({"surname", "given_names"}),
+    "aenderung_staatsangehoerigkeit": frozenset({"nationality"}),
+    "tod": frozenset(),
+}
+"""Which master data each kind of notice may change."""
+
+REGISTRATION_NOTICE_REQUIRED: Final = frozenset(
+    {"anmeldung", "aenderung_hauptwohnung", "namensaenderung", "aenderung_staatsangehoerigkeit"}
+)
+"""Kinds of notice that are empty without a change."""
+
+
+@dataclass(frozen=True)
+class RegistrationNoticeChanges:
+    """The new values a registration office's notice brings; ``None``: unchanged."""
+
+    address: str | None = None
+    surname: str | None = None
+    given_names: str | None = None
+    nationality: str | None = None
+
+
 @dataclass
 class AttachedDocument:
     """A document on file; the bytes live in the document store, addressed by sha256."""
@@ -757,6 +796,31 @@ class CaseFile(Aggregate):
 
         def apply(self, case: CaseFile) -> None:
             case.personal_data_erased_at = self.at
+
+    class RegistrationNoticeRecorded(Event):
+        """A registration office's notice (§ 72 AufenthV) about the file's person was
+        matched to this file and recorded: registration, deregistration, change of the
+        main residence, name change, nationality change or death (``notice_kind``, one of
+        :data:`REGISTRATION_NOTICE_KINDS`). ``message_id`` and ``sender`` name the
+        message it came in (de-duplication and provenance); ``effective_on`` is the day
+        the change took effect. The new values (set only where the notice changes them)
+        become the file's master data; a death or a deregistration is a fact only (the
+        caseworker closes the file)."""
+
+        notice_kind: str
+        message_id: str
+        sender: str
+        effective_on: date
+        address: Personal[str | None]
+        surname: Personal[str | None]
+        given_names: Personal[str | None]
+        nationality: Personal[str | None]
+
+        def apply(self, case: CaseFile) -> None:
+            for name in ("address", "surname", "given_names", "nationality"):
+                value = getattr(self, name)
+                if value is not None:
+                    setattr(case.master_data, name, value)
 
     # ---------------------------------------------------------------- commands
 
@@ -1444,6 +1508,45 @@ class CaseFile(Aggregate):
             linked_ids=list(linked_ids),
         )
 
+    def record_registration_notice(
+        self,
+        *,
+        notice_kind: str,
+        message_id: str,
+        sender: str,
+        effective_on: date,
+        changes: RegistrationNoticeChanges,
+        act: Act,
+    ) -> None:
+        """Record a registration office's notice about this file's person; the changes
+        it brings (new address, name, nationality) must fit its kind."""
+        self.check_active()
+        check_registration_notice(
+            notice_kind=notice_kind,
+            message_id=message_id,
+            sender=sender,
+            effective_on=effective_on,
+            changes=changes,
+            today=act.at.date(),
+        )
+        given = {name for name, value in vars(changes).items() if value is not None}
+        corrected = MasterData(
+            **{**vars(self.master_data), **{name: getattr(changes, name) for name in given}}
+        )
+        check_master_data(corrected, today=act.at.date())
+        self._record(
+            self.RegistrationNoticeRecorded,
+            act,
+            notice_kind=notice_kind,
+            message_id=message_id,
+            sender=sender,
+            effective_on=effective_on,
+            address=changes.address,
+            surname=changes.surname,
+            given_names=changes.given_names,
+            nationality=changes.nationality,
+        )
+
     # ------------------------------------------------------------------ checks
 
     def check_not_before(self, act: Act, fact: str, time: datetime | None) -> None:
@@ -1651,6 +1754,40 @@ def check_reference(reference: str) -> None:
     """The office's file number (Aktenzeichen): capitals, digits, '.', '/', '-'."""
     if not _REFERENCE.fullmatch(reference):
         raise InvalidValue("reference", "must be 3 to 40 capital letters, digits, '.', '/' or '-'")
+
+
+def check_registration_notice(
+    *,
+    notice_kind: str,
+    message_id: str,
+    sender: str,
+    effective_on: date,
+    changes: RegistrationNoticeChanges,
+    today: date,
+) -> None:
+    """A registration office's notice is well-formed: a known kind, the changes its kind
+    brings (and no others), each a lawful value, and in effect by ``today``."""
+    if notice_kind not in REGISTRATION_NOTICE_KINDS:
+        choices = ", ".join(REGISTRATION_NOTICE_KINDS)
+        raise InvalidValue("notice_kind", f"must be one of {choices}")
+    require_text("message_id", message_id, max_length=100)
+    require_code("sender", sender)
+    if effective_on > today:
+        raise InvalidValue("effective_on", "must not lie after the day of receipt")
+    allowed = REGISTRATION_NOTICE_CHANGES[notice_kind]
+    given = {name for name, value in vars(changes).items() if value is not None}
+    if given - allowed:
+        raise InvalidValue(sorted(given - allowed)[0], f"is not changed by a {notice_kind}")
+    if notice_kind in REGISTRATION_NOTICE_REQUIRED and not given:
+        raise InvalidValue(sorted(allowed)[0], f"is required for a {notice_kind}")
+    if changes.surname is not None:
+        require_text("surname", changes.surname)
+    if changes.given_names is not None:
+        require_text("given_names", changes.given_names)
+    if changes.nationality is not None:
+        require_nationality("nationality", changes.nationality)
+    if changes.address is not None:
+        require_text("address", changes.address, max_length=500, line_breaks=True)
 
 
 def check_master_data(master_data: MasterData, *, today: date) -> None:

@@ -54,6 +54,14 @@ _RESIDENCE_END: Final = {
 _FICTION_END: Final = {"decision": "Entscheidung über den Antrag", "withdrawal": "Rücknahme"}
 _INQUIRY: Final = {"civil_registry": "Standesamt", "naturalisation": "Einbürgerung"}
 _COUNTERPART: Final = {"authority": "Behörde", "court": "Gericht", "lawyer": "Rechtsanwalt"}
+_NOTICE: Final = {
+    "anmeldung": "Anmeldung",
+    "abmeldung": "Abmeldung",
+    "aenderung_hauptwohnung": "Änderung der Hauptwohnung",
+    "namensaenderung": "Namensänderung",
+    "aenderung_staatsangehoerigkeit": "Änderung der Staatsangehörigkeit",
+    "tod": "Tod",
+}
 _CLOSURE: Final = {"naturalised": "Einbürgerung", "died": "Tod", "left": "Fortzug ins Ausland"}
 _SOURCE: Final = {
     "contact_form": "Kontaktformular",
@@ -257,6 +265,10 @@ _DESCRIBE: Final[Mapping[type[Any], Callable[[Any], str]]] = {
     CaseFile.AppointmentAttendanceRecorded: lambda e: (
         f"Termin ({e.appointment_type}{_basis(e.legal_basis)}) "
         + ("wahrgenommen" if e.outcome == "attended" else "nicht wahrgenommen")
+    ),
+    CaseFile.RegistrationNoticeRecorded: lambda e: (
+        f"Mitteilung der Meldebehörde {e.sender} (§ 72 AufenthV): "
+        f"{_label(_NOTICE, e.notice_kind)}, wirksam am {_d(e.effective_on)}"
     ),
 }
 

@@ -22,6 +22,7 @@ from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
 
+from adapters.inbox.asyncapi import inbox_channels, inbox_messages
 from adapters.outbox.cloudevents import (
     CONTENT_TYPE,
     DATA_CONTENT_TYPE,
@@ -185,8 +186,11 @@ def asyncapi_document(
     *,
     subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
     url: str = _EXAMPLE_URL,
+    inbox: bool = True,
 ) -> dict[str, Any]:
-    """The AsyncAPI 2.6 document of the messages the outbox publishes for ``selection``."""
+    """The AsyncAPI 2.6 document of the messages the outbox publishes for ``selection``;
+    with ``inbox``, also the messages Akte receives and its answers
+    (:mod:`adapters.inbox.asyncapi`)."""
     kinds: dict[str, list[type]] = {}
     for event_class in selection.classes:
         kinds.setdefault(aggregate_kind(event_class), []).append(event_class)
@@ -216,6 +220,12 @@ def asyncapi_document(
                 },
             },
         }
+    messages = {
+        event_class.__qualname__: _message(event_class) for event_class in selection.classes
+    }
+    if inbox:
+        channels.update(inbox_channels(subject_prefix))
+        messages.update(inbox_messages())
     scheme, _, rest = url.partition("://")
     return {
         "asyncapi": ASYNCAPI_VERSION,
@@ -237,11 +247,7 @@ def asyncapi_document(
         },
         "defaultContentType": CONTENT_TYPE,
         "channels": channels,
-        "components": {
-            "messages": {
-                event_class.__qualname__: _message(event_class) for event_class in selection.classes
-            }
-        },
+        "components": {"messages": messages},
     }
 
 
@@ -253,16 +259,22 @@ def asyncapi_markdown(document: dict[str, Any]) -> str:
         "What `akte outbox run` publishes with the default allow-list "
         "([events to other systems](../guides/outbox.md)), generated from the code. "
         "The same document as a file: [asyncapi.json](asyncapi.json); "
-        "for another allow-list, `akte outbox asyncapi` prints it.",
+        "for another allow-list, `akte outbox asyncapi` prints it. It also holds the "
+        "messages `akte inbox run` receives and its answers "
+        "([notices and applications in](../guides/notices-and-applications.md)).",
         "",
         "| channel | message | published fields |",
         "|---|---|---|",
     ]
     messages = document["components"]["messages"]
     for channel, item in document["channels"].items():
-        for ref in item["subscribe"]["message"]["oneOf"]:
+        operation = item.get("subscribe") or item["publish"]
+        refs = operation["message"].get("oneOf", [operation["message"]])
+        for ref in refs:
             name = ref["$ref"].rsplit("/", 1)[1]
-            fields = messages[name]["payload"]["properties"]["data"]["properties"]
+            payload = messages[name]["payload"]["properties"]
+            # Events: the fields of their data; messages in and answers: their parts.
+            fields = payload["data"]["properties"] if "data" in payload else payload
             shown = ", ".join(f"`{field}`" for field in fields) or "-"
             lines.append(f"| `{channel}` | `{name}` | {shown} |")
     lines += ["", "```json", json.dumps(document, indent=2, ensure_ascii=False), "```", ""]

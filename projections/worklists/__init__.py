@@ -16,6 +16,7 @@ from projections.worklists import (
     deadlines,
     eat_cards_awaiting_handover,
     expiring_documents,
+    notice_triage,
     open_procedures_by_assignee,
     overdue_document_requests,
     unassigned_procedures,
@@ -33,4 +34,5 @@ WORKLISTS: Final[tuple[Projection, ...]] = (
     commitment_declarations_awaiting_handover.PROJECTION,
     untriaged_submissions.PROJECTION,
     deadlines.PROJECTION,
+    notice_triage.PROJECTION,
 )

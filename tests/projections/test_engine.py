@@ -331,5 +331,6 @@ def test_read_models_that_share_events_are_rebuilt_in_the_same_process() -> None
         frozenset({"unreviewed_uploads"}),
         frozenset({"declarations_awaiting_handover"}),
         frozenset({"untriaged_submissions"}),
+        frozenset({"notice_triage"}),
         frozenset(tied),
     }

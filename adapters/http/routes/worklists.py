@@ -45,6 +45,7 @@ from projections.worklists import (
     deadlines,
     eat_cards_awaiting_handover,
     expiring_documents,
+    notice_triage,
     open_procedures_by_assignee,
     overdue_document_requests,
     unassigned_procedures,
@@ -335,4 +336,10 @@ _office_worklist(
     "/untriaged-submissions",
     "Contact-form submissions nobody has triaged yet, oldest first.",
     untriaged_submissions.untriaged_submissions,
+)
+_office_worklist(
+    "/notice-triage",
+    "Registration-office notices (§ 72 AufenthV) no case file could be matched to for "
+    "certain, with the reasons and the candidate files, oldest first.",
+    notice_triage.notice_triage,
 )

@@ -16,6 +16,7 @@ import jsonschema
 import orjson
 import pytest
 
+from adapters.inbox.asyncapi import inbox_messages
 from adapters.outbox.asyncapi import asyncapi_document, asyncapi_markdown, message_schema
 from adapters.outbox.cloudevents import Selection, known_events, to_message
 from domain.case_file import CaseFile
@@ -40,15 +41,21 @@ def test_the_default_document_is_valid_asyncapi_2_6(
 ) -> None:
     document = asyncapi_document(Selection.parse(None))
     assert _errors(validator, document) == []
-    assert list(document["channels"]) == ["akte.{office}.case-file.{aggregateId}"]
-    assert sorted(document["components"]["messages"]) == sorted(Selection.parse(None).names)
+    # With the inbox's channels (messages in, their answers: adapters/inbox/asyncapi.py).
+    assert "akte.inbox.{office}.meldebehoerde" in document["channels"]
+    assert "MBABH.Anmeldung" in document["components"]["messages"]
+    events = asyncapi_document(Selection.parse(None), inbox=False)
+    assert list(events["channels"]) == ["akte.{office}.case-file.{aggregateId}"]
+    assert sorted(events["components"]["messages"]) == sorted(Selection.parse(None).names)
 
 
 def test_a_document_of_every_event_class_is_valid(validator: jsonschema.Draft7Validator) -> None:
     everything = Selection.of(known_events())
     document = asyncapi_document(everything, subject_prefix="akte.test")
     assert _errors(validator, document) == []
-    assert len(document["components"]["messages"]) == len(everything.classes)
+    assert len(document["components"]["messages"]) == len(everything.classes) + len(
+        inbox_messages()
+    )
 
 
 def test_the_schema_check_catches_a_broken_document(

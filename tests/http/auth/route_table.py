@@ -30,7 +30,14 @@ from domain.intake import ContactDetails
 from service import AkteService
 from service_intake import IncomingDocument
 from tests.conftest import FakeClock
-from tests.http.auth.access_policy import AUDITOR, TEAM_LEAD
+from tests.http.auth.access_policy import (
+    AUDITOR,
+    DATA_PROTECTION_OFFICER,
+    OK,
+    OUTCOMES,
+    TEAM_LEAD,
+    Caller,
+)
 from tests.http.auth.identity_provider import MUSTERSTADT, ProviderKeys
 from tests.support import appointment_routes as ap
 from tests.support.appointment_routes import OpenedAppointment, open_appointment
@@ -171,6 +178,12 @@ def _letter(service: AkteService, case_id: UUID, version: int) -> int:
         counterpart_name="Kanzlei Beispiel",
         subject="Akteneinsicht",
     ).version
+
+
+def _erasure_requested(service: AkteService, case_id: UUID, version: int) -> int:
+    """A pending erasure request (number 1) by the set-up user: the file's version stays."""
+    service.erasure_requests.request(case_id, by=SETUP_USER, legal_ground="dsgvo-17")
+    return version
 
 
 def add_note(service: AkteService, case_id: UUID, version: int) -> int:
@@ -423,6 +436,9 @@ class Route:
     """For upload routes: the multipart/form-data fields and files to send."""
     appointment: tuple[ap.AppointmentStep, ...] | None = None
     """Set for appointment routes: what a fresh booking needs first."""
+    writer: Caller | None = None
+    """Who makes the write succeed where no caller of the matrix may (the data protection
+    officer's approval of an erasure)."""
 
     @property
     def writes(self) -> bool:
@@ -612,22 +628,34 @@ ROUTES: Final = (
             "commitment-declarations-awaiting-handover",
             "untriaged-submissions",
             "deadlines",
+            "notice-triage",
         )
     ),
     Route("GET", "/audit/verify", "verify"),
     Route("GET", "/audit/actions", "audit"),
     Route("GET", "/audit/days", "audit"),
     Route("GET", "/audit/reads", "audit"),
+    # Erasure with four eyes: the retired route makes a request too; approving takes the
+    # data protection officer's role, which no caller of the matrix holds.
+    Route("POST", C + "/erasure", "erase", 201, body={"legal_ground": "dsgvo-17"}),
+    Route("POST", C + "/erasure-requests", "erase", 201, body={"legal_ground": "dsgvo-17"}),
+    Route("GET", C + "/erasure-requests", "erase"),
     Route(
         "POST",
-        C + "/erasure",
-        "erase",
-        body={"legal_ground": "dsgvo-17", "approved_by": "dsb-01"},
+        C + "/erasure-requests/{number}/approval",
+        "approve-erasure",
+        setup=(_erasure_requested,),
+        writer=DATA_PROTECTION_OFFICER,
     ),
+    Route(
+        "POST", C + "/erasure-requests/{number}/withdrawal", "erase", setup=(_erasure_requested,)
+    ),
+    Route("GET", "/erasure-requests", "erase"),
     Route("GET", C + "/subject-access", "audit"),
     Route("GET", "/retention/due", "retention"),
     Route("GET", "/reports/yearly/{year}", "report"),
     Route("GET", "/reports/yearly/{year}/figures/{key}/events", "report"),
+    Route("GET", "/reports/yearly/{year}/customers", "report"),
     Route("GET", "/reports/whatif", "analysis"),
     Route("GET", "/reports/workload", "analysis"),
     Route("GET", KD, "read", submission=()),
@@ -762,7 +790,8 @@ def send(
 def unknown_case_problem(served: ServedApp, keys: ProviderKeys, route: Route) -> dict[str, Any]:
     """What a caller allowed everywhere hears for a case file or declaration that is not."""
     nobody: Subject = OpenedCase(uuid.uuid4(), 1, "AZ-DOES-NOT-EXIST")
-    allowed = TEAM_LEAD if route.writes else AUDITOR
+    preferred = (TEAM_LEAD, AUDITOR) if route.writes else (AUDITOR, TEAM_LEAD)
+    allowed = route.writer or next(c for c in preferred if OUTCOMES[route.kind][c] == OK)
     response = send(served, route, nobody, allowed.headers(keys))
     assert response.status_code == 404, response.text
     problem: dict[str, Any] = response.json()

@@ -1,0 +1,219 @@
+"""The inbox consumer: a durable JetStream consumer of this office's messages in.
+
+Stream ``AKTE_INBOX`` (created if missing) holds the subjects ``{prefix}.inbox.>``; this
+office's durable pull consumer ``akte-inbox-{office}`` filters
+``{prefix}.inbox.{office}.>`` (``.meldebehoerde`` for notices, ``.portal`` for
+applications; the handling does not depend on the subject but on the message type).
+
+One delivery (:meth:`InboxConsumer.process`): :func:`adapters.inbox.messages.handle_message`
+records what the message causes (one transaction, once per message id), then the answer
+is published (a receipt to the portal, a return to the sender) and only then the message
+is acknowledged. A crash before the acknowledgement redelivers it: the service finds the
+message's claim and changes nothing, and the answer is sent again (at least once). When
+the event store is away the message is not acknowledged but handed back (``nak``) with
+a delay, to be tried again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy
+
+from adapters.inbox.messages import Handled, handle_message
+from service_common import StoreUnavailable
+from service_notices import Notices
+
+logger = logging.getLogger("akte.inbox")
+
+DEFAULT_STREAM: Final = "AKTE_INBOX"
+RETRY_DELAY_SECONDS: Final = 2.0
+DEFECT_RETRY_DELAY_SECONDS: Final = 60.0
+BROKER_ERRORS: Final = (nats.errors.Error, OSError, asyncio.TimeoutError)
+
+
+@dataclass(frozen=True)
+class InboxConfig:
+    office: str
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = DEFAULT_STREAM
+    subject_prefix: str = "akte"
+    batch_size: int = 50
+    fetch_timeout: float = 1.0
+    ack_wait: float = 30.0
+
+    @property
+    def subjects(self) -> str:
+        """The stream's subjects: every office's inbox."""
+        return f"{self.subject_prefix}.inbox.>"
+
+    @property
+    def office_subjects(self) -> str:
+        return f"{self.subject_prefix}.inbox.{self.office}.>"
+
+    @property
+    def durable(self) -> str:
+        return f"akte-inbox-{self.office}"
+
+    @property
+    def returned_subject(self) -> str:
+        """Where returns go when the sender named no reply subject."""
+        return f"{self.subject_prefix}.returned.{self.office}"
+
+
+@dataclass
+class InboxStats:
+    handled: int = 0
+    recorded: int = 0
+    triaged: int = 0
+    applications: int = 0
+    duplicates: int = 0
+    returned: int = 0
+    retried: int = 0
+
+
+class InboxConsumer:
+    """Fetches this office's messages in, hands them to the service, answers, acks."""
+
+    def __init__(self, notices: Notices, config: InboxConfig) -> None:
+        self._notices = notices
+        self.config = config
+        self.stats = InboxStats()
+        self._client: Client | None = None
+        self._stream: JetStreamContext | None = None
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def connect(self) -> JetStreamContext:
+        if self._stream is not None and self._client is not None and self._client.is_connected:
+            return self._stream
+        client = await nats.connect(servers=[self.config.url], name="akte-inbox")
+        stream = client.jetstream()
+        await ensure_stream(stream, self.config)
+        self._client, self._stream = client, stream
+        return stream
+
+    async def close(self) -> None:
+        client, self._client, self._stream = self._client, None, None
+        if client is not None and not client.is_closed:
+            # Not drain(): it waits for the pull subscription's pending fetch (30 s);
+            # the acknowledgements sent are flushed by close().
+            with contextlib.suppress(*BROKER_ERRORS):
+                await client.flush(timeout=2)
+            with contextlib.suppress(*BROKER_ERRORS):
+                await client.close()
+
+    async def process(self, msg: Msg) -> Handled | None:
+        """Handle one delivery; None: the store was away and the message goes back."""
+        now = datetime.now().astimezone()
+        try:
+            handled = await asyncio.to_thread(
+                handle_message,
+                msg.data,
+                notices=self._notices,
+                office_id=self.config.office,
+                now=now,
+            )
+        except StoreUnavailable as error:
+            logger.warning("inbox: the event store is away (%s); the message goes back", error)
+            self.stats.retried += 1
+            await msg.nak(delay=RETRY_DELAY_SECONDS)
+            return None
+        except Exception as error:
+            # A defect: the message is kept (handed back, tried again later) and the
+            # worker goes on with the others; the log names the error's type only.
+            logger.error("inbox: a message failed with %s; it goes back", type(error).__name__)
+            self.stats.retried += 1
+            await msg.nak(delay=DEFECT_RETRY_DELAY_SECONDS)
+            return None
+        if handled.answer is not None:
+            assert self._client is not None
+            subject = handled.answer.subject or self.config.returned_subject
+            await self._client.publish(subject, handled.answer.payload())
+            await self._client.flush()
+        await msg.ack()
+        self._count(handled)
+        return handled
+
+    def _count(self, handled: Handled) -> None:
+        stats = self.stats
+        stats.handled += 1
+        outcome = handled.outcome
+        if outcome is None:
+            stats.returned += 1
+        elif outcome.duplicate:
+            stats.duplicates += 1
+        elif outcome.outcome == "recorded":
+            stats.recorded += 1
+        elif outcome.outcome == "triage":
+            stats.triaged += 1
+        else:
+            stats.applications += 1
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        """Fetch and process until :meth:`request_stop` (``until_idle``: until a fetch
+        finds nothing, for tests and one-off runs)."""
+        try:
+            while not self._stop.is_set():
+                try:
+                    stream = await self.connect()
+                    subscription = await stream.pull_subscribe(
+                        self.config.office_subjects,
+                        durable=self.config.durable,
+                        stream=self.config.stream,
+                        config=ConsumerConfig(
+                            ack_policy=AckPolicy.EXPLICIT, ack_wait=self.config.ack_wait
+                        ),
+                    )
+                    while not self._stop.is_set():
+                        try:
+                            messages = await subscription.fetch(
+                                self.config.batch_size, timeout=self.config.fetch_timeout
+                            )
+                        except TimeoutError:  # the client's and asyncio's: nothing came
+                            if until_idle:
+                                return
+                            continue
+                        for msg in messages:
+                            await self.process(msg)
+                except BROKER_ERRORS as error:
+                    logger.warning(
+                        "inbox: the broker failed (%s: %s); connecting again",
+                        type(error).__name__,
+                        error,
+                    )
+                    await self.close()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), RETRY_DELAY_SECONDS)
+        finally:
+            await self.close()
+
+
+async def ensure_stream(stream: JetStreamContext, config: InboxConfig) -> None:
+    """Create the inbox stream if it is missing: a work queue, so a message (personal
+    data) leaves the broker once its consumer acknowledged it."""
+    try:
+        await stream.stream_info(config.stream)
+    except nats.js.errors.NotFoundError:
+        await stream.add_stream(
+            name=config.stream,
+            subjects=[config.subjects],
+            retention=RetentionPolicy.WORK_QUEUE,
+        )
+        logger.info("inbox created stream %s for %s", config.stream, config.subjects)
+
+
+__all__ = ["DEFAULT_STREAM", "InboxConfig", "InboxConsumer", "InboxStats", "ensure_stream"]
