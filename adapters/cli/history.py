@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Final
 from uuid import UUID
 
-from adapters.cli.support import CliFailure, guarded, open_service, settings_or_fail
+from adapters.cli.support import (
+    EXIT_USAGE,
+    CliFailure,
+    guarded,
+    open_service,
+    settings_or_fail,
+)
+from adapters.personal_data.batch_decoding import batch_decoder
 from adapters.reports.case_history import (
     build_history,
     history_html,
@@ -53,6 +60,15 @@ def add_history_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     parser.add_argument(
         "--until", dest="at_until", type=_aware, help="only events before (business time)"
+    )
+    parser.add_argument(
+        "--on",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help=(
+            "only the events the file consisted of on this business date: business time on "
+            "or before the end of that day in the office's time zone (AKTE_OFFICE_TIME_ZONE)"
+        ),
     )
     parser.add_argument("--actor", help="only events by this user id")
     parser.add_argument(
@@ -94,15 +110,21 @@ def _history(args: argparse.Namespace) -> int:
     settings = settings_or_fail()
     with open_service(settings) as service:
         case_id = _case_id(service, args.office or settings.default_office_id, args.case)
+        at_until = args.at_until
+        if args.on is not None:
+            if at_until is not None:
+                raise CliFailure(EXIT_USAGE, "--until, --on: give at most one of them")
+            at_until = service.case_as_of.end_of(args.on)
         try:
             history = build_history(
                 service,
                 case_id,
                 criteria=HistoryFilter(
-                    args.at_from, args.at_until, args.actor, frozenset(args.kind or ())
+                    args.at_from, at_until, args.actor, frozenset(args.kind or ())
                 ),
                 with_personal_data=True,
                 limit=_EVERY_EVENT,
+                decode_batch=batch_decoder(service.mapper),
             )
         except CaseNotFound as error:
             raise CliFailure(EXIT_NOT_FOUND, str(error)) from None

@@ -7,7 +7,9 @@ on A4 as it is. Personal data appears only in histories built ``with_personal_da
 
 A history reads its case file's events with one query per chunk (not through the
 library's per-aggregate read) and has every event decoded by the service's own mapper,
-so per-person keys and erasure apply exactly as everywhere else. The JSON the HTTP route
+or, where the caller passes one (the HTTP route does), by a batch decoder that decodes
+exactly as the mapper does (:mod:`adapters.personal_data.batch_decoding`), so per-person
+keys and erasure apply exactly as everywhere else. The JSON the HTTP route
 sends (:func:`build_history_json`) is written a batch of events at a time from plain
 dicts; its bytes are those of ``history_json(build_history(...))``.
 """
@@ -106,19 +108,22 @@ def build_history(
     with_personal_data: bool,
     after_version: int = 0,
     limit: int = DEFAULT_HISTORY_PAGE,
+    decode_batch: DecodeBatch | None = None,
 ) -> CaseHistory:
     """The entries after ``after_version`` that match ``criteria``, at most ``limit``.
 
     Events are read in chunks from ``after_version`` on, so a page costs about its own
     length however long the file is (a sparse filter reads on until it has a page and
-    knows whether another match follows). Raises :class:`service.CaseNotFound`.
+    knows whether another match follows). ``decode_batch``: see
+    :func:`case_event_source`. Raises :class:`service.CaseNotFound`.
     """
     entries: list[HistoryEntry] = []
 
     def take(events: list[CaseFile.Event]) -> None:
         entries.extend(history_entry(e, with_personal_data=with_personal_data) for e in events)
 
-    selection = _select(case_event_source(service), case_id, criteria, after_version, limit, take)
+    source = case_event_source(service, decode_batch=decode_batch)
+    selection = _select(source, case_id, criteria, after_version, limit, take)
     return CaseHistory(
         case_id=case_id,
         reference=selection.opened.reference,
@@ -139,17 +144,20 @@ def build_history_json(
     with_personal_data: bool,
     after_version: int = 0,
     limit: int = DEFAULT_HISTORY_PAGE,
+    decode_batch: DecodeBatch | None = None,
 ) -> HistoryJson:
     """The bytes of ``history_json(build_history(...))``, written batch by batch from
     plain dicts (no entry object each), so that neither the decoded events nor their
-    entries outlive their batch. Raises :class:`service.CaseNotFound`."""
+    entries outlive their batch. ``decode_batch``: see :func:`case_event_source`.
+    Raises :class:`service.CaseNotFound`."""
     written: list[bytes] = []
 
     def take(events: list[CaseFile.Event]) -> None:
         batch = [history_entry_fields(e, with_personal_data=with_personal_data) for e in events]
         written.append(orjson.dumps(batch, option=_JSON_OPTIONS)[1:-1])  # without [ ]
 
-    selection = _select(case_event_source(service), case_id, criteria, after_version, limit, take)
+    source = case_event_source(service, decode_batch=decode_batch)
+    selection = _select(source, case_id, criteria, after_version, limit, take)
     document = _document(
         case_id,
         selection.opened.reference,
@@ -255,13 +263,20 @@ class CaseEventSource(Protocol[ReadT]):
         ...
 
 
-def case_event_source(service: AkteService) -> CaseEventSource[Any]:
-    """The fastest way to read the service's case files' events."""
+def case_event_source(
+    service: AkteService, *, decode_batch: DecodeBatch | None = None
+) -> CaseEventSource[Any]:
+    """The fastest way to read the service's case files' events.
+
+    ``decode_batch``: decodes a case file's rows a batch at a time, exactly as the
+    service's mapper decodes them one by one
+    (:func:`adapters.personal_data.batch_decoding.batch_decoder`, which the HTTP route
+    passes); without it, the mapper decodes event by event."""
     recorder = service.recorder
     rows = _case_event_rows(recorder) if ids_are_uuids(recorder) else None
     if rows is None:
         return _ServiceEvents(service)
-    return _StoredEvents(rows, service.mapper)
+    return _StoredEvents(rows, service.mapper, decode_batch)
 
 
 class _ServiceEvents:
@@ -289,12 +304,16 @@ class _StoredEvents:
     The library reads an aggregate's events as a dict and a ``StoredEvent`` per row and
     makes a ``UUID`` of each row's originator id; here every event gets the one ``UUID``
     asked for. Decoding is the mapper's own (per-person keys, redaction after erasure,
-    upcasting), event by event, exactly as the library would call it.
+    upcasting), event by event, exactly as the library would call it; or ``decode_batch``'s,
+    a batch at a time, which decodes as the mapper does.
     """
 
-    def __init__(self, rows: _CaseEventRows, mapper: Mapper[UUID]) -> None:
+    def __init__(
+        self, rows: _CaseEventRows, mapper: Mapper[UUID], decode_batch: DecodeBatch | None
+    ) -> None:
         self._rows = rows
         self._to_domain_event = mapper.to_domain_event
+        self._decode_batch = decode_batch
 
     def read(self, case_id: UUID, after_version: int, limit: int) -> list[RawCaseEvent]:
         with _store_errors():
@@ -304,6 +323,9 @@ class _StoredEvents:
         return read[0]
 
     def decode(self, case_id: UUID, read: Sequence[RawCaseEvent]) -> list[CaseFile.Event]:
+        if self._decode_batch is not None:
+            with _store_errors():
+                return cast(list[CaseFile.Event], self._decode_batch(case_id, read))
         to_domain_event = self._to_domain_event
         with _store_errors():
             events = [
@@ -334,6 +356,9 @@ def _store_errors() -> Iterator[None]:
 
 RawCaseEvent = tuple[int, str, bytes]
 """Originator version, topic, state."""
+
+DecodeBatch = Callable[[UUID, Sequence[RawCaseEvent]], list[Any]]
+"""Decodes rows of one case file as the service's mapper would, one by one."""
 
 
 class _CaseEventRows(Protocol):

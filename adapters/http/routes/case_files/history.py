@@ -7,14 +7,19 @@ personal data in events (old names, free-text reasons, notes ...) is shown to ro
 with ``case.history.personal.read`` (auditors); the others see the facts and the names
 of the fields withheld.
 
-``GET /cases/{case_id}?as_of=...|version=N`` (in :mod:`adapters.http.routes.case_files.cases`) and
-``GET /cases/{case_id}/diff`` use :func:`case_at` here. Points in time are *recorded*
-times (see :meth:`service.AkteService.case_version_at` for why).
+``GET /cases/{case_id}?as_of=...|version=N|on=YYYY-MM-DD`` (in
+:mod:`adapters.http.routes.case_files.cases`) and ``GET /cases/{case_id}/diff`` use
+:func:`case_at` here. ``as_of``, ``from`` and ``until`` of the state and the diff are
+*recorded* times (see :meth:`service.AkteService.case_version_at`); ``on``, ``from_on``
+and ``to_on`` are *business dates*: the file as it stood at the end of that day in the
+office's time zone, with every event dated on or before it, whenever it was recorded
+(:mod:`service_case_as_of`, :mod:`domain.business_date`). ``?on=`` of the history lists
+the events that state is made of.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, cast
 from uuid import UUID
 
@@ -27,6 +32,7 @@ from adapters.http.deps import CaseHistoryReader, CaseId, ServiceDep
 from adapters.http.problems import HttpProblem, problem_response
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.schemas.cases import MAX_USER_ID
+from adapters.personal_data.batch_decoding import batch_decoder
 from adapters.reports.case_history import (
     DEFAULT_HISTORY_PAGE,
     MAX_HISTORY_PAGE,
@@ -37,8 +43,9 @@ from adapters.reports.case_history import (
     history_html,
 )
 from domain.case_file import CaseFile
-from domain.history import HistoryFilter, event_kinds
+from domain.history import HistoryFilter, event_kinds, history_entry, state_changes
 from service import AkteService, CaseVersionNotFound
+from service_case_as_of import CaseNotOpenedYet
 
 MAX_VERSION: Final = 2**62
 _HTML: Final = "text/html"
@@ -90,11 +97,28 @@ class StateChangePublic(BaseModel):
 
 
 class CaseDiffPublic(BaseModel):
-    """What changed between two versions of a case file, and the events that changed it."""
+    """What changed between two versions (or recorded times, or business dates) of a case
+    file, and the events that changed it."""
 
     case_id: UUID
-    from_version: Annotated[int, Field(description="0: before the file existed.")]
+    from_version: Annotated[
+        int,
+        Field(
+            description=(
+                "0: before the file existed. Between business dates: the last event the "
+                "earlier state reaches."
+            )
+        ),
+    ]
     to_version: int
+    from_on: Annotated[
+        date | None,
+        Field(description="The earlier business date, for a diff between business dates."),
+    ] = None
+    to_on: Annotated[
+        date | None,
+        Field(description="The later business date, for a diff between business dates."),
+    ] = None
     changes: list[StateChangePublic]
     events: list[HistoryEntryPublic]
 
@@ -110,6 +134,17 @@ AsOf = Annotated[
         )
     ),
 ]
+OnDate = Annotated[
+    date | None,
+    Query(
+        description=(
+            "The state on this business date (YYYY-MM-DD): every event whose business "
+            "time lies on or before the end of that day in the office's time zone "
+            "(`AKTE_OFFICE_TIME_ZONE`, default Europe/Berlin), in log order, whenever it "
+            "was recorded. Events without a business time count at their recorded time."
+        )
+    ),
+]
 AtVersion = Annotated[
     int | None,
     Query(ge=0, le=MAX_VERSION, description="The state at this version (1 is the opening)."),
@@ -117,11 +152,19 @@ AtVersion = Annotated[
 
 
 def case_at(
-    service: AkteService, case_id: UUID, *, as_of: AwareDatetime | None, version: int | None
+    service: AkteService,
+    case_id: UUID,
+    *,
+    as_of: AwareDatetime | None,
+    version: int | None,
+    on: date | None = None,
 ) -> CaseFile:
-    """The case file now, at ``version`` or as of ``as_of`` (at most one of them)."""
-    if as_of is not None and version is not None:
-        raise HttpProblem(422, "invalid-value", "as_of, version: give at most one of them")
+    """The case file now, at ``version``, as recorded at ``as_of`` or as it stood on the
+    business date ``on`` (at most one of them)."""
+    if sum(given is not None for given in (as_of, version, on)) > 1:
+        raise HttpProblem(422, "invalid-value", "as_of, version, on: give at most one of them")
+    if on is not None:
+        return service.case_as_of.case_on(case_id, on).case
     if version is not None:
         return service.get_case_at_version(case_id, version)
     if as_of is not None:
@@ -136,6 +179,7 @@ def install_history_problems(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(CaseVersionNotFound, version_not_found)
+    app.add_exception_handler(CaseNotOpenedYet, version_not_found)
 
 
 # ------------------------------------------------------------------ routes
@@ -165,6 +209,16 @@ def case_history(
         AwareDatetime | None,
         Query(alias="until", description="Only events whose business time is before this."),
     ] = None,
+    on: Annotated[
+        date | None,
+        Query(
+            description=(
+                "Only the events the file consisted of on this business date (YYYY-MM-DD): "
+                "business time on or before the end of that day in the office's time "
+                "zone; the state `GET /cases/{case_id}?on=` shows is made of them."
+            )
+        ),
+    ] = None,
     actor: Annotated[
         str | None, Query(max_length=MAX_USER_ID, description="Only events by this user id.")
     ] = None,
@@ -186,11 +240,18 @@ def case_history(
     unknown = check_kinds(kinds, event_kinds())
     if unknown:
         raise HttpProblem(422, "invalid-value", "kind: is not an event kind of a case file")
+    if on is not None:
+        if at_until is not None:
+            raise HttpProblem(422, "invalid-value", "until, on: give at most one of them")
+        at_until = service.case_as_of.end_of(on)
     if at_from is not None and at_until is not None and at_until <= at_from:
-        raise HttpProblem(422, "invalid-value", "until: must be after from")
+        field = "until" if on is None else "on"
+        raise HttpProblem(422, "invalid-value", f"{field}: must be after from")
     office_id = _case_offices(request).office_of(case_id)
     criteria = HistoryFilter(at_from, at_until, actor, frozenset(kinds))
     with_personal_data = may_in_office(reader, Permission.CASE_HISTORY_PERSONAL_READ, office_id)
+    # The events are decoded a batch at a time, exactly as the mapper decodes them.
+    decode_batch = batch_decoder(service.mapper)
     if _wants_html(output, request):
         history = build_history(
             service,
@@ -199,6 +260,7 @@ def case_history(
             with_personal_data=with_personal_data,
             after_version=after_version,
             limit=limit,
+            decode_batch=decode_batch,
         )
         next_url = _next_page_url(request, history.next_after_version)
         page = history_html(history, next_page_url=next_url)
@@ -211,6 +273,7 @@ def case_history(
         with_personal_data=with_personal_data,
         after_version=after_version,
         limit=limit,
+        decode_batch=decode_batch,
     )
     next_url = _next_page_url(request, written.next_after_version)
     return Response(
@@ -270,9 +333,37 @@ def case_diff(
         AwareDatetime | None,
         Query(alias="until", description="To the state as recorded at this time."),
     ] = None,
+    from_on: Annotated[
+        date | None,
+        Query(
+            description=(
+                "From the state on this business date (see `on` of `GET /cases/{case_id}`); "
+                "omitted with `to_on`: the day before `to_on` (what changed on that day). "
+                "Before the file's opening: from before the file."
+            )
+        ),
+    ] = None,
+    to_on: Annotated[
+        date | None,
+        Query(
+            description=(
+                "To the state on this business date; omitted with `from_on`: the office's today."
+            )
+        ),
+    ] = None,
 ) -> CaseDiffPublic:
-    """What changed between two points of a case file (versions or recorded times), and
-    the events in between; without parameters, what its last event changed."""
+    """What changed between two points of a case file (versions, recorded times or
+    business dates), and the events in between; without parameters, what its last event
+    changed. Between business dates, the events are those dated after the earlier date
+    and on or before the later one, in log order."""
+    if from_on is not None or to_on is not None:
+        if any(p is not None for p in (from_version, to_version, recorded_from, recorded_until)):
+            raise HttpProblem(
+                422,
+                "invalid-value",
+                "from_on, to_on: do not mix business dates with versions or recorded times",
+            )
+        return _diff_on(request, reader, service, case_id, from_on, to_on)
     if from_version is not None and recorded_from is not None:
         raise HttpProblem(422, "invalid-value", "from, from_version: give at most one of them")
     if to_version is not None and recorded_until is not None:
@@ -310,5 +401,43 @@ def case_diff(
         ],
         events=[
             HistoryEntryPublic.model_validate(entry, from_attributes=True) for entry in diff.entries
+        ],
+    )
+
+
+def _diff_on(
+    request: Request,
+    reader: CaseHistoryReader,
+    service: AkteService,
+    case_id: UUID,
+    from_on: date | None,
+    to_on: date | None,
+) -> CaseDiffPublic:
+    """The diff between the states on two business dates."""
+    if to_on is None:
+        to_on = service.clock().astimezone(service.case_as_of.zone).date()
+    if from_on is None:
+        from_on = to_on - timedelta(days=1)
+    if to_on < from_on:
+        raise HttpProblem(422, "invalid-value", "to_on: must not be before from_on")
+    diff = service.case_as_of.diff_on(case_id, from_on, to_on)
+    office_id = _case_offices(request).office_of(case_id)
+    with_personal_data = may_in_office(reader, Permission.CASE_HISTORY_PERSONAL_READ, office_id)
+    before = {} if diff.before is None else diff.before.state()
+    return CaseDiffPublic(
+        case_id=case_id,
+        from_version=0 if diff.before is None else diff.before.case.version,
+        to_version=diff.after.case.version,
+        from_on=from_on,
+        to_on=to_on,
+        changes=[
+            StateChangePublic(path=change.path, before=change.before, after=change.after)
+            for change in state_changes(before, diff.after.state())
+        ],
+        events=[
+            HistoryEntryPublic.model_validate(
+                history_entry(event, with_personal_data=with_personal_data), from_attributes=True
+            )
+            for event in diff.events
         ],
     )
