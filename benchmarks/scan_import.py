@@ -4,7 +4,7 @@ Run ``bin/bench-import`` (or ``python -m benchmarks.scan_import``) from the repo
 root::
 
     bin/bench-import [--folders 2000] [--page-kb 30] [--stores sqlite,postgres]
-                     [--repeats 3] [--json OUT]
+                     [--group-events 1,5000] [--repeats 3] [--json OUT]
 
 A batch of ``--folders`` synthetic legacy files is written once (not timed): each a folder
 with a manifest and 1-3 PDFs of 1-12 pages, every page carrying ``--page-kb`` KB of
@@ -16,6 +16,11 @@ compresses to some 30-60 KB). Then, ``--repeats`` times per store, on an empty s
   and each legacy file's case file opened with its documents in one transaction;
 * **re-run**: the same batch again, which finds everything on file and imports nothing
   (what resuming costs for the part already done).
+
+Each ``--group-events`` value is a way of writing: 1 commits each legacy file on its own
+(the import before groups of commands), 5000 writes the events of many legacy files in
+one transaction (``service.grouped``, the import's default). All are run side by side,
+interleaved, on the same batch; the report gives the ratio.
 
 Figures are medians over the repeats, with the min..max spread. PostgreSQL keeps the
 documents in its own tables (``AKTE_DOCUMENT_STORE=auto``), SQLite in a directory.
@@ -49,6 +54,7 @@ from benchmarks.harness import (
     store_names,
     write_json,
 )
+from service_unit_of_work import DEFAULT_GROUP_EVENTS
 
 OFFICE: Final = "abh-musterstadt"
 STORES: Final[tuple[StoreName, ...]] = ("sqlite", "postgres")
@@ -59,6 +65,7 @@ class ImportBenchConfig:
     folders: int = 2000
     page_kb: int = 30
     stores: tuple[StoreName, ...] = STORES
+    group_events: tuple[int, ...] = (1, DEFAULT_GROUP_EVENTS)
     repeats: int = 3
     seed: int = 11
     postgres: PostgresParams = field(default_factory=PostgresParams)
@@ -69,6 +76,7 @@ class ImportBenchConfig:
 @dataclass(frozen=True)
 class ImportRun:
     store: str
+    group_events: int
     folders: int
     documents: int
     pages: int
@@ -120,12 +128,16 @@ def _progress(config: ImportBenchConfig, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _one_run(store: StoreName, config: ImportBenchConfig, batch: Path) -> ImportRun:
+def _one_run(
+    store: StoreName, group_events: int, config: ImportBenchConfig, batch: Path
+) -> ImportRun:
     core_config = BenchConfig(postgres=config.postgres, tmp_root=config.tmp_root)
     with fresh_store(store, core_config) as settings:
         service = build_service(settings)
         try:
-            report: ImportReport = import_scans(service, batch, office_id=OFFICE)
+            report: ImportReport = import_scans(
+                service, batch, office_id=OFFICE, group_events=group_events
+            )
             if report.failures or report.imported != config.folders:
                 msg = f"the benchmark batch did not import cleanly: {report.as_json()}"
                 raise RuntimeError(msg)
@@ -139,6 +151,7 @@ def _one_run(store: StoreName, config: ImportBenchConfig, batch: Path) -> Import
             service.close()
     return ImportRun(
         store=store,
+        group_events=group_events,
         folders=report.folders,
         documents=report.documents,
         pages=report.pages,
@@ -168,6 +181,7 @@ def run(config: ImportBenchConfig) -> ImportBenchReport:
                 "folders": config.folders,
                 "page_kb": config.page_kb,
                 "stores": list(stores),
+                "group_events": list(config.group_events),
                 "repeats": config.repeats,
                 "seed": config.seed,
             },
@@ -182,8 +196,13 @@ def run(config: ImportBenchConfig) -> ImportBenchReport:
         )
         for repeat in range(config.repeats):
             for store in stores:  # interleaved, so that machine noise hits both alike
-                _progress(config, f"import {repeat + 1}/{config.repeats} on {store} ...")
-                report.runs.append(_one_run(store, config, batch))
+                for group in config.group_events:
+                    _progress(
+                        config,
+                        f"import {repeat + 1}/{config.repeats} on {store}, "
+                        f"{group} events per transaction ...",
+                    )
+                    report.runs.append(_one_run(store, group, config, batch))
     return report
 
 
@@ -202,8 +221,9 @@ def format_report(report: ImportBenchReport) -> str:
         f"({report.parameters['page_kb']} KB per page)",
         "figures: median (min..max) over the repeats",
     ]
-    for store in report.parameters["stores"]:
-        runs = [run for run in report.runs if run.store == store]
+    groups = report.parameters.get("group_events", [1])
+    for store, group in ((s, g) for s in report.parameters["stores"] for g in groups):
+        runs = [run for run in report.runs if run.store == store and run.group_events == group]
         if not runs:
             continue
         rows = [
@@ -214,10 +234,35 @@ def format_report(report: ImportBenchReport) -> str:
             ("MB/s", [r.megabytes_per_second for r in runs]),
             ("re-run, nothing new: files/s", [r.rerun_folders_per_second for r in runs]),
         ]
-        lines += ["", f"{store} (n={len(runs)})"]
+        writing = "one transaction per legacy file" if group == 1 else f"groups of {group} events"
+        lines += ["", f"{store}, {writing} (n={len(runs)})"]
         lines += [f"  {label:<30}{_median_spread(values)}" for label, values in rows]
+    for store in report.parameters["stores"]:
+        by_group = {
+            group: statistics.median(
+                run.seconds
+                for run in report.runs
+                if run.store == store and run.group_events == group
+            )
+            for group in groups
+            if any(run.store == store and run.group_events == group for run in report.runs)
+        }
+        if 1 in by_group and len(by_group) > 1:
+            best = min(by_group, key=lambda group: by_group[group])
+            lines.append(
+                f"{store}: grouped ({best} events) is {by_group[1] / by_group[best]:.2f}x "
+                "as fast as one transaction per legacy file"
+            )
     lines += [f"NOTE: {note}" for note in report.notes]
     return "\n".join(lines)
+
+
+def _group_sizes(text: str) -> tuple[int, ...]:
+    sizes = tuple(dict.fromkeys(positive_int(part) for part in text.split(",") if part))
+    if not sizes:
+        msg = "name at least one number of events per transaction"
+        raise argparse.ArgumentTypeError(msg)
+    return sizes
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[ImportBenchConfig, Path | None]:
@@ -230,6 +275,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ImportBenchConfig, Pa
         "--page-kb", type=int, default=defaults.page_kb, help="KB per scanned page (default 30)"
     )
     parser.add_argument("--stores", type=store_names, default=defaults.stores)
+    parser.add_argument(
+        "--group-events",
+        type=_group_sizes,
+        default=defaults.group_events,
+        help="events per transaction, comma-separated; 1: one per legacy file (default 1,5000)",
+    )
     parser.add_argument("--repeats", type=positive_int, default=defaults.repeats)
     parser.add_argument("--tmp-dir", type=Path, default=None, help="where batch and stores go")
     add_postgres_arguments(parser)
@@ -241,6 +292,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ImportBenchConfig, Pa
             folders=args.folders,
             page_kb=max(args.page_kb, 0),
             stores=tuple(store for store in STORES if store in args.stores),  # in STORES order
+            group_events=args.group_events,
             repeats=args.repeats,
             postgres=postgres_from(args),
             tmp_root=args.tmp_dir,

@@ -14,11 +14,20 @@ from benchmarks.scan_import import ImportBenchConfig, format_report, main, run
 def test_the_benchmark_reports_throughput_per_store(tmp_path: Path) -> None:
     report = run(
         ImportBenchConfig(
-            folders=6, page_kb=1, stores=("sqlite",), repeats=2, tmp_root=tmp_path, progress=False
+            folders=6,
+            page_kb=1,
+            stores=("sqlite",),
+            group_events=(1, 50),
+            repeats=2,
+            tmp_root=tmp_path,
+            progress=False,
         )
     )
 
-    assert [run.store for run in report.runs] == ["sqlite", "sqlite"]
+    assert [(run.store, run.group_events) for run in report.runs] == [
+        ("sqlite", 1),
+        ("sqlite", 50),
+    ] * 2
     for measured in report.runs:
         assert measured.folders == 6
         assert measured.documents == report.batch["documents"]
@@ -27,6 +36,8 @@ def test_the_benchmark_reports_throughput_per_store(tmp_path: Path) -> None:
     text = format_report(report)
     assert "legacy files/s" in text
     assert "MB/s" in text
+    assert "sqlite, groups of 50 events (n=2)" in text
+    assert "sqlite: grouped (50 events) is" in text
 
 
 def test_the_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,6 +54,8 @@ def test_the_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixt
                 "sqlite",
                 "--repeats",
                 "1",
+                "--group-events",
+                "5000",
                 "--tmp-dir",
                 str(tmp_path),
                 "--json",
