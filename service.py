@@ -3,9 +3,12 @@
 :class:`AkteService` holds the case-file commands and queries itself and composes the
 contexts, each in a module of its own that never imports this one:
 ``service.appointments`` (:mod:`service_appointments`), ``service.declarations``
-(:mod:`service_declarations`), ``service.intake`` (:mod:`service_intake`) and
-``service.data_protection`` (:mod:`service_data_protection`), ``service.deadlines``
-(:mod:`service_deadlines`). It is their transaction
+(:mod:`service_declarations`), ``service.intake`` (:mod:`service_intake`),
+``service.data_protection`` (:mod:`service_data_protection`),
+``service.erasure_requests`` (:mod:`service_erasure_requests`, four eyes),
+``service.deadlines`` (:mod:`service_deadlines`), ``service.notices``
+(:mod:`service_notices`, messages in) and ``service.case_as_of``
+(:mod:`service_case_as_of`, case files on business dates). It is their transaction
 boundary: commands load the aggregates, check the expected version (optimistic
 concurrency), call domain methods and save the new events in one transaction. Library
 errors are translated here and never leave the application. What it needs from the
@@ -23,11 +26,12 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     EventStore,
     IntegrityError,
     Mapper,
+    Notification,
     PersistenceError,
     Recording,
     Transcoder,
@@ -55,6 +59,7 @@ from domain.values import (
 )
 from service_appointment_mails import AppointmentSetup
 from service_appointments import Appointments
+from service_case_as_of import CaseAsOf
 from service_common import (
     MAX_GENERATED_REFERENCE_ATTEMPTS,
     MAX_VERSION,
@@ -73,9 +78,12 @@ from service_common import (
 from service_data_protection import DataProtection
 from service_deadlines import Deadlines
 from service_declarations import CommitmentDeclarations
+from service_erasure_requests import ErasureRequests
 from service_idempotency import DEFAULT_KEY_RETENTION, WriteTruth
 from service_intake import Intake
+from service_notices import Notices
 from service_ports import Catalogue, Clock, DocumentStore, EventStorage, WriteOutcomes
+from service_unit_of_work import DEFAULT_GROUP_EVENTS, Batch, CommandGroup, GroupConflict
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -174,6 +182,8 @@ class AkteService(Application[UUID]):
             retention=idempotency_retention,
         )
         self._case_locks = [threading.Lock() for _ in range(_CASE_LOCK_STRIPES)]
+        self._groups = threading.local()
+        self._write_group_before_log_scans()
         # The library declares this a ClassVar but reads it through the instance when it
         # saves; per instance, the interval can come from settings.
         self.snapshotting_intervals = (  # type: ignore[misc]
@@ -182,7 +192,9 @@ class AkteService(Application[UUID]):
         self.appointments = Appointments(self, catalogue, appointments)
         self.declarations = CommitmentDeclarations(self)
         self.deadlines = Deadlines(self, holidays=holidays, zone=office_zone)
+        self.case_as_of = CaseAsOf(self, zone=office_zone)
         self.intake = Intake(self, catalogue, documents)
+        self.notices = Notices(self, catalogue, self.intake)
         snapshot_deletion = (
             None
             if storage is None or self.snapshots is None
@@ -195,6 +207,7 @@ class AkteService(Application[UUID]):
             snapshot_deletion=snapshot_deletion,
             appointments=self.appointments,
         )
+        self.erasure_requests = ErasureRequests(self, self.data_protection)
 
     def close(self) -> None:
         try:
@@ -250,11 +263,9 @@ class AkteService(Application[UUID]):
 
     def find_case_by_reference(self, office_id: str, reference: str) -> UUID:
         with self.store_errors():
-            try:
-                claim: object = self.repository.get(CaseReference.id_for(office_id, reference))
-            except AggregateNotFoundError:
-                raise ReferenceNotFound from None
-            if not isinstance(claim, CaseReference):
+            claim_id = CaseReference.id_for(office_id, reference)
+            claim = self._find(claim_id, CaseReference, version=None)
+            if claim is None:
                 raise ReferenceNotFound
             return UUID(claim.case_id)
 
@@ -262,6 +273,7 @@ class AkteService(Application[UUID]):
 
     def case_head_version(self, case_id: UUID) -> int:
         """The case file's current version, from one read of its last event."""
+        self._write_group_holding(case_id)
         with self.store_errors():
             head = list(self.events.get(case_id, desc=True, limit=1))
         if not head or not isinstance(head[0], CaseFile.Event):
@@ -293,7 +305,9 @@ class AkteService(Application[UUID]):
         times rise with a file's versions (a command reads the clock only after the
         version it builds on was saved), so a binary search over the versions finds the
         answer with about log2(versions) single-event reads, however long the file is.
+        The file as it stood on a business date is :meth:`service_case_as_of.CaseAsOf.case_on`.
         """
+        self._write_group_holding(case_id)
         with self.store_errors():
             head = list(self.events.get(case_id, desc=True, limit=1))
             if not head or not isinstance(head[0], CaseFile.Event):
@@ -1034,6 +1048,14 @@ class AkteService(Application[UUID]):
         version: int | None,
         projector: Callable[[Any, Iterable[Any]], Any] | None = None,
     ) -> A | None:
+        group = self.command_group()
+        if group is not None:
+            if version is None:
+                pending = group.aggregate(aggregate_id)
+                if pending is not None:
+                    return pending if isinstance(pending, kind) else None
+            else:
+                self._write_group_holding(aggregate_id)
         options: dict[str, Any] = {} if projector is None else {"projector_func": projector}
         with self.store_errors():
             try:
@@ -1055,6 +1077,7 @@ class AkteService(Application[UUID]):
         Only an empty page costs a second query, to tell "no such aggregate" from "no
         more events".
         """
+        self._write_group_holding(aggregate_id)
         with self.store_errors():
             after = min(after_version, MAX_VERSION)
             events = list(self.events.get(aggregate_id, gt=after or None, limit=limit))
@@ -1075,8 +1098,101 @@ class AkteService(Application[UUID]):
         """Save in one transaction, with the write's idempotency key if one is in force;
         a save whose acknowledgement was lost answers what the store recorded
         (:meth:`service_idempotency.WriteTruth.save`). ``IntegrityError`` goes to the
-        caller only when this save's events are not in the store."""
+        caller only when this save's events are not in the store.
+
+        Inside :meth:`grouped`, the save is deferred and written with the group."""
+        group = self.command_group()
+        if group is not None:
+            if not kwargs:
+                return group.add(objs)
+            group.flush()  # a save with an idempotency key is written on its own
         return self.writes.save(super().save, objs, kwargs)
+
+    # ------------------------------------------- groups of commands (bulk writers)
+
+    @contextmanager
+    def grouped(self, *, max_events: int = DEFAULT_GROUP_EVENTS) -> Iterator[CommandGroup]:
+        """Run this thread's commands in the block as a group written together, every
+        ``max_events`` events and at the end (also when the block raises): the same
+        commands and events, fewer commits. See :mod:`service_unit_of_work`. A block
+        inside another joins the outer group."""
+        outer = self.command_group()
+        if outer is not None:
+            yield outer
+            return
+        group = CommandGroup(
+            max_events, encode=self.mapper.to_stored_event, write=self._write_group
+        )
+        self._groups.current = group
+        try:
+            yield group
+        finally:
+            self._groups.current = None
+            group.flush()
+
+    def command_group(self) -> CommandGroup | None:
+        """The group this thread's commands are in, if any."""
+        group: CommandGroup | None = getattr(self._groups, "current", None)
+        return group
+
+    def _write_group_before_log_scans(self) -> None:
+        """A scan of the log (a tick, a search over notifications) made by a command in
+        a group writes the group first, so that it finds what the group's commands did.
+        Wrapped on the recorder instance: the contexts scan through it directly."""
+        recorder = self.recorder
+        for name in ("select_notifications", "max_notification_id"):
+            if getattr(recorder, name, None) is None:
+                continue
+
+            def written_first(*args: Any, _name: str = name, **kwargs: Any) -> Any:
+                group = self.command_group()
+                if group is not None:
+                    group.flush()
+                # Looked up on the class at each call (a test may replace the method).
+                return getattr(type(recorder), _name)(recorder, *args, **kwargs)
+
+            setattr(recorder, name, written_first)
+
+    def _write_group_holding(self, aggregate_id: UUID) -> None:
+        """Before reading an aggregate's events from the store: write the group if it
+        holds changes to it."""
+        group = self.command_group()
+        if group is not None and group.holds(aggregate_id):
+            group.flush()
+
+    def _write_group(self, batch: Batch) -> None:
+        """Write a group's events in one transaction of the recorder (its hash chain
+        entries with them), then take the snapshots the library would have taken."""
+
+        def put(*events: Any, **kwargs: Any) -> list[Recording[UUID]]:
+            ids = self.recorder.insert_events(batch.stored, **kwargs) or []
+            return [
+                Recording(
+                    event,
+                    Notification(
+                        id=position,
+                        originator_id=stored.originator_id,
+                        originator_version=stored.originator_version,
+                        topic=stored.topic,
+                        state=stored.state,
+                    ),
+                )
+                for event, stored, position in zip(batch.events, batch.stored, ids, strict=True)
+            ]
+
+        try:
+            with self.store_errors():
+                recordings = self.writes.save(put, batch.events, {})
+                processing: ProcessingEvent[UUID] = ProcessingEvent()
+                processing.events = list(batch.events)
+                processing.aggregates = dict(batch.aggregates)
+                self._take_snapshots(processing)
+        except IntegrityError:
+            raise GroupConflict(batch.saves, len(batch.events)) from None
+        self._notify(recordings)
+        for aggregate in batch.aggregates.values():
+            if isinstance(aggregate, CaseFile) and not aggregate.pending_events:
+                self._case_cache.put(aggregate)
 
     def change_case(
         self,
@@ -1097,10 +1213,13 @@ class AkteService(Application[UUID]):
         act = self.act(by, at)
         with self.case_lock(case_id):
             case = self._case_cache.pop(case_id)
+            group = self.command_group()
+            if group is not None and group.holds(case_id):
+                case = group.aggregate(case_id)  # None: left half changed, read the store
             if case is None or case.version < expected_version:
                 case = self.get_case(case_id)
             if case.version != expected_version:
-                self._case_cache.put(case)
+                self.cache_case(case)
                 raise ConcurrentModification(case_id, expected_version, case.version)
             case.check_not_erased()
             result = command(case, act)
@@ -1110,7 +1229,7 @@ class AkteService(Application[UUID]):
             except IntegrityError:
                 actual = self.get_case(case_id).version
                 raise ConcurrentModification(case_id, expected_version, actual) from None
-            self._case_cache.put(case)
+            self.cache_case(case)
         return Recorded(case_id, case.version, result, last_position(recordings))
 
     def case_lock(self, case_id: UUID) -> AbstractContextManager[Any]:
@@ -1120,6 +1239,9 @@ class AkteService(Application[UUID]):
         self._case_cache.pop(case_id)
 
     def cache_case(self, case: CaseFile) -> None:
+        group = self.command_group()
+        if group is not None and group.holds(case.id):
+            return  # ahead of the store until the group is written: it keeps it
         self._case_cache.put(case)
 
     @contextmanager

@@ -44,7 +44,7 @@ from adapters.http.auth.tokens import (
     provider_token_verifier,
 )
 from adapters.http.pages.booking_status import confirmation_link_template
-from adapters.mail.mailbox import MailboxMailer
+from adapters.mail.mailbox import Mailbox, MailboxMailer
 from adapters.mail.smtp import SmtpMailer
 from adapters.payment.provider import HttpPaymentProvider
 from adapters.payment.setup import (
@@ -54,6 +54,7 @@ from adapters.payment.setup import (
     setup_problem,
     shared_secret_for,
 )
+from adapters.personal_data.erasure_journal import FileErasureJournal
 from adapters.personal_data.key_store import (
     DEFAULT_CACHE_SECONDS,
     DataKeys,
@@ -64,6 +65,7 @@ from adapters.personal_data.key_store import (
     SqliteKeyStore,
 )
 from adapters.personal_data.mapper import PersonalDataMapper, SkippingSnapshotStore, holds_plaintext
+from adapters.personal_data.sent_mail import MailboxErasure
 from adapters.reference.catalogue import load_catalogue
 from adapters.reference.office_holidays import OfficeHolidays
 from adapters.settings import Settings
@@ -81,7 +83,11 @@ from adapters.store.migrations import (
     SqliteDatabase,
     upgrade_all,
 )
-from adapters.store.recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
+from adapters.store.recorders import (
+    POSTGRES_RECORDER_TOPIC,
+    SQLITE_RECORDER_TOPIC,
+    bound_store_waits,
+)
 from adapters.store.snapshot_deletion import RecorderSnapshotDeletion
 from adapters.store.transcoding import register_akte_transcodings
 from adapters.views.read_models import ReadModels
@@ -133,7 +139,8 @@ def library_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_PASSWORD": settings.postgres_password.get_secret_value(),
             "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
             "POSTGRES_MAX_OVERFLOW": str(settings.postgres_max_overflow),
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            # The library's name for the pool's wait for a connection.
+            "POSTGRES_CONNECT_TIMEOUT": str(settings.postgres_pool_timeout_seconds),
             "POSTGRES_LOCK_TIMEOUT": "5",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
         }
@@ -496,9 +503,21 @@ def build_service(
             holidays=OfficeHolidays(settings.office_state),
             office_zone=settings.office_zone,
         )
+        bound_store_waits(
+            service.recorder,
+            connect_timeout=settings.postgres_connect_timeout_seconds,
+            statement_timeout=settings.postgres_statement_timeout_seconds,
+            retry_seconds=settings.postgres_pool_timeout_seconds,
+        )
         keys = service.data_protection.keys
         assert isinstance(keys, DataKeys)  # AkteEventStorage makes them
         documents.use_keys(keys)
+        service.data_protection.use_erasure_journal(
+            FileErasureJournal(settings.erasure_journal_file)
+        )
+        if settings.mails_to_mailbox and settings.deployment != "production":
+            mailbox = Mailbox(settings.mailbox_directory)
+            service.data_protection.use_sent_mail(MailboxErasure(mailbox))
         return service
 
 
@@ -699,6 +718,9 @@ def open_views_store(settings: Settings) -> ViewsStore:
         user=settings.postgres_user,
         password=settings.postgres_password.get_secret_value(),
         schema=settings.postgres_schema or "public",
+        connect_timeout=settings.postgres_connect_timeout_seconds,
+        pool_timeout=settings.postgres_pool_timeout_seconds,
+        read_statement_timeout=settings.postgres_statement_timeout_seconds,
     )
 
 

@@ -85,6 +85,18 @@ class Settings(BaseSettings):
     """Connections each process keeps open."""
     postgres_max_overflow: int = Field(default=10, ge=0)
     """Connections a process may open beyond the pool under load."""
+    postgres_connect_timeout_seconds: int = Field(default=2, ge=2, le=60)
+    """How long opening a connection to PostgreSQL may take (libpq counts whole seconds,
+    at least 2)."""
+    postgres_pool_timeout_seconds: int = Field(default=2, ge=1, le=60)
+    """How long a request waits for a free connection of the pool (while the database is
+    away: for it to come back) before it is answered 503."""
+    postgres_statement_timeout_seconds: int = Field(default=30, ge=0, le=3600)
+    """How long one statement may run (0: no limit)."""
+    store_request_slots: int = Field(default=32, ge=1, le=36)
+    """Requests that may work on the stores at once; the rest of the server's 40 worker
+    threads stay free for the routes that need no store (``/healthz``, ``/metrics``,
+    the catalogue, static files), whatever the store does."""
 
     transcoder: Literal["orjson", "json"] = "orjson"
     """How events are encoded: ``orjson`` (faster) or the library's ``json``; the stored
@@ -277,6 +289,11 @@ class Settings(BaseSettings):
     key_store_path: Path | None = None
     """SQLite only: the key store's own file. Omitted: ``<data_dir>/akte-keys.sqlite3``
     (PostgreSQL keeps the keys in tables of the application's schema)."""
+    erasure_journal_path: Path | None = None
+    """The erasure journal: one line per erasure (ids and times, no personal data), read
+    by ``akte backup restore`` to erase again what a backup older than the erasure holds.
+    Omitted: ``<data_dir>/erasure-journal.jsonl``; in production, storage that the store's
+    backups do not overwrite (docs/operations/backup.md)."""
     key_cache_seconds: float = Field(default=60, ge=0, le=3600)
     """How long a process keeps an unwrapped key: after an erasure in another process,
     this one may read the erased person's data for at most this long."""
@@ -319,6 +336,12 @@ class Settings(BaseSettings):
         if self.key_store_path is not None:
             return self.key_store_path
         return self.data_dir / "akte-keys.sqlite3"
+
+    @property
+    def erasure_journal_file(self) -> Path:
+        if self.erasure_journal_path is not None:
+            return self.erasure_journal_path
+        return self.data_dir / "erasure-journal.jsonl"
 
     @field_validator("office_servers")
     @classmethod

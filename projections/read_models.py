@@ -10,7 +10,7 @@ from typing import Final
 
 from projections.appointments import appointment_day, appointment_figures, appointment_holds
 from projections.audit import audit_actions, read_access_log
-from projections.figures import statistics, workload
+from projections.figures import monitoring_counts, statistics, workload
 from projections.projection import Projection
 from projections.worklists import WORKLISTS, retention_due
 
@@ -24,4 +24,5 @@ READ_MODELS: Final[tuple[Projection, ...]] = (
     appointment_figures.PROJECTION,
     retention_due.PROJECTION,
     workload.PROJECTION,
+    monitoring_counts.PROJECTION,
 )

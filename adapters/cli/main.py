@@ -37,6 +37,7 @@ from adapters.cli.data_protection import add_data_protection_commands
 from adapters.cli.deadlines import add_deadline_commands
 from adapters.cli.documents import add_document_commands
 from adapters.cli.history import add_history_command
+from adapters.cli.inbox import add_inbox_commands
 from adapters.cli.migrate import add_migrate_command
 from adapters.cli.offices import add_offices_command
 from adapters.cli.outbox import add_outbox_commands
@@ -63,6 +64,7 @@ from adapters.http.auth.local_issuer import (
 from adapters.http.auth.tokens import AuthConfigurationError, check_auth_settings
 from adapters.http.schemas.cases import MAX_USER_ID
 from adapters.logging_setup import configure_logging
+from adapters.reference.staff_plan import EXAMPLE_STAFF_FILE
 from adapters.settings import Settings
 from adapters.settings_sources import read_settings, secret_fields, setting_variable
 from adapters.simulation.demo_office import DEFAULT_OFFICE_ID, DemoSummary, load_demo_office
@@ -262,6 +264,9 @@ def _serve(args: argparse.Namespace) -> int:
             + "; ".join(problems),
         )
 
+    if args.demo and settings.staff_file is None:
+        # The demo office's report and workload show staff from the example plan.
+        settings = settings.model_copy(update={"staff_file": EXAMPLE_STAFF_FILE})
     with _open_service(settings) as service, ExitStack() as serving:
         stand_in_url = None
         if args.demo:
@@ -630,6 +635,7 @@ def _parser() -> argparse.ArgumentParser:
     add_backup_commands(commands)
     add_migrate_command(commands)
     add_outbox_commands(commands)
+    add_inbox_commands(commands)
     add_offices_command(commands)
     return parser
 

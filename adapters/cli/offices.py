@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 from uuid import UUID
 
+from adapters.bootstrap import open_views_store
 from adapters.cli.audit import report_json
 from adapters.cli.support import (
     EXIT_BROKEN,
@@ -39,6 +40,7 @@ from adapters.cli.support import (
     open_service,
     settings_or_fail,
 )
+from adapters.monitoring import runs
 from adapters.settings import Settings
 from adapters.settings_sources import read_settings
 from adapters.store.hash_chain import ChainSource, VerifyReport, verify_chains
@@ -114,8 +116,9 @@ def office_settings(settings: Settings) -> dict[str, Settings]:
     return {office: settings_or_fail(office) for office in settings.office_shards}
 
 
-def fan_out(settings: Settings, read: Callable[[AkteService], T]) -> list[OfficeAnswer[T]]:
-    """``read`` on every office's shard at once, in the order of ``AKTE_OFFICES``."""
+def fan_out(settings: Settings, read: Callable[[str, AkteService], T]) -> list[OfficeAnswer[T]]:
+    """``read(office, service)`` on every office's shard at once, in the order of
+    ``AKTE_OFFICES``."""
     shards = office_settings(settings)
 
     def one(office_id: str) -> OfficeAnswer[T]:
@@ -124,7 +127,7 @@ def fan_out(settings: Settings, read: Callable[[AkteService], T]) -> list[Office
         schema = shard.postgres_schema
         try:
             with open_service(shard, what=f"office {office_id}'s store") as service:
-                return OfficeAnswer(office_id, server, schema, answer=read(service))
+                return OfficeAnswer(office_id, server, schema, answer=read(office_id, service))
         except CliFailure as failure:
             return OfficeAnswer(office_id, server, schema, unavailable=str(failure))
 
@@ -132,7 +135,7 @@ def fan_out(settings: Settings, read: Callable[[AkteService], T]) -> list[Office
         return list(pool.map(one, shards))
 
 
-def _head(service: AkteService) -> int:
+def _head(_office_id: str, service: AkteService) -> int:
     return int(service.recorder.max_notification_id() or 0)
 
 
@@ -147,9 +150,21 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    def verify(service: AkteService) -> VerifyReport:
+    shards = office_settings(deployment_settings())
+
+    def verify(office_id: str, service: AkteService) -> VerifyReport:
+        started = runs.now()
         source: ChainSource = service.recorder  # type: ignore[assignment]
-        return verify_chains(source)
+        report = verify_chains(source)
+        # Each office's run counts as that office's verification, for its monitoring.
+        runs.note_run(
+            lambda: open_views_store(shards[office_id]),
+            runs.AUDIT_VERIFY,
+            started_at=started,
+            result="ok" if report.ok else "broken",
+            steps=report.events,
+        )
+        return report
 
     answers = fan_out(deployment_settings(), verify)
     if args.json:
@@ -179,7 +194,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _find(args: argparse.Namespace) -> int:
     case_id: UUID = args.case_id
 
-    def holds(service: AkteService) -> bool:
+    def holds(_office_id: str, service: AkteService) -> bool:
         # The first stored event only: whether the case is here, never its content.
         first = service.recorder.select_events(case_id, limit=1)
         return bool(first) and first[0].topic.startswith(CASE_FILE_TOPIC)

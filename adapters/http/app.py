@@ -78,6 +78,8 @@ from adapters.http.routes.contact_form import install_intake_problems
 from adapters.http.routes.declarations import install_commitment_problems
 from adapters.http.routes.operations import NamedCheck, ReadinessCheck, install_operations
 from adapters.http.uploads import MULTIPART, MULTIPART_OVERHEAD_BYTES, install_document_problems
+from adapters.monitoring.metrics import install_monitoring
+from adapters.monitoring.runs import APPOINTMENTS_TICK, TASKS
 from adapters.payment.setup import Payments
 from adapters.settings import Settings
 from adapters.views.read_models import ReadModelLag, ReadModels
@@ -320,4 +322,12 @@ def create_app(
     )
     limiter.metrics = RateLimitMetrics(app.state.metrics.registry)
     app.state.metrics.registry.register(ReadModelLag(read_models))
+    # Mails, payment notifications, erasures; the last runs of the command-line tasks.
+    app.state.payment_notification_metrics = install_monitoring(
+        app.state.metrics.registry,
+        read_models.views,
+        tasks=[
+            task for task in TASKS if task != APPOINTMENTS_TICK or service.appointments.configured
+        ],
+    )
     return app

@@ -14,9 +14,16 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from adapters.bootstrap import ShardSettingsError, build_service, office_schema, shard_settings
+from adapters.bootstrap import (
+    ShardSettingsError,
+    build_service,
+    office_schema,
+    open_views_store,
+    shard_settings,
+)
 from adapters.cli.main import main
 from adapters.cli.support import EXIT_BROKEN, EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE
+from adapters.monitoring.runs import AUDIT_VERIFY, task_runs
 from adapters.settings import Settings
 from tests.conftest import POSTGRES
 from tests.http.routes.test_worklists import received_procedure
@@ -134,6 +141,16 @@ def test_the_auditors_reads_fan_out_over_both_servers(
     assert [office["office_id"] for office in verified] == list(OFFICES)
     assert all(office["verify"]["ok"] for office in verified)
     assert all(office["verify"]["events"] >= 2 for office in verified)
+    for office_id in OFFICES:  # each office's verification counts for its monitoring
+        views = open_views_store(
+            shard_settings(deployment.model_copy(update={"shard_office": office_id}))
+        )
+        try:
+            run = task_runs(views)[AUDIT_VERIFY]
+        finally:
+            views.close()
+        assert (run.last_result, run.runs_ok) == ("ok", 1)
+        assert run.last_steps >= 2
     servers = {office["office_id"]: office["server"] for office in verified}
     assert servers["abh-a"] == f"{POSTGRES['host']}:{POSTGRES['port']}/{POSTGRES['dbname']}"
     assert servers["abh-b"] == f"127.0.0.1:{second_server.port}/akte"

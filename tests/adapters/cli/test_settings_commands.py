@@ -181,7 +181,7 @@ class _Terminal(io.StringIO):
         return True
 
 
-_ERASE = ["erase", "DEMO-2025-00001", "--legal-ground", "dsgvo-17", "--approved-by", "dsb-01"]
+_ERASE = ["erase", "approve", "DEMO-2025-00001", "1", "--token-file", "no-such.token"]
 
 
 def test_erase_without_a_terminal_needs_yes(
@@ -217,9 +217,10 @@ def test_erase_on_a_terminal_asks_and_stops_unless_the_answer_is_yes(
     assert not (environment / "data").exists()
 
     monkeypatch.setattr(builtins, "input", answer("yes"))
-    # Confirmed: it goes on to the store, which has no such file (exit 1, not 2).
-    assert main(_ERASE) == support.EXIT_FAILED
-    assert "neither a case id nor a file number" in capsys.readouterr().err
+    # Confirmed: it goes on to who approves, which only an access token says.
+    assert main(_ERASE) == support.EXIT_USAGE
+    assert "--token-file" in capsys.readouterr().err
+    assert not (environment / "data").exists()
 
 
 def test_report_where_there_is_no_store_says_so_and_creates_none(

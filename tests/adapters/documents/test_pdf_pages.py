@@ -14,7 +14,6 @@ import pytest
 from adapters.documents.inspection import FileTooComplex, UnreadableFile, inspect_file
 from adapters.documents.pdf_pages import PdfPageCounter, PdfTooComplex
 from adapters.simulation.legacy_scans import make_pdf
-from domain.case_file import MAX_PAGES
 from benchmarks.hostile_pdfs import (
     deeply_nested,
     looping_page_tree,
@@ -22,6 +21,7 @@ from benchmarks.hostile_pdfs import (
     page_chain,
     wide_page_tree,
 )
+from domain.case_file import MAX_PAGES
 
 MIB = 1_048_576
 

@@ -23,9 +23,10 @@ from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
 from adapters.simulation.legacy_scans import make_jpeg, make_pdf, make_png
+from benchmarks.hostile_pdfs import object_stream_bomb
 from service import AkteService
 from tests.support.documents import raw_stored_bytes
-from benchmarks.hostile_pdfs import object_stream_bomb
+from tests.support.erasure_requests import erase_over_http
 
 PROBLEMS: Final = "https://akte.example/problems/"
 PROBLEM_JSON: Final = "application/problem+json"
@@ -590,11 +591,12 @@ def test_after_an_erasure_no_document_is_served_nor_readable_in_the_store(
         office_id=settings.default_office_id,
     )
     officer = {"Authorization": f"Bearer {officer_token}"}
+    lead_token = LocalIssuer.load_or_create(issuer_key_file).issue(
+        user_id="tl-01", roles=[Role.TEAM_LEAD], office_id=settings.default_office_id
+    )
 
-    erased = client.post(
-        f"/cases/{case_id}/erasure",
-        json={"legal_ground": "dsgvo-17"},
-        headers=officer | {"If-Match": uploaded.headers["ETag"]},
+    erased = erase_over_http(
+        client, case_id, requester={"Authorization": f"Bearer {lead_token}"}, approver=officer
     )
 
     assert erased.status_code == 200, erased.text
