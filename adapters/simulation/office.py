@@ -101,6 +101,9 @@ class HeldDocument:
     valid_until: date
     card_handed_over: bool = False
     """An eAT whose card the person holds (only then can it move to a new passport)."""
+    issued_at: int = 0
+    """The simulated minute it was issued: a story running a little behind in time (its
+    step started before the issue) cannot extend or move it yet."""
 
 
 @dataclass(frozen=True)

@@ -361,10 +361,12 @@ class OfficeStories(AppointmentDesk):
         the eAT to a new card (Übertrag). Returns the eAT whose new card is under way (0:
         none) and the time of the last step."""
         kinds = HOLDER_TOPICS.get(plan.topic)
+        # Another story of the same person may have issued a document at a later minute
+        # than this step's (steps run a few minutes past their turn): not yet held here.
         held = [
             (number, document)
             for number, document in person.documents.items()
-            if kinds is not None and document.kind in kinds
+            if kinds is not None and document.kind in kinds and document.issued_at < t
         ]
         if not held:
             return 0, t
@@ -474,7 +476,7 @@ class OfficeStories(AppointmentDesk):
         if not person.listed:
             person.listed = True
             self.holders.append(person)
-        person.documents[number] = HeldDocument(kind, until(valid_from, months))
+        person.documents[number] = HeldDocument(kind, until(valid_from, months), issued_at=t)
         if kind != "eat":
             return 0, t
         t = self._soon(rng, t)
