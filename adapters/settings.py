@@ -291,7 +291,7 @@ class Settings(BaseSettings):
     (PostgreSQL keeps the keys in tables of the application's schema)."""
     erasure_journal_path: Path | None = None
     """The erasure journal: one line per erasure (ids and times, no personal data), read
-    by ``akte backup restore`` to erase again what a backup older than the erasure holds.
+    by ``akte restore`` to erase again what a backup older than the erasure holds.
     Omitted: ``<data_dir>/erasure-journal.jsonl``; in production, storage that the store's
     backups do not overwrite (docs/operations/backup.md)."""
     key_cache_seconds: float = Field(default=60, ge=0, le=3600)

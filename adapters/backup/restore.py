@@ -11,7 +11,7 @@ its tables in the target schema as it does on first start, and the rows are copi
 holds keys of persons the log records as erased. The restore completes those erasures
 (:func:`reapply_erasures`). Erasures made *after* the backup are not in its log: they are in
 the **erasure journal** (:mod:`adapters.personal_data.erasure_journal`), which the restore
-reads (the target's ``AKTE_ERASURE_JOURNAL`` and any journal named with
+reads (the target's ``AKTE_ERASURE_JOURNAL_PATH`` and any journal named with
 ``--erasure-journal``) and applies: the keys of every owner it lists are destroyed again,
 so the person's events, snapshots and documents read as erased (:func:`apply_journal`).
 The entries read from other journals are appended to the target's, so that it stays

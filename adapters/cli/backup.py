@@ -6,7 +6,7 @@ and drill the restore.
   checksums); :mod:`adapters.backup.take` explains the order.
 - ``akte restore SRC [--erasure-journal FILE ...]``: verify SRC's checksums, restore it
   into the empty store of the settings, complete erasures whose keys the backup still
-  held, and erase again what the erasure journal(s) list (``AKTE_ERASURE_JOURNAL`` and
+  held, and erase again what the erasure journal(s) list (``AKTE_ERASURE_JOURNAL_PATH`` and
   each FILE): erasures made after the backup was taken.
 - ``akte backup drill SRC`` (= ``akte restore --drill SRC``): restore into a scratch
   place and check it (:mod:`adapters.backup.drill`); exit code 0 only if all holds.

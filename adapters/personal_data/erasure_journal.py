@@ -4,7 +4,7 @@ Erasure destroys keys in the key store and records an event in the event store; 
 taken before the erasure holds both as they were, so restoring it alone would bring the
 person's data back. The journal is a small append-only file (JSON lines, one erasure a
 line: when, the case file, the key owners whose keys were destroyed: ids and a time, no
-personal data) at ``AKTE_ERASURE_JOURNAL`` (default ``<data_dir>/erasure-journal.jsonl``;
+personal data) at ``AKTE_ERASURE_JOURNAL_PATH`` (default ``<data_dir>/erasure-journal.jsonl``;
 in production on storage that is not restored from the same backups, see
 docs/operations/backup.md). ``akte backup restore`` reads it and destroys those keys again
 (:func:`adapters.backup.restore.restore_backup`).

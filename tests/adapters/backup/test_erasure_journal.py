@@ -62,7 +62,7 @@ def _empty_store(settings: Settings, directory: Path) -> Iterator[Settings]:
 @pytest.fixture
 def target(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     """An empty store of the same kind, sharing the source's erasure journal (as
-    ``AKTE_ERASURE_JOURNAL`` on storage of its own would)."""
+    ``AKTE_ERASURE_JOURNAL_PATH`` on storage of its own would)."""
     for store in _empty_store(settings, tmp_path / "target"):
         yield store.model_copy(update={"erasure_journal_path": settings.erasure_journal_file})
 
