@@ -38,6 +38,9 @@ DEFAULT_WORKERS: Final = 2
 _LENGTH: Final = struct.Struct(">Q")
 _PACKAGE_ROOT: Final = Path(__file__).resolve().parents[2]
 _CHUNK: Final = 1_048_576
+_WORKER_ENVIRONMENT: Final = frozenset(
+    {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "VIRTUAL_ENV", "PYTHONHOME"}
+)
 
 
 class PdfTooComplex(Exception):
@@ -50,9 +53,13 @@ class _WorkerFailed(Exception):
 
 class _Worker:
     def __init__(self, memory_bytes: int, command: Sequence[str] | None) -> None:
-        environment = dict(os.environ)
+        # The worker reads hostile files: it gets no secret of the server's environment
+        # (database password, keys), only what starting Python needs.
+        environment = {
+            name: value for name, value in os.environ.items() if name in _WORKER_ENVIRONMENT
+        }
         environment["PYTHONPATH"] = os.pathsep.join(
-            filter(None, (str(_PACKAGE_ROOT), environment.get("PYTHONPATH")))
+            filter(None, (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH")))
         )
         self.process = subprocess.Popen(
             list(command)
@@ -90,7 +97,10 @@ class _Worker:
         line = answers.readline()
         if not line:
             raise _WorkerFailed("ended")  # killed by the memory cap, or crashed
-        reply: dict[str, object] = json.loads(line)
+        try:
+            reply: dict[str, object] = json.loads(line)
+        except ValueError:
+            raise _WorkerFailed("ended") from None  # not our worker's answer: replace it
         if "too_complex" in reply:
             raise _WorkerFailed(str(reply["too_complex"]))
         return reply

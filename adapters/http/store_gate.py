@@ -41,7 +41,8 @@ from service import AkteService
 logger = logging.getLogger("akte.store_gate")
 
 PROBE_TIMEOUT: Final = 0.8
-"""The longest wait for the store probe: an unanswered probe counts as a store away."""
+"""The longest wait for the store probe. A probe the store refuses closes the gate; one
+that only times out does not (a slow store still answers, within its own timeouts)."""
 PROBE_MAX_AGE: Final = 0.5
 """A probe's answer is reused this long (seconds)."""
 RETRY_AFTER_SECONDS: Final = 2

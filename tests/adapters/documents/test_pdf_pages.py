@@ -4,10 +4,12 @@ are refused or answered within bounds, and never inflate in the server."""
 from __future__ import annotations
 
 import io
+import json
 import resource
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +120,30 @@ def test_files_read_at_once_each_get_their_own_answer(counter: PdfPageCounter) -
 def test_what_pdfium_cannot_open_is_unreadable(counter: PdfPageCounter) -> None:
     assert counter.pages(b"%PDF-1.4\nno pages here\n%%EOF\n") is None
     assert counter.replaced == 0
+
+
+def test_the_worker_gets_none_of_the_servers_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AKTE_POSTGRES_PASSWORD", "secret-of-the-server")
+    monkeypatch.setenv("AKTE_MASTER_KEYS", "k1:secret")
+    seen = tmp_path / "environment.json"
+    telling_worker = [
+        sys.executable,
+        "-c",
+        "import json, os, struct, sys\n"
+        f"open({str(seen)!r}, 'w').write(json.dumps(sorted(os.environ)))\n"
+        "size = struct.unpack('>Q', sys.stdin.buffer.read(8))[0]\n"
+        "sys.stdin.buffer.read(size)\n"
+        "sys.stdout.write('{\"pages\": 1}\\n')\n"
+        "sys.stdout.flush()\n",
+    ]
+    counter = PdfPageCounter(worker_command=telling_worker)
+    try:
+        assert counter.pages(make_pdf(1)) == 1
+    finally:
+        counter.close()
+
+    names = set(json.loads(seen.read_text()))
+    assert "PYTHONPATH" in names
+    assert not any(name.startswith("AKTE_") for name in names)
