@@ -79,7 +79,7 @@ from service_data_protection import DataProtection
 from service_deadlines import Deadlines
 from service_declarations import CommitmentDeclarations
 from service_erasure_requests import ErasureRequests
-from service_idempotency import DEFAULT_KEY_RETENTION, WriteTruth
+from service_idempotency import DEFAULT_KEY_RETENTION, WriteTruth, current_claim
 from service_intake import Intake
 from service_notices import Notices
 from service_ports import Catalogue, Clock, DocumentStore, EventStorage, WriteOutcomes
@@ -1103,7 +1103,7 @@ class AkteService(Application[UUID]):
         Inside :meth:`grouped`, the save is deferred and written with the group."""
         group = self.command_group()
         if group is not None:
-            if not kwargs:
+            if current_claim() is None:
                 return group.add(objs)
             group.flush()  # a save with an idempotency key is written on its own
         return self.writes.save(super().save, objs, kwargs)

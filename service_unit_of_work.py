@@ -117,21 +117,32 @@ class CommandGroup:
         aggregates count as used), written with the group later."""
         events: list[DomainEventProtocol[UUID]] = []
         aggregates: dict[UUID, Any] = {}
+        # Refused before any event is taken off an aggregate: a held aggregate keeps its
+        # pending events, so the group never hands it out as clean (a version gap).
+        for obj in objs:
+            if obj is None or isinstance(obj, DomainEventProtocol):
+                continue
+            pending = getattr(obj, "pending_events", ())
+            if pending and pending[0].originator_version == 1 and obj.id in self._batch.aggregates:
+                # Created twice in one group (a file number claimed twice): refused as
+                # the store would refuse it.
+                msg = "an aggregate with this id was already created in this group"
+                raise IntegrityError(msg)
         for obj in objs:
             if obj is None:
                 continue
             if isinstance(obj, DomainEventProtocol):
                 events.append(obj)
                 continue
-            new = list(obj.collect_events())
-            if new and new[0].originator_version == 1 and obj.id in self._batch.aggregates:
-                # Created twice in one group (a file number claimed twice): refused as
-                # the store would refuse it.
-                msg = "an aggregate with this id was already created in this group"
-                raise IntegrityError(msg)
-            events.extend(new)
+            events.extend(obj.collect_events())
             aggregates[obj.id] = obj
-        stored = [self._encode(event) for event in events]
+        try:
+            stored = [self._encode(event) for event in events]
+        except BaseException:
+            # The save's events are gone from its aggregates: write the group's earlier
+            # commands and forget every copy, so the next command loads from the store.
+            self.flush()
+            raise
         self._batch.events.extend(events)
         self._batch.stored.extend(stored)
         self._batch.aggregates.update(aggregates)

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from adapters.bootstrap import build_service
@@ -307,3 +308,31 @@ def test_a_scan_of_the_log_inside_the_group_finds_what_the_group_did(
         )
         assert [UUID(str(n.originator_id)) for n in scanned] == [opened.case_id]
         assert group.transactions == 1
+
+
+def test_a_refused_save_leaves_no_gap_in_a_held_aggregates_versions(
+    service: AkteService,
+) -> None:
+    """A save refused inside the group (here: with a second creation of an aggregate the
+    group already created) takes no event off the other aggregates of that save."""
+    with service.grouped():
+        opened = service.open_case(office_id=OFFICE, master_data=person(0), by="sb-01")
+        held = service.get_case(opened.case_id)  # the group's copy, version 1
+        held.add_note(text="in the refused save", act=service.act("sb-01", None))
+        created_twice = CaseFile.open(
+            case_id=opened.case_id,
+            office_id=OFFICE,
+            reference="ZWEIMAL-1",
+            master_data=person(1),
+            act=service.act("sb-01", None),
+        )
+        with pytest.raises(IntegrityError):
+            service.save(held, created_twice)
+        # The next command finds the file as the store will have it: version 1.
+        noted = service.add_note(opened.case_id, expected_version=1, by="sb-01", text="zwei")
+        assert noted.version == 2
+
+    versions = [event.originator_version for event in service.events.get(opened.case_id)]
+    assert versions == [1, 2]
+    assert [note.text for note in service.get_case(opened.case_id).notes] == ["zwei"]
+    assert verify_chains(_chain(service)).ok
