@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Final
+from typing import Any
 
 from adapters.bootstrap import build_service
 from adapters.cli.support import positive_int
@@ -45,11 +45,9 @@ from benchmarks.harness import (
     store_names,
     write_json,
 )
+from benchmarks.simulator import DEFAULT_SEED, DEFAULT_YEAR
 from service import AkteService
 from service_unit_of_work import DEFAULT_GROUP_EVENTS
-
-DEFAULT_SEED: Final = 2024
-DEFAULT_YEAR: Final = 2024
 
 
 @dataclass(frozen=True)

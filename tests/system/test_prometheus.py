@@ -19,6 +19,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,40 @@ def _get(url: str) -> Any:
         return json.loads(answer.read())
 
 
+@contextmanager
+def running_prometheus(
+    rules: Path, target_url: str, tmp_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Debian's Prometheus on a free port, scraping ``target_url`` every second with
+    ``rules`` loaded; its API address and process, stopped when the block ends."""
+    port = _free_port()
+    shutil.copy(rules, tmp_path / rules.name)
+    target = target_url.removeprefix("http://")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: [{rules.name}]\n"
+        "scrape_configs:\n"
+        f"  - job_name: akte\n    static_configs: [{{targets: ['{target}']}}]\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        [
+            _tool("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/api/v1", process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 @pytest.fixture
 def akte(tmp_path: Path) -> Iterator[ServedApp]:
     settings = Settings(store="sqlite", data_dir=tmp_path / "data")
@@ -94,30 +129,7 @@ def akte(tmp_path: Path) -> Iterator[ServedApp]:
 def test_a_real_prometheus_scrapes_akte_with_the_rules_loaded(
     akte: ServedApp, tmp_path: Path
 ) -> None:
-    prometheus = _tool("prometheus")
-    port = _free_port()
-    config = tmp_path / "prometheus.yml"
-    shutil.copy(RULES, tmp_path / "akte-rules.yml")
-    target = akte.base_url.removeprefix("http://")
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        "rule_files: [akte-rules.yml]\n"
-        "scrape_configs:\n"
-        f"  - job_name: akte\n    static_configs: [{{targets: ['{target}']}}]\n",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    api = f"http://127.0.0.1:{port}/api/v1"
-    try:
+    with running_prometheus(RULES, akte.base_url, tmp_path) as (api, process):
         deadline = time.monotonic() + WAIT_SECONDS
         found: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -133,9 +145,6 @@ def test_a_real_prometheus_scrapes_akte_with_the_rules_loaded(
         assert found.get("data", {}).get("result"), "Prometheus never stored Akte's lag metric"
         targets = _get(f"{api}/targets")["data"]["activeTargets"]
         rules = _get(f"{api}/rules")["data"]["groups"]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
     assert [target["health"] for target in targets] == ["up"]
     read_models = {sample["metric"]["read_model"] for sample in found["data"]["result"]}

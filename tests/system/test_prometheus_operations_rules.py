@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -30,7 +29,13 @@ from adapters.bootstrap import build_service, open_views_store, served_app
 from adapters.monitoring.runs import AUDIT_VERIFY, record_run
 from adapters.settings import Settings
 from tests.support.live_server import ServedApp
-from tests.system.test_prometheus import DASHBOARD, WAIT_SECONDS, _free_port, _get, _tool
+from tests.system.test_prometheus import (
+    DASHBOARD,
+    WAIT_SECONDS,
+    _get,
+    _tool,
+    running_prometheus,
+)
 
 PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULES = PROMETHEUS / "akte-operations-rules.yml"
@@ -105,31 +110,8 @@ def _query(api: str, expression: str) -> list[dict[str, Any]]:
 def test_a_real_prometheus_fires_the_alert_for_a_broken_chain(
     broken_chain_akte: ServedApp, tmp_path: Path
 ) -> None:
-    prometheus = _tool("prometheus")
-    port = _free_port()
-    shutil.copy(RULES, tmp_path / RULES.name)
-    target = broken_chain_akte.base_url.removeprefix("http://")
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"rule_files: [{RULES.name}]\n"
-        "scrape_configs:\n"
-        f"  - job_name: akte\n    static_configs: [{{targets: ['{target}']}}]\n",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    api = f"http://127.0.0.1:{port}/api/v1"
     firing: list[dict[str, Any]] = []
-    try:
+    with running_prometheus(RULES, broken_chain_akte.base_url, tmp_path) as (api, process):
         deadline = time.monotonic() + WAIT_SECONDS
         mails: list[dict[str, Any]] = []
         while time.monotonic() < deadline and not (firing and mails):
@@ -145,9 +127,6 @@ def test_a_real_prometheus_fires_the_alert_for_a_broken_chain(
                 time.sleep(0.5)
         verified = _query(api, 'akte_task_last_run_ok{job="akte", task="audit_verify"}')
         rules = _get(f"{api}/rules")["data"]["groups"]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
     assert firing, "Prometheus never fired AkteAuditVerifyFailed"
     assert firing[0]["metric"]["severity"] == "critical"
