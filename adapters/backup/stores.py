@@ -52,8 +52,7 @@ def schema_of(settings: Settings) -> str:
 def connect(settings: Settings, **options: Any) -> psycopg.Connection[Any]:
     """A connection of its own to the settings' PostgreSQL database."""
     return psycopg.connect(
-        host=settings.postgres_host,
-        port=settings.postgres_port,
+        **settings.postgres_connection_args,  # every listed server; with several, the primary
         dbname=settings.postgres_dbname,
         user=settings.postgres_user,
         password=settings.postgres_password.get_secret_value(),

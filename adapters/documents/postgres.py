@@ -45,6 +45,7 @@ from adapters.documents.store import (
     rechunk,
     require_address,
 )
+from adapters.store.failover import follow_primary
 
 DOCUMENTS_TABLE: Final = "akte_documents"
 CHUNKS_TABLE: Final = "akte_document_chunks"
@@ -87,6 +88,7 @@ class PostgresDocumentStore(DocumentStore):
                     open=True,
                     name="akte-documents",
                     timeout=10,
+                    **follow_primary(self._connection.get("host")),
                 )
                 try:
                     with pool.connection() as conn:
