@@ -292,7 +292,15 @@ class Appointments(AppointmentMails):
         ``proof`` is the solved challenge ``(challenge, nonce)``; only the office's own
         bookings (``origin="office"``) come without. ``language``: the person's, for
         their mails (German, else English).
+
+        Under an idempotency key, the booking and its reference are recorded with the key
+        (sealed with the client's key): the retry of a request whose answer was lost gets
+        them back and books nothing again. Its mails, if the first attempt ended before
+        sending them, go out with the tick (:meth:`run_appointment_tick`).
         """
+        replayed = self._replayed_booking(by)
+        if replayed is not None:
+            return replayed
         setup = self.appointment_setup
         if proof is None and origin != "office":
             raise ChallengeRefused("a booking needs a solved challenge")
@@ -347,6 +355,7 @@ class Appointments(AppointmentMails):
                 act=act,
             )
             extra = [spent] if spent is not None else []
+            self._store.writes.note(appointment_id, appointment.version, reference)
             try:
                 position = self._save(slot, bookings, appointment, claim, *extra)
             except IntegrityError:
@@ -361,6 +370,16 @@ class Appointments(AppointmentMails):
                 reference,
             )
         raise SlotBusy("the slot is in high demand; nothing was booked, try again")
+
+    def _replayed_booking(self, by: str) -> AppointmentRecorded | None:
+        """The booking (or waitlist entry) and reference recorded by this request's first
+        attempt, whose answer was lost; None: book."""
+        replayed = self._store.writes.replayed(by)
+        if replayed is None:
+            return None
+        return AppointmentRecorded(
+            replayed.case_id, replayed.version, replayed.position, str(replayed.result)
+        )
 
     def _slot(self, point: ServicePoint, starts_at: datetime, act: Act) -> Slot:
         existing = self._get(slot_id(point.office_id, point.code, starts_at), Slot)
@@ -394,7 +413,11 @@ class Appointments(AppointmentMails):
         language: str = "de",
     ) -> AppointmentRecorded:
         """Wait for a freed seat of this type; returns the entry's id and reference.
-        ``language``: of the offer mails (German, else English)."""
+        ``language``: of the offer mails (German, else English). A retry under the
+        idempotency key of a request whose answer was lost gets the same entry back."""
+        replayed = self._replayed_booking(by)
+        if replayed is not None:
+            return replayed
         situation.check()
         key = self.person_key(person)
         entry_id = self._store.new_personal_id()
@@ -435,6 +458,7 @@ class Appointments(AppointmentMails):
                 holder_kind="waitlist_entry",
                 act=act,
             )
+            self._store.writes.note(entry_id, entry.version, reference)
             try:
                 position = self._save(waitlist, entry, claim, spent)
             except IntegrityError:

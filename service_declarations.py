@@ -136,7 +136,15 @@ class CommitmentDeclarations:
 
         The reference is the applicant's only way back to the declaration (to pay, to see
         its status); it is not the declaration's id, which caseworkers see.
+
+        Under an idempotency key, the reference is recorded with the key (sealed with the
+        client's key): the retry of a request whose answer was lost gets it back.
         """
+        replayed = self._store.writes.replayed(by)
+        if replayed is not None:
+            return DeclarationRecorded(
+                replayed.case_id, replayed.version, str(replayed.result), replayed.position
+            )
         act = self._store.act(by, at)
         for _attempt in range(_MAX_DECLARATION_SAVE_ATTEMPTS):
             reference = secrets.token_urlsafe(_SECRET_REFERENCE_BYTES)
@@ -157,6 +165,7 @@ class CommitmentDeclarations:
             claim = DeclarationReference.claim(
                 reference_sha256=reference_sha256, declaration_id=declaration.id, act=act
             )
+            self._store.writes.note(declaration.id, declaration.version, reference)
             try:
                 with self._store.store_errors():
                     recordings = self._store.save(declaration, claim)

@@ -81,8 +81,17 @@ class ErasureRequests:
         at: datetime | None = None,
     ) -> RequestRecorded:
         """Request the erasure of the case file's personal data. Refused while another
-        request of the file is pending, and for a file erased already."""
+        request of the file is pending, and for a file erased already.
+
+        Under an idempotency key, the request is recorded with the key: the retry of a
+        request whose answer was lost gets the request as it was recorded then."""
         self._data_protection.keys  # noqa: B018 - refuses early without per-person encryption
+        replayed = self._store.writes.replayed(by)
+        if replayed is not None:
+            found = self._store.find(replayed.case_id, ErasureRequest, version=replayed.version)
+            if found is None:  # its events are recorded: only a broken store gets here
+                raise ErasureRequestNotFound("the recorded erasure request cannot be read")
+            return RequestRecorded(found, replayed.position)
         case = self._store.get_case(case_id)
         case.check_not_erased()
         act = self._store.act(by, at)
@@ -102,6 +111,7 @@ class ErasureRequests:
             case_version=case.version,
             act=act,
         )
+        self._store.writes.note(request.id, request.version, request.number)
         try:
             with self._store.store_errors():
                 recordings = self._store.save(request)

@@ -21,17 +21,35 @@ one, the events at the versions the command wrote are read back and compared wit
 command's own. Recorded: the save answers as if nothing had failed. Not recorded: the
 original error (a conflict stays a conflict, a failure "nothing was recorded"). Cannot
 be told (the store is still unreachable): :class:`OutcomeUnknown`, never a conflict.
+
+**The outcome with the key.** The first answer is stored after the write, in a
+transaction of its own: a request that failed in between (the acknowledgement lost and
+the store unreadable, the process killed) leaves a key without an answer. So that its
+retry can still answer as the first request would have (the same status, ``Location``,
+``ETag``, cookie, position and body), a command notes its outcome (:meth:`WriteTruth.note`:
+the aggregate, its new version and the command's result, sealed with the client's key)
+and the save records it with the key, in the events' transaction. The retry's command
+then returns that outcome (:meth:`WriteTruth.replayed`) instead of running, and its
+route or page builds its answer from it as the first time. The case-file commands do it
+(``open_case``, ``change_case``), and so do the public writes, whose answer carries a
+secret the person has no other way to learn: a commitment declaration's reference, a
+booking's or waitlist entry's reference, a contact form's receipt; and an erasure
+request. The contexts reach it through :class:`service_ports.OutcomeNotes`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import Enum
 from typing import Any, Final, Literal
 from uuid import UUID
 
@@ -44,8 +62,9 @@ from eventsourcing.persistence import (
     PersistenceError,
     Recording,
 )
+from eventsourcing.utils import get_topic, resolve_topic
 
-from service_common import ServiceError, StoreUnavailable
+from service_common import Recorded, ServiceError, StoreUnavailable
 from service_ports import Clock, KeyRecord, NewKey, StoredAnswer, WriteOutcomes
 
 DEFAULT_KEY_RETENTION: Final = timedelta(hours=24)
@@ -67,6 +86,16 @@ class IdempotencyClaim:
     fingerprint: str | None = None
     recorded: bool = False
     """The key was recorded with this attempt's events."""
+    seal: Callable[[bytes], bytes] | None = None
+    """Encrypts a noted outcome for the key's row (with the client's key, which the store
+    never holds); None: outcomes are not recorded."""
+    unseal: Callable[[bytes], bytes | None] | None = None
+    """The reverse of ``seal``: None when the sealed outcome cannot be read."""
+    outcome: bytes | None = None
+    """The sealed outcome of the command about to be saved (:meth:`WriteTruth.note`)."""
+    replayed: KeyRecord | None = None
+    """The key's record, once a command of this request returned its recorded outcome:
+    any further command of the request is not run but answered as already recorded."""
 
 
 class IdempotencyKeyReused(ServiceError):
@@ -139,6 +168,8 @@ class WriteTruth:
     def check(self, by: str) -> None:
         """Called as a command begins: replays or refuses a key recorded before."""
         claim = current_claim()
+        if claim is not None and claim.replayed is not None:
+            raise AlreadyRecorded(claim.replayed)
         if claim is None or claim.key_hash is not None:
             return
         claim.key_hash = key_hash(by, claim.key)
@@ -155,6 +186,47 @@ class WriteTruth:
         if found.fingerprint != claim.fingerprint:
             raise IdempotencyKeyReused
         raise AlreadyRecorded(found)
+
+    def note(self, aggregate_id: UUID, version: int, result: object) -> None:
+        """The outcome of the command about to be saved, recorded with its key (if one is
+        in force and the result is one :func:`_encoded_result` can tell again). Stored under the
+        name ``case_id`` whatever the aggregate: the rows written before keep reading."""
+        claim = current_claim()
+        if claim is None or claim.seal is None or claim.recorded:
+            return
+        encoded = _encoded_result(result)
+        if encoded is None:
+            claim.outcome = None
+            return
+        outcome = {"case_id": str(aggregate_id), "version": version, "result": encoded}
+        claim.outcome = claim.seal(json.dumps(outcome).encode())
+
+    def replayed(self, by: str) -> Recorded[Any] | None:
+        """The recorded outcome of this very request, when its key was recorded with one
+        and its first answer is not stored: the command returns it instead of running.
+        None: the command runs (:meth:`check` raises for a key recorded otherwise)."""
+        claim = current_claim()
+        if claim is None or claim.replayed is not None:
+            return None
+        try:
+            self.check(by)
+        except AlreadyRecorded as found:
+            record = found.record
+            sealed = record.outcome
+            if record.answer is not None or sealed is None or claim.unseal is None:
+                raise
+            opened = claim.unseal(sealed)
+            if opened is None:
+                raise
+            outcome = json.loads(opened)
+            claim.replayed = record
+            return Recorded(
+                UUID(outcome["case_id"]),
+                int(outcome["version"]),
+                _decoded_result(outcome["result"]),
+                record.position,
+            )
+        return None
 
     def save(
         self,
@@ -179,6 +251,7 @@ class WriteTruth:
                 attempt=claim.attempt,
                 recorded_at=now,
                 replaces_before=now - self.retention,
+                outcome=claim.outcome,
             )
             arguments["idempotency"] = new_key
         pending = _pending_events(objs)
@@ -269,6 +342,95 @@ _UNKNOWN: Final = (
     "the event store failed while recording and could not be asked whether the write was "
     "recorded; retry with the same Idempotency-Key"
 )
+
+
+_RESULT_MODULES: Final = ("domain.", "service")
+"""Where the classes of recorded results may come from: a recorded outcome names its
+dataclass or enum by topic, and only the project's own are rebuilt from it."""
+
+
+def _encoded_result(result: object) -> dict[str, Any] | None:
+    """A command's result as JSON that tells its type again (numbers, texts, ids, truth
+    values, dates, the project's enums and dataclasses, and tuples, lists and text-keyed
+    dicts of those); None: not one of those (the retry then hears "already recorded")."""
+    if result is None:
+        return {"none": None}
+    if isinstance(result, Enum):
+        value = _encoded_result(result.value)
+        topic = get_topic(type(result))
+        return (
+            None
+            if value is None or not topic.startswith(_RESULT_MODULES)
+            else {"enum": [topic, value]}
+        )
+    if isinstance(result, bool):
+        return {"bool": result}
+    if isinstance(result, int):
+        return {"int": result}
+    if isinstance(result, str):
+        return {"str": result}
+    if isinstance(result, UUID):
+        return {"uuid": str(result)}
+    if isinstance(result, datetime):
+        return {"datetime": result.isoformat()}
+    if isinstance(result, date):
+        return {"date": result.isoformat()}
+    if isinstance(result, Decimal):
+        return {"decimal": str(result)}
+    if isinstance(result, (tuple, list)):
+        items = [_encoded_result(item) for item in result]
+        if any(item is None for item in items):
+            return None
+        return {"tuple" if isinstance(result, tuple) else "list": items}
+    if isinstance(result, dict):
+        if not all(isinstance(key, str) for key in result):
+            return None
+        values = {key: _encoded_result(value) for key, value in result.items()}
+        return None if any(v is None for v in values.values()) else {"dict": values}
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        topic = get_topic(type(result))
+        if not topic.startswith(_RESULT_MODULES):
+            return None
+        fields = {
+            f.name: _encoded_result(getattr(result, f.name))
+            for f in dataclasses.fields(result)
+            if f.init
+        }
+        if any(value is None for value in fields.values()):
+            return None
+        return {"dataclass": [topic, fields]}
+    return None
+
+
+def _decoded_result(encoded: Mapping[str, Any]) -> object:
+    [(kind, value)] = encoded.items()
+    simple: dict[str, Callable[[Any], object]] = {
+        "int": int,
+        "str": str,
+        "uuid": UUID,
+        "bool": bool,
+        "datetime": datetime.fromisoformat,
+        "date": date.fromisoformat,
+        "decimal": Decimal,
+    }
+    if kind in simple:
+        return simple[kind](value)
+    if kind == "tuple":
+        return tuple(_decoded_result(item) for item in value)
+    if kind == "list":
+        return [_decoded_result(item) for item in value]
+    if kind == "dict":
+        return {key: _decoded_result(item) for key, item in value.items()}
+    if kind in ("enum", "dataclass"):
+        topic, content = value
+        if not str(topic).startswith(_RESULT_MODULES):
+            return None
+        cls = resolve_topic(topic)
+        if kind == "enum" and isinstance(cls, type) and issubclass(cls, Enum):
+            return cls(_decoded_result(content))
+        if kind == "dataclass" and isinstance(cls, type) and dataclasses.is_dataclass(cls):
+            return cls(**{name: _decoded_result(item) for name, item in content.items()})
+    return None
 
 
 def _pending_events(objs: Sequence[Any]) -> list[DomainEventProtocol[UUID]]:

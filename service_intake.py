@@ -51,6 +51,7 @@ from service_common import (
     gives_back_unwritten_ids,
     last_position,
 )
+from service_idempotency import OutcomeUnknown
 from service_ports import (
     Catalogue,
     DocumentReference,
@@ -377,8 +378,17 @@ class Intake:
         stored before the submission is recorded, and the submission and its receipt are
         recorded in one transaction. The reference is stored only hashed; it is not the
         submission's id (which caseworkers see).
+
+        Under an idempotency key, the receipt is recorded with the key (sealed with the
+        client's key): the retry of a request whose answer was lost gets it back, and no
+        second submission is made.
         """
         self._catalogue.check_topic("topic", topic)
+        replayed = self._store.writes.replayed(by)
+        if replayed is not None:
+            return SubmissionRecorded(
+                replayed.case_id, replayed.version, str(replayed.result), replayed.position
+            )
         act = self._store.act(by, at)
         submitted_files = [
             SubmittedFile(
@@ -414,6 +424,7 @@ class Intake:
                 self._store_files(files, owner=submission_id)
                 stored = True
             extra = [] if also_record is None else [also_record(submission.id)]
+            self._store.writes.note(submission.id, submission.version, format_receipt(symbols))
             try:
                 with self._store.store_errors():
                     recordings = self._store.save(submission, claim, *extra)
@@ -421,6 +432,14 @@ class Intake:
                 if extra:
                     raise  # the caller's aggregate conflicts (a receipt's never does)
                 continue  # two equal 100-bit receipts: never, but a new one costs nothing
+            except OutcomeUnknown:
+                # Perhaps recorded (the retry with the key finds out): not orphans yet.
+                logger.warning(
+                    "a contact form submission may not have been recorded; if not, its %d "
+                    "stored files are orphans for the sweep",
+                    len(files),
+                )
+                raise
             except StoreUnavailable:
                 logger.warning(
                     "a contact form submission was not recorded; its %d stored files are "

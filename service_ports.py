@@ -11,7 +11,8 @@ methods fits, no base class needed) and ``adapters/bootstrap.py`` picks and pass
 - :class:`Mailer` (mail to the people who book) with :class:`OutgoingMail`;
 - :class:`EventStorage` (how events are stored beyond the library's defaults), with
   :class:`DataKeys` (per-person keys) and :class:`SnapshotDeletion`;
-- :class:`ServiceStore`: what a context uses of the service that composes it;
+- :class:`ServiceStore`: what a context uses of the service that composes it, with
+  :class:`OutcomeNotes` (a command's outcome recorded with its idempotency key);
 - :class:`WriteOutcomes` (idempotency keys and positions of stored events), with
   :class:`NewKey`, :class:`KeyRecord` and :class:`StoredAnswer`.
 """
@@ -293,6 +294,25 @@ class EventStorage(Protocol):
         ...
 
 
+class OutcomeNotes(Protocol):
+    """A command's outcome recorded with the request's idempotency key, in the events'
+    transaction (:class:`service_idempotency.WriteTruth`): the retry of a request whose
+    first answer was lost returns it instead of running the command again, and its route
+    answers from it as the first time (the same status, ``Location``, cookie, body)."""
+
+    def note(self, aggregate_id: UUID, version: int, result: object) -> None:
+        """Called just before the save: the aggregate the answer names, its version then,
+        and the command's result (a number, a text such as a secret reference, an id, or
+        nothing; sealed with the client's key, never stored readable)."""
+        ...
+
+    def replayed(self, by: str) -> Recorded[Any] | None:
+        """Called as the command begins: the outcome noted by this request's first
+        attempt, when its answer was lost (``case_id`` is the aggregate's id); None: run
+        the command. Raises ``AlreadyRecorded`` for a key recorded without one."""
+        ...
+
+
 class ServiceStore(Protocol):
     """What a context (``service_*.py``) uses of :class:`service.AkteService`, which
     composes it: the event store, the clock, case files and ids for new aggregates.
@@ -308,6 +328,11 @@ class ServiceStore(Protocol):
 
     @property
     def mapper(self) -> Mapper[UUID]: ...
+
+    @property
+    def writes(self) -> OutcomeNotes:
+        """Records a public command's outcome with its idempotency key, and replays it."""
+        ...
 
     def act(self, by: str, at: datetime | None) -> Act:
         """Who acts, when (business time) and when it is recorded (the clock)."""
@@ -391,6 +416,9 @@ class NewKey:
     recorded_at: datetime
     replaces_before: datetime
     """A row with this hash recorded before this moment has expired and is replaced."""
+    outcome: bytes | None = None
+    """The command's outcome, sealed with the client's key (which the store never holds),
+    kept in the key's row until the first answer replaces it; None: none noted."""
 
 
 @dataclass(frozen=True)
@@ -403,6 +431,8 @@ class KeyRecord:
     position: int
     recorded_at: datetime
     answer: StoredAnswer | None
+    outcome: bytes | None = None
+    """While the first answer is not stored: the sealed outcome recorded with the key."""
 
 
 @runtime_checkable

@@ -33,7 +33,7 @@ from uuid import UUID
 
 from adapters.bootstrap import build_service, open_views_store
 from adapters.cli.projections import EXIT_OK, EXIT_UNAVAILABLE, load_settings
-from adapters.cli.support import EXIT_USAGE, CliFailure
+from adapters.cli.support import EXIT_USAGE, CliFailure, add_idempotency_key, guarded, keyed_write
 from adapters.monitoring import runs
 from adapters.settings import Settings
 from domain.errors import DomainError
@@ -75,7 +75,8 @@ def add_appointment_commands(
     bounce = commands.add_parser("bounce", help="record that a mail came back")
     bounce.add_argument("message_id", metavar="MESSAGE_ID", help="<APPOINTMENT.MAIL@akte>")
     bounce.add_argument("--status", required=True, help="the DSN status code, e.g. 5.1.1")
-    bounce.set_defaults(run=run_bounce)
+    add_idempotency_key(bounce)
+    bounce.set_defaults(run=guarded(run_bounce))
 
 
 def aware_datetime(text: str) -> datetime:
@@ -170,9 +171,10 @@ def run_bounce(args: argparse.Namespace) -> int:
     settings = load_settings()
     service = build_service(settings)
     try:
-        service.appointments.record_mail_bounce(
-            appointment_id, mail_number=number, reason=args.status
-        )
+        with keyed_write(args, "appointments bounce"):
+            service.appointments.record_mail_bounce(
+                appointment_id, mail_number=number, reason=args.status
+            )
     except (BookingNotFound, DomainError) as error:
         print(f"akte: {error}", file=sys.stderr)
         return EXIT_NOT_FOUND

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Final
 from uuid import UUID
 
-from adapters.bootstrap import token_verifier_for
 from adapters.cli.projections import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
@@ -47,15 +46,17 @@ from adapters.cli.projections import (
     load_settings,
     open_stores,
 )
-from adapters.cli.support import EXIT_FAILED, CliFailure, guarded
-from adapters.http.auth.identity import Principal
-from adapters.http.auth.local_issuer import LocalIssuerKeyError
-from adapters.http.auth.permissions import Permission, may_in_office
-from adapters.http.auth.tokens import (
-    AuthConfigurationError,
-    IdentityProviderUnavailable,
-    InvalidToken,
+from adapters.cli.support import (
+    EXIT_FAILED,
+    CliFailure,
+    acting_principal,
+    add_idempotency_key,
+    add_token_argument,
+    guarded,
+    keyed_write,
+    require_permission,
 )
+from adapters.http.auth.permissions import Permission
 from adapters.personal_data.key_store import DataKeyError
 from adapters.personal_data.mapper import data_keys_of
 from adapters.personal_data.record_of_processing import (
@@ -65,7 +66,6 @@ from adapters.personal_data.record_of_processing import (
 from adapters.personal_data.record_of_processing import as_html as record_as_html
 from adapters.personal_data.retention import InvalidRetentionRules, load_rules, run_retention
 from adapters.personal_data.subject_access import as_html, as_json, subject_access
-from adapters.settings import Settings
 from domain.erasure import ERASURE_GROUNDS, ErasureRequestNotFound
 from domain.errors import DomainError
 from projections.audit import read_access_log
@@ -117,8 +117,9 @@ def add_data_protection_commands(
     pending.set_defaults(run=guarded(_erase_pending))
     for step in (request, approve, withdraw):
         step.add_argument("--office", help="the office of a file number (default: the default)")
+        add_idempotency_key(step)
     for step in (request, approve, withdraw, pending):
-        _add_token_argument(step)
+        add_token_argument(step)
 
     retention = subparsers.add_parser("retention", help="retention periods and erasure runs")
     retention_commands = retention.add_subparsers(
@@ -128,7 +129,7 @@ def add_data_protection_commands(
         "run", help="list the files due for erasure (dry run), or erase them (--apply)"
     )
     run.add_argument("--apply", action="store_true", help="erase what is due")
-    _add_token_argument(run, "with --apply: ")
+    add_token_argument(run, "with --apply: ")
     run.add_argument("--office", action="append", help="only this office (repeatable)")
     run.add_argument(
         "--today", type=date.fromisoformat, help="the day to judge by (default: today)"
@@ -204,58 +205,6 @@ def _catch_up(stores: Stores, projection_names: tuple[str, ...]) -> None:
         writer.close()
 
 
-def _add_token_argument(parser: argparse.ArgumentParser, when: str = "") -> None:
-    parser.add_argument(
-        "--token-file",
-        type=Path,
-        help=f"{when}a file holding the acting person's access token (- reads it from "
-        "standard input); akte token USER prints one in local mode",
-    )
-
-
-def _principal(args: argparse.Namespace, settings: Settings) -> Principal:
-    """Who acts: the subject of the access token, verified as the HTTP API verifies it
-    (local tokens or the identity provider's). Never a name typed on the command line.
-    A file rather than an argument or a variable: neither the process list nor child
-    processes see it."""
-    if args.token_file is None:
-        raise CliFailure(
-            EXIT_USAGE,
-            "this step acts as a person: pass their access token with --token-file FILE "
-            "(- reads it from standard input)",
-        )
-    try:
-        if str(args.token_file) == "-":
-            token = sys.stdin.read().strip()
-        else:
-            token = args.token_file.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise CliFailure(EXIT_USAGE, f"--token-file: {error.strerror}") from None
-    if not token:
-        raise CliFailure(EXIT_USAGE, "--token-file: holds no token")
-    if settings.auth_mode == "local" and not settings.local_issuer_key_file.exists():
-        raise CliFailure(EXIT_USAGE, f"no signing key at {settings.local_issuer_key_file}")
-    try:
-        return token_verifier_for(settings).verify(token)
-    except (AuthConfigurationError, LocalIssuerKeyError) as error:
-        raise CliFailure(EXIT_USAGE, f"tokens cannot be checked: {error}") from None
-    except InvalidToken as error:
-        raise CliFailure(EXIT_USAGE, f"the access token is refused: {error.reason}") from None
-    except IdentityProviderUnavailable:
-        raise CliFailure(
-            EXIT_UNAVAILABLE, "the identity provider's signing keys cannot be fetched"
-        ) from None
-
-
-def _allow(principal: Principal, permission: Permission, office_id: str) -> None:
-    if not may_in_office(principal, permission, office_id):
-        raise CliFailure(
-            EXIT_REFUSED,
-            f"{principal.user_id}: the token's roles do not grant {permission.value} "
-            f"in office {office_id}",
-        )
-
-
 def _confirm_erasure(args: argparse.Namespace) -> None:
     """An erasure destroys keys for good: asked on a terminal, refused without one unless
     ``--yes`` says the caller means it (a script cannot be asked)."""
@@ -287,15 +236,18 @@ _REFUSED = (DomainError, ServiceError, DataKeyError, PersonalDataProtectionOff)
 
 def _erase_request(args: argparse.Namespace) -> int:
     settings = load_settings()
-    principal = _principal(args, settings)
+    principal = acting_principal(args, settings)
     with open_stores(settings) as stores:
         service = stores.service
         case_id = _case_id(service, args.office or settings.default_office_id, args.case)
         try:
-            _allow(principal, Permission.PERSONAL_DATA_ERASE, service.get_case(case_id).office_id)
-            recorded = service.erasure_requests.request(
-                case_id, by=principal.user_id, legal_ground=args.legal_ground, rule_id=args.rule
+            require_permission(
+                principal, Permission.PERSONAL_DATA_ERASE, service.get_case(case_id).office_id
             )
+            with keyed_write(args, "erase request"):
+                recorded = service.erasure_requests.request(
+                    case_id, by=principal.user_id, legal_ground=args.legal_ground, rule_id=args.rule
+                )
         except _REFUSED as error:
             raise _refusals(error) from None
     print(
@@ -309,17 +261,20 @@ def _erase_request(args: argparse.Namespace) -> int:
 def _erase_approve(args: argparse.Namespace) -> int:
     _confirm_erasure(args)
     settings = load_settings()
-    principal = _principal(args, settings)
+    principal = acting_principal(args, settings)
     with open_stores(settings) as stores:
         service = stores.service
         case_id = _case_id(service, args.office or settings.default_office_id, args.case)
         try:
-            _allow(
+            require_permission(
                 principal,
                 Permission.PERSONAL_DATA_ERASE_APPROVE,
                 service.get_case(case_id).office_id,
             )
-            approval = service.erasure_requests.approve(case_id, args.number, by=principal.user_id)
+            with keyed_write(args, "erase approve"):
+                approval = service.erasure_requests.approve(
+                    case_id, args.number, by=principal.user_id
+                )
         except _REFUSED as error:
             raise _refusals(error) from None
     recorded = approval.erasure
@@ -340,13 +295,16 @@ def _erase_approve(args: argparse.Namespace) -> int:
 
 def _erase_withdraw(args: argparse.Namespace) -> int:
     settings = load_settings()
-    principal = _principal(args, settings)
+    principal = acting_principal(args, settings)
     with open_stores(settings) as stores:
         service = stores.service
         case_id = _case_id(service, args.office or settings.default_office_id, args.case)
         try:
-            _allow(principal, Permission.PERSONAL_DATA_ERASE, service.get_case(case_id).office_id)
-            service.erasure_requests.withdraw(case_id, args.number, by=principal.user_id)
+            require_permission(
+                principal, Permission.PERSONAL_DATA_ERASE, service.get_case(case_id).office_id
+            )
+            with keyed_write(args, "erase withdraw"):
+                service.erasure_requests.withdraw(case_id, args.number, by=principal.user_id)
         except _REFUSED as error:
             raise _refusals(error) from None
     print(f"akte: erasure request {args.number} of case file {case_id} withdrawn; nothing erased")
@@ -355,13 +313,13 @@ def _erase_withdraw(args: argparse.Namespace) -> int:
 
 def _erase_pending(args: argparse.Namespace) -> int:
     settings = load_settings()
-    principal = _principal(args, settings)
+    principal = acting_principal(args, settings)
     office = args.office or principal.office_id
     offices: list[str] | None = None
     if office is None:
-        _allow(principal, Permission.PERSONAL_DATA_ERASE, "*")
+        require_permission(principal, Permission.PERSONAL_DATA_ERASE, "*")
     else:
-        _allow(principal, Permission.PERSONAL_DATA_ERASE, office)
+        require_permission(principal, Permission.PERSONAL_DATA_ERASE, office)
         offices = [office]
     with open_stores(settings) as stores:
         pending = stores.service.erasure_requests.pending(office_ids=offices)
@@ -381,9 +339,9 @@ def _retention_run(args: argparse.Namespace) -> int:
     if args.apply:
         # The legal deletion at the end of the retention period needs no second person;
         # whoever starts it is recorded, verified by their token, in every office it covers.
-        principal = _principal(args, settings)
+        principal = acting_principal(args, settings)
         for office in args.office or ["*"]:
-            _allow(principal, Permission.PERSONAL_DATA_ERASE, office)
+            require_permission(principal, Permission.PERSONAL_DATA_ERASE, office)
         approved_by = principal.user_id
     try:
         rules = load_rules(settings.retention_rules_path)

@@ -13,17 +13,27 @@ findings into answers:
   (status, ``ETag``, ``Location``, ``X-Akte-Position``, body);
 - the same key with another request: ``422`` ``idempotency-key-reused``;
 - the same key recorded by a request still answering: ``409`` ``idempotency-key-in-flight``;
-- a write whose outcome the store could not tell: ``503`` ``outcome-unknown``.
+- a write whose outcome the store could not tell: ``503`` ``outcome-unknown``; its retry
+  with the key, for a case-file write and for the public writes (a commitment
+  declaration, a booking, a contact form; and an erasure request), the answer the first
+  request would have given, secret reference and page cookie included (built by the
+  route or page from the outcome recorded with the key,
+  :meth:`service_idempotency.WriteTruth.replayed`).
+
+The public pages' forms send their key as a hidden first field (:data:`FORM_FIELD`)
+instead of the header; the command line sends one too (``adapters/cli/support.py``).
 
 See the guide ``docs/guides/idempotent-writes.md``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -57,11 +67,29 @@ WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _KEY: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
 """1 to 255 visible ASCII characters. The draft's structured-field quotes are taken off
 first, so ``"8e03..."`` and ``8e03...`` are the same key."""
-REPLAYED_HEADERS: Final = ("content-type", "etag", "location", POSITION_HEADER.lower())
+REPLAYED_HEADERS: Final = (
+    "content-type",
+    "etag",
+    "location",
+    POSITION_HEADER.lower(),
+    # The public pages' answers: their security and caching rules, their language, and
+    # the cookies that remember a declaration's reference or the chosen language.
+    "cache-control",
+    "content-language",
+    "content-security-policy",
+    "referrer-policy",
+    "x-content-type-options",
+    "set-cookie",
+)
+"""Kept with a stored answer, sealed like its body (a page's ``Location`` and cookie may
+carry a declaration's or booking's secret reference)."""
 MAX_STORED_BODY: Final = 65_536
 """A larger answer is replayed without its body (status and headers only)."""
 OUTCOME_RETRY_AFTER_SECONDS: Final = 5
 _ANSWER_SALT: Final = b"akte idempotency answer v1"
+_ENVELOPE: Final = b"akte-answer-v2\n"
+"""Opens a sealed answer that holds its headers too (``<marker><headers JSON>\\n<body>``);
+answers stored before it hold the body alone, their headers in the row."""
 _NONCE_BYTES: Final = 12
 IN_FLIGHT_RETRY_AFTER_SECONDS: Final = 1
 
@@ -73,8 +101,12 @@ PARAMETER: Final[dict[str, Any]] = {
         "A unique string of your choosing (1 to 255 visible ASCII characters, e.g. a "
         "random UUID) that makes the write safe to retry: a retry with the same key and "
         "the same request gets the first answer and records nothing; the same key with "
-        "another request is refused (`422`, `idempotency-key-reused`). Keys belong to "
-        "the acting user and are kept for 24 hours by default."
+        "another request is refused (`422`, `idempotency-key-reused`). After `503 "
+        "outcome-unknown`, the retry of a case-file write, a commitment declaration, a "
+        "booking, a contact form or an erasure request is answered as the first would "
+        "have been (status, `Location`, `ETag`, `X-Akte-Position`, body with the secret "
+        "reference or receipt). Keys belong to the "
+        "acting user and are kept for 24 hours by default."
     ),
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
     "example": "6f1c2a3e-9b7d-4c55-8e21-0d4b8f5a7c19",
@@ -132,31 +164,46 @@ class IdempotencyMiddleware:
         if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
             await self.app(scope, receive, send)
             return
-        values = Headers(scope=scope).getlist(HEADER)
-        if not values:
-            await self.app(scope, receive, send)
-            return
-        key = parse_key(values[0]) if len(values) == 1 else None
-        if key is None:
-            response = problem_response(
-                400,
-                "malformed-idempotency-key",
-                "Idempotency-Key must be one value of 1 to 255 visible ASCII characters",
-            )
-            await response(scope, receive, send)
-            return
+        headers = Headers(scope=scope)
+        values = headers.getlist(HEADER)
+        chunks: list[bytes] = []
+        complete = False
+        if values:
+            key = parse_key(values[0]) if len(values) == 1 else None
+            if key is None:
+                response = problem_response(
+                    400,
+                    "malformed-idempotency-key",
+                    "Idempotency-Key must be one value of 1 to 255 visible ASCII characters",
+                )
+                await response(scope, receive, send)
+                return
+        else:
+            form_type = _form_type(headers.get("content-type", ""))
+            if form_type is None:
+                await self.app(scope, receive, send)
+                return
+            # A page's form: its key is its first field. Read far enough to see it.
+            ended = await _read_until(receive, chunks, FORM_KEY_PEEK_BYTES)
+            if ended is None:
+                return  # the client went away
+            key = form_key(form_type, b"".join(chunks))
+            if key is None:
+                await self.app(scope, _replaying(chunks, ended, receive), send)
+                return
+            complete = ended
         # The whole body first: the key is checked against it before the command runs.
         # Its size is bounded by the body limits of the middlewares outside this one.
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
+        if not complete and await _read_until(receive, chunks, None) is None:
+            return  # the client went away
         body = b"".join(chunks)
-        claim = IdempotencyClaim(key=key, request_hash=request_hash(scope, body))
+        hashed = request_hash(scope, body)
+        if not values:
+            # A form's key names one rendering of the form: sent again as it was (a double
+            # click, a reload) it is the same write; changed and sent again (back, edit,
+            # send) it is a new one, not a reused key.
+            key = f"{key}/{hashed}"
+        claim = claim_for(key, hashed)
         delivered = False
 
         async def receive_body() -> Message:
@@ -197,6 +244,66 @@ class IdempotencyMiddleware:
             await self.app(scope, receive_body, send_remembering)
 
 
+FORM_FIELD: Final = "idempotency_key"
+"""The hidden field of the public pages' forms that carries the key (made when the form
+is rendered, :func:`adapters.http.pages.rendering.render`); it must be the form's first
+field, so that the key is found without reading a whole upload first."""
+FORM_KEY_PEEK_BYTES: Final = 1024
+_URLENCODED_KEY: Final = re.compile(rb"\A" + FORM_FIELD.encode() + rb"=([^&]*)")
+_MULTIPART_KEY: Final = re.compile(
+    rb"\A--[^\r\n]{1,200}\r\ncontent-disposition: *form-data; *name=\"?"
+    + FORM_FIELD.encode()
+    + rb"\"?\r\n\r\n([!-~]{1,255})\r\n",
+    re.IGNORECASE,
+)
+
+
+def _form_type(content_type: str) -> str | None:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return media_type
+    return None
+
+
+def form_key(form_type: str, start: bytes) -> str | None:
+    """The key of a form's first field, from the start of its body; None: none (or none
+    that is a valid key: a form without one is sent on as it came)."""
+    if form_type == "multipart/form-data":
+        found = _MULTIPART_KEY.match(start)
+        return parse_key(found.group(1).decode("ascii")) if found else None
+    found = _URLENCODED_KEY.match(start)
+    if found is None:
+        return None
+    return parse_key(urllib.parse.unquote_plus(found.group(1).decode("latin-1")))
+
+
+async def _read_until(receive: Receive, chunks: list[bytes], limit: int | None) -> bool | None:
+    """Reads body chunks into ``chunks`` until ``limit`` bytes (None: the end). True: the
+    body ended; False: more follows; None: the client went away."""
+    while limit is None or sum(map(len, chunks)) < limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return True
+    return False
+
+
+def _replaying(chunks: list[bytes], ended: bool, receive: Receive) -> Receive:
+    """``receive`` with the chunks read ahead given first, as they came."""
+    pending = list(chunks)
+
+    async def receive_again() -> Message:
+        if pending:
+            body = pending.pop(0)
+            more = bool(pending) or not ended
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return receive_again
+
+
 _ANSWERS_OF_UNCHECKED: Final = frozenset({200, 201, 202, 204, 409, 412})
 """Answers of a command that ended before it checked its key (some look at the state
 first: a payment still open, a file erased already, a notification known): a retry of a
@@ -223,14 +330,35 @@ def _check_late(scope: Scope, claim: IdempotencyClaim) -> Response | None:
 def _answer_of(messages: list[Message], key: str) -> StoredAnswer:
     start = messages[0]
     headers = Headers(raw=start.get("headers", []))
-    kept = tuple(
-        (name, headers[name]) for name in REPLAYED_HEADERS if headers.get(name) is not None
-    )
+    kept = [[name, value] for name in REPLAYED_HEADERS for value in headers.getlist(name)]
     body = b"".join(m.get("body", b"") for m in messages[1:])
-    return StoredAnswer(
-        status=int(start["status"]),
-        headers=kept,
-        body=seal_answer(key, body) if len(body) <= MAX_STORED_BODY else b"",
+    if len(body) > MAX_STORED_BODY:
+        body = b""
+    envelope = _ENVELOPE + json.dumps(kept).encode() + b"\n" + body
+    return StoredAnswer(status=int(start["status"]), headers=(), body=seal_answer(key, envelope))
+
+
+def open_stored_answer(
+    key: str, answer: StoredAnswer
+) -> tuple[list[tuple[str, str]], bytes] | None:
+    """The headers and body of a stored answer, for a retry with ``key``; None if it
+    cannot be read with that key."""
+    opened = open_answer(key, answer.body)
+    if opened is None:
+        return None
+    if not opened.startswith(_ENVELOPE):
+        return list(answer.headers), opened  # stored before the headers were sealed
+    kept, _, body = opened[len(_ENVELOPE) :].partition(b"\n")
+    return [(str(name), str(value)) for name, value in json.loads(kept)], body
+
+
+def claim_for(key: str, request_hash: str) -> IdempotencyClaim:
+    """A write's claim whose outcome is sealed with the client's key, like its answer."""
+    return IdempotencyClaim(
+        key=key,
+        request_hash=request_hash,
+        seal=functools.partial(seal_answer, key),
+        unseal=functools.partial(open_answer, key),
     )
 
 
@@ -289,11 +417,16 @@ def _reused(_error: IdempotencyKeyReused) -> Response:
 
 def _replay(service: AkteService, error: AlreadyRecorded, key: str) -> Response:
     record = error.record
-    body = open_answer(key, record.answer.body) if record.answer is not None else None
-    if record.answer is not None and body is not None:
-        return Response(
-            content=body, status_code=record.answer.status, headers=dict(record.answer.headers)
-        )
+    stored = open_stored_answer(key, record.answer) if record.answer is not None else None
+    if record.answer is not None and stored is not None:
+        headers, body = stored
+        response = Response(content=body, status_code=record.answer.status)
+        for name, value in headers:
+            if name == "content-type":
+                response.headers[name] = value
+            else:
+                response.raw_headers.append((name.encode("latin-1"), value.encode("latin-1")))
+        return response
     age = service.clock() - record.recorded_at
     if age < IN_FLIGHT:
         return problem_response(

@@ -16,7 +16,11 @@ wait behind them. :class:`StoreGate` (a pure ASGI middleware) therefore
   the store failing and pass again within a second of its return;
 - lets at most ``AKTE_STORE_REQUEST_SLOTS`` such requests work at once; the remaining
   worker threads stay free for the routes that need no store. A request that finds no
-  slot within the pool timeout is answered 503 as well.
+  slot within the pool timeout is answered 503 as well. A slot counts work, not the
+  request: it is given back while the request waits for its client (the body still
+  arriving, an answer the client reads slowly) and taken again before the next piece of
+  work (:class:`_Slot`), so clients that trickle their bodies hold no slot and cannot
+  shut every store route out.
 
 ``/readyz`` reads the same probe (:mod:`adapters.http.routes.operations`).
 """
@@ -31,7 +35,7 @@ import anyio
 import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.bounded import BoundedCall
 from adapters.http.problems import problem_response
@@ -69,8 +73,8 @@ class PostgresProbe:
             sql.Identifier(schema), sql.Identifier(events_table)
         )
         self._connection_args: dict[str, Any] = {
-            "host": settings.postgres_host,
-            "port": settings.postgres_port,
+            # With several hosts: only the primary, whichever it is now, is ready for writes.
+            **settings.postgres_connection_args,
             "dbname": settings.postgres_dbname,
             "user": settings.postgres_user,
             "password": settings.postgres_password.get_secret_value(),
@@ -120,18 +124,84 @@ class StoreGate:
         if not outcome.ok and not outcome.timed_out:
             await _unavailable("the event store is unavailable")(scope, receive, send)
             return
-        acquired = False
+        slot = _Slot(self._slots)
         with anyio.move_on_after(self.slot_wait):
-            await self._slots.acquire()
-            acquired = True
-        if not acquired:
+            await slot.take()
+        if not slot.held:
             logger.warning("store gate: no free slot within %.1f s", self.slot_wait)
             await _unavailable("the server is busy with the store")(scope, receive, send)
             return
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, slot.receiving(receive), slot.sending(send))
         finally:
+            slot.give_back()
+
+
+class _Slot:
+    """One request's slot, held while the request works and given back while it waits
+    for its client.
+
+    The route's work (its store calls in worker threads, and the code between them) runs
+    between the request's reads of its body and its writes of the answer, so the slot is
+    held there; every wait on the client (a read of a body that has not arrived, a write
+    that the client's slow reading holds up) runs without it. Taken again before the work
+    goes on, without a deadline: the request was admitted, and the slots come free as
+    fast as the other requests' store calls end (each within its own deadline)."""
+
+    def __init__(self, slots: anyio.Semaphore) -> None:
+        self._slots = slots
+        self.held = False
+        self._body_read = False
+        """The body is complete, or the client went away: later reads are no wait for
+        the client's body but a listener for its disconnect (a streamed answer's, beside
+        the task that sends it), and leave the slot to the work."""
+
+    async def take(self) -> None:
+        if self.held:
+            return
+        await self._slots.acquire()
+        if self.held:
+            # Another task of the same request (a streamed answer listening for the
+            # client's disconnect while it sends) took it meanwhile: one slot a request.
             self._slots.release()
+            return
+        self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self._slots.release()
+
+    def receiving(self, receive: Receive) -> Receive:
+        async def receive_without_slot() -> Message:
+            if self._body_read:
+                return await receive()
+            self.give_back()
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                # Nothing more to work for: the answer is not sent anywhere.
+                self._body_read = True
+                return message
+            if not message.get("more_body", False):
+                self._body_read = True
+            await self.take()
+            return message
+
+        return receive_without_slot
+
+    def sending(self, send: Send) -> Send:
+        async def send_without_slot(message: Message) -> None:
+            if message["type"] != "http.response.body":
+                await send(message)  # the start of the answer: buffered, never waits
+                return
+            last = not message.get("more_body", False)
+            self.give_back()
+            await send(message)
+            if not last:
+                # A streamed answer may do more work (and store calls) for its next part.
+                await self.take()
+
+        return send_without_slot
 
 
 def _unavailable(what: str) -> Any:

@@ -9,7 +9,11 @@ path, query, content type, body and acting user), ``attempt`` (random per reques
 the request that wrote the row from a concurrent one with the same key), the last
 event's ``originator_id``, ``originator_version`` and ``position`` (notification id),
 ``recorded_at``, and the first answer (``status``, ``headers`` as JSON, ``body``), filled
-in after the write answered.
+in after the write answered. Until then ``status`` is NULL and ``body`` holds the write's
+outcome, if its command noted one (:meth:`service_idempotency.WriteTruth.note`: the case
+file, its version and the command's result, sealed with the client's key like the
+answer): what a retry needs to answer as the first request would have, when that
+request ended before its answer was stored. The answer, once stored, replaces it.
 
 **When it is written.** By the recorder, in the transaction that inserts the events, after
 them: the key is recorded if and only if the events are, which is what lets the service
@@ -71,6 +75,22 @@ def _answer(status: int | None, headers: str | None, body: bytes | None) -> Stor
     return StoredAnswer(status=status, headers=pairs, body=bytes(body or b""))
 
 
+def _key_record(row: Sequence[Any], recorded_at: datetime) -> KeyRecord:
+    status, body = row[7], row[9]
+    return KeyRecord(
+        key_hash=row[0],
+        fingerprint=row[1],
+        attempt=row[2],
+        originator_id=row[3],
+        originator_version=row[4],
+        position=row[5],
+        recorded_at=recorded_at,
+        answer=_answer(status, row[8], body),
+        # Before the answer is stored, the body column holds the noted outcome.
+        outcome=bytes(body) if status is None and body else None,
+    )
+
+
 def _headers_json(answer: StoredAnswer) -> str:
     return json.dumps([list(pair) for pair in answer.headers])
 
@@ -111,7 +131,7 @@ class SQLiteWriteOutcomes:
         )
         c.execute(
             f"INSERT INTO {SQLITE_KEYS_TABLE} ({_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
             (
                 key.key_hash,
                 key.fingerprint,
@@ -120,6 +140,7 @@ class SQLiteWriteOutcomes:
                 last.originator_version,
                 max(notification_ids),
                 _micros(key.recorded_at),
+                key.outcome,
             ),
         )
 
@@ -133,16 +154,7 @@ class SQLiteWriteOutcomes:
             row = c.fetchone()
         if row is None:
             return None
-        return KeyRecord(
-            key_hash=row[0],
-            fingerprint=row[1],
-            attempt=row[2],
-            originator_id=row[3],
-            originator_version=row[4],
-            position=row[5],
-            recorded_at=_from_micros(row[6]),
-            answer=_answer(row[7], row[8], row[9]),
-        )
+        return _key_record(row, _from_micros(row[6]))
 
     def store_answer(self, key_hash: str, attempt: str, answer: StoredAnswer) -> None:
         with self.datastore.transaction(commit=True) as c:
@@ -223,7 +235,7 @@ class PostgresWriteOutcomes:
             self._keys_sql(
                 "INSERT INTO {schema}.{keys} "
                 "(key_hash, fingerprint, attempt, originator_id, originator_version, "
-                "position, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                "position, recorded_at, body) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
             ),
             (
                 key.key_hash,
@@ -233,6 +245,7 @@ class PostgresWriteOutcomes:
                 last.originator_version,
                 max(notification_ids),
                 key.recorded_at,
+                key.outcome,
             ),
         )
 
@@ -248,16 +261,7 @@ class PostgresWriteOutcomes:
             row = c.fetchone()
         if row is None:
             return None
-        return KeyRecord(
-            key_hash=row[0],
-            fingerprint=row[1],
-            attempt=row[2],
-            originator_id=row[3],
-            originator_version=row[4],
-            position=row[5],
-            recorded_at=row[6],
-            answer=_answer(row[7], row[8], row[9]),
-        )
+        return _key_record(row, row[6])
 
     def store_answer(self, key_hash: str, attempt: str, answer: StoredAnswer) -> None:
         with self.datastore.transaction(commit=True) as curs:

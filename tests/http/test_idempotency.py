@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.http.auth.identity import Role
-from adapters.http.idempotency import open_answer, parse_key
+from adapters.http.idempotency import open_answer, open_stored_answer, parse_key
 from adapters.settings import Settings
 from domain.case_file import CaseFile
 from service import AkteService
@@ -144,7 +144,7 @@ def test_a_lost_acknowledgement_is_answered_as_the_success_it_was(
 
 
 def test_an_outcome_the_store_cannot_tell_is_503_and_the_retry_with_the_key_finds_it(
-    client: TestClient, service: AkteService, staff: dict[str, str], clock: FakeClock
+    client: TestClient, service: AkteService, staff: dict[str, str]
 ) -> None:
     case = open_case(client, staff)
     fault = LostAcknowledgement(service)
@@ -152,25 +152,79 @@ def test_an_outcome_the_store_cannot_tell_is_503_and_the_retry_with_the_key_find
 
     unknown = note(client, staff, case, "called back", "note-1")
     fault.heal()
-    at_once = note(client, staff, case, "called back", "note-1")
-    clock.advance(seconds=10)
-    later = note(client, staff, case, "called back", "note-1")
+    retried = note(client, staff, case, "called back", "note-1")
+    again = note(client, staff, case, "called back", "note-1")
 
     assert unknown.status_code == 503
     assert unknown.json()["type"] == PROBLEMS + "outcome-unknown"
     assert int(unknown.headers["Retry-After"]) > 0
-    # Recorded, but its request never answered: it may still be answering at first.
-    assert at_once.status_code == 409
-    assert at_once.json()["type"] == PROBLEMS + "idempotency-key-in-flight"
-    assert later.status_code == 200
+    # The answer the first request would have given: its status, Location, ETag, position.
     version = int(case[1].strip('"')) + 1
-    assert later.headers["ETag"] == f'"{version}"'
-    assert later.json() == {
-        "outcome": "recorded",
-        "version": version,
-        "position": int(later.headers["X-Akte-Position"]),
-    }
+    assert retried.status_code == 201, retried.text
+    assert retried.headers["ETag"] == f'"{version}"'
+    assert retried.headers["Location"].endswith(f"/cases/{case[0]}/notes/1")
+    assert int(retried.headers["X-Akte-Position"]) == service.recorder.max_notification_id()
+    assert retried.json() == {"case_id": case[0], "version": version, "number": 1}
+    same_answer(retried, again)
     assert notes(service, case[0]) == ["called back"]
+    assert client.get(retried.headers["Location"], headers=staff).json()["text"] == "called back"
+
+
+def test_a_case_opened_whose_answer_was_lost_is_found_by_the_retry(
+    client: TestClient, service: AkteService, staff: dict[str, str]
+) -> None:
+    fault = LostAcknowledgement(service)
+    fault.arm(then_reads_fail=True)
+    headers = {**staff, "Idempotency-Key": "open-5d1e"}
+
+    unknown = client.post("/cases", json=PERSON, headers=headers)
+    fault.heal()
+    head = service.recorder.max_notification_id()
+    retried = client.post("/cases", json=PERSON, headers=headers)
+
+    assert unknown.status_code == 503
+    assert unknown.json()["type"] == PROBLEMS + "outcome-unknown"
+    assert retried.status_code == 201, retried.text
+    assert service.recorder.max_notification_id() == head  # nothing recorded again
+    opened = retried.json()
+    assert retried.headers["Location"].endswith(f"/cases/{opened['case_id']}")
+    assert retried.headers["ETag"] == '"1"'
+    assert int(retried.headers["X-Akte-Position"]) == head
+    case = client.get(retried.headers["Location"], headers=staff)
+    assert case.status_code == 200
+    assert case.json()["reference"] == opened["reference"]
+    assert case.json()["master_data"]["surname"] == PERSON["surname"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "route"),
+    [
+        ("procedures", {"channel": "mail", "topic": "blue_card"}, "procedures"),
+        ("inquiries", {"kind": "civil_registry"}, "inquiries"),
+    ],
+)
+def test_a_numbered_part_created_by_a_lost_write_is_named_by_the_retry(
+    client: TestClient,
+    service: AkteService,
+    staff: dict[str, str],
+    path: str,
+    body: dict[str, str],
+    route: str,
+) -> None:
+    case = open_case(client, staff)
+    fault = LostAcknowledgement(service)
+    fault.arm(then_reads_fail=True)
+    headers = {**staff, "If-Match": case[1], "Idempotency-Key": f"{path}-1"}
+
+    unknown = client.post(f"/cases/{case[0]}/{path}", json=body, headers=headers)
+    fault.heal()
+    retried = client.post(f"/cases/{case[0]}/{path}", json=body, headers=headers)
+
+    assert unknown.status_code == 503, unknown.text
+    assert retried.status_code == 201, retried.text
+    assert retried.headers["Location"].endswith(f"/cases/{case[0]}/{route}/1")
+    assert retried.headers["ETag"] == f'"{int(case[1].strip(chr(34))) + 1}"'
+    assert client.get(retried.headers["Location"], headers=staff).status_code == 200
 
 
 def test_a_retry_without_key_of_a_write_it_cannot_tell_is_never_recorded_twice(
@@ -220,7 +274,12 @@ def test_a_stored_answer_is_readable_only_with_the_clients_key(
     assert record.answer is not None
     assert opened.json()["case_id"].encode() not in record.answer.body
     assert opened.json()["reference"].encode() not in record.answer.body
-    assert open_answer("open-91c2", record.answer.body) == opened.content
+    assert record.answer.headers == ()  # Location names the case: sealed with the body
+    assert opened.headers["Location"].encode() not in record.answer.body
+    stored = open_stored_answer("open-91c2", record.answer)
+    assert stored is not None
+    assert stored[1] == opened.content
+    assert ("location", opened.headers["Location"]) in stored[0]
     assert open_answer("another-key", record.answer.body) is None
     again = client.post("/cases", json=PERSON, headers={**staff, "Idempotency-Key": "open-91c2"})
     same_answer(opened, again)

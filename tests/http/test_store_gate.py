@@ -9,6 +9,8 @@ away under load: tests/system/test_store_outage.py (``bin/test-long``).
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,12 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2 as httpx
 import pytest
+from starlette.types import Message
 
 from adapters.bootstrap import build_app, build_service
 from adapters.bounded import BoundedCall
 from adapters.http.auth.identity import Role
+from adapters.http.store_gate import _Slot
 from adapters.settings import Settings
 from tests.conftest import bearer
 from tests.http.auth.route_table import PERSON
@@ -152,3 +157,101 @@ def test_a_slow_probe_holds_no_request_back(
     assert created.status_code == 201
     assert ready.status_code == 503
     assert ready.json()["checks"]["store"] == "store not answering"
+
+
+def test_clients_trickling_their_bodies_hold_no_store_slot(served: ServedApp) -> None:
+    """A slot counts a request's work, not its wait for the client: 40 clients sending
+    their bodies slowly (ten times the 4 slots) leave the store routes answering."""
+    headers = _headers(served)
+    body = json.dumps(PERSON).encode()
+    host, port = served.base_url.removeprefix("http://").split(":")
+    head = (
+        f"POST /cases HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Authorization: {headers['Authorization']}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    trickling: list[socket.socket] = []
+    try:
+        for _ in range(40):
+            client = socket.create_connection((host, int(port)), timeout=10)
+            trickling.append(client)
+            client.sendall(head + body[:5])
+        # Every one of them has been taken in by the server (its body is being read).
+        assert served.http.get("/healthz").status_code == 200
+
+        answered = served.http.get(f"/cases/{uuid.uuid4()}", headers=headers)
+
+        assert answered.status_code == 404, answered.text
+        # The slow clients are served too once their bodies are complete.
+        first = trickling[0]
+        first.sendall(body[5:])
+        assert first.recv(65536).startswith(b"HTTP/1.1 201 ")
+    finally:
+        for client in trickling:
+            client.close()
+
+
+def test_a_request_holds_one_slot_at_most_and_gives_it_back() -> None:
+    """Two tasks of one request (a streamed answer and its disconnect listener) taking
+    the slot at once hold one between them; every slot is free again at the end."""
+
+    async def scenario() -> tuple[int, int]:
+        slots = anyio.Semaphore(3)
+        slot = _Slot(slots)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(slot.take)
+            tasks.start_soon(slot.take)
+        during = slots.value
+        slot.give_back()
+        slot.give_back()
+        return during, slots.value
+
+    assert anyio.run(scenario) == (2, 3)
+
+
+def test_once_the_body_is_read_a_disconnect_listener_leaves_the_slot_to_the_work() -> None:
+    """A streamed answer (a document download) listens for the client's disconnect beside
+    the task that sends it: that wait is no wait for the body, so the slot stays with the
+    work; and after a disconnect no slot is taken again for nothing."""
+
+    async def _disconnect() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def scenario() -> tuple[int, int, int, int]:
+        slots = anyio.Semaphore(1)
+        slot = _Slot(slots)
+        disconnected = anyio.Event()
+        messages: list[Message] = [
+            {"type": "http.request", "body": b"a", "more_body": True},
+            {"type": "http.request", "body": b"b", "more_body": False},
+        ]
+
+        async def client() -> Message:
+            if messages:
+                return messages.pop(0)
+            await disconnected.wait()
+            return {"type": "http.disconnect"}
+
+        receive = slot.receiving(client)
+
+        async def listen() -> None:
+            await receive()
+
+        await slot.take()
+        await receive()
+        await receive()  # the body is complete: the work goes on with the slot
+        after_body = slots.value
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(listen)  # the disconnect listener
+            await anyio.wait_all_tasks_blocked()
+            while_listening = slots.value
+            disconnected.set()
+        slot.give_back()
+
+        # A client gone while its body is read: no slot is taken again.
+        other = _Slot(slots)
+        await other.take()
+        gone = other.receiving(_disconnect)
+        await gone()
+        return after_body, while_listening, slots.value, int(other.held)
+
+    assert anyio.run(scenario) == (0, 0, 1, 0)

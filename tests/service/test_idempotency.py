@@ -7,9 +7,10 @@ not a conflict either.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from datetime import date
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -18,7 +19,10 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.case_file import CaseFile
 from service import AkteService
+from service_appointment_mails import AppointmentRecorded
 from service_common import ConcurrentModification, StoreUnavailable
+from service_declarations import DeclarationRecorded
+from service_erasure_requests import RequestRecorded
 from service_idempotency import (
     AlreadyRecorded,
     IdempotencyClaim,
@@ -26,8 +30,28 @@ from service_idempotency import (
     OutcomeUnknown,
     idempotency_claim,
 )
+from service_intake import (
+    CaseOpenedFromSubmission,
+    ProcedureFromSubmission,
+    SubmissionRecorded,
+)
+from tests.conftest import FakeClock
 from tests.service.test_case_files import event_count, open_case
+from tests.service.test_intake import submit as submit_contact_form
+from tests.support.appointments import (
+    OFFICE,
+    POINT,
+    STUDENT,
+    RecordingMailer,
+    local,
+    person,
+    proof,
+    set_up,
+)
+from tests.support.declarations import submission
 from tests.support.lost_acknowledgements import LostAcknowledgement
+
+T = TypeVar("T")
 
 
 def add_note(service: AkteService, case_id: UUID, version: int, text: str = "called") -> Any:
@@ -227,4 +251,217 @@ def test_a_twin_that_checked_before_the_first_committed_hears_it_was_recorded(
 
     assert raised.value.record.attempt == first.attempt
     assert not twin.recorded
+    assert note_texts(service, case_id) == ["called"]
+
+
+def _sealed_claim(key: str) -> IdempotencyClaim:
+    """A claim whose outcome is "sealed" reversibly, as the HTTP layer's is with the key."""
+    return IdempotencyClaim(
+        key=key,
+        request_hash="r-1",
+        seal=lambda data: data[::-1],
+        unseal=lambda data: data[::-1],
+    )
+
+
+def test_a_retry_whose_first_answer_was_lost_returns_the_recorded_outcome(
+    service: AkteService,
+) -> None:
+    case_id, version = open_case(service)
+    fault = LostAcknowledgement(service)
+    fault.arm(then_reads_fail=True)
+    with idempotency_claim(_sealed_claim("k-1")), pytest.raises(OutcomeUnknown):
+        add_note(service, case_id, version)
+    fault.heal()
+    head = service.recorder.max_notification_id()
+
+    retry = _sealed_claim("k-1")
+    with idempotency_claim(retry):
+        recorded = add_note(service, case_id, version)
+        # A second command of the same request is not run on the strength of the first.
+        with pytest.raises(AlreadyRecorded):
+            add_note(service, case_id, version + 1, "second")
+
+    assert (recorded.case_id, recorded.version, recorded.result) == (case_id, version + 1, 1)
+    assert recorded.position == head
+    assert service.recorder.max_notification_id() == head
+    assert note_texts(service, case_id) == ["called"]
+
+
+def test_a_key_recorded_without_a_readable_outcome_is_answered_as_already_recorded(
+    service: AkteService,
+) -> None:
+    case_id, version = open_case(service)
+    fault = LostAcknowledgement(service)
+    fault.arm(then_reads_fail=True)
+    with idempotency_claim(_sealed_claim("k-1")), pytest.raises(OutcomeUnknown):
+        add_note(service, case_id, version)
+    fault.heal()
+
+    unreadable = IdempotencyClaim(
+        key="k-1", request_hash="r-1", seal=lambda data: data, unseal=lambda _data: None
+    )
+    with idempotency_claim(unreadable), pytest.raises(AlreadyRecorded) as found:
+        add_note(service, case_id, version)
+
+    assert found.value.record.originator_version == version + 1
+    assert note_texts(service, case_id) == ["called"]
+
+
+# ------------------------------------------- the public writes after a lost answer
+
+
+def _lost_then_retried(service: AkteService, write: Callable[[], T]) -> tuple[T, int]:
+    """Runs ``write`` under a key while its commit's acknowledgement is lost and the store
+    cannot be read; then again with the same key, the store healed. The retry's outcome,
+    and the log's head before the retry."""
+    fault = LostAcknowledgement(service)
+    fault.arm(then_reads_fail=True)
+    with idempotency_claim(_sealed_claim("public-1")), pytest.raises(OutcomeUnknown):
+        write()
+    fault.heal()
+    head = service.recorder.max_notification_id() or 0
+    with idempotency_claim(_sealed_claim("public-1")):
+        retried = write()
+    assert fault.committed == 1
+    assert service.recorder.max_notification_id() == head  # nothing recorded again
+    return retried, head
+
+
+def test_a_declaration_whose_answer_was_lost_gives_its_reference_to_the_retry(
+    service: AkteService, clock: FakeClock
+) -> None:
+    def declare() -> DeclarationRecorded[str]:
+        return service.declarations.submit_commitment_declaration(
+            office_id="abh-musterstadt", **submission(clock.now.date())
+        )
+
+    recorded, head = _lost_then_retried(service, declare)
+
+    assert recorded.position == head
+    assert service.declarations.find_declaration_by_reference(recorded.result) == (
+        recorded.declaration_id
+    )
+    assert recorded.version == service.declarations.get_declaration(recorded.declaration_id).version
+
+
+def test_a_contact_form_whose_answer_was_lost_gives_its_receipt_to_the_retry(
+    service: AkteService,
+) -> None:
+    def send() -> SubmissionRecorded[str]:
+        return submit_contact_form(service)
+
+    recorded, head = _lost_then_retried(service, send)
+
+    assert recorded.position == head
+    found = service.intake.find_submission_by_receipt(recorded.result)
+    assert found == recorded.submission_id
+    assert service.intake.get_submission(found).version == recorded.version
+
+
+def test_a_booking_whose_answer_was_lost_gives_its_reference_to_the_retry(
+    service: AkteService,
+) -> None:
+    mailer = RecordingMailer()
+    set_up(service, mailer)
+    solved = proof(service)
+
+    def book() -> AppointmentRecorded:
+        return service.appointments.book_appointment(
+            office_id=OFFICE,
+            service_point_code=POINT,
+            appointment_type="extend-title",
+            starts_at=local(date(2024, 3, 11), 9),
+            situation=STUDENT,
+            person=person(),
+            proof=solved,
+            by="public",
+        )
+
+    recorded, head = _lost_then_retried(service, book)
+
+    assert recorded.position == head
+    assert recorded.reference is not None
+    view = service.appointments.booking_status(recorded.reference)
+    assert view.appointment is not None
+    assert view.appointment.id == recorded.appointment_id
+    # The first attempt ended before its confirmation mail; the tick sends it.
+    assert mailer.sent == []
+    service.appointments.run_appointment_tick()
+    assert [mail.to for mail in mailer.sent] == ["person0@example.org"]
+
+
+def test_an_erasure_request_whose_answer_was_lost_is_returned_to_the_retry(
+    service: AkteService,
+) -> None:
+    case_id, _version = open_case(service)
+
+    def request() -> RequestRecorded:
+        return service.erasure_requests.request(case_id, by="tl-01", legal_ground="dsgvo-17")
+
+    recorded, head = _lost_then_retried(service, request)
+
+    assert recorded.position == head
+    assert recorded.request.number == 1
+    assert recorded.request.status == "pending"
+    assert [r.number for r in service.erasure_requests.requests_of(case_id)] == [1]
+
+
+def test_a_waitlist_entry_whose_answer_was_lost_gives_its_reference_to_the_retry(
+    service: AkteService,
+) -> None:
+    set_up(service, RecordingMailer())
+    solved = proof(service)
+
+    def join() -> AppointmentRecorded:
+        return service.appointments.join_waitlist(
+            office_id=OFFICE,
+            service_point_code=POINT,
+            appointment_type="extend-title",
+            situation=STUDENT,
+            person=person(),
+            proof=solved,
+            by="public",
+        )
+
+    recorded, head = _lost_then_retried(service, join)
+
+    assert recorded.position == head
+    assert recorded.reference is not None
+    assert service.appointments.booking_status(recorded.reference).waitlist_position == 1
+
+
+# ------------------------------- results of other types after a lost answer
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        True,
+        (2, "zwei"),
+        date(2024, 3, 4),
+        CaseOpenedFromSubmission(UUID(int=7), "ABH-2024-7", 3),
+        ProcedureFromSubmission(UUID(int=7), 2, [1, 2], 5),
+    ],
+    ids=["bool", "tuple", "date", "case-opened", "procedure"],
+)
+def test_a_lost_write_s_result_of_another_type_comes_back_as_it_was(
+    service: AkteService, result: object
+) -> None:
+    """Truth values, tuples, dates and the service's result dataclasses are recorded with
+    the key typed: the retry returns an equal value of the same type, not a fallback."""
+    case_id, version = open_case(service)
+
+    def write() -> Any:
+        def command(case: CaseFile, act: Any) -> object:
+            case.add_note(text="called", act=act)
+            return result
+
+        return service.change_case(case_id, version, "sb-01", None, command)
+
+    retried, head = _lost_then_retried(service, write)
+
+    assert (retried.case_id, retried.version, retried.position) == (case_id, version + 1, head)
+    assert type(retried.result) is type(result)
+    assert retried.result == result
     assert note_texts(service, case_id) == ["called"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import date, datetime, tzinfo
 from functools import cache
@@ -56,7 +57,16 @@ def environment(language_code: str) -> Environment:
     env.filters["moment"] = lambda value, zone=None: _moment(value, language, zone)
     env.filters["clock"] = lambda value, zone=None: _clock(value, language, zone)
     env.filters["euros"] = lambda cents: format_currency(cents / 100, "EUR", locale=language.locale)
+    # Every form that writes carries a new key as its first field, made as it is rendered:
+    # sent twice (a double click, a reload of the answer), it is recorded once and the
+    # second sending gets the first answer (adapters/http/idempotency.py, FORM_FIELD).
+    env.globals["idempotency_key"] = new_form_key
     return env
+
+
+def new_form_key() -> str:
+    """A key for one rendering of a form: random, so it names nobody."""
+    return uuid.uuid4().hex
 
 
 def _zone(zone: str | tzinfo | None) -> tzinfo:

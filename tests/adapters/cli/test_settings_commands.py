@@ -85,6 +85,7 @@ def test_each_exit_code_has_one_meaning_in_every_command() -> None:
         "EXIT_BUSY": support.EXIT_BUSY,
         "EXIT_EMPTY": support.EXIT_EMPTY,
         "EXIT_SCHEMA": support.EXIT_SCHEMA,
+        "EXIT_OUTCOME_UNKNOWN": support.EXIT_OUTCOME_UNKNOWN,
         "EXIT_INTERRUPTED": support.EXIT_INTERRUPTED,
     }
     found = 0

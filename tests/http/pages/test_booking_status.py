@@ -423,3 +423,23 @@ def test_the_page_times_are_the_service_points(office: Office) -> None:
     appointment = office.service.appointments.booking_status(reference).appointment
     assert appointment is not None
     assert appointment.held_until - appointment.booked_at == timedelta(hours=48)
+
+
+def test_a_form_sent_twice_acts_once(office: Office) -> None:
+    """Each form carries its own key (adapters/http/idempotency.py, FORM_FIELD): a double
+    click on "send the mail again" sends one mail and answers both clicks alike."""
+    reference = office.book()
+    page = office.page(reference)
+    found = re.search(
+        r'name="idempotency_key" value="(\w+)">\s*<input type="hidden" name="action" '
+        r'value="resend">',
+        page,
+    )
+    assert found is not None
+
+    first = office.act(reference, idempotency_key=found.group(1), action="resend")
+    again = office.act(reference, idempotency_key=found.group(1), action="resend")
+
+    assert first.status_code == again.status_code == 303  # type: ignore[attr-defined]
+    assert first.headers["location"] == again.headers["location"]  # type: ignore[attr-defined]
+    assert len(office.mails.sent) == 2  # the booking's mail and one sent again
