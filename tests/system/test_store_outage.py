@@ -4,15 +4,19 @@ A PostgreSQL cluster of the test's own (``pg_createcluster``, on a port of its o
 suite's server at 5432 is left alone) serves a live Akte (uvicorn, read models followed
 in the process). Six clients open case files, each write with an ``Idempotency-Key``,
 and retry a write whose outcome they do not know (a 503, a broken connection, a
-timeout) with the same key until it is acknowledged. Meanwhile the cluster is stopped
-in ``fast`` mode, started, stopped in ``immediate`` mode (a crash) and started again.
+timeout) with the same key until it is acknowledged (``tests/support/write_load.py``).
+Meanwhile the cluster is stopped in ``fast`` mode, started, stopped in ``immediate``
+mode (a crash) and started again.
 
 Asserted: every acknowledged write is in the log exactly once, and nothing is in the
 log that was not acknowledged (the case files in the log are exactly those of the 201
 answers; a retry with the same key gets the same case file); every unknown outcome was
 resolved by its retry; ``/readyz`` answered 503 during each outage and 200 after it;
-``/healthz`` kept answering (its slowest answer is printed, bound 2 s); the read models
-caught up after the outages (the runner backed off and resumed). The figures (outage
+``/healthz`` answered 200 while the store was down (the store stays down until a probe
+sent during the outage has been answered: a ``/healthz`` that waited for the store fails
+the test) and every probe got its 200 (no timeout, no broken connection); the read
+models caught up after the outages (the runner backed off and resumed). How fast
+``/healthz`` answered is a figure, not asserted (the machine is shared). The figures (outage
 to 503, return to 200, first write after the return, slowest ``/healthz``) are printed
 and, when ``AKTE_OUTAGE_FIGURES`` names a file, written there as JSON
 (``bin/bench-store-outage`` writes ``bench-results/store_outage.json``).
@@ -30,13 +34,11 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import httpx2 as httpx
 import psycopg
 import pytest
 
@@ -44,18 +46,28 @@ from adapters.bootstrap import build_app, build_read_models, build_service
 from adapters.http.auth.identity import Role
 from adapters.settings import Settings
 from tests.conftest import bearer
-from tests.http.auth.route_table import PERSON
 from tests.support.live_server import ServedApp
+from tests.support.write_load import (
+    CLIENTS,
+    GIVE_UP_AFTER,
+    OFFICE,
+    PROBE_TIMEOUT,
+    Observations,
+    acknowledged_after,
+    first_answer,
+    first_readyz,
+    healthz_failures,
+    join_started,
+    since_phase,
+    start_watchers,
+    tally,
+    wait_for_healthz_answer,
+    write_client,
+)
 
 pytestmark = pytest.mark.long
 
 VERSION: Final = "15"
-CLIENTS: Final = 6
-OFFICE: Final = "abh-musterstadt"
-CLIENT_TIMEOUT: Final = float(os.environ.get("AKTE_OUTAGE_CLIENT_TIMEOUT", "5"))
-"""How long a client waits for an answer before it counts the outcome as unknown."""
-GIVE_UP_AFTER: Final = 60.0
-"""A write not acknowledged this long after it began fails the test (a bound)."""
 
 
 def _free_port() -> int:
@@ -106,113 +118,6 @@ def cluster() -> Iterator[Cluster]:
         )
 
 
-@dataclass
-class Write:
-    key: str
-    began: float
-    answers: list[str] = field(default_factory=list)
-    location: str | None = None
-    position: int | None = None
-    """Acknowledged by a retry whose first answer was lost: the event's position."""
-    acknowledged_at: float | None = None
-
-
-@dataclass
-class Observations:
-    writes: list[Write] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    healthz_seconds: list[float] = field(default_factory=list)
-    write_seconds: list[float] = field(default_factory=list)
-    slow_writes: list[tuple[float, float, str]] = field(default_factory=list)
-    """Answers that took over 2 s: when sent, how long, what came back."""
-    phases: list[tuple[float, str]] = field(default_factory=list)
-    readyz: list[tuple[float, int]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _client(
-    base_url: str, headers: dict[str, str], seen: Observations, stop: threading.Event
-) -> None:
-    with httpx.Client(base_url=base_url, trust_env=False, timeout=CLIENT_TIMEOUT) as http:
-        while not stop.is_set():
-            write = Write(str(uuid.uuid4()), time.monotonic())
-            with seen.lock:
-                seen.writes.append(write)
-            while time.monotonic() - write.began < GIVE_UP_AFTER:
-                sent = time.monotonic()
-                try:
-                    answer = http.post(
-                        "/cases", json=PERSON, headers={**headers, "Idempotency-Key": write.key}
-                    )
-                except httpx.TransportError as error:
-                    _timed(seen, sent, type(error).__name__)
-                    write.answers.append(f"no answer ({type(error).__name__})")
-                    time.sleep(0.2)
-                    continue
-                _timed(seen, sent, str(answer.status_code))
-                if answer.status_code == 201:
-                    write.answers.append("201")
-                    write.location = answer.headers["Location"]
-                    write.acknowledged_at = time.monotonic()
-                    break
-                body = answer.json()
-                if answer.status_code == 200 and body.get("outcome") == "recorded":
-                    # Recorded, its first answer lost with the connection: the truth, by
-                    # version and position.
-                    write.answers.append("200 recorded")
-                    write.position = int(body["position"])
-                    write.acknowledged_at = time.monotonic()
-                    break
-                kind = body.get("type", "").rsplit("/", 1)[-1]
-                write.answers.append(f"{answer.status_code} {kind}")
-                if answer.status_code in (503, 409) and kind in (
-                    "store-unavailable",
-                    "outcome-unknown",
-                    "idempotency-key-in-flight",
-                ):
-                    time.sleep(min(float(answer.headers.get("Retry-After", "1")), 0.5))
-                    continue
-                with seen.lock:
-                    seen.unexpected.append(f"{answer.status_code}: {answer.text[:200]}")
-                break
-
-
-def _timed(seen: Observations, sent: float, outcome: str) -> None:
-    took = time.monotonic() - sent
-    seen.write_seconds.append(took)
-    if took > 2:
-        seen.slow_writes.append((sent, took, outcome))
-
-
-def _since_phase(seen: Observations, at: float) -> str:
-    before = [(t, name) for t, name in seen.phases if t <= at]
-    if not before:
-        return "before the first outage"
-    t, name = before[-1]
-    return f"{at - t:.2f} s after {name}"
-
-
-def _watch(base_url: str, seen: Observations, stop: threading.Event) -> None:
-    with httpx.Client(base_url=base_url, trust_env=False, timeout=10) as http:
-        while not stop.is_set():
-            started = time.monotonic()
-            assert http.get("/healthz").status_code == 200
-            seen.healthz_seconds.append(time.monotonic() - started)
-            seen.readyz.append((time.monotonic(), http.get("/readyz").status_code))
-            time.sleep(0.05)
-
-
-def _first(seen: Observations, status: int, after: float, within: float) -> float:
-    """When ``/readyz`` first answered ``status`` after ``after`` (bounded wait)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        for at, answered in list(seen.readyz):
-            if at >= after and answered == status:
-                return at
-        time.sleep(0.02)
-    pytest.fail(f"/readyz did not answer {status} within {within} s")
-
-
 def test_postgres_stopped_and_started_under_load_every_answer_is_the_truth(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -231,15 +136,15 @@ def test_postgres_stopped_and_started_under_load_every_answer_is_the_truth(
     seen = Observations()
     stop_clients = threading.Event()
     stop_watch = threading.Event()
+    watchers: list[threading.Thread] = []
     threads = [
-        threading.Thread(target=_client, args=(served.base_url, headers, seen, stop_clients))
+        threading.Thread(target=write_client, args=(served.base_url, headers, seen, stop_clients))
         for _ in range(CLIENTS)
     ]
-    watcher = threading.Thread(target=_watch, args=(served.base_url, seen, stop_watch))
     figures: dict[str, Any] = {"clients": CLIENTS}
     try:
-        served.http.get("/healthz")  # the server's first answer, before anything is timed
-        watcher.start()
+        first_answer(served.base_url)
+        watchers += start_watchers(served.base_url, seen, stop_watch)
         for thread in threads:
             thread.start()
         time.sleep(2)
@@ -248,32 +153,36 @@ def test_postgres_stopped_and_started_under_load_every_answer_is_the_truth(
             cluster.stop(mode)
             stopped_at = time.monotonic()  # the server is down once the command returns
             seen.phases.append((stopped_at, f"stopped ({mode})"))
-            not_ready_at = _first(seen, 503, stopped_at, within=10)
+            not_ready_at = first_readyz(seen, 503, stopped_at, within=10)
             time.sleep(down_seconds)
+            # The store stays down until /healthz has answered a probe sent meanwhile:
+            # that it answers without the store is asserted by the order of events,
+            # not by how fast (a bounded wait, generous for a busy machine).
+            answered_down = wait_for_healthz_answer(seen, after=stopped_at)
             seen.phases.append((time.monotonic(), "start issued"))
             cluster.start()
             started_at = time.monotonic()  # accepting connections once it returns
             seen.phases.append((started_at, "started"))
-            ready_at = _first(seen, 200, started_at, within=20)
+            ready_at = first_readyz(seen, 200, started_at, within=20)
             deadline = time.monotonic() + 30
             first_write = None
             while first_write is None and time.monotonic() < deadline:
                 time.sleep(0.05)
                 # The writes' answers as logged so far: the first 201 after the return.
-                first_write = _acknowledged_after(seen, started_at)
+                first_write = acknowledged_after(seen, started_at)
             assert first_write is not None, "no write acknowledged within 30 s of the return"
             figures[mode] = {
                 "seconds_to_readyz_503": round(not_ready_at - stopped_at, 3),
                 "seconds_to_readyz_200_after_start": round(ready_at - started_at, 3),
                 "seconds_to_first_write_after_start": round(first_write - started_at, 3),
+                "healthz_seconds_while_down": round(answered_down.seconds, 3),
             }
             time.sleep(2)
     finally:
         stop_clients.set()
-        for thread in threads:
-            thread.join(GIVE_UP_AFTER + 10)
+        join_started(threads, GIVE_UP_AFTER + 10)
         stop_watch.set()
-        watcher.join(15)
+        join_started(watchers, PROBE_TIMEOUT + 15)
 
     try:
         # Every write acknowledged, each under one case file however often it was sent.
@@ -311,11 +220,11 @@ def test_postgres_stopped_and_started_under_load_every_answer_is_the_truth(
             "writes": len(seen.writes),
             "writes_retried": len(unknown),
             "acknowledged_by_position_only": sum(1 for w in seen.writes if w.location is None),
-            "answers_before_acknowledgement": _tally(unknown),
+            "answers_before_acknowledgement": tally(unknown),
             "healthz_max_seconds": round(max(seen.healthz_seconds), 3),
             "write_answer_max_seconds": round(max(seen.write_seconds), 3),
             "write_answers_over_2_seconds": [
-                f"{took:.2f} s, {outcome}, sent {_since_phase(seen, sent)}"
+                f"{took:.2f} s, {outcome}, sent {since_phase(seen, sent)}"
                 for sent, took, outcome in seen.slow_writes
             ],
             "healthz_answers": len(seen.healthz_seconds),
@@ -326,27 +235,10 @@ def test_postgres_stopped_and_started_under_load_every_answer_is_the_truth(
         if output:
             Path(output).parent.mkdir(parents=True, exist_ok=True)
             Path(output).write_text(json.dumps(figures, indent=2) + "\n")
-        assert max(seen.healthz_seconds) < 2.0
+        # Every probe got its 200 within the client's generous timeout: /healthz never
+        # blocked on the store, never failed with it.
+        assert healthz_failures(seen) == []
     finally:
         served.stop()
         read_models.close()
         service.close()
-
-
-def _acknowledged_after(seen: Observations, after: float) -> float | None:
-    with seen.lock:
-        writes = list(seen.writes)
-    found = [
-        w.acknowledged_at
-        for w in writes
-        if w.acknowledged_at is not None and w.acknowledged_at >= after
-    ]
-    return min(found) if found else None
-
-
-def _tally(writes: list[Write]) -> dict[str, int]:
-    tally: dict[str, int] = {}
-    for write in writes:
-        for answer in write.answers[:-1]:
-            tally[answer] = tally.get(answer, 0) + 1
-    return tally
