@@ -82,7 +82,8 @@ def add_simulator_commands(
         type=Path,
         help=(
             "write the simulated office's staff plan here (the form of AKTE_STAFF_FILE: "
-            "posts from the profile's staff, people at work by month)"
+            "posts from the profile's staff scaled as the figures, at least one; people at "
+            "work by month)"
         ),
     )
     parser.add_argument(

@@ -1,8 +1,9 @@
 """The appointment desk of the simulated office.
 
 Two service points are defined through the service at the start. Procedures are opened
-at the counter (channel "appointment"), Fiktionsbescheinigungen issued and eAT cards
-handed over at a booked appointment, and there are bookings without a case file
+at the counter (channel "appointment"), Fiktionsbescheinigungen issued and extended,
+residence documents extended, eATs moved to a new passport and eAT cards handed over at
+a booked appointment, and there are bookings without a case file
 (questions, declarations); the office books (no proof-of-work), the person confirms with
 the mail's code, is checked in and served, or does not come (some 8-12 %). Attendance
 lands on the case file. Appointment commands have no ``at``: they run inside

@@ -130,19 +130,49 @@ def utc(ts: int) -> datetime:
 # Months weigh by how busy the office is: before the summer travel season people renew
 # and apply; August and the days around Christmas are quiet.
 SEASON: Final = (0.0, 0.9, 0.95, 1.0, 1.0, 1.2, 1.3, 1.25, 0.8, 1.1, 1.15, 1.0, 0.75)
-# Students: enrolments for the winter semester (September/October), fewer for summer.
-STUDENT_SEASON: Final = (0.0, 0.8, 0.8, 1.1, 1.1, 0.9, 0.9, 0.9, 1.0, 1.8, 1.9, 1.0, 0.7)
+
+
+# When applications come in (an assumption, not a measured figure; the shape follows the
+# calendars that drive them): renewals before the summer travel season (May-June), fewer
+# while people travel in August and over Christmas; more again in January, when what
+# waited over the holidays comes in.
+ARRIVALS: Final = (0.0, 1.05, 1.0, 1.0, 1.0, 1.1, 1.15, 1.05, 0.85, 1.05, 1.05, 1.0, 0.8)
+# Students by the academic year: they enter on a national visa for the winter semester
+# (which begins on 1 October) and apply for their residence permit in August to November;
+# a smaller wave for the summer semester (1 April); few over Christmas and in May-July.
+STUDENT_ARRIVALS: Final = (0.0, 0.7, 0.7, 1.0, 1.1, 0.7, 0.7, 0.8, 1.4, 2.0, 2.3, 1.5, 0.6)
+QUIET_DAYS: Final = 0.4
+"""The weight of a working day between the years (21 December to 2 January) against an
+ordinary day of its month: offices run a skeleton service, and few apply."""
+
+
+def between_the_years(day: date) -> bool:
+    return (day.month == 12 and day.day >= 21) or (day.month == 1 and day.day <= 2)
 
 
 class DayPicker:
-    """Draws working days of a year by the season's weights."""
+    """Draws working days of a year by the season's weights.
 
-    def __init__(self, calendar: WorkingCalendar, year: int, season: tuple[float, ...]) -> None:
-        self.first, self.last = calendar.span(year)
+    ``lead``: working days before the year that may be drawn too (arrivals whose
+    procedure is decided in the year); ``quiet``: the weight of the days between the
+    years (:func:`between_the_years`) against their month's."""
+
+    def __init__(
+        self,
+        calendar: WorkingCalendar,
+        year: int,
+        season: tuple[float, ...],
+        *,
+        lead: int = 0,
+        quiet: float = 1.0,
+    ) -> None:
+        self.year_first, self.last = calendar.span(year)
+        self.first = self.year_first - lead
         total = 0.0
         self._cumulative: list[float] = []
         for index in range(self.first, self.last + 1):
-            total += season[calendar.days[index].month]
+            day = calendar.days[index]
+            total += season[day.month] * (quiet if between_the_years(day) else 1.0)
             self._cumulative.append(total)
         self._total = total
 

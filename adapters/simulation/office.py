@@ -9,12 +9,14 @@ back: a pool of known people gets most of the year's procedures.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import zip_longest
 from typing import Any, Final, TypeVar
 from uuid import UUID, uuid4
 
@@ -49,6 +51,8 @@ STAFF_TEAM_LEADS: Final = 3
 POOL_PER_SCALE: Final = 45_000
 """Known people who come back with further procedures, at scale 1 (a city of this size
 sees some 48,000 customers a year)."""
+WALK_IN_REACH: Final = 25
+"""Working days a visit for an extension may lie from the walk-in whose seat it takes."""
 NATIONS: Final = (
     *(("TUR", 22), ("SYR", 16), ("UKR", 12), ("IND", 14), ("AFG", 9), ("IRN", 5)),
     *(("NGA", 5), ("CHN", 6), ("BRA", 4), ("USA", 4), ("XXA", 3)),
@@ -64,6 +68,20 @@ HOLDER_TOPICS: Final = {
 
 Story = Generator[int, None, None]
 """A story yields the business time of its next step and runs that step when resumed."""
+
+
+def staff_ids(posts: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Team leads and caseworkers of an office with ``posts``: as many people as posts
+    (the workload's actors match the staff plan); a one-post office has one person who
+    assigns and decides alike."""
+    if posts < 2:
+        return ("sb-01",), ("sb-01",)
+    # A team lead for some eight people (three at the reference office's 26 posts).
+    team_leads = min(STAFF_TEAM_LEADS, max(1, posts // 8))
+    return (
+        tuple(f"tl-{n:02d}" for n in range(1, team_leads + 1)),
+        tuple(f"sb-{n:02d}" for n in range(1, posts - team_leads + 1)),
+    )
 
 
 class SimulatedPaymentPlatform:
@@ -138,9 +156,14 @@ class SimulatedOffice:
         self.office_id = office_id
         self.calendar = WorkingCalendar(first_year - 11, self.last_year + 2)
         self.platform = SimulatedPaymentPlatform()
-        team_leads = min(STAFF_TEAM_LEADS, profile.staff - 1)
-        self.team_leads = tuple(f"tl-{n:02d}" for n in range(1, team_leads + 1))
-        self.caseworkers = tuple(f"sb-{n:02d}" for n in range(1, profile.staff - team_leads + 1))
+        self.posts = {
+            year: profile.staff_target(
+                scale=scale, years_after_first=year - first_year, growth=growth
+            )
+            for year in range(first_year, self.last_year + 1)
+        }
+        """Per simulated year, the posts of the staff plan (the profile's staff, scaled)."""
+        self.team_leads, self.caseworkers = staff_ids(max(self.posts.values()))
         self.targets = {
             year: targets_for(
                 profile, scale=scale, years_after_first=year - first_year, growth=growth
@@ -163,6 +186,8 @@ class SimulatedOffice:
         """Per year, customers planned that cannot be someone served already (newcomers,
         walk-ins, guarantors): the customer steering keeps room for them."""
         self.walk_ins: dict[int, list[AppointmentPlan]] = {}
+        self.walk_in_days: dict[int, list[int]] = {}
+        """Per year, the days of the walk-ins (sorted with them at the first take)."""
         """Per year, the bookings of people without a file planned (an extension's visit
         may take the seat of one not yet booked)."""
         self.holders: list[PersonOnFile] = []
@@ -194,15 +219,37 @@ class SimulatedOffice:
         self.events += events
         self.commands_by_kind[kind] += 1
 
-    def _take_walk_in(self, year: int, now: int) -> AppointmentPlan | None:
-        """A walk-in of ``year`` not booked yet (its story starts after ``now``), now
-        cancelled; None if there is none left."""
-        plans = self.walk_ins.get(year, [])
-        while plans:
-            plan = plans.pop()
-            if plan.start > now and not plan.cancelled:
-                plan.cancelled = True
-                return plan
+    def _take_walk_in(self, year: int, now: int, day: int) -> AppointmentPlan | None:
+        """A walk-in of ``year`` not booked yet (its story starts after ``now``), the
+        nearest to working day ``day``, now cancelled; None if there is none left.
+
+        The nearest (within :data:`WALK_IN_REACH` working days), so that the seats move
+        by days only and the appointments keep their months."""
+        plans = self.walk_ins.get(year)
+        if not plans:
+            return None
+        days = self.walk_in_days.get(year)
+        if days is None:
+            plans.sort(key=lambda plan: plan.day)
+            days = self.walk_in_days[year] = [plan.day for plan in plans]
+        # Walk-ins of today and before are booked already (they book days ahead).
+        past = bisect.bisect_right(days, self._day_of(now))
+        del plans[:past], days[:past]
+        index = bisect.bisect_left(days, day)
+        # Within some working days only: where the seats are short, every month goes
+        # short alike (a search to the year's end would take the last weeks' seats early).
+        end = bisect.bisect_right(days, day + WALK_IN_REACH)
+        start = bisect.bisect_left(days, day - WALK_IN_REACH)
+        later, earlier = range(index, end), range(index - 1, start - 1, -1)
+        for pair in zip_longest(earlier, later):
+            for position in pair:
+                if position is not None and plans[position].start > now:
+                    plan = plans[position]
+                    del plans[position], days[position]
+                    plan.cancelled = True
+                    # Its person will not come: the customer steering need not keep room.
+                    self.bound_to_be_new[year] -= 1
+                    return plan
         return None
 
     def _customer(self, ts: int, identity: str, person: PersonOnFile | None = None) -> None:

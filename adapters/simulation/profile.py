@@ -60,6 +60,12 @@ class OfficeProfile:
         )
         return scaled(count, scale * (1.0 + growth) ** years_after_first)
 
+    def staff_target(self, *, scale: float, years_after_first: int = 0, growth: float = 0.0) -> int:
+        """The posts of a simulated year: the profile's ``staff`` scaled as the target
+        figures (at least one), so that a small-scale office is not staffed for the
+        whole city."""
+        return scaled(self.staff, scale * (1.0 + growth) ** years_after_first)
+
 
 def profile_from_json(data: Mapping[str, Any]) -> OfficeProfile:
     """The profile from its JSON form (``reference/office-2024.json``)."""

@@ -13,12 +13,14 @@ How a year comes about:
   is planned on a day of its year, so the figures hit their targets exactly; what leads
   up to it or follows it may lie in another year.
 * **Time.** Business time lies on working days (Monday to Friday without the national
-  public holidays, Easter-based ones computed) in office hours, Europe/Berlin. Months
-  weigh differently: more before the summer travel season (May-July), and for students
-  around the winter semester (September/October). Procedures take from the same day to
-  about eleven months; those decided in January were often received in November or
-  December, and some received in December of the last year are decided the January
-  after (when that lies in the past), so procedures span the turn of the year.
+  public holidays, Easter-based ones computed) in office hours, Europe/Berlin.
+  Applications arrive by the season (an assumption, see
+  :data:`~adapters.simulation.calendar.ARRIVALS`): more before the summer travel season,
+  fewer in August and between the years, students for the winter semester (August to
+  November). Procedures take from the same day to about eleven months, a little longer
+  when the staff plan has people away; those decided in January were often received in
+  November or December, and some received in December of the last year are decided the
+  January after (when that lies in the past), so procedures span the turn of the year.
 * **People.** A case file is opened before the person's first procedure: new arrivals on
   the day they apply, long-term residents with an ``Opened`` one to ten years earlier.
   Residents come back: a pool of known people gets most of the year's procedures.
@@ -36,8 +38,9 @@ How a year comes about:
   then a failed first attempt, rarely a payment twice and a refund), ability to pay
   checked, signed and handed over. Appointments at two service points (defined through
   the service at the start): procedures opened at the counter (channel "appointment"),
-  Fiktionsbescheinigungen issued and eAT cards handed over at a booked appointment, and
-  bookings without a case file (questions, declarations); the office books (no
+  Fiktionsbescheinigungen issued and extended, residence documents extended, eATs moved
+  to a new passport and eAT cards handed over at a booked appointment, and bookings
+  without a case file (questions, declarations); the office books (no
   proof-of-work), the person confirms with the mail's code, is checked in and served,
   or does not come (some 8-12 %). Attendance lands on the case file. Appointment
   commands have no ``at``: they run inside :func:`service.business_time`. Their mails go
@@ -216,7 +219,7 @@ class _Simulator(OfficeStories):
         if self.progress is not None:
             self._report(self.span_end, seconds=seconds)
         years = tuple(range(self.first_year, self.last_year + 1))
-        staff_plan = staff_plan_json(self.office_id, years, self.profile.staff)
+        staff_plan = staff_plan_json(self.office_id, self.posts)
         truth = {
             year: self._truth(year) | yearly_staff(staff_plan, self.office_id, year)
             for year in years

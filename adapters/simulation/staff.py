@@ -1,8 +1,9 @@
 """The simulated office's staff plan: posts and people at work by month, from the
 profile's ``staff``.
 
-The simulated office works with ``staff`` ids (team leads and caseworkers); its staff
-plan has as many posts, and people at work as a real office has them: fewer in the
+The simulated office has the profile's ``staff`` scaled as the year's figures (``--scale``,
+at least one post); it works with as many staff ids (team leads and caseworkers), and its
+staff plan has as many posts, and people at work as a real office has them: fewer in the
 summer holidays and around Christmas, some posts vacant and some people ill all year.
 The shares below are those of the example plan ``reference/staff.json`` (17.5 of 26 in
 January, 14.5 in August). The plan has the form of ``AKTE_STAFF_FILE``.
@@ -10,7 +11,7 @@ January, 14.5 in August). The plan has the form of ``AKTE_STAFF_FILE``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any, Final
 
 PRESENCE: Final = (
@@ -30,14 +31,16 @@ PRESENCE: Final = (
 """Of the posts, the share of people actually at work, January first."""
 
 
-def staff_plan_json(office_id: str, years: Iterable[int], staff: int) -> dict[str, Any]:
-    """The staff plan of ``office_id`` for ``years``, in the form of ``AKTE_STAFF_FILE``."""
+def staff_plan_json(office_id: str, posts: Mapping[int, int]) -> dict[str, Any]:
+    """The staff plan of ``office_id`` with ``posts`` per year (the profile's ``staff``
+    scaled as the year's figures, :meth:`OfficeProfile.staff_target`), in the form of
+    ``AKTE_STAFF_FILE``."""
     months = {
         f"{year:04d}-{month:02d}": {
-            "posts": staff,
-            "at_work": round(staff * PRESENCE[month - 1], 1),
+            "posts": count,
+            "at_work": round(count * PRESENCE[month - 1], 1),
         }
-        for year in years
+        for year, count in sorted(posts.items())
         for month in range(1, 13)
     }
     return {

@@ -6,7 +6,11 @@ assigned, sometimes documents requested, decided (granted, refused, withdrawn) a
 closed. Residence documents are issued on granted procedures (eATs ordered, arrived 4-6
 weeks later, handed over; Duldungen; Aufenthaltsgestattungen). Fiktionsbescheinigungen
 are issued while a procedure is pending, extended before they run out (two extensions
-per carrier sheet, then a new sheet) and ended by the decision. Integration-course
+per carrier sheet, then a new sheet) and ended by the decision. Holders of a residence
+document come back to extend it or to move an eAT to a new passport; the extensions
+and transfers, like the certificates' extensions, are done at a visit booked days ahead
+(in the seat of a booking without a file, so the year's appointments stay exact), which
+the what-if can then save. Integration-course
 entitlements and obligations on first titles; entry procedures with consent given or
 refused; civil-registry and naturalisation inquiries received and answered; commitment
 declarations submitted online, their fee paid through the payment commands (now and
@@ -43,6 +47,7 @@ from adapters.simulation.plans import (
     ProcedurePlan,
     StandalonePlan,
 )
+from domain.appointments import DocumentHeld
 from domain.values import (
     COMMITMENT_DECLARATION_FEE_CENTS,
     DIGITAL_CHANNELS,
@@ -91,6 +96,17 @@ _PAYMENT_METHODS: Final[tuple[tuple[PaymentMethod, int], ...]] = (
 
 _EXTENSION_VISIT_SHARE: Final = 0.9
 """Of the certificates' extensions, those done at a booked visit (the rest by mail)."""
+_HOLDER_VISIT_SHARES: Final = {
+    # Of the renewals and transfers a granted procedure leads to, those done at a visit
+    # booked for the decision day (the rest by post). An assumption from how offices
+    # work, not a measured figure: a Duldung or Aufenthaltsgestattung is a paper handed
+    # out at the counter, an eAT's renewal and its Übertrag to a new passport need the
+    # holder in person for photo and fingerprints (§ 78 AufenthG, new card).
+    "eat": 0.9,
+    "duldung": 0.95,
+    "aufenthaltsgestattung": 0.95,
+    "transfer": 1.0,
+}
 _SILENT_SHARE: Final = 0.1
 """Of the § 31 AufenthV entry procedures, those the office lets the period pass on."""
 _DEEMED_AFTER_WORKING_DAYS: Final = 20
@@ -307,12 +323,28 @@ class OfficeStories(AppointmentDesk):
                 )
                 on_sheet += 1
                 self.tallies[self.calendar.year_of(t)].fictions_extended += 1
+                self.tallies[self.calendar.year_of(t)].fictions_extended_at_visit += (
+                    extension_visit is not None
+                )
                 self._customer(t, f"c:{person.case_id}", person)
                 if extension_visit is not None:
                     t = self._soon(rng, t)
                     self._attended(extension_visit, t, worker)
-            t = self._at(rng, plan.decide_day, t)
-            yield t
+            holder_visit: Booking | None = None
+            if plan.outcome == "granted" and plan.document is None and plan.topic in HOLDER_TOPICS:
+                # The person comes in for the document: booked some days ahead, the
+                # decision and the extension (or the Übertrag) done at the counter.
+                holder_visit, t = yield from self._visit_for_held_document(
+                    rng, t, person, plan, worker
+                )
+            if holder_visit is not None:
+                t = self._arrival(rng, holder_visit, t)
+                yield t
+                self._check_in(holder_visit, t, worker)
+                t = self._soon(rng, t)
+            else:
+                t = self._at(rng, plan.decide_day, t)
+                yield t
             refused = plan.outcome == "refused"
             self._case(
                 person,
@@ -335,7 +367,12 @@ class OfficeStories(AppointmentDesk):
                 # Its own step: a card story of the same document may act meanwhile.
                 t = self._soon(rng, t)
                 yield t
-                eat, t = self._held_document(person, rng, t, worker, plan)
+                eat, t = self._held_document(
+                    person, rng, t, worker, plan, at_visit=holder_visit is not None
+                )
+            if holder_visit is not None:
+                t = self._soon(rng, t)
+                self._attended(holder_visit, t, worker)
             # The decision ended the certificate's fiction (§ 81 AufenthG).
             if plan.entitlement:
                 t = self._soon(rng, t)
@@ -354,12 +391,10 @@ class OfficeStories(AppointmentDesk):
             person.active -= 1
         yield from self._maybe_leave(person, rng, t, worker)
 
-    def _held_document(
-        self, person: PersonOnFile, rng: random.Random, t: int, worker: str, plan: ProcedurePlan
-    ) -> tuple[int, int]:
-        """A granted renewal extends the document the person holds; a new passport moves
-        the eAT to a new card (Übertrag). Returns the eAT whose new card is under way (0:
-        none) and the time of the last step."""
+    @staticmethod
+    def _held(person: PersonOnFile, plan: ProcedurePlan, t: int) -> tuple[int, HeldDocument] | None:
+        """The document a granted renewal extends or an Übertrag moves (the latest the
+        person holds of the topic's kinds), None where there is none to act on."""
         kinds = HOLDER_TOPICS.get(plan.topic)
         # Another story of the same person may have issued a document at a later minute
         # than this step's (steps run a few minutes past their turn): not yet held here.
@@ -369,12 +404,67 @@ class OfficeStories(AppointmentDesk):
             if kinds is not None and document.kind in kinds and document.issued_at < t
         ]
         if not held:
-            return 0, t
+            return None
         number, document = held[-1]
+        if plan.topic == "transfer_eat_new_passport" and not document.card_handed_over:
+            return None  # the card is not in the person's hands: nothing to move
+        return number, document
+
+    def _visit_for_held_document(
+        self, rng: random.Random, t: int, person: PersonOnFile, plan: ProcedurePlan, worker: str
+    ) -> Generator[int, None, tuple[Booking | None, int]]:
+        """A visit on the decision day for extending a held document or moving an eAT to
+        a new passport, booked some working days ahead (at the rate of
+        :data:`_HOLDER_VISIT_SHARES`), in the seat of a walk-in of that year; (None, t)
+        where there is nothing to act on, the person does not come, or no seat is left."""
+        today = self._day_of(t)
+        if plan.decide_day <= today or self._held(person, plan, t) is None:
+            return None, t
+        book_day = max(today, plan.decide_day - rng.randint(3, MAX_LEAD))
+        if book_day > today:
+            t = self._at(rng, book_day, t)
+            yield t
+        held = self._held(person, plan, t)
+        if held is None:
+            return None, t
+        what = "transfer" if plan.topic == "transfer_eat_new_passport" else held[1].kind
+        if rng.random() >= _HOLDER_VISIT_SHARES[what]:
+            return None, t
+        visit = self._visit_for_extension(
+            rng,
+            t,
+            person,
+            plan.decide_day,
+            worker,
+            topic=plan.topic,
+            holds=cast(DocumentHeld, held[1].kind),
+        )
+        if visit is None:
+            return None, t
+        t = self._soon(rng, t)
+        yield t
+        self._confirm(visit, t)
+        return visit, t
+
+    def _held_document(
+        self,
+        person: PersonOnFile,
+        rng: random.Random,
+        t: int,
+        worker: str,
+        plan: ProcedurePlan,
+        *,
+        at_visit: bool = False,
+    ) -> tuple[int, int]:
+        """A granted renewal extends the document the person holds; a new passport moves
+        the eAT to a new card (Übertrag). Returns the eAT whose new card is under way (0:
+        none) and the time of the last step. ``at_visit``: done at a booked visit."""
+        held = self._held(person, plan, t)
+        if held is None:
+            return 0, t
+        number, document = held
         year = self.calendar.year_of(t)
         if plan.topic == "transfer_eat_new_passport":
-            if not document.card_handed_over:
-                return 0, t
             self._case(
                 person,
                 self.service.transfer_eat_to_new_passport,
@@ -385,6 +475,7 @@ class OfficeStories(AppointmentDesk):
             )
             document.card_handed_over = False
             self.tallies[year].documents_transferred += 1
+            self.tallies[year].transfers_at_visit += at_visit
             self._customer(t, f"c:{person.case_id}", person)
             return number, t
         months = rng.choice((3, 6)) if document.kind != "eat" else rng.choice((12, 24, 24, 36))
@@ -399,25 +490,35 @@ class OfficeStories(AppointmentDesk):
         )
         document.valid_until = valid_until
         self.tallies[year].documents_extended += 1
+        if at_visit:
+            self.tallies[year].extended_at_visit[document.kind] += 1
         self._customer(t, f"c:{person.case_id}", person)
         return 0, t
 
     def _visit_for_extension(
-        self, rng: random.Random, t: int, person: PersonOnFile, day: int, worker: str
+        self,
+        rng: random.Random,
+        t: int,
+        person: PersonOnFile,
+        day: int,
+        worker: str,
+        *,
+        topic: str = "fiction_certificate",
+        holds: DocumentHeld = "visa",
     ) -> Booking | None:
-        """A booked visit on ``day`` for a certificate's extension, in the seat of a
-        walk-in of that year not yet booked (the year's appointments stay exact); None
-        where no walk-in is left or no slot is free."""
+        """A booked visit on ``day`` for an extension (a certificate's by default), in
+        the seat of a walk-in of that year not yet booked (the year's appointments stay
+        exact); None where no walk-in is left or no slot is free."""
         year = self.calendar.year_of(self.calendar.moment(day, OFFICE_OPENS))
-        walk_in = self._take_walk_in(year, t)
+        walk_in = self._take_walk_in(year, t, day)
         if walk_in is None:
             return None
         visit = self._book(
             rng,
             t,
             point=MAIN_POINT,
-            topic="fiction_certificate",
-            holds="visa",
+            topic=topic,
+            holds=holds,
             person=person,
             day=day,
             by=worker,
@@ -425,6 +526,7 @@ class OfficeStories(AppointmentDesk):
         )
         if visit is None:
             walk_in.cancelled = False  # the walk-in comes after all
+            self.bound_to_be_new[year] += 1
         return visit
 
     def _count_decision(self, plan: ProcedurePlan, received_at: int, decided_at: int) -> None:

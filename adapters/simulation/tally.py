@@ -28,9 +28,13 @@ OUTCOMES: Final[tuple[DecisionOutcome, ...]] = ("granted", "refused", "withdrawn
 class YearTally:
     documents: Counter[str] = field(default_factory=Counter)
     documents_extended: int = 0
+    extended_at_visit: Counter[str] = field(default_factory=Counter)
+    """Residence documents extended at a booked visit, by kind."""
     documents_transferred: int = 0
+    transfers_at_visit: int = 0
     fictions_issued: int = 0
     fictions_extended: int = 0
+    fictions_extended_at_visit: int = 0
     received: Counter[str] = field(default_factory=Counter)
     processed_channels: Counter[str] = field(default_factory=Counter)
     processed_outcomes: Counter[str] = field(default_factory=Counter)
@@ -82,6 +86,14 @@ def figures_of(tally: YearTally, *, year: int, office_id: str, backlog: int) -> 
         "residence_documents_transferred": tally.documents_transferred,
         "fiction_certificates_issued": tally.fictions_issued,
         "fiction_certificates_extended": tally.fictions_extended,
+        # The visits behind the extensions and transfers: what the what-if can save.
+        "extension_visits": {
+            "fiction_certificates": tally.fictions_extended_at_visit,
+            "residence_documents": {
+                kind: tally.extended_at_visit[kind] for kind in RESIDENCE_DOCUMENT_KINDS
+            },
+            "transfers": tally.transfers_at_visit,
+        },
         "procedures_received": {
             "total": sum(tally.received.values()),
             "by_channel": {channel: tally.received[channel] for channel in CHANNELS},

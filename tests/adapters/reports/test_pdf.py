@@ -8,6 +8,7 @@ would. Without Chromium the test is skipped, saying so; under ``CI=true`` that f
 from __future__ import annotations
 
 from datetime import date
+from typing import Final
 
 import pypdfium2 as pdfium
 import pytest
@@ -49,6 +50,32 @@ def test_the_report_prints_to_a_pdf_whose_pages_show_the_report() -> None:
         darkest, _lightest = image.convert("L").getextrema()
         assert isinstance(darkest, int)
         assert darkest < 80
+
+
+INKED_AT_LEAST: Final = 0.6
+"""How far down every page but the last must carry ink (a share of the page's height)."""
+
+
+def inked_depth(page: pdfium.PdfPage) -> float:
+    """How far down the page its lowest painted pixel lies (0: blank, 1: at the foot)."""
+    image = page.render(scale=0.5).to_pil().convert("L")
+    # Ink is anything darker than near-white (text, rules, bars, shaded boxes).
+    box = image.point(lambda value: 255 if value < 235 else 0).getbbox()
+    return 0.0 if box is None else box[3] / image.height
+
+
+def test_every_page_but_the_last_is_filled() -> None:
+    """No page ends half empty: the charts follow the tables without a forced page
+    break, and only the last page may stop early (a break before the charts once left
+    page 2 with the management table alone on its upper third)."""
+    chromium()
+
+    document = pdfium.PdfDocument(pdf.html_to_pdf(report_html(sample_report(), heading=HEADING)))
+
+    depths = [inked_depth(document[number]) for number in range(len(document))]
+    assert len(depths) >= 2
+    assert all(depth >= INKED_AT_LEAST for depth in depths[:-1]), depths
+    assert depths[-1] > 0
 
 
 def test_without_chromium_the_error_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
