@@ -19,7 +19,7 @@ import secrets
 import selectors
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +64,7 @@ class RealProvider:
                 "oidc_issuer": self.issuer,
                 "oidc_audience": AUDIENCE,
                 "oidc_jwks_url": self.jwks_url,
+                "oidc_public_client_id": STAFF_CLIENT,
             }
             | overrides
         )
@@ -161,10 +162,17 @@ def _b64url(data: bytes) -> str:
 
 
 @contextmanager
-def running_provider(log_dir: Path, *, access_token_seconds: int = 300) -> Iterator[RealProvider]:
-    """The provider, started on a free port of 127.0.0.1, answering its discovery."""
+def running_provider(
+    log_dir: Path, *, access_token_seconds: int = 300, staff_redirect_uris: Sequence[str] = ()
+) -> Iterator[RealProvider]:
+    """The provider, started on a free port of 127.0.0.1, answering its discovery.
+
+    ``staff_redirect_uris``: more redirect URIs of ``akte-staff`` than :data:`REDIRECT_URI`
+    (an Akte's ``/docs/oauth2-redirect`` on its port), and the origins its token endpoint
+    answers browsers from."""
     env = os.environ | {
         "PORT": "0",
+        "STAFF_REDIRECT_URIS": ",".join([REDIRECT_URI, *staff_redirect_uris]),
         "AKTE_TEST_PROVIDER_CONTROL": "1",
         "ACCESS_TOKEN_TTL_SECONDS": str(access_token_seconds),
         "NODE_NO_WARNINGS": "1",

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from adapters.http.auth.identity import Role
 from adapters.http.auth.tokens import provider_token_verifier
+from adapters.http.routes.api_docs import OAUTH2_REDIRECT_PATH
 from tests.http.auth.identity_provider import ISSUER, OMIT, JwksServer, ProviderKeys, make_token
 
 REALM_EXPORT: Final = Path(__file__).resolve().parents[3] / "deploy/keycloak/akte-realm.json"
@@ -59,6 +60,11 @@ def test_every_client_gets_the_akte_scope_with_its_mappers() -> None:
     assert staff["attributes"]["pkce.code.challenge.method"] == "S256"
     assert staff["implicitFlowEnabled"] is False
     assert staff["directAccessGrantsEnabled"] is False
+    # People sign in on /docs: Swagger UI's redirect page, and the token endpoint asked
+    # from the browser (web origins "+": the origins of the redirect URIs).
+    assert staff["redirectUris"]
+    assert all(uri.endswith(OAUTH2_REDIRECT_PATH) for uri in staff["redirectUris"])
+    assert staff["webOrigins"] == ["+"]
 
 
 def test_a_token_shaped_by_the_mappers_gives_akte_the_roles_and_office(

@@ -5,7 +5,11 @@
 // What it issues, as Keycloak does with deploy/keycloak/akte-realm.json:
 // * access tokens as JWTs (RS256) for the resource `urn:akte`, audience `akte`
 //   (AKTE_OIDC_AUDIENCE), with the claims Akte reads: `sub`, `roles`, `office`;
-// * client `akte-staff`: people, authorization code with PKCE (S256), public client;
+// * client `akte-staff`: people, authorization code with PKCE (S256), public client; its
+//   redirect URIs (env STAFF_REDIRECT_URIS, comma-separated) are Akte's /docs sign-in
+//   window on the default port and a callback the tests read the code off; the browser
+//   redeems the code itself, so the token endpoint answers CORS requests from the
+//   origins of these URIs (as Keycloak's web origin `+` does);
 // * client `akte-intake`: a machine, client credentials, its roles set below.
 //
 // Listens on 127.0.0.1 (env LISTEN_HOST; port: env PORT, 0 = any free one) and prints one
@@ -25,7 +29,14 @@ const SCOPE = 'akte';
 const AUDIENCE = process.env.AKTE_OIDC_AUDIENCE || 'akte';
 const OFFICE = process.env.AKTE_OFFICE || 'abh-musterstadt';
 const ACCESS_TOKEN_TTL = Number(process.env.ACCESS_TOKEN_TTL_SECONDS || 300);
-const STAFF_REDIRECT_URIS = (process.env.STAFF_REDIRECT_URIS || 'http://127.0.0.1/callback')
+const STAFF_REDIRECT_URIS = (
+  process.env.STAFF_REDIRECT_URIS ||
+  [
+    'http://127.0.0.1/callback',
+    'http://127.0.0.1:8000/docs/oauth2-redirect',
+    'http://localhost:8000/docs/oauth2-redirect',
+  ].join(',')
+)
   .split(',')
   .filter(Boolean);
 const INTAKE_SECRET = process.env.INTAKE_CLIENT_SECRET || 'intake-secret-for-tests-only';
@@ -83,6 +94,11 @@ function configuration() {
     ],
     jwks: { keys: signingKeys },
     cookies: { keys: cookieKeys },
+    // A browser may call the token endpoint from the origin of a registered redirect URI
+    // of the client (Akte's /docs), from nowhere else.
+    clientBasedCORS(ctx, origin, client) {
+      return client.redirectUris.some((uri) => new URL(uri).origin === origin);
+    },
     pkce: { required: () => true },
     scopes: ['openid', 'profile', 'offline_access', SCOPE],
     claims: { openid: ['sub'], profile: ['office', 'roles'] },
