@@ -12,12 +12,15 @@ Every event carries ``by`` (acting user id), ``at`` (business time) and the libr
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import date, datetime
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
 from domain.acts import Act
 from domain.deadlines import (
@@ -49,7 +52,7 @@ from domain.errors import (
     ResidenceDocumentEnded,
     ResidenceDocumentNotFound,
 )
-from domain.personal import Personal
+from domain.personal import Personal, personal_fields, redacted_fields
 from domain.values import (
     MAX_FICTION_EXTENSIONS_PER_CARRIER_SHEET,
     CaseFileStatus,
@@ -321,6 +324,10 @@ class CaseFile(Aggregate):
 
     ended_at: datetime | None = None
     """Business time of the transfer or closure; ``None``: neither (or an old snapshot)."""
+
+    taken_over_from: str | None = None
+    """The office this file was taken over from (:class:`CaseFile.TakenOver`); ``None``:
+    opened here (a class default, so that older snapshots still load)."""
 
     def __init__(self) -> None:
         self.office_id: str = ""
@@ -821,6 +828,86 @@ class CaseFile(Aggregate):
                 value = getattr(self, name)
                 if value is not None:
                     setattr(case.master_data, name, value)
+
+    class TakenOver(Event):
+        """The file came from the previous office after the person moved (§ 67 AufenthV):
+        ``from_office_id`` sent its file ``from_reference`` (``from_case_id``) in the answer
+        ``answer_message_id`` to the request ``request_id``, at ``sent_at``. The parts follow
+        as :class:`PartTakenOver`, one per event of the previous office's file;
+        ``proof_sha256`` names the previous office's chained events as they were sent (kept
+        in the document store), ``stream_head`` the head of their chain."""
+
+        from_office_id: str
+        from_reference: str
+        from_case_id: str
+        request_id: str
+        answer_message_id: str
+        sent_at: datetime
+        sent_by: str
+        parts: int
+        proof_sha256: str
+        proof_size_bytes: int
+        stream_head: str
+
+        def apply(self, case: CaseFile) -> None:
+            case.taken_over_from = self.from_office_id
+
+    class PartTakenOver(Event):
+        """One event of the previous office's file, taken over with its provenance: what
+        it was (``source_kind``, a case-file event class), its version there, when and by
+        whom it was recorded there, its non-personal fields (``facts``) and its personal
+        fields (``personal``, sealed here like any personal data). It changes this file as
+        the original changed the previous office's (a document attached there is document
+        n here too: the parts are taken over in order into a new file)."""
+
+        from_office_id: str
+        source_kind: str
+        source_version: int
+        source_at: datetime
+        source_recorded_at: datetime
+        source_by: str
+        facts: dict[str, Any]
+        personal: Personal[dict[str, Any]]
+        source_class_version: int
+        """The class version of ``source_kind`` that ``facts`` and ``personal`` are in (as
+        taken over, never changed): a later class version reads them through its kind's
+        upcasters, as the store reads an old event."""
+
+        def source_event(self, case_id: UUID, *, checked: bool = False) -> CaseFile.Event:
+            """The original event, rebuilt (personal fields redacted once erased here).
+            Unchecked, as events read from the store are (what was recorded stays
+            readable); ``checked``: made as a new event is, its values checked."""
+            kind = taken_over_kind(self.source_kind)
+            erased = not isinstance(self.personal, dict)
+            fields = upcast_state(
+                kind,
+                {**self.facts, **({} if erased else self.personal)},
+                self.source_class_version,
+            )
+            if erased:
+                # Personal fields of the current class, redacted (an upcaster may add some).
+                fields.update(redacted_fields(kind))
+            envelope: dict[str, Any] = {}
+            if issubclass(kind, Aggregate.Created):
+                envelope["originator_topic"] = get_topic(CaseFile)
+            values: dict[str, Any] = {
+                **envelope,
+                "originator_id": case_id,
+                "originator_version": self.source_version,
+                "timestamp": self.source_recorded_at,
+                "by": self.source_by,
+                "at": self.source_at,
+                **fields,
+            }
+            if checked:
+                return kind(**values)
+            event = object.__new__(kind)
+            object.__setattr__(event, "__dict__", values)
+            return event
+
+        def apply(self, case: CaseFile) -> None:
+            if self.source_kind not in TAKEN_OVER_WITHOUT_STATE:
+                self.source_event(case.id).apply(case)
 
     # ---------------------------------------------------------------- commands
 
@@ -1547,6 +1634,65 @@ class CaseFile(Aggregate):
             nationality=changes.nationality,
         )
 
+    def take_over(
+        self, *, provenance: TakeOverProvenance, parts: list[TakenOverPart], act: Act
+    ) -> None:
+        """Take over the previous office's file into this new file: its provenance, then
+        each of its events as a part, in their order. Only a file that holds nothing else
+        yet (just opened, in the same transaction) takes parts over, so the parts keep
+        their numbers."""
+        self.check_active()
+        if self.version != 1 or self.taken_over_from is not None:
+            raise InvalidValue("case_id", "only a newly opened case file takes a file over")
+        require_code("from_office_id", provenance.from_office_id)
+        if provenance.from_office_id == self.office_id:
+            raise InvalidValue("from_office_id", "must be another office than this one")
+        require_sha256("proof_sha256", provenance.proof_sha256)
+        versions = [part.source_version for part in parts]
+        if versions != list(range(1, len(parts) + 1)):
+            raise InvalidValue("parts", "must be the previous file's events 1..n, in order")
+        class_versions = [_part_class_version(part) for part in parts]
+        self._record(
+            self.TakenOver,
+            act,
+            from_office_id=provenance.from_office_id,
+            from_reference=provenance.from_reference,
+            from_case_id=provenance.from_case_id,
+            request_id=provenance.request_id,
+            answer_message_id=provenance.answer_message_id,
+            sent_at=provenance.sent_at,
+            sent_by=provenance.sent_by,
+            parts=len(parts),
+            proof_sha256=provenance.proof_sha256,
+            proof_size_bytes=provenance.proof_size_bytes,
+            stream_head=provenance.stream_head,
+        )
+        for part, class_version in zip(parts, class_versions, strict=True):
+            try:
+                self._record(
+                    self.PartTakenOver,
+                    act,
+                    from_office_id=provenance.from_office_id,
+                    source_kind=part.source_kind,
+                    source_version=part.source_version,
+                    source_at=part.source_at,
+                    source_recorded_at=part.source_recorded_at,
+                    source_by=part.source_by,
+                    facts=dict(part.facts),
+                    personal=dict(part.personal),
+                    source_class_version=class_version,
+                )
+                recorded = self.pending_events[-1]
+                assert isinstance(recorded, CaseFile.PartTakenOver)
+                recorded.source_event(self.id, checked=True)
+            except InvalidValue:
+                raise
+            except (TypeError, ValueError, LookupError, AttributeError):
+                # A value of the wrong type, or a part naming one that is not there: the
+                # file would not replay. Nothing is recorded (the new file is not saved).
+                msg = f"part {part.source_version} does not fit the file it is taken into"
+                raise InvalidValue("parts", msg) from None
+
     # ------------------------------------------------------------------ checks
 
     def check_not_before(self, act: Act, fact: str, time: datetime | None) -> None:
@@ -1736,6 +1882,100 @@ def _check_fiction_basis(
             "hardship_reason", "an order of § 81 (4) S. 3 AufenthG must give its reason"
         )
     require_text("hardship_reason", hardship_reason, max_length=MAX_FREE_TEXT, line_breaks=True)
+
+
+@dataclass(frozen=True)
+class TakeOverProvenance:
+    """Where a taken-over file came from (see :class:`CaseFile.TakenOver`)."""
+
+    from_office_id: str
+    from_reference: str
+    from_case_id: str
+    request_id: str
+    answer_message_id: str
+    sent_at: datetime
+    sent_by: str
+    proof_sha256: str
+    proof_size_bytes: int
+    stream_head: str
+
+
+@dataclass(frozen=True)
+class TakenOverPart:
+    """One event of the previous office's file (see :class:`CaseFile.PartTakenOver`)."""
+
+    source_kind: str
+    source_version: int
+    source_at: datetime
+    source_recorded_at: datetime
+    source_by: str
+    facts: dict[str, Any]
+    personal: dict[str, Any]
+    source_class_version: int | None = None
+    """The class version of ``source_kind`` the fields are in; None: not told, the
+    newest whose fields (upcast to the current class) they are."""
+
+
+def _part_class_version(part: TakenOverPart) -> int:
+    """The class version a part's fields are in: told, or the newest that fits them. A
+    part of an older class version is taken over as it is and read upcast."""
+    kind = taken_over_kind(part.source_kind)
+    current = int(getattr(kind, "class_version", 1))
+    told = part.source_class_version
+    if told is not None and not 1 <= told <= current:
+        raise InvalidValue("parts", f"part {part.source_version} has an unknown class version")
+    personal = personal_fields(kind)
+    if set(part.personal) - personal or set(part.facts) & personal:
+        raise InvalidValue("parts", f"part {part.source_version} does not fit its kind")
+    for version in [told] if told is not None else range(current, 0, -1):
+        try:
+            upcast = upcast_state(kind, {**part.facts, **part.personal}, version)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+        if set(upcast) == event_field_names(kind):
+            return version
+    raise InvalidValue("parts", f"part {part.source_version} does not fit its kind")
+
+
+TAKEN_OVER_WITHOUT_STATE: Final = frozenset(
+    {"Opened", "TakenOver", "TransferredToOffice", "Closed", "PersonalDataErased"}
+)
+"""Parts that are history only on the new file: its opening, an earlier take-over, and
+how the previous office's file ended are facts of that office's file, not of this one."""
+
+_NOT_TAKEN_OVER: Final = frozenset({"Event", "Created"})
+
+
+def taken_over_kind(name: str) -> type[CaseFile.Event]:
+    """The case-file event class ``name`` names (a part's ``source_kind``)."""
+    kind = getattr(CaseFile, name, None) if name not in _NOT_TAKEN_OVER else None
+    if not isinstance(kind, type) or not issubclass(kind, CaseFile.Event):
+        raise InvalidValue("source_kind", "is not an event of a case file")
+    return kind
+
+
+def upcast_state(
+    kind: type[CaseFile.Event], state: Mapping[str, Any], class_version: int
+) -> dict[str, Any]:
+    """``state``, fields of a ``kind`` event of ``class_version``, as the current class
+    has them: the kind's ``upcast_vN_vN+1`` steps run on a copy, as the store's mapper
+    runs them on loading (an event kept elsewhere in its old form reads as a loaded one)."""
+    upcast = dict(state)
+    version = class_version
+    while version < getattr(kind, "class_version", 1):
+        getattr(kind, f"upcast_v{version}_v{version + 1}")(upcast)
+        version += 1
+    return upcast
+
+
+_ENVELOPE: Final = frozenset(
+    {"originator_id", "originator_version", "originator_topic", "timestamp", "by", "at"}
+)
+
+
+def event_field_names(kind: type[CaseFile.Event]) -> frozenset[str]:
+    """An event class's own fields: what a part's facts and personal values hold."""
+    return frozenset(f.name for f in dataclass_fields(kind)) - _ENVELOPE
 
 
 _MASTER_DATA_FIELDS: Final = (

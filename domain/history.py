@@ -192,7 +192,25 @@ def _personal_data_erased(e: CaseFile.PersonalDataErased) -> str:
     )
 
 
+def _taken_over(e: CaseFile.TakenOver) -> str:
+    return (
+        f"Akte {e.from_reference} von Ausländerbehörde {e.from_office_id} übernommen "
+        f"(Umzug, § 67 AufenthV; dort abgegeben am {_d(e.sent_at.date())}, {e.parts} Einträge)"
+    )
+
+
+def _part_taken_over(e: CaseFile.PartTakenOver) -> str:
+    # The original's own description, from its non-personal fields, with where it came from.
+    original = describe(e.source_event(e.originator_id))
+    return (
+        f"übernommen von Ausländerbehörde {e.from_office_id} am {_d(e.at.date())} "
+        f"(dort Eintrag {e.source_version} vom {_d(e.source_at.date())}): {original}"
+    )
+
+
 _DESCRIBE: Final[Mapping[type[Any], Callable[[Any], str]]] = {
+    CaseFile.TakenOver: _taken_over,
+    CaseFile.PartTakenOver: _part_taken_over,
     CaseFile.Opened: _opened,
     CaseFile.MasterDataCorrected: _master_data_corrected,
     CaseFile.DocumentAttached: _document_attached,

@@ -205,6 +205,15 @@ class Projection:
     transferred to another office or closed, the engine removes all its rows, and
     later events of that file (the domain still allows e.g. ending a document or a
     note) are not handed to the handlers.
+
+    ``sees_taken_over_parts``: a case file taken over from another office
+    (``CaseFile.TakenOver``) holds that office's events as ``CaseFile.PartTakenOver``.
+    A read model that says yes receives each part as the event it was
+    (``PartTakenOver.source_event``), through the handler of that event class, as if it
+    had happened on this file: a caseworker's list must show the eAT or the open
+    procedure the person brought along. Figures say no: what the previous office did is
+    not this office's work. Parts that do not change the file's state
+    (``TAKEN_OVER_WITHOUT_STATE``: the other file's opening, its end) are never handed on.
     """
 
     name: str
@@ -218,6 +227,7 @@ class Projection:
     """The events that start the aggregates the rows belong to, each giving the office
     and the file number (or another display reference). Case files by default; a read
     model of commitment declarations or contact submissions names their own."""
+    sees_taken_over_parts: bool = False
     registry: Table[CaseRecord] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -228,6 +238,14 @@ class Projection:
             if not table.name.startswith(self.name):
                 msg = f"table {table.name!r} must be named after its projection {self.name!r}"
                 raise ValueError(msg)
+        if self.sees_taken_over_parts and (
+            CaseFile.PartTakenOver in self.handlers or CaseFile.Opened not in self.openers
+        ):
+            msg = (
+                f"projection {self.name!r}: seeing taken-over parts as their events needs "
+                "case files and no handler of its own for the parts"
+            )
+            raise ValueError(msg)
         registry = Table(f"{self.name}_cases", CaseRecord)
         object.__setattr__(self, "registry", registry)
 

@@ -26,7 +26,8 @@ def partition_projections(projections: Sequence[Projection], jobs: int) -> list[
 
     Projections that handle a common event class stay in one group, so each group reads
     and decodes its events once (every group reads the few ``Opened``, transfer and
-    closure events). Groups are balanced by the number of event classes they handle.
+    closure events, and those whose read models see taken-over parts the parts).
+    Groups are balanced by the number of event classes they handle.
     """
     families: list[list[Projection]] = []
     for projection in projections:

@@ -80,6 +80,9 @@ CATEGORIES: Final = {
         "purpose",
     ),
     "Dateinamen hochgeladener Unterlagen": ("file_names",),
+    "Von der bisherigen Ausländerbehörde übernommene Einträge (alle Kategorien oben)": (
+        "personal",
+    ),
 }
 """Every personal field name of the domain's events, by category of data (Art. 30 (1) c)."""
 

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 from uuid import uuid4
 
 from domain.acts import Act
-from domain.case_file import CaseFile, MasterData, RegistrationNoticeChanges
+from domain.case_file import (
+    CaseFile,
+    MasterData,
+    RegistrationNoticeChanges,
+    TakenOverPart,
+    TakeOverProvenance,
+    event_field_names,
+)
 from domain.deadlines import NoHolidays
+from domain.personal import personal_fields
 from domain.values import Validity
 
 NOW = datetime(2024, 5, 6, 10, 0, tzinfo=UTC)
@@ -135,6 +144,54 @@ def closed_case() -> CaseFile:
         rule_id="died-5y",
         approved_by="dsb-01",
         linked_ids=[],
+        act=act,
+    )
+    return case
+
+
+def taken_over_case() -> CaseFile:
+    """The rich case's history taken over by the office the person moved to (§ 67
+    AufenthV): a new file with provenance and one part per event of the previous file."""
+    previous = rich_case()
+    events = [cast(CaseFile.Event, event) for event in previous.collect_events()]
+    act = Act(by="inbox", at=NOW, recorded_at=NOW)
+    case = CaseFile.open(
+        case_id=uuid4(),
+        office_id="abh-nachbarstadt",
+        reference="2024-000003",
+        master_data=MasterData(**vars(previous.master_data)),
+        act=act,
+    )
+    parts = []
+    for event in events:
+        kind = type(event)
+        names = event_field_names(kind)
+        sealed = personal_fields(kind)
+        parts.append(
+            TakenOverPart(
+                source_kind=kind.__name__,
+                source_version=event.originator_version,
+                source_at=event.at,
+                source_recorded_at=event.timestamp,
+                source_by=event.by,
+                facts={name: getattr(event, name) for name in names - sealed},
+                personal={name: getattr(event, name) for name in names & sealed},
+            )
+        )
+    case.take_over(
+        provenance=TakeOverProvenance(
+            from_office_id=previous.office_id,
+            from_reference=previous.reference,
+            from_case_id=previous.id.hex,
+            request_id=str(uuid4()),
+            answer_message_id=str(uuid4()),
+            sent_at=NOW,
+            sent_by="inbox",
+            proof_sha256="e" * 64,
+            proof_size_bytes=1,
+            stream_head="f" * 64,
+        ),
+        parts=parts,
         act=act,
     )
     return case

@@ -6,7 +6,9 @@ yearly report:
 - **actions** per caseworker per week: every case-file event, counted for the staff id
   that recorded it (``by``), except the portal's and the public's own steps
   (:data:`NOT_STAFF`) and the erasure of the person's data (:data:`NOT_WORK_STEPS`: a
-  data-protection action, not casework; an erasure must leave every report as it was);
+  data-protection action, not casework; an erasure must leave every report as it was)
+  and the parts of a file taken over from another office (``PartTakenOver``: that
+  office's work, not this one's);
   **decided procedures** (``ProcedureDecided``) likewise. Rows
   per case file, ISO week and Berlin month (``workload_weeks``); totals by office, week
   and actor and by office, month and actor are kept beside them;
@@ -51,8 +53,12 @@ from projections.storage import ViewsSession
 NAME: Final = "workload"
 NOT_STAFF: Final = frozenset({"portal", "public", "system"})
 """Actors that are not staff: the online portal and the public booking."""
-NOT_WORK_STEPS: Final[frozenset[type[CaseFile.Event]]] = frozenset({CaseFile.PersonalDataErased})
-"""Case-file events that are no caseworker's work step: not counted, not even read."""
+NOT_WORK_STEPS: Final[frozenset[type[CaseFile.Event]]] = frozenset(
+    {CaseFile.PersonalDataErased, CaseFile.PartTakenOver}
+)
+"""Case-file events that are no caseworker's work step: not counted, not even read. A
+part taken over from another office's file is that office's work (its own ``by`` is the
+inbox that took it over here)."""
 OPEN_YEAR: Final = 9999
 """The end week of a stretch that has not ended (totals group by non-null columns)."""
 
@@ -267,7 +273,8 @@ PROJECTION: Final = Projection(
     # The history of work stays a fact, whatever became of the file later.
     active_cases_only=False,
     # 2: erasures are no longer counted as work steps (views of version 1 are rebuilt).
-    version=2,
+    # 3: nor are the parts of taken-over files.
+    version=3,
 )
 
 

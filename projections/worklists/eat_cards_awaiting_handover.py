@@ -125,6 +125,10 @@ PROJECTION = Projection(
         on(CaseFile.EatTransferredToNewPassport, _transferred_to_new_passport),
         on(CaseFile.ResidenceDocumentEnded, _ended),
     ),
+    # A file taken over from another office lists what the person brought along.
+    sees_taken_over_parts=True,
+    # 2: parts of taken-over files are listed (views of version 1 are rebuilt).
+    version=2,
 )
 
 

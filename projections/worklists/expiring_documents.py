@@ -137,6 +137,10 @@ PROJECTION = Projection(
         on(CaseFile.FictionCertificateExtended, _fiction_certificate_extended),
         on(CaseFile.FictionCertificateEnded, _fiction_certificate_ended),
     ),
+    # A file taken over from another office lists what the person brought along.
+    sees_taken_over_parts=True,
+    # 2: parts of taken-over files are listed (views of version 1 are rebuilt).
+    version=2,
 )
 
 

@@ -148,6 +148,11 @@ PROJECTION = Projection(
         on(CaseFile.PersonalDataErased, _erased),
     ),
     active_cases_only=False,
+    # A file taken over from another office holds what the person brought along: a file
+    # that held entry procedures only there lapses with their consent here too.
+    sees_taken_over_parts=True,
+    # 2: parts of taken-over files count (views of version 1 are rebuilt).
+    version=2,
 )
 
 

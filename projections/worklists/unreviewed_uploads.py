@@ -72,6 +72,10 @@ PROJECTION = Projection(
         on(CaseFile.DocumentAttached, _attached),
         on(CaseFile.DocumentReviewed, _reviewed),
     ),
+    # A file taken over from another office lists what the person brought along.
+    sees_taken_over_parts=True,
+    # 2: parts of taken-over files are listed (views of version 1 are rebuilt).
+    version=2,
 )
 
 

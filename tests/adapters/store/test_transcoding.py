@@ -9,7 +9,7 @@ import pytest
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import Mapper, Transcoder
 
-from adapters.simulation.case_histories import closed_case, rich_case
+from adapters.simulation.case_histories import closed_case, rich_case, taken_over_case
 from adapters.store.transcoding import json_transcoder, orjson_transcoder
 from domain.case_file import CaseFile
 
@@ -17,7 +17,11 @@ TRANSCODERS = {"orjson": orjson_transcoder, "json": json_transcoder}
 
 
 def all_events() -> list[Any]:
-    return [*rich_case().collect_events(), *closed_case().collect_events()]
+    return [
+        *rich_case().collect_events(),
+        *closed_case().collect_events(),
+        *taken_over_case().collect_events(),
+    ]
 
 
 def test_the_histories_cover_every_event_class() -> None:
