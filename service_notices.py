@@ -8,8 +8,9 @@ changes nothing (:attr:`NoticeOutcome.duplicate`); two deliveries racing each ot
 conflict on the claim's id, and the loser finds the winner's claim.
 
 **Matching a person** (:class:`PersonIndex`): the office's case files by surname and
-birth date (every surname a file has had, so a notice quoting the name before a recorded
-name change still finds it), and by the file number a notice quotes. A match is certain
+birth date (every surname a file has had, read from the events that set them, so a
+notice quoting the name before a recorded name change still finds it, also after a
+restart), and by the file number a notice quotes. A match is certain
 when exactly one file fits, its given names are the same, a quoted file number names
 that file, and the file is active; then the notice is recorded on the file
 (:meth:`domain.case_file.CaseFile.record_registration_notice`). Otherwise it goes to
@@ -30,6 +31,7 @@ which caseworkers triage as any other. Either way the claim is saved with it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import unicodedata
 from collections.abc import Sequence
@@ -70,10 +72,30 @@ INBOX_USER: Final = "inbox"
 """Who acts when a message is recorded (the messages' worker, not a person)."""
 _MAX_ATTEMPTS: Final = 5
 _INDEX_PAGE: Final = 1000
-_INDEXED_EVENTS: Final = (
-    CaseFile.Opened,
-    CaseFile.MasterDataCorrected,
-    CaseFile.RegistrationNoticeRecorded,
+_IDENTITY_FIELDS: Final = frozenset({"surname", "date_of_birth"})
+
+
+def _identity_events() -> tuple[type[CaseFile.Event], ...]:
+    """The case-file events that set a surname or a birth date (opened, corrected, a name
+    change noticed, and any added later with such a field), found by their fields so that
+    a new one cannot be forgotten here."""
+    found: list[type[CaseFile.Event]] = []
+    for value in vars(CaseFile).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, CaseFile.Event)
+            and dataclasses.is_dataclass(value)
+            and _IDENTITY_FIELDS & {field.name for field in dataclasses.fields(value)}
+        ):
+            found.append(value)
+    return tuple(found)
+
+
+_INDEXED_EVENTS: Final[tuple[type[CaseFile.Event], ...]] = (
+    *_identity_events(),
+    # A file taken over from another office holds the names that office knew in its
+    # parts (the previous office's events, personal fields sealed in ``personal``).
+    CaseFile.PartTakenOver,
     CaseFile.PersonalDataErased,
 )
 
@@ -161,13 +183,24 @@ _LOOK_ALIKE: Final = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", 
 
 @dataclass
 class _Indexed:
-    office_id: str
+    office_id: str = ""
+    version: int = 0
+    """The file's last event read into the index."""
+    surname: str | None = None
+    date_of_birth: date | None = None
+    """The file's identity after that event (the surname normalised)."""
     identities: set[tuple[str, date]] = field(default_factory=set)
+    erased: bool = False
 
 
 class PersonIndex:
-    """The office's case files by (surname, birth date), every surname they have had;
-    kept in memory and brought up to date from the log before each match."""
+    """The office's case files by (surname, birth date): every surname and birth date a
+    file has had, kept in memory and brought up to date from the log before each match.
+
+    Built from the events that set them (:data:`_INDEXED_EVENTS`), read in order, not
+    from the files' current state: after a restart the index holds the same former names
+    as before it, so a notice quoting a name from before a recorded name change still finds
+    the file. An erased file is dropped and stays out (its events read redacted)."""
 
     def __init__(self, store: ServiceStore) -> None:
         self._store = store
@@ -177,7 +210,7 @@ class PersonIndex:
         self._topics = [get_topic(kind) for kind in _INDEXED_EVENTS]
 
     def refresh(self) -> None:
-        changed: set[UUID] = set()
+        changed: dict[UUID, None] = {}
         while True:
             with self._store.store_errors():
                 notifications = self._store.recorder.select_notifications(
@@ -186,7 +219,8 @@ class PersonIndex:
                     topics=self._topics,
                     inclusive_of_start=False,
                 )
-            changed.update(UUID(str(notification.originator_id)) for notification in notifications)
+            for notification in notifications:
+                changed[UUID(str(notification.originator_id))] = None
             if notifications:
                 self._position = notifications[-1].id
             if len(notifications) < _INDEX_PAGE:
@@ -195,20 +229,42 @@ class PersonIndex:
             self._index(case_id)
 
     def _index(self, case_id: UUID) -> None:
+        entry = self._files.setdefault(case_id, _Indexed())
+        if entry.erased:
+            return
         try:
-            case = self._store.get_case(case_id)
+            events = self._store.events_of(
+                case_id, CaseFile.Event, CaseNotFound(case_id), after_version=entry.version
+            )
         except CaseNotFound:
             return
-        entry = self._files.setdefault(case_id, _Indexed(case.office_id))
-        if case.is_erased:
-            for identity in entry.identities:
-                self._by_identity.get((entry.office_id, *identity), set()).discard(case_id)
-            entry.identities.clear()
-            return
-        identity = (normalised_name(case.master_data.surname), case.master_data.date_of_birth)
-        if identity not in entry.identities:
-            entry.identities.add(identity)
-            self._by_identity.setdefault((case.office_id, *identity), set()).add(case_id)
+        for event in events:
+            entry.version = event.originator_version
+            if isinstance(event, CaseFile.PersonalDataErased):
+                for identity in entry.identities:
+                    self._by_identity.get((entry.office_id, *identity), set()).discard(case_id)
+                entry.identities.clear()
+                entry.erased = True
+                return
+            if isinstance(event, CaseFile.Opened):
+                entry.office_id = event.office_id
+            # A part taken over: the previous office's event, rebuilt from its decoded
+            # fields; only its surname and birth date count (its office is not this one).
+            named: object = (
+                event.source_event(case_id) if isinstance(event, CaseFile.PartTakenOver) else event
+            )
+            surname = getattr(named, "surname", None)
+            if isinstance(surname, str):
+                entry.surname = normalised_name(surname)
+            born = getattr(named, "date_of_birth", None)
+            if isinstance(born, date):
+                entry.date_of_birth = born
+            if entry.surname is None or entry.date_of_birth is None:
+                continue
+            identity = (entry.surname, entry.date_of_birth)
+            if identity not in entry.identities:
+                entry.identities.add(identity)
+                self._by_identity.setdefault((entry.office_id, *identity), set()).add(case_id)
 
     def candidates(self, office_id: str, surname: str, date_of_birth: date) -> set[UUID]:
         self.refresh()
@@ -292,6 +348,14 @@ class Notices:
             subject_id=UUID(claim.subject_id),
             duplicate=True,
         )
+
+    def application_handled(
+        self, office_id: str, sender: str, message_id: str
+    ) -> MessageOutcome | None:
+        """The outcome of an application handled before (``duplicate``), or None. The
+        adapter asks before it fetches attachments sent by reference, so that a
+        redelivery is answered as a duplicate even when the portal no longer holds them."""
+        return self._claimed(office_id, "portal", sender, message_id)
 
     @gives_back_unwritten_ids
     def receive_notice(

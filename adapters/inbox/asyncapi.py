@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from adapters.inbox.schemas import (
     APPLICATION_TYPE,
+    FILE_TRANSFER_TYPES,
     NOTICE_TYPES,
     RECEIPT_TYPE,
     RETURN_TO_SENDER_TYPE,
@@ -71,6 +72,26 @@ def inbox_channels(subject_prefix: str) -> dict[str, Any]:
                 "message": {"oneOf": [_ref(RECEIPT_TYPE), _ref(RETURN_TO_SENDER_TYPE)]},
             },
         },
+        f"{subject_prefix}.inbox.{{office}}.abh": {
+            "description": "Case files between foreigners' offices after a move (§ 67 "
+            "AufenthV): the new office's file request (ABH.Aktenanforderung, naming its own "
+            "subject of this form in antwortAn), and the previous office's answer to it: the "
+            "file with its hash-chain proof (ABH.Aktenuebersendung, personal data, to the "
+            "requesting office only) or a refusal (ABH.AktenanforderungAbgelehnt). Each is "
+            "applied once by its nachrichtUUID.",
+            "parameters": {"office": _OFFICE},
+            "publish": {
+                "operationId": "sendFileTransferMessage",
+                "summary": "Another office requests a file, or answers Akte's request.",
+                "message": {"oneOf": [_ref(message_type) for message_type in FILE_TRANSFER_TYPES]},
+            },
+            "subscribe": {
+                "operationId": "receiveFileTransferMessage",
+                "summary": "Akte requests files and answers requests on the other office's "
+                "subject.",
+                "message": {"oneOf": [_ref(message_type) for message_type in FILE_TRANSFER_TYPES]},
+            },
+        },
         f"{subject_prefix}.returned.{{office}}": {
             "description": "Returns of messages that named no reply subject (or were unreadable).",
             "parameters": {"office": _OFFICE},
@@ -86,7 +107,13 @@ def inbox_channels(subject_prefix: str) -> dict[str, Any]:
 def inbox_messages() -> dict[str, Any]:
     """The messages in and out, by type, with their schemas as payloads."""
     found: dict[str, Any] = {}
-    for message_type in (*NOTICE_TYPES, APPLICATION_TYPE, RECEIPT_TYPE, RETURN_TO_SENDER_TYPE):
+    for message_type in (
+        *NOTICE_TYPES,
+        APPLICATION_TYPE,
+        RECEIPT_TYPE,
+        RETURN_TO_SENDER_TYPE,
+        *FILE_TRANSFER_TYPES,
+    ):
         payload = inlined_schema(message_type)
         found[message_type] = {
             "name": message_type,

@@ -12,6 +12,11 @@ is acknowledged. A crash before the acknowledgement redelivers it: the service f
 message's claim and changes nothing, and the answer is sent again (at least once). When
 the event store is away the message is not acknowledged but handed back (``nak``) with
 a delay, to be tried again.
+
+**Metrics** (:class:`adapters.monitoring.metrics.InboxMetrics`, optional): every delivery
+and its outcome, and the durable consumer's pending and unacknowledged messages, asked
+of the broker when the consumer subscribes and then at most every
+``InboxConfig.backlog_interval`` seconds between fetches.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -31,8 +37,15 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy
 
-from adapters.inbox.messages import Handled, handle_message
+from adapters.inbox.file_transfers import (
+    TransferHandled,
+    handle_transfer_message,
+    transfer_message_type,
+)
+from adapters.inbox.messages import AttachmentFetcher, Handled, handle_message
+from adapters.monitoring.metrics import InboxMetrics
 from service_common import StoreUnavailable
+from service_file_transfers import FileTransfers
 from service_notices import Notices
 
 logger = logging.getLogger("akte.inbox")
@@ -52,6 +65,8 @@ class InboxConfig:
     batch_size: int = 50
     fetch_timeout: float = 1.0
     ack_wait: float = 30.0
+    backlog_interval: float = 5.0
+    """Seconds between two looks at the consumer's pending messages (for the metrics)."""
 
     @property
     def subjects(self) -> str:
@@ -81,14 +96,33 @@ class InboxStats:
     duplicates: int = 0
     returned: int = 0
     retried: int = 0
+    transfers: int = 0
+    """File requests answered, files taken over, refusals recorded (first deliveries)."""
 
 
 class InboxConsumer:
     """Fetches this office's messages in, hands them to the service, answers, acks."""
 
-    def __init__(self, notices: Notices, config: InboxConfig) -> None:
+    def __init__(
+        self,
+        notices: Notices,
+        config: InboxConfig,
+        *,
+        metrics: InboxMetrics | None = None,
+        fetcher: AttachmentFetcher | None = None,
+        transfers: FileTransfers | None = None,
+    ) -> None:
         self._notices = notices
+        self._transfers = transfers
         self.config = config
+        self.metrics = metrics
+        if fetcher is not None and fetcher.message_timeout >= config.ack_wait:
+            # Fetching a message's attachments must end before the broker gives the
+            # message up for lost and delivers it again to another worker.
+            msg = "the attachments' time per message must be below the inbox's ack_wait"
+            raise ValueError(msg)
+        self._fetcher = fetcher
+        self._backlog_seen_at: float | None = None
         self.stats = InboxStats()
         self._client: Client | None = None
         self._stream: JetStreamContext | None = None
@@ -116,30 +150,65 @@ class InboxConsumer:
             with contextlib.suppress(*BROKER_ERRORS):
                 await client.close()
 
-    async def process(self, msg: Msg) -> Handled | None:
+    async def process(self, msg: Msg) -> Handled | TransferHandled | None:
         """Handle one delivery; None: the store was away and the message goes back."""
         now = datetime.now().astimezone()
+        if self.metrics is not None:
+            self.metrics.received()
+        handled: Handled | TransferHandled
         try:
-            handled = await asyncio.to_thread(
-                handle_message,
-                msg.data,
-                notices=self._notices,
-                office_id=self.config.office,
-                now=now,
-            )
+            if self._transfers is not None and transfer_message_type(msg.data) is not None:
+                # Case files between offices (adapters/inbox/file_transfers.py).
+                handled = await asyncio.to_thread(
+                    handle_transfer_message,
+                    msg.data,
+                    transfers=self._transfers,
+                    office_id=self.config.office,
+                    now=now,
+                    subject_prefix=self.config.subject_prefix,
+                )
+            else:
+                handled = await asyncio.to_thread(
+                    handle_message,
+                    msg.data,
+                    notices=self._notices,
+                    office_id=self.config.office,
+                    now=now,
+                    # One budget for all of this message's attachments (bytes, time).
+                    fetcher=None if self._fetcher is None else self._fetcher.for_message(),
+                )
         except StoreUnavailable as error:
             logger.warning("inbox: the event store is away (%s); the message goes back", error)
-            self.stats.retried += 1
+            self._retried()
             await msg.nak(delay=RETRY_DELAY_SECONDS)
             return None
         except Exception as error:
             # A defect: the message is kept (handed back, tried again later) and the
             # worker goes on with the others; the log names the error's type only.
             logger.error("inbox: a message failed with %s; it goes back", type(error).__name__)
-            self.stats.retried += 1
+            self._retried()
             await msg.nak(delay=DEFECT_RETRY_DELAY_SECONDS)
             return None
-        if handled.answer is not None:
+        if isinstance(handled, TransferHandled) and handled.returned is None and handled.answer:
+            # A file or a refusal to another office's inbox: stored by the broker before
+            # the request is acknowledged (a crash between: the request comes again and
+            # the same answer, same message id, goes out again).
+            assert self._stream is not None
+            try:
+                await self._stream.publish(handled.answer.subject or "", handled.answer.payload())
+            except nats.js.errors.NoStreamResponseError:
+                # The other office's inbox is on no stream of this broker. Sent without a
+                # stream, the file (personal data, and A's file already ended) could be
+                # lost unseen: the request stays unacknowledged and comes back; A's answer
+                # is recorded, so the next delivery sends the same answer again.
+                logger.error(
+                    "inbox: no stream stores the answer to a %s; the request goes back",
+                    handled.message_type,
+                )
+                self._retried()
+                await msg.nak(delay=DEFECT_RETRY_DELAY_SECONDS)
+                return None
+        elif handled.answer is not None:
             assert self._client is not None
             subject = handled.answer.subject or self.config.returned_subject
             await self._client.publish(subject, handled.answer.payload())
@@ -148,20 +217,68 @@ class InboxConsumer:
         self._count(handled)
         return handled
 
-    def _count(self, handled: Handled) -> None:
+    def _retried(self) -> None:
+        self.stats.retried += 1
+        if self.metrics is not None:
+            self.metrics.handled("retried")
+
+    def _count(self, handled: Handled | TransferHandled) -> None:
         stats = self.stats
         stats.handled += 1
+        if isinstance(handled, TransferHandled):
+            self._count_transfer(handled)
+            return
         outcome = handled.outcome
         if outcome is None:
             stats.returned += 1
+            kind = "returned"
         elif outcome.duplicate:
             stats.duplicates += 1
+            kind = "duplicate"
         elif outcome.outcome == "recorded":
             stats.recorded += 1
+            kind = "applied"
         elif outcome.outcome == "triage":
             stats.triaged += 1
+            kind = "triaged"
         else:
             stats.applications += 1
+            kind = "applied"
+        if self.metrics is not None:
+            self.metrics.handled(kind)
+
+    def _count_transfer(self, handled: TransferHandled) -> None:
+        stats = self.stats
+        if handled.returned is not None:
+            stats.returned += 1
+            kind = "returned"
+        elif handled.duplicate:
+            stats.duplicates += 1
+            kind = "duplicate"
+        else:
+            stats.transfers += 1
+            kind = "applied"
+        if self.metrics is not None:
+            self.metrics.handled(kind)
+
+    async def _observe_backlog(self, subscription: JetStreamContext.PullSubscription) -> None:
+        """The consumer's pending and unacknowledged messages into the metrics, at most
+        every ``backlog_interval`` seconds; a failure only leaves the last figures."""
+        if self.metrics is None:
+            return
+        now = time.monotonic()
+        seen = self._backlog_seen_at
+        if seen is not None and now - seen < self.config.backlog_interval:
+            return
+        self._backlog_seen_at = now
+        try:
+            info = await subscription.consumer_info()
+        except BROKER_ERRORS as error:
+            logger.info("inbox: the consumer's backlog is unknown (%s)", type(error).__name__)
+            return
+        self.metrics.backlog(
+            pending=info.num_pending or 0, unacknowledged=info.num_ack_pending or 0
+        )
 
     async def run(self, *, until_idle: bool = False) -> None:
         """Fetch and process until :meth:`request_stop` (``until_idle``: until a fetch
@@ -178,13 +295,17 @@ class InboxConsumer:
                             ack_policy=AckPolicy.EXPLICIT, ack_wait=self.config.ack_wait
                         ),
                     )
+                    self._backlog_seen_at = None
                     while not self._stop.is_set():
+                        await self._observe_backlog(subscription)
                         try:
                             messages = await subscription.fetch(
                                 self.config.batch_size, timeout=self.config.fetch_timeout
                             )
                         except TimeoutError:  # the client's and asyncio's: nothing came
                             if until_idle:
+                                self._backlog_seen_at = None
+                                await self._observe_backlog(subscription)
                                 return
                             continue
                         for msg in messages:

@@ -7,6 +7,12 @@ the message into an :class:`service_notices.InboundNotice` or
 (:class:`Answer`): nothing for a notice handled, a ``Portal.Eingangsbestaetigung`` for an
 application, an ``Administration.ReturnToSender`` for a message that is unreadable,
 breaks its schema or a rule. Every answer is validated against its schema too.
+
+An application's attachment comes inline (``inhalt``, base64) or by reference
+(``referenz``: fetched from the portal by :class:`adapters.inbox.attachments.AttachmentFetcher`,
+bounded in size and time, its SHA-256 checked); a reference that cannot be fetched or
+does not match returns the application to its sender, as an unreadable attachment does.
+Without a fetcher (no ``AKTE_INBOX_PORTAL_BASE_URL``) references are refused the same way.
 """
 
 from __future__ import annotations
@@ -18,9 +24,14 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Any
 
 from adapters.documents.inspection import UnacceptableFile, inspect_file
+from adapters.inbox.attachments import (
+    MAX_ATTACHMENT_BYTES,
+    AttachmentFetcher,
+    AttachmentUnavailable,
+)
 from adapters.inbox.schemas import (
     APPLICATION_TYPE,
     NOTICE_TYPES,
@@ -41,8 +52,6 @@ from service_notices import (
     MessageRefused,
     Notices,
 )
-
-MAX_ATTACHMENT_BYTES: Final = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -130,8 +139,16 @@ def _is_subject(value: str) -> bool:
     return fits_definition(value, "betreff")
 
 
-def handle_message(raw: bytes, *, notices: Notices, office_id: str, now: datetime) -> Handled:
-    """One delivery of one message: validated, applied once, answered."""
+def handle_message(
+    raw: bytes,
+    *,
+    notices: Notices,
+    office_id: str,
+    now: datetime,
+    fetcher: AttachmentFetcher | None = None,
+) -> Handled:
+    """One delivery of one message: validated, applied once, answered. ``fetcher``
+    fetches attachments sent by reference (None: they are refused)."""
     try:
         message: Any = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -172,7 +189,15 @@ def handle_message(raw: bytes, *, notices: Notices, office_id: str, now: datetim
         return Handled(None, answer, "schema-verletzt")
     try:
         if message_type == APPLICATION_TYPE:
-            application = to_application(message, office_id)
+            head = message["nachrichtenkopf"]
+            # Before any attachment is fetched: a redelivery needs none of them.
+            earlier = notices.application_handled(
+                office_id, head["autor"]["kennung"], head["nachrichtUUID"]
+            )
+            if earlier is not None:
+                answer = receipt(message, earlier, office_id=office_id, created=now)
+                return Handled(earlier, answer)
+            application = to_application(message, office_id, fetcher=fetcher)
             outcome = notices.receive_application(application)
             return Handled(outcome, receipt(message, outcome, office_id=office_id, created=now))
         outcome = notices.receive_notice(to_notice(message, office_id))
@@ -217,20 +242,42 @@ def to_notice(message: dict[str, Any], office_id: str) -> InboundNotice:
 
 
 class UnacceptableAttachment(ValueError):
-    """An attachment that is not base64, or not a PDF, JPEG or PNG Akte can read."""
+    """An attachment that is not base64, cannot be fetched or does not match its
+    reference, or is not a PDF, JPEG or PNG Akte can read."""
 
 
-def to_application(message: dict[str, Any], office_id: str) -> InboundApplication:
+def _attachment_bytes(
+    attachment: dict[str, Any], index: int, fetcher: AttachmentFetcher | None
+) -> tuple[str, bytes]:
+    """Where the attachment's bytes came from (for the reason) and the bytes."""
+    reference = attachment.get("referenz")
+    if reference is None:
+        where = f"anlagen/{index}/inhalt"
+        try:
+            return where, base64.b64decode(attachment["inhalt"], validate=False)
+        except (binascii.Error, ValueError):
+            raise UnacceptableAttachment(f"{where}: not base64") from None
+    where = f"anlagen/{index}/referenz"
+    if fetcher is None:
+        raise UnacceptableAttachment(f"{where}: this office takes attachments inline only")
+    try:
+        data = fetcher.fetch(
+            reference["uri"], sha256=reference["sha256"], size=reference["groesse"]
+        )
+    except AttachmentUnavailable as error:
+        raise UnacceptableAttachment(f"{where}: {error}") from None
+    return where, data
+
+
+def to_application(
+    message: dict[str, Any], office_id: str, *, fetcher: AttachmentFetcher | None = None
+) -> InboundApplication:
     head = message["nachrichtenkopf"]
     applicant = message["antragsteller"]
     purpose = message["aufenthaltszweck"]
     documents = []
     for index, attachment in enumerate(message.get("anlagen", [])):
-        where = f"anlagen/{index}/inhalt"
-        try:
-            data = base64.b64decode(attachment["inhalt"], validate=False)
-        except (binascii.Error, ValueError):
-            raise UnacceptableAttachment(f"{where}: not base64") from None
+        where, data = _attachment_bytes(attachment, index, fetcher)
         content = io.BytesIO(data)
         try:
             inspection = inspect_file(content, max_bytes=MAX_ATTACHMENT_BYTES)
@@ -287,7 +334,9 @@ def receipt(
 
 
 __all__ = [
+    "MAX_ATTACHMENT_BYTES",
     "Answer",
+    "AttachmentFetcher",
     "Handled",
     "InvalidAnswer",
     "handle_message",

@@ -36,7 +36,18 @@ NOTICE_TYPES: Final = {
 APPLICATION_TYPE: Final = "Portal.Aufenthaltsantrag"
 RECEIPT_TYPE: Final = "Portal.Eingangsbestaetigung"
 RETURN_TO_SENDER_TYPE: Final = "Administration.ReturnToSender"
-MESSAGE_TYPES: Final = (*NOTICE_TYPES, APPLICATION_TYPE, RECEIPT_TYPE, RETURN_TO_SENDER_TYPE)
+FILE_REQUEST_TYPE: Final = "ABH.Aktenanforderung"
+FILE_ANSWER_TYPE: Final = "ABH.Aktenuebersendung"
+FILE_REFUSAL_TYPE: Final = "ABH.AktenanforderungAbgelehnt"
+FILE_TRANSFER_TYPES: Final = (FILE_REQUEST_TYPE, FILE_ANSWER_TYPE, FILE_REFUSAL_TYPE)
+"""Case files between offices (:mod:`adapters.inbox.file_transfers`)."""
+MESSAGE_TYPES: Final = (
+    *NOTICE_TYPES,
+    APPLICATION_TYPE,
+    RECEIPT_TYPE,
+    RETURN_TO_SENDER_TYPE,
+    *FILE_TRANSFER_TYPES,
+)
 _MAX_PROBLEMS: Final = 10
 
 
@@ -98,6 +109,10 @@ def fits_definition(value: str, definition: str) -> bool:
 
 __all__ = [
     "APPLICATION_TYPE",
+    "FILE_ANSWER_TYPE",
+    "FILE_REFUSAL_TYPE",
+    "FILE_REQUEST_TYPE",
+    "FILE_TRANSFER_TYPES",
     "MESSAGE_TYPES",
     "NOTICE_TYPES",
     "RECEIPT_TYPE",

@@ -135,11 +135,6 @@ def _reason(error: BaseException) -> str:
     return f"{name}: {reason}"[:_MAX_REASON_LENGTH] if reason else name
 
 
-async def _ignore(*args: Any) -> None:
-    """The client's callbacks: failures reach the publisher as exceptions, and the
-    client's own handler would log a traceback per attempt."""
-
-
 class BrokerAway(nats.errors.Error):
     """No connection to the broker could be made; the message says why."""
 
@@ -157,6 +152,7 @@ class OutboxPublisher:
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client_error: str | None = None
+        self._awaiting: list[asyncio.Future[PubAck]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -195,8 +191,8 @@ class OutboxPublisher:
                 max_reconnect_attempts=1,
                 reconnect_time_wait=0,
                 error_cb=self._client_failed,
-                disconnected_cb=_ignore,
-                closed_cb=_ignore,
+                disconnected_cb=self._connection_lost,
+                closed_cb=self._connection_lost,
                 name="akte-outbox",
             )
         except nats.errors.NoServersError:
@@ -212,6 +208,14 @@ class OutboxPublisher:
 
     async def _client_failed(self, error: Exception) -> None:
         self._client_error = _reason(error)
+
+    async def _connection_lost(self) -> None:
+        """The acknowledgements still awaited will never come (the client does not fail
+        them itself): fail them now, so a broker that went away shows as an error at once
+        rather than after ``ack_timeout``."""
+        for future in self._awaiting:
+            if not future.done():
+                future.set_exception(nats.errors.ConnectionClosedError())
 
     async def _ensure_stream(self, stream: JetStreamContext) -> None:
         """Create the stream if it is missing; an existing one is used as it is (its
@@ -272,6 +276,7 @@ class OutboxPublisher:
         unbroken run of acknowledged messages, and the failure that ended it."""
         config = self.config
         pending: list[asyncio.Future[PubAck]] = []
+        self._awaiting = pending
         failure: BaseException | None = None
         try:
             for message in messages:
@@ -288,7 +293,10 @@ class OutboxPublisher:
         acknowledged = 0
         for future in pending:
             if failure is not None:
-                future.cancel()
+                if not future.done():
+                    future.cancel()
+                elif not future.cancelled():
+                    future.exception()  # failed with the connection: seen, not logged
                 continue
             try:
                 ack = await asyncio.wait_for(future, config.ack_timeout)
@@ -298,6 +306,7 @@ class OutboxPublisher:
             if ack.duplicate:
                 self.stats.duplicates += 1
             acknowledged += 1
+        self._awaiting = []
         return acknowledged, failure
 
     def _advance(self, position: int) -> None:

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.bootstrap import build_service
+from adapters.settings import Settings
 from domain.case_file import CaseFile, MasterData, RegistrationNoticeChanges
 from domain.registration_notices import NoticedPerson
 from service import AkteService
@@ -23,6 +28,12 @@ from service_notices import (
     MessageRefused,
     normalised_name,
 )
+from tests.conftest import POSTGRES, FakeClock
+from tests.support.file_transfers import OFFICE_A as TRANSFER_FROM
+from tests.support.file_transfers import OFFICE_B as TRANSFER_TO
+from tests.support.file_transfers import PERSON as TRANSFERRED
+from tests.support.file_transfers import ask_for, file_with_history
+from tests.support.file_transfers import deliver as deliver_transfer
 
 OFFICE = "abh-musterstadt"
 SENDER = "meldebehoerde-musterstadt"
@@ -346,3 +357,104 @@ def test_a_twin_delivery_that_missed_the_claim_changes_nothing(
     )
     assert head(service) == before
     assert service.get_case(case_id).version == (2 if known else 1)
+
+
+def test_a_former_surname_still_matches_after_a_restart(
+    service: AkteService, settings: Settings, clock: FakeClock
+) -> None:
+    """The index of a new process is built from the events that set the names, not from
+    the files' current names: a notice under the name before a recorded name change
+    finds the file in a process that never saw the change happen."""
+    case_id = open_case(service)
+    corrected = replace(PERSON, surname="Kaya", given_names=PERSON.given_names)
+    service.notices.receive_notice(
+        notice(kind="namensaenderung", changes=RegistrationNoticeChanges(surname="Demir"))
+    )
+    service.correct_master_data(
+        case_id,
+        expected_version=2,
+        by="sb-01",
+        corrections={"surname": "Kaya"},
+        reason="Schreibfehler",
+    )
+    assert service.get_case(case_id).master_data.surname == "Kaya"
+    restarted = build_service(settings, clock=clock)
+    try:
+        for former in (PERSON, replace(PERSON, surname="Demir"), corrected):
+            outcome = restarted.notices.receive_notice(notice(person=former))
+            assert (outcome.outcome, outcome.subject_id) == ("recorded", case_id), former.surname
+    finally:
+        restarted.close()
+
+
+def test_an_erased_file_is_matched_by_no_name_before_or_after_a_restart(
+    service: AkteService, settings: Settings, clock: FakeClock
+) -> None:
+    """Its events read redacted after the erasure: neither the names it had nor the
+    redacted stand-ins find it, in this process or in a new one."""
+    case_id = open_case(service)
+    service.notices.receive_notice(
+        notice(kind="namensaenderung", changes=RegistrationNoticeChanges(surname="Demir"))
+    )
+    assert service.notices.receive_notice(notice()).subject_id == case_id  # indexed
+    clock.advance(days=1)
+    service.data_protection.erase_personal_data(
+        case_id,
+        expected_version=service.get_case(case_id).version,
+        by="dsb-01",
+        legal_ground="dsgvo-17",
+        approved_by="dsb-01",
+    )
+    restarted = build_service(settings, clock=clock)
+    try:
+        for notices in (service.notices, restarted.notices):
+            for surname in (PERSON.surname, "Demir"):
+                outcome = notices.receive_notice(notice(person=replace(PERSON, surname=surname)))
+                assert (outcome.outcome, outcome.reasons) == ("triage", ("unknown-person",))
+    finally:
+        restarted.close()
+
+
+@pytest.fixture
+def office_b(settings: Settings, tmp_path: Path, clock: FakeClock) -> Iterator[AkteService]:
+    """The office a file moves to: a deployment of its own (as in test_file_transfers)."""
+    schema = f"akte_test_b_{uuid4().hex[:12]}"
+    update: dict[str, object] = {"data_dir": tmp_path / "office-b"}
+    if settings.store == "postgres":
+        with psycopg.connect(autocommit=True, **POSTGRES) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        update["postgres_schema"] = schema
+    service = build_service(settings.model_copy(update=update), clock=clock)
+    try:
+        yield service
+    finally:
+        service.close()
+        if settings.store == "postgres":
+            with psycopg.connect(autocommit=True, **POSTGRES) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_a_former_surname_from_the_previous_office_matches_a_taken_over_file(
+    service: AkteService, office_b: AkteService
+) -> None:
+    """The name the person had at the previous office is only in the parts taken over
+    (sealed there): a notice at the new office quoting it still finds the file."""
+    moved = file_with_history(service)
+    renamed = replace(TRANSFERRED, surname="Kowalska")
+    service.correct_master_data(
+        moved.case_id,
+        expected_version=moved.version,
+        by="sb-01",
+        corrections={"surname": renamed.surname},
+        reason="Schreibfehler",
+    )
+    _, request = ask_for(office_b, person=renamed, file_number=moved.reference)
+    answer = deliver_transfer(request, service, TRANSFER_FROM).answer
+    assert answer is not None
+    taken = deliver_transfer(answer, office_b, TRANSFER_TO)
+    assert taken.outcome == "taken_over"
+    assert office_b.get_case(taken.case_id or uuid4()).master_data.surname == "Kowalska"
+
+    for person in (TRANSFERRED, renamed):
+        outcome = office_b.notices.receive_notice(notice(person=person, office=TRANSFER_TO))
+        assert (outcome.outcome, outcome.subject_id) == ("recorded", taken.case_id), person

@@ -25,10 +25,12 @@ from adapters.payment.provider import CreatedPayment, PaymentOrder
 from adapters.payment.setup import DEVELOPMENT_SHARED_SECRET
 from adapters.payment.signatures import SIGNATURE_HEADER, signature_for
 from adapters.simulation.legacy_scans import make_pdf
-from domain.case_file import MasterData
+from domain.case_file import MasterData, RegistrationNoticeChanges
 from domain.intake import ContactDetails
+from domain.registration_notices import NoticedPerson
 from service import AkteService
 from service_intake import IncomingDocument
+from service_notices import InboundNotice
 from tests.conftest import FakeClock
 from tests.http.auth.access_policy import (
     AUDITOR,
@@ -231,7 +233,16 @@ class OpenedSubmission:
     sender_case: UUID | None = None
 
 
-Subject = OpenedCase | OpenedDeclaration | OpenedSubmission | OpenedAppointment
+@dataclass(frozen=True)
+class OpenedNotice:
+    """A registration-office notice in triage (an unknown person), for its routes."""
+
+    id: UUID
+    version: int = 1
+    reference: str = ""
+
+
+Subject = OpenedCase | OpenedDeclaration | OpenedSubmission | OpenedAppointment | OpenedNotice
 DeclarationStep = Callable[[AkteService, OpenedDeclaration], OpenedDeclaration]
 SubmissionStep = Callable[[AkteService, OpenedSubmission], OpenedSubmission]
 
@@ -395,6 +406,22 @@ def open_submission(
     return sent
 
 
+def open_notice(service: AkteService) -> OpenedNotice:
+    triaged = service.notices.receive_notice(
+        InboundNotice(
+            office_id=MUSTERSTADT,
+            sender="meldebehoerde-musterstadt",
+            message_id=str(uuid.uuid4()),
+            message_type="MBABH.Anmeldung",
+            notice_kind="anmeldung",
+            effective_on=TODAY,
+            person=NoticedPerson("Unbekannt", "Niemand", date(1970, 5, 5)),
+            changes=RegistrationNoticeChanges(address="Neue Straße 5, 12345 Musterstadt"),
+        )
+    )
+    return OpenedNotice(triaged.subject_id)
+
+
 def _link_to_sender_case(sent: Subject) -> dict[str, Any]:
     sender_case = getattr(sent, "sender_case", None) or uuid.uuid4()
     return {"case_id": str(sender_case)}
@@ -436,6 +463,8 @@ class Route:
     """For upload routes: the multipart/form-data fields and files to send."""
     appointment: tuple[ap.AppointmentStep, ...] | None = None
     """Set for appointment routes: what a fresh booking needs first."""
+    notice: bool = False
+    """A route on a registration notice in triage (a fresh one each)."""
     writer: Caller | None = None
     """Who makes the write succeed where no caller of the matrix may (the data protection
     officer's approval of an erasure)."""
@@ -456,6 +485,7 @@ class Route:
             or "{declaration_id}" in self.path
             or "{submission_id}" in self.path
             or "{appointment_id}" in self.path
+            or "{notice_id}" in self.path
         )
 
     def url(self, subject: Subject) -> str:
@@ -464,6 +494,7 @@ class Route:
             "declaration_id": str(subject.id),
             "submission_id": str(subject.id),
             "appointment_id": str(subject.id),
+            "notice_id": str(subject.id),
             "code": ap.POINT,
             "reference": subject.reference,
             "year": "2024",
@@ -730,6 +761,15 @@ ROUTES: Final = (
     ),
     Route("POST", AD + "/case-link", "write", body=ap.case_link_body, appointment=(ap.with_case,)),
     Route("GET", C + "/appointment-proposals", "read"),
+    # Registration notices in triage: read and resolved like case files of their office.
+    Route("GET", "/registration-notices/{notice_id}", "read", notice=True),
+    Route(
+        "POST",
+        "/registration-notices/{notice_id}/resolution",
+        "write",
+        body={"resolution": "dismissed"},
+        notice=True,
+    ),
 )
 
 
@@ -753,6 +793,8 @@ def subject_for(service: AkteService, route: Route) -> Subject:
         return open_submission(service, route.submission)
     if route.appointment is not None:
         return open_appointment(service, route.appointment)
+    if route.notice:
+        return open_notice(service)
     return open_case(service, route.setup)
 
 

@@ -21,6 +21,7 @@ from tests.http.auth.route_table import (
     app_routes,
     open_case,
     open_declaration,
+    open_notice,
     open_submission,
     send,
     subject_for,
@@ -52,6 +53,7 @@ def test_every_route_answers_every_caller_as_the_policy_says(
     shared_declaration = open_declaration(served.service, PAID)
     shared_submission = open_submission(served.service)
     shared_appointment = open_appointment(served.service)
+    shared_notice = open_notice(served.service)
     mismatches: list[str] = []
     for route in ROUTES:
         hidden = unknown_case_problem(served, keys, route) if route.on_one else None
@@ -62,6 +64,8 @@ def test_every_route_answers_every_caller_as_the_policy_says(
             shared = shared_submission
         elif route.appointment is not None:
             shared = shared_appointment
+        elif route.notice:
+            shared = shared_notice
         for caller in CALLERS:
             expected = OUTCOMES[route.kind][caller] or route.success
             case = subject_for(served.service, route) if route.writes else shared
