@@ -13,6 +13,16 @@ twice. Rebuilding is: drop and recreate the tables, position 0, catch up.
 Each projection keeps its own small table of case files (``<projection>_cases``), filled
 from ``CaseFile.Opened``. Events of other aggregates (file-number claims) are skipped.
 
+A case file taken over from another office holds that office's events as
+``CaseFile.PartTakenOver``. For the read models that say so
+(``Projection.sees_taken_over_parts``: the caseworkers' worklists) the engine reads the
+parts too (their topic joins the query's) and hands each on as the event it was, rebuilt
+once per batch for all of them (:func:`_source_event`), to the handler of that event's
+class: the list then shows what the person brought along as if it had happened on this
+file. The other read models (figures, audit) never receive them as such events. A part
+that cannot be rebuilt (its kind unknown to this code) stops the read models that see
+parts, at its position (which of them would have handled it is not known), and no others.
+
 Positions (:mod:`projections.positions`) compare-and-set: a batch commits only if the
 projection's stored position is still the one the batch started from. Two engines
 writing the same projection (which the runner's locks prevent anyway) thus cannot both
@@ -65,15 +75,22 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, Final
 
-from domain.case_file import CaseFile
+from domain.case_file import TAKEN_OVER_WITHOUT_STATE, CaseFile, taken_over_kind, upcast_state
+from domain.personal import personal_fields
 from projections.errors import (
     InconsistentLog,
     ProjectionError,
     ReadModelFailed,
+    ReadModelNewer,
     UnknownProjection,
     ViewsRowRefused,
 )
-from projections.positions import PositionsSql, StoredPosition, read_positions
+from projections.positions import (
+    PositionsSql,
+    StoredPosition,
+    read_generations,
+    read_positions,
+)
 from projections.projection import TOTALS_COUNT, CaseRows, Handler, Opener, Projection, Table
 from projections.storage import DecodingEventLog, EventLog, ViewsWriter
 from projections.table_sql import TableSql, TotalsSql
@@ -299,9 +316,46 @@ _Step = tuple[Opener | None, str | None, Handler | None]
 _ENDINGS: Final[Mapping[type[Any], str]] = types.MappingProxyType(
     {CaseFile.TransferredToOffice: "transferred", CaseFile.Closed: "closed"}
 )
+_PART: Final = CaseFile.PartTakenOver
+
+
+def _unreadable_part(case: CaseRows, event: CaseFile.PartTakenOver) -> None:
+    """A part that could not be read as its source event reaches the read models that see
+    parts as this handler: they stop on it (and only they), naming it."""
+    msg = (
+        f"the part taken over at version {event.originator_version} "
+        f"({event.source_kind}) cannot be read as the event it was"
+    )
+    raise InconsistentLog(msg)
+
+
+def _source_event(part: CaseFile.PartTakenOver) -> Any:
+    """The event a part was at the previous office, on this file, as the read models read
+    events: its personal fields absent (the engine's events keep personal data sealed,
+    and a part's ``personal`` is not there to be read either). Its business time, actor
+    and fields are the original's. Like ``PartTakenOver.source_event`` otherwise, which
+    needs the unsealed part."""
+    kind = taken_over_kind(part.source_kind)
+    event = object.__new__(kind)
+    # Facts of an older class version read as the current class has them; personal
+    # fields an upcaster adds stay absent, like the part's own.
+    facts = upcast_state(kind, part.facts, part.source_class_version)
+    personal = personal_fields(kind)
+    values: dict[str, Any] = {
+        "originator_id": part.originator_id,
+        "originator_version": part.source_version,
+        "timestamp": part.source_recorded_at,
+        "by": part.source_by,
+        "at": part.source_at,
+        **{name: value for name, value in facts.items() if name not in personal},
+    }
+    object.__setattr__(event, "__dict__", values)
+    return event
 
 
 def _step(projection: Projection, event_class: type[Any]) -> _Step:
+    if event_class is _PART and projection.sees_taken_over_parts:
+        return (None, None, _unreadable_part)
     return (
         projection.openers.get(event_class),
         _ENDINGS.get(event_class),
@@ -341,14 +395,25 @@ class ProjectionEngine:
         self.batch_size = batch_size
         self._clock = clock
         self._positions: dict[str, int] = {}
+        self._serving: dict[str, int] = {}
+        """Per projection, the generation whose tables this engine writes (see
+        :mod:`projections.generations`): a switch to another one is a moved position."""
         self._interested: dict[type[Any], tuple[int, ...]] = {}
         for index, projection in enumerate(self.projections):
             # Transfer and closure are case-file events: only case-file read models track them.
             lifecycle = _REGISTRY_EVENTS if CaseFile.Opened in projection.openers else ()
-            for event_class in (*projection.openers, *lifecycle, *projection.handlers):
+            # Parts of a taken-over file are read for the read models that see them as
+            # their source events (unwrapped in _distribute_part).
+            parts = (_PART,) if projection.sees_taken_over_parts else ()
+            for event_class in (*projection.openers, *lifecycle, *projection.handlers, *parts):
                 existing = self._interested.get(event_class, ())
                 if index not in existing:
                     self._interested[event_class] = (*existing, index)
+        self._sees_parts: frozenset[int] = frozenset(
+            index
+            for index, projection in enumerate(self.projections)
+            if projection.sees_taken_over_parts
+        )
         # Per projection, what an event of each class it receives does: open a file
         # (its opener), end one (its new status), and its handler.
         self._steps: dict[str, dict[type[Any], _Step]] = {
@@ -512,7 +577,7 @@ class ProjectionEngine:
                 stored = self._positions_sql.lock(names)
                 for index, projection in behind:
                     position = self._positions[projection.name]
-                    if stored.get(projection.name) != position:
+                    if stored.get(projection.name) != (position, self._serving[projection.name]):
                         raise _PositionMoved(projection.name)
                     events = per_projection[index]
                     if events and events[0][0] <= position:
@@ -595,6 +660,7 @@ class ProjectionEngine:
             self.writer.lock_schema()
             self._positions_sql.create()
             stored = {p.name: p for p in read_positions(self.writer)}
+            self._refuse_newer(stored)
             for projection in self.projections:
                 found = stored.get(projection.name)
                 missing = any(
@@ -612,9 +678,26 @@ class ProjectionEngine:
             self.writer.create_table(schema)
         self._positions_sql.reset(projection.name, projection.version, self._clock())
 
+    def _refuse_newer(self, stored: Mapping[str, StoredPosition]) -> None:
+        """A newer version serves (a newer release rebuilt it beside and switched): its
+        rows are not this code's to reset or to change."""
+        newer = [
+            projection.name
+            for projection in self.projections
+            if (found := stored.get(projection.name)) is not None
+            and found.version > projection.version
+        ]
+        if newer:
+            raise ReadModelNewer(newer)
+
     def _load_positions(self) -> None:
         self._forget()
         stored = {p.name: p for p in read_positions(self.writer)}
+        self._refuse_newer(stored)
+        generations = read_generations(self.writer)
+        for projection in self.projections:
+            found_generation = generations.get(projection.name)
+            self._serving[projection.name] = found_generation.serving if found_generation else 0
         for projection in self.projections:
             found = stored.get(projection.name)
             if found is None or found.version != projection.version:
@@ -691,6 +774,9 @@ class ProjectionEngine:
                 continue  # a renamed topic's alias may match more than the filter wanted
             last_handled = item[0]
             last_event = item[1]
+            if type(last_event) is _PART:
+                self._distribute_part(item, interested, per_projection)
+                continue
             for index in interested:
                 per_projection[index].append(item)
         if last_handled != last_id:
@@ -698,6 +784,35 @@ class ProjectionEngine:
             last_event = self._event_at(last_id)
         recorded_at = getattr(last_event, "timestamp", None)
         return per_projection, recorded_at if isinstance(recorded_at, datetime) else None
+
+    def _distribute_part(
+        self,
+        item: tuple[int, Any, str],
+        interested: tuple[int, ...],
+        per_projection: list[list[tuple[int, Any, str]]],
+    ) -> None:
+        """A part taken over from another office's file: as its source event (rebuilt
+        once) to the read models that see parts so and handle that event; as itself to
+        any that handle parts as such."""
+        part: CaseFile.PartTakenOver = item[1]
+        source: Any = None
+        unreadable = False
+        for index in interested:
+            if index not in self._sees_parts:
+                per_projection[index].append(item)
+                continue
+            if part.source_kind in TAKEN_OVER_WITHOUT_STATE:
+                continue  # history only: the other file's opening, take-over or end
+            if source is None and not unreadable:
+                try:
+                    source = _source_event(part)
+                except Exception:
+                    # Not here (the batch is shared): its read models stop on it in _apply.
+                    unreadable = True
+            if unreadable:
+                per_projection[index].append(item)
+            elif index in self._interested.get(type(source), ()):
+                per_projection[index].append((item[0], source, item[2]))
 
     def _event_at(self, notification_id: int) -> Any:
         """The event of notification ``notification_id`` (None when there is none)."""

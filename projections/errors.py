@@ -29,8 +29,19 @@ class UnknownProjection(ProjectionError):
 class ProjectionBusy(ProjectionError):
     """Another worker follows these read models (it holds their locks)."""
 
+    def __init__(self, names: Iterable[str], doing: str = "follows") -> None:
+        super().__init__(f"another worker {doing} {', '.join(sorted(names))}")
+        self.names = sorted(names)
+
+
+class ReadModelNewer(ProjectionError):
+    """A newer version of these read models serves (a rebuild by a newer release switched
+    to it): this process's older code leaves their tables alone."""
+
     def __init__(self, names: Iterable[str]) -> None:
-        super().__init__(f"another worker follows {', '.join(sorted(names))}")
+        super().__init__(
+            f"a newer version of {', '.join(sorted(names))} serves; left to the newer release"
+        )
         self.names = sorted(names)
 
 

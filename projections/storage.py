@@ -86,6 +86,16 @@ class ViewsWriter(ViewsSession, Protocol):
 
     def drop_table(self, name: str) -> None: ...
 
+    def rename_table(self, name: str, new_name: str) -> None:
+        """Give a logical table another logical name (its rows, keys and indexes go along)."""
+        ...
+
+    def lock_tables(self, names: Sequence[str]) -> None:
+        """Take the named tables (those that exist) for this transaction alone, waiting
+        for the readers that use them now without keeping new readers waiting for long:
+        the switch to a rebuilt generation (:mod:`projections.generations`)."""
+        ...
+
     def lock_schema(self) -> None:
         """Serialise schema changes with other writers until the transaction ends."""
         ...

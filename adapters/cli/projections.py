@@ -4,8 +4,13 @@
 parser; each sub-command's ``run`` returns the exit code and reports expected failures
 as one line on stderr, never a traceback: 1 when a read model fails on an event (the
 line names it, the event's position and the error's type), 2 for settings and unknown
-read-model names, 3 for stores, 5 when another worker holds a read model (stop it
-first), 130 when interrupted (the table: docs/reference/cli.md).
+read-model names, 3 for stores, 5 when another rebuild of a read model runs, 130 when
+interrupted (the table: docs/reference/cli.md).
+
+``rebuild`` builds a new generation of each read model beside the one in service and
+switches to it in one transaction (:mod:`projections.generations`): worklists answer
+throughout, workers that follow the read models need not be stopped, and an interrupted
+rebuild leaves the read models in service as they were.
 
 With offices as shards (docs "Offices as shards"), each command works on one office's
 shard: ``--office`` or ``AKTE_SHARD_OFFICE`` names it, and its read models live in that
@@ -39,11 +44,11 @@ from adapters.settings import Settings
 from adapters.views.runner import (
     ApplicationEventLog,
     ProjectionRunner,
-    lock_projections,
     rebuild_in_processes,
 )
-from projections.engine import DEFAULT_BATCH_SIZE, Progress, ProjectionEngine
+from projections.engine import DEFAULT_BATCH_SIZE, Progress
 from projections.errors import ProjectionBusy, ProjectionError, ReadModelFailed, UnknownProjection
+from projections.generations import rebuild_beside, rebuild_locks
 from projections.projection import Projection
 from projections.read_models import READ_MODELS
 from projections.selection import select_projections
@@ -175,10 +180,7 @@ def _chosen(projections: Sequence[Projection], names: Sequence[str]) -> list[Pro
 
 
 def _busy(error: ProjectionBusy) -> CliFailure:
-    return CliFailure(
-        EXIT_BUSY,
-        f"{error}; stop it (akte projections run, or akte serve) and try again",
-    )
+    return CliFailure(EXIT_BUSY, f"{error}; wait for it to finish and try again")
 
 
 # ------------------------------------------------------------------- commands
@@ -213,15 +215,15 @@ def run_rebuild(args: argparse.Namespace, projections: Sequence[Projection]) -> 
             display.end_line()
             raise CliFailure(
                 EXIT_FAILED,
-                f"{failed}; its batch was rolled back; fix the cause and run the rebuild again "
-                "(akte serve and akte projections run resume from that event)",
+                f"{failed}; the read models in service are unchanged; fix the cause and run "
+                "the rebuild again",
             ) from None
         except KeyboardInterrupt:
             display.end_line()
             raise CliFailure(
                 EXIT_INTERRUPTED,
-                "interrupted; the read models keep what was processed, "
-                "akte projections run continues from there",
+                "interrupted; the read models in service are unchanged (the next rebuild "
+                "drops the unfinished one)",
             ) from None
         seconds = time.monotonic() - started
         display.end_line()
@@ -241,9 +243,12 @@ def _rebuild_here(
 ) -> int:
     writer = stores.views.writer()
     try:
-        lock_projections(writer, [p.name for p in chosen], wait)
-        engine = ProjectionEngine(stores.log, writer, chosen, batch_size=batch_size)
-        return engine.rebuild(progress=progress)
+        # The rebuild's own locks: the worker that follows these read models goes on
+        # serving them while the new generation is built beside.
+        with rebuild_locks(writer, [p.name for p in chosen], wait):
+            return rebuild_beside(
+                stores.log, writer, chosen, batch_size=batch_size, progress=progress
+            )
     finally:
         writer.close()
 

@@ -14,6 +14,7 @@ from adapters.http.auth.permissions import Permission, may_in_office
 from adapters.http.problems import HttpProblem
 from adapters.settings import Settings
 from adapters.views.read_models import ReadModels
+from adapters.views.replica import read_views_from_replica
 from service import AkteService
 
 MAX_WAIT_SECONDS: Final = 2.0
@@ -61,13 +62,22 @@ OfficeDay = Annotated[date, Depends(day_asked)]
 
 
 def views_behind(read_models: ReadModels, min_position: int | None) -> bool:
-    """Wait (bounded) until the views reflect ``min_position``; True if they still do not."""
+    """Wait (bounded) until the views reflect ``min_position``; True if they still do not.
+
+    With a replica, the request's lists are read there when it has ``min_position``
+    (or none is asked), else from the primary (:mod:`adapters.views.replica`)."""
     if min_position is None:
+        if read_models.replica is not None:
+            read_views_from_replica(read_models.replica, None)
         return False
     # Only a write hands out positions; one beyond the log's head never comes, and
     # waiting for it would hold a worker thread for nothing.
     if min_position > (read_models.service.recorder.max_notification_id() or 0):
         raise HttpProblem(422, "invalid-value", "min_position: is beyond the event log")
+    if read_models.replica is not None and read_views_from_replica(
+        read_models.replica, min_position
+    ):
+        return False
     return not read_models.wait_until(min_position, MAX_WAIT_SECONDS)
 
 

@@ -109,20 +109,23 @@ def build_history(
     after_version: int = 0,
     limit: int = DEFAULT_HISTORY_PAGE,
     decode_batch: DecodeBatch | None = None,
+    source: CaseEventSource[Any] | None = None,
 ) -> CaseHistory:
     """The entries after ``after_version`` that match ``criteria``, at most ``limit``.
 
     Events are read in chunks from ``after_version`` on, so a page costs about its own
     length however long the file is (a sparse filter reads on until it has a page and
     knows whether another match follows). ``decode_batch``: see
-    :func:`case_event_source`. Raises :class:`service.CaseNotFound`.
+    :func:`case_event_source`; ``source``: where the events are read (omitted: the
+    service's store). Raises :class:`service.CaseNotFound`.
     """
     entries: list[HistoryEntry] = []
 
     def take(events: list[CaseFile.Event]) -> None:
         entries.extend(history_entry(e, with_personal_data=with_personal_data) for e in events)
 
-    source = case_event_source(service, decode_batch=decode_batch)
+    if source is None:
+        source = case_event_source(service, decode_batch=decode_batch)
     selection = _select(source, case_id, criteria, after_version, limit, take)
     return CaseHistory(
         case_id=case_id,
@@ -145,18 +148,20 @@ def build_history_json(
     after_version: int = 0,
     limit: int = DEFAULT_HISTORY_PAGE,
     decode_batch: DecodeBatch | None = None,
+    source: CaseEventSource[Any] | None = None,
 ) -> HistoryJson:
     """The bytes of ``history_json(build_history(...))``, written batch by batch from
     plain dicts (no entry object each), so that neither the decoded events nor their
-    entries outlive their batch. ``decode_batch``: see :func:`case_event_source`.
-    Raises :class:`service.CaseNotFound`."""
+    entries outlive their batch. ``decode_batch``: see :func:`case_event_source`;
+    ``source``: as for :func:`build_history`. Raises :class:`service.CaseNotFound`."""
     written: list[bytes] = []
 
     def take(events: list[CaseFile.Event]) -> None:
         batch = [history_entry_fields(e, with_personal_data=with_personal_data) for e in events]
         written.append(orjson.dumps(batch, option=_JSON_OPTIONS)[1:-1])  # without [ ]
 
-    source = case_event_source(service, decode_batch=decode_batch)
+    if source is None:
+        source = case_event_source(service, decode_batch=decode_batch)
     selection = _select(source, case_id, criteria, after_version, limit, take)
     document = _document(
         case_id,
@@ -276,6 +281,14 @@ def case_event_source(
     rows = _case_event_rows(recorder) if ids_are_uuids(recorder) else None
     if rows is None:
         return _ServiceEvents(service)
+    return _StoredEvents(rows, service.mapper, decode_batch)
+
+
+def stored_case_events(
+    rows: _CaseEventRows, service: AkteService, *, decode_batch: DecodeBatch | None = None
+) -> CaseEventSource[Any]:
+    """Rows read from elsewhere (a streaming replica, :mod:`adapters.views.replica`),
+    decoded by the service's own mapper as :func:`case_event_source` decodes them."""
     return _StoredEvents(rows, service.mapper, decode_batch)
 
 

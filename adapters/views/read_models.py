@@ -16,6 +16,7 @@ from typing import Final
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from adapters.bounded import BoundedCall
+from adapters.views.replica import ReplicaReads
 from adapters.views.runner import ApplicationEventLog, ProjectionRunner, wait_for_position
 from projections.projection import Projection
 from projections.status import projection_status
@@ -36,6 +37,9 @@ class ReadModels:
     views: ViewsStore
     projections: tuple[Projection, ...]
     runner: ProjectionRunner | None = None
+    replica: ReplicaReads | None = None
+    """A streaming replica that may answer the lists, reports and histories
+    (:mod:`adapters.views.replica`); ``views`` is then routed to it request by request."""
 
     def wait_until(self, position: int, timeout: float) -> bool:
         """True once every read model has processed ``position`` (read-your-writes)."""

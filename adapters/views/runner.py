@@ -83,7 +83,9 @@ from projections.errors import (
     ProjectionBusy,
     ProjectionError,
     ReadModelFailed,
+    ReadModelNewer,
 )
+from projections.generations import rebuild_beside, rebuild_lock_name, rebuild_locks
 from projections.positions import read_positions
 from projections.projection import Projection
 from projections.read_models import READ_MODELS
@@ -233,6 +235,19 @@ class ApplicationEventLog:
 # ------------------------------------------------------------------- the runner
 
 
+class _BuildStopped(Exception):
+    """A stop was asked while a new version of a read model was built beside."""
+
+
+@dataclass
+class _BuildResult:
+    """How a build of a read model's new version beside the old one ended."""
+
+    name: str
+    switched: bool = False
+    error: Exception | None = None
+
+
 @dataclass
 class RunnerStats:
     batches: int = 0
@@ -290,6 +305,17 @@ class ProjectionRunner:
         self._condition = threading.Condition()
         self._positions: dict[str, int] = {}
         self._held: frozenset[str] = frozenset()
+        self._outdated: set[str] = set()
+        """Read models a newer release serves: never followed again by this runner."""
+        self._waiting: set[str] = set()
+        """Held read models stored by an older version whose new version is being built
+        (in a thread of its own) or cannot be built now (another rebuild of it runs): not
+        followed until their switch, tried again later, never reset."""
+        self._builds: dict[str, threading.Thread] = {}
+        self._built: queue.Queue[_BuildResult] = queue.Queue()
+        self._next_build: dict[str, float] = {}
+        """When a build that could not run (another rebuild held it, an error) may be
+        tried again, by read model (monotonic seconds)."""
         self._threads: list[threading.Thread] = []
         self.listening = False
         """True while a LISTEN connection is established (PostgreSQL)."""
@@ -327,8 +353,10 @@ class ProjectionRunner:
         return stopped
 
     def run(self) -> None:
-        """Follow the log in the calling thread until :meth:`stop` (worker processes)."""
-        self._stopping.clear()
+        """Follow the log in the calling thread until :meth:`stop` (worker processes).
+
+        A stop asked before this call (a SIGTERM between installing the handler and
+        calling ``run``) is kept: the loop ends at once instead of following for ever."""
         listener: threading.Thread | None = None
         if self._channel is not None:
             listener = threading.Thread(
@@ -400,6 +428,7 @@ class ProjectionRunner:
         held: set[str] = set()
         next_lock_attempt = 0.0
         next_failed_retry = 0.0
+        next_waiting_retry = 0.0
         backoff = BACKOFF_MIN
         try:
             while not self._stopping.is_set():
@@ -409,9 +438,14 @@ class ProjectionRunner:
                         held = set()
                         engine = None
                         next_lock_attempt = 0.0  # a new connection holds no lock yet
-                    if len(held) < len(self.projections) and time.monotonic() >= next_lock_attempt:
+                    wanted = len(self.projections) - len(self._outdated)
+                    if len(held) < wanted and time.monotonic() >= next_lock_attempt:
                         next_lock_attempt = time.monotonic() + self._lock_retry_interval
-                        gained = {p.name for p in self.projections if p.name not in held}
+                        gained = {
+                            p.name
+                            for p in self.projections
+                            if p.name not in held and p.name not in self._outdated
+                        }
                         gained = {name for name in gained if writer.try_lock(name)}
                         if gained:
                             held |= gained
@@ -423,12 +457,26 @@ class ProjectionRunner:
                         if self._retry_failed(writer):
                             engine = self._engine(writer, held)
                             self._publish(held, engine)
+                    finished = self._collect_builds(writer, held)
+                    if finished or (
+                        self._waiting
+                        and not self._building()
+                        and time.monotonic() >= next_waiting_retry
+                    ):
+                        next_waiting_retry = time.monotonic() + self._lock_retry_interval
+                        engine = self._engine(writer, held)
+                        self._publish(held, engine)
                     if engine is None:
                         # Another worker follows every projection (or all have failed).
                         self._stopping.wait(self._lock_retry_interval)
                         continue
                     try:
                         result = engine.process_batch()
+                    except ReadModelNewer as newer:
+                        self._leave(writer, held, newer)
+                        engine = self._engine(writer, held)
+                        self._publish(held, engine)
+                        continue
                     except InconsistentLog as failed:
                         # A read model cannot process an event: find which, stop it alone.
                         self._record_error(failed)
@@ -463,18 +511,166 @@ class ProjectionRunner:
                     self._stopping.wait(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
         finally:
+            self._stopping.set()  # ends the builds between two batches
+            for thread in list(self._builds.values()):
+                thread.join()
             if writer is not None:
                 writer.close()
             self._publish(set(), None)
 
     def _engine(self, writer: ViewsWriter, held: set[str]) -> ProjectionEngine | None:
-        """An engine for the held read models that have not failed (None: there are none)."""
-        following = [p for p in self.projections if p.name in held and p.name not in self._failed]
-        if not following:
-            return None
-        engine = ProjectionEngine(self._log, writer, following, batch_size=self._batch_size)
-        engine.prepare()
-        return engine
+        """An engine for the held read models that have not failed and are not waiting
+        for their new version (None: there are none)."""
+        while True:
+            try:
+                self._waiting = self._rebuild_older(
+                    writer,
+                    [p for p in self.projections if p.name in held and p.name not in self._failed],
+                )
+            except ReadModelNewer as newer:
+                self._leave(writer, held, newer)
+                continue
+            following = [
+                p
+                for p in self.projections
+                if p.name in held and p.name not in self._failed and p.name not in self._waiting
+            ]
+            if not following:
+                return None
+            engine = ProjectionEngine(self._log, writer, following, batch_size=self._batch_size)
+            try:
+                engine.prepare()
+            except ReadModelNewer as newer:
+                self._leave(writer, held, newer)
+                continue
+            return engine
+
+    def _rebuild_older(self, writer: ViewsWriter, candidates: Sequence[Projection]) -> set[str]:
+        """Read models stored by an older version of their code (this release changed
+        them): build the new version beside the old one, which serves until the switch
+        (:mod:`projections.generations`), instead of emptying it and starting over.
+
+        Returns those that must wait: their new version is being built, each in a thread
+        of its own with its own connection (this loop goes on following the others), or
+        another rebuild of them runs (an ``akte projections rebuild`` beside). They are not
+        followed until their switch; resetting them would empty what readers use."""
+        with self._views.reader() as session:
+            stored = {p.name: p.version for p in read_positions(session)}
+        older = [p for p in candidates if p.name in stored and stored[p.name] < p.version]
+        for projection in older:
+            self._start_build(projection)
+        return {p.name for p in older}
+
+    def _building(self) -> bool:
+        return any(thread.is_alive() for thread in self._builds.values())
+
+    def _start_build(self, projection: Projection) -> None:
+        running = self._builds.get(projection.name)
+        if (running is not None and running.is_alive()) or self._stopping.is_set():
+            return
+        if time.monotonic() < self._next_build.get(projection.name, 0.0):
+            return
+        thread = threading.Thread(
+            target=self._build_beside,
+            args=(projection,),
+            name=f"akte-projections-build-{projection.name}",
+            daemon=True,
+        )
+        self._builds[projection.name] = thread
+        thread.start()
+
+    def _build_beside(self, projection: Projection) -> None:
+        """In a build thread: build the new version of ``projection`` beside the one in
+        service and switch, with a connection of its own; the loop takes the result
+        (:meth:`_collect_builds`)."""
+        result = _BuildResult(projection.name)
+        try:
+            writer = self._views.writer()
+        except Exception as error:
+            result.error = error
+            self._built.put(result)
+            self._wake.set()
+            return
+        lock = rebuild_lock_name(projection.name)
+        try:
+            if not writer.try_lock(lock):
+                logger.warning(
+                    "read model %s: another rebuild of it runs; the version in service is "
+                    "kept and this process tries again later",
+                    projection.name,
+                )
+                return
+            try:
+                logger.warning(
+                    "read model %s is stored by an older version: rebuilding it beside the "
+                    "one in service",
+                    projection.name,
+                )
+                rebuild_beside(
+                    self._log,
+                    writer,
+                    [projection],
+                    batch_size=self._batch_size,
+                    progress=self._interrupt_on_stop,
+                )
+                result.switched = True
+            finally:
+                writer.unlock(lock)
+        except _BuildStopped:
+            pass
+        except Exception as error:
+            result.error = error
+        finally:
+            _close_writer_quietly(writer)
+            self._built.put(result)
+            self._wake.set()
+
+    def _collect_builds(self, writer: ViewsWriter, held: set[str]) -> bool:
+        """Take the results of finished builds (in the loop, with its writer): a build
+        that failed on an event stops its read model alone, as any failure; a newer
+        version serving is left; other errors are counted and the build is tried again
+        later. True when a build finished (the loop makes a new engine)."""
+        finished = False
+        while True:
+            try:
+                result = self._built.get_nowait()
+            except queue.Empty:
+                return finished
+            finished = True
+            error = result.error
+            if isinstance(error, ReadModelNewer):
+                self._leave(writer, held, error)
+            elif isinstance(error, InconsistentLog):
+                position = error.position if isinstance(error, ReadModelFailed) else None
+                reason = error.reason if isinstance(error, ReadModelFailed) else str(error)
+                self._stop_read_model(writer, result.name, position, reason)
+            elif error is not None:
+                self._record_error(error)
+            elif result.switched and result.name in self._failed:
+                self._recovered([result.name], writer)
+            if not result.switched:
+                self._next_build[result.name] = time.monotonic() + self._lock_retry_interval
+
+    def _interrupt_on_stop(self, _progress: Progress) -> None:
+        """Called between the batches of a build: a stop asked ends it there (the version
+        in service stays; the next start builds again)."""
+        if self._stopping.is_set():
+            raise _BuildStopped
+
+    def _leave(self, writer: ViewsWriter, held: set[str], newer: ReadModelNewer) -> None:
+        """Stop following read models a newer release has rebuilt and switched to: their
+        rows are not this code's to change, and their locks go to the newer workers."""
+        for name in newer.names:
+            if name in held:
+                writer.unlock(name)
+                held.discard(name)
+            if name not in self._outdated:
+                self._outdated.add(name)
+                logger.warning(
+                    "read model %s: a newer version serves; this process leaves it to the "
+                    "newer release's workers",
+                    name,
+                )
 
     def _load_recorded_failures(self, names: set[str]) -> None:
         with self._views.reader() as session:
@@ -548,9 +744,17 @@ class ProjectionRunner:
         its event (it rejoins the others)."""
         target = self._log.head()
         recovered = []
+        with self._views.reader() as session:
+            stored = {p.name: p.version for p in read_positions(session)}
         for projection in self.projections:
             failure = self._failed.get(projection.name)
             if failure is None:
+                continue
+            if stored.get(projection.name, projection.version) < projection.version:
+                # Its new version failed to build: build it again beside the old one (a
+                # plain catch-up would reset the tables readers use); once switched, the
+                # loop takes it back (_collect_builds).
+                self._start_build(projection)
                 continue
             alone = ProjectionEngine(self._log, writer, [projection], batch_size=self._batch_size)
             try:
@@ -563,6 +767,10 @@ class ProjectionRunner:
             recovered.append(projection.name)
         if not recovered:
             return False
+        self._recovered(recovered, writer)
+        return True
+
+    def _recovered(self, recovered: list[str], writer: ViewsWriter) -> None:
         with self._condition:
             for name in recovered:
                 del self._failed[name]
@@ -570,7 +778,6 @@ class ProjectionRunner:
         for name in recovered:
             self._recorded.pop(name, None)
             logger.warning("read model %s got past its failing event and goes on", name)
-        return True
 
     def _clear_passed(self, writer: ViewsWriter, positions: dict[str, int]) -> None:
         """Forget recorded failures of read models that have processed their event."""
@@ -812,7 +1019,7 @@ def _take(
     if kind == "done":
         done[index] = message[2]
     elif kind == "busy":
-        failures.append(ProjectionBusy(message[2]))
+        failures.append(ProjectionBusy(message[2], doing="rebuilds"))
     elif kind == "failed":
         failures.append(ReadModelFailed(*message[2]))
     else:
@@ -840,14 +1047,14 @@ def _rebuild_group(
             resources.callback(views.close)
             writer = views.writer()
             resources.callback(writer.close)
-            lock_projections(writer, names, lock_wait)
-            engine = ProjectionEngine(
-                ApplicationEventLog(service),
-                writer,
-                select_projections(READ_MODELS, names),
-                batch_size=batch_size,
-            )
-            done = engine.rebuild(progress=lambda p: messages.put(("progress", index, p)))
+            with rebuild_locks(writer, names, lock_wait):
+                done = rebuild_beside(
+                    ApplicationEventLog(service),
+                    writer,
+                    select_projections(READ_MODELS, names),
+                    batch_size=batch_size,
+                    progress=lambda p: messages.put(("progress", index, p)),
+                )
             messages.put(("done", index, done))
         except ProjectionBusy as busy:
             messages.put(("busy", index, busy.names))

@@ -31,6 +31,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime
@@ -41,6 +42,7 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
+from adapters.store.failover import bound_reconnects, failover_connection_args
 from projections.errors import ViewNotBuilt, ViewsRowRefused, ViewsStoreUnavailable
 from projections.storage import (
     ColumnType,
@@ -56,6 +58,10 @@ TABLE_PREFIX: Final = "akte_view_"
 SQLITE_FILE_NAME: Final = "views.sqlite3"
 _SQLITE_BUSY_TIMEOUT_SECONDS: Final = 10.0
 _READER_POOL_SIZE: Final = 4
+_SWITCH_LOCK_ATTEMPT_MS: Final = 100
+"""How long one attempt to take a read model's tables for a switch waits for readers."""
+_SWITCH_LOCK_PAUSE_SECONDS: Final = 0.05
+_SWITCH_LOCK_WAIT_SECONDS: Final = 60.0
 _MAX_REASON_LENGTH: Final = 200
 
 
@@ -199,6 +205,12 @@ class _SqliteWriter(_SqliteSession):
 
     def drop_table(self, name: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.table(name)}")
+
+    def rename_table(self, name: str, new_name: str) -> None:
+        self.execute(f"ALTER TABLE {self.table(name)} RENAME TO {self.table(new_name)}")
+
+    def lock_tables(self, names: Sequence[str]) -> None:
+        pass  # WAL: readers keep the snapshot they started with; BEGIN IMMEDIATE does the rest
 
     def lock_schema(self) -> None:
         pass  # BEGIN IMMEDIATE already serialises every writer
@@ -425,6 +437,38 @@ class _PostgresWriter(_PostgresSession):
     def drop_table(self, name: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.table(name)}")
 
+    def rename_table(self, name: str, new_name: str) -> None:
+        self.execute(f"ALTER TABLE {self.table(name)} RENAME TO {_quote(TABLE_PREFIX + new_name)}")
+
+    def lock_tables(self, names: Sequence[str]) -> None:
+        present = [name for name in names if self.table_exists(name)]
+        if not present:
+            return
+        statement = (
+            f"LOCK TABLE {', '.join(self.table(name) for name in present)} IN ACCESS EXCLUSIVE MODE"
+        )
+        deadline = time.monotonic() + _SWITCH_LOCK_WAIT_SECONDS
+        while True:
+            try:
+                # A savepoint per attempt: a timed-out attempt gives back what it took (the
+                # transaction's other locks stay). Readers queue behind a waiting LOCK, so
+                # each attempt waits briefly; a reader holding one table and wanting another
+                # this LOCK already took then waits for this attempt, never for a deadlock.
+                with self.connection.transaction():
+                    self.connection.execute(
+                        f"SET LOCAL lock_timeout = {_SWITCH_LOCK_ATTEMPT_MS}".encode()
+                    )
+                    self.connection.execute(statement.encode())
+                self.connection.execute(b"SET LOCAL lock_timeout TO DEFAULT")
+                return
+            except psycopg.errors.LockNotAvailable:
+                if time.monotonic() >= deadline:
+                    msg = "the views store (PostgreSQL) failed: readers kept a read model busy"
+                    raise ViewsStoreUnavailable(msg) from None
+                time.sleep(_SWITCH_LOCK_PAUSE_SECONDS)
+            except psycopg.Error as error:
+                raise _postgres_error(error) from None
+
     def lock_schema(self) -> None:
         # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's catalog.
         self.fetch("SELECT pg_advisory_xact_lock(%s)", (advisory_lock_key(self.schema, "~schema"),))
@@ -496,7 +540,7 @@ class PostgresViewsStore:
         self,
         *,
         host: str,
-        port: int,
+        port: int | str,
         dbname: str,
         user: str,
         password: str = "",
@@ -504,10 +548,18 @@ class PostgresViewsStore:
         connect_timeout: int = 5,
         pool_timeout: float = 10.0,
         read_statement_timeout: int = 0,
+        read_only: bool = False,
+        target_session_attrs: str = "",
+        servers: str = "",
     ) -> None:
         """``pool_timeout``: how long a read waits for a connection; and
         ``read_statement_timeout``: how long one read may run (seconds, 0: no limit). The
-        runner's writer has no statement limit: a rebuild's batch may take long."""
+        runner's writer has no statement limit: a rebuild's batch may take long.
+        ``read_only``: every transaction of every connection is read-only (a replica's
+        views, :mod:`adapters.views.replica`). ``target_session_attrs``: libpq's, with
+        several hosts in ``host`` and ``port`` (``read-write``: the primary of them,
+        :mod:`adapters.store.failover`). ``servers``: how messages name the servers
+        (``Settings.postgres_servers``, ``db1:5432, db2:5433``; default ``host:port``)."""
         self.schema = schema
         self._pool_timeout = pool_timeout
         self._read_options = (
@@ -515,7 +567,9 @@ class PostgresViewsStore:
             if read_statement_timeout
             else ""
         )
-        self._display = f"PostgreSQL at {host}:{port}, database {dbname}, schema {schema}"
+        options = "-c TimeZone=UTC" + (" -c default_transaction_read_only=on" if read_only else "")
+        servers = servers or f"{host}:{port}"
+        self._display = f"PostgreSQL at {servers}, database {dbname}, schema {schema}"
         self._connect_kwargs: dict[str, Any] = {
             "host": host,
             "port": port,
@@ -523,7 +577,7 @@ class PostgresViewsStore:
             "user": user,
             "connect_timeout": connect_timeout,
             # Timestamps come back in UTC, whatever the server's default.
-            "options": "-c TimeZone=UTC",
+            "options": options,
             # A dead peer is noticed within about 30 s, even while idle in LISTEN.
             "keepalives": 1,
             "keepalives_idle": 10,
@@ -532,6 +586,10 @@ class PostgresViewsStore:
         }
         if password:
             self._connect_kwargs["password"] = password
+        # With failover, the connection follows the primary; a pooled one to a primary
+        # that died is checked and dropped before a read gets it.
+        self._connect_kwargs.update(failover_connection_args(target_session_attrs))
+        self._check = psycopg_pool.ConnectionPool.check_connection if target_session_attrs else None
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._pool_lock = threading.Lock()
 
@@ -582,7 +640,9 @@ class PostgresViewsStore:
                     max_size=_READER_POOL_SIZE,
                     timeout=self._pool_timeout,
                     open=True,
+                    check=self._check,
                 )
+                bound_reconnects(self._pool)
             return self._pool
 
     @contextmanager

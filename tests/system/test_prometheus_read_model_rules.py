@@ -1,10 +1,15 @@
-"""The alert rule for a read model stopped on an event: valid, and its unit tests pass.
+"""The alert rules for the read models and the read replica: valid, loaded, and their unit
+tests pass.
 
 ``deploy/prometheus/akte-read-model-rules.yml`` fires ``AkteReadModelFailed`` for each
 read model whose ``akte_read_model_failed`` is 1 for a minute
-(tests/projections/test_read_model_failure.py shows the metric). ``promtool`` comes from
-Debian's ``prometheus`` package (``bin/_packages.sh``); without it the test is skipped,
-saying so, and under ``CI=true`` that is a failure.
+(tests/projections/test_read_model_failure.py shows the metric).
+``deploy/prometheus/akte-replica-rules.yml`` fires ``AkteReplicaDown`` when a server's
+replica has not answered for five minutes (``akte_replica_up`` 0) and
+``AkteReplicaLagging`` when its replay stays more than a minute behind
+(``akte_replica_replay_lag_seconds``); tests/system/test_read_replica.py shows the
+metrics. ``promtool`` comes from Debian's ``prometheus`` package (``bin/_packages.sh``);
+without it the test is skipped, saying so, and under ``CI=true`` that is a failure.
 """
 
 from __future__ import annotations
@@ -13,21 +18,26 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.system.test_prometheus import _tool
 
 PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
-RULES = PROMETHEUS / "akte-read-model-rules.yml"
-RULE_TESTS = PROMETHEUS / "akte-read-model-rules.test.yml"
+RULE_FILES = ("akte-read-model-rules", "akte-replica-rules")
 
 
-def test_the_read_model_alert_rule_is_valid_and_its_unit_tests_pass() -> None:
+@pytest.mark.parametrize("rules", RULE_FILES)
+def test_the_alert_rules_are_valid_and_their_unit_tests_pass(rules: str) -> None:
     promtool = _tool("promtool")
 
     checked = subprocess.run(
-        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False
+        [promtool, "check", "rules", str(PROMETHEUS / f"{rules}.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     tested = subprocess.run(
-        [promtool, "test", "rules", str(RULE_TESTS)],
+        [promtool, "test", "rules", str(PROMETHEUS / f"{rules}.test.yml")],
         capture_output=True,
         text=True,
         check=False,
@@ -38,8 +48,9 @@ def test_the_read_model_alert_rule_is_valid_and_its_unit_tests_pass() -> None:
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
-def test_prometheus_loads_the_read_model_rules() -> None:
+@pytest.mark.parametrize("rules", RULE_FILES)
+def test_prometheus_loads_the_rules(rules: str) -> None:
     config = (PROMETHEUS / "prometheus.yml").read_text()
     listed = re.search(r"^rule_files:\n((?:  - .*\n)+)", config, re.MULTILINE)
     assert listed is not None
-    assert f"  - {RULES.name}\n" in listed.group(1)
+    assert f"  - {rules}.yml\n" in listed.group(1)

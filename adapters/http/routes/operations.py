@@ -91,10 +91,13 @@ class ReadinessCheck(Protocol):
 
 @dataclass(frozen=True)
 class NamedCheck:
-    """A readiness check made of a name and a function."""
+    """A readiness check made of a name and a function. ``informational``: its text is
+    shown in ``checks`` but never makes the service unready (a read replica that is
+    down: the primary answers its reads)."""
 
     name: str
     check: Callable[[], str | None]
+    informational: bool = False
 
     def __call__(self) -> str | None:
         return self.check()
@@ -176,6 +179,7 @@ def _operations_router(
         dependencies=[Depends(_PublicOperations(access.permission))],
     )
     bounded_checks = [_bounded(check) for check in checks]
+    notes = {check.name for check in checks if getattr(check, "informational", False)}
 
     # No store access and no blocking work: a coroutine, off the thread pool, so that
     # it answers even when every worker thread waits on the store.
@@ -206,7 +210,11 @@ def _operations_router(
             checked = await bounded.call(cached=False)
             outcomes[name] = checked.value if checked.ok else f"check {checked.problem}"
         results = {name: trouble or CHECK_PASSED for name, trouble in outcomes.items()}
-        failed = [f"{name} ({trouble})" for name, trouble in outcomes.items() if trouble]
+        failed = [
+            f"{name} ({trouble})"
+            for name, trouble in outcomes.items()
+            if trouble and name not in notes
+        ]
         if not failed:
             return JSONResponse(ReadinessPublic(checks=results).model_dump(mode="json"))
         problem = problem_response(

@@ -20,6 +20,7 @@ from adapters.cli.projections import (
     add_projection_commands,
 )
 from adapters.settings import Settings
+from projections.generations import rebuild_lock_name
 from projections.read_models import READ_MODELS
 from projections.storage import ViewsStore
 from service import AkteService
@@ -34,6 +35,11 @@ add_projection_commands(parser.add_subparsers(dest="command"))
 args = parser.parse_args(sys.argv[1:])
 sys.exit(args.run(args))
 """
+
+BOUND = 120.0
+"""How long the worker test waits for the worker process to catch up and to stop: a
+bound for a hang, not a measure. Generous: the worker first imports the application,
+which alone took 15 s on this shared two-core machine at load 13."""
 
 
 @pytest.fixture
@@ -105,15 +111,19 @@ def test_rebuild_in_two_processes_gives_the_same_rows(
 
     other_worker = views.writer()
     try:
+        # A worker following a read model does not stop a rebuild (it is built beside);
+        # another rebuild of it does.
         assert other_worker.try_lock("unreviewed_uploads")
+        assert run(akte, "projections", "rebuild", "--jobs", "2") == EXIT_OK
+        assert other_worker.try_lock(rebuild_lock_name("unreviewed_uploads"))
         code = run(akte, "projections", "rebuild", "--jobs", "2", "--wait", "0.2")
         assert code == EXIT_BUSY
-        assert "another worker follows unreviewed_uploads" in capsys.readouterr().err
+        assert "another worker rebuilds unreviewed_uploads" in capsys.readouterr().err
     finally:
         other_worker.close()
 
 
-def test_rebuild_refuses_unknown_names_and_read_models_another_worker_holds(
+def test_rebuild_refuses_unknown_names_and_read_models_another_rebuild_holds(
     akte: argparse.ArgumentParser,
     service: AkteService,
     views: ViewsStore,
@@ -128,9 +138,11 @@ def test_rebuild_refuses_unknown_names_and_read_models_another_worker_holds(
     other_worker = views.writer()
     try:
         assert other_worker.try_lock("expiring_documents")
+        assert run(akte, "projections", "rebuild", "--wait", "0.3") == EXIT_OK
+        assert other_worker.try_lock(rebuild_lock_name("expiring_documents"))
         code = run(akte, "projections", "rebuild", "--wait", "0.3")
         assert code == EXIT_BUSY
-        assert "another worker follows expiring_documents" in capsys.readouterr().err
+        assert "another worker rebuilds expiring_documents" in capsys.readouterr().err
     finally:
         other_worker.close()
     assert run(akte, "projections", "rebuild") == EXIT_OK
@@ -191,15 +203,19 @@ def test_run_follows_the_log_until_sigterm(
     )
     try:
         position = history(service)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        # Caught up means running: the worker writes positions only inside its loop,
+        # which starts after its SIGTERM handler is installed; so the signal below is
+        # never sent too early.
+        deadline = time.monotonic() + BOUND
+        while time.monotonic() < deadline and worker.poll() is None:
             positions = stored_positions(views)
             if len(positions) == len(READ_MODELS) and min(positions.values()) >= position:
                 break
             time.sleep(0.05)
-        assert min(stored_positions(views).values()) == position
+        assert worker.poll() is None, "the worker ended before it caught up"
+        assert stored_positions(views) == {p.name: position for p in READ_MODELS}
         worker.send_signal(signal.SIGTERM)
-        _, err = worker.communicate(timeout=20)
+        _, err = worker.communicate(timeout=BOUND)
     finally:
         if worker.poll() is None:
             worker.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -235,3 +236,14 @@ def _service(settings: Settings, clock: FakeClock) -> Iterator[AkteService]:
         yield service
     finally:
         service.close()
+
+
+def test_a_stop_asked_before_run_ends_it_at_once(service: AkteService, views: ViewsStore) -> None:
+    # A worker installs its SIGTERM handler before it calls run(): a signal in between
+    # must not be forgotten (it was, and the worker followed the log for ever).
+    runner = ProjectionRunner(ApplicationEventLog(service), views, WORKLISTS, poll_interval=0.1)
+    runner.request_stop()
+    worker = threading.Thread(target=runner.run, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "run() ignored the stop asked before it"

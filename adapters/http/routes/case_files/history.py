@@ -19,8 +19,9 @@ the events that state is made of.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Final, Literal, cast
+from typing import Annotated, Any, Final, Literal, TypeVar, cast
 from uuid import UUID
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -36,19 +37,26 @@ from adapters.personal_data.batch_decoding import batch_decoder
 from adapters.reports.case_history import (
     DEFAULT_HISTORY_PAGE,
     MAX_HISTORY_PAGE,
+    CaseEventSource,
+    DecodeBatch,
     build_diff,
     build_history,
     build_history_json,
     check_kinds,
     history_html,
+    stored_case_events,
 )
+from adapters.views.read_models import ReadModels
+from adapters.views.replica import ReplicaEvents
 from domain.case_file import CaseFile
 from domain.history import HistoryFilter, event_kinds, history_entry, state_changes
 from service import AkteService, CaseVersionNotFound
 from service_case_as_of import CaseNotOpenedYet
+from service_common import CaseNotFound
 
 MAX_VERSION: Final = 2**62
 _HTML: Final = "text/html"
+T = TypeVar("T")
 
 router = APIRouter(prefix="/cases/{case_id}", tags=["history"])
 
@@ -234,6 +242,17 @@ def case_history(
         Literal["json", "html"] | None,
         Query(alias="format", description="Omitted: by the Accept header (JSON unless HTML)."),
     ] = None,
+    min_position: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_VERSION,
+            description=(
+                "Read at least up to the write that answered with this `X-Akte-Position` "
+                "(matters where a read replica serves histories)."
+            ),
+        ),
+    ] = None,
 ) -> Response:
     """The case file's history: every event with who, when, why and what it means."""
     kinds = list(kind or [])
@@ -253,7 +272,32 @@ def case_history(
     # The events are decoded a batch at a time, exactly as the mapper decodes them.
     decode_batch = batch_decoder(service.mapper)
     if _wants_html(output, request):
-        history = build_history(
+        history = _read_events(
+            request,
+            service,
+            min_position,
+            decode_batch,
+            lambda source: build_history(
+                service,
+                case_id,
+                criteria=criteria,
+                with_personal_data=with_personal_data,
+                after_version=after_version,
+                limit=limit,
+                decode_batch=decode_batch,
+                source=source,
+            ),
+        )
+        next_url = _next_page_url(request, history.next_after_version)
+        page = history_html(history, next_page_url=next_url)
+        return HTMLResponse(page, headers=_page_headers(history.version, next_url))
+    # JSON is written straight from the events, without an entry object each.
+    written = _read_events(
+        request,
+        service,
+        min_position,
+        decode_batch,
+        lambda source: build_history_json(
             service,
             case_id,
             criteria=criteria,
@@ -261,19 +305,8 @@ def case_history(
             after_version=after_version,
             limit=limit,
             decode_batch=decode_batch,
-        )
-        next_url = _next_page_url(request, history.next_after_version)
-        page = history_html(history, next_page_url=next_url)
-        return HTMLResponse(page, headers=_page_headers(history.version, next_url))
-    # JSON is written straight from the events, without an entry object each.
-    written = build_history_json(
-        service,
-        case_id,
-        criteria=criteria,
-        with_personal_data=with_personal_data,
-        after_version=after_version,
-        limit=limit,
-        decode_batch=decode_batch,
+            source=source,
+        ),
     )
     next_url = _next_page_url(request, written.next_after_version)
     return Response(
@@ -281,6 +314,30 @@ def case_history(
         media_type="application/json",
         headers=_page_headers(written.version, next_url),
     )
+
+
+def _read_events(
+    request: Request,
+    service: AkteService,
+    min_position: int | None,
+    decode_batch: DecodeBatch | None,
+    build: Callable[[CaseEventSource[Any] | None], T],
+) -> T:
+    """``build`` over the replica's events when a read replica holds ``min_position``
+    (:mod:`adapters.views.replica`), else over the service's store (``None``)."""
+    replica = cast(ReadModels, request.app.state.read_models).replica
+    if replica is None:
+        return build(None)
+    if min_position is not None and min_position > (service.recorder.max_notification_id() or 0):
+        raise HttpProblem(422, "invalid-value", "min_position: is beyond the event log")
+
+    def on(events: ReplicaEvents | None) -> T:
+        if events is None:
+            return build(None)
+        return build(stored_case_events(events, service, decode_batch=decode_batch))
+
+    # A file opened a moment ago may not have reached the replica yet: the primary has it.
+    return replica.read_events(min_position, on, missing=(CaseNotFound,))
 
 
 def _next_page_url(request: Request, next_after_version: int | None) -> str | None:

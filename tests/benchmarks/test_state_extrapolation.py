@@ -1,0 +1,172 @@
+"""The state extrapolation (``bin/bench-state``): its arithmetic on given points.
+
+No database and no timings: the measured points are given, and the tests check the
+straight lines, the scaling to offices and years, the grouping of tables and the printed
+state; the figures live in ``docs/performance/state.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from benchmarks.state_extrapolation import (
+    OfficeKind,
+    Point,
+    bytes_by_kind,
+    extrapolate,
+    fit,
+    main,
+    power_fit,
+    servers_needed,
+    shard_footprint,
+)
+
+
+def _point(events: int, procedures: int, rebuild: float, events_bytes: int) -> Point:
+    return Point(
+        scale=procedures / 150_000,
+        events=events,
+        procedures=procedures,
+        simulate_seconds=1.0,
+        bytes_by_kind={"events": events_bytes, "read models": 1_000 + events},
+        rebuild_seconds={"statistics": rebuild, "workload": rebuild / 2},
+        verify_events_per_second=10_000.0,
+    )
+
+
+# Two points on exact lines: 7 events per procedure, 0.001 s and 500 bytes per event
+# plus a fixed 2 s and 10,000 bytes.
+POINTS = (
+    _point(70_000, 10_000, 2 + 70, 10_000 + 500 * 70_000),
+    _point(280_000, 40_000, 2 + 280, 10_000 + 500 * 280_000),
+)
+
+
+def test_fit_goes_through_two_points_and_one_point_through_the_origin() -> None:
+    line = fit([1.0, 3.0], [5.0, 9.0])
+    assert line.slope == pytest.approx(2.0)
+    assert line.intercept == pytest.approx(3.0)
+    alone = fit([4.0], [10.0])
+    assert alone.intercept == 0.0
+    assert alone.at(8.0) == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="at least one"):
+        fit([], [])
+
+
+def test_power_fit_finds_the_exponent_of_a_figure_that_grows_faster_than_the_events() -> None:
+    power = power_fit([100.0, 400.0], [1.0, 16.0])
+    assert power.exponent == pytest.approx(2.0)
+    assert power.at(800.0) == pytest.approx(64.0)
+    assert power_fit([100.0], [3.0]).exponent == 1.0
+    state = (OfficeKind("one", 10_000, 1),)
+    squared = (
+        replace(POINTS[0], rebuild_seconds={"statistics": 1.0, "workload": 1.0}),
+        replace(POINTS[1], rebuild_seconds={"statistics": 16.0, "workload": 4.0}),
+    )
+    estimate = extrapolate(squared, state, years=2)  # 140,000 events: twice the first point
+    assert estimate.rebuild_exponents["statistics"] == pytest.approx(2.0)
+    assert estimate.offices[0].rebuild_seconds_power["statistics"] == pytest.approx(4.0)
+    assert estimate.offices[0].rebuild_seconds_power["workload"] == pytest.approx(2.0)
+
+
+def test_offices_and_years_scale_every_figure_along_the_lines() -> None:
+    state = (OfficeKind("small", 20_000, 3), OfficeKind("large", 300_000, 1))
+
+    estimate = extrapolate(POINTS, state, years=10)
+
+    small, large = estimate.offices
+    assert small.events_per_year == pytest.approx(140_000)
+    assert small.events == pytest.approx(1_400_000)
+    assert large.events == pytest.approx(21_000_000)
+    assert estimate.events == pytest.approx(3 * 1_400_000 + 21_000_000)
+    assert estimate.events_per_reference_year == pytest.approx(1_050_000)
+    assert large.bytes_by_kind["events"] == pytest.approx(10_000 + 500 * 21_000_000)
+    assert large.rebuild_seconds["statistics"] == pytest.approx(2 + 21_000)
+    assert large.rebuild_seconds["workload"] == pytest.approx(1 + 10_500)
+    slowest, seconds = large.slowest_rebuild
+    assert slowest == "statistics"
+    assert seconds == pytest.approx(21_002.0)
+    assert large.rebuild_all_seconds == pytest.approx(21_002 + 10_501)
+    assert large.verify_seconds == pytest.approx(2_100)
+    assert estimate.bytes == pytest.approx(3 * small.bytes + large.bytes)
+
+
+def test_more_years_mean_proportionally_more_events() -> None:
+    state = (OfficeKind("reference", 150_000, 1),)
+    one = extrapolate(POINTS, state, years=1).offices[0]
+    ten = extrapolate(POINTS, state, years=10).offices[0]
+    assert ten.events == pytest.approx(10 * one.events)
+
+
+def test_shards_are_packed_onto_servers_largest_first_with_room_for_a_rebuild() -> None:
+    state = (OfficeKind("small", 20_000, 4), OfficeKind("large", 300_000, 2))
+    estimate = extrapolate(POINTS, state, years=10)
+    small, large = estimate.offices
+    # A rebuild builds the read models beside the ones in service: counted twice.
+    assert shard_footprint(large) == pytest.approx(large.bytes + (1_000 + 21_000_000))
+
+    # Room for one large shard and two small ones per server.
+    disk = shard_footprint(large) + 2 * shard_footprint(small) + 1
+
+    assert servers_needed(estimate, disk) == [
+        ["large", "small", "small"],
+        ["large", "small", "small"],
+    ]
+    assert len(servers_needed(estimate, shard_footprint(small))) == 6
+
+
+def test_tables_are_grouped_by_the_part_of_the_state_they_hold() -> None:
+    tables = {
+        "akte_events": 100,
+        "akte_snapshots": 10,
+        "akte_event_chain": 20,
+        "akte_event_chain_seal": 1,
+        "akte_data_keys": 5,
+        "akte_master_key_retirements": 1,
+        "akte_view_expiring_documents": 7,
+        "akte_view_unreviewed_uploads": 3,
+        "akte_idempotency_keys": 2,
+    }
+    assert bytes_by_kind(tables) == {
+        "events": 110,
+        "hash chain": 21,
+        "key store": 6,
+        "read models": 10,
+        "other": 2,
+    }
+
+
+def test_extrapolate_prints_the_state_from_a_saved_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = {
+        "points": [
+            {
+                "scale": p.scale,
+                "events": p.events,
+                "procedures": p.procedures,
+                "simulate_seconds": p.simulate_seconds,
+                "bytes_by_kind": p.bytes_by_kind,
+                "rebuild_seconds": p.rebuild_seconds,
+                "verify_events_per_second": p.verify_events_per_second,
+            }
+            for p in POINTS
+        ],
+        "tables": [{"tables": {"akte_events": p.events, "akte_view_x": 1}} for p in POINTS],
+    }
+    path = tmp_path / "points.json"
+    path.write_text(json.dumps(saved))
+
+    assert main(["extrapolate", str(path), "--years", "10"]) == 0
+
+    printed = capsys.readouterr().out
+    assert "40 offices, 10 years" in printed
+    assert "70,000, 280,000 events" in printed
+    assert "reference office year: 1,050,000 events" in printed
+    # The saved tables are grouped again: events as the tables say, not as the points.
+    assert "events 0.0 GiB" in printed
+    assert "statistics" in printed
