@@ -22,7 +22,8 @@ commands before it were accepted by the domain and are written, as a batch of se
 commits would have been; a later load of an aggregate the failed command had half
 changed (events triggered, not saved) writes the group and loads the aggregate from the
 store, so no half-changed state is reused. The block always writes what its commands
-saved, also when it ends with an exception.
+saved, also when it ends with an exception; if that write fails too, the block's own
+exception is the one raised, with the failed write as a note.
 
 **Limits.** A group belongs to the thread that opened it; other threads neither see nor
 join it. It is for writers that own their data: a version conflict with another writer,

@@ -336,3 +336,44 @@ def test_a_refused_save_leaves_no_gap_in_a_held_aggregates_versions(
     assert versions == [1, 2]
     assert [note.text for note in service.get_case(opened.case_id).notes] == ["zwei"]
     assert verify_chains(_chain(service)).ok
+
+
+class _BlockFailed(Exception):
+    pass
+
+
+def test_a_failing_final_write_leaves_the_blocks_own_error_in_front(
+    service: AkteService,
+) -> None:
+    opened = service.open_case(office_id=OFFICE, master_data=person(0), by="sb-01")
+
+    def block_failing_after_a_conflict() -> None:
+        with service.grouped():
+            service.add_note(opened.case_id, expected_version=1, by="sb-01", text="gruppe")
+            writer = threading.Thread(
+                target=service.add_note,
+                args=(opened.case_id,),
+                kwargs={"expected_version": 1, "by": "sb-02", "text": "anderer"},
+            )
+            writer.start()
+            writer.join()
+            raise _BlockFailed
+
+    with pytest.raises(_BlockFailed) as raised:
+        block_failing_after_a_conflict()
+    notes = getattr(raised.value, "__notes__", [])
+    assert any("conflicted with another writer" in note for note in notes), notes
+    assert [n.text for n in service.get_case(opened.case_id).notes] == ["anderer"]
+
+
+def test_a_snapshot_taken_already_does_not_make_a_written_group_a_conflict(
+    service: AkteService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def snapshot_exists(*args: Any, **kwargs: Any) -> None:
+        raise IntegrityError("duplicate snapshot")
+
+    monkeypatch.setattr(service, "_take_snapshots", snapshot_exists)
+    with service.grouped():
+        opened = service.open_case(office_id=OFFICE, master_data=person(0), by="sb-01")
+        service.add_note(opened.case_id, expected_version=1, by="sb-01", text="eins")
+    assert [n.text for n in service.get_case(opened.case_id).notes] == ["eins"]
