@@ -7,7 +7,8 @@ contexts, each in a module of its own that never imports this one:
 ``service.data_protection`` (:mod:`service_data_protection`),
 ``service.erasure_requests`` (:mod:`service_erasure_requests`, four eyes),
 ``service.deadlines`` (:mod:`service_deadlines`), ``service.notices``
-(:mod:`service_notices`, messages in) and ``service.case_as_of``
+(:mod:`service_notices`, messages in), ``service.file_transfers``
+(:mod:`service_file_transfers`, case files between offices) and ``service.case_as_of``
 (:mod:`service_case_as_of`, case files on business dates). It is their transaction
 boundary: commands load the aggregates, check the expected version (optimistic
 concurrency), call domain methods and save the new events in one transaction. Library
@@ -68,6 +69,7 @@ from service_common import (
     DuplicateReference,
     Recorded,
     ReferenceNotFound,
+    ServiceError,
     StoreUnavailable,
     act_now,
     generated_reference,
@@ -79,6 +81,7 @@ from service_data_protection import DataProtection
 from service_deadlines import Deadlines
 from service_declarations import CommitmentDeclarations
 from service_erasure_requests import ErasureRequests
+from service_file_transfers import FileTransfers
 from service_idempotency import DEFAULT_KEY_RETENTION, WriteTruth, current_claim
 from service_intake import Intake
 from service_notices import Notices
@@ -195,6 +198,7 @@ class AkteService(Application[UUID]):
         self.case_as_of = CaseAsOf(self, zone=office_zone)
         self.intake = Intake(self, catalogue, documents)
         self.notices = Notices(self, catalogue, self.intake)
+        self.file_transfers = FileTransfers(self, self.intake, self.notices)
         snapshot_deletion = (
             None
             if storage is None or self.snapshots is None
@@ -367,6 +371,9 @@ class AkteService(Application[UUID]):
         at: datetime | None = None,
     ) -> Recorded[str]:
         """Open a person's case file; returns its reference (file number)."""
+        replayed = self.writes.replayed(by)
+        if replayed is not None:
+            return replayed  # recorded before under this request's idempotency key
         act = self.act(by, at)
         for _attempt in range(MAX_GENERATED_REFERENCE_ATTEMPTS):
             case_id = self.new_personal_id()
@@ -381,6 +388,7 @@ class AkteService(Application[UUID]):
             claim = CaseReference.claim(
                 office_id=office_id, reference=chosen, case_id=case_id, act=act
             )
+            self.writes.note(case_id, case.version, chosen)
             try:
                 with self.store_errors():
                     recordings = self.save(case, claim)
@@ -1126,9 +1134,24 @@ class AkteService(Application[UUID]):
         self._groups.current = group
         try:
             yield group
-        finally:
+        except BaseException as error:
             self._groups.current = None
-            group.flush()
+            try:
+                group.flush()
+            except Exception as write_error:  # the block's own error wins
+                # The caller must see why the block failed; the failed write is a note
+                # (its type only: a store's message may quote the stored values).
+                error.add_note(
+                    "writing the group's earlier commands also failed: "
+                    + (
+                        str(write_error)
+                        if isinstance(write_error, ServiceError)
+                        else type(write_error).__name__
+                    )
+                )
+            raise
+        self._groups.current = None
+        group.flush()
 
     def command_group(self) -> CommandGroup | None:
         """The group this thread's commands are in, if any."""
@@ -1183,12 +1206,18 @@ class AkteService(Application[UUID]):
         try:
             with self.store_errors():
                 recordings = self.writes.save(put, batch.events, {})
-                processing: ProcessingEvent[UUID] = ProcessingEvent()
-                processing.events = list(batch.events)
-                processing.aggregates = dict(batch.aggregates)
-                self._take_snapshots(processing)
         except IntegrityError:
             raise GroupConflict(batch.saves, len(batch.events)) from None
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        processing.events = list(batch.events)
+        processing.aggregates = dict(batch.aggregates)
+        try:
+            with self.store_errors():
+                self._take_snapshots(processing)
+        except IntegrityError:
+            # The events are written: a snapshot at that version exists already (another
+            # process took it), and it holds the same state. Not a conflict.
+            pass
         self._notify(recordings)
         for aggregate in batch.aggregates.values():
             if isinstance(aggregate, CaseFile) and not aggregate.pending_events:
@@ -1209,7 +1238,13 @@ class AkteService(Application[UUID]):
         reloaded, and an equal one whose stored version moved on fails to save on the
         version constraint (then it is evicted and the conflict reported). A file whose
         command raised anything is evicted, so no half-changed state is ever reused.
+
+        Under an idempotency key, the outcome is recorded with the events, and a retry
+        whose first answer was not stored returns it without running the command again.
         """
+        replayed = self.writes.replayed(by)
+        if replayed is not None:
+            return replayed
         act = self.act(by, at)
         with self.case_lock(case_id):
             case = self._case_cache.pop(case_id)
@@ -1223,6 +1258,7 @@ class AkteService(Application[UUID]):
                 raise ConcurrentModification(case_id, expected_version, case.version)
             case.check_not_erased()
             result = command(case, act)
+            self.writes.note(case_id, case.version, result)
             try:
                 with self.store_errors():
                     recordings = self.save(case)

@@ -29,6 +29,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoder,
 )
+from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
 
 from adapters.documents.directory import DirectoryDocumentStore
@@ -44,6 +45,7 @@ from adapters.http.auth.tokens import (
     provider_token_verifier,
 )
 from adapters.http.pages.booking_status import confirmation_link_template
+from adapters.inbox.file_transfers import StoreProofs
 from adapters.mail.mailbox import Mailbox, MailboxMailer
 from adapters.mail.smtp import SmtpMailer
 from adapters.payment.provider import HttpPaymentProvider
@@ -70,6 +72,8 @@ from adapters.reference.catalogue import load_catalogue
 from adapters.reference.office_holidays import OfficeHolidays
 from adapters.settings import Settings
 from adapters.settings_sources import read_settings
+from adapters.store.failover import FACTORY_TOPIC, TARGET_SESSION_ATTRS
+from adapters.store.hash_chain import ChainSource
 from adapters.store.migrations import (
     COMPONENTS,
     DOCUMENTS,
@@ -91,6 +95,7 @@ from adapters.store.recorders import (
 from adapters.store.snapshot_deletion import RecorderSnapshotDeletion
 from adapters.store.transcoding import register_akte_transcodings
 from adapters.views.read_models import ReadModels
+from adapters.views.replica import ReplicaConnection, ReplicaReads, RoutedViewsStore
 from adapters.views.runner import ApplicationEventLog, ProjectionProcess, ProjectionRunner
 from adapters.views.store import SQLITE_FILE_NAME, PostgresViewsStore, SqliteViewsStore
 from projections.read_models import READ_MODELS
@@ -130,10 +135,11 @@ def library_env(settings: Settings) -> dict[str, str]:
         }
     else:
         env |= {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            # The library's factory, connecting to the primary of several hosts.
+            "PERSISTENCE_MODULE": FACTORY_TOPIC,
             "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
-            "POSTGRES_HOST": settings.postgres_host,
-            "POSTGRES_PORT": str(settings.postgres_port),
+            "POSTGRES_HOST": settings.postgres_connection_args["host"],
+            "POSTGRES_PORT": settings.postgres_connection_args["port"],
             "POSTGRES_DBNAME": settings.postgres_dbname,
             "POSTGRES_USER": settings.postgres_user,
             "POSTGRES_PASSWORD": settings.postgres_password.get_secret_value(),
@@ -146,6 +152,10 @@ def library_env(settings: Settings) -> dict[str, str]:
         }
         if settings.postgres_schema:
             env["POSTGRES_SCHEMA"] = settings.postgres_schema
+        if settings.postgres_failover:
+            # Connections to a primary that died are dropped before use (docs "Failover").
+            env[TARGET_SESSION_ATTRS] = settings.postgres_connection_args["target_session_attrs"]
+            env["POSTGRES_PRE_PING"] = "y"
     # The library looks up "<APPLICATION NAME>_<KEY>" before "<KEY>", in the process
     # environment as well: the service is named "Akte", so our own AKTE_POSTGRES_SCHEMA
     # setting, read raw from the environment, would beat the schema chosen here (an
@@ -342,8 +352,7 @@ def build_office_services(
 
 def _connect(settings: Settings) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(
-        host=settings.postgres_host,
-        port=settings.postgres_port,
+        **settings.postgres_connection_args,
         dbname=settings.postgres_dbname,
         user=settings.postgres_user,
         password=settings.postgres_password.get_secret_value(),
@@ -422,7 +431,7 @@ def schema_targets(
     if connection is not None:
         schema = settings.postgres_schema or "public"
         where = (
-            f"PostgreSQL at {settings.postgres_host}:{settings.postgres_port}, "
+            f"PostgreSQL at {settings.postgres_servers}, "
             f"database {settings.postgres_dbname}, schema {schema}"
         )
         database = PostgresDatabase(connection, schema, where)
@@ -512,6 +521,10 @@ def build_service(
         keys = service.data_protection.keys
         assert isinstance(keys, DataKeys)  # AkteEventStorage makes them
         documents.use_keys(keys)
+        if hasattr(service.recorder, "stream_history"):
+            # Files sent to other offices carry their chain; files taken over are checked.
+            chain: ChainSource = service.recorder  # type: ignore[assignment]
+            service.file_transfers.use_proofs(StoreProofs(chain))
         service.data_protection.use_erasure_journal(
             FileErasureJournal(settings.erasure_journal_file)
         )
@@ -686,8 +699,7 @@ def document_store_for(settings: Settings) -> DocumentStore:
     (The service stores through :class:`EncryptedDocumentStore` over it.)"""
     if settings.documents_in_postgres:
         connection = {
-            "host": settings.postgres_host,
-            "port": settings.postgres_port,
+            **settings.postgres_connection_args,
             "dbname": settings.postgres_dbname,
             "user": settings.postgres_user,
             "password": settings.postgres_password.get_secret_value(),
@@ -712,8 +724,10 @@ def open_views_store(settings: Settings) -> ViewsStore:
     if settings.store == "sqlite":
         return SqliteViewsStore(settings.data_dir / SQLITE_FILE_NAME)
     return PostgresViewsStore(
-        host=settings.postgres_host,
-        port=settings.postgres_port,
+        host=settings.postgres_connection_args["host"],
+        port=settings.postgres_connection_args["port"],
+        target_session_attrs=settings.postgres_connection_args.get("target_session_attrs", ""),
+        servers=settings.postgres_servers,
         dbname=settings.postgres_dbname,
         user=settings.postgres_user,
         password=settings.postgres_password.get_secret_value(),
@@ -732,7 +746,48 @@ def build_read_models(settings: Settings, service: AkteService, *, follow: bool)
     if follow:
         runner = ProjectionRunner(ApplicationEventLog(service), views, READ_MODELS)
         runner.start()
+    replica = replica_reads(settings, service)
+    if replica is not None and isinstance(views, PostgresViewsStore):
+        # The runner keeps the primary's store; the routes read through the router.
+        return ReadModels(
+            service=service,
+            views=RoutedViewsStore(views, replica),
+            projections=READ_MODELS,
+            runner=runner,
+            replica=replica,
+        )
     return ReadModels(service=service, views=views, projections=READ_MODELS, runner=runner)
+
+
+def replica_reads(settings: Settings, service: AkteService) -> ReplicaReads | None:
+    """The streaming replica of ``AKTE_POSTGRES_REPLICA_HOST`` that answers the lists,
+    reports and histories (:mod:`adapters.views.replica`), or None (no replica)."""
+    recorder = service.recorder
+    if (
+        settings.store != "postgres"
+        or not settings.postgres_replica_host
+        or not isinstance(recorder, PostgresApplicationRecorder)
+    ):
+        return None
+    connection = ReplicaConnection(
+        host=settings.postgres_replica_host,
+        port=settings.postgres_replica_port or settings.postgres_port,
+        dbname=settings.postgres_dbname,
+        user=settings.postgres_user,
+        password=settings.postgres_password.get_secret_value(),
+        schema=recorder.datastore.schema or settings.postgres_schema or "public",
+        events_table=recorder.events_table_name,
+        connect_timeout=settings.postgres_connect_timeout_seconds,
+        pool_timeout=settings.postgres_pool_timeout_seconds,
+        statement_timeout=settings.postgres_statement_timeout_seconds,
+    )
+    return ReplicaReads(
+        connection,
+        primary_position=recorder.max_notification_id,
+        projections=READ_MODELS,
+        wait_seconds=settings.postgres_replica_wait_seconds,
+        max_lag_seconds=settings.postgres_replica_max_lag_seconds,
+    )
 
 
 # ------------------------------------------------------------- authentication
@@ -822,20 +877,28 @@ def build_app(
     Raises what :func:`token_verifier_for` raises, before anything else is built.
     """
     from adapters.http.app import create_app
+    from adapters.http.routes.operations import NamedCheck
+    from adapters.monitoring.metrics import ReplicaFigures
 
     token_verifier = token_verifier_for(settings)
-    return create_app(
+    if read_models is None:
+        read_models = build_read_models(settings, service, follow=False)
+    replica = read_models.replica
+    if replica is not None:
+        # Named in /readyz, never unready for it: the primary answers its reads.
+        note = NamedCheck("replica", replica.readiness_note, informational=True)
+        readiness_checks = [*readiness_checks, note]
+    app = create_app(
         service,
         settings,
         token_verifier=token_verifier,
         payments=payments if payments is not None else payments_for(settings),
-        read_models=(
-            read_models
-            if read_models is not None
-            else build_read_models(settings, service, follow=False)
-        ),
+        read_models=read_models,
         readiness_checks=readiness_checks,
     )
+    if replica is not None:
+        app.state.metrics.registry.register(ReplicaFigures(replica))
+    return app
 
 
 @contextmanager

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _RATE = r"\d{1,9}\s*/\s*(second|minute|hour|day)(\s*;\s*\d{1,9}\s*/\s*(second|minute|hour|day))*"
@@ -57,6 +65,17 @@ def parse_office_servers(
     return servers
 
 
+def _port_list(text: str) -> tuple[int, ...]:
+    """``5432,5433`` as ports; anything else is refused with what was expected."""
+    ports: list[int] = []
+    for part in (piece.strip() for piece in text.split(",")):
+        if not part.isdigit() or not 0 < int(part) < 65536:
+            msg = "a port 1 to 65535, or a comma list of them, e.g. 5432,5433"
+            raise ValueError(msg)
+        ports.append(int(part))
+    return tuple(ports)
+
+
 class Settings(BaseSettings):
     """Everything that differs between a laptop and a production deployment."""
 
@@ -69,9 +88,14 @@ class Settings(BaseSettings):
     where the command runs and made absolute at once; ``akte serve`` logs it."""
 
     postgres_host: str = "127.0.0.1"
-    """The PostgreSQL server's host name or address (``store=postgres``)."""
+    """The PostgreSQL server's host name or address (``store=postgres``). For failover, the
+    primary and its standbys, comma-separated (``db1.example,db2.example``): Akte then
+    connects to whichever of them accepts writes, and again after a promotion (libpq's
+    ``target_session_attrs=read-write``; docs "Failover")."""
     postgres_port: int = 5432
-    """The PostgreSQL server's port."""
+    """The PostgreSQL server's port. With several hosts: one port for all, or as many
+    ports, comma-separated, in the hosts' order (``5432,5433``); this field then holds
+    the first (:attr:`postgres_ports` holds them all)."""
     postgres_dbname: str = "akte"
     """The database; create it once (``createdb akte``), Akte creates its tables."""
     postgres_user: str = "postgres"
@@ -93,6 +117,18 @@ class Settings(BaseSettings):
     away: for it to come back) before it is answered 503."""
     postgres_statement_timeout_seconds: int = Field(default=30, ge=0, le=3600)
     """How long one statement may run (0: no limit)."""
+    postgres_replica_host: str = ""
+    """A streaming replica (hot standby) of ``postgres_host`` that serves worklists,
+    reports and case histories (empty: none, everything is read from the primary).
+    Same database, schema, user and password as the primary (docs "Read replicas")."""
+    postgres_replica_port: int | None = Field(default=None, ge=1, le=65535)
+    """The replica's port (empty: ``postgres_port``)."""
+    postgres_replica_wait_seconds: float = Field(default=0.5, ge=0.0, le=5.0)
+    """How long a read that asks for its own write (``min_position``) waits for the
+    replica to replay it before it is read from the primary instead."""
+    postgres_replica_max_lag_seconds: float = Field(default=60.0, ge=0.0)
+    """A replica whose replay is further behind than this is not read until it catches
+    up: every read goes to the primary (0: read it however far behind)."""
     store_request_slots: int = Field(default=32, ge=1, le=36)
     """Requests that may work on the stores at once; the rest of the server's 40 worker
     threads stay free for the routes that need no store (``/healthz``, ``/metrics``,
@@ -144,6 +180,10 @@ class Settings(BaseSettings):
     oidc_jwks_refresh_cooldown_seconds: float = Field(default=30, ge=0)
     """A token signed with an unknown key makes Akte refetch the keys (key rotation), but
     at most once in this many seconds, so forged key ids cannot flood the provider."""
+    oidc_public_client_id: str | None = None
+    """The provider's public client for people (authorization code with PKCE), e.g.
+    ``akte-staff``: set in oidc mode, ``/docs`` and the public pages' staff link sign
+    people in at the provider. Unset: ``/docs`` takes a pasted bearer token."""
 
     local_issuer_key_path: Path | None = None
     """The local issuer's RS256 signing key (local mode).
@@ -313,11 +353,100 @@ class Settings(BaseSettings):
         default="akte", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
     )
     """The first token(s) of the subjects: ``<prefix>.<office>.<aggregate>.<id>``."""
+    inbox_portal_base_url: str | None = Field(
+        default=None, max_length=500, pattern=r"^https?://[^\s/]+(/[^\s]*)?$"
+    )
+    """The address below which the state's portal offers attachments of online
+    applications sent by reference (``referenz``); ``akte inbox run`` fetches only from
+    there. Unset: attachments by reference are returned to the sender."""
+    inbox_attachment_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """The longest a referenced attachment's whole transfer may take."""
 
     _shard_applied_for: str | None = PrivateAttr(default=None)
     """The office whose shard :func:`adapters.bootstrap.shard_settings` pointed these
     settings at, so that applying it again does not append the office to the schema twice
     (a copy for another office is refused there)."""
+    _postgres_port_list: tuple[str, tuple[int, ...]] | None = PrivateAttr(default=None)
+    """A comma list given as ``postgres_port``, with the hosts it was checked against."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _several_ports(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        # libpq's form, "5432,5433", does not fit the int field that every caller of one
+        # server reads: the field gets the first port (checked in ``_port_or_ports``), the
+        # list is kept beside it.
+        raw = data.get("postgres_port") if isinstance(data, dict) else None
+        settings = handler(data)
+        if isinstance(raw, str) and "," in raw:
+            settings._postgres_port_list = (settings.postgres_host, _port_list(raw))
+        return settings
+
+    @field_validator("postgres_port", mode="before")
+    @classmethod
+    def _port_or_ports(cls, value: Any, info: ValidationInfo) -> Any:
+        if not (isinstance(value, str) and "," in value):
+            return value
+        ports = _port_list(value)
+        host = info.data.get("postgres_host")
+        hosts = len(host.split(",")) if isinstance(host, str) else len(ports)
+        if len(ports) != hosts:
+            msg = (
+                f"{len(ports)} ports for {hosts} hosts in postgres_host: give one port "
+                "for all hosts, or one per host in the same order"
+            )
+            raise ValueError(msg)
+        return ports[0]
+
+    @field_validator("postgres_host")
+    @classmethod
+    def _hosts(cls, text: str) -> str:
+        hosts = [host.strip() for host in text.split(",")]
+        if not all(hosts):
+            msg = "an empty host name; several hosts are comma-separated, e.g. db1,db2"
+            raise ValueError(msg)
+        return ",".join(hosts)
+
+    @property
+    def postgres_hosts(self) -> tuple[str, ...]:
+        """The PostgreSQL hosts of ``postgres_host``: one, or the primary and its standbys."""
+        return tuple(self.postgres_host.split(","))
+
+    @property
+    def postgres_ports(self) -> tuple[int, ...]:
+        """The port of each of :attr:`postgres_hosts`, in the same order."""
+        hosts = self.postgres_hosts
+        given = self._postgres_port_list
+        # A copy with another host or port (an office's server) drops the list.
+        if (
+            given is not None
+            and given[0] == self.postgres_host
+            and given[1][0] == self.postgres_port
+        ):
+            return given[1]
+        return (self.postgres_port,) * len(hosts)
+
+    @property
+    def postgres_servers(self) -> str:
+        """The servers for messages: ``db1:5432, db2:5433`` (one: ``db1:5432``)."""
+        pairs = zip(self.postgres_hosts, self.postgres_ports, strict=True)
+        return ", ".join(f"{host}:{port}" for host, port in pairs)
+
+    @property
+    def postgres_failover(self) -> bool:
+        """Several hosts: connect to the one that accepts writes, whichever it is now."""
+        return len(self.postgres_hosts) > 1
+
+    @property
+    def postgres_connection_args(self) -> dict[str, Any]:
+        """libpq's ``host`` and ``port`` (comma lists with several hosts, then also
+        ``target_session_attrs=read-write``), for ``psycopg.connect`` and pools."""
+        args: dict[str, Any] = {
+            "host": self.postgres_host,
+            "port": ",".join(str(port) for port in self.postgres_ports),
+        }
+        if self.postgres_failover:
+            args["target_session_attrs"] = "read-write"
+        return args
 
     @property
     def shard_applied(self) -> bool:

@@ -52,6 +52,7 @@ from adapters.cli.support import (
     positive_int,
     settings_or_fail,
 )
+from adapters.cli.transfers import add_transfer_commands
 from adapters.cli.whatif import add_whatif_command
 from adapters.http.auth.identity import Role
 from adapters.http.auth.local_issuer import (
@@ -637,6 +638,7 @@ def _parser() -> argparse.ArgumentParser:
     add_outbox_commands(commands)
     add_inbox_commands(commands)
     add_offices_command(commands)
+    add_transfer_commands(commands)
     return parser
 
 

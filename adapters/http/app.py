@@ -57,7 +57,15 @@ from adapters.http.routes import (
 from adapters.http.routes import contact_form as intake
 from adapters.http.routes import declarations as commitments
 from adapters.http.routes import payments as payment_routes
-from adapters.http.routes.api_docs import OPENAPI_TAGS, install_api_docs, operation_id
+from adapters.http.routes import registration_notices as notice_routes
+from adapters.http.routes.api_docs import (
+    OPENAPI_TAGS,
+    DocsSignIn,
+    docs_sign_in,
+    install_api_docs,
+    operation_id,
+    with_sign_in,
+)
 from adapters.http.routes.appointments import install_appointment_problems
 from adapters.http.routes.case_files import (
     cases,
@@ -98,8 +106,10 @@ retry (after a timeout, a broken connection or a `503`) with the same key: the r
 the first answer and records nothing. The same key with another request: `422`
 (`idempotency-key-reused`); while the first is still answering: `409`
 (`idempotency-key-in-flight`). `503` `outcome-unknown`: the store failed while recording
-and could not tell whether it did; retry with the same key after `Retry-After`. Keys
-belong to the acting user and are kept for 24 hours (configurable).
+and could not tell whether it did; retry with the same key after `Retry-After`: the retry
+of a case-file write is answered as the first would have been (status, `Location`,
+`ETag`, `X-Akte-Position`, body). Keys belong to the acting user and are kept for 24
+hours (configurable).
 
 **Authentication:** every route except `GET /catalogue` needs `Authorization: Bearer
 <access token>`, a token of the office's identity provider (OpenID Connect; in local
@@ -150,10 +160,15 @@ _LOCATION_HEADER = {
 class AkteApi(FastAPI):
     """FastAPI, with the OpenAPI document telling the truth about errors, ETags and access."""
 
+    docs_sign_in: DocsSignIn | None = None
+    """How people sign in on /docs (the provider's scheme in the document), if at all."""
+
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
             schema = describe_idempotency_key(_describe_problems_and_headers(super().openapi()))
-            self.openapi_schema = _describe_access(schema, self.routes)
+            self.openapi_schema = with_sign_in(
+                _describe_access(schema, self.routes), self.docs_sign_in
+            )
         return self.openapi_schema
 
 
@@ -270,6 +285,7 @@ def create_app(
     app.include_router(intake.public_router)
     app.include_router(intake.router)
     app.include_router(worklists.router)
+    app.include_router(notice_routes.router)
     app.include_router(reports.router)
     app.include_router(whatif.router)
     app.include_router(workload.router)
@@ -280,7 +296,8 @@ def create_app(
     app.include_router(appointments.public_router)
     app.include_router(appointment_worklists.router)  # before /appointments/{id}
     app.include_router(appointments.router)
-    install_api_docs(app)
+    app.docs_sign_in = docs_sign_in(settings)
+    install_api_docs(app, app.docs_sign_in)
     install_pages(app)
     install_read_access_log(app)
     # Inside the operations' middlewares (added after it): their body limits apply first.

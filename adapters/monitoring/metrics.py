@@ -25,11 +25,12 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from adapters.bounded import BoundedCall
 from adapters.monitoring.runs import TASKS, TaskRun, task_runs
+from adapters.views.replica import ReplicaReads
 from domain.erasure import ERASURE_GROUNDS
 from projections.figures.monitoring_counts import (
     ERASURES,
@@ -261,6 +262,116 @@ class PaymentNotificationRefusals:
 
     def repeated(self) -> None:
         self._repeated.inc()
+
+
+class ReplicaFigures:
+    """A read replica's state on every scrape (:mod:`adapters.views.replica`):
+    ``akte_replica_up`` (1 while it answers within half a second, else 0: its reads go to
+    the primary), ``akte_replica_lag_events`` (events the primary holds and the replica
+    has not replayed), ``akte_replica_replay_lag_seconds`` (age of the last replayed
+    transaction while WAL waits to be replayed, else 0), and
+    ``akte_replica_reads_total{server}`` (reads of lists, reports and histories this
+    process sent to the replica or the primary since its start). The lag figures are
+    left out while the replica does not answer."""
+
+    def __init__(self, replica: ReplicaReads) -> None:
+        self._replica = replica
+
+    def describe(self) -> Iterator[Metric]:
+        """The names, without asking the replica (the registry checks them on registering)."""
+        yield GaugeMetricFamily("akte_replica_up", "")
+        yield GaugeMetricFamily("akte_replica_lag_events", "")
+        yield GaugeMetricFamily("akte_replica_replay_lag_seconds", "")
+        yield CounterMetricFamily("akte_replica_reads", "", labels=["server"])
+
+    def collect(self) -> Iterator[Metric]:
+        outcome = self._replica.state()
+        state = outcome.value if outcome.ok else None
+        if state is None:
+            logger.warning("metrics: replica state unreadable (%s)", outcome.problem)
+        yield GaugeMetricFamily(
+            "akte_replica_up",
+            "1 while the read replica answers (it serves lists, reports and histories), else 0.",
+            value=0 if state is None else 1,
+        )
+        if state is not None:
+            yield GaugeMetricFamily(
+                "akte_replica_lag_events",
+                "Events the primary holds that the read replica has not replayed yet.",
+                value=state.lag_events,
+            )
+            yield GaugeMetricFamily(
+                "akte_replica_replay_lag_seconds",
+                "Age of the replica's last replayed transaction while it is behind the "
+                "primary (0: it holds all the primary has).",
+                value=state.replay_lag_seconds,
+            )
+        reads = CounterMetricFamily(
+            "akte_replica_reads",
+            "Reads of lists, reports and histories this process sent to each server.",
+            labels=["server"],
+        )
+        for server, count in sorted(self._replica.served_counts().items()):
+            reads.add_metric([server], count)
+        yield reads
+
+
+INBOX_OUTCOMES: Final = ("applied", "triaged", "returned", "duplicate", "retried")
+"""What became of a message in (``akte inbox run``): applied (recorded on a case file,
+or a procedure or contact submission made of it), triaged (a notice no file matched for
+certain), returned to its sender (unreadable, against its schema or a rule), duplicate
+(handled before: nothing changed), retried (handed back to the broker: the store was
+away, or a defect)."""
+
+
+class InboxMetrics:
+    """Counted by the inbox worker in its own process (``akte inbox run --metrics-port``),
+    since its start: ``akte_inbox_messages_received_total`` (deliveries taken from the
+    broker, redeliveries included), ``akte_inbox_messages_total{outcome}`` (one of
+    :data:`INBOX_OUTCOMES` per delivery), and the office's durable consumer at the broker,
+    as last seen: ``akte_inbox_pending_messages`` (waiting, not yet delivered: the
+    consumer's lag) and ``akte_inbox_unacknowledged_messages`` (delivered, not yet
+    acknowledged). Labels are the fixed outcomes only: no message ids, senders or names."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._received = Counter(
+            "akte_inbox_messages_received",
+            "Messages in (notices, applications) this inbox worker took from the broker, "
+            "redeliveries included.",
+            registry=registry,
+        )
+        self._handled = Counter(
+            "akte_inbox_messages",
+            "Messages in this inbox worker handled, by outcome: applied, triaged, returned "
+            "(to the sender), duplicate (handled before), retried (handed back).",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in INBOX_OUTCOMES:
+            self._handled.labels(outcome)  # 0 from the start: increase() sees the first
+        self._pending = Gauge(
+            "akte_inbox_pending_messages",
+            "Messages waiting at the broker for this office's inbox consumer (its lag).",
+            registry=registry,
+        )
+        self._unacknowledged = Gauge(
+            "akte_inbox_unacknowledged_messages",
+            "Messages delivered to this office's inbox consumer and not yet acknowledged.",
+            registry=registry,
+        )
+
+    def received(self) -> None:
+        self._received.inc()
+
+    def handled(self, outcome: str) -> None:
+        if outcome not in INBOX_OUTCOMES:
+            msg = f"unknown inbox outcome {outcome!r}"
+            raise ValueError(msg)
+        self._handled.labels(outcome).inc()
+
+    def backlog(self, *, pending: int, unacknowledged: int) -> None:
+        self._pending.set(pending)
+        self._unacknowledged.set(unacknowledged)
 
 
 def install_monitoring(
