@@ -309,7 +309,7 @@ class Settings(BaseSettings):
     """JSON file of posts and people at work per office and month (example:
     ``adapters/reference/staff.json``), for the workload figures per post and per person
     at work. Unset: those figures are not recorded."""
-    report_recorded_since: int | None = Field(default=None, ge=1900, le=9999)
+    report_recorded_since: int | None = Field(default=None, ge=1900, le=2199)
     """The year this office started recording its work in Akte: the yearly report shows
     earlier years as "not recorded" (never 0, and no change against them), whatever
     back-dated events the log holds. Unset: each figure from its first event."""

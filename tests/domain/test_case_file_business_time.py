@@ -445,7 +445,11 @@ def test_every_case_file_command_is_in_the_table() -> None:
         for name, member in vars(CaseFile).items()
         if callable(member)
         and not name.startswith(("_", "check_", "current_", "open"))
-        and name not in {"procedure", "undecided_entry_procedure", "erase_personal_data"}
+        # take_over: only a file opened in the same transaction takes another office's
+        # file over (tests/domain/test_file_transfers.py), and its parts keep the times
+        # they had there, which lie before this opening by nature.
+        and name
+        not in {"procedure", "undecided_entry_procedure", "erase_personal_data", "take_over"}
         and not isinstance(member, type)
     }
     assert commands == {row[0] for row in ROWS}

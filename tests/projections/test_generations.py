@@ -274,6 +274,7 @@ def _killed_at(settings: Settings, stage: str) -> None:
                 stream.close()
 
 
+@pytest.mark.long  # child processes killed at two points: 25-30 s each
 def test_a_rebuild_killed_at_any_point_leaves_the_one_in_service(
     settings: Settings, service: AkteService, views: ViewsStore
 ) -> None:
@@ -297,6 +298,7 @@ def test_a_rebuild_killed_at_any_point_leaves_the_one_in_service(
     assert dump(service, views) == before
 
 
+@pytest.mark.long  # two rebuilds in child processes, one waiting: 10-13 s
 def test_a_second_rebuild_of_the_same_read_model_waits_for_the_first(
     service: AkteService, views: ViewsStore
 ) -> None:

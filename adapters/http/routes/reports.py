@@ -47,7 +47,9 @@ HTML_MEDIA_TYPE: Final = "text/html; charset=utf-8"
 router = APIRouter(prefix="/reports", tags=["reports"])
 
 ReportReader = Annotated[Principal, Depends(require(Permission.REPORT_READ))]
-Year = Annotated[int, Path(ge=1900, le=9999, description="Calendar year (Berlin time).")]
+# Events lie in 1900-2199 (domain.values.LATEST_DAY); a year beyond has nothing to report
+# and its next new year (the end of the report's period) is no date Python can make.
+Year = Annotated[int, Path(ge=1900, le=2199, description="Calendar year (Berlin time).")]
 OfficeQuery = Annotated[
     str | None,
     Query(
