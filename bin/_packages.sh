@@ -38,5 +38,9 @@ ensure_container_packages() {
     ensure_package runc runc || status=1
     ensure_package debootstrap debootstrap || status=1
     ensure_package podman-compose podman-compose || status=1
+    # Compose's services find each other by name (akte -> postgres) through the CNI
+    # dnsname plugin; podman works without it, so nothing else would install it.
+    ensure_package /usr/lib/cni/dnsname golang-github-containernetworking-plugin-dnsname \
+        || status=1
     return $status
 }
