@@ -17,7 +17,12 @@ Per store:
    ``service.save`` in transactions of 5,000 events, chained as they are written); at a
    quarter and at the whole log, ``akte audit verify`` in a fresh process: events/s and
    its peak RSS (memory must not grow with the log);
-3. verify over the whole log ``--repeats`` times in this process: events/s, median.
+3. verify over the whole log ``--repeats`` times in this process, alternately as deployed
+   (on PostgreSQL the server recomputes the links, see ``verify_chains``) and with every
+   link recomputed in Python (``server_digests=False``, the previous code path): events/s
+   of each, medians, the median ratio of the alternating pairs, and CPU seconds per event
+   of this process and, where PostgreSQL runs on this machine, of its server processes
+   serving the verify; then the target line (100,000 events/s on PostgreSQL).
 
 The unchained service is built exactly as the composition root builds it, minus the
 recorder topic (:func:`_unchained`); nothing in the deployment can switch the chain off.
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -39,6 +45,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 from typing import Any, Final, Protocol
+
+from eventsourcing.postgres import PostgresDatastore
 
 import adapters.bootstrap
 from adapters.bootstrap import build_service, library_env
@@ -72,6 +80,8 @@ from domain.acts import Act
 from service import AkteService
 
 ROOT: Final = Path(__file__).resolve().parents[1]
+TARGET_EVENTS_PER_SECOND: Final = 100_000
+"""Issue 25, point 5a: ``akte audit verify`` on PostgreSQL."""
 CASES: Final = 20
 BLOCK: Final = 50
 """Commands per block: chained and unchained alternate block by block."""
@@ -103,6 +113,19 @@ class StoreResult:
     write_events_per_second: float = 0.0
     probes: list[dict[str, float]] = field(default_factory=list)
     verify_events_per_second: list[float] = field(default_factory=list)
+    """As deployed (on PostgreSQL: the server's digests)."""
+    verify_python_events_per_second: list[float] = field(default_factory=list)
+    """Every link recomputed in Python (the previous code path)."""
+    verify_pair_ratios: list[float] = field(default_factory=list)
+    """Deployed rate / Python rate of each alternating pair."""
+    verify_cpu_us_per_event: list[float] = field(default_factory=list)
+    verify_python_cpu_us_per_event: list[float] = field(default_factory=list)
+    verify_server_cpu_us_per_event: list[float] = field(default_factory=list)
+    """The server processes' CPU (PostgreSQL on this machine only; empty otherwise)."""
+    verify_python_server_cpu_us_per_event: list[float] = field(default_factory=list)
+    checked_on_server: bool = False
+    load_average: list[float] = field(default_factory=list)
+    """The 1-minute load average at each verify of step 3."""
 
     @property
     def service_ratio(self) -> float:
@@ -272,13 +295,71 @@ def measure_verify(store: StoreName, config: Config, result: StoreResult) -> Non
             source: ChainSource = service.recorder  # type: ignore[assignment]
             for repeat in range(config.repeats):
                 _say(config, f"{store}: verify, repeat {repeat + 1}/{config.repeats}")
-                report = verify_chains(source)
-                if not report.ok:
-                    msg = f"the benchmark's log does not verify: {report.first}"
-                    raise RuntimeError(msg)
-                result.verify_events_per_second.append(report.events_per_second)
+                # Alternate which goes first, so that drift hits both alike.
+                order = (True, False) if repeat % 2 == 0 else (False, True)
+                rates = {}
+                for server_digests in order:
+                    result.load_average.append(os.getloadavg()[0])
+                    rate, cpu, server_cpu, on_server = _timed_verify(source, server_digests)
+                    rates[server_digests] = rate
+                    if server_digests:
+                        result.verify_events_per_second.append(rate)
+                        result.verify_cpu_us_per_event.append(cpu)
+                        result.checked_on_server = on_server
+                        if server_cpu is not None:
+                            result.verify_server_cpu_us_per_event.append(server_cpu)
+                    else:
+                        result.verify_python_events_per_second.append(rate)
+                        result.verify_python_cpu_us_per_event.append(cpu)
+                        if server_cpu is not None:
+                            result.verify_python_server_cpu_us_per_event.append(server_cpu)
+                result.verify_pair_ratios.append(rates[True] / rates[False])
         finally:
             service.close()
+
+
+def _timed_verify(
+    source: ChainSource, server_digests: bool
+) -> tuple[float, float, float | None, bool]:
+    """events/s, this process's CPU µs per event, the server's (or ``None``), and whether
+    the server's digests were used."""
+    backends = _server_cpu_seconds(source)
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    report = verify_chains(source, server_digests=server_digests)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    if not report.ok:
+        msg = f"the benchmark's log does not verify: {report.first}"
+        raise RuntimeError(msg)
+    backends_after = _server_cpu_seconds(source)
+    events = max(report.events, 1)
+    cpu_seconds = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
+    server = None
+    if backends is not None and backends_after is not None:
+        # Connections the verify opened count from zero.
+        spent = sum(t - backends.get(pid, 0.0) for pid, t in backends_after.items())
+        server = spent / events * 1e6
+    return report.events_per_second, cpu_seconds / events * 1e6, server, report.checked_on_server
+
+
+def _server_cpu_seconds(source: object) -> dict[int, float] | None:
+    """CPU seconds of each server process behind ``source``'s connection pool, read from
+    ``/proc`` (PostgreSQL on this machine only; ``None`` elsewhere or on SQLite)."""
+    datastore = getattr(source, "datastore", None)
+    if not isinstance(datastore, PostgresDatastore):
+        return None
+    connections = getattr(datastore.pool, "_pool", None)  # psycopg_pool's idle connections
+    if connections is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for conn in list(connections):
+        pid = conn.info.backend_pid
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None  # not this machine's process: no figure rather than a wrong one
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return seconds
 
 
 def verify_in_fresh_process(settings: Settings) -> dict[str, float]:
@@ -311,6 +392,7 @@ def child_verify() -> None:
             {
                 "events": report.events,
                 "ok": report.ok,
+                "checked_on_server": report.checked_on_server,
                 "events_per_second": report.events_per_second,
                 "peak_rss_mib": peak_kib / 1024,
             }
@@ -371,8 +453,64 @@ def format_report(results: Sequence[StoreResult], notes: Sequence[str]) -> str:
         "3. verify the whole log (events/s, median)",
         [med(r.verify_events_per_second) for r in results],
     )
+    row(
+        "   ... links checked by the server",
+        ["yes" if r.checked_on_server else "no" for r in results],
+    )
+    row(
+        "   verify, every link in Python (events/s, median)",
+        [med(r.verify_python_events_per_second) for r in results],
+    )
+    row(
+        "   verify / in Python (median of alternating pairs)",
+        [f"{statistics.median(r.verify_pair_ratios):.2f}x" for r in results],
+    )
+    row(
+        "   CPU µs per event, this process: verify / in Python",
+        [
+            f"{statistics.median(r.verify_cpu_us_per_event):.1f} / "
+            f"{statistics.median(r.verify_python_cpu_us_per_event):.1f}"
+            for r in results
+        ],
+    )
+    row(
+        "   CPU µs per event, server: verify / in Python",
+        [
+            f"{statistics.median(r.verify_server_cpu_us_per_event):.1f} / "
+            f"{statistics.median(r.verify_python_server_cpu_us_per_event):.1f}"
+            if r.verify_server_cpu_us_per_event and r.verify_python_server_cpu_us_per_event
+            else "-"
+            for r in results
+        ],
+    )
+    row(
+        "   load average during step 3 (min..max)",
+        [
+            f"{min(r.load_average):.1f}..{max(r.load_average):.1f}" if r.load_average else "-"
+            for r in results
+        ],
+    )
+    lines.append(target_line(results))
     lines.extend(f"note: {note}" for note in notes)
     return "\n".join(lines)
+
+
+def target_line(results: Sequence[StoreResult]) -> str:
+    """Whether verify reached the issue's target on PostgreSQL (median of step 3)."""
+    postgres = [r for r in results if r.store == "postgres"]
+    if not postgres:
+        return (
+            f"target: verify >= {TARGET_EVENTS_PER_SECOND:,} events/s on PostgreSQL: not measured"
+        )
+    rate = statistics.median(postgres[0].verify_events_per_second)
+    verdict = "MET" if rate >= TARGET_EVENTS_PER_SECOND else "MISSED"
+    load = postgres[0].load_average
+    at_load = f", load average {min(load):.1f}..{max(load):.1f}" if load else ""
+    return (
+        f"target: verify >= {TARGET_EVENTS_PER_SECOND:,} events/s on PostgreSQL: {verdict} "
+        f"({rate:,.0f} events/s, median of {len(postgres[0].verify_events_per_second)}"
+        f"{at_load})"
+    )
 
 
 def to_json(results: Sequence[StoreResult], notes: Sequence[str]) -> dict[str, Any]:

@@ -64,6 +64,7 @@ from adapters.store.hash_chain import (
     Chainer,
     Seal,
     StoredRow,
+    WindowCheck,
     canonical_id,
 )
 from adapters.store.idempotency_keys import (
@@ -71,9 +72,12 @@ from adapters.store.idempotency_keys import (
     SQLiteWriteOutcomes,
     new_key_of,
 )
-from adapters.store.verifier import GENESIS
+from adapters.store.verifier import GENESIS, LOG_TAG, STREAM_TAG
 
 SEAL_BATCH: Final = 10_000
+_CHECK_WORK_MEM: Final = "64MB"
+"""Sort memory of the server's check of one window (a window of 10,000 ids sorts about
+5 MB; ``work_mem`` is 4 MB by default)."""
 
 SQLITE_RECORDER_TOPIC: Final = "adapters.store.recorders:ChainedSQLiteApplicationRecorder"
 POSTGRES_RECORDER_TOPIC: Final = "adapters.store.recorders:ChainedPostgresApplicationRecorder"
@@ -418,6 +422,22 @@ class ChainedPostgresApplicationRecorder(PostgresWriteOutcomes, PostgresApplicat
             c.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             yield c
 
+    @contextmanager
+    def _checking(self) -> Iterator[Cursor[TupleRow]]:
+        """A cursor for the server's check of a window: no parallel workers (as for
+        :meth:`_reading`), no JIT (its compile time was a tenth of each window's,
+        planned for row counts that lagging statistics overstate), enough memory to
+        sort a window's rows without spilling them to disk, no merge join (it sorted the
+        events with their canonical bytes; a hash join over the entries does not), and
+        functions and operators from ``pg_catalog`` only: someone who can create objects
+        in a schema cannot slip in a ``sha256`` or ``=`` of their own."""
+        with self._reading() as c:
+            c.execute("SET LOCAL search_path = pg_catalog")
+            c.execute("SET LOCAL jit = off")
+            c.execute(f"SET LOCAL work_mem = '{_CHECK_WORK_MEM}'")
+            c.execute("SET LOCAL enable_mergejoin = off")
+            yield c
+
     def _hex(self, column: str) -> str:
         """``column`` in canonical form (:func:`canonical_id`), computed by the server."""
         if self.datastore.originator_id_type == "uuid":
@@ -615,6 +635,105 @@ class ChainedPostgresApplicationRecorder(PostgresWriteOutcomes, PostgresApplicat
             if len(rows) < batch_size:
                 return
             after = (self._native_id(rows[-1][1]), rows[-1][2])
+
+    # ------------------------------------------- verify with the server's digests
+
+    def server_digests(self) -> bool:
+        """Whether the server builds the canonical bytes exactly as :func:`link_hash`: its
+        text is UTF-8 (``convert_to`` then changes nothing) and it has ``sha256``."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(
+                "SELECT current_setting('server_encoding'), "
+                "current_setting('server_version_num')::int"
+            )
+            row = c.fetchone()
+        return row is not None and row[0] == "UTF8" and row[1] >= 110000
+
+    def _canonical(self, alias: str) -> str:
+        """The canonical bytes of a stored event after ``previous`` (see
+        :mod:`adapters.store.verifier`), as a SQL expression over the events row ``alias``."""
+        oid = f"convert_to({self._hex(f'{alias}.originator_id')}, 'UTF8')"
+        topic = f"convert_to({alias}.topic, 'UTF8')"
+        return (
+            f"int4send(octet_length({oid})) || {oid} || int8send({alias}.originator_version) || "
+            f"int4send(octet_length({topic})) || {topic} || "
+            f"int8send(octet_length({alias}.state)::bigint) || {alias}.state"
+        )
+
+    def check_window(self, after: int, until: int) -> WindowCheck:
+        """Recompute both links of every chain entry with notification ids in ``(after,
+        until]`` on the server, and say whether all of them check (see
+        :func:`adapters.store.hash_chain.verify_chains`). Only three numbers come back."""
+        # c: the window's chain entries, each with the log entry before it (across the
+        # window's start too) and its stream's entry before it where that is in the
+        # window; p: the stream's entry before it elsewhere, by the unique index, only
+        # where the window does not hold it; e: the events, each with its canonical bytes.
+        select = self._sql(
+            "SELECT count(e.nid), count(c.nid), COALESCE(bool_and(COALESCE("
+            "e.oid = c.oid AND e.v = c.v "
+            "AND CASE WHEN c.prev_v IS NOT NULL THEN c.prev_v = c.v - 1 AND c.prev_nid < c.nid "
+            "WHEN c.v = 1 THEN true ELSE p.nid < c.nid END "
+            "AND sha256(%(log_tag)s::bytea || c.prev_log || e.body) = c.log_hash "
+            "AND sha256(%(stream_tag)s::bytea "
+            "|| COALESCE(c.prev_stream, p.stream_hash, %(genesis)s::bytea) || e.body) "
+            "= c.stream_hash, false)), true) "
+            "FROM (SELECT notification_id AS nid, originator_id AS oid, "
+            "originator_version AS v, stream_hash, log_hash, "
+            "lag(log_hash, 1, COALESCE((SELECT log_hash FROM {schema}.{chain} "
+            "WHERE notification_id <= %(after)s ORDER BY notification_id DESC LIMIT 1), "
+            "%(genesis)s::bytea)) OVER (ORDER BY notification_id) AS prev_log, "
+            "lag(originator_version) OVER s AS prev_v, lag(notification_id) OVER s AS prev_nid, "
+            "lag(stream_hash) OVER s AS prev_stream "
+            "FROM {schema}.{chain} "
+            "WHERE notification_id > %(after)s AND notification_id <= %(until)s "
+            "WINDOW s AS (PARTITION BY originator_id ORDER BY originator_version)) AS c "
+            "FULL JOIN (SELECT notification_id AS nid, originator_id AS oid, "
+            f"originator_version AS v, {self._canonical('x')} AS body "
+            "FROM {schema}.{events} AS x "
+            "WHERE notification_id > %(after)s AND notification_id <= %(until)s OFFSET 0) AS e "
+            "ON e.nid = c.nid "
+            "LEFT JOIN LATERAL (SELECT q.notification_id AS nid, q.stream_hash "
+            "FROM {schema}.{chain} AS q WHERE c.prev_v IS NULL AND c.v > 1 "
+            "AND q.originator_id = c.oid AND q.originator_version = c.v - 1 LIMIT 1) AS p "
+            "ON true"
+        )
+        params = {
+            "after": after,
+            "until": until,
+            "log_tag": LOG_TAG,
+            "stream_tag": STREAM_TAG,
+            "genesis": GENESIS,
+        }
+        with self._checking() as c:
+            c.execute(select, params, prepare=True)
+            row = c.fetchone()
+        assert row is not None
+        return WindowCheck(int(row[0]), int(row[1]), bool(row[2]))
+
+    def log_hashes_at(self, notification_ids: Sequence[int], stop: int) -> dict[int, bytes]:
+        """The log hashes of the chain entries at these notification ids, up to ``stop``."""
+        with self._reading() as c:
+            c.execute(
+                self._sql(
+                    "SELECT notification_id, log_hash FROM {schema}.{chain} "
+                    "WHERE notification_id = ANY(%s) AND notification_id <= %s"
+                ),
+                (list(notification_ids), stop),
+            )
+            return {int(nid): bytes(log_hash) for nid, log_hash in c.fetchall()}
+
+    def log_head(self, stop: int) -> tuple[int, bytes] | None:
+        """The chain entry with the highest notification id up to ``stop``."""
+        with self._reading() as c:
+            c.execute(
+                self._sql(
+                    "SELECT notification_id, log_hash FROM {schema}.{chain} "
+                    "WHERE notification_id <= %s ORDER BY notification_id DESC LIMIT 1"
+                ),
+                (stop,),
+            )
+            row = c.fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
 
     def stream_history(
         self, originator_id: UUID
