@@ -32,13 +32,20 @@ or a file number another writer claimed, surfaces when the group is written, as
 (the scan import is simply run again; it skips what it finds on file). A command's
 ``Recorded.position`` inside a group is 0: its events have no place in the log yet.
 Saves that carry an idempotency key are never deferred (the group is written first).
+
+**Writes outside the log.** A command may write what its events reference elsewhere
+first: the bytes of documents. A writer that holds those writes back to make them durable
+together (a batch of the document store) joins them to the group with
+:meth:`CommandGroup.write_first`: each time the group writes, they are committed first
+and the events after them (an event never points at a missing document); if the events
+are refused (:class:`GroupConflict`), they are taken back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
@@ -63,6 +70,25 @@ class GroupConflict(ServiceError):
         )
         self.commands = commands
         self.events = events
+
+
+class WrittenFirst(Protocol):
+    """Writes the group's events reference, made durable before them
+    (:meth:`CommandGroup.write_first`)."""
+
+    def commit(self) -> None:
+        """Make what was written so far durable; raises if it cannot (then the events
+        are not written)."""
+
+    def confirm(self) -> None:
+        """The events referencing what was committed are written."""
+
+    def take_back(self) -> None:
+        """The events referencing what was committed were refused: undo it."""
+
+    def referenced(self) -> None:
+        """A command saved into the group references what was written so far: it must
+        stay, whatever the writer's block does next (it is written with the events)."""
 
 
 @dataclass
@@ -95,6 +121,7 @@ class CommandGroup:
         self._batch = Batch()
         self.written_events = 0
         self.transactions = 0
+        self._written_first: list[WrittenFirst] = []
 
     @property
     def pending_events(self) -> int:
@@ -148,17 +175,43 @@ class CommandGroup:
         self._batch.stored.extend(stored)
         self._batch.aggregates.update(aggregates)
         self._batch.saves += 1
+        for writes in self._written_first:
+            writes.referenced()
         recordings = [_unwritten(event, s) for event, s in zip(events, stored, strict=True)]
         if len(self._batch.events) >= self.max_events:
             self.flush()
         return recordings
+
+    def write_first(self, writes: WrittenFirst) -> None:
+        """Commit ``writes`` before each write of the group's events, confirm them after
+        it, and take them back if the events are refused (:class:`GroupConflict`). A
+        failing commit writes no events: the commands since the last write are lost,
+        as with a failed write."""
+        self._written_first.append(writes)
 
     def flush(self) -> None:
         """Write what the group's commands saved, in one transaction."""
         batch, self._batch = self._batch, Batch()
         if not batch.events:
             return
-        self._write(batch)
+        for writes in self._written_first:
+            writes.commit()
+        try:
+            self._write(batch)
+        except GroupConflict as refused:
+            # Refused for certain (nothing written): undo what was written for it. Any
+            # other failure may have written the events, so what they reference stays.
+            for writes in self._written_first:
+                try:
+                    writes.take_back()
+                except Exception as undo_error:  # the conflict is what the caller needs
+                    refused.add_note(
+                        "taking back what was written for it also failed: "
+                        + type(undo_error).__name__
+                    )
+            raise
+        for writes in self._written_first:
+            writes.confirm()
         self.written_events += len(batch.events)
         self.transactions += 1
 
@@ -177,4 +230,4 @@ def _unwritten(event: DomainEventProtocol[UUID], stored: StoredEvent) -> Recordi
     )
 
 
-__all__ = ["DEFAULT_GROUP_EVENTS", "Batch", "CommandGroup", "GroupConflict"]
+__all__ = ["DEFAULT_GROUP_EVENTS", "Batch", "CommandGroup", "GroupConflict", "WrittenFirst"]

@@ -14,6 +14,12 @@ A write goes to ``incoming``, is flushed and fsynced, then renamed onto its fina
 there completely or not at all. Storing the same bytes again renames the new copy over
 the old one (same bytes) or, when the caller hashed first, just renews its time.
 
+Inside :meth:`DocumentStore.writing_together` (:class:`DirectoryBatch`) the part files
+are written and left in ``incoming`` until the batch commits; then they are fsynced
+(several at a time), all renamed, and each directory they landed in is fsynced once: one
+round of fsyncs for the batch instead of two per document, nothing under ``objects``
+before it.
+
 The orphan sweep removes a document by first renaming it into ``incoming``: a write of
 the same bytes that lands meanwhile creates a fresh file under the final name, and a
 document stored again just before (recent time) is renamed back, so the sweep never
@@ -27,6 +33,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +41,7 @@ from typing import Final
 
 from adapters.documents.store import (
     DEFAULT_CHUNK_BYTES,
+    DocumentBatch,
     DocumentNotStored,
     DocumentStore,
     DocumentStoreUnavailable,
@@ -47,6 +55,7 @@ _FILE_MODE: Final = 0o600
 """Documents hold personal data: only the service's own user may read them."""
 _PART_SUFFIX: Final = ".part"
 _SWEEP_SUFFIX: Final = ".sweep"
+_FSYNC_THREADS: Final = 8
 
 
 @contextmanager
@@ -57,6 +66,26 @@ def _disk_errors() -> Iterator[None]:
         reason = error.strerror or type(error).__name__
         msg = f"the document store (directory) failed: {reason}"
         raise DocumentStoreUnavailable(msg) from None
+
+
+def _fsync_path(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_all(paths: list[Path]) -> None:
+    """fsync files or directories, several at a time: the file system's journal takes
+    fsyncs that arrive together in one commit (on ext4 here some ten times faster than
+    one after the other)."""
+    if len(paths) <= 1:
+        for path in paths:
+            _fsync_path(path)
+        return
+    with ThreadPoolExecutor(max_workers=min(_FSYNC_THREADS, len(paths))) as pool:
+        list(pool.map(_fsync_path, paths))
 
 
 def _fsync_directory(path: Path) -> None:
@@ -100,7 +129,7 @@ class DirectoryDocumentStore(DocumentStore):
                 size += len(chunk)
                 yield chunk
 
-        self._write(hashed(), lambda: digest.hexdigest())
+        self._write(hashed(), lambda: digest.hexdigest(), lambda: size)
         return StoredDocument(digest.hexdigest(), size)
 
     def put_at(self, address: str, chunks: Iterable[bytes]) -> int:
@@ -113,34 +142,30 @@ class DirectoryDocumentStore(DocumentStore):
                 size += len(chunk)
                 yield chunk
 
-        self._write(counted(), lambda: address)
+        self._write(counted(), lambda: address, lambda: size)
         return size
 
-    def _write(self, chunks: Iterable[bytes], address: Callable[[], str]) -> None:
+    def _write(
+        self, chunks: Iterable[bytes], address: Callable[[], str], size: Callable[[], int]
+    ) -> None:
         """Write ``chunks`` to a part file, then rename it onto ``address()`` (asked once
-        every chunk is written: for content addressing, the hash of what was written)."""
+        every chunk is written: for content addressing, the hash of what was written);
+        in a batch, leave it for the batch's commit."""
         part = self._incoming / f"{uuid.uuid4().hex}{_PART_SUFFIX}"
+        batch = self.current_batch()
+        if isinstance(batch, DirectoryBatch):
+            try:
+                self._write_part(part, chunks, fsync=False)
+                batch.wrote_part(part, self._path(address()), size())
+            except BaseException:
+                part.unlink(missing_ok=True)
+                raise
+            return
         try:
-            with _disk_errors():
-                descriptor = os.open(
-                    part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE
-                )
-                out = os.fdopen(descriptor, "wb")
-            with out:
-                # The source's own errors pass unchanged; only ours are the store's.
-                for chunk in chunks:
-                    with _disk_errors():
-                        out.write(chunk)
-                with _disk_errors():
-                    out.flush()
-                    if self._fsync:
-                        os.fsync(out.fileno())
+            self._write_part(part, chunks, fsync=self._fsync)
             final = self._path(address())
             with _disk_errors():
-                if not final.parent.is_dir():
-                    final.parent.mkdir(mode=_DIRECTORY_MODE, exist_ok=True)
-                    if self._fsync:
-                        _fsync_directory(self._objects)
+                self._make_shard(final.parent)
                 # Over an existing copy too: same content, and a fresh time for the sweep.
                 os.replace(part, final)
                 if self._fsync:
@@ -149,6 +174,31 @@ class DirectoryDocumentStore(DocumentStore):
             # Whatever stopped the write (the source, the disk, an interrupt): no half file.
             part.unlink(missing_ok=True)
             raise
+
+    def _write_part(self, part: Path, chunks: Iterable[bytes], *, fsync: bool) -> None:
+        with _disk_errors():
+            descriptor = os.open(
+                part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE
+            )
+            out = os.fdopen(descriptor, "wb")
+        with out:
+            # The source's own errors pass unchanged; only ours are the store's.
+            for chunk in chunks:
+                with _disk_errors():
+                    out.write(chunk)
+            with _disk_errors():
+                out.flush()
+                if fsync:
+                    os.fsync(out.fileno())
+
+    def _make_shard(self, shard: Path) -> None:
+        if not shard.is_dir():
+            shard.mkdir(mode=_DIRECTORY_MODE, exist_ok=True)
+            if self._fsync:
+                _fsync_directory(self._objects)
+
+    def _new_batch(self) -> DocumentBatch:
+        return DirectoryBatch(self)
 
     def remove(self, address: str) -> bool:
         path = self._path(address)
@@ -162,6 +212,9 @@ class DirectoryDocumentStore(DocumentStore):
 
     def renew_if_stored(self, document: StoredDocument) -> bool:
         path = self._path(document.sha256)
+        batch = self.current_batch()
+        if isinstance(batch, DirectoryBatch) and batch.holds(path, document.size_bytes):
+            return True  # written in this batch: stored with it
         try:
             if path.stat().st_size != document.size_bytes:
                 return False  # damaged: the caller writes a good copy over it
@@ -239,3 +292,84 @@ class DirectoryDocumentStore(DocumentStore):
             except (FileNotFoundError, ValueError):
                 continue  # finished or removed meanwhile, or not ours
         return removed
+
+
+class DirectoryBatch(DocumentBatch):
+    """Part files held in ``incoming`` until :meth:`commit`, which fsyncs each, renames
+    them all and fsyncs each directory they landed in once. A unit that fails removes
+    its part files; so does a batch that ends with an error."""
+
+    def __init__(self, store: DirectoryDocumentStore) -> None:
+        super().__init__(store)
+        self._store = store
+        self._parts: list[tuple[Path, Path]] = []
+        self._sizes: dict[Path, int] = {}
+        self._unit_mark: tuple[int, int] | None = None
+
+    def wrote_part(self, part: Path, final: Path, size: int) -> None:
+        self._parts.append((part, final))
+        self._sizes[final] = size
+        self.wrote(final.name, size)
+
+    def holds(self, final: Path, size: int) -> bool:
+        return self._sizes.get(final) == size
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        if self._unit_mark is not None:
+            msg = "units of a batch do not nest"
+            raise RuntimeError(msg)
+        self._unit_mark = (len(self._parts), self.pending_bytes)
+        try:
+            yield
+        except BaseException:
+            written, size = self._unit_mark
+            self._unit_mark = None
+            dropped = self._parts[written:]
+            self._drop(dropped)
+            for _, final in dropped:
+                self._sizes.pop(final, None)
+            del self._parts[written:]
+            del self.pending[written:]
+            self.pending_bytes = size
+            raise
+        self._unit_mark = None
+
+    def commit(self) -> None:
+        super().commit()
+        if self._unit_mark is not None:
+            self._unit_mark = (0, 0)
+
+    def _commit(self) -> None:
+        parts, self._parts = self._parts, []
+        self._sizes = {}
+        store = self._store
+        try:
+            with _disk_errors():
+                if store._fsync:
+                    _fsync_all([part for part, _ in parts])
+                for part, final in parts:
+                    store._make_shard(final.parent)
+                    os.replace(part, final)
+                if store._fsync:
+                    _fsync_all(sorted({final.parent for _, final in parts}))
+        except BaseException:
+            self._drop(parts)
+            raise
+
+    def referenced(self) -> None:
+        if self._unit_mark is not None:
+            # What the unit wrote so far stays with the saved command; from here on a
+            # failure drops only what follows.
+            self._unit_mark = (len(self._parts), self.pending_bytes)
+
+    def discard(self) -> None:
+        super().discard()
+        parts, self._parts = self._parts, []
+        self._sizes = {}
+        self._drop(parts)
+
+    @staticmethod
+    def _drop(parts: list[tuple[Path, Path]]) -> None:
+        for part, _ in parts:
+            part.unlink(missing_ok=True)

@@ -38,6 +38,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import BinaryIO, Final, Protocol
 from uuid import UUID
@@ -47,6 +48,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters.documents.store import (
     DEFAULT_CHUNK_BYTES,
+    DocumentBatch,
     DocumentCorrupted,
     DocumentNotStored,
     DocumentStore,
@@ -269,6 +271,11 @@ class EncryptedDocumentStore:
             msg = "the file changed while it was being stored"
             raise SourceChanged(msg)
         yield cipher.encrypt(_segment_nonce(index, last=True), bytes(pending), aad)
+
+    def writing_together(self) -> AbstractContextManager[DocumentBatch]:
+        """This thread's writes in one batch of the backend, committed together
+        (:meth:`adapters.documents.store.DocumentStore.writing_together`)."""
+        return self.backend.writing_together()
 
     # ----------------------------------------------------------------- reads
 

@@ -15,9 +15,14 @@ if the hash was already there, its own chunks are deleted again (deduplicated) a
 existing document's time renewed. A crash or error rolls the whole write back, so a
 document is there completely or not at all. Reads fetch one chunk per query inside one
 repeatable-read transaction: never a whole document in memory, and a consistent view
-even while the sweep runs. The sweep deletes a document row only if it is still old
-(``stored_at < now() - interval``) in the same statement, which row locks order against
-a concurrent write of the same bytes.
+even while the sweep runs. Inside :meth:`DocumentStore.writing_together` a thread's
+writes share one connection and one transaction, each unit (a legacy file's scans) in a
+savepoint, the statements sent in pipeline mode, committed together
+(:class:`PostgresBatch`): one WAL flush for many documents instead of one each.
+
+The sweep deletes a document row only if it is still old (``stored_at < now() -
+interval``) in the same statement, which row locks order against a concurrent write of
+the same bytes.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from adapters.documents.store import (
     DEFAULT_CHUNK_BYTES,
+    DocumentBatch,
     DocumentCorrupted,
     DocumentNotStored,
     DocumentStore,
@@ -148,12 +154,32 @@ class PostgresDocumentStore(DocumentStore):
 
     # ---------------------------------------------------------------- writes
 
+    @contextmanager
+    def _writing(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection in a transaction for one write: its own, or in a batch the
+        batch's, in a savepoint (a write that fails leaves the batch as it was)."""
+        batch = self.current_batch()
+        if isinstance(batch, PostgresBatch):
+            with batch.savepoint() as conn:
+                yield conn
+        else:
+            with self._connected() as conn, conn.transaction():
+                yield conn
+
+    def _wrote(self, address: str, size: int) -> None:
+        batch = self.current_batch()
+        if batch is not None:
+            batch.wrote(address, size)
+
+    def _new_batch(self) -> DocumentBatch:
+        return PostgresBatch(self)
+
     def put_chunks(self, chunks: Iterable[bytes]) -> StoredDocument:
         blob_id = uuid.uuid4()
         digest = hashlib.sha256()
         size = 0
         count = 0
-        with self._connected() as conn, conn.transaction():
+        with self._writing() as conn:
             insert_chunk = sql.SQL(
                 "INSERT INTO {chunks} (blob_id, chunk_index, data) VALUES (%s, %s, %s)"
             ).format(chunks=self._chunks)
@@ -179,14 +205,18 @@ class PostgresDocumentStore(DocumentStore):
                     sql.SQL("DELETE FROM {chunks} WHERE blob_id = %s").format(chunks=self._chunks),
                     (blob_id,),
                 )
+            else:
+                self._wrote(sha256, size)
         return StoredDocument(sha256, size)
 
     def put_at(self, address: str, chunks: Iterable[bytes]) -> int:
         require_address(address)
+        if isinstance(self.current_batch(), PostgresBatch):
+            return self._put_at_in_batch(address, chunks)
         blob_id = uuid.uuid4()
         size = 0
         count = 0
-        with self._connected() as conn, conn.transaction():
+        with self._writing() as conn:
             insert_chunk = sql.SQL(
                 "INSERT INTO {chunks} (blob_id, chunk_index, data) VALUES (%s, %s, %s)"
             ).format(chunks=self._chunks)
@@ -216,11 +246,44 @@ class PostgresDocumentStore(DocumentStore):
                     sql.SQL("DELETE FROM {chunks} WHERE blob_id = %s").format(chunks=self._chunks),
                     (previous[0],),
                 )
+            self._wrote(address, size)
+        return size
+
+    def _put_at_in_batch(self, address: str, chunks: Iterable[bytes]) -> int:
+        """:meth:`put_at` in a batch: the same rows, sent in the batch's pipeline (no
+        round trip per statement), the document row claimed in one statement."""
+        blob_id = uuid.uuid4()
+        size = 0
+        count = 0
+        insert_chunk = sql.SQL(
+            "INSERT INTO {chunks} (blob_id, chunk_index, data) VALUES (%s, %s, %s)"
+        ).format(chunks=self._chunks)
+        claim = sql.SQL(
+            # The row lock orders this against a concurrent write or sweep of the address;
+            # the chunks of a copy it replaces go in the same statement.
+            "WITH previous AS (SELECT blob_id FROM {documents} WHERE sha256 = %(address)s"
+            " FOR UPDATE), claimed AS (INSERT INTO {documents}"
+            " (sha256, blob_id, size_bytes, chunk_count, stored_at)"
+            " VALUES (%(address)s, %(blob_id)s, %(size)s, %(count)s, now())"
+            " ON CONFLICT (sha256) DO UPDATE SET blob_id = excluded.blob_id,"
+            " size_bytes = excluded.size_bytes, chunk_count = excluded.chunk_count,"
+            " stored_at = now())"
+            " DELETE FROM {chunks} WHERE blob_id IN (SELECT blob_id FROM previous)"
+        ).format(documents=self._documents, chunks=self._chunks)
+        with self._writing() as conn:  # the batch's connection is in pipeline mode
+            for chunk in rechunk(chunks, self.chunk_bytes):
+                size += len(chunk)
+                conn.execute(insert_chunk, (blob_id, count, chunk))
+                count += 1
+            conn.execute(
+                claim, {"address": address, "blob_id": blob_id, "size": size, "count": count}
+            )
+        self._wrote(address, size)
         return size
 
     def remove(self, address: str) -> bool:
         require_address(address)
-        with self._connected() as conn, conn.transaction():
+        with self._writing() as conn:
             deleted = conn.execute(
                 sql.SQL("DELETE FROM {documents} WHERE sha256 = %s RETURNING blob_id").format(
                     documents=self._documents
@@ -249,7 +312,12 @@ class PostgresDocumentStore(DocumentStore):
 
     def renew_if_stored(self, document: StoredDocument) -> bool:
         require_address(document.sha256)
-        with self._connected() as conn, conn.transaction():
+        if isinstance(self.current_batch(), PostgresBatch):
+            # Not asked in a batch (a round trip per document): the write that follows
+            # replaces a copy stored already with the same bytes, in the same transaction
+            # (and renews its time), which is what renewing it would have achieved.
+            return False
+        with self._writing() as conn:
             renewed = conn.execute(
                 sql.SQL(
                     "UPDATE {documents} SET stored_at = now()"
@@ -290,7 +358,10 @@ class PostgresDocumentStore(DocumentStore):
 
     def contains(self, sha256: str) -> bool:
         require_address(sha256)
-        with self._connected() as conn:
+        batch = self.current_batch()
+        # In a batch, its own writes count.
+        connected = batch.savepoint() if isinstance(batch, PostgresBatch) else self._connected()
+        with connected as conn:
             found = conn.execute(
                 sql.SQL("SELECT 1 FROM {documents} WHERE sha256 = %s").format(
                     documents=self._documents
@@ -335,6 +406,147 @@ class PostgresDocumentStore(DocumentStore):
                 (deleted[0],),
             )
         return True
+
+
+class PostgresBatch(DocumentBatch):
+    """One connection, one transaction for a thread's writes until :meth:`commit`.
+
+    Each :meth:`unit` runs in a savepoint (and each write outside a unit): a unit that
+    raises is rolled back alone and the batch goes on. The connection stays in pipeline
+    mode: statements are sent without waiting for their answers, which come with the
+    commit (or a statement whose result is read); no round trip per document, nor per
+    statement. Any error of the database ends the batch (reported late, it may belong to
+    an earlier write): every
+    later write and commit raises :class:`DocumentStoreUnavailable`, so nothing that
+    refers to the batch's documents is written after it.
+    """
+
+    max_units = 60
+    """Each unit is a savepoint, a subtransaction: past 64 in one transaction the
+    server's cache of them overflows, which slows every other session's reads."""
+
+    _UNIT: Final = "akte_documents_unit"
+    _WRITE: Final = "akte_documents_write"
+
+    def __init__(self, store: PostgresDocumentStore) -> None:
+        super().__init__(store)
+        self._store = store
+        self._holding = store._connected()
+        self._conn: psycopg.Connection[Any] = self._holding.__enter__()
+        self._broken = False
+        self._unit_mark: tuple[int, int] | None = None
+        self._pipeline = self._conn.pipeline()
+        try:
+            self._pipeline.__enter__()
+        except psycopg.Error as error:
+            self._holding.__exit__(None, None, None)
+            self._fail(error)
+
+    def _check(self) -> None:
+        if self._broken:
+            msg = "the document store (PostgreSQL) is unavailable: an earlier write failed"
+            raise DocumentStoreUnavailable(msg)
+
+    def _execute(self, statement: str) -> None:
+        self._check()
+        try:
+            self._conn.execute(statement)
+        except psycopg.Error as error:
+            self._fail(error)
+
+    def _fail(self, error: psycopg.Error) -> None:
+        self._broken = True
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        msg = f"the document store (PostgreSQL) is unavailable: {reason}"
+        raise DocumentStoreUnavailable(msg) from None
+
+    @contextmanager
+    def savepoint(self) -> Iterator[psycopg.Connection[Any]]:
+        """The batch's connection for one write: in a savepoint of its own, or inside a
+        unit in the unit's (a failing write fails its unit, which is rolled back)."""
+        if self._unit_mark is not None:
+            self._check()
+            try:
+                yield self._conn
+            except psycopg.Error as error:
+                self._fail(error)
+            return
+        self._execute(f"SAVEPOINT {self._WRITE}")
+        try:
+            yield self._conn
+        except psycopg.Error as error:
+            self._fail(error)
+        except BaseException:
+            self._execute(f"ROLLBACK TO SAVEPOINT {self._WRITE}")
+            self._execute(f"RELEASE SAVEPOINT {self._WRITE}")
+            raise
+        self._execute(f"RELEASE SAVEPOINT {self._WRITE}")
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        if self._unit_mark is not None:
+            msg = "units of a batch do not nest"
+            raise RuntimeError(msg)
+        self._execute(f"SAVEPOINT {self._UNIT}")
+        self._unit_mark = (len(self.pending), self.pending_bytes)
+        try:
+            yield
+        except BaseException:
+            written, size = self._unit_mark
+            self._unit_mark = None
+            if not self._broken:
+                self._execute(f"ROLLBACK TO SAVEPOINT {self._UNIT}")
+                self._execute(f"RELEASE SAVEPOINT {self._UNIT}")
+            del self.pending[written:]
+            self.pending_bytes = size
+            raise
+        self._unit_mark = None
+        self._execute(f"RELEASE SAVEPOINT {self._UNIT}")
+
+    def commit(self) -> None:
+        super().commit()
+        if self._unit_mark is not None:
+            # Committed in the middle of a unit (its command's events are being
+            # written): what the unit writes from here on is rolled back on its own.
+            self._execute(f"SAVEPOINT {self._UNIT}")
+            self._unit_mark = (0, 0)
+
+    def _commit(self) -> None:
+        self._check()  # never report a lost batch as committed
+        try:
+            self._conn.commit()
+        except psycopg.Error as error:
+            self._fail(error)
+
+    def referenced(self) -> None:
+        if self._unit_mark is not None and not self._broken:
+            # What the unit wrote so far stays with the saved command; from here on a
+            # failure rolls back only what follows.
+            self._execute(f"RELEASE SAVEPOINT {self._UNIT}")
+            self._execute(f"SAVEPOINT {self._UNIT}")
+            self._unit_mark = (len(self.pending), self.pending_bytes)
+
+    def discard(self) -> None:
+        super().discard()
+        if not self._broken:
+            try:
+                self._conn.rollback()
+            except psycopg.Error:
+                self._broken = True
+
+    def close(self) -> None:
+        try:
+            self._pipeline.__exit__(None, None, None)
+        except psycopg.Error:
+            self._broken = True
+        try:
+            idle = self._conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            if not self._broken and not idle:
+                self._conn.rollback()
+        except psycopg.Error:
+            pass
+        finally:
+            self._holding.__exit__(None, None, None)
 
 
 def _table(schema: str | None, name: str) -> sql.Composable:

@@ -23,10 +23,16 @@ files were stored but not recorded is completed, and a second run imports nothin
 **Written in groups.** The folders' commands run as a group of the service
 (:meth:`service.AkteService.grouped`): their events are written together, some thousand
 at a time, instead of one commit per folder, which on PostgreSQL is most of what an
-event costs. A folder that fails saved nothing; the folders before it are written. Should
-a group conflict with another writer (:class:`service_unit_of_work.GroupConflict`), the
-import stops, and running it again completes it. ``group_events=1`` writes each folder on
-its own, as before.
+event costs. The scans too are written in a batch of the document store
+(:meth:`adapters.documents.store.DocumentStore.writing_together`): many PDFs per
+transaction (or, for the directory, per round of fsyncs) instead of one each, committed
+strictly before the events of the same folders, every :data:`MAX_PENDING_BYTES` and
+whenever the group writes. Each folder's scans are a unit of the batch: a folder that
+fails keeps none of them, and neither events nor scans of it are written; the folders
+before it are. Should a group conflict with another writer
+(:class:`service_unit_of_work.GroupConflict`), its scans are removed again and the import
+stops; running it again completes it. ``group_events=1`` writes each folder on its own
+and each scan in a transaction of its own, as before.
 
 **Failures** are reported per folder and the import goes on: a malformed manifest, a
 missing file, a file that is not a readable PDF, a page count that differs from the
@@ -41,13 +47,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from adapters.documents.inspection import PDF, UnacceptableFile, inspect_path
+from adapters.documents.store import DocumentBatch
 from domain.case_file import MAX_PAGES, MasterData, check_reference, require_code
 from domain.errors import DomainError, InvalidValue
 from domain.values import SCANNED_LEGACY_FILE_KIND, require_file_name
@@ -58,6 +65,9 @@ from service_unit_of_work import DEFAULT_GROUP_EVENTS
 MANIFEST_NAME: Final = "manifest.json"
 MAX_MANIFEST_BYTES: Final = 1_048_576
 """A manifest lists some hundred files at most; anything larger is not a manifest."""
+MAX_PENDING_BYTES: Final = 128 * 1_048_576
+"""Scan bytes held in a batch of the document store before it commits (after a whole
+legacy file): few commits, and a bounded amount to write again after a crash."""
 
 FailureReason = Literal[
     "malformed-manifest", "missing-file", "unreadable-pdf", "page-count-mismatch", "refused"
@@ -202,15 +212,37 @@ def import_scans(
     folders = legacy_folders(directory)
     report = ImportReport()
     started = clock()
-    grouping: AbstractContextManager[object] = (
-        service.grouped(max_events=group_events) if group_events > 1 else nullcontext()
-    )
-    with grouping:
+    with _written_together(service, group_events) as batch:
         _import_folders(
-            service, folders, report, office_id, by, progress, after_folder, clock, started
+            service, folders, report, office_id, by, progress, after_folder, clock, started, batch
         )
     report.seconds = clock() - started
     return report
+
+
+@contextmanager
+def _written_together(service: AkteService, group_events: int) -> Iterator[DocumentBatch | None]:
+    """The group of commands and, around it, the batch of the document store joined to
+    it (its scans committed before each write of the group's events); nothing of either
+    for ``group_events=1``. The batch is the outer block: the group writes its last
+    events when it ends, after committing the batch, and only then does the batch end."""
+    if group_events <= 1:
+        yield None
+        return
+    if service.command_group() is not None:
+        # Inside a group the caller opened: it writes the events when it ends, after
+        # this block; the scans are then stored one at a time, before it, as alone.
+        with service.grouped(max_events=group_events):
+            yield None
+        return
+    together = getattr(service.intake.documents, "writing_together", None)
+    with (
+        together() if together is not None else nullcontext() as batch,
+        service.grouped(max_events=group_events) as group,
+    ):
+        if batch is not None:
+            group.write_first(batch)
+        yield batch
 
 
 def _import_folders(
@@ -223,9 +255,13 @@ def _import_folders(
     after_folder: Callable[[FolderOutcome], None] | None,
     clock: Callable[[], float],
     started: float,
+    batch: DocumentBatch | None,
 ) -> None:
     for ordinal, folder in enumerate(folders, start=1):
-        outcome = import_folder(service, folder, ordinal=ordinal, office_id=office_id, by=by)
+        if batch is None:
+            outcome = import_folder(service, folder, ordinal=ordinal, office_id=office_id, by=by)
+        else:
+            outcome = _import_folder_in_unit(service, folder, ordinal, office_id, by, batch)
         report.add(outcome)
         report.seconds = clock() - started
         if progress is not None:
@@ -241,6 +277,36 @@ def _import_folders(
             )
         if after_folder is not None:
             after_folder(outcome)
+
+
+class _FolderUndone(Exception):
+    def __init__(self, outcome: FolderOutcome) -> None:
+        super().__init__(outcome.label)
+        self.outcome = outcome
+
+
+def _import_folder_in_unit(
+    service: AkteService,
+    folder: Path,
+    ordinal: int,
+    office_id: str,
+    by: str,
+    batch: DocumentBatch,
+) -> FolderOutcome:
+    """One legacy file as a unit of the document batch: if it fails or is interrupted,
+    none of its scans stay in the batch."""
+    try:
+        with batch.unit():
+            outcome = import_folder(service, folder, ordinal=ordinal, office_id=office_id, by=by)
+            if outcome.status == "failed":
+                raise _FolderUndone(outcome)
+    except _FolderUndone as undone:
+        return undone.outcome
+    batch.pending_units += 1
+    full = batch.max_units is not None and batch.pending_units >= batch.max_units
+    if full or batch.pending_bytes >= MAX_PENDING_BYTES:
+        batch.commit()  # before the events that will refer to them: always safe
+    return outcome
 
 
 def import_folder(

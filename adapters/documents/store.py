@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import BinaryIO, Final
 
@@ -68,6 +70,86 @@ class DocumentStoreUnavailable(DocumentStoreError):
 
 class SourceChanged(DocumentStoreError):
     """The file changed while it was being stored; nothing was stored under its hash."""
+
+
+class DocumentBatch:
+    """The writes of one thread held together (:meth:`DocumentStore.writing_together`).
+
+    What a batch writes becomes durable when it is committed, many documents in one
+    transaction of the store (PostgreSQL) or one round of fsyncs (directory). The scan
+    import commits a group's documents strictly before the group's events
+    (:mod:`service_unit_of_work`), so an event never points at a missing document.
+    Until committed, a write is the batch's only: other connections do not see it, and
+    a crash leaves nothing of it (at most a part file that the sweep removes).
+
+    This base batch is for a store with nothing better: each write is its own
+    transaction, as outside a batch, and nothing is taken back.
+    """
+
+    max_units: int | None = None
+    """Units a batch holds at most before its writer should commit (None: no limit)."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+        self.transactions = 0
+        """Commits that made documents durable."""
+        self.pending_bytes = 0
+        """Bytes written since the last commit."""
+        self.pending_units = 0
+        """Units (legacy files) completed since the last commit, counted by the caller."""
+        self.pending: list[str] = []
+        """Addresses written since the last commit, in order."""
+        self.awaiting: list[str] = []
+        """Addresses committed whose events are not yet confirmed written."""
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """Writes that stand or fall together (one legacy file's scans): if the block
+        raises, none of what it wrote is kept."""
+        yield
+
+    def wrote(self, address: str, size_bytes: int) -> None:
+        """The store wrote an object in this batch (not yet durable)."""
+        self.pending.append(address)
+        self.pending_bytes += size_bytes
+
+    def commit(self) -> None:
+        """Make what was written durable, together."""
+        self._commit()
+        if self.pending:
+            self.transactions += 1
+        self.awaiting += self.pending
+        self.pending = []
+        self.pending_bytes = 0
+        self.pending_units = 0
+
+    def _commit(self) -> None:
+        """The backend's commit of what ``pending`` names."""
+
+    def confirm(self) -> None:
+        """The events that reference the committed documents are written: they stay."""
+        self.awaiting = []
+
+    def take_back(self) -> None:
+        """The events that would have referenced the committed documents were refused
+        (not written). The documents stay for the orphan sweep, which removes only what
+        no event references after its grace period: the same address may be a document
+        written before (the same bytes uploaded by a caseworker) or by another writer
+        whose events were written, and deleting it here would break those."""
+        self.awaiting = []
+
+    def referenced(self) -> None:
+        """A saved command references the open unit's writes: they stay even if the
+        unit's block raises after the save (an interrupt); its events are written."""
+
+    def discard(self) -> None:
+        """Drop what was written and not committed (the batch ends with an error)."""
+        self.pending = []
+        self.pending_bytes = 0
+        self.pending_units = 0
+
+    def close(self) -> None:
+        """Release what the batch holds (a connection)."""
 
 
 def require_address(sha256: str) -> None:
@@ -166,6 +248,43 @@ class DocumentStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections; the store is not used afterwards."""
+
+    # ------------------------------------------------------ batches of writes
+
+    @contextmanager
+    def writing_together(self) -> Iterator[DocumentBatch]:
+        """Hold this thread's writes in a batch (:class:`DocumentBatch`) until its
+        :meth:`DocumentBatch.commit`; at the end of the block what is left is committed,
+        or dropped if the block raises. Reads see committed documents only."""
+        if self.current_batch() is not None:
+            msg = "this thread is writing in a batch already"
+            raise RuntimeError(msg)
+        batch = self._new_batch()
+        self._batches().current = batch
+        try:
+            try:
+                yield batch
+            except BaseException:
+                batch.discard()
+                raise
+            batch.commit()
+        finally:
+            self._batches().current = None
+            batch.close()
+
+    def current_batch(self) -> DocumentBatch | None:
+        """The batch this thread writes in, if any."""
+        batch: DocumentBatch | None = getattr(self._batches(), "current", None)
+        return batch
+
+    def _new_batch(self) -> DocumentBatch:
+        return DocumentBatch(self)
+
+    def _batches(self) -> threading.local:
+        local: threading.local | None = self.__dict__.get("_batch_local")
+        if local is None:
+            local = self.__dict__.setdefault("_batch_local", threading.local())
+        return local
 
     # ------------------------------------------------------- shared behaviour
 
