@@ -22,6 +22,14 @@ answered again with the same answer message id, and nothing is recorded twice. B
 request (:class:`domain.file_transfers.FileRequest`) ends once: a second delivery of the
 answer, or a late answer of another kind, changes nothing.
 
+**Returned.** When B cannot take the file over (the answer breaks B's schema or rules,
+the proof does not verify, B's request ended), B returns the answer to the subject it
+names (``antwortAn``: A's inbox); A records the return once
+(:meth:`FileTransfers.receive_return`): ``CaseFile.HandOverReturned`` on the file, which is
+active again, and ``FileRequestAnswer.HandOverReturned`` on the claim. A return of an
+answer A never sent, or from another office than the one it went to, changes nothing.
+The request delivered again after that is not answered again (B asks anew).
+
 **Not responsible.** A request for a person A has no certain active file of is refused
 (``nicht-zustaendig``), as is one for a file handed on already; a file with open
 procedures or erased data cannot be sent now (``hinderungsgrund``).
@@ -183,7 +191,9 @@ class RequestAnswer:
 
     request: InboundFileRequest
     answer_message_id: str
-    outcome: Literal["sent", "refused"]
+    outcome: Literal["sent", "refused", "returned"]
+    """``returned``: the file sent came back (a request delivered again after the
+    return): nothing goes out again."""
     reason: RefusalReason | None = None
     file: SentFile | None = None
     duplicate: bool = False
@@ -218,6 +228,38 @@ class RequestOutcome:
     case_id: UUID | None = None
     duplicate: bool = False
     position: int | None = None
+
+
+@dataclass(frozen=True)
+class InboundReturn:
+    """The requesting office's ``Administration.ReturnToSender`` of a file A sent."""
+
+    office_id: str
+    """This office (A), which sent the file."""
+    sender: str
+    """The office that returned it (the return's author)."""
+    message_id: str
+    """The return's own message id."""
+    answer_message_id: str
+    """The returned answer's message id."""
+    request_message_id: str
+    """The request the returned answer answered (its ``bezug``)."""
+    reason: str
+    hints: str
+
+
+@dataclass(frozen=True)
+class ReturnOutcome:
+    """What a return did: ``reopened`` (the file is active again; ``duplicate``: it had
+    come back before, nothing changed now) or ``ignored`` (it names no file this office
+    sent to its sender, or the file cannot take it: nothing changed; ``why`` says which,
+    without personal data)."""
+
+    status: Literal["reopened", "ignored"]
+    case_id: UUID | None = None
+    duplicate: bool = False
+    position: int | None = None
+    why: str | None = None
 
 
 @dataclass(frozen=True)
@@ -386,7 +428,10 @@ class FileTransfers:
         return RequestAnswer(inbound, answer_id, "sent", file=file, position=position)
 
     def _repeat(self, inbound: InboundFileRequest, claim: FileRequestAnswer) -> RequestAnswer:
-        """The answer given before, again (same message id): B recognises it."""
+        """The answer given before, again (same message id): B recognises it. A file that
+        came back is not sent again: this office holds it, and B asks anew if it will."""
+        if claim.is_returned:
+            return RequestAnswer(inbound, claim.answer_message_id, "returned", duplicate=True)
         if claim.outcome == "refused" or claim.case_id is None:
             reason: RefusalReason = (
                 "hinderungsgrund" if claim.reason == "hinderungsgrund" else "nicht-zustaendig"
@@ -427,6 +472,65 @@ class FileTransfers:
             sent_at=sent_at,
             sent_by=sent_by,
         )
+
+    # ------------------------------------------------------------ A: returned
+
+    def receive_return(
+        self, inbound: InboundReturn, *, at: datetime | None = None
+    ) -> ReturnOutcome:
+        """The requesting office returned a file this office sent: record it on the file
+        (active again) and on the answer, once. A return naming no file this office sent
+        to that office changes nothing."""
+        claim_id = FileRequestAnswer.id_for(
+            inbound.office_id, inbound.sender, inbound.request_message_id
+        )
+        for _attempt in range(_MAX_ATTEMPTS):
+            claim = self._store.find(claim_id, FileRequestAnswer)
+            if (
+                claim is None
+                or claim.outcome != "sent"
+                or claim.case_id is None
+                or claim.answer_message_id != inbound.answer_message_id
+            ):
+                return _ignored(None, "it names no file this office sent to its sender")
+            case_id = UUID(claim.case_id)
+            if claim.is_returned:
+                return ReturnOutcome("reopened", case_id, duplicate=True)
+            act = self._store.act(INBOX_USER, at)
+            try:
+                return self._reopen(inbound, claim, case_id, act)
+            except IntegrityError:
+                continue  # a twin delivery recorded it, or the file changed: look again
+        msg = "the return could not be recorded: the case file kept changing"
+        raise StoreUnavailable(msg)
+
+    def _reopen(
+        self, inbound: InboundReturn, claim: FileRequestAnswer, case_id: UUID, act: Act
+    ) -> ReturnOutcome:
+        with self._store.case_lock(case_id):
+            self._store.uncache_case(case_id)
+            case = self._store.get_case(case_id)
+            try:
+                case.return_hand_over(
+                    to_office_id=inbound.sender,
+                    answer_message_id=inbound.answer_message_id,
+                    return_message_id=inbound.message_id,
+                    reason=inbound.reason,
+                    hints=inbound.hints,
+                    act=act,
+                )
+                claim.note_return(
+                    return_message_id=inbound.message_id, reason=inbound.reason, act=act
+                )
+            except DomainError as error:
+                # The file is no longer the one handed over (its data erased), or the
+                # return's values break a rule: nothing is recorded.
+                return _ignored(case_id, f"the case file cannot take it back ({error.code})")
+            with self._store.store_errors():
+                position = last_position(self._store.save(case, claim))
+            self._store.cache_case(case)
+        logger.info("file transfer returned: case file %s is active again", case_id)
+        return ReturnOutcome("reopened", case_id, position=position)
 
     # ------------------------------------------------------------- B: take over
 
@@ -589,6 +693,11 @@ class FileTransfers:
         )
 
 
+def _ignored(case_id: UUID | None, why: str) -> ReturnOutcome:
+    logger.warning("file transfer return ignored: %s", why)
+    return ReturnOutcome("ignored", case_id, why=why)
+
+
 def told_event(event: CaseFile.Event) -> FileEvent:
     """An event as it is sent: its fields split into facts and personal data."""
     kind = type(event)
@@ -628,12 +737,14 @@ __all__ = [
     "InboundFile",
     "InboundFileRequest",
     "InboundRefusal",
+    "InboundReturn",
     "NotTakenOver",
     "OutgoingRequest",
     "ProofsUnavailable",
     "RequestAnswer",
     "RequestOutcome",
     "RequestedPerson",
+    "ReturnOutcome",
     "SentFile",
     "TransferCheck",
     "proof_bytes",

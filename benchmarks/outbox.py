@@ -6,7 +6,8 @@ with a NATS server with JetStream at ``--nats-url`` (default ``AKTE_TEST_NATS_UR
 ``nats://127.0.0.1:4222``)::
 
     bin/bench-outbox [--stores sqlite,postgres] [--events 20000] [--repeats 3]
-                     [--rate 200] [--seconds 30] [--poll-intervals 0.5,0.05] [--json OUT]
+                     [--rate 200] [--seconds 30] [--writers 4]
+                     [--poll-intervals 0.5,0.05] [--json OUT]
 
 Per store, on a fresh store and a stream of its own (deleted afterwards):
 
@@ -19,11 +20,13 @@ Per store, on a fresh store and a stream of its own (deleted afterwards):
    position 0): events published per second, median; every event of the log's case files
    is of a chosen kind;
 3. end-to-end lag under a steady load: commands at ``--rate`` per second for
-   ``--seconds`` through the service, ``akte outbox run`` in its own process (as deployed)
-   publishing them, and a NATS subscriber in this process; for each event the time from
-   the command's return (its commit) to the subscriber's receipt: p50, p99 and max, and
-   the rate achieved. Once per ``--poll-intervals`` value: the publisher looks at the log
-   that often when it has caught up (0.5 s as deployed).
+   ``--seconds`` through the service, sent by ``--writers`` threads on case files of
+   their own (as the API's threads would; one thread alone waits for every commit);
+   ``akte outbox run`` in its own process (as deployed) publishes them to a NATS
+   subscriber in this process. For each event the time from the command's return (its
+   commit) to the subscriber's receipt: p50, p99 and max, and the rate achieved. Once
+   per ``--poll-intervals`` value: the publisher looks at the log that often when it
+   has caught up (0.5 s as deployed).
 
 The machine's load (``/proc/loadavg``) is reported before and after. Not part of the test
 suite; the figures live in ``docs/guides/notices-and-applications.md``.
@@ -44,6 +47,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,6 +113,7 @@ class Config:
     repeats: int = 3
     rate: float = 200.0
     seconds: float = 30.0
+    writers: int = 4
     poll_intervals: tuple[float, ...] = (0.5, 0.05)
     nats_url: str = os.environ.get("AKTE_TEST_NATS_URL", "nats://127.0.0.1:4222")
     postgres: PostgresParams = field(default_factory=PostgresParams)
@@ -338,7 +343,7 @@ def _measure_lag(settings: Settings, config: Config, poll: float, log: Path) -> 
     positions.advance(stream, service.recorder.max_notification_id() or 0)
     cases = [
         service.open_case(office_id=OFFICE_ID, master_data=MASTER_DATA, by=BY)
-        for _ in range(LAG_CASES)
+        for _ in range(max(LAG_CASES, config.writers))
     ]
     positions.advance(stream, service.recorder.max_notification_id() or 0)
     ids: list[UUID] = [opened.case_id for opened in cases]
@@ -359,17 +364,26 @@ def _measure_lag(settings: Settings, config: Config, poll: float, log: Path) -> 
                 time.sleep(0.05)
             total = int(config.rate * config.seconds)
             began = perf_counter()
-            for n in range(total):
-                due = began + n / config.rate
-                wait = due - perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
-                k = n % LAG_CASES
-                recorded = service.add_note(
-                    ids[k], expected_version=versions[k], by=BY, text=f"Vermerk {n}"
-                )
-                committed[f"{ids[k]}:{recorded.version}"] = time.time()
-                versions[k] = recorded.version
+
+            def write(writer: int) -> None:
+                # Command n is due at began + n / rate; writer w sends the n with
+                # n % writers == w, on case files of its own (no version conflicts):
+                # one thread alone cannot keep a rate above one commit's round trip.
+                for n in range(writer, total, config.writers):
+                    wait = began + n / config.rate - perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
+                    k = writer + config.writers * ((n // config.writers) % per_writer)
+                    recorded = service.add_note(
+                        ids[k], expected_version=versions[k], by=BY, text=f"Vermerk {n}"
+                    )
+                    committed[f"{ids[k]}:{recorded.version}"] = time.time()
+                    versions[k] = recorded.version
+
+            per_writer = max(1, LAG_CASES // config.writers)
+            with ThreadPoolExecutor(config.writers) as pool:
+                for done in [pool.submit(write, w) for w in range(config.writers)]:
+                    done.result()
             seconds = perf_counter() - began
             deadline = time.monotonic() + 60
             while len(receiver.arrived.keys() & committed.keys()) < len(committed):
@@ -461,6 +475,7 @@ def to_json(
             "events": config.events,
             "repeats": config.repeats,
             "rate": config.rate,
+            "writers": config.writers,
             "seconds": config.seconds,
             "poll_intervals": list(config.poll_intervals),
         },
@@ -515,6 +530,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None]:
     parser.add_argument("--repeats", type=positive_int, default=defaults.repeats)
     parser.add_argument("--rate", type=_positive_float, default=defaults.rate)
     parser.add_argument("--seconds", type=_positive_float, default=defaults.seconds)
+    parser.add_argument(
+        "--writers",
+        type=positive_int,
+        default=defaults.writers,
+        help="threads sending the commands of the lag measurement (default 4)",
+    )
     parser.add_argument("--poll-intervals", type=_floats, default=defaults.poll_intervals)
     parser.add_argument("--nats-url", default=defaults.nats_url)
     parser.add_argument("--tmp-dir", type=Path, default=None)
@@ -528,6 +549,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None]:
         repeats=args.repeats,
         rate=args.rate,
         seconds=args.seconds,
+        writers=args.writers,
         poll_intervals=args.poll_intervals,
         nats_url=args.nats_url,
         postgres=postgres_from(args),

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import date, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -84,6 +84,11 @@ from domain.values import (
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,59}$")
 MAX_FREE_TEXT: Final = 4000
 MAX_PAGES: Final = 100_000
+HandOverReturnReason = Literal[
+    "nachricht-unlesbar", "schema-verletzt", "regel-verletzt", "nachrichtentyp-unbekannt"
+]
+"""Why the other office returned a hand-over (the reasons of a return to the sender)."""
+HAND_OVER_HINTS_MAX: Final = 2000
 
 V = TypeVar("V")
 
@@ -764,6 +769,24 @@ class CaseFile(Aggregate):
             case.status = "transferred"
             case.transferred_to = self.to_office_id
             case.ended_at = self.at
+
+    class HandOverReturned(Event):
+        """The office the file was handed over to (``to_office_id``) returned the hand-over
+        (an ``Administration.ReturnToSender`` of the answer ``answer_message_id``, for
+        ``reason``, with the other office's ``hints``): it did not take the file over, so
+        this office holds it again and the file is active (what a transfer ended, it
+        does not end any more)."""
+
+        to_office_id: str
+        answer_message_id: str
+        return_message_id: str
+        reason: str
+        hints: Personal[str]
+
+        def apply(self, case: CaseFile) -> None:
+            case.status = "active"
+            case.transferred_to = None
+            case.ended_at = None
 
     class AppointmentAttendanceRecorded(Event):
         """The person came to an appointment (``attended``) or did not (``no_show``);
@@ -1561,6 +1584,39 @@ class CaseFile(Aggregate):
         self.check_after_decisions(act)
         self._record(self.TransferredToOffice, act, to_office_id=to_office_id, reason=reason)
 
+    def return_hand_over(
+        self,
+        *,
+        to_office_id: str,
+        answer_message_id: str,
+        return_message_id: str,
+        reason: str,
+        hints: str,
+        act: Act,
+    ) -> None:
+        """The office the file was sent to returned it untaken: the file is active again.
+        Only a file transferred to that very office comes back."""
+        if self.status != "transferred" or self.transferred_to != to_office_id:
+            raise CaseFileNotActive("the case file is not handed over to that office")
+        self.check_not_before(act, "the transfer", self.ended_at)
+        require_choice("reason", reason, HandOverReturnReason)
+        for name, value in (
+            ("answer_message_id", answer_message_id),
+            ("return_message_id", return_message_id),
+        ):
+            require_text(name, value, max_length=100)
+        if len(hints) > HAND_OVER_HINTS_MAX:
+            raise InvalidValue("hints", f"must be at most {HAND_OVER_HINTS_MAX} characters")
+        self._record(
+            self.HandOverReturned,
+            act,
+            to_office_id=to_office_id,
+            answer_message_id=answer_message_id,
+            return_message_id=return_message_id,
+            reason=reason,
+            hints=hints,
+        )
+
     def close(self, *, closure_reason: ClosureReason, act: Act) -> None:
         """Close the file: the person was naturalised, died or left Germany."""
         self.check_active()
@@ -1938,7 +1994,14 @@ def _part_class_version(part: TakenOverPart) -> int:
 
 
 TAKEN_OVER_WITHOUT_STATE: Final = frozenset(
-    {"Opened", "TakenOver", "TransferredToOffice", "Closed", "PersonalDataErased"}
+    {
+        "Opened",
+        "TakenOver",
+        "TransferredToOffice",
+        "HandOverReturned",
+        "Closed",
+        "PersonalDataErased",
+    }
 )
 """Parts that are history only on the new file: its opening, an earlier take-over, and
 how the previous office's file ended are facts of that office's file, not of this one."""

@@ -50,6 +50,12 @@ class FileRequestEnded(DomainError):
     code = "file-request-ended"
 
 
+class HandOverNotReturnable(DomainError):
+    """A return of a file answer that was no file, or came back already."""
+
+    code = "hand-over-not-returnable"
+
+
 class FileRequest(Aggregate):
     """B's request for the file of a person who moved in, and how it ended."""
 
@@ -165,7 +171,15 @@ class FileRequest(Aggregate):
 
 
 class FileRequestAnswer(Aggregate):
-    """A's answer to one file request of one office: claimed once, kept for repeats."""
+    """A's answer to one file request of one office: claimed once, kept for repeats.
+    A file sent may come back once (:meth:`note_return`): the other office returned the
+    answer untaken, and A's file is active again."""
+
+    returned_at: datetime | None = None
+    """When the requesting office's return of the sent file was recorded (a class
+    default, so that older snapshots still load)."""
+    return_reason: str | None = None
+    return_message_id: str | None = None
 
     def __init__(self) -> None:
         self.outcome: AnswerOutcome = "refused"
@@ -203,6 +217,40 @@ class FileRequestAnswer(Aggregate):
             answer.requesting_office_id = self.requesting_office_id
             answer.answered_at = self.at
             answer.answered_by = self.by
+
+    class HandOverReturned(Event):
+        """The requesting office returned the file sent (``Administration.ReturnToSender``
+        ``return_message_id``, for ``reason``): it holds no file of ours; the case file
+        records the return beside (``CaseFile.HandOverReturned``)."""
+
+        return_message_id: str
+        reason: str
+
+        def apply(self, answer: FileRequestAnswer) -> None:
+            answer.returned_at = self.at
+            answer.return_reason = self.reason
+            answer.return_message_id = self.return_message_id
+
+    @property
+    def is_returned(self) -> bool:
+        return self.returned_at is not None
+
+    def note_return(self, *, return_message_id: str, reason: str, act: Act) -> None:
+        """The file sent came back: once, and only a file sent."""
+        if self.outcome != "sent":
+            raise HandOverNotReturnable("only a file sent can come back")
+        if self.returned_at is not None:
+            raise HandOverNotReturnable("the file sent came back already")
+        require_text("return_message_id", return_message_id, max_length=100)
+        require_text("reason", reason, max_length=_CODE_MAX)
+        self.trigger_event(
+            self.HandOverReturned,
+            by=act.by,
+            at=act.at,
+            timestamp=act.recorded_at,
+            return_message_id=return_message_id,
+            reason=reason,
+        )
 
     @staticmethod
     def id_for(office_id: str, requesting_office_id: str, request_message_id: str) -> UUID:
@@ -254,5 +302,6 @@ __all__ = [
     "FileRequestAnswer",
     "FileRequestEnded",
     "FileRequestStatus",
+    "HandOverNotReturnable",
     "RefusalReason",
 ]

@@ -278,6 +278,10 @@ _DESCRIBE: Final[Mapping[type[Any], Callable[[Any], str]]] = {
     CaseFile.TransferredToOffice: lambda e: (
         f"Akte an Ausländerbehörde {e.to_office_id} abgegeben (Umzug, § 67 AufenthV)"
     ),
+    CaseFile.HandOverReturned: lambda e: (
+        f"Abgabe an Ausländerbehörde {e.to_office_id} zurückgekommen ({e.reason}): "
+        "die Akte ist wieder aktiv"
+    ),
     CaseFile.Closed: lambda e: f"Akte geschlossen: {_label(_CLOSURE, e.closure_reason)}",
     CaseFile.PersonalDataErased: _personal_data_erased,
     CaseFile.AppointmentAttendanceRecorded: lambda e: (

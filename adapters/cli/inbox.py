@@ -164,7 +164,8 @@ def run_inbox(args: argparse.Namespace) -> int:
         print(
             f"akte: {stats.handled} message(s): {stats.recorded} recorded on case files, "
             f"{stats.triaged} to triage, {stats.applications} application(s), "
-            f"{stats.duplicates} duplicate(s), {stats.returned} returned to the sender",
+            f"{stats.duplicates} duplicate(s), {stats.returned} returned to the sender, "
+            f"{stats.ignored} ignored (returns of no answer of ours)",
             file=sys.stderr,
         )
     return EXIT_OK

@@ -1,11 +1,15 @@
 """``akte transfers ...``: case files between offices after a move (§ 67 AufenthV).
 
-- ``akte transfers request --from-office A --surname ... --given-names ... --born DATE
-  --moved-in DATE [--file-number REF] --token-file FILE``: this office (B) records a
-  request for the person's file and sends it (``ABH.Aktenanforderung``) to office A's
-  inbox at the broker (``AKTE_OUTBOX_URL``); the answer comes into this office's inbox,
-  and ``akte inbox run`` takes the file over (or records the refusal). Acts as the
-  token's subject, with ``case.open`` in this office.
+- ``akte transfers request --from-office A --person-file FILE --moved-in DATE
+  --token-file FILE``: this office (B) records a request for the person's file and sends
+  it (``ABH.Aktenanforderung``) to office A's inbox at the broker (``AKTE_OUTBOX_URL``);
+  the answer comes into this office's inbox, and ``akte inbox run`` takes the file over
+  (or records the refusal). Acts as the token's subject, with ``case.open`` in this
+  office. The person comes from a small JSON file (``-``: standard input), so that their
+  name and birth date are in no process list or shell history:
+  ``{"surname": ..., "given_names": ..., "born": "YYYY-MM-DD", "file_number": ...}``
+  (``file_number`` optional). ``--surname``, ``--given-names``, ``--born`` and
+  ``--file-number`` still work, and show in the process list.
 - ``akte transfers show REQUEST``: how a request stands (requested, taken over into
   which case file, refused for which reason); no personal data.
 - ``akte transfers verify CASE``: checks a taken-over case file against the previous
@@ -22,6 +26,8 @@ import asyncio
 import json
 import sys
 from datetime import date, datetime
+from pathlib import Path
+from typing import Final
 from uuid import UUID
 
 import nats
@@ -31,6 +37,7 @@ from adapters.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
+    EXIT_USAGE,
     CliFailure,
     acting_principal,
     add_token_argument,
@@ -61,13 +68,23 @@ def add_transfer_commands(
     commands = parser.add_subparsers(dest="transfers_command", required=True, metavar="COMMAND")
     request = commands.add_parser("request", help="request a person's file from another office")
     request.add_argument("--from-office", required=True, help="the previous office's id")
-    request.add_argument("--surname", required=True)
-    request.add_argument("--given-names", required=True)
-    request.add_argument("--born", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
+    request.add_argument(
+        "--person-file",
+        type=Path,
+        help="a JSON file with the person: surname, given_names, born (YYYY-MM-DD) and "
+        "optionally file_number (- reads it from standard input); unlike the arguments "
+        "below, it puts no personal data into the process list or the shell history",
+    )
+    shown = " (personal data: shows in the process list and shell history; prefer --person-file)"
+    request.add_argument("--surname", help="the person's surname" + shown)
+    request.add_argument("--given-names", help="the person's given names" + shown)
+    request.add_argument("--born", type=date.fromisoformat, help="YYYY-MM-DD" + shown)
     request.add_argument(
         "--moved-in", required=True, type=date.fromisoformat, help="day of the move, YYYY-MM-DD"
     )
-    request.add_argument("--file-number", help="the previous office's file number, if known")
+    request.add_argument(
+        "--file-number", help="the previous office's file number, if known" + shown
+    )
     request.add_argument(
         "--office", help="offices as shards: the requesting office (default: the settings')"
     )
@@ -89,8 +106,75 @@ def add_transfer_commands(
     verify.set_defaults(run=guarded(verify_transfer))
 
 
+PERSON_FILE_MAX_BYTES: Final = 64 * 1024
+_PERSON_ARGUMENTS: Final = ("surname", "given_names", "born", "file_number")
+_PERSON_FIELDS: Final = frozenset({"surname", "given_names", "born", "file_number"})
+
+
+def requested_person(args: argparse.Namespace) -> RequestedPerson:
+    """The person from ``--person-file`` (or standard input), or from the arguments.
+    Failures name fields and rules, never the values given."""
+    given = [name for name in _PERSON_ARGUMENTS if getattr(args, name) is not None]
+    if args.person_file is None:
+        missing = [name for name in ("surname", "given_names", "born") if name not in given]
+        if missing:
+            options = ", ".join("--" + name.replace("_", "-") for name in missing)
+            raise CliFailure(EXIT_USAGE, f"the person is missing: --person-file FILE, or {options}")
+        return RequestedPerson(args.surname, args.given_names, args.born, args.file_number)
+    if given:
+        raise CliFailure(
+            EXIT_USAGE, "--person-file: give the person either in the file or as arguments"
+        )
+    if str(args.person_file) == "-":
+        if args.token_file is not None and str(args.token_file) == "-":
+            raise CliFailure(
+                EXIT_USAGE, "--person-file - and --token-file - cannot both read standard input"
+            )
+        raw = sys.stdin.read(PERSON_FILE_MAX_BYTES + 1)
+    else:
+        try:
+            with args.person_file.open(encoding="utf-8") as source:
+                raw = source.read(PERSON_FILE_MAX_BYTES + 1)
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise CliFailure(EXIT_USAGE, f"--person-file: {reason}") from None
+    if len(raw) > PERSON_FILE_MAX_BYTES:
+        raise CliFailure(
+            EXIT_USAGE, f"--person-file: longer than {PERSON_FILE_MAX_BYTES} characters"
+        )
+    return _person_from_json(raw)
+
+
+def _person_from_json(raw: str) -> RequestedPerson:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        raise CliFailure(EXIT_USAGE, "--person-file: not JSON") from None
+    if not isinstance(data, dict):
+        raise CliFailure(EXIT_USAGE, "--person-file: not a JSON object")
+    unknown = sorted(set(data) - _PERSON_FIELDS)
+    if unknown:
+        # The keys are not echoed: in a malformed file a key may be a name.
+        allowed = ", ".join(sorted(_PERSON_FIELDS))
+        raise CliFailure(
+            EXIT_USAGE, f"--person-file: {len(unknown)} unknown field(s); allowed: {allowed}"
+        )
+    for name in ("surname", "given_names", "born"):
+        if not isinstance(data.get(name), str):
+            raise CliFailure(EXIT_USAGE, f"--person-file: {name} is missing or not text")
+    file_number = data.get("file_number")
+    if file_number is not None and not isinstance(file_number, str):
+        raise CliFailure(EXIT_USAGE, "--person-file: file_number is not text")
+    try:
+        born = date.fromisoformat(data["born"])
+    except ValueError:
+        raise CliFailure(EXIT_USAGE, "--person-file: born is no date YYYY-MM-DD") from None
+    return RequestedPerson(data["surname"], data["given_names"], born, file_number)
+
+
 def request_file(args: argparse.Namespace) -> int:
     settings = settings_or_fail(args.office)
+    person = requested_person(args)
     principal = acting_principal(args, settings)
     office_id = settings.default_office_id
     require_permission(principal, Permission.CASE_OPEN, office_id)
@@ -99,7 +183,7 @@ def request_file(args: argparse.Namespace) -> int:
             outgoing = service.file_transfers.request_file(
                 office_id=office_id,
                 from_office_id=args.from_office,
-                person=RequestedPerson(args.surname, args.given_names, args.born, args.file_number),
+                person=person,
                 moved_in_on=args.moved_in,
                 by=principal.user_id,
             )

@@ -7,6 +7,8 @@ inlined from ``schemas/*.json``.
 - ``{prefix}.inbox.{office}.portal``: online applications;
 - ``{replySubject}``: the subject a sender names in ``nachrichtenkopf.antwortAn``; Akte
   sends receipts and returns there (``subscribe``);
+- ``{prefix}.inbox.{office}.abh``: case files between offices, and the return of a file
+  that could not be taken over;
 - ``{prefix}.returned.{office}``: returns of messages that named no reply subject.
 """
 
@@ -32,6 +34,13 @@ _OFFICE: Final = {
 
 def _ref(message_type: str) -> dict[str, str]:
     return {"$ref": f"#/components/messages/{message_type}"}
+
+
+def _transfer_messages() -> list[dict[str, str]]:
+    return [
+        *(_ref(message_type) for message_type in FILE_TRANSFER_TYPES),
+        _ref(RETURN_TO_SENDER_TYPE),
+    ]
 
 
 def inbox_channels(subject_prefix: str) -> dict[str, Any]:
@@ -77,19 +86,23 @@ def inbox_channels(subject_prefix: str) -> dict[str, Any]:
             "AufenthV): the new office's file request (ABH.Aktenanforderung, naming its own "
             "subject of this form in antwortAn), and the previous office's answer to it: the "
             "file with its hash-chain proof (ABH.Aktenuebersendung, personal data, to the "
-            "requesting office only) or a refusal (ABH.AktenanforderungAbgelehnt). Each is "
-            "applied once by its nachrichtUUID.",
+            "requesting office only, naming the sending office's own subject of this form in "
+            "antwortAn) or a refusal (ABH.AktenanforderungAbgelehnt). A file the requesting "
+            "office cannot take over comes back to the sending office's subject "
+            "(Administration.ReturnToSender): the sending office's file is active again. "
+            "Each is applied once by its nachrichtUUID.",
             "parameters": {"office": _OFFICE},
             "publish": {
                 "operationId": "sendFileTransferMessage",
-                "summary": "Another office requests a file, or answers Akte's request.",
-                "message": {"oneOf": [_ref(message_type) for message_type in FILE_TRANSFER_TYPES]},
+                "summary": "Another office requests a file, answers Akte's request, or "
+                "returns a file Akte sent.",
+                "message": {"oneOf": _transfer_messages()},
             },
             "subscribe": {
                 "operationId": "receiveFileTransferMessage",
                 "summary": "Akte requests files and answers requests on the other office's "
-                "subject.",
-                "message": {"oneOf": [_ref(message_type) for message_type in FILE_TRANSFER_TYPES]},
+                "subject, and returns a file it cannot take over to the sending office's.",
+                "message": {"oneOf": _transfer_messages()},
             },
         },
         f"{subject_prefix}.returned.{{office}}": {

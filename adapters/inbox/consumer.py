@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
@@ -42,7 +42,13 @@ from adapters.inbox.file_transfers import (
     handle_transfer_message,
     transfer_message_type,
 )
-from adapters.inbox.messages import AttachmentFetcher, Handled, handle_message
+from adapters.inbox.messages import (
+    Answer,
+    AttachmentFetcher,
+    Handled,
+    handle_message,
+    without_message,
+)
 from adapters.monitoring.metrics import InboxMetrics
 from service_common import StoreUnavailable
 from service_file_transfers import FileTransfers
@@ -54,6 +60,22 @@ DEFAULT_STREAM: Final = "AKTE_INBOX"
 RETRY_DELAY_SECONDS: Final = 2.0
 DEFECT_RETRY_DELAY_SECONDS: Final = 60.0
 BROKER_ERRORS: Final = (nats.errors.Error, OSError, asyncio.TimeoutError)
+ANSWER_HEADROOM: Final = 4096
+"""Bytes of the broker's ``max_payload`` an answer leaves for headers."""
+_DEFAULT_MAX_PAYLOAD: Final = 1024 * 1024
+_MESSAGE_TOO_LARGE: Final = 10054
+"""JetStream's error code: the message is larger than the stream's ``max_msg_size``."""
+
+
+class _TooLarge(Exception):
+    """The broker does not take the answer: larger than its ``max_payload`` or the
+    stream's ``max_msg_size``."""
+
+
+def _too_large(error: BaseException) -> bool:
+    if isinstance(error, nats.errors.MaxPayloadError):
+        return True
+    return isinstance(error, nats.js.errors.APIError) and error.err_code == _MESSAGE_TOO_LARGE
 
 
 @dataclass(frozen=True)
@@ -96,8 +118,13 @@ class InboxStats:
     duplicates: int = 0
     returned: int = 0
     retried: int = 0
+    unsendable: int = 0
+    """Messages whose answer the broker does not take for its size: terminated."""
     transfers: int = 0
-    """File requests answered, files taken over, refusals recorded (first deliveries)."""
+    """File requests answered, files taken over, refusals recorded, files sent that came
+    back (first deliveries)."""
+    ignored: int = 0
+    """Returns of file answers this office never sent to their sender: nothing changed."""
 
 
 class InboxConsumer:
@@ -111,8 +138,12 @@ class InboxConsumer:
         metrics: InboxMetrics | None = None,
         fetcher: AttachmentFetcher | None = None,
         transfers: FileTransfers | None = None,
+        max_payload: int | None = None,
     ) -> None:
+        """``max_payload``: the largest message the broker takes, in bytes (None: the
+        connection's, from the server's INFO)."""
         self._notices = notices
+        self._max_payload = max_payload
         self._transfers = transfers
         self.config = config
         self.metrics = metrics
@@ -151,7 +182,8 @@ class InboxConsumer:
                 await client.close()
 
     async def process(self, msg: Msg) -> Handled | TransferHandled | None:
-        """Handle one delivery; None: the store was away and the message goes back."""
+        """Handle one delivery; None: the store was away and the message goes back, or
+        its answer is too large for the broker and the message is terminated."""
         now = datetime.now().astimezone()
         if self.metrics is not None:
             self.metrics.received()
@@ -189,13 +221,67 @@ class InboxConsumer:
             self._retried()
             await msg.nak(delay=DEFECT_RETRY_DELAY_SECONDS)
             return None
-        if isinstance(handled, TransferHandled) and handled.returned is None and handled.answer:
+        answer = handled.answer
+        if answer is not None:
+            sent = self._fitting(answer)
+            try:
+                if sent is None:
+                    raise _TooLarge
+                try:
+                    stored = await self._publish(handled, sent)
+                except BROKER_ERRORS as error:
+                    if not _too_large(error):
+                        raise
+                    # Larger than the stream takes: a return goes without the message.
+                    sent = without_message(sent)
+                    if sent is None:
+                        raise _TooLarge from error
+                    try:
+                        stored = await self._publish(handled, sent)
+                    except BROKER_ERRORS as again:
+                        if _too_large(again):
+                            raise _TooLarge from again
+                        raise
+            except _TooLarge:
+                await self._unsendable(msg, handled, answer)
+                return None
+            if not stored:
+                self._retried()
+                await msg.nak(delay=DEFECT_RETRY_DELAY_SECONDS)
+                return None
+            if sent is not answer:
+                handled = replace(handled, answer=sent)
+        await msg.ack()
+        self._count(handled)
+        return handled
+
+    def _answer_limit(self) -> int:
+        """The largest answer payload the broker takes, headers' room left."""
+        limit = self._max_payload
+        if limit is None:
+            limit = getattr(self._client, "max_payload", None) or _DEFAULT_MAX_PAYLOAD
+        return limit - ANSWER_HEADROOM
+
+    def _fitting(self, answer: Answer) -> Answer | None:
+        """``answer``, or a return without the message when that is too large; None:
+        no form of it fits."""
+        limit = self._answer_limit()
+        if len(answer.payload()) <= limit:
+            return answer
+        smaller = without_message(answer)
+        if smaller is None or len(smaller.payload()) > limit:
+            return None
+        return smaller
+
+    async def _publish(self, handled: Handled | TransferHandled, answer: Answer) -> bool:
+        """Send ``answer``; False: no stream stores it (the message goes back)."""
+        if isinstance(handled, TransferHandled) and handled.returned is None:
             # A file or a refusal to another office's inbox: stored by the broker before
             # the request is acknowledged (a crash between: the request comes again and
             # the same answer, same message id, goes out again).
             assert self._stream is not None
             try:
-                await self._stream.publish(handled.answer.subject or "", handled.answer.payload())
+                await self._stream.publish(answer.subject or "", answer.payload())
             except nats.js.errors.NoStreamResponseError:
                 # The other office's inbox is on no stream of this broker. Sent without a
                 # stream, the file (personal data, and A's file already ended) could be
@@ -205,17 +291,46 @@ class InboxConsumer:
                     "inbox: no stream stores the answer to a %s; the request goes back",
                     handled.message_type,
                 )
-                self._retried()
-                await msg.nak(delay=DEFECT_RETRY_DELAY_SECONDS)
-                return None
-        elif handled.answer is not None:
-            assert self._client is not None
-            subject = handled.answer.subject or self.config.returned_subject
-            await self._client.publish(subject, handled.answer.payload())
-            await self._client.flush()
-        await msg.ack()
-        self._count(handled)
-        return handled
+                return False
+            return True
+        assert self._client is not None
+        subject = answer.subject or self.config.returned_subject
+        if isinstance(handled, TransferHandled) and answer.subject is not None:
+            # A transfer message returned to its author's own inbox (a file this
+            # office cannot take over goes back to the office that sent it, whose
+            # file is active again only when the return arrives): stored by the
+            # broker before the message is acknowledged.
+            assert self._stream is not None
+            try:
+                await self._stream.publish(subject, answer.payload())
+            except nats.js.errors.NoStreamResponseError:
+                logger.error(
+                    "inbox: no stream stores the return of a %s; the message goes back",
+                    handled.message_type,
+                )
+                return False
+            return True
+        await self._client.publish(subject, answer.payload())
+        await self._client.flush()
+        return True
+
+    async def _unsendable(
+        self, msg: Msg, handled: Handled | TransferHandled, answer: Answer
+    ) -> None:
+        """The broker takes no form of the answer: delivering the message again would
+        change nothing, so it is terminated (logged with types and sizes only)."""
+        logger.error(
+            "inbox: the answer (%s, %d bytes) to a %s is larger than the broker takes "
+            "(%d bytes with headers); the message is terminated, not delivered again",
+            answer.message_type,
+            len(answer.payload()),
+            handled.message_type if isinstance(handled, TransferHandled) else "message",
+            self._answer_limit() + ANSWER_HEADROOM,
+        )
+        await msg.term()
+        self.stats.unsendable += 1
+        if self.metrics is not None:
+            self.metrics.handled("unsendable")
 
     def _retried(self) -> None:
         self.stats.retried += 1
@@ -252,6 +367,9 @@ class InboxConsumer:
         if handled.returned is not None:
             stats.returned += 1
             kind = "returned"
+        elif handled.outcome == "ignored":
+            stats.ignored += 1
+            kind = "ignored"
         elif handled.duplicate:
             stats.duplicates += 1
             kind = "duplicate"

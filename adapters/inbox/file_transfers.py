@@ -9,7 +9,12 @@ the proof of the previous office's hash chain (docs/guides/file-transfers.md).
   of :mod:`adapters.store.verifier`: the events as A stored them, with their chain
   entries);
 - ``ABH.AktenanforderungAbgelehnt``: A's refusal (``nicht-zustaendig``,
-  ``hinderungsgrund``), without personal data.
+  ``hinderungsgrund``), without personal data;
+- ``Administration.ReturnToSender`` of A's file: B could not take it over; the file names
+  A's inbox in ``antwortAn`` (exactly A's, as the request names B's), so the return goes
+  there and A's file is active again (:meth:`FileTransfers.receive_return`). A file
+  without ``antwortAn`` (sent before it had one) is still taken; its return goes to B's
+  ``{prefix}.returned.{B}`` as before.
 
 :func:`handle_transfer_message` is one delivery without the broker, as
 :func:`adapters.inbox.messages.handle_message` is for notices: validate against the
@@ -31,6 +36,7 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import types
 import typing
 import uuid
@@ -46,6 +52,7 @@ from adapters.inbox.schemas import (
     FILE_REFUSAL_TYPE,
     FILE_REQUEST_TYPE,
     FILE_TRANSFER_TYPES,
+    RETURN_TO_SENDER_TYPE,
     problems,
 )
 from adapters.store.hash_chain import ChainSource, canonical_id
@@ -61,6 +68,7 @@ from service_file_transfers import (
     InboundFile,
     InboundFileRequest,
     InboundRefusal,
+    InboundReturn,
     OutgoingRequest,
     RequestAnswer,
     RequestedPerson,
@@ -68,6 +76,8 @@ from service_file_transfers import (
     SentFile,
 )
 from service_notices import MessageRefused
+
+logger = logging.getLogger("akte.inbox")
 
 CHANNEL: Final = "abh"
 """The last part of the subject of messages between foreigners' offices."""
@@ -349,8 +359,12 @@ def request_message(request: OutgoingRequest, *, subject_prefix: str, created: d
     return checked(Answer(subject, FILE_REQUEST_TYPE, body))
 
 
-def answer_message(answer: RequestAnswer, *, reply_to: str, created: datetime) -> Answer:
-    """A's answer: the file, or the refusal; the same message id however often."""
+def answer_message(
+    answer: RequestAnswer, *, reply_to: str, created: datetime, subject_prefix: str | None = None
+) -> Answer:
+    """A's answer: the file, or the refusal; the same message id however often.
+    ``subject_prefix``: the file names this office's inbox under it as its ``antwortAn``
+    (where B returns a file it cannot take over); None: it names none (as before)."""
     request = answer.request
     head = _header(
         request.office_id,
@@ -358,6 +372,9 @@ def answer_message(answer: RequestAnswer, *, reply_to: str, created: datetime) -
         request.requesting_office_id,
         created,
         message_id=answer.answer_message_id,
+        reply_to=None
+        if answer.file is None or subject_prefix is None
+        else transfer_subject(subject_prefix, request.office_id),
     )
     bezug = {"nachrichtUUID": request.message_id}
     if answer.file is None:
@@ -490,9 +507,10 @@ def to_refusal(message: Mapping[str, Any], office_id: str) -> InboundRefusal:
 
 @dataclass(frozen=True)
 class TransferHandled:
-    """What one delivery of a transfer message did: ``outcome`` (``sent``, ``refused``
-    for A's answers; ``taken_over``, ``refused`` for B), whether it changed nothing
-    (``duplicate``), and what to send back (A's answer, or a return to the sender)."""
+    """What one delivery of a transfer message did: ``outcome`` (``sent``, ``refused``,
+    ``returned`` for A's answers; ``taken_over``, ``refused`` for B; ``reopened``,
+    ``ignored`` for a return of A's file), whether it changed nothing (``duplicate``),
+    and what to send back (A's answer, or a return to the sender)."""
 
     message_type: str
     outcome: str | None
@@ -503,15 +521,114 @@ class TransferHandled:
 
 
 def transfer_message_type(raw: bytes) -> str | None:
-    """The message's type when it is a file transfer message (None: another, or not
-    readable: the notices' handling answers those)."""
+    """The message's type when it is a file transfer message, or the return of a file
+    this office sent (None: another, or not readable: the notices' handling answers
+    those)."""
     try:
         message = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     head = message.get("nachrichtenkopf") if isinstance(message, dict) else None
     kind = head.get("nachrichtentyp") if isinstance(head, dict) else None
-    return kind if kind in FILE_TRANSFER_TYPES else None
+    if kind == RETURN_TO_SENDER_TYPE and _returned_type(message) == FILE_ANSWER_TYPE:
+        return RETURN_TO_SENDER_TYPE
+    return str(kind) if kind in FILE_TRANSFER_TYPES else None
+
+
+def _returned_type(message: Mapping[str, Any]) -> object:
+    rejection = message.get("rueckweisung")
+    returned = rejection.get("abgewieseneNachricht") if isinstance(rejection, dict) else None
+    return returned.get("nachrichtentyp") if isinstance(returned, dict) else None
+
+
+def _own_inbox_named(head: object, subject_prefix: str) -> bool:
+    """The message names exactly its author's own inbox as ``antwortAn`` (a suffix test
+    would let ``evil.inbox.B.abh`` through)."""
+    if not isinstance(head, dict):
+        return False
+    author = head.get("autor")
+    sender = author.get("kennung") if isinstance(author, dict) else None
+    if not isinstance(sender, str):
+        return False
+    return head.get("antwortAn") == transfer_subject(subject_prefix, sender)
+
+
+def _return_address_only_if_own(message: object, subject_prefix: str) -> object:
+    """The message as :func:`return_to_sender` may read it: a return carries the message
+    (personal data) and goes to its ``antwortAn``, which must then be the author's own
+    inbox; any other is dropped (the return goes to this office's returned subject)."""
+    if not isinstance(message, dict):
+        return message
+    head = message.get("nachrichtenkopf")
+    if not isinstance(head, dict) or "antwortAn" not in head:
+        return message
+    if _own_inbox_named(head, subject_prefix):
+        return message
+    without = {name: value for name, value in head.items() if name != "antwortAn"}
+    return {**message, "nachrichtenkopf": without}
+
+
+def _return_of_file(message: Any, *, transfers: FileTransfers, office_id: str) -> TransferHandled:
+    """A return of a file this office sent: recorded once, never answered (a return is
+    not returned); one that names no such file changes nothing and is counted."""
+
+    def ignored(why: str) -> TransferHandled:
+        logger.warning("inbox: a return of a file answer is ignored: %s", why)
+        return TransferHandled(RETURN_TO_SENDER_TYPE, "ignored", False, None)
+
+    if problems(message, RETURN_TO_SENDER_TYPE):
+        return ignored("it breaks its schema")
+    head = message["nachrichtenkopf"]
+    if head["leser"]["kennung"] != office_id:
+        return ignored("it is not for this office")
+    rejection = message["rueckweisung"]
+    returned = rejection["abgewieseneNachricht"]
+    sender = head["autor"]["kennung"]
+    if "nachricht" not in returned:
+        # Left out (nachrichtAusgelassen: the file was too large to come back whole): its
+        # header fields and bezug name it; the claim below checks that this office sent
+        # that answer to the request of exactly this sender.
+        answer_id = returned.get("nachrichtUUID")
+        reference = returned.get("bezug")
+        request_id = reference.get("nachrichtUUID") if isinstance(reference, dict) else None
+        if (
+            returned.get("nachrichtentyp") != FILE_ANSWER_TYPE
+            or not isinstance(answer_id, str)
+            or not isinstance(request_id, str)
+        ):
+            return ignored("the returned message is no file this office sent to its sender")
+    else:
+        try:
+            original: Any = json.loads(base64.b64decode(returned["nachricht"], validate=True))
+            original_head = original["nachrichtenkopf"]
+            answer_id = str(original_head["nachrichtUUID"])
+            request_id = str(original["bezug"]["nachrichtUUID"])
+            author = original_head["autor"]["kennung"]
+            reader = original_head["leser"]["kennung"]
+            kind = original_head["nachrichtentyp"]
+        except (binascii.Error, ValueError, TypeError, KeyError):
+            return ignored("the returned message is not a file answer")
+        if (
+            kind != FILE_ANSWER_TYPE
+            or author != office_id
+            or reader != sender
+            or returned.get("nachrichtUUID") != answer_id
+        ):
+            return ignored("the returned message is no file this office sent to its sender")
+    outcome = transfers.receive_return(
+        InboundReturn(
+            office_id=office_id,
+            sender=sender,
+            message_id=head["nachrichtUUID"],
+            answer_message_id=answer_id,
+            request_message_id=request_id,
+            reason=rejection["grund"],
+            hints=rejection["ergaenzendeHinweise"],
+        )
+    )
+    return TransferHandled(
+        RETURN_TO_SENDER_TYPE, outcome.status, outcome.duplicate, None, None, outcome.case_id
+    )
 
 
 def handle_transfer_message(
@@ -526,31 +643,51 @@ def handle_transfer_message(
     ``subject_prefix``: this broker's, which the requesting office's own inbox must use."""
     message: Any = json.loads(raw)
     message_type = str(message["nachrichtenkopf"]["nachrichtentyp"])
+    if message_type == RETURN_TO_SENDER_TYPE:
+        return _return_of_file(message, transfers=transfers, office_id=office_id)
     found = problems(message, message_type)
     if not found and message["nachrichtenkopf"]["leser"]["kennung"] != office_id:
         found = ["/nachrichtenkopf/leser/kennung: not this office"]
-    if not found and message_type == FILE_REQUEST_TYPE:
-        head = message["nachrichtenkopf"]
-        # The file (personal data) goes to the requesting office's own inbox, nowhere else:
-        # exactly that subject (a suffix test would let ``evil.inbox.B.abh`` through).
-        own_inbox = transfer_subject(subject_prefix, str(head["autor"]["kennung"]))
-        if head["antwortAn"] != own_inbox:
-            found = ["/nachrichtenkopf/antwortAn: not the requesting office's inbox"]
+    head = message.get("nachrichtenkopf")
+    # The file (personal data) goes to the requesting office's own inbox, nowhere else,
+    # and a file's return (personal data too) to the sending office's own inbox: exactly
+    # that subject. A file without one (sent before files named it) is still taken.
+    if (
+        not found
+        and message_type == FILE_REQUEST_TYPE
+        and not _own_inbox_named(head, subject_prefix)
+    ):
+        found = ["/nachrichtenkopf/antwortAn: not the requesting office's inbox"]
+    if (
+        not found
+        and message_type == FILE_ANSWER_TYPE
+        and "antwortAn" in head
+        and not _own_inbox_named(head, subject_prefix)
+    ):
+        found = ["/nachrichtenkopf/antwortAn: not the sending office's inbox"]
+    # A return goes to antwortAn only when it is the author's own inbox.
+    returnable = _return_address_only_if_own(message, subject_prefix)
     if found:
         answer = return_to_sender(
             raw,
             office_id=office_id,
             reason="schema-verletzt",
             hints="; ".join(found),
-            message=message,
+            message=returnable,
             created=now,
         )
         return TransferHandled(message_type, None, False, answer, "schema-verletzt")
     try:
         if message_type == FILE_REQUEST_TYPE:
             given = transfers.answer_request(to_request(message, office_id))
+            if given.outcome == "returned":
+                # The file sent came back before: it is not sent again.
+                return TransferHandled(message_type, given.outcome, True, None)
             reply = answer_message(
-                given, reply_to=message["nachrichtenkopf"]["antwortAn"], created=now
+                given,
+                reply_to=message["nachrichtenkopf"]["antwortAn"],
+                created=now,
+                subject_prefix=subject_prefix,
             )
             case_id = None if given.file is None else given.file.case_id
             return TransferHandled(
@@ -570,7 +707,7 @@ def handle_transfer_message(
             office_id=office_id,
             reason="regel-verletzt",
             hints=str(error),
-            message=message,
+            message=returnable,
             created=now,
         )
         return TransferHandled(message_type, None, False, answer, "regel-verletzt")

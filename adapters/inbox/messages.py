@@ -118,6 +118,11 @@ def return_to_sender(
         value = head.get(name)
         if isinstance(value, str) and len(value) <= 100:
             returned[name] = value
+    # What it answered (a file's request): a return without the message still names it.
+    reference = message.get("bezug") if isinstance(message, dict) else None
+    reference_id = reference.get("nachrichtUUID") if isinstance(reference, dict) else None
+    if isinstance(reference_id, str) and len(reference_id) <= 100:
+        returned["bezug"] = {"nachrichtUUID": reference_id}
     reader = sender if isinstance(sender, str) and _is_code(sender) else "unbekannt"
     body = {
         "nachrichtenkopf": _header(office_id, RETURN_TO_SENDER_TYPE, reader, created),
@@ -129,6 +134,22 @@ def return_to_sender(
     }
     subject = reply_to if isinstance(reply_to, str) and _is_subject(reply_to) else None
     return checked(Answer(subject, RETURN_TO_SENDER_TYPE, body))
+
+
+def without_message(answer: Answer) -> Answer | None:
+    """The return ``answer`` without the message it returns (``nachrichtAusgelassen``):
+    its header fields and ``bezug`` stay, for a return too large for the broker. None:
+    ``answer`` is no return carrying a message."""
+    if answer.message_type != RETURN_TO_SENDER_TYPE:
+        return None
+    rejection = answer.body["rueckweisung"]
+    returned = rejection["abgewieseneNachricht"]
+    if "nachricht" not in returned:
+        return None
+    kept = {name: value for name, value in returned.items() if name != "nachricht"}
+    kept["nachrichtAusgelassen"] = True
+    body = {**answer.body, "rueckweisung": {**rejection, "abgewieseneNachricht": kept}}
+    return checked(Answer(answer.subject, answer.message_type, body))
 
 
 def _is_code(value: str) -> bool:
@@ -344,4 +365,5 @@ __all__ = [
     "return_to_sender",
     "to_application",
     "to_notice",
+    "without_message",
 ]

@@ -316,12 +316,22 @@ class ReplicaFigures:
         yield reads
 
 
-INBOX_OUTCOMES: Final = ("applied", "triaged", "returned", "duplicate", "retried")
+INBOX_OUTCOMES: Final = (
+    "applied",
+    "triaged",
+    "returned",
+    "duplicate",
+    "retried",
+    "ignored",
+    "unsendable",
+)
 """What became of a message in (``akte inbox run``): applied (recorded on a case file,
 or a procedure or contact submission made of it), triaged (a notice no file matched for
-certain), returned to its sender (unreadable, against its schema or a rule), duplicate
-(handled before: nothing changed), retried (handed back to the broker: the store was
-away, or a defect)."""
+certain), returned to its sender (unreadable, against its schema or a rule), ignored (a
+return of a file answer this office never sent, or from another office: not answered),
+duplicate (handled before: nothing changed), retried (handed back to the broker: the store was
+away, or a defect), unsendable (its answer is larger than the broker takes, even a return
+without the message: terminated, not delivered again)."""
 
 
 class InboxMetrics:
@@ -343,7 +353,8 @@ class InboxMetrics:
         self._handled = Counter(
             "akte_inbox_messages",
             "Messages in this inbox worker handled, by outcome: applied, triaged, returned "
-            "(to the sender), duplicate (handled before), retried (handed back).",
+            "(to the sender), duplicate (handled before), retried (handed back), ignored, "
+            "unsendable (answer too large for the broker: terminated).",
             ["outcome"],
             registry=registry,
         )

@@ -3,7 +3,8 @@
 **The allow-list** (``AKTE_OUTBOX_EVENTS``) names event classes as ``Aggregate.Event``
 (``CaseFile.Opened``) or by their stored topic (``domain.case_file:CaseFile.Opened``).
 Unset: :data:`DEFAULT_EVENTS`, the life of case files and their procedures: opened,
-procedure received, decided and closed, transferred, closed. Nothing else leaves Akte
+procedure received, decided and closed, transferred (and a hand-over that came back),
+closed. Nothing else leaves Akte
 unless an operator names it.
 
 **Personal data never leaves.** A message carries an allow-list of fields too: the
@@ -60,6 +61,7 @@ DEFAULT_EVENTS: Final = (
     "CaseFile.ProcedureDecided",
     "CaseFile.ProcedureClosed",
     "CaseFile.TransferredToOffice",
+    "CaseFile.HandOverReturned",
     "CaseFile.Closed",
 )
 """The life of case files and procedures; staff assignments, notes, documents, letters

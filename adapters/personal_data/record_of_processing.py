@@ -78,6 +78,7 @@ CATEGORIES: Final = {
         "subject",
         "hardship_reason",
         "purpose",
+        "hints",
     ),
     "Dateinamen hochgeladener Unterlagen": ("file_names",),
     "Von der bisherigen Ausländerbehörde übernommene Einträge (alle Kategorien oben)": (

@@ -137,6 +137,16 @@ def closed_case() -> CaseFile:
         master_data=MasterData("Beispiel", "Omar", date(1980, 1, 1), "XXA", "P7654321", None),
         act=act,
     )
+    # Handed over to another office, which returned it untaken: active again here.
+    case.transfer_to_office(to_office_id="abh-anderswo", reason=None, act=act)
+    case.return_hand_over(
+        to_office_id="abh-anderswo",
+        answer_message_id="2f6c3a1e-5b4d-4e7f-8a9b-0c1d2e3f4a5b",
+        return_message_id="7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d",
+        reason="regel-verletzt",
+        hints="nachweis: the proof does not verify",
+        act=act,
+    )
     case.close(closure_reason="died", act=act)
     # Five years after death (§ 68 AufenthV) the person's data is erased.
     case.erase_personal_data(

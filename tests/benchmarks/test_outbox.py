@@ -23,7 +23,7 @@ def test_the_benchmark_prints_every_figure_and_writes_json(
     url = require_nats()
     out = tmp_path / "result.json"
     argv = ["--stores", "sqlite", "--events", "300", "--repeats", "1", "--rate", "50"]
-    argv += ["--seconds", "1", "--poll-intervals", "0.05", "--nats-url", url]
+    argv += ["--seconds", "1", "--writers", "3", "--poll-intervals", "0.05", "--nats-url", url]
     argv += ["--quiet", "--tmp-dir", str(tmp_path), "--json", str(out)]
 
     assert main(argv) == 0
@@ -43,7 +43,8 @@ def test_the_benchmark_prints_every_figure_and_writes_json(
     assert store["events"] >= 300
     assert all(rate > 0 for rate in store["publish_events_per_second"])
     [lag] = store["lag"]
-    assert lag["commands"] == 50
+    assert lag["commands"] == 50  # one second at 50/s, shared by the three writers
+    assert result["parameters"]["writers"] == 3
     assert lag["received"] == lag["commands"]
     assert 0 < lag["p50_ms"] <= lag["p99_ms"] <= lag["max_ms"]
     assert result["load"]["before"]

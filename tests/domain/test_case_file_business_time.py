@@ -120,6 +120,12 @@ def _decided(case: CaseFile) -> int:
     return number
 
 
+def _transferred(case: CaseFile) -> int:
+    number = _decided(case)
+    case.transfer_to_office(to_office_id="abh-nachbarstadt", reason=None, act=act(day(10)))
+    return number
+
+
 def _certificate(case: CaseFile) -> int:
     return fiction(case, receive(case, day(0)), day(10))
 
@@ -396,6 +402,19 @@ ROWS: list[tuple[str, Setup, Command, str]] = [
         "the decision of procedure 1",
     ),
     (
+        "return_hand_over",
+        _transferred,
+        lambda c, n, t: c.return_hand_over(
+            to_office_id="abh-nachbarstadt",
+            answer_message_id="2f6c3a1e-5b4d-4e7f-8a9b-0c1d2e3f4a5b",
+            return_message_id="7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d",
+            reason="schema-verletzt",
+            hints="",
+            act=act(t),
+        ),
+        "the transfer",
+    ),
+    (
         "close",
         _decided,
         lambda c, n, t: c.close(closure_reason="left", act=act(t)),
@@ -601,7 +620,7 @@ def test_an_issue_event_of_version_1_loads_without_the_basis() -> None:
 
 # ---------------------------------------------------------------- generated sequences
 
-_STEPS = [row for row in ROWS if row[0] not in {"transfer_to_office", "close"}]
+_STEPS = [row for row in ROWS if row[0] not in {"transfer_to_office", "return_hand_over", "close"}]
 
 
 def _facts(events: list[CaseFile.Event]) -> list[tuple[CaseFile.Event, datetime]]:

@@ -101,6 +101,7 @@ PATHS: Final[dict[tuple[str, str], Path_]] = {
     **_all("CaseFile.CorrespondenceRecorded", _CASE, "counterpart_name", "subject"),
     **_all("CaseFile.NoteAdded", _CASE, "text"),
     **_all("CaseFile.TransferredToOffice", _CASE, "reason"),
+    **_all("CaseFile.HandOverReturned", _CASE, "hints"),
     # Parts taken over from the previous office (§ 67 AufenthV): sealed under the new file's key.
     **_all("CaseFile.PartTakenOver", _CASE, "personal"),
     **_all(

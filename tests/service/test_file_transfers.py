@@ -241,6 +241,9 @@ def test_an_answer_to_no_request_of_ours_is_returned(
     assert handled.returned == "regel-verletzt"
     body["bezug"]["nachrichtUUID"] = str(request.request_id)
     body["nachrichtenkopf"]["autor"]["kennung"] = "abh-dritte"
+    # Its reply address is no longer its author's inbox: against the schema's rule.
+    assert deliver(json.dumps(body).encode(), office_b, OFFICE_B).returned == "schema-verletzt"
+    del body["nachrichtenkopf"]["antwortAn"]  # as files were sent before they named one
     assert deliver(json.dumps(body).encode(), office_b, OFFICE_B).returned == "regel-verletzt"
     assert log_length(office_b) == before
     assert office_b.file_transfers.get_request(request.request_id).status == "requested"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
@@ -122,3 +123,24 @@ def deliver(message: Answer | bytes, service: AkteService, office_id: str) -> Tr
         now=service.clock(),
         subject_prefix=PREFIX,
     )
+
+
+def forged_file(answer: Answer) -> bytes:
+    """A's file with a fact changed on the way: the proof does not verify at B."""
+    body = json.loads(answer.payload())
+    body["akte"]["ereignisse"][1]["fakten"]["page_count"] = 3
+    return json.dumps(body).encode()
+
+
+def returned_file(service: AkteService) -> tuple[MovedFile, TransferHandled]:
+    """A's file sent to B, both offices in this one store; B cannot take it over (the
+    proof fails) and returns it; A records the return (the file is active again)."""
+    moved = file_with_history(service, OFFICE_A)
+    _request, message = ask_for(service)
+    sent = deliver(message, service, OFFICE_A)
+    assert sent.answer is not None
+    returned = deliver(forged_file(sent.answer), service, OFFICE_B)
+    assert returned.answer is not None
+    handled = deliver(returned.answer, service, OFFICE_A)
+    assert handled.outcome == "reopened"
+    return moved, handled

@@ -161,6 +161,9 @@ def naive_figures(service: AkteService, office_id: str, year: int) -> dict[str, 
                 counts[f"{kind}_inquiries"] += 1
         elif isinstance(event, CaseFile.TransferredToOffice):
             transferred_at[case_id] = event.at
+        elif isinstance(event, CaseFile.HandOverReturned):
+            # The other office returned the hand-over: the file never left.
+            transferred_at.pop(case_id, None)
 
     def open_at_year_end(case_id: UUID, procedure: _Procedure) -> bool:
         if berlin_year(procedure.received_at) > year:

@@ -72,9 +72,12 @@ def test_a_proof_of_another_file_or_with_events_missing_is_named() -> None:
 def test_the_asyncapi_document_has_the_transfer_channel_and_messages() -> None:
     document = asyncapi_document(Selection.parse(None))
     channel = document["channels"]["akte.inbox.{office}.abh"]
-    refs = {item["$ref"] for item in channel["publish"]["message"]["oneOf"]}
     names = ("ABH.Aktenanforderung", "ABH.Aktenuebersendung", "ABH.AktenanforderungAbgelehnt")
-    assert refs == {f"#/components/messages/{name}" for name in names}
+    # A file that cannot be taken over comes back on the sending office's subject.
+    every = (*names, "Administration.ReturnToSender")
+    for operation in ("publish", "subscribe"):
+        refs = {item["$ref"] for item in channel[operation]["message"]["oneOf"]}
+        assert refs == {f"#/components/messages/{name}" for name in every}
     for name in names:
         assert "not certified" in document["components"]["messages"][name]["description"]
 
@@ -137,6 +140,8 @@ def test_a_file_goes_only_to_the_requesting_offices_inbox(
     assert handled.returned == "schema-verletzt"
     assert handled.answer is not None
     assert "antwortAn" in handled.answer.body["rueckweisung"]["ergaenzendeHinweise"]
+    # The return holds the request (personal data): never to the subject it named.
+    assert handled.answer.subject is None
     assert service.get_case(moved.case_id).status == "active"
 
 

@@ -89,7 +89,15 @@ def test_the_worker_counts_each_outcome_and_the_pending_messages(
         outcome: value(registry, "akte_inbox_messages_total", outcome=outcome)
         for outcome in INBOX_OUTCOMES
     }
-    assert counted == {"applied": 1, "duplicate": 1, "triaged": 1, "returned": 1, "retried": 0}
+    assert counted == {
+        "applied": 1,
+        "duplicate": 1,
+        "triaged": 1,
+        "returned": 1,
+        "retried": 0,
+        "ignored": 0,
+        "unsendable": 0,
+    }
     # Seen when the consumer subscribed (all four waiting), and once it found nothing more.
     assert seen[0] == (4, 0)
     assert seen[-1] == (0, 0)

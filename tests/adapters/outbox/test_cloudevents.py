@@ -41,6 +41,11 @@ def test_entries_are_class_names_or_topics_and_unknown_ones_are_refused() -> Non
 def test_published_fields_leave_out_personal_fields_and_who_acted() -> None:
     assert published_fields(CaseFile.Opened) == ("at", "office_id", "reference")
     assert "reason" not in published_fields(CaseFile.ProcedureDecided)
+    # A hand-over that came back leaves with its reason code, never the other office's
+    # hints (free text about the person).
+    assert "CaseFile.HandOverReturned" in DEFAULT_EVENTS
+    assert "reason" in published_fields(CaseFile.HandOverReturned)
+    assert "hints" not in published_fields(CaseFile.HandOverReturned)
     for event_class in (CaseFile.Opened, CommitmentDeclaration.Submitted):
         fields = set(published_fields(event_class))
         assert personal_fields(event_class)

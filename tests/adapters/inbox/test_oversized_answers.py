@@ -1,0 +1,244 @@
+"""Answers larger than the broker takes (adapters/inbox/consumer.py, messages.py): a
+return that would be too large with the rejected message goes without it
+(``nachrichtAusgelassen``) and the sending office handles it as any return; an answer
+the broker takes in no form terminates its message once, counted, never redelivered."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from uuid import uuid4
+
+import nats
+import pytest
+from prometheus_client import CollectorRegistry
+
+from adapters.bootstrap import build_service
+from adapters.inbox.consumer import ANSWER_HEADROOM, InboxConfig, InboxConsumer
+from adapters.inbox.file_transfers import request_message, transfer_subject
+from adapters.inbox.messages import return_to_sender, without_message
+from adapters.inbox.schemas import problems
+from adapters.monitoring.metrics import InboxMetrics
+from adapters.settings import Settings
+from service import AkteService
+from service_file_transfers import OutgoingRequest, RequestedPerson
+from tests.support.file_transfers import OFFICE_A, OFFICE_B, PERSON
+from tests.support.file_transfers import file_with_history as history
+from tests.support.outbox import Broker, own_stream, stored_messages
+
+RETURN = "Administration.ReturnToSender"
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    with own_stream() as own:
+        yield own
+
+
+@pytest.fixture
+def offices(tmp_path: Path) -> Iterator[tuple[AkteService, AkteService]]:
+    office_a = build_service(
+        Settings(store="sqlite", data_dir=tmp_path / "office-a", default_office_id=OFFICE_A)
+    )
+    office_b = build_service(
+        Settings(store="sqlite", data_dir=tmp_path / "office-b", default_office_id=OFFICE_B)
+    )
+    try:
+        yield office_a, office_b
+    finally:
+        office_a.close()
+        office_b.close()
+
+
+def _config(broker: Broker, office: str) -> InboxConfig:
+    return InboxConfig(
+        office=office,
+        url=broker.url,
+        stream=broker.stream,
+        subject_prefix=broker.prefix,
+        fetch_timeout=0.5,
+    )
+
+
+def _lost_request(broker: Broker, office_b: AkteService) -> bytes:
+    """B's request for A's file, which B's store then lost (restored from an older
+    backup): B cannot take the file A sends and returns it."""
+    lost = OutgoingRequest(
+        request_id=uuid4(),
+        office_id=OFFICE_B,
+        from_office_id=OFFICE_A,
+        person=RequestedPerson(PERSON.surname, PERSON.given_names, PERSON.date_of_birth),
+        moved_in_on=date(2024, 3, 1),
+        position=0,
+    )
+    return request_message(lost, subject_prefix=broker.prefix, created=office_b.clock()).payload()
+
+
+async def _send(broker: Broker, payload: bytes, *, max_msg_size: int | None = None) -> None:
+    """The request into A's inbox; the stream is made here (``max_msg_size``: the
+    largest message it stores)."""
+    client = await nats.connect(broker.url)
+    try:
+        stream = client.jetstream()
+        await stream.add_stream(
+            name=broker.stream,
+            subjects=[f"{broker.prefix}.inbox.>"],
+            retention="workqueue",
+            max_msg_size=max_msg_size if max_msg_size is not None else -1,
+        )
+        await stream.publish(f"{transfer_subject(broker.prefix, OFFICE_A)}", payload)
+    finally:
+        await client.close()
+
+
+async def _limit_stream(broker: Broker, max_msg_size: int) -> None:
+    """The inbox stream stores no message larger than ``max_msg_size`` from now on."""
+    client = await nats.connect(broker.url)
+    try:
+        stream = client.jetstream()
+        config = (await stream.stream_info(broker.stream)).config
+        config.max_msg_size = max_msg_size
+        await stream.update_stream(config)
+    finally:
+        await client.close()
+
+
+def _run(
+    service: AkteService,
+    config: InboxConfig,
+    *,
+    metrics: InboxMetrics | None = None,
+    max_payload: int | None = None,
+) -> InboxConsumer:
+    consumer = InboxConsumer(
+        service.notices,
+        config,
+        transfers=service.file_transfers,
+        metrics=metrics,
+        max_payload=max_payload,
+    )
+    asyncio.run(consumer.run(until_idle=True))
+    return consumer
+
+
+async def _outstanding(config: InboxConfig) -> tuple[int, int]:
+    """The durable consumer's (pending, unacknowledged) messages, once they settled."""
+    client = await nats.connect(config.url)
+    try:
+        stream = client.jetstream()
+        deadline = time.monotonic() + 5
+        while True:
+            info = await stream.consumer_info(config.stream, config.durable)
+            figures = (info.num_pending or 0, info.num_ack_pending or 0)
+            if figures == (0, 0) or time.monotonic() > deadline:
+                return figures
+            await asyncio.sleep(0.05)
+    finally:
+        await client.close()
+
+
+def test_a_return_too_large_with_the_message_goes_without_it() -> None:
+    raw = json.dumps({"nachrichtenkopf": {"nachrichtUUID": "n-1"}, "x": "y" * 3000}).encode()
+    answer = return_to_sender(
+        raw,
+        office_id=OFFICE_A,
+        reason="schema-verletzt",
+        hints="/x: too long",
+        message={
+            "nachrichtenkopf": {"nachrichtUUID": "n-1", "nachrichtentyp": "ABH.Aktenuebersendung"},
+            "bezug": {"nachrichtUUID": "r-1"},
+        },
+        created=datetime(2024, 3, 4, 9, 0, tzinfo=UTC),
+    )
+    smaller = without_message(answer)
+    assert smaller is not None
+    returned = smaller.body["rueckweisung"]["abgewieseneNachricht"]
+    assert returned == {
+        "nachrichtUUID": "n-1",
+        "nachrichtentyp": "ABH.Aktenuebersendung",
+        "bezug": {"nachrichtUUID": "r-1"},
+        "nachrichtAusgelassen": True,
+    }
+    assert len(smaller.payload()) < 1000 < len(answer.payload())
+    assert without_message(smaller) is None  # nothing left to leave out
+    # Exactly one of the message and the note that it was left out.
+    both = {**returned, "nachricht": base64.b64encode(raw).decode()}
+    for broken in (both, {"nachrichtUUID": "n-1"}):
+        body = {
+            **smaller.body,
+            "rueckweisung": {**smaller.body["rueckweisung"], "abgewieseneNachricht": broken},
+        }
+        assert problems(body, RETURN)
+
+
+@pytest.mark.parametrize("limited_by", ["connection", "stream"])
+def test_a_file_too_large_to_come_back_whole_is_returned_without_it_and_reopened(
+    broker: Broker, offices: tuple[AkteService, AkteService], limited_by: str
+) -> None:
+    office_a, office_b = offices
+    moved = history(office_a, OFFICE_A)
+    asyncio.run(_send(broker, _lost_request(broker, office_b)))
+    assert _run(office_a, _config(broker, OFFICE_A)).stats.transfers == 1
+    assert office_a.get_case(moved.case_id).status == "transferred"
+    [file] = stored_messages(broker)
+    # B's broker takes the file but not the file returned whole (4/3 of it, base64).
+    limit = len(file.data) + ANSWER_HEADROOM
+    if limited_by == "stream":
+        asyncio.run(_limit_stream(broker, len(file.data) + 500))
+    at_b = _run(
+        office_b,
+        _config(broker, OFFICE_B),
+        max_payload=limit if limited_by == "connection" else None,
+    )
+    assert (at_b.stats.returned, at_b.stats.unsendable, at_b.stats.retried) == (1, 0, 0)
+    [stored] = stored_messages(broker)
+    assert stored.subject == transfer_subject(broker.prefix, OFFICE_A)
+    assert len(stored.data) <= limit - ANSWER_HEADROOM
+    body = json.loads(stored.data)
+    assert problems(body, RETURN) == []
+    returned = body["rueckweisung"]["abgewieseneNachricht"]
+    assert returned["nachrichtAusgelassen"] is True
+    assert "nachricht" not in returned
+    assert returned["nachrichtentyp"] == "ABH.Aktenuebersendung"
+    assert returned["nachrichtUUID"] == json.loads(file.data)["nachrichtenkopf"]["nachrichtUUID"]
+    # A handles the return without the file as one with it: its file is active again.
+    assert _run(office_a, _config(broker, OFFICE_A)).stats.transfers == 1
+    case = office_a.get_case(moved.case_id)
+    assert (case.status, case.transferred_to) == ("active", None)
+
+
+@pytest.mark.parametrize("limited_by", ["stream", "connection"])
+def test_an_answer_the_broker_does_not_take_terminates_its_message_once(
+    broker: Broker, offices: tuple[AkteService, AkteService], limited_by: str
+) -> None:
+    office_a, office_b = offices
+    history(office_a, OFFICE_A)
+    request = _lost_request(broker, office_b)
+    # The request fits; A's file (documents and history) does not.
+    limit = len(request) + 1000
+    asyncio.run(_send(broker, request, max_msg_size=limit if limited_by == "stream" else None))
+    config = _config(broker, OFFICE_A)
+    registry = CollectorRegistry()
+    at_a = _run(
+        office_a,
+        config,
+        metrics=InboxMetrics(registry),
+        max_payload=limit + ANSWER_HEADROOM if limited_by == "connection" else None,
+    )
+    assert (at_a.stats.unsendable, at_a.stats.retried, at_a.stats.handled) == (1, 0, 0)
+
+    def counted(outcome: str) -> float | None:
+        return registry.get_sample_value("akte_inbox_messages_total", {"outcome": outcome})
+
+    assert (counted("unsendable"), counted("retried")) == (1, 0)
+    assert registry.get_sample_value("akte_inbox_messages_received_total") == 1
+    # Terminated: the broker holds no delivery of it to come back.
+    assert asyncio.run(_outstanding(config)) == (0, 0)
+    again = _run(office_a, config, metrics=InboxMetrics(CollectorRegistry()))
+    assert again.stats == type(again.stats)()
+    assert stored_messages(broker) == []
