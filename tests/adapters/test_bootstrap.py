@@ -81,6 +81,7 @@ def _start_and_write(data_dir: str, barrier: Any, outcomes: Any) -> None:
         outcomes.put(f"opened {opened.case_id}")
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_processes_starting_at_once_on_a_fresh_sqlite_store_all_come_up(tmp_path: Path) -> None:
     # Real processes: the set-up lock must hold across processes, not only threads.
     data_dir = tmp_path / "data"

@@ -41,5 +41,6 @@ def test_the_benchmark_prints_the_table_and_writes_json(
     assert page["weight_met"] is True
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_a_page_that_is_not_there_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--visitors", "1", "--requests", "1", "--pages", "/no-such-page"]) == 1

@@ -25,6 +25,7 @@ TINY = replace(
 )
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_commands_and_worklists_sections_report_figures_beside_baselines(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

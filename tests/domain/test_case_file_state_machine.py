@@ -543,6 +543,7 @@ def test_random_histories_on_sqlite() -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_random_histories_on_postgres() -> None:
     PostgresCaseFileMachine.TestCase.settings = settings(_SETTINGS, max_examples=20)
     PostgresCaseFileMachine.TestCase().runTest()

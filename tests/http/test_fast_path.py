@@ -300,6 +300,7 @@ def serve_with_projection_child(settings: Settings, tmp_path: Path) -> tuple[Api
 
 
 @pytest.mark.postgres
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_the_projection_process_of_akte_serve_ends_with_the_server(
     pg_settings: Settings, tmp_path: Path
 ) -> None:
@@ -318,6 +319,7 @@ def test_the_projection_process_of_akte_serve_ends_with_the_server(
 
 
 @pytest.mark.postgres
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_a_projection_process_ends_when_its_parent_is_killed(
     pg_settings: Settings, tmp_path: Path
 ) -> None:
@@ -390,6 +392,7 @@ def test_akte_serve_stopped_with_sigterm_stops_its_projection_process(
         stop_all([api])
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_a_projection_process_that_cannot_start_exits_cleanly_with_growing_backoff(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,6 +39,7 @@ def served(tmp_path: Path) -> Iterator[ServedApp]:
         service.close()
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_the_docs_page_shows_the_operations_without_any_other_host(
     served: ServedApp, tmp_path: Path
 ) -> None:

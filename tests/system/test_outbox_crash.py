@@ -61,6 +61,7 @@ def wait_for(positions: OutboxPositions, stream: str, at_least: int, timeout: fl
     return position
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_an_outbox_killed_after_some_acknowledgements_publishes_each_event_once(
     service: AkteService, settings: Settings, broker: Broker, tmp_path: Path
 ) -> None:

@@ -279,6 +279,7 @@ def children() -> Iterator[list[ChildProcess]]:
         stop_all(started)
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_three_api_processes_and_two_workers_lose_and_duplicate_nothing(
     pg_settings: Settings, children: list[ChildProcess], tmp_path: Path
 ) -> None:

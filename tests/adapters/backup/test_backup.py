@@ -103,6 +103,7 @@ def backup(settings: Settings, dest: Path, *, with_views: bool = False) -> None:
         take_backup(settings, dest, service=service, with_views=with_views)
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_a_backup_restores_whole_and_its_drill_passes(
     settings: Settings, target: Settings, tmp_path: Path
 ) -> None:

@@ -49,6 +49,7 @@ def _cases(service: AkteService, case_ids: Iterable[UUID]) -> list[CaseFile]:
     return [service.get_case(case_id) for case_id in case_ids]
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_demo_office_is_varied_and_uses_catalogue_codes(service: AkteService) -> None:
     summary = load_demo_office(service, cases=CASES)
     cases = _cases(service, summary.case_ids)
@@ -105,6 +106,7 @@ def test_demo_office_is_varied_and_uses_catalogue_codes(service: AkteService) ->
     assert legal_bases <= set(catalogue.legal_bases)
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_every_demo_case_replays_from_the_store(
     service: AkteService, settings: Settings, clock: FakeClock
 ) -> None:

@@ -9,6 +9,8 @@ every request goes over the wire with httpx2.
 
 from __future__ import annotations
 
+import pytest
+
 from adapters.http.auth.permissions import AllowPublic, RequirePermission, route_accesses
 from tests.http.auth.access_policy import CALLERS, OK, OUTCOMES
 from tests.http.auth.identity_provider import ProviderKeys
@@ -46,6 +48,7 @@ def test_the_route_table_covers_every_route_of_the_app(served: ServedApp) -> Non
     assert app_routes(served.app) == {str(route) for route in ROUTES}
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_every_route_answers_every_caller_as_the_policy_says(
     served: ServedApp, keys: ProviderKeys
 ) -> None:

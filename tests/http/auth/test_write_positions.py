@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
+import pytest
+
 from tests.http.auth.access_policy import ANONYMOUS, CALLERS, OK, OUTCOMES, Caller
 from tests.http.auth.identity_provider import ProviderKeys
 from tests.http.auth.route_table import ROUTES, Route, send, subject_for
@@ -55,6 +57,7 @@ def test_every_write_route_of_the_openapi_document_has_an_example(served: Served
     assert set(RECORDS_NOTHING) <= writes, "an exception names a route that does not exist"
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_every_write_answers_the_position_of_its_last_event(
     served: ServedApp, keys: ProviderKeys
 ) -> None:
