@@ -50,8 +50,9 @@ files 1.3, COPY and DELETE 2, the rest in deallocation and threads. What keeps i
 - what an event class does in a projection (opener, end of file, handler) is looked up
   once per class, and all positions are locked and advanced with one statement each;
 - a batch's writes run in a thread while the next projection's changes are computed.
-  Changed files are rewritten whole (one DELETE per table, then COPY), which beats a
-  statement per changed row.
+  Only the rows the handlers put, removed or got are compared and written (one DELETE by
+  primary key per table, then COPY), never the rest of a file's history: rewriting the
+  touched files whole made a rebuild grow with the square of the log (issue 25).
 
 The engine never reads a clock for business logic (queries take ``today``); it reads
 one only to stamp ``updated_at`` in the positions table.
@@ -92,8 +93,8 @@ from projections.positions import (
     read_positions,
 )
 from projections.projection import TOTALS_COUNT, CaseRows, Handler, Opener, Projection, Table
-from projections.storage import DecodingEventLog, EventLog, ViewsWriter
-from projections.table_sql import TableSql, TotalsSql
+from projections.storage import CaseHistoryLog, DecodingEventLog, EventLog, ViewsWriter
+from projections.table_sql import TableSql
 
 DEFAULT_BATCH_SIZE: Final = 20_000
 """Notifications per batch (and per transaction) of a rebuild or catch-up: large enough
@@ -150,6 +151,7 @@ class BatchResult:
 
 _REGISTRY_EVENTS: Final[tuple[type[Any], ...]] = (
     CaseFile.TransferredToOffice,
+    CaseFile.HandOverReturned,
     CaseFile.Closed,
 )
 
@@ -314,7 +316,12 @@ def _collect_when_grown() -> None:
 
 _Step = tuple[Opener | None, str | None, Handler | None]
 _ENDINGS: Final[Mapping[type[Any], str]] = types.MappingProxyType(
-    {CaseFile.TransferredToOffice: "transferred", CaseFile.Closed: "closed"}
+    {
+        CaseFile.TransferredToOffice: "transferred",
+        # The other office returned the hand-over: the file is this office's again.
+        CaseFile.HandOverReturned: "active",
+        CaseFile.Closed: "closed",
+    }
 )
 _PART: Final = CaseFile.PartTakenOver
 
@@ -905,11 +912,47 @@ class ProjectionEngine:
                 raise InconsistentLog(msg)
             elif ending is not None:
                 case.status = ending
-                if active_only:
+                if active_only and ending == "active":
+                    # The other office returned the hand-over: the file's open items
+                    # come back, as its history up to the return makes them.
+                    self._replay(projection, case, event.originator_version)
+                elif active_only:
                     case.clear()
                     continue
             elif active_only and case.status != "active":
                 continue
+            if handler is not None:
+                handler(case, event)
+
+    def _replay(self, projection: Projection, case: CaseRows, before_version: int) -> None:
+        """A file that came back from another office (``HandOverReturned``): its rows in
+        a read model of active files' open items, rebuilt from its events before the
+        return, as if it had never left (what reached the file while it was away, the
+        domain allowed: it is the file's now). Needs a log that reads one file's events
+        (:class:`~projections.storage.CaseHistoryLog`); without one the rows stay gone."""
+        log = self.log
+        if not isinstance(log, CaseHistoryLog):
+            return
+        index = self.projections.index(projection)
+        steps = self._steps[projection.name]
+        items: list[tuple[int, Any, str]] = []
+        for event in log.case_history(case.case_id, before_version):
+            interested = self._interested.get(type(event))
+            if interested is None or index not in interested:
+                continue
+            item = (0, event, case.case_id)
+            if type(event) is _PART:
+                per_projection: list[list[tuple[int, Any, str]]] = [[] for _ in self.projections]
+                self._distribute_part(item, (index,), per_projection)
+                items += per_projection[index]
+            else:
+                items.append(item)
+        case.clear()
+        for _, event, _ in items:
+            step = steps.get(type(event))
+            if step is None or step[1] is not None:
+                continue  # an earlier end and return: history only here
+            handler = step[2]
             if handler is not None:
                 handler(case, event)
 
@@ -936,22 +979,23 @@ class ProjectionEngine:
     def _write(
         self, projection: Projection, cases: dict[str, CaseRows], write_behind: _WriteBehind
     ) -> None:
-        """Write back the rows of the case files whose rows changed: delete all their
-        rows (one statement per table), insert their current rows (COPY on PostgreSQL).
+        """Write back the rows the handlers changed: delete the stored rows that changed or
+        went (one statement per table, by primary key), insert the new and changed ones
+        (COPY on PostgreSQL).
 
-        Case files have few rows each, so rewriting a changed file's unchanged rows
-        costs less than a statement per changed row."""
+        Only rows a handler put, removed or got (:class:`CaseRows` notes their keys) are
+        compared, never the file's other rows: a file's history grows with the log, and
+        comparing and rewriting all of it each batch it appears in made a rebuild grow
+        with the square of the log (issue 25). A file all of whose rows went is deleted by
+        its id."""
         registry = projection.registry
         records_gone: list[str] = []
         records: list[tuple[Any, ...]] = []
         tables = projection.tables
-        changed: dict[Table[Any], list[str]] = {table: [] for table in tables}
+        cleared: dict[Table[Any], list[str]] = {table: [] for table in tables}
+        gone: dict[Table[Any], list[tuple[Any, ...]]] = {table: [] for table in tables}
         inserts: dict[Table[Any], list[tuple[Any, ...]]] = {table: [] for table in tables}
-        totals: dict[Table[Any], list[tuple[TotalsSql, dict[tuple[Any, ...], list[int]]]]] = {
-            table: [(sql, {}) for sql in self._table_sql(table).totals]
-            for table in tables
-            if table.totals
-        }
+        removed: dict[Table[Any], list[tuple[Any, ...]]] = {table: [] for table in tables}
         for case_id, case in cases.items():
             record = (case_id, case.office_id, case.reference, case.status)
             stored = case._record
@@ -960,51 +1004,120 @@ class ProjectionEngine:
                     records_gone.append(case_id)
                 records.append(record)
                 case._record = record  # as stored once the batch commits
+            dirty = case._dirty
+            whole = case._whole
+            if not dirty and not whole:
+                continue  # no handler changed a row
             current_tables = case._rows
-            if not current_tables:
-                continue  # no handler asked for a table: unchanged
             loaded = case._loaded
-            for table in tables:
-                current = current_tables.get(table)
-                if current is None:
+            for table in whole:
+                current = current_tables[table]
+                # What is stored once the batch commits (forgotten if it does not).
+                before = loaded.get(table)
+                if before is None:
+                    before = loaded[table] = {}
+                if not current:
+                    if before:
+                        cleared[table].append(case_id)
+                        removed[table].extend(before.values())
+                        before.clear()
+                    continue
+                _compare(
+                    case_id,
+                    table,
+                    current,
+                    before,
+                    current.keys() | before.keys(),
+                    gone[table],
+                    inserts[table],
+                    removed[table],
+                )
+            for table, keys in dirty.items():
+                if table in whole:
                     continue
                 before = loaded.get(table)
-                values = table.values
-                now = {key: values(row) for key, row in current.items()}
-                if now == (before or {}):
-                    continue
-                if before:
-                    changed[table].append(case_id)
-                if now:
-                    inserts[table].extend(now.values())
-                for totals_sql, differences in totals.get(table, ()):
-                    if before:
-                        totals_sql.add(differences, before.values(), -1)
-                    totals_sql.add(differences, now.values(), +1)
-                # What is stored once the batch commits (forgotten if it does not).
-                loaded[table] = now
-        self._submit_writes(registry, records_gone, records, write_behind)
+                if before is None:
+                    before = loaded[table] = {}
+                _compare(
+                    case_id,
+                    table,
+                    current_tables[table],
+                    before,
+                    keys,
+                    gone[table],
+                    inserts[table],
+                    removed[table],
+                )
+            dirty.clear()
+            whole.clear()
+        self._submit_writes(registry, records_gone, [], records, write_behind)
         for table in tables:
-            self._submit_writes(table, changed[table], inserts[table], write_behind)
-            for totals_sql, differences in totals.get(table, ()):
+            sql = self._table_sql(table)
+            self._submit_writes(table, cleared[table], gone[table], inserts[table], write_behind)
+            for totals_sql in sql.totals:
+                differences: dict[tuple[Any, ...], list[int]] = {}
+                totals_sql.add(differences, removed[table], -1)
+                totals_sql.add(differences, inserts[table], +1)
                 write_behind.submit(totals_sql.write, self.writer, differences)
 
     def _submit_writes(
         self,
         table: Table[Any],
-        gone: list[str],
+        cleared: list[str],
+        gone: list[tuple[Any, ...]],
         added: list[tuple[Any, ...]],
         write_behind: _WriteBehind,
     ) -> None:
+        """``cleared``: files all of whose rows go; ``gone``: primary keys of rows that go
+        (changed ones come back in ``added``)."""
         writer = self.writer
         sql = self._table_sql(table)
-        if gone:
-            condition, param = writer.case_in("case_id", gone)
+        if not table.key and gone:
+            # One row per file: its key is the file's id.
+            cleared = [*cleared, *(key[0] for key in gone)]
+            gone = []
+        if cleared:
+            condition, param = writer.case_in("case_id", cleared)
             write_behind.submit(
                 writer.execute, f"DELETE FROM {sql.qualified} WHERE {condition}", (param,)
             )
+        if gone:
+            write_behind.submit(sql.delete_keys, writer, gone)
         if added:
             write_behind.submit(sql.insert, writer, added)
+
+
+def _compare(
+    case_id: str,
+    table: Table[Any],
+    current: Mapping[tuple[Any, ...], Any],
+    before: dict[tuple[Any, ...], tuple[Any, ...]],
+    keys: Iterable[tuple[Any, ...]],
+    gone: list[tuple[Any, ...]],
+    added: list[tuple[Any, ...]],
+    removed: list[tuple[Any, ...]],
+) -> None:
+    """Compare the rows of ``keys`` with the stored ones (``before``, brought up to date):
+    the primary keys of stored rows that changed or went to ``gone`` and their values to
+    ``removed``, the values of new and changed rows to ``added``."""
+    values = table.values
+    for key in keys:
+        row = current.get(key)
+        old = before.get(key)
+        if row is None:
+            if old is not None:
+                gone.append((case_id, *key))
+                removed.append(old)
+                del before[key]
+            continue
+        new = values(row)
+        if new == old:
+            continue
+        if old is not None:
+            gone.append((case_id, *key))
+            removed.append(old)
+        added.append(new)
+        before[key] = new
 
 
 def _sortable_row(row: tuple[Any, ...]) -> tuple[Any, ...]:

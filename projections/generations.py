@@ -55,6 +55,7 @@ from projections.positions import (
 )
 from projections.projection import Projection
 from projections.storage import (
+    Column,
     ColumnType,
     Dialect,
     EventLog,
@@ -153,6 +154,11 @@ class BuildWriter:
 
     def case_in(self, column: str, case_ids: Sequence[str]) -> tuple[str, Any]:
         return self._writer.case_in(column, case_ids)
+
+    def keys_in(
+        self, columns: Sequence[Column], keys: Sequence[Sequence[Any]]
+    ) -> tuple[str, tuple[Any, ...]]:
+        return self._writer.keys_in(columns, keys)
 
     def try_lock(self, name: str) -> bool:
         return self._writer.try_lock(name)

@@ -204,7 +204,9 @@ class Projection:
     ``active_cases_only``: the rows are open items of active case files. When a file is
     transferred to another office or closed, the engine removes all its rows, and
     later events of that file (the domain still allows e.g. ending a document or a
-    note) are not handed to the handlers.
+    note) are not handed to the handlers. When the other office returns the hand-over
+    (``HandOverReturned``), the engine rebuilds the file's rows from its events before
+    the return, and hands it the later ones again.
 
     ``sees_taken_over_parts``: a case file taken over from another office
     (``CaseFile.TakenOver``) holds that office's events as ``CaseFile.PartTakenOver``.
@@ -279,10 +281,12 @@ class CaseRows:
     """
 
     __slots__ = (
+        "_dirty",
         "_loaded",
         "_record",
         "_rows",
         "_tables",
+        "_whole",
         "case_id",
         "office_id",
         "reference",
@@ -304,6 +308,13 @@ class CaseRows:
         """Rows as stored (column values by key), per table."""
         self._record: tuple[str, str, str, str] | None = None
         """The file's row in the projection's table of case files, as stored."""
+        self._dirty: dict[Table[Any], set[tuple[Any, ...]]] = {}
+        """Per table, the keys of rows a handler may have changed since the last write:
+        put, removed, or handed out by :meth:`get` (a handler may change a row it got).
+        The engine compares and writes only these, not the file's whole history."""
+        self._whole: set[Table[Any]] = set()
+        """Tables a handler may have changed anywhere (:meth:`rows`, :meth:`clear`): all
+        their rows are compared."""
 
     @property
     def is_active(self) -> bool:
@@ -317,29 +328,48 @@ class CaseRows:
             self._rows[table] = rows
         return rows
 
+    def _touch(self, table: Table[Any], key: tuple[Any, ...]) -> None:
+        keys = self._dirty.get(table)
+        if keys is None:
+            self._dirty[table] = {key}
+        else:
+            keys.add(key)
+
     def get(self, table: Table[R], *key: Any) -> R | None:
+        """The row with this key, or None. A handler may change the row it gets (then it
+        is compared and written like one put)."""
         rows = self._rows.get(table)
         if rows is None:
             rows = self._table(table)
-        return rows.get(key)
+        row = rows.get(key)
+        if row is not None:
+            self._touch(table, key)
+        return row
 
     def put(self, table: Table[R], row: R) -> None:
         """Add a row or replace the row with the same key."""
         rows = self._rows.get(table)
         if rows is None:
             rows = self._table(table)
-        rows[table.key_of(row)] = row
+        key = table.key_of(row)
+        rows[key] = row
+        self._touch(table, key)
 
     def remove(self, table: Table[R], *key: Any) -> None:
         rows = self._rows.get(table)
         if rows is None:
             rows = self._table(table)
-        rows.pop(key, None)
+        if rows.pop(key, None) is not None:
+            self._touch(table, key)
 
     def rows(self, table: Table[R]) -> list[R]:
-        return list(self._table(table).values())
+        """Every row of the table (a handler may change any of them)."""
+        rows = self._table(table)
+        self._whole.add(table)
+        return list(rows.values())
 
     def clear(self) -> None:
         """Remove every row of this case file (not its record)."""
         for table in self._tables:
             self._rows[table] = {}
+            self._whole.add(table)

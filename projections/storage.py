@@ -104,6 +104,13 @@ class ViewsWriter(ViewsSession, Protocol):
         """A condition ``column IN case_ids`` and its one parameter."""
         ...
 
+    def keys_in(
+        self, columns: Sequence[Column], keys: Sequence[Sequence[Any]]
+    ) -> tuple[str, tuple[Any, ...]]:
+        """A condition ``(columns) IN keys`` and its parameters, for any number of keys
+        (values as stored: encoded); the rows it names are found by the primary key."""
+        ...
+
     @property
     def lock_row_suffix(self) -> str:
         """``FOR UPDATE`` where a write transaction does not already exclude others."""
@@ -175,6 +182,17 @@ class EventLog(Protocol):
         ...
 
     def decode(self, notification: StoredNotification) -> Any: ...
+
+
+@typing.runtime_checkable
+class CaseHistoryLog(Protocol):
+    """A log that also reads one case file's events (the engine uses it when a file
+    comes back from another office: the worklists' rows as if it had never left)."""
+
+    def case_history(self, case_id: str, before_version: int) -> Sequence[Any]:
+        """The events of case file ``case_id`` before ``before_version``, in order,
+        decoded as :meth:`EventLog.decode` does."""
+        ...
 
 
 @typing.runtime_checkable

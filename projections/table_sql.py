@@ -25,6 +25,11 @@ class TableSql:
         self.key_of_values: Callable[[tuple[Any, ...]], tuple[Any, ...]] = lambda values: tuple(
             values[i] for i in key_positions
         )
+        by_name = {column.name: column for column in schema.columns}
+        self.key_columns = tuple(by_name[name] for name in schema.primary_key)
+        """The primary key's columns: ``case_id`` and the table's ``key``."""
+        self.key_encoders = [session.encoder(column.type) for column in self.key_columns]
+        self.key_encode_any = any(self.key_encoders)
         self.encoders = [session.encoder(column.type) for column in schema.columns]
         self.decoders = [session.decoder(column.type) for column in schema.columns]
         self.encode_any = any(self.encoders)
@@ -42,6 +47,13 @@ class TableSql:
         if self.encode_any:
             rows = [encoded(values, self.encoders) for values in rows]
         writer.insert_rows(self.table.name, self.columns, rows)
+
+    def delete_keys(self, writer: ViewsWriter, keys: list[tuple[Any, ...]]) -> None:
+        """Delete the rows of these primary keys (``case_id`` and the table's key)."""
+        if self.key_encode_any:
+            keys = [encoded(key, self.key_encoders) for key in keys]
+        condition, params = writer.keys_in(self.key_columns, keys)
+        writer.execute(f"DELETE FROM {self.qualified} WHERE {condition}", params)
 
     def decode(self, values: Sequence[Any]) -> tuple[Any, ...]:
         if not self.decode_any:

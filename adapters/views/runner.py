@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
+from uuid import UUID
 
 import psycopg
 from eventsourcing.application import Application
@@ -202,6 +203,20 @@ class ApplicationEventLog:
         except (EventSourcingError, ValueError, TypeError, KeyError):
             # The library's message quotes the stored state: name the notification only.
             msg = f"notification {notification.id} ({notification.topic}) cannot be decoded"
+            raise InconsistentLog(msg) from None
+
+    def case_history(self, case_id: str, before_version: int) -> Sequence[Any]:
+        """One case file's events before ``before_version``, decoded (a file that came
+        back from another office: :class:`~projections.storage.CaseHistoryLog`)."""
+        try:
+            stored = self._recorder.select_events(UUID(case_id), lte=before_version - 1)
+        except (EventSourcingError, psycopg.Error, sqlite3.Error, OSError) as error:
+            msg = f"the event store could not be read: {_reason(error)}"
+            raise EventLogUnavailable(msg) from None
+        try:
+            return [self._mapper.to_domain_event(event) for event in stored]
+        except (EventSourcingError, ValueError, TypeError, KeyError):
+            msg = f"an event of case file {case_id} cannot be decoded"
             raise InconsistentLog(msg) from None
 
     def read_events(

@@ -45,6 +45,7 @@ from psycopg import sql
 from adapters.store.failover import bound_reconnects, failover_connection_args
 from projections.errors import ViewNotBuilt, ViewsRowRefused, ViewsStoreUnavailable
 from projections.storage import (
+    Column,
     ColumnType,
     Dialect,
     TableSchema,
@@ -218,6 +219,19 @@ class _SqliteWriter(_SqliteSession):
     def case_in(self, column: str, case_ids: Sequence[str]) -> tuple[str, Any]:
         # One JSON parameter instead of one per id: no limit on the number of ids.
         return f"{column} IN (SELECT value FROM json_each(?))", json.dumps(list(case_ids))
+
+    def keys_in(
+        self, columns: Sequence[Column], keys: Sequence[Sequence[Any]]
+    ) -> tuple[str, tuple[Any, ...]]:
+        # One JSON parameter of arrays, a row value per key. Cast to the columns' types:
+        # without them SQLite looks up only the first column of the key by the index.
+        names = ", ".join(column.name for column in columns)
+        values = ", ".join(
+            f"CAST(json_extract(value, '$[{index}]') AS {_SQLITE_TYPES[column.type]})"
+            for index, column in enumerate(columns)
+        )
+        condition = f"({names}) IN (SELECT {values} FROM json_each(?))"
+        return condition, (json.dumps([list(key) for key in keys]),)
 
     def try_lock(self, name: str) -> bool:
         if name in self._locks:
@@ -475,6 +489,15 @@ class _PostgresWriter(_PostgresSession):
 
     def case_in(self, column: str, case_ids: Sequence[str]) -> tuple[str, Any]:
         return f"{column} = ANY(%s)", list(case_ids)
+
+    def keys_in(
+        self, columns: Sequence[Column], keys: Sequence[Sequence[Any]]
+    ) -> tuple[str, tuple[Any, ...]]:
+        # One array per column, unnested side by side into the keys' rows.
+        names = ", ".join(column.name for column in columns)
+        arrays = ", ".join(f"%s::{_POSTGRES_TYPES[column.type]}[]" for column in columns)
+        condition = f"({names}) IN (SELECT * FROM unnest({arrays}))"
+        return condition, tuple([key[index] for key in keys] for index in range(len(columns)))
 
     def try_lock(self, name: str) -> bool:
         if name in self._locks:

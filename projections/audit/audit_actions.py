@@ -12,10 +12,10 @@ outlives it. The per-day counts by office and event kind are totals of the same 
 kept by the engine in the same transaction, so a year of days is one small read; the
 actions of one day are the rows of that day.
 
-Known cost: the engine rewrites all rows of a case file whose rows a batch changed, so
-following the log costs about the length of the file's history per new event of it. Case
-files have tens to hundreds of events; a file with many thousands makes each of its new
-events that much dearer to project (not to record).
+Cost: the engine writes only the rows a batch added (one per event), never the rest of
+the file's history, so following the log and rebuilding cost the same per event however
+long the files' histories grow (it once rewrote all rows of every file a batch touched,
+which made the rebuild grow with the square of the log, issue 25).
 """
 
 from __future__ import annotations

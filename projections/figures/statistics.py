@@ -17,7 +17,8 @@ Figures (``figure`` column) and the event that counts them:
   Berlin-local date of receipt to that of the decision);
 - ``procedures_transferred_open``: a procedure still undecided when its file is
   transferred to another office (``TransferredToOffice``): it leaves this office's
-  backlog;
+  backlog; unless the other office returns the hand-over (``HandOverReturned``): the
+  file never left, and the facts of that transfer go again (in whatever year);
 - ``residence_documents_issued``: ``ResidenceDocumentIssued`` (kind: eat, duldung,
   aufenthaltsgestattung); ``residence_documents_extended``: ``ResidenceDocumentExtended``;
   ``residence_documents_transferred``: ``EatTransferredToNewPassport`` (Übertrag: the
@@ -245,6 +246,13 @@ def _transferred(case: CaseRows, event: CaseFile.TransferredToOffice) -> None:
             )
 
 
+def _hand_over_returned(case: CaseRows, event: CaseFile.HandOverReturned) -> None:
+    # The transfer did not happen after all: what it counted as leaving did not leave.
+    for row in case.rows(FACTS):
+        if row.figure == "procedures_transferred_open":
+            case.remove(FACTS, row.figure, row.item)
+
+
 def _residence_document_issued(case: CaseRows, event: CaseFile.ResidenceDocumentIssued) -> None:
     _fact(
         case,
@@ -419,6 +427,8 @@ _HANDLERS: Final[tuple[tuple[type[object], Handler], ...]] = (
     (CaseFile.ProcedureReceived, _procedure_received),
     (CaseFile.ProcedureDecided, _procedure_decided),
     (CaseFile.TransferredToOffice, _transferred),
+    # A new event: no stored history counts differently, so the version stays.
+    (CaseFile.HandOverReturned, _hand_over_returned),
     (CaseFile.ResidenceDocumentIssued, _residence_document_issued),
     (CaseFile.ResidenceDocumentExtended, _residence_document_extended),
     (CaseFile.EatTransferredToNewPassport, _eat_transferred),

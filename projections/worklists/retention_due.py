@@ -106,6 +106,13 @@ def _transferred(case: CaseRows, event: CaseFile.TransferredToOffice) -> None:
         row.transferred_on = _day(event.at)
 
 
+def _hand_over_returned(case: CaseRows, event: CaseFile.HandOverReturned) -> None:
+    # The other office did not take the file over: no transfer for the period to run from.
+    row = _row(case)
+    if row is not None:
+        row.transferred_on = None
+
+
 def _closed(case: CaseRows, event: CaseFile.Closed) -> None:
     row = _row(case)
     column = _CLOSURE_COLUMNS.get(event.closure_reason)
@@ -138,6 +145,8 @@ PROJECTION = Projection(
     handlers=handlers(
         on(CaseFile.Opened, _opened),
         on(CaseFile.TransferredToOffice, _transferred),
+        # A new event: no stored history reads differently, so the version stays.
+        on(CaseFile.HandOverReturned, _hand_over_returned),
         on(CaseFile.Closed, _closed),
         on(CaseFile.EntryConsentGiven, _consent_given),
         on(CaseFile.ProcedureReceived, _substantive),
