@@ -1113,6 +1113,11 @@ def _compare(
         new = values(row)
         if new == old:
             continue
+        if table.key and table.key_of(row) != key:
+            # Rows are written back by the key they were filed under: a handler that
+            # changed a key field in place would leave the old row and duplicate the new.
+            msg = f"{table.name}: a handler changed the key of a row in place"
+            raise InconsistentLog(msg)
         if old is not None:
             gone.append((case_id, *key))
             removed.append(old)

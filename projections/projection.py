@@ -111,6 +111,11 @@ class Table(Generic[R]):
         columns = []
         for field_name in fields:
             column_type, nullable = _column_type(hints[field_name])
+            if nullable and field_name in key:
+                # Rows are written back by key: a NULL never equals itself in SQL, so
+                # such a row could never be found again (SQLite would keep duplicates).
+                msg = f"{row_type.__name__}.{field_name} is in the key and must not be None"
+                raise TypeError(msg)
             columns.append(Column(field_name, column_type, nullable))
         self.name = name
         self.row_type = row_type

@@ -22,6 +22,7 @@ from adapters.views.runner import ApplicationEventLog
 from domain.case_file import CaseFile
 from projections.audit import audit_actions
 from projections.engine import ProjectionEngine
+from projections.errors import InconsistentLog
 from projections.generations import build_table_name, read_generations, rebuild_beside
 from projections.projection import CaseRows, Projection, Table, handlers, on
 from projections.read_models import READ_MODELS
@@ -232,3 +233,41 @@ def test_the_tables_built_beside_have_the_keys_and_indexes_of_those_in_service(
     for schema in projection.schemas:
         beside, serving = seen[schema.name]
         assert beside == serving == {schema.primary_key, *schema.indexes}
+
+
+def _renamed(case: CaseRows, event: CaseFile.NoteAdded) -> None:
+    row = case.get(TALLY, "got")
+    if row is not None:
+        row.kind = "renamed"  # the key field, changed in place
+
+
+RENAMING = Projection(
+    name="tally",
+    tables=(TALLY,),
+    handlers=handlers(on(CaseFile.ProcedureReceived, _received), on(CaseFile.NoteAdded, _renamed)),
+)
+
+
+def test_a_handler_that_changes_a_key_in_place_is_refused(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    # Rows are written back by the key they were filed under: a key changed in place
+    # would leave the old row behind and insert the new one again in every later batch.
+    long_file(service, clock)
+    with pytest.raises(InconsistentLog, match="changed the key of a row in place"):
+        rebuilt(service, views, [RENAMING], batch_size=3)
+
+
+@dataclass
+class MaybeKeyed:
+    case_id: str
+    office_id: str
+    reference: str
+    slot: int | None
+
+
+def test_a_key_column_that_may_be_none_is_refused() -> None:
+    # A NULL never equals itself in SQL: a row with one in its key could not be found
+    # again to be written back (SQLite would keep duplicates).
+    with pytest.raises(TypeError, match=r"MaybeKeyed\.slot is in the key"):
+        Table("maybe_keyed", MaybeKeyed, key=("slot",))
