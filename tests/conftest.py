@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,9 +109,10 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def postgres_schema() -> Iterator[str]:
-    schema = f"akte_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def fresh_postgres_schema(prefix: str = "akte_test") -> Iterator[str]:
+    """An empty schema of its own on the test server, dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(autocommit=True, **POSTGRES) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
@@ -118,6 +120,24 @@ def postgres_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(autocommit=True, **POSTGRES) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    with fresh_postgres_schema() as schema:
+        yield schema
+
+
+@contextmanager
+def another_deployment(settings: Settings, tmp_path: Path, name: str) -> Iterator[Settings]:
+    """Settings for a second deployment beside ``settings`` (another office): a data
+    directory of its own and, on PostgreSQL, a schema of its own, dropped afterwards."""
+    update: dict[str, object] = {"data_dir": tmp_path / name}
+    if settings.store != "postgres":
+        yield settings.model_copy(update=update)
+        return
+    with fresh_postgres_schema(f"akte_test_{name.replace('-', '_')}") as schema:
+        yield settings.model_copy(update={**update, "postgres_schema": schema})
 
 
 def make_settings(store: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:

@@ -5,7 +5,6 @@ previous office's ("A") work; a rebuild, from scratch or beside, gives the same 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import date
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import psycopg
 import pytest
 
 from adapters.bootstrap import build_service
@@ -31,7 +29,7 @@ from projections.storage import ViewsStore
 from projections.worklists import WORKLISTS, retention_due
 from projections.worklists.expiring_documents import expiring_documents
 from service import AkteService
-from tests.conftest import POSTGRES, FakeClock
+from tests.conftest import FakeClock, another_deployment
 from tests.support.file_transfers import (
     OFFICE_A,
     OFFICE_B,
@@ -64,22 +62,13 @@ class Office:
 @pytest.fixture
 def office_b(settings: Settings, tmp_path: Path, clock: FakeClock) -> Iterator[Office]:
     """The new office: a deployment of its own, with its own read models."""
-    schema = f"akte_test_b_{uuid.uuid4().hex[:12]}"
-    update: dict[str, object] = {"data_dir": tmp_path / "office-b"}
-    if settings.store == "postgres":
-        with psycopg.connect(autocommit=True, **POSTGRES) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        update["postgres_schema"] = schema
-    settings_b = settings.model_copy(update=update)
-    service = build_service(settings_b, clock=clock)
-    try:
-        with views_for(settings_b) as views:
-            yield Office(service, views)
-    finally:
-        service.close()
-        if settings.store == "postgres":
-            with psycopg.connect(autocommit=True, **POSTGRES) as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with another_deployment(settings, tmp_path, "office-b") as settings_b:
+        service = build_service(settings_b, clock=clock)
+        try:
+            with views_for(settings_b) as views:
+                yield Office(service, views)
+        finally:
+            service.close()
 
 
 def moved_to_b(service: AkteService, office_b: Office) -> UUID:

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from uuid import UUID
 
-import psycopg
 import pytest
 
 from adapters.bootstrap import build_service
@@ -23,7 +22,7 @@ from domain.case_file import CaseFile, MasterData
 from domain.history import describe
 from domain.personal import REDACTED_TEXT
 from service import AkteService
-from tests.conftest import POSTGRES, FakeClock
+from tests.conftest import FakeClock, another_deployment
 from tests.support.file_transfers import (
     OFFICE_A,
     OFFICE_B,
@@ -31,30 +30,19 @@ from tests.support.file_transfers import (
     ask_for,
     deliver,
     file_with_history,
+    log_length,
 )
 
 
 @pytest.fixture
 def office_b(settings: Settings, tmp_path: Path, clock: FakeClock) -> Iterator[AkteService]:
     """The new office: a deployment of its own (never the previous office's store)."""
-    schema = f"akte_test_b_{uuid.uuid4().hex[:12]}"
-    update: dict[str, object] = {"data_dir": tmp_path / "office-b"}
-    if settings.store == "postgres":
-        with psycopg.connect(autocommit=True, **POSTGRES) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        update["postgres_schema"] = schema
-    service = build_service(settings.model_copy(update=update), clock=clock)
-    try:
-        yield service
-    finally:
-        service.close()
-        if settings.store == "postgres":
-            with psycopg.connect(autocommit=True, **POSTGRES) as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-def log_length(service: AkteService) -> int:
-    return service.recorder.max_notification_id() or 0
+    with another_deployment(settings, tmp_path, "office-b") as settings_b:
+        service = build_service(settings_b, clock=clock)
+        try:
+            yield service
+        finally:
+            service.close()
 
 
 def test_the_file_moves_with_its_history_and_provenance(

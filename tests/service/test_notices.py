@@ -13,7 +13,6 @@ from datetime import date
 from pathlib import Path
 from uuid import UUID, uuid4
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,7 +27,7 @@ from service_notices import (
     MessageRefused,
     normalised_name,
 )
-from tests.conftest import POSTGRES, FakeClock
+from tests.conftest import FakeClock, another_deployment
 from tests.support.file_transfers import OFFICE_A as TRANSFER_FROM
 from tests.support.file_transfers import OFFICE_B as TRANSFER_TO
 from tests.support.file_transfers import PERSON as TRANSFERRED
@@ -418,20 +417,12 @@ def test_an_erased_file_is_matched_by_no_name_before_or_after_a_restart(
 @pytest.fixture
 def office_b(settings: Settings, tmp_path: Path, clock: FakeClock) -> Iterator[AkteService]:
     """The office a file moves to: a deployment of its own (as in test_file_transfers)."""
-    schema = f"akte_test_b_{uuid4().hex[:12]}"
-    update: dict[str, object] = {"data_dir": tmp_path / "office-b"}
-    if settings.store == "postgres":
-        with psycopg.connect(autocommit=True, **POSTGRES) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        update["postgres_schema"] = schema
-    service = build_service(settings.model_copy(update=update), clock=clock)
-    try:
-        yield service
-    finally:
-        service.close()
-        if settings.store == "postgres":
-            with psycopg.connect(autocommit=True, **POSTGRES) as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with another_deployment(settings, tmp_path, "office-b") as settings_b:
+        service = build_service(settings_b, clock=clock)
+        try:
+            yield service
+        finally:
+            service.close()
 
 
 def test_a_former_surname_from_the_previous_office_matches_a_taken_over_file(

@@ -37,6 +37,11 @@ class MovedFile:
     document_sha256: str
 
 
+def log_length(service: AkteService) -> int:
+    """How many events the office's log holds (what a message did or did not add)."""
+    return service.recorder.max_notification_id() or 0
+
+
 def file_with_history(service: AkteService, office_id: str = OFFICE_A) -> MovedFile:
     """A file with a decided procedure, an issued eAT, a document and a note."""
     opened = service.open_case(office_id=office_id, master_data=PERSON, by="sb-01")

@@ -32,7 +32,7 @@ from domain.history import describe
 from service import AkteService
 from service_file_transfers import FileEvent
 from tests.conftest import POSTGRES
-from tests.support.file_transfers import OFFICE_A, OFFICE_B, ask_for, file_with_history
+from tests.support.file_transfers import OFFICE_A, OFFICE_B, ask_for, file_with_history, log_length
 from tests.support.outbox import Broker, own_stream, stored_messages
 from tests.support.postgres_cluster import Cluster, cluster_tools_problem, temporary_cluster
 
@@ -141,10 +141,6 @@ async def waiting(broker: Broker) -> int:
         return int(info.state.messages)
     finally:
         await client.close()
-
-
-def log_length(service: AkteService) -> int:
-    return service.recorder.max_notification_id() or 0
 
 
 def test_a_person_moves_between_offices_on_two_servers_through_the_broker(
