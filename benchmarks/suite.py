@@ -422,6 +422,20 @@ def bench_projections(
                 res.rebuild_over_bulk_read, "x", [res.rebuild_over_bulk_read], "target", share),
             _at_least(res.rebuild_over_bulk_read, share, f">= {share:.1f}x bulk read"),
         )  # fmt: skip
+        if res.alone_rates:
+            slowest, alone = res.slowest_alone
+            report.add(
+                Row("projections", f"slowest worklist rebuilt on its own ({slowest})", store,
+                    alone, "events/s", res.alone_rates[slowest], "bulk read",
+                    _median(res.bulk_read_rates)),
+                _at_least(alone, target, f">= {target:,.0f}/s") if store == "postgres" else None,
+            )  # fmt: skip
+            report.add(
+                Row("projections", "slowest worklist on its own / bulk read", store,
+                    res.slowest_alone_over_bulk_read, "x", [res.slowest_alone_over_bulk_read],
+                    "target", share),
+                _at_least(res.slowest_alone_over_bulk_read, share, f">= {share:.1f}x bulk read"),
+            )  # fmt: skip
         report.add(
             Row("projections", f"rebuild in {projections_bench.JOBS} processes", store,
                 _median(res.parallel_rates), "events/s", res.parallel_rates, "bulk read",

@@ -36,6 +36,7 @@ def test_the_benchmark_prints_every_figure_and_writes_json(
         "rebuild all worklists, 1 process",
         "rebuild all worklists, 2 processes",
         "rebuild (1 process) / read",
+        "= slowest on its own (",
         "peak RSS, rebuild of",
         "RSS at 4/4 over 1/4 of the log",
         "lag at",
@@ -47,6 +48,11 @@ def test_the_benchmark_prints_every_figure_and_writes_json(
     assert store["events"] >= 3000
     assert all(rate > 0 for rate in store["read_events_per_second"])
     assert all(rate > 0 for rate in store["rebuild_events_per_second"])
+    alone = store["rebuild_alone_events_per_second"]
+    assert sorted(alone) == sorted(projection.name for projection in WORKLISTS)
+    assert all(len(rates) == 1 and rates[0] > 0 for rates in alone.values())
+    for name in alone:
+        assert f"rebuild {name} on its own" in printed
     assert [int(r["until"]) for r in store["peak_rss"]] == [store["events"] // 4, store["events"]]
     assert store["lag"]["commands"] == 50
     assert list(tmp_path.glob("akte-bench-*")) == []  # the temporary store is removed
