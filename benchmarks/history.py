@@ -39,9 +39,12 @@ from time import perf_counter
 from typing import Final
 from uuid import UUID
 
+import orjson
+
 from adapters.bootstrap import build_service
 from adapters.cli.support import positive_int
 from adapters.personal_data.batch_decoding import batch_decoder
+from adapters.personal_data.kept_history_keys import kept_histories
 from adapters.reports.case_history import (
     DEFAULT_HISTORY_PAGE,
     CaseHistory,
@@ -51,6 +54,7 @@ from adapters.reports.case_history import (
     history_html,
     history_json,
 )
+from adapters.reports.kept_histories import KeptEntries, KeptHistories
 from benchmarks.harness import (
     STORES,
     BenchConfig,
@@ -77,6 +81,8 @@ WHOLE_HISTORY_TARGET_MS: Final = 25.0
 SNAPSHOT_INTERVAL: Final = 50
 PAGE: Final = DEFAULT_HISTORY_PAGE
 DIFF_SPAN: Final = 50
+KEPT_BEHIND: Final = 50
+"""Events written since the kept entries, in the second figure with kept entries."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,8 @@ def bench_store(config: HistoryBenchConfig, store: StoreName, report: Report) ->
                 msg = f"the long case file has {len(recorded)} events, not {events}"
                 raise RuntimeError(msg)
             first, last = recorded[0], recorded[-1]
+            kept = _kept(service)
+            behind = _kept_behind(service, case_id, events - KEPT_BEHIND)
 
             def as_of() -> object:
                 moment = first + (last - first) * rng.random()
@@ -169,6 +177,16 @@ def bench_store(config: HistoryBenchConfig, store: StoreName, report: Report) ->
                     "history_json",
                     f"history, all {events} entries, as JSON",
                     lambda: _history_json(service, case_id, events),
+                ),
+                (
+                    "history_json_kept",
+                    "  the same, kept sealed from an earlier request",
+                    lambda: _history_json(service, case_id, events, kept=kept),
+                ),
+                (
+                    "history_json_kept_behind",
+                    f"  the same, kept, {KEPT_BEHIND} events written since",
+                    lambda: _history_json(service, case_id, events, kept=behind),
                 ),
                 (
                     "history_json_previous",
@@ -202,11 +220,14 @@ def bench_store(config: HistoryBenchConfig, store: StoreName, report: Report) ->
             ]
             for _, _, action in variants:
                 action()  # warm-up: caches, prepared statements, imports
-            if _history_json(service, case_id, events) != _history_json(
-                service, case_id, events, batched=False
-            ):
+            whole = _history_json(service, case_id, events)
+            if whole != _history_json(service, case_id, events, batched=False):
                 msg = "the whole history differs from the previous path's"
                 raise RuntimeError(msg)
+            for other in (kept, behind):
+                if whole != _history_json(service, case_id, events, kept=other):
+                    msg = "the whole history written after kept entries differs"
+                    raise RuntimeError(msg)
             rounds = config.repeats * config.loads_per_repeat
             _progress(config, f"{store}: {len(variants)} measurements x {rounds}")
             cpu: dict[str, list[float]] = {key: [] for key in _CPU_TIMED}
@@ -259,6 +280,7 @@ def bench_store(config: HistoryBenchConfig, store: StoreName, report: Report) ->
 
 _CPU_TIMED: Final = {
     "history_json": "  CPU of the measuring thread, whole history as JSON",
+    "history_json_kept": "  the same, kept sealed",
     "history_json_previous": "  the same, previous path",
 }
 
@@ -274,16 +296,52 @@ def _history(service: AkteService, case_id: UUID, limit: int) -> CaseHistory:
 
 
 def _history_json(
-    service: AkteService, case_id: UUID, limit: int, *, batched: bool = True
+    service: AkteService,
+    case_id: UUID,
+    limit: int,
+    *,
+    batched: bool = True,
+    kept: KeptHistories | None = None,
 ) -> bytes:
-    """As the route writes it (``batched``), or as before it (event by event)."""
+    """As the route writes it (``batched``), or as before it (event by event); with
+    ``kept``, as the route writes it with kept histories."""
     return build_history_json(
         service,
         case_id,
         with_personal_data=True,
         limit=limit,
         decode_batch=batch_decoder(service.mapper) if batched else None,
+        kept=kept,
     ).body
+
+
+def _kept(service: AkteService) -> KeptHistories:
+    kept = kept_histories(service.mapper)
+    if kept is None:
+        msg = "the store's mapper does not seal personal data: nothing can be kept"
+        raise RuntimeError(msg)
+    kept.min_entries = 1  # also the smoke test's short file
+    return kept
+
+
+class _KeptAsPrimed(KeptHistories):
+    """Kept entries that stay as primed: every request writes the same events after them."""
+
+    def keep(self, case_id: UUID, *, with_personal_data: bool, kept: KeptEntries) -> bool:
+        return False
+
+
+def _kept_behind(service: AkteService, case_id: UUID, version: int) -> KeptHistories:
+    """Kept histories holding the file's entries up to ``version`` only."""
+    body = orjson.loads(_history_json(service, case_id, version))
+    entries = orjson.dumps(body["entries"], option=orjson.OPT_NON_STR_KEYS)[1:-1]
+    sealing = _kept(service)
+    primed = _KeptAsPrimed(sealing._key_of, min_entries=1)
+    entry = KeptEntries(version, body["reference"], body["office_id"], entries)
+    if not KeptHistories.keep(primed, case_id, with_personal_data=True, kept=entry):
+        msg = "the entries could not be kept"
+        raise RuntimeError(msg)
+    return primed
 
 
 def run(config: HistoryBenchConfig) -> Report:
@@ -322,7 +380,7 @@ def _number(value: float) -> str:
 def _target_of(key: str) -> float | None:
     if ".postgres." not in key:
         return None
-    if key.endswith(".history_json"):
+    if key.endswith((".history_json", ".history_json_kept", ".history_json_kept_behind")):
         return WHOLE_HISTORY_TARGET_MS
     if key.endswith((".history_page", ".as_of")):
         return TARGET_MS

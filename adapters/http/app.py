@@ -89,6 +89,7 @@ from adapters.http.uploads import MULTIPART, MULTIPART_OVERHEAD_BYTES, install_d
 from adapters.monitoring.metrics import install_monitoring
 from adapters.monitoring.runs import APPOINTMENTS_TICK, TASKS
 from adapters.payment.setup import Payments
+from adapters.personal_data.kept_history_keys import kept_histories
 from adapters.settings import Settings
 from adapters.views.read_models import ReadModelLag, ReadModels
 from service import AkteService
@@ -256,6 +257,7 @@ def create_app(
     app.state.appointment_offices = AppointmentOffices(service)
     app.state.payments = payments
     app.state.read_models = read_models
+    app.state.kept_histories = kept_histories(service.mapper)
     install_problem_handlers(app)
     install_commitment_problems(app)
     install_intake_problems(app)

@@ -34,10 +34,11 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
-from eventsourcing.utils import retry
+from eventsourcing.utils import resolve_topic, retry
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from adapters.reports.kept_histories import KeptEntries, KeptHistories
 from adapters.reports.templates import render
 from adapters.store.notification_reader import ids_are_uuids
 from domain.case_file import CaseFile
@@ -52,6 +53,7 @@ from domain.history import (
 )
 from service import AkteService
 from service_common import CaseNotFound, StoreUnavailable
+from service_data_protection import SEPARATE_PARTS
 
 DEFAULT_HISTORY_PAGE: Final = 500
 _EVERYTHING: Final = HistoryFilter()
@@ -60,6 +62,9 @@ _MIN_CHUNK: Final = 500
 MAX_HISTORY_PAGE: Final = 10_000
 
 _JSON_OPTIONS: Final = orjson.OPT_NON_STR_KEYS
+_SEPARATE_PART_CLASSES: Final = frozenset(resolve_topic(topic) for topic in SEPARATE_PARTS)
+"""Events with a part about another person, sealed with that person's key: a history
+holding one is never kept (:mod:`adapters.reports.kept_histories`)."""
 _DECODE_BATCH: Final = 128
 """Events decoded, described and written at a time. Decoded all at once, a long history
 keeps tens of thousands of objects alive, which the garbage collector walks again and
@@ -95,7 +100,8 @@ class HistoryJson:
 
 @dataclass(frozen=True)
 class _Selection:
-    opened: CaseFile.Opened
+    reference: str
+    office_id: str
     version: int
     next_after_version: int | None
 
@@ -129,8 +135,8 @@ def build_history(
     selection = _select(source, case_id, criteria, after_version, limit, take)
     return CaseHistory(
         case_id=case_id,
-        reference=selection.opened.reference,
-        office_id=selection.opened.office_id,
+        reference=selection.reference,
+        office_id=selection.office_id,
         version=selection.version,
         entries=entries,
         personal_data_shown=with_personal_data,
@@ -149,28 +155,76 @@ def build_history_json(
     limit: int = DEFAULT_HISTORY_PAGE,
     decode_batch: DecodeBatch | None = None,
     source: CaseEventSource[Any] | None = None,
+    kept: KeptHistories | None = None,
 ) -> HistoryJson:
     """The bytes of ``history_json(build_history(...))``, written batch by batch from
     plain dicts (no entry object each), so that neither the decoded events nor their
     entries outlive their batch. ``decode_batch``: see :func:`case_event_source`;
-    ``source``: as for :func:`build_history`. Raises :class:`service.CaseNotFound`."""
+    ``source``: as for :func:`build_history`. ``kept``: where the entries of long files'
+    whole histories are kept sealed with the file's key (:mod:`adapters.reports.
+    kept_histories`): a history from the first event without a filter then writes only
+    the events after those kept, and keeps what it wrote. Raises
+    :class:`service.CaseNotFound`."""
     written: list[bytes] = []
+    whole = criteria == _EVERYTHING and after_version == 0
+    prefix = None
+    if kept is not None and whole:
+        prefix = kept.take(case_id, with_personal_data=with_personal_data)
+    if prefix is not None and prefix.version > limit:
+        prefix = None  # a page that ends within what is kept: written as without
+    with_other_persons = False
+    written_up_to = prefix.version if prefix is not None else 0
+    """The version of the last entry written (unfiltered: they are 1 to it, each once)."""
 
     def take(events: list[CaseFile.Event]) -> None:
+        nonlocal with_other_persons, written_up_to
+        if whole and not with_other_persons:
+            with_other_persons = any(type(e) in _SEPARATE_PART_CLASSES for e in events)
+        written_up_to = events[-1].originator_version
         batch = [history_entry_fields(e, with_personal_data=with_personal_data) for e in events]
         written.append(orjson.dumps(batch, option=_JSON_OPTIONS)[1:-1])  # without [ ]
 
     if source is None:
         source = case_event_source(service, decode_batch=decode_batch)
-    selection = _select(source, case_id, criteria, after_version, limit, take)
+    selection: _Selection | None = None
+    if prefix is not None:
+        written.append(prefix.entries)
+        selection = _select(
+            source,
+            case_id,
+            criteria,
+            prefix.version,
+            limit - prefix.version,
+            take,
+            known=(prefix.reference, prefix.office_id),
+        )
+        if selection.version < prefix.version:
+            # A read replica behind the primary does not hold all kept versions yet:
+            # written from its events, as without, so the page says what it holds.
+            written.clear()
+            prefix, selection, with_other_persons, written_up_to = None, None, False, 0
+    if selection is None:
+        selection = _select(source, case_id, criteria, after_version, limit, take)
+    entries = b",".join(part for part in written if part)
+    if (
+        kept is not None
+        and whole
+        and not with_other_persons
+        and written_up_to > (prefix.version if prefix is not None else 0)
+    ):
+        kept.keep(
+            case_id,
+            with_personal_data=with_personal_data,
+            kept=KeptEntries(written_up_to, selection.reference, selection.office_id, entries),
+        )
     document = _document(
         case_id,
-        selection.opened.reference,
-        selection.opened.office_id,
+        selection.reference,
+        selection.office_id,
         selection.version,
         with_personal_data,
         selection.next_after_version,
-        orjson.Fragment(b"[" + b",".join(written) + b"]"),
+        orjson.Fragment(b"[" + entries + b"]"),
     )
     return HistoryJson(
         body=orjson.dumps(document, option=_JSON_OPTIONS),
@@ -186,17 +240,20 @@ def _select(
     after_version: int,
     limit: int,
     take: Callable[[list[CaseFile.Event]], None],
+    *,
+    known: tuple[str, str] | None = None,
 ) -> _Selection:
-    """Hands the matching events to ``take`` in order, a batch at a time."""
+    """Hands the matching events to ``take`` in order, a batch at a time. ``known``: the
+    file's reference and office, where the caller knows them (the file exists)."""
     # A history from the start finds the opening at the head of its first chunk; a later
     # page reads it on its own, before taking events of what may be no case file.
-    opened: CaseFile.Opened | None = None
-    if after_version:
+    opened: tuple[str, str] | None = known
+    if after_version and opened is None:
         opened = _opening(source.decode(case_id, source.read(case_id, 0, 1)), case_id)
     chunk = max(limit + 1, _MIN_CHUNK)
     matches = None if criteria == _EVERYTHING else criteria.matches
     taken = 0
-    last_taken = 0
+    last_taken = after_version  # a page of 0 (all kept entries) ends where it starts
     next_after: int | None = None
     head: int | None = None
     cursor = after_version
@@ -234,16 +291,18 @@ def _select(
     if opened is None:  # not reached: the first read finds the opening or raises
         raise CaseNotFound(case_id)
     return _Selection(
-        opened=opened,
+        reference=opened[0],
+        office_id=opened[1],
         version=source.head_version(case_id) if head is None else head,
         next_after_version=next_after,
     )
 
 
-def _opening(events: Sequence[CaseFile.Event], case_id: UUID) -> CaseFile.Opened:
+def _opening(events: Sequence[CaseFile.Event], case_id: UUID) -> tuple[str, str]:
+    """The file's reference and office, from its opening; raises :class:`CaseNotFound`."""
     if not events or not isinstance(events[0], CaseFile.Opened):
         raise CaseNotFound(case_id)
-    return events[0]
+    return events[0].reference, events[0].office_id
 
 
 # -------------------------------------------------------------------- reading

@@ -306,6 +306,7 @@ def case_history(
             limit=limit,
             decode_batch=decode_batch,
             source=source,
+            kept=request.app.state.kept_histories,
         ),
     )
     next_url = _next_page_url(request, written.next_after_version)

@@ -1,0 +1,192 @@
+"""Long case files' histories, kept once written, sealed with the file's own key.
+
+Writing the 5,000 entries of a long case file's history costs about 37 ms of CPU here,
+two thirds of it parsing and restoring the stored states (``docs/performance/
+history.md``). Its events never change, so the entries written for versions 1 to n are
+the same on every later request: this keeps them, and a request then writes only the
+events after n.
+
+What keeps this safe, since the entries hold personal data:
+
+* **Sealed with the case file's own data key** (AES-GCM, the key that seals the file's
+  events, :mod:`adapters.personal_data.mapper`). Taking a history opens it with the key
+  looked up as every event's sealed fields are: an erasure destroys that key, and the kept
+  entries then open no more than the events do. Nothing else needs invalidating, and no
+  personal data lies in memory in the clear between requests.
+* **Never for a file with parts about another person**
+  (:data:`service_data_protection.SEPARATE_PARTS`: a commitment declaration's visitor,
+  sealed with a key of the visitor's own): erasing the visitor must make those fields
+  unreadable in the guarantor's file, which a blob under the guarantor's key would not.
+* Associated data names the file, the view (with or without personal data) and the
+  version, so a blob can be opened only as what it was sealed as; it starts with
+  ``history`` so it can never pass for an event's sealed fields (``{owner}:{version}``).
+* Only histories from the first event without a filter (a whole history, or its first
+  page) are kept and used, only once at least :data:`MIN_KEPT_ENTRIES` entries long (short
+  ones cost little), in memory per process, least recently used dropped beyond
+  :data:`DEFAULT_MAX_BYTES`. A deployment of new code starts with nothing kept (a new
+  process).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+from uuid import UUID
+
+import orjson
+from cryptography.exceptions import InvalidTag
+
+MIN_KEPT_ENTRIES: Final = 1000
+"""Files shorter than this are written in a few milliseconds: not worth the memory."""
+DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
+"""Sealed entries kept per process: some 35 histories of 5,000 entries."""
+LARGEST_SHARE: Final = 4
+"""One history takes at most this part of the budget, so one huge file cannot push out
+every other."""
+_NONCE_BYTES: Final = 12
+_FORMAT: Final = b"history:v1"
+
+
+class SealingKey(Protocol):
+    """What the file's data key does here (``cryptography``'s ``AESGCM``)."""
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class KeptEntries:
+    """A history's first ``version`` entries as written (JSON, without the brackets),
+    with what its document says of the file."""
+
+    version: int
+    reference: str
+    office_id: str
+    entries: bytes = field(repr=False)  # personal data: never in a log or traceback
+
+
+class KeptHistories:
+    """Written histories of long case files, sealed with each file's key (module
+    docstring). ``key_of`` returns a file's data key by its owner id, None if the file
+    has none (erased, or never sealed); it raises when it cannot tell (the key store
+    unreachable)."""
+
+    def __init__(
+        self,
+        key_of: Callable[[str], SealingKey | None],
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        min_entries: int = MIN_KEPT_ENTRIES,
+    ) -> None:
+        self._key_of = key_of
+        self.max_bytes = max_bytes
+        self.min_entries = min_entries
+        self._kept: OrderedDict[tuple[UUID, bool], tuple[int, bytes]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def take(self, case_id: UUID, *, with_personal_data: bool) -> KeptEntries | None:
+        """The entries kept for the file in this view, opened; None if none are kept or
+        they do not open (the caller writes the history from the events, which report
+        what is wrong). Entries whose key is gone, or that fail their check, are dropped;
+        a key store that cannot answer leaves them for the next request."""
+        place = (case_id, with_personal_data)
+        with self._lock:
+            kept = self._kept.get(place)
+            if kept is None:
+                return None
+            self._kept.move_to_end(place)
+        version, sealed = kept
+        try:
+            key = self._key_of(str(case_id))
+        except Exception:  # the key store cannot answer now: written from the events
+            return None
+        if key is None:  # erased: nothing will open them again
+            self._drop(place, kept)
+            return None
+        try:
+            opened = key.decrypt(
+                sealed[:_NONCE_BYTES],
+                sealed[_NONCE_BYTES:],
+                _associated(case_id, with_personal_data, version),
+            )
+        except InvalidTag:  # not what was sealed here, as what is asked
+            self._drop(place, kept)
+            return None
+        header_length = int.from_bytes(opened[:4], "big")
+        header = orjson.loads(opened[4 : 4 + header_length])
+        return KeptEntries(
+            version=version,
+            reference=header["reference"],
+            office_id=header["office_id"],
+            entries=opened[4 + header_length :],
+        )
+
+    def keep(self, case_id: UUID, *, with_personal_data: bool, kept: KeptEntries) -> bool:
+        """Seal and keep ``kept`` in place of fewer entries kept for the file in this
+        view; False if it is too short or too large to keep, the file has no key, or as
+        many entries or more are kept already (a first page, or a slower request at the
+        same time, never replaces a longer history)."""
+        if kept.version < self.min_entries:
+            return False
+        header = orjson.dumps({"reference": kept.reference, "office_id": kept.office_id})
+        plain = len(header).to_bytes(4, "big") + header + kept.entries
+        place = (case_id, with_personal_data)
+        with self._lock:
+            previous = self._kept.get(place)
+        if previous is not None and previous[0] >= kept.version:
+            return False
+        try:
+            key = self._key_of(str(case_id))
+        except Exception:  # the key store cannot answer now: not kept this time
+            return False
+        if key is None:  # no key (erased, or never sealed): not kept
+            return False
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = nonce + key.encrypt(
+            nonce, plain, _associated(case_id, with_personal_data, kept.version)
+        )
+        if len(sealed) > self.max_bytes // LARGEST_SHARE:
+            return False
+        with self._lock:
+            previous = self._kept.get(place)
+            if previous is not None and previous[0] >= kept.version:
+                return False
+            if previous is not None:
+                del self._kept[place]
+                self._bytes -= len(previous[1])
+            self._kept[place] = (kept.version, sealed)
+            self._bytes += len(sealed)
+            while self._bytes > self.max_bytes and self._kept:
+                _, (_, dropped) = self._kept.popitem(last=False)
+                self._bytes -= len(dropped)
+        return True
+
+    def forget(self, case_id: UUID) -> None:
+        """Drop what is kept for the file (both views)."""
+        with self._lock:
+            for view in (False, True):
+                dropped = self._kept.pop((case_id, view), None)
+                if dropped is not None:
+                    self._bytes -= len(dropped[1])
+
+    @property
+    def kept_bytes(self) -> int:
+        with self._lock:
+            return self._bytes
+
+    def _drop(self, place: tuple[UUID, bool], kept: tuple[int, bytes]) -> None:
+        with self._lock:
+            if self._kept.get(place) is kept:
+                del self._kept[place]
+                self._bytes -= len(kept[1])
+
+
+def _associated(case_id: UUID, with_personal_data: bool, version: int) -> bytes:
+    view = "personal" if with_personal_data else "withheld"
+    return b"%s:%s:%s:%d" % (_FORMAT, str(case_id).encode(), view.encode(), version)
