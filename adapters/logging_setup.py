@@ -58,6 +58,24 @@ def plain_formatter() -> logging.Formatter:
     return logging.Formatter(_PLAIN_FORMAT, defaults={"request_id": "-"})
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not to what it was
+    when logging was set up: whoever swaps it (a test runner capturing each test's
+    output, then closing that capture) must not leave the handler writing to a closed
+    stream ("I/O operation on closed file" from a server thread's access log)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # the base class sets it; always stderr
+        pass
+
+
 def configure_logging(
     *, json_logs: bool = True, level: str = "INFO", stream: TextIO | None = None
 ) -> None:
@@ -67,10 +85,12 @@ def configure_logging(
     second one, so every line is written once.
     """
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, _HANDLER_MARK, False):
-            root.removeHandler(handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    for installed in list(root.handlers):
+        if getattr(installed, _HANDLER_MARK, False):
+            root.removeHandler(installed)
+    handler: logging.Handler = (
+        logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
+    )
     setattr(handler, _HANDLER_MARK, True)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(
