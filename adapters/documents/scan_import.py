@@ -34,6 +34,12 @@ before it are. Should a group conflict with another writer
 stops; running it again completes it. ``group_events=1`` writes each folder on its own
 and each scan in a transaction of its own, as before.
 
+**Checked ahead.** While a folder is filed, a thread reads and checks the next ones
+(:data:`CHECKED_AHEAD`: the manifest, each scan hashed and its pages counted by the
+page-counting process), which wait on the disk and that process rather than on the
+database. Checking writes nothing; folders are filed strictly in order, and whatever a
+check raises stops the import at its folder, as if it had been checked there.
+
 **Failures** are reported per folder and the import goes on: a malformed manifest, a
 missing file, a file that is not a readable PDF, a page count that differs from the
 manifest's, or a case file that refuses the scans (closed). The report names folders by
@@ -46,7 +52,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
@@ -68,6 +76,11 @@ MAX_MANIFEST_BYTES: Final = 1_048_576
 MAX_PENDING_BYTES: Final = 128 * 1_048_576
 """Scan bytes held in a batch of the document store before it commits (after a whole
 legacy file): few commits, and a bounded amount to write again after a crash."""
+CHECKED_AHEAD: Final = 2
+"""Legacy files read and checked (manifest, scans hashed, pages counted by the worker
+process) in a thread while the one before them is filed: checking waits mostly on the
+disk and on the page-counting process, filing on the database, so the two overlap.
+Checking writes nothing, so an interruption loses none of it."""
 
 FailureReason = Literal[
     "malformed-manifest", "missing-file", "unreadable-pdf", "page-count-mismatch", "refused"
@@ -257,11 +270,61 @@ def _import_folders(
     started: float,
     batch: DocumentBatch | None,
 ) -> None:
+    checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="akte-scan-check")
+    try:
+        _import_checked_ahead(
+            service,
+            folders,
+            checker,
+            report,
+            office_id,
+            by,
+            progress,
+            after_folder,
+            clock,
+            started,
+            batch,
+        )
+    finally:
+        # Checks not started yet are dropped; the one running (one folder) ends first.
+        checker.shutdown(wait=True, cancel_futures=True)
+
+
+def _import_checked_ahead(
+    service: AkteService,
+    folders: list[Path],
+    checker: ThreadPoolExecutor,
+    report: ImportReport,
+    office_id: str,
+    by: str,
+    progress: Callable[[ImportProgress], None] | None,
+    after_folder: Callable[[FolderOutcome], None] | None,
+    clock: Callable[[], float],
+    started: float,
+    batch: DocumentBatch | None,
+) -> None:
+    """Each folder filed in order, the next :data:`CHECKED_AHEAD` checked meanwhile."""
+    ahead: deque[Future[CheckedFolder]] = deque()
+    upcoming = enumerate(folders, start=1)
+
+    def check_next() -> None:
+        for ordinal, folder in upcoming:
+            ahead.append(checker.submit(check_folder, folder, ordinal=ordinal))
+            return
+
+    for _ in range(CHECKED_AHEAD + 1):
+        check_next()
     for ordinal, folder in enumerate(folders, start=1):
+        checked = ahead.popleft().result()  # what the check raised, it raises here
+        check_next()
         if batch is None:
-            outcome = import_folder(service, folder, ordinal=ordinal, office_id=office_id, by=by)
+            outcome = import_folder(
+                service, folder, ordinal=ordinal, office_id=office_id, by=by, checked=checked
+            )
         else:
-            outcome = _import_folder_in_unit(service, folder, ordinal, office_id, by, batch)
+            outcome = _import_folder_in_unit(
+                service, folder, ordinal, office_id, by, batch, checked
+            )
         report.add(outcome)
         report.seconds = clock() - started
         if progress is not None:
@@ -292,12 +355,15 @@ def _import_folder_in_unit(
     office_id: str,
     by: str,
     batch: DocumentBatch,
+    checked: CheckedFolder,
 ) -> FolderOutcome:
     """One legacy file as a unit of the document batch: if it fails or is interrupted,
     none of its scans stay in the batch."""
     try:
         with batch.unit():
-            outcome = import_folder(service, folder, ordinal=ordinal, office_id=office_id, by=by)
+            outcome = import_folder(
+                service, folder, ordinal=ordinal, office_id=office_id, by=by, checked=checked
+            )
             if outcome.status == "failed":
                 raise _FolderUndone(outcome)
     except _FolderUndone as undone:
@@ -309,34 +375,65 @@ def _import_folder_in_unit(
     return outcome
 
 
-def import_folder(
-    service: AkteService, folder: Path, *, ordinal: int, office_id: str, by: str
-) -> FolderOutcome:
-    """Import one legacy file; failures come back as an outcome, store outages raise."""
+@dataclass(frozen=True)
+class CheckedFolder:
+    """A legacy file read and its scans checked by their bytes: what filing it needs, or
+    the outcome of a folder that failed its checks. Nothing is written to check it."""
+
+    label: str
+    manifest: Manifest | None
+    scans: list[IncomingDocument]
+    failed: FolderOutcome | None = None
+
+
+def check_folder(folder: Path, *, ordinal: int) -> CheckedFolder:
+    """Read the folder's manifest and check each scan (there, a readable PDF, with the
+    manifest's pages); failures come back as the folder's outcome."""
     label = f"folder #{ordinal}"
     try:
         manifest = read_manifest(folder)
         label = manifest.file_number
         scans = list(_checked_scans(manifest))
-        try:
-            filed = service.intake.file_scanned_documents(
-                office_id=office_id,
-                reference=manifest.file_number,
-                master_data=manifest.master_data,
-                documents=scans,
-                by=by,
-            )
-        except InvalidValue as invalid:
-            # The case file's own rules found the manifest's data wanting (a nationality
-            # that is no ISO code, ...): the message names the field, never the value.
-            raise FolderFailed("malformed-manifest", invalid.message) from None
-        except DomainError as refused:
-            # E.g. the case file with this number is closed: the message names the rule.
-            raise FolderFailed("refused", refused.message) from None
     except FolderFailed as failure:
-        return FolderOutcome(
+        outcome = FolderOutcome(
             failure.file_number or label, "failed", reason=failure.reason, detail=failure.detail
         )
+        return CheckedFolder(label, None, [], outcome)
+    return CheckedFolder(label, manifest, scans)
+
+
+def import_folder(
+    service: AkteService,
+    folder: Path,
+    *,
+    ordinal: int,
+    office_id: str,
+    by: str,
+    checked: CheckedFolder | None = None,
+) -> FolderOutcome:
+    """Import one legacy file (``checked``: its checks, where they ran ahead); failures
+    come back as an outcome, store outages raise."""
+    if checked is None:
+        checked = check_folder(folder, ordinal=ordinal)
+    if checked.failed is not None:
+        return checked.failed
+    label, manifest, scans = checked.label, checked.manifest, checked.scans
+    assert manifest is not None  # checked, not failed
+    try:
+        filed = service.intake.file_scanned_documents(
+            office_id=office_id,
+            reference=manifest.file_number,
+            master_data=manifest.master_data,
+            documents=scans,
+            by=by,
+        )
+    except InvalidValue as invalid:
+        # The case file's own rules found the manifest's data wanting (a nationality that
+        # is no ISO code, ...): the message names the field, never the value.
+        return FolderOutcome(label, "failed", reason="malformed-manifest", detail=invalid.message)
+    except DomainError as refused:
+        # E.g. the case file with this number is closed: the message names the rule.
+        return FolderOutcome(label, "failed", reason="refused", detail=refused.message)
     if not filed.document_numbers:
         return FolderOutcome(label, "already-imported")
     by_hash = {scan.sha256: scan for scan in scans}
@@ -482,9 +579,11 @@ def report_lines(report: ImportReport) -> Iterator[str]:
 
 __all__ = [
     "MANIFEST_NAME",
+    "CheckedFolder",
     "FolderOutcome",
     "ImportProgress",
     "ImportReport",
+    "check_folder",
     "import_folder",
     "import_scans",
     "legacy_folders",
