@@ -20,6 +20,7 @@ from projections.worklists import WORKLISTS
 from tests.support.projections import catch_up, comparable, dump, expected_rows, views_for
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_the_benchmark_prints_every_figure_and_writes_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -58,6 +59,7 @@ def test_the_benchmark_prints_every_figure_and_writes_json(
     assert list(tmp_path.glob("akte-bench-*")) == []  # the temporary store is removed
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_the_generated_log_fills_every_worklist_as_the_oracle_says(tmp_path: Path) -> None:
     settings = Settings(store="sqlite", data_dir=tmp_path, snapshot_interval=0)
     service = build_service(settings)

@@ -41,6 +41,10 @@ from tests.conftest import FakeClock
 from tests.support.declarations import RecordingProvider, submission
 from tests.support.fuzz_auth import FuzzCaller, fuzz_caller
 
+# Every operation of the schema, 25 generated requests each: about four minutes in one
+# process, which bin/test runs a file per process; bin/test-long runs it.
+pytestmark = pytest.mark.long
+
 SEEDED_CASES = 3
 SEEDED_DECLARATIONS = 2
 CHECKS = [

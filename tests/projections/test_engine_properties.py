@@ -362,6 +362,7 @@ class History:
         self.engine = self._new_engine(batch_size=3)
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_incremental_read_models_equal_a_rebuild_for_any_history(
     service: AkteService, views: ViewsStore, clock: FakeClock, settings: Settings
 ) -> None:

@@ -416,6 +416,7 @@ def assert_each_ack_once(service: AkteService, acks: list[Ack]) -> None:
     assert others == len(by_case), "nothing but one file-number claim per opened case"
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_a_second_worker_takes_only_what_the_first_does_not_hold(
     pg_settings: Settings, children: list[ChildProcess], tmp_path: Path
 ) -> None:

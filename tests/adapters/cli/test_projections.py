@@ -94,6 +94,7 @@ def test_rebuild_builds_every_read_model_and_reports_its_rate(
     assert "rebuilt 1 read model(s)" in capsys.readouterr().out
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_rebuild_in_two_processes_gives_the_same_rows(
     akte: argparse.ArgumentParser,
     service: AkteService,

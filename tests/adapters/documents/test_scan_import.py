@@ -274,6 +274,7 @@ def test_an_import_interrupted_mid_folder_resumes_without_duplicates(
     assert done_before is not None
 
 
+@pytest.mark.long  # more than ten seconds: bin/test-long runs it
 def test_two_thousand_legacy_files_interrupted_and_resumed_equal_one_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
