@@ -270,40 +270,8 @@ def _import_folders(
     started: float,
     batch: DocumentBatch | None,
 ) -> None:
-    checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="akte-scan-check")
-    try:
-        _import_checked_ahead(
-            service,
-            folders,
-            checker,
-            report,
-            office_id,
-            by,
-            progress,
-            after_folder,
-            clock,
-            started,
-            batch,
-        )
-    finally:
-        # Checks not started yet are dropped; the one running (one folder) ends first.
-        checker.shutdown(wait=True, cancel_futures=True)
-
-
-def _import_checked_ahead(
-    service: AkteService,
-    folders: list[Path],
-    checker: ThreadPoolExecutor,
-    report: ImportReport,
-    office_id: str,
-    by: str,
-    progress: Callable[[ImportProgress], None] | None,
-    after_folder: Callable[[FolderOutcome], None] | None,
-    clock: Callable[[], float],
-    started: float,
-    batch: DocumentBatch | None,
-) -> None:
     """Each folder filed in order, the next :data:`CHECKED_AHEAD` checked meanwhile."""
+    checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="akte-scan-check")
     ahead: deque[Future[CheckedFolder]] = deque()
     upcoming = enumerate(folders, start=1)
 
@@ -312,34 +280,38 @@ def _import_checked_ahead(
             ahead.append(checker.submit(check_folder, folder, ordinal=ordinal))
             return
 
-    for _ in range(CHECKED_AHEAD + 1):
-        check_next()
-    for ordinal, folder in enumerate(folders, start=1):
-        checked = ahead.popleft().result()  # what the check raised, it raises here
-        check_next()
-        if batch is None:
-            outcome = import_folder(
-                service, folder, ordinal=ordinal, office_id=office_id, by=by, checked=checked
-            )
-        else:
-            outcome = _import_folder_in_unit(
-                service, folder, ordinal, office_id, by, batch, checked
-            )
-        report.add(outcome)
-        report.seconds = clock() - started
-        if progress is not None:
-            progress(
-                ImportProgress(
-                    done=ordinal,
-                    total=len(folders),
-                    documents=report.documents,
-                    size_bytes=report.size_bytes,
-                    failed=len(report.failures),
-                    seconds=report.seconds,
+    try:
+        for _ in range(CHECKED_AHEAD + 1):
+            check_next()
+        for ordinal, folder in enumerate(folders, start=1):
+            checked = ahead.popleft().result()  # what the check raised, it raises here
+            check_next()
+            if batch is None:
+                outcome = import_folder(
+                    service, folder, ordinal=ordinal, office_id=office_id, by=by, checked=checked
                 )
-            )
-        if after_folder is not None:
-            after_folder(outcome)
+            else:
+                outcome = _import_folder_in_unit(
+                    service, folder, ordinal, office_id, by, batch, checked
+                )
+            report.add(outcome)
+            report.seconds = clock() - started
+            if progress is not None:
+                progress(
+                    ImportProgress(
+                        done=ordinal,
+                        total=len(folders),
+                        documents=report.documents,
+                        size_bytes=report.size_bytes,
+                        failed=len(report.failures),
+                        seconds=report.seconds,
+                    )
+                )
+            if after_folder is not None:
+                after_folder(outcome)
+    finally:
+        # Checks not started yet are dropped; the one running (one folder) ends first.
+        checker.shutdown(wait=True, cancel_futures=True)
 
 
 class _FolderUndone(Exception):

@@ -173,8 +173,8 @@ def build_history_json(
     if prefix is not None and prefix.version > limit:
         prefix = None  # a page that ends within what is kept: written as without
     with_other_persons = False
+    # The version of the last entry written (unfiltered: the entries are 1 to it, once each).
     written_up_to = prefix.version if prefix is not None else 0
-    """The version of the last entry written (unfiltered: they are 1 to it, each once)."""
 
     def take(events: list[CaseFile.Event]) -> None:
         nonlocal with_other_persons, written_up_to
