@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmarks.loadtest import READS, WRITES, main
 
 
+@pytest.mark.long  # 6-9 s: bin/test-long runs it, so bin/test stays under ten minutes
 def test_a_tiny_load_test_reports_every_operation_and_no_errors(tmp_path: Path) -> None:
     out = tmp_path / "load.json"
     printed: list[str] = []

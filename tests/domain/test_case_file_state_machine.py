@@ -537,6 +537,7 @@ _SETTINGS = settings(
 )
 
 
+@pytest.mark.long  # 6-9 s: bin/test-long runs it, so bin/test stays under ten minutes
 def test_random_histories_on_sqlite() -> None:
     CaseFileMachine.TestCase.settings = settings(_SETTINGS, max_examples=40)
     CaseFileMachine.TestCase().runTest()

@@ -252,6 +252,7 @@ def _ended(pid: int) -> bool:
     return state in ("Z", "X")  # a zombie has ended; its parent has not reaped it yet
 
 
+@pytest.mark.long  # 6-9 s: bin/test-long runs it, so bin/test stays under ten minutes
 @pytest.mark.postgres
 def test_a_projection_process_gives_read_your_writes_and_stops_cleanly(
     pg_settings: Settings, pg_service: AkteService
@@ -375,6 +376,7 @@ def test_the_projection_process_gets_every_secret_unmasked() -> None:
     assert received == settings
 
 
+@pytest.mark.long  # 6-9 s: bin/test-long runs it, so bin/test stays under ten minutes
 @pytest.mark.postgres
 def test_akte_serve_stopped_with_sigterm_stops_its_projection_process(
     pg_settings: Settings, tmp_path: Path

@@ -271,6 +271,7 @@ def assert_adds_up(figure: Figure, events: list[Any]) -> None:
         assert figure.key == "digital_share"
 
 
+@pytest.mark.long  # 6-9 s: bin/test-long runs it, so bin/test stays under ten minutes
 def test_statistics_are_the_same_however_the_history_is_cut_and_rebuilt(
     service: AkteService, views: ViewsStore, clock: FakeClock, settings: Settings
 ) -> None:

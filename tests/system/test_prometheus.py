@@ -126,6 +126,7 @@ def akte(tmp_path: Path) -> Iterator[ServedApp]:
         service.close()
 
 
+@pytest.mark.long  # 6-9 s: bin/test-long runs it, so bin/test stays under ten minutes
 def test_a_real_prometheus_scrapes_akte_with_the_rules_loaded(
     akte: ServedApp, tmp_path: Path
 ) -> None:

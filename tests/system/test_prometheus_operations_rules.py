@@ -107,6 +107,7 @@ def _query(api: str, expression: str) -> list[dict[str, Any]]:
     return result
 
 
+@pytest.mark.long  # 6-9 s: bin/test-long runs it, so bin/test stays under ten minutes
 def test_a_real_prometheus_fires_the_alert_for_a_broken_chain(
     broken_chain_akte: ServedApp, tmp_path: Path
 ) -> None:

@@ -336,6 +336,7 @@ def _cli_environment(tmp_path: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.long  # 6-9 s: bin/test-long runs it, so bin/test stays under ten minutes
 def test_a_killed_import_process_is_resumed_by_running_it_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

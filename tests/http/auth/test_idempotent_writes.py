@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Final
 
+import pytest
+
 from tests.http.auth.identity_provider import ProviderKeys
 from tests.http.auth.route_table import ROUTES, send, subject_for
 from tests.http.auth.test_write_positions import (
@@ -34,6 +36,7 @@ def test_every_write_route_documents_the_header(served: ServedApp) -> None:
     assert undocumented == []
 
 
+@pytest.mark.long  # 6-9 s: bin/test-long runs it, so bin/test stays under ten minutes
 def test_every_write_sent_twice_with_one_key_is_recorded_once(
     served: ServedApp, keys: ProviderKeys
 ) -> None:
