@@ -149,3 +149,16 @@ def returned_file(service: AkteService) -> tuple[MovedFile, TransferHandled]:
     handled = deliver(returned.answer, service, OFFICE_A)
     assert handled.outcome == "reopened"
     return moved, handled
+
+
+class RecordingClient:
+    """A core NATS client for tests: what is published (fire-and-forget) is recorded."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes]] = []
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        self.published.append((subject, payload))
+
+    async def flush(self) -> None:
+        return None

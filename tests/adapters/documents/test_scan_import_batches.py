@@ -106,6 +106,41 @@ def master_data_of(folder: LegacyFolder, clock: FakeClock) -> MasterData:
     )
 
 
+def import_refused_for_a_conflict(
+    service: AkteService,
+    settings: Settings,
+    clock: FakeClock,
+    batch: Path,
+    taken: LegacyFolder,
+    after: LegacyFolder,
+) -> None:
+    """Import ``batch`` grouped while another writer opens ``taken``'s case file once
+    ``after`` is filed (``taken`` still pending in the group): the group is refused with
+    :class:`GroupConflict`."""
+    other = build_service(settings, clock=clock)
+
+    def another_writer_claims_a_file_number(outcome: Any) -> None:
+        if outcome.label == after.file_number:
+            other.open_case(
+                office_id=OFFICE,
+                reference=taken.file_number,
+                master_data=master_data_of(taken, clock),
+                by="another-writer",
+            )
+
+    try:
+        with pytest.raises(GroupConflict):
+            import_scans(
+                service,
+                batch,
+                office_id=OFFICE,
+                group_events=5000,
+                after_folder=another_writer_claims_a_file_number,
+            )
+    finally:
+        other.close()
+
+
 def folder_of(batch: Path, folder: LegacyFolder) -> Path:
     """The directory of ``folder`` in the batch (its manifest names its file number)."""
     return next(
@@ -267,36 +302,9 @@ def test_the_scans_of_a_group_refused_for_a_conflict_are_left_to_the_sweep(
     service: AkteService, settings: Settings, clock: FakeClock, tmp_path: Path
 ) -> None:
     folders = write_legacy_batch(tmp_path / "batch", 12, seed=24, payload_bytes_per_page=64)
-    other = build_service(settings, clock=clock)
     taken = folders[4]
-
-    def another_writer_claims_a_file_number(outcome: Any) -> None:
-        if outcome.label == folders[6].file_number:  # folder 5 is pending in the group
-            person = person_for(int(taken.file_number[-6:]))
-            other.open_case(
-                office_id=OFFICE,
-                reference=taken.file_number,
-                master_data=MasterData(
-                    person["surname"],
-                    person["given_names"],
-                    clock.now.date(),
-                    person["nationality"],
-                    person["passport_number"],
-                ),
-                by="another-writer",
-            )
-
-    try:
-        with pytest.raises(GroupConflict):
-            import_scans(
-                service,
-                tmp_path / "batch",
-                office_id=OFFICE,
-                group_events=5000,
-                after_folder=another_writer_claims_a_file_number,
-            )
-    finally:
-        other.close()
+    # Folder 5 is pending in the group when folder 7 is filed.
+    import_refused_for_a_conflict(service, settings, clock, tmp_path / "batch", taken, folders[6])
 
     # No event of the refused group stays. Its scans are orphans for the sweep, never
     # deleted at once: the same address may hold a document that events reference.
@@ -338,28 +346,7 @@ def test_a_refused_group_keeps_a_document_a_caseworker_uploaded_with_the_same_by
         ),
         source="caseworker",
     )
-    other = build_service(settings, clock=clock)
-
-    def another_writer_claims_a_file_number(outcome: Any) -> None:
-        if outcome.label == folders[6].file_number:
-            other.open_case(
-                office_id=OFFICE,
-                reference=taken.file_number,
-                master_data=master_data_of(taken, clock),
-                by="another-writer",
-            )
-
-    try:
-        with pytest.raises(GroupConflict):
-            import_scans(
-                service,
-                tmp_path / "batch",
-                office_id=OFFICE,
-                group_events=5000,
-                after_folder=another_writer_claims_a_file_number,
-            )
-    finally:
-        other.close()
+    import_refused_for_a_conflict(service, settings, clock, tmp_path / "batch", taken, folders[6])
 
     # The group wrote the same bytes for the same file again before it was refused;
     # the caseworker's upload, recorded before the import, still reads back.

@@ -24,7 +24,14 @@ from adapters.monitoring.metrics import InboxMetrics
 from adapters.settings import Settings
 from service import AkteService
 from service_file_transfers import OutgoingRequest, RequestedPerson
-from tests.support.file_transfers import OFFICE_A, OFFICE_B, PERSON, ask_for, deliver
+from tests.support.file_transfers import (
+    OFFICE_A,
+    OFFICE_B,
+    PERSON,
+    RecordingClient,
+    ask_for,
+    deliver,
+)
 from tests.support.file_transfers import file_with_history as history
 from tests.support.outbox import Broker, own_stream
 
@@ -52,29 +59,16 @@ class _Stream:
         self.published.append((subject, payload))
 
 
-class _Client:
-    """A core NATS client: fire-and-forget."""
-
-    def __init__(self) -> None:
-        self.published: list[tuple[str, bytes]] = []
-
-    async def publish(self, subject: str, payload: bytes) -> None:
-        self.published.append((subject, payload))
-
-    async def flush(self) -> None:
-        return None
-
-
 def _consumer(
     service: AkteService, office: str, metrics: InboxMetrics | None = None
-) -> tuple[InboxConsumer, _Stream, _Client]:
+) -> tuple[InboxConsumer, _Stream, RecordingClient]:
     consumer = InboxConsumer(
         service.notices,
         InboxConfig(office=office),
         transfers=service.file_transfers,
         metrics=metrics,
     )
-    stream, client = _Stream(), _Client()
+    stream, client = _Stream(), RecordingClient()
     consumer._stream = cast(Any, stream)
     consumer._client = cast(Any, client)
     return consumer, stream, client

@@ -45,6 +45,7 @@ from tests.support.file_transfers import (
     OFFICE_A,
     OFFICE_B,
     PERSON,
+    RecordingClient,
     ask_for,
     file_with_history,
 )
@@ -269,19 +270,6 @@ class _Stream:
         self.published.append((subject, payload))
 
 
-class _Client:
-    """A core NATS client: anything published here is fire-and-forget."""
-
-    def __init__(self) -> None:
-        self.published: list[tuple[str, bytes]] = []
-
-    async def publish(self, subject: str, payload: bytes) -> None:
-        self.published.append((subject, payload))
-
-    async def flush(self) -> None:
-        return None
-
-
 def test_an_answer_no_stream_stores_is_not_sent_loose_and_the_request_comes_back(
     service: AkteService,
 ) -> None:
@@ -290,7 +278,7 @@ def test_an_answer_no_stream_stores_is_not_sent_loose_and_the_request_comes_back
     consumer = InboxConsumer(
         service.notices, InboxConfig(office=OFFICE_A), transfers=service.file_transfers
     )
-    client = _Client()
+    client = RecordingClient()
     consumer._client = cast(Any, client)
     consumer._stream = cast(Any, _Stream(stored=False))
     first = _Delivery(message.payload())
