@@ -32,7 +32,9 @@ The request delivered again after that is not answered again (B asks anew).
 
 **Not responsible.** A request for a person A has no certain active file of is refused
 (``nicht-zustaendig``), as is one for a file handed on already; a file with open
-procedures or erased data cannot be sent now (``hinderungsgrund``).
+procedures or erased data cannot be sent now (``hinderungsgrund``), and so is a file
+larger than the broker takes (``fits``): sent, it would reach nobody while A's file
+stayed ended.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Final, Literal, Protocol
 from uuid import UUID, uuid4
@@ -198,6 +200,8 @@ class RequestAnswer:
     file: SentFile | None = None
     duplicate: bool = False
     position: int | None = None
+    too_large: bool = False
+    """Refused because the file is larger than the way the answer goes takes."""
 
 
 @dataclass(frozen=True)
@@ -344,9 +348,16 @@ class FileTransfers:
     # ---------------------------------------------------------------- A: answer
 
     def answer_request(
-        self, inbound: InboundFileRequest, *, at: datetime | None = None
+        self,
+        inbound: InboundFileRequest,
+        *,
+        at: datetime | None = None,
+        fits: Callable[[SentFile], bool] | None = None,
     ) -> RequestAnswer:
-        """Answer a request once: the file (and record its transfer), or a refusal."""
+        """Answer a request once: the file (and record its transfer), or a refusal.
+        ``fits``: whether the way the answer goes takes the file (None: it takes any);
+        a file it does not take is refused (``hinderungsgrund``, ``too_large``) and
+        stays this office's."""
         claim_id = FileRequestAnswer.id_for(
             inbound.office_id, inbound.requesting_office_id, inbound.message_id
         )
@@ -368,7 +379,7 @@ class FileTransfers:
             try:
                 if match.case_id is None:
                     return self._refuse(inbound, "nicht-zustaendig", act)
-                return self._send(inbound, match.case_id, act)
+                return self._send(inbound, match.case_id, act, fits)
             except IntegrityError:
                 continue  # a twin delivery claimed it, or the file moved on: look again
         msg = "the file request could not be answered: its case file kept changing"
@@ -393,7 +404,13 @@ class FileTransfers:
             position = last_position(self._store.save(claim))
         return RequestAnswer(inbound, answer_id, "refused", reason=reason, position=position)
 
-    def _send(self, inbound: InboundFileRequest, case_id: UUID, act: Act) -> RequestAnswer:
+    def _send(
+        self,
+        inbound: InboundFileRequest,
+        case_id: UUID,
+        act: Act,
+        fits: Callable[[SentFile], bool] | None,
+    ) -> RequestAnswer:
         with self._store.case_lock(case_id):
             self._store.uncache_case(case_id)
             case = self._store.get_case(case_id)
@@ -401,6 +418,15 @@ class FileTransfers:
                 return self._refuse(inbound, "hinderungsgrund", act)
             version = case.version
             file = self._file(case, version, act.at, act.by)
+            if fits is not None and not fits(file):
+                # Recorded as sent, the file would end here and reach B never: refused
+                # instead, B learns at once and A keeps a file that takes commands.
+                logger.error(
+                    "file request refused: case file %s is larger than the broker takes",
+                    case_id,
+                )
+                refused = self._refuse(inbound, "hinderungsgrund", act)
+                return replace(refused, too_large=True)
             try:
                 case.transfer_to_office(
                     to_office_id=inbound.requesting_office_id, reason=None, act=act

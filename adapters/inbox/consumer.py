@@ -119,7 +119,8 @@ class InboxStats:
     returned: int = 0
     retried: int = 0
     unsendable: int = 0
-    """Messages whose answer the broker does not take for its size: terminated."""
+    """Messages whose answer the broker does not take for its size: terminated; or a
+    file request refused (``hinderungsgrund``) because the file would not go."""
     transfers: int = 0
     """File requests answered, files taken over, refusals recorded, files sent that came
     back (first deliveries)."""
@@ -157,6 +158,8 @@ class InboxConsumer:
         self.stats = InboxStats()
         self._client: Client | None = None
         self._stream: JetStreamContext | None = None
+        self._stream_limit: int | None = None
+        """The inbox stream's ``max_msg_size`` when it has one, asked on connecting."""
         self._stop = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -167,8 +170,8 @@ class InboxConsumer:
             return self._stream
         client = await nats.connect(servers=[self.config.url], name="akte-inbox")
         stream = client.jetstream()
-        await ensure_stream(stream, self.config)
-        self._client, self._stream = client, stream
+        limit = await ensure_stream(stream, self.config)
+        self._client, self._stream, self._stream_limit = client, stream, limit
         return stream
 
     async def close(self) -> None:
@@ -198,6 +201,7 @@ class InboxConsumer:
                     office_id=self.config.office,
                     now=now,
                     subject_prefix=self.config.subject_prefix,
+                    answer_limit=self._answer_limit(),
                 )
             else:
                 handled = await asyncio.to_thread(
@@ -256,11 +260,16 @@ class InboxConsumer:
         return handled
 
     def _answer_limit(self) -> int:
-        """The largest answer payload the broker takes, headers' room left."""
+        """The largest answer payload the broker takes: the connection's
+        ``max_payload`` with room for headers, or the inbox stream's ``max_msg_size`` if
+        smaller (every office's inbox is on that stream; answers go without headers)."""
         limit = self._max_payload
         if limit is None:
             limit = getattr(self._client, "max_payload", None) or _DEFAULT_MAX_PAYLOAD
-        return limit - ANSWER_HEADROOM
+        limit -= ANSWER_HEADROOM
+        if self._stream_limit is not None:
+            limit = min(limit, self._stream_limit)
+        return limit
 
     def _fitting(self, answer: Answer) -> Answer | None:
         """``answer``, or a return without the message when that is too large; None:
@@ -321,11 +330,11 @@ class InboxConsumer:
         change nothing, so it is terminated (logged with types and sizes only)."""
         logger.error(
             "inbox: the answer (%s, %d bytes) to a %s is larger than the broker takes "
-            "(%d bytes with headers); the message is terminated, not delivered again",
+            "(%d bytes); the message is terminated, not delivered again",
             answer.message_type,
             len(answer.payload()),
             handled.message_type if isinstance(handled, TransferHandled) else "message",
-            self._answer_limit() + ANSWER_HEADROOM,
+            self._answer_limit(),
         )
         await msg.term()
         self.stats.unsendable += 1
@@ -367,6 +376,9 @@ class InboxConsumer:
         if handled.returned is not None:
             stats.returned += 1
             kind = "returned"
+        elif handled.too_large:
+            stats.unsendable += 1
+            kind = "unsendable"
         elif handled.outcome == "ignored":
             stats.ignored += 1
             kind = "ignored"
@@ -441,11 +453,12 @@ class InboxConsumer:
             await self.close()
 
 
-async def ensure_stream(stream: JetStreamContext, config: InboxConfig) -> None:
+async def ensure_stream(stream: JetStreamContext, config: InboxConfig) -> int | None:
     """Create the inbox stream if it is missing: a work queue, so a message (personal
-    data) leaves the broker once its consumer acknowledged it."""
+    data) leaves the broker once its consumer acknowledged it. Returns the stream's
+    ``max_msg_size``, None when it has none."""
     try:
-        await stream.stream_info(config.stream)
+        info = await stream.stream_info(config.stream)
     except nats.js.errors.NotFoundError:
         await stream.add_stream(
             name=config.stream,
@@ -453,6 +466,9 @@ async def ensure_stream(stream: JetStreamContext, config: InboxConfig) -> None:
             retention=RetentionPolicy.WORK_QUEUE,
         )
         logger.info("inbox created stream %s for %s", config.stream, config.subjects)
+        return None
+    limit = info.config.max_msg_size
+    return limit if limit is not None and limit > 0 else None
 
 
 __all__ = ["DEFAULT_STREAM", "InboxConfig", "InboxConsumer", "InboxStats", "ensure_stream"]

@@ -518,6 +518,8 @@ class TransferHandled:
     answer: Answer | None
     returned: str | None = None
     case_id: UUID | None = None
+    too_large: bool = False
+    """A's file was larger than the broker takes: refused instead (``hinderungsgrund``)."""
 
 
 def transfer_message_type(raw: bytes) -> str | None:
@@ -638,9 +640,12 @@ def handle_transfer_message(
     office_id: str,
     now: datetime,
     subject_prefix: str,
+    answer_limit: int | None = None,
 ) -> TransferHandled:
     """One delivery of a file request, file or refusal: validated, applied once, answered.
-    ``subject_prefix``: this broker's, which the requesting office's own inbox must use."""
+    ``subject_prefix``: this broker's, which the requesting office's own inbox must use.
+    ``answer_limit``: the largest answer the broker takes, in bytes (None: any); a file
+    larger is refused instead of sent, and the case file stays this office's."""
     message: Any = json.loads(raw)
     message_type = str(message["nachrichtenkopf"]["nachrichtentyp"])
     if message_type == RETURN_TO_SENDER_TYPE:
@@ -679,19 +684,48 @@ def handle_transfer_message(
         return TransferHandled(message_type, None, False, answer, "schema-verletzt")
     try:
         if message_type == FILE_REQUEST_TYPE:
-            given = transfers.answer_request(to_request(message, office_id))
+            inbound = to_request(message, office_id)
+            reply_to = message["nachrichtenkopf"]["antwortAn"]
+
+            def fits(file: SentFile) -> bool:
+                if answer_limit is None:
+                    return True
+                # The answer as it would go (a message id of the same length).
+                size = len(
+                    answer_message(
+                        RequestAnswer(inbound, str(uuid.uuid4()), "sent", file=file),
+                        reply_to=reply_to,
+                        created=now,
+                        subject_prefix=subject_prefix,
+                    ).payload()
+                )
+                if size <= answer_limit:
+                    return True
+                logger.error(
+                    "inbox: the file (%d bytes) answering a %s is larger than the broker "
+                    "takes (%d bytes); the request is refused and the file stays here",
+                    size,
+                    message_type,
+                    answer_limit,
+                )
+                return False
+
+            given = transfers.answer_request(inbound, fits=fits)
             if given.outcome == "returned":
                 # The file sent came back before: it is not sent again.
                 return TransferHandled(message_type, given.outcome, True, None)
             reply = answer_message(
-                given,
-                reply_to=message["nachrichtenkopf"]["antwortAn"],
-                created=now,
-                subject_prefix=subject_prefix,
+                given, reply_to=reply_to, created=now, subject_prefix=subject_prefix
             )
             case_id = None if given.file is None else given.file.case_id
             return TransferHandled(
-                message_type, given.outcome, given.duplicate, reply, None, case_id
+                message_type,
+                given.outcome,
+                given.duplicate,
+                reply,
+                None,
+                case_id,
+                too_large=given.too_large,
             )
         outcome: RequestOutcome
         if message_type == FILE_ANSWER_TYPE:

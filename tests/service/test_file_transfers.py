@@ -16,12 +16,14 @@ from uuid import UUID
 import pytest
 
 from adapters.bootstrap import build_service
+from adapters.inbox.file_transfers import to_request
 from adapters.inbox.schemas import problems
 from adapters.settings import Settings
 from domain.case_file import CaseFile, MasterData
 from domain.history import describe
 from domain.personal import REDACTED_TEXT
 from service import AkteService
+from service_file_transfers import SentFile
 from tests.conftest import FakeClock, another_deployment
 from tests.support.file_transfers import (
     OFFICE_A,
@@ -171,6 +173,30 @@ def test_open_procedures_hinder_sending(service: AkteService, office_b: AkteServ
     assert at_a.answer is not None
     assert at_a.answer.body["grund"] == "hinderungsgrund"
     assert service.get_case(opened.case_id).status == "active"
+
+
+def test_a_file_the_way_out_does_not_take_is_refused_and_stays_active(
+    service: AkteService, office_b: AkteService
+) -> None:
+    moved = file_with_history(service)
+    _request, message = ask_for(office_b)
+    inbound = to_request(json.loads(message.payload()), OFFICE_A)
+    measured: list[UUID] = []
+
+    def too_large(file: SentFile) -> bool:
+        measured.append(file.case_id)
+        return False
+
+    answer = service.file_transfers.answer_request(inbound, fits=too_large)
+    assert measured == [moved.case_id]
+    assert (answer.outcome, answer.reason, answer.too_large) == ("refused", "hinderungsgrund", True)
+    assert answer.file is None
+    case = service.get_case(moved.case_id)
+    assert (case.status, case.version) == ("active", moved.version)
+    # The request once more: the same refusal, recorded once.
+    again = service.file_transfers.answer_request(inbound)
+    assert (again.outcome, again.duplicate) == ("refused", True)
+    assert again.answer_message_id == answer.answer_message_id
 
 
 def test_a_second_request_after_the_move_is_refused_as_not_responsible(

@@ -1,7 +1,9 @@
 """Answers larger than the broker takes (adapters/inbox/consumer.py, messages.py): a
 return that would be too large with the rejected message goes without it
-(``nachrichtAusgelassen``) and the sending office handles it as any return; an answer
-the broker takes in no form terminates its message once, counted, never redelivered."""
+(``nachrichtAusgelassen``) and the sending office handles it as any return; a file
+larger than the broker takes is refused (``hinderungsgrund``) and stays with its office;
+an answer the broker refuses all the same terminates its message once, counted, never
+redelivered."""
 
 from __future__ import annotations
 
@@ -212,16 +214,31 @@ def test_a_file_too_large_to_come_back_whole_is_returned_without_it_and_reopened
     assert (case.status, case.transferred_to) == ("active", None)
 
 
+def _asked_for(broker: Broker, office_b: AkteService) -> tuple[OutgoingRequest, bytes]:
+    """B's request for A's file, recorded by B, and its message."""
+    outgoing = office_b.file_transfers.request_file(
+        office_id=OFFICE_B,
+        from_office_id=OFFICE_A,
+        person=RequestedPerson(PERSON.surname, PERSON.given_names, PERSON.date_of_birth),
+        moved_in_on=date(2024, 3, 1),
+        by="sb-neu",
+    )
+    message = request_message(outgoing, subject_prefix=broker.prefix, created=office_b.clock())
+    return outgoing, message.payload()
+
+
 @pytest.mark.parametrize("limited_by", ["stream", "connection"])
-def test_an_answer_the_broker_does_not_take_terminates_its_message_once(
+def test_a_file_larger_than_the_broker_takes_is_refused_and_stays_with_its_office(
     broker: Broker, offices: tuple[AkteService, AkteService], limited_by: str
 ) -> None:
     office_a, office_b = offices
-    history(office_a, OFFICE_A)
-    request = _lost_request(broker, office_b)
-    # The request fits; A's file (documents and history) does not.
+    moved = history(office_a, OFFICE_A)
+    before = office_a.get_case(moved.case_id).version
+    outgoing, request = _asked_for(broker, office_b)
+    # The request and a refusal fit; A's file (documents and history) does not.
     limit = len(request) + 1000
-    asyncio.run(_send(broker, request, max_msg_size=limit if limited_by == "stream" else None))
+    stream_limit = limit if limited_by == "stream" else None
+    asyncio.run(_send(broker, request, max_msg_size=stream_limit))
     config = _config(broker, OFFICE_A)
     registry = CollectorRegistry()
     at_a = _run(
@@ -230,13 +247,74 @@ def test_an_answer_the_broker_does_not_take_terminates_its_message_once(
         metrics=InboxMetrics(registry),
         max_payload=limit + ANSWER_HEADROOM if limited_by == "connection" else None,
     )
-    assert (at_a.stats.unsendable, at_a.stats.retried, at_a.stats.handled) == (1, 0, 0)
+    stats = at_a.stats
+    assert (stats.unsendable, stats.transfers, stats.retried, stats.handled) == (1, 0, 0, 1)
+    assert registry.get_sample_value("akte_inbox_messages_total", {"outcome": "unsendable"}) == 1
+    # A's file was never ended: it stays active and unchanged, and takes commands.
+    case = office_a.get_case(moved.case_id)
+    assert (case.status, case.transferred_to, case.version) == ("active", None, before)
+    # B learns at once: a refusal, no file, in B's inbox; the request is acknowledged.
+    [refusal] = stored_messages(broker)
+    assert refusal.subject == transfer_subject(broker.prefix, OFFICE_B)
+    body = json.loads(refusal.data)
+    assert body["nachrichtenkopf"]["nachrichtentyp"] == "ABH.AktenanforderungAbgelehnt"
+    assert body["grund"] == "hinderungsgrund"
+    assert "akte" not in body
+    assert asyncio.run(_outstanding(config)) == (0, 0)
+    at_b = _run(office_b, _config(broker, OFFICE_B))
+    assert (at_b.stats.transfers, at_b.stats.returned) == (1, 0)
+    asked = office_b.file_transfers.get_request(outgoing.request_id)
+    assert (asked.status, asked.reason) == ("refused", "hinderungsgrund")
+    # The same request delivered again gets the same refusal and records nothing.
+    asyncio.run(_send(broker, request, max_msg_size=stream_limit))
+    again = _run(
+        office_a,
+        config,
+        max_payload=limit + ANSWER_HEADROOM if limited_by == "connection" else None,
+    )
+    assert (again.stats.duplicates, again.stats.unsendable) == (1, 0)
+    [repeated] = stored_messages(broker)
+    repeated_body = json.loads(repeated.data)
+    assert repeated_body["grund"] == "hinderungsgrund"
+    head = repeated_body["nachrichtenkopf"]
+    assert head["nachrichtUUID"] == body["nachrichtenkopf"]["nachrichtUUID"]
+    assert office_a.get_case(moved.case_id).version == before
+
+
+def test_an_answer_the_stream_refuses_after_connecting_terminates_its_message_once(
+    broker: Broker, offices: tuple[AkteService, AkteService]
+) -> None:
+    """The stream's limit lowered after A's consumer asked for it: A records the file
+    as sent, the stream refuses it, and the request is terminated once, counted (the
+    file stays ``transferred``: docs/guides/file-transfers.md says how to settle it)."""
+    office_a, office_b = offices
+    moved = history(office_a, OFFICE_A)
+    request = _lost_request(broker, office_b)
+    asyncio.run(_send(broker, request))
+    config = _config(broker, OFFICE_A)
+    registry = CollectorRegistry()
+    consumer = InboxConsumer(
+        office_a.notices,
+        config,
+        transfers=office_a.file_transfers,
+        metrics=InboxMetrics(registry),
+    )
+
+    async def lowered_after_connecting() -> None:
+        await consumer.connect()
+        await _limit_stream(broker, len(request) + 1000)
+        await consumer.run(until_idle=True)
+
+    asyncio.run(lowered_after_connecting())
+    stats = consumer.stats
+    assert (stats.unsendable, stats.retried, stats.handled) == (1, 0, 0)
 
     def counted(outcome: str) -> float | None:
         return registry.get_sample_value("akte_inbox_messages_total", {"outcome": outcome})
 
     assert (counted("unsendable"), counted("retried")) == (1, 0)
     assert registry.get_sample_value("akte_inbox_messages_received_total") == 1
+    assert office_a.get_case(moved.case_id).status == "transferred"
     # Terminated: the broker holds no delivery of it to come back.
     assert asyncio.run(_outstanding(config)) == (0, 0)
     again = _run(office_a, config, metrics=InboxMetrics(CollectorRegistry()))
