@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.scan_import import ImportBenchConfig, format_report, main, run
+from benchmarks.scan_import import (
+    ImportBenchConfig,
+    format_report,
+    main,
+    run,
+    sealed_like_the_store,
+)
 
 
 def test_the_benchmark_reports_throughput_per_store(tmp_path: Path) -> None:
@@ -70,3 +76,34 @@ def test_the_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixt
     written = json.loads(out.read_text())
     assert written["batch"]["folders"] == 3
     assert len(written["runs"]) == 1
+
+
+@pytest.mark.postgres
+def test_the_bounds_copy_the_same_bytes_plain_and_sealed(tmp_path: Path) -> None:
+    report = run(
+        ImportBenchConfig(
+            folders=4,
+            page_kb=2,
+            stores=("postgres",),
+            group_events=(1, 50),
+            repeats=1,
+            tmp_root=tmp_path,
+            progress=False,
+        )
+    )
+
+    plain, sealed = report.bounds
+    assert (plain.sealed, sealed.sealed) == (False, True)
+    assert plain.megabytes == sealed.megabytes == pytest.approx(report.batch["megabytes"], abs=0.1)
+    text = format_report(report)
+    assert "plain COPY of the same PDF bytes" in text
+    assert "hashed twice, sealed (AES-GCM) and COPY" in text
+    assert "the sealed bytes allow at most" in text
+    assert "the time of the sealed bytes" in text
+
+
+def test_a_sealed_copy_opens_to_the_same_bytes() -> None:
+    data = bytes(range(256)) * 600  # three segments, the last one short
+    sealed = sealed_like_the_store(data)
+    assert len(sealed) == len(data) + 3 * 16  # a tag per segment
+    assert data not in sealed
