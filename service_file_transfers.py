@@ -352,12 +352,12 @@ class FileTransfers:
         inbound: InboundFileRequest,
         *,
         at: datetime | None = None,
-        fits: Callable[[SentFile], bool] | None = None,
+        fits: Callable[[SentFile, str], bool] | None = None,
     ) -> RequestAnswer:
         """Answer a request once: the file (and record its transfer), or a refusal.
-        ``fits``: whether the way the answer goes takes the file (None: it takes any);
-        a file it does not take is refused (``hinderungsgrund``, ``too_large``) and
-        stays this office's."""
+        ``fits``: whether the way the answer goes takes the file sent as the answer with
+        this message id (None: it takes any); a file it does not take is refused
+        (``hinderungsgrund``, ``too_large``) and stays this office's."""
         claim_id = FileRequestAnswer.id_for(
             inbound.office_id, inbound.requesting_office_id, inbound.message_id
         )
@@ -409,7 +409,7 @@ class FileTransfers:
         inbound: InboundFileRequest,
         case_id: UUID,
         act: Act,
-        fits: Callable[[SentFile], bool] | None,
+        fits: Callable[[SentFile, str], bool] | None,
     ) -> RequestAnswer:
         with self._store.case_lock(case_id):
             self._store.uncache_case(case_id)
@@ -418,13 +418,10 @@ class FileTransfers:
                 return self._refuse(inbound, "hinderungsgrund", act)
             version = case.version
             file = self._file(case, version, act.at, act.by)
-            if fits is not None and not fits(file):
+            answer_id = str(uuid4())
+            if fits is not None and not fits(file, answer_id):
                 # Recorded as sent, the file would end here and reach B never: refused
                 # instead, B learns at once and A keeps a file that takes commands.
-                logger.error(
-                    "file request refused: case file %s is larger than the broker takes",
-                    case_id,
-                )
                 refused = self._refuse(inbound, "hinderungsgrund", act)
                 return replace(refused, too_large=True)
             try:
@@ -435,7 +432,6 @@ class FileTransfers:
                 # A rule of the file's own (a decision recorded after now, an office id
                 # that is no code): it cannot go now.
                 return self._refuse(inbound, "hinderungsgrund", act)
-            answer_id = str(uuid4())
             claim = FileRequestAnswer.answer(
                 office_id=inbound.office_id,
                 requesting_office_id=inbound.requesting_office_id,

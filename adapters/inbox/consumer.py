@@ -119,11 +119,13 @@ class InboxStats:
     returned: int = 0
     retried: int = 0
     unsendable: int = 0
-    """Messages whose answer the broker does not take for its size: terminated; or a
-    file request refused (``hinderungsgrund``) because the file would not go."""
+    """Messages whose answer the broker does not take for its size: terminated."""
+    too_large: int = 0
+    """File requests refused (``hinderungsgrund``) because the file is larger than the
+    broker takes: answered, the case file stays here."""
     transfers: int = 0
     """File requests answered, files taken over, refusals recorded, files sent that came
-    back (first deliveries)."""
+    back (first deliveries), except what ``too_large`` counts."""
     ignored: int = 0
     """Returns of file answers this office never sent to their sender: nothing changed."""
 
@@ -201,7 +203,7 @@ class InboxConsumer:
                     office_id=self.config.office,
                     now=now,
                     subject_prefix=self.config.subject_prefix,
-                    answer_limit=self._answer_limit(),
+                    answer_limit=self._answer_limit(through_stream=True),
                 )
             else:
                 handled = await asyncio.to_thread(
@@ -227,7 +229,7 @@ class InboxConsumer:
             return None
         answer = handled.answer
         if answer is not None:
-            sent = self._fitting(answer)
+            sent = self._fitting(answer, through_stream=_through_stream(handled, answer))
             try:
                 if sent is None:
                     raise _TooLarge
@@ -259,22 +261,23 @@ class InboxConsumer:
         self._count(handled)
         return handled
 
-    def _answer_limit(self) -> int:
+    def _answer_limit(self, *, through_stream: bool) -> int:
         """The largest answer payload the broker takes: the connection's
-        ``max_payload`` with room for headers, or the inbox stream's ``max_msg_size`` if
-        smaller (every office's inbox is on that stream; answers go without headers)."""
+        ``max_payload`` with room for headers, and for an answer stored by the inbox
+        stream (every office's inbox is on it; such answers go without headers) its
+        ``max_msg_size`` if smaller."""
         limit = self._max_payload
         if limit is None:
             limit = getattr(self._client, "max_payload", None) or _DEFAULT_MAX_PAYLOAD
         limit -= ANSWER_HEADROOM
-        if self._stream_limit is not None:
+        if through_stream and self._stream_limit is not None:
             limit = min(limit, self._stream_limit)
         return limit
 
-    def _fitting(self, answer: Answer) -> Answer | None:
+    def _fitting(self, answer: Answer, *, through_stream: bool) -> Answer | None:
         """``answer``, or a return without the message when that is too large; None:
         no form of it fits."""
-        limit = self._answer_limit()
+        limit = self._answer_limit(through_stream=through_stream)
         if len(answer.payload()) <= limit:
             return answer
         smaller = without_message(answer)
@@ -284,7 +287,15 @@ class InboxConsumer:
 
     async def _publish(self, handled: Handled | TransferHandled, answer: Answer) -> bool:
         """Send ``answer``; False: no stream stores it (the message goes back)."""
-        if isinstance(handled, TransferHandled) and handled.returned is None:
+        if not _through_stream(handled, answer):
+            assert self._client is not None
+            await self._client.publish(
+                answer.subject or self.config.returned_subject, answer.payload()
+            )
+            await self._client.flush()
+            return True
+        assert isinstance(handled, TransferHandled)  # only transfer messages go through it
+        if handled.returned is None:
             # A file or a refusal to another office's inbox: stored by the broker before
             # the request is acknowledged (a crash between: the request comes again and
             # the same answer, same message id, goes out again).
@@ -302,25 +313,19 @@ class InboxConsumer:
                 )
                 return False
             return True
-        assert self._client is not None
-        subject = answer.subject or self.config.returned_subject
-        if isinstance(handled, TransferHandled) and answer.subject is not None:
-            # A transfer message returned to its author's own inbox (a file this
-            # office cannot take over goes back to the office that sent it, whose
-            # file is active again only when the return arrives): stored by the
-            # broker before the message is acknowledged.
-            assert self._stream is not None
-            try:
-                await self._stream.publish(subject, answer.payload())
-            except nats.js.errors.NoStreamResponseError:
-                logger.error(
-                    "inbox: no stream stores the return of a %s; the message goes back",
-                    handled.message_type,
-                )
-                return False
-            return True
-        await self._client.publish(subject, answer.payload())
-        await self._client.flush()
+        # A transfer message returned to its author's own inbox (a file this office
+        # cannot take over goes back to the office that sent it, whose file is active
+        # again only when the return arrives): stored by the broker before the message
+        # is acknowledged.
+        assert self._stream is not None
+        try:
+            await self._stream.publish(answer.subject or "", answer.payload())
+        except nats.js.errors.NoStreamResponseError:
+            logger.error(
+                "inbox: no stream stores the return of a %s; the message goes back",
+                handled.message_type,
+            )
+            return False
         return True
 
     async def _unsendable(
@@ -334,7 +339,7 @@ class InboxConsumer:
             answer.message_type,
             len(answer.payload()),
             handled.message_type if isinstance(handled, TransferHandled) else "message",
-            self._answer_limit(),
+            self._answer_limit(through_stream=_through_stream(handled, answer)),
         )
         await msg.term()
         self.stats.unsendable += 1
@@ -377,8 +382,8 @@ class InboxConsumer:
             stats.returned += 1
             kind = "returned"
         elif handled.too_large:
-            stats.unsendable += 1
-            kind = "unsendable"
+            stats.too_large += 1
+            kind = "too_large"
         elif handled.outcome == "ignored":
             stats.ignored += 1
             kind = "ignored"
@@ -451,6 +456,16 @@ class InboxConsumer:
                         await asyncio.wait_for(self._stop.wait(), RETRY_DELAY_SECONDS)
         finally:
             await self.close()
+
+
+def _through_stream(handled: Handled | TransferHandled, answer: Answer) -> bool:
+    """Whether ``answer`` goes through the inbox stream (stored by the broker before the
+    message is acknowledged): a file request's answer, and a transfer message returned
+    to its author's own inbox. Other answers (receipts, returns without a named inbox)
+    are published plainly."""
+    if not isinstance(handled, TransferHandled):
+        return False
+    return handled.returned is None or answer.subject is not None
 
 
 async def ensure_stream(stream: JetStreamContext, config: InboxConfig) -> int | None:

@@ -686,24 +686,27 @@ def handle_transfer_message(
         if message_type == FILE_REQUEST_TYPE:
             inbound = to_request(message, office_id)
             reply_to = message["nachrichtenkopf"]["antwortAn"]
+            built: dict[str, Answer] = {}
 
-            def fits(file: SentFile) -> bool:
+            def fits(file: SentFile, answer_id: str) -> bool:
                 if answer_limit is None:
                     return True
-                # The answer as it would go (a message id of the same length).
-                size = len(
-                    answer_message(
-                        RequestAnswer(inbound, str(uuid.uuid4()), "sent", file=file),
-                        reply_to=reply_to,
-                        created=now,
-                        subject_prefix=subject_prefix,
-                    ).payload()
+                # The answer as it will go, kept to be sent if it fits.
+                answer = answer_message(
+                    RequestAnswer(inbound, answer_id, "sent", file=file),
+                    reply_to=reply_to,
+                    created=now,
+                    subject_prefix=subject_prefix,
                 )
+                size = len(answer.payload())
                 if size <= answer_limit:
+                    built[answer_id] = answer
                     return True
                 logger.error(
-                    "inbox: the file (%d bytes) answering a %s is larger than the broker "
-                    "takes (%d bytes); the request is refused and the file stays here",
+                    "inbox: the file of case file %s (%d bytes) answering a %s is larger "
+                    "than the broker takes (%d bytes); the request is refused "
+                    "(hinderungsgrund) and the file stays here",
+                    file.case_id,
                     size,
                     message_type,
                     answer_limit,
@@ -714,7 +717,7 @@ def handle_transfer_message(
             if given.outcome == "returned":
                 # The file sent came back before: it is not sent again.
                 return TransferHandled(message_type, given.outcome, True, None)
-            reply = answer_message(
+            reply = built.get(given.answer_message_id) or answer_message(
                 given, reply_to=reply_to, created=now, subject_prefix=subject_prefix
             )
             case_id = None if given.file is None else given.file.case_id

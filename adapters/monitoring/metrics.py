@@ -324,6 +324,7 @@ INBOX_OUTCOMES: Final = (
     "retried",
     "ignored",
     "unsendable",
+    "too_large",
 )
 """What became of a message in (``akte inbox run``): applied (recorded on a case file,
 or a procedure or contact submission made of it), triaged (a notice no file matched for
@@ -331,7 +332,9 @@ certain), returned to its sender (unreadable, against its schema or a rule), ign
 return of a file answer this office never sent, or from another office: not answered),
 duplicate (handled before: nothing changed), retried (handed back to the broker: the store was
 away, or a defect), unsendable (its answer is larger than the broker takes, even a return
-without the message: terminated, not delivered again)."""
+without the message: terminated, not delivered again), too_large (a file request refused,
+``hinderungsgrund``, because the file is larger than the broker takes: answered, the case
+file stays this office's)."""
 
 
 class InboxMetrics:
@@ -354,7 +357,8 @@ class InboxMetrics:
             "akte_inbox_messages",
             "Messages in this inbox worker handled, by outcome: applied, triaged, returned "
             "(to the sender), duplicate (handled before), retried (handed back), ignored, "
-            "unsendable (answer too large for the broker: terminated).",
+            "unsendable (answer too large for the broker: terminated), too_large (a file "
+            "request refused because the file is too large for the broker).",
             ["outcome"],
             registry=registry,
         )

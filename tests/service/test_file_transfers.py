@@ -183,8 +183,9 @@ def test_a_file_the_way_out_does_not_take_is_refused_and_stays_active(
     inbound = to_request(json.loads(message.payload()), OFFICE_A)
     measured: list[UUID] = []
 
-    def too_large(file: SentFile) -> bool:
+    def too_large(file: SentFile, answer_id: str) -> bool:
         measured.append(file.case_id)
+        assert UUID(answer_id)  # the message id the answer would go with
         return False
 
     answer = service.file_transfers.answer_request(inbound, fits=too_large)
@@ -195,7 +196,8 @@ def test_a_file_the_way_out_does_not_take_is_refused_and_stays_active(
     assert (case.status, case.version) == ("active", moved.version)
     # The request once more: the same refusal, recorded once.
     again = service.file_transfers.answer_request(inbound)
-    assert (again.outcome, again.duplicate) == ("refused", True)
+    assert (again.outcome, again.reason, again.duplicate) == ("refused", "hinderungsgrund", True)
+    assert again.too_large is False  # a duplicate: counted as one, not as too large again
     assert again.answer_message_id == answer.answer_message_id
 
 

@@ -48,6 +48,7 @@ ALERTS = {
     "AkteTickFailing",
     "AkteMailsFailing",
     "AktePaymentNotificationsRefused",
+    "AkteInboxAnswersTooLarge",
 }
 
 

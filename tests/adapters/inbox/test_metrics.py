@@ -97,6 +97,7 @@ def test_the_worker_counts_each_outcome_and_the_pending_messages(
         "retried": 0,
         "ignored": 0,
         "unsendable": 0,
+        "too_large": 0,
     }
     # Seen when the consumer subscribed (all four waiting), and once it found nothing more.
     assert seen[0] == (4, 0)

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import nats
@@ -22,14 +25,20 @@ from prometheus_client import CollectorRegistry
 
 from adapters.bootstrap import build_service
 from adapters.inbox.consumer import ANSWER_HEADROOM, InboxConfig, InboxConsumer
-from adapters.inbox.file_transfers import request_message, transfer_subject
+from adapters.inbox.file_transfers import (
+    TransferHandled,
+    handle_transfer_message,
+    request_message,
+    transfer_subject,
+)
 from adapters.inbox.messages import return_to_sender, without_message
 from adapters.inbox.schemas import problems
 from adapters.monitoring.metrics import InboxMetrics
 from adapters.settings import Settings
 from service import AkteService
 from service_file_transfers import OutgoingRequest, RequestedPerson
-from tests.support.file_transfers import OFFICE_A, OFFICE_B, PERSON
+from tests.conftest import FakeClock
+from tests.support.file_transfers import OFFICE_A, OFFICE_B, PERSON, PREFIX, ask_for
 from tests.support.file_transfers import file_with_history as history
 from tests.support.outbox import Broker, own_stream, stored_messages
 
@@ -94,6 +103,22 @@ async def _send(broker: Broker, payload: bytes, *, max_msg_size: int | None = No
             max_msg_size=max_msg_size if max_msg_size is not None else -1,
         )
         await stream.publish(f"{transfer_subject(broker.prefix, OFFICE_A)}", payload)
+    finally:
+        await client.close()
+
+
+async def _send_to(broker: Broker, subject: str, payload: bytes, max_msg_size: int) -> None:
+    """``payload`` to ``subject`` through the inbox stream, made here with a limit."""
+    client = await nats.connect(broker.url)
+    try:
+        stream = client.jetstream()
+        await stream.add_stream(
+            name=broker.stream,
+            subjects=[f"{broker.prefix}.inbox.>"],
+            retention="workqueue",
+            max_msg_size=max_msg_size,
+        )
+        await stream.publish(subject, payload)
     finally:
         await client.close()
 
@@ -248,8 +273,12 @@ def test_a_file_larger_than_the_broker_takes_is_refused_and_stays_with_its_offic
         max_payload=limit + ANSWER_HEADROOM if limited_by == "connection" else None,
     )
     stats = at_a.stats
-    assert (stats.unsendable, stats.transfers, stats.retried, stats.handled) == (1, 0, 0, 1)
-    assert registry.get_sample_value("akte_inbox_messages_total", {"outcome": "unsendable"}) == 1
+    assert (stats.too_large, stats.unsendable, stats.transfers, stats.handled) == (1, 0, 0, 1)
+
+    def counted(outcome: str) -> float | None:
+        return registry.get_sample_value("akte_inbox_messages_total", {"outcome": outcome})
+
+    assert (counted("too_large"), counted("unsendable"), counted("applied")) == (1, 0, 0)
     # A's file was never ended: it stays active and unchanged, and takes commands.
     case = office_a.get_case(moved.case_id)
     assert (case.status, case.transferred_to, case.version) == ("active", None, before)
@@ -272,13 +301,104 @@ def test_a_file_larger_than_the_broker_takes_is_refused_and_stays_with_its_offic
         config,
         max_payload=limit + ANSWER_HEADROOM if limited_by == "connection" else None,
     )
-    assert (again.stats.duplicates, again.stats.unsendable) == (1, 0)
+    assert (again.stats.duplicates, again.stats.too_large) == (1, 0)
     [repeated] = stored_messages(broker)
     repeated_body = json.loads(repeated.data)
     assert repeated_body["grund"] == "hinderungsgrund"
     head = repeated_body["nachrichtenkopf"]
     assert head["nachrichtUUID"] == body["nachrichtenkopf"]["nachrichtUUID"]
     assert office_a.get_case(moved.case_id).version == before
+
+
+def test_a_file_exactly_as_large_as_the_broker_takes_is_sent_one_byte_more_is_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What A measures is what A sends: the limit found from one refusal's log line
+    refuses at one byte less and sends at exactly that size."""
+    clock = FakeClock()
+    office_a = build_service(
+        Settings(store="sqlite", data_dir=tmp_path / "a", default_office_id=OFFICE_A), clock=clock
+    )
+    office_b = build_service(
+        Settings(store="sqlite", data_dir=tmp_path / "b", default_office_id=OFFICE_B), clock=clock
+    )
+    try:
+        moved = history(office_a, OFFICE_A)
+        created = datetime(2024, 3, 4, 9, 30, 0, 250_000, tzinfo=UTC)
+
+        def delivered(limit: int) -> TransferHandled:
+            _request, message = ask_for(office_b)
+            return handle_transfer_message(
+                message.payload(),
+                transfers=office_a.file_transfers,
+                office_id=OFFICE_A,
+                now=created,
+                subject_prefix=PREFIX,
+                answer_limit=limit,
+            )
+
+        with caplog.at_level(logging.ERROR, logger="akte.inbox"):
+            assert delivered(1).too_large
+        found = re.search(r"\((\d+) bytes\) answering", caplog.text)
+        assert found is not None
+        size = int(found.group(1))
+        refused = delivered(size - 1)
+        assert (refused.outcome, refused.too_large) == ("refused", True)
+        assert office_a.get_case(moved.case_id).status == "active"
+        sent = delivered(size)
+        assert (sent.outcome, sent.too_large) == ("sent", False)
+        assert sent.answer is not None
+        assert len(sent.answer.payload()) == size
+        assert sent.answer.body["nachrichtenkopf"]["nachrichtentyp"] == "ABH.Aktenuebersendung"
+        assert office_a.get_case(moved.case_id).status == "transferred"
+    finally:
+        office_a.close()
+        office_b.close()
+
+
+def test_the_stream_limit_leaves_answers_that_do_not_go_through_it(
+    broker: Broker, offices: tuple[AkteService, AkteService]
+) -> None:
+    """The inbox stream stores small messages only: a return published plainly (to the
+    ``returned`` subject: the message named no inbox) still carries the message whole."""
+    office_a, _ = offices
+    unknown = json.dumps(
+        {"nachrichtenkopf": {"nachrichtUUID": str(uuid4()), "nachrichtentyp": "X.Unbekannt"}}
+        | {"text": "x" * 1500}
+    ).encode()
+    limit = len(unknown) + 100  # stored; returned whole (base64, a third larger) it is not
+    config = _config(broker, OFFICE_A)
+
+    async def returned_plainly() -> list[bytes]:
+        client = await nats.connect(broker.url)
+        seen: list[bytes] = []
+        try:
+
+            async def collect(msg: Any) -> None:
+                seen.append(msg.data)
+
+            await client.subscribe(config.returned_subject, cb=collect)
+            await client.flush()
+            await _send_to(
+                broker, f"{broker.prefix}.inbox.{OFFICE_A}.meldebehoerde", unknown, limit
+            )
+            consumer = InboxConsumer(office_a.notices, config)
+            await consumer.run(until_idle=True)
+            assert (consumer.stats.returned, consumer.stats.unsendable) == (1, 0)
+            deadline = time.monotonic() + 5
+            while not seen and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            await client.close()
+        return seen
+
+    [returned] = asyncio.run(returned_plainly())
+    assert len(returned) > limit
+    body = json.loads(returned)
+    assert problems(body, RETURN) == []
+    kept = body["rueckweisung"]["abgewieseneNachricht"]
+    assert base64.b64decode(kept["nachricht"]) == unknown
+    assert "nachrichtAusgelassen" not in kept
 
 
 def test_an_answer_the_stream_refuses_after_connecting_terminates_its_message_once(
