@@ -72,7 +72,10 @@ def views_behind(read_models: ReadModels, min_position: int | None) -> bool:
         return False
     # Only a write hands out positions; one beyond the log's head never comes, and
     # waiting for it would hold a worker thread for nothing.
-    if min_position > (read_models.service.recorder.max_notification_id() or 0):
+    service = read_models.service
+    with service.store_errors():  # the primary away: 503, as for any read of the store
+        head = service.recorder.max_notification_id() or 0
+    if min_position > head:
         raise HttpProblem(422, "invalid-value", "min_position: is beyond the event log")
     if read_models.replica is not None and read_views_from_replica(
         read_models.replica, min_position

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import OperationalError
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
@@ -126,3 +127,50 @@ def test_retention_due_is_asked_on_a_day(
     assert (default.status_code, chosen.status_code, bad.status_code) == (200, 200, 422)
     assert default.json()["today"] == BERLIN_DAY.isoformat()
     assert chosen.json()["today"] == "2030-01-31"
+
+
+class _ReplicaNeverAsked:
+    """A replica the history would read from: it must not be reached when the primary
+    cannot tell the log's head."""
+
+    def read_events(self, *args: object, **kwargs: object) -> object:
+        raise AssertionError("the replica was asked although the primary is away")
+
+
+@pytest.mark.parametrize(
+    ("path", "role"),
+    [
+        ("/worklists/expiring-documents", Role.CASEWORKER),
+        ("/reports/yearly/2024", Role.HEAD_OF_OFFICE),
+        ("HISTORY", Role.AUDITOR),
+    ],
+)
+def test_a_primary_away_when_the_position_is_checked_is_a_503_to_try_again(
+    client: TestClient,
+    service: AkteService,
+    read_models: ReadModels,
+    settings: Settings,
+    position: int,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    role: Role,
+) -> None:
+    if path == "HISTORY":
+        case_id = service.open_case(
+            office_id=settings.default_office_id, master_data=PERSON, by="sb-01"
+        ).case_id
+        path = f"/cases/{case_id}/history"
+        # The history asks the log's head only where it may read from a replica.
+        monkeypatch.setattr(read_models, "replica", _ReplicaNeverAsked())
+
+    def away() -> int:
+        msg = "couldn't get a connection after 5.00 sec"
+        raise OperationalError(msg)
+
+    monkeypatch.setattr(service.recorder, "max_notification_id", away)
+    response = client.get(
+        path, params={"min_position": position}, headers=bearer(settings, "x-01", role)
+    )
+    assert response.status_code == 503, response.text
+    assert response.json()["type"].endswith("/store-unavailable")
+    assert int(response.headers["retry-after"]) > 0

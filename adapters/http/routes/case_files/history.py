@@ -329,8 +329,11 @@ def _read_events(
     replica = cast(ReadModels, request.app.state.read_models).replica
     if replica is None:
         return build(None)
-    if min_position is not None and min_position > (service.recorder.max_notification_id() or 0):
-        raise HttpProblem(422, "invalid-value", "min_position: is beyond the event log")
+    if min_position is not None:
+        with service.store_errors():  # the primary away: 503, as for any read of the store
+            head = service.recorder.max_notification_id() or 0
+        if min_position > head:
+            raise HttpProblem(422, "invalid-value", "min_position: is beyond the event log")
 
     def on(events: ReplicaEvents | None) -> T:
         if events is None:
