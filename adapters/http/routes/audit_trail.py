@@ -127,8 +127,13 @@ def _office(principal: Principal, office_id: str | None) -> str | None:
     return principal.office_id
 
 
-def _query(read_models: ReadModels, min_position: int | None, query: Callable[[], T]) -> T:
-    views_behind(read_models, min_position)
+def _query(
+    read_models: ReadModels, response: Response, min_position: int | None, query: Callable[[], T]
+) -> T:
+    """``query`` once the trails reflect ``min_position`` (bounded wait); if they still
+    do not, the answer says so (``X-Akte-Views-Behind``) as every list's does."""
+    if views_behind(read_models, min_position):
+        response.headers["X-Akte-Views-Behind"] = "true"
     try:
         return query()
     except InvalidQuery as error:
@@ -173,6 +178,7 @@ def list_actions(
     since = recorded_from or until - timedelta(days=1)
     page = _query(
         read_models,
+        response,
         min_position,
         lambda: audit_actions.actions(
             read_models.views,
@@ -193,6 +199,7 @@ def list_actions(
 
 @router.get("/days", responses=READ_PROBLEMS)
 def actions_per_day(
+    response: Response,
     auditor: AuditReader,
     service: ServiceDep,
     read_models: ReadModelsDep,
@@ -213,6 +220,7 @@ def actions_per_day(
     first_day = from_day or last_day - timedelta(days=DEFAULT_DAYS - 1)
     counts = _query(
         read_models,
+        response,
         min_position,
         lambda: audit_actions.actions_per_day(
             read_models.views, first_day=first_day, last_day=last_day, office_id=office
@@ -252,6 +260,7 @@ def list_reads(
     office = _office(auditor, office_id)
     page = _query(
         read_models,
+        response,
         min_position,
         lambda: read_access_log.reads(
             read_models.views,

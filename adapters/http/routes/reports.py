@@ -259,12 +259,14 @@ def customers(
     office_id: OfficeQuery = None,
     limit: Limit = 50,
     cursor: Cursor = None,
+    min_position: MinPosition = None,
 ) -> CustomersPage:
     """The distinct customers of the year, one line each with how many counted events
     served them: as many lines as the figure ``customers`` says (its drill-down). The
     events behind one line: ``figures/customers/events?customer=...``."""
     office = _office(reader, office_id)
-    views_behind(read_models, None)  # no position to wait for: a read replica may answer
+    if views_behind(read_models, min_position):
+        response.headers["X-Akte-Views-Behind"] = "true"
     try:
         page = figure_customers(read_models.views, office, year, limit=limit, cursor=cursor)
     except InvalidQuery as error:

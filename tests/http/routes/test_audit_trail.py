@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from adapters.bootstrap import build_app, build_read_models
+from adapters.http import read_model_routes
 from adapters.http.auth.identity import Role
 from adapters.settings import Settings
 from adapters.views.read_models import ReadModels
@@ -168,3 +171,29 @@ def test_the_trail_keeps_transferred_and_closed_files_and_rebuilds_the_same(
     rows = followed[audit_actions.TABLE.name]
     assert [row[4] for row in rows] == ["Opened", "TransferredToOffice", "NoteAdded"]
     assert rebuilt == followed
+
+
+def test_a_trail_still_behind_the_callers_write_says_so(
+    service: AkteService, settings: Settings, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    office = settings.default_office_id
+    first = service.open_case(office_id=office, master_data=PERSON, by="sb-01").position
+    followed = build_read_models(settings, service, follow=True)
+    try:
+        assert followed.wait_until(first, 30)
+    finally:
+        followed.close()  # the trails stay where they are: nothing follows the log now
+    later = service.open_case(office_id=office, master_data=PERSON, by="sb-01").position
+    monkeypatch.setattr(read_model_routes, "MAX_WAIT_SECONDS", 0.05)
+    standing = build_read_models(settings, service, follow=False)
+    try:
+        with TestClient(build_app(settings, service, read_models=standing)) as client:
+            auditor = bearer(settings, "au-01", Role.AUDITOR)
+            for path in ("/audit/actions", "/audit/days", "/audit/reads"):
+                behind = client.get(path, params={"min_position": later}, headers=auditor)
+                assert behind.status_code == 200, behind.text
+                assert behind.headers.get("X-Akte-Views-Behind") == "true", path
+                current = client.get(path, params={"min_position": first}, headers=auditor)
+                assert "X-Akte-Views-Behind" not in current.headers, path
+    finally:
+        standing.close()

@@ -136,6 +136,22 @@ def test_the_customers_drill_down_lists_each_customer_once_and_adds_up(
     ).status_code == 403
 
 
+def test_the_customers_drill_down_reflects_a_write_at_once(
+    client: TestClient, service: AkteService, settings: Settings
+) -> None:
+    position = decided_procedures(service, settings.default_office_id, 3)
+    drill_down = f"/reports/yearly/{YEAR}/customers"
+    answer = client.get(drill_down, params={"min_position": position}, headers=head(settings))
+    assert answer.status_code == 200, answer.text
+    assert "X-Akte-Views-Behind" not in answer.headers
+    assert len(answer.json()["items"]) == 3
+    # The position is honoured, not ignored: one beyond the log is refused.
+    beyond = client.get(
+        drill_down, params={"min_position": position + 1000}, headers=head(settings)
+    )
+    assert beyond.status_code == 422, beyond.text
+
+
 def test_csv_and_html_by_accept_header_or_format(
     client: TestClient, service: AkteService, settings: Settings
 ) -> None:
