@@ -82,7 +82,12 @@ from service_deadlines import Deadlines
 from service_declarations import CommitmentDeclarations
 from service_erasure_requests import ErasureRequests
 from service_file_transfers import FileTransfers
-from service_idempotency import DEFAULT_KEY_RETENTION, WriteTruth, current_claim
+from service_idempotency import (
+    DEFAULT_KEY_RETENTION,
+    WriteTruth,
+    current_claim,
+    without_claim,
+)
 from service_intake import Intake
 from service_notices import Notices
 from service_ports import Catalogue, Clock, DocumentStore, EventStorage, WriteOutcomes
@@ -1204,7 +1209,10 @@ class AkteService(Application[UUID]):
             ]
 
         try:
-            with self.store_errors():
+            # Never with a key: the group is other commands' work, and a keyed command
+            # that makes it write (it is written before that command's own events, or on
+            # a scan of the log, or at the block's end) must not record its key with it.
+            with self.store_errors(), without_claim():
                 recordings = self.writes.save(put, batch.events, {})
         except IntegrityError:
             raise GroupConflict(batch.saves, len(batch.events)) from None

@@ -140,6 +140,17 @@ def idempotency_claim(claim: IdempotencyClaim) -> Iterator[IdempotencyClaim]:
         _CLAIM.reset(token)
 
 
+@contextmanager
+def without_claim() -> Iterator[None]:
+    """Writes inside this block carry no key, whatever request they run in (a group of
+    commands written while a keyed command runs: the key is that command's alone)."""
+    token = _CLAIM.set(None)
+    try:
+        yield
+    finally:
+        _CLAIM.reset(token)
+
+
 def current_claim() -> IdempotencyClaim | None:
     return _CLAIM.get()
 

@@ -31,7 +31,8 @@ or a file number another writer claimed, surfaces when the group is written, as
 :class:`GroupConflict`, and then none of the commands since the last write are recorded
 (the scan import is simply run again; it skips what it finds on file). A command's
 ``Recorded.position`` inside a group is 0: its events have no place in the log yet.
-Saves that carry an idempotency key are never deferred (the group is written first).
+Saves that carry an idempotency key are never deferred (the group is written first,
+without the key: the key records that command's own events alone).
 
 **Writes outside the log.** A command may write what its events reference elsewhere
 first: the bytes of documents. A writer that holds those writes back to make them durable

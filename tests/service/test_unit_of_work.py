@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.utils import get_topic
 
 from adapters.bootstrap import build_service
@@ -18,7 +18,13 @@ from adapters.store.hash_chain import ChainSource, verify_chains
 from domain.case_file import CaseFile, MasterData
 from domain.errors import InvalidValue
 from service import AkteService
-from service_common import CaseNotFound, ConcurrentModification, DuplicateReference
+from service_common import (
+    CaseNotFound,
+    ConcurrentModification,
+    DuplicateReference,
+    StoreUnavailable,
+)
+from service_idempotency import IdempotencyClaim, idempotency_claim
 from service_unit_of_work import GroupConflict
 from tests.conftest import FakeClock
 
@@ -377,3 +383,42 @@ def test_a_snapshot_taken_already_does_not_make_a_written_group_a_conflict(
         opened = service.open_case(office_id=OFFICE, master_data=person(0), by="sb-01")
         service.add_note(opened.case_id, expected_version=1, by="sb-01", text="eins")
     assert [n.text for n in service.get_case(opened.case_id).notes] == ["eins"]
+
+
+def test_a_keyed_command_in_a_group_keeps_its_key_to_its_own_events(
+    service: AkteService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group's earlier commands are written before a command with an idempotency key,
+    without the key: when the keyed command's own write then fails, a retry with the same
+    key runs it, instead of answering "recorded" with another command's position."""
+    first = service.open_case(office_id=OFFICE, master_data=person(0), by="sb-01")
+    second = service.open_case(office_id=OFFICE, master_data=person(1), by="sb-01")
+    recorder: Any = service.recorder
+    real_insert = recorder.insert_events
+    writes: list[bool] = []
+
+    def insert(stored: Any, **kwargs: Any) -> Any:
+        writes.append(kwargs.get("idempotency") is not None)
+        if len(writes) == 2:  # the keyed command's own write: the store goes away
+            msg = "connection refused"
+            raise OperationalError(msg)
+        return real_insert(stored, **kwargs)
+
+    monkeypatch.setattr(recorder, "insert_events", insert)
+    claim = IdempotencyClaim(key="k-1", request_hash="r-1")
+    with service.grouped():
+        service.add_note(first.case_id, expected_version=1, by="sb-01", text="in the group")
+        with idempotency_claim(claim), pytest.raises(StoreUnavailable):
+            service.add_note(second.case_id, expected_version=1, by="sb-01", text="keyed")
+    monkeypatch.setattr(recorder, "insert_events", real_insert)
+    assert writes == [False, True]  # the group without the key, then the keyed command
+    with idempotency_claim(IdempotencyClaim(key="k-1", request_hash="r-1")):
+        again = service.add_note(second.case_id, expected_version=1, by="sb-01", text="keyed")
+    assert again.version == 2
+    texts = [
+        event.text
+        for case_id in (first.case_id, second.case_id)
+        for event in service.case_events(case_id)
+        if isinstance(event, CaseFile.NoteAdded)
+    ]
+    assert texts == ["in the group", "keyed"]
