@@ -415,6 +415,17 @@ def _create_shard_schema(settings: Settings) -> None:
         )
 
 
+def shard_schema_exists(settings: Settings) -> bool:
+    """Whether the shard's schema is on its server. Readers across the offices ask this
+    first: opening a service would create a missing one (as a new office needs), and an
+    empty shard would then answer as if the office had no files."""
+    with _connect(settings) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (settings.postgres_schema,)
+        ).fetchone()
+    return found is not None
+
+
 def schema_targets(
     settings: Settings, connection: psycopg.Connection[tuple[object, ...]] | None
 ) -> list[tuple[Component, Database]]:

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 from uuid import UUID
 
-from adapters.bootstrap import open_views_store
+import psycopg
+
+from adapters.bootstrap import open_views_store, shard_schema_exists
 from adapters.cli.audit import report_json
 from adapters.cli.support import (
     EXIT_BROKEN,
@@ -36,6 +38,7 @@ from adapters.cli.support import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CliFailure,
+    first_line,
     guarded,
     open_service,
     settings_or_fail,
@@ -125,6 +128,16 @@ def fan_out(settings: Settings, read: Callable[[str, AkteService], T]) -> list[O
         shard = shards[office_id]
         server = f"{shard.postgres_host}:{shard.postgres_port}/{shard.postgres_dbname}"
         schema = shard.postgres_schema
+        try:
+            present = shard_schema_exists(shard)
+        except psycopg.Error as error:
+            reason = f"office {office_id}'s store is unavailable: {first_line(error)}"
+            return OfficeAnswer(office_id, server, schema, unavailable=reason)
+        if not present:
+            # Never made here: an empty shard would say the office has no files (an
+            # entry of AKTE_OFFICE_SERVERS changed before the restore, or a typo).
+            missing = f"office {office_id}'s schema {schema} is not on {server}"
+            return OfficeAnswer(office_id, server, schema, unavailable=missing)
         try:
             with open_service(shard, what=f"office {office_id}'s store") as service:
                 return OfficeAnswer(office_id, server, schema, answer=read(office_id, service))

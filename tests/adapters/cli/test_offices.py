@@ -193,6 +193,26 @@ def test_an_unreachable_server_is_named_and_the_other_offices_still_answer(
     assert "no answer from office abh-b" in captured.err
 
 
+def test_an_office_whose_schema_is_not_on_its_server_is_unavailable_and_not_created(
+    deployment: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """abh-b's entry names a server its shard was not restored to yet: every read says
+    so and fails, instead of making an empty schema there that answers "no files"."""
+    case_id = open_case_in(deployment, "abh-b")
+    shared = f"{POSTGRES['host']}:{POSTGRES['port']}/{POSTGRES['dbname']}"
+    monkeypatch.setenv("AKTE_OFFICE_SERVERS", f"abh-b={shared}")
+    schema = office_schema(deployment, "abh-b")
+    for command in (
+        ["offices", "find", str(case_id)],
+        ["offices", "status"],
+        ["offices", "verify"],
+    ):
+        assert main(command) == EXIT_UNAVAILABLE, command
+        captured = capsys.readouterr()
+        assert f"office abh-b's schema {schema} is not on {shared}" in captured.out, command
+    assert schema not in schemas_on(dict(POSTGRES))
+
+
 def test_a_server_for_an_office_outside_the_deployment_is_refused(deployment: Settings) -> None:
     stray = deployment.model_copy(
         update={"office_servers": "abh-z=db9.example/akte", "shard_office": "abh-a"}
