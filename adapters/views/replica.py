@@ -18,7 +18,10 @@ Which server answers a read:
   then the read goes to the primary, which waits for its read models as before. So a
   caller never reads older than their own write (read-your-writes).
 - **A replica further behind than** ``AKTE_POSTGRES_REPLICA_MAX_LAG_SECONDS`` (its
-  replay lag): the primary, until it has caught up. The lag is the age of its last
+  replay lag, or for as long as its event position stood still while the primary was
+  ahead: a standby of another server, holding a copy of the office from before it
+  moved): the primary, until it has caught up. A server that is no standby (promoted,
+  split off) answers only while it holds all the primary holds. The lag is the age of its last
   replayed transaction whenever it is not known to hold what the primary holds (WAL
   waiting to be replayed, fewer events than the primary's head, or, with the head
   unknown, no WAL receiver streaming), so a replica whose replication broke is left once
@@ -317,6 +320,8 @@ class ReplicaReads:
         max_lag_seconds: float = 0.0,
         views: ViewsStore | None = None,
         events: ReplicaEvents | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        probe_max_age: float = PROBE_MAX_AGE,
     ) -> None:
         self.where = connection.where
         self.views: ViewsStore = views if views is not None else connection.views()
@@ -327,7 +332,7 @@ class ReplicaReads:
         # Two probes: whether the replica is up depends on the replica alone, a slow or
         # down primary only leaves the lag in events unknown.
         self._probe = BoundedCall(
-            self.events.state, timeout=PROBE_TIMEOUT, max_age=PROBE_MAX_AGE, name="replica"
+            self.events.state, timeout=PROBE_TIMEOUT, max_age=probe_max_age, name="replica"
         )
         self._head = BoundedCall(
             primary_position, timeout=PROBE_TIMEOUT, max_age=PROBE_MAX_AGE, name="primary-head"
@@ -335,6 +340,9 @@ class ReplicaReads:
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._served: dict[Server, int] = {"replica": 0, "primary": 0}
+        self._clock = clock
+        self._last_progress: tuple[int, float] | None = None
+        """The replica's event position and when it was first seen there."""
 
     # ------------------------------------------------------------------ state
 
@@ -362,7 +370,33 @@ class ReplicaReads:
         return outcome.ok and outcome.value is not None and not self._too_far(outcome.value)
 
     def _too_far(self, state: ReplicaState) -> bool:
-        return bool(self.max_lag_seconds) and state.replay_lag_seconds > self.max_lag_seconds
+        return self._why_too_far(state) is not None
+
+    def _why_too_far(self, state: ReplicaState) -> str | None:
+        """Why the replica may not answer reads without a position now (None: it may).
+
+        Besides its replay lag: a server that is no standby (promoted, split off) gets
+        nothing more streamed, so unless it holds all the primary holds (the same server
+        after a failover) its copy only grows older; and a standby that replays other
+        databases but never this office's events again (a standby of another server,
+        holding a copy of the office from before it moved) has a small replay lag
+        forever, so it counts as behind once its position stood still, with the primary
+        ahead of it, for longer than the lag allowed."""
+        if not state.in_recovery and state.lag_events != 0:
+            return "not a standby and without the primary's last events"
+        if not self.max_lag_seconds:
+            return None
+        if state.replay_lag_seconds > self.max_lag_seconds:
+            return f"replay lag {state.replay_lag_seconds:.3f} s"
+        now = self._clock()
+        with self._lock:
+            last = self._last_progress
+            if last is None or last[0] != state.position:
+                self._last_progress = last = (state.position, now)
+        standing = now - last[1]
+        if state.lag_events and standing > self.max_lag_seconds:
+            return f"no event of this office replayed for {standing:.0f} s"
+        return None
 
     def failed(self) -> None:
         """A read failed on the replica: reads go to the primary until the next probe
@@ -451,7 +485,12 @@ class ReplicaReads:
             f"{role}, {behind} events behind the primary, "
             f"replay lag {state.replay_lag_seconds:.3f} s"
         )
-        return note + ": reading the primary" if self._too_far(state) else note
+        why = self._why_too_far(state)
+        if why is None:
+            return note
+        if why.startswith("replay lag"):
+            return note + ": reading the primary"
+        return f"{note}: {why}: reading the primary"
 
     def close(self) -> None:
         self.views.close()

@@ -9,6 +9,7 @@ replica has replayed. Replication itself is shown in
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from adapters.bootstrap import build_service, replica_reads
 from adapters.monitoring.metrics import ReplicaFigures
 from adapters.settings import Settings
 from adapters.views.replica import (
+    PROBE_MAX_AGE,
     RawCaseEvent,
     ReplicaConnection,
     ReplicaEvents,
@@ -168,6 +170,8 @@ def setup_with(
     primary_head: int = 10,
     max_lag_seconds: float = 0.0,
     primary_position: Callable[[], int | None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    probe_max_age: float = PROBE_MAX_AGE,
 ) -> Setup:
     primary = marked(tmp_path / "primary.sqlite3", "primary")
     events = StandInEvents()
@@ -179,6 +183,8 @@ def setup_with(
         max_lag_seconds=max_lag_seconds,
         views=replica_views or marked(tmp_path / "replica.sqlite3", "replica"),
         events=events,
+        clock=clock,
+        probe_max_age=probe_max_age,
     )
     return Setup(primary, events, replica, RoutedViewsStore(primary, replica))
 
@@ -503,3 +509,59 @@ def test_a_replica_port_out_of_range_is_refused(tmp_path: Path, port: int) -> No
     with pytest.raises(ValidationError, match="postgres_replica_port"):
         Settings(store="postgres", data_dir=tmp_path, postgres_replica_port=port)
     assert Settings(store="postgres", data_dir=tmp_path, postgres_replica_port=65535)
+
+
+def test_a_server_that_is_no_standby_and_lacks_the_primarys_events_is_not_read(
+    setup: Setup,
+) -> None:
+    # Promoted, or split off: nothing streams to it any more, so its copy only ages.
+    setup.events.in_recovery = False
+    setup.events.position = 4
+    assert not setup.replica.usable()
+    assert routed_read(setup, None) == "primary"
+    assert setup.replica.readiness_note() == (
+        "not a standby, 6 events behind the primary, replay lag 0.000 s: "
+        "not a standby and without the primary's last events: reading the primary"
+    )
+
+
+def test_a_standby_whose_office_stands_still_behind_the_primary_is_left_after_the_limit(
+    tmp_path: Path,
+) -> None:
+    """A standby of another server (the office moved away): it replays that server's
+    work, so its replay lag stays small, but this office's events never come."""
+    now = [1000.0]
+    made = setup_with(tmp_path, max_lag_seconds=30.0, clock=lambda: now[0])
+    made.events.position = 4  # the primary is at 10
+    made.events.lag = 0.2
+    try:
+        assert routed_read(made, None) == "replica"  # it may just be catching up
+        now[0] += 29.0
+        assert made.replica.usable()
+        now[0] += 2.0
+        assert not made.replica.usable()
+        assert routed_read(made, None) == "primary"
+        assert made.replica.readiness_note().endswith(
+            "no event of this office replayed for 31 s: reading the primary"
+        )
+    finally:
+        made.routed.close()
+
+
+def test_a_standby_that_moves_on_is_not_taken_for_standing_still(tmp_path: Path) -> None:
+    now = [1000.0]
+    made = setup_with(
+        tmp_path,
+        max_lag_seconds=30.0,
+        primary_position=lambda: 10_000,
+        clock=lambda: now[0],
+        probe_max_age=0.0,  # every look asks the replica again
+    )
+    made.events.lag = 0.2
+    try:
+        for step in range(1, 6):  # always behind a busy primary, but replaying
+            made.events.position = step * 100
+            now[0] += 20.0
+            assert made.replica.usable(), step
+    finally:
+        made.routed.close()
