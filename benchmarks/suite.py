@@ -48,6 +48,7 @@ from adapters.bootstrap import build_office_services, build_service, office_sche
 from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
 from benchmarks import audit as audit_bench
+from benchmarks import grouped_simulation, scan_import
 from benchmarks import history as history_bench
 from benchmarks import http_limit as http_limit_bench
 from benchmarks import projections as projections_bench
@@ -87,6 +88,7 @@ SECTIONS: Final = (
     "audit",
     "shards",
     "http-limit",
+    "bulk",
 )
 OFFICE: Final = "abh-musterstadt"
 SHARD_OFFICES: Final = ("abh-a", "abh-b", "abh-c", "abh-d")
@@ -116,6 +118,8 @@ class Sizes:
     history_loads: int
     audit_events: int
     shard_commands: int
+    simulation_scale: float
+    import_folders: int
 
 
 QUICK: Final = Sizes(
@@ -131,6 +135,8 @@ QUICK: Final = Sizes(
     history_loads=3,
     audit_events=20_000,
     shard_commands=300,
+    simulation_scale=0.01,
+    import_folders=60,
 )
 FULL: Final = Sizes(
     repeats=5,
@@ -145,6 +151,8 @@ FULL: Final = Sizes(
     history_loads=10,
     audit_events=1_000_000,
     shard_commands=1500,
+    simulation_scale=0.05,
+    import_folders=300,
 )
 
 
@@ -847,6 +855,106 @@ def bench_http_limit(report: SuiteReport, sizes: Sizes, pg: PostgresParams) -> N
     )  # fmt: skip
 
 
+# ------------------------------------------------ 8. bulk simulation and scan import
+
+
+def _commits_per_second(pg: PostgresParams, seconds: float = 2.0) -> float:
+    """Durable one-row commits per second on this server (a table of its own, dropped):
+    what a command written alone pays besides its own work, and so what writing
+    commands in groups can save at most. A machine with a fast ``fdatasync`` gains
+    little from groups."""
+    schema = f"{SCHEMA_PREFIX}commits_{uuid.uuid4().hex[:8]}"
+    table = sql.Identifier(schema, "one_row")
+    with pg.connect() as conn:
+        conn.autocommit = True
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        try:
+            conn.execute(sql.SQL("CREATE TABLE {} (n integer)").format(table))
+            insert = sql.SQL("INSERT INTO {} VALUES (%s)").format(table)
+            done = 0
+            started = time.perf_counter()
+            while (elapsed := time.perf_counter() - started) < seconds:
+                conn.execute(insert, (done,))  # autocommit: one commit, one WAL flush
+                done += 1
+        finally:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    return done / elapsed
+
+
+def bench_bulk(report: SuiteReport, sizes: Sizes, pg: PostgresParams) -> None:
+    """Point 7 of issue 25: the simulator and the scan import on PostgreSQL, their
+    commands written in groups, beside one transaction each (the code path before);
+    the scan import also beside what its bytes alone allow (plain, and hashed and
+    sealed as the document store must)."""
+    _say("this machine's commits/s: one-row INSERT + COMMIT in a loop")
+    commits = [_commits_per_second(pg) for _ in range(sizes.repeats)]
+    report.add(
+        Row("bulk", "one-row INSERT + COMMIT per second (what grouping saves)", "postgres",
+            _median(commits), "/s", commits),
+    )  # fmt: skip
+    _say(f"office year at scale {sizes.simulation_scale}, grouped and not (grouped_simulation)")
+    simulated = grouped_simulation.run(
+        grouped_simulation.Config(
+            stores=("postgres",),
+            scale=sizes.simulation_scale,
+            repeats=sizes.repeats,
+            postgres=pg,
+            progress=False,
+        )
+    )
+    report.notes += simulated.notes
+    alone = [r.commands_per_second for r in simulated.runs if r.group_events == 1]
+    grouped = [r.commands_per_second for r in simulated.runs if r.group_events != 1]
+    if alone and grouped:
+        ratio = _median(grouped) / _median(alone)
+        report.add(
+            Row("bulk", "simulator commands/s, grouped", "postgres", _median(grouped),
+                "/s", grouped, "one commit per command", _median(alone)),
+        )  # fmt: skip
+        report.add(
+            Row("bulk", "simulator grouped vs one commit per command", "postgres", ratio,
+                "x", [], "", None),
+            _at_least(ratio, 5, ">= 5x"),
+        )  # fmt: skip
+    _say(f"scan import of {sizes.import_folders} legacy files, grouped and not (scan_import)")
+    imported = scan_import.run(
+        scan_import.ImportBenchConfig(
+            folders=sizes.import_folders,
+            stores=("postgres",),
+            repeats=sizes.repeats,
+            postgres=pg,
+            progress=False,
+        )
+    )
+    report.notes += imported.notes
+    one_each = [r.seconds for r in imported.runs if r.group_events == 1]
+    in_groups = [r.seconds for r in imported.runs if r.group_events != 1]
+    if not (one_each and in_groups):
+        return
+    files = [r.folders_per_second for r in imported.runs if r.group_events != 1]
+    files_alone = [r.folders_per_second for r in imported.runs if r.group_events == 1]
+    report.add(
+        Row("bulk", "scan import legacy files/s, grouped", "postgres", _median(files), "/s",
+            files, "one transaction per file", _median(files_alone)),
+    )  # fmt: skip
+    ratio = _median(one_each) / _median(in_groups)
+    report.add(
+        Row("bulk", "scan import grouped vs one transaction per file", "postgres", ratio,
+            "x", [], "", None),
+        _at_least(ratio, 5, ">= 5x"),
+    )  # fmt: skip
+    for sealed, label in (
+        (False, "at most, the plain COPY of its bytes"),
+        (True, "at most, its bytes hashed, sealed and copied"),
+    ):
+        bounds = [b.seconds for b in imported.bounds if b.sealed == sealed]
+        if bounds:
+            report.add(
+                Row("bulk", f"scan import vs one transaction per file {label}", "postgres",
+                    _median(one_each) / _median(bounds), "x", [], "", None),
+            )  # fmt: skip
+
+
 # ------------------------------------------------------------------ the run
 
 
@@ -882,6 +990,8 @@ def run(
             bench_shards(report, sizes, pg)
         elif section == "http-limit" and "postgres" in stores:
             bench_http_limit(report, sizes, pg)
+        elif section == "bulk" and "postgres" in stores:
+            bench_bulk(report, sizes, pg)
         report.load_average.append(_load_average())
     report.seconds = time.perf_counter() - started
     return report

@@ -51,3 +51,23 @@ def test_the_table_goes_between_the_readme_markers(tmp_path: Path) -> None:
     readme.write_text(f"# A\n\n{suite.BEGIN_MARK}\nold\n{suite.END_MARK}\n\nrest\n")
     suite.write_readme("| new |", readme)
     assert readme.read_text() == f"# A\n\n{suite.BEGIN_MARK}\n| new |\n{suite.END_MARK}\n\nrest\n"
+
+
+@pytest.mark.postgres
+@pytest.mark.long  # a tiny office year simulated twice, a tiny scan import twice
+def test_the_bulk_section_reports_both_ways_of_writing_and_the_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(suite, "QUICK", replace(TINY, simulation_scale=0.002, import_folders=4))
+    report = suite.run(True, ["postgres"], ["bulk"], PostgresParams())
+    rows = {row.label: row for row in report.rows}
+    assert rows["one-row INSERT + COMMIT per second (what grouping saves)"].value > 0
+    for grouped in ("simulator commands/s, grouped", "scan import legacy files/s, grouped"):
+        assert rows[grouped].value > 0
+        assert rows[grouped].baseline is not None
+    for ratio in (
+        "simulator grouped vs one commit per command",
+        "scan import grouped vs one transaction per file",
+    ):
+        assert rows[ratio].status() in ("MET", "MISSED")
+    assert any("hashed, sealed and copied" in label for label in rows)
