@@ -29,6 +29,7 @@ from domain.deadlines import (
     HolidayCalendar,
     NoHolidays,
     has_passed,
+    legal_day,
 )
 from domain.errors import DomainError
 from service_common import ConcurrentModification
@@ -127,7 +128,7 @@ class Deadlines:
         for entry in case.entry_procedures:
             if entry.status != "requested" or not rule.applies(entry.legal_basis):
                 continue
-            last_day = rule.ends_on(entry.requested_at.date(), self.holidays)
+            last_day = rule.ends_on(legal_day(entry.requested_at), self.holidays)
             if not has_passed(last_day, today):
                 report.still_running += 1
                 pending = True

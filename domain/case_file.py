@@ -29,6 +29,7 @@ from domain.deadlines import (
     DeadlineRuleNotApplicable,
     HolidayCalendar,
     has_passed,
+    legal_day,
 )
 from domain.erasure import ERASURE_GROUNDS
 from domain.errors import (
@@ -1087,7 +1088,7 @@ class CaseFile(Aggregate):
             raise InvalidValue("what", "must name at least one document")
         for item in what:
             require_text("what", item)
-        if due_on <= act.at.date():
+        if due_on <= legal_day(act.at):
             raise InvalidValue("due_on", "must be after the day of the request")
         self.check_after_procedure(act, procedure)
         self._record(
@@ -1419,7 +1420,7 @@ class CaseFile(Aggregate):
     ) -> None:
         self.check_active()
         entry = self.undecided_entry_procedure(entry_procedure_number)
-        if valid_until <= act.at.date():
+        if valid_until <= legal_day(act.at):
             raise InvalidValue("valid_until", "the consent must be valid after the day it is given")
         self.check_not_before(
             act, f"the request of entry procedure {entry_procedure_number}", entry.requested_at
@@ -1451,7 +1452,7 @@ class CaseFile(Aggregate):
                 f"entry procedure {entry_procedure_number}: {rule.source.provision} has no "
                 "deemed consent for its legal basis"
             )
-        last_day = rule.ends_on(entry.requested_at.date(), holidays)
+        last_day = rule.ends_on(legal_day(entry.requested_at), holidays)
         if not has_passed(last_day, today):
             raise DeadlineNotPassed(
                 f"entry procedure {entry_procedure_number}: the period of "
@@ -1923,7 +1924,7 @@ def _check_fiction_basis(
                 "previous_title_valid_until",
                 "a timely application needs the day the previous title was valid until",
             )
-        if previous_title_valid_until < procedure.received_at.date():
+        if previous_title_valid_until < legal_day(procedure.received_at):
             raise InvalidValue(
                 "previous_title_valid_until",
                 f"procedure {procedure.number} was received after the previous title "

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final, Literal, Protocol
 from uuid import NAMESPACE_URL, uuid5
+from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate
 
@@ -158,6 +159,18 @@ def next_working_day_from(day: date, holidays: HolidayCalendar) -> date:
     while not is_working_day(day, holidays):
         day += timedelta(days=1)
     return day
+
+
+LEGAL_TIME_ZONE: Final = ZoneInfo("Europe/Berlin")
+"""German periods are counted in German calendar days: an application at 00:30 in Berlin
+(22:30 UTC the day before) was made on the Berlin day."""
+
+
+def legal_day(at: datetime) -> date:
+    """The calendar day in Germany on which the instant ``at`` falls: the day an event
+    happened for the law (the day a period counts from, § 187 Abs. 1 BGB; the day an
+    application was made), whatever the clock's or the server's time zone."""
+    return at.astimezone(LEGAL_TIME_ZONE).date()
 
 
 def has_passed(last_day: date, today: date) -> bool:

@@ -28,6 +28,7 @@ from domain.deadlines import (
     FICTION_CERTIFICATE_END,
     RULES_BY_CODE,
     HolidayCalendar,
+    legal_day,
 )
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, InvalidQuery, Page, fetch_page
 from projections.projection import CaseRows, Projection, Table, handlers, on
@@ -55,6 +56,12 @@ class DeadlineRow:
     """The last day; for a period counted in working days the earliest possible one."""
 
 
+HOLIDAY_SLACK_DAYS: Final = 14
+"""How much later than its earliest end (no holidays) a period's real end can be: the
+holidays inside a few working days and the end's move past a weekend and holidays
+(§ 193 BGB) come to a week at Easter or Christmas; twice that for safety."""
+
+
 TABLE = Table(
     NAME,
     DeadlineRow,
@@ -68,7 +75,7 @@ def _entry_requested(case: CaseRows, event: CaseFile.EntryProcedureRequested) ->
     rule = DEEMED_ENTRY_CONSENT
     if not rule.applies(event.legal_basis):
         return
-    starts_on = event.at.date()
+    starts_on = legal_day(event.at)
     case.put(
         TABLE,
         DeadlineRow(
@@ -107,7 +114,7 @@ def _consent_given(case: CaseRows, event: CaseFile.EntryConsentGiven) -> None:
             number=event.entry_procedure_number,
             item=0,
             legal_basis=None if silence is None else silence.legal_basis,
-            starts_on=event.at.date(),
+            starts_on=legal_day(event.at),
             ends_on=event.valid_until,
         ),
     )
@@ -129,7 +136,7 @@ def _documents_requested(case: CaseRows, event: CaseFile.DocumentsRequested) -> 
             number=event.procedure_number,
             item=max(earlier, default=0) + 1,
             legal_basis=None,
-            starts_on=event.at.date(),
+            starts_on=legal_day(event.at),
             ends_on=event.due_on,
         ),
     )
@@ -154,7 +161,7 @@ def _fiction_issued(case: CaseRows, event: CaseFile.FictionCertificateIssued) ->
             number=event.certificate_number,
             item=0,
             legal_basis=event.kind,
-            starts_on=event.at.date(),
+            starts_on=legal_day(event.at),
             ends_on=event.valid_until,
         ),
     )
@@ -188,7 +195,8 @@ PROJECTION = Projection(
     # A file taken over from another office lists what the person brought along.
     sees_taken_over_parts=True,
     # 2: parts of taken-over files are listed (views of version 1 are rebuilt).
-    version=2,
+    # 3: periods start on the day in Germany (legal_day), not the UTC date.
+    version=3,
 )
 
 
@@ -237,9 +245,13 @@ def deadlines(
     if not 0 <= passed_within_days <= MAX_DAYS:
         raise InvalidQuery("passed_within_days", f"must be between 0 and {MAX_DAYS}")
     until = today + timedelta(days=within_days)
+    since = today - timedelta(days=passed_within_days)
     filters = [
         Filter("ends_on", "<=", until),
-        Filter("ends_on", ">=", today - timedelta(days=passed_within_days)),
+        # The stored end of a period counted in working days is its earliest, without
+        # holidays: the real end may lie up to HOLIDAY_SLACK_DAYS later, so a period
+        # whose stored end lies before ``since`` may still run. Left out after the fetch.
+        Filter("ends_on", ">=", since - timedelta(days=HOLIDAY_SLACK_DAYS)),
     ]
     if office_id is not None:
         filters.append(Filter("office_id", "=", office_id))
@@ -247,7 +259,7 @@ def deadlines(
         views, TABLE, filters=filters, order=ORDER, limit=limit, cursor=cursor
     )
     items = [_item(row, today, holidays) for row in rows]
-    return Page([item for item in items if item.ends_on <= until], next_cursor)
+    return Page([item for item in items if since <= item.ends_on <= until], next_cursor)
 
 
 def _item(row: DeadlineRow, today: date, holidays: HolidayCalendar) -> Deadline:

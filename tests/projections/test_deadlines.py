@@ -5,7 +5,7 @@ tests/support/projections.py and a rebuild, as the other worklists are."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -195,3 +195,42 @@ def test_the_statistics_count_a_deemed_consent(
         (1, "deemed", "EntryConsentDeemedGiven", "aufenthv-31")
     ]
     assert len([f for f in facts if f["figure"] == "entry_procedures"]) == 2
+
+
+def test_a_period_moved_by_easter_is_listed_until_its_real_end(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    """Requested on Wednesday 6 March 2024: three weeks to Wednesday 27 March, two
+    Werktage past Good Friday to Saturday 30 March, and past Sunday and Easter Monday to
+    Tuesday 2 April (§ 193 BGB). Its stored earliest end (29 March) must not hide it."""
+    clock.now = datetime(2024, 3, 6, 9, 0, tzinfo=UTC)
+    case = CaseDriver.open(service)
+    entry = case("request_entry_consent")
+    catch_up(service, views)
+    for today in (date(2024, 3, 30), date(2024, 4, 1), date(2024, 4, 2)):
+        assert listed(views, today=today) == [
+            (
+                "aufenthv-31-deemed-consent",
+                entry,
+                0,
+                date(2024, 4, 2),
+                (date(2024, 4, 2) - today).days,
+            )
+        ], today
+    # Passed: listed only as far back as asked.
+    assert listed(views, today=date(2024, 4, 5)) == []
+    assert listed(views, today=date(2024, 4, 5), passed_within_days=3)[0][3] == date(2024, 4, 2)
+    assert listed(views, today=date(2024, 4, 5), passed_within_days=2) == []
+
+
+def test_a_request_after_midnight_in_germany_starts_the_period_on_that_day(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    clock.now = datetime(2024, 3, 4, 23, 30, tzinfo=UTC)  # Tuesday 5 March, 00:30 in Berlin
+    case = CaseDriver.open(service)
+    entry = case("request_entry_consent")
+    catch_up(service, views)
+    assert listed(views, today=date(2024, 3, 5)) == [
+        ("aufenthv-31-deemed-consent", entry, 0, date(2024, 3, 28), 23)
+    ]
+    _check_against_oracle_and_rebuild(service, views, [case])

@@ -10,10 +10,11 @@ import pytest
 
 from domain.case_file import CaseFile
 from domain.deadlines import DEEMED_ENTRY_CONSENT, DeadlineNotPassed
+from domain.errors import InvalidValue
 from domain.history import describe
 from service import AkteService
 from tests.conftest import FakeClock
-from tests.support.projections import CaseDriver
+from tests.support.projections import EAT_BASIS, TOPIC, CaseDriver
 
 # Requested on Monday 4 March 2024 (the FakeClock's first day); three weeks to Monday 25
 # March, two Werktage to Wednesday 27 March: the consent counts as given from the 28th.
@@ -131,4 +132,47 @@ def test_the_domain_refuses_a_deemed_consent_before_the_period_ends(
             holidays=service.deadlines.holidays,
             today=LAST_DAY,
             act=act,
+        )
+
+
+def test_the_silence_period_counts_from_the_day_in_germany(
+    service: AkteService, clock: FakeClock
+) -> None:
+    """Requested at 00:30 in Berlin on Tuesday 5 March (23:30 UTC on Monday): the period
+    counts from Tuesday (§ 187 Abs. 1 BGB), three weeks to Tuesday 26 March and two
+    Werktage to Thursday 28 March, a day later than from the UTC date."""
+    clock.now = datetime(2024, 3, 4, 23, 30, tzinfo=UTC)
+    case = CaseDriver.open(service)
+    case("request_entry_consent")
+    clock.now = datetime(2024, 3, 28, 8, 0, tzinfo=UTC)  # 09:00 on the last day
+
+    assert service.deadlines.run_deadline_tick().deemed_consents == 0
+
+    clock.now = datetime(2024, 3, 28, 23, 30, tzinfo=UTC)  # 00:30 on Friday 29 in Berlin
+    assert service.deadlines.run_deadline_tick().deemed_consents == 1
+    [consent] = deemed(service, case)
+    assert consent.period_ended_on == date(2024, 3, 28)
+
+
+def test_an_application_made_after_midnight_in_germany_came_after_the_title_expired(
+    service: AkteService, clock: FakeClock
+) -> None:
+    """Title valid until Monday 31 March 2025; the application arrives at 00:30 on
+    1 April in Berlin (22:30 UTC on 31 March): § 81 (4) S. 1 AufenthG does not apply."""
+    clock.now = datetime(2025, 3, 31, 22, 30, tzinfo=UTC)
+    case = CaseDriver.open(service)
+    procedure = case(
+        "receive_procedure", channel="contact_form", topic=TOPIC, legal_basis=EAT_BASIS
+    )
+    clock.now = datetime(2025, 4, 2, 8, 0, tzinfo=UTC)
+    with pytest.raises(InvalidValue, match="received after the previous title expired"):
+        case(
+            "issue_fiction_certificate",
+            kind="81_4",
+            valid_from=date(2025, 4, 2),
+            valid_until=date(2025, 7, 1),
+            carrier_sheet_number="FB0000001",
+            procedure_number=procedure,
+            order_basis="timely_application",
+            previous_title_valid_until=date(2025, 3, 31),
         )

@@ -22,6 +22,7 @@ from domain.deadlines import (
     DOCUMENT_REQUEST_DUE,
     ENTRY_CONSENT_VALIDITY,
     FICTION_CERTIFICATE_END,
+    legal_day,
 )
 from projections.engine import ProjectionEngine
 from projections.positions import read_positions
@@ -257,7 +258,7 @@ def _expected_deadlines(case: CaseFile, key: tuple[str, str, str], rows: set[Any
     """The deadlines worklist's rows of an active case file, from its state."""
     for e in case.entry_procedures:
         if e.status == "requested" and DEEMED_ENTRY_CONSENT.applies(e.legal_basis):
-            start = _day(e.requested_at)
+            start = legal_day(e.requested_at)
             rows.add((*key, DEEMED_ENTRY_CONSENT.code, e.number, 0, e.legal_basis, start,
                       DEEMED_ENTRY_CONSENT.earliest_end(start)))  # fmt: skip
         elif e.status == "consent_given" and not e.deemed:
@@ -265,13 +266,13 @@ def _expected_deadlines(case: CaseFile, key: tuple[str, str, str], rows: set[Any
             assert e.consent_valid_until is not None
             basis = e.legal_basis if DEEMED_ENTRY_CONSENT.applies(e.legal_basis) else None
             rows.add((*key, ENTRY_CONSENT_VALIDITY.code, e.number, 0, basis,
-                      _day(e.decided_at), e.consent_valid_until))  # fmt: skip
+                      legal_day(e.decided_at), e.consent_valid_until))  # fmt: skip
     for p in case.procedures:
         if p.is_open:
             for item, r in enumerate(p.document_requests, start=1):
                 rows.add((*key, DOCUMENT_REQUEST_DUE.code, p.number, item, None,
-                          _day(r.requested_at), r.due_on))  # fmt: skip
+                          legal_day(r.requested_at), r.due_on))  # fmt: skip
     for f in case.fiction_certificates:
         if not f.is_ended:
             rows.add((*key, FICTION_CERTIFICATE_END.code, f.number, 0, f.kind,
-                      _day(f.issued_at), f.valid_until))  # fmt: skip
+                      legal_day(f.issued_at), f.valid_until))  # fmt: skip
