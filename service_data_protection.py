@@ -4,7 +4,10 @@
 Erasure (crypto-shredding, § 91 AufenthG, § 68 AufenthV, Art. 17 DSGVO): the erasure is
 first recorded on the case file (who, when, legal ground, retention rule, who approved),
 then the keys are destroyed: the case file's and those of the records linked to it that
-are about the same person (contact form submissions, appointments). Commitment
+are about the same person (contact form submissions, appointments, waitlist entries,
+registration notices; :meth:`DataProtection.linked_records` says how each is found). An
+erasure that could not find them all (the person key needs the appointment secret) is
+refused before anything is written (:class:`ErasureNeedsAppointmentSecret`). Commitment
 declarations linked to the file keep their own key: they are also the guarantor's data,
 kept while the guarantor's liability runs (§ 68 AufenthG), and are erased on their own.
 Finally the file's snapshots are deleted, so that it is replayed from its (now redacted)
@@ -42,7 +45,7 @@ from eventsourcing.utils import get_topic
 from domain.appointments import Appointment, WaitlistEntry
 from domain.case_file import CaseFile
 from domain.commitment_declaration import CommitmentDeclaration
-from domain.errors import CaseFileErased
+from domain.errors import CaseFileErased, RuleViolation
 from domain.intake import ContactSubmission
 from domain.personal import is_redacted
 from domain.registration_notices import RegistrationNotice
@@ -73,6 +76,11 @@ SEPARATE_PARTS: Final[dict[str, dict[str, frozenset[str]]]] = {
 """Per event topic, the personal fields about another person than the record's own, by
 part: sealed under the part's own key (see :func:`part_owner_id`) and erased with that
 person's case file."""
+
+
+def _add(found: list[str], owner: str) -> None:
+    if owner not in found:
+        found.append(owner)
 
 
 def part_owner_id(owner_id: str, part: str) -> str:
@@ -111,6 +119,27 @@ class PersonalDataProtectionOff(Exception):
     """The service was built without a key store (tests, benchmarks)."""
 
 
+class ErasureNeedsAppointmentSecret(RuleViolation):
+    """The erasure would not reach every record of the person, so it is refused before
+    anything is recorded or destroyed: the office has online bookings or waitlist entries
+    that only the person key ties to a person, and this service cannot compute the key of
+    the file's master data (``AKTE_APPOINTMENT_SECRET`` unset or too short: a command
+    line's or a retention job's container, say). The HTTP API answers ``409`` with this
+    code, the command line exits 1, the retention run counts the file as failed. The
+    message names numbers and settings only."""
+
+    code = "erasure-needs-appointment-secret"
+
+    def __init__(self, unchecked: int) -> None:
+        super().__init__(
+            f"{unchecked} online bookings or waitlist entries of the office can be tied to "
+            "the file's person only with the appointment secret, which this deployment "
+            "lacks (AKTE_APPOINTMENT_SECRET unset or too short): nothing was erased; "
+            "carry out the erasure where the secret is set"
+        )
+        self.unchecked = unchecked
+
+
 @dataclass(frozen=True)
 class LinkedRecords:
     """Records linked to a case file (ids as text)."""
@@ -118,11 +147,23 @@ class LinkedRecords:
     submissions: list[str] = field(default_factory=list)
     declarations: list[str] = field(default_factory=list)
     appointments: list[str] = field(default_factory=list)
+    """Booked with the file's id, linked to it or attended on it; offered to the person's
+    waitlist entries (a freed seat); and the office's bookings without a file of the same
+    person key (booked online, never linked)."""
     waitlist_entries: list[str] = field(default_factory=list)
     """Those joined for the file, and the office's entries of the same person, recognised
     by the person key bookings carry (names and birth date, keyed)."""
     registration_notices: list[str] = field(default_factory=list)
     """Registration office notices from triage recorded on the file."""
+    notices_naming_the_file: list[str] = field(default_factory=list)
+    """Notices that name the file among their candidates and were not recorded on a file
+    (in triage, or dismissed): possibly about the person, erased with the file, also when
+    they name other candidates (see :meth:`DataProtection.linked_records`); not exported
+    by subject access, since they may be about another candidate."""
+    unchecked: int = 0
+    """The office's bookings and waitlist entries that only the person key could tie to
+    the person, left unchecked because this service cannot compute the key of the file's
+    master data (no appointment secret): an erasure refuses while there are any."""
 
     @property
     def same_person(self) -> list[str]:
@@ -132,6 +173,7 @@ class LinkedRecords:
             *self.appointments,
             *self.waitlist_entries,
             *self.registration_notices,
+            *self.notices_naming_the_file,
         ]
 
     @property
@@ -250,11 +292,13 @@ class DataProtection:
 
     def linked_records(self, case_id: UUID) -> LinkedRecords:
         """Submissions, declarations, appointments and registration notices linked to the
-        case file (appointments also when booked with its id), and the person's waitlist
-        entries (see :class:`LinkedRecords`).
+        case file (appointments also when booked with its id), the person's waitlist
+        entries, the appointments offered to those, the office's other bookings of the
+        same person key, and the notices naming the file in triage (see
+        :class:`LinkedRecords`).
 
-        One scan of the log for the link, booking and waitlist events (tens of thousands a
-        year): fine for the rare erasure or subject access, not for a hot path.
+        One scan of the log for the link, booking, waitlist and notice events (tens of
+        thousands a year): fine for the rare erasure or subject access, not for a hot path.
         """
         case = self._store.get_case(case_id)
         wanted = str(case_id)
@@ -262,12 +306,12 @@ class DataProtection:
             get_topic(ContactSubmission.LinkedToCaseFile): "submissions",
             get_topic(CommitmentDeclaration.LinkedToCaseFile): "declarations",
             get_topic(Appointment.LinkedToCaseFile): "appointments",
-            # A notice from triage recorded on the file is about its person.
-            get_topic(RegistrationNotice.Resolved): "registration_notices",
         }
-        # Bookings made with the file's id (at the counter) name it from their first event.
-        kinds[get_topic(Appointment.Booked)] = "appointments"
+        booked_topic = get_topic(Appointment.Booked)
+        appointment_linked_topic = get_topic(Appointment.LinkedToCaseFile)
         joined_topic = get_topic(WaitlistEntry.Joined)
+        triage_topic = get_topic(RegistrationNotice.PutInTriage)
+        resolved_topic = get_topic(RegistrationNotice.Resolved)
         found: dict[str, list[str]] = {
             "submissions": [],
             "declarations": [],
@@ -275,30 +319,87 @@ class DataProtection:
             "registration_notices": [],
         }
         joined_here: list[WaitlistEntry.Joined] = []
-        for notification, event in self._scan([*kinds, joined_topic]):
-            if notification.topic == joined_topic:
+        # The office's bookings made without a file's id: the person's if their key is.
+        booked_here: list[Appointment.Booked] = []
+        linked_elsewhere: set[str] = set()
+        named_in_triage: list[str] = []
+        recorded_elsewhere: set[str] = set()
+        topics = [*kinds, booked_topic, joined_topic, triage_topic, resolved_topic]
+        for notification, event in self._scan(topics):
+            topic = notification.topic
+            owner = str(notification.originator_id)
+            if topic == joined_topic:
                 entry = cast(WaitlistEntry.Joined, event)
                 if entry.office_id == case.office_id or entry.case_id == wanted:
                     joined_here.append(entry)
+            elif topic == booked_topic:
+                booked = cast(Appointment.Booked, event)
+                if booked.case_id == wanted:
+                    # Booked with the file's id (at the counter): named from the first event.
+                    _add(found["appointments"], owner)
+                elif booked.case_id is None and booked.office_id == case.office_id:
+                    booked_here.append(booked)
+            elif topic == triage_topic:
+                notice = cast(RegistrationNotice.PutInTriage, event)
+                if wanted in notice.candidate_case_ids:
+                    named_in_triage.append(owner)
+            elif topic == resolved_topic:
+                resolved = cast(RegistrationNotice.Resolved, event)
+                if resolved.case_id == wanted:
+                    # A notice from triage recorded on the file is about its person.
+                    _add(found["registration_notices"], owner)
+                elif resolved.case_id is not None:
+                    recorded_elsewhere.add(owner)
             elif str(getattr(event, "case_id", "")) == wanted:
-                owner = str(notification.originator_id)
-                bucket = found[kinds[notification.topic]]
-                if owner not in bucket:
-                    bucket.append(owner)
+                _add(found[kinds[topic]], owner)
+            elif topic == appointment_linked_topic:
+                linked_elsewhere.add(owner)
         # Attendance recorded on the file names appointments too.
         for event in self._store.events_of(case_id, CaseFile.Event, CaseNotFound(case_id)):
-            if (
-                isinstance(event, CaseFile.AppointmentAttendanceRecorded)
-                and event.appointment_id not in found["appointments"]
-            ):
-                found["appointments"].append(event.appointment_id)
-        person_keys = self._person_keys(case, found["appointments"])
+            if isinstance(event, CaseFile.AppointmentAttendanceRecorded):
+                _add(found["appointments"], event.appointment_id)
+        person_keys, keys_complete = self._person_keys(case, found["appointments"])
         waitlist_entries = [
             str(entry.originator_id)
             for entry in joined_here
             if entry.case_id == wanted or entry.person_key in person_keys
         ]
-        return LinkedRecords(**found, waitlist_entries=waitlist_entries)
+        # A freed seat offered to one of the person's entries is the person's booking,
+        # also when the entry was joined online (no file id); and so is a booking of the
+        # same person key made without a file's id, unless it was linked to another file.
+        entries = set(waitlist_entries)
+        for booked in booked_here:
+            owner = str(booked.originator_id)
+            if booked.waitlist_entry_id in entries or (
+                booked.person_key in person_keys and owner not in linked_elsewhere
+            ):
+                _add(found["appointments"], owner)
+        unchecked = 0
+        if not keys_complete:
+            unchecked = sum(str(entry.originator_id) not in entries for entry in joined_here)
+            unchecked += sum(
+                str(booked.originator_id) not in found["appointments"]
+                and str(booked.originator_id) not in linked_elsewhere
+                for booked in booked_here
+            )
+        # A notice in triage naming the file (its candidates) may be about the person:
+        # erased with the file, also when it names other candidate files too. It is about
+        # one person and cannot be split; keeping it would keep the erased person's name,
+        # birth date and new address readable, while the other candidates lose nothing
+        # recorded on their files (a caseworker sees the notice, without names, in triage,
+        # and asks the registration office again). One recorded on another file was
+        # decided to be that file's person's: kept.
+        notices = [
+            owner
+            for owner in named_in_triage
+            if owner not in recorded_elsewhere and owner not in found["registration_notices"]
+        ]
+        return LinkedRecords(
+            **found,
+            waitlist_entries=waitlist_entries,
+            notices_naming_the_file=notices,
+            unchecked=unchecked,
+        )
 
     def _scan(self, topics: list[str]) -> Iterator[tuple[Notification, Any]]:
         """The log's events of these topics, decoded, page by page."""
@@ -317,25 +418,29 @@ class DataProtection:
                 return
             position = notifications[-1].id
 
-    def _person_keys(self, case: CaseFile, appointment_ids: list[str]) -> set[str]:
+    def _person_keys(self, case: CaseFile, appointment_ids: list[str]) -> tuple[set[str], bool]:
         """The person keys (see ``person_key_for``) of the file's person: from its master
-        data, or, once those are erased, from its linked appointments."""
-        if not self._appointments.configured:
-            return set()
+        data, or, once those are erased, from its linked appointments; and whether they
+        are complete (False: the master data's key needs the appointment secret, which
+        this service lacks)."""
         person_keys: set[str] = set()
+        complete = True
         master_data = case.master_data
         if not is_redacted(master_data.surname):
-            person_keys.add(
-                self._appointments.person_key_for(
-                    master_data.surname, master_data.given_names, master_data.date_of_birth
+            if self._appointments.configured:
+                person_keys.add(
+                    self._appointments.person_key_for(
+                        master_data.surname, master_data.given_names, master_data.date_of_birth
+                    )
                 )
-            )
+            else:
+                complete = False
         for appointment_id in appointment_ids:
             # None: named on the file, never booked here
             appointment = self._store.find(UUID(appointment_id), Appointment)
             if appointment is not None and appointment.person_key:
                 person_keys.add(appointment.person_key)
-        return person_keys
+        return person_keys, complete
 
     # -------------------------------------------------------------- erasure
 
@@ -353,13 +458,21 @@ class DataProtection:
         """Erase the person's data: record the erasure, then destroy the keys.
 
         Raises :class:`domain.errors.CaseFileErased` if the file was erased already (an
-        erasure whose keys were not all destroyed yet is completed instead).
+        erasure whose keys were not all destroyed yet is completed instead), and
+        :class:`ErasureNeedsAppointmentSecret`, before anything is recorded or destroyed,
+        if it could not find every record of the person.
         """
         keys = self.keys
         case = self._store.get_case(case_id)
         linked = self.linked_records(case_id)
+        _check_complete(linked)
         owners = [str(case_id), *linked.same_person, *linked.visitor_parts]
         if case.is_erased:
+            # Those found when the erasure was recorded (with the master data's person
+            # key, which the redacted master data no longer gives) are completed too.
+            for event in self._store.events_of(case_id, CaseFile.Event, CaseNotFound(case_id)):
+                if isinstance(event, CaseFile.PersonalDataErased):
+                    owners += [owner for owner in event.linked_ids if owner not in owners]
             remaining = [owner for owner in owners if keys.has_key(owner)]
             if not remaining:
                 case.check_not_erased()
@@ -380,6 +493,12 @@ class DataProtection:
         )
         erasure = self._destroy(case_id, owners, linked, completed_only=False)
         return Recorded(case_id, recorded.version, erasure, recorded.position)
+
+    def check_erasable(self, case_id: UUID) -> None:
+        """Raise :class:`ErasureNeedsAppointmentSecret` if an erasure of the file now
+        would not reach every record of its person (for an approval, before it is
+        recorded); nothing is written."""
+        _check_complete(self.linked_records(case_id))
 
     def _destroy(
         self, case_id: UUID, owners: list[str], linked: LinkedRecords, *, completed_only: bool
@@ -485,3 +604,9 @@ class DataProtection:
         if self._store.get_case(case_id).is_erased:
             msg = "the personal data of this case file has been erased"
             raise CaseFileErased(msg)
+
+
+def _check_complete(linked: LinkedRecords) -> None:
+    """An erasure reaches every record of the person, or refuses before anything."""
+    if linked.unchecked:
+        raise ErasureNeedsAppointmentSecret(linked.unchecked)

@@ -138,6 +138,9 @@ class ErasureRequests:
                 raise CaseFileErased(
                     "the personal data of this case file has been erased: withdraw the request"
                 )
+            # An erasure this service cannot carry out in full is refused before the
+            # approval is recorded: the request stays pending.
+            self._data_protection.check_erasable(case_id)
             request.approve(self._store.act(by, at))
             try:
                 with self._store.store_errors():

@@ -46,9 +46,10 @@ from eventsourcing.utils import get_topic
 
 from domain.acts import Act
 from domain.case_file import CaseFile, RegistrationNoticeChanges, check_registration_notice
-from domain.errors import DomainError, InvalidValue
+from domain.errors import DomainError, InvalidValue, RuleViolation
 from domain.inbound_messages import InboundChannel, InboundMessage, InboundOutcome
 from domain.intake import ContactDetails
+from domain.personal import is_redacted
 from domain.registration_notices import (
     NoticedPerson,
     NoticeResolution,
@@ -113,6 +114,14 @@ class MessageRefused(ServiceError):
 class NoticeNotFound(ServiceError):
     def __init__(self, notice_id: UUID) -> None:
         super().__init__(f"registration notice {notice_id} does not exist")
+
+
+class NoticeErased(RuleViolation):
+    """The notice's personal data was erased with a case file it named as a candidate
+    (``service_data_protection``): it can only be dismissed; recording it would write
+    redacted values onto a file."""
+
+    code = "notice-erased"
 
 
 @dataclass(frozen=True)
@@ -501,6 +510,11 @@ class Notices:
         notice's and the file's events in one transaction. Returns the log position."""
         act = self._store.act(by, at)
         notice = self.get_notice(notice_id)
+        if resolution == "recorded_on_case_file" and is_redacted(notice.person.surname):
+            raise NoticeErased(
+                "the notice's personal data was erased with a case file it named: dismiss "
+                "it, and ask the registration office to send the notice again"
+            )
         notice.resolve(resolution=resolution, case_id=case_id, act=act)
         if case_id is None:
             with self._store.store_errors():

@@ -331,6 +331,53 @@ def test_an_interrupted_erasure_is_completed_when_asked_again(service: AkteServi
     assert service.get_case(case.case_id).master_data.surname == REDACTED_TEXT
 
 
+def test_completing_an_erasure_destroys_the_keys_it_recorded_as_linked(
+    service: AkteService,
+) -> None:
+    """Records the first attempt found by the master data's person key (a waitlist entry
+    joined online) are completed too, although the master data read redacted by then."""
+    from tests.support.appointments import POINT, STUDENT, proof, set_up
+    from tests.support.appointments import person as waiting
+
+    set_up(service)
+    who = waiting(3)
+    master = MasterData(who.surname, who.given_names, who.date_of_birth, "TUR", PASSPORT)
+    case = service.open_case(office_id=OFFICE, master_data=master, by="sb-01")
+    entry = service.appointments.join_waitlist(
+        office_id=OFFICE,
+        service_point_code=POINT,
+        appointment_type="extend-title",
+        situation=STUDENT,
+        person=who,
+        proof=proof(service),
+        by="public",
+    ).appointment_id
+    linked = service.data_protection.linked_records(case.case_id).same_person
+    assert linked == [str(entry)]
+    # Recorded, then only the file's key destroyed before the process died.
+    service.change_case(
+        case.case_id,
+        case.version,
+        "dsb-01",
+        None,
+        lambda c, act: c.erase_personal_data(
+            legal_ground="dsgvo-17", rule_id=None, approved_by="dsb-02", linked_ids=linked, act=act
+        ),
+    )
+    keys = data_keys_of(service)
+    keys.destroy([str(case.case_id)], service.clock())
+    service.uncache_case(case.case_id)
+    assert is_redacted(service.get_case(case.case_id).master_data.surname)
+    assert service.data_protection.linked_records(case.case_id).waitlist_entries == []
+
+    done = service.data_protection.erase_personal_data(
+        case.case_id, expected_version=0, by="dsb-01", legal_ground="dsgvo-17", approved_by="x"
+    ).result
+    assert done.completed_only
+    assert done.keys_destroyed == [str(entry)]
+    assert service.repository.get(entry).person.surname == REDACTED_TEXT
+
+
 def test_a_plain_decoder_still_makes_events_of_the_right_class(service: AkteService) -> None:
     """A reader without the per-person mapper (a projection's fast path) gets the event
     with its non-personal fields; the personal ones are simply not there."""

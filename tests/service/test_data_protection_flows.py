@@ -249,10 +249,12 @@ def test_the_retention_run_lists_then_erases_what_is_due(
         report = run_retention(service, views, rules, today=today)
         return {by_id[o.due.case_id]: o.due.rule_id for o in report.outcomes}
 
-    assert due(date(2026, 5, 31)) == {}
-    assert due(date(2026, 6, 1)) == {"consent_only": "entry-consent-only-2y"}
-    assert due(date(2029, 3, 4)) == {"consent_only": "entry-consent-only-2y", "died": "died-5y"}
-    assert due(date(2034, 3, 4)) == {
+    # Every period includes its last day (§§ 187, 188 BGB): due the day after it.
+    assert due(date(2026, 6, 1)) == {}
+    assert due(date(2026, 6, 2)) == {"consent_only": "entry-consent-only-2y"}
+    assert due(date(2029, 3, 4)) == {"consent_only": "entry-consent-only-2y"}
+    assert due(date(2029, 3, 5)) == {"consent_only": "entry-consent-only-2y", "died": "died-5y"}
+    assert due(date(2034, 3, 5)) == {
         "consent_only": "entry-consent-only-2y",
         "died": "died-5y",
         "moved": "moved-away-10y",
@@ -553,3 +555,154 @@ def test_the_persons_waitlist_entries_are_exported_and_erased_with_the_file(
     assert str(someone_elses) not in erasure.keys_destroyed
     assert service.repository.get(theirs).person.surname == REDACTED_TEXT
     assert service.repository.get(someone_elses).person.surname == waiting_person(8).surname
+
+
+# ------------------------------------------------ without the appointment secret
+
+
+WAITING = MasterData("Quexbrandt", "Zyrafina Øyvor", date(1987, 6, 5), "TUR", "Q7Z9X4W2K")
+WAITING_EMAIL = "zyrafina.q7@example.org"
+
+
+def waiting_person(service: AkteService) -> tuple[UUID, UUID]:
+    """A case file whose person joined the waitlist online (no file id: only the person
+    key ties the entry to the file), and someone else's online booking in the office.
+    Returns the file's and the entry's ids."""
+    from domain.appointments import Person
+    from tests.support.appointments import POINT, STUDENT, RecordingMailer, local, proof, set_up
+    from tests.support.appointments import person as someone
+    from tests.support.erasure_scenario import MONDAY
+
+    set_up(service, RecordingMailer())
+    case_id, _ = open_case(service, WAITING)
+    entry = service.appointments.join_waitlist(
+        office_id=OFFICE,
+        service_point_code=POINT,
+        appointment_type="extend-title",
+        situation=STUDENT,
+        person=Person(WAITING.surname, WAITING.given_names, WAITING.date_of_birth, WAITING_EMAIL),
+        proof=proof(service),
+        by="public",
+    )
+    service.appointments.book_appointment(
+        office_id=OFFICE,
+        service_point_code=POINT,
+        appointment_type="extend-title",
+        starts_at=local(MONDAY, 11),
+        situation=STUDENT,
+        person=someone(7),
+        proof=proof(service),
+        origin="online",
+        by="public",
+    )
+    return case_id, entry.appointment_id
+
+
+def test_an_erasure_that_cannot_find_the_persons_online_records_is_refused_whole(
+    service: AkteService, settings: Settings, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the appointment secret (a retention job's container, say) the person key
+    of the file's master data cannot be computed, so the person's waitlist entries
+    joined online cannot be told from others': the erasure is refused before anything
+    is recorded or destroyed, over HTTP as a problem naming no personal data."""
+    import adapters.bootstrap as bootstrap
+    from adapters.bootstrap import build_app, build_service
+    from adapters.personal_data.mapper import data_keys_of
+    from service_data_protection import ErasureNeedsAppointmentSecret
+
+    case_id, entry_id = waiting_person(service)
+    owners = [str(case_id), *service.data_protection.linked_records(case_id).same_person]
+    assert owners == [str(case_id), str(entry_id)]
+    requested = service.erasure_requests.request(case_id, by="tl-01", legal_ground="dsgvo-17")
+    number = requested.request.number
+
+    with monkeypatch.context() as no_secret:
+        no_secret.setattr(bootstrap, "appointment_setup_for", lambda _settings: None)
+        without = build_service(settings, clock=clock)
+    try:
+        assert not without.appointments.configured
+        head = without.recorder.max_notification_id()
+        with pytest.raises(ErasureNeedsAppointmentSecret) as refused:
+            without.data_protection.erase_personal_data(
+                case_id,
+                expected_version=without.case_head_version(case_id),
+                by="tl-01",
+                legal_ground="dsgvo-17",
+                approved_by="dsb-01",
+            )
+        assert "AKTE_APPOINTMENT_SECRET" in str(refused.value)
+        # The person's entry and the other booking: one of them is the person's.
+        assert without.data_protection.linked_records(case_id).unchecked == 2
+        with pytest.raises(ErasureNeedsAppointmentSecret):
+            without.erasure_requests.approve(case_id, number, by="dsb-01")
+
+        models = build_read_models(settings, without, follow=False)
+        try:
+            with TestClient(build_app(settings, without, read_models=models)) as client:
+                answer = client.post(
+                    f"/cases/{case_id}/erasure-requests/{number}/approval",
+                    headers=bearer(settings, "dsb-01", Role.DATA_PROTECTION_OFFICER),
+                )
+        finally:
+            models.close()
+        assert answer.status_code == 409, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["type"].endswith("/erasure-needs-appointment-secret")
+        for value in (WAITING.surname, "Zyrafina", "Øyvor", "1987", WAITING_EMAIL):
+            assert value not in answer.text
+            assert value not in str(refused.value)
+
+        # Nothing half-written: no event, every key there, the request still pending.
+        assert without.recorder.max_notification_id() == head
+        keys = data_keys_of(without)
+        assert all(keys.has_key(owner) for owner in owners)
+        assert not without.get_case(case_id).is_erased
+        assert without.erasure_requests.get(case_id, number).pending
+    finally:
+        without.close()
+
+    # Where the secret is set, the same request erases all of it.
+    service.erasure_requests.approve(case_id, number, by="dsb-01")
+    assert not any(data_keys_of(service).has_key(owner) for owner in owners)
+    assert service.repository.get(entry_id).person.surname == REDACTED_TEXT
+
+
+def test_the_command_line_refuses_an_erasure_without_the_appointment_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import adapters.bootstrap as bootstrap
+    from adapters.bootstrap import build_service
+    from tests.support.appointments import SECRET
+
+    monkeypatch.setenv("AKTE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AKTE_STORE", "sqlite")
+    monkeypatch.setenv("AKTE_JSON_LOGS", "false")
+    settings = Settings()
+    service = build_service(settings, clock=FakeClock())  # the bookings' calendar
+    try:
+        case_id, _entry = waiting_person(service)
+    finally:
+        service.close()
+    issuer = LocalIssuer.load_or_create(settings.local_issuer_key_file)
+    tokens = {}
+    for user, role in (("tl-01", Role.TEAM_LEAD), ("dsb-01", Role.DATA_PROTECTION_OFFICER)):
+        tokens[user] = tmp_path / f"{user}.token"
+        tokens[user].write_text(issuer.issue(user_id=user, roles=[role], office_id=OFFICE))
+    case = str(case_id)
+    request = ["erase", "request", case, "--legal-ground", "dsgvo-17", "--token-file"]
+    assert cli.main([*request, str(tokens["tl-01"])]) == 0
+    capsys.readouterr()
+    approve = ["erase", "approve", case, "1", "--yes", "--token-file", str(tokens["dsb-01"])]
+
+    with monkeypatch.context() as no_secret:
+        no_secret.setattr(bootstrap, "appointment_setup_for", lambda _settings: None)
+        assert cli.main(approve) == 1
+    err = capsys.readouterr().err
+    assert "AKTE_APPOINTMENT_SECRET" in err
+    assert "nothing was erased" in err
+    assert not any(value in err for value in (WAITING.surname, "Zyrafina", WAITING_EMAIL))
+
+    # The bookings' secret set: the approval, still pending, erases.
+    monkeypatch.setenv("AKTE_APPOINTMENT_SECRET", SECRET.decode())
+    assert cli.main(approve) == 0
+    assert "keys destroyed" in capsys.readouterr().out

@@ -15,7 +15,7 @@ import inspect
 import pkgutil
 import typing
 from datetime import date
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 from uuid import UUID, uuid4
 
 import pytest
@@ -28,16 +28,32 @@ from adapters.personal_data.mapper import data_keys_of, unseparated_parts
 from adapters.personal_data.subject_access import subject_access
 from adapters.settings import Settings
 from domain.acts import Act
-from domain.appointments import Appointment, WaitlistEntry
-from domain.case_file import REGISTRATION_NOTICE_KINDS, CaseFile, RegistrationNoticeChanges
+from domain.appointments import Appointment, Person, WaitlistEntry
+from domain.case_file import (
+    REGISTRATION_NOTICE_KINDS,
+    CaseFile,
+    MasterData,
+    RegistrationNoticeChanges,
+)
 from domain.commitment_declaration import CommitmentDeclaration, InvitedPerson
 from domain.intake import ContactSubmission
 from domain.personal import REDACTED_TEXT, is_redacted, personal_fields
 from domain.registration_notices import NoticedPerson, RegistrationNotice
 from service import AkteService
+from service_appointment_mails import AppointmentRecorded
 from service_data_protection import SEPARATE_PARTS, VISITOR_PART, part_owner_id
-from tests.support.appointments import OFFICE
-from tests.support.erasure_scenario import GUARANTOR, SURNAME, build_person, erase
+from service_notices import InboundNotice, NoticeErased
+from tests.support.appointments import OFFICE, POINT, STUDENT, local, proof
+from tests.support.appointments import person as other_person
+from tests.support.erasure_scenario import (
+    BIRTH,
+    GIVEN_NAMES,
+    GUARANTOR,
+    MONDAY,
+    SURNAME,
+    build_person,
+    erase,
+)
 
 Path_ = Literal[
     "case_file",
@@ -387,3 +403,122 @@ def test_a_declaration_written_before_the_split_keeps_its_visitor_and_says_so(
     assert kept.invited_person.surname == SURNAME
     erased = service.declarations.get_declaration(records.declaration_id)
     assert erased.invited_person.surname == REDACTED_TEXT
+
+
+# ------------------------------------------- records found by the person or named
+
+
+def test_the_persons_online_bookings_and_waitlist_offers_are_erased_with_the_file(
+    service: AkteService, settings: Settings
+) -> None:
+    """A seat offered to the person's waitlist entry (joined online: no file id) and the
+    person's own online bookings, never linked to the file, are the person's too."""
+    records = build_person(service, settings)
+
+    def book(who: Person, hour: int, minute: int = 0) -> AppointmentRecorded:
+        return service.appointments.book_appointment(
+            office_id=OFFICE,
+            service_point_code=POINT,
+            appointment_type="extend-title",
+            starts_at=local(MONDAY, hour, minute),
+            situation=STUDENT,
+            person=who,
+            proof=proof(service),
+            origin="online",
+            by="public",
+        )
+
+    own = book(Person(SURNAME, GIVEN_NAMES, BIRTH, "andere.adresse.q7@example.org"), 10, 30)
+    someone_else = book(other_person(7), 11)
+    freed = book(other_person(8), 10)
+    assert freed.reference is not None
+    service.appointments.cancel_booking(freed.reference)  # the seat goes to the waitlist
+    entry: WaitlistEntry = service.repository.get(records.waitlist_entry_id)
+    [offer] = entry.offers
+    offered = service.appointments.get_appointment(UUID(offer))
+    assert (offered.origin, offered.case_id) == ("waitlist", None)
+
+    linked = service.data_protection.linked_records(records.case_id)
+    assert {str(own.appointment_id), offer} <= set(linked.appointments)
+    assert str(someone_else.appointment_id) not in linked.appointments
+    erase(service, records)
+
+    keys = data_keys_of(service)
+    for appointment_id in (own.appointment_id, UUID(offer)):
+        assert not keys.has_key(str(appointment_id))
+        booked = cast(
+            Appointment.Booked, service.appointments.appointment_events(appointment_id)[0]
+        )
+        assert (booked.surname, booked.given_names, booked.email) == (REDACTED_TEXT,) * 3
+        assert is_redacted(booked.date_of_birth)
+    kept = service.appointments.get_appointment(someone_else.appointment_id)
+    assert kept.person.surname == other_person(7).surname
+
+
+def _triage(service: AkteService, given_names: str, address: str) -> UUID:
+    """A notice about a person of the file's surname and birth date, with these given
+    names: in triage, naming the files of that surname and birth date."""
+    outcome = service.notices.receive_notice(
+        InboundNotice(
+            office_id=OFFICE,
+            sender="meldebehoerde-musterstadt",
+            message_id=str(uuid4()),
+            message_type="MBABH.AenderungHauptwohnung",
+            notice_kind="aenderung_hauptwohnung",
+            effective_on=date(2024, 3, 1),
+            person=NoticedPerson(SURNAME, given_names, BIRTH),
+            changes=RegistrationNoticeChanges(address=address),
+        )
+    )
+    assert outcome.outcome == "triage", outcome
+    return outcome.subject_id
+
+
+def test_notices_in_triage_naming_the_file_are_erased_with_it(
+    service: AkteService, settings: Settings
+) -> None:
+    """Also when they name other candidate files; not those recorded on another file."""
+    records = build_person(service, settings)
+    alone = _triage(service, "Ksawera", "Geheimweg 3, 12345 Musterstadt")
+    namesake = service.open_case(
+        office_id=OFFICE,
+        master_data=MasterData(SURNAME, "Bożena", BIRTH, "POL", "K3Z8W1Q5", None),
+        by="sb-01",
+    ).case_id
+    shared = _triage(service, "Ksawera", "Verborgene Gasse 9, 12345 Musterstadt")
+    decided = _triage(service, "Bożena", "Lindenallee 4, 12345 Musterstadt")
+    for notice_id in (alone, shared, decided):
+        assert str(records.case_id) in service.notices.get_notice(notice_id).candidate_case_ids
+    assert len(service.notices.get_notice(shared).candidate_case_ids) == 2
+    service.notices.resolve_notice(
+        decided, by="sb-01", resolution="recorded_on_case_file", case_id=namesake
+    )
+
+    # Possibly another candidate's: erased with the file, never exported to this person.
+    export = subject_access(service, None, records.case_id, requested_by="dsb-01").document
+    assert export["registration_notices"] == []
+    erase(service, records)
+
+    keys = data_keys_of(service)
+    for notice_id in (alone, shared):
+        assert not keys.has_key(str(notice_id))
+        erased = service.notices.get_notice(notice_id)
+        assert erased.person.surname == REDACTED_TEXT
+        assert erased.person.given_names == REDACTED_TEXT
+        assert is_redacted(erased.person.date_of_birth)
+        assert erased.changes.address == REDACTED_TEXT
+        assert erased.resolution is None  # still in triage, for a caseworker to dismiss
+    linked = service.data_protection.linked_records(records.case_id)
+    assert sorted(linked.notices_naming_the_file) == sorted([str(alone), str(shared)])
+    kept = service.notices.get_notice(decided)
+    assert (kept.person.surname, kept.changes.address) == (
+        SURNAME,
+        "Lindenallee 4, 12345 Musterstadt",
+    )
+    # An erased notice is never recorded on a file (its values read "[gelöscht]").
+    with pytest.raises(NoticeErased):
+        service.notices.resolve_notice(
+            shared, by="sb-01", resolution="recorded_on_case_file", case_id=namesake
+        )
+    service.notices.resolve_notice(shared, by="sb-01", resolution="dismissed")
+    assert service.get_case(namesake).master_data.address == "Lindenallee 4, 12345 Musterstadt"
