@@ -173,8 +173,10 @@ ACTIVITIES: Final = {
         data_subjects="Personen, die einen Termin buchen oder für die er gebucht wird",
         recipients="E-Mail-Versand über den Mailserver der Behörde",
         retention=(
-            "mit der Akte, wenn der Termin mit ihr verknüpft ist; sonst Frist nicht "
-            "umgesetzt, von der oder dem Datenschutzbeauftragten festzulegen"
+            "mit der Akte, wenn der Termin mit ihr verknüpft, mit ihrer Nummer gebucht, "
+            "auf ihr wahrgenommen, einem Wartelisteneintrag derselben Person angeboten "
+            "oder online mit dem Personenschlüssel derselben Person gebucht wurde; sonst "
+            "Frist nicht umgesetzt, von der oder dem Datenschutzbeauftragten festzulegen"
         ),
     ),
     "RegistrationNotice": Activity(
@@ -187,8 +189,10 @@ ACTIVITIES: Final = {
         data_subjects="Personen, über die eine Meldebehörde eine Mitteilung schickt",
         recipients="keine außerhalb der Behörde",
         retention=(
-            "mit der Akte, der die Mitteilung zugeordnet wurde; eine nicht zugeordnete "
-            "oder verworfene Mitteilung: Frist nicht umgesetzt, von der oder dem "
+            "mit der Akte, der die Mitteilung zugeordnet wurde, und mit jeder Akte, die "
+            "sie in der Klärung als mögliche Zuordnung nennt (solange sie keiner anderen "
+            "Akte zugeordnet wurde); eine sonst nicht zugeordnete oder verworfene "
+            "Mitteilung: Frist nicht umgesetzt, von der oder dem "
             "Datenschutzbeauftragten festzulegen"
         ),
     ),
@@ -199,7 +203,8 @@ ACTIVITIES: Final = {
         data_subjects="Personen auf der Warteliste",
         recipients="E-Mail-Versand über den Mailserver der Behörde",
         retention=(
-            "mit der Akte, wenn verknüpft; sonst Frist nicht umgesetzt, von der oder dem "
+            "mit der Akte, wenn verknüpft oder mit dem Personenschlüssel derselben "
+            "Person in derselben Behörde; sonst Frist nicht umgesetzt, von der oder dem "
             "Datenschutzbeauftragten festzulegen"
         ),
     ),
