@@ -353,7 +353,8 @@ def _retention_run(args: argparse.Namespace) -> int:
             stores.service,
             stores.views,
             rules,
-            today=args.today or stores.service.clock().date(),
+            # The office's date, not the UTC date: after midnight in Berlin it is the next day.
+            today=args.today or stores.service.deadlines.today(),
             office_ids=args.office,
             apply=args.apply,
             approved_by=approved_by,
