@@ -131,6 +131,7 @@ ACTIVITIES: Final = {
             "moved-away-10y",
             "left-germany-10y",
             "died-5y",
+            "naturalised-10y",
             "entry-consent-only-2y",
         ),
     ),

@@ -9,6 +9,11 @@ many years, on which legal basis) are data, given to the query
 (``adapters/reference/retention-rules.json``, loaded by :mod:`adapters.personal_data.retention`): a
 changed period needs no rebuild. An erased file leaves the list.
 
+Periods are counted as §§ 187, 188 BGB count them (:func:`period_ends_on`): "zehn Jahre
+nach Übernahme" and "nicht innerhalb von zwei Jahren nach Ablauf der Geltungsdauer"
+(§ 68 AufenthV) include the period's last day, so a file is due the day after it
+(:func:`due_on`).
+
 Only non-personal facts are read: event kinds, business times, closure reasons and the
 validity of consents.
 """
@@ -16,7 +21,7 @@ validity of consents.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -66,6 +71,13 @@ TRIGGERS: Final = {
     "entry_consent_lapsed": "consent_lapsed_on",
 }
 """What a retention period may run from (a rule's ``runs_from``), and its column."""
+
+FROM_THE_NEXT_DAY: Final = frozenset({"entry_consent_lapsed"})
+"""Triggers whose date is the last day of something (a consent's validity): the period
+begins at the start of the next day (§ 187 (2) BGB). The others are events in the course
+of their day, which is not counted (§ 187 (1) BGB)."""
+
+_ONE_DAY: Final = timedelta(days=1)
 
 _CLOSURE_COLUMNS: Final = {"died": "died_on", "left": "left_on", "naturalised": "naturalised_on"}
 
@@ -193,7 +205,9 @@ class DueFile:
     legal_basis: str
     legal_ground: str
     runs_from: date
+    """The trigger's date (for an entry consent: the last day it was valid)."""
     due_on: date
+    """The day after the period's last day (:func:`due_on`)."""
     days_overdue: int
 
 
@@ -205,6 +219,60 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
+def period_ends_on(runs_from: str, day: date, years: int) -> date:
+    """The last day of a period of ``years`` running from ``day`` under trigger ``runs_from``.
+
+    From an event (a transfer, a closure) the event's day is not counted (§ 187 (1) BGB):
+    the period ends on the day that corresponds to it by its number (§ 188 (2) BGB), 28
+    February for 29 February in a common year (§ 188 (3) BGB); 10 years from 4 March 2024
+    end on 4 March 2034. From a last day of validity (:data:`FROM_THE_NEXT_DAY`) the period
+    begins the next day (§ 187 (2) BGB) and ends the day before the day corresponding to
+    that beginning (§ 188 (2) BGB): two years after a consent valid until 30 June 2024 run
+    from 1 July 2024 to 30 June 2026, and after one valid until 28 February 2026 to 29
+    February 2028.
+    """
+    if runs_from in FROM_THE_NEXT_DAY:
+        begins = day + _ONE_DAY
+        year = begins.year + years
+        try:
+            corresponding = begins.replace(year=year)
+        except ValueError:  # 29 February in a common year: the period ends on the 28th
+            corresponding = date(year, 3, 1)
+        return corresponding - _ONE_DAY
+    return add_years(day, years)
+
+
+def due_on(rule: RetentionRule, runs_from: date) -> date:
+    """The first day the file may be erased under ``rule``: the day after the period's
+    last day, which the period includes (erasure "nach" the period, § 68 AufenthV)."""
+    return period_ends_on(rule.runs_from, runs_from, rule.period_years) + _ONE_DAY
+
+
+def _due_by(rule: RetentionRule, runs_from: date, today: date) -> bool:
+    try:
+        return due_on(rule, runs_from) <= today
+    except (ValueError, OverflowError):  # due after the last date there is
+        return False
+
+
+def latest_due_by(rule: RetentionRule, today: date) -> date | None:
+    """The latest date a period under ``rule`` may run from and be over by ``today`` (None:
+    no date can be): the exact inverse of :func:`due_on`, which never decreases, also
+    around 29 February. A file is due on ``today`` exactly if its date is on or before
+    this one."""
+    try:
+        day = add_years(today, -rule.period_years)
+    except ValueError:  # before the year 1 + period_years: nothing is due
+        day = date.min
+    while day < date.max and _due_by(rule, day + _ONE_DAY, today):
+        day += _ONE_DAY
+    while not _due_by(rule, day, today):
+        if day == date.min:
+            return None
+        day -= _ONE_DAY
+    return day
+
+
 def due_files(
     views: ViewsStore,
     rules: list[RetentionRule],
@@ -213,13 +281,15 @@ def due_files(
     office_ids: list[str] | None = None,
     limit: int = 1000,
 ) -> list[DueFile]:
-    """Files whose retention period has run out by ``today`` (and that are not erased),
+    """Files whose retention period is over before ``today`` (and that are not erased),
     longest overdue first; a file due under several rules is listed once, under the
     rule that fell due first."""
     due: dict[str, DueFile] = {}
     for rule in rules:
         column = TRIGGERS[rule.runs_from]
-        cutoff = add_years(today, -rule.period_years)
+        cutoff = latest_due_by(rule, today)
+        if cutoff is None:
+            continue
         filters = [Filter(column, "<=", cutoff)]
         if office_ids is not None:
             filters.append(Filter("office_id", "in", list(office_ids)))
@@ -230,11 +300,9 @@ def due_files(
             )
             for row in rows:
                 runs_from = getattr(row, column)
-                due_on = add_years(runs_from, rule.period_years)
-                if due_on > today:
-                    continue
+                file_due_on = due_on(rule, runs_from)
                 known = due.get(row.case_id)
-                if known is None or due_on < known.due_on:
+                if known is None or file_due_on < known.due_on:
                     due[row.case_id] = DueFile(
                         case_id=row.case_id,
                         office_id=row.office_id,
@@ -243,8 +311,8 @@ def due_files(
                         legal_basis=rule.legal_basis,
                         legal_ground=rule.legal_ground,
                         runs_from=runs_from,
-                        due_on=due_on,
-                        days_overdue=(today - due_on).days,
+                        due_on=file_due_on,
+                        days_overdue=(today - file_due_on).days,
                     )
             if cursor is None:
                 break
