@@ -264,6 +264,29 @@ class _SqliteWriter(_SqliteSession):
         self.connection.close()
 
 
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Put the file in WAL mode, once: a file in WAL mode stays in it.
+
+    Switching needs the file to itself, and SQLite answers "database is locked" at once,
+    without waiting out the busy timeout, while another connection writes to a file not
+    yet in WAL mode (waiting could deadlock): a reader opened while the first writer
+    makes the tables of a new file. So the mode is asked first and the switch tried again
+    until the busy timeout has passed."""
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_SECONDS
+    pause = 0.005
+    while True:
+        try:
+            (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
 class SqliteViewsStore:
     """Read models in a SQLite file of their own."""
 
@@ -289,7 +312,7 @@ class SqliteViewsStore:
                 isolation_level=None,  # transactions are explicit (BEGIN IMMEDIATE)
                 check_same_thread=False,  # pooled: one thread at a time uses it
             )
-            connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(connection)
             connection.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as error:
             raise _sqlite_error(error) from None
