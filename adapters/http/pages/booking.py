@@ -59,7 +59,7 @@ from domain.appointments import (
     SlotTaken,
 )
 from domain.errors import InvalidValue
-from domain.values import MAX_EMAIL, require_email
+from domain.values import MAX_EMAIL, require_email, require_lawful_time
 from service import AkteService
 from service_appointment_mails import AppointmentsNotConfigured, ChallengeRefused, SlotBusy
 from service_appointments import MAX_SLOT_DAYS, ServicePointNotFound
@@ -610,11 +610,20 @@ def _summary(resolved: Resolved, language: Language) -> dict[str, str]:
 
 
 def _slot_of(text: str) -> datetime | None:
+    """The slot's start from the form, or None (the page asks for a time again): a time
+    with a zone, in the years and offsets the API takes (a time at the edge of the
+    calendar would overflow when converted to the office's zone)."""
     try:
         start = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return start if start.tzinfo is not None else None
+    if start.tzinfo is None:
+        return None
+    try:
+        require_lawful_time("slot", start)
+    except InvalidValue:
+        return None
+    return start
 
 
 def _details_page(

@@ -325,6 +325,21 @@ def test_the_details_page_summarises_the_slot_and_carries_a_challenge(site: Site
     assert site.http.get("/static/booking/proof-of-work.js").status_code == 200
 
 
+@pytest.mark.parametrize("slot", ["9999-12-31T23:30:00-05:00", "0001-01-01T00:00:00+05:00"])
+def test_a_time_at_the_edge_of_the_calendar_asks_for_a_time_again(site: Site, slot: str) -> None:
+    asked = site.http.get(f"/booking/details?{urlencode({**STUDY, 'slot': slot, 'lang': 'en'})}")
+    assert asked.status_code == 422, asked.text
+    assert asked.headers["content-type"].startswith("text/html")
+    assert "Choose a time" in asked.text
+
+    sent = site.http.post(
+        "/booking/details?lang=en", data=site.solved(site.details_form()) | PERSON | {"slot": slot}
+    )
+    assert sent.status_code == 422, sent.text
+    assert sent.headers["content-type"].startswith("text/html")
+    assert "Choose a time" in sent.text
+
+
 def test_a_successful_booking_is_recorded_and_leads_to_its_status_page(site: Site) -> None:
     form = site.solved(site.details_form()) | PERSON
 
