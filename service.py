@@ -197,7 +197,7 @@ class AkteService(Application[UUID]):
         self.snapshotting_intervals = (  # type: ignore[misc]
             {CaseFile: snapshot_interval} if snapshot_interval else {}
         )
-        self.appointments = Appointments(self, catalogue, appointments)
+        self.appointments = Appointments(self, catalogue, appointments, holidays=holidays)
         self.declarations = CommitmentDeclarations(self)
         self.deadlines = Deadlines(self, holidays=holidays, zone=office_zone)
         self.case_as_of = CaseAsOf(self, zone=office_zone)

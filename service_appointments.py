@@ -30,6 +30,7 @@ from eventsourcing.utils import get_topic
 from domain.acts import Act
 from domain.appointments import (
     ENDED,
+    NO_HOLIDAYS,
     Appointment,
     AppointmentStateConflict,
     AppointmentType,
@@ -54,6 +55,7 @@ from domain.appointments import (
     propose_from_case,
     slot_id,
 )
+from domain.deadlines import HolidayCalendar, NoHolidays
 from domain.errors import InvalidValue, RuleViolation
 from service_appointment_mails import (
     MAIL_USER,
@@ -151,9 +153,17 @@ class Appointments(AppointmentMails):
     """Appointment commands and queries; ``service.appointments``."""
 
     def __init__(
-        self, store: ServiceStore, catalogue: Catalogue, setup: AppointmentSetup | None
+        self,
+        store: ServiceStore,
+        catalogue: Catalogue,
+        setup: AppointmentSetup | None,
+        *,
+        holidays: HolidayCalendar | None = None,
     ) -> None:
+        """``holidays``: the office's public holidays, on which nothing is offered or
+        booked (None: none, for tests that do not care)."""
         super().__init__(store, catalogue, setup)
+        self.holidays: HolidayCalendar = holidays or NoHolidays()
         self._known_points: tuple[UUID, ...] = ()
         """Service points seen in the log so far (this process), and up to where."""
         self._points_scanned_until = 0
@@ -242,7 +252,7 @@ class Appointments(AppointmentMails):
             if day > last:
                 break
             slots = []
-            for start in point.slot_starts(day):
+            for start in point.slot_starts(day, self.holidays):
                 if start <= now:
                     continue
                 slot = self._get(slot_id(point.office_id, point.code, start), Slot)
@@ -322,7 +332,10 @@ class Appointments(AppointmentMails):
             chosen = point.check_fits(appointment_type, situation)
             # In the service point's local time: the day at the counter is its date.
             starts_at = point.local(starts_at)
-            point.check_bookable(starts_at, act.at)
+            # Online, nothing is booked on a public holiday; the office books what its
+            # own calendar holds (a day it opens as an exception, by the counter).
+            closed_on = NO_HOLIDAYS if origin == "office" else self.holidays
+            point.check_bookable(starts_at, act.at, closed_on)
             slot = self._slot(point, starts_at, act)
             slot.take(appointment_id, capacity=point.capacity_at(starts_at, act.at), act=act)
             bookings = self._person_bookings(office_id, key, act)
@@ -907,7 +920,7 @@ class Appointments(AppointmentMails):
             if slot is None:
                 return None
             try:
-                point.check_bookable(slot.starts_at, act.at)
+                point.check_bookable(slot.starts_at, act.at, self.holidays)
             except RuleViolation:
                 return None
             if slot.seats_held >= point.capacity_at(slot.starts_at, act.at):
@@ -979,7 +992,7 @@ class Appointments(AppointmentMails):
         point = self.get_service_point(office_id, code)
         now = self._store.clock()
         today = point.local(now).date()
-        next_free = next_free_slot(point, now, self._seats_held(point))
+        next_free = next_free_slot(point, now, self._seats_held(point), self.holidays)
         return [
             TypeFigures(
                 appointment_type=type_code,
@@ -1048,7 +1061,9 @@ class Appointments(AppointmentMails):
                     self._observed |= {observation_id}
                     continue
                 if not next_free:
-                    next_free.append(next_free_slot(point, act.at, self._seats_held(point)))
+                    next_free.append(
+                        next_free_slot(point, act.at, self._seats_held(point), self.holidays)
+                    )
                 observation = AvailabilityObservation.observe(
                     point=point,
                     type_code=type_code,

@@ -41,6 +41,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.acts import Act
 from domain.case_file import CaseFile, require_code
+from domain.deadlines import HolidayCalendar, NoHolidays
 from domain.errors import InvalidValue, PartNotFound, RuleViolation
 from domain.personal import Personal
 from domain.values import LawfulEvent, require_choice, require_email, require_text
@@ -59,6 +60,8 @@ Origin = Literal["online", "office", "waitlist"]
 MailKind = Literal["confirmation", "reminder", "lapse_notice"]
 MailStatus = Literal["queued", "sent", "failed", "bounced"]
 CancelledBy = Literal["person", "office"]
+NO_HOLIDAYS: Final = NoHolidays()
+"""No public holidays: for listing what a day holds, whatever the day is."""
 LapseReason = Literal["not_confirmed_in_time"]
 ConfirmedVia = Literal["mail_code", "counter"]
 WaitlistLeaveReason = Literal["left", "offer_lapsed", "booked_elsewhere"]
@@ -437,9 +440,11 @@ class ServicePoint(Aggregate):
     def local(self, instant: datetime) -> datetime:
         return instant.astimezone(self.rules.zone)
 
-    def slot_starts(self, day: date) -> list[datetime]:
-        """The starts of the day's slots, in order; none on a closed day."""
-        if day in self.closed_days:
+    def slot_starts(self, day: date, holidays: HolidayCalendar = NO_HOLIDAYS) -> list[datetime]:
+        """The starts of the day's slots, in order; none on a closed day, nor on a public
+        holiday of ``holidays`` (the office's; the default knows none, for listing what
+        was booked on a day whatever it is)."""
+        if day in self.closed_days or holidays.is_holiday(day):
             return []
         zone = self.rules.zone
         step = timedelta(minutes=self.rules.slot_minutes)
@@ -464,8 +469,11 @@ class ServicePoint(Aggregate):
             return self.rules.counters
         return self.rules.counters - self.rules.same_day_counters
 
-    def check_bookable(self, starts_at: datetime, now: datetime) -> None:
-        """A slot of the calendar, in the future and released."""
+    def check_bookable(
+        self, starts_at: datetime, now: datetime, holidays: HolidayCalendar = NO_HOLIDAYS
+    ) -> None:
+        """A slot of the calendar, in the future and released, not on a public holiday of
+        ``holidays`` (the office is closed then, without a closure recorded)."""
         local_start = self.local(starts_at)
         today = self.local(now).date()
         if starts_at <= now:
@@ -477,6 +485,8 @@ class ServicePoint(Aggregate):
             )
         if local_start.date() in self.closed_days:
             raise SlotNotBookable("the service point is closed on that day")
+        if holidays.is_holiday(local_start.date()):
+            raise SlotNotBookable("the service point is closed on that day: a public holiday")
         if local_start not in self.slot_starts(local_start.date()):
             raise SlotNotBookable("no slot of this service point starts at that time")
         if self.capacity_at(starts_at, now) == 0:
@@ -1134,6 +1144,10 @@ class Appointment(Aggregate):
     def cancel(self, *, cancelled_by: CancelledBy, reason: str | None, act: Act) -> None:
         if self.status not in HOLDING_A_SEAT or self.status == "checked_in":
             raise AppointmentStateConflict(f"the appointment is {self.status}")
+        if cancelled_by == "person" and act.at >= self.starts_at:
+            # Once begun it was kept or missed: a cancellation now would turn a no-show
+            # into a cancelled booking. The office may still correct it.
+            raise AppointmentStateConflict("the appointment has begun; it cannot be cancelled")
         if reason is not None:
             require_text("reason", reason, max_length=1000, line_breaks=True)
         self._record(self.Cancelled, act, cancelled_by=cancelled_by, reason=reason)
@@ -1727,13 +1741,17 @@ class AvailabilityObservation(Aggregate):
 
 
 def next_free_slot(
-    point: ServicePoint, now: datetime, seats_held: Callable[[datetime], int]
+    point: ServicePoint,
+    now: datetime,
+    seats_held: Callable[[datetime], int],
+    holidays: HolidayCalendar = NO_HOLIDAYS,
 ) -> datetime | None:
-    """The first slot with a seat bookable now (released, in the future, not closed),
-    within the booking horizon; ``seats_held`` says how many seats a start has taken."""
+    """The first slot with a seat bookable now (released, in the future, not closed, not
+    on a public holiday), within the booking horizon; ``seats_held`` says how many seats
+    a start has taken."""
     today = point.local(now).date()
     for offset in range(point.rules.booking_horizon_days + 1):
-        for start in point.slot_starts(today + timedelta(days=offset)):
+        for start in point.slot_starts(today + timedelta(days=offset), holidays):
             if start > now and point.capacity_at(start, now) - seats_held(start) > 0:
                 return start
     return None

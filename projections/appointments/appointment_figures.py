@@ -26,12 +26,14 @@ from datetime import date, datetime, timedelta
 from typing import Final
 
 from domain.appointments import (
+    NO_HOLIDAYS,
     AvailabilityObservation,
     ServicePoint,
     Slot,
     Waitlist,
     next_free_slot,
 )
+from domain.deadlines import HolidayCalendar
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, Page, fetch_page
 from projections.projection import TOTALS_COUNT, CaseRows, Projection, Table, Totals, handlers, on
 from projections.storage import ViewsStore
@@ -329,10 +331,15 @@ class CurrentFigures:
 
 
 def current_figures(
-    views: ViewsStore, *, points: list[ServicePoint], now: datetime
+    views: ViewsStore,
+    *,
+    points: list[ServicePoint],
+    now: datetime,
+    holidays: HolidayCalendar = NO_HOLIDAYS,
 ) -> list[CurrentFigures]:
     """As of ``now``, per service point and type: how many wait and the next free slot
-    (the seats held from the read model, the calendar from the service point)."""
+    (the seats held from the read model, the calendar from the service point, without
+    the office's public ``holidays``)."""
     if not points:
         return []
     waiting = waiting_counts(views, office_id=points[0].office_id)
@@ -345,7 +352,7 @@ def current_figures(
             since=now,
             until=now + timedelta(days=horizon + 2),
         )
-        next_free = next_free_slot(point, now, _counted(held))
+        next_free = next_free_slot(point, now, _counted(held), holidays)
         today = point.local(now).date()
         days = None if next_free is None else (point.local(next_free).date() - today).days
         figures.extend(

@@ -206,6 +206,54 @@ def test_a_closed_day_has_no_slots(service: AkteService, mailer: RecordingMailer
         book(service, local(NEXT_MONDAY, 9))
 
 
+GOOD_FRIDAY = date(2024, 3, 29)
+
+
+def test_a_public_holiday_is_not_offered_nor_booked_online_but_the_office_may_book_it(
+    service: AkteService, mailer: RecordingMailer
+) -> None:
+    """The office's state (Berlin) keeps Good Friday: nothing is offered or booked online
+    that day, without a closure recorded; a caseworker who opens the counter anyway
+    books it as the office."""
+    offer = service.appointments.appointment_offer(
+        office_id=OFFICE, code=POINT, situation=STUDENT, from_day=date(2024, 3, 28), days=5
+    )
+    offered = {day.day: day.slots for day in offer.days}
+    assert offered[date(2024, 3, 28)] != []
+    assert offered[GOOD_FRIDAY] == []
+    assert offered[date(2024, 4, 1)] == []  # Easter Monday, the horizon's last day
+    with pytest.raises(SlotNotBookable, match="public holiday"):
+        book(service, local(GOOD_FRIDAY, 9))
+
+    at_the_counter = service.appointments.book_appointment(
+        office_id=OFFICE,
+        service_point_code=POINT,
+        appointment_type="extend-title",
+        starts_at=local(GOOD_FRIDAY, 9),
+        situation=STUDENT,
+        person=person(1),
+        proof=None,
+        origin="office",
+        by="sb-01",
+    )
+    assert at_the_counter.appointment_id is not None
+
+
+def test_the_person_cannot_cancel_once_the_appointment_has_begun(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    appointment_id, reference = book(service, local(TUESDAY, 9))
+    clock.now = local(TUESDAY, 9, 5)
+    with pytest.raises(AppointmentStateConflict, match="has begun"):
+        service.appointments.cancel_booking(reference)
+    assert service.appointments.booking_status(reference).status == "held"
+    # The office may still correct its list.
+    service.appointments.cancel_appointment(
+        appointment_id, expected_version=None, by="sb-01", cancelled_by="office", reason="Irrtum"
+    )
+    assert service.appointments.booking_status(reference).status == "cancelled"
+
+
 def test_the_limit_is_per_person_not_per_e_mail_address(
     service: AkteService, mailer: RecordingMailer
 ) -> None:

@@ -210,7 +210,12 @@ def figures(
         read_models,
         min_position,
         lambda: Page(
-            appointment_figures.current_figures(read_models.views, points=points, now=now),
+            appointment_figures.current_figures(
+                read_models.views,
+                points=points,
+                now=now,
+                holidays=service.appointments.holidays,
+            ),
             None,
         ),
     )
