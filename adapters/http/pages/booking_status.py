@@ -11,7 +11,8 @@ asks first (``GET``/``POST /booking/status/{reference}/cancel``).
 
 The mails carry a one-click link, ``GET /booking/confirm/{appointment_id}/{code}``: it
 shows the appointment and one button, because mail scanners fetch links and a fetch
-must never confirm; the button posts to the same path.
+must never confirm; the button posts to the same path. A link mangled on its way (the
+id no UUID) shows the same page as an unknown booking, not an error for programs.
 
 The reference is the booking's secret: it is in these paths, so the logs and metrics
 name route templates only (:mod:`adapters.http.middleware`) and ``akte serve`` runs
@@ -312,15 +313,23 @@ def cancel(
 # ------------------------------------------------------------- one-click link
 
 
+def _appointment_id(text: str) -> UUID:
+    """The link's appointment id; a mangled one finds no booking, like a wrong code."""
+    try:
+        return UUID(text)
+    except ValueError:
+        raise BookingNotFound from None
+
+
 def _confirm_page(
     request: Request,
     service: AkteService,
     zone: str,
-    appointment_id: UUID,
+    appointment_id: str,
     code: str,
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    appointment = service.appointments.appointment_by_code(appointment_id, code)
+    appointment = service.appointments.appointment_by_code(_appointment_id(appointment_id), code)
     view = BookingView(appointment.status, appointment)
     shown = _translated(request, errors)
     return render(
@@ -335,7 +344,7 @@ def _confirm_page(
 @router.get(CONFIRM_PATH, response_class=HTMLResponse, name="booking_confirm_page")
 def confirm_page(
     request: Request,
-    appointment_id: UUID,
+    appointment_id: str,
     code: str,
     visitor: Visitor,
     service: ServiceDep,
@@ -351,14 +360,14 @@ def confirm_page(
 @router.post(CONFIRM_PATH, response_class=HTMLResponse)
 def confirm_by_link(
     request: Request,
-    appointment_id: UUID,
+    appointment_id: str,
     code: str,
     visitor: Visitor,
     service: ServiceDep,
     settings: SettingsDep,
 ) -> Response:
     try:
-        service.appointments.confirm_by_link(appointment_id, code)
+        service.appointments.confirm_by_link(_appointment_id(appointment_id), code)
     except BookingNotFound:
         return _not_found(request)
     except (DomainError, SlotBusy):

@@ -7,7 +7,9 @@ where scripts run). ``POST /contact`` (``multipart/form-data``) submits through 
 service command as ``POST /contact-form``, with the same checks of every file by its
 bytes; success is a redirect to ``GET /contact/receipt/{receipt}``, the receipt number in
 large type. A refused submission shows the form again with everything typed kept, and
-names the files to choose again (a browser cannot keep chosen files).
+names the files to choose again (a browser cannot keep chosen files). An address that
+holds no receipt number shows a page that says what to check (``404``), in the visitor's
+language.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import date
 from typing import Annotated, Final
 
 from babel.numbers import format_decimal
-from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -355,7 +357,9 @@ def contact_receipt(request: Request, receipt: str, sender: Sender) -> HTMLRespo
     """The receipt as the redirect named it; nothing of the submission is looked up."""
     symbols = canonical_receipt(receipt)
     if symbols is None:
-        raise HTTPException(status_code=404)
+        return render(
+            request, "contact/not_found.html.j2", status_code=404, offered=languages_of(MODULE)
+        )
     return render(
         request,
         "contact/receipt.html.j2",

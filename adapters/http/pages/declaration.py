@@ -13,7 +13,9 @@ path ``/declaration``) from the submission to the return page, never to the plat
 is shown as the link of the status page ``GET /declaration/status/{reference}``. The
 access log and the metrics name that route by its template, not its path, so the
 reference stays out of them. ``POST /declaration/pay`` (the reference in the form's body)
-starts another payment after one failed.
+starts another payment after one failed. A reference Akte does not know (and ``GET
+/declaration/pay``, which has none) shows a page that says what to check, in the
+visitor's language (``404``), without the reference.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from datetime import date
 from typing import Annotated, Final, cast
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -223,6 +225,16 @@ def _form_page(
     )
 
 
+def _not_found(request: Request) -> HTMLResponse:
+    """An unknown reference: what to check and where to start again, never the reference."""
+    return render(
+        request,
+        "declaration/not_found.html.j2",
+        status_code=404,
+        offered=languages_of(MODULE),
+    )
+
+
 @router.get(DECLARATION_PATH, response_class=HTMLResponse)
 def declaration_form(request: Request, submitter: Submitter) -> HTMLResponse:
     return _form_page(request, {})
@@ -374,7 +386,7 @@ async def pay_declaration(request: Request, payer: Payer, service: ServiceDep) -
     async with request.form(max_files=0, max_fields=10) as form:
         reference, method = form.get("reference"), form.get("method")
     if not isinstance(reference, str) or len(reference) > MAX_REFERENCE:
-        raise HTTPException(status_code=404)
+        return _not_found(request)
     chosen: PaymentMethod = "visa"
     for code in METHODS:
         if code == method:
@@ -382,7 +394,7 @@ async def pay_declaration(request: Request, payer: Payer, service: ServiceDep) -
     try:
         await run_in_threadpool(service.declarations.find_declaration_by_reference, reference)
     except DeclarationNotFound:
-        raise HTTPException(status_code=404) from None
+        return _not_found(request)
     pay_at = await run_in_threadpool(
         _start_payment, request, service, reference, chosen, _acting(payer)
     )
@@ -390,11 +402,21 @@ async def pay_declaration(request: Request, payer: Payer, service: ServiceDep) -
     return _remember(RedirectResponse(target, status_code=303), request, reference)
 
 
-def _own(service: AkteService, reference: str) -> CommitmentDeclaration:
+@router.get(PAY_PATH, response_class=HTMLResponse)
+def pay_without_reference(request: Request, payer: Payer) -> HTMLResponse:
+    """The pay form's address opened by itself (the language switch of its answer, a
+    reload): it carries no reference, so it finds no declaration."""
+    return _not_found(request)
+
+
+def _own(service: AkteService, reference: str) -> CommitmentDeclaration | None:
+    """The declaration of ``reference``; ``None``: no declaration has it."""
+    if len(reference) > MAX_REFERENCE:
+        return None
     try:
         declaration_id: UUID = service.declarations.find_declaration_by_reference(reference)
     except DeclarationNotFound:
-        raise HTTPException(status_code=404) from None
+        return None
     return service.declarations.get_declaration(declaration_id)
 
 
@@ -417,14 +439,7 @@ def return_from_payment(
     """Back from the platform: the payment as the platform's signed notification told
     Akte; the ``status`` the platform appends to the URL is not trusted."""
     reference = request.cookies.get(REFERENCE_COOKIE)
-    declaration = None
-    if reference is not None and len(reference) <= MAX_REFERENCE:
-        try:
-            declaration = service.declarations.get_declaration(
-                service.declarations.find_declaration_by_reference(reference)
-            )
-        except DeclarationNotFound:
-            declaration = None
+    declaration = _own(service, reference) if reference is not None else None
     outcome = "unknown"
     if declaration is not None and reference is not None:
         payment = next(
@@ -457,9 +472,9 @@ def return_from_payment(
 def declaration_status(
     request: Request, reference: str, reader: StatusReader, service: ServiceDep
 ) -> HTMLResponse:
-    if len(reference) > MAX_REFERENCE:
-        raise HTTPException(status_code=404)
     declaration = _own(service, reference)
+    if declaration is None:
+        return _not_found(request)
     language = _language(request)
     return render(
         request,

@@ -367,6 +367,41 @@ def test_a_link_with_a_wrong_code_finds_nothing(office: Office) -> None:
 
 
 @pytest.mark.parametrize(
+    ("language", "query", "headers", "heading"),
+    [
+        ("de", "?lang=de", {}, "Wir finden diese Buchung nicht"),
+        ("en", "", {"accept-language": "en-GB,en;q=0.8"}, "We cannot find this booking"),
+    ],
+    ids=["de", "en"],
+)
+def test_a_mangled_mail_link_says_what_to_check(
+    office: Office, language: str, query: str, headers: dict[str, str], heading: str
+) -> None:
+    reference = office.book()
+    link = office.mails.link_of(office.mails.sent[0]).split("?")[0]
+    appointment_id = link.split("/")[3]
+    mangled = (
+        "/booking/confirm/not-a-uuid/ABCD2345",
+        link.replace(appointment_id, appointment_id[:20]),  # cut short by a mail program
+        link.replace(appointment_id, appointment_id + "%3E"),  # the mail's bracket kept
+    )
+    for path in mangled:
+        for method in ("GET", "POST"):
+            response = office.http.request(method, path + query, headers=headers)
+
+            assert response.status_code == 404, (method, path)
+            assert response.headers["content-type"].startswith("text/html")
+            assert response.headers["content-language"] == language
+            assert f'<html lang="{language}" dir="ltr">' in response.text
+            main = re.search(r"<main\b[^>]*>(.*)</main>", response.text, re.DOTALL)
+            assert main is not None
+            assert f"<h1>{heading}</h1>" in main.group(1)
+            assert '<a href="/booking">' in main.group(1)  # where to start again
+            assert appointment_id[:20] not in main.group(1)
+    assert office.service.appointments.booking_status(reference).status == "held"
+
+
+@pytest.mark.parametrize(
     ("language", "subject", "words"),
     [
         ("de", "Bitte bestätigen Sie Ihren Termin", "Oder bestätigen Sie mit einem Klick"),

@@ -312,6 +312,30 @@ def test_a_receipt_that_cannot_be_one_is_not_found(browser: TestClient) -> None:
     assert browser.get("/contact/receipt/nonsense").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("language", "query", "headers", "heading"),
+    [
+        ("de", "?lang=de", {}, "Diese Adresse enthält keine Eingangsnummer"),
+        ("en", "", {"accept-language": "en-GB,en;q=0.8"}, "This address holds no receipt number"),
+    ],
+    ids=["de", "en"],
+)
+def test_a_receipt_that_cannot_be_one_shows_a_page_in_the_visitors_language(
+    browser: TestClient, language: str, query: str, headers: dict[str, str], heading: str
+) -> None:
+    response = browser.get(f"/contact/receipt/nonsense{query}", headers=headers)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-language"] == language
+    assert f'<html lang="{language}" dir="ltr">' in response.text
+    main = re.search(r"<main\b[^>]*>(.*)</main>", response.text, re.DOTALL)
+    assert main is not None
+    assert f"<h1>{heading}</h1>" in html.unescape(main.group(1))
+    assert '<a href="/contact">' in main.group(1)  # where to start again
+    assert "nonsense" not in main.group(1)
+
+
 def test_the_contact_page_takes_more_than_the_apis_default_body_limit(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:

@@ -244,6 +244,72 @@ def test_an_unknown_reference_is_not_found(browser: httpx.Client) -> None:
     assert browser.post("/declaration/pay", data={"reference": "A" * 22}).status_code == 404
 
 
+NOT_FOUND_HEADINGS: Final = {
+    "de": "Wir finden diese Verpflichtungserklärung nicht",
+    "en": "We cannot find this declaration",
+}
+# A language asked for in the address, and one only by the browser's preferences.
+ASKED: Final = [("de", "?lang=de", {}), ("en", "", {"accept-language": "en-GB,en;q=0.8"})]
+
+
+def main_of(page: str) -> str:
+    found = re.search(r"<main\b[^>]*>(.*)</main>", page, re.DOTALL)
+    assert found is not None
+    return html.unescape(found.group(1))
+
+
+def assert_not_found_page(
+    response: httpx.Response, language: str, reference: str | None = None
+) -> None:
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-language"] == language
+    assert f'<html lang="{language}" dir="ltr">' in response.text
+    main = main_of(response.text)
+    assert f"<h1>{NOT_FOUND_HEADINGS[language]}</h1>" in main
+    assert '<a href="/declaration">' in main  # where to start again
+    assert reference is None or reference not in main
+
+
+@pytest.mark.parametrize(("language", "query", "headers"), ASKED, ids=["de", "en"])
+def test_an_unknown_status_link_shows_a_page_in_the_visitors_language(
+    browser: httpx.Client, language: str, query: str, headers: dict[str, str]
+) -> None:
+    for reference in ("A" * 22, "B" * 200):
+        response = browser.get(f"/declaration/status/{reference}{query}", headers=headers)
+
+        assert_not_found_page(response, language, reference)
+
+
+@pytest.mark.parametrize(("language", "query", "headers"), ASKED, ids=["de", "en"])
+def test_paying_for_an_unknown_reference_shows_a_page_in_the_visitors_language(
+    browser: httpx.Client, language: str, query: str, headers: dict[str, str]
+) -> None:
+    for body in ({"reference": "A" * 22, "method": "visa"}, {"reference": "B" * 200}, {}):
+        response = browser.post(f"/declaration/pay{query}", data=body, headers=headers)
+
+        assert_not_found_page(response, language, body.get("reference"))
+        assert REFERENCE_COOKIE not in response.headers.get("set-cookie", "")
+    # The page's language switch leads to the same page, not to an error for programs.
+    assert_not_found_page(browser.get(f"/declaration/pay{query}", headers=headers), language)
+
+
+@pytest.mark.parametrize(("language", "query", "headers"), ASKED, ids=["de", "en"])
+def test_the_return_page_with_an_unknown_reference_says_where_to_look(
+    browser: httpx.Client, language: str, query: str, headers: dict[str, str]
+) -> None:
+    for reference in ("A" * 22, "B" * 200):
+        browser.cookies.set(REFERENCE_COOKIE, reference, path="/declaration")
+        page = browser.get(f"/declaration/return{query}", headers=headers)
+
+        assert page.status_code == 200
+        assert page.headers["content-language"] == language
+        title = translations_for(language).gettext("Back from the payment")
+        assert f"<h1>{title}</h1>" in main_of(page.text)
+        assert reference not in page.text
+        assert 'id="status-link"' not in page.text
+
+
 def test_the_return_page_without_the_cookie_says_where_to_look(browser: httpx.Client) -> None:
     page = browser.get("/declaration/return?transaction_id=SI-1&status=paid&lang=en")
 
