@@ -31,11 +31,13 @@ from domain.acts import Act
 from domain.appointments import (
     ENDED,
     NO_HOLIDAYS,
+    AlreadyWaiting,
     Appointment,
     AppointmentStateConflict,
     AppointmentType,
     AvailabilityObservation,
     Booking,
+    BookingLimitReached,
     BookingReference,
     CalendarRules,
     Origin,
@@ -443,6 +445,9 @@ class Appointments(AppointmentMails):
                 raise ChallengeRefused("this challenge has been used; ask for a new one")
             point = self.get_service_point(office_id, service_point_code)
             chosen = point.check_fits(appointment_type, situation)
+            self._check_may_wait(
+                office_id, key, Waitlist.id_for(office_id, point.code, chosen.code)
+            )
             waitlist = self._get(
                 Waitlist.id_for(office_id, point.code, chosen.code), Waitlist
             ) or Waitlist.start(
@@ -914,7 +919,9 @@ class Appointments(AppointmentMails):
         point = self._get(UUID(slot.service_point_id), ServicePoint)
         if point is None:
             return None
-        for _attempt in range(MAX_CHANGE_ATTEMPTS):
+        attempts = 0
+        while attempts < MAX_CHANGE_ATTEMPTS:
+            attempts += 1
             act = self._store.act(TICK_USER, None)
             slot = self._get(UUID(slot_key), Slot)
             if slot is None:
@@ -929,14 +936,24 @@ class Appointments(AppointmentMails):
             if first is None:
                 return None
             waitlist, entry = first
+            bookings = self._person_bookings(point.office_id, entry.person_key, act)
+            if len(bookings.open) >= self.appointment_setup.bookings_per_person:
+                # Booked as many appointments elsewhere as one person may hold since
+                # joining: taken off the list, and the seat goes to the next in line.
+                entry.leave("booked_elsewhere", act)
+                waitlist.leave(entry.id, "booked_elsewhere", act)
+                try:
+                    self._save(waitlist, entry)
+                except IntegrityError:
+                    continue  # changed meanwhile: look again (an attempt)
+                attempts -= 1  # one fewer waiting: not an attempt lost to a race
+                continue
             appointment_id = self._store.new_personal_id()
             slot.take(appointment_id, capacity=point.capacity_at(slot.starts_at, act.at), act=act)
             chosen = point.types.get(entry.appointment_type)
             if chosen is None:
                 return None
-            bookings = self._person_bookings(point.office_id, entry.person_key, act)
-            # An offer counts as an open booking but is not refused at the limit: the
-            # person asked for it before they booked anything else.
+            # Below the limit (checked above): the offer counts as an open booking.
             bookings.count(appointment_id, limit=len(bookings.open) + 1, act=act)
             held_until, reminder_at = point.hold_times(act.at, slot.starts_at)
             appointment = Appointment.book(
@@ -968,6 +985,37 @@ class Appointments(AppointmentMails):
             run = self._send_mails(appointment_id)
             return run.position or position
         return None
+
+    def _check_may_wait(self, office_id: str, person_key: str, waitlist_id: UUID) -> None:
+        """A person waits once per list, and their open bookings and places on the
+        office's lists together stay within the limit per person: else the waitlist would
+        hand them more seats than they may book."""
+        waiting = self._waiting_entries(office_id, person_key)
+        if any(entry.waitlist_id == str(waitlist_id) for entry in waiting):
+            raise AlreadyWaiting("this person is on this waitlist already")
+        bookings = self._get(PersonBookings.id_for(office_id, person_key), PersonBookings)
+        held = 0 if bookings is None else len(bookings.open)
+        limit = self.appointment_setup.bookings_per_person
+        if held + len(waiting) >= limit:
+            raise BookingLimitReached(
+                f"one person may hold {limit} open bookings and places on waitlists at "
+                "this office; cancel one or wait until it has taken place"
+            )
+
+    def _waiting_entries(self, office_id: str, person_key: str) -> list[WaitlistEntry]:
+        """The person's entries still waiting on the office's lists (an offered seat is a
+        booking, counted as such)."""
+        found: list[WaitlistEntry] = []
+        for point in self.service_points(office_id):
+            for code in sorted(point.types):
+                waitlist = self._get(Waitlist.id_for(office_id, point.code, code), Waitlist)
+                if waitlist is None:
+                    continue
+                for entry_id in waitlist.waiting:
+                    entry = self._get(UUID(entry_id), WaitlistEntry)
+                    if entry is not None and entry.person_key == person_key:
+                        found.append(entry)
+        return found
 
     def _first_waiting(self, point: ServicePoint) -> tuple[Waitlist, WaitlistEntry] | None:
         best: tuple[Waitlist, WaitlistEntry] | None = None

@@ -121,6 +121,12 @@ class BookingLimitReached(RuleViolation):
     code = "booking-limit-reached"
 
 
+class AlreadyWaiting(RuleViolation):
+    """The person waits on this list already: one place per person and list."""
+
+    code = "already-waiting"
+
+
 class MailNotFound(PartNotFound):
     code = "mail-not-found"
 

@@ -12,6 +12,7 @@ import pytest
 
 import adapters.cli.main as cli
 from domain.appointments import (
+    AlreadyWaiting,
     Appointment,
     AppointmentStateConflict,
     AppointmentTypeDoesNotFit,
@@ -402,6 +403,52 @@ def test_a_freed_seat_goes_to_the_waitlist_in_order(
     assert second.status == "held"
     assert second.appointment is not None
     assert second.appointment.starts_at == starts
+
+
+def join(service: AkteService, n: int, type_code: str = "extend-title") -> str:
+    reference = service.appointments.join_waitlist(
+        office_id=OFFICE,
+        service_point_code=POINT,
+        appointment_type=type_code,
+        situation=STUDENT,
+        person=person(n),
+        proof=proof(service),
+        by="public",
+    ).reference
+    assert reference is not None
+    return reference
+
+
+def test_the_waitlist_hands_out_no_more_than_the_limit_per_person(
+    service: AkteService, mailer: RecordingMailer
+) -> None:
+    """Bookings and places on waitlists together stay within the limit (2 here): the
+    list takes a person once, not at the limit, and a person who booked up to it since
+    joining is passed over when a seat frees."""
+    limit = service.appointments.appointment_setup.bookings_per_person
+    assert limit == 2
+    join(service, 1)
+    with pytest.raises(AlreadyWaiting):
+        join(service, 1)
+    book(service, local(TUESDAY, 9), n=2)
+    book(service, local(TUESDAY, 9, 30), n=2)
+    with pytest.raises(BookingLimitReached, match="places on waitlists"):
+        join(service, 2)  # two bookings: no place on a list besides
+
+    # Person 1 books once more while waiting: one booking and one place, at the limit.
+    book(service, local(TUESDAY, 10), n=1)
+    passed_over = join(service, 3)  # a second person in line
+    _seat, freed = book(service, local(NEXT_MONDAY, 9), n=4)
+    book(service, local(NEXT_MONDAY, 10), n=1)  # person 1: two bookings now
+    service.appointments.cancel_booking(freed)
+
+    assert service.appointments.booking_status(passed_over).status == "held"
+    assert (
+        service.appointments.waitlist_length(
+            office_id=OFFICE, code=POINT, appointment_type="extend-title"
+        )
+        == 0
+    )  # person 1 was taken off the list (booked elsewhere), person 3 got the seat
 
 
 def test_the_offer_from_the_waitlist_is_written_in_the_language_the_person_joined_in(

@@ -14,6 +14,7 @@ import importlib
 import inspect
 import pkgutil
 import typing
+from dataclasses import replace
 from datetime import date
 from typing import Any, Final, Literal, cast
 from uuid import UUID, uuid4
@@ -414,6 +415,11 @@ def test_the_persons_online_bookings_and_waitlist_offers_are_erased_with_the_fil
     """A seat offered to the person's waitlist entry (joined online: no file id) and the
     person's own online bookings, never linked to the file, are the person's too."""
     records = build_person(service, settings)
+    # Room for the seat offered besides the person's bookings (the limit also takes a
+    # person at it off the waitlist).
+    service.appointments.configure_appointments(
+        replace(service.appointments.appointment_setup, bookings_per_person=4)
+    )
 
     def book(who: Person, hour: int, minute: int = 0) -> AppointmentRecorded:
         return service.appointments.book_appointment(
