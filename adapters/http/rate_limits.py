@@ -67,6 +67,8 @@ DOORS: Final = (
     Door(
         "lookups",
         frozenset({"GET", "POST"}),
+        # The declaration's pay and return pages look it up by its reference too.
+        paths=("/declaration/pay", "/declaration/return"),
         prefixes=(
             "/appointments/bookings/own",
             "/commitment-declarations/own",

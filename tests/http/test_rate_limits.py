@@ -55,6 +55,8 @@ def _events(service: AkteService) -> int:
         ("bookings", "POST", "/appointments/bookings", {}),
         ("lookups", "GET", "/appointments/bookings/own", None),
         ("lookups", "GET", "/commitment-declarations/own", None),
+        ("lookups", "POST", "/declaration/pay", None),
+        ("lookups", "GET", "/declaration/return", None),
     ],
 )
 def test_a_burst_from_one_address_is_refused_after_the_rate(
