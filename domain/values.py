@@ -335,7 +335,12 @@ SCANNED_LEGACY_FILE_KIND: Final = "legacy-file-scan"
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 MAX_EMAIL: Final = 254
 MAX_FILE_NAME: Final = 255
-_UNSAFE_IN_FILE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+_UNSAFE_IN_FILE_NAME = re.compile(
+    # Separators, control characters, and the marks that reorder text when shown
+    # ("\u202egnp.pdf" displays as "fdp.png"): a name shown to a caseworker must read
+    # as it is.
+    r"[/\\\x00-\x1f\x7f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def require_email(field: str, value: str) -> None:
@@ -356,5 +361,6 @@ def require_file_name(field: str, value: str) -> None:
     # Without separators, ".." can only traverse as the whole name.
     if _UNSAFE_IN_FILE_NAME.search(value) or value.strip() in (".", ".."):
         raise InvalidValue(
-            field, "must be a plain file name: no path, '..', NUL or control characters"
+            field,
+            "must be a plain file name: no path, '..', NUL, control characters or direction marks",
         )

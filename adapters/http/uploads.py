@@ -1,10 +1,10 @@
 """What the upload and download routes share: checking uploads, serving verified content.
 
 An upload is checked completely before anything is stored: its name (a plain file name,
-no path, no NUL or control characters), its size, and what it is by its bytes (PDF, JPEG
-or PNG; the declared content type and the name's extension are ignored). Every refusal
-is a problem naming the file by its position (``files.2``), never by its name, which may
-hold personal data.
+no path, no NUL, control characters or direction marks), its size, and what it is by its
+bytes (PDF, JPEG or PNG; the declared content type and the name's extension are ignored).
+Every refusal is a problem naming the file by its position (``files.2``), never by its
+name, which may hold personal data.
 
 Downloads are verified against the hash and size the event recorded before the first byte
 is sent; the bytes are streamed in chunks, and checked again as they go.
@@ -70,7 +70,8 @@ UPLOAD_PROBLEMS: Final[dict[int | str, dict[str, Any]]] = {
     ),
     422: _problem(
         "A field is invalid, or a file is empty, unreadable or has an unsafe name (a path, "
-        "NUL or control characters); `errors` or `detail` names it; nothing was stored."
+        "NUL, control characters or direction marks); `errors` or `detail` names it; "
+        "nothing was stored."
     ),
     503: _problem("The event store or the document store is unavailable; nothing was recorded."),
 }

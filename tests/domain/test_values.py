@@ -14,6 +14,7 @@ from domain.errors import InvalidValue
 from domain.read_access import ReadAccess
 from domain.values import (
     require_aware,
+    require_file_name,
     require_lawful_value,
     require_printable,
     require_text,
@@ -97,3 +98,17 @@ def test_an_event_with_an_unlawful_value_is_not_made_whatever_the_command() -> N
             act=Act(by="au-01", at=NOW, recorded_at=NOW),
         )
     assert refused_read.value.field == "office_id"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["\u202egnp.pdf", "Pass\u2067port.pdf", "a\u200fb.png", "\u061cscan.pdf", "x\u202ay.jpg"],
+)
+def test_a_file_name_with_marks_that_reorder_it_is_refused(name: str) -> None:
+    with pytest.raises(InvalidValue, match="direction marks"):
+        require_file_name("files.0", name)
+
+
+@pytest.mark.parametrize("name", ["Reisepass Seite 1.pdf", "جواز السفر.pdf", "Паспорт.png"])
+def test_file_names_in_any_script_are_kept(name: str) -> None:
+    require_file_name("files.0", name)
