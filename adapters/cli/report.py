@@ -74,6 +74,7 @@ def run_report(args: argparse.Namespace) -> int:
                     args.year,
                     staff=staff_plan_for(settings),
                     recorded_since=settings.report_recorded_since,
+                    today=datetime.now(ZoneInfo(settings.office_time_zone)).date(),
                 )
             except StaffFileError as error:
                 raise CliFailure(EXIT_USAGE, str(error)) from None

@@ -14,7 +14,7 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Final
 from urllib.parse import quote
@@ -224,6 +224,7 @@ def figure_json(report: YearlyReport, figure: Figure) -> JsonDict:
             name: {item: _plain(value) for item, value in items.items()}
             for name, items in figure.breakdowns.items()
         },
+        "breakdown_units": {name: figure.unit_of(name) for name in figure.breakdowns},
         "definition": figure.definition,
         "drill_down": drill_down_link(report, figure),
     }
@@ -237,6 +238,8 @@ def report_json(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> Json
         "year": report.year,
         "previous_year": report.year - 1,
         "position": report.position,
+        "provisional": report.provisional,
+        "as_of": None if report.as_of is None else report.as_of.isoformat(),
         "notes": list(report.notes),
         "summary": german_summary(report, subject=subject),
         "figures": [figure_json(report, figure) for figure in report.figures],
@@ -276,6 +279,7 @@ def report_csv(report: YearlyReport) -> str:
             figure: Figure = figure,
             recorded: str = recorded,
         ) -> dict[str, str]:
+            unit = figure.unit_of(breakdown) if breakdown else figure.unit
             return {
                 "section": figure.section,
                 "key": figure.key,
@@ -285,7 +289,7 @@ def report_csv(report: YearlyReport) -> str:
                 "month": month,
                 "value": _csv_number(value),
                 "previous": _csv_number(previous),
-                "unit": figure.unit,
+                "unit": unit,
                 "recorded": recorded,
             }
 
@@ -427,6 +431,9 @@ def german_summary(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> s
     were not recorded are named as such, never counted as 0.
     """
     figures = {figure.key: figure for figure in report.figures if figure.section == "balance"}
+    if report.as_of is not None:
+        # Part of a year is no match for the whole year before: no comparison at all.
+        figures = {key: replace(figure, previous=None) for key, figure in figures.items()}
 
     def recorded(key: str) -> Figure | None:
         figure = figures.get(key)
@@ -518,6 +525,14 @@ def german_summary(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> s
 
     in_year = f" im Jahr {report.year}"
     sentences: list[str] = []
+    provisional = ""
+    if report.as_of is not None:
+        in_year += " bisher"
+        provisional = (
+            f"Vorläufig, Stand {german_date(report.as_of)}: Das Jahr {report.year} läuft "
+            "noch; die Zahlen umfassen nur einen Teil des Jahres und werden nicht mit dem "
+            "Vorjahr verglichen. "
+        )
     head_count = _head_count_sentence(
         report, subject, recorded("staff_posts"), recorded("staff_at_work")
     )
@@ -548,8 +563,8 @@ def german_summary(report: YearlyReport, *, subject: str = DEFAULT_SUBJECT) -> s
         verb = "ist" if singular else "sind"
         sentences.append(f"Für {report.year} nicht erfasst {verb} {_join(missing)}; {rest}")
     if not sentences:
-        return f"Für {report.year} liegen keine Zahlen vor."
-    return " ".join(sentences)
+        return f"{provisional}Für {report.year} liegen keine Zahlen vor."
+    return provisional + " ".join(sentences)
 
 
 # --------------------------------------------------------------------- HTML
@@ -897,7 +912,9 @@ def _breakdown_chart(
             *ordered[: _MAX_ITEMS - 1],
             (f"übrige ({len(rest)})", sum(value for _, value in rest)),
         ]
-    total = sum(value for _, value in ordered)
+    # Paid and refunded are no parts of one whole: no share of their sum.
+    total = 0.0 if name in figure.not_parts else sum(value for _, value in ordered)
+    unit = figure.unit_of(name)
     width, row_h, label_w, text_w = 460, 26, 150, 150
     bars_w = width - label_w - text_w
     scale = max([value for _, value in ordered] + [0.0]) or 1.0
@@ -905,7 +922,7 @@ def _breakdown_chart(
     for index, (item, value) in enumerate(ordered):
         y = 3 + index * row_h
         share = f" ({german_number(100 * value / total, 1)} %)" if total > 0 else ""
-        text = format_value(value, figure.unit) + share
+        text = format_value(value, unit) + share
         bar = _HorizontalBar(
             css="now",
             x=label_w,

@@ -68,6 +68,23 @@ def nearest_rank(histogram: Mapping[int, int], percent: int) -> int | None:
     raise AssertionError("unreachable: the ranks add up to the count")
 
 
+def median(histogram: Mapping[int, int]) -> float | None:
+    """The middle value, or the mean of the two middle values for an even count."""
+    count = sum(histogram.values())
+    if count == 0:
+        return None
+
+    def at_rank(rank: int) -> int:
+        seen = 0
+        for value in sorted(histogram):
+            seen += histogram[value]
+            if seen >= rank:
+                return value
+        raise AssertionError("unreachable: the ranks add up to the count")
+
+    return (at_rank((count + 1) // 2) + at_rank(count // 2 + 1)) / 2
+
+
 def figures_of(tally: YearTally, *, year: int, office_id: str, backlog: int) -> dict[str, Any]:
     processed = sum(tally.processed_outcomes.values())
     digital = sum(tally.processed_channels[channel] for channel in DIGITAL_CHANNELS)
@@ -119,7 +136,7 @@ def figures_of(tally: YearTally, *, year: int, office_id: str, backlog: int) -> 
         "civil_registry_inquiries": tally.inquiries["civil_registry"],
         "naturalisation_inquiries": tally.inquiries["naturalisation"],
         "backlog_at_year_end": backlog,
-        "days_to_decision_median": nearest_rank(tally.days, 50),
+        "days_to_decision_median": median(tally.days),
         "days_to_decision_p90": nearest_rank(tally.days, 90),
     }
 

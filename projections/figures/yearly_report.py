@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final, Literal
 
 from domain.values import DIGITAL_CHANNELS
@@ -127,6 +127,11 @@ class Figure:
     breakdowns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     """Named breakdowns of the value, e.g. ``{"Art": {"eat": 11000, ...}}``."""
     drill_down: DrillDown | None = None
+    breakdown_units: Mapping[str, Unit] = field(default_factory=dict)
+    """The unit of a breakdown's items where it is not the figure's (the number of
+    payments behind an amount in euros: ``count``)."""
+    not_parts: frozenset[str] = frozenset()
+    """Breakdowns whose items are no parts of one whole (paid and refunded): no shares."""
     section: Literal["balance", "management", "workload"] = "balance"
     """The published balance, or what the office's management looks at besides
     (``workload``: the figures of :attr:`YearlyReport.workload`)."""
@@ -134,6 +139,10 @@ class Figure:
     @property
     def recorded(self) -> bool:
         return self.value is not None
+
+    def unit_of(self, breakdown: str) -> Unit:
+        """The unit of the items of ``breakdown``."""
+        return self.breakdown_units.get(breakdown, self.unit)
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,13 @@ class YearlyReport:
     workload: tuple[Figure, ...] = ()
     """The workload section (:func:`workload_figures`): apart from ``figures``, whose
     every count drills down to the events it counts."""
+    as_of: date | None = None
+    """Set while the year is still running: the day the provisional figures stand at
+    (they cover part of the year and compare with the whole year before)."""
+
+    @property
+    def provisional(self) -> bool:
+        return self.as_of is not None
 
     def figure(self, key: str) -> Figure:
         for figure in self.figures:
@@ -296,6 +312,25 @@ def _percentile(histogram: Mapping[Any, int], share: float) -> float | None:
     raise AssertionError("unreachable: the ranks add up to the total")
 
 
+def _median(histogram: Mapping[Any, int]) -> float | None:
+    """The median: the middle value, or the mean of the two middle values for an even
+    count (10 and 20 days: 15), as :func:`statistics.median` says it."""
+    counts = sorted((int(days), count) for days, count in histogram.items() if int(days) >= 0)
+    total = sum(count for _, count in counts)
+    if total == 0:
+        return None
+
+    def at_rank(rank: int) -> int:
+        seen = 0
+        for days, count in counts:
+            seen += count
+            if seen >= rank:
+                return days
+        raise AssertionError("unreachable: the ranks add up to the total")
+
+    return (at_rank((total + 1) // 2) + at_rank(total // 2 + 1)) / 2
+
+
 def _share(part: float, whole: float) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 
@@ -307,6 +342,7 @@ def yearly_report(
     *,
     staff: StaffPlan | None = None,
     recorded_since: int | None = None,
+    today: date | None = None,
 ) -> YearlyReport:
     """The yearly report of ``office_id`` for ``year``, from the statistics read model
     (and the workload read model; ``staff``: posts and people at work, if configured).
@@ -315,7 +351,8 @@ def yearly_report(
     case file back-dated to 2014 does not make the office's appointments "recorded" in
     2014), or, if configured, from ``recorded_since``, the year the office started
     recording all of its work in Akte: a year before that reads "not recorded", never
-    0."""
+    0. ``today`` (the office's date): a report of the running year is provisional, as of
+    that day."""
     if not 1900 <= year <= 9999:
         raise InvalidQuery("year", "must be a year between 1900 and 9999")
     with views.reader() as session:
@@ -335,7 +372,13 @@ def yearly_report(
         figures=figures,
         notes=(YEAR_DEFINITION, CUSTOMERS_DEFINITION),
         position=position,
-        workload=workload,
+        workload=tuple(
+            _as_recorded(figure, _office_recorded_since(totals, recorded_since), year)
+            if figure.key in _COUNTED_WORKLOAD
+            else figure
+            for figure in workload
+        ),
+        as_of=today if today is not None and year >= today.year else None,
     )
 
 
@@ -378,6 +421,17 @@ def _recorded_since(figure: Figure, totals: _Totals, configured: int | None) -> 
     if not firsts:
         return None
     return max(min(firsts), configured) if configured is not None else min(firsts)
+
+
+_COUNTED_WORKLOAD: Final = frozenset(
+    {"workload_actions", "workload_decided", "workload_backlog_assigned"}
+)
+"""The workload figures counted from the log: before it began, not recorded (never 0)."""
+
+
+def _office_recorded_since(totals: _Totals, configured: int | None) -> int | None:
+    """The first year the office as a whole was recorded in (None: never)."""
+    return configured if configured is not None else totals.first_year
 
 
 def _as_recorded(figure: Figure, first: int | None, year: int) -> Figure:
@@ -606,6 +660,8 @@ def _figures(totals: _Totals, year: int) -> tuple[Figure, ...]:
                 },
             },
             drill_down=DrillDown(("commitment_fees_paid", "commitment_fees_refunded")),
+            breakdown_units={FEE_PAYMENTS: "count"},
+            not_parts=frozenset({"Buchung", FEE_PAYMENTS}),
         )
     )
     figures.append(
@@ -667,19 +723,36 @@ def _figures(totals: _Totals, year: int) -> tuple[Figure, ...]:
             section="management",
         )
     )
-    for key, label, share in (
-        ("days_to_decision_median", "Tage vom Eingang bis zur Entscheidung (Median)", 0.5),
-        ("days_to_decision_p90", "Tage vom Eingang bis zur Entscheidung (90. Perzentil)", 0.9),
+
+    def median(histogram: Mapping[Any, int]) -> float | None:
+        return _median(histogram)
+
+    def p90(histogram: Mapping[Any, int]) -> float | None:
+        return _percentile(histogram, 0.9)
+
+    for key, label, statistic, how in (
+        (
+            "days_to_decision_median",
+            "Tage vom Eingang bis zur Entscheidung (Median)",
+            median,
+            "Median (bei gerader Anzahl der Mittelwert der beiden mittleren Werte).",
+        ),
+        (
+            "days_to_decision_p90",
+            "Tage vom Eingang bis zur Entscheidung (90. Perzentil)",
+            p90,
+            "Rangwert (nearest rank).",
+        ),
     ):
         figures.append(
             Figure(
                 key,
                 label,
                 "days",
-                _percentile(totals.days.get((year, "procedures_processed"), {}), share),
-                _percentile(totals.days.get((previous, "procedures_processed"), {}), share),
+                statistic(totals.days.get((year, "procedures_processed"), {})),
+                statistic(totals.days.get((previous, "procedures_processed"), {})),
                 "Über die im Jahr entschiedenen Vorgänge: Kalendertage zwischen dem Tag des "
-                "Eingangs und dem Tag der Entscheidung (Ortszeit), Rangwert (nearest rank).",
+                f"Eingangs und dem Tag der Entscheidung (Ortszeit), {how}",
                 drill_down=DrillDown(("procedures_processed",)),
                 section="management",
             )

@@ -12,7 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -158,7 +158,7 @@ def report_figures(report: YearlyReport) -> dict[str, Any]:
         "civil_registry_inquiries": count("civil_registry_inquiries"),
         "naturalisation_inquiries": count("naturalisation_inquiries"),
         "backlog_at_year_end": count("backlog_at_year_end"),
-        "days_to_decision_median": None if median is None else int(median),
+        "days_to_decision_median": median,
         "days_to_decision_p90": None if p90 is None else int(p90),
     }
 
@@ -263,10 +263,14 @@ def assert_adds_up(figure: Figure, events: list[Any]) -> None:
         assert (paid - refunded) / 100 == figure.value
     elif figure.unit == "days":
         days = sorted(e.days for e in events)
-        share = 0.5 if figure.key.endswith("median") else 0.9
-        rank = max(1, math.ceil(share * len(days)))  # nearest rank
-        expected = float(days[rank - 1]) if days else None
-        assert figure.value == expected, figure.key
+        expected_days: float | None = None
+        if days and figure.key.endswith("median"):
+            # The true median: the mean of the two middle values for an even count.
+            expected_days = (days[(len(days) - 1) // 2] + days[len(days) // 2]) / 2
+        elif days:
+            rank = max(1, math.ceil(0.9 * len(days)))  # p90: nearest rank
+            expected_days = float(days[rank - 1])
+        assert figure.value == expected_days, figure.key
     elif figure.unit == "percent":
         assert figure.key == "digital_share"
 
@@ -321,6 +325,28 @@ def test_a_fact_belongs_to_the_year_of_its_business_time_in_berlin(
     assert in_2025.figure("backlog_at_year_end").value == 1
     assert in_2025.figure("backlog_at_year_end").previous == 1
     assert in_2025.figure("procedures_received").by_month == (1.0,) + (0.0,) * 11
+
+
+def test_the_median_of_an_even_count_is_the_mean_of_the_two_middle_values(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    clock.now = datetime(2025, 2, 3, 9, tzinfo=UTC)
+    received = datetime(2024, 3, 1, 9, tzinfo=UTC)
+    for days in (10, 20):
+        case = CaseDriver.open(service, at=received)
+        number = case("receive_procedure", channel="mail", topic=TOPIC, at=received)
+        case(
+            "decide_procedure",
+            procedure_number=number,
+            outcome="granted",
+            reason=None,
+            at=received + timedelta(days=days),
+        )
+    with engine_for(service, views, STATISTICS) as engine:
+        engine.catch_up()
+    report = yearly_report(views, OFFICE, 2024)
+    assert report.figure("days_to_decision_median").value == 15.0  # not the lower, 10
+    assert report.figure("days_to_decision_p90").value == 20.0  # p90 stays nearest rank
 
 
 def test_each_figure_is_recorded_from_its_own_first_event_or_the_configured_start(

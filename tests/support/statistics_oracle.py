@@ -10,6 +10,7 @@ the event's business time ``at`` in Europe/Berlin.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -66,6 +67,11 @@ def nearest_rank(values: list[int], percent: int) -> int | None:
         return None
     ordered = sorted(values)
     return ordered[math.ceil(percent * len(ordered) / 100) - 1]
+
+
+def median(values: list[int]) -> float | None:
+    """The middle value, or the mean of the two middle values for an even count."""
+    return float(statistics.median(values)) if values else None
 
 
 def naive_figures(service: AkteService, office_id: str, year: int) -> dict[str, Any]:
@@ -213,6 +219,6 @@ def naive_figures(service: AkteService, office_id: str, year: int) -> dict[str, 
             open_at_year_end(case_id, procedure)
             for (case_id, _number), procedure in procedures.items()
         ),
-        "days_to_decision_median": nearest_rank(days, 50),
+        "days_to_decision_median": median(days),
         "days_to_decision_p90": nearest_rank(days, 90),
     }

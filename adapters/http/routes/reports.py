@@ -11,7 +11,7 @@ never personal data.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo
 
@@ -34,12 +34,19 @@ from adapters.http.routes.worklists import Cursor, Limit, MinPosition, ReadModel
 from adapters.reference.catalogue import load_catalogue
 from adapters.reference.staff_plan import StaffFileError, staff_plan_for
 from adapters.reports import yearly_report as report_formats
+from adapters.settings import Settings
 from adapters.views.read_models import ReadModels
 from projections.errors import ProjectionError
 from projections.figures.counted_events import CountedEvents, figure_customers, figure_events
 from projections.figures.workload import StaffPlan
-from projections.figures.yearly_report import FIGURE_KEYS, YearlyReport, yearly_report
+from projections.figures.yearly_report import (
+    FIGURE_KEYS,
+    YearlyReport,
+    recorded_offices,
+    yearly_report,
+)
 from projections.paging import InvalidQuery
+from service import AkteService
 
 CSV_MEDIA_TYPE: Final = "text/csv; charset=utf-8"
 HTML_MEDIA_TYPE: Final = "text/html; charset=utf-8"
@@ -93,15 +100,48 @@ def _office(reader: Principal, office_id: str | None) -> str:
     return office_in_reach(reader, office_id, Permission.REPORT_READ, "reports")
 
 
+def _today(service: AkteService, settings: Settings) -> date:
+    """The office's date, by the service's clock."""
+    return service.clock().astimezone(ZoneInfo(settings.office_time_zone)).date()
+
+
+def _check_year(
+    read_models: ReadModels, office: str, year: int, since: int | None, today: date
+) -> None:
+    """A year in the future or before the office's log began has no figures: refused, as
+    ``akte report`` refuses it, naming the years there are (an office without any
+    recorded figure yet gets its report of "not recorded" for the years up to now)."""
+    if year > today.year:
+        raise HttpProblem(
+            404, "not-found", f"{year} is not recorded: it has not begun (today is {today})"
+        )
+    try:
+        recorded = next(
+            (entry for entry in recorded_offices(read_models.views) if entry.office_id == office),
+            None,
+        )
+    except ProjectionError:
+        raise views_unavailable("the statistics are") from None
+    first = since if since is not None else (None if recorded is None else recorded.first)
+    if first is not None and year < first:
+        raise HttpProblem(
+            404,
+            "not-found",
+            f"{year} is not recorded for office {office}: its report covers {first}-{today.year}",
+        )
+
+
 def _report(
     read_models: ReadModels,
     office: str,
     year: int,
     min_position: int | None,
+    today: date,
     staff: StaffPlan | None = None,
     recorded_since: int | None = None,
 ) -> tuple[YearlyReport, bool]:
     behind = views_behind(read_models, min_position)
+    _check_year(read_models, office, year, recorded_since, today)
     try:
         return (
             yearly_report(
@@ -110,6 +150,7 @@ def _report(
                 year,
                 staff=staff,
                 recorded_since=recorded_since,
+                today=today,
             ),
             behind,
         )
@@ -147,8 +188,9 @@ def yearly(
         staff = staff_plan_for(settings)
     except StaffFileError as error:
         raise HttpProblem(503, "staff-file-invalid", str(error)) from None
+    today = _today(service, settings)
     report, behind = _report(
-        read_models, office, year, min_position, staff, settings.report_recorded_since
+        read_models, office, year, min_position, today, staff, settings.report_recorded_since
     )
     chosen = chosen_format(request, format)
     headers = {"Vary": "Accept", "X-Akte-Position": str(report.position)}
@@ -164,7 +206,7 @@ def yearly(
             settings,
             load_catalogue(),
             report_formats.appointment_type_labels(service.appointments.service_points(office)),
-            datetime.now(ZoneInfo(settings.office_time_zone)).date(),
+            today,
         )
         return Response(
             report_formats.report_html(report, heading=heading),
@@ -183,6 +225,7 @@ def counted_events(
     reader: ReportReader,
     read_models: ReadModelsDep,
     settings: SettingsDep,
+    service: ServiceDep,
     office_id: OfficeQuery = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -202,7 +245,12 @@ def counted_events(
     if key not in FIGURE_KEYS:
         raise HttpProblem(404, "not-found", f"the yearly report has no figure {key}")
     report, behind = _report(
-        read_models, office, year, min_position, recorded_since=settings.report_recorded_since
+        read_models,
+        office,
+        year,
+        min_position,
+        _today(service, settings),
+        recorded_since=settings.report_recorded_since,
     )
     if behind:
         response.headers["X-Akte-Views-Behind"] = "true"
@@ -256,6 +304,8 @@ def customers(
     year: Year,
     reader: ReportReader,
     read_models: ReadModelsDep,
+    settings: SettingsDep,
+    service: ServiceDep,
     office_id: OfficeQuery = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -267,6 +317,9 @@ def customers(
     office = _office(reader, office_id)
     if views_behind(read_models, min_position):
         response.headers["X-Akte-Views-Behind"] = "true"
+    _check_year(
+        read_models, office, year, settings.report_recorded_since, _today(service, settings)
+    )
     try:
         page = figure_customers(read_models.views, office, year, limit=limit, cursor=cursor)
     except InvalidQuery as error:

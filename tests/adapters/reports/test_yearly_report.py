@@ -258,6 +258,8 @@ def test_json_has_the_reports_keys_and_is_json() -> None:
         "year",
         "previous_year",
         "position",
+        "provisional",
+        "as_of",
         "notes",
         "summary",
         "figures",
@@ -279,6 +281,7 @@ def test_json_has_the_reports_keys_and_is_json() -> None:
             "by_month",
             "previous_by_month",
             "breakdowns",
+            "breakdown_units",
             "definition",
             "drill_down",
         }

@@ -199,6 +199,60 @@ def test_unknown_and_unrecorded_figures_and_bad_years(
     assert beyond.status_code == 422
 
 
+def test_a_year_in_the_future_or_before_the_log_is_refused_naming_the_years(
+    client: TestClient, service: AkteService, settings: Settings
+) -> None:
+    position = decided_procedures(service, settings.default_office_id, 3)  # in 2024
+    params = {"min_position": position}
+    for year in (YEAR + 2, 2199, YEAR - 5):  # the clock stands in January 2025
+        for path in ("", "/figures/procedures_processed/events", "/customers"):
+            answer = client.get(
+                f"/reports/yearly/{year}{path}", params=params, headers=head(settings)
+            )
+            assert answer.status_code == 404, (year, path, answer.text)
+            detail = answer.json()["detail"]
+            assert "not recorded" in detail
+            assert "Beispiel" not in answer.text  # no personal data
+    assert (
+        "2024-2025"
+        in client.get(f"/reports/yearly/{YEAR - 5}", headers=head(settings)).json()["detail"]
+    )
+
+
+def test_workload_counts_are_not_recorded_in_the_year_the_log_began_before(
+    client: TestClient, service: AkteService, settings: Settings
+) -> None:
+    position = decided_procedures(service, settings.default_office_id, 3)  # in 2024
+    data = client.get(
+        f"/reports/yearly/{YEAR}", params={"min_position": position}, headers=head(settings)
+    ).json()
+    workload = {figure["key"]: figure for figure in data["workload"]}
+    for key in ("workload_actions", "workload_decided", "workload_backlog_assigned"):
+        assert workload[key]["value"] is not None, key
+        assert workload[key]["previous"] is None, key  # 2023: before the log, not 0
+        assert workload[key]["change"] is None, key
+
+
+def test_the_running_year_is_provisional_and_not_compared_with_a_whole_year(
+    client: TestClient, service: AkteService, settings: Settings
+) -> None:
+    position = decided_procedures(service, settings.default_office_id, 3)  # in 2024
+    answer = client.get(
+        f"/reports/yearly/{YEAR + 1}", params={"min_position": position}, headers=head(settings)
+    )
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert data["provisional"] is True
+    assert data["as_of"] == "2025-01-15"
+    assert data["summary"].startswith("Vorläufig, Stand 15. Januar 2025")
+    assert "Vorjahr:" not in data["summary"]
+    assert "weniger als im Vorjahr" not in data["summary"]
+    past = client.get(f"/reports/yearly/{YEAR}", headers=head(settings)).json()
+    assert past["provisional"] is False
+    assert past["as_of"] is None
+    assert "Vorläufig" not in past["summary"]
+
+
 def test_a_head_of_office_sees_only_their_office_an_auditor_every_office(
     client: TestClient, service: AkteService, settings: Settings
 ) -> None:
