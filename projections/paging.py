@@ -15,9 +15,11 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final, Generic, Literal, TypeVar
 
+from domain.errors import InvalidValue
+from domain.values import require_lawful_day, require_lawful_time
 from projections.projection import Table
 from projections.storage import ColumnType, ViewsStore
 
@@ -120,6 +122,10 @@ def _decoded(raw: Sequence[Any], decoders: Sequence[Callable[[Any], Any] | None]
     ]
 
 
+_MIN_INTEGER: Final = -(2**63)
+_MAX_INTEGER: Final = 2**63 - 1
+
+
 def encode_cursor(worklist: str, key: Sequence[Any]) -> str:
     values = [v.isoformat() if isinstance(v, date | datetime) else v for v in key]
     text = json.dumps([worklist, values], separators=(",", ":"))
@@ -140,18 +146,30 @@ def decode_cursor(cursor: str, worklist: str, types: Sequence[ColumnType]) -> li
 
 
 def _cursor_value(value: Any, column_type: ColumnType) -> Any:
+    """A cursor's value as the store can compare it, or :class:`InvalidCursor`: a client
+    may edit a cursor, so only what a page could have handed out passes (text without NUL
+    or lone surrogates, 64-bit integers, dates and times of 1900-2199)."""
     try:
         if column_type == "text" and isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidCursor
+            value.encode("utf-8")  # a lone surrogate raises
             return value
         if column_type == "integer" and isinstance(value, int) and not isinstance(value, bool):
+            if not _MIN_INTEGER <= value <= _MAX_INTEGER:
+                raise InvalidCursor
             return value
         if column_type == "date" and isinstance(value, str):
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
+            require_lawful_day("cursor", day)
+            return day
         if column_type == "timestamp" and isinstance(value, str):
             parsed = datetime.fromisoformat(value)
             if parsed.tzinfo is not None:
+                require_lawful_time("cursor", parsed)
+                require_lawful_day("cursor", parsed.astimezone(UTC))
                 return parsed
-    except ValueError:
+    except (ValueError, UnicodeEncodeError, OverflowError, InvalidValue):
         pass
     raise InvalidCursor
 

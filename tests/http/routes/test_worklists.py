@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -189,3 +191,41 @@ def test_an_untriaged_submission_is_listed_until_it_is_dismissed(
     assert item["submission_id"] == str(first.submission_id)
     assert item["file_count"] == 1
     assert "Bitte" not in response.text  # no message text on the list
+
+
+def _cursor_values(cursor: str) -> list[Any]:
+    decoded: list[Any] = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    return decoded
+
+
+def _cursor(content: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(content).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("index", "edited"),
+    [(2, 10**30), (2, -(10**30)), (1, "\ud800"), (1, "a\x00b"), (0, "0001-01-01T00:00:00+14:00")],
+)
+def test_an_edited_cursor_is_refused_as_no_cursor_of_the_list(
+    client: TestClient, service: AkteService, settings: Settings, index: int, edited: object
+) -> None:
+    """A cursor is base64 JSON a client can change: a value no page hands out (too big a
+    number, a lone surrogate, NUL, a time at the edge of the calendar) is a 422."""
+    for _ in range(2):
+        received_procedure(service, settings.default_office_id)
+    caseworker = bearer(settings, "sb-01", Role.CASEWORKER)
+    position = service.recorder.max_notification_id()
+    first = client.get(
+        "/worklists/unassigned-procedures",
+        params={"limit": 1, "min_position": position},
+        headers=caseworker,
+    ).json()
+    name, values = _cursor_values(first["next_cursor"])
+    values[index] = edited
+    edited_page = client.get(
+        "/worklists/unassigned-procedures",
+        params={"limit": 1, "cursor": _cursor([name, values])},
+        headers=caseworker,
+    )
+    assert edited_page.status_code == 422, edited_page.text
+    assert "cursor" in edited_page.json()["detail"]
