@@ -89,10 +89,13 @@ def bearer(
 def client(
     service: AkteService, settings: Settings, issuer: LocalIssuer, issuer_key_file: Path
 ) -> Iterator[TestClient]:
-    """A client that sends USER's token (a team lead of the default office) by default."""
+    """A client that sends USER's token (a team lead of the default office, also its
+    auditor, so that the events it checks show their personal fields) by default."""
     app_settings = settings.model_copy(update={"local_issuer_key_path": issuer_key_file})
     app = build_app(app_settings, service)
-    headers = bearer(issuer, office=settings.default_office_id)
+    headers = bearer(
+        issuer, roles=(Role.TEAM_LEAD, Role.AUDITOR), office=settings.default_office_id
+    )
     with TestClient(app, headers=headers) as test_client:
         yield test_client
 

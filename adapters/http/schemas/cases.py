@@ -436,6 +436,10 @@ class EventPublic(BaseModel):
     at: Annotated[datetime, Field(description="Business time.")]
     recorded_at: Annotated[datetime, Field(description="When the system recorded it.")]
     data: dict[str, Any]
+    withheld: Annotated[
+        list[str],
+        Field(description="Personal fields left out for this reader (their names only)."),
+    ] = []
 
 
 class LegalBasisPublic(_Public):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, cast
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from adapters.http.auth.permissions import Permission, home_office, may_in_office
+from adapters.http.auth.permissions import CaseOffices, Permission, home_office, may_in_office
 from adapters.http.deps import (
     CaseHistoryReader,
     CaseId,
@@ -40,6 +40,7 @@ from adapters.http.schemas.cases import (
     TransferCreate,
 )
 from domain.case_file import CaseFile, MasterData
+from domain.personal import personal_fields
 from service_common import ReferenceNotFound
 
 DEFAULT_EVENT_PAGE: Final = 100
@@ -53,16 +54,25 @@ _EVENT_ENVELOPE_FIELDS: Final = frozenset(
 router = APIRouter(prefix="/cases", tags=["cases"])
 
 
-def _event_public(event: CaseFile.Event) -> EventPublic:
+def _event_public(event: CaseFile.Event, *, with_personal_data: bool) -> EventPublic:
+    """The event's fields; without ``with_personal_data`` its personal fields are left
+    out and named in ``withheld``, as the history leaves them out."""
+    data = {
+        name: value for name, value in vars(event).items() if name not in _EVENT_ENVELOPE_FIELDS
+    }
+    withheld: list[str] = []
+    if not with_personal_data:
+        withheld = sorted(name for name in personal_fields(type(event)) if name in data)
+        for name in withheld:
+            del data[name]
     return EventPublic(
         version=event.originator_version,
         type=type(event).__name__,
         by=event.by,
         at=event.at,
         recorded_at=event.timestamp,
-        data={
-            name: value for name, value in vars(event).items() if name not in _EVENT_ENVELOPE_FIELDS
-        },
+        data=data,
+        withheld=withheld,
     )
 
 
@@ -173,12 +183,17 @@ def list_case_events(
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENT_PAGE)] = DEFAULT_EVENT_PAGE,
 ) -> list[EventPublic]:
-    """The case file's events in order, a page at a time.
+    """The case file's events in order, a page at a time. Personal fields (old names,
+    free-text reasons, notes ...) only for readers with `case.history.personal.read`
+    (auditors, the data protection officer); others get their names in `withheld`, as
+    in the history.
 
     A full page carries `Link: <...>; rel="next"` naming the next page; the last page
     has none. Versions have no gaps and events are never removed, so the cursor stays
     valid for good and a page once read never changes.
     """
+    office_id = cast(CaseOffices, request.app.state.case_offices).office_of(case_id)
+    with_personal_data = may_in_office(reader, Permission.CASE_HISTORY_PERSONAL_READ, office_id)
     events = service.case_events(case_id, after_version=after_version, limit=limit)
     if not events and after_version > 0:
         # The service reports an unknown case only when asked from the start.
@@ -188,7 +203,7 @@ def list_case_events(
             after_version=events[-1].originator_version, limit=limit
         )
         response.headers["Link"] = f'<{next_page}>; rel="next"'
-    return [_event_public(event) for event in events]
+    return [_event_public(event, with_personal_data=with_personal_data) for event in events]
 
 
 @router.post("/{case_id}/master-data/corrections", responses=WRITE_PROBLEMS)
