@@ -6,7 +6,8 @@ number, and each read of the access log itself (``/audit/reads``) is recorded as
 :class:`domain.read_access.ReadAccess` event once the route has produced a successful
 answer and *before* that answer leaves: who (the verified token's subject), when, which
 case file, which route template. A read that cannot be recorded is not served (``503``):
-nobody sees personal data the log does not show. Refused and failed reads (401, 403,
+nobody sees personal data the log does not show; a value of the request the log refuses
+(an office id with control characters) answers ``422``. Refused and failed reads (401, 403,
 404 ...) show nothing and are not recorded.
 
 One rule for a whole subtree rather than a call in each route, so that a route added
@@ -29,6 +30,8 @@ from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import CaseOffices
 from adapters.http.middleware import route_template
 from adapters.http.problems import STORE_RETRY_AFTER_SECONDS, problem_response
+from adapters.http.schemas.cases import FieldErrorPublic
+from domain.errors import InvalidValue
 from service import AkteService
 
 logger = logging.getLogger("akte.read_log")
@@ -119,6 +122,23 @@ class ReadAccessLogMiddleware:
                 if read is not None:
                     try:
                         await run_in_threadpool(self._record, read)
+                    except InvalidValue as error:
+                        # A value of the request (an office id from the query) the log
+                        # refuses: the request's fault, not the store's, and no retry helps.
+                        withheld = True
+                        refused = problem_response(
+                            422,
+                            error.code,
+                            error.message,
+                            errors=[
+                                FieldErrorPublic(
+                                    field=error.field,
+                                    message=error.message.removeprefix(f"{error.field}: "),
+                                )
+                            ],
+                        )
+                        await refused(scope, _no_body, send)
+                        return
                     except Exception as error:
                         withheld = True
                         # The type only: a database error's message may quote values.

@@ -12,6 +12,7 @@ from fastapi import Depends, Query, Request
 from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import Permission, may_in_office
 from adapters.http.problems import HttpProblem
+from adapters.http.schemas.lawful import LawfulDate
 from adapters.settings import Settings
 from adapters.views.read_models import ReadModels
 from adapters.views.replica import read_views_from_replica
@@ -32,7 +33,7 @@ def office_in_reach(
 
 
 OnDay = Annotated[
-    date | None,
+    LawfulDate | None,
     Query(
         description=(
             "The office day the list is for (YYYY-MM-DD); omitted: today in the office's "

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from adapters.bootstrap import build_app
 from adapters.http.auth.identity import Role
+from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.settings import Settings
 from adapters.views.read_models import ReadModels
 from domain.case_file import MasterData
@@ -174,3 +175,73 @@ def test_a_primary_away_when_the_position_is_checked_is_a_503_to_try_again(
     assert response.status_code == 503, response.text
     assert response.json()["type"].endswith("/store-unavailable")
     assert int(response.headers["retry-after"]) > 0
+
+
+def _every_role(settings: Settings) -> dict[str, str]:
+    """A token holding every role, so that each route below is reached."""
+    issuer = LocalIssuer.load_or_create(settings.local_issuer_key_file)
+    token = issuer.issue(user_id="x-01", roles=list(Role), office_id=settings.default_office_id)
+    return {"Authorization": f"Bearer {token}"}
+
+
+EARLIEST_TIME = "0001-01-01T00:00:00+14:00"
+"""Before 1900, and in UTC before the first day Python can make."""
+LATEST_TIME = "9999-12-31T23:59:59-14:00"
+"""After 2199, and in UTC after the last day Python can make."""
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/worklists/deadlines", {"on": "9999-12-31"}),
+        ("/worklists/expiring-documents", {"on": "9999-12-31"}),
+        ("/worklists/my-open-procedures", {"on": "0001-01-01"}),
+        ("/retention/due", {"on": "9999-12-31"}),
+        ("/appointments/day", {"on": "9999-12-31"}),
+        ("/appointments/day", {"day": "0001-01-01"}),
+        ("/appointments/figures/history", {"from": "0001-01-01"}),
+        ("/appointments/figures/history", {"until": "9999-12-31"}),
+        ("/appointments/offers", {"from_day": "9999-12-31"}),
+        ("/audit/days", {"until": "9999-12-31"}),
+        ("/audit/days", {"from": "0001-01-01"}),
+        ("/audit/reads", {"from": EARLIEST_TIME}),
+        ("/audit/reads", {"until": LATEST_TIME}),
+        ("/audit/actions", {"from": EARLIEST_TIME}),
+        ("/audit/actions", {"until": LATEST_TIME}),
+        ("/cases/{case_id}", {"on": "9999-12-31"}),
+        ("/cases/{case_id}", {"as_of": LATEST_TIME}),
+        ("/cases/{case_id}/history", {"on": "9999-12-31"}),
+        ("/cases/{case_id}/history", {"from": EARLIEST_TIME}),
+        ("/cases/{case_id}/history", {"until": LATEST_TIME}),
+        ("/cases/{case_id}/diff", {"to_on": "0001-01-01"}),
+        ("/cases/{case_id}/diff", {"from_on": "0001-01-01", "to_on": "2024-01-01"}),
+        ("/cases/{case_id}/diff", {"from": EARLIEST_TIME, "until": "2024-01-01T00:00:00Z"}),
+        ("/cases/{case_id}/diff", {"until": LATEST_TIME}),
+        ("/reports/workload", {"until": "0001-01-01"}),
+        ("/reports/workload", {"from": "9999-12-31"}),
+        ("/reports/whatif", {"from": "0001-01-01"}),
+        ("/reports/whatif", {"until": "9999-12-31"}),
+        ("/reports/whatif", {"policy": "ordinance-extension", "extended_to": "9999-12-31"}),
+    ],
+)
+def test_a_day_or_time_outside_1900_to_2199_in_a_query_is_a_422(
+    client: TestClient,
+    service: AkteService,
+    settings: Settings,
+    path: str,
+    params: dict[str, str],
+) -> None:
+    """Every date and time a query takes is a lawful one (``LawfulDate``,
+    ``LawfulTime``): converting it to UTC or to a day's end cannot overflow into a 500."""
+    if "{case_id}" in path:
+        opened = service.open_case(
+            office_id=settings.default_office_id, master_data=PERSON, by="sb-01"
+        )
+        path = path.format(case_id=opened.case_id)
+
+    response = client.get(path, params=params, headers=_every_role(settings))
+
+    assert response.status_code == 422, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    fields = [error["field"] for error in response.json()["errors"]]
+    assert any(name in field for field in fields for name in params), fields

@@ -38,6 +38,7 @@ from adapters.http.schemas.appointments import (
     TypeFiguresPublic,
 )
 from adapters.http.schemas.cases import ProblemPublic
+from adapters.http.schemas.lawful import LawfulDate
 from adapters.settings import Settings
 from domain.appointments import ServicePoint
 from projections.appointments import appointment_day, appointment_figures, appointment_holds
@@ -101,7 +102,7 @@ def day_list(
     office_id: OfficeQuery = None,
     service_point: ServicePointQuery = None,
     on: Annotated[
-        date | None,
+        LawfulDate | None,
         Query(
             description=(
                 "The service point's local date (YYYY-MM-DD); omitted: today there (without "
@@ -110,7 +111,7 @@ def day_list(
         ),
     ] = None,
     day: Annotated[
-        date | None,
+        LawfulDate | None,
         Query(deprecated=True, description="The former name of `on`; give one of them."),
     ] = None,
     status: Annotated[list[Status] | None, Query(description="Only these; omitted: all.")] = None,
@@ -237,8 +238,8 @@ def figures_history(
     appointment_type: Annotated[
         Code | None, Query(alias="type", description="An appointment type's code.")
     ] = None,
-    from_day: Annotated[date | None, Query(alias="from")] = None,
-    until_day: Annotated[date | None, Query(alias="until")] = None,
+    from_day: Annotated[LawfulDate | None, Query(alias="from")] = None,
+    until_day: Annotated[LawfulDate | None, Query(alias="until")] = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
     min_position: MinPosition = None,

@@ -17,7 +17,6 @@ Two audiences, as for commitment declarations:
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Final
 from uuid import UUID
 
@@ -56,6 +55,7 @@ from adapters.http.schemas.appointments import (
     WaitlistCreate,
 )
 from adapters.http.schemas.cases import ProblemPublic
+from adapters.http.schemas.lawful import LawfulDate, Line
 from domain.appointments import (
     Appointment,
     AppointmentType,
@@ -247,9 +247,9 @@ def offers(
         Query(min_length=2, max_length=60, description="Omitted: the office's first."),
     ] = None,
     holds: Held = "none",
-    wants: Annotated[str | None, Query(min_length=2, max_length=60)] = None,
-    holds_legal_basis: Annotated[str | None, Query(min_length=2, max_length=60)] = None,
-    from_day: date | None = None,
+    wants: Annotated[Line | None, Query(min_length=2, max_length=60)] = None,
+    holds_legal_basis: Annotated[Line | None, Query(min_length=2, max_length=60)] = None,
+    from_day: LawfulDate | None = None,
     days: Annotated[int, Query(ge=1, le=14)] = 7,
 ) -> OfferPublic:
     """The appointment types that fit what the person holds and wants, and free slots."""

@@ -23,6 +23,7 @@ from adapters.http.auth.permissions import Permission, require
 from adapters.http.deps import ServiceDep
 from adapters.http.problems import HttpProblem
 from adapters.http.route_helpers import READ_PROBLEMS
+from adapters.http.schemas.lawful import Line
 from adapters.store.hash_chain import Anchor, ChainSource, Finding, VerifyReport, verify_chains
 from service_common import StoreUnavailable
 
@@ -91,7 +92,7 @@ def verify_log(
     caller: Verifier,
     service: ServiceDep,
     anchor: Annotated[
-        list[str] | None,
+        list[Line] | None,
         Query(
             max_length=MAX_ANCHORS,
             description="Heads of earlier verifications (`NID:HASH`): the log must still "

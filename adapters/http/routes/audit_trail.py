@@ -19,7 +19,7 @@ from typing import Annotated, Final, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import ROLE_GRANTS, Permission, Reach, require
@@ -30,6 +30,7 @@ from adapters.http.read_model_routes import views_behind, views_unavailable
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.routes.worklists import Cursor, MinPosition, ReadModelsDep
 from adapters.http.schemas.cases import MAX_CODE, MAX_USER_ID
+from adapters.http.schemas.lawful import LawfulDate, LawfulTime, Line
 from adapters.views.read_models import ReadModels
 from projections.audit import audit_actions, read_access_log
 from projections.errors import ProjectionError
@@ -46,13 +47,13 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 AuditReader = Annotated[Principal, Depends(require(Permission.AUDIT_TRAIL_READ))]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Entries per page.")]
 OfficeQuery = Annotated[
-    str | None,
+    Line | None,
     Query(
         max_length=MAX_CODE,
         description="Only this office; omitted: every office your role reaches.",
     ),
 ]
-Actor = Annotated[str | None, Query(max_length=MAX_USER_ID, description="Only this user id.")]
+Actor = Annotated[Line | None, Query(max_length=MAX_USER_ID, description="Only this user id.")]
 
 
 # ---------------------------------------------------------------- schemas
@@ -159,11 +160,11 @@ def list_actions(
     service: ServiceDep,
     read_models: ReadModelsDep,
     recorded_from: Annotated[
-        AwareDatetime | None,
+        LawfulTime | None,
         Query(alias="from", description="Recorded at or after this time; omitted: a day ago."),
     ] = None,
     recorded_until: Annotated[
-        AwareDatetime | None,
+        LawfulTime | None,
         Query(alias="until", description="Recorded before this time; omitted: now."),
     ] = None,
     actor: Actor = None,
@@ -204,11 +205,11 @@ def actions_per_day(
     service: ServiceDep,
     read_models: ReadModelsDep,
     from_day: Annotated[
-        date | None,
+        LawfulDate | None,
         Query(alias="from", description="The first office day; omitted: 30 days up to `until`."),
     ] = None,
     until_day: Annotated[
-        date | None,
+        LawfulDate | None,
         Query(alias="until", description="The last office day (inclusive); omitted: today."),
     ] = None,
     office_id: OfficeQuery = None,
@@ -244,10 +245,10 @@ def list_reads(
     case_id: Annotated[UUID | None, Query(description="Only reads of this case file.")] = None,
     actor: Actor = None,
     since: Annotated[
-        AwareDatetime | None, Query(alias="from", description="Read at or after this time.")
+        LawfulTime | None, Query(alias="from", description="Read at or after this time.")
     ] = None,
     until: Annotated[
-        AwareDatetime | None, Query(alias="until", description="Read before this time.")
+        LawfulTime | None, Query(alias="until", description="Read before this time.")
     ] = None,
     office_id: OfficeQuery = None,
     limit: Limit = DEFAULT_PAGE,

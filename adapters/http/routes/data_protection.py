@@ -42,6 +42,7 @@ from adapters.http.schemas.erasure import (
     ErasureRequestPublic,
     LegacyErasureCreate,
 )
+from adapters.http.schemas.lawful import Line
 from adapters.personal_data.retention import load_rules
 from adapters.personal_data.subject_access import as_html, subject_access
 from domain.erasure import ErasureRequest
@@ -229,7 +230,7 @@ def pending_erasure_requests(
     service: ServiceDep,
     principal: Requester,
     office_id: Annotated[
-        str | None,
+        Line | None,
         Query(max_length=60, description="The office; omitted: yours (or all, for roles of all)."),
     ] = None,
 ) -> ErasureRequestListPublic:
@@ -335,7 +336,7 @@ def retention_due(
     read_models: ReadModelsDep,
     principal: RetentionReader,
     office_id: Annotated[
-        str | None,
+        Line | None,
         Query(max_length=60, description="The office; omitted: yours (or all, for roles of all)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -31,6 +31,7 @@ from adapters.http.read_model_routes import (
 )
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.routes.worklists import Cursor, Limit, MinPosition, ReadModelsDep
+from adapters.http.schemas.lawful import Line
 from adapters.reference.catalogue import load_catalogue
 from adapters.reference.staff_plan import StaffFileError, staff_plan_for
 from adapters.reports import yearly_report as report_formats
@@ -58,7 +59,7 @@ ReportReader = Annotated[Principal, Depends(require(Permission.REPORT_READ))]
 # and its next new year (the end of the report's period) is no date Python can make.
 Year = Annotated[int, Path(ge=1900, le=2199, description="Calendar year (Berlin time).")]
 OfficeQuery = Annotated[
-    str | None,
+    Line | None,
     Query(
         max_length=60,
         description="The office whose report to show; omitted: yours. Only auditors reach others.",

@@ -22,6 +22,7 @@ from adapters.http.read_model_routes import chosen_format, office_in_reach, view
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.routes.reports import CSV_MEDIA_TYPE, HTML_MEDIA_TYPE, FormatQuery, OfficeQuery
 from adapters.http.routes.worklists import ReadModelsDep
+from adapters.http.schemas.lawful import LawfulDate
 from adapters.reports import whatif as whatif_formats
 from adapters.views.runner import ApplicationEventLog
 from adapters.views.whatif_replay import POLICIES, WhatIfError, policy_for, run_whatif
@@ -31,7 +32,7 @@ from projections.figures.statistics import OFFICE_TIME_ZONE
 router = APIRouter(prefix="/reports", tags=["reports"])
 
 Analyst = Annotated[Principal, Depends(require(Permission.REPORT_ANALYSIS))]
-DayQuery = Annotated[date | None, Query(description="A day (Berlin), YYYY-MM-DD.")]
+DayQuery = Annotated[LawfulDate | None, Query(description="A day (Berlin), YYYY-MM-DD.")]
 
 
 @router.get(
@@ -65,10 +66,11 @@ def whatif(
         Query(max_length=40, pattern=r"^[a-z0-9-]+$", description="ordinance-extension."),
     ] = None,
     period_from: Annotated[
-        date | None, Query(alias="from", description="First day; omitted: 1 January last year.")
+        LawfulDate | None,
+        Query(alias="from", description="First day; omitted: 1 January last year."),
     ] = None,
     period_until: Annotated[
-        date | None,
+        LawfulDate | None,
         Query(alias="until", description="Last day; omitted: 31 December last year."),
     ] = None,
     office_id: OfficeQuery = None,

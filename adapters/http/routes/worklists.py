@@ -36,6 +36,7 @@ from adapters.http.read_model_routes import (
     views_unavailable,
 )
 from adapters.http.route_helpers import READ_PROBLEMS
+from adapters.http.schemas.lawful import Line
 from adapters.views.read_models import ReadModels
 from projections.errors import ProjectionError
 from projections.paging import InvalidQuery, Page
@@ -69,7 +70,7 @@ def get_read_models(request: Request) -> ReadModels:
 ReadModelsDep = Annotated[ReadModels, Depends(get_read_models)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Entries per page.")]
 Cursor = Annotated[
-    str | None,
+    Line | None,
     Query(max_length=500, description="`next_cursor` of the previous page; omitted: first."),
 ]
 MinPosition = Annotated[
@@ -84,7 +85,7 @@ MinPosition = Annotated[
     ),
 ]
 OfficeQuery = Annotated[
-    str | None,
+    Line | None,
     Query(
         max_length=60,
         description="The office whose list to show; omitted: yours. Only auditors reach others.",
@@ -168,7 +169,7 @@ def overdue(
     today: OfficeDay,
     read_models: ReadModelsDep,
     office_id: OfficeQuery = None,
-    assignee: Annotated[str | None, Query(max_length=100)] = None,
+    assignee: Annotated[Line | None, Query(max_length=100)] = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
     min_position: MinPosition = None,

@@ -22,6 +22,7 @@ from adapters.http.read_model_routes import office_in_reach, views_unavailable
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.routes.reports import OfficeQuery
 from adapters.http.routes.worklists import ReadModelsDep
+from adapters.http.schemas.lawful import LawfulDate
 from adapters.reference.staff_plan import StaffFileError, staff_plan_for
 from projections.errors import ProjectionError
 from projections.figures import workload as workload_model
@@ -83,10 +84,10 @@ def workload(
     read_models: ReadModelsDep,
     settings: SettingsDep,
     period_from: Annotated[
-        date | None, Query(alias="from", description="First day; omitted: 12 weeks ago.")
+        LawfulDate | None, Query(alias="from", description="First day; omitted: 12 weeks ago.")
     ] = None,
     period_until: Annotated[
-        date | None, Query(alias="until", description="Last day; omitted: today (Berlin).")
+        LawfulDate | None, Query(alias="until", description="Last day; omitted: today (Berlin).")
     ] = None,
     office_id: OfficeQuery = None,
 ) -> WorkloadPublic:

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from adapters.http.auth.identity import Role
+from adapters.http.auth.local_issuer import LocalIssuer
 from adapters.http.schemas.lawful import LawfulRequest, LawfulTime, Line, Text
 from adapters.settings import Settings
 from domain.case_file import MasterData
@@ -127,3 +128,54 @@ def test_the_lawful_types_tell_single_lines_from_free_text_and_bound_times() -> 
     for unlawful in ({"line": "a\nb"}, {"text": "\ud800"}, {"at": "1899-12-31T23:59:59+00:00"}):
         with pytest.raises(ValidationError):
             Probe.model_validate(unlawful)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/audit/reads", {"office_id": "\x1b[31m"}, "office_id"),
+        ("/audit/reads", {"actor": "a\x00b"}, "actor"),
+        ("/audit/actions", {"actor": "a\x00b"}, "actor"),
+        ("/audit/actions", {"office_id": "a\x00b"}, "office_id"),
+        ("/audit/days", {"office_id": "a\x00b"}, "office_id"),
+        ("/audit/verify", {"anchor": "a\x00b"}, "anchor"),
+        ("/worklists/deadlines", {"office_id": "a\x00b"}, "office_id"),
+        ("/worklists/unassigned-procedures", {"office_id": "a\x1bb"}, "office_id"),
+        ("/worklists/unassigned-procedures", {"cursor": "a\x00b"}, "cursor"),
+        ("/worklists/overdue-document-requests", {"assignee": "a\x00b"}, "assignee"),
+        ("/appointments/holds", {"office_id": "a\x00b"}, "office_id"),
+        ("/appointments/figures/history", {"office_id": "a\x00b"}, "office_id"),
+        ("/appointments/offers", {"wants": "a\x00b"}, "wants"),
+        ("/retention/due", {"office_id": "a\x00b"}, "office_id"),
+        ("/erasure-requests", {"office_id": "a\x00b"}, "office_id"),
+        ("/reports/workload", {"office_id": "a\x00b"}, "office_id"),
+        ("/reports/yearly/2024", {"office_id": "a\x00b"}, "office_id"),
+        ("/cases/{case_id}/history", {"actor": "a\x00b"}, "actor"),
+        ("/cases/{case_id}/history", {"kind": "a\x00b"}, "kind"),
+        ("/cases/by-reference/X-1", {"office_id": "a\x00b"}, "office_id"),
+    ],
+)
+def test_a_query_value_with_a_control_character_is_422_not_a_store_error(
+    client: TestClient,
+    service: AkteService,
+    settings: Settings,
+    path: str,
+    params: dict[str, str],
+    field: str,
+) -> None:
+    """Office ids, user ids, kinds and cursors in a query are single lines (``Line``):
+    refused before a store sees them, never answered ``503`` "try again later"."""
+    if "{case_id}" in path:
+        case_id, _ = _received_procedure(service, settings.default_office_id)
+        path = path.format(case_id=case_id)
+    issuer = LocalIssuer.load_or_create(settings.local_issuer_key_file)
+    token = issuer.issue(user_id="x-01", roles=list(Role), office_id=settings.default_office_id)
+
+    response = client.get(path, params=params, headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"].endswith("/invalid-value")
+    assert any(error["field"].split(".")[0] == field for error in problem["errors"]), problem
+    assert "\x00" not in response.text
+    assert "\x1b" not in response.text

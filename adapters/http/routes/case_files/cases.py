@@ -39,6 +39,7 @@ from adapters.http.schemas.cases import (
     RecordedPublic,
     TransferCreate,
 )
+from adapters.http.schemas.lawful import Line
 from domain.case_file import CaseFile, MasterData
 from domain.personal import personal_fields
 from service_common import ReferenceNotFound
@@ -120,7 +121,7 @@ def get_case_by_reference(
     service: ServiceDep,
     settings: SettingsDep,
     office_id: Annotated[
-        str | None,
+        Line | None,
         Query(
             max_length=MAX_CODE,
             description=(

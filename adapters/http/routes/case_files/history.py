@@ -33,6 +33,7 @@ from adapters.http.deps import CaseHistoryReader, CaseId, ServiceDep
 from adapters.http.problems import HttpProblem, problem_response
 from adapters.http.route_helpers import READ_PROBLEMS
 from adapters.http.schemas.cases import MAX_USER_ID
+from adapters.http.schemas.lawful import LawfulDate, LawfulTime, Line
 from adapters.personal_data.batch_decoding import batch_decoder
 from adapters.reports.case_history import (
     DEFAULT_HISTORY_PAGE,
@@ -134,7 +135,7 @@ class CaseDiffPublic(BaseModel):
 # -------------------------------------------------------------- parameters
 
 AsOf = Annotated[
-    AwareDatetime | None,
+    LawfulTime | None,
     Query(
         description=(
             "The state as recorded at this time (RFC 3339 with time zone): the last version "
@@ -143,7 +144,7 @@ AsOf = Annotated[
     ),
 ]
 OnDate = Annotated[
-    date | None,
+    LawfulDate | None,
     Query(
         description=(
             "The state on this business date (YYYY-MM-DD): every event whose business "
@@ -210,15 +211,15 @@ def case_history(
     reader: CaseHistoryReader,
     service: ServiceDep,
     at_from: Annotated[
-        AwareDatetime | None,
+        LawfulTime | None,
         Query(alias="from", description="Only events whose business time is at or after this."),
     ] = None,
     at_until: Annotated[
-        AwareDatetime | None,
+        LawfulTime | None,
         Query(alias="until", description="Only events whose business time is before this."),
     ] = None,
     on: Annotated[
-        date | None,
+        LawfulDate | None,
         Query(
             description=(
                 "Only the events the file consisted of on this business date (YYYY-MM-DD): "
@@ -228,10 +229,10 @@ def case_history(
         ),
     ] = None,
     actor: Annotated[
-        str | None, Query(max_length=MAX_USER_ID, description="Only events by this user id.")
+        Line | None, Query(max_length=MAX_USER_ID, description="Only events by this user id.")
     ] = None,
     kind: Annotated[
-        list[str] | None,
+        list[Line] | None,
         Query(description="Only events of these kinds (e.g. `ProcedureDecided`); repeatable."),
     ] = None,
     after_version: Annotated[
@@ -387,15 +388,15 @@ def case_diff(
         int | None, Query(ge=1, le=MAX_VERSION, description="To this version; omitted: now.")
     ] = None,
     recorded_from: Annotated[
-        AwareDatetime | None,
+        LawfulTime | None,
         Query(alias="from", description="From the state as recorded at this time."),
     ] = None,
     recorded_until: Annotated[
-        AwareDatetime | None,
+        LawfulTime | None,
         Query(alias="until", description="To the state as recorded at this time."),
     ] = None,
     from_on: Annotated[
-        date | None,
+        LawfulDate | None,
         Query(
             description=(
                 "From the state on this business date (see `on` of `GET /cases/{case_id}`); "
@@ -405,7 +406,7 @@ def case_diff(
         ),
     ] = None,
     to_on: Annotated[
-        date | None,
+        LawfulDate | None,
         Query(
             description=(
                 "To the state on this business date; omitted with `from_on`: the office's today."
