@@ -295,34 +295,23 @@ class InboxConsumer:
             await self._client.flush()
             return True
         assert isinstance(handled, TransferHandled)  # only transfer messages go through it
-        if handled.returned is None:
-            # A file or a refusal to another office's inbox: stored by the broker before
-            # the request is acknowledged (a crash between: the request comes again and
-            # the same answer, same message id, goes out again).
-            assert self._stream is not None
-            try:
-                await self._stream.publish(answer.subject or "", answer.payload())
-            except nats.js.errors.NoStreamResponseError:
-                # The other office's inbox is on no stream of this broker. Sent without a
-                # stream, the file (personal data, and A's file already ended) could be
-                # lost unseen: the request stays unacknowledged and comes back; A's answer
-                # is recorded, so the next delivery sends the same answer again.
-                logger.error(
-                    "inbox: no stream stores the answer to a %s; the request goes back",
-                    handled.message_type,
-                )
-                return False
-            return True
-        # A transfer message returned to its author's own inbox (a file this office
-        # cannot take over goes back to the office that sent it, whose file is active
-        # again only when the return arrives): stored by the broker before the message
-        # is acknowledged.
+        # Stored by the broker before the message is acknowledged: a file or a refusal to
+        # another office's inbox (a crash between: the request comes again and the same
+        # answer, same message id, goes out again), or a transfer message returned to its
+        # author's own inbox (a file this office cannot take over goes back to the office
+        # that sent it, whose file is active again only when the return arrives).
+        what = "answer to" if handled.returned is None else "return of"
         assert self._stream is not None
         try:
             await self._stream.publish(answer.subject or "", answer.payload())
         except nats.js.errors.NoStreamResponseError:
+            # The other office's inbox is on no stream of this broker. Sent without a
+            # stream, the message (personal data; for a file, A's file already ended)
+            # could be lost unseen: the message stays unacknowledged and comes back, and
+            # what it caused is recorded, so the next delivery sends the same answer.
             logger.error(
-                "inbox: no stream stores the return of a %s; the message goes back",
+                "inbox: no stream stores the %s a %s; the message goes back",
+                what,
                 handled.message_type,
             )
             return False

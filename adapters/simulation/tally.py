@@ -54,12 +54,8 @@ class YearTally:
     ``p:<person key>`` (served without a case file), ``d:<declaration id>``."""
 
 
-def nearest_rank(histogram: Mapping[int, int], percent: int) -> int | None:
-    """The smallest value v such that at least ``percent`` % of the values are <= v."""
-    count = sum(histogram.values())
-    if count == 0:
-        return None
-    rank = max(1, -(-percent * count // 100))
+def _value_at_rank(histogram: Mapping[int, int], rank: int) -> int:
+    """The ``rank``-th smallest value (1 the smallest) of the values the histogram counts."""
     seen = 0
     for value in sorted(histogram):
         seen += histogram[value]
@@ -68,21 +64,22 @@ def nearest_rank(histogram: Mapping[int, int], percent: int) -> int | None:
     raise AssertionError("unreachable: the ranks add up to the count")
 
 
+def nearest_rank(histogram: Mapping[int, int], percent: int) -> int | None:
+    """The smallest value v such that at least ``percent`` % of the values are <= v."""
+    count = sum(histogram.values())
+    if count == 0:
+        return None
+    return _value_at_rank(histogram, max(1, -(-percent * count // 100)))
+
+
 def median(histogram: Mapping[int, int]) -> float | None:
     """The middle value, or the mean of the two middle values for an even count."""
     count = sum(histogram.values())
     if count == 0:
         return None
-
-    def at_rank(rank: int) -> int:
-        seen = 0
-        for value in sorted(histogram):
-            seen += histogram[value]
-            if seen >= rank:
-                return value
-        raise AssertionError("unreachable: the ranks add up to the count")
-
-    return (at_rank((count + 1) // 2) + at_rank(count // 2 + 1)) / 2
+    lower = _value_at_rank(histogram, (count + 1) // 2)
+    upper = _value_at_rank(histogram, count // 2 + 1)
+    return (lower + upper) / 2
 
 
 def figures_of(tally: YearTally, *, year: int, office_id: str, backlog: int) -> dict[str, Any]:

@@ -93,18 +93,8 @@ def _lost_request(broker: Broker, office_b: AkteService) -> bytes:
 async def _send(broker: Broker, payload: bytes, *, max_msg_size: int | None = None) -> None:
     """The request into A's inbox; the stream is made here (``max_msg_size``: the
     largest message it stores)."""
-    client = await nats.connect(broker.url)
-    try:
-        stream = client.jetstream()
-        await stream.add_stream(
-            name=broker.stream,
-            subjects=[f"{broker.prefix}.inbox.>"],
-            retention="workqueue",
-            max_msg_size=max_msg_size if max_msg_size is not None else -1,
-        )
-        await stream.publish(f"{transfer_subject(broker.prefix, OFFICE_A)}", payload)
-    finally:
-        await client.close()
+    subject = transfer_subject(broker.prefix, OFFICE_A)
+    await _send_to(broker, subject, payload, -1 if max_msg_size is None else max_msg_size)
 
 
 async def _send_to(broker: Broker, subject: str, payload: bytes, max_msg_size: int) -> None:
