@@ -45,6 +45,7 @@ def _events(service: AkteService) -> int:
     return service.recorder.max_notification_id() or 0
 
 
+@pytest.mark.long  # 9 bursts of 2-4 s: bin/test-long runs them, so bin/test stays under ten minutes
 @pytest.mark.parametrize(
     ("door", "method", "path", "body"),
     [

@@ -496,6 +496,7 @@ PAGES: Final[tuple[tuple[str, dict[str, str]], ...]] = (
 )
 
 
+@pytest.mark.long  # 30 cases of 2-4 s: bin/test-long runs them, so bin/test stays under ten minutes
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize(("path", "answers"), PAGES)
 def test_every_page_renders_in_every_language(
