@@ -297,38 +297,37 @@ def translated(value: str) -> str:
     return TRANSLATIONS.get(value, value)
 
 
-def _percentile(histogram: Mapping[Any, int], share: float) -> float | None:
-    """Nearest rank: the smallest value v with at least ``share`` of the values <= v."""
+def _sorted_days(histogram: Mapping[Any, int]) -> tuple[list[tuple[int, int]], int]:
+    """The histogram's (days, count) pairs in order, negatives left out, and their total."""
     counts = sorted((int(days), count) for days, count in histogram.items() if int(days) >= 0)
-    total = sum(count for _, count in counts)
-    if total == 0:
-        return None
-    rank = max(1, math.ceil(share * total))
+    return counts, sum(count for _, count in counts)
+
+
+def _at_rank(counts: list[tuple[int, int]], rank: int) -> int:
+    """The ``rank``-th smallest value (1 the smallest) of the counted days."""
     seen = 0
     for days, count in counts:
         seen += count
         if seen >= rank:
-            return float(days)
+            return days
     raise AssertionError("unreachable: the ranks add up to the total")
+
+
+def _percentile(histogram: Mapping[Any, int], share: float) -> float | None:
+    """Nearest rank: the smallest value v with at least ``share`` of the values <= v."""
+    counts, total = _sorted_days(histogram)
+    if total == 0:
+        return None
+    return float(_at_rank(counts, max(1, math.ceil(share * total))))
 
 
 def _median(histogram: Mapping[Any, int]) -> float | None:
     """The median: the middle value, or the mean of the two middle values for an even
     count (10 and 20 days: 15), as :func:`statistics.median` says it."""
-    counts = sorted((int(days), count) for days, count in histogram.items() if int(days) >= 0)
-    total = sum(count for _, count in counts)
+    counts, total = _sorted_days(histogram)
     if total == 0:
         return None
-
-    def at_rank(rank: int) -> int:
-        seen = 0
-        for days, count in counts:
-            seen += count
-            if seen >= rank:
-                return days
-        raise AssertionError("unreachable: the ranks add up to the total")
-
-    return (at_rank((total + 1) // 2) + at_rank(total // 2 + 1)) / 2
+    return (_at_rank(counts, (total + 1) // 2) + _at_rank(counts, total // 2 + 1)) / 2
 
 
 def _share(part: float, whole: float) -> float | None:

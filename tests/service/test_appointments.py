@@ -34,6 +34,7 @@ from tests.support.appointments import (
     POINT,
     STUDENT,
     RecordingMailer,
+    join_waitlist,
     local,
     person,
     proof,
@@ -406,15 +407,7 @@ def test_a_freed_seat_goes_to_the_waitlist_in_order(
 
 
 def join(service: AkteService, n: int, type_code: str = "extend-title") -> str:
-    reference = service.appointments.join_waitlist(
-        office_id=OFFICE,
-        service_point_code=POINT,
-        appointment_type=type_code,
-        situation=STUDENT,
-        person=person(n),
-        proof=proof(service),
-        by="public",
-    ).reference
+    reference = join_waitlist(service, person(n), type_code).reference
     assert reference is not None
     return reference
 

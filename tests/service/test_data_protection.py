@@ -336,22 +336,14 @@ def test_completing_an_erasure_destroys_the_keys_it_recorded_as_linked(
 ) -> None:
     """Records the first attempt found by the master data's person key (a waitlist entry
     joined online) are completed too, although the master data read redacted by then."""
-    from tests.support.appointments import POINT, STUDENT, proof, set_up
+    from tests.support.appointments import join_waitlist, set_up
     from tests.support.appointments import person as waiting
 
     set_up(service)
     who = waiting(3)
     master = MasterData(who.surname, who.given_names, who.date_of_birth, "TUR", PASSPORT)
     case = service.open_case(office_id=OFFICE, master_data=master, by="sb-01")
-    entry = service.appointments.join_waitlist(
-        office_id=OFFICE,
-        service_point_code=POINT,
-        appointment_type="extend-title",
-        situation=STUDENT,
-        person=who,
-        proof=proof(service),
-        by="public",
-    ).appointment_id
+    entry = join_waitlist(service, who).appointment_id
     linked = service.data_protection.linked_records(case.case_id).same_person
     assert linked == [str(entry)]
     # Recorded, then only the file's key destroyed before the process died.

@@ -517,21 +517,13 @@ def test_the_command_line(
 def test_the_persons_waitlist_entries_are_exported_and_erased_with_the_file(
     service: AkteService, views: ViewsStore
 ) -> None:
-    from tests.support.appointments import POINT, STUDENT, RecordingMailer, proof, set_up
+    from tests.support.appointments import RecordingMailer, join_waitlist, set_up
     from tests.support.appointments import person as waiting_person
 
     set_up(service, RecordingMailer())
 
     def join(who: Any) -> UUID:
-        return service.appointments.join_waitlist(
-            office_id=OFFICE,
-            service_point_code=POINT,
-            appointment_type="extend-title",
-            situation=STUDENT,
-            person=who,
-            proof=proof(service),
-            by="public",
-        ).appointment_id
+        return join_waitlist(service, who).appointment_id
 
     same = waiting_person(7)
     # The same person as the file's, typed otherwise on the waitlist form.
@@ -569,20 +561,23 @@ def waiting_person(service: AkteService) -> tuple[UUID, UUID]:
     key ties the entry to the file), and someone else's online booking in the office.
     Returns the file's and the entry's ids."""
     from domain.appointments import Person
-    from tests.support.appointments import POINT, STUDENT, RecordingMailer, local, proof, set_up
+    from tests.support.appointments import (
+        POINT,
+        STUDENT,
+        RecordingMailer,
+        join_waitlist,
+        local,
+        proof,
+        set_up,
+    )
     from tests.support.appointments import person as someone
     from tests.support.erasure_scenario import MONDAY
 
     set_up(service, RecordingMailer())
     case_id, _ = open_case(service, WAITING)
-    entry = service.appointments.join_waitlist(
-        office_id=OFFICE,
-        service_point_code=POINT,
-        appointment_type="extend-title",
-        situation=STUDENT,
-        person=Person(WAITING.surname, WAITING.given_names, WAITING.date_of_birth, WAITING_EMAIL),
-        proof=proof(service),
-        by="public",
+    entry = join_waitlist(
+        service,
+        Person(WAITING.surname, WAITING.given_names, WAITING.date_of_birth, WAITING_EMAIL),
     )
     service.appointments.book_appointment(
         office_id=OFFICE,

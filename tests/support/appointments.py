@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from domain.appointments import AppointmentType, CalendarRules, OpeningHours, Person, Situation
 from service import AkteService
-from service_appointment_mails import AppointmentSetup, solve_challenge
+from service_appointment_mails import AppointmentRecorded, AppointmentSetup, solve_challenge
 from service_ports import OutgoingMail
 
 OFFICE: Final = "abh-musterstadt"
@@ -108,3 +108,18 @@ def set_up(service: AkteService, mailer: object | None = None, **overrides: Any)
 def proof(service: AkteService) -> tuple[str, str]:
     challenge = service.appointments.issue_challenge()
     return challenge.challenge, solve_challenge(challenge.challenge, challenge.bits)
+
+
+def join_waitlist(
+    service: AkteService, who: Person, type_code: str = "extend-title"
+) -> AppointmentRecorded:
+    """``who`` joins the waitlist of ``type_code`` at the test service point, online."""
+    return service.appointments.join_waitlist(
+        office_id=OFFICE,
+        service_point_code=POINT,
+        appointment_type=type_code,
+        situation=STUDENT,
+        person=who,
+        proof=proof(service),
+        by="public",
+    )
