@@ -565,9 +565,13 @@ class RowResult:
     children_cpu_ms: float | None
     """CPU per request of the server's child processes (Akte's projection runner)."""
     postgres_cpu_ms: float | None
-    """CPU per request of the PostgreSQL backends serving the server and its children."""
+    """CPU per request of the PostgreSQL backends serving the server and its children
+    (read from /proc in clock ticks of 10 ms: a short run can show 0)."""
     client_cpu_ms: float
     error_samples: list[str] = field(default_factory=list)
+    postgres_sessions: int | None = None
+    """How many PostgreSQL backends served the server and its children during the run
+    (None: not a PostgreSQL row)."""
 
 
 def drive(
@@ -661,6 +665,7 @@ def measure_http(
         postgres_cpu_ms=backend_cpu * 1000 / done if pg is not None else None,
         client_cpu_ms=client_cpu * 1000 / done,
         error_samples=samples[:5],
+        postgres_sessions=len(backends_after) if pg is not None else None,
     )
 
 
