@@ -14,6 +14,7 @@ from datetime import date
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, field_validator
+from pydantic_core import PydanticCustomError
 
 from domain.errors import InvalidValue
 from domain.values import (
@@ -26,17 +27,23 @@ from domain.values import (
 T = TypeVar("T")
 
 _FIELD = "value"
+LAWFUL_VALUE_ERROR = "lawful_value"
+"""The pydantic error type of a value the domain refuses (see ``_as_validation_error``)."""
 
 
 def _as_validation_error(check: Callable[[str, T], None]) -> Callable[[T], T]:
-    """A domain check as a pydantic validator: its refusal becomes a ``ValueError``,
-    which FastAPI answers with ``422`` naming the field (never the value)."""
+    """A domain check as a pydantic validator: its refusal becomes an error of type
+    ``lawful_value``, which FastAPI answers with ``422`` naming the field and the rule it
+    breaks. The domain's messages name rules and bounds, never the value sent, so the
+    client is told which rule (a plain ``ValueError`` gets a fixed text instead, since its
+    message may hold the input)."""
 
     def validate(value: T) -> T:
         try:
             check(_FIELD, value)
         except InvalidValue as error:
-            raise ValueError(error.message.removeprefix(f"{_FIELD}: ")) from None
+            reason = error.message.removeprefix(f"{_FIELD}: ")
+            raise PydanticCustomError(LAWFUL_VALUE_ERROR, "{reason}", {"reason": reason}) from None
         return value
 
     return validate

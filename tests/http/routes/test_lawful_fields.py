@@ -182,3 +182,33 @@ def test_a_query_value_with_a_control_character_is_422_not_a_store_error(
         ):
             wrong.append(f"{path} {field}: {response.status_code}")
     assert wrong == []
+
+
+def test_a_refused_body_field_is_told_the_rule_it_breaks(
+    client: TestClient, service: AkteService, settings: Settings
+) -> None:
+    """The rule comes from the domain, which names rules and bounds, never the value."""
+    case_id, version = _received_procedure(service, settings.default_office_id)
+
+    response = client.post(
+        f"/cases/{case_id}/notes",
+        json={"text": "Secret-Name\u0000"},
+        headers=bearer(settings, "sb-01", Role.CASEWORKER) | {"If-Match": f'"{version}"'},
+    )
+
+    _refused(response, "text")
+    [error] = response.json()["errors"]
+    assert error["message"] == "must not contain control characters other than line breaks and tabs"
+    assert "Secret-Name" not in response.text
+
+
+def test_a_refused_query_date_is_told_the_bounds(client: TestClient, settings: Settings) -> None:
+    response = client.get(
+        "/appointments/day",
+        params={"on": "1899-12-31"},
+        headers=bearer(settings, "sb-01", Role.CASEWORKER),
+    )
+
+    _refused(response, "on")
+    [error] = response.json()["errors"]
+    assert error["message"] == "must lie between 1900-01-01 and 2199-12-31"
