@@ -21,7 +21,9 @@ from adapters.http.problems import HttpProblem
 from adapters.settings import Settings
 from service import AkteService
 
-_ENTITY_TAG: Final = re.compile(r'^\s*"(\d{1,18})"\s*$')
+# The ETags this API sends, exactly: ASCII digits without leading zeros (``\d`` would also
+# take other scripts' digits, which ``int`` reads; ``"07"`` is no tag the file ever had).
+_ENTITY_TAG: Final = re.compile(r'^[ \t]*"(0|[1-9][0-9]{0,17})"[ \t]*$')
 
 
 # These do no blocking work, so they are coroutines and skip the thread pool.

@@ -618,7 +618,7 @@ def test_a_write_without_if_match_is_428_and_writes_nothing(client: TestClient) 
     assert_nothing_written(client, case)
 
 
-@pytest.mark.parametrize("if_match", ["1", 'W/"1"', "*", '"1", "2"', '"one"'])
+@pytest.mark.parametrize("if_match", ["1", 'W/"1"', "*", '"1", "2"', '"one"', '"01"'])
 def test_a_malformed_if_match_is_400_and_writes_nothing(client: TestClient, if_match: str) -> None:
     case = open_case(client)
 
