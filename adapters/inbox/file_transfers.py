@@ -60,6 +60,7 @@ from adapters.store.verifier import EXPORT_FORMAT, GENESIS, check_export
 from domain.case_file import CaseFile, MasterData, taken_over_kind, upcast_state
 from domain.errors import InvalidValue
 from domain.file_transfers import RefusalReason
+from domain.values import require_lawful_value
 from service_file_transfers import (
     TOPIC_PREFIX,
     FileDocument,
@@ -265,14 +266,66 @@ def _typed(hint: Any, value: Any) -> Any:
     return value
 
 
+class FieldOfWrongType(TypeError):
+    """A value of a transferred event that is not of its field's type (names the field)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field}: does not fit its field's type")
+        self.field = field
+
+
+def _fits(hint: Any, value: Any) -> bool:
+    """``value`` (typed by :func:`_typed`) is of the field's declared type. The proof
+    cannot vouch for fields the sender's store sealed, so a message could carry a list
+    where a name belongs; taken over, such a value would break every later read of the
+    file."""
+    if typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    origin = typing.get_origin(hint)
+    if hint is Any or isinstance(hint, typing.TypeVar) or origin is typing.ClassVar:
+        return True
+    if origin in (types.UnionType, typing.Union):
+        return any(_fits(option, value) for option in typing.get_args(hint))
+    if hint is type(None) or hint is None:
+        return value is None
+    if origin is typing.Literal:
+        return any(
+            value == allowed and type(value) is type(allowed) for allowed in typing.get_args(hint)
+        )
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is date:
+        return isinstance(value, date) and not isinstance(value, datetime)
+    if hint is datetime:
+        return isinstance(value, datetime) and value.tzinfo is not None
+    if origin is list or hint is list:
+        [item] = typing.get_args(hint) or (Any,)
+        return isinstance(value, list) and all(_fits(item, part) for part in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict) and all(isinstance(key, str) for key in value)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # a type this check does not know: the event's own checks decide
+
+
 def typed_fields(
     kind_name: str, values: Mapping[str, Any], *, inner_kind: str | None = None
 ) -> dict[str, Any]:
     """The fields of an event of ``kind_name`` from their JSON form (``inner_kind``: the
-    kind a part taken over before was, when ``values`` do not name it themselves)."""
+    kind a part taken over before was, when ``values`` do not name it themselves). Raises
+    ``TypeError`` for a value not of its field's type and :class:`InvalidValue` for one no
+    event may hold (control characters, dates outside 1900-2199), naming the field only."""
     kind = taken_over_kind(kind_name)
     hints = typing.get_type_hints(kind, include_extras=True)
     typed = {name: _typed(hints.get(name, Any), value) for name, value in values.items()}
+    for name, value in typed.items():
+        if not _fits(hints.get(name, Any), value):
+            raise FieldOfWrongType(name)
+        require_lawful_value(name, value)
     if kind is CaseFile.PartTakenOver:
         # A part taken over before (a file that moved twice): its fields by its own kind.
         inner = inner_kind or str(values.get("source_kind", ""))
@@ -446,8 +499,16 @@ def to_file(message: Mapping[str, Any], office_id: str) -> InboundFile:
     head = message["nachrichtenkopf"]
     file = message["akte"]
     master = file["stammdaten"]
+    events: list[FileEvent] = []
+    for number, event in enumerate(file["ereignisse"]):
+        try:
+            events.append(event_from_json(event))
+        except (FieldOfWrongType, InvalidValue) as error:
+            # Named by the event's place and the field, never by the value sent.
+            raise MessageRefused(f"akte/ereignisse/{number}", str(error)) from None
+        except (ValueError, TypeError):
+            raise MessageRefused("akte", "a value does not fit its field's type") from None
     try:
-        events = [event_from_json(event) for event in file["ereignisse"]]
         documents = [
             FileDocument(
                 number=document["nummer"],

@@ -47,6 +47,7 @@ from tests.support.file_transfers import (
     PERSON,
     RecordingClient,
     ask_for,
+    deliver,
     file_with_history,
 )
 from tests.support.inbox import encoded
@@ -376,3 +377,39 @@ def test_an_event_stored_unreadably_is_chain_checked_and_named_unchecked() -> No
     assert proof_problems(proof, case.id, told) == []
     assert unchecked_versions(proof) == [3]
     assert unchecked_versions(_chained_proof(case, old_fiction=False)[0]) == []
+
+
+@pytest.mark.parametrize(
+    ("event", "field", "value"),
+    [
+        (0, "date_of_birth", {"x": 1}),
+        (0, "surname", 5),
+        (0, "surname", "Beispiel\u0000"),
+        (4, "document_number", {"a": 1}),
+        (5, "text", ["a"]),
+    ],
+)
+def test_a_sealed_field_changed_to_another_type_is_returned_and_nothing_taken_over(
+    service: AkteService, event: int, field: str, value: object
+) -> None:
+    """The proof cannot vouch for fields A's store sealed: their types are checked on their
+    own, or a name that arrived as a list would break every later read of the file."""
+    file_with_history(service, OFFICE_A)
+    _request, message = ask_for(service)
+    sent = deliver(message, service, OFFICE_A)
+    assert sent.answer is not None
+    body = json.loads(sent.answer.payload())
+    assert field in body["akte"]["ereignisse"][event]["personenbezogen"]
+    body["akte"]["ereignisse"][event]["personenbezogen"][field] = value
+    before = service.recorder.max_notification_id()
+
+    handled = deliver(json.dumps(body).encode(), service, OFFICE_B)
+
+    assert handled.returned == "regel-verletzt"
+    assert handled.case_id is None
+    assert handled.answer is not None
+    hints = handled.answer.body["rueckweisung"]["ergaenzendeHinweise"]
+    assert field in hints
+    assert "Beispiel" not in hints
+    # Nothing half-written: no case file, no part of one (B's request stays open).
+    assert service.recorder.max_notification_id() == before
