@@ -589,10 +589,12 @@ def transfer_message_type(raw: bytes) -> str | None:
     those)."""
     try:
         message = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # unreadable: see handle_message
         return None
     head = message.get("nachrichtenkopf") if isinstance(message, dict) else None
     kind = head.get("nachrichtentyp") if isinstance(head, dict) else None
+    if not isinstance(kind, str):
+        return None
     if kind == RETURN_TO_SENDER_TYPE and _returned_type(message) == FILE_ANSWER_TYPE:
         return RETURN_TO_SENDER_TYPE
     return str(kind) if kind in FILE_TRANSFER_TYPES else None
@@ -669,7 +671,7 @@ def _return_of_file(message: Any, *, transfers: FileTransfers, office_id: str) -
             author = original_head["autor"]["kennung"]
             reader = original_head["leser"]["kennung"]
             kind = original_head["nachrichtentyp"]
-        except (binascii.Error, ValueError, TypeError, KeyError):
+        except (binascii.Error, ValueError, TypeError, KeyError, RecursionError):
             return ignored("the returned message is not a file answer")
         if (
             kind != FILE_ANSWER_TYPE

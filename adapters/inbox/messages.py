@@ -172,7 +172,10 @@ def handle_message(
     fetches attachments sent by reference (None: they are refused)."""
     try:
         message: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
+        # Not UTF-8, not JSON, a number beyond Python's digit limit, nesting beyond the
+        # parser's depth: all unreadable, and answered so (UnicodeDecodeError and
+        # JSONDecodeError are ValueErrors).
         hint = "the message is not JSON (UTF-8)"
         answer = return_to_sender(
             raw,
@@ -185,7 +188,9 @@ def handle_message(
         return Handled(None, answer, "nachricht-unlesbar")
     head = message.get("nachrichtenkopf") if isinstance(message, dict) else None
     message_type = head.get("nachrichtentyp") if isinstance(head, dict) else None
-    if message_type not in NOTICE_TYPES and message_type != APPLICATION_TYPE:
+    if not isinstance(message_type, str) or (
+        message_type not in NOTICE_TYPES and message_type != APPLICATION_TYPE
+    ):
         answer = return_to_sender(
             raw,
             office_id=office_id,

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from typing import Any, Final
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
 
 BASE: Final = "https://schemas.akte.invalid/inbox/"
@@ -76,11 +77,34 @@ def _registry() -> Registry[Any]:
 
 
 @cache
+def _end_anchored(pattern: str) -> re.Pattern[str]:
+    """``pattern`` with a final ``$`` meaning the end of the text, as in JSON Schema's
+    (ECMA-262) patterns: Python's ``$`` also matches before a final line break, which let
+    a reply subject ending in a line break pass, which the broker then refuses."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(
+    validator: Draft202012Validator, pattern: str, instance: object, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if isinstance(instance, str) and _end_anchored(pattern).search(instance) is None:
+        yield ValidationError(f"does not match {pattern!r}")
+
+
+_MessageValidator: Final[type[Draft202012Validator]] = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"pattern": _pattern}
+)
+"""Draft 2020-12, with patterns anchored as JSON Schema means them."""
+
+
+@cache
 def validator(message_type: str) -> Draft202012Validator:
     document = schema_documents().get(message_type)
     if document is None or message_type not in MESSAGE_TYPES:
         raise UnknownMessageType(message_type)
-    return Draft202012Validator(
+    return _MessageValidator(
         document,
         registry=_registry(),
         format_checker=Draft202012Validator.FORMAT_CHECKER,

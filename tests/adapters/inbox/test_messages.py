@@ -63,6 +63,20 @@ def test_a_valid_notice_is_recorded_and_needs_no_answer(service: AkteService) ->
     ("broken", "reason", "hint"),
     [
         (b"\xff not json", "nachricht-unlesbar", "not JSON"),
+        # Beyond the parser's limits: a number of 5,000 digits, nesting 100,000 deep.
+        (b'{"a": ' + b"1" * 5000 + b"}", "nachricht-unlesbar", "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "nachricht-unlesbar", "not JSON"),
+        (
+            b'{"nachrichtenkopf": {"nachrichtentyp": []}}',
+            "nachrichtentyp-unbekannt",
+            "nachrichtentyp",
+        ),
+        (
+            # JSON Schema's "$" ends the text: a final line break is no subject.
+            encoded(application(PERSON, reply_to="portal.antworten\n", attachment=make_pdf(1))),
+            "schema-verletzt",
+            "/nachrichtenkopf/antwortAn: pattern",
+        ),
         (
             encoded(
                 {**move(PERSON), "person": {**move(PERSON)["person"], "geburtsdatum": "1991-14-07"}}
