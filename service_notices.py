@@ -523,7 +523,9 @@ class Notices:
             self._store.uncache_case(case_id)
             case = self._store.get_case(case_id)
             if case.office_id != notice.office_id:
-                raise InvalidValue("case_id", "no case file with this id in the notice's office")
+                # As if it did not exist: another office's file is not for this office's
+                # caseworkers to learn of (every other route answers it with a 404).
+                raise CaseNotFound(case_id)
             case.record_registration_notice(
                 notice_kind=notice.notice_kind,
                 message_id=notice.message_id,

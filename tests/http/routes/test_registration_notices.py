@@ -123,6 +123,17 @@ def test_a_notice_is_dismissed_and_the_rules_of_the_domain_apply(
         headers=headers,
     )
     assert stranger.status_code == 404, stranger.text
+    # Another office's file answers as one that does not exist: nothing to learn of it.
+    elsewhere = service.open_case(office_id=OTHER_OFFICE, master_data=PERSON, by="sb-09")
+    before = head(service)
+    theirs = client.post(
+        url,
+        json={"resolution": "recorded_on_case_file", "case_id": str(elsewhere.case_id)},
+        headers=headers,
+    )
+    assert theirs.status_code == 404, theirs.text
+    assert theirs.json()["type"] == stranger.json()["type"]
+    assert theirs.json()["detail"] == f"case file {elsewhere.case_id} does not exist"
     assert head(service) == before
     response = client.post(url, json={"resolution": "dismissed"}, headers=headers)
     assert response.status_code == 200, response.text
