@@ -12,10 +12,13 @@ deployment with several processes multiplies the rates by their number, which is
 the reference nginx configuration (docs "Reverse proxy") limits the same doors in front
 of all of them. The client address is the connection's peer; behind a reverse proxy
 uvicorn takes it from ``X-Forwarded-For`` of trusted proxies (``--forwarded-allow-ips``).
+An IPv6 client counts by its ``/64`` network (:func:`client_key`): a provider hands each
+connection a whole ``/64``, so its addresses are one client's, free to vary per request.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Mapping
@@ -31,6 +34,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adapters.http.problems import problem_response
 
 FAILED_LOGINS: Final = "failed_logins"
+IPV6_CLIENT_PREFIX: Final = 64
+"""The IPv6 network that counts as one client: the prefix a provider assigns to one
+connection (RFC 6177), within which a client chooses its own addresses."""
 
 
 @dataclass(frozen=True)
@@ -75,10 +81,27 @@ DOORS: Final = (
             "/booking/status/",
             "/booking/confirm/",
             "/declaration/status/",
+            # The receipt page tells whether a receipt number exists.
+            "/contact/receipt/",
         ),
     ),
 )
 """Every limited door; the page of a service counts against the same door as its API."""
+
+
+def client_key(address: str) -> str:
+    """What a client address counts under: an IPv4 address as it is, an IPv6 address as
+    its ``/64`` network (every address in it is the same client's), an IPv4-mapped IPv6
+    address as the IPv4 address it carries; anything else (no address) as it is."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv4Address):
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.IPv6Network((parsed, IPV6_CLIENT_PREFIX), strict=False))
 
 
 class RateLimitMetrics:
@@ -142,7 +165,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client = scope["client"][0] if scope.get("client") else "unknown"
+        client = client_key(scope["client"][0]) if scope.get("client") else "unknown"
         method, path = scope["method"], scope["path"]
         door = self.limiter.door_of(method, path)
         if door is not None and not self.limiter.hit(door, client):

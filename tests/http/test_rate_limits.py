@@ -11,9 +11,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from adapters.bootstrap import build_app, build_service
-from adapters.http.rate_limits import DOORS, RateLimiter
+from adapters.http.rate_limits import DOORS, RateLimiter, client_key
 from adapters.settings import Settings
 from service import AkteService
+from tests.http.pages.test_contact import FIELDS as CONTACT_FIELDS
+from tests.http.pages.test_contact import NO_FILE
 
 RATE = 3
 
@@ -151,3 +153,64 @@ def test_every_door_is_named_after_a_setting() -> None:
 def test_a_mistyped_rate_is_refused_at_start(rate: str) -> None:
     with pytest.raises(ValueError, match="a rate like 10/minute"):
         Settings(rate_limit_contact_form=rate)
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("192.0.2.10", "192.0.2.10"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::ffff:192.0.2.10", "192.0.2.10"),
+        ("unknown", "unknown"),
+        ("testclient", "testclient"),
+    ],
+)
+def test_an_ipv6_client_counts_by_its_64_network(address: str, key: str) -> None:
+    assert client_key(address) == key
+
+
+def test_addresses_of_one_ipv6_network_share_a_rate_and_another_network_does_not(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        store="sqlite",
+        data_dir=tmp_path / "data",
+        rate_limit_contact_form="2/minute",
+        rate_limit_lookups=None,
+    )
+    service = build_service(settings)
+    try:
+        app = build_app(settings, service)
+
+        def send(address: str) -> int:
+            client = _from(app, address)
+            answer = client.post(
+                "/contact", data=CONTACT_FIELDS, files=NO_FILE, follow_redirects=False
+            )
+            return answer.status_code
+
+        # A script choosing a new address of its /64 for each submission.
+        same_network = [send(f"2001:db8:1:2::{host:x}") for host in (1, 2, 3)]
+        other_network = send("2001:db8:1:3::1")
+        before = _events(service)
+        refused_again = send("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        recorded_after = _events(service)
+    finally:
+        service.close()
+
+    assert same_network == [303, 303, 429]
+    assert other_network == 303
+    assert refused_again == 429
+    assert recorded_after == before  # refused before the page: nothing recorded
+
+
+def test_an_ipv4_mapped_address_counts_as_its_ipv4_address() -> None:
+    limiter = RateLimiter({"contact_form": "1/minute"})
+
+    assert limiter.hit("contact_form", client_key("192.0.2.30"))
+    assert not limiter.hit("contact_form", client_key("::ffff:192.0.2.30"))
+    assert limiter.hit("contact_form", client_key("192.0.2.31"))

@@ -7,18 +7,26 @@ where scripts run). ``POST /contact`` (``multipart/form-data``) submits through 
 service command as ``POST /contact-form``, with the same checks of every file by its
 bytes; success is a redirect to ``GET /contact/receipt/{receipt}``, the receipt number in
 large type. A refused submission shows the form again with everything typed kept, and
-names the files to choose again (a browser cannot keep chosen files). An address that
-holds no receipt number shows a page that says what to check (``404``), in the visitor's
-language.
+names the files to choose again (a browser cannot keep chosen files). The receipt page
+shows only a receipt that was given (it is looked up, by its hash, and counts against the
+look-ups' rate): an address that holds no receipt number, or one nothing was received
+under, shows a page that says what to check (``404``), in the visitor's language.
+
+The form's key (its hidden first field, :mod:`adapters.http.idempotency`) makes a double
+click one submission; the second sending may arrive while the first is still answering.
+It then gets the first sending's receipt too, as a retry would: the receipt recorded with
+the key, or the first answer once stored (waited for, :data:`IN_FLIGHT_WAIT_SECONDS`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Final
 
+import anyio
 from babel.numbers import format_decimal
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,6 +37,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from adapters.http.auth.identity import Principal
 from adapters.http.auth.permissions import Permission, allow_public
 from adapters.http.deps import ServiceDep, SettingsDep
+from adapters.http.idempotency import claim_for
 from adapters.http.pages.languages import Language, chosen_language, languages_of
 from adapters.http.pages.rendering import render
 from adapters.http.pages.translations import translations_for
@@ -48,7 +57,15 @@ from domain.intake import (
 from domain.values import CONTACT_FORM_DOCUMENT_KIND, MAX_EMAIL, require_email
 from service import AkteService
 from service_common import PUBLIC_APPLICANT
-from service_intake import IncomingDocument
+from service_idempotency import (
+    IN_FLIGHT,
+    AlreadyRecorded,
+    IdempotencyClaim,
+    current_claim,
+    idempotency_claim,
+)
+from service_intake import IncomingDocument, SubmissionNotFound
+from service_ports import KeyRecord
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,6 +83,10 @@ TEXT_FIELDS: Final = (
 )
 MAX_SHORT_FIELD: Final = 200
 ACCEPTED_TYPES: Final = ".pdf,.jpg,.jpeg,.png,application/pdf,image/jpeg,image/png"
+IN_FLIGHT_WAIT_SECONDS: Final = 5.0
+"""How long a second sending of the form waits for the first one's answer (a double
+click: the first is committed and answering) before it says so on a page of its own."""
+IN_FLIGHT_POLL_SECONDS: Final = 0.1
 
 Sender = Annotated[Principal | None, Depends(allow_public(Permission.CONTACT_SUBMIT))]
 
@@ -234,7 +255,11 @@ def _text_values(form: FormData) -> dict[str, str]:
     values = {}
     for name in TEXT_FIELDS:
         value = form.get(name)
-        values[name] = value if isinstance(value, str) else ""
+        # A browser sends a line break as CR LF but counts it as one character against the
+        # field's maxlength: a message as long as the page allows must not come back as
+        # too long. Stored with "\n", as typed.
+        text = value if isinstance(value, str) else ""
+        values[name] = text.replace("\r\n", "\n").replace("\r", "\n")
     return values
 
 
@@ -319,6 +344,62 @@ def _submit(
     return recorded.result
 
 
+def _receipt_redirect(request: Request, receipt: str) -> RedirectResponse:
+    return RedirectResponse(
+        request.app.url_path_for("contact_receipt", receipt=receipt), status_code=303
+    )
+
+
+def _asked_again(service: AkteService, claim: IdempotencyClaim, by: str) -> str | KeyRecord | None:
+    """What a retry of this sending would be told now: the receipt recorded with its key
+    (while the first answer is not stored), else the key's record (with the first answer
+    once it is stored); None: the key is not found (any more)."""
+    # A claim of its own: the sending's claim has checked its key and asks no more.
+    with idempotency_claim(claim_for(claim.key, claim.request_hash)):
+        try:
+            replayed = service.writes.replayed(by)
+        except AlreadyRecorded as found:
+            return found.record
+    return str(replayed.result) if replayed is not None else None
+
+
+async def _answer_of_first_sending(
+    request: Request, service: AkteService, found: AlreadyRecorded, by: str
+) -> Response:
+    """The answer to a sending whose key the first sending recorded while this one ran (a
+    double click): the first sending's receipt, as a retry with the key would get it.
+
+    Raises ``found`` again (the idempotency handler then replays the first answer, or
+    says what the key's row knows) unless that first answer is still being given.
+    """
+    claim = current_claim()
+    record = found.record
+    if (
+        claim is None
+        or record.answer is not None
+        or service.clock() - record.recorded_at >= IN_FLIGHT
+    ):
+        raise found
+    deadline = time.monotonic() + IN_FLIGHT_WAIT_SECONDS
+    while True:
+        asked = await run_in_threadpool(_asked_again, service, claim, by)
+        if isinstance(asked, str):
+            return _receipt_redirect(request, asked)
+        if asked is not None and asked.answer is not None:
+            raise AlreadyRecorded(asked)  # replayed as it was stored
+        if time.monotonic() >= deadline:
+            # Recorded (the key is recorded only with the submission), so it arrived; only
+            # its receipt number cannot be told on this sending.
+            return render(
+                request,
+                "contact/receipt.html.j2",
+                {"receipt": None},
+                status_code=409,
+                offered=languages_of(MODULE),
+            )
+        await anyio.sleep(IN_FLIGHT_POLL_SECONDS)
+
+
 @router.post(CONTACT_PATH, response_class=HTMLResponse, response_model=None)
 async def send_contact_form(
     request: Request, sender: Sender, service: ServiceDep, settings: SettingsDep
@@ -337,6 +418,8 @@ async def send_contact_form(
             by = sender.user_id if sender is not None else PUBLIC_APPLICANT
             try:
                 receipt = await run_in_threadpool(_submit, service, settings, values, incoming, by)
+            except AlreadyRecorded as found:
+                return await _answer_of_first_sending(request, service, found, by)
             except InvalidValue as refused:
                 name = refused.field.split(".")[0]
                 message = _INVALID.get(name)
@@ -345,18 +428,23 @@ async def send_contact_form(
                 else:
                     refusal.errors[name] = _translate(language, message)
             else:
-                return RedirectResponse(
-                    request.app.url_path_for("contact_receipt", receipt=receipt),
-                    status_code=303,
-                )
+                return _receipt_redirect(request, receipt)
     return _form_page(request, settings, values=values, refusal=refusal, rechoose=names)
 
 
 @router.get(RECEIPT_PATH, response_class=HTMLResponse)
-def contact_receipt(request: Request, receipt: str, sender: Sender) -> HTMLResponse:
-    """The receipt as the redirect named it; nothing of the submission is looked up."""
+def contact_receipt(
+    request: Request, receipt: str, sender: Sender, service: ServiceDep
+) -> HTMLResponse:
+    """The receipt as the redirect named it, if a submission was received under it (found
+    by the receipt's hash); nothing else of the submission is looked up or shown."""
     symbols = canonical_receipt(receipt)
-    if symbols is None:
+    try:
+        if symbols is None:
+            raise SubmissionNotFound
+        service.intake.find_submission_by_receipt(symbols)
+    except SubmissionNotFound:
+        # A made-up or mistyped number must not be confirmed as arrived.
         return render(
             request, "contact/not_found.html.j2", status_code=404, offered=languages_of(MODULE)
         )

@@ -237,6 +237,44 @@ def test_the_message_is_kept_with_its_line_breaks(browser: TestClient) -> None:
     assert f">{FIELDS['message']}</textarea>" in html.unescape(refused.text)
 
 
+def test_a_message_as_long_as_the_page_allows_is_taken_with_its_line_breaks(
+    browser: TestClient, akte: AkteService
+) -> None:
+    # 4000 characters as the browser counts them against maxlength (a line break is one):
+    # 3960 letters and 40 line breaks, each sent as CR LF (4040 characters on the wire).
+    as_typed = ("x" * 98 + "\n") * 40 + "x" * (4000 - 99 * 40)
+    assert len(as_typed) == 4000
+    assert 'maxlength="4000"' in browser.get("/contact").text
+
+    sent = browser.post(
+        "/contact",
+        data=FIELDS | {"message": as_typed.replace("\n", "\r\n")},
+        files=NO_FILE,
+        follow_redirects=False,
+    )
+
+    assert sent.status_code == 303, sent.text[:500]
+    receipt = sent.headers["location"].removeprefix("/contact/receipt/")
+    submission = akte.intake.get_submission(akte.intake.find_submission_by_receipt(receipt))
+    assert submission.message == as_typed  # "\n" line breaks, none lost
+
+
+def test_a_lone_carriage_return_is_taken_as_a_line_break(
+    browser: TestClient, akte: AkteService
+) -> None:
+    sent = browser.post(
+        "/contact",
+        data=FIELDS | {"message": "Erste Zeile\rZweite Zeile\r\nDritte"},
+        files=NO_FILE,
+        follow_redirects=False,
+    )
+
+    assert sent.status_code == 303, sent.text[:500]
+    receipt = sent.headers["location"].removeprefix("/contact/receipt/")
+    submission = akte.intake.get_submission(akte.intake.find_submission_by_receipt(receipt))
+    assert submission.message == "Erste Zeile\nZweite Zeile\nDritte"
+
+
 def test_a_file_over_the_limit_is_named(browser: TestClient, akte: AkteService) -> None:
     before = head(akte)
 
@@ -334,6 +372,62 @@ def test_a_receipt_that_cannot_be_one_shows_a_page_in_the_visitors_language(
     assert f"<h1>{heading}</h1>" in html.unescape(main.group(1))
     assert '<a href="/contact">' in main.group(1)  # where to start again
     assert "nonsense" not in main.group(1)
+
+
+@pytest.mark.parametrize("lang", ["en", "uk"])
+def test_a_receipt_nothing_was_received_under_is_not_found(
+    browser: TestClient, akte: AkteService, lang: str
+) -> None:
+    made_up = "KF-00000-00000-00000-00000"  # well formed, never given
+    before = head(akte)
+
+    response = browser.get(f"/contact/receipt/{made_up}?lang={lang}")
+
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-language"] == lang
+    catalogue = translations_for(lang)
+    heading = html.escape(catalogue.gettext("This address holds no receipt number"), quote=False)
+    assert f"<h1>{heading}</h1>" in response.text
+    arrived = catalogue.gettext("Your message has arrived")
+    assert arrived not in response.text
+    assert html.escape(arrived) not in response.text
+    main = re.search(r"<main\b[^>]*>(.*)</main>", response.text, re.DOTALL)
+    assert main is not None
+    assert made_up not in main.group(1)
+    assert head(akte) == before  # a look-up writes nothing
+
+
+def test_a_received_receipt_is_confirmed_however_it_is_quoted(browser: TestClient) -> None:
+    sent = browser.post("/contact", data=FIELDS, files=NO_FILE, follow_redirects=False)
+    receipt = sent.headers["location"].removeprefix("/contact/receipt/")
+
+    for quoted in (receipt, receipt.lower()):
+        page = browser.get(f"/contact/receipt/{quoted}?lang=en")
+        assert page.status_code == 200
+        assert "<h1>Your message has arrived</h1>" in page.text
+        assert f'<p class="receipt-number" id="receipt">{receipt}</p>' in page.text
+
+
+def test_the_receipt_page_counts_against_the_look_ups_rate(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    settings = Settings(
+        store="sqlite",
+        data_dir=tmp_path_factory.mktemp("contact-receipt-rate") / "data",
+        rate_limit_contact_form=None,
+        rate_limit_lookups="2/minute",
+    )
+    built = build_service(settings)
+    try:
+        with TestClient(build_app(settings, built)) as test_client:
+            statuses = [
+                test_client.get("/contact/receipt/KF-00000-00000-00000-0000" + str(n)).status_code
+                for n in range(3)
+            ]
+        assert statuses == [404, 404, 429]
+    finally:
+        built.close()
 
 
 def test_the_contact_page_takes_more_than_the_apis_default_body_limit(

@@ -3,6 +3,10 @@
 // large. The server checks the same again (by the files' bytes); this only saves a
 // person from waiting for an upload that will be refused. The limits and the messages
 // (in the page's language) come from the file input's data attributes.
+//
+// Once the form is on its way, its send button is disabled: a second click would send it
+// again (the server answers that one with the same receipt, but only after the upload).
+// Without scripts the button stays as it is, and the server's answer is the same.
 (function () {
   "use strict";
   var input = document.getElementById("files");
@@ -65,12 +69,32 @@
   input.addEventListener("change", function () {
     show(problems());
   });
+  function sendButtons(disabled) {
+    var buttons = form.querySelectorAll("button[type=submit], input[type=submit]");
+    for (var i = 0; i < buttons.length; i += 1) {
+      buttons[i].disabled = disabled;
+    }
+  }
+
   form.addEventListener("submit", function (event) {
     var found = problems();
     show(found);
     if (found.length > 0) {
       event.preventDefault();
       input.focus();
+      return;
     }
+    if (!event.defaultPrevented) {
+      // After the form data is taken (a disabled button would not be sent: these have
+      // no name, so nothing is lost either way).
+      window.setTimeout(function () {
+        sendButtons(true);
+      }, 0);
+    }
+  });
+  // Back to the page from the browser's history (its cache keeps the disabled button),
+  // e.g. to send a changed message: the button works again.
+  window.addEventListener("pageshow", function () {
+    sendButtons(false);
   });
 })();
