@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import date, datetime, timedelta
 from typing import Final, Literal, get_args
@@ -108,13 +109,25 @@ MAX_INTEGER: Final = 2**63 - 1
 """The stores' and read models' integer columns are 64 bits wide."""
 
 
+_DIRECTION_OVERRIDES = re.compile("[\u202a-\u202e\u2066-\u2069]")
+"""The embeddings, overrides and isolates of the bidirectional algorithm: within one line
+they make text display as other text ("\u202ezamliY" shows as "Yilmaz"). The single marks
+(U+200E, U+200F, U+061C) only set the direction of what is next to them and are kept:
+names copied from right-to-left documents carry them."""
+
+
 def require_printable(field: str, value: str, *, line_breaks: bool = False) -> None:
     """Refuse control characters (with ``line_breaks``: except tab, line feed and
-    carriage return) and lone surrogates."""
+    carriage return) and lone surrogates; in one line (names, ids, codes), also the
+    direction overrides, embeddings and isolates, which make it read as another."""
     pattern = _CONTROL_EXCEPT_LINE_BREAKS if line_breaks else _CONTROL
     if pattern.search(value):
         allowed = " other than line breaks and tabs" if line_breaks else ""
         raise InvalidValue(field, f"must not contain control characters{allowed}")
+    if not line_breaks and _DIRECTION_OVERRIDES.search(value):
+        raise InvalidValue(
+            field, "must not contain direction overrides (U+202A-U+202E, U+2066-U+2069)"
+        )
 
 
 def require_lawful_day(field: str, value: date) -> None:
@@ -344,7 +357,13 @@ _UNSAFE_IN_FILE_NAME = re.compile(
 
 
 def require_email(field: str, value: str) -> None:
-    if len(value) > MAX_EMAIL or not _EMAIL.fullmatch(value):
+    """An address to write to: no control or format characters (direction marks, zero
+    widths), which would make it show as another address than the one mail goes to."""
+    if (
+        len(value) > MAX_EMAIL
+        or not _EMAIL.fullmatch(value)
+        or any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in value)
+    ):
         raise InvalidValue(field, "must be an e-mail address such as name@example.org")
 
 

@@ -14,6 +14,7 @@ from domain.errors import InvalidValue
 from domain.read_access import ReadAccess
 from domain.values import (
     require_aware,
+    require_email,
     require_file_name,
     require_lawful_value,
     require_printable,
@@ -35,7 +36,27 @@ def test_line_breaks_and_tabs_are_free_text_only() -> None:
     require_text("note", "a\r\n\tb", line_breaks=True)
     with pytest.raises(InvalidValue, match="control characters"):
         require_text("name", "a\nb")
-    require_text("name", "Ayşe Nur \U0001f600 \u202e")
+    require_text("name", "Ayşe Nur \U0001f600 \u200f")
+
+
+@pytest.mark.parametrize("name", ["\u202ezamliY", "Ay\u2067se", "\u202bشيماء\u202c", "x\u2069"])
+def test_a_name_that_would_display_as_another_is_refused_free_text_keeps_it(name: str) -> None:
+    """Overrides, embeddings and isolates reorder a line ("\u202ezamliY" shows as "Yilmaz");
+    the single marks (U+200E, U+200F, U+061C) are kept, as names copied from right-to-left
+    documents carry them. A note may hold any of them: it is read as text, not matched."""
+    with pytest.raises(InvalidValue, match="direction overrides"):
+        require_text("surname", name)
+    require_text("surname", "\u200fشيماء\u061c\u200e")
+    require_text("note", name, line_breaks=True)
+
+
+@pytest.mark.parametrize(
+    "email", ["ayse\u202e@example.org", "ay\u200bse@example.org", "a\u200e@example.org"]
+)
+def test_an_email_address_with_invisible_characters_is_refused(email: str) -> None:
+    with pytest.raises(InvalidValue, match="e-mail address"):
+        require_email("email", email)
+    require_email("email", "ayşe@example.org")
 
 
 @pytest.mark.parametrize(
