@@ -161,7 +161,10 @@ class ReadAccessLogMiddleware:
 
     def _record(self, read: _Read) -> None:
         office_id = read.office_id
-        if not read.office_known and read.case_id is not None:
+        # A read about one case file is the file's office's, also where the route named
+        # no office (an auditor's search of all offices by case): an audit of that
+        # office must find it.
+        if read.case_id is not None and (not read.office_known or office_id is None):
             office_id = self.case_offices.office_of(read.case_id)
         self.service.record_read(
             by=read.by, endpoint=read.endpoint, case_id=read.case_id, office_id=office_id

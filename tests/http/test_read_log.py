@@ -7,12 +7,14 @@ from datetime import date
 from uuid import UUID
 
 import pytest
+from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
 
 from adapters.http.auth.identity import Role
 from adapters.settings import Settings
 from domain.case_file import MasterData
 from domain.errors import InvalidValue
+from domain.read_access import ReadAccess
 from service import AkteService
 from tests.conftest import bearer
 
@@ -44,3 +46,33 @@ def test_a_value_the_log_refuses_is_a_422_not_a_503_to_try_again(
     assert problem["type"].endswith("/invalid-value")
     assert [error["field"] for error in problem["errors"]] == ["office_id"]
     assert "master_data" not in problem  # the read itself is withheld
+
+
+def test_an_auditors_search_by_case_file_is_logged_with_the_files_office(
+    client: TestClient, service: AkteService, settings: Settings
+) -> None:
+    """Searched without an office, the read is still about that file: an audit of the
+    file's office must find who looked into its read history."""
+    opened = service.open_case(office_id=settings.default_office_id, master_data=PERSON, by="sb-01")
+    before = service.recorder.max_notification_id() or 0
+
+    response = client.get(
+        "/audit/reads",
+        # Once the trails have caught up with the file's opening (not served before).
+        params={"case_id": str(opened.case_id), "min_position": before},
+        headers=bearer(settings, "au-01", Role.AUDITOR),
+    )
+
+    assert response.status_code == 200, response.text
+    [logged] = [
+        event
+        for notification in service.recorder.select_notifications(
+            start=before + 1, limit=10, topics=[get_topic(ReadAccess.Recorded)]
+        )
+        for event in service.events_of(
+            UUID(str(notification.originator_id)), ReadAccess.Event, KeyError()
+        )
+        if isinstance(event, ReadAccess.Recorded)
+    ]
+    assert (logged.by, logged.endpoint) == ("au-01", "GET /audit/reads")
+    assert (logged.case_id, logged.office_id) == (str(opened.case_id), settings.default_office_id)
