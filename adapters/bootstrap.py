@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from uuid import UUID
 
@@ -405,6 +406,30 @@ def _sqlite_setup_lock(settings: Settings) -> Iterator[None]:
         os.close(descriptor)
 
 
+def _create_private_sqlite_files(settings: Settings, *paths: Path) -> None:
+    """Create the store's SQLite files that do not exist yet, readable by their owner
+    only (as a restore leaves them): they hold personal data, and SQLite itself would
+    create them by the umask (0644, readable by every local user under umask 022). Its
+    journal and WAL files take the database file's mode. Files that exist keep theirs.
+    Nothing on PostgreSQL."""
+    if settings.store != "sqlite":
+        return
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # O_EXCL: never opens (or re-modes) a file another process made meanwhile.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        # An empty file is an empty SQLite database: the first connection sets it up.
+        os.close(descriptor)
+
+
+def _sqlite_store_files(settings: Settings) -> tuple[Path, ...]:
+    """The SQLite files of the store: events, keys, read models."""
+    return (settings.sqlite_path, settings.key_store_file, settings.data_dir / SQLITE_FILE_NAME)
+
+
 def _create_shard_schema(settings: Settings) -> None:
     """A shard's schema is made on first use, so adding an office needs no migration."""
     with _connect(settings) as conn:
@@ -484,6 +509,8 @@ def migrate_stores(
     """``akte migrate``: every pending step of every store, under the set-up lock (so
     concurrent starts and migrations apply each step once)."""
     with _one_setup_at_a_time(settings):
+        if not dry_run:
+            _create_private_sqlite_files(settings, *_sqlite_store_files(settings))
         if settings.shard_applied and not dry_run:
             _create_shard_schema(settings)
         return _migrate(settings, dry_run=dry_run, components=components)
@@ -502,6 +529,8 @@ def build_service(
     """The service over the store of ``settings``; settings of an office's shard
     (:func:`shard_settings`) get the shard's schema created first if it is missing."""
     with _one_setup_at_a_time(settings):
+        # Before the first connection would create them by the umask.
+        _create_private_sqlite_files(settings, *_sqlite_store_files(settings))
         if settings.shard_applied:
             _create_shard_schema(settings)
         # Before any table is made: refuses a store newer than this code, applies the
@@ -733,7 +762,9 @@ def open_views_store(settings: Settings) -> ViewsStore:
     own beside the events, or the events' PostgreSQL schema. A module-level function,
     so rebuild processes and the projection child receive it by name."""
     if settings.store == "sqlite":
-        return SqliteViewsStore(settings.data_dir / SQLITE_FILE_NAME)
+        path = settings.data_dir / SQLITE_FILE_NAME
+        _create_private_sqlite_files(settings, path)
+        return SqliteViewsStore(path)
     return PostgresViewsStore(
         host=settings.postgres_connection_args["host"],
         port=settings.postgres_connection_args["port"],

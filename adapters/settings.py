@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     primary and its standbys, comma-separated (``db1.example,db2.example``): Akte then
     connects to whichever of them accepts writes, and again after a promotion (libpq's
     ``target_session_attrs=read-write``; docs "Failover")."""
-    postgres_port: int = 5432
+    postgres_port: int = Field(default=5432, ge=1, le=65535)
     """The PostgreSQL server's port. With several hosts: one port for all, or as many
     ports, comma-separated, in the hosts' order (``5432,5433``); this field then holds
     the first (:attr:`postgres_ports` holds them all)."""

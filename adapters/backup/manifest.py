@@ -77,7 +77,15 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            # Where, not what: the text around the fault is not quoted.
+            msg = (
+                f"{MANIFEST_NAME} is not valid JSON (line {error.lineno}, column "
+                f"{error.colno}: {error.msg}): the backup is corrupted"
+            )
+            raise BackupCorrupted(msg) from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             msg = f"{MANIFEST_NAME} is not a manifest of format {FORMAT}"
             raise BackupCorrupted(msg)
@@ -130,7 +138,12 @@ def read_manifest(directory: Path) -> Manifest:
     if not path.is_file():
         msg = f"{directory} holds no {MANIFEST_NAME}: not a backup, or an unfinished one"
         raise BackupCorrupted(msg)
-    return Manifest.from_json(path.read_text(encoding="utf-8"))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        msg = f"{MANIFEST_NAME} is not UTF-8 text: the backup is corrupted"
+        raise BackupCorrupted(msg) from None
+    return Manifest.from_json(text)
 
 
 def verify_files(

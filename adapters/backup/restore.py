@@ -189,6 +189,16 @@ def apply_journal(service: AkteService, entries: Sequence[JournalEntry]) -> tupl
 
 
 def _check_compatible(settings: Settings, manifest: Manifest) -> None:
+    office = settings.shard_applied_for
+    if office is not None and office not in manifest.offices:
+        # Another office's case files in this office's shard would be served, counted
+        # and reported as this office's: the shard holds one office's files only.
+        msg = (
+            f"the backup holds office(s) {', '.join(manifest.offices)}, the target is the "
+            f"shard of office {office} (--office or AKTE_SHARD_OFFICE): restore a backup "
+            "into the shard of the office it was taken from"
+        )
+        raise BackupError(msg)
     if manifest.store != settings.store:
         msg = (
             f"the backup is of a {manifest.store} store, the settings name a "

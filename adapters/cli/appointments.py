@@ -33,9 +33,19 @@ from uuid import UUID
 
 from adapters.bootstrap import build_service, open_views_store
 from adapters.cli.projections import EXIT_OK, EXIT_UNAVAILABLE, load_settings
-from adapters.cli.support import EXIT_USAGE, CliFailure, add_idempotency_key, guarded, keyed_write
+from adapters.cli.support import (
+    EXIT_SCHEMA,
+    EXIT_USAGE,
+    STORE_ERRORS,
+    CliFailure,
+    add_idempotency_key,
+    first_line,
+    guarded,
+    keyed_write,
+)
 from adapters.monitoring import runs
 from adapters.settings import Settings
+from adapters.store.migrations import SchemaError
 from domain.errors import DomainError
 from service import AkteService
 from service_appointment_mails import AppointmentsNotConfigured, BookingNotFound
@@ -113,10 +123,31 @@ def service_at(settings: Settings, now: datetime | None) -> AkteService:
     return build_service(settings, clock=clock_from(now))
 
 
+def tick_service(
+    settings: Settings, now: datetime | None, note_failed: Callable[[], object]
+) -> AkteService:
+    """:func:`service_at` for a tick: a store that cannot be opened, or whose schema
+    does not fit this release, becomes a :class:`CliFailure` (one line, no traceback),
+    and ``note_failed`` records the failed run first, so that the monitoring alert on
+    failing ticks sees it (as far as the views store can be reached)."""
+    # OSError: the data directory cannot be created (permissions, a file in the way).
+    opening_errors: tuple[type[BaseException], ...] = (*STORE_ERRORS, OSError)
+    try:
+        return service_at(settings, now)
+    except SchemaError as error:
+        note_failed()
+        raise CliFailure(EXIT_SCHEMA, str(error)) from None
+    except opening_errors as error:
+        note_failed()
+        raise CliFailure(
+            EXIT_UNAVAILABLE, f"the event store is unavailable: {first_line(error)}"
+        ) from None
+
+
 def run_tick(args: argparse.Namespace) -> int:
     settings = load_settings()
-    service = service_at(settings, args.now)
     started = runs.now()
+    service = tick_service(settings, args.now, lambda: _note_tick(settings, started, "failed", 0))
     try:
         while True:
             started = runs.now()

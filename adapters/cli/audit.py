@@ -5,7 +5,8 @@
 - ``akte audit verify [--anchor NID:HASH]... [--json]`` recomputes both hash chains over
   the whole log (:mod:`adapters.store.hash_chain`), prints the first broken links with stream,
   version and notification id, the log's head and the rate in events/s. Exit code 0: intact;
-  4: broken. Each run is recorded for monitoring (:mod:`adapters.monitoring.runs`).
+  4: broken; 6: no SQLite store where the settings point (it is not created). Each run
+  is recorded for monitoring (:mod:`adapters.monitoring.runs`).
 - ``akte audit export CASE [--out FILE]`` writes the case's history as a self-contained
   script that verifies it offline (:mod:`adapters.reports.audit_export`).
 
@@ -31,6 +32,7 @@ from adapters.cli.support import (
     guarded,
     open_service,
     positive_int,
+    refuse_missing_sqlite_store,
     settings_or_fail,
 )
 from adapters.monitoring import runs
@@ -141,6 +143,7 @@ def _finding_json(finding: Any) -> dict[str, Any]:
 
 def run_verify(args: argparse.Namespace) -> int:
     settings = settings_or_fail()
+    refuse_missing_sqlite_store(settings, "akte audit verify")
     started = runs.now()
     try:
         with (

@@ -12,7 +12,8 @@ and drill the restore.
   place and check it (:mod:`adapters.backup.drill`); exit code 0 only if all holds.
 
 Exit codes: 1 the target is not empty / the drill found a problem, 2 usage or settings,
-3 a store is unavailable, 4 the backup is corrupted (a checksum does not match).
+3 a store is unavailable, 4 the backup is corrupted (a checksum does not match, an
+unreadable manifest), 6 ``akte backup`` found no store where the settings point.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from adapters.cli.support import (
     first_line,
     guarded,
     open_service,
+    refuse_missing_sqlite_store,
     settings_or_fail,
     store_location,
 )
@@ -94,11 +96,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _backup(args: argparse.Namespace) -> int:
     paths: list[str] = args.paths
-    if paths[0] == "drill" and len(paths) == 2:
+    if paths[0] == "drill":
+        # "drill" is the sub-command, never a backup directory: without SRC, the
+        # command would otherwise take a backup into ./drill and report success.
+        if len(paths) != 2:
+            raise CliFailure(EXIT_USAGE, "akte backup drill SRC: name the backup to drill")
         return _drill(Path(paths[1]), args)
     if len(paths) != 1:
         raise CliFailure(EXIT_USAGE, "akte backup DEST, or akte backup drill SRC")
+    _refuse_scratch_dir(args)
     settings = settings_or_fail(args.office)
+    refuse_missing_sqlite_store(settings, "akte backup")
     dest = Path(paths[0])
     started = time.monotonic()
     with (
@@ -131,6 +139,7 @@ def _backup(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     if args.drill:
         return _drill(args.source, args)
+    _refuse_scratch_dir(args)
     settings = settings_or_fail(args.office)
     with ProgressDisplay() as display:
         try:
@@ -163,6 +172,16 @@ def _restore(args: argparse.Namespace) -> int:
         print(f"  erased again: case file {case_id}")
     print("next: akte projections rebuild (or let akte serve catch up)")
     return EXIT_OK
+
+
+def _refuse_scratch_dir(args: argparse.Namespace) -> None:
+    """Only a drill has a scratch place: the option elsewhere is a mistaken command,
+    not one to run without it."""
+    if args.scratch_dir is not None:
+        raise CliFailure(
+            EXIT_USAGE,
+            "--scratch-dir belongs to a drill: akte backup drill SRC or akte restore --drill SRC",
+        )
 
 
 def _drill(source: Path, args: argparse.Namespace) -> int:

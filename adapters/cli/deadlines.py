@@ -22,7 +22,7 @@ from dataclasses import asdict
 from datetime import datetime
 
 from adapters.bootstrap import open_views_store
-from adapters.cli.appointments import aware_datetime, service_at
+from adapters.cli.appointments import aware_datetime, tick_service
 from adapters.cli.projections import EXIT_OK, EXIT_UNAVAILABLE, load_settings
 from adapters.monitoring import runs
 from adapters.settings import Settings
@@ -52,8 +52,8 @@ def add_deadline_commands(
 
 def run_tick(args: argparse.Namespace) -> int:
     settings = load_settings()
-    service = service_at(settings, args.now)
     started = runs.now()
+    service = tick_service(settings, args.now, lambda: _note_tick(settings, started, "failed", 0))
     try:
         report = service.deadlines.run_deadline_tick()
     except StoreUnavailable as error:

@@ -4,8 +4,9 @@
 parser; each sub-command's ``run`` returns the exit code and reports expected failures
 as one line on stderr, never a traceback: 1 when a read model fails on an event (the
 line names it, the event's position and the error's type), 2 for settings and unknown
-read-model names, 3 for stores, 5 when another rebuild of a read model runs, 130 when
-interrupted (the table: docs/reference/cli.md).
+read-model names, 3 for stores, 5 when another rebuild of a read model runs, 7 for a
+store whose schema does not fit this release, 130 when interrupted (the table:
+docs/reference/cli.md).
 
 ``rebuild`` builds a new generation of each read model beside the one in service and
 switches to it in one transaction (:mod:`projections.generations`): worklists answer
@@ -34,6 +35,7 @@ from adapters.bootstrap import build_service, open_views_store
 from adapters.cli.progress import ProgressDisplay, projection_progress
 from adapters.cli.support import (
     EXIT_FAILED,
+    EXIT_SCHEMA,
     CliFailure,
     first_line,
     guarded,
@@ -41,6 +43,7 @@ from adapters.cli.support import (
     settings_or_fail,
 )
 from adapters.settings import Settings
+from adapters.store.migrations import SchemaError
 from adapters.views.runner import (
     ApplicationEventLog,
     ProjectionRunner,
@@ -157,6 +160,10 @@ class Stores:
 def open_stores(settings: Settings) -> Iterator[Stores]:
     try:
         service = build_service(settings)
+    except SchemaError as error:
+        # Not unavailable: the store answers, and its schema does not fit this release
+        # (newer than the code, or waiting for akte migrate; docs/operations/upgrades.md).
+        raise CliFailure(EXIT_SCHEMA, str(error)) from None
     except Exception as error:  # the library raises its own, psycopg's and sqlite3's errors
         raise CliFailure(
             EXIT_UNAVAILABLE, f"the event store is unavailable: {first_line(error)}"

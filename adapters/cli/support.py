@@ -161,6 +161,14 @@ def empty_store(settings: Settings, command: str) -> CliFailure:
     )
 
 
+def refuse_missing_sqlite_store(settings: Settings, command: str) -> None:
+    """:func:`empty_store` when the settings name a SQLite file that does not exist: a
+    command that reads the store would create it (a typo in ``AKTE_DATA_DIR`` then
+    reads as a fresh, empty store and the command reports success on nothing)."""
+    if settings.store == "sqlite" and not settings.sqlite_path.exists():
+        raise empty_store(settings, command)
+
+
 @contextmanager
 def open_service(
     settings: Settings,

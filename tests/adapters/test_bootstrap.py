@@ -6,6 +6,8 @@ tables once between them, and none of them fails."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from adapters.bootstrap import (
     build_service,
     document_store_for,
     open_service,
+    open_views_store,
     payments_for,
     served_app,
     token_verifier_for,
@@ -272,3 +275,30 @@ def test_a_service_opened_for_a_block_is_closed_after_it(settings: Settings) -> 
         opened = service.open_case(office_id="abh-musterstadt", master_data=MASTER_DATA, by="sb-01")
     with open_service(settings) as reopened:
         assert reopened.get_case(opened.case_id).reference == opened.result
+
+
+def test_a_fresh_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """As a restored one: the files hold personal data, and the umask would leave them
+    readable by every local user."""
+    settings = Settings(store="sqlite", data_dir=tmp_path / "data")
+    previous = os.umask(0o022)
+    try:
+        build_service(settings).close()
+        open_views_store(settings).close()
+    finally:
+        os.umask(previous)
+
+    files = [settings.sqlite_path, settings.key_store_file, settings.data_dir / "views.sqlite3"]
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in files} == {
+        path.name: 0o600 for path in files
+    }
+
+
+def test_the_modes_of_existing_sqlite_files_are_left_alone(tmp_path: Path) -> None:
+    settings = Settings(store="sqlite", data_dir=tmp_path / "data")
+    build_service(settings).close()
+    settings.sqlite_path.chmod(0o640)  # the operator's choice, e.g. for a backup group
+
+    build_service(settings).close()
+
+    assert stat.S_IMODE(settings.sqlite_path.stat().st_mode) == 0o640

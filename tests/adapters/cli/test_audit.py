@@ -8,10 +8,12 @@ give the same verdict over the same log.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from adapters.cli.main import main
+from adapters.cli.support import EXIT_EMPTY
 from adapters.settings import Settings
 from service import AkteService
 from tests.adapters.reports.test_audit_export import cli_env
@@ -52,3 +54,17 @@ def test_in_python_recomputes_every_link_here_with_the_same_verdict(
     assert broken_code == 4
     assert broken["checked_on_server"] is False
     assert broken["first_break"]["notification_id"] == target.notification_id  # type: ignore[index]
+
+
+def test_verify_of_a_data_directory_without_a_store_is_refused_not_created(
+    environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AKTE_STORE", "sqlite")
+    monkeypatch.setenv("AKTE_DATA_DIR", str(environment / "no-such-data"))
+
+    assert main(["audit", "verify"]) == EXIT_EMPTY
+
+    err = capsys.readouterr().err
+    assert "holds no events" in err
+    assert "AKTE_DATA_DIR" in err
+    assert not (environment / "no-such-data").exists()

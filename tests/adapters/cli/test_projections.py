@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,13 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from adapters.bootstrap import build_service, settings_from_environment
+from adapters.cli.main import main
 from adapters.cli.projections import (
     EXIT_BUSY,
     EXIT_OK,
     EXIT_USAGE,
     add_projection_commands,
 )
+from adapters.cli.support import EXIT_SCHEMA
 from adapters.settings import Settings
+from adapters.store.migrations import VERSIONS_TABLE
 from projections.generations import rebuild_lock_name
 from projections.read_models import READ_MODELS
 from projections.storage import ViewsStore
@@ -224,3 +229,26 @@ def test_run_follows_the_log_until_sigterm(
     assert worker.returncode == EXIT_OK
     assert f"following {len(READ_MODELS)} read model(s)" in err
     assert f"stopped at position {position:,}" in err
+
+
+@pytest.mark.parametrize("command", ["status", "rebuild", "run"])
+def test_a_store_newer_than_the_code_is_a_schema_failure_not_an_unavailable_store(
+    command: str,
+    environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AKTE_STORE", "sqlite")
+    monkeypatch.setenv("AKTE_DATA_DIR", str(environment / "data"))
+    settings = settings_from_environment()
+    build_service(settings).close()
+    with sqlite3.connect(settings.key_store_file) as conn:
+        conn.execute(
+            f"INSERT INTO {VERSIONS_TABLE} VALUES ('keys', 7, '2030-01-01', '9.0.0', 'later')"
+        )
+
+    assert main(["projections", command]) == EXIT_SCHEMA
+
+    err = capsys.readouterr().err
+    assert "schema version 7, newer than this release of Akte" in err
+    assert "unavailable" not in err

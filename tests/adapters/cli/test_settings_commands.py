@@ -235,3 +235,19 @@ def test_report_where_there_is_no_store_says_so_and_creates_none(
     assert out == ""
     assert f"SQLite file {environment / 'var' / 'akte.sqlite3'}" in err
     assert not (environment / "var").exists()
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "0", "-1"])
+def test_config_check_refuses_a_single_port_out_of_range(
+    port: str,
+    environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AKTE_POSTGRES_PORT", port)
+
+    assert main(["config", "check"]) == support.EXIT_USAGE
+
+    err = capsys.readouterr().err
+    assert "AKTE_POSTGRES_PORT" in err
+    assert "the settings are usable" not in err
