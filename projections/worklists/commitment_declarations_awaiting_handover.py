@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from domain.commitment_declaration import CommitmentDeclaration
+from domain.deadlines import legal_day
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, Page, days_between, fetch_page
 from projections.projection import CaseRows, Projection, Table, handlers, on
 from projections.storage import ViewsStore
@@ -49,7 +50,7 @@ def _paid(declaration: CaseRows, event: CommitmentDeclaration.FeePaid) -> None:
             reference="",
             payment_number=event.payment_number,
             paid_at=event.at,
-            paid_on=event.at.date(),
+            paid_on=legal_day(event.at),
             ability_to_pay="unchecked",
             pickup_at=None,
         ),
@@ -92,6 +93,8 @@ PROJECTION = Projection(
         on(CommitmentDeclaration.Withdrawn, _done),
     ),
     openers={CommitmentDeclaration.Submitted: _opened},
+    # 2: days are the German legal day of the event, not its UTC date.
+    version=2,
 )
 
 

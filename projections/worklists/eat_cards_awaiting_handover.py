@@ -17,6 +17,7 @@ from datetime import date
 from typing import Final
 
 from domain.case_file import CaseFile
+from domain.deadlines import legal_day
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, InvalidQuery, Page, fetch_page
 from projections.projection import CaseRows, Projection, Table, handlers, on
 from projections.storage import ViewsStore
@@ -81,7 +82,7 @@ def _ordered(case: CaseRows, event: CaseFile.EatCardOrdered) -> None:
     row = case.get(TABLE, event.residence_document_number)
     if row is not None:
         row.card_status = "ordered"
-        row.ordered_on = event.at.date()
+        row.ordered_on = legal_day(event.at)
         row.arrived_on = None
 
 
@@ -89,7 +90,7 @@ def _arrived(case: CaseRows, event: CaseFile.EatCardArrived) -> None:
     row = case.get(TABLE, event.residence_document_number)
     if row is not None:
         row.card_status = "arrived"
-        row.arrived_on = event.at.date()
+        row.arrived_on = legal_day(event.at)
 
 
 def _handed_over(case: CaseRows, event: CaseFile.EatCardHandedOver) -> None:
@@ -104,7 +105,7 @@ def _transferred_to_new_passport(
     row = case.get(TABLE, event.residence_document_number)
     if row is not None:
         row.card_status = "ordered"
-        row.ordered_on = event.at.date()
+        row.ordered_on = legal_day(event.at)
         row.arrived_on = None
         row.transfers_to_new_passport += 1
 
@@ -128,7 +129,8 @@ PROJECTION = Projection(
     # A file taken over from another office lists what the person brought along.
     sees_taken_over_parts=True,
     # 2: parts of taken-over files are listed (views of version 1 are rebuilt).
-    version=2,
+    # 3: days are the German legal day of the event, not its UTC date.
+    version=3,
 )
 
 

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from typing import Final
 
 from domain.case_file import CaseFile
+from domain.deadlines import legal_day
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, InvalidQuery, Page, fetch_page
 from projections.projection import CaseRows, Projection, Table, handlers, on
 from projections.storage import ViewsStore
@@ -76,7 +77,7 @@ def _residence_document_issued(case: CaseRows, event: CaseFile.ResidenceDocument
             valid_until=event.valid_until,
             extensions=0,
             procedure_number=event.procedure_number,
-            issued_on=event.at.date(),
+            issued_on=legal_day(event.at),
         ),
     )
 
@@ -108,7 +109,7 @@ def _fiction_certificate_issued(case: CaseRows, event: CaseFile.FictionCertifica
             valid_until=event.valid_until,
             extensions=0,
             procedure_number=event.procedure_number,
-            issued_on=event.at.date(),
+            issued_on=legal_day(event.at),
         ),
     )
 
@@ -140,7 +141,8 @@ PROJECTION = Projection(
     # A file taken over from another office lists what the person brought along.
     sees_taken_over_parts=True,
     # 2: parts of taken-over files are listed (views of version 1 are rebuilt).
-    version=2,
+    # 3: days are the German legal day of the event, not its UTC date.
+    version=3,
 )
 
 

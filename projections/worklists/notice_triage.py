@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from domain.deadlines import legal_day
 from domain.registration_notices import RegistrationNotice
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, Page, days_between, fetch_page
 from projections.projection import CaseRows, Projection, Table, handlers, on
@@ -55,7 +56,7 @@ def _put_in_triage(notice: CaseRows, event: RegistrationNotice.PutInTriage) -> N
             notice_kind=event.notice_kind,
             sender=event.sender,
             received_at=event.at,
-            received_on=event.at.date(),
+            received_on=legal_day(event.at),
             effective_on=event.effective_on,
             reasons=",".join(event.reasons),
             candidate_case_ids=",".join(event.candidate_case_ids),
@@ -75,6 +76,8 @@ PROJECTION = Projection(
         on(RegistrationNotice.Resolved, _resolved),
     ),
     openers={RegistrationNotice.PutInTriage: _opened},
+    # 2: days are the German legal day of the event, not its UTC date.
+    version=2,
 )
 
 

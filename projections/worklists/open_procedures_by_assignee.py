@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from domain.case_file import CaseFile
+from domain.deadlines import legal_day
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, InvalidQuery, Page, fetch_page
 from projections.projection import CaseRows, Projection, Table, handlers, on
 from projections.storage import ViewsStore
@@ -68,7 +69,7 @@ def _received(case: CaseRows, event: CaseFile.ProcedureReceived) -> None:
             status="received",
             assignee=None,
             received_at=event.at,
-            received_on=event.at.date(),
+            received_on=legal_day(event.at),
             assigned_on=None,
             earliest_due_on=None,
             document_requests=0,
@@ -80,7 +81,7 @@ def _assigned(case: CaseRows, event: CaseFile.ProcedureAssigned) -> None:
     row = case.get(TABLE, event.procedure_number)
     if row is not None:
         row.assignee = event.assignee
-        row.assigned_on = event.at.date()
+        row.assigned_on = legal_day(event.at)
         if row.status == "received":
             row.status = "assigned"
 
@@ -110,7 +111,8 @@ PROJECTION = Projection(
     # A file taken over from another office lists what the person brought along.
     sees_taken_over_parts=True,
     # 2: parts of taken-over files are listed (views of version 1 are rebuilt).
-    version=2,
+    # 3: days are the German legal day of the event, not its UTC date.
+    version=3,
 )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from domain.case_file import CaseFile
+from domain.deadlines import legal_day
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, Page, fetch_page
 from projections.projection import CaseRows, Projection, Table, handlers, on
 from projections.storage import ViewsStore
@@ -59,7 +60,7 @@ def _received(case: CaseRows, event: CaseFile.ProcedureReceived) -> None:
             legal_basis=event.legal_basis,
             status="received",
             received_at=event.at,
-            received_on=event.at.date(),
+            received_on=legal_day(event.at),
             earliest_due_on=None,
             document_requests=0,
         ),
@@ -95,7 +96,8 @@ PROJECTION = Projection(
     # A file taken over from another office lists what the person brought along.
     sees_taken_over_parts=True,
     # 2: parts of taken-over files are listed (views of version 1 are rebuilt).
-    version=2,
+    # 3: days are the German legal day of the event, not its UTC date.
+    version=3,
 )
 
 

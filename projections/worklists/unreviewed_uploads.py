@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from domain.case_file import CaseFile
+from domain.deadlines import legal_day
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, Page, fetch_page
 from projections.projection import CaseRows, Projection, Table, handlers, on
 from projections.storage import ViewsStore
@@ -56,7 +57,7 @@ def _attached(case: CaseRows, event: CaseFile.DocumentAttached) -> None:
             media_type=event.media_type,
             page_count=event.page_count,
             attached_at=event.at,
-            attached_on=event.at.date(),
+            attached_on=legal_day(event.at),
         ),
     )
 
@@ -75,7 +76,8 @@ PROJECTION = Projection(
     # A file taken over from another office lists what the person brought along.
     sees_taken_over_parts=True,
     # 2: parts of taken-over files are listed (views of version 1 are rebuilt).
-    version=2,
+    # 3: days are the German legal day of the event, not its UTC date.
+    version=3,
 )
 
 

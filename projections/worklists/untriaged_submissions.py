@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from domain.deadlines import legal_day
 from domain.intake import ContactSubmission
 from projections.paging import DEFAULT_PAGE_SIZE, Filter, Page, days_between, fetch_page
 from projections.projection import CaseRows, Projection, Table, handlers, on
@@ -50,7 +51,7 @@ def _submitted(submission: CaseRows, event: ContactSubmission.Submitted) -> None
             reference="",
             topic=event.topic,
             submitted_at=event.at,
-            submitted_on=event.at.date(),
+            submitted_on=legal_day(event.at),
             file_count=len(event.files),
             page_count=sum(file.page_count for file in event.files),
             linked_case_id=None,
@@ -80,6 +81,8 @@ PROJECTION = Projection(
         on(ContactSubmission.Dismissed, _triaged),
     ),
     openers={ContactSubmission.Submitted: _opened},
+    # 2: days are the German legal day of the event, not its UTC date.
+    version=2,
 )
 
 

@@ -7,7 +7,7 @@ files' state), and that a rebuild from scratch gives the very same rows.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -159,6 +159,21 @@ def test_the_unassigned_queue_is_oldest_first_per_office(
     )
     assert first.age_days == 0
     check_against_oracle_and_rebuild(service, views, [*here, there])
+
+
+def test_a_procedure_received_after_midnight_in_germany_is_listed_on_that_day(
+    service: AkteService, views: ViewsStore
+) -> None:
+    """23:30 UTC on 3 March is 00:30 on 4 March in Berlin: the day the law counts from,
+    and the day the domain takes as the day of receipt (a due day must follow it)."""
+    case = CaseDriver.open(service, at=datetime(2024, 3, 3, 23, 0, tzinfo=UTC))
+    number = receive(case, at=datetime(2024, 3, 3, 23, 30, tzinfo=UTC))
+    catch_up(service, views)
+
+    [row] = unassigned_procedures(views, today=date(2024, 3, 4)).items
+
+    assert (row.procedure_number, row.received_on, row.age_days) == (number, date(2024, 3, 4), 0)
+    check_against_oracle_and_rebuild(service, views, [case])
 
 
 # ------------------------------------------------------------------ overdue

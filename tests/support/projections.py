@@ -186,7 +186,8 @@ def _earliest(dates: Sequence[date]) -> date | None:
 
 
 def _day(moment: datetime) -> date:
-    return moment.date()
+    """The worklists' days are the German legal day of the moment, not its UTC date."""
+    return legal_day(moment)
 
 
 def expected_rows(
