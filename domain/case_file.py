@@ -94,6 +94,13 @@ HAND_OVER_HINTS_MAX: Final = 2000
 V = TypeVar("V")
 
 
+def _require_paragraph(legal_basis: str, paragraph: str, what: str) -> None:
+    """``legal_basis`` is ``paragraph`` or one of its sub-codes (``aufenthg-44-1-1``): the
+    law grants ``what`` under that paragraph only, and the yearly report counts it so."""
+    if legal_basis != paragraph and not legal_basis.startswith(paragraph + "-"):
+        raise InvalidValue("legal_basis", f"{what} rests on {paragraph} (or one of its sub-codes)")
+
+
 def require_code(field_name: str, value: str) -> None:
     """Codes (legal bases, topics, offices, document kinds): lower-case, no spaces."""
     if not _CODE.fullmatch(value):
@@ -1394,12 +1401,16 @@ class CaseFile(Aggregate):
         """§44 AufenthG."""
         self.check_active()
         require_code("legal_basis", legal_basis)
+        _require_paragraph(legal_basis, "aufenthg-44", "an entitlement to an integration course")
         self._record(self.IntegrationCourseEntitlementIssued, act, legal_basis=legal_basis)
 
     def impose_integration_course_obligation(self, *, legal_basis: str, act: Act) -> None:
         """§44a AufenthG."""
         self.check_active()
         require_code("legal_basis", legal_basis)
+        _require_paragraph(
+            legal_basis, "aufenthg-44a", "an obligation to attend an integration course"
+        )
         self._record(self.IntegrationCourseObligationImposed, act, legal_basis=legal_basis)
 
     def request_entry_consent(self, *, legal_basis: str, act: Act) -> int:

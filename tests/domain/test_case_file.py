@@ -515,6 +515,29 @@ def test_integration_course_entry_procedure_inquiries() -> None:
     assert [p.status for p in case.entry_procedures] == ["consent_given", "consent_refused"]
 
 
+@pytest.mark.parametrize(
+    ("command", "basis"),
+    [
+        ("issue_integration_course_entitlement", "aufenthg-16b"),
+        ("issue_integration_course_entitlement", "aufenthg-44a"),
+        ("issue_integration_course_entitlement", "aufenthg-440"),
+        ("impose_integration_course_obligation", "asylg-55"),
+        ("impose_integration_course_obligation", "aufenthg-44"),
+    ],
+)
+def test_an_integration_course_rests_on_its_paragraph_only(command: str, basis: str) -> None:
+    """§ 44 AufenthG grants the entitlement, § 44a imposes the obligation: another basis
+    would be counted as such in the yearly report."""
+    case = new_case()
+    case.collect_events()
+    with pytest.raises(InvalidValue, match="rests on"):
+        getattr(case, command)(legal_basis=basis, act=act())
+    assert case.collect_events() == []
+    case.issue_integration_course_entitlement(legal_basis="aufenthg-44-1-1", act=act())
+    case.impose_integration_course_obligation(legal_basis="aufenthg-44a-1-2", act=act())
+    assert [c.kind for c in case.integration_courses] == ["entitlement", "obligation"]
+
+
 def test_correspondence_needs_attached_documents_and_notes_record_author() -> None:
     case = new_case()
     rejects(
