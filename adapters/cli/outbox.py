@@ -108,10 +108,16 @@ def _office_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def outbox_config(settings: Settings, **options: Any) -> OutboxConfig:
-    """The outbox's configuration from the settings; bad ones are a usage failure."""
+    """The outbox's configuration from the settings; bad ones are a usage failure.
+
+    Each event goes out under the office its aggregate belongs to; the default office
+    (``AKTE_DEFAULT_OFFICE_ID``) only for aggregates of no office. With offices as
+    shards (``AKTE_SHARD_OFFICE``, ``--office``) the store is that office's: every event
+    goes out under it."""
     try:
         return OutboxConfig(
             office=settings.default_office_id,
+            shard=settings.shard_office is not None,
             selection=Selection.parse(settings.outbox_events),
             url=settings.outbox_url,
             stream=settings.outbox_stream,
@@ -155,9 +161,14 @@ def run_outbox(args: argparse.Namespace) -> int:
     configure_logging(json_logs=settings.json_logs, level=settings.log_level)
     with _opened(settings) as opened:
         publisher = OutboxPublisher(opened.log, opened.positions, config)
+        offices = (
+            f"office {config.office}"
+            if config.shard
+            else "each office (under the office of its case file or other aggregate)"
+        )
         print(
-            f"akte: publishing {len(config.selection.classes)} kind(s) of events of office "
-            f"{config.office} to stream {config.stream} (SIGTERM or Ctrl-C stops)",
+            f"akte: publishing {len(config.selection.classes)} kind(s) of events of "
+            f"{offices} to stream {config.stream} (SIGTERM or Ctrl-C stops)",
             file=sys.stderr,
             flush=True,
         )

@@ -201,7 +201,8 @@ def asyncapi_document(
             "description": f"The events of one {aggregate}, in the order they happened.",
             "parameters": {
                 "office": {
-                    "description": "The office id (the events' source is akte/<office>).",
+                    "description": "The id of the office the aggregate belongs to "
+                    "(the events' source is akte/<office>).",
                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
                 },
                 "aggregateId": {

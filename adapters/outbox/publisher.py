@@ -25,6 +25,12 @@ a round trip per event. Consumers can check with the ``akteversion`` attribute.
 ``backoff_max``), and gives up after ``max_retries`` failures in a row if that is set.
 The last failure's reason is kept beside the position, so ``akte outbox status`` shows
 it from another process.
+
+Offices: each event goes out under the office its aggregate belongs to (its subject
+``<prefix>.<office>.…`` and its ``source`` ``akte/<office>``), found by
+:class:`adapters.outbox.offices.AggregateOffices` from the aggregate's created event; a
+store of one office's shard (``OutboxConfig.shard``) publishes every event under that
+office without looking.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -54,6 +60,7 @@ from adapters.outbox.cloudevents import (
     subject_token,
     to_message,
 )
+from adapters.outbox.offices import DEFAULT_OFFICE_CACHE_SIZE, AggregateOffices
 from adapters.outbox.position import OutboxPositions
 from projections.errors import EventLogUnavailable
 
@@ -80,6 +87,11 @@ class EventSource(Protocol):
         self, after: int, limit: int, *, until: int | None = None, topics: Sequence[str] = ()
     ) -> Sequence[tuple[int, Any, str]]: ...
 
+    def case_history(self, case_id: str, before_version: int) -> Sequence[Any]:
+        """An aggregate's events before ``before_version`` (any aggregate, by its id):
+        the created event of one whose office is not known yet."""
+        ...
+
 
 class BrokerUnavailable(Exception):
     """The broker failed ``max_retries`` times in a row; the message names the reason."""
@@ -88,6 +100,8 @@ class BrokerUnavailable(Exception):
 @dataclass(frozen=True)
 class OutboxConfig:
     office: str
+    """The default office: of aggregates that belong to no office, and with ``shard``
+    of every event."""
     selection: Selection
     url: str = DEFAULT_URL
     stream: str = DEFAULT_STREAM
@@ -100,6 +114,12 @@ class OutboxConfig:
     backoff_max: float = 10.0
     max_retries: int | None = None
     duplicate_window: float = DUPLICATE_WINDOW_SECONDS
+    shard: bool = False
+    """The store is ``office``'s shard (offices as shards, ``AKTE_SHARD_OFFICE``): every
+    event is published under ``office``. Otherwise (a store of one or several offices)
+    each event under the office its aggregate belongs to."""
+    office_cache_size: int = DEFAULT_OFFICE_CACHE_SIZE
+    """Aggregates whose office the publisher keeps in memory."""
 
     def __post_init__(self) -> None:
         subject_token(self.office, "the office id")
@@ -109,8 +129,14 @@ class OutboxConfig:
 
     @property
     def subjects(self) -> str:
-        """The subjects of this office's messages, for the stream."""
-        return f"{self.subject_prefix}.{self.office}.>"
+        """The subjects of the default office's messages, for the stream it creates."""
+        return self.subjects_of(self.office)
+
+    def subjects_of(self, office: str) -> str:
+        """The subjects of one office's messages. Never ``<prefix>.*.>``: the inbox stream
+        holds ``<prefix>.inbox.>`` on the same broker, and JetStream refuses streams
+        whose subjects overlap."""
+        return f"{self.subject_prefix}.{office}.>"
 
 
 @dataclass
@@ -153,6 +179,9 @@ class OutboxPublisher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client_error: str | None = None
         self._awaiting: list[asyncio.Future[PubAck]] = []
+        self.offices = AggregateOffices(log, default=config.office, size=config.office_cache_size)
+        self._stream_subjects: list[str] = []
+        """The stream's subjects as last read or set (:meth:`_cover`)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -218,12 +247,12 @@ class OutboxPublisher:
                 future.set_exception(nats.errors.ConnectionClosedError())
 
     async def _ensure_stream(self, stream: JetStreamContext) -> None:
-        """Create the stream if it is missing; an existing one is used as it is (its
-        subjects must cover this office's, or every publish fails on the expected
-        stream)."""
+        """Create the stream if it is missing (for the default office's subjects); an
+        existing one is used as it is. Other offices' subjects are added as their events
+        come (:meth:`_cover`)."""
         config = self.config
         try:
-            await stream.stream_info(config.stream)
+            info = await stream.stream_info(config.stream)
         except nats.js.errors.NotFoundError:
             await stream.add_stream(
                 name=config.stream,
@@ -231,6 +260,31 @@ class OutboxPublisher:
                 duplicate_window=config.duplicate_window,
             )
             logger.info("outbox created stream %s for %s", config.stream, config.subjects)
+            self._stream_subjects = [config.subjects]
+            return
+        self._stream_subjects = list(info.config.subjects or ())
+
+    async def _cover(self, stream: JetStreamContext, offices: Iterable[str]) -> None:
+        """Add to the stream the subjects of the offices it does not store yet (a stream
+        made for one office, or by another shard's publisher): otherwise each publish of
+        their events would fail on the expected stream, for ever."""
+        wanted = [self.config.subjects_of(office) for office in sorted(set(offices))]
+        if all(self._covered(subject) for subject in wanted):
+            return
+        info = await stream.stream_info(self.config.stream)
+        self._stream_subjects = list(info.config.subjects or ())
+        missing = [subject for subject in wanted if not self._covered(subject)]
+        if not missing:
+            return
+        info.config.subjects = [*self._stream_subjects, *missing]
+        await stream.update_stream(info.config)
+        self._stream_subjects = list(info.config.subjects)
+        logger.warning(
+            "outbox added %s to the subjects of stream %s", ", ".join(missing), self.config.stream
+        )
+
+    def _covered(self, subject: str) -> bool:
+        return any(subject_covers(kept, subject) for kept in self._stream_subjects)
 
     # ------------------------------------------------------------------ publishing
 
@@ -252,11 +306,15 @@ class OutboxPublisher:
             # Nothing of the chosen kinds up to the head: skip past it, so the lag shows 0.
             self._advance(head)
             return 0
-        stream = await self._connected()
+        # Offices before the broker: a created event looked up in the store fails (and
+        # is retried) like the read above, with nothing sent.
+        offices = [self._office_of(event, aggregate_id) for _, event, aggregate_id in rows]
         messages = [
-            to_message(event, aggregate_id, office=config.office, prefix=config.subject_prefix)
-            for _, event, aggregate_id in rows
+            to_message(event, aggregate_id, office=office, prefix=config.subject_prefix)
+            for (_, event, aggregate_id), office in zip(rows, offices, strict=True)
         ]
+        stream = await self._connected()
+        await self._cover(stream, offices)
         acknowledged, failure = await self._publish_in_order(stream, messages)
         if acknowledged:
             last = rows[acknowledged - 1][0]
@@ -268,6 +326,12 @@ class OutboxPublisher:
         if failure is not None:
             raise failure
         return acknowledged
+
+    def _office_of(self, event: Any, aggregate_id: str) -> str:
+        """The office ``event`` is published under (see :mod:`adapters.outbox.offices`)."""
+        if self.config.shard:
+            return self.config.office
+        return self.offices.office_of(event, aggregate_id)
 
     async def _publish_in_order(
         self, stream: JetStreamContext, messages: Sequence[OutboxMessage]
@@ -368,6 +432,20 @@ class OutboxPublisher:
             await asyncio.wait_for(self._stop.wait(), seconds)
 
 
+def subject_covers(wider: str, narrower: str) -> bool:
+    """Whether every subject ``narrower`` matches is matched by ``wider`` too (NATS
+    subject filters: ``*`` one token, ``>`` one or more at the end)."""
+    outer, inner = wider.split("."), narrower.split(".")
+    for index, token in enumerate(outer):
+        if token == ">":
+            return len(inner) > index
+        if index >= len(inner) or inner[index] == ">":
+            return False
+        if token not in ("*", inner[index]):
+            return False
+    return len(inner) == len(outer)
+
+
 def _where(url: str) -> str:
     """The broker's address without credentials (``nats://user:pass@host``)."""
     scheme, _, rest = url.partition("://")
@@ -383,4 +461,5 @@ __all__ = [
     "OutboxConfig",
     "OutboxPublisher",
     "OutboxStats",
+    "subject_covers",
 ]

@@ -10,6 +10,7 @@ from domain.acts import Act
 from domain.case_file import CaseFile, MasterData
 
 OFFICE: Final = "abh-musterstadt"
+OTHER_OFFICE: Final = "abh-nachbarstadt"
 NOW: Final = datetime(2024, 5, 6, 10, 0, tzinfo=UTC)
 
 
@@ -20,13 +21,14 @@ def person_values(tag: str) -> list[bytes]:
     return [text.encode() for text in texts] + [b"1977-07-07"]
 
 
-def story(n: int, tag: str) -> CaseFile:
-    """Opened, a procedure received, refused with a reason, closed; a note; transferred
-    with a reason: 6 events, 5 of them of the default allow-list."""
+def story(n: int, tag: str, office: str = OFFICE) -> CaseFile:
+    """Opened in ``office``, a procedure received, refused with a reason, closed; a note;
+    transferred (to the other office) with a reason: 6 events, 5 of them of the default
+    allow-list."""
     act = Act(by="sb-01", at=NOW, recorded_at=NOW)
     case = CaseFile.open(
         case_id=uuid4(),
-        office_id=OFFICE,
+        office_id=office,
         reference=f"2024-O{n:06d}",
         master_data=MasterData(
             f"Nachname{tag}",
@@ -44,7 +46,8 @@ def story(n: int, tag: str) -> CaseFile:
     )
     case.close_procedure(procedure_number=number, act=act)
     case.add_note(text=f"Notiz{tag}", act=act)
-    case.transfer_to_office(to_office_id="abh-nachbarstadt", reason=f"Umzug{tag}", act=act)
+    moved_to = OTHER_OFFICE if office != OTHER_OFFICE else OFFICE
+    case.transfer_to_office(to_office_id=moved_to, reason=f"Umzug{tag}", act=act)
     return case
 
 

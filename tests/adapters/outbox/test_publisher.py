@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import nats
 import orjson
 import pytest
 
@@ -28,13 +29,30 @@ from adapters.outbox.publisher import (
     BrokerUnavailable,
     OutboxConfig,
     OutboxPublisher,
+    subject_covers,
 )
 from adapters.settings import Settings
 from adapters.store.notification_reader import RawNotification, notification_reader
 from adapters.views.runner import ApplicationEventLog
+from domain.acts import Act
+from domain.case_file import CaseFile
 from service import AkteService
-from tests.adapters.outbox.stories import OFFICE, PUBLISHED_PER_STORY, person_values, story
-from tests.support.outbox import Broker, BrokerProxy, free_port, own_stream, stored_messages
+from tests.adapters.outbox.stories import (
+    NOW,
+    OFFICE,
+    OTHER_OFFICE,
+    PUBLISHED_PER_STORY,
+    person_values,
+    story,
+)
+from tests.support.outbox import (
+    Broker,
+    BrokerProxy,
+    RawMessage,
+    free_port,
+    own_stream,
+    stored_messages,
+)
 
 
 @pytest.fixture
@@ -310,3 +328,210 @@ def test_a_second_round_continues_after_a_failed_one(service: AkteService, broke
     assert wrong.position() == 0
     right = publisher_for(service, broker)
     assert publish_pending(right) == 2 * PUBLISHED_PER_STORY
+
+
+# ------------------------------------------------------------------ offices
+
+
+def _two_office_story(service: AkteService, tag: str, files: int = 3) -> dict[str, str]:
+    """Files opened in both offices of one store, alternating; case id -> office."""
+    cases = [story(n, tag, OTHER_OFFICE if n % 2 else OFFICE) for n in range(2 * files)]
+    for case in cases:
+        service.save(case)
+    return {str(case.id): case.office_id for case in cases}
+
+
+def _assert_under_their_offices(
+    broker: Broker, offices: dict[str, str], messages: list[RawMessage]
+) -> None:
+    for message in messages:
+        envelope = orjson.loads(message.data)
+        office = offices[envelope["subject"]]
+        assert message.subject == f"{broker.prefix}.{office}.case-file.{envelope['subject']}"
+        assert envelope["source"] == f"akte/{office}"
+
+
+def test_each_event_goes_out_under_the_office_of_its_aggregate(
+    service: AkteService, broker: Broker
+) -> None:
+    """One store of two offices: a file opened in the second office goes out under its
+    subjects and source, also the events after Opened (which name no office), and the
+    first office's under its own, all in log order; a transfer stays the sending
+    office's event."""
+    offices = _two_office_story(service, uuid.uuid4().hex[:8])
+    assert set(offices.values()) == {OFFICE, OTHER_OFFICE}
+
+    publisher = publisher_for(service, broker, batch_size=4)  # default office: OFFICE
+    assert publish_pending(publisher) == len(offices) * PUBLISHED_PER_STORY
+    assert publisher.offices.lookups == 0, "every file's Opened was read in this run"
+
+    messages = stored_messages(broker)
+    assert [m.message_id for m in messages] == expected_ids(service)
+    _assert_under_their_offices(broker, offices, messages)
+    other = [m for m in messages if m.subject.startswith(f"{broker.prefix}.{OTHER_OFFICE}.")]
+    assert len(other) == len(offices) // 2 * PUBLISHED_PER_STORY
+    transfers = [orjson.loads(m.data) for m in other if b"TransferredToOffice" in m.data]
+    assert {t["data"]["to_office_id"] for t in transfers} == {OFFICE}
+    assert {t["source"] for t in transfers} == {f"akte/{OTHER_OFFICE}"}
+
+
+def test_an_aggregate_created_before_the_starting_position_still_gets_its_office(
+    service: AkteService, broker: Broker
+) -> None:
+    """The Opened events lie before the position the publisher starts from (or are not
+    on the allow-list): the office is read from the store, once per file."""
+    tag = uuid.uuid4().hex[:8]
+    act = Act(by="sb-01", at=NOW, recorded_at=NOW)
+    cases = [story(n, tag, OTHER_OFFICE if n % 2 else OFFICE) for n in range(4)]
+    service.save(*cases)
+    offices = {str(case.id): case.office_id for case in cases}
+    positions = MemoryPositions()
+    positions.position = service.recorder.max_notification_id() or 0
+
+    def returned(case: CaseFile, n: int) -> CaseFile:
+        case.return_hand_over(
+            to_office_id=case.transferred_to or "",
+            answer_message_id=f"answer-{tag}-{n}",
+            return_message_id=f"return-{tag}-{n}",
+            reason="schema-verletzt",
+            hints="",
+            act=act,
+        )
+        return case
+
+    service.save(*[returned(case, n) for n, case in enumerate(cases)])
+    # A second event of each file, in later rounds: its office is not looked up again.
+    for case in cases:
+        moved_to = OTHER_OFFICE if case.office_id == OFFICE else OFFICE
+        case.transfer_to_office(to_office_id=moved_to, reason=None, act=act)
+    service.save(*cases)
+
+    publisher = publisher_for(service, broker, positions, batch_size=3)
+    assert publish_pending(publisher) == 2 * len(cases)
+    assert publisher.offices.lookups == len(cases)
+    messages = stored_messages(broker)
+    _assert_under_their_offices(broker, offices, messages)
+    kinds = [orjson.loads(m.data)["type"].rsplit(".", 1)[1] for m in messages]
+    assert kinds == ["HandOverReturned"] * len(cases) + ["TransferredToOffice"] * len(cases)
+
+    # Opened not on the allow-list: looked up from the store, from the start of the log.
+    looked_up = publisher_for(
+        service,
+        broker,
+        MemoryPositions(),
+        selection=Selection.parse("CaseFile.ProcedureReceived"),
+        office_cache_size=1,
+    )
+    assert publish_pending(looked_up) == len(cases)
+    assert looked_up.offices.lookups == len(cases)
+    assert len(looked_up.offices) == 1, "the cache keeps its bound"
+
+
+def test_with_a_shard_office_every_event_goes_out_under_it(
+    service: AkteService, broker: Broker
+) -> None:
+    """Offices as shards: the store is the configured office's, nothing is looked up."""
+    _two_office_story(service, uuid.uuid4().hex[:8], files=1)
+    publisher = publisher_for(service, broker, shard=True)
+    assert publish_pending(publisher) == 2 * PUBLISHED_PER_STORY
+    assert publisher.offices.lookups == 0
+    assert len(publisher.offices) == 0
+    for message in stored_messages(broker):
+        assert message.subject.startswith(f"{broker.prefix}.{OFFICE}.case-file.")
+        assert orjson.loads(message.data)["source"] == f"akte/{OFFICE}"
+    assert asyncio.run(_stream_subjects(broker)) == [f"{broker.prefix}.{OFFICE}.>"]
+
+
+def test_a_stream_made_for_one_office_gets_each_offices_subjects_as_they_come(
+    service: AkteService, broker: Broker
+) -> None:
+    """A stream created for one office (``<prefix>.<office>.>``) would refuse the other
+    office's messages: that office's subjects are added, and nothing else is changed."""
+    asyncio.run(_add_stream(broker, [f"{broker.prefix}.{OFFICE}.>", "elsewhere.>"]))
+    offices = _two_office_story(service, uuid.uuid4().hex[:8], files=1)
+    publisher = publisher_for(service, broker)
+    assert publish_pending(publisher) == 2 * PUBLISHED_PER_STORY
+    _assert_under_their_offices(broker, offices, stored_messages(broker))
+    assert asyncio.run(_stream_subjects(broker)) == [
+        f"{broker.prefix}.{OFFICE}.>",
+        "elsewhere.>",
+        f"{broker.prefix}.{OTHER_OFFICE}.>",
+    ]
+    # Covered now: used as it is.
+    again = publisher_for(service, broker, MemoryPositions())
+    assert publish_pending(again) == 2 * PUBLISHED_PER_STORY
+    assert again.stats.duplicates == 2 * PUBLISHED_PER_STORY
+
+
+def test_the_inbox_stream_on_the_same_prefix_does_not_stand_in_the_way(
+    service: AkteService, broker: Broker
+) -> None:
+    """The inbox stream holds ``<prefix>.inbox.>`` on the same broker: the outbox's
+    subjects name each office, never ``<prefix>.*.>``, which JetStream would refuse as
+    overlapping (and which would take in every office's inbox)."""
+    inbox_stream = f"{broker.stream}-inbox"
+    asyncio.run(_add_stream(broker, [f"{broker.prefix}.inbox.>"], name=inbox_stream))
+    try:
+        offices = _two_office_story(service, uuid.uuid4().hex[:8], files=1)
+        publisher = publisher_for(service, broker)
+        assert publish_pending(publisher) == 2 * PUBLISHED_PER_STORY
+        _assert_under_their_offices(broker, offices, stored_messages(broker))
+        assert sorted(asyncio.run(_stream_subjects(broker))) == sorted(
+            [f"{broker.prefix}.{OFFICE}.>", f"{broker.prefix}.{OTHER_OFFICE}.>"]
+        )
+    finally:
+        asyncio.run(_delete_stream(broker, inbox_stream))
+
+
+def test_shards_publishers_may_share_one_stream(service: AkteService, broker: Broker) -> None:
+    """The other shard's publisher made the stream: this one adds its office's subjects."""
+    asyncio.run(_add_stream(broker, [f"{broker.prefix}.{OTHER_OFFICE}.>"]))
+    service.save(story(1, uuid.uuid4().hex[:8]))
+    publisher = publisher_for(service, broker, shard=True)
+    assert publish_pending(publisher) == PUBLISHED_PER_STORY
+    assert asyncio.run(_stream_subjects(broker)) == [
+        f"{broker.prefix}.{OTHER_OFFICE}.>",
+        f"{broker.prefix}.{OFFICE}.>",
+    ]
+
+
+async def _add_stream(broker: Broker, subjects: list[str], *, name: str | None = None) -> None:
+    client = await nats.connect(broker.url)
+    try:
+        await client.jetstream().add_stream(name=name or broker.stream, subjects=subjects)
+    finally:
+        await client.close()
+
+
+async def _delete_stream(broker: Broker, name: str) -> None:
+    client = await nats.connect(broker.url)
+    try:
+        await client.jetstream().delete_stream(name)
+    finally:
+        await client.close()
+
+
+async def _stream_subjects(broker: Broker) -> list[str]:
+    client = await nats.connect(broker.url)
+    try:
+        info = await client.jetstream().stream_info(broker.stream)
+        return list(info.config.subjects or [])
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    ("wider", "narrower", "covers"),
+    [
+        ("akte.*.>", "akte.abh-a.>", True),
+        ("akte.>", "akte.*.>", True),
+        ("akte.*.>", "akte.*.>", True),
+        ("akte.abh-a.>", "akte.*.>", False),
+        ("akte.abh-a.>", "akte.abh-b.>", False),
+        ("akte.*.>", "akte.>", False),
+        ("akte.*", "akte.*.>", False),
+        ("other.*.>", "akte.*.>", False),
+    ],
+)
+def test_subject_covers(wider: str, narrower: str, covers: bool) -> None:
+    assert subject_covers(wider, narrower) is covers
