@@ -49,6 +49,7 @@ ALERTS = {
     "AkteMailsFailing",
     "AktePaymentNotificationsRefused",
     "AkteInboxAnswersTooLarge",
+    "AkteInboxWorkerDown",
 }
 
 
