@@ -55,7 +55,7 @@ declaration's or appointment's id.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -161,13 +161,21 @@ def _fact(
     days: int = NO_DAYS,
     amount_cents: int = 0,
     customer: str | None = None,
+    counted_on: date | None = None,
 ) -> FactRow:
+    """``counted_on``: the day whose year and month count the fact where that is not the
+    day of the event (a consent deemed given counts on the day its period ended, not on
+    the day the tick noticed it)."""
     if customer is None:
         customer = NO_CUSTOMER
         if figure in _CUSTOMER_FIGURES:
             prefix = "d" if isinstance(event, CommitmentDeclaration.Event) else "c"
             customer = f"{prefix}:{case.case_id}"
-    year, month = local_date_parts(event.at)
+    year, month = (
+        (counted_on.year, counted_on.month)
+        if counted_on is not None
+        else local_date_parts(event.at)
+    )
     row = FactRow(
         case_id=case.case_id,
         office_id=case.office_id,
@@ -324,6 +332,9 @@ def _entry_consent_deemed(case: CaseRows, event: CaseFile.EntryConsentDeemedGive
         event.entry_procedure_number,
         kind="deemed",
         legal_basis=requested.legal_basis if requested is not None else None,
+        # The report counts it in the year the period ended (its figure says so), also
+        # when the tick records it on 1 January for a period that ended on 31 December.
+        counted_on=event.period_ended_on,
     )
 
 
@@ -435,7 +446,6 @@ _HANDLERS: Final[tuple[tuple[type[object], Handler], ...]] = (
     (CaseFile.FictionCertificateIssued, _fiction_certificate_issued),
     (CaseFile.FictionCertificateExtended, _fiction_certificate_extended),
     (CaseFile.EntryProcedureRequested, _entry_procedure),
-    # A new event: no stored history counts differently, so the version stays.
     (CaseFile.EntryConsentDeemedGiven, _entry_consent_deemed),
     (CaseFile.IntegrationCourseEntitlementIssued, _entitlement),
     (CaseFile.IntegrationCourseObligationImposed, _obligation),
@@ -453,7 +463,8 @@ PROJECTION: Final = Projection(
     tables=(FACTS,),
     handlers=handlers(*_HANDLERS),
     # 3: transfers to a new passport (Übertrag) are counted; stored histories hold them.
-    version=3,
+    # 4: a consent deemed given counts in the year and month its period ended.
+    version=4,
     # Closed and transferred files keep counting: what happened stays a fact.
     active_cases_only=False,
     openers={

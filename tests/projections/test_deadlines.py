@@ -197,6 +197,32 @@ def test_the_statistics_count_a_deemed_consent(
     assert len([f for f in facts if f["figure"] == "entry_procedures"]) == 2
 
 
+def test_a_consent_deemed_given_counts_in_the_year_its_period_ended(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    """The report's figure counts it "im Jahr, in dem die Frist endete": a period that
+    ended in December counts in that year, though the tick notices it in January."""
+    clock.now = datetime(2024, 12, 2, 9, 0, tzinfo=UTC)
+    case = CaseDriver.open(service)
+    case("request_entry_consent")
+    clock.now = datetime(2025, 1, 3, 9, 0, tzinfo=UTC)
+    assert service.deadlines.run_deadline_tick().deemed_consents == 1
+
+    catch_up(service, views, [statistics.PROJECTION])
+    rows = dump(service, views, [statistics.PROJECTION])[statistics.FACTS.name]
+    columns = statistics.FACTS.schema.column_names
+    [consent] = [
+        fact
+        for fact in (dict(zip(columns, row, strict=True)) for row in rows)
+        if fact["figure"] == "entry_consents"
+    ]
+    assert (consent["year"], consent["month"]) == (2024, 12)
+    assert consent["at"].year == 2025, "the drill-down still shows when it was recorded"
+    assert rebuilt_dump(service, views, [statistics.PROJECTION]) == dump(
+        service, views, [statistics.PROJECTION]
+    )
+
+
 def test_a_period_moved_by_easter_is_listed_until_its_real_end(
     service: AkteService, views: ViewsStore, clock: FakeClock
 ) -> None:
