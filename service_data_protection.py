@@ -33,9 +33,9 @@ person that a development mailbox keeps are deleted (:class:`SentMail`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final, Protocol, cast
 from uuid import UUID, uuid4, uuid5
 
@@ -355,10 +355,11 @@ class DataProtection:
             elif topic == appointment_linked_topic:
                 linked_elsewhere.add(owner)
         # Attendance recorded on the file names appointments too.
-        for event in self._store.events_of(case_id, CaseFile.Event, CaseNotFound(case_id)):
+        case_events = list(self._store.events_of(case_id, CaseFile.Event, CaseNotFound(case_id)))
+        for event in case_events:
             if isinstance(event, CaseFile.AppointmentAttendanceRecorded):
                 _add(found["appointments"], event.appointment_id)
-        person_keys, keys_complete = self._person_keys(case, found["appointments"])
+        person_keys, keys_complete = self._person_keys(case_events, found["appointments"])
         waitlist_entries = [
             str(entry.originator_id)
             for entry in joined_here
@@ -418,23 +419,30 @@ class DataProtection:
                 return
             position = notifications[-1].id
 
-    def _person_keys(self, case: CaseFile, appointment_ids: list[str]) -> tuple[set[str], bool]:
-        """The person keys (see ``person_key_for``) of the file's person: from its master
-        data, or, once those are erased, from its linked appointments; and whether they
-        are complete (False: the master data's key needs the appointment secret, which
-        this service lacks)."""
+    def _person_keys(
+        self, case_events: Sequence[CaseFile.Event], appointment_ids: list[str]
+    ) -> tuple[set[str], bool]:
+        """The person keys (see ``person_key_for``) of the file's person: from every name
+        and birth date the file has held (a booking made before a correction carries the
+        key of the name as it was then), or, once those are erased, from its linked
+        appointments; and whether they are complete (False: the master data's keys need
+        the appointment secret, which this service lacks)."""
+        identities: set[tuple[str, str, date]] = set()
+        replayed: CaseFile | None = None
+        for event in case_events:
+            replayed = cast(CaseFile, event.mutate(replayed))
+            held = replayed.master_data
+            if not is_redacted(held.surname):
+                identities.add((held.surname, held.given_names, held.date_of_birth))
         person_keys: set[str] = set()
         complete = True
-        master_data = case.master_data
-        if not is_redacted(master_data.surname):
-            if self._appointments.configured:
-                person_keys.add(
-                    self._appointments.person_key_for(
-                        master_data.surname, master_data.given_names, master_data.date_of_birth
-                    )
-                )
-            else:
-                complete = False
+        if identities and not self._appointments.configured:
+            complete = False
+        elif identities:
+            person_keys.update(
+                self._appointments.person_key_for(surname, given_names, born)
+                for surname, given_names, born in identities
+            )
         for appointment_id in appointment_ids:
             # None: named on the file, never booked here
             appointment = self._store.find(UUID(appointment_id), Appointment)

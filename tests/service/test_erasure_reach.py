@@ -44,7 +44,7 @@ from service import AkteService
 from service_appointment_mails import AppointmentRecorded
 from service_data_protection import SEPARATE_PARTS, VISITOR_PART, part_owner_id
 from service_notices import InboundNotice, NoticeErased
-from tests.support.appointments import OFFICE, POINT, STUDENT, local, proof
+from tests.support.appointments import OFFICE, POINT, STUDENT, local, proof, set_up
 from tests.support.appointments import person as other_person
 from tests.support.erasure_scenario import (
     BIRTH,
@@ -459,6 +459,55 @@ def test_the_persons_online_bookings_and_waitlist_offers_are_erased_with_the_fil
         assert is_redacted(booked.date_of_birth)
     kept = service.appointments.get_appointment(someone_else.appointment_id)
     assert kept.person.surname == other_person(7).surname
+
+
+def test_a_booking_made_under_a_name_the_file_held_before_a_correction_is_erased(
+    service: AkteService,
+) -> None:
+    """The person booked online under her former surname; the file's surname was
+    corrected later. The booking carries the key of the name as it was then: every name
+    and birth date the file has held is the person's."""
+    set_up(service)
+    opened = service.open_case(
+        office_id=OFFICE,
+        master_data=MasterData(SURNAME, GIVEN_NAMES, BIRTH, "POL", "P9XQ7ZK41"),
+        by="sb-01",
+    )
+    former = service.appointments.book_appointment(
+        office_id=OFFICE,
+        service_point_code=POINT,
+        appointment_type="extend-title",
+        starts_at=local(MONDAY, 11, 30),
+        situation=STUDENT,
+        person=Person(SURNAME, GIVEN_NAMES, BIRTH, "frueher.q7@example.org"),
+        proof=proof(service),
+        origin="online",
+        by="public",
+    )
+    service.correct_master_data(
+        opened.case_id,
+        expected_version=opened.version,
+        by="sb-01",
+        corrections={"surname": "Neuname-Q"},
+        reason="Heirat",
+    )
+
+    linked = service.data_protection.linked_records(opened.case_id)
+    assert str(former.appointment_id) in linked.appointments
+    assert linked.unchecked == 0
+    service.data_protection.erase_personal_data(
+        opened.case_id,
+        expected_version=service.case_head_version(opened.case_id),
+        by="dsb-01",
+        legal_ground="dsgvo-17",
+        approved_by="dsb-02",
+    )
+
+    assert not data_keys_of(service).has_key(str(former.appointment_id))
+    booked = cast(
+        Appointment.Booked, service.appointments.appointment_events(former.appointment_id)[0]
+    )
+    assert (booked.surname, booked.email) == (REDACTED_TEXT,) * 2
 
 
 def _triage(service: AkteService, given_names: str, address: str) -> UUID:
