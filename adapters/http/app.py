@@ -16,7 +16,9 @@ every write is the verified token's subject. :func:`create_app` assembles the ap
 objects built elsewhere: :func:`adapters.bootstrap.build_app` builds them from the
 settings, and refuses authentication settings that are unsafe or incomplete.
 
-Errors are ``application/problem+json`` (RFC 9457), see :mod:`adapters.http.problems`.
+Errors are ``application/problem+json`` (RFC 9457), see :mod:`adapters.http.problems`;
+those of the public pages are pages in the visitor's language
+(:mod:`adapters.http.pages.errors`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ from adapters.http.auth.permissions import (
 from adapters.http.auth.tokens import TokenVerifier
 from adapters.http.idempotency import describe_idempotency_key, install_idempotency
 from adapters.http.pages import contact as contact_page
-from adapters.http.pages.site import form_body_limits, form_media_types, install_pages
+from adapters.http.pages.errors import PageErrorPages
+from adapters.http.pages.site import (
+    PAGE_AREAS,
+    form_body_limits,
+    form_media_types,
+    install_pages,
+)
 from adapters.http.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from adapters.http.rate_limits import RateLimiter, RateLimitMetrics, RateLimitMiddleware
 from adapters.http.read_log import install_read_access_log
@@ -306,8 +314,13 @@ def create_app(
     install_idempotency(app, AnswerMemory(service.writes, service.clock))
     upload_limits = {
         intake.FORM_PATH: settings.contact_form_max_total_bytes + MULTIPART_OVERHEAD_BYTES,
+        # The page takes one file's size more than the files together may have, so that
+        # most selections over the limits reach it and get its own message, naming the
+        # files (a larger body gets the 413 page, which states the limits).
         contact_page.CONTACT_PATH: (
-            settings.contact_form_max_total_bytes + MULTIPART_OVERHEAD_BYTES
+            settings.contact_form_max_total_bytes
+            + settings.contact_form_max_file_bytes
+            + MULTIPART_OVERHEAD_BYTES
         ),
         document_uploads.UPLOAD_PATH: settings.upload_max_file_bytes + MULTIPART_OVERHEAD_BYTES,
     }
@@ -338,6 +351,11 @@ def create_app(
             # The public pages' forms post as browsers do without files.
             **form_media_types(),
         },
+    )
+    # Outermost: the public pages' errors, whichever layer answers them (413, 415, 429,
+    # 404 ...), become pages in the visitor's language; the API's stay problems.
+    app.add_middleware(
+        PageErrorPages, areas=PAGE_AREAS, file_limits=contact_page.Limits.of(settings)
     )
     limiter.metrics = RateLimitMetrics(app.state.metrics.registry)
     app.state.metrics.registry.register(ReadModelLag(read_models))

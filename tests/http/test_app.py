@@ -609,6 +609,23 @@ def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
     assert not_allowed.headers["Allow"] == "GET"
 
 
+def test_the_apis_errors_stay_problems_for_browsers_too(client: TestClient) -> None:
+    # Only the public pages answer their errors as pages (tests/http/pages/test_errors.py).
+    case = open_case(client)
+    browser = {
+        "accept": "text/html,*/*;q=0.8",
+        "accept-language": "uk",
+        "cookie": "akte_language=uk",
+    }
+
+    not_allowed = client.delete(f"/cases/{case.id}?lang=uk", headers=browser)
+    unknown = client.get(f"/cases/{uuid.uuid4()}?lang=uk", headers=browser)
+
+    assert_problem(not_allowed, 405, "method-not-allowed")
+    assert not_allowed.headers["Allow"] == "GET"
+    assert_problem(unknown, 404, "case-not-found")
+
+
 def test_a_write_without_if_match_is_428_and_writes_nothing(client: TestClient) -> None:
     case = open_case(client)
 

@@ -11,6 +11,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from adapters.bootstrap import build_app, build_service
+from adapters.http.pages.errors import area_of
+from adapters.http.pages.site import PAGE_AREAS
+from adapters.http.pages.translations import translations_for
 from adapters.http.rate_limits import DOORS, RateLimiter, client_key
 from adapters.settings import Settings
 from service import AkteService
@@ -78,8 +81,11 @@ def test_a_burst_from_one_address_is_refused_after_the_rate(
     assert 429 not in statuses[:RATE], statuses
     assert statuses[RATE:] == [429] * 5, statuses
     refused = answers[-1]
-    assert refused.headers["content-type"] == "application/problem+json"
-    assert refused.json()["type"].endswith("/rate-limited")
+    if area_of(PAGE_AREAS, path) is None:
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"].endswith("/rate-limited")
+    else:  # a public page: a page in the visitor's language (tests/http/pages/test_errors.py)
+        assert refused.headers["content-type"].startswith("text/html")
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     # Another address is served as if nothing happened.
     other = _from(app, "192.0.2.20").request(method, path, json=body)
@@ -206,6 +212,32 @@ def test_addresses_of_one_ipv6_network_share_a_rate_and_another_network_does_not
     assert other_network == 303
     assert refused_again == 429
     assert recorded_after == before  # refused before the page: nothing recorded
+
+
+def test_a_page_over_its_rate_is_a_page_in_the_visitors_language(
+    limited: tuple[FastAPI, AkteService],
+) -> None:
+    app, service = limited
+    burst = _from(app, "192.0.2.15")
+    for _ in range(RATE):
+        burst.get("/declaration/return")
+    before = _events(service)
+
+    page = burst.get("/booking/status/nothing-here?lang=uk")
+    api = burst.get("/appointments/bookings/own?lang=uk", headers={"accept": "text/html"})
+
+    assert page.status_code == 429
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-language"] == "uk"
+    assert 1 <= int(page.headers["Retry-After"]) <= 60
+    heading = translations_for("uk").gettext("Too many requests from your connection")
+    assert f"<h1>{heading}</h1>" in page.text
+    assert '<a href="/booking">' in page.text
+    # The API's look-ups count against the same door and stay problems.
+    assert api.status_code == 429
+    assert api.headers["content-type"] == "application/problem+json"
+    assert api.json()["type"].endswith("/rate-limited")
+    assert _events(service) == before
 
 
 def test_an_ipv4_mapped_address_counts_as_its_ipv4_address() -> None:

@@ -10,12 +10,43 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from adapters.http.pages import booking, booking_status, contact, declaration, mailbox, start
+from adapters.http.pages.errors import START_PAGE, PageArea
 
 STATIC: Final = Path(__file__).parent / "static"
 STATIC_PATH: Final = "/static"
 
 PAGE_MODULES: Final = (start, mailbox, contact, declaration, booking_status, booking)
 """Every page module; each has a ``router`` of page routes (not in the OpenAPI document)."""
+
+
+def N_(message: str) -> str:  # noqa: N802 - the gettext marker's conventional name
+    """Marks a message for extraction; translated when the page is rendered."""
+    return message
+
+
+PAGE_AREAS: Final = (
+    PageArea(START_PAGE, "start", START_PAGE, N_("Online services")),
+    # The booking and booking status pages.
+    PageArea(booking.START_PATH, booking.MODULE, booking.START_PATH, N_("Book an appointment")),
+    PageArea(
+        contact.CONTACT_PATH,
+        contact.MODULE,
+        contact.CONTACT_PATH,
+        N_("Write to us"),
+        takes_files=True,
+    ),
+    PageArea(
+        declaration.DECLARATION_PATH,
+        declaration.MODULE,
+        declaration.DECLARATION_PATH,
+        N_("Commitment declaration"),
+    ),
+    # Development only: in production nothing is there to go back to.
+    PageArea(mailbox.MAILBOX_PATH, "mailbox", START_PAGE, N_("Online services")),
+)
+"""Where the pages of :data:`PAGE_MODULES` live: every error answered to a request in one
+of them is a page in the visitor's language (:mod:`.errors`), not a JSON problem. A test
+checks that every page route lies in one."""
 
 
 def install_pages(app: FastAPI) -> None:

@@ -333,17 +333,57 @@ def test_a_body_over_the_contact_forms_limit_is_refused_before_the_page_runs(
     browser: TestClient, akte: AkteService
 ) -> None:
     before = head(akte)
-    # The form's own limit: all files plus room for the text fields (64 KiB).
-    too_large = 98_304 + 65_536 + 1
+    # The form's own limit: all files, one file more, and room for the text fields (64 KiB).
+    too_large = 98_304 + 65_536 + 65_536 + 1
 
     refused = browser.post(
-        "/contact",
+        "/contact?lang=uk",
         data=FIELDS,
         files=[("files", ("gross.pdf", b"%PDF" + b"0" * too_large, "application/pdf"))],
     )
 
     assert refused.status_code == 413
+    # A page in the visitor's language that states the limits, not a JSON problem.
+    assert refused.headers["content-type"].startswith("text/html")
+    assert refused.headers["content-language"] == "uk"
+    heading = translations_for("uk").gettext("What you sent is too large")
+    assert f"<h1>{html.escape(heading, quote=False)}</h1>" in refused.text
+    assert "96 KB" in refused.text
     assert head(akte) == before
+
+
+def test_a_file_over_its_limit_within_the_pages_body_limit_is_named_by_the_page(
+    browser: TestClient, akte: AkteService
+) -> None:
+    before = head(akte)
+
+    # Larger than all files together may be, but within the body the page takes.
+    refused = browser.post(
+        "/contact?lang=en",
+        data=FIELDS,
+        files=[pdf("gross.pdf", payload_bytes=98_304 + 10_000)],
+        follow_redirects=False,
+    )
+
+    assert refused.status_code == 422
+    assert "gross.pdf is larger than 64 KB." in refused.text
+    assert head(akte) == before
+
+
+def test_files_each_within_their_limit_but_over_the_total_are_refused_by_the_page(
+    browser: TestClient,
+) -> None:
+    # Three files of nearly the largest size: more than all together may be, within the
+    # body the page takes; the page says so itself (no 413).
+    refused = browser.post(
+        "/contact?lang=en",
+        data=FIELDS,
+        files=[pdf(f"teil-{number}.pdf", payload_bytes=60_000) for number in range(3)],
+        follow_redirects=False,
+    )
+
+    assert refused.status_code == 422
+    assert "All files together are larger than 96 KB." in refused.text
 
 
 def test_a_receipt_that_cannot_be_one_is_not_found(browser: TestClient) -> None:
