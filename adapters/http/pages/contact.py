@@ -414,6 +414,10 @@ async def send_contact_form(
         errors = _checked_fields(values, language)
         incoming, refusal = await run_in_threadpool(_checked_files, uploads, limits, language)
         refusal.errors = errors | refusal.errors
+        if any(isinstance(item, str) and item for item in form.getlist("files")):
+            # A part with a file's content but no plain file name (``filename*=`` only)
+            # arrives as text: refused, not dropped while the rest is received.
+            refusal.errors["files"] = _translate(language, _FILE_UNREADABLE, name="")
         if not refusal.errors:
             by = sender.user_id if sender is not None else PUBLIC_APPLICANT
             try:

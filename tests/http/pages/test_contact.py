@@ -177,6 +177,36 @@ def test_two_files_are_sent_and_the_receipt_is_shown(
     assert submission.id in [item.id for item in waiting.submissions]
 
 
+def test_a_file_part_named_only_by_filename_star_is_refused_not_dropped(
+    browser: TestClient, akte: AkteService
+) -> None:
+    """RFC 5987's ``filename*=`` alone (no ``filename=``) makes the part a text field for
+    the form parser: the page must not answer "arrived" while the file is lost."""
+    fields = b"".join(
+        b'--B\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+        % (name.encode(), value.encode())
+        for name, value in FIELDS.items()
+    )
+    file_part = (
+        b'--B\r\nContent-Disposition: form-data; name="files"; '
+        b"filename*=UTF-8''Reisepass%20%C3%BC.pdf\r\nContent-Type: application/pdf\r\n\r\n"
+        + make_pdf(1)
+        + b"\r\n--B--\r\n"
+    )
+    before = head(akte)
+
+    answer = browser.post(
+        "/contact?lang=en",
+        content=fields + file_part,
+        headers={"content-type": "multipart/form-data; boundary=B"},
+        follow_redirects=False,
+    )
+
+    assert answer.status_code == 422, answer.text
+    assert "cannot be read" in answer.text
+    assert head(akte) == before
+
+
 def test_a_message_without_files_is_sent_too(browser: TestClient) -> None:
     sent = browser.post(
         "/contact",
