@@ -49,6 +49,7 @@ from domain.errors import CaseFileErased, RuleViolation
 from domain.intake import ContactSubmission
 from domain.personal import is_redacted
 from domain.registration_notices import RegistrationNotice
+from service_appointment_mails import normalised_identity
 from service_appointments import Appointments
 from service_common import CaseNotFound, Recorded, note_handed_out
 from service_ports import DataKeys, EventStorage, ServiceStore, SnapshotDeletion
@@ -76,6 +77,28 @@ SEPARATE_PARTS: Final[dict[str, dict[str, frozenset[str]]]] = {
 """Per event topic, the personal fields about another person than the record's own, by
 part: sealed under the part's own key (see :func:`part_owner_id`) and erased with that
 person's case file."""
+
+
+def _identities_held(case_events: Sequence[CaseFile.Event]) -> set[tuple[str, str, date]]:
+    """Every name and birth date the file's master data has held (its events replayed):
+    a booking or a message from before a correction names the person as they were then."""
+    identities: set[tuple[str, str, date]] = set()
+    replayed: CaseFile | None = None
+    for event in case_events:
+        replayed = cast(CaseFile, event.mutate(replayed))
+        held = replayed.master_data
+        if not is_redacted(held.surname):
+            identities.add((held.surname, held.given_names, held.date_of_birth))
+    return identities
+
+
+def _identity_of(named: ContactSubmission.Submitted | RegistrationNotice.PutInTriage) -> str:
+    """Whom a submission or a notice names, normalised as the person key normalises; ""
+    if it names no birth date or its names are erased (it matches no file then)."""
+    born = named.date_of_birth
+    if born is None or is_redacted(named.surname) or is_redacted(born):
+        return ""
+    return normalised_identity(named.surname, named.given_names, born)
 
 
 def _add(found: list[str], owner: str) -> None:
@@ -160,6 +183,12 @@ class LinkedRecords:
     (in triage, or dismissed): possibly about the person, erased with the file, also when
     they name other candidates (see :meth:`DataProtection.linked_records`); not exported
     by subject access, since they may be about another candidate."""
+    same_identity: list[str] = field(default_factory=list)
+    """The office's contact submissions and registration notices linked or recorded on no
+    file that name one of the names and birth dates the file has held (compared as the
+    person key compares them: without case, accents, spaces or punctuation): the person's,
+    as the online bookings of the same person key are; erased with the file, not exported
+    by subject access (another person of the same name and birth date is possible)."""
     unchecked: int = 0
     """The office's bookings and waitlist entries that only the person key could tie to
     the person, left unchecked because this service cannot compute the key of the file's
@@ -174,6 +203,7 @@ class LinkedRecords:
             *self.waitlist_entries,
             *self.registration_notices,
             *self.notices_naming_the_file,
+            *self.same_identity,
         ]
 
     @property
@@ -312,6 +342,10 @@ class DataProtection:
         joined_topic = get_topic(WaitlistEntry.Joined)
         triage_topic = get_topic(RegistrationNotice.PutInTriage)
         resolved_topic = get_topic(RegistrationNotice.Resolved)
+        submitted_topic = get_topic(ContactSubmission.Submitted)
+        submission_linked_topic = get_topic(ContactSubmission.LinkedToCaseFile)
+        # The office's submissions and notices in triage by whom they name (normalised).
+        named_here: list[tuple[str, str]] = []
         found: dict[str, list[str]] = {
             "submissions": [],
             "declarations": [],
@@ -324,7 +358,7 @@ class DataProtection:
         linked_elsewhere: set[str] = set()
         named_in_triage: list[str] = []
         recorded_elsewhere: set[str] = set()
-        topics = [*kinds, booked_topic, joined_topic, triage_topic, resolved_topic]
+        topics = [*kinds, booked_topic, joined_topic, triage_topic, resolved_topic, submitted_topic]
         for notification, event in self._scan(topics):
             topic = notification.topic
             owner = str(notification.originator_id)
@@ -339,10 +373,16 @@ class DataProtection:
                     _add(found["appointments"], owner)
                 elif booked.case_id is None and booked.office_id == case.office_id:
                     booked_here.append(booked)
+            elif topic == submitted_topic:
+                submitted = cast(ContactSubmission.Submitted, event)
+                if submitted.office_id == case.office_id:
+                    named_here.append((owner, _identity_of(submitted)))
             elif topic == triage_topic:
                 notice = cast(RegistrationNotice.PutInTriage, event)
                 if wanted in notice.candidate_case_ids:
                     named_in_triage.append(owner)
+                elif notice.office_id == case.office_id:
+                    named_here.append((owner, _identity_of(notice)))
             elif topic == resolved_topic:
                 resolved = cast(RegistrationNotice.Resolved, event)
                 if resolved.case_id == wanted:
@@ -352,7 +392,7 @@ class DataProtection:
                     recorded_elsewhere.add(owner)
             elif str(getattr(event, "case_id", "")) == wanted:
                 _add(found[kinds[topic]], owner)
-            elif topic == appointment_linked_topic:
+            elif topic in (appointment_linked_topic, submission_linked_topic):
                 linked_elsewhere.add(owner)
         # Attendance recorded on the file names appointments too.
         case_events = list(self._store.events_of(case_id, CaseFile.Event, CaseNotFound(case_id)))
@@ -395,10 +435,24 @@ class DataProtection:
             for owner in named_in_triage
             if owner not in recorded_elsewhere and owner not in found["registration_notices"]
         ]
+        identities = {
+            normalised_identity(surname, given_names, born)
+            for surname, given_names, born in _identities_held(case_events)
+        }
+        taken = {*notices, *found["submissions"], *found["registration_notices"]}
+        same_identity = [
+            owner
+            for owner, named in named_here
+            if named in identities
+            and owner not in taken
+            and owner not in linked_elsewhere
+            and owner not in recorded_elsewhere
+        ]
         return LinkedRecords(
             **found,
             waitlist_entries=waitlist_entries,
             notices_naming_the_file=notices,
+            same_identity=same_identity,
             unchecked=unchecked,
         )
 
@@ -427,13 +481,7 @@ class DataProtection:
         key of the name as it was then), or, once those are erased, from its linked
         appointments; and whether they are complete (False: the master data's keys need
         the appointment secret, which this service lacks)."""
-        identities: set[tuple[str, str, date]] = set()
-        replayed: CaseFile | None = None
-        for event in case_events:
-            replayed = cast(CaseFile, event.mutate(replayed))
-            held = replayed.master_data
-            if not is_redacted(held.surname):
-                identities.add((held.surname, held.given_names, held.date_of_birth))
+        identities = _identities_held(case_events)
         person_keys: set[str] = set()
         complete = True
         if identities and not self._appointments.configured:

@@ -37,7 +37,7 @@ from domain.case_file import (
     RegistrationNoticeChanges,
 )
 from domain.commitment_declaration import CommitmentDeclaration, InvitedPerson
-from domain.intake import ContactSubmission
+from domain.intake import ContactDetails, ContactSubmission
 from domain.personal import REDACTED_TEXT, is_redacted, personal_fields
 from domain.registration_notices import NoticedPerson, RegistrationNotice
 from service import AkteService
@@ -508,6 +508,69 @@ def test_a_booking_made_under_a_name_the_file_held_before_a_correction_is_erased
         Appointment.Booked, service.appointments.appointment_events(former.appointment_id)[0]
     )
     assert (booked.surname, booked.email) == (REDACTED_TEXT,) * 2
+
+
+def test_unlinked_messages_naming_the_person_are_erased_with_the_file(
+    service: AkteService,
+) -> None:
+    """A notice that arrived before the file existed (no candidate) and a contact form
+    message never linked to the file name the person as the file did, before and after a
+    correction: the person's, as the online bookings of the same person key are. Another
+    person's message is kept."""
+    early = service.notices.receive_notice(
+        InboundNotice(
+            office_id=OFFICE,
+            sender="meldebehoerde-musterstadt",
+            message_id=str(uuid4()),
+            message_type="MBABH.Anmeldung",
+            notice_kind="aenderung_hauptwohnung",
+            effective_on=date(2024, 3, 1),
+            person=NoticedPerson(SURNAME, GIVEN_NAMES, BIRTH),
+            changes=RegistrationNoticeChanges(address="Geheimweg 3, 12345 Musterstadt"),
+        )
+    )
+    assert early.outcome == "triage"
+    opened = service.open_case(
+        office_id=OFFICE,
+        master_data=MasterData(SURNAME, GIVEN_NAMES, BIRTH, "POL", "P9XQ7ZK41"),
+        by="sb-01",
+    )
+    service.correct_master_data(
+        opened.case_id,
+        expected_version=opened.version,
+        by="sb-01",
+        corrections={"surname": "Neuname-Q"},
+        reason="Heirat",
+    )
+
+    def message_from(surname: str) -> UUID:
+        return service.intake.submit_contact_form(
+            office_id=OFFICE,
+            topic="extend_residence_permit",
+            message=f"Ich, {GIVEN_NAMES} {surname}, frage nach meinem Antrag.",
+            contact=ContactDetails(surname, GIVEN_NAMES.upper(), "q7@example.org", BIRTH),
+            files=[],
+        ).submission_id
+
+    mine = message_from("NEUNAME Q")
+    theirs = message_from("Jemand-Anders")
+
+    linked = service.data_protection.linked_records(opened.case_id)
+    assert set(linked.same_identity) == {str(early.subject_id), str(mine)}
+    service.data_protection.erase_personal_data(
+        opened.case_id,
+        expected_version=service.case_head_version(opened.case_id),
+        by="dsb-01",
+        legal_ground="dsgvo-17",
+        approved_by="dsb-02",
+    )
+
+    keys = data_keys_of(service)
+    assert not keys.has_key(str(early.subject_id))
+    assert not keys.has_key(str(mine))
+    assert service.notices.get_notice(early.subject_id).person.surname == REDACTED_TEXT
+    assert service.intake.get_submission(mine).contact.surname == REDACTED_TEXT
+    assert service.intake.get_submission(theirs).contact.surname == "Jemand-Anders"
 
 
 def _triage(service: AkteService, given_names: str, address: str) -> UUID:
