@@ -30,6 +30,7 @@ from eventsourcing.utils import get_topic
 from domain.acts import Act
 from domain.appointments import (
     ENDED,
+    HOLDING_A_SEAT,
     NO_HOLIDAYS,
     AlreadyWaiting,
     Appointment,
@@ -40,6 +41,7 @@ from domain.appointments import (
     BookingLimitReached,
     BookingReference,
     CalendarRules,
+    DayHasBookings,
     Origin,
     Person,
     PersonBookings,
@@ -220,14 +222,61 @@ class Appointments(AppointmentMails):
     def close_service_point_day(
         self, *, office_id: str, code: str, day: date, reason: str, by: str
     ) -> ServicePointRecorded:
+        """Close a day (today or later); refused (:class:`DayHasBookings`) while bookings
+        (held, confirmed, checked in, offers from the waitlist) hold seats on it: the
+        office cancels them first, one by one, and tells the people (an office
+        cancellation sends no mail)."""
         act = self._store.act(by, None)
         point = self.get_service_point(office_id, code)
+        if day not in point.closed_days:
+            booked = self._bookings_on(point, day)
+            if booked:
+                raise DayHasBookings(
+                    f"{len(booked)} booking(s) on {day:%Y-%m-%d} still hold a seat; cancel "
+                    "each first (POST /appointments/{id}/cancellation, listed by GET "
+                    f"/appointments/day?on={day:%Y-%m-%d}) and tell the people, then close "
+                    "the day"
+                )
         point.close_day(day, reason, act)
+        return self._save_point(point)
+
+    def reopen_service_point_day(
+        self, *, office_id: str, code: str, day: date, by: str
+    ) -> ServicePointRecorded:
+        """Open a closed day again (a day not closed stays open: nothing recorded)."""
+        act = self._store.act(by, None)
+        point = self.get_service_point(office_id, code)
+        point.reopen_day(day, act)
+        return self._save_point(point)
+
+    def _save_point(self, point: ServicePoint) -> ServicePointRecorded:
+        if not point.pending_events:
+            return ServicePointRecorded(point, None)
         try:
             position = self._save(point)
         except IntegrityError:
             raise SlotBusy("the service point changed meanwhile; try again") from None
         return ServicePointRecorded(point, position)
+
+    def _bookings_on(self, point: ServicePoint, day: date) -> list[Appointment]:
+        """The appointments holding a seat on the day (a public holiday too: the office
+        may book one)."""
+        found = []
+        for start in point.slot_starts(day):
+            slot = self._get(slot_id(point.office_id, point.code, start), Slot)
+            if slot is None:
+                continue
+            for holder in slot.holders:
+                appointment = self.get_appointment(UUID(holder))
+                if appointment.status in HOLDING_A_SEAT:
+                    found.append(appointment)
+        return found
+
+    def _on_a_closed_day(self, appointment: Appointment) -> bool:
+        point = self._get(UUID(appointment.service_point_id), ServicePoint)
+        if point is None:
+            return False
+        return point.local(appointment.starts_at).date() in point.closed_days
 
     def get_service_point(self, office_id: str, code: str) -> ServicePoint:
         point = self._get(ServicePoint.id_for(office_id, code), ServicePoint)
@@ -888,6 +937,11 @@ class Appointments(AppointmentMails):
             else:
                 report.lapses += 1
                 self.offer_freed_seat(appointment.slot_id)
+        elif appointment.status == "held" and self._on_a_closed_day(appointment):
+            # Defensive (a day is closed only without bookings; closures before that
+            # rule): no reminder nor confirmation mail for a slot on a closed day. The
+            # hold still lapses when its time is up.
+            return True
         elif appointment.status == "held" and now >= appointment.reminder_at:
             before = len(appointment.mails)
             recorded = self._change_appointment(

@@ -117,6 +117,13 @@ class AppointmentStateConflict(RuleViolation):
     code = "appointment-state-conflict"
 
 
+class DayHasBookings(RuleViolation):
+    """A day is closed only once no booking holds a seat on it: closing it would leave
+    people coming to a closed office, unless the office told them."""
+
+    code = "day-has-bookings"
+
+
 class BookingLimitReached(RuleViolation):
     code = "booking-limit-reached"
 
@@ -425,14 +432,22 @@ class ServicePoint(Aggregate):
         self._record(self.AppointmentTypeWithdrawn, act, type_code=type_code)
 
     def close_day(self, day: date, reason: str, act: Act) -> None:
+        """Close the service point on a day, today or later at its place (the caller
+        makes sure no booking holds a seat that day, :class:`DayHasBookings`); closing
+        again with the same reason changes nothing, with another records the new one."""
         require_text("reason", reason, max_length=200)
         if self.closed_days.get(day) == reason:
             return
+        today = self.local(act.at).date()
+        if day < today:
+            raise InvalidValue("day", f"is in the past (today is {today:%Y-%m-%d} here)")
         self._record(self.DayClosed, act, day=day, reason=reason)
 
     def reopen_day(self, day: date, act: Act) -> None:
+        """Open a closed day again; a day that is not closed stays as it is (idempotent,
+        like closing)."""
         if day not in self.closed_days:
-            raise InvalidValue("day", "the service point is not closed on this day")
+            return
         self._record(self.DayReopened, act, day=day)
 
     # ----------------------------------------------------------------- queries
@@ -449,7 +464,15 @@ class ServicePoint(Aggregate):
     def slot_starts(self, day: date, holidays: HolidayCalendar = NO_HOLIDAYS) -> list[datetime]:
         """The starts of the day's slots, in order; none on a closed day, nor on a public
         holiday of ``holidays`` (the office's; the default knows none, for listing what
-        was booked on a day whatever it is)."""
+        was booked on a day whatever it is).
+
+        Slots follow the wall clock of the service point. On the day summer time begins,
+        local times that do not exist (02:00-02:59 in Berlin) are no slot starts; on the
+        day it ends, a wall-clock time that occurs twice is a slot start once, at its
+        first occurrence (summer time, ``fold=0``): the counters are staffed by the wall
+        clock, not twice over for the repeated hour. Compare starts by instant (see
+        :meth:`check_bookable`): an aware time in the same zone compares by wall clock.
+        """
         if day in self.closed_days or holidays.is_holiday(day):
             return []
         zone = self.rules.zone
@@ -461,7 +484,8 @@ class ServicePoint(Aggregate):
             start = datetime.combine(day, hours.opens, tzinfo=zone)
             closes = datetime.combine(day, hours.closes, tzinfo=zone)
             while start + step <= closes:
-                starts.append(start)
+                if _exists(start):
+                    starts.append(start)
                 start += step
         return starts
 
@@ -493,7 +517,9 @@ class ServicePoint(Aggregate):
             raise SlotNotBookable("the service point is closed on that day")
         if holidays.is_holiday(local_start.date()):
             raise SlotNotBookable("the service point is closed on that day: a public holiday")
-        if local_start not in self.slot_starts(local_start.date()):
+        # By instant: the second 02:00 of the night summer time ends is not the first.
+        instant = starts_at.astimezone(UTC)
+        if all(start.astimezone(UTC) != instant for start in self.slot_starts(local_start.date())):
             raise SlotNotBookable("no slot of this service point starts at that time")
         if self.capacity_at(starts_at, now) == 0:
             raise SlotNotBookable(
@@ -529,6 +555,13 @@ class ServicePoint(Aggregate):
         held_until = min(booked_at + timedelta(hours=self.rules.hold_hours), starts_at)
         lead = min(timedelta(hours=self.rules.reminder_hours), (held_until - booked_at) / 2)
         return held_until, held_until - lead
+
+
+def _exists(local: datetime) -> bool:
+    """Whether a wall-clock time (``fold=0``) exists in its zone: it survives the round
+    trip through UTC (02:30 on the night summer time begins comes back as 03:30)."""
+    back = local.astimezone(UTC).astimezone(local.tzinfo)
+    return back.replace(tzinfo=None) == local.replace(tzinfo=None)
 
 
 def _basis_text(legal_basis: str | None) -> str:
@@ -1190,7 +1223,9 @@ class Appointment(Aggregate):
         self._record(self.LinkedToCaseFile, act, case_id=str(case_id))
 
     def check_in(self, act: Act) -> None:
-        """The person is at the counter; a held booking is confirmed by their presence."""
+        """The person is at the counter; a held booking is confirmed by their presence.
+        Not before the appointment's day (earlier on the day is fine: people come early)."""
+        self.check_its_day(act.at)
         if self.status == "held":
             self.confirm(via="counter", act=act)
         if self.status != "confirmed":
@@ -1202,6 +1237,7 @@ class Appointment(Aggregate):
             raise AppointmentStateConflict(
                 f"the appointment is {self.status}; check the person in first"
             )
+        self.check_its_day(act.at)
         self._record(self.Attended, act, **self._report_fields())
 
     def record_no_show(self, act: Act) -> None:
@@ -1227,6 +1263,14 @@ class Appointment(Aggregate):
     def check_held(self) -> None:
         if self.status != "held":
             raise AppointmentStateConflict(f"the appointment is {self.status}, not held")
+
+    def check_its_day(self, now: datetime) -> None:
+        """Refused before the appointment's day at its service point: ``starts_at`` is
+        in the service point's local time, and ``now`` is read with the same offset."""
+        if now.astimezone(self.starts_at.tzinfo).date() < self.starts_at.date():
+            raise AppointmentStateConflict(
+                f"the appointment has not begun yet: it is on {self.starts_at.date():%Y-%m-%d}"
+            )
 
     def check_not_ended(self) -> None:
         if self.status in ENDED:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
 from eventsourcing.persistence import JSONTranscoder, Mapper
@@ -183,3 +184,25 @@ def test_a_joined_event_of_version_1_loads_as_german() -> None:
     rebuilt = loaded.mutate(None)
     assert isinstance(rebuilt, WaitlistEntry)
     assert rebuilt.language == "de"
+
+
+def test_check_in_and_attendance_wait_for_the_appointment_s_day() -> None:
+    starts = datetime(2024, 3, 28, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    appointment = _appointment(starts)
+
+    for too_early in (BOOKED + HOUR, datetime(2024, 3, 27, 22, 59, tzinfo=UTC)):
+        with pytest.raises(AppointmentStateConflict, match="has not begun yet"):
+            appointment.check_in(_act(too_early))
+    assert appointment.status == "held"
+    # Earlier on the day is fine (people come early): 00:30 in Berlin, 23:30 UTC before.
+    appointment.check_in(_act(datetime(2024, 3, 27, 23, 30, tzinfo=UTC)))
+    appointment.record_attended(_act(datetime(2024, 3, 28, 7, 0, tzinfo=UTC)))
+    assert appointment.ended_at is not None
+    assert appointment.end_reason == "attended"
+
+
+def test_attendance_is_refused_before_the_day_even_for_a_checked_in_appointment() -> None:
+    appointment = _appointment(BOOKED + 7 * 24 * HOUR)
+    appointment.check_in(_act(BOOKED + 7 * 24 * HOUR - HOUR))
+    with pytest.raises(AppointmentStateConflict, match="has not begun yet"):
+        appointment.record_attended(_act(BOOKED + HOUR))

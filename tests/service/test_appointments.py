@@ -4,7 +4,8 @@ holds, limits, anti-bot challenges, the tick, the waitlist and the counter."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -17,6 +18,8 @@ from domain.appointments import (
     AppointmentStateConflict,
     AppointmentTypeDoesNotFit,
     BookingLimitReached,
+    DayHasBookings,
+    OpeningHours,
     Situation,
     Slot,
     SlotNotBookable,
@@ -32,7 +35,9 @@ from tests.support.appointments import (
     FICTION_HOLDER,
     OFFICE,
     POINT,
+    RULES,
     STUDENT,
+    TYPES,
     RecordingMailer,
     join_waitlist,
     local,
@@ -546,3 +551,126 @@ def test_the_tick_command_prints_what_it_did(
     assert lines == [lines[0], lines[0]]
     assert lines[0]["lapses"] == 0
     assert cli.main(["appointments", "bounce", "<not-an-id.1@akte>", "--status", "5.1.1"]) == 1
+
+
+NIGHT_RULES = replace(
+    RULES,
+    counters=1,
+    same_day_counters=0,
+    opening_hours=(OpeningHours(7, time(0, 0), time(23, 59, 59)),),
+)
+"""Sundays round the clock at one counter: the nights the clocks change."""
+
+
+def _open_sundays(service: AkteService) -> None:
+    service.appointments.define_service_point(
+        office_id=OFFICE, code=POINT, name="Nachtschalter", rules=NIGHT_RULES, types=TYPES, by="tl"
+    )
+
+
+def test_the_hour_repeated_when_summer_time_ends_is_offered_and_booked_once(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    clock.now = datetime(2024, 10, 21, 9, 0, tzinfo=UTC)
+    _open_sundays(service)
+    sunday = date(2024, 10, 27)
+    point = service.appointments.get_service_point(OFFICE, POINT)
+    instants = [s.astimezone(UTC) for s in point.slot_starts(sunday)]
+    first = datetime(2024, 10, 27, 0, 0, tzinfo=UTC)  # 02:00 CEST
+    second = datetime(2024, 10, 27, 1, 0, tzinfo=UTC)  # 02:00 CET, the clock's second go
+    assert first in instants
+    assert second not in instants
+    assert len(instants) == len(set(instants)) == 47  # 00:00 to 23:00
+    book(service, first, n=1)
+
+    with pytest.raises(SlotNotBookable, match="no slot"):
+        book(service, second, n=2)
+    with pytest.raises(SlotTaken):
+        book(service, first, n=3)
+    assert service.appointments._get(slot_id(OFFICE, POINT, second), Slot) is None
+
+
+def test_local_times_skipped_when_summer_time_begins_are_no_slots(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    clock.now = datetime(2024, 3, 25, 9, 0, tzinfo=UTC)
+    _open_sundays(service)
+    sunday = date(2024, 3, 31)
+    point = service.appointments.get_service_point(OFFICE, POINT)
+    [offered] = service.appointments.availability(point, from_day=sunday, days=1, now=clock.now)
+    night = [start.strftime("%H:%M%z") for start, _ in offered.slots if start.hour < 4]
+    assert night == [
+        "00:00+0100", "00:30+0100", "01:00+0100", "01:30+0100", "03:00+0200", "03:30+0200"
+    ]  # fmt: skip
+    instants = [start.astimezone(UTC) for start, _ in offered.slots]
+    assert len(instants) == len(set(instants)) == 45
+    book(service, datetime(2024, 3, 31, 1, 0, tzinfo=UTC), n=2)  # 03:00 CEST
+    [after] = service.appointments.availability(point, from_day=sunday, days=1, now=clock.now)
+    assert [free for start, free in after.slots if start.hour == 3] == [0, 1]
+    # 02:00 does not exist that night: read as 01:00 UTC it is the same instant as 03:00
+    # CEST, the same slot, whose one seat is taken.
+    with pytest.raises(SlotTaken):
+        book(service, local(sunday, 2, 0), n=1)
+
+
+def test_a_day_with_bookings_is_closed_only_once_the_office_cancelled_them(
+    service: AkteService, mailer: RecordingMailer
+) -> None:
+    appointment_id, _ = book(service, local(NEXT_MONDAY, 9))
+    book(service, local(NEXT_MONDAY, 10), n=1)
+
+    with pytest.raises(DayHasBookings, match="2 booking") as refused:
+        service.appointments.close_service_point_day(
+            office_id=OFFICE, code=POINT, day=NEXT_MONDAY, reason="Betriebsausflug", by="tl-01"
+        )
+    assert "/cancellation" in str(refused.value)
+    assert NEXT_MONDAY not in service.appointments.get_service_point(OFFICE, POINT).closed_days
+
+    service.appointments.cancel_appointment(
+        appointment_id, expected_version=None, by="sb-01", reason="Betriebsausflug"
+    )
+    with pytest.raises(DayHasBookings, match="1 booking"):
+        service.appointments.close_service_point_day(
+            office_id=OFFICE, code=POINT, day=NEXT_MONDAY, reason="Betriebsausflug", by="tl-01"
+        )
+
+
+def test_a_past_day_is_not_closed_and_a_closed_day_opens_again(
+    service: AkteService, mailer: RecordingMailer
+) -> None:
+    with pytest.raises(InvalidValue, match="in the past") as refused:
+        service.appointments.close_service_point_day(
+            office_id=OFFICE, code=POINT, day=date(2024, 3, 3), reason="x", by="tl-01"
+        )
+    assert refused.value.field == "day"
+    service.appointments.close_service_point_day(
+        office_id=OFFICE, code=POINT, day=NEXT_MONDAY, reason="Betriebsausflug", by="tl-01"
+    )
+
+    reopened = service.appointments.reopen_service_point_day(
+        office_id=OFFICE, code=POINT, day=NEXT_MONDAY, by="tl-01"
+    )
+    assert NEXT_MONDAY not in reopened.point.closed_days
+    assert reopened.position is not None
+    again = service.appointments.reopen_service_point_day(
+        office_id=OFFICE, code=POINT, day=NEXT_MONDAY, by="tl-01"
+    )
+    assert again.position is None  # not closed: nothing recorded
+    book(service, local(NEXT_MONDAY, 9))
+
+
+def test_no_reminder_goes_out_for_a_booking_on_a_day_closed_before_the_rule(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    book(service, local(NEXT_MONDAY, 9))
+    # A closure recorded while the booking stood (as before bookings refused it).
+    point = service.appointments.get_service_point(OFFICE, POINT)
+    point.close_day(NEXT_MONDAY, "Betriebsausflug", service.appointments._store.act("tl-01", None))
+    service.appointments._save(point)
+    sent = len(mailer.sent)
+
+    clock.now += timedelta(hours=30)  # the reminder would be due
+    report = service.appointments.run_appointment_tick()
+
+    assert report.reminders == 0
+    assert len(mailer.sent) == sent

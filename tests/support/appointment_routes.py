@@ -140,10 +140,13 @@ def open_appointment(
 
 
 def checked_in(service: AkteService, opened: OpenedAppointment) -> OpenedAppointment:
+    """Another booking, of today (the counter checks no one in before their day), checked
+    in."""
+    today = in_the_past(service, opened)
     recorded = service.appointments.check_in_appointment(
-        opened.id, expected_version=opened.version, by=SETUP_USER
+        today.id, expected_version=today.version, by=SETUP_USER
     )
-    return replace(opened, version=recorded.version)
+    return replace(today, version=recorded.version)
 
 
 def in_the_past(service: AkteService, opened: OpenedAppointment) -> OpenedAppointment:
@@ -156,6 +159,18 @@ def in_the_past(service: AkteService, opened: OpenedAppointment) -> OpenedAppoin
         return _book(service, opened.number + 100_000, past)
     finally:
         clock.now = now
+
+
+CLOSED_DAY: Final = date(2024, 3, 20)
+"""A day without bookings (they go to FIRST_DAY and the four days after it)."""
+
+
+def day_closed(service: AkteService, opened: OpenedAppointment) -> OpenedAppointment:
+    """The service point closed on :data:`CLOSED_DAY`, for the route that opens it again."""
+    service.appointments.close_service_point_day(
+        office_id=OFFICE, code=POINT, day=CLOSED_DAY, reason="Betriebsausflug", by=SETUP_USER
+    )
+    return opened
 
 
 def with_case(service: AkteService, opened: OpenedAppointment) -> OpenedAppointment:

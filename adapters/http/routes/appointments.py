@@ -499,13 +499,37 @@ def close_day(
     body: ClosedDayCreate,
     response: Response,
 ) -> ServicePointPublic:
-    """Close a service point on a day (holiday); bookings already made stay."""
+    """Close a service point on a day, today or later (`422` for a past day). Refused
+    with `409 day-has-bookings` while bookings hold seats that day: cancel each first
+    (`POST /appointments/{id}/cancellation`, which sends no mail: tell the people)."""
     recorded = service.appointments.close_service_point_day(
         office_id=home_office(principal),
         code=code,
         day=body.day,
         reason=body.reason,
         by=principal.user_id,
+    )
+    note_position(response, recorded.position)
+    return _point_public(recorded.point)
+
+
+@router.delete(
+    "/appointments/service-points/{code}/closed-days/{day}",
+    response_model=ServicePointPublic,
+    responses=CONFIGURE_PROBLEMS,
+    operation_id="reopen_service_point_day",
+)
+def reopen_day(
+    principal: Configurer,
+    service: ServiceDep,
+    code: Annotated[str, Path(min_length=2, max_length=60)],
+    day: Annotated[LawfulDate, Path(description="The closed day, `YYYY-MM-DD`.")],
+    response: Response,
+) -> ServicePointPublic:
+    """Open a closed day again: its slots are offered as before. Idempotent: a day that
+    is not closed stays open, `200` with nothing recorded."""
+    recorded = service.appointments.reopen_service_point_day(
+        office_id=home_office(principal), code=code, day=day, by=principal.user_id
     )
     note_position(response, recorded.position)
     return _point_public(recorded.point)

@@ -82,6 +82,8 @@ def whatif(
     last_year = service.clock().astimezone(OFFICE_TIME_ZONE).year - 1
     first = period_from or date(last_year, 1, 1)
     last = period_until or date(last_year, 12, 31)
+    # An unknown basis would replay to an empty report: 422 naming the field instead.
+    service.catalogue.check_legal_basis("legal_basis", legal_basis)
     try:
         chosen = policy_for(
             policy,

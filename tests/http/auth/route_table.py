@@ -471,7 +471,7 @@ class Route:
 
     @property
     def writes(self) -> bool:
-        return self.method == "POST"
+        return self.method in ("POST", "PUT", "PATCH", "DELETE")
 
     @property
     def on_a_case(self) -> bool:
@@ -496,6 +496,7 @@ class Route:
             "appointment_id": str(subject.id),
             "notice_id": str(subject.id),
             "code": ap.POINT,
+            "day": ap.CLOSED_DAY.isoformat(),
             "reference": subject.reference,
             "year": "2024",
             "key": "procedures_processed",
@@ -738,6 +739,12 @@ ROUTES: Final = (
         body={"day": "2024-03-20", "reason": "Feiertag"},
         appointment=(),
     ),
+    Route(
+        "DELETE",
+        AB + "/service-points/{code}/closed-days/{day}",
+        "assign",
+        appointment=(ap.day_closed,),
+    ),
     Route("GET", AB + "/day", "list"),
     Route("GET", AB + "/holds", "list"),
     Route("GET", AB + "/figures", "list"),
@@ -752,7 +759,7 @@ ROUTES: Final = (
         appointment=(ap.in_both_offices,),
     ),
     Route("GET", AD, "read", appointment=()),
-    Route("POST", AD + "/check-in", "write", appointment=()),
+    Route("POST", AD + "/check-in", "write", appointment=(ap.in_the_past,)),
     Route("POST", AD + "/attendance", "write", appointment=(ap.checked_in,)),
     Route("POST", AD + "/no-show", "write", appointment=(ap.in_the_past,)),
     Route("POST", AD + "/cancellation", "write", body={}, appointment=()),

@@ -127,8 +127,11 @@ def test_refusals_come_before_if_match_and_body_checks(
                     headers=caller.headers(keys),
                 )
             else:
-                response = served.http.post(
-                    route.url(subject), json={"unexpected": True}, headers=caller.headers(keys)
+                response = served.http.request(
+                    route.method,
+                    route.url(subject),
+                    json={"unexpected": True},
+                    headers=caller.headers(keys),
                 )
             assert response.status_code == refusal, f"{route} as {caller.name}: {response.text}"
     assert served.events_recorded() == before

@@ -306,3 +306,73 @@ def test_a_counter_booking_made_with_a_case_file_is_exported_and_erased_with_it(
     for value in (*person.values(), "1979"):
         assert value not in after.text
     assert after.json()["date_of_birth"] == "0001-01-01"
+
+
+def test_the_counter_checks_in_no_one_before_the_appointment_s_day(
+    client: tuple[TestClient, RecordingMailer],
+    service: AkteService,
+    settings: Settings,
+    clock: FakeClock,
+) -> None:
+    http, _ = client
+    caseworker = bearer(settings, "sb-01", Role.CASEWORKER)
+    booked = http.post(
+        "/appointments/bookings", json=booking(http, local(date(2024, 3, 28), 9).isoformat())
+    )
+    assert booked.status_code == 201, booked.text
+    position = service.recorder.max_notification_id()
+    day = http.get(
+        "/appointments/day",
+        params={"on": "2024-03-28", "min_position": position},
+        headers=caseworker,
+    ).json()
+    url = f"/appointments/{day['items'][0]['appointment_id']}"
+    version = http.get(url, headers=caseworker).headers["ETag"]
+
+    for step in ("/check-in", "/no-show"):
+        early = http.post(url + step, headers=caseworker | {"If-Match": version})
+        assert early.status_code == 409, step
+        assert early.json()["type"] == PROBLEMS + "appointment-state-conflict"
+        assert "has not begun yet" in early.json()["detail"]
+    assert http.get(url, headers=caseworker).json()["status"] == "held"
+
+    clock.now = local(date(2024, 3, 28), 8, 5)  # early on the day: welcome
+    checked = http.post(url + "/check-in", headers=caseworker | {"If-Match": version})
+    assert checked.status_code == 200, checked.text
+    served = http.post(
+        url + "/attendance", headers=caseworker | {"If-Match": checked.headers["ETag"]}
+    )
+    assert served.status_code == 200, served.text
+
+
+def test_a_day_is_closed_without_bookings_and_opened_again(
+    client: tuple[TestClient, RecordingMailer], settings: Settings
+) -> None:
+    http, _ = client
+    lead = bearer(settings, "tl-01", Role.TEAM_LEAD)
+    days = "/appointments/service-points/rathaus/closed-days"
+    booked = http.post(
+        "/appointments/bookings", json=booking(http, local(NEXT_MONDAY, 9).isoformat())
+    )
+    assert booked.status_code == 201
+
+    refused = http.post(
+        days, json={"day": NEXT_MONDAY.isoformat(), "reason": "Betriebsausflug"}, headers=lead
+    )
+    assert refused.status_code == 409
+    assert refused.json()["type"] == PROBLEMS + "day-has-bookings"
+    assert "1 booking" in refused.json()["detail"]
+    past = http.post(days, json={"day": "2024-03-01", "reason": "x"}, headers=lead)
+    assert past.status_code == 422
+    assert [e["field"] for e in past.json()["errors"]] == ["day"]
+
+    closed = http.post(days, json={"day": "2024-03-12", "reason": "Feiertag"}, headers=lead)
+    assert closed.json()["closed_days"] == ["2024-03-12"]
+    caseworker = bearer(settings, "sb-01", Role.CASEWORKER)
+    assert http.delete(f"{days}/2024-03-12", headers=caseworker).status_code == 403
+    reopened = http.delete(f"{days}/2024-03-12", headers=lead)
+    assert reopened.status_code == 200, reopened.text
+    assert reopened.json()["closed_days"] == []
+    again = http.delete(f"{days}/2024-03-12", headers=lead)
+    assert again.status_code == 200  # idempotent: not closed, nothing recorded
+    assert http.delete(f"{days}/2024-02-30", headers=lead).status_code == 422
