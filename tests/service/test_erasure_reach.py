@@ -461,18 +461,41 @@ def test_the_persons_online_bookings_and_waitlist_offers_are_erased_with_the_fil
     assert kept.person.surname == other_person(7).surname
 
 
-def test_a_booking_made_under_a_name_the_file_held_before_a_correction_is_erased(
-    service: AkteService,
-) -> None:
-    """The person booked online under her former surname; the file's surname was
-    corrected later. The booking carries the key of the name as it was then: every name
-    and birth date the file has held is the person's."""
-    set_up(service)
+def _opened_and_renamed(service: AkteService) -> UUID:
+    """A file of the person, whose surname is then corrected: it has held two names."""
     opened = service.open_case(
         office_id=OFFICE,
         master_data=MasterData(SURNAME, GIVEN_NAMES, BIRTH, "POL", "P9XQ7ZK41"),
         by="sb-01",
     )
+    service.correct_master_data(
+        opened.case_id,
+        expected_version=opened.version,
+        by="sb-01",
+        corrections={"surname": "Neuname-Q"},
+        reason="Heirat",
+    )
+    return opened.case_id
+
+
+def _erase_file(service: AkteService, case_id: UUID) -> None:
+    service.data_protection.erase_personal_data(
+        case_id,
+        expected_version=service.case_head_version(case_id),
+        by="dsb-01",
+        legal_ground="dsgvo-17",
+        approved_by="dsb-02",
+    )
+
+
+def test_a_booking_made_under_a_name_the_file_held_before_a_correction_is_erased(
+    service: AkteService,
+) -> None:
+    """The person booked online under her former surname, which the file no longer holds
+    since a correction. The booking carries the key of that name: every name and birth
+    date the file has held is the person's."""
+    set_up(service)
+    case_id = _opened_and_renamed(service)
     former = service.appointments.book_appointment(
         office_id=OFFICE,
         service_point_code=POINT,
@@ -484,24 +507,11 @@ def test_a_booking_made_under_a_name_the_file_held_before_a_correction_is_erased
         origin="online",
         by="public",
     )
-    service.correct_master_data(
-        opened.case_id,
-        expected_version=opened.version,
-        by="sb-01",
-        corrections={"surname": "Neuname-Q"},
-        reason="Heirat",
-    )
 
-    linked = service.data_protection.linked_records(opened.case_id)
+    linked = service.data_protection.linked_records(case_id)
     assert str(former.appointment_id) in linked.appointments
     assert linked.unchecked == 0
-    service.data_protection.erase_personal_data(
-        opened.case_id,
-        expected_version=service.case_head_version(opened.case_id),
-        by="dsb-01",
-        legal_ground="dsgvo-17",
-        approved_by="dsb-02",
-    )
+    _erase_file(service, case_id)
 
     assert not data_keys_of(service).has_key(str(former.appointment_id))
     booked = cast(
@@ -530,18 +540,7 @@ def test_unlinked_messages_naming_the_person_are_erased_with_the_file(
         )
     )
     assert early.outcome == "triage"
-    opened = service.open_case(
-        office_id=OFFICE,
-        master_data=MasterData(SURNAME, GIVEN_NAMES, BIRTH, "POL", "P9XQ7ZK41"),
-        by="sb-01",
-    )
-    service.correct_master_data(
-        opened.case_id,
-        expected_version=opened.version,
-        by="sb-01",
-        corrections={"surname": "Neuname-Q"},
-        reason="Heirat",
-    )
+    case_id = _opened_and_renamed(service)
 
     def message_from(surname: str) -> UUID:
         return service.intake.submit_contact_form(
@@ -555,15 +554,9 @@ def test_unlinked_messages_naming_the_person_are_erased_with_the_file(
     mine = message_from("NEUNAME Q")
     theirs = message_from("Jemand-Anders")
 
-    linked = service.data_protection.linked_records(opened.case_id)
+    linked = service.data_protection.linked_records(case_id)
     assert set(linked.same_identity) == {str(early.subject_id), str(mine)}
-    service.data_protection.erase_personal_data(
-        opened.case_id,
-        expected_version=service.case_head_version(opened.case_id),
-        by="dsb-01",
-        legal_ground="dsgvo-17",
-        approved_by="dsb-02",
-    )
+    _erase_file(service, case_id)
 
     keys = data_keys_of(service)
     assert not keys.has_key(str(early.subject_id))
