@@ -237,8 +237,9 @@ def deadlines(
     """Running deadlines whose last day is at most ``within_days`` after ``today``, and
     those that passed at most ``passed_within_days`` before it (0: none), soonest first.
 
-    A page may hold fewer than ``limit`` items: rows whose real end, counted with the
-    office's ``holidays``, lies beyond the window are left out after the fetch.
+    Rows whose real end, counted with the office's ``holidays``, lies outside the window
+    are left out after the fetch; the page is filled up from the rows after them, so it
+    holds ``limit`` items unless it is the last.
     """
     if not 0 <= within_days <= MAX_DAYS:
         raise InvalidQuery("within_days", f"must be between 0 and {MAX_DAYS}")
@@ -255,11 +256,23 @@ def deadlines(
     ]
     if office_id is not None:
         filters.append(Filter("office_id", "=", office_id))
-    rows, next_cursor = fetch_page(
-        views, TABLE, filters=filters, order=ORDER, limit=limit, cursor=cursor
-    )
-    items = [_item(row, today, holidays) for row in rows]
-    return Page([item for item in items if since <= item.ends_on <= until], next_cursor)
+    items: list[Deadline] = []
+    next_cursor = cursor
+    while True:
+        # Never more rows than the page still needs: every row fetched is taken or left
+        # out, so the cursor after the last fetch is where the next page starts.
+        rows, next_cursor = fetch_page(
+            views,
+            TABLE,
+            filters=filters,
+            order=ORDER,
+            limit=limit - len(items),
+            cursor=next_cursor,
+        )
+        fetched = (_item(row, today, holidays) for row in rows)
+        items += [item for item in fetched if since <= item.ends_on <= until]
+        if len(items) >= limit or next_cursor is None:
+            return Page(items, next_cursor)
 
 
 def _item(row: DeadlineRow, today: date, holidays: HolidayCalendar) -> Deadline:

@@ -58,6 +58,30 @@ def listed(views: ViewsStore, **query: Any) -> list[tuple[str, int, int, date, i
     return [(d.rule, d.number, d.item, d.ends_on, d.days_left) for d in page.items]
 
 
+def test_a_page_is_filled_past_the_passed_deadlines_it_leaves_out(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    """Periods that passed shortly before today are fetched (their stored end may lie
+    before their real one) and left out: the page still holds ``limit`` items, not an
+    empty page with a cursor."""
+    clock.now = datetime(2024, 2, 5, 9, 0, tzinfo=UTC)
+    for _ in range(3):
+        CaseDriver.open(service)("request_entry_consent")  # ends in late February
+    clock.now = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
+    for _ in range(3):
+        CaseDriver.open(service)("request_entry_consent")  # ends in late March
+    catch_up(service, views)
+
+    first = deadlines(views, today=TODAY, holidays=BERLIN, within_days=60, limit=2)
+    assert len(first.items) == 2
+    assert first.next_cursor is not None
+    rest = deadlines(
+        views, today=TODAY, holidays=BERLIN, within_days=60, limit=2, cursor=first.next_cursor
+    )
+    assert len(rest.items) == 1
+    assert all(not item.passed for item in (*first.items, *rest.items))
+
+
 def test_deadlines_within_the_window_soonest_first(
     service: AkteService, views: ViewsStore, clock: FakeClock
 ) -> None:
