@@ -527,19 +527,8 @@ def test_unlinked_messages_naming_the_person_are_erased_with_the_file(
     message never linked to the file name the person as the file did, before and after a
     correction: the person's, as the online bookings of the same person key are. Another
     person's message is kept."""
-    early = service.notices.receive_notice(
-        InboundNotice(
-            office_id=OFFICE,
-            sender="meldebehoerde-musterstadt",
-            message_id=str(uuid4()),
-            message_type="MBABH.Anmeldung",
-            notice_kind="aenderung_hauptwohnung",
-            effective_on=date(2024, 3, 1),
-            person=NoticedPerson(SURNAME, GIVEN_NAMES, BIRTH),
-            changes=RegistrationNoticeChanges(address="Geheimweg 3, 12345 Musterstadt"),
-        )
-    )
-    assert early.outcome == "triage"
+    # Before the file exists: no candidate (``_triage`` asserts it is in triage).
+    early = _triage(service, GIVEN_NAMES, "Geheimweg 3, 12345 Musterstadt")
     case_id = _opened_and_renamed(service)
 
     def message_from(surname: str) -> UUID:
@@ -555,13 +544,13 @@ def test_unlinked_messages_naming_the_person_are_erased_with_the_file(
     theirs = message_from("Jemand-Anders")
 
     linked = service.data_protection.linked_records(case_id)
-    assert set(linked.same_identity) == {str(early.subject_id), str(mine)}
+    assert set(linked.same_identity) == {str(early), str(mine)}
     _erase_file(service, case_id)
 
     keys = data_keys_of(service)
-    assert not keys.has_key(str(early.subject_id))
+    assert not keys.has_key(str(early))
     assert not keys.has_key(str(mine))
-    assert service.notices.get_notice(early.subject_id).person.surname == REDACTED_TEXT
+    assert service.notices.get_notice(early).person.surname == REDACTED_TEXT
     assert service.intake.get_submission(mine).contact.surname == REDACTED_TEXT
     assert service.intake.get_submission(theirs).contact.surname == "Jemand-Anders"
 

@@ -12,6 +12,7 @@ from adapters.bootstrap import build_service, settings_from_environment
 from adapters.cli.main import main
 from adapters.cli.support import EXIT_OK, EXIT_SCHEMA
 from adapters.store.migrations import VERSIONS_TABLE
+from tests.support.store_versions import record_a_newer_keys_schema
 
 
 @pytest.fixture
@@ -54,10 +55,7 @@ def test_migrate_lists_then_applies_the_pending_steps(
 def test_a_store_newer_than_the_code_refuses_serve_and_migrate(
     data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with sqlite3.connect(data_dir / "akte-keys.sqlite3") as conn:
-        conn.execute(
-            f"INSERT INTO {VERSIONS_TABLE} VALUES ('keys', 7, '2030-01-01', '9.0.0', 'later')"
-        )
+    record_a_newer_keys_schema(data_dir / "akte-keys.sqlite3")
     served: list[object] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: served.append(args))
 

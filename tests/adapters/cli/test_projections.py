@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,12 +23,12 @@ from adapters.cli.projections import (
 )
 from adapters.cli.support import EXIT_SCHEMA
 from adapters.settings import Settings
-from adapters.store.migrations import VERSIONS_TABLE
 from projections.generations import rebuild_lock_name
 from projections.read_models import READ_MODELS
 from projections.storage import ViewsStore
 from service import AkteService
 from tests.support.projections import TOPIC, CaseDriver, dump, stored_positions, views_for
+from tests.support.store_versions import record_a_newer_keys_schema
 from tests.system.test_projections_crash import ROOT, child_env
 
 RUN_WORKER = """
@@ -242,10 +241,7 @@ def test_a_store_newer_than_the_code_is_a_schema_failure_not_an_unavailable_stor
     monkeypatch.setenv("AKTE_DATA_DIR", str(environment / "data"))
     settings = settings_from_environment()
     build_service(settings).close()
-    with sqlite3.connect(settings.key_store_file) as conn:
-        conn.execute(
-            f"INSERT INTO {VERSIONS_TABLE} VALUES ('keys', 7, '2030-01-01', '9.0.0', 'later')"
-        )
+    record_a_newer_keys_schema(settings.key_store_file)
 
     assert main(["projections", command]) == EXIT_SCHEMA
 

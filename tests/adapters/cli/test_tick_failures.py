@@ -4,7 +4,6 @@ monitoring where the views store can be reached."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from adapters.bootstrap import build_service, open_views_store, settings_from_en
 from adapters.cli.main import main
 from adapters.cli.support import EXIT_SCHEMA, EXIT_UNAVAILABLE
 from adapters.monitoring import runs
-from adapters.store.migrations import VERSIONS_TABLE
+from tests.support.store_versions import record_a_newer_keys_schema
 
 TICKS = [
     pytest.param(["deadlines", "tick"], runs.DEADLINES_TICK, id="deadlines"),
@@ -53,10 +52,7 @@ def test_a_store_newer_than_the_code_ends_the_tick_and_is_noted_as_failed(
     monkeypatch.setenv("AKTE_SMTP_PORT", "9")
     settings = settings_from_environment()
     build_service(settings).close()
-    with sqlite3.connect(settings.key_store_file) as conn:
-        conn.execute(
-            f"INSERT INTO {VERSIONS_TABLE} VALUES ('keys', 7, '2030-01-01', '9.0.0', 'later')"
-        )
+    record_a_newer_keys_schema(settings.key_store_file)
 
     assert main(command) == EXIT_SCHEMA
 
