@@ -937,10 +937,15 @@ class Appointments(AppointmentMails):
             else:
                 report.lapses += 1
                 self.offer_freed_seat(appointment.slot_id)
-        elif appointment.status == "held" and self._on_a_closed_day(appointment):
+        elif (
+            appointment.status == "held"
+            and (now >= appointment.reminder_at or appointment.mails_to_send)
+            and self._on_a_closed_day(appointment)
+        ):
             # Defensive (a day is closed only without bookings; closures before that
             # rule): no reminder nor confirmation mail for a slot on a closed day. The
-            # hold still lapses when its time is up.
+            # hold still lapses when its time is up. Asked only when something would be
+            # sent: the service point is not loaded for every held booking of every tick.
             return True
         elif appointment.status == "held" and now >= appointment.reminder_at:
             before = len(appointment.mails)
