@@ -75,6 +75,7 @@ from adapters.settings import Settings
 from adapters.settings_sources import read_settings
 from adapters.store.failover import FACTORY_TOPIC, TARGET_SESSION_ATTRS
 from adapters.store.hash_chain import ChainSource
+from adapters.store.kept_history_shelf import KeptHistoryShelf
 from adapters.store.migrations import (
     COMPONENTS,
     DOCUMENTS,
@@ -612,6 +613,8 @@ class AkteEventStorage:
         )
 
     def snapshot_store(self, mapper: Mapper[UUID], recorder: AggregateRecorder) -> EventStore[UUID]:
+        # Kept histories live beside the snapshots (adapters/store/kept_history_shelf.py).
+        KeptHistoryShelf(recorder).create_table()
         return SkippingSnapshotStore(mapper=mapper, recorder=recorder)
 
     def data_keys(

@@ -38,7 +38,7 @@ from eventsourcing.utils import resolve_topic, retry
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from adapters.reports.kept_histories import KeptEntries, KeptHistories
+from adapters.reports.kept_histories import KeptEntries, KeptHistories, KeptShelf
 from adapters.reports.templates import render
 from adapters.store.notification_reader import ids_are_uuids
 from domain.case_file import CaseFile
@@ -156,6 +156,7 @@ def build_history_json(
     decode_batch: DecodeBatch | None = None,
     source: CaseEventSource[Any] | None = None,
     kept: KeptHistories | None = None,
+    shelf: KeptShelf | None = None,
 ) -> HistoryJson:
     """The bytes of ``history_json(build_history(...))``, written batch by batch from
     plain dicts (no entry object each), so that neither the decoded events nor their
@@ -163,13 +164,14 @@ def build_history_json(
     ``source``: as for :func:`build_history`. ``kept``: where the entries of long files'
     whole histories are kept sealed with the file's key (:mod:`adapters.reports.
     kept_histories`): a history from the first event without a filter then writes only
-    the events after those kept, and keeps what it wrote. Raises
-    :class:`service.CaseNotFound`."""
+    the events after those kept, and keeps what it wrote; ``shelf``: where the file's
+    store keeps them beyond this process (:mod:`adapters.store.kept_history_shelf`).
+    Raises :class:`service.CaseNotFound`."""
     written: list[bytes] = []
     whole = criteria == _EVERYTHING and after_version == 0
     prefix = None
     if kept is not None and whole:
-        prefix = kept.take(case_id, with_personal_data=with_personal_data)
+        prefix = kept.take(case_id, with_personal_data=with_personal_data, shelf=shelf)
     if prefix is not None and prefix.version > limit:
         prefix = None  # a page that ends within what is kept: written as without
     with_other_persons = False
@@ -216,6 +218,7 @@ def build_history_json(
             case_id,
             with_personal_data=with_personal_data,
             kept=KeptEntries(written_up_to, selection.reference, selection.office_id, entries),
+            shelf=shelf,
         )
     document = _document(
         case_id,

@@ -1,7 +1,8 @@
 """Deleting an aggregate's snapshots, in SQL: the library's recorders cannot.
 
 Erasure deletes a case file's snapshots (they were sealed whole with its key), so that
-the file is replayed from its redacted events (:mod:`service_data_protection`); this is
+the file is replayed from its redacted events (:mod:`service_data_protection`), and its
+kept histories with them; this is
 the :class:`service_ports.SnapshotDeletion` port for the library's SQLite and PostgreSQL
 snapshot recorders.
 """
@@ -14,6 +15,8 @@ from uuid import UUID
 from eventsourcing.persistence import AggregateRecorder
 from psycopg import sql
 
+from adapters.store.kept_history_shelf import KeptHistoryShelf
+
 
 class RecorderSnapshotDeletion:
     """Deletes from the table of the snapshot recorder it was given."""
@@ -22,6 +25,10 @@ class RecorderSnapshotDeletion:
         self._recorder = recorder
 
     def delete_snapshots(self, originator_id: UUID) -> int:
+        """Deletes the snapshots and, beside them, the kept histories (both are the file
+        sealed whole with its key: :mod:`adapters.store.kept_history_shelf`); returns how
+        many snapshots there were."""
+        KeptHistoryShelf(self._recorder).delete(originator_id)
         recorder: Any = self._recorder
         table = recorder.events_table_name
         datastore = recorder.datastore

@@ -24,6 +24,7 @@ from adapters.reports import kept_histories as kept_histories_module
 from adapters.reports.case_history import build_history_json
 from adapters.reports.kept_histories import KeptEntries, KeptHistories
 from adapters.settings import Settings
+from adapters.store.kept_history_shelf import KeptHistoryShelf, shelf_of
 from domain.acts import Act
 from domain.case_file import CaseFile
 from domain.commitment_declaration import CommitmentDeclaration
@@ -241,7 +242,7 @@ def test_what_is_kept_is_sealed_with_the_files_key(service: AkteService, clock: 
     assert b"reference" not in sealed
     # It opens with the file's own data key, as the file's events do.
     file_key = cast(PersonalDataMapper, service.mapper).keys.for_reading(str(case_id))
-    associated = kept_histories_module._associated(case_id, True, version)
+    associated = kept_histories_module._associated(case_id, True, version, kept.writer)
     opened = file_key.decrypt(sealed[:12], sealed[12:], associated)
     assert opened.endswith(orjson.dumps(orjson.loads(whole)["entries"])[1:-1])
 
@@ -250,7 +251,7 @@ def _entries(version: int, size: int = 64) -> KeptEntries:
     return KeptEntries(version, "2024-000001", "abh-musterstadt", b"x" * size)
 
 
-def test_a_kept_blob_opens_only_as_the_file_view_and_version_it_was_sealed_as() -> None:
+def test_a_kept_blob_opens_only_as_the_file_view_version_and_code_it_was_sealed_as() -> None:
     key = AESGCM(AESGCM.generate_key(bit_length=256))
     kept = KeptHistories(lambda owner: key, min_entries=1)  # one key for every file
     first, second = uuid4(), uuid4()
@@ -264,6 +265,10 @@ def test_a_kept_blob_opens_only_as_the_file_view_and_version_it_was_sealed_as() 
         kept._kept[place] = moved
         assert kept.take(place[0], with_personal_data=place[1]) is None
         assert place not in kept._kept  # what does not open is dropped
+    # Another release's code: the same file, view and version.
+    kept._kept[(first, True)] = sealed
+    kept.writer = "another release"
+    assert kept.take(first, with_personal_data=True) is None
 
 
 def test_a_key_store_that_cannot_answer_leaves_what_is_kept() -> None:
@@ -376,3 +381,162 @@ def test_the_route_keeps_and_sends_the_same_bytes(
     expected = build_history_json(service, case_id, with_personal_data=True)
     assert second.content == expected.body
     assert second.headers["ETag"] == f'"{expected.version}"'
+
+
+# ----------------------------------------------- kept in the store, for every process
+
+
+WRITER = kept_histories_module.writer_fingerprint()
+
+
+def _shelf(service: AkteService) -> KeptHistoryShelf:
+    shelf = shelf_of(service)
+    assert shelf is not None  # Akte's services have snapshots, so a shelf beside them
+    return shelf
+
+
+@pytest.mark.parametrize("with_personal_data", [True, False], ids=["auditor", "withheld"])
+def test_a_new_process_takes_the_entries_from_the_store(
+    service: AkteService, clock: FakeClock, with_personal_data: bool
+) -> None:
+    case_id = saved_histories(service, clock)["rich"]
+    shelf = _shelf(service)
+    view: dict[str, Any] = {"with_personal_data": with_personal_data, "limit": 10_000}
+    first = build_history_json(service, case_id, kept=_kept(service), shelf=shelf, **view)
+
+    # Another process (a restart, a second API replica): nothing kept in its memory.
+    counting = _CountingSource(service)
+    again = build_history_json(
+        service, case_id, kept=_kept(service), shelf=shelf, source=counting, **view
+    )
+    assert again == first
+    assert counting.decoded == 0  # every entry came from the store
+
+    # Without the store, the same new process writes every event again.
+    counting.decoded = 0
+    build_history_json(service, case_id, kept=_kept(service), source=counting, **view)
+    assert counting.decoded == first.version
+
+
+def test_the_store_gets_a_growing_history_again_only_after_some_entries(
+    service: AkteService, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kept_histories_module, "SHELF_STEP", 2)
+    case_id = saved_histories(service, clock)["rich"]
+    shelf, kept = _shelf(service), _kept(service)
+    version = build_history_json(
+        service, case_id, kept=kept, shelf=shelf, limit=10_000, with_personal_data=True
+    ).version
+    assert _shelved_version(shelf, case_id) == version
+
+    _note(service, case_id, clock, "Rückruf vereinbart")
+    build_history_json(
+        service, case_id, kept=kept, shelf=shelf, limit=10_000, with_personal_data=True
+    )
+    assert _shelved_version(shelf, case_id) == version  # one entry more: not copied again
+
+    _note(service, case_id, clock, "Unterlagen vollständig")
+    latest = build_history_json(
+        service, case_id, kept=kept, shelf=shelf, limit=10_000, with_personal_data=True
+    )
+    assert _shelved_version(shelf, case_id) == version + 2 == latest.version
+    # Another process takes the longer entries and writes nothing from the events.
+    counting = _CountingSource(service)
+    assert (
+        build_history_json(
+            service,
+            case_id,
+            kept=_kept(service),
+            shelf=shelf,
+            source=counting,
+            limit=10_000,
+            with_personal_data=True,
+        )
+        == latest
+    )
+    assert counting.decoded == 0
+
+
+def _shelved_version(shelf: KeptHistoryShelf, case_id: UUID) -> int | None:
+    row = shelf.load(case_id, "personal", WRITER)
+    return None if row is None else row[0]
+
+
+def test_entries_another_release_kept_in_the_store_are_written_again(
+    service: AkteService, clock: FakeClock
+) -> None:
+    case_id = saved_histories(service, clock)["rich"]
+    shelf = _shelf(service)
+    before = _kept(service)
+    before.writer = "the release before"  # whose descriptions may differ from this one's
+    view: dict[str, Any] = {"with_personal_data": True, "limit": 10_000}
+    written = build_history_json(service, case_id, kept=before, shelf=shelf, **view)
+    assert shelf.load(case_id, "personal", "the release before") is not None
+
+    counting = _CountingSource(service)
+    again = build_history_json(
+        service, case_id, kept=_kept(service), shelf=shelf, source=counting, **view
+    )
+    assert again == written
+    assert counting.decoded == written.version  # not taken: written from the events
+    assert _shelved_version(shelf, case_id) == written.version  # and this release's kept
+
+
+def test_an_erasure_deletes_what_the_store_keeps(service: AkteService, clock: FakeClock) -> None:
+    case_id = saved_histories(service, clock)["rich"]
+    shelf = _shelf(service)
+    for with_personal_data in (True, False):
+        build_history_json(
+            service,
+            case_id,
+            kept=_kept(service),
+            shelf=shelf,
+            with_personal_data=with_personal_data,
+            limit=10_000,
+        )
+    assert shelf.load(case_id, "personal", WRITER) is not None
+    assert shelf.load(case_id, "withheld", WRITER) is not None
+    case = service.get_case(case_id)
+    service.data_protection.erase_personal_data(
+        case_id,
+        expected_version=case.version,
+        by="dsb-01",
+        legal_ground="dsgvo-17",
+        approved_by="dsb-01",
+    )
+    # Gone from the store at once, not only unreadable: nothing waits for a request.
+    assert shelf.load(case_id, "personal", WRITER) is None
+    assert shelf.load(case_id, "withheld", WRITER) is None
+
+
+def test_a_blob_in_the_store_that_does_not_open_is_dropped_from_it(
+    service: AkteService, clock: FakeClock
+) -> None:
+    case_id = saved_histories(service, clock)["rich"]
+    shelf = _shelf(service)
+    expected = build_history_json(service, case_id, with_personal_data=True, limit=10_000)
+    assert shelf.save(
+        case_id, "personal", WRITER, 3, b"\x00" * 64
+    )  # not sealed with the file's key
+    written = build_history_json(
+        service, case_id, kept=_kept(service), shelf=shelf, with_personal_data=True, limit=10_000
+    )
+    assert written == expected
+    # Dropped, and what this request wrote is kept in its place.
+    assert _shelved_version(shelf, case_id) == expected.version
+
+
+def test_the_route_puts_what_it_keeps_in_the_store(
+    client: TestClient, service: AkteService, settings: Settings, clock: FakeClock
+) -> None:
+    case_id = a_case(service, clock, settings.default_office_id)
+    kept = client.app.state.kept_histories  # type: ignore[attr-defined]
+    assert isinstance(kept, KeptHistories)
+    kept.min_entries = 1
+    auditor = bearer(settings, "au-01", Role.AUDITOR)
+    first = client.get(f"/cases/{case_id}/history", headers=auditor)
+    assert first.status_code == 200, first.text
+    assert _shelved_version(_shelf(service), case_id) == orjson.loads(first.content)["version"]
+    kept.forget(case_id)  # as in a new process
+    again = client.get(f"/cases/{case_id}/history", headers=auditor)
+    assert again.content == first.content

@@ -47,6 +47,7 @@ from adapters.reports.case_history import (
     history_html,
     stored_case_events,
 )
+from adapters.store.kept_history_shelf import shelf_of
 from adapters.views.read_models import ReadModels
 from adapters.views.replica import ReplicaEvents
 from domain.case_file import CaseFile
@@ -308,6 +309,7 @@ def case_history(
             decode_batch=decode_batch,
             source=source,
             kept=request.app.state.kept_histories,
+            shelf=shelf_of(service),
         ),
     )
     next_url = _next_page_url(request, written.next_after_version)
