@@ -36,6 +36,7 @@ from adapters.cli.backup import add_backup_commands
 from adapters.cli.data_protection import add_data_protection_commands
 from adapters.cli.deadlines import add_deadline_commands
 from adapters.cli.documents import add_document_commands
+from adapters.cli.histories import add_histories_commands
 from adapters.cli.history import add_history_command
 from adapters.cli.inbox import add_inbox_commands
 from adapters.cli.migrate import add_migrate_command
@@ -629,6 +630,7 @@ def _parser() -> argparse.ArgumentParser:
     add_report_command(commands)
     add_whatif_command(commands)
     add_history_command(commands)
+    add_histories_commands(commands)
     add_audit_commands(commands)
     add_appointment_commands(commands)
     add_deadline_commands(commands)

@@ -1,0 +1,93 @@
+"""``akte histories keep``: the long case files' histories written once into the store,
+so that no request writes them from all their events."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from adapters.bootstrap import build_service
+from adapters.cli.main import main as akte
+from adapters.personal_data.kept_history_keys import kept_histories
+from adapters.reports.case_history import build_history_json
+from adapters.reports.kept_histories import writer_fingerprint
+from adapters.settings import Settings
+from adapters.store.kept_history_shelf import shelf_of
+from domain.case_file import MasterData
+from service import AkteService
+from tests.conftest import FakeClock
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def _case_with_notes(service: AkteService, office_id: str, notes: int) -> tuple[UUID, int]:
+    opened = service.open_case(
+        office_id=office_id,
+        master_data=MasterData("Beispiel", "Amal", date(1991, 2, 3), "SYR", "N1234567"),
+        by="sb-01",
+    )
+    version = 1
+    for number in range(notes):
+        version = service.add_note(
+            opened.case_id, expected_version=version, by="sb-01", text=f"Vermerk {number}"
+        ).version
+    return opened.case_id, version
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    settings = Settings(store="sqlite", data_dir=tmp_path / "data")
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's
+    monkeypatch.setenv("AKTE_STORE", "sqlite")
+    monkeypatch.setenv("AKTE_DATA_DIR", str(settings.data_dir))
+    return settings
+
+
+def test_the_long_files_histories_are_kept_in_the_store_in_both_views(
+    store: Settings, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock.now = datetime(2025, 7, 1, 9, tzinfo=BERLIN)
+    service = build_service(store, clock=clock)
+    try:
+        long_file, version = _case_with_notes(service, store.default_office_id, 11)
+        short_file, _ = _case_with_notes(service, store.default_office_id, 2)
+    finally:
+        service.close()
+
+    assert akte(["histories", "keep", "--min-entries", "10"]) == 0
+    assert "1 case files with at least 10 events" in capsys.readouterr().out
+
+    service = build_service(store, clock=clock)
+    try:
+        shelf = shelf_of(service)
+        assert shelf is not None
+        for view in ("personal", "withheld"):
+            kept = shelf.load(long_file, view, writer_fingerprint())
+            assert kept is not None
+            assert kept[0] == version
+            assert shelf.load(short_file, view, writer_fingerprint()) is None
+        # A new API process takes the whole history from the store, and it is what the
+        # events say.
+        in_process = kept_histories(service.mapper)
+        assert in_process is not None
+        in_process.min_entries = 10
+        taken = in_process.take(long_file, with_personal_data=True, shelf=shelf)
+        assert taken is not None
+        assert taken.version == version
+        assert build_history_json(
+            service, long_file, with_personal_data=True, limit=10_000, kept=in_process, shelf=shelf
+        ) == build_history_json(service, long_file, with_personal_data=True, limit=10_000)
+    finally:
+        service.close()
+
+
+def test_a_store_that_is_not_there_is_refused(
+    store: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert akte(["histories", "keep"]) == 6
+    assert "holds no events" in capsys.readouterr().err
+    assert not store.sqlite_path.exists()  # not created by asking
