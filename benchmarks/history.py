@@ -54,7 +54,14 @@ from adapters.reports.case_history import (
     history_html,
     history_json,
 )
-from adapters.reports.kept_histories import KeptEntries, KeptHistories
+from adapters.reports.kept_histories import (
+    SHELF_STEP,
+    KeptEntries,
+    KeptHistories,
+    KeptShelf,
+    writer_fingerprint,
+)
+from adapters.store.kept_history_shelf import shelf_of
 from benchmarks.harness import (
     STORES,
     BenchConfig,
@@ -154,6 +161,7 @@ def bench_store(config: HistoryBenchConfig, store: StoreName, report: Report) ->
             first, last = recorded[0], recorded[-1]
             kept = _kept(service)
             behind = _kept_behind(service, case_id, events - KEPT_BEHIND)
+            in_store = _kept_in_store(service, case_id, max(1, events - (SHELF_STEP - 1)))
 
             def as_of() -> object:
                 moment = first + (last - first) * rng.random()
@@ -187,6 +195,13 @@ def bench_store(config: HistoryBenchConfig, store: StoreName, report: Report) ->
                     "history_json_kept_behind",
                     f"  the same, kept, {KEPT_BEHIND} events written since",
                     lambda: _history_json(service, case_id, events, kept=behind),
+                ),
+                (
+                    "history_json_new_process",
+                    f"  the same, new process: from the store, {SHELF_STEP - 1} new events",
+                    lambda: _history_json(
+                        service, case_id, events, kept=_kept(service), shelf=in_store
+                    ),
                 ),
                 (
                     "history_json_previous",
@@ -228,6 +243,11 @@ def bench_store(config: HistoryBenchConfig, store: StoreName, report: Report) ->
                 if whole != _history_json(service, case_id, events, kept=other):
                     msg = "the whole history written after kept entries differs"
                     raise RuntimeError(msg)
+            if whole != _history_json(
+                service, case_id, events, kept=_kept(service), shelf=in_store
+            ):
+                msg = "the whole history written after entries kept in the store differs"
+                raise RuntimeError(msg)
             rounds = config.repeats * config.loads_per_repeat
             _progress(config, f"{store}: {len(variants)} measurements x {rounds}")
             cpu: dict[str, list[float]] = {key: [] for key in _CPU_TIMED}
@@ -281,6 +301,7 @@ def bench_store(config: HistoryBenchConfig, store: StoreName, report: Report) ->
 _CPU_TIMED: Final = {
     "history_json": "  CPU of the measuring thread, whole history as JSON",
     "history_json_kept": "  the same, kept sealed",
+    "history_json_new_process": "  the same, a new process, kept in the store",
     "history_json_previous": "  the same, previous path",
 }
 
@@ -302,9 +323,10 @@ def _history_json(
     *,
     batched: bool = True,
     kept: KeptHistories | None = None,
+    shelf: KeptShelf | None = None,
 ) -> bytes:
     """As the route writes it (``batched``), or as before it (event by event); with
-    ``kept``, as the route writes it with kept histories."""
+    ``kept`` (and ``shelf``), as the route writes it with kept histories."""
     return build_history_json(
         service,
         case_id,
@@ -312,6 +334,7 @@ def _history_json(
         limit=limit,
         decode_batch=batch_decoder(service.mapper) if batched else None,
         kept=kept,
+        shelf=shelf,
     ).body
 
 
@@ -327,8 +350,54 @@ def _kept(service: AkteService) -> KeptHistories:
 class _KeptAsPrimed(KeptHistories):
     """Kept entries that stay as primed: every request writes the same events after them."""
 
-    def keep(self, case_id: UUID, *, with_personal_data: bool, kept: KeptEntries) -> bool:
+    def keep(
+        self,
+        case_id: UUID,
+        *,
+        with_personal_data: bool,
+        kept: KeptEntries,
+        shelf: KeptShelf | None = None,
+    ) -> bool:
         return False
+
+
+class _StoreAsPrimed:
+    """The store's kept histories as primed: read from its table on every request, never
+    replaced, so every sample is a new process's first request with the same events
+    written since (``adapters.store.kept_history_shelf``)."""
+
+    def __init__(self, shelf: KeptShelf) -> None:
+        self._shelf = shelf
+
+    def load(self, case_id: UUID, view: str, writer: str) -> tuple[int, bytes] | None:
+        return self._shelf.load(case_id, view, writer)
+
+    def save(self, case_id: UUID, view: str, writer: str, version: int, sealed: bytes) -> bool:
+        return False
+
+    def discard(self, case_id: UUID, view: str, version: int) -> None:
+        return None
+
+
+def _kept_in_store(service: AkteService, case_id: UUID, version: int) -> KeptShelf:
+    """The store's table holding the file's entries up to ``version``, as a process put
+    them there (the worst case a new process meets: a history request after at most
+    ``SHELF_STEP - 1`` more events would have put more there)."""
+    shelf = shelf_of(service)
+    if shelf is None:
+        msg = "the service has no snapshots, so no kept histories in its store"
+        raise RuntimeError(msg)
+    body = orjson.loads(_history_json(service, case_id, version))
+    entries = orjson.dumps(body["entries"], option=orjson.OPT_NON_STR_KEYS)[1:-1]
+    entry = KeptEntries(version, body["reference"], body["office_id"], entries)
+    if not _kept(service).keep(case_id, with_personal_data=True, kept=entry, shelf=shelf):
+        msg = "the entries could not be kept"
+        raise RuntimeError(msg)
+    shelved = shelf.load(case_id, "personal", writer_fingerprint())
+    if shelved is None or shelved[0] != version:
+        msg = "the entries were not put in the store"
+        raise RuntimeError(msg)
+    return _StoreAsPrimed(shelf)
 
 
 def _kept_behind(service: AkteService, case_id: UUID, version: int) -> KeptHistories:
@@ -380,7 +449,14 @@ def _number(value: float) -> str:
 def _target_of(key: str) -> float | None:
     if ".postgres." not in key:
         return None
-    if key.endswith((".history_json", ".history_json_kept", ".history_json_kept_behind")):
+    if key.endswith(
+        (
+            ".history_json",
+            ".history_json_kept",
+            ".history_json_kept_behind",
+            ".history_json_new_process",
+        )
+    ):
         return WHOLE_HISTORY_TARGET_MS
     if key.endswith((".history_page", ".as_of")):
         return TARGET_MS

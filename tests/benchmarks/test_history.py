@@ -28,6 +28,7 @@ def test_the_benchmark_prints_every_figure_and_writes_json(
         "history, all 120 entries, as JSON",
         "history, all 120 entries, JSON via entry objects",
         "history, all 120 entries, as HTML",
+        "new process: from the store",
         "state as of a random recorded time",
         "state at a random version",
         "baseline: full replay of 120 events, no snapshots",
@@ -38,6 +39,7 @@ def test_the_benchmark_prints_every_figure_and_writes_json(
     figures = json.loads(out.read_text(encoding="utf-8"))["figures"]
     assert {figure["key"] for figure in figures} >= {
         "history.sqlite.history_json",
+        "history.sqlite.history_json_new_process",
         "history.sqlite.as_of",
         "history.sqlite.full_replay",
     }
