@@ -43,7 +43,8 @@ def mail_language(language: str) -> str:
 
 
 def compose_text(kind: str, language: str, facts: MailFacts) -> MailText:
-    """The subject and body of a ``confirmation``, ``reminder`` or ``lapse_notice``."""
+    """The subject and body of a ``confirmation``, ``reminder``, ``lapse_notice`` or
+    ``cancellation_notice``."""
     if mail_language(language) == "de":
         return _german(kind, facts)
     return _english(kind, facts)
@@ -75,6 +76,13 @@ def _german(kind: str, f: MailFacts) -> MailText:
             f"Ihr Termin am {f.when} ist noch nicht bestätigt. Die Reservierung verfällt "
             f"am {f.held_until}.\n\nBestätigungscode: {f.code}{link}"
         )
+    elif kind == "cancellation_notice":
+        subject = "Ihr Termin wurde abgesagt"
+        text = (
+            f"Ihr Termin ({f.appointment_type}) am {f.when} wurde von der "
+            "Ausländerbehörde abgesagt. Bitte entschuldigen Sie. Sie können einen neuen "
+            "Termin buchen."
+        )
     else:
         subject = "Ihre Terminreservierung ist verfallen"
         text = (
@@ -104,6 +112,12 @@ def _english(kind: str, f: MailFacts) -> MailText:
         text = (
             f"Your appointment on {f.when} is not confirmed yet. The booking lapses "
             f"on {f.held_until}.\n\nConfirmation code: {f.code}{link}"
+        )
+    elif kind == "cancellation_notice":
+        subject = "Your appointment has been cancelled"
+        text = (
+            f"Your appointment ({f.appointment_type}) on {f.when} has been cancelled by "
+            "the foreigners' office. We apologise. You can book a new appointment."
         )
     else:
         subject = "Your appointment booking has lapsed"

@@ -224,8 +224,7 @@ class Appointments(AppointmentMails):
     ) -> ServicePointRecorded:
         """Close a day (today or later); refused (:class:`DayHasBookings`) while bookings
         (held, confirmed, checked in, offers from the waitlist) hold seats on it: the
-        office cancels them first, one by one, and tells the people (an office
-        cancellation sends no mail)."""
+        office cancels them first, one by one (each cancellation mails the person)."""
         act = self._store.act(by, None)
         point = self.get_service_point(office_id, code)
         if day not in point.closed_days:

@@ -57,7 +57,10 @@ AppointmentStatus = Literal[
 ]
 Origin = Literal["online", "office", "waitlist"]
 """How the booking came: the public booking, a caseworker, an offer from the waitlist."""
-MailKind = Literal["confirmation", "reminder", "lapse_notice"]
+MailKind = Literal["confirmation", "reminder", "lapse_notice", "cancellation_notice"]
+NOTICES: Final[frozenset[str]] = frozenset({"lapse_notice", "cancellation_notice"})
+"""Mails that tell the person their booking ended: sent whatever its state, unlike a
+confirmation or a reminder, which are pointless once it is no longer held."""
 MailStatus = Literal["queued", "sent", "failed", "bounced"]
 CancelledBy = Literal["person", "office"]
 NO_HOLIDAYS: Final = NoHolidays()
@@ -1190,6 +1193,10 @@ class Appointment(Aggregate):
         if reason is not None:
             require_text("reason", reason, max_length=1000, line_breaks=True)
         self._record(self.Cancelled, act, cancelled_by=cancelled_by, reason=reason)
+        if cancelled_by == "office" and act.at < self.starts_at:
+            # The person booked and relies on it; the office's reason is its own and is
+            # not sent. A correction after the appointment began tells nobody anything.
+            self._queue_mail("cancellation_notice", act)
 
     def retype(
         self, *, appointment_type: AppointmentType, legal_basis: str | None,
@@ -1300,7 +1307,7 @@ class Appointment(Aggregate):
             for mail in self.mails
             if (mail.status == "queued" or mail.attempts < MAX_MAIL_ATTEMPTS)
             and mail.status in ("queued", "failed")
-            and (mail.kind == "lapse_notice" or self.status == "held")
+            and (mail.kind in NOTICES or self.status == "held")
             and (mail.kind != "confirmation" or mail.number == last_confirmation)
         ]
 

@@ -261,6 +261,48 @@ def test_the_person_cannot_cancel_once_the_appointment_has_begun(
     assert service.appointments.booking_status(reference).status == "cancelled"
 
 
+def test_an_office_cancellation_tells_the_person_without_the_offices_reason(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    appointment_id, reference = book(service, local(NEXT_MONDAY, 9))
+    confirmed_id, _ = book(service, local(NEXT_MONDAY, 10), n=1)
+    already = len(mailer.sent)
+
+    service.appointments.cancel_appointment(
+        appointment_id, expected_version=None, by="sb-01", reason="Personalausfall Team 3"
+    )
+    service.appointments.cancel_appointment(
+        confirmed_id, expected_version=None, by="sb-01", reason="Personalausfall Team 3"
+    )
+
+    notices = mailer.sent[already:]
+    assert [mail.to for mail in notices] == ["person0@example.org", "person1@example.org"]
+    assert {mail.subject for mail in notices} == {"Ihr Termin wurde abgesagt"}
+    assert "11.03.2024 09:00" in notices[0].body
+    assert "Personalausfall" not in notices[0].body  # the office's reason stays inside
+    assert kinds(service, appointment_id)[-3:] == ["Cancelled", "MailQueued", "MailSent"]
+    assert service.appointments.booking_status(reference).status == "cancelled"
+
+
+def test_no_notice_when_the_person_cancels_or_the_office_corrects_after_the_start(
+    service: AkteService, mailer: RecordingMailer, clock: FakeClock
+) -> None:
+    _, own = book(service, local(TUESDAY, 9))
+    counter_id, _ = book(service, local(TUESDAY, 10), n=1)
+    asked_id, _ = book(service, local(TUESDAY, 11), n=2)
+    already = len(mailer.sent)
+
+    service.appointments.cancel_booking(own)  # the person knows
+    service.appointments.cancel_appointment(  # asked at the counter: the person knows
+        asked_id, expected_version=None, by="sb-01", cancelled_by="person", reason=None
+    )
+    clock.now = local(TUESDAY, 10, 5)
+    service.appointments.cancel_appointment(  # a correction of the list once begun
+        counter_id, expected_version=None, by="sb-01", reason="Irrtum"
+    )
+    assert mailer.sent[already:] == []
+
+
 def test_the_limit_is_per_person_not_per_e_mail_address(
     service: AkteService, mailer: RecordingMailer
 ) -> None:

@@ -501,7 +501,7 @@ def close_day(
 ) -> ServicePointPublic:
     """Close a service point on a day, today or later (`422` for a past day). Refused
     with `409 day-has-bookings` while bookings hold seats that day: cancel each first
-    (`POST /appointments/{id}/cancellation`, which sends no mail: tell the people)."""
+    (`POST /appointments/{id}/cancellation`, which mails the person)."""
     recorded = service.appointments.close_service_point_day(
         office_id=home_office(principal),
         code=code,
@@ -714,13 +714,15 @@ def cancel(
     body: CancellationCreate,
     response: Response,
 ) -> AppointmentRecordedPublic:
-    """The office cancels; the slot is offered to the waitlist."""
+    """The office cancels (and mails the person), or records that the person asked to
+    cancel (`cancelled_by` `person`: no mail); the slot is offered to the waitlist."""
     return _recorded(
         response,
         service.appointments.cancel_appointment(
             appointment_id,
             expected_version=expected_version,
             by=principal.user_id,
+            cancelled_by=body.cancelled_by,
             reason=body.reason,
         ),
     )

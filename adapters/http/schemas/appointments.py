@@ -219,6 +219,16 @@ class RetypeCreate(_Strict):
 
 class CancellationCreate(_Strict):
     reason: Annotated[FreeText | None, Field(max_length=1000)] = None
+    cancelled_by: Annotated[
+        Literal["office", "person"],
+        Field(
+            description=(
+                "`office` (default): the office cancels, and the person is mailed before "
+                "the appointment begins. `person`: the person asked for it (by phone, at "
+                "the counter); no mail."
+            )
+        ),
+    ] = "office"
 
 
 class AppointmentCaseLinkCreate(_Strict):

@@ -376,3 +376,54 @@ def test_a_day_is_closed_without_bookings_and_opened_again(
     again = http.delete(f"{days}/2024-03-12", headers=lead)
     assert again.status_code == 200  # idempotent: not closed, nothing recorded
     assert http.delete(f"{days}/2024-02-30", headers=lead).status_code == 422
+
+
+def test_the_office_cancels_and_mails_or_records_that_the_person_asked(
+    client: tuple[TestClient, RecordingMailer], settings: Settings
+) -> None:
+    http, mailer = client
+    caseworker = bearer(settings, "sb-01", Role.CASEWORKER)
+
+    def office_booking(hour: int, email: str) -> tuple[str, dict[str, str]]:
+        booked = http.post(
+            "/appointments/office-bookings",
+            json={
+                "service_point": "rathaus",
+                "appointment_type": "extend-title",
+                "starts_at": local(TUESDAY, hour).isoformat(),
+                "situation": {
+                    "holds": "eat",
+                    "holds_legal_basis": "aufenthg-16b",
+                    "wants": "extend_residence_permit",
+                },
+                "person": {
+                    "surname": "Yılmaz",
+                    "given_names": "Ayşe",
+                    "date_of_birth": f"19{80 + hour}-07-14",
+                    "email": email,
+                },
+            },
+            headers=caseworker,
+        )
+        assert booked.status_code == 201, booked.text
+        url = f"/appointments/{booked.json()['appointment_id']}/cancellation"
+        return url, caseworker | {"If-Match": booked.headers["ETag"]}
+
+    (first, first_headers), (second, second_headers) = (
+        office_booking(9, "ayse@example.org"),
+        office_booking(10, "o@example.org"),
+    )
+    already = len(mailer.sent)
+
+    by_office = http.post(first, headers=first_headers, json={"reason": "Personalausfall"})
+    assert by_office.status_code == 200, by_office.text
+    [notice] = mailer.sent[already:]
+    assert notice.to == "ayse@example.org"
+    assert notice.subject == "Ihr Termin wurde abgesagt"
+    assert "Personalausfall" not in notice.body
+
+    unknown = http.post(second, headers=second_headers, json={"cancelled_by": "nobody"})
+    assert unknown.status_code == 422
+    asked = http.post(second, headers=second_headers, json={"cancelled_by": "person"})
+    assert asked.status_code == 200, asked.text
+    assert len(mailer.sent) == already + 1  # the person asked: no mail
