@@ -58,7 +58,13 @@ logger = logging.getLogger("akte.inbox")
 
 DEFAULT_STREAM: Final = "AKTE_INBOX"
 RETRY_DELAY_SECONDS: Final = 2.0
+"""The first wait before a message is tried again while the event store is away."""
+MAX_RETRY_DELAY_SECONDS: Final = 60.0
 DEFECT_RETRY_DELAY_SECONDS: Final = 60.0
+"""The first wait before a message that failed by a defect is tried again."""
+MAX_DEFECT_RETRY_DELAY_SECONDS: Final = 3600.0
+"""Such a message is kept for the operator, not dropped; after some hours it comes back
+once an hour, so that it does not fill the log and the broker's redeliveries."""
 BROKER_ERRORS: Final = (nats.errors.Error, OSError, asyncio.TimeoutError)
 ANSWER_HEADROOM: Final = 4096
 """Bytes of the broker's ``max_payload`` an answer leaves for headers."""
@@ -70,6 +76,32 @@ _MESSAGE_TOO_LARGE: Final = 10054
 class _TooLarge(Exception):
     """The broker does not take the answer: larger than its ``max_payload`` or the
     stream's ``max_msg_size``."""
+
+
+def retry_delay(deliveries: int, first: float, longest: float) -> float:
+    """Seconds before a message handed back after its ``deliveries``-th delivery comes
+    again: ``first``, doubling with every delivery, at most ``longest``."""
+    doublings = min(max(deliveries, 1) - 1, 32)
+    return float(min(first * 2**doublings, longest))
+
+
+def _store_away_delay(msg: Msg) -> float:
+    return retry_delay(deliveries_of(msg), RETRY_DELAY_SECONDS, MAX_RETRY_DELAY_SECONDS)
+
+
+def _defect_delay(msg: Msg) -> float:
+    return retry_delay(
+        deliveries_of(msg), DEFECT_RETRY_DELAY_SECONDS, MAX_DEFECT_RETRY_DELAY_SECONDS
+    )
+
+
+def deliveries_of(msg: Msg) -> int:
+    """How often the broker has delivered the message, this time included (1 where it
+    does not say: not a JetStream message)."""
+    try:
+        return int(msg.metadata.num_delivered)
+    except nats.errors.NotJSMessageError:
+        return 1
 
 
 def _too_large(error: BaseException) -> bool:
@@ -218,14 +250,14 @@ class InboxConsumer:
         except StoreUnavailable as error:
             logger.warning("inbox: the event store is away (%s); the message goes back", error)
             self._retried()
-            await msg.nak(delay=RETRY_DELAY_SECONDS)
+            await msg.nak(delay=_store_away_delay(msg))
             return None
         except Exception as error:
             # A defect: the message is kept (handed back, tried again later) and the
             # worker goes on with the others; the log names the error's type only.
             logger.error("inbox: a message failed with %s; it goes back", type(error).__name__)
             self._retried()
-            await msg.nak(delay=DEFECT_RETRY_DELAY_SECONDS)
+            await msg.nak(delay=_defect_delay(msg))
             return None
         answer = handled.answer
         if answer is not None:
@@ -253,7 +285,7 @@ class InboxConsumer:
                 return None
             if not stored:
                 self._retried()
-                await msg.nak(delay=DEFECT_RETRY_DELAY_SECONDS)
+                await msg.nak(delay=_defect_delay(msg))
                 return None
             if sent is not answer:
                 handled = replace(handled, answer=sent)

@@ -11,18 +11,31 @@ import asyncio
 import json
 from collections.abc import Iterator
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import nats
 import pytest
 
 from adapters.cli.main import main
-from adapters.inbox.consumer import InboxConfig, InboxConsumer, ensure_stream
+from adapters.inbox import consumer as consumer_module
+from adapters.inbox.consumer import (
+    DEFECT_RETRY_DELAY_SECONDS,
+    MAX_DEFECT_RETRY_DELAY_SECONDS,
+    MAX_RETRY_DELAY_SECONDS,
+    RETRY_DELAY_SECONDS,
+    InboxConfig,
+    InboxConsumer,
+    deliveries_of,
+    ensure_stream,
+    retry_delay,
+)
 from adapters.inbox.schemas import problems
 from adapters.settings import Settings
 from adapters.simulation.legacy_scans import make_pdf
 from domain.case_file import CaseFile, MasterData
 from service import AkteService
+from service_common import StoreUnavailable
+from tests.support.deliveries import Delivery
 from tests.support.inbox import OFFICE, application, encoded, move, notice
 from tests.support.outbox import Broker, own_stream
 
@@ -194,3 +207,66 @@ def test_inbox_status_shows_the_consumer(
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["consumer"] == f"akte-inbox-{OFFICE}"
     assert record["waiting"] == 0
+
+
+# ------------------------------------------------------- messages handed back
+
+
+def test_a_message_handed_back_waits_longer_each_time_up_to_a_bound() -> None:
+    # Store away: 2 s, doubling, at most a minute.
+    assert [
+        retry_delay(n, RETRY_DELAY_SECONDS, MAX_RETRY_DELAY_SECONDS) for n in (1, 2, 3, 6, 7, 10**6)
+    ] == [2.0, 4.0, 8.0, 60.0, 60.0, 60.0]
+    # A defect: a minute, doubling, at most an hour; kept for the operator, never dropped.
+    assert [
+        retry_delay(n, DEFECT_RETRY_DELAY_SECONDS, MAX_DEFECT_RETRY_DELAY_SECONDS)
+        for n in (1, 2, 6, 7, 10**6)
+    ] == [60.0, 120.0, 1920.0, 3600.0, 3600.0]
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (RuntimeError("a defect"), [60.0, 480.0, 3600.0]),
+        (StoreUnavailable("the store is away"), [2.0, 16.0, 60.0]),
+    ],
+    ids=["defect", "store away"],
+)
+def test_the_consumer_hands_a_failing_message_back_later_each_delivery(
+    service: AkteService,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    expected: list[float],
+) -> None:
+    def failing(*_args: Any, **_kwargs: Any) -> Any:
+        raise failure
+
+    monkeypatch.setattr(consumer_module, "handle_message", failing)
+    consumer = InboxConsumer(service.notices, InboxConfig(office=OFFICE))
+    deliveries = [Delivery(b"{}", num_delivered=n) for n in (1, 4, 20)]
+    for delivery in deliveries:
+        assert asyncio.run(consumer.process(cast(Any, delivery))) is None
+        assert not delivery.acked
+        assert not delivery.terminated
+    assert [delivery.naked[0] for delivery in deliveries] == expected
+
+
+def test_the_broker_counts_the_deliveries_the_consumer_reads(broker: Broker) -> None:
+    async def deliveries() -> list[int]:
+        client = await nats.connect(servers=[broker.url])
+        try:
+            stream = client.jetstream()
+            await ensure_stream(stream, config_for(broker))
+            subject = f"{broker.prefix}.inbox.{OFFICE}.meldebehoerde"
+            await stream.publish(subject, b"{}")
+            pull = await stream.pull_subscribe(subject, durable="delivery-count-test")
+            counted = []
+            for _ in range(3):
+                [msg] = await pull.fetch(1, timeout=5)
+                counted.append(deliveries_of(msg))
+                await msg.nak()
+            return counted
+        finally:
+            await client.close()
+
+    assert asyncio.run(deliveries()) == [1, 2, 3]

@@ -24,6 +24,7 @@ from adapters.monitoring.metrics import InboxMetrics
 from adapters.settings import Settings
 from service import AkteService
 from service_file_transfers import OutgoingRequest, RequestedPerson
+from tests.support.deliveries import Delivery
 from tests.support.file_transfers import (
     OFFICE_A,
     OFFICE_B,
@@ -34,19 +35,6 @@ from tests.support.file_transfers import (
 )
 from tests.support.file_transfers import file_with_history as history
 from tests.support.outbox import Broker, own_stream
-
-
-class _Delivery:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.acked = False
-        self.naked: list[float | None] = []
-
-    async def ack(self) -> None:
-        self.acked = True
-
-    async def nak(self, delay: float | None = None) -> None:
-        self.naked.append(delay)
 
 
 class _Stream:
@@ -75,7 +63,7 @@ def _consumer(
 
 
 def _process(consumer: InboxConsumer, data: bytes) -> TransferHandled:
-    delivery = _Delivery(data)
+    delivery = Delivery(data)
     handled = asyncio.run(consumer.process(cast(Any, delivery)))
     assert delivery.acked
     assert isinstance(handled, TransferHandled)

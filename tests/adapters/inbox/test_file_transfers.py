@@ -41,6 +41,7 @@ from adapters.store.verifier import GENESIS, LOG_TAG, STREAM_TAG, link_hash
 from domain.case_file import CaseFile
 from service import AkteService
 from service_file_transfers import FileEvent, told_event
+from tests.support.deliveries import Delivery
 from tests.support.file_transfers import (
     OFFICE_A,
     OFFICE_B,
@@ -243,21 +244,6 @@ def test_the_commands_request_take_over_show_and_verify_a_file(
     assert main(["transfers", "verify", str(own)]) == 1
 
 
-class _Delivery:
-    """One delivery as the consumer sees it: its data, and what became of it."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.acked = False
-        self.naked: list[float | None] = []
-
-    async def ack(self) -> None:
-        self.acked = True
-
-    async def nak(self, delay: float | None = None) -> None:
-        self.naked.append(delay)
-
-
 class _Stream:
     """A JetStream context whose publish finds no stream, or stores what it is given."""
 
@@ -282,7 +268,7 @@ def test_an_answer_no_stream_stores_is_not_sent_loose_and_the_request_comes_back
     client = RecordingClient()
     consumer._client = cast(Any, client)
     consumer._stream = cast(Any, _Stream(stored=False))
-    first = _Delivery(message.payload())
+    first = Delivery(message.payload())
     assert asyncio.run(consumer.process(cast(Any, first))) is None
     # Neither acknowledged nor sent without a stream: the file cannot be lost unseen.
     assert not first.acked
@@ -294,7 +280,7 @@ def test_an_answer_no_stream_stores_is_not_sent_loose_and_the_request_comes_back
     # The request comes again once a stream stores B's inbox: A's recorded answer goes out.
     stream = _Stream(stored=True)
     consumer._stream = cast(Any, stream)
-    again = _Delivery(message.payload())
+    again = Delivery(message.payload())
     handled = asyncio.run(consumer.process(cast(Any, again)))
     assert again.acked
     assert isinstance(handled, TransferHandled)
