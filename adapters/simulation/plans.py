@@ -532,12 +532,16 @@ class YearPlanner:
             (p for p in plans if p.topic not in _FICTION_TOPICS and p.decide_day - year_first >= 2),
             key=lambda p: p.decide_day,
         )
+        # Their decision days, sorted as they are, taken once: looked up for every
+        # certificate (a list built per lookup made a state's year quadratic).
+        eligible_decided = [p.decide_day for p in eligible]
+        others_decided = [p.decide_day for p in others]
         taken: set[int] = set()
         chosen = 0
         for _ in range(count):
-            plan = self._pending_on(rng, eligible, picker.draw(rng), taken) or self._pending_on(
-                rng, others, picker.draw(rng), taken
-            )
+            plan = self._pending_on(
+                rng, eligible, eligible_decided, picker.draw(rng), taken
+            ) or self._pending_on(rng, others, others_decided, picker.draw(rng), taken)
             if plan is None:
                 break
             taken.add(id(plan))
@@ -549,11 +553,15 @@ class YearPlanner:
 
     @staticmethod
     def _pending_on(
-        rng: random.Random, plans: list[ProcedurePlan], day: int, taken: set[int]
+        rng: random.Random,
+        plans: list[ProcedurePlan],
+        decided: list[int],
+        day: int,
+        taken: set[int],
     ) -> ProcedurePlan | None:
         """A plan decided after ``day`` (within some 11 months), now received on ``day``
-        or a few days before, its certificate issued on ``day``."""
-        decided = [p.decide_day for p in plans]
+        or a few days before, its certificate issued on ``day``. ``decided``: the plans'
+        decision days, in their order (by decision day)."""
         low = bisect.bisect_right(decided, day)
         high = bisect.bisect_right(decided, day + 235)
         if low >= high:
