@@ -3,9 +3,8 @@ so that no request writes them from all their events."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
-from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,25 +16,10 @@ from adapters.reports.case_history import build_history_json
 from adapters.reports.kept_histories import writer_fingerprint
 from adapters.settings import Settings
 from adapters.store.kept_history_shelf import shelf_of
-from domain.case_file import MasterData
-from service import AkteService
 from tests.conftest import FakeClock
+from tests.support.case_files import case_with_notes
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-def _case_with_notes(service: AkteService, office_id: str, notes: int) -> tuple[UUID, int]:
-    opened = service.open_case(
-        office_id=office_id,
-        master_data=MasterData("Beispiel", "Amal", date(1991, 2, 3), "SYR", "N1234567"),
-        by="sb-01",
-    )
-    version = 1
-    for number in range(notes):
-        version = service.add_note(
-            opened.case_id, expected_version=version, by="sb-01", text=f"Vermerk {number}"
-        ).version
-    return opened.case_id, version
 
 
 @pytest.fixture
@@ -53,8 +37,8 @@ def test_the_long_files_histories_are_kept_in_the_store_in_both_views(
     clock.now = datetime(2025, 7, 1, 9, tzinfo=BERLIN)
     service = build_service(store, clock=clock)
     try:
-        long_file, version = _case_with_notes(service, store.default_office_id, 11)
-        short_file, _ = _case_with_notes(service, store.default_office_id, 2)
+        long_file, version = case_with_notes(service, store.default_office_id, 11)
+        short_file, _ = case_with_notes(service, store.default_office_id, 2)
     finally:
         service.close()
 

@@ -4,7 +4,6 @@ was found with, deleted for every view at once; a store that cannot answer is no
 
 from __future__ import annotations
 
-from datetime import date
 from uuid import uuid4
 
 from adapters.store.kept_history_shelf import (
@@ -13,8 +12,8 @@ from adapters.store.kept_history_shelf import (
     shelf_of,
     shelf_table,
 )
-from domain.case_file import MasterData
 from service import AkteService
+from tests.support.case_files import case_with_notes
 
 WRITER = "this release"
 
@@ -92,20 +91,7 @@ def test_a_store_that_cannot_answer_is_nothing_kept_and_no_error(service: AkteSe
 
 
 def test_long_streams_are_those_with_enough_events_longest_first(service: AkteService) -> None:
-    office = "abh-test"
-    lengths = {}
-    for notes in (0, 3, 5):
-        opened = service.open_case(
-            office_id=office,
-            master_data=MasterData("Beispiel", "Amal", date(1991, 2, 3), "SYR", "N1234567"),
-            by="sb-01",
-        )
-        version = 1
-        for number in range(notes):
-            version = service.add_note(
-                opened.case_id, expected_version=version, by="sb-01", text=f"Vermerk {number}"
-            ).version
-        lengths[opened.case_id] = version
+    lengths = dict(case_with_notes(service, "abh-test", notes) for notes in (0, 3, 5))
     longest = sorted(lengths, key=lengths.__getitem__, reverse=True)
     assert long_streams(service.recorder, 4) == longest[:2]
     assert long_streams(service.recorder, 6) == longest[:1]
