@@ -879,13 +879,17 @@ class Appointments(AppointmentMails):
         """The time-driven steps, as of the service's clock; idempotent.
 
         Reads the log from the cursor: each booking's hold (reminder due, lapsed, mails
-        to retry) and each freed seat (to offer to the waitlist). The cursor moves up to
+        to retry), each failed mail (to retry) and each freed seat (to offer to the
+        waitlist). The cursor moves up to
         the first booking that still needs the tick, so nothing is skipped however long
         a hold lasts, and a crash between steps only means they run again.
         """
         report = TickReport()
         cursor = self._get(TickCursor.ID, TickCursor) or TickCursor.start(self._store.act(by, None))
-        topics = [get_topic(Appointment.Booked), get_topic(Slot.Freed)]
+        # A failed mail is read too: a notice to a booking the cursor has passed (an
+        # office cancellation of a confirmed booking) is tried again from there.
+        booking_topics = {get_topic(Appointment.Booked), get_topic(Appointment.MailFailed)}
+        topics = [*sorted(booking_topics), get_topic(Slot.Freed)]
         position = cursor.position
         first_pending: int | None = None
         last_seen = position
@@ -900,7 +904,7 @@ class Appointments(AppointmentMails):
                 report.scanned += 1
                 last_seen = notification.id
                 originator = UUID(str(notification.originator_id))
-                if notification.topic == topics[0]:
+                if notification.topic in booking_topics:
                     pending = self._tick_appointment(originator, report, by)
                 else:
                     pending = self._tick_freed_seat(originator, report)

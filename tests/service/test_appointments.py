@@ -4,7 +4,7 @@ holds, limits, anti-bot challenges, the tick, the waitlist and the counter."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -30,6 +30,7 @@ from domain.case_file import CaseFile, MasterData
 from domain.errors import InvalidValue
 from service import AkteService
 from service_appointment_mails import BookingNotFound, ChallengeRefused, solve_challenge
+from service_ports import MailUnavailable, OutgoingMail
 from tests.conftest import FakeClock
 from tests.support.appointments import (
     FICTION_HOLDER,
@@ -283,6 +284,45 @@ def test_an_office_cancellation_tells_the_person_without_the_offices_reason(
     assert "Personalausfall" not in notices[0].body  # the office's reason stays inside
     assert kinds(service, appointment_id)[-3:] == ["Cancelled", "MailQueued", "MailSent"]
     assert service.appointments.booking_status(reference).status == "cancelled"
+
+
+@dataclass
+class _MailServerDown:
+    """Refuses every mail while ``down``, then passes them to ``inner``."""
+
+    inner: RecordingMailer
+    down: bool = False
+
+    def send(self, mail: OutgoingMail) -> None:
+        if self.down:
+            raise MailUnavailable("the mail server does not answer")
+        self.inner.send(mail)
+
+
+def test_a_notice_that_failed_is_sent_by_a_later_tick_though_the_booking_was_confirmed(
+    service: AkteService, clock: FakeClock
+) -> None:
+    recording = RecordingMailer()
+    mail_server = _MailServerDown(recording)
+    set_up(service, mail_server)
+    appointment_id, reference = book(service, local(NEXT_MONDAY, 9))
+    service.appointments.confirm_booking(
+        reference, service.appointments.confirmation_code(appointment_id)
+    )
+    service.appointments.run_appointment_tick()  # the tick's cursor passes the booking
+    mail_server.down = True
+    service.appointments.cancel_appointment(
+        appointment_id, expected_version=None, by="sb-01", reason=None
+    )
+    assert kinds(service, appointment_id)[-1] == "MailFailed"
+
+    mail_server.down = False
+    report = service.appointments.run_appointment_tick()
+
+    assert report.mails_sent == 1
+    assert recording.sent[-1].subject == "Ihr Termin wurde abgesagt"
+    assert kinds(service, appointment_id)[-1] == "MailSent"
+    assert service.appointments.run_appointment_tick().mails_sent == 0  # sent once
 
 
 def test_no_notice_when_the_person_cancels_or_the_office_corrects_after_the_start(

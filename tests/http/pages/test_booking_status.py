@@ -313,6 +313,22 @@ def test_the_reminder_and_the_lapse_are_shown(office: Office) -> None:
     assert 'name="code"' not in text
 
 
+def test_an_office_cancellation_is_shown_with_its_notice(office: Office) -> None:
+    reference = office.book()
+    booked = office.service.appointments.booking_status(reference).appointment
+    assert booked is not None
+    office.service.appointments.cancel_appointment(
+        booked.id, expected_version=None, by="sb-01", reason="Personalausfall"
+    )
+    text = office.page(reference)
+
+    assert _state(text) == "cancelled"
+    assert "Notice that the office cancelled the appointment" in text
+    assert "Personalausfall" not in text
+    german = office.page(reference, lang="de")
+    assert "Mitteilung, dass die Ausländerbehörde den Termin abgesagt hat" in german
+
+
 def test_the_waitlist_and_an_offered_seat(office: Office) -> None:
     appointments = office.service.appointments
     first = office.book(1)  # the slot's only seat bookable ahead of its day
