@@ -122,6 +122,9 @@ class HeldDocument:
     issued_at: int = 0
     """The simulated minute it was issued: a story running a little behind in time (its
     step started before the issue) cannot extend or move it yet."""
+    changed_at: int = 0
+    """The simulated minute of its last step (issue, card ordered, arrived, handed over,
+    extended, moved): the case file refuses a step of another story dated before it."""
 
 
 @dataclass(frozen=True)

@@ -401,7 +401,11 @@ class OfficeStories(AppointmentDesk):
         held = [
             (number, document)
             for number, document in person.documents.items()
-            if kinds is not None and document.kind in kinds and document.issued_at < t
+            if kinds is not None
+            and document.kind in kinds
+            and document.issued_at < t
+            # Nor its card ordered, arrived or handed over, or it extended, at a later minute.
+            and document.changed_at <= t
         ]
         if not held:
             return None
@@ -474,6 +478,7 @@ class OfficeStories(AppointmentDesk):
                 new_card_number=eat_card_number(rng),
             )
             document.card_handed_over = False
+            document.changed_at = t
             self.tallies[year].documents_transferred += 1
             self.tallies[year].transfers_at_visit += at_visit
             self._customer(t, f"c:{person.case_id}", person)
@@ -489,6 +494,7 @@ class OfficeStories(AppointmentDesk):
             valid_until=valid_until,
         )
         document.valid_until = valid_until
+        document.changed_at = t
         self.tallies[year].documents_extended += 1
         if at_visit:
             self.tallies[year].extended_at_visit[document.kind] += 1
@@ -578,11 +584,13 @@ class OfficeStories(AppointmentDesk):
         if not person.listed:
             person.listed = True
             self.holders.append(person)
-        person.documents[number] = HeldDocument(kind, until(valid_from, months), issued_at=t)
+        document = HeldDocument(kind, until(valid_from, months), issued_at=t, changed_at=t)
+        person.documents[number] = document
         if kind != "eat":
             return 0, t
         t = self._soon(rng, t)
         self._case(person, self.service.order_eat_card, t, worker, residence_document_number=number)
+        document.changed_at = t
         return number, t
 
     def _eat_card(
@@ -607,6 +615,8 @@ class OfficeStories(AppointmentDesk):
                 worker,
                 residence_document_number=number,
             )
+            if number in person.documents:
+                person.documents[number].changed_at = t
             pickup: Booking | None = None
             if pickup_day:
                 # The office's letter says the card is there; the person books.
@@ -643,6 +653,7 @@ class OfficeStories(AppointmentDesk):
             )
             if number in person.documents:
                 person.documents[number].card_handed_over = True
+                person.documents[number].changed_at = t
             if pickup is not None:
                 t = self._soon(rng, t)
                 self._attended(pickup, t, worker)
