@@ -372,10 +372,12 @@ class _StoreAsPrimed:
     def load(self, case_id: UUID, view: str, writer: str) -> tuple[int, bytes] | None:
         return self._shelf.load(case_id, view, writer)
 
-    def save(self, case_id: UUID, view: str, writer: str, version: int, sealed: bytes) -> bool:
+    def save(
+        self, case_id: UUID, view: str, writer: str, version: int, sealed: bytes
+    ) -> bool | None:
         return False
 
-    def discard(self, case_id: UUID, view: str, version: int) -> None:
+    def discard(self, case_id: UUID, view: str, writer: str, version: int) -> None:
         return None
 
 

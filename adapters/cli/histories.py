@@ -7,7 +7,10 @@ after a file grew long, or after a release changed how entries are written, writ
 its events (about 45 to 90 ms for 5,000 events here). Run this after a deployment, or at
 night, and no caseworker or auditor waits for that: it writes, for every case file of the
 shard with at least ``--min-entries`` events, both views (with and without personal
-data) and keeps them. Nobody reads them here, so nothing goes to the read-access log.
+data) and keeps them, and says how many it kept. It first removes what is kept of erased
+files: an erasure deletes it, but an API process whose key cache still held the key may
+put a history back within that minute (sealed with the destroyed key, so unreadable).
+Nobody reads the histories here, so nothing goes to the read-access log.
 
 Exit codes: 0 done; 2 settings invalid; 3 store unreachable; 6 no store at the
 configured place.
@@ -78,9 +81,16 @@ def _keep(args: argparse.Namespace) -> int:
                 EXIT_USAGE, "this store does not seal personal data per person: nothing is kept"
             )
         kept.min_entries = min(kept.min_entries, args.min_entries)
+        # First what an API process may have put back just after an erasure (its key
+        # cache still held the key): sealed with a destroyed key, removed here.
+        removed = 0
+        for case_id in shelf.files():
+            if kept.key_destroyed(case_id):
+                shelf.delete(case_id)
+                removed += 1
         files = long_streams(service.recorder, args.min_entries)
         decode = batch_decoder(service.mapper)
-        written = 0
+        case_files = in_store = 0
         with ProgressDisplay() as display:
             for done, case_id in enumerate(files, 1):
                 try:
@@ -94,14 +104,21 @@ def _keep(args: argparse.Namespace) -> int:
                             kept=kept,
                             shelf=shelf,
                         )
-                    written += 1
                 except CaseNotFound:  # a long stream that is no case file (a calendar)
                     pass
+                else:
+                    case_files += 1
+                    in_store += all(
+                        shelf.kept_version(case_id, view, kept.writer) is not None
+                        for view in ("personal", "withheld")
+                    )
                 kept.forget(case_id)  # one file in memory at a time
                 display.update(done, len(files), _line(done, len(files)))
     print(
-        f"{written} case files with at least {args.min_entries} events: their histories are "
-        "kept in the store",
+        f"{in_store} of {case_files} case files with at least {args.min_entries} events have "
+        "their histories kept in the store"
+        + ("" if in_store == case_files else " (the others: erased, or not taken by the store)")
+        + (f"; removed what was kept of {removed} erased case files" if removed else ""),
         file=sys.stdout,
     )
     return EXIT_OK

@@ -170,7 +170,8 @@ def build_history_json(
     written: list[bytes] = []
     whole = criteria == _EVERYTHING and after_version == 0
     prefix = None
-    if kept is not None and whole:
+    if kept is not None and whole and limit >= kept.min_entries:
+        # (A shorter page never uses what is kept: nothing shorter is kept.)
         prefix = kept.take(case_id, with_personal_data=with_personal_data, shelf=shelf)
     if prefix is not None and prefix.version > limit:
         prefix = None  # a page that ends within what is kept: written as without

@@ -112,9 +112,14 @@ class KeptShelf(Protocol):
         writer's."""
         ...
 
-    def save(self, case_id: UUID, view: str, writer: str, version: int, sealed: bytes) -> bool: ...
+    def save(
+        self, case_id: UUID, view: str, writer: str, version: int, sealed: bytes
+    ) -> bool | None:
+        """True if kept, False if as many entries or more are kept by ``writer``, None if
+        the store could not answer."""
+        ...
 
-    def discard(self, case_id: UUID, view: str, version: int) -> None: ...
+    def discard(self, case_id: UUID, view: str, writer: str, version: int) -> None: ...
 
 
 class SealingKey(Protocol):
@@ -246,10 +251,13 @@ class KeptHistories:
             with self._lock:
                 shelved = self._shelved.get(place)
             if shelved is None or kept.version - shelved >= SHELF_STEP:
-                # Refused when another process shelved as many entries or more: fine.
-                shelf.save(case_id, _view(with_personal_data), self.writer, kept.version, sealed)
+                # Refused when another process shelved as many entries or more: fine. A
+                # store that did not answer gets it again on the next request.
+                saved = shelf.save(
+                    case_id, _view(with_personal_data), self.writer, kept.version, sealed
+                )
                 with self._lock:
-                    if place in self._kept:
+                    if saved is not None and place in self._kept:
                         self._shelved[place] = max(kept.version, shelved or 0)
         return True
 
@@ -273,6 +281,11 @@ class KeptHistories:
                 self._shelved.pop(dropped_place, None)
                 self._bytes -= len(dropped)
         return True
+
+    def key_destroyed(self, case_id: UUID) -> bool:
+        """The file has no key any more (erased): nothing kept for it opens again. Raises
+        when the key store cannot tell."""
+        return self._key_of(str(case_id)) is None
 
     def forget(self, case_id: UUID) -> None:
         """Drop what is kept for the file (both views)."""
@@ -300,7 +313,7 @@ class KeptHistories:
                 self._shelved.pop(place, None)
                 self._bytes -= len(kept[1])
         if shelf is not None:
-            shelf.discard(place[0], _view(place[1]), kept[0])
+            shelf.discard(place[0], _view(place[1]), self.writer, kept[0])
 
 
 def _view(with_personal_data: bool) -> str:

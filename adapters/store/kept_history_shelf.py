@@ -17,10 +17,13 @@ replaced only by one with more entries, or by another release's (the release in 
 then keeps its own; during a rolling deployment the two may replace each other's).
 
 **Why beside the snapshots.** Both are the file's state sealed whole with its key, written
-from its immutable events, and both go together: an erasure deletes the snapshots and the
-kept histories in one step (:class:`adapters.store.snapshot_deletion.RecorderSnapshotDeletion`),
-a backup copies both with the events (``akte_*``, one snapshot), and a restore brings both
-back consistent with the events they were written from.
+from its immutable events, and both go together: an erasure deletes the kept histories and
+then the snapshots (:class:`adapters.store.snapshot_deletion.RecorderSnapshotDeletion`), a
+backup copies both with the events (``akte_*``, one snapshot), and a restore brings both
+back consistent with the events they were written from. An API process whose key cache
+still holds the erased file's key (for up to a minute) may put a history back after the
+erasure: sealed with the destroyed key, it opens for nobody, and ``akte histories keep``
+removes it.
 
 **A cache, not a record.** Nothing depends on a row being there: a store that cannot
 answer reads as nothing kept (the history is written from the events) and a failed write
@@ -50,6 +53,23 @@ def shelf_table(snapshots_table: str) -> str:
     return snapshots_table.removesuffix("snapshots") + "kept_histories"
 
 
+def create_statement(dialect: str, table: str) -> str:
+    """The table's ``CREATE TABLE IF NOT EXISTS`` (``table`` as the statement names it):
+    made at every start and by step 2 of the events store's schema
+    (:mod:`adapters.store.migrations`)."""
+    if dialect == "postgres":
+        return (
+            f"CREATE TABLE IF NOT EXISTS {table} (case_id text NOT NULL, view text NOT NULL, "
+            "writer text NOT NULL, version bigint NOT NULL, sealed bytea NOT NULL, "
+            "kept_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (case_id, view))"
+        )
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} (case_id TEXT NOT NULL, view TEXT NOT NULL, "
+        "writer TEXT NOT NULL, version INTEGER NOT NULL, sealed BLOB NOT NULL, "
+        "kept_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (case_id, view))"
+    )
+
+
 class KeptHistoryShelf:
     """The kept histories of one store, in the database of its snapshot recorder (the
     protocol :class:`adapters.reports.kept_histories.KeptShelf`)."""
@@ -64,16 +84,14 @@ class KeptHistoryShelf:
         self._load: Any
         self._save: Any
         self._discard: Any
+        self._version: Any
+        self._files: Any
         self._delete: Any
         if self._postgres:
             table = sql.SQL("{}.{}").format(
                 sql.Identifier(self._datastore.schema), sql.Identifier(name)
             )
-            self._create = sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (case_id text NOT NULL, view text NOT NULL, "
-                "writer text NOT NULL, version bigint NOT NULL, sealed bytea NOT NULL, "
-                "kept_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (case_id, view))"
-            ).format(table)
+            self._create = sql.SQL(create_statement("postgres", "{}")).format(table)
             self._load = sql.SQL(
                 "SELECT version, sealed FROM {} WHERE case_id = %s AND view = %s AND writer = %s"
             ).format(table)
@@ -85,16 +103,15 @@ class KeptHistoryShelf:
                 "WHERE kept.version < excluded.version OR kept.writer <> excluded.writer"
             ).format(table)
             self._discard = sql.SQL(
-                "DELETE FROM {} WHERE case_id = %s AND view = %s AND version = %s"
+                "DELETE FROM {} WHERE case_id = %s AND view = %s AND writer = %s AND version = %s"
             ).format(table)
+            self._version = sql.SQL(
+                "SELECT version FROM {} WHERE case_id = %s AND view = %s AND writer = %s"
+            ).format(table)
+            self._files = sql.SQL("SELECT DISTINCT case_id FROM {}").format(table)
             self._delete = sql.SQL("DELETE FROM {} WHERE case_id = %s").format(table)
         else:
-            self._create = (
-                f"CREATE TABLE IF NOT EXISTS {name} (case_id TEXT NOT NULL, "
-                "view TEXT NOT NULL, writer TEXT NOT NULL, version INTEGER NOT NULL, "
-                "sealed BLOB NOT NULL, "
-                "kept_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (case_id, view))"
-            )
+            self._create = create_statement("sqlite", name)
             self._load = (
                 f"SELECT version, sealed FROM {name} WHERE case_id = ? AND view = ? AND writer = ?"
             )
@@ -105,7 +122,13 @@ class KeptHistoryShelf:
                 "sealed = excluded.sealed, kept_at = CURRENT_TIMESTAMP "
                 "WHERE kept.version < excluded.version OR kept.writer <> excluded.writer"
             )
-            self._discard = f"DELETE FROM {name} WHERE case_id = ? AND view = ? AND version = ?"
+            self._discard = (
+                f"DELETE FROM {name} WHERE case_id = ? AND view = ? AND writer = ? AND version = ?"
+            )
+            self._version = (
+                f"SELECT version FROM {name} WHERE case_id = ? AND view = ? AND writer = ?"
+            )
+            self._files = f"SELECT DISTINCT case_id FROM {name}"
             self._delete = f"DELETE FROM {name} WHERE case_id = ?"
 
     def create_table(self) -> None:
@@ -130,24 +153,41 @@ class KeptHistoryShelf:
             return None
         return int(row["version"]), bytes(row["sealed"])
 
-    def save(self, case_id: UUID, view: str, writer: str, version: int, sealed: bytes) -> bool:
-        """Keep ``sealed`` unless the same writer kept as many entries or more; whether it
-        was."""
+    def save(
+        self, case_id: UUID, view: str, writer: str, version: int, sealed: bytes
+    ) -> bool | None:
+        """Keep ``sealed`` unless the same writer kept as many entries or more: True if
+        kept, False if refused so, None if the store could not answer."""
         try:
             with self._datastore.transaction(commit=True) as cursor:
                 cursor.execute(self._save, (str(case_id), view, writer, version, sealed))
                 return bool(self._rowcount(cursor))
         except _STORE_ERRORS:
-            return False
+            return None
 
-    def discard(self, case_id: UUID, view: str, version: int) -> None:
-        """Delete the row kept for the file in this view if it still holds ``version``
-        (a blob that no longer opens)."""
+    def discard(self, case_id: UUID, view: str, writer: str, version: int) -> None:
+        """Delete the row ``writer`` kept for the file in this view if it still holds
+        ``version`` (a blob that no longer opens)."""
         try:
             with self._datastore.transaction(commit=True) as cursor:
-                cursor.execute(self._discard, (str(case_id), view, version))
+                cursor.execute(self._discard, (str(case_id), view, writer, version))
         except _STORE_ERRORS:
             return
+
+    def kept_version(self, case_id: UUID, view: str, writer: str) -> int | None:
+        """How many entries ``writer`` kept for the file in this view (None: none), without
+        reading them; raises if the store cannot answer."""
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._version, (str(case_id), view, writer))
+            row = cursor.fetchone()
+        return None if row is None else int(row["version"])
+
+    def files(self) -> list[UUID]:
+        """Every file something is kept for; raises if the store cannot answer."""
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._files)
+            rows = cursor.fetchall()
+        return [UUID(str(row["case_id"])) for row in rows]
 
     def delete(self, case_id: UUID) -> int:
         """Delete what is kept for the file in every view (an erasure); raises if the

@@ -38,6 +38,8 @@ from typing import Any, Final, Literal
 import psycopg
 from psycopg import sql
 
+from adapters.store.kept_history_shelf import create_statement, shelf_table
+
 VERSIONS_TABLE: Final = "akte_schema_versions"
 Dialect = Literal["sqlite", "postgres"]
 
@@ -179,8 +181,26 @@ def _key_index_by_master_key(db: Database) -> None:
     )
 
 
+def _kept_histories_beside_snapshots(db: Database) -> None:
+    """Long case files' histories kept sealed beside the snapshots
+    (:mod:`adapters.store.kept_history_shelf`); the service's start makes the table too
+    (new stores)."""
+    snapshots = "stored_snapshots" if db.dialect == "sqlite" else "akte_snapshots"
+    if not db.table_exists(snapshots):
+        return
+    db.execute(create_statement(db.dialect, db.table(shelf_table(snapshots))))
+
+
 EVENTS: Final = Component(
-    "events", lambda dialect: "stored_events" if dialect == "sqlite" else "akte_events"
+    "events",
+    lambda dialect: "stored_events" if dialect == "sqlite" else "akte_events",
+    (
+        Step(
+            2,
+            "long case files' histories kept beside the snapshots",
+            _kept_histories_beside_snapshots,
+        ),
+    ),
 )
 KEYS: Final = Component(
     "keys",

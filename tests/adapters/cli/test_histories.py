@@ -43,7 +43,7 @@ def test_the_long_files_histories_are_kept_in_the_store_in_both_views(
         service.close()
 
     assert akte(["histories", "keep", "--min-entries", "10"]) == 0
-    assert "1 case files with at least 10 events" in capsys.readouterr().out
+    assert "1 of 1 case files with at least 10 events" in capsys.readouterr().out
 
     service = build_service(store, clock=clock)
     try:
@@ -75,3 +75,40 @@ def test_a_store_that_is_not_there_is_refused(
     assert akte(["histories", "keep"]) == 6
     assert "holds no events" in capsys.readouterr().err
     assert not store.sqlite_path.exists()  # not created by asking
+
+
+def test_what_is_kept_of_an_erased_file_is_removed_and_not_counted(
+    store: Settings, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock.now = datetime(2025, 7, 1, 9, tzinfo=BERLIN)
+    service = build_service(store, clock=clock)
+    try:
+        kept_file, _ = case_with_notes(service, store.default_office_id, 11)
+        erased_file, version = case_with_notes(service, store.default_office_id, 11)
+        service.data_protection.erase_personal_data(
+            erased_file,
+            expected_version=version,
+            by="dsb-01",
+            legal_ground="dsgvo-17",
+            approved_by="dsb-01",
+        )
+        shelf = shelf_of(service)
+        assert shelf is not None
+        # As an API process whose key cache still held the key would put it back.
+        shelf.save(erased_file, "personal", writer_fingerprint(), 12, b"sealed with it")
+    finally:
+        service.close()
+
+    assert akte(["histories", "keep", "--min-entries", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 case files with at least 10 events" in out
+    assert "the others: erased, or not taken by the store" in out
+    assert "removed what was kept of 1 erased case files" in out
+
+    service = build_service(store, clock=clock)
+    try:
+        shelf = shelf_of(service)
+        assert shelf is not None
+        assert shelf.files() == [kept_file]
+    finally:
+        service.close()

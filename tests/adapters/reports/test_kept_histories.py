@@ -504,7 +504,7 @@ def test_an_erasure_deletes_what_the_store_keeps(service: AkteService, clock: Fa
     assert shelf.load(case_id, "personal", WRITER) is not None
     assert shelf.load(case_id, "withheld", WRITER) is not None
     _erase(service, case_id)
-    # Gone from the store at once, not only unreadable: nothing waits for a request.
+    # Deleted by the erasure, not only unreadable: nothing waits for a request.
     assert shelf.load(case_id, "personal", WRITER) is None
     assert shelf.load(case_id, "withheld", WRITER) is None
 
@@ -524,3 +524,67 @@ def test_a_blob_in_the_store_that_does_not_open_is_dropped_from_it(
     assert written == expected
     # Dropped, and what this request wrote is kept in its place.
     assert _shelved_version(shelf, case_id) == expected.version
+
+
+class _WatchedShelf:
+    """The store's shelf, counting its reads; its first ``failing`` saves do not answer."""
+
+    def __init__(self, shelf: KeptHistoryShelf, failing: int = 0) -> None:
+        self.shelf = shelf
+        self.loads = 0
+        self.failing = failing
+
+    def load(self, case_id: UUID, view: str, writer: str) -> tuple[int, bytes] | None:
+        self.loads += 1
+        return self.shelf.load(case_id, view, writer)
+
+    def save(
+        self, case_id: UUID, view: str, writer: str, version: int, sealed: bytes
+    ) -> bool | None:
+        if self.failing:
+            self.failing -= 1
+            return None
+        return self.shelf.save(case_id, view, writer, version, sealed)
+
+    def discard(self, case_id: UUID, view: str, writer: str, version: int) -> None:
+        self.shelf.discard(case_id, view, writer, version)
+
+
+def test_a_page_shorter_than_what_is_kept_does_not_read_it(
+    service: AkteService, clock: FakeClock
+) -> None:
+    case_id = saved_histories(service, clock)["rich"]
+    watched = _WatchedShelf(_shelf(service))
+    kept = _kept(service)
+    kept.min_entries = 5
+    build_history_json(
+        service, case_id, kept=kept, shelf=watched, with_personal_data=True, limit=10_000
+    )
+    kept.forget(case_id)  # a new process
+    watched.loads = 0
+    page = build_history_json(
+        service, case_id, kept=kept, shelf=watched, with_personal_data=True, limit=4
+    )
+    assert page == build_history_json(service, case_id, with_personal_data=True, limit=4)
+    assert watched.loads == 0  # nothing kept is as short as the page
+    build_history_json(
+        service, case_id, kept=kept, shelf=watched, with_personal_data=True, limit=10_000
+    )
+    assert watched.loads == 1
+
+
+def test_a_store_that_did_not_answer_gets_the_entries_on_the_next_request(
+    service: AkteService, clock: FakeClock
+) -> None:
+    case_id = saved_histories(service, clock)["rich"]
+    watched = _WatchedShelf(_shelf(service), failing=1)
+    kept = _kept(service)
+    first = build_history_json(
+        service, case_id, kept=kept, shelf=watched, with_personal_data=True, limit=10_000
+    )
+    assert _shelved_version(watched.shelf, case_id) is None  # the store did not answer
+    _note(service, case_id, clock, "Rückruf vereinbart")
+    build_history_json(
+        service, case_id, kept=kept, shelf=watched, with_personal_data=True, limit=10_000
+    )
+    assert _shelved_version(watched.shelf, case_id) == first.version + 1

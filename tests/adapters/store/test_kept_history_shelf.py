@@ -34,8 +34,8 @@ def test_a_row_is_replaced_only_by_more_entries(service: AkteService) -> None:
     assert shelf.load(case_id, "personal", WRITER) is None
     assert shelf.save(case_id, "personal", WRITER, 1200, b"first")
     assert shelf.load(case_id, "personal", WRITER) == (1200, b"first")
-    assert not shelf.save(case_id, "personal", WRITER, 1200, b"same length")
-    assert not shelf.save(case_id, "personal", WRITER, 1100, b"shorter")
+    assert shelf.save(case_id, "personal", WRITER, 1200, b"same length") is False
+    assert shelf.save(case_id, "personal", WRITER, 1100, b"shorter") is False
     assert shelf.load(case_id, "personal", WRITER) == (1200, b"first")
     assert shelf.save(case_id, "personal", WRITER, 1300, b"longer")
     assert shelf.load(case_id, "personal", WRITER) == (1300, b"longer")
@@ -56,10 +56,22 @@ def test_another_writers_row_is_not_taken_and_is_replaced(service: AkteService) 
 def test_a_row_is_discarded_only_as_the_version_it_was_found_with(service: AkteService) -> None:
     shelf, case_id = _shelf(service), uuid4()
     shelf.save(case_id, "personal", WRITER, 1300, b"longer")
-    shelf.discard(case_id, "personal", 1200)  # another process put more there since
+    shelf.discard(case_id, "personal", WRITER, 1200)  # another process put more there since
     assert shelf.load(case_id, "personal", WRITER) == (1300, b"longer")
-    shelf.discard(case_id, "personal", 1300)
+    shelf.discard(case_id, "personal", "another release", 1300)  # not the one found
+    assert shelf.load(case_id, "personal", WRITER) == (1300, b"longer")
+    shelf.discard(case_id, "personal", WRITER, 1300)
     assert shelf.load(case_id, "personal", WRITER) is None
+
+
+def test_what_is_kept_is_counted_without_reading_it(service: AkteService) -> None:
+    shelf, case_id, other = _shelf(service), uuid4(), uuid4()
+    shelf.save(case_id, "personal", WRITER, 1200, b"a")
+    shelf.save(other, "withheld", "another release", 1000, b"b")
+    assert shelf.kept_version(case_id, "personal", WRITER) == 1200
+    assert shelf.kept_version(case_id, "withheld", WRITER) is None
+    assert shelf.kept_version(other, "withheld", WRITER) is None  # another release's
+    assert sorted(shelf.files()) == sorted([case_id, other])
 
 
 def test_deleting_a_file_deletes_every_view_and_nothing_else(service: AkteService) -> None:
@@ -86,8 +98,8 @@ class _Recorder:
 def test_a_store_that_cannot_answer_is_nothing_kept_and_no_error(service: AkteService) -> None:
     shelf, case_id = KeptHistoryShelf(_Recorder(service)), uuid4()  # type: ignore[arg-type]
     assert shelf.load(case_id, "personal", WRITER) is None
-    assert not shelf.save(case_id, "personal", WRITER, 1000, b"a")
-    shelf.discard(case_id, "personal", 1000)
+    assert shelf.save(case_id, "personal", WRITER, 1000, b"a") is None  # not "refused"
+    shelf.discard(case_id, "personal", WRITER, 1000)
 
 
 def test_long_streams_are_those_with_enough_events_longest_first(service: AkteService) -> None:

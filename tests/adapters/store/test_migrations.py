@@ -108,20 +108,23 @@ def store_of_this_release(settings: Settings) -> None:
 
 def as_before_versions(settings: Settings) -> None:
     """Turn a store of this release into one of the release before versions existed:
-    the same tables, no versions table, no index of step 2."""
+    the same tables, no versions table, no index of the keys' step 2, no table of the
+    events' step 2."""
     if settings.store == "sqlite":
         for name in SQLITE_FILES.values():
             with sqlite3.connect(settings.data_dir / name) as conn:
                 conn.execute(f"DROP TABLE IF EXISTS {VERSIONS_TABLE}")
                 conn.execute("DROP INDEX IF EXISTS data_keys_master_key_id")
+                conn.execute("DROP TABLE IF EXISTS stored_kept_histories")
         return
     with _pg(settings) as conn:
         conn.execute(f"DROP TABLE {VERSIONS_TABLE}")
         conn.execute("DROP INDEX akte_data_keys_master_key_id")
+        conn.execute("DROP TABLE akte_kept_histories")
 
 
 def latest(settings: Settings) -> dict[str, list[int]]:
-    expected = {"events": [1], "keys": [2], "views": [1]}
+    expected = {"events": [2], "keys": [2], "views": [1]}
     if settings.store == "postgres":
         expected["documents"] = [1]
     return expected
@@ -152,11 +155,27 @@ def test_a_store_without_versions_is_recognised_as_version_1_and_migrated(
     ]
     recognised = {c.component for c in changes if c.note.startswith("recognised")}
     assert recognised == set(latest(settings))
-    assert [(c.component, c.version) for c in changes if c.version > 1] == [("keys", 2)]
+    assert [(c.component, c.version) for c in changes if c.version > 1] == [
+        ("events", 2),
+        ("keys", 2),
+    ]
     assert version_numbers(settings) == {
-        name: [1, 2] if name == "keys" else [1] for name in latest(settings)
+        name: [1, 2] if name in ("events", "keys") else [1] for name in latest(settings)
     }
     assert "master_key_id" in key_index_plan(settings)
+    assert kept_histories_table_exists(settings)
+
+
+def kept_histories_table_exists(settings: Settings) -> bool:
+    if settings.store == "sqlite":
+        with sqlite3.connect(settings.data_dir / SQLITE_FILES["events"]) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'stored_kept_histories'"
+            ).fetchall()
+        return bool(found)
+    with _pg(settings) as conn:
+        row = conn.execute("SELECT to_regclass('akte_kept_histories')").fetchone()
+    return row is not None and row[0] is not None
 
 
 def test_migrating_twice_changes_nothing(settings: Settings) -> None:
@@ -209,7 +228,7 @@ def test_concurrent_migrations_apply_each_step_once(settings: Settings) -> None:
     def counted(db: Database) -> None:
         applied.append(threading.current_thread().name)
 
-    events_v2 = Component(EVENTS.name, EVENTS.marker, (Step(2, "counted", counted),))
+    events_v3 = Component(EVENTS.name, EVENTS.marker, (*EVENTS.steps, Step(3, "counted", counted)))
     start = threading.Barrier(2)
     results: dict[str, Any] = {}
 
@@ -217,7 +236,7 @@ def test_concurrent_migrations_apply_each_step_once(settings: Settings) -> None:
         start.wait()
         try:
             results[threading.current_thread().name] = migrate_stores(
-                settings, components=(events_v2,)
+                settings, components=(events_v3,)
             )
         except Exception as error:  # reported by the assertion below
             results[threading.current_thread().name] = error
@@ -230,7 +249,7 @@ def test_concurrent_migrations_apply_each_step_once(settings: Settings) -> None:
 
     assert len(applied) == 1
     assert sorted(len(changes) for changes in results.values()) == [0, 1]
-    assert version_numbers(settings)["events"] == [1, 2]
+    assert version_numbers(settings)["events"] == [2, 3]
 
 
 # ------------------------------------------------------------ steps, one store
