@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import fields, is_dataclass
 from datetime import date, datetime, timedelta
@@ -290,6 +291,29 @@ def test_a_group_inside_a_group_joins_it(service: AkteService) -> None:
         assert inner is outer
         assert outer.pending_events == 2
     assert outer.transactions == 1
+
+
+def test_no_garbage_collection_runs_while_a_groups_transaction_is_open(
+    service: AkteService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full collection over a bulk writer's heap takes seconds; inside the transaction
+    it left the connection idle past PostgreSQL's idle-in-transaction timeout."""
+    recorder: Any = service.recorder
+    real_insert = recorder.insert_events
+    collecting: list[bool] = []
+
+    def insert(stored: Any, **kwargs: Any) -> Any:
+        collecting.append(gc.isenabled())
+        return real_insert(stored, **kwargs)
+
+    monkeypatch.setattr(recorder, "insert_events", insert)
+    assert gc.isenabled()
+    with service.grouped(max_events=2):
+        for number in range(3):
+            service.open_case(office_id=OFFICE, master_data=person(number), by="sb-01")
+    assert len(collecting) > 1  # the group wrote more than once
+    assert not any(collecting)  # and no write with collection on
+    assert gc.isenabled()  # and on again after each
 
 
 def test_business_time_and_clock_are_kept(service: AkteService, clock: FakeClock) -> None:
