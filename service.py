@@ -1305,10 +1305,10 @@ class AkteService(Application[UUID]):
 def _collection_paused() -> Iterator[None]:
     """No cyclic garbage collection while a group's transaction is open. A bulk writer's
     heap (the simulator's case cache) makes a full collection take seconds (0.9 s at
-    scale 0.5, growing with the heap); one that fell between the transaction's
-    statements left it idle past PostgreSQL's idle-in-transaction timeout (10 s), which
-    ended the connection at 4.8 million events (docs/performance/state.md). The
-    collection runs after the commit instead."""
+    scale 0.5, growing with the heap); one that falls between the transaction's
+    statements leaves it idle, the likely reason PostgreSQL's idle-in-transaction
+    timeout (10 s) ended a simulation's connection at 4.8 million events
+    (docs/performance/state.md). The collection runs after the commit instead."""
     enabled = gc.isenabled()
     gc.disable()
     try:
