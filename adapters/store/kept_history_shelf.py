@@ -79,57 +79,41 @@ class KeptHistoryShelf:
         self._datastore: Any = recorder.datastore
         name = shelf_table(recorder.events_table_name)
         self._postgres = hasattr(self._datastore, "schema")
-        # Composed SQL on PostgreSQL, text on SQLite: each dialect's driver takes its own.
-        self._create: Any
-        self._load: Any
-        self._save: Any
-        self._discard: Any
-        self._version: Any
-        self._files: Any
-        self._delete: Any
+        # One text per statement, the table as ``{}`` and parameters as ``?``: composed
+        # SQL with ``%s`` on PostgreSQL, plain text on SQLite.
         if self._postgres:
             table = sql.SQL("{}.{}").format(
                 sql.Identifier(self._datastore.schema), sql.Identifier(name)
             )
-            self._create = sql.SQL(create_statement("postgres", "{}")).format(table)
-            self._load = sql.SQL(
-                "SELECT version, sealed FROM {} WHERE case_id = %s AND view = %s AND writer = %s"
-            ).format(table)
-            self._save = sql.SQL(
-                "INSERT INTO {} AS kept (case_id, view, writer, version, sealed) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (case_id, view) DO UPDATE "
-                "SET writer = excluded.writer, version = excluded.version, "
-                "sealed = excluded.sealed, kept_at = now() "
-                "WHERE kept.version < excluded.version OR kept.writer <> excluded.writer"
-            ).format(table)
-            self._discard = sql.SQL(
-                "DELETE FROM {} WHERE case_id = %s AND view = %s AND writer = %s AND version = %s"
-            ).format(table)
-            self._version = sql.SQL(
-                "SELECT version FROM {} WHERE case_id = %s AND view = %s AND writer = %s"
-            ).format(table)
-            self._files = sql.SQL("SELECT DISTINCT case_id FROM {}").format(table)
-            self._delete = sql.SQL("DELETE FROM {} WHERE case_id = %s").format(table)
+
+            def statement(text: str) -> Any:
+                return sql.SQL(text.replace("?", "%s")).format(table)
+
         else:
-            self._create = create_statement("sqlite", name)
-            self._load = (
-                f"SELECT version, sealed FROM {name} WHERE case_id = ? AND view = ? AND writer = ?"
-            )
-            self._save = (
-                f"INSERT INTO {name} AS kept (case_id, view, writer, version, sealed) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (case_id, view) DO UPDATE "
-                "SET writer = excluded.writer, version = excluded.version, "
-                "sealed = excluded.sealed, kept_at = CURRENT_TIMESTAMP "
-                "WHERE kept.version < excluded.version OR kept.writer <> excluded.writer"
-            )
-            self._discard = (
-                f"DELETE FROM {name} WHERE case_id = ? AND view = ? AND writer = ? AND version = ?"
-            )
-            self._version = (
-                f"SELECT version FROM {name} WHERE case_id = ? AND view = ? AND writer = ?"
-            )
-            self._files = f"SELECT DISTINCT case_id FROM {name}"
-            self._delete = f"DELETE FROM {name} WHERE case_id = ?"
+
+            def statement(text: str) -> Any:
+                return text.format(name)
+
+        dialect = "postgres" if self._postgres else "sqlite"
+        self._create = statement(create_statement(dialect, "{}"))
+        self._load = statement(
+            "SELECT version, sealed FROM {} WHERE case_id = ? AND view = ? AND writer = ?"
+        )
+        self._save = statement(
+            "INSERT INTO {} AS kept (case_id, view, writer, version, sealed) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (case_id, view) DO UPDATE "
+            "SET writer = excluded.writer, version = excluded.version, "
+            "sealed = excluded.sealed, kept_at = CURRENT_TIMESTAMP "
+            "WHERE kept.version < excluded.version OR kept.writer <> excluded.writer"
+        )
+        self._discard = statement(
+            "DELETE FROM {} WHERE case_id = ? AND view = ? AND writer = ? AND version = ?"
+        )
+        self._version = statement(
+            "SELECT version FROM {} WHERE case_id = ? AND view = ? AND writer = ?"
+        )
+        self._files = statement("SELECT DISTINCT case_id FROM {}")
+        self._delete = statement("DELETE FROM {} WHERE case_id = ?")
 
     def create_table(self) -> None:
         with self._datastore.transaction(commit=True) as cursor:
