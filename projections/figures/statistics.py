@@ -42,9 +42,10 @@ a person names them in ``customer``: the case file's id (``c:<id>``), for an app
 without a case file the booking's person key (``p:<key>``, a keyed pseudonym, never the
 identity itself), for a commitment declaration the declaration (``d:<id>``: guarantors
 have no file). Serving facts are those of procedures received and decided, documents and
-Fiktionsbescheinigungen issued and extended, appointments attended and declarations
-handed over; not inquiries (they come from authorities), entry procedures (the person is
-abroad) or the office's own bookkeeping (files opened, procedures left open on transfer).
+Fiktionsbescheinigungen issued and extended, eATs moved to a new passport, appointments
+attended and declarations handed over; not inquiries (they come from authorities), entry
+procedures (the person is abroad) or the office's own bookkeeping (files opened,
+procedures left open on transfer).
 A totals table by (office, year, customer) makes the distinct count one small read.
 
 Nothing here is personal data: case references are file numbers, actors are staff ids.

@@ -12,7 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -35,7 +35,14 @@ from projections.storage import ViewsStore
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.projections.test_engine_properties import History, Step, histories, settings_for
-from tests.support.projections import OFFICE, TOPIC, CaseDriver, engine_for, views_for
+from tests.support.projections import (
+    EAT_BASIS,
+    OFFICE,
+    TOPIC,
+    CaseDriver,
+    engine_for,
+    views_for,
+)
 from tests.support.statistics_oracle import CHANNELS, KINDS, OUTCOMES, naive_figures
 
 STATISTICS = [statistics.PROJECTION]
@@ -325,6 +332,33 @@ def test_a_fact_belongs_to_the_year_of_its_business_time_in_berlin(
     assert in_2025.figure("backlog_at_year_end").value == 1
     assert in_2025.figure("backlog_at_year_end").previous == 1
     assert in_2025.figure("procedures_received").by_month == (1.0,) + (0.0,) * 11
+
+
+def test_a_person_whose_only_visit_moved_their_eat_to_a_new_passport_is_a_customer(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    # Issued in 2024; in 2025 the person only came for the Übertrag to a new passport.
+    clock.now = datetime(2024, 5, 6, 9, tzinfo=UTC)
+    case = CaseDriver.open(service)
+    number = case(
+        "issue_residence_document",
+        kind="eat",
+        legal_basis=EAT_BASIS,
+        valid_from=date(2024, 5, 1),
+        valid_until=date(2027, 5, 1),
+        document_number="Y0000001",
+        procedure_number=None,
+    )
+    clock.now = datetime(2025, 3, 4, 9, tzinfo=UTC)
+    case(
+        "transfer_eat_to_new_passport", residence_document_number=number, new_card_number="N0000001"
+    )
+    clock.now = datetime(2026, 2, 3, 9, tzinfo=UTC)
+    with engine_for(service, views, STATISTICS) as engine:
+        engine.catch_up()
+    report = yearly_report(views, OFFICE, 2025)
+    assert report.figure("customers").value == 1
+    assert naive_figures(service, OFFICE, 2025)["customers"] == 1
 
 
 def test_the_median_of_an_even_count_is_the_mean_of_the_two_middle_values(

@@ -94,6 +94,7 @@ def naive_figures(service: AkteService, office_id: str, year: int) -> dict[str, 
         CaseFile.ProcedureDecided,
         CaseFile.ResidenceDocumentIssued,
         CaseFile.ResidenceDocumentExtended,
+        CaseFile.EatTransferredToNewPassport,  # Übertrag: the person came for the new card
         CaseFile.FictionCertificateIssued,
         CaseFile.FictionCertificateExtended,
     )
