@@ -277,20 +277,33 @@ def fresh_store(
     with pg.connect() as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:
-        yield Settings(
-            store="postgres",
-            postgres_host=pg.host,
-            postgres_port=pg.port,
-            postgres_user=pg.user,
-            postgres_dbname=pg.dbname,
-            postgres_password=SecretStr(""),
-            postgres_schema=schema,
-            transcoder=transcoder,
-            snapshot_interval=snapshot_interval,
+        yield schema_settings(
+            pg, schema, transcoder=transcoder, snapshot_interval=snapshot_interval
         )
     finally:
         with pg.connect() as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def schema_settings(
+    pg: PostgresParams,
+    schema: str,
+    *,
+    transcoder: TranscoderName = "orjson",
+    snapshot_interval: int = 50,
+) -> Settings:
+    """Settings for the store in PostgreSQL schema ``schema`` (which must exist)."""
+    return Settings(
+        store="postgres",
+        postgres_host=pg.host,
+        postgres_port=pg.port,
+        postgres_user=pg.user,
+        postgres_dbname=pg.dbname,
+        postgres_password=SecretStr(""),
+        postgres_schema=schema,
+        transcoder=transcoder,
+        snapshot_interval=snapshot_interval,
+    )
 
 
 class BareApplication(Application[UUID]):

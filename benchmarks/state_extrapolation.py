@@ -24,7 +24,7 @@ import json
 import math
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from time import perf_counter
@@ -348,7 +348,52 @@ def _load() -> str:
     )
 
 
-def measure(scale: float, pg: Any, progress: bool) -> tuple[Point, dict[str, int]]:
+@dataclass
+class Progress:
+    """What the point being measured has so far. It is saved after every stage, so that a
+    run stopped after its simulation goes on with ``measure --resume`` from the schema it
+    kept, instead of simulating the year again (hours at the largest scales)."""
+
+    scale: float
+    schema: str
+    load_before: str = ""
+    simulated: bool = False
+    events: int = 0
+    procedures: int = 0
+    simulate_seconds: float = 0.0
+    log_tables: dict[str, int] = field(default_factory=dict)
+    """The tables' bytes right after the simulation: events, chain and keys alone."""
+    verify_events_per_second: float | None = None
+    rebuild_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _table_bytes(pg: Any, schema: str) -> dict[str, int]:
+    from psycopg import sql
+
+    with pg.connect() as conn:
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = {} AND c.relkind = 'r'"
+            ).format(sql.Literal(schema))
+        ).fetchall()
+    return {str(name): int(size) for name, size in rows}
+
+
+def measure(
+    scale: float,
+    pg: Any,
+    progress: bool,
+    save: Callable[[Progress], None] = lambda _: None,
+    resume: Progress | None = None,
+) -> tuple[Point, dict[str, int]]:
+    """Simulate one office year at ``scale`` (or go on with ``resume``) and measure it.
+
+    The schema is dropped when the point is complete, or when the simulation itself
+    failed; a run stopped later keeps it and says how to go on."""
+    from uuid import uuid4
+
     from psycopg import sql
 
     from adapters.bootstrap import build_service, open_views_store
@@ -356,7 +401,7 @@ def measure(scale: float, pg: Any, progress: bool) -> tuple[Point, dict[str, int
     from adapters.simulation.simulator import simulate, suggested_case_cache
     from adapters.store.hash_chain import ChainSource, verify_chains
     from adapters.views.runner import ApplicationEventLog
-    from benchmarks.harness import BenchConfig, fresh_store
+    from benchmarks.harness import schema_settings
     from benchmarks.simulator import DEFAULT_SEED, DEFAULT_YEAR
     from projections.generations import rebuild_beside, rebuild_locks
     from projections.read_models import READ_MODELS
@@ -365,64 +410,92 @@ def measure(scale: float, pg: Any, progress: bool) -> tuple[Point, dict[str, int
         if progress:
             print(f"[scale {scale}] {text} (load {_load()})", file=sys.stderr, flush=True)
 
-    load_before = _load()
-    with fresh_store("postgres", BenchConfig(postgres=pg)) as settings:
+    if resume is None:
+        state = Progress(scale=scale, schema=f"akte_bench_{uuid4().hex[:12]}")
+        state.load_before = _load()
+        with pg.connect() as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(state.schema)))
+    else:
+        state = resume
+        say(f"going on in schema {state.schema}")
+    settings = schema_settings(pg, state.schema)
+    complete = False
+    try:
         cache = suggested_case_cache(scale, years=1)
         service = build_service(settings.model_copy(update={"case_cache_size": cache}))
         try:
-            say("simulating")
-            started = perf_counter()
-            with service.grouped():
-                simulate(service, load_profile(), seed=DEFAULT_SEED, year=DEFAULT_YEAR, scale=scale)
-            simulate_seconds = perf_counter() - started
-            topics: Counter[str] = Counter()
-            start = 1
-            while batch := service.recorder.select_notifications(start=start, limit=10_000):
-                topics.update(n.topic.rsplit(":", 1)[-1] for n in batch)
-                start = batch[-1].id + 1
-            events = sum(topics.values())
-            procedures = sum(v for k, v in topics.items() if k.endswith("ProcedureReceived"))
-            say(f"{events:,} events, {procedures:,} procedures in {simulate_seconds:.0f} s")
-            rebuild: dict[str, float] = {}
+            if not state.simulated:
+                say("simulating")
+                started = perf_counter()
+                with service.grouped():
+                    simulate(
+                        service, load_profile(), seed=DEFAULT_SEED, year=DEFAULT_YEAR, scale=scale
+                    )
+                state.simulate_seconds = perf_counter() - started
+                topics: Counter[str] = Counter()
+                start = 1
+                while batch := service.recorder.select_notifications(start=start, limit=10_000):
+                    topics.update(n.topic.rsplit(":", 1)[-1] for n in batch)
+                    start = batch[-1].id + 1
+                state.events = sum(topics.values())
+                state.procedures = sum(
+                    v for k, v in topics.items() if k.endswith("ProcedureReceived")
+                )
+                state.log_tables = _table_bytes(pg, state.schema)
+                state.simulated = True
+                save(state)
+                say(
+                    f"{state.events:,} events, {state.procedures:,} procedures "
+                    f"in {state.simulate_seconds:.0f} s"
+                )
+            if state.verify_events_per_second is None:
+                source: ChainSource = service.recorder  # type: ignore[assignment]
+                report = verify_chains(source)
+                if not report.ok:
+                    msg = f"the simulated log does not verify: {report.first}"
+                    raise RuntimeError(msg)
+                state.verify_events_per_second = report.events_per_second
+                save(state)
+                say(f"verified at {report.events_per_second:,.0f} events/s")
             views = open_views_store(settings)
             writer = views.writer()
             try:
                 log = ApplicationEventLog(service)
                 for projection in READ_MODELS:
+                    if projection.name in state.rebuild_seconds:
+                        continue
                     with rebuild_locks(writer, [projection.name], 10.0):
                         started = perf_counter()
                         rebuild_beside(log, writer, [projection])
-                        rebuild[projection.name] = perf_counter() - started
-                    say(f"rebuilt {projection.name} in {rebuild[projection.name]:.1f} s")
+                        seconds = perf_counter() - started
+                    state.rebuild_seconds[projection.name] = seconds
+                    save(state)
+                    say(f"rebuilt {projection.name} in {seconds:.1f} s")
             finally:
                 writer.close()
                 views.close()
-            source: ChainSource = service.recorder  # type: ignore[assignment]
-            report = verify_chains(source)
-            if not report.ok:
-                msg = f"the simulated log does not verify: {report.first}"
-                raise RuntimeError(msg)
-            say(f"verified at {report.events_per_second:,.0f} events/s")
         finally:
             service.close()
-        with pg.connect() as conn:
-            rows = conn.execute(
-                sql.SQL(
-                    "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = {} AND c.relkind = 'r'"
-                ).format(sql.Literal(settings.postgres_schema))
-            ).fetchall()
-    tables = {str(name): int(size) for name, size in rows}
+        tables = _table_bytes(pg, state.schema)
+        complete = True
+    finally:
+        if complete or not state.simulated:
+            with pg.connect() as conn:
+                conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(state.schema)))
+        else:
+            say(
+                f"stopped; the simulated year stays in schema {state.schema}: go on with "
+                "`bin/bench-state measure --resume OUT`, or drop the schema"
+            )
     point = Point(
         scale=scale,
-        events=events,
-        procedures=procedures,
-        simulate_seconds=simulate_seconds,
+        events=state.events,
+        procedures=state.procedures,
+        simulate_seconds=state.simulate_seconds,
         bytes_by_kind=bytes_by_kind(tables),
-        rebuild_seconds=rebuild,
-        verify_events_per_second=report.events_per_second,
-        load=f"{load_before} -> {_load()}",
+        rebuild_seconds=dict(state.rebuild_seconds),
+        verify_events_per_second=state.verify_events_per_second or 0.0,
+        load=f"{state.load_before} -> {_load()}",
     )
     return point, tables
 
@@ -431,8 +504,53 @@ def _scales(text: str) -> list[float]:
     return [float(s) for s in text.split(",") if s.strip()]
 
 
+def _measure(args: argparse.Namespace) -> int:
+    from benchmarks.harness import postgres_from
+
+    out: Path | None = args.resume or args.json
+    if out is None:
+        print("bin/bench-state measure: give --json OUT (or --resume OUT)", file=sys.stderr)
+        return 2
+    measurement = Measurement()
+    scales = list(args.scales)
+    resume: Progress | None = None
+    if args.resume is not None:
+        data = json.loads(args.resume.read_text())
+        measurement.points = [point_from_json(p) for p in data.get("points", [])]
+        measurement.tables = list(data.get("tables", []))
+        if data.get("partial") is None:
+            print(f"bin/bench-state measure: {out} has no stopped point", file=sys.stderr)
+            return 2
+        resume = Progress(**data["partial"])
+        scales = [resume.scale, *data.get("scales_left", [])]
+
+    def write(partial: Progress | None, left: list[float]) -> None:
+        record = asdict(measurement) | {
+            "partial": None if partial is None else asdict(partial),
+            "scales_left": left,
+        }
+        out.write_text(json.dumps(record, indent=2))
+
+    for index, scale in enumerate(scales):
+        left = scales[index + 1 :]
+        point, tables = measure(
+            scale,
+            postgres_from(args),
+            not args.quiet,
+            save=lambda partial, left=left: write(partial, left),  # type: ignore[misc]
+            resume=resume,
+        )
+        resume = None
+        measurement.points.append(point)
+        measurement.tables.append({"tables": tables})
+        # Written after every scale: a run stopped later keeps what it measured.
+        write(None, left)
+    print(format_estimate(extrapolate(measurement.points, years=args.years)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.harness import add_postgres_arguments, postgres_from
+    from benchmarks.harness import add_postgres_arguments
 
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
@@ -441,7 +559,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     m = commands.add_parser("measure", help="simulate office years on PostgreSQL and measure")
     m.add_argument("--scales", type=_scales, default=[0.05, 0.2])
-    m.add_argument("--json", type=Path, required=True, metavar="OUT")
+    m.add_argument("--json", type=Path, metavar="OUT", help="written after every stage")
+    m.add_argument(
+        "--resume",
+        type=Path,
+        metavar="OUT",
+        help="finish the point a stopped run left in OUT (its schema), then the scales after it",
+    )
     m.add_argument("--years", type=int, default=10)
     m.add_argument("--quiet", action="store_true")
     add_postgres_arguments(m)
@@ -451,15 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("--disk-gib", type=float, default=DEFAULT_DISK_GIB)
     args = parser.parse_args(argv)
     if args.command == "measure":
-        measurement = Measurement()
-        for scale in args.scales:
-            point, tables = measure(scale, postgres_from(args), not args.quiet)
-            measurement.points.append(point)
-            measurement.tables.append({"tables": tables})
-            # Written after every scale: a run stopped later keeps what it measured.
-            args.json.write_text(json.dumps(asdict(measurement), indent=2))
-        print(format_estimate(extrapolate(measurement.points, years=args.years)))
-        return 0
+        return _measure(args)
     data = json.loads(args.points.read_text())
     points = [point_from_json(p) for p in data["points"]]
     # The tables are grouped again here, so that a better grouping applies to old runs.

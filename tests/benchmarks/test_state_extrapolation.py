@@ -1,8 +1,9 @@
-"""The state extrapolation (``bin/bench-state``): its arithmetic on given points.
+"""The state extrapolation (``bin/bench-state``): its arithmetic on given points, and a
+measurement that goes on after a stop.
 
-No database and no timings: the measured points are given, and the tests check the
-straight lines, the scaling to offices and years, the grouping of tables and the printed
-state; the figures live in ``docs/performance/state.md``.
+No timings: the measured points are given, and the tests check the straight lines, the
+scaling to offices and years, the grouping of tables and the printed state; the figures
+live in ``docs/performance/state.md``. The last test measures a tiny year on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from benchmarks.harness import PostgresParams
 from benchmarks.state_extrapolation import (
     OfficeKind,
     Point,
@@ -24,6 +27,7 @@ from benchmarks.state_extrapolation import (
     servers_needed,
     shard_footprint,
 )
+from projections.read_models import READ_MODELS
 
 
 def _point(events: int, procedures: int, rebuild: float, events_bytes: int) -> Point:
@@ -170,3 +174,54 @@ def test_extrapolate_prints_the_state_from_a_saved_run(
     # The saved tables are grouped again: events as the tables say, not as the points.
     assert "events 0.0 GiB" in printed
     assert "statistics" in printed
+
+
+def _schema_exists(pg: PostgresParams, schema: str) -> bool:
+    with pg.connect() as conn:
+        row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    return row is not None
+
+
+def test_a_run_stopped_after_its_simulation_goes_on_from_the_schema_it_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from projections import generations
+
+    pg = PostgresParams()
+    out = tmp_path / "points.json"
+    rebuild = generations.rebuild_beside
+    calls: list[str] = []
+
+    def rebuild_then_stop(log: Any, writer: Any, projections: Any) -> Any:
+        calls.append(projections[0].name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the operator stops the run during its second rebuild
+        return rebuild(log, writer, projections)
+
+    monkeypatch.setattr(generations, "rebuild_beside", rebuild_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        main(["measure", "--scales", "0.002", "--json", str(out), "--quiet"])
+
+    stopped = json.loads(out.read_text())
+    partial = stopped["partial"]
+    try:
+        assert stopped["points"] == []
+        assert partial["simulated"]
+        assert partial["events"] > 0
+        assert partial["verify_events_per_second"] > 0
+        assert list(partial["rebuild_seconds"]) == calls[:1]
+        assert _schema_exists(pg, partial["schema"])  # kept, with its simulated year
+
+        monkeypatch.setattr(generations, "rebuild_beside", rebuild)
+        assert main(["measure", "--resume", str(out), "--quiet"]) == 0
+        assert not _schema_exists(pg, partial["schema"])  # dropped once complete
+    finally:
+        with pg.connect() as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{partial["schema"]}" CASCADE')
+
+    done = json.loads(out.read_text())
+    assert done["partial"] is None
+    [point] = done["points"]
+    assert point["events"] == partial["events"]  # the same year, not simulated again
+    assert set(point["rebuild_seconds"]) == {p.name for p in READ_MODELS}
+    assert point["rebuild_seconds"][calls[0]] == partial["rebuild_seconds"][calls[0]]
