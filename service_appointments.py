@@ -224,29 +224,58 @@ class Appointments(AppointmentMails):
     ) -> ServicePointRecorded:
         """Close a day (today or later); refused (:class:`DayHasBookings`) while bookings
         (held, confirmed, checked in, offers from the waitlist) hold seats on it: the
-        office cancels them first, one by one (each cancellation mails the person)."""
-        act = self._store.act(by, None)
-        point = self.get_service_point(office_id, code)
-        if day not in point.closed_days:
-            booked = self._bookings_on(point, day)
-            if booked:
-                raise DayHasBookings(
-                    f"{len(booked)} booking(s) on {day:%Y-%m-%d} still hold a seat; cancel "
-                    "each first (POST /appointments/{id}/cancellation, listed by GET "
-                    f"/appointments/day?on={day:%Y-%m-%d}) and tell the people, then close "
-                    "the day"
-                )
-        point.close_day(day, reason, act)
-        return self._save_point(point)
+        office cancels them first, one by one (each cancellation mails the person).
+
+        Every slot of the day is closed in the same transaction as the day: a booking
+        that takes a seat between the check and the write makes one of the two conflict,
+        and the next round sees the booking (refused) or the closure (the booking is)."""
+        for _attempt in range(_MAX_BOOKING_ATTEMPTS):
+            act = self._store.act(by, None)
+            point = self.get_service_point(office_id, code)
+            slots: list[Slot] = []
+            if day not in point.closed_days:
+                slots = [self._slot(point, start, act) for start in point.slot_starts(day)]
+                booked = self._seat_holders(slots)
+                if booked:
+                    raise DayHasBookings(
+                        f"{len(booked)} booking(s) on {day:%Y-%m-%d} still hold a seat; "
+                        "cancel each first (POST /appointments/{id}/cancellation, listed by "
+                        f"GET /appointments/day?on={day:%Y-%m-%d}) and tell the people, "
+                        "then close the day"
+                    )
+            point.close_day(day, reason, act)
+            if not point.pending_events:
+                return ServicePointRecorded(point, None)
+            for slot in slots:
+                slot.close(act)
+            try:
+                position = self._save(point, *slots)
+            except IntegrityError:
+                continue  # a booking or another change came first: look again
+            return ServicePointRecorded(point, position)
+        raise SlotBusy("the service point is being changed by someone else; try again")
 
     def reopen_service_point_day(
         self, *, office_id: str, code: str, day: date, by: str
     ) -> ServicePointRecorded:
-        """Open a closed day again (a day not closed stays open: nothing recorded)."""
+        """Open a closed day again (a day not closed stays open: nothing recorded), with
+        the slots its closure closed."""
         act = self._store.act(by, None)
         point = self.get_service_point(office_id, code)
         point.reopen_day(day, act)
-        return self._save_point(point)
+        if not point.pending_events:
+            return ServicePointRecorded(point, None)
+        slots = []
+        for start in point.slot_starts(day):
+            slot = self._get(slot_id(point.office_id, point.code, start), Slot)
+            if slot is not None and slot.closed:
+                slot.reopen(act)
+                slots.append(slot)
+        try:
+            position = self._save(point, *slots)
+        except IntegrityError:
+            raise SlotBusy("the service point changed meanwhile; try again") from None
+        return ServicePointRecorded(point, position)
 
     def _save_point(self, point: ServicePoint) -> ServicePointRecorded:
         if not point.pending_events:
@@ -257,14 +286,11 @@ class Appointments(AppointmentMails):
             raise SlotBusy("the service point changed meanwhile; try again") from None
         return ServicePointRecorded(point, position)
 
-    def _bookings_on(self, point: ServicePoint, day: date) -> list[Appointment]:
-        """The appointments holding a seat on the day (a public holiday too: the office
-        may book one)."""
+    def _seat_holders(self, slots: list[Slot]) -> list[Appointment]:
+        """The appointments holding a seat in the slots (a public holiday's too: the
+        office may book one)."""
         found = []
-        for start in point.slot_starts(day):
-            slot = self._get(slot_id(point.office_id, point.code, start), Slot)
-            if slot is None:
-                continue
+        for slot in slots:
             for holder in slot.holders:
                 appointment = self.get_appointment(UUID(holder))
                 if appointment.status in HOLDING_A_SEAT:
@@ -986,7 +1012,7 @@ class Appointments(AppointmentMails):
             attempts += 1
             act = self._store.act(TICK_USER, None)
             slot = self._get(UUID(slot_key), Slot)
-            if slot is None:
+            if slot is None or slot.closed:
                 return None
             try:
                 point.check_bookable(slot.starts_at, act.at, self.holidays)

@@ -616,6 +616,7 @@ class Slot(Aggregate):
         self.service_point_id: str = ""
         self.starts_at: datetime = datetime.min.replace(tzinfo=UTC)
         self.holders: list[str] = []
+        self.closed: bool = False
 
     class Event(LawfulEvent, Aggregate.Event):
         by: str
@@ -647,6 +648,18 @@ class Slot(Aggregate):
         def apply(self, slot: Slot) -> None:
             slot.holders.remove(self.appointment_id)
 
+    class Closed(Event):
+        """The slot's day was closed (:meth:`ServicePoint.close_day`), in the same
+        transaction: a booking that took a seat meanwhile makes the closure conflict, and
+        a closure written first makes the booking's take conflict."""
+
+        def apply(self, slot: Slot) -> None:
+            slot.closed = True
+
+    class Reopened(Event):
+        def apply(self, slot: Slot) -> None:
+            slot.closed = False
+
     @classmethod
     def open(
         cls, *, office_id: str, service_point_code: str, service_point_id: UUID,
@@ -664,6 +677,8 @@ class Slot(Aggregate):
         )
 
     def take(self, appointment_id: UUID, *, capacity: int, act: Act) -> None:
+        if self.closed:
+            raise SlotNotBookable("the service point is closed on that day")
         if len(self.holders) >= capacity:
             raise SlotTaken(
                 f"the slot at {self.starts_at.isoformat()} is fully booked; "
@@ -689,6 +704,19 @@ class Slot(Aggregate):
             appointment_id=str(appointment_id),
             reason=reason,
         )
+
+    def close(self, act: Act) -> None:
+        """Refuse every take from now on (the day is closed); closed already: nothing.
+        The caller checked that no holder still holds a seat (holders of attended
+        appointments stay listed)."""
+        if self.closed:
+            return
+        self.trigger_event(self.Closed, by=act.by, at=act.at, timestamp=act.recorded_at)
+
+    def reopen(self, act: Act) -> None:
+        if not self.closed:
+            return
+        self.trigger_event(self.Reopened, by=act.by, at=act.at, timestamp=act.recorded_at)
 
     @property
     def seats_held(self) -> int:

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -716,6 +717,55 @@ def test_a_day_with_bookings_is_closed_only_once_the_office_cancelled_them(
         service.appointments.close_service_point_day(
             office_id=OFFICE, code=POINT, day=NEXT_MONDAY, reason="Betriebsausflug", by="tl-01"
         )
+
+
+def test_a_booking_that_comes_in_while_the_day_is_being_closed_stops_the_closure(
+    service: AkteService, mailer: RecordingMailer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    appointments = service.appointments
+    checked = appointments._seat_holders
+    booked: list[UUID] = []
+
+    def check_then_someone_books(slots: list[Slot]) -> list[Appointment]:
+        holders = checked(slots)
+        if not booked:  # between the closure's check and its write
+            booked.append(book(service, local(NEXT_MONDAY, 9))[0])
+        return holders
+
+    monkeypatch.setattr(appointments, "_seat_holders", check_then_someone_books)
+    with pytest.raises(DayHasBookings, match="1 booking"):
+        appointments.close_service_point_day(
+            office_id=OFFICE, code=POINT, day=NEXT_MONDAY, reason="Betriebsausflug", by="tl-01"
+        )
+
+    assert NEXT_MONDAY not in appointments.get_service_point(OFFICE, POINT).closed_days
+    assert appointments.get_appointment(booked[0]).status == "held"
+
+
+def test_a_closure_that_comes_in_while_a_seat_is_being_booked_refuses_the_booking(
+    service: AkteService, mailer: RecordingMailer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    appointments = service.appointments
+    counted = appointments._person_bookings
+    closed: list[bool] = []
+
+    def count_then_the_office_closes(office_id: str, key: str, act: Any) -> Any:
+        bookings = counted(office_id, key, act)
+        if not closed:  # after the booking checked the calendar, before it writes
+            closed.append(True)
+            appointments.close_service_point_day(
+                office_id=OFFICE, code=POINT, day=NEXT_MONDAY, reason="Streik", by="tl-01"
+            )
+        return bookings
+
+    monkeypatch.setattr(appointments, "_person_bookings", count_then_the_office_closes)
+    with pytest.raises(SlotNotBookable, match="closed"):
+        book(service, local(NEXT_MONDAY, 9))
+
+    monkeypatch.undo()
+    assert NEXT_MONDAY in appointments.get_service_point(OFFICE, POINT).closed_days
+    appointments.reopen_service_point_day(office_id=OFFICE, code=POINT, day=NEXT_MONDAY, by="tl-01")
+    book(service, local(NEXT_MONDAY, 9))  # the slots opened again with the day
 
 
 def test_a_past_day_is_not_closed_and_a_closed_day_opens_again(
