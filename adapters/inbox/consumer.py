@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
@@ -69,6 +70,9 @@ BROKER_ERRORS: Final = (nats.errors.Error, OSError, asyncio.TimeoutError)
 ANSWER_HEADROOM: Final = 4096
 """Bytes of the broker's ``max_payload`` an answer leaves for headers."""
 _DEFAULT_MAX_PAYLOAD: Final = 1024 * 1024
+_DEFECTS_KEPT: Final = 10_000
+"""Messages whose defects a worker counts; the oldest is forgotten (it starts again at the
+first delay), as after a restart."""
 _MESSAGE_TOO_LARGE: Final = 10054
 """JetStream's error code: the message is larger than the stream's ``max_msg_size``."""
 
@@ -89,10 +93,13 @@ def _store_away_delay(msg: Msg) -> float:
     return retry_delay(deliveries_of(msg), RETRY_DELAY_SECONDS, MAX_RETRY_DELAY_SECONDS)
 
 
-def _defect_delay(msg: Msg) -> float:
-    return retry_delay(
-        deliveries_of(msg), DEFECT_RETRY_DELAY_SECONDS, MAX_DEFECT_RETRY_DELAY_SECONDS
-    )
+def stream_sequence(msg: Msg) -> int | None:
+    """The message's place in the stream, the same on every delivery (None where the
+    broker does not say: not a JetStream message)."""
+    try:
+        return int(msg.metadata.sequence.stream)
+    except nats.errors.NotJSMessageError:
+        return None
 
 
 def deliveries_of(msg: Msg) -> int:
@@ -195,6 +202,26 @@ class InboxConsumer:
         self._stream_limit: int | None = None
         """The inbox stream's ``max_msg_size`` when it has one, asked on connecting."""
         self._stop = asyncio.Event()
+        self._defects: OrderedDict[int, int] = OrderedDict()
+        """Defects seen per message (stream sequence) by this worker. The broker's
+        delivery count also counts the deliveries handed back while the store was away:
+        after a long outage, the first defect would wait the longest delay at once."""
+
+    def _defect_delay(self, msg: Msg) -> float:
+        sequence = stream_sequence(msg)
+        if sequence is None:
+            defects = deliveries_of(msg)
+        else:
+            defects = self._defects.pop(sequence, 0) + 1
+            self._defects[sequence] = defects
+            while len(self._defects) > _DEFECTS_KEPT:
+                self._defects.popitem(last=False)
+        return retry_delay(defects, DEFECT_RETRY_DELAY_SECONDS, MAX_DEFECT_RETRY_DELAY_SECONDS)
+
+    def _forget(self, msg: Msg) -> None:
+        sequence = stream_sequence(msg)
+        if sequence is not None:
+            self._defects.pop(sequence, None)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -257,7 +284,7 @@ class InboxConsumer:
             # worker goes on with the others; the log names the error's type only.
             logger.error("inbox: a message failed with %s; it goes back", type(error).__name__)
             self._retried()
-            await msg.nak(delay=_defect_delay(msg))
+            await msg.nak(delay=self._defect_delay(msg))
             return None
         answer = handled.answer
         if answer is not None:
@@ -285,11 +312,12 @@ class InboxConsumer:
                 return None
             if not stored:
                 self._retried()
-                await msg.nak(delay=_defect_delay(msg))
+                await msg.nak(delay=self._defect_delay(msg))
                 return None
             if sent is not answer:
                 handled = replace(handled, answer=sent)
         await msg.ack()
+        self._forget(msg)
         self._count(handled)
         return handled
 
@@ -363,6 +391,7 @@ class InboxConsumer:
             self._answer_limit(through_stream=_through_stream(handled, answer)),
         )
         await msg.term()
+        self._forget(msg)
         self.stats.unsendable += 1
         if self.metrics is not None:
             self.metrics.handled("unsendable")

@@ -7,17 +7,24 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class SequencePair:
+    stream: int
+
+
+@dataclass(frozen=True)
 class DeliveryMetadata:
     num_delivered: int
+    sequence: SequencePair
 
 
 class Delivery:
     """The message's data, what became of it (acknowledged, handed back with which
-    delays, terminated), and how often the broker says it delivered it."""
+    delays, terminated), how often the broker says it delivered it, and its place in the
+    stream (the same on every delivery of one message)."""
 
-    def __init__(self, data: bytes, *, num_delivered: int = 1) -> None:
+    def __init__(self, data: bytes, *, num_delivered: int = 1, sequence: int = 1) -> None:
         self.data = data
-        self.metadata = DeliveryMetadata(num_delivered)
+        self.metadata = DeliveryMetadata(num_delivered, SequencePair(sequence))
         self.acked = False
         self.terminated = False
         self.naked: list[float | None] = []

@@ -28,6 +28,7 @@ from adapters.inbox.consumer import (
     deliveries_of,
     ensure_stream,
     retry_delay,
+    stream_sequence,
 )
 from adapters.inbox.schemas import problems
 from adapters.settings import Settings
@@ -224,35 +225,64 @@ def test_a_message_handed_back_waits_longer_each_time_up_to_a_bound() -> None:
     ] == [60.0, 120.0, 1920.0, 3600.0, 3600.0]
 
 
-@pytest.mark.parametrize(
-    ("failure", "expected"),
-    [
-        (RuntimeError("a defect"), [60.0, 480.0, 3600.0]),
-        (StoreUnavailable("the store is away"), [2.0, 16.0, 60.0]),
-    ],
-    ids=["defect", "store away"],
-)
-def test_the_consumer_hands_a_failing_message_back_later_each_delivery(
-    service: AkteService,
-    monkeypatch: pytest.MonkeyPatch,
-    failure: Exception,
-    expected: list[float],
-) -> None:
+def _failing_with(monkeypatch: pytest.MonkeyPatch, failures: list[Exception]) -> None:
     def failing(*_args: Any, **_kwargs: Any) -> Any:
-        raise failure
+        raise failures.pop(0)
 
     monkeypatch.setattr(consumer_module, "handle_message", failing)
+
+
+def test_while_the_store_is_away_a_message_waits_by_the_brokers_delivery_count(
+    service: AkteService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _failing_with(monkeypatch, [StoreUnavailable("the store is away")] * 3)
     consumer = InboxConsumer(service.notices, InboxConfig(office=OFFICE))
     deliveries = [Delivery(b"{}", num_delivered=n) for n in (1, 4, 20)]
     for delivery in deliveries:
         assert asyncio.run(consumer.process(cast(Any, delivery))) is None
         assert not delivery.acked
         assert not delivery.terminated
-    assert [delivery.naked[0] for delivery in deliveries] == expected
+    assert [delivery.naked[0] for delivery in deliveries] == [2.0, 16.0, 60.0]
+
+
+def test_a_defect_waits_by_the_defects_of_that_message_not_by_its_deliveries(
+    service: AkteService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Delivered 30 times while the store was away, then the store is back and the
+    # handling fails by a defect: a minute, not the hour the 31st delivery would say.
+    _failing_with(monkeypatch, [RuntimeError("a defect")] * 4)
+    consumer = InboxConsumer(service.notices, InboxConfig(office=OFFICE))
+    delays = []
+    for delivered in (31, 32, 33):
+        delivery = Delivery(b"{}", num_delivered=delivered, sequence=7)
+        assert asyncio.run(consumer.process(cast(Any, delivery))) is None
+        assert not delivery.terminated
+        delays.extend(delivery.naked)
+    other = Delivery(b"{}", num_delivered=40, sequence=8)
+    asyncio.run(consumer.process(cast(Any, other)))
+
+    assert delays == [60.0, 120.0, 240.0]  # doubling with each defect of message 7
+    assert other.naked == [60.0]  # another message counts its own
+
+
+def test_a_message_handled_at_last_is_forgotten_by_the_defect_count(
+    service: AkteService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer = InboxConsumer(service.notices, InboxConfig(office=OFFICE))
+    data = encoded(move(PERSON))
+    _failing_with(monkeypatch, [RuntimeError("a defect")])
+    asyncio.run(consumer.process(cast(Any, Delivery(data, sequence=3))))
+    assert consumer._defects == {3: 1}
+    monkeypatch.undo()  # the defect is mended
+    handled = Delivery(data, num_delivered=2, sequence=3)
+    asyncio.run(consumer.process(cast(Any, handled)))
+
+    assert handled.acked
+    assert consumer._defects == {}
 
 
 def test_the_broker_counts_the_deliveries_the_consumer_reads(broker: Broker) -> None:
-    async def deliveries() -> list[int]:
+    async def deliveries() -> list[tuple[int, int | None]]:
         client = await nats.connect(servers=[broker.url])
         try:
             stream = client.jetstream()
@@ -263,10 +293,14 @@ def test_the_broker_counts_the_deliveries_the_consumer_reads(broker: Broker) -> 
             counted = []
             for _ in range(3):
                 [msg] = await pull.fetch(1, timeout=5)
-                counted.append(deliveries_of(msg))
+                counted.append((deliveries_of(msg), stream_sequence(msg)))
                 await msg.nak()
             return counted
         finally:
             await client.close()
 
-    assert asyncio.run(deliveries()) == [1, 2, 3]
+    counted = asyncio.run(deliveries())
+    assert [delivered for delivered, _ in counted] == [1, 2, 3]
+    # The place in the stream stays: the consumer counts a message's defects by it.
+    [sequence] = {sequence for _, sequence in counted}
+    assert sequence is not None
