@@ -387,11 +387,13 @@ def measure(
     progress: bool,
     save: Callable[[Progress], None] = lambda _: None,
     resume: Progress | None = None,
+    first: Sequence[str] = (),
 ) -> tuple[Point, dict[str, int]]:
     """Simulate one office year at ``scale`` (or go on with ``resume``) and measure it.
 
     The schema is dropped when the point is complete, or when the simulation itself
-    failed; a run stopped later keeps it and says how to go on."""
+    failed; a run stopped later keeps it and says how to go on. ``first``: read models
+    to rebuild before the others (the ones a run that may be stopped must not miss)."""
     from uuid import uuid4
 
     from psycopg import sql
@@ -461,7 +463,11 @@ def measure(
             writer = views.writer()
             try:
                 log = ApplicationEventLog(service)
-                for projection in READ_MODELS:
+                ordered = sorted(
+                    READ_MODELS,
+                    key=lambda p: first.index(p.name) if p.name in first else len(first),
+                )
+                for projection in ordered:
                     if projection.name in state.rebuild_seconds:
                         continue
                     with rebuild_locks(writer, [projection.name], 10.0):
@@ -511,6 +517,17 @@ def _measure(args: argparse.Namespace) -> int:
     if out is None:
         print("bin/bench-state measure: give --json OUT (or --resume OUT)", file=sys.stderr)
         return 2
+    from projections.read_models import READ_MODELS
+
+    known = {projection.name for projection in READ_MODELS}
+    unknown = sorted(set(args.first) - known)
+    if unknown:
+        print(
+            f"bin/bench-state measure: --first names no read model {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}",
+            file=sys.stderr,
+        )
+        return 2
     measurement = Measurement()
     scales = list(args.scales)
     resume: Progress | None = None
@@ -539,6 +556,7 @@ def _measure(args: argparse.Namespace) -> int:
             not args.quiet,
             save=lambda partial, left=left: write(partial, left),  # type: ignore[misc]
             resume=resume,
+            first=args.first,
         )
         resume = None
         measurement.points.append(point)
@@ -568,6 +586,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     m.add_argument("--years", type=int, default=10)
     m.add_argument("--quiet", action="store_true")
+    m.add_argument(
+        "--first",
+        type=lambda text: [name for name in text.split(",") if name],
+        default=[],
+        metavar="NAMES",
+        help="read models to rebuild before the others, comma-separated",
+    )
     add_postgres_arguments(m)
     e = commands.add_parser("extrapolate", help="print the state from measured points")
     e.add_argument("points", type=Path, help="JSON written by measure")

@@ -200,7 +200,7 @@ def test_a_run_stopped_after_its_simulation_goes_on_from_the_schema_it_kept(
 
     monkeypatch.setattr(generations, "rebuild_beside", rebuild_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        main(["measure", "--scales", "0.002", "--json", str(out), "--quiet"])
+        main(["measure", "--scales", "0.002", "--json", str(out), "--quiet", "--first", "workload"])
 
     stopped = json.loads(out.read_text())
     partial = stopped["partial"]
@@ -209,7 +209,7 @@ def test_a_run_stopped_after_its_simulation_goes_on_from_the_schema_it_kept(
         assert partial["simulated"]
         assert partial["events"] > 0
         assert partial["verify_events_per_second"] > 0
-        assert list(partial["rebuild_seconds"]) == calls[:1]
+        assert list(partial["rebuild_seconds"]) == calls[:1] == ["workload"]  # --first
         assert _schema_exists(pg, partial["schema"])  # kept, with its simulated year
 
         monkeypatch.setattr(generations, "rebuild_beside", rebuild)
@@ -225,3 +225,12 @@ def test_a_run_stopped_after_its_simulation_goes_on_from_the_schema_it_kept(
     assert point["events"] == partial["events"]  # the same year, not simulated again
     assert set(point["rebuild_seconds"]) == {p.name for p in READ_MODELS}
     assert point["rebuild_seconds"][calls[0]] == partial["rebuild_seconds"][calls[0]]
+
+
+def test_measure_refuses_an_unknown_read_model_before_it_simulates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "points.json"
+    assert main(["measure", "--json", str(out), "--first", "worklod"]) == 2
+    assert "worklod" in capsys.readouterr().err
+    assert not out.exists()
