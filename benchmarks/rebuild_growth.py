@@ -32,10 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from psycopg import sql
-from pydantic import SecretStr
 
 from adapters.settings import Settings
-from benchmarks.harness import PostgresParams, add_postgres_arguments, postgres_from
+from benchmarks.harness import (
+    PostgresParams,
+    add_postgres_arguments,
+    postgres_from,
+    schema_settings,
+)
 
 
 @dataclass(frozen=True)
@@ -73,19 +77,6 @@ def _load() -> str:
     return path.read_text().split(" ", 1)[0] if path.exists() else ""
 
 
-def _settings(pg: PostgresParams, schema: str) -> Settings:
-    return Settings(
-        store="postgres",
-        postgres_host=pg.host,
-        postgres_port=pg.port,
-        postgres_user=pg.user,
-        postgres_dbname=pg.dbname,
-        postgres_password=SecretStr(""),
-        postgres_schema=schema,
-        transcoder="orjson",
-    )
-
-
 @contextmanager
 def simulated_log(pg: PostgresParams, scale: float, keep: str | None) -> Iterator[Settings]:
     """Settings of a schema holding the simulated year at ``scale`` (made unless kept)."""
@@ -101,7 +92,7 @@ def simulated_log(pg: PostgresParams, scale: float, keep: str | None) -> Iterato
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
             exists = None
-    settings = _settings(pg, schema)
+    settings = schema_settings(pg, schema)
     try:
         if not exists:
             cache = suggested_case_cache(scale, years=1)
