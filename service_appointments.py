@@ -259,7 +259,8 @@ class Appointments(AppointmentMails):
         self, *, office_id: str, code: str, day: date, by: str
     ) -> ServicePointRecorded:
         """Open a closed day again (a day not closed stays open: nothing recorded), with
-        the slots its closure closed."""
+        its slots of today's calendar; one the closure closed under an earlier calendar
+        opens with its next booking (:meth:`_open_slot`)."""
         act = self._store.act(by, None)
         point = self.get_service_point(office_id, code)
         point.reopen_day(day, act)
@@ -402,6 +403,8 @@ class Appointments(AppointmentMails):
             spent = self._check_proof(*proof) if proof is not None else None
             if spent is not None and self._get(spent.id, SpentChallenge) is not None:
                 raise ChallengeRefused("this challenge has been used; ask for a new one")
+            # The slot is read before the service point: see _open_slot.
+            found = self._get(slot_id(office_id, service_point_code, starts_at), Slot)
             point = self.get_service_point(office_id, service_point_code)
             if case_id is not None:
                 self._check_case_in_office(case_id, office_id)
@@ -412,7 +415,7 @@ class Appointments(AppointmentMails):
             # own calendar holds (a day it opens as an exception, by the counter).
             closed_on = NO_HOLIDAYS if origin == "office" else self.holidays
             point.check_bookable(starts_at, act.at, closed_on)
-            slot = self._slot(point, starts_at, act)
+            slot = self._open_slot(found, point, starts_at, act)
             slot.take(appointment_id, capacity=point.capacity_at(starts_at, act.at), act=act)
             bookings = self._person_bookings(office_id, key, act)
             bookings.count(appointment_id, limit=setup.bookings_per_person, act=act)
@@ -470,10 +473,27 @@ class Appointments(AppointmentMails):
             replayed.case_id, replayed.version, replayed.position, str(replayed.result)
         )
 
+    def _open_slot(
+        self, found: Slot | None, point: ServicePoint, starts_at: datetime, act: Act
+    ) -> Slot:
+        """The slot to take a seat in, on a day the service point (read after the slot)
+        says is open. A slot still marked closed then was closed under an earlier
+        calendar (a reopening reopens the day's slots of today's calendar): it opens
+        again with the booking. Had a closure been written between the two reads, the
+        point would say so; one written after them conflicts with the booking's write."""
+        if found is None:
+            return self._new_slot(point, starts_at, act)
+        if found.closed:
+            found.reopen(act)
+        return found
+
     def _slot(self, point: ServicePoint, starts_at: datetime, act: Act) -> Slot:
         existing = self._get(slot_id(point.office_id, point.code, starts_at), Slot)
         if existing is not None:
             return existing
+        return self._new_slot(point, starts_at, act)
+
+    def _new_slot(self, point: ServicePoint, starts_at: datetime, act: Act) -> Slot:
         return Slot.open(
             office_id=point.office_id,
             service_point_code=point.code,

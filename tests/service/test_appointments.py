@@ -768,6 +768,37 @@ def test_a_closure_that_comes_in_while_a_seat_is_being_booked_refuses_the_bookin
     book(service, local(NEXT_MONDAY, 9))  # the slots opened again with the day
 
 
+def _opening_hours_until(service: AkteService, closes: int) -> None:
+    hours = tuple(OpeningHours(day, time(8, 0), time(closes, 0)) for day in range(1, 6))
+    service.appointments.define_service_point(
+        office_id=OFFICE,
+        code=POINT,
+        name="Bürgerbüro",
+        rules=replace(RULES, opening_hours=hours),
+        types=TYPES,
+        by="tl-01",
+    )
+
+
+def test_a_slot_closed_under_earlier_opening_hours_is_bookable_once_the_day_is_open(
+    service: AkteService, mailer: RecordingMailer
+) -> None:
+    appointments = service.appointments
+    appointments.close_service_point_day(
+        office_id=OFFICE, code=POINT, day=NEXT_MONDAY, reason="Umzug", by="tl-01"
+    )
+    _opening_hours_until(service, 10)  # while the day is closed, the hours get shorter
+    appointments.reopen_service_point_day(office_id=OFFICE, code=POINT, day=NEXT_MONDAY, by="tl-01")
+    _opening_hours_until(service, 12)  # and longer again: 11:00 was closed with the day
+
+    point = appointments.get_service_point(OFFICE, POINT)
+    [day] = appointments.availability(point, from_day=NEXT_MONDAY, days=1, now=service.clock())
+    assert dict(day.slots)[local(NEXT_MONDAY, 11)] == 1  # offered
+    appointment_id, _ = book(service, local(NEXT_MONDAY, 11))  # and booked
+
+    assert appointments.get_appointment(appointment_id).status == "held"
+
+
 def test_a_past_day_is_not_closed_and_a_closed_day_opens_again(
     service: AkteService, mailer: RecordingMailer
 ) -> None:
