@@ -535,19 +535,31 @@ def _measure(args: argparse.Namespace) -> int:
         data = json.loads(args.resume.read_text())
         measurement.points = [point_from_json(p) for p in data.get("points", [])]
         measurement.tables = list(data.get("tables", []))
-        if data.get("partial") is None:
-            print(f"bin/bench-state measure: {out} has no stopped point", file=sys.stderr)
+        scales = list(data.get("scales_left", []))
+        if data.get("partial") is not None:
+            resume = Progress(**data["partial"])
+            scales = [resume.scale, *scales]
+        if not scales:
+            print(f"bin/bench-state measure: {out} has nothing left to measure", file=sys.stderr)
             return 2
-        resume = Progress(**data["partial"])
-        scales = [resume.scale, *data.get("scales_left", [])]
 
     def write(partial: Progress | None, left: list[float]) -> None:
         record = asdict(measurement) | {
             "partial": None if partial is None else asdict(partial),
             "scales_left": left,
         }
-        out.write_text(json.dumps(record, indent=2))
+        # Replaced whole: a stop while writing leaves the previous state, not half a file.
+        written = out.with_name(out.name + ".part")
+        written.write_text(json.dumps(record, indent=2))
+        written.replace(out)
 
+    # Written before anything is simulated: a path that cannot be written fails now,
+    # not after an hour, with a schema nobody could resume.
+    try:
+        write(resume, scales[1:] if resume is not None else scales)
+    except OSError as error:
+        print(f"bin/bench-state measure: cannot write {out}: {error.strerror}", file=sys.stderr)
+        return 2
     for index, scale in enumerate(scales):
         left = scales[index + 1 :]
         point, tables = measure(

@@ -234,3 +234,27 @@ def test_measure_refuses_an_unknown_read_model_before_it_simulates(
     assert main(["measure", "--json", str(out), "--first", "worklod"]) == 2
     assert "worklod" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_measure_refuses_a_path_it_cannot_write_before_it_simulates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "missing" / "points.json"
+    assert main(["measure", "--scales", "0.002", "--json", str(out)]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_a_resume_goes_on_with_the_scales_a_stopped_run_had_left(tmp_path: Path) -> None:
+    out = tmp_path / "points.json"
+    # As a run of --scales 0.001,0.002 leaves it when stopped while simulating 0.002.
+    out.write_text(json.dumps({"points": [], "tables": [], "partial": None, "scales_left": []}))
+    assert main(["measure", "--resume", str(out), "--quiet"]) == 2  # nothing left
+
+    out.write_text(
+        json.dumps({"points": [], "tables": [], "partial": None, "scales_left": [0.002]})
+    )
+    assert main(["measure", "--resume", str(out), "--quiet"]) == 0
+
+    done = json.loads(out.read_text())
+    assert [point["scale"] for point in done["points"]] == [0.002]
+    assert done["scales_left"] == []
