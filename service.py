@@ -19,7 +19,9 @@ world comes through the ports of :mod:`service_ports`, passed in by
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -91,7 +93,14 @@ from service_idempotency import (
 )
 from service_intake import Intake
 from service_notices import Notices
-from service_ports import Catalogue, Clock, DocumentStore, EventStorage, WriteOutcomes
+from service_ports import (
+    Catalogue,
+    Clock,
+    DocumentStore,
+    EventStorage,
+    WriteObserver,
+    WriteOutcomes,
+)
 from service_unit_of_work import DEFAULT_GROUP_EVENTS, Batch, CommandGroup, GroupConflict
 
 T = TypeVar("T")
@@ -101,6 +110,8 @@ E = TypeVar("E")
 DEFAULT_SNAPSHOT_INTERVAL = 50
 DEFAULT_CASE_CACHE_SIZE = 1000
 _CASE_LOCK_STRIPES = 64
+
+logger = logging.getLogger("akte.service")
 
 
 class CaseVersionNotFound(Exception):
@@ -192,6 +203,7 @@ class AkteService(Application[UUID]):
         )
         self._case_locks = [threading.Lock() for _ in range(_CASE_LOCK_STRIPES)]
         self._groups = threading.local()
+        self._write_observers: list[WriteObserver] = []
         self._write_group_before_log_scans()
         # The library declares this a ClassVar but reads it through the instance when it
         # saves; per instance, the interval can come from settings.
@@ -1120,7 +1132,24 @@ class AkteService(Application[UUID]):
             if current_claim() is None:
                 return group.add(objs)
             group.flush()  # a save with an idempotency key is written on its own
-        return self.writes.save(super().save, objs, kwargs)
+        recordings = self.writes.save(super().save, objs, kwargs)
+        if self._write_observers:
+            events = [recording.domain_event for recording in recordings]
+            for observer in self._write_observers:
+                try:
+                    observer.saved(events)
+                except Exception as error:  # the command is recorded: its caller hears so
+                    # The type only: a message may quote what was written.
+                    logger.error("a write observer failed with %s", type(error).__name__)
+        return recordings
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        """Tell ``observer`` of every save committed on its own from now on."""
+        self._write_observers.append(observer)
+
+    def stop_observing_writes(self, observer: WriteObserver) -> None:
+        with contextlib.suppress(ValueError):
+            self._write_observers.remove(observer)
 
     # ------------------------------------------- groups of commands (bulk writers)
 

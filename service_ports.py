@@ -19,7 +19,7 @@ methods fits, no base class needed) and ``adapters/bootstrap.py`` picks and pass
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -310,6 +310,16 @@ class OutcomeNotes(Protocol):
         """Called as the command begins: the outcome noted by this request's first
         attempt, when its answer was lost (``case_id`` is the aggregate's id); None: run
         the command. Raises ``AlreadyRecorded`` for a key recorded without one."""
+        ...
+
+
+class WriteObserver(Protocol):
+    """Told of every save committed on its own (not of a group's writes: bulk writers
+    own their data). Called after the commit, on the writing thread: it must return at
+    once (hand work to its own thread) and never raise into the command."""
+
+    def saved(self, events: Sequence[object]) -> None:
+        """The saved domain events, in order."""
         ...
 
 

@@ -958,6 +958,9 @@ def served_app(settings: Settings, service: AkteService) -> Iterator[FastAPI]:
     interpreter (GIL) from the requests.
     """
     from adapters.http.routes.operations import NamedCheck
+    from adapters.personal_data.batch_decoding import batch_decoder
+    from adapters.reports.history_keeper import HistoryKeeper
+    from adapters.store.kept_history_shelf import shelf_of
 
     in_child = (
         settings.projections_in_process
@@ -968,10 +971,11 @@ def served_app(settings: Settings, service: AkteService) -> Iterator[FastAPI]:
         settings, service, follow=settings.projections_in_process and not in_child
     )
     projection_process = ProjectionProcess(settings) if in_child else None
+    keeper: HistoryKeeper | None = None
     try:
         if projection_process is not None:
             projection_process.start()
-        yield build_app(
+        app = build_app(
             settings,
             service,
             read_models=read_models,
@@ -981,7 +985,16 @@ def served_app(settings: Settings, service: AkteService) -> Iterator[FastAPI]:
                 else []
             ),
         )
+        # Long files' histories written ahead as they grow, kept where the routes look.
+        kept, shelf = app.state.kept_histories, shelf_of(service)
+        if kept is not None and shelf is not None:
+            keeper = HistoryKeeper(service, kept, shelf, batch_decoder(service.mapper))
+            keeper.start()
+        app.state.history_keeper = keeper
+        yield app
     finally:
+        if keeper is not None:
+            keeper.stop()
         if projection_process is not None:
             projection_process.stop()
         read_models.close()
