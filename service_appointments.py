@@ -54,6 +54,7 @@ from domain.appointments import (
     TickCursor,
     Waitlist,
     WaitlistEntry,
+    WaitlistLeaveReason,
     next_free_slot,
     observation_day,
     propose_from_case,
@@ -61,6 +62,7 @@ from domain.appointments import (
 )
 from domain.deadlines import HolidayCalendar, NoHolidays
 from domain.errors import InvalidValue, RuleViolation
+from domain.personal import is_redacted
 from service_appointment_mails import (
     MAIL_USER,
     MAX_CHANGE_ATTEMPTS,
@@ -1045,11 +1047,18 @@ class Appointments(AppointmentMails):
                 return None
             waitlist, entry = first
             bookings = self._person_bookings(point.office_id, entry.person_key, act)
-            if len(bookings.open) >= self.appointment_setup.bookings_per_person:
+            gone: WaitlistLeaveReason | None = None
+            if is_redacted(entry.person.email):
+                # The person's data was erased: nobody to offer the seat to or to write.
+                gone = "erased"
+            elif len(bookings.open) >= self.appointment_setup.bookings_per_person:
                 # Booked as many appointments elsewhere as one person may hold since
-                # joining: taken off the list, and the seat goes to the next in line.
-                entry.leave("booked_elsewhere", act)
-                waitlist.leave(entry.id, "booked_elsewhere", act)
+                # joining.
+                gone = "booked_elsewhere"
+            if gone is not None:
+                # Taken off the list, and the seat goes to the next in line.
+                entry.leave(gone, act)
+                waitlist.leave(entry.id, gone, act)
                 try:
                     self._save(waitlist, entry)
                 except IntegrityError:

@@ -67,7 +67,7 @@ NO_HOLIDAYS: Final = NoHolidays()
 """No public holidays: for listing what a day holds, whatever the day is."""
 LapseReason = Literal["not_confirmed_in_time"]
 ConfirmedVia = Literal["mail_code", "counter"]
-WaitlistLeaveReason = Literal["left", "offer_lapsed", "booked_elsewhere"]
+WaitlistLeaveReason = Literal["left", "offer_lapsed", "booked_elsewhere", "erased"]
 
 ENDED: Final = frozenset({"attended", "no_show", "cancelled", "lapsed"})
 """States after which nothing more happens to an appointment."""

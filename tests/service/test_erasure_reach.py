@@ -15,7 +15,7 @@ import inspect
 import pkgutil
 import typing
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Final, Literal, cast
 from uuid import UUID, uuid4
 
@@ -44,7 +44,16 @@ from service import AkteService
 from service_appointment_mails import AppointmentRecorded
 from service_data_protection import SEPARATE_PARTS, VISITOR_PART, part_owner_id
 from service_notices import InboundNotice, NoticeErased
-from tests.support.appointments import OFFICE, POINT, STUDENT, local, proof, set_up
+from tests.conftest import FakeClock
+from tests.support.appointments import (
+    OFFICE,
+    POINT,
+    STUDENT,
+    join_waitlist,
+    local,
+    proof,
+    set_up,
+)
 from tests.support.appointments import person as other_person
 from tests.support.erasure_scenario import (
     BIRTH,
@@ -459,6 +468,28 @@ def test_the_persons_online_bookings_and_waitlist_offers_are_erased_with_the_fil
         assert is_redacted(booked.date_of_birth)
     kept = service.appointments.get_appointment(someone_else.appointment_id)
     assert kept.person.surname == other_person(7).surname
+
+
+def test_after_an_erasure_the_persons_waitlist_place_goes_to_the_next_in_line(
+    service: AkteService, settings: Settings, clock: FakeClock
+) -> None:
+    """The tick offers a freed seat to the first in line; an erased person's entry has no
+    one to write to any more: it is taken off, and the next person gets the seat (the
+    tick used to stop on the erased address, for every seat of the office)."""
+    records = build_person(service, settings)
+    after_them = join_waitlist(service, other_person(3))
+    erase(service, records)
+
+    for _ in range(3):  # the erased person's own booking lapses: a seat frees
+        clock.now += timedelta(hours=30)
+        service.appointments.run_appointment_tick()
+
+    erased: WaitlistEntry = service.repository.get(records.waitlist_entry_id)
+    assert erased.left_reason == "erased"
+    assert not erased.offers
+    next_in_line: WaitlistEntry = service.repository.get(after_them.appointment_id)
+    [offer] = next_in_line.offers
+    assert service.appointments.get_appointment(UUID(offer)).status == "held"
 
 
 def _opened_and_renamed(service: AkteService) -> UUID:
