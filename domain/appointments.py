@@ -43,7 +43,7 @@ from domain.acts import Act
 from domain.case_file import CaseFile, require_code
 from domain.deadlines import HolidayCalendar, NoHolidays
 from domain.errors import InvalidValue, PartNotFound, RuleViolation
-from domain.personal import Personal
+from domain.personal import Personal, is_redacted
 from domain.values import LawfulEvent, require_choice, require_email, require_text
 
 _NAMESPACE: Final = UUID("5d0c7c1e-2b4f-4f8e-9a61-0e3c9b7d2a40")
@@ -1196,8 +1196,9 @@ class Appointment(Aggregate):
         self._record(self.Confirmed, act, via=via)
 
     def remind(self, act: Act) -> int | None:
-        """Queue the reminder, once, when it is due; ``None`` when not (yet)."""
-        if self.status != "held" or act.at < self.reminder_at:
+        """Queue the reminder, once, when it is due; ``None`` when not (yet), or when the
+        person's data was erased (no address to write to)."""
+        if self.status != "held" or act.at < self.reminder_at or self.person_erased:
             return None
         if any(mail.kind == "reminder" for mail in self.mails):
             return None
@@ -1208,7 +1209,8 @@ class Appointment(Aggregate):
         if self.status != "held" or act.at < self.held_until:
             return False
         self._record(self.Lapsed, act, reason="not_confirmed_in_time", held_until=self.held_until)
-        self._queue_mail("lapse_notice", act)
+        if not self.person_erased:
+            self._queue_mail("lapse_notice", act)
         return True
 
     def cancel(self, *, cancelled_by: CancelledBy, reason: str | None, act: Act) -> None:
@@ -1221,7 +1223,7 @@ class Appointment(Aggregate):
         if reason is not None:
             require_text("reason", reason, max_length=1000, line_breaks=True)
         self._record(self.Cancelled, act, cancelled_by=cancelled_by, reason=reason)
-        if cancelled_by == "office" and act.at < self.starts_at:
+        if cancelled_by == "office" and act.at < self.starts_at and not self.person_erased:
             # The person booked and relies on it; the office's reason is its own and is
             # not sent. A correction after the appointment began tells nobody anything.
             self._queue_mail("cancellation_notice", act)
@@ -1323,10 +1325,18 @@ class Appointment(Aggregate):
         return mail
 
     @property
+    def person_erased(self) -> bool:
+        """The person's data was erased (their key destroyed): it reads redacted."""
+        return is_redacted(self.person.email)
+
+    @property
     def mails_to_send(self) -> list[Mail]:
         """Queued, or failed and still to be tried again; while the booking is held (a
         confirmation or reminder after confirming, cancelling or lapsing is pointless),
-        and of several confirmation mails only the newest."""
+        and of several confirmation mails only the newest. None once the person's data
+        was erased: the address is gone with it."""
+        if self.person_erased:
+            return []
         last_confirmation = max(
             (mail.number for mail in self.mails if mail.kind == "confirmation"), default=0
         )

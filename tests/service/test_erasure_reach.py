@@ -492,6 +492,36 @@ def test_after_an_erasure_the_persons_waitlist_place_goes_to_the_next_in_line(
     assert service.appointments.get_appointment(UUID(offer)).status == "held"
 
 
+def test_nothing_is_mailed_for_an_erased_persons_bookings(
+    service: AkteService, settings: Settings, clock: FakeClock
+) -> None:
+    """No reminder and no lapse notice to an address erased: the mails would go to the
+    redacted stand-in, name nobody and fail again each tick."""
+    records = build_person(service, settings)
+    own = service.appointments.book_appointment(
+        office_id=OFFICE,
+        service_point_code=POINT,
+        appointment_type="extend-title",
+        starts_at=local(MONDAY, 10, 30),
+        situation=STUDENT,
+        person=Person(SURNAME, GIVEN_NAMES, BIRTH, "andere.adresse.q7@example.org"),
+        proof=proof(service),
+        origin="online",
+        by="public",
+    )
+    erase(service, records)
+
+    sent = 0
+    for _ in range(4):  # past the reminder and the end of the hold
+        clock.now += timedelta(hours=20)
+        sent += service.appointments.run_appointment_tick().mails_sent
+
+    assert sent == 0
+    lapsed = service.appointments.get_appointment(own.appointment_id)
+    assert lapsed.status == "lapsed"
+    assert [mail.kind for mail in lapsed.mails] == ["confirmation"]  # sent before the erasure
+
+
 def _opened_and_renamed(service: AkteService) -> UUID:
     """A file of the person, whose surname is then corrected: it has held two names."""
     opened = service.open_case(
