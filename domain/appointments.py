@@ -43,7 +43,7 @@ from domain.acts import Act
 from domain.case_file import CaseFile, require_code
 from domain.deadlines import HolidayCalendar, NoHolidays
 from domain.errors import InvalidValue, PartNotFound, RuleViolation
-from domain.personal import Personal, is_redacted
+from domain.personal import Personal, is_redacted, personal_fields
 from domain.values import LawfulEvent, require_choice, require_email, require_text
 
 _NAMESPACE: Final = UUID("5d0c7c1e-2b4f-4f8e-9a61-0e3c9b7d2a40")
@@ -118,6 +118,13 @@ class AppointmentTypeDoesNotFit(InvalidValue):
 
 class AppointmentStateConflict(RuleViolation):
     code = "appointment-state-conflict"
+
+
+class BookingErased(RuleViolation):
+    """The booking's personal data was erased with its person: a step that would record
+    personal data on it (a reason, an address) has no key to seal it with."""
+
+    code = "booking-erased"
 
 
 class DayHasBookings(RuleViolation):
@@ -1099,6 +1106,11 @@ class Appointment(Aggregate):
         return appointment
 
     def _record(self, event_class: type[Appointment.Event], act: Act, **fields: Any) -> None:
+        if self.person_erased and personal_fields(event_class):
+            raise BookingErased(
+                "the booking's personal data was erased: nothing personal can be recorded "
+                "on it any more; its seat frees when its hold lapses or its day has passed"
+            )
         self.trigger_event(event_class, by=act.by, at=act.at, timestamp=act.recorded_at, **fields)
 
     def _queue_mail(self, kind: MailKind, act: Act) -> int:

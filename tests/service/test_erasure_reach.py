@@ -29,7 +29,7 @@ from adapters.personal_data.mapper import data_keys_of, unseparated_parts
 from adapters.personal_data.subject_access import subject_access
 from adapters.settings import Settings
 from domain.acts import Act
-from domain.appointments import Appointment, Person, WaitlistEntry
+from domain.appointments import Appointment, BookingErased, Person, WaitlistEntry
 from domain.case_file import (
     REGISTRATION_NOTICE_KINDS,
     CaseFile,
@@ -520,6 +520,21 @@ def test_nothing_is_mailed_for_an_erased_persons_bookings(
     lapsed = service.appointments.get_appointment(own.appointment_id)
     assert lapsed.status == "lapsed"
     assert [mail.kind for mail in lapsed.mails] == ["confirmation"]  # sent before the erasure
+
+
+def test_a_step_that_would_record_personal_data_on_an_erased_booking_is_refused(
+    service: AkteService, settings: Settings
+) -> None:
+    """Not "the event store failed": there is no key to seal a reason with any more."""
+    records = build_person(service, settings)
+    erase(service, records)
+    version = service.appointments.get_appointment(records.appointment_id).version
+
+    with pytest.raises(BookingErased, match="erased"):
+        service.appointments.cancel_appointment(
+            records.appointment_id, expected_version=None, by="sb-01", reason="Termin entfällt"
+        )
+    assert service.appointments.get_appointment(records.appointment_id).version == version
 
 
 def _opened_and_renamed(service: AkteService) -> UUID:
