@@ -418,6 +418,21 @@ def test_a_declaration_written_before_the_split_keeps_its_visitor_and_says_so(
 # ------------------------------------------- records found by the person or named
 
 
+def _book_online(service: AkteService, who: Person, starts_at: Any) -> AppointmentRecorded:
+    """``who`` books the extension appointment at ``starts_at`` online, as the public."""
+    return service.appointments.book_appointment(
+        office_id=OFFICE,
+        service_point_code=POINT,
+        appointment_type="extend-title",
+        starts_at=starts_at,
+        situation=STUDENT,
+        person=who,
+        proof=proof(service),
+        origin="online",
+        by="public",
+    )
+
+
 def test_the_persons_online_bookings_and_waitlist_offers_are_erased_with_the_file(
     service: AkteService, settings: Settings
 ) -> None:
@@ -431,17 +446,7 @@ def test_the_persons_online_bookings_and_waitlist_offers_are_erased_with_the_fil
     )
 
     def book(who: Person, hour: int, minute: int = 0) -> AppointmentRecorded:
-        return service.appointments.book_appointment(
-            office_id=OFFICE,
-            service_point_code=POINT,
-            appointment_type="extend-title",
-            starts_at=local(MONDAY, hour, minute),
-            situation=STUDENT,
-            person=who,
-            proof=proof(service),
-            origin="online",
-            by="public",
-        )
+        return _book_online(service, who, local(MONDAY, hour, minute))
 
     own = book(Person(SURNAME, GIVEN_NAMES, BIRTH, "andere.adresse.q7@example.org"), 10, 30)
     someone_else = book(other_person(7), 11)
@@ -498,16 +503,10 @@ def test_nothing_is_mailed_for_an_erased_persons_bookings(
     """No reminder and no lapse notice to an address erased: the mails would go to the
     redacted stand-in, name nobody and fail again each tick."""
     records = build_person(service, settings)
-    own = service.appointments.book_appointment(
-        office_id=OFFICE,
-        service_point_code=POINT,
-        appointment_type="extend-title",
-        starts_at=local(MONDAY, 10, 30),
-        situation=STUDENT,
-        person=Person(SURNAME, GIVEN_NAMES, BIRTH, "andere.adresse.q7@example.org"),
-        proof=proof(service),
-        origin="online",
-        by="public",
+    own = _book_online(
+        service,
+        Person(SURNAME, GIVEN_NAMES, BIRTH, "andere.adresse.q7@example.org"),
+        local(MONDAY, 10, 30),
     )
     erase(service, records)
 
@@ -572,16 +571,10 @@ def test_a_booking_made_under_a_name_the_file_held_before_a_correction_is_erased
     date the file has held is the person's."""
     set_up(service)
     case_id = _opened_and_renamed(service)
-    former = service.appointments.book_appointment(
-        office_id=OFFICE,
-        service_point_code=POINT,
-        appointment_type="extend-title",
-        starts_at=local(MONDAY, 11, 30),
-        situation=STUDENT,
-        person=Person(SURNAME, GIVEN_NAMES, BIRTH, "frueher.q7@example.org"),
-        proof=proof(service),
-        origin="online",
-        by="public",
+    former = _book_online(
+        service,
+        Person(SURNAME, GIVEN_NAMES, BIRTH, "frueher.q7@example.org"),
+        local(MONDAY, 11, 30),
     )
 
     linked = service.data_protection.linked_records(case_id)
