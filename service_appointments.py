@@ -267,24 +267,20 @@ class Appointments(AppointmentMails):
         point = self.get_service_point(office_id, code)
         point.reopen_day(day, act)
         if not point.pending_events:
-            return ServicePointRecorded(point, None)
+            return ServicePointRecorded(point, None)  # not closed: no slot to read
         slots = []
         for start in point.slot_starts(day):
             slot = self._get(slot_id(point.office_id, point.code, start), Slot)
             if slot is not None and slot.closed:
                 slot.reopen(act)
                 slots.append(slot)
-        try:
-            position = self._save(point, *slots)
-        except IntegrityError:
-            raise SlotBusy("the service point changed meanwhile; try again") from None
-        return ServicePointRecorded(point, position)
+        return self._save_point(point, *slots)
 
-    def _save_point(self, point: ServicePoint) -> ServicePointRecorded:
+    def _save_point(self, point: ServicePoint, *slots: Slot) -> ServicePointRecorded:
         if not point.pending_events:
             return ServicePointRecorded(point, None)
         try:
-            position = self._save(point)
+            position = self._save(point, *slots)
         except IntegrityError:
             raise SlotBusy("the service point changed meanwhile; try again") from None
         return ServicePointRecorded(point, position)

@@ -413,8 +413,7 @@ def measure(
             print(f"[scale {scale}] {text} (load {_load()})", file=sys.stderr, flush=True)
 
     if resume is None:
-        state = Progress(scale=scale, schema=f"akte_bench_{uuid4().hex[:12]}")
-        state.load_before = _load()
+        state = Progress(scale=scale, schema=f"akte_bench_{uuid4().hex[:12]}", load_before=_load())
         with pg.connect() as conn:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(state.schema)))
     else:
