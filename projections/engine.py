@@ -45,8 +45,10 @@ files 1.3, COPY and DELETE 2, the rest in deallocation and threads. What keeps i
   dozen times per batch and took a third of the CPU;
 - batches of 20,000 events (:data:`DEFAULT_BATCH_SIZE`): files in progress touch most
   batches, and each time their rows are compared and rewritten;
-- the rows of the last few thousand case files stay in memory between batches (valid
-  because of the compare-and-set: nobody else can have changed them);
+- the rows of recently touched case files stay in memory between batches, up to a
+  million rows in all (:data:`DEFAULT_CACHED_ROWS`; valid because of the compare-and-set:
+  nobody else can have changed them), and the stored rows of append-only tables (an
+  audit trail) are never read at all;
 - what an event class does in a projection (opener, end of file, handler) is looked up
   once per class, and all positions are locked and advanced with one statement each;
 - a batch's writes run in a thread while the next projection's changes are computed.
@@ -73,7 +75,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any, Final
 
 from domain.case_file import TAKEN_OVER_WITHOUT_STATE, CaseFile, taken_over_kind, upcast_state
@@ -103,9 +104,16 @@ rewritten once for many of its events (files in progress touch most batches; aga
 5,000 a rebuild copied a quarter fewer rows, compared fewer files and ran 1.4x faster),
 small enough that memory stays flat (it is bounded by the batch, not by the log)."""
 
-DEFAULT_CACHED_CASES: Final = 5000
-"""Case files whose rows an engine remembers per projection (least recently used go):
-files in progress touch many batches in a row, and their rows need not be read again."""
+DEFAULT_CACHED_ROWS: Final = 1_000_000
+"""Rows an engine remembers between batches, shared out evenly among its projections
+(each file's least recently used go first): files in progress touch many batches, and
+their rows need not be read again. Bounded by rows, not by files: files' rows differ a
+hundredfold, and a bound of 5,000 files per read model let a rebuild re-read most files
+for every batch once an office had more files in progress than that (at 4.7 million
+events it spent 59 % of its time so; issue 25). A row remembered costs about 650 bytes
+(its stored values and its row object), so an engine holds at most about 0.65 GB of them:
+a rebuild of one read model may use all of it, the runner following all 19 about 52,000
+rows each."""
 
 
 class _PositionMoved(ProjectionError):
@@ -384,11 +392,11 @@ class ProjectionEngine:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
-        cached_cases: int = DEFAULT_CACHED_CASES,
+        cached_rows: int = DEFAULT_CACHED_ROWS,
     ) -> None:
-        """``cached_cases``: per projection, how many case files' rows to remember between
-        batches (0: read them every time). Safe because a batch commits only while the
-        position is the one this engine last wrote: then nobody else changed the rows."""
+        """``cached_rows``: how many rows to remember between batches, in all (0: read
+        them every time). Safe because a batch commits only while the position is the one
+        this engine last wrote: then nobody else changed the rows."""
         if batch_size < 1:
             msg = "batch_size must be at least 1"
             raise ValueError(msg)
@@ -434,9 +442,18 @@ class ProjectionEngine:
         self._sql: dict[str, TableSql] = {}
         self._positions_sql = PositionsSql(writer)
         self._prepared = False
-        self._cached_cases = cached_cases
-        # Per projection, the case files of recent batches, least recently used first.
+        self._cached_rows = max(0, cached_rows) // len(self.projections) if projections else 0
+        """Per projection."""
+        # Per projection, the case files of recent batches, least recently used first,
+        # with the number of rows each holds and their sum.
         self._cache: dict[str, dict[str, CaseRows]] = {p.name: {} for p in self.projections}
+        self._cache_sizes: dict[str, dict[str, int]] = {p.name: {} for p in self.projections}
+        self._cache_rows: dict[str, int] = {p.name: 0 for p in self.projections}
+        # Per projection, the tables whose stored rows a batch reads (not append-only).
+        self._read_tables: dict[str, tuple[Table[Any], ...]] = {
+            p.name: tuple(table for table in p.tables if not table.append_only)
+            for p in self.projections
+        }
         self._prefetch: _Prefetch | None = None
         self._topics: tuple[str, ...] | None = None
         self._failed_at: int | None = None
@@ -749,21 +766,39 @@ class ProjectionEngine:
     def _forget(self, names: Iterable[str] | None = None) -> None:
         for name in self._cache if names is None else names:
             self._cache[name].clear()
+            self._cache_sizes[name].clear()
+            self._cache_rows[name] = 0
         self._prefetch = None
 
     def _remember(self, remembered: list[tuple[str, dict[str, CaseRows]]]) -> None:
-        """After a commit: keep the batch's case files (their rows as now stored)."""
-        if self._cached_cases <= 0:
+        """After a commit: keep the batch's case files (their rows as now stored), and let
+        the least recently used go until the projection's rows fit its share."""
+        budget = self._cached_rows
+        if budget <= 0:
             return
         for name, cases in remembered:
             cache = self._cache[name]
+            sizes = self._cache_sizes[name]
+            held = self._cache_rows[name]
             pop = cache.pop
-            for case_id in cases:
+            for case_id, case in cases.items():
                 pop(case_id, None)  # re-inserted last: most recently used
+                # Its record and its stored rows (the row objects of the tables a handler
+                # asked for are about as many again).
+                size = 1 + sum(map(len, case._loaded.values()))
+                held += size - sizes.get(case_id, 0)
+                sizes[case_id] = size
             cache.update(cases)
-            if len(cache) > self._cached_cases:
-                for case_id in list(islice(cache, len(cache) - self._cached_cases)):
+            if held > budget:
+                going = []
+                for case_id in cache:
+                    if held <= budget:
+                        break
+                    going.append(case_id)
+                    held -= sizes.pop(case_id)
+                for case_id in going:
                     del cache[case_id]
+            self._cache_rows[name] = held
 
     def _distribute(
         self, items: Sequence[tuple[int, Any, str]], last_id: int
@@ -969,7 +1004,7 @@ class ProjectionEngine:
             case.reference = reference
             case.status = status
             case._record = (case_id, office_id, reference, status)
-        for table in projection.tables:
+        for table in self._read_tables[projection.name]:
             sql = self._table_sql(table)
             key_of = sql.key_of_values
             for raw in self.writer.fetch(sql.select_prefix + condition, (param,)):
@@ -1048,6 +1083,9 @@ class ProjectionEngine:
                     inserts[table],
                     removed[table],
                 )
+                if table.append_only:
+                    # Written, and never read again: a remembered file keeps none of it.
+                    del current_tables[table], loaded[table]
             dirty.clear()
             whole.clear()
         self._submit_writes(registry, records_gone, [], records, write_behind)

@@ -12,10 +12,12 @@ outlives it. The per-day counts by office and event kind are totals of the same 
 kept by the engine in the same transaction, so a year of days is one small read; the
 actions of one day are the rows of that day.
 
-Cost: the engine writes only the rows a batch added (one per event), never the rest of
-the file's history, so following the log and rebuilding cost the same per event however
-long the files' histories grow (it once rewrote all rows of every file a batch touched,
-which made the rebuild grow with the square of the log, issue 25).
+Cost: the table is append-only (one row per event, under the event's version): the
+engine writes only the rows a batch added and never reads a file's stored trail back, so
+following the log and rebuilding cost the same per event however long the files'
+histories grow. It once rewrote all rows of every file a batch touched, and later still
+read them all back for every file it did not remember, which made the rebuild grow
+faster than the log (issue 25).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ TABLE = Table(
         ("office_id", "recorded_at", "case_id", "version"),
     ),
     totals=(Totals(DAILY, group_by=("office_id", "day", "kind")),),
+    append_only=True,
 )
 ORDER: Final = ("recorded_at", "case_id", "version")
 
