@@ -1052,6 +1052,17 @@ class Appointment(Aggregate):
             appointment.ended_at = self.at
             appointment.end_reason = f"cancelled_by_{self.cancelled_by}"
 
+    class CancelledAfterErasure(Event):
+        """Cancelled after the person's data was erased: a cancellation without a
+        reason, since nothing personal can be sealed any more (their key is gone)."""
+
+        cancelled_by: str
+
+        def apply(self, appointment: Appointment) -> None:
+            appointment.status = "cancelled"
+            appointment.ended_at = self.at
+            appointment.end_reason = f"cancelled_by_{self.cancelled_by}"
+
     # ---------------------------------------------------------------- commands
 
     @classmethod
@@ -1109,7 +1120,7 @@ class Appointment(Aggregate):
         if self.person_erased and personal_fields(event_class):
             raise BookingErased(
                 "the booking's personal data was erased: nothing personal can be recorded "
-                "on it any more; its seat frees when its hold lapses or its day has passed"
+                "on it any more"
             )
         self.trigger_event(event_class, by=act.by, at=act.at, timestamp=act.recorded_at, **fields)
 
@@ -1234,8 +1245,17 @@ class Appointment(Aggregate):
             raise AppointmentStateConflict("the appointment has begun; it cannot be cancelled")
         if reason is not None:
             require_text("reason", reason, max_length=1000, line_breaks=True)
+        if self.person_erased:
+            # The seat must still free; the person is not told (the address is gone).
+            if reason is not None:
+                raise BookingErased(
+                    "the booking's personal data was erased: a reason cannot be recorded "
+                    "on it any more; cancel it without one"
+                )
+            self._record(self.CancelledAfterErasure, act, cancelled_by=cancelled_by)
+            return
         self._record(self.Cancelled, act, cancelled_by=cancelled_by, reason=reason)
-        if cancelled_by == "office" and act.at < self.starts_at and not self.person_erased:
+        if cancelled_by == "office" and act.at < self.starts_at:
             # The person booked and relies on it; the office's reason is its own and is
             # not sent. A correction after the appointment began tells nobody anything.
             self._queue_mail("cancellation_notice", act)

@@ -115,6 +115,7 @@ PROJECTION: Final = Projection(
             _changed(case_file_id=lambda event: event.case_id),
         ),
         on(Appointment.Cancelled, _gone),
+        on(Appointment.CancelledAfterErasure, _gone),
         on(Appointment.Lapsed, _gone),
     ),
     openers={Appointment.Booked: _opened},

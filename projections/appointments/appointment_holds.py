@@ -186,6 +186,7 @@ PROJECTION: Final = Projection(
         on(Appointment.Confirmed, _no_longer_held),
         on(Appointment.CheckedIn, _no_longer_held),
         on(Appointment.Cancelled, _no_longer_held),
+        on(Appointment.CancelledAfterErasure, _no_longer_held),
         on(Appointment.Lapsed, _no_longer_held),
         on(Appointment.Attended, _no_longer_held),
         on(Appointment.NoShow, _no_longer_held),

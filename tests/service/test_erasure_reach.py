@@ -40,12 +40,16 @@ from domain.commitment_declaration import CommitmentDeclaration, InvitedPerson
 from domain.intake import ContactDetails, ContactSubmission
 from domain.personal import REDACTED_TEXT, is_redacted, personal_fields
 from domain.registration_notices import NoticedPerson, RegistrationNotice
+from projections.appointments import appointment_day, appointment_holds
+from projections.appointments.appointment_day import appointments_of_day
+from projections.appointments.appointment_holds import unconfirmed_holds
 from service import AkteService
 from service_appointment_mails import AppointmentRecorded
 from service_data_protection import SEPARATE_PARTS, VISITOR_PART, part_owner_id
 from service_notices import InboundNotice, NoticeErased
 from tests.conftest import FakeClock
 from tests.support.appointments import (
+    BERLIN,
     OFFICE,
     POINT,
     STUDENT,
@@ -64,6 +68,7 @@ from tests.support.erasure_scenario import (
     build_person,
     erase,
 )
+from tests.support.projections import catch_up, views_for
 
 Path_ = Literal[
     "case_file",
@@ -534,6 +539,42 @@ def test_a_step_that_would_record_personal_data_on_an_erased_booking_is_refused(
             records.appointment_id, expected_version=None, by="sb-01", reason="Termin entfällt"
         )
     assert service.appointments.get_appointment(records.appointment_id).version == version
+
+
+def test_the_office_cancels_an_erased_persons_booking_without_a_reason_and_the_seat_frees(
+    service: AkteService, settings: Settings
+) -> None:
+    """Else the seat stayed taken until the booking's day: nobody could end it."""
+    records = build_person(service, settings)
+    after_them = join_waitlist(service, other_person(3))
+    erase(service, records)
+    booked = service.appointments.get_appointment(records.appointment_id)
+    mails = len(booked.mails)
+
+    service.appointments.cancel_appointment(
+        records.appointment_id, expected_version=None, by="sb-01", reason=None
+    )
+
+    cancelled = service.appointments.get_appointment(records.appointment_id)
+    assert (cancelled.status, cancelled.end_reason) == ("cancelled", "cancelled_by_office")
+    assert len(cancelled.mails) == mails  # no notice to an address that is gone
+    slot = service.repository.get(UUID(cancelled.slot_id))
+    assert str(records.appointment_id) not in slot.holders
+    assert type(service.appointments.appointment_events(records.appointment_id)[-1]) is (
+        Appointment.CancelledAfterErasure
+    )
+    next_in_line: WaitlistEntry = service.repository.get(after_them.appointment_id)
+    [offer] = next_in_line.offers
+    assert service.appointments.get_appointment(UUID(offer)).status == "held"
+    # The counter's day list and the list of holds no longer show it.
+    with views_for(settings) as views:
+        catch_up(service, views, [appointment_day.PROJECTION, appointment_holds.PROJECTION])
+        day = cancelled.starts_at.astimezone(BERLIN).date()
+        listed = appointments_of_day(views, office_id=OFFICE, day=day).items
+        held = unconfirmed_holds(views, office_id=OFFICE).items
+    assert str(records.appointment_id) not in {each.appointment_id for each in listed}
+    assert str(records.appointment_id) not in {each.appointment_id for each in held}
+    assert offer in {each.appointment_id for each in held}
 
 
 def _opened_and_renamed(service: AkteService) -> UUID:
