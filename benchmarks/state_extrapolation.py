@@ -30,6 +30,8 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+from service_common import StoreUnavailable
+
 # Reference office: 150,000 procedures a year (adapters/reference/office-2024.json);
 # the other offices are scaled by their procedures (tests/fixtures/profiles).
 REFERENCE_PROCEDURES = 150_000
@@ -561,14 +563,20 @@ def _measure(args: argparse.Namespace) -> int:
         return 2
     for index, scale in enumerate(scales):
         left = scales[index + 1 :]
-        point, tables = measure(
-            scale,
-            postgres_from(args),
-            not args.quiet,
-            save=lambda partial, left=left: write(partial, left),  # type: ignore[misc]
-            resume=resume,
-            first=args.first,
-        )
+        try:
+            point, tables = measure(
+                scale,
+                postgres_from(args),
+                not args.quiet,
+                save=lambda partial, left=left: write(partial, left),  # type: ignore[misc]
+                resume=resume,
+                first=args.first,
+            )
+        except StoreUnavailable as error:
+            # The service names only the error's type (no personal data in messages); the
+            # simulated year has none, and an hour's run needs the driver's own words.
+            print(f"bin/bench-state measure: caused by {error.__context__!r}", file=sys.stderr)
+            raise
         resume = None
         measurement.points.append(point)
         measurement.tables.append({"tables": tables})
