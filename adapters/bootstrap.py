@@ -150,7 +150,9 @@ def library_env(settings: Settings) -> dict[str, str]:
             # The library's name for the pool's wait for a connection.
             "POSTGRES_CONNECT_TIMEOUT": str(settings.postgres_pool_timeout_seconds),
             "POSTGRES_LOCK_TIMEOUT": "5",
-            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(
+                settings.postgres_idle_transaction_timeout_seconds
+            ),
         }
         if settings.postgres_schema:
             env["POSTGRES_SCHEMA"] = settings.postgres_schema

@@ -36,6 +36,7 @@ from adapters.payment.provider import HttpPaymentProvider
 from adapters.payment.setup import PaymentSetup, PaymentsSwitchedOff
 from adapters.settings import Settings
 from service import AkteService
+from tests.conftest import make_settings
 from tests.support.projections import MASTER_DATA
 
 STARTING_AT_ONCE = 6
@@ -302,3 +303,22 @@ def test_the_modes_of_existing_sqlite_files_are_left_alone(tmp_path: Path) -> No
     build_service(settings).close()
 
     assert stat.S_IMODE(settings.sqlite_path.stat().st_mode) == 0o640
+
+
+@pytest.mark.postgres
+def test_the_idle_transaction_timeout_reaches_the_servers_sessions(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A bulk job on a crowded host raises it (a simulation was ended at 3.1 million
+    events with the fixed 10 s); every pooled session of the store gets it."""
+    settings = make_settings("postgres", tmp_path, request)
+    service = build_service(
+        settings.model_copy(update={"postgres_idle_transaction_timeout_seconds": 42})
+    )
+    try:
+        datastore = service.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.get_connection() as connection:
+            [row] = connection.execute("SHOW idle_in_transaction_session_timeout").fetchall()
+        assert next(iter(dict(row).values())) == "42s"
+    finally:
+        service.close()
