@@ -21,17 +21,15 @@ from adapters.settings import Settings
 from adapters.views.runner import ApplicationEventLog
 from domain.case_file import CaseFile
 from projections.audit import audit_actions
-from projections.engine import ProjectionEngine
 from projections.errors import InconsistentLog
 from projections.generations import build_table_name, read_generations, rebuild_beside
 from projections.projection import CaseRows, Projection, Table, handlers, on
 from projections.read_models import READ_MODELS
-from projections.storage import ViewsSession, ViewsStore, ViewsWriter
+from projections.storage import ViewsSession, ViewsStore
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.support.projections import TOPIC, CaseDriver, views_for
-
-NOTES = 24
+from tests.support.rebuilds import NOTES, long_file, watched_rebuild
 
 
 @pytest.fixture
@@ -40,52 +38,14 @@ def views(settings: Settings) -> Iterator[ViewsStore]:
         yield store
 
 
-class CountingWriter:
-    """The views writer, counting the rows inserted into each table."""
-
-    def __init__(self, writer: ViewsWriter) -> None:
-        self._writer = writer
-        self.inserted: Counter[str] = Counter()
-
-    def insert_rows(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
-        self.inserted[table] += len(rows)
-        self._writer.insert_rows(table, columns, rows)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._writer, name)
-
-
 def rebuilt(
     service: AkteService,
     views: ViewsStore,
     projections: Sequence[Projection],
     batch_size: int,
 ) -> tuple[dict[str, list[tuple[Any, ...]]], Counter[str]]:
-    writer = views.writer()
-    try:
-        counting = CountingWriter(writer)
-        engine = ProjectionEngine(
-            ApplicationEventLog(service),
-            counting,
-            projections,
-            batch_size=batch_size,
-        )
-        engine.rebuild()
-        return engine.dump(), counting.inserted
-    finally:
-        writer.close()
-
-
-def long_file(service: AkteService, clock: FakeClock) -> CaseDriver:
-    """One case file with a long history: every note is one more audit row."""
-    case = CaseDriver.open(service)
-    case("receive_procedure", channel="mail", topic=TOPIC)
-    for n in range(NOTES):
-        clock.advance(seconds=30)
-        case("add_note", text=f"Vermerk {n}")
-    return case
+    watched = watched_rebuild(service, views, projections, batch_size=batch_size)
+    return watched.rows, watched.inserted
 
 
 def test_each_row_of_a_growing_history_is_inserted_once_however_small_the_batches(

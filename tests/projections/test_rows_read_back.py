@@ -12,7 +12,6 @@ things keep those reads down, counted here without any timing:
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,44 +20,22 @@ from typing import Any
 import pytest
 
 from adapters.settings import Settings
-from adapters.views.runner import ApplicationEventLog
 from domain.case_file import CaseFile
 from projections.audit import audit_actions
-from projections.engine import ProjectionEngine
 from projections.errors import ReadModelFailed
 from projections.figures import workload
 from projections.projection import CaseRows, Projection, Table, handlers, on
-from projections.storage import ViewsStore, ViewsWriter
+from projections.storage import ViewsStore
 from service import AkteService
 from tests.conftest import FakeClock
-from tests.support.projections import TOPIC, CaseDriver, views_for
-
-NOTES = 24
-_FROM = re.compile(r"\bFROM\s+(\S+)", re.IGNORECASE)
+from tests.support.projections import views_for
+from tests.support.rebuilds import NOTES, long_file, watched_rebuild
 
 
 @pytest.fixture
 def views(settings: Settings) -> Iterator[ViewsStore]:
     with views_for(settings) as store:
         yield store
-
-
-class ReadingWriter:
-    """The views writer, counting the rows read from each table (by its name in SQL)."""
-
-    def __init__(self, writer: ViewsWriter) -> None:
-        self._writer = writer
-        self.read: Counter[str] = Counter()
-
-    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        rows = self._writer.fetch(sql, params)
-        found = _FROM.search(sql)
-        if found is not None:
-            self.read[found.group(1)] += len(rows)
-        return rows
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._writer, name)
 
 
 def rebuilt(
@@ -70,36 +47,10 @@ def rebuilt(
     cached_rows: int,
 ) -> tuple[dict[str, list[tuple[Any, ...]]], Counter[str]]:
     """The rows a rebuild leaves, and the rows it read back while building them."""
-    writer = views.writer()
-    try:
-        reading = ReadingWriter(writer)
-        engine = ProjectionEngine(
-            ApplicationEventLog(service),
-            reading,
-            projections,
-            batch_size=batch_size,
-            cached_rows=cached_rows,
-        )
-        engine.rebuild()
-        read = Counter(
-            {
-                table.name: reading.read[writer.table(table.name)]
-                for projection in projections
-                for table in projection.all_tables
-            }
-        )
-        return engine.dump(), read
-    finally:
-        writer.close()
-
-
-def long_file(service: AkteService, clock: FakeClock, notes: int = NOTES) -> CaseDriver:
-    case = CaseDriver.open(service)
-    case("receive_procedure", channel="mail", topic=TOPIC)
-    for n in range(notes):
-        clock.advance(seconds=30)
-        case("add_note", text=f"Vermerk {n}")
-    return case
+    watched = watched_rebuild(
+        service, views, projections, batch_size=batch_size, cached_rows=cached_rows
+    )
+    return watched.rows, watched.read
 
 
 # ------------------------------------------------------------- append-only tables
