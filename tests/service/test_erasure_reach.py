@@ -29,7 +29,7 @@ from adapters.personal_data.mapper import data_keys_of, unseparated_parts
 from adapters.personal_data.subject_access import subject_access
 from adapters.settings import Settings
 from domain.acts import Act
-from domain.appointments import Appointment, BookingErased, Person, WaitlistEntry
+from domain.appointments import Appointment, BookingErased, Person, Slot, WaitlistEntry
 from domain.case_file import (
     REGISTRATION_NOTICE_KINDS,
     CaseFile,
@@ -558,7 +558,7 @@ def test_the_office_cancels_an_erased_persons_booking_without_a_reason_and_the_s
     cancelled = service.appointments.get_appointment(records.appointment_id)
     assert (cancelled.status, cancelled.end_reason) == ("cancelled", "cancelled_by_office")
     assert len(cancelled.mails) == mails  # no notice to an address that is gone
-    slot = service.repository.get(UUID(cancelled.slot_id))
+    slot: Slot = service.repository.get(UUID(cancelled.slot_id))
     assert str(records.appointment_id) not in slot.holders
     assert type(service.appointments.appointment_events(records.appointment_id)[-1]) is (
         Appointment.CancelledAfterErasure
