@@ -120,8 +120,8 @@ class Settings(BaseSettings):
     postgres_idle_transaction_timeout_seconds: int = Field(default=10, ge=1, le=3600)
     """How long a transaction may wait for its next statement before the server ends it
     (a crashed or hung writer then holds no locks for long). A bulk job beside other
-    busy work (a simulation, an import on a crowded host) may need longer: a group of
-    5,000 events is encoded and chained inside its transaction."""
+    busy work (a simulation, an import on a crowded host) may need longer: a simulation
+    was once ended so at 3.1 million events, in one of its short transactions."""
     postgres_replica_host: str = ""
     """A streaming replica (hot standby) of ``postgres_host`` that serves worklists,
     reports and case histories (empty: none, everything is read from the primary).

@@ -425,8 +425,8 @@ def measure(
     complete = False
     try:
         cache = suggested_case_cache(scale, years=1)
-        # A bulk job, often beside other heavy work on a shared host: a group's
-        # transaction once waited over 10 s for its next statement at 3.1 million events.
+        # A bulk job, often beside other heavy work on a shared host: one of its
+        # transactions once waited over 10 s for its next statement at 3.1 million events.
         service = build_service(
             settings.model_copy(
                 update={"case_cache_size": cache, "postgres_idle_transaction_timeout_seconds": 300}
