@@ -20,7 +20,6 @@ world comes through the ports of :mod:`service_ports`, passed in by
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import threading
 from collections import OrderedDict
@@ -75,6 +74,7 @@ from service_common import (
     ServiceError,
     StoreUnavailable,
     act_now,
+    collection_paused,
     generated_reference,
     gives_back_unwritten_ids,
     last_position,
@@ -1242,7 +1242,7 @@ class AkteService(Application[UUID]):
             # Never with a key: the group is other commands' work, and a keyed command
             # that makes it write (it is written before that command's own events, or on
             # a scan of the log, or at the block's end) must not record its key with it.
-            with self.store_errors(), without_claim(), _collection_paused():
+            with self.store_errors(), without_claim(), collection_paused():
                 recordings = self.writes.save(put, batch.events, {})
         except IntegrityError:
             raise GroupConflict(batch.saves, len(batch.events)) from None
@@ -1250,7 +1250,7 @@ class AkteService(Application[UUID]):
         processing.events = list(batch.events)
         processing.aggregates = dict(batch.aggregates)
         try:
-            with self.store_errors():
+            with self.store_errors(), collection_paused():
                 self._take_snapshots(processing)
         except IntegrityError:
             # The events are written: a snapshot at that version exists already (another
@@ -1328,20 +1328,3 @@ class AkteService(Application[UUID]):
         except PersistenceError as error:
             msg = f"the event store failed: {type(error).__name__}"
             raise StoreUnavailable(msg) from None
-
-
-@contextmanager
-def _collection_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a group's transaction is open. A bulk writer's
-    heap (the simulator's case cache) makes a full collection take seconds (0.9 s at
-    scale 0.5, growing with the heap); one that falls between the transaction's
-    statements leaves it idle, the likely reason PostgreSQL's idle-in-transaction
-    timeout (10 s) ended a simulation's connection at 4.8 million events
-    (docs/performance/state.md). The collection runs after the commit instead."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -48,6 +48,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import PersistenceError
 from psycopg import sql
 
+from service_common import collection_paused
+
 KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
 DEVELOPMENT_MASTER_KEY_ID: Final = "development"
@@ -759,7 +761,8 @@ class DataKeys:
             data_key = AESGCM.generate_key(256)
             master_id, wrapped = self.master_keys.wrap(str(owner_id), data_key)
             made[owner_id] = (data_key, StoredKey(str(owner_id), master_id, wrapped))
-        stored = self.store.insert_many([key for _, key in made.values()], self._now())
+        with collection_paused():  # a short transaction: no multi-second pause inside it
+            stored = self.store.insert_many([key for _, key in made.values()], self._now())
         for owner_id, (data_key, key) in made.items():
             if key.owner_id in stored:
                 self._reserve[owner_id] = AESGCM(data_key)

@@ -3,6 +3,7 @@ to the key store; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from datetime import date
@@ -183,6 +184,29 @@ def test_refused_requests_leave_no_keys_behind(service: AkteService) -> None:
     data_keys_of(service).release_reserve()
     assert stored_keys(service) == 1
     assert keys_sharing_the_store(data_keys_of(service)).for_reading(str(opened.case_id))
+
+
+def test_keys_are_made_ahead_with_garbage_collection_paused(service: AkteService) -> None:
+    """The batch is a short transaction; a full collection of a bulk writer's heap inside
+    it (seconds) outlasted PostgreSQL's idle-in-transaction timeout."""
+    keys = data_keys_of(service)
+    keys.release_reserve()  # the next new case file makes a batch
+    working = keys.store
+    collecting: list[bool] = []
+
+    class Watching(CountingKeyStore):
+        def insert_many(self, keys: list[StoredKey], created_at: object) -> set[str]:
+            collecting.append(gc.isenabled())
+            return super().insert_many(keys, created_at)
+
+    keys.store = Watching(working)  # type: ignore[assignment]
+    try:
+        assert gc.isenabled()
+        service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
+    finally:
+        keys.store = working
+    assert collecting == [False]
+    assert gc.isenabled()
 
 
 def test_a_key_store_that_fails_while_making_keys_is_reported_as_unavailable(
