@@ -962,7 +962,7 @@ def served_app(settings: Settings, service: AkteService) -> Iterator[FastAPI]:
     from adapters.http.routes.operations import NamedCheck
     from adapters.personal_data.batch_decoding import batch_decoder
     from adapters.reports.history_keeper import HistoryKeeper
-    from adapters.store.kept_history_shelf import shelf_of
+    from adapters.store.kept_history_shelf import StepsInLog, shelf_of
 
     in_child = (
         settings.projections_in_process
@@ -992,6 +992,8 @@ def served_app(settings: Settings, service: AkteService) -> Iterator[FastAPI]:
         if kept is not None and shelf is not None:
             keeper = HistoryKeeper(service, kept, shelf, batch_decoder(service.mapper))
             keeper.start()
+            if settings.history_follow_seconds > 0:
+                keeper.follow_log(StepsInLog(service.recorder), settings.history_follow_seconds)
         app.state.history_keeper = keeper
         yield app
     finally:

@@ -195,6 +195,10 @@ class Settings(BaseSettings):
 
     Omitted: ``<data_dir>/local-issuer.pem``."""
 
+    history_follow_seconds: float = Field(default=5.0, ge=0, le=3600)
+    """How often ``akte serve`` looks in the log for case files that other processes (an
+    import, the inbox worker) grew by another 250 events, to keep their histories ahead
+    of the first request (as it does at once for files written through it); 0: never."""
     projections_in_process: bool = True
     """``akte serve`` keeps the read models up to date itself; false: separate
     ``akte projections run`` workers do (several API processes on PostgreSQL)."""

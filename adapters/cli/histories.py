@@ -3,16 +3,16 @@
 A long case file's history is kept, sealed with the file's key, in the store beside its
 snapshots (:mod:`adapters.store.kept_history_shelf`) once a request has written it, or
 the API process ahead of requests (:mod:`adapters.reports.history_keeper`, for files
-that grow through the API); every later request, in any API process, then writes only
-the events since. The first request for a file that grew long in another process (the
-inbox worker, an import), or after a release changed how entries are written, writes
-all its events (about 45 to 90 ms for 5,000 events here). Run this after a deployment,
-or at night, and no caseworker or auditor waits for that: it writes, for every case file of the
-shard with at least ``--min-entries`` events, both views (with and without personal
-data) and keeps them, and says how many it kept. It first removes what is kept of erased
-files: an erasure deletes it, but an API process whose key cache still held the key may
-put a history back within that minute (sealed with the destroyed key, so unreadable).
-Nobody reads the histories here, so nothing goes to the read-access log.
+that grow while it runs, through it or another process); every later request, in any API
+process, then writes only the events since. The first request for a file that was long
+before the API process started, or after a release changed how entries are written,
+writes all its events (about 45 to 90 ms for 5,000 events here). Run this after a
+deployment, or at night, and no caseworker or auditor waits for that: it writes, for
+every case file of the shard with at least ``--min-entries`` events, both views (with
+and without personal data) and keeps them, and says how many it kept. It first removes
+what is kept of erased files: an erasure deletes it, but an API process whose key cache
+still held the key may put a history back within that minute (sealed with the destroyed
+key, so unreadable). Nobody reads the histories here, so nothing goes to the read-access log.
 
 Exit codes: 0 done; 2 settings invalid; 3 store unreachable; 6 no store at the
 configured place.

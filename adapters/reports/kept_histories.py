@@ -181,7 +181,7 @@ class KeptHistories:
         if kept is None:
             if shelf is None:
                 return None
-            kept = shelf.load(case_id, _view(with_personal_data), self.writer)
+            kept = shelf.load(case_id, view_name(with_personal_data), self.writer)
             if kept is None:
                 return None
             self._put(place, kept, shelved=True)
@@ -254,7 +254,7 @@ class KeptHistories:
                 # Refused when another process shelved as many entries or more: fine. A
                 # store that did not answer gets it again on the next request.
                 saved = shelf.save(
-                    case_id, _view(with_personal_data), self.writer, kept.version, sealed
+                    case_id, view_name(with_personal_data), self.writer, kept.version, sealed
                 )
                 with self._lock:
                     if saved is not None and place in self._kept:
@@ -313,15 +313,16 @@ class KeptHistories:
                 self._shelved.pop(place, None)
                 self._bytes -= len(kept[1])
         if shelf is not None:
-            shelf.discard(place[0], _view(place[1]), self.writer, kept[0])
+            shelf.discard(place[0], view_name(place[1]), self.writer, kept[0])
 
 
-def _view(with_personal_data: bool) -> str:
+def view_name(with_personal_data: bool) -> str:
+    """The view's name on the shelf."""
     return "personal" if with_personal_data else "withheld"
 
 
 def _associated(case_id: UUID, with_personal_data: bool, version: int, writer: str) -> bytes:
-    view = _view(with_personal_data)
+    view = view_name(with_personal_data)
     return b"%s:%s:%s:%s:%d" % (
         _FORMAT,
         writer.encode(),

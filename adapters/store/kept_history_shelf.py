@@ -227,3 +227,41 @@ def long_streams(events: ApplicationRecorder, min_events: int) -> list[UUID]:
 
 def _uuid(stored: Any) -> UUID:
     return stored if isinstance(stored, UUID) else UUID(str(stored))
+
+
+class StepsInLog:
+    """Where the log shows aggregates reaching a multiple of a step, whoever wrote them:
+    what the API process's history keeper follows to keep the files that other processes
+    (an import, the inbox worker, ticks) grew long
+    (:meth:`adapters.reports.history_keeper.HistoryKeeper.follow_log`)."""
+
+    def __init__(self, events: ApplicationRecorder) -> None:
+        recorder: Any = events
+        self._recorder = recorder
+        self._datastore: Any = recorder.datastore
+        table = recorder.events_table_name
+        if hasattr(self._datastore, "schema"):  # PostgreSQL
+            self._statement: Any = sql.SQL(
+                "SELECT originator_id, originator_version FROM {}.{} WHERE notification_id > %s "
+                "AND notification_id <= %s AND originator_version >= %s "
+                "AND originator_version %% %s = 0 ORDER BY notification_id"
+            ).format(sql.Identifier(self._datastore.schema), sql.Identifier(table))
+        else:
+            self._statement = (
+                f"SELECT originator_id, originator_version FROM {table} WHERE rowid > ? "
+                "AND rowid <= ? "
+                "AND originator_version >= ? AND originator_version % ? = 0 ORDER BY rowid"
+            )
+
+    def head(self) -> int:
+        """The log's last position (0: empty); raises if the store cannot answer."""
+        return int(self._recorder.max_notification_id() or 0)
+
+    def reached(self, after: int, until: int, step: int, min_events: int) -> list[tuple[UUID, int]]:
+        """The aggregates, with the version, whose event between the two positions
+        (``after`` excluded) has a version of at least ``min_events`` that is a multiple of
+        ``step``, in log order: one short range of the log's primary key."""
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._statement, (after, until, min_events, step))
+            rows = cursor.fetchall()
+        return [(_uuid(row["originator_id"]), int(row["originator_version"])) for row in rows]

@@ -11,15 +11,16 @@ from typing import Any
 
 import pytest
 
-from adapters.bootstrap import served_app
+from adapters.bootstrap import build_service, served_app
 from adapters.personal_data.batch_decoding import batch_decoder
 from adapters.personal_data.kept_history_keys import kept_histories
 from adapters.reports import case_history
 from adapters.reports.history_keeper import HistoryKeeper
 from adapters.reports.kept_histories import SHELF_STEP, KeptHistories
 from adapters.settings import Settings
-from adapters.store.kept_history_shelf import KeptHistoryShelf, shelf_of
+from adapters.store.kept_history_shelf import KeptHistoryShelf, StepsInLog, shelf_of
 from service import AkteService
+from tests.conftest import FakeClock
 from tests.support.case_files import case_with_notes
 
 OFFICE = "abh-musterstadt"
@@ -49,6 +50,14 @@ def keeper(
     keeper.start()
     yield keeper
     keeper.stop()
+
+
+WAIT_SECONDS = 60.0
+"""Only so that a broken follower fails the test instead of hanging it; never a timing."""
+
+
+def _head(service: AkteService) -> int:
+    return int(service.recorder.max_notification_id() or 0)
 
 
 def _kept_versions(shelf: KeptHistoryShelf, kept: KeptHistories, case_id: Any) -> list[Any]:
@@ -133,3 +142,92 @@ def test_the_served_app_keeps_histories_ahead(settings: Settings, service: AkteS
         assert isinstance(keeper, HistoryKeeper)
         assert keeper in service._write_observers
     assert keeper not in service._write_observers  # stopped with the app
+
+
+def test_a_file_another_process_grew_to_the_step_is_kept_from_the_log(
+    settings: Settings,
+    clock: FakeClock,
+    service: AkteService,
+    kept: KeptHistories,
+    shelf: KeptHistoryShelf,
+    keeper: HistoryKeeper,
+) -> None:
+    keeper.follow_log(StepsInLog(service.recorder), every_seconds=0.01)
+    other = build_service(settings, clock=clock)  # the import's or inbox worker's process
+    try:
+        case_id, version = case_with_notes(other, OFFICE, SHELF_STEP - 1)
+        written = _head(other)
+    finally:
+        other.close()
+
+    assert keeper.looked_past(written, timeout=WAIT_SECONDS)
+    keeper.drain()
+    assert version == SHELF_STEP
+    assert _kept_versions(shelf, kept, case_id) == [SHELF_STEP, SHELF_STEP]
+    assert keeper.kept_files == 1
+
+
+def test_a_groups_file_is_kept_from_the_log(
+    service: AkteService, kept: KeptHistories, shelf: KeptHistoryShelf, keeper: HistoryKeeper
+) -> None:
+    keeper.follow_log(StepsInLog(service.recorder), every_seconds=0.01)
+    with service.grouped():
+        case_id, version = case_with_notes(service, OFFICE, SHELF_STEP)
+
+    assert keeper.looked_past(_head(service), timeout=WAIT_SECONDS)
+    keeper.drain()
+    assert version == SHELF_STEP + 1
+    # As far as the step the log showed; a request writes the one event after it.
+    assert _kept_versions(shelf, kept, case_id) == [SHELF_STEP + 1, SHELF_STEP + 1]
+
+
+def test_a_file_kept_when_it_was_saved_is_not_kept_again_from_the_log(
+    service: AkteService, kept: KeptHistories, shelf: KeptHistoryShelf, keeper: HistoryKeeper
+) -> None:
+    case_id, _ = case_with_notes(service, OFFICE, SHELF_STEP - 1)
+    keeper.drain()
+    assert keeper.kept_files == 1
+    # From the start of the log, as if it had looked before the file reached the step.
+    keeper.follow_log(StepsInLog(service.recorder), every_seconds=0.01, after=0)
+
+    assert keeper.looked_past(_head(service), timeout=WAIT_SECONDS)
+    keeper.drain()
+    assert keeper.kept_files == 1
+    assert _kept_versions(shelf, kept, case_id) == [SHELF_STEP, SHELF_STEP]
+
+
+def test_a_log_that_cannot_be_read_is_logged_and_looked_at_again(
+    service: AkteService,
+    kept: KeptHistories,
+    shelf: KeptHistoryShelf,
+    keeper: HistoryKeeper,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Flaky(StepsInLog):
+        failures = [RuntimeError("Amal Beispiel, geboren 1991")] * 2
+
+        def reached(self, *args: Any) -> list[Any]:
+            if self.failures:
+                raise self.failures.pop()
+            return super().reached(*args)
+
+    with caplog.at_level(logging.ERROR, logger="akte.history_keeper"):
+        keeper.follow_log(Flaky(service.recorder), every_seconds=0.01)
+        with service.grouped():
+            case_id, _ = case_with_notes(service, OFFICE, SHELF_STEP - 1)
+        assert keeper.looked_past(_head(service), timeout=WAIT_SECONDS)
+        keeper.drain()
+
+    assert _kept_versions(shelf, kept, case_id) == [SHELF_STEP, SHELF_STEP]
+    assert caplog.text.count("looking in the log for long files failed with RuntimeError") == 2
+    assert "Amal" not in caplog.text
+
+
+def test_the_served_app_follows_the_log_unless_told_not_to(
+    settings: Settings, service: AkteService
+) -> None:
+    with served_app(settings, service) as app:
+        assert app.state.history_keeper.following
+    quiet = settings.model_copy(update={"history_follow_seconds": 0})
+    with served_app(quiet, service) as app:
+        assert not app.state.history_keeper.following
