@@ -6,15 +6,25 @@ from __future__ import annotations
 import gc
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
-from typing import Final
-from uuid import UUID
+from typing import Any, Final
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import OperationalError
 
 from adapters.bootstrap import build_service
-from adapters.personal_data.key_store import DEFAULT_RESERVE_SIZE, DataKeys, KeyStore, StoredKey
+from adapters.personal_data.key_store import (
+    DEFAULT_RESERVE_SIZE,
+    DEVELOPMENT_MASTER_KEY_ID,
+    DataKeys,
+    KeyStore,
+    PostgresKeyStore,
+    SqliteKeyStore,
+    StoredKey,
+)
 from adapters.personal_data.mapper import data_keys_of
 from adapters.settings import Settings
 from domain.case_file import MasterData
@@ -186,26 +196,57 @@ def test_refused_requests_leave_no_keys_behind(service: AkteService) -> None:
     assert keys_sharing_the_store(data_keys_of(service)).for_reading(str(opened.case_id))
 
 
-def test_keys_are_made_ahead_with_garbage_collection_paused(service: AkteService) -> None:
-    """The batch is a short transaction; a full collection of a bulk writer's heap inside
-    it (seconds) outlasted PostgreSQL's idle-in-transaction timeout."""
+def _collection_inside_transactions(store: KeyStore, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether garbage collection was on as each write transaction of the store began."""
+    seen: list[bool] = []
+    if isinstance(store, PostgresKeyStore):
+        datastore = store._datastore
+
+        class WatchedDatastore:
+            schema = datastore.schema
+
+            def get_connection(self) -> Any:
+                return datastore.get_connection()
+
+            @contextmanager
+            def transaction(self, *, commit: bool = False) -> Iterator[Any]:
+                seen.append(gc.isenabled())
+                with datastore.transaction(commit=commit) as cursor:
+                    yield cursor
+
+        monkeypatch.setattr(store, "_datastore", WatchedDatastore())
+    else:
+        assert isinstance(store, SqliteKeyStore)
+        connection = store._connection
+
+        class WatchedConnection:
+            def cursor(self) -> Any:
+                seen.append(gc.isenabled())
+                return connection.cursor()
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(connection, name)
+
+        monkeypatch.setattr(store, "_connection", WatchedConnection())
+    return seen
+
+
+def test_the_key_stores_write_transactions_pause_garbage_collection(
+    service: AkteService, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Short transactions, but a full collection of a bulk writer's heap inside one (seconds)
+    left it idle past PostgreSQL's idle-in-transaction timeout."""
     keys = data_keys_of(service)
-    keys.release_reserve()  # the next new case file makes a batch
-    working = keys.store
-    collecting: list[bool] = []
+    seen = _collection_inside_transactions(keys.store, monkeypatch)
+    keys.release_reserve()  # the next new case file makes a batch: insert_many
+    assert gc.isenabled()
+    service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
+    single = StoredKey(str(uuid4()), DEVELOPMENT_MASTER_KEY_ID, b"wrapped" * 8)
+    assert keys.store.insert(single, clock.now)
+    keys.store.discard([single.owner_id])
 
-    class Watching(CountingKeyStore):
-        def insert_many(self, keys: list[StoredKey], created_at: object) -> set[str]:
-            collecting.append(gc.isenabled())
-            return super().insert_many(keys, created_at)
-
-    keys.store = Watching(working)  # type: ignore[assignment]
-    try:
-        assert gc.isenabled()
-        service.open_case(office_id=OFFICE, master_data=PERSON, by="sb-01")
-    finally:
-        keys.store = working
-    assert collecting == [False]
+    assert len(seen) >= 3  # the batch, the single key, the discard
+    assert not any(seen)
     assert gc.isenabled()
 
 
