@@ -948,6 +948,21 @@ def build_app(
     return app
 
 
+def _warn_of_missing_statistics(service: AkteService) -> None:
+    """Say at start when PostgreSQL does not keep the event table's statistics
+    (:mod:`adapters.store.statistics_upkeep`); a store that cannot answer says nothing
+    here (readiness reports it)."""
+    from adapters.store.statistics_upkeep import autovacuum_problem, read_autovacuum
+
+    try:
+        reading = read_autovacuum(service.recorder)
+    except Exception:  # the store is down: /readyz says so
+        return
+    problem = None if reading is None else autovacuum_problem(*reading)
+    if problem is not None:
+        logging.getLogger("akte.store").warning(problem)
+
+
 @contextmanager
 def served_app(settings: Settings, service: AkteService) -> Iterator[FastAPI]:
     """The API of ``akte serve`` with read models kept up to date, stopped and closed
@@ -987,6 +1002,7 @@ def served_app(settings: Settings, service: AkteService) -> Iterator[FastAPI]:
                 else []
             ),
         )
+        _warn_of_missing_statistics(service)
         # Long files' histories written ahead as they grow, kept where the routes look.
         kept, shelf = app.state.kept_histories, shelf_of(service)
         if kept is not None and shelf is not None:
