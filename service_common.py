@@ -167,8 +167,9 @@ class _CollectionPause:
     seconds, growing with the heap (0.9 s at scale 0.5). One that an allocation triggers
     between a transaction's statements leaves the connection idle in that transaction,
     and PostgreSQL's idle-in-transaction timeout (10 s by default) ends it: how a
-    simulation of ten million events lost its connection in the key store's short
-    transaction (docs/performance/state.md). Counted, so that overlapping pauses of
+    scale-9 simulation lost its connection at 3.1 million events, in the key store's
+    short transaction, where later runs caught it idle for 8.7 and 11.5 s
+    (docs/performance/state.md). Counted, so that overlapping pauses of
     several threads turn collection on again only when the last one ends, and only if
     it was on before the first."""
 
