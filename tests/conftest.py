@@ -59,6 +59,20 @@ POSTGRES = PostgresTarget(
 _postgres_problem: str | None = None
 
 
+def postgres_environment(data_dir: Path, schema: str) -> dict[str, str]:
+    """The ``AKTE_*`` variables of a deployment on the test server (a process or a CLI
+    reads its settings from them)."""
+    return {
+        "AKTE_STORE": "postgres",
+        "AKTE_DATA_DIR": str(data_dir),
+        "AKTE_POSTGRES_HOST": str(POSTGRES["host"]),
+        "AKTE_POSTGRES_PORT": str(POSTGRES["port"]),
+        "AKTE_POSTGRES_USER": str(POSTGRES["user"]),
+        "AKTE_POSTGRES_DBNAME": str(POSTGRES["dbname"]),
+        "AKTE_POSTGRES_SCHEMA": schema,
+    }
+
+
 def _probe_postgres() -> str | None:
     try:
         with psycopg.connect(connect_timeout=3, **POSTGRES):

@@ -31,7 +31,7 @@ from domain.case_file import CaseFile
 from domain.history import describe
 from service import AkteService
 from service_file_transfers import FileEvent
-from tests.conftest import POSTGRES
+from tests.conftest import POSTGRES, postgres_environment
 from tests.support.file_transfers import OFFICE_A, OFFICE_B, ask_for, file_with_history, log_length
 from tests.support.outbox import Broker, own_stream, stored_messages
 from tests.support.postgres_cluster import Cluster, cluster_tools_problem, temporary_cluster
@@ -55,13 +55,7 @@ def deployment(
 ) -> Iterator[Settings]:
     """abh-alt's shard on the shared server, abh-neu's on the second one."""
     environment = {
-        "AKTE_STORE": "postgres",
-        "AKTE_DATA_DIR": str(tmp_path / "data"),
-        "AKTE_POSTGRES_HOST": str(POSTGRES["host"]),
-        "AKTE_POSTGRES_PORT": str(POSTGRES["port"]),
-        "AKTE_POSTGRES_USER": str(POSTGRES["user"]),
-        "AKTE_POSTGRES_DBNAME": str(POSTGRES["dbname"]),
-        "AKTE_POSTGRES_SCHEMA": f"akte_transfers_{uuid.uuid4().hex[:8]}",
+        **postgres_environment(tmp_path / "data", f"akte_transfers_{uuid.uuid4().hex[:8]}"),
         "AKTE_SHARD_BY_OFFICE": "true",
         "AKTE_OFFICES": f"{OFFICE_A},{OFFICE_B}",
         "AKTE_OFFICE_SERVERS": f"{OFFICE_B}=127.0.0.1:{second_server.port}/akte",

@@ -16,7 +16,7 @@ from adapters.bootstrap import build_service, office_schema, shard_schema_exists
 from adapters.cli.main import main
 from adapters.cli.support import EXIT_OK, EXIT_USAGE
 from adapters.settings import Settings
-from tests.conftest import POSTGRES
+from tests.conftest import POSTGRES, postgres_environment
 from tests.http.routes.test_worklists import received_procedure
 
 pytestmark = pytest.mark.postgres
@@ -28,13 +28,7 @@ OFFICES = ("abh-a", "abh-b")
 def deployment(environment: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A sharded deployment on the test server, as the environment says."""
     settings = {
-        "AKTE_STORE": "postgres",
-        "AKTE_DATA_DIR": str(environment / "data"),
-        "AKTE_POSTGRES_HOST": str(POSTGRES["host"]),
-        "AKTE_POSTGRES_PORT": str(POSTGRES["port"]),
-        "AKTE_POSTGRES_USER": str(POSTGRES["user"]),
-        "AKTE_POSTGRES_DBNAME": str(POSTGRES["dbname"]),
-        "AKTE_POSTGRES_SCHEMA": f"akte_shardbackup_{uuid.uuid4().hex[:8]}",
+        **postgres_environment(environment / "data", f"akte_shardbackup_{uuid.uuid4().hex[:8]}"),
         "AKTE_SHARD_BY_OFFICE": "true",
         "AKTE_OFFICES": ",".join(OFFICES),
         "AKTE_SNAPSHOT_INTERVAL": "0",

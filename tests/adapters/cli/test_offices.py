@@ -25,7 +25,7 @@ from adapters.cli.main import main
 from adapters.cli.support import EXIT_BROKEN, EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE
 from adapters.monitoring.runs import AUDIT_VERIFY, task_runs
 from adapters.settings import Settings
-from tests.conftest import POSTGRES
+from tests.conftest import POSTGRES, postgres_environment
 from tests.http.routes.test_worklists import received_procedure
 from tests.support.postgres_cluster import Cluster, cluster_tools_problem, temporary_cluster
 
@@ -51,13 +51,7 @@ def deployment(
     """abh-a on the shared server, abh-b on the second one, as the environment says."""
     prefix = f"akte_offices_{uuid.uuid4().hex[:8]}"
     environment = {
-        "AKTE_STORE": "postgres",
-        "AKTE_DATA_DIR": str(tmp_path / "data"),
-        "AKTE_POSTGRES_HOST": str(POSTGRES["host"]),
-        "AKTE_POSTGRES_PORT": str(POSTGRES["port"]),
-        "AKTE_POSTGRES_USER": str(POSTGRES["user"]),
-        "AKTE_POSTGRES_DBNAME": str(POSTGRES["dbname"]),
-        "AKTE_POSTGRES_SCHEMA": prefix,
+        **postgres_environment(tmp_path / "data", prefix),
         "AKTE_SHARD_BY_OFFICE": "true",
         "AKTE_OFFICES": ",".join(OFFICES),
         "AKTE_OFFICE_SERVERS": f"abh-b=127.0.0.1:{second_server.port}/akte",
