@@ -25,7 +25,13 @@ from adapters.cli.support import (
     settings_or_fail,
 )
 from adapters.simulation.profile import SimulationError, load_profile
-from adapters.simulation.simulator import DEFAULT_OFFICE_ID, simulate, suggested_case_cache
+from adapters.simulation.simulator import (
+    DEFAULT_OFFICE_ID,
+    SimulationProgress,
+    simulate,
+    suggested_case_cache,
+)
+from adapters.store.statistics_upkeep import GrowingLogStatistics
 from domain.case_file import require_code
 from domain.errors import InvalidValue
 
@@ -125,6 +131,19 @@ def _simulate(args: argparse.Namespace) -> int:
                 f"the store holds {existing:,} events already; simulate into an empty store "
                 "(another AKTE_DATA_DIR or AKTE_POSTGRES_SCHEMA) or pass --append",
             )
+        upkeep = GrowingLogStatistics.of(service.recorder)
+        if upkeep.problem is not None:
+            print(
+                f"warning: {upkeep.problem}; this simulation runs ANALYZE itself each time "
+                "its events doubled",
+                file=sys.stderr,
+            )
+        show = simulation_progress(display)
+
+        def progress(reached: SimulationProgress) -> None:
+            show(reached)
+            upkeep.grown(existing + reached.events)
+
         try:
             result = simulate(
                 service,
@@ -135,7 +154,7 @@ def _simulate(args: argparse.Namespace) -> int:
                 scale=args.scale,
                 office_id=args.office,
                 growth=args.growth,
-                progress=simulation_progress(display),
+                progress=progress,
             )
         except SimulationError as error:
             display.end_line()

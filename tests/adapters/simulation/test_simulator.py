@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from adapters.bootstrap import build_service
@@ -29,10 +30,12 @@ from adapters.simulation.profile import (
 from adapters.simulation.simulator import simulate
 from adapters.simulation.staff import staff_plan_json, yearly_staff
 from adapters.simulation.tally import SimulationResult, achieved
+from adapters.store import statistics_upkeep
 from adapters.views.whatif_replay import run_for_application
 from domain.case_file import CaseFile
 from domain.whatif import FictionValidity
 from service import AkteService
+from tests.conftest import POSTGRES, postgres_environment
 from tests.support.statistics_oracle import BERLIN, all_events, naive_figures
 
 PROFILE = load_profile()
@@ -327,6 +330,42 @@ def test_the_cli_prints_the_truth_and_progress_and_refuses_a_used_store(
     printed = json.loads(capsys.readouterr().out)
     assert printed["office_id"] == "abh-zweite"
     assert printed["years"][str(YEAR)] == {**truth["years"][str(YEAR)], "office_id": "abh-zweite"}
+
+
+@pytest.mark.postgres
+def test_the_cli_keeps_the_logs_statistics_where_autovacuum_does_not(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    postgres_schema: str,
+) -> None:
+    """Without statistics every load of a case file became a scan at a few million events
+    (docs/performance/state.md): the simulation analyzes the shard as it grows."""
+    for name, value in postgres_environment(tmp_path / "data", postgres_schema).items():
+        monkeypatch.setenv(name, value)
+    # The store made first, its event table told to go without autovacuum (the server
+    # may have it on).
+    service = build_service(Settings())
+    try:
+        with service.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+            cursor.execute(
+                f'ALTER TABLE "{postgres_schema}".akte_events SET (autovacuum_enabled = false)'
+            )
+    finally:
+        service.close()
+    monkeypatch.setattr(statistics_upkeep, "FIRST_REFRESH_EVENTS", 50)
+
+    argv = ["simulate", "--seed", "4", "--scale", "0.001", "--year", str(YEAR)]
+    assert main([*argv, "--truth-out", str(tmp_path / "truth.json")]) == 0
+
+    assert "warning: autovacuum is off" in capsys.readouterr().err
+    with psycopg.connect(**POSTGRES) as server:
+        analyzed = server.execute(
+            "SELECT relname FROM pg_stat_user_tables "
+            "WHERE schemaname = %s AND last_analyze IS NOT NULL",
+            (postgres_schema,),
+        ).fetchall()
+    assert {"akte_events", "akte_event_chain"} <= {row[0] for row in analyzed}
 
 
 def test_certificates_are_issued_when_the_application_comes_in_spread_over_the_year(

@@ -9,7 +9,11 @@ from psycopg import sql
 
 from adapters.bootstrap import served_app
 from adapters.settings import Settings
-from adapters.store.statistics_upkeep import autovacuum_problem, read_autovacuum
+from adapters.store.statistics_upkeep import (
+    GrowingLogStatistics,
+    autovacuum_problem,
+    read_autovacuum,
+)
 from service import AkteService
 
 
@@ -79,3 +83,61 @@ def test_akte_serve_warns_when_the_event_tables_statistics_are_not_kept(
         assert "autovacuum is off" in warned[0]
     else:
         assert warned == []  # SQLite keeps no such statistics to lose
+
+
+# ------------------------------------------------------------------ bulk writers
+
+
+def test_a_bulk_writer_analyzes_first_after_the_threshold_then_each_time_it_doubled() -> None:
+    analyzed: list[int] = []
+    events = 0
+    upkeep = GrowingLogStatistics(
+        "autovacuum is off", lambda: analyzed.append(events), first_after=100
+    )
+    for events in range(0, 2_000, 30):
+        upkeep.grown(events)
+    assert analyzed == [120, 240, 480, 960, 1920]
+    assert upkeep.refreshes == 5
+
+
+def test_a_bulk_writer_leaves_it_to_autovacuum_where_it_is_on() -> None:
+    analyzed: list[int] = []
+    upkeep = GrowingLogStatistics(None, lambda: analyzed.append(1), first_after=1)
+    for events in range(0, 10_000, 100):
+        upkeep.grown(events)
+    assert analyzed == []
+
+
+def test_the_bulk_writers_upkeep_reads_the_store(settings: Settings, service: AkteService) -> None:
+    upkeep = GrowingLogStatistics.of(service.recorder, first_after=1)
+    if settings.store != "postgres":
+        assert upkeep.problem is None  # SQLite: nothing to keep
+        return
+    datastore = service.recorder.datastore  # type: ignore[attr-defined]
+    with datastore.transaction(commit=True) as cursor:
+        cursor.execute(
+            sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(
+                _events_table(service)
+            )
+        )
+    upkeep = GrowingLogStatistics.of(service.recorder, first_after=1)
+    assert upkeep.problem is not None
+    assert "autovacuum is off" in upkeep.problem
+    assert _analyzed_tables(service) == set()
+
+    upkeep.grown(1)
+
+    # Every table of the shard, the event table and the hash chain among them.
+    analyzed = _analyzed_tables(service)
+    assert {service.recorder.events_table_name, "akte_event_chain"} <= analyzed  # type: ignore[attr-defined]
+
+
+def _analyzed_tables(service: AkteService) -> set[str]:
+    datastore = service.recorder.datastore  # type: ignore[attr-defined]
+    with datastore.transaction(commit=False) as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_stat_user_tables "
+            "WHERE schemaname = %s AND last_analyze IS NOT NULL",
+            (datastore.schema,),
+        )
+        return {row["relname"] for row in cursor.fetchall()}
