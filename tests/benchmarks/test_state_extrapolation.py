@@ -227,6 +227,51 @@ def test_a_run_stopped_after_its_simulation_goes_on_from_the_schema_it_kept(
     assert point["rebuild_seconds"][calls[0]] == partial["rebuild_seconds"][calls[0]]
 
 
+@pytest.mark.postgres
+def test_the_rebuilds_run_without_the_simulating_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``akte projections rebuild`` does: every full collection the engine makes walks
+    the whole heap, and the simulating service's case cache was 2.9 GB at 10 million
+    events."""
+    from adapters import bootstrap
+    from adapters.settings import Settings
+    from projections import generations
+
+    build = bootstrap.build_service
+    services: list[tuple[Any, Settings]] = []
+    closed: list[Any] = []
+
+    def recorded_build(settings: Settings, **kwargs: Any) -> Any:
+        service = build(settings, **kwargs)
+        close = service.close
+
+        def recorded_close() -> None:
+            closed.append(service)
+            close()
+
+        service.close = recorded_close  # type: ignore[method-assign]
+        services.append((service, settings))
+        return service
+
+    seen: list[tuple[bool, bool, int]] = []
+
+    def rebuild_seen(log: Any, writer: Any, projections: Any) -> Any:
+        simulating, _ = services[0]
+        rebuilding, settings = services[-1]
+        seen.append((rebuilding is not simulating, simulating in closed, settings.case_cache_size))
+        return 0
+
+    monkeypatch.setattr(bootstrap, "build_service", recorded_build)
+    monkeypatch.setattr(generations, "rebuild_beside", rebuild_seen)
+    out = tmp_path / "points.json"
+    assert main(["measure", "--scales", "0.002", "--json", str(out), "--quiet"]) == 0
+
+    # Another service, the simulating one closed, and the cache a deployment has.
+    assert len(seen) == len(READ_MODELS)
+    assert set(seen) == {(True, True, Settings().case_cache_size)}
+
+
 def test_measure_refuses_an_unknown_read_model_before_it_simulates(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
