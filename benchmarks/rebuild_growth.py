@@ -19,6 +19,7 @@ two versions of the engine on the same logs, side by side.
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import math
@@ -52,6 +53,10 @@ class Rebuild:
     server_cpu_seconds: float | None
     rows_copied: int
     load: str
+    full_collections: int = 0
+    """Python's full (oldest-generation) garbage collections during the rebuild: each walks
+    the whole heap of the process."""
+    collection_seconds: float = 0.0
 
     @property
     def cpu_seconds(self) -> float:
@@ -83,6 +88,7 @@ def simulated_log(pg: PostgresParams, scale: float, keep: str | None) -> Iterato
     from adapters.bootstrap import build_service
     from adapters.simulation.profile import load_profile
     from adapters.simulation.simulator import simulate, suggested_case_cache
+    from adapters.store.statistics_upkeep import GrowingLogStatistics
     from benchmarks.simulator import DEFAULT_SEED, DEFAULT_YEAR
 
     schema = f"{keep}_{str(scale).replace('.', '_')}" if keep else f"akte_growth_{os.getpid()}"
@@ -98,9 +104,20 @@ def simulated_log(pg: PostgresParams, scale: float, keep: str | None) -> Iterato
             cache = suggested_case_cache(scale, years=1)
             service = build_service(settings.model_copy(update={"case_cache_size": cache}))
             try:
+                # Where autovacuum is off, the run keeps the log's statistics itself: without
+                # them every load of a case file became a scan at a few million events.
+                upkeep = GrowingLogStatistics.of(service.recorder)
+                if upkeep.problem is not None:
+                    warning = f"warning: {upkeep.problem}; ANALYZE runs as the log doubles"
+                    print(warning, file=sys.stderr)
                 with service.grouped():
                     simulate(
-                        service, load_profile(), seed=DEFAULT_SEED, year=DEFAULT_YEAR, scale=scale
+                        service,
+                        load_profile(),
+                        seed=DEFAULT_SEED,
+                        year=DEFAULT_YEAR,
+                        scale=scale,
+                        progress=lambda reached: upkeep.grown(reached.events),
                     )
             finally:
                 service.close()
@@ -126,10 +143,13 @@ class _CountingWriter:
         return getattr(self._writer, name)
 
 
-def measure(settings: Settings, scale: float, names: Sequence[str]) -> list[Rebuild]:
+def measure(
+    settings: Settings, scale: float, names: Sequence[str], cached_rows: int | None = None
+) -> list[Rebuild]:
     """Rebuild each read model alone beside the one in service, one after another."""
     from adapters.bootstrap import build_service, open_views_store
     from adapters.views.runner import ApplicationEventLog
+    from projections.engine import DEFAULT_CACHED_ROWS
     from projections.generations import rebuild_beside, rebuild_locks
     from projections.read_models import READ_MODELS
 
@@ -147,8 +167,13 @@ def measure(settings: Settings, scale: float, names: Sequence[str]) -> list[Rebu
             server_before = backend_cpu_seconds(backend)
             cpu_before = time.process_time()
             started = time.perf_counter()
-            with rebuild_locks(writer, [name], 10.0):
-                rebuild_beside(log, counting, [by_name[name]])
+            with rebuild_locks(writer, [name], 10.0), FullCollections() as collections:
+                rebuild_beside(
+                    log,
+                    counting,
+                    [by_name[name]],
+                    cached_rows=DEFAULT_CACHED_ROWS if cached_rows is None else cached_rows,
+                )
             wall = time.perf_counter() - started
             cpu = time.process_time() - cpu_before
             server_after = backend_cpu_seconds(backend)
@@ -157,12 +182,50 @@ def measure(settings: Settings, scale: float, names: Sequence[str]) -> list[Rebu
                 if server_before is None or server_after is None
                 else server_after - server_before
             )
-            results.append(Rebuild(name, scale, events, wall, cpu, server, counting.rows, _load()))
+            results.append(
+                Rebuild(
+                    name,
+                    scale,
+                    events,
+                    wall,
+                    cpu,
+                    server,
+                    counting.rows,
+                    _load(),
+                    collections.count,
+                    collections.seconds,
+                )
+            )
     finally:
         writer.close()
         views.close()
         service.close()
     return results
+
+
+class FullCollections:
+    """Counts Python's full garbage collections while the block runs, and their seconds."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def _watch(self, phase: str, info: dict[str, Any]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.count += 1
+            self.seconds += time.perf_counter() - self._started
+
+    def __enter__(self) -> FullCollections:
+        gc.callbacks.append(self._watch)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._watch)
 
 
 def report(results: Sequence[Rebuild]) -> str:
@@ -172,7 +235,7 @@ def report(results: Sequence[Rebuild]) -> str:
         cells = [
             f"{r.events:,}: {1e6 * r.cpu_seconds / r.events:.1f} µs/event, "
             f"{r.rows_copied / r.events:.2f} rows/event, {r.wall_seconds:.1f} s wall "
-            f"(load {r.load})"
+            f"(load {r.load}), {r.full_collections} full collections {r.collection_seconds:.1f} s"
             for r in points
         ]
         ks = [
@@ -189,6 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--read-models", default="audit_actions,workload,statistics")
     parser.add_argument("--keep", metavar="PREFIX", help="keep and reuse the simulated logs")
     parser.add_argument("--json", type=Path, metavar="OUT")
+    parser.add_argument(
+        "--cached-rows",
+        type=int,
+        help="rows the rebuild remembers between batches (default: the engine's); a smaller"
+        " cache shows at a small log what a rebuild of a larger one meets",
+    )
     add_postgres_arguments(parser)
     args = parser.parse_args(argv)
     pg = postgres_from(args)
@@ -197,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for scale in (float(s) for s in args.scales.split(",") if s):
         with simulated_log(pg, scale, args.keep) as settings:
             print(f"scale {scale}: rebuilding {', '.join(names)}", file=sys.stderr, flush=True)
-            results += measure(settings, scale, names)
+            results += measure(settings, scale, names, args.cached_rows)
     print(report(results))
     if args.json:
         args.json.write_text(

@@ -41,7 +41,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from projections.engine import DEFAULT_BATCH_SIZE, Progress, ProjectionEngine
+from projections.engine import DEFAULT_BATCH_SIZE, DEFAULT_CACHED_ROWS, Progress, ProjectionEngine
 from projections.errors import ProjectionBusy, ReadModelNewer
 from projections.positions import (
     GENERATIONS_SCHEMA,
@@ -208,6 +208,7 @@ def rebuild_beside(
     projections: Sequence[Projection],
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    cached_rows: int = DEFAULT_CACHED_ROWS,
     progress: Callable[[Progress], None] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
     before_switch: Callable[[], None] | None = None,
@@ -226,7 +227,9 @@ def rebuild_beside(
         for schema in projection.schemas
     }
     build = BuildWriter(writer, names)
-    engine = ProjectionEngine(log, build, chosen, batch_size=batch_size, clock=clock)
+    engine = ProjectionEngine(
+        log, build, chosen, batch_size=batch_size, cached_rows=cached_rows, clock=clock
+    )
     done = engine.rebuild(progress=progress)
     # Close to the head before the switch: what is left is applied while readers wait.
     while log.head() - min(engine.positions().values()) > FINAL_CATCH_UP_EVENTS:
