@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -334,3 +335,23 @@ def test_read_models_that_share_events_are_rebuilt_in_the_same_process() -> None
         frozenset({"notice_triage"}),
         frozenset(tied),
     }
+
+
+def test_what_survives_a_collection_is_frozen_until_the_catch_up_ends(
+    service: AkteService, views: ViewsStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full collection walks every object of the process: frozen, the remembered rows
+    (and whatever else the process holds) are not walked again by the next ones. Nothing
+    stays frozen once the catch-up is over, so cycles among them are collected again."""
+    from projections import engine as engine_module
+
+    busy_history(service, clock, cases=4)
+    # Collect after every batch: the batches are small here.
+    monkeypatch.setattr(engine_module, "COLLECT_AFTER_ALLOCATIONS", -1)
+    frozen_after_batches: list[int] = []
+    with engine_for(service, views, batch_size=5) as engine:
+        engine.catch_up(progress=lambda _: frozen_after_batches.append(gc.get_freeze_count()))
+
+    assert len(frozen_after_batches) > 2
+    assert all(count > 0 for count in frozen_after_batches)
+    assert gc.get_freeze_count() == 0
