@@ -482,9 +482,9 @@ def measure(
             service.close()
         # The rebuilds run as `akte projections rebuild` does: in a process that holds no
         # simulation. Up to the 10-million point they ran beside the simulating service
-        # and its case cache (2.9 GB there), and every full collection the engine makes
-        # walks the whole heap: 25 million objects more took a statistics rebuild's 15
-        # collections at 2.2 million events from 18.4 to 33.0 s.
+        # and its case cache (2.9 GB there), and every full collection the engine made
+        # walked the whole heap: 25 million objects more took a statistics rebuild's 15
+        # collections at 2.2 million events from about 17 to 37 s (medians of two).
         del service
         gc.collect()
         service = build_service(

@@ -302,8 +302,8 @@ def _collector_paused() -> Iterator[None]:
     whatever else the process holds) is frozen (``gc.freeze``): the next collections walk
     only what came after it. Unfrozen, a rebuild's full collections walked every
     remembered row each time, a quarter of a ``statistics`` rebuild at 2.2 million events,
-    and every object of the process beside it (a simulation's 2.9 GB made the rebuild 1.4
-    times slower; docs/performance/state.md). Frozen objects are still freed when their
+    and every object of the process beside it (25 million, 2.95 GB, made that rebuild
+    1.4 times slower; docs/performance/state.md). Frozen objects are still freed when their
     last reference goes; only garbage in reference cycles among them waits, for the end of
     the pause. The switch is process-wide, hence counted: automatic collection resumes
     and everything is unfrozen when the last of overlapping pauses ends (collection only
