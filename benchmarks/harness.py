@@ -19,7 +19,7 @@ import platform
 import sqlite3
 import statistics
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -44,6 +44,7 @@ from adapters.store.transcoding import (
 from domain.acts import Act
 from domain.case_file import CaseFile, MasterData
 from domain.case_reference import CaseReference
+from service import AkteService
 
 StoreName = Literal["sqlite", "postgres"]
 TranscoderName = Literal["orjson", "json"]
@@ -304,6 +305,32 @@ def schema_settings(
         transcoder=transcoder,
         snapshot_interval=snapshot_interval,
     )
+
+
+def simulate_reference_year(
+    service: AkteService, scale: float, warn: Callable[[str], None]
+) -> None:
+    """The reference office year at ``scale`` through ``service``, its commands written in
+    groups. Where autovacuum is off the run keeps the log's statistics itself
+    (:class:`~adapters.store.statistics_upkeep.GrowingLogStatistics`, after saying so):
+    without them every load of a case file became a scan at a few million events."""
+    from adapters.simulation.profile import load_profile
+    from adapters.simulation.simulator import simulate
+    from adapters.store.statistics_upkeep import GrowingLogStatistics
+    from benchmarks.simulator import DEFAULT_SEED, DEFAULT_YEAR
+
+    upkeep = GrowingLogStatistics.of(service.recorder)
+    if upkeep.problem is not None:
+        warn(f"warning: {upkeep.problem}; ANALYZE runs as the log doubles")
+    with service.grouped():
+        simulate(
+            service,
+            load_profile(),
+            seed=DEFAULT_SEED,
+            year=DEFAULT_YEAR,
+            scale=scale,
+            progress=lambda reached: upkeep.grown(reached.events),
+        )
 
 
 class BareApplication(Application[UUID]):

@@ -40,6 +40,7 @@ from benchmarks.harness import (
     add_postgres_arguments,
     postgres_from,
     schema_settings,
+    simulate_reference_year,
 )
 
 
@@ -86,10 +87,7 @@ def _load() -> str:
 def simulated_log(pg: PostgresParams, scale: float, keep: str | None) -> Iterator[Settings]:
     """Settings of a schema holding the simulated year at ``scale`` (made unless kept)."""
     from adapters.bootstrap import build_service
-    from adapters.simulation.profile import load_profile
-    from adapters.simulation.simulator import simulate, suggested_case_cache
-    from adapters.store.statistics_upkeep import GrowingLogStatistics
-    from benchmarks.simulator import DEFAULT_SEED, DEFAULT_YEAR
+    from adapters.simulation.simulator import suggested_case_cache
 
     schema = f"{keep}_{str(scale).replace('.', '_')}" if keep else f"akte_growth_{os.getpid()}"
     with pg.connect() as conn:
@@ -104,21 +102,9 @@ def simulated_log(pg: PostgresParams, scale: float, keep: str | None) -> Iterato
             cache = suggested_case_cache(scale, years=1)
             service = build_service(settings.model_copy(update={"case_cache_size": cache}))
             try:
-                # Where autovacuum is off, the run keeps the log's statistics itself: without
-                # them every load of a case file became a scan at a few million events.
-                upkeep = GrowingLogStatistics.of(service.recorder)
-                if upkeep.problem is not None:
-                    warning = f"warning: {upkeep.problem}; ANALYZE runs as the log doubles"
-                    print(warning, file=sys.stderr)
-                with service.grouped():
-                    simulate(
-                        service,
-                        load_profile(),
-                        seed=DEFAULT_SEED,
-                        year=DEFAULT_YEAR,
-                        scale=scale,
-                        progress=lambda reached: upkeep.grown(reached.events),
-                    )
+                simulate_reference_year(
+                    service, scale, lambda text: print(text, file=sys.stderr, flush=True)
+                )
             finally:
                 service.close()
         yield settings

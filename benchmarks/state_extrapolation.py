@@ -402,13 +402,10 @@ def measure(
     from psycopg import sql
 
     from adapters.bootstrap import build_service, open_views_store
-    from adapters.simulation.profile import load_profile
-    from adapters.simulation.simulator import simulate, suggested_case_cache
+    from adapters.simulation.simulator import suggested_case_cache
     from adapters.store.hash_chain import ChainSource, verify_chains
-    from adapters.store.statistics_upkeep import GrowingLogStatistics
     from adapters.views.runner import ApplicationEventLog
-    from benchmarks.harness import schema_settings
-    from benchmarks.simulator import DEFAULT_SEED, DEFAULT_YEAR
+    from benchmarks.harness import schema_settings, simulate_reference_year
     from projections.generations import rebuild_beside, rebuild_locks
     from projections.read_models import READ_MODELS
 
@@ -438,20 +435,7 @@ def measure(
             if not state.simulated:
                 say("simulating")
                 started = perf_counter()
-                # Where autovacuum is off, the run keeps the log's statistics itself: without
-                # them every load of a case file became a scan at a few million events.
-                upkeep = GrowingLogStatistics.of(service.recorder)
-                if upkeep.problem is not None:
-                    say(f"warning: {upkeep.problem}; ANALYZE runs as the log doubles")
-                with service.grouped():
-                    simulate(
-                        service,
-                        load_profile(),
-                        seed=DEFAULT_SEED,
-                        year=DEFAULT_YEAR,
-                        scale=scale,
-                        progress=lambda reached: upkeep.grown(reached.events),
-                    )
+                simulate_reference_year(service, scale, say)
                 state.simulate_seconds = perf_counter() - started
                 topics: Counter[str] = Counter()
                 start = 1
