@@ -31,6 +31,7 @@ from adapters.simulation.simulator import (
     simulate,
     suggested_case_cache,
 )
+from adapters.store import statistics_upkeep
 from adapters.store.statistics_upkeep import GrowingLogStatistics
 from domain.case_file import require_code
 from domain.errors import InvalidValue
@@ -134,8 +135,8 @@ def _simulate(args: argparse.Namespace) -> int:
         upkeep = GrowingLogStatistics.of(service.recorder)
         if upkeep.problem is not None:
             print(
-                f"warning: {upkeep.problem}; this simulation runs ANALYZE itself each time "
-                "its events doubled",
+                f"warning: {upkeep.problem}; this simulation runs ANALYZE itself after "
+                f"{statistics_upkeep.FIRST_REFRESH_EVENTS:,} events and each time they doubled",
                 file=sys.stderr,
             )
         show = simulation_progress(display)
