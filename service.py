@@ -60,6 +60,7 @@ from domain.values import (
     ResidenceDocumentKind,
     Validity,
 )
+from runtime.garbage_collection import collection_paused
 from service_appointment_mails import AppointmentSetup
 from service_appointments import Appointments
 from service_case_as_of import CaseAsOf
@@ -74,7 +75,6 @@ from service_common import (
     ServiceError,
     StoreUnavailable,
     act_now,
-    collection_paused,
     generated_reference,
     gives_back_unwritten_ids,
     last_position,

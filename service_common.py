@@ -7,10 +7,9 @@ it imports only the domain and the standard library, so no context needs the ent
 from __future__ import annotations
 
 import functools
-import gc
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -158,46 +157,3 @@ def gives_back_unwritten_ids(command: Callable[P, R]) -> Callable[P, R]:
                 give_back([owner_id for owner_id, giver in handed_out if giver == give_back])
 
     return run
-
-
-class _CollectionPause:
-    """Cyclic garbage collection off while any thread is inside :meth:`paused`.
-
-    A bulk writer's heap (the simulator's case cache) makes a full collection take
-    seconds, growing with the heap (0.9 s at scale 0.5). One that an allocation triggers
-    between a transaction's statements leaves the connection idle in that transaction,
-    and PostgreSQL's idle-in-transaction timeout (10 s by default) ends it: how a
-    scale-9 simulation lost its connection at 3.1 million events, in the key store's
-    short transaction, where later runs caught it idle for 8.7 and 11.5 s
-    (docs/performance/state.md). Counted, so that overlapping pauses of
-    several threads turn collection on again only when the last one ends, and only if
-    it was on before the first."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._was_enabled = False
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        with self._lock:
-            if self._depth == 0:
-                self._was_enabled = gc.isenabled()
-                gc.disable()
-            self._depth += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._depth -= 1
-                if self._depth == 0 and self._was_enabled:
-                    gc.enable()
-
-
-_collection = _CollectionPause()
-
-
-def collection_paused() -> AbstractContextManager[None]:
-    """No cyclic garbage collection inside this block (a store transaction of a writer
-    whose heap may be large); it runs after the block instead. See :class:`_CollectionPause`."""
-    return _collection.paused()

@@ -71,8 +71,8 @@ import queue
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -96,6 +96,7 @@ from projections.positions import (
 from projections.projection import TOTALS_COUNT, CaseRows, Handler, Opener, Projection, Table
 from projections.storage import CaseHistoryLog, DecodingEventLog, EventLog, ViewsWriter
 from projections.table_sql import TableSql
+from runtime.garbage_collection import collect_and_freeze, collection_paused
 
 DEFAULT_BATCH_SIZE: Final = 20_000
 """Notifications per batch (and per transaction) of a rebuild or catch-up: large enough
@@ -283,13 +284,8 @@ COLLECT_AFTER_ALLOCATIONS: Final = 200_000
 """While the collector is paused: collect once the objects it tracks have grown by this
 many (the rows cache filling up, or garbage in reference cycles, which only it frees)."""
 
-_collector_lock = threading.Lock()
-_collector_pauses = 0
-_collector_was_enabled = False
 
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
+def _collector_paused() -> AbstractContextManager[None]:
     """Pause Python's automatic (cyclic) garbage collection while batches are processed.
 
     A batch allocates hundreds of thousands of objects and the rows cache keeps hundreds
@@ -305,32 +301,17 @@ def _collector_paused() -> Iterator[None]:
     and every object of the process beside it (25 million, 2.95 GB, made that rebuild
     1.4 times slower; docs/performance/state.md). Frozen objects are still freed when their
     last reference goes; only garbage in reference cycles among them waits, for the end of
-    the pause. The switch is process-wide, hence counted: automatic collection resumes
-    and everything is unfrozen when the last of overlapping pauses ends (collection only
-    if it was on before the first)."""
-    global _collector_pauses, _collector_was_enabled
-    with _collector_lock:
-        if _collector_pauses == 0:
-            _collector_was_enabled = gc.isenabled()
-            gc.disable()
-        _collector_pauses += 1
-    try:
-        yield
-    finally:
-        with _collector_lock:
-            _collector_pauses -= 1
-            if _collector_pauses == 0:
-                gc.unfreeze()
-                if _collector_was_enabled:
-                    gc.enable()
+    the pause. The switch is process-wide, so the pause is the process's one counted pause
+    (:mod:`runtime.garbage_collection`), shared with the store transactions of writers:
+    collection resumes and everything is unfrozen when the last pause ends."""
+    return collection_paused()
 
 
 def _collect_when_grown() -> None:
     # The first count is allocations minus deallocations of tracked objects since the
     # last collection: it grows only with what stays alive.
     if gc.get_count()[0] > COLLECT_AFTER_ALLOCATIONS:
-        gc.collect()
-        gc.freeze()
+        collect_and_freeze()
 
 
 _Step = tuple[Opener | None, str | None, Handler | None]

@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import PersistenceError
 from psycopg import sql
 
-from service_common import collection_paused
+from runtime.garbage_collection import collection_paused
 
 KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
@@ -439,7 +439,7 @@ class PostgresKeyStore:
         """A write transaction with cyclic garbage collection paused. A bulk writer's
         process was seen idle in these short transactions for 8.7 s (between ``SET LOCAL``
         and the ``INSERT``) and once past PostgreSQL's idle-in-transaction timeout: a full
-        collection of its heap, triggered inside (service_common.collection_paused)."""
+        collection of its heap, triggered inside (runtime.garbage_collection)."""
         with collection_paused(), self._datastore.transaction(commit=True) as cursor:
             yield cursor
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from projections.status import projection_status
 from projections.storage import StoredNotification, ViewsStore
 from projections.worklists import WORKLISTS, open_procedures_by_assignee, unassigned_procedures
 from projections.worklists.unassigned_procedures import unassigned_procedures as unassigned_query
+from runtime.garbage_collection import collection_paused
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.support.projections import (
@@ -355,3 +357,26 @@ def test_what_survives_a_collection_is_frozen_until_the_catch_up_ends(
     assert len(frozen_after_batches) > 2
     assert all(count > 0 for count in frozen_after_batches)
     assert gc.get_freeze_count() == 0
+
+
+def test_a_writers_pause_that_ends_during_a_catch_up_leaves_collection_off(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    """The API on SQLite runs the projection runner as a thread beside requests whose
+    key-store transactions pause collection too. It is one pause for the process: a
+    transaction that ends during a catch-up does not turn collection on inside it."""
+    busy_history(service, clock, cases=4)
+    collecting_after_batches: list[bool] = []
+    with ExitStack() as request:
+        request.enter_context(collection_paused())
+
+        def batch_done(_: Progress) -> None:
+            request.close()  # the request's transaction ends after the first batch
+            collecting_after_batches.append(gc.isenabled())
+
+        with engine_for(service, views, batch_size=5) as engine:
+            engine.catch_up(progress=batch_done)
+
+    assert len(collecting_after_batches) > 2
+    assert not any(collecting_after_batches)
+    assert gc.isenabled()

@@ -2,8 +2,8 @@
 
 import-linter builds its graph from packages only, so ``service.py`` and its sibling
 context modules are checked here, by reading their import statements: they import the
-standard library, the eventsourcing library, ``domain`` and each other, and the contexts
-never import ``service`` (the entry point composes them, not the other way round).
+standard library, the eventsourcing library, ``domain``, ``runtime`` and each other, and
+the contexts never import ``service`` (the entry point composes them, not the other way round).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINT = "service"
 APPLICATION = sorted(path.stem for path in ROOT.glob("service*.py"))
 ALLOWED_THIRD_PARTY = frozenset({"eventsourcing"})
+OURS = frozenset({"domain", "runtime"})
+"""The packages besides each other the application modules may import."""
 
 
 def imported_modules(source: str) -> list[str]:
@@ -40,7 +42,7 @@ def broken_rules(module: str, source: str) -> list[str]:
             if root == ENTRY_POINT and module != ENTRY_POINT:
                 broken.append(f"{module} imports {name}: a context must not import the entry point")
             continue
-        if root == "domain" or root in ALLOWED_THIRD_PARTY or root in sys.stdlib_module_names:
+        if root in OURS or root in ALLOWED_THIRD_PARTY or root in sys.stdlib_module_names:
             if root in {"sqlite3"}:
                 broken.append(f"{module} imports {name}: a database driver")
             continue

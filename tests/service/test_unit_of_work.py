@@ -24,7 +24,6 @@ from service_common import (
     ConcurrentModification,
     DuplicateReference,
     StoreUnavailable,
-    collection_paused,
 )
 from service_idempotency import IdempotencyClaim, idempotency_claim
 from service_unit_of_work import GroupConflict
@@ -325,40 +324,6 @@ def test_no_garbage_collection_runs_while_a_groups_transaction_is_open(
     assert len(snapshotting) == len(collecting)
     assert not any(snapshotting)  # nor the snapshots' transaction after it
     assert gc.isenabled()  # and on again after each
-
-
-def test_overlapping_pauses_of_two_threads_collect_again_only_after_the_last() -> None:
-    """The first pause to begin is not the last to end: collection stays off until the
-    other thread's transaction is over too."""
-    second_inside = threading.Event()
-    second_may_leave = threading.Event()
-
-    def second() -> None:
-        with collection_paused():
-            second_inside.set()
-            second_may_leave.wait(timeout=30)
-
-    assert gc.isenabled()
-    thread = threading.Thread(target=second)
-    try:
-        with collection_paused():
-            thread.start()
-            assert second_inside.wait(timeout=30)
-        assert not gc.isenabled()  # the second thread is still inside its pause
-    finally:
-        second_may_leave.set()
-        thread.join(timeout=30)
-    assert gc.isenabled()
-
-
-def test_a_pause_leaves_collection_off_when_it_was_off_before() -> None:
-    gc.disable()
-    try:
-        with collection_paused():
-            assert not gc.isenabled()
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
 
 
 def test_business_time_and_clock_are_kept(service: AkteService, clock: FakeClock) -> None:
