@@ -35,7 +35,8 @@ Figures (``figure`` column) and the event that counts them:
 - ``commitment_fees_paid``: ``FeePaid`` (amount in cents), ``commitment_fees_refunded``:
   ``PaymentRefunded`` of the payment that had paid the fee;
 - ``appointments_served``: ``Appointment.Attended``; ``appointment_no_shows``:
-  ``Appointment.NoShow``.
+  ``Appointment.NoShow``; both in the year and month of the appointment's day
+  (:data:`APPOINTMENT_DAYS`, from ``Appointment.Booked``), not of the day it was recorded.
 
 Customers are the distinct persons served in a year, by any channel. A fact that serves
 a person names them in ``customer``: the case file's id (``c:<id>``), for an appointment
@@ -126,6 +127,21 @@ FACTS = Table(
         Totals(f"{NAME}_facts_customers", group_by=("office_id", "year", "customer")),
     ),
 )
+
+
+@dataclass
+class AppointmentDayRow:
+    """The day at the counter of a booked appointment: its attendance or no-show counts
+    in that day's year and month, whenever it was recorded (a no-show of 31 December is
+    often recorded on 2 January)."""
+
+    case_id: str
+    office_id: str
+    reference: str
+    day: date
+
+
+APPOINTMENT_DAYS = Table(f"{NAME}_appointment_days", AppointmentDayRow)
 
 NO_CUSTOMER: Final = ""
 _CUSTOMER_FIGURES: Final = frozenset(
@@ -405,6 +421,25 @@ def _appointment_opened(event: Appointment.Booked) -> tuple[str, str]:
     return event.office_id, ""
 
 
+def _appointment_booked(appointment: CaseRows, event: Appointment.Booked) -> None:
+    # starts_at is in the service point's local time: its date is the day at the counter.
+    appointment.put(
+        APPOINTMENT_DAYS,
+        AppointmentDayRow(
+            appointment.case_id,
+            appointment.office_id,
+            appointment.reference,
+            event.starts_at.date(),
+        ),
+    )
+
+
+def _appointment_day(appointment: CaseRows) -> date:
+    row = appointment.get(APPOINTMENT_DAYS)
+    assert row is not None  # put by the Booked event that opened the appointment
+    return row.day
+
+
 def _appointment_customer(event: Appointment.Attended | Appointment.NoShow) -> str:
     return f"c:{event.case_id}" if event.case_id else f"p:{event.person_key}"
 
@@ -418,6 +453,7 @@ def _attended(appointment: CaseRows, event: Appointment.Attended) -> None:
         kind=event.appointment_type,
         legal_basis=event.legal_basis,
         customer=_appointment_customer(event),
+        counted_on=_appointment_day(appointment),
     )
 
 
@@ -431,6 +467,7 @@ def _no_show(appointment: CaseRows, event: Appointment.NoShow) -> None:
         kind=event.appointment_type,
         legal_basis=event.legal_basis,
         customer=NO_CUSTOMER,
+        counted_on=_appointment_day(appointment),
     )
 
 
@@ -455,17 +492,19 @@ _HANDLERS: Final[tuple[tuple[type[object], Handler], ...]] = (
     (CommitmentDeclaration.SignedAndHandedOver, _declaration_handed_over),
     (CommitmentDeclaration.FeePaid, _fee_paid),
     (CommitmentDeclaration.PaymentRefunded, _payment_refunded),
+    (Appointment.Booked, _appointment_booked),
     (Appointment.Attended, _attended),
     (Appointment.NoShow, _no_show),
 )
 
 PROJECTION: Final = Projection(
     name=NAME,
-    tables=(FACTS,),
+    tables=(FACTS, APPOINTMENT_DAYS),
     handlers=handlers(*_HANDLERS),
     # 3: transfers to a new passport (Übertrag) are counted; stored histories hold them.
     # 4: a consent deemed given counts in the year and month its period ended.
-    version=4,
+    # 5: an appointment's attendance or no-show counts in the month of its day.
+    version=5,
     # Closed and transferred files keep counting: what happened stays a fact.
     active_cases_only=False,
     openers={

@@ -35,6 +35,7 @@ from projections.storage import ViewsStore
 from service import AkteService
 from tests.conftest import FakeClock
 from tests.projections.test_engine_properties import History, Step, histories, settings_for
+from tests.support.appointments import POINT, STUDENT, local, person, proof, set_up
 from tests.support.projections import (
     EAT_BASIS,
     OFFICE,
@@ -439,3 +440,46 @@ def test_a_year_before_the_offices_first_event_is_not_recorded_never_zero(
     assert (quiet.value, quiet.previous) == (0, 1)
     assert any("Kundinnen und Kunden" in note for note in first.notes)
     assert tuple(figure.key for figure in first.figures) == FIGURE_KEYS
+
+
+def test_an_appointment_counts_in_the_year_of_its_day_not_of_its_recording(
+    service: AkteService, views: ViewsStore, clock: FakeClock
+) -> None:
+    """A no-show of 30 December recorded after the holidays, on 2 January, is one of the
+    old year's appointments: the report of the new year must not count it."""
+    set_up(service)
+    clock.now = local(date(2024, 12, 16), 10)
+    booked = []
+    for n, hour in enumerate((9, 10)):
+        recorded = service.appointments.book_appointment(
+            office_id=OFFICE,
+            service_point_code=POINT,
+            appointment_type="extend-title",
+            starts_at=local(date(2024, 12, 30), hour),
+            situation=STUDENT,
+            person=person(n),
+            proof=proof(service),
+            by="public",
+        )
+        booked.append(recorded.appointment_id)
+    missed, attended = booked
+    clock.now = local(date(2024, 12, 30), 9, 55)
+    version = service.appointments.check_in_appointment(
+        attended, expected_version=3, by="sb-01"
+    ).version
+    service.appointments.record_attended(attended, expected_version=version, by="sb-01")
+    clock.now = local(date(2025, 1, 2), 8, 5)
+    service.appointments.record_no_show(missed, expected_version=3, by="sb-01")
+
+    with engine_for(service, views, STATISTICS) as engine:
+        engine.catch_up()
+        facts = engine.dump()[FACTS.name]
+    at = {name: index for index, name in enumerate(FACTS.schema.column_names)}
+    assert sorted((row[at["figure"]], row[at["year"]], row[at["month"]]) for row in facts) == [
+        ("appointment_no_shows", 2024, 12),
+        ("appointments_served", 2024, 12),
+    ]
+    assert yearly_report(views, OFFICE, 2024).figure("no_show_rate").value == 50.0
+    assert yearly_report(views, OFFICE, 2025).figure("no_show_rate").value is None
+    assert naive_figures(service, OFFICE, 2024)["no_show_rate"] == 50.0
+    assert naive_figures(service, OFFICE, 2025)["no_show_rate"] is None

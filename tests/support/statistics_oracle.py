@@ -77,6 +77,7 @@ def median(values: list[int]) -> float | None:
 def naive_figures(service: AkteService, office_id: str, year: int) -> dict[str, Any]:
     """Every figure of the yearly report for ``office_id`` and ``year``, counted naively."""
     offices: dict[UUID, str] = {}
+    appointment_years: dict[UUID, int] = {}
     transferred_at: dict[UUID, datetime] = {}
     procedures: dict[tuple[UUID, int], _Procedure] = {}
     inquiry_kinds: dict[tuple[UUID, int], str] = {}
@@ -103,7 +104,12 @@ def naive_figures(service: AkteService, office_id: str, year: int) -> dict[str, 
         if isinstance(event, Appointment.Event):
             if isinstance(event, Appointment.Booked):
                 offices[event.originator_id] = event.office_id
-            if offices.get(event.originator_id) != office_id or berlin_year(event.at) != year:
+                # Counted in the year of the day at the counter, not of the recording.
+                appointment_years[event.originator_id] = event.starts_at.year
+            if (
+                offices.get(event.originator_id) != office_id
+                or appointment_years[event.originator_id] != year
+            ):
                 continue
             if isinstance(event, Appointment.Attended):
                 counts["appointments_served"] += 1
