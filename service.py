@@ -133,6 +133,15 @@ def project_case(case: CaseFile | None, events: Iterable[Any]) -> CaseFile | Non
     return case
 
 
+def project_aggregate(aggregate: object, events: Iterable[Any]) -> object:
+    """Replay events onto any of our aggregates, without the library's check of each
+    event against a runtime protocol (see :func:`project_case`): appointments, claims
+    and the other aggregates the bulk writers load took 6 % of a simulation in it."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
 class _CaseCache:
     """The most recently used case files at their stored version (LRU)."""
 
@@ -1082,7 +1091,7 @@ class AkteService(Application[UUID]):
                     return pending if isinstance(pending, kind) else None
             else:
                 self._write_group_holding(aggregate_id)
-        options: dict[str, Any] = {} if projector is None else {"projector_func": projector}
+        options: dict[str, Any] = {"projector_func": projector or project_aggregate}
         with self.store_errors():
             try:
                 aggregate: object = self.repository.get(aggregate_id, version=version, **options)

@@ -13,9 +13,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Generic, ParamSpec, TypeVar
+from typing import Any, Final, Generic, ParamSpec, TypeGuard, TypeVar
 from uuid import UUID
 
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Recording
 
 from domain.acts import Act
@@ -157,3 +158,19 @@ def gives_back_unwritten_ids(command: Callable[P, R]) -> Callable[P, R]:
                 give_back([owner_id for owner_id, giver in handed_out if giver == give_back])
 
     return run
+
+
+_EVENT_CLASSES: dict[type, bool] = {}
+
+
+def is_domain_event(obj: object) -> TypeGuard[DomainEventProtocol[Any]]:
+    """``isinstance(obj, DomainEventProtocol)``, answered once per class: a check against a
+    runtime-checkable protocol walks the protocol's members on every call (typing, Python
+    3.11), and a save checks each object it is given. In a bulk simulation those checks
+    were 8 % of the time. Instances of one class all have the protocol's members or none
+    (they are the classes' properties and dataclass fields)."""
+    kind = type(obj)
+    known = _EVENT_CLASSES.get(kind)
+    if known is None:
+        known = _EVENT_CLASSES[kind] = isinstance(obj, DomainEventProtocol)
+    return known

@@ -64,7 +64,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
-from service_common import Recorded, ServiceError, StoreUnavailable
+from service_common import Recorded, ServiceError, StoreUnavailable, is_domain_event
 from service_ports import Clock, KeyRecord, NewKey, StoredAnswer, WriteOutcomes
 
 DEFAULT_KEY_RETENTION: Final = timedelta(hours=24)
@@ -450,7 +450,7 @@ def _pending_events(objs: Sequence[Any]) -> list[DomainEventProtocol[UUID]]:
     for obj in objs:
         if obj is None:
             continue
-        if isinstance(obj, DomainEventProtocol):
+        if is_domain_event(obj):
             events.append(obj)
         else:
             events.extend(getattr(obj, "pending_events", ()))

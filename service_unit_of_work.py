@@ -52,7 +52,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Notification, Recording, StoredEvent
 
-from service_common import ServiceError
+from service_common import ServiceError, is_domain_event
 
 DEFAULT_GROUP_EVENTS: Final = 5000
 """Events written per transaction: large enough that the commit no longer counts, small
@@ -149,7 +149,7 @@ class CommandGroup:
         # Refused before any event is taken off an aggregate: a held aggregate keeps its
         # pending events, so the group never hands it out as clean (a version gap).
         for obj in objs:
-            if obj is None or isinstance(obj, DomainEventProtocol):
+            if obj is None or is_domain_event(obj):
                 continue
             pending = getattr(obj, "pending_events", ())
             if pending and pending[0].originator_version == 1 and obj.id in self._batch.aggregates:
@@ -160,7 +160,7 @@ class CommandGroup:
         for obj in objs:
             if obj is None:
                 continue
-            if isinstance(obj, DomainEventProtocol):
+            if is_domain_event(obj):
                 events.append(obj)
                 continue
             events.extend(obj.collect_events())
