@@ -158,6 +158,11 @@ def fuzz_env(tmp_path: Any) -> Iterator[FuzzEnvironment]:
         env.declaration_ids.append(declaration_id)
         seeded = service.declarations.get_declaration(declaration_id).version
         env.acknowledge_declaration(declaration_id, *range(1, seeded + 1))
+    # Until the runner has built the read models, their routes answer 503 "not available
+    # yet" (right, with Retry-After, but a server error to the fuzzer): on a busy machine
+    # a list was asked for before its first build.
+    head = service.recorder.max_notification_id() or 0
+    assert read_models.wait_until(head, 60), "the read models were not built"
     yield env
     try:
         env.assert_log_holds_only_acknowledged_writes()
