@@ -31,8 +31,7 @@ from adapters.simulation.simulator import (
     simulate,
     suggested_case_cache,
 )
-from adapters.store import statistics_upkeep
-from adapters.store.statistics_upkeep import GrowingLogStatistics
+from adapters.store.statistics_upkeep import FIRST_REFRESH_EVENTS, GrowingLogStatistics
 from domain.case_file import require_code
 from domain.errors import InvalidValue
 
@@ -136,7 +135,7 @@ def _simulate(args: argparse.Namespace) -> int:
         if upkeep.problem is not None:
             print(
                 f"warning: {upkeep.problem}; this simulation runs ANALYZE itself after "
-                f"{statistics_upkeep.FIRST_REFRESH_EVENTS:,} events and each time they doubled",
+                f"{FIRST_REFRESH_EVENTS:,} events and each time they doubled",
                 file=sys.stderr,
             )
         show = simulation_progress(display)
